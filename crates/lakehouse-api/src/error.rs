@@ -1,0 +1,210 @@
+//! The one JSON error body of DESIGN.md section 6 and the table from code to HTTP status.
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error code, serialized in `snake_case` (DESIGN.md section 6).
+///
+/// [`ErrorCode::status`] is the single table from code to HTTP status; every service maps its
+/// own error enum to one of these codes and never picks a status by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Dataset name does not match `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (400).
+    InvalidName,
+    /// The multipart body has no `file` field (400).
+    MissingFile,
+    /// The CSV is not RFC 4180 / UTF-8, or a record has the wrong field count (400).
+    MalformedCsv,
+    /// The CSV has no header record (400).
+    EmptyCsv,
+    /// A header name holds a control character U+0000..U+001F (400).
+    InvalidHeader,
+    /// A query option (`mode`, `delimiter`, `null_values`, `limit`, ...) is invalid (400).
+    InvalidOption,
+    /// A request body or parameter that is not of the documented shape (400).
+    InvalidRequest,
+    /// An object key outside DESIGN.md section 6's key grammar (400).
+    InvalidKey,
+    /// A PUT body whose SHA-256 is not the one announced in `x-checksum-sha256` (400).
+    DigestMismatch,
+    /// A register request whose `schema_fingerprint` is not the one of its `schema` (400).
+    FingerprintMismatch,
+    /// A register request that names an object storaged does not hold, or holds with another
+    /// size (400).
+    InvalidObject,
+    /// Unknown dataset, version or object key (404).
+    NotFound,
+    /// The upload does not fit the dataset's registered schema (409).
+    SchemaDrift,
+    /// A create-only write (`If-None-Match: *`) to a key that exists (412).
+    AlreadyExists,
+    /// Upload larger than `max_upload_bytes` (413).
+    PayloadTooLarge,
+    /// A `Range` header that cannot be satisfied (416).
+    InvalidRange,
+    /// Too many requests in flight; retry after the `Retry-After` seconds (503).
+    Busy,
+    /// The service is shutting down or its upstream does not answer (503).
+    Unavailable,
+    /// An upstream service answered with an error the caller cannot act on (502).
+    UpstreamError,
+    /// A bug or an I/O failure on this side (500).
+    Internal,
+    /// A code this build does not know (from a newer peer); treated as 500.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// HTTP status of this code: the one table of DESIGN.md section 6.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidName
+            | ErrorCode::MissingFile
+            | ErrorCode::MalformedCsv
+            | ErrorCode::EmptyCsv
+            | ErrorCode::InvalidHeader
+            | ErrorCode::InvalidOption
+            | ErrorCode::InvalidRequest
+            | ErrorCode::InvalidKey
+            | ErrorCode::DigestMismatch
+            | ErrorCode::FingerprintMismatch
+            | ErrorCode::InvalidObject => StatusCode::BAD_REQUEST,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::SchemaDrift => StatusCode::CONFLICT,
+            ErrorCode::AlreadyExists => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorCode::Busy | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
+            ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `snake_case` wire name, as in the JSON body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::MissingFile => "missing_file",
+            ErrorCode::MalformedCsv => "malformed_csv",
+            ErrorCode::EmptyCsv => "empty_csv",
+            ErrorCode::InvalidHeader => "invalid_header",
+            ErrorCode::InvalidOption => "invalid_option",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidKey => "invalid_key",
+            ErrorCode::DigestMismatch => "digest_mismatch",
+            ErrorCode::FingerprintMismatch => "fingerprint_mismatch",
+            ErrorCode::InvalidObject => "invalid_object",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::SchemaDrift => "schema_drift",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::InvalidRange => "invalid_range",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `{"error": {...}}`: the body of every non-2xx answer of the three services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error itself.
+    pub error: ErrorInfo,
+}
+
+/// Inside [`ErrorBody`]: what went wrong and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Machine-readable code; decides the HTTP status.
+    pub code: ErrorCode,
+    /// Human text: what went wrong and where (line, column, key, ...).
+    pub message: String,
+    /// Structured facts about the error, always a JSON object (`{}` when there are none):
+    /// `line` and `column` for CSV errors, the diff for `schema_drift`, and so on.
+    #[serde(default = "empty_object")]
+    pub details: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+impl ErrorBody {
+    /// An error body with empty `details`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::with_details(code, message, empty_object())
+    }
+
+    /// An error body with the given `details` (a JSON object; anything else is wrapped as
+    /// `{"value": ...}` so the body keeps its shape).
+    pub fn with_details(
+        code: ErrorCode,
+        message: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        let details = match details {
+            serde_json::Value::Object(_) => details,
+            serde_json::Value::Null => empty_object(),
+            other => serde_json::json!({ "value": other }),
+        };
+        ErrorBody {
+            error: ErrorInfo {
+                code,
+                message: message.into(),
+                details,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_wire_names() {
+        for code in [
+            ErrorCode::InvalidName,
+            ErrorCode::MalformedCsv,
+            ErrorCode::SchemaDrift,
+            ErrorCode::AlreadyExists,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UpstreamError,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ErrorCode = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, code);
+        }
+    }
+
+    #[test]
+    fn unknown_code_from_a_newer_peer_is_a_500() {
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"error":{"code":"brand_new","message":"x"}}"#).unwrap();
+        assert_eq!(body.error.code, ErrorCode::Unknown);
+        assert_eq!(body.error.code.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.error.details.is_object());
+    }
+
+    #[test]
+    fn error_table_gives_the_statuses_of_design_section_6() {
+        assert_eq!(ErrorCode::SchemaDrift.status(), StatusCode::CONFLICT);
+        assert_eq!(ErrorCode::MalformedCsv.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ErrorCode::PayloadTooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(ErrorCode::AlreadyExists.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(ErrorCode::NotFound.status(), StatusCode::NOT_FOUND);
+        assert_eq!(ErrorCode::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,0 +1,29 @@
+//! Wire contract of the lakehouse trio (DESIGN.md sections 4 and 6).
+//!
+//! Everything that crosses a process boundary is defined here once and used by both the
+//! servers and their clients: the JSON error body and its [`ErrorCode`] table, the validated
+//! names ([`DatasetName`], [`ObjectKey`], [`Sha256Digest`]), the Arrow schema as the catalog
+//! records it ([`Schema`], [`ColumnType`]) with its fingerprint, the manifest and the request
+//! and response bodies of the three services.
+//!
+//! This crate does no I/O and knows nothing of HTTP servers or clients: only serde, the `http`
+//! status codes of the error table and SHA-256 for the schema fingerprint.
+
+mod error;
+mod manifest;
+mod names;
+mod schema;
+
+pub use error::{ErrorBody, ErrorCode, ErrorInfo};
+pub use manifest::{
+    ColumnChange, CsvOptions, DatasetListResponse, DatasetSummary, IngestMode, IngestResponse,
+    ListObjectsResponse, Manifest, ObjectInfo, ObjectRef, RegisterVersionRequest,
+    RegisterVersionResponse, SchemaDriftDetails, Source, VersionListResponse, VersionSummary,
+    INFERENCE_VERSION,
+};
+pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
+pub use schema::{ColumnType, Field, Schema, fingerprint_of_pairs};
+
+/// Header that makes a storaged PUT verify the body's SHA-256 (lowercase hex), DESIGN.md
+/// section 6.
+pub const CHECKSUM_HEADER: &str = "x-checksum-sha256";

@@ -1,0 +1,2 @@
+//! catalogd binary
+fn main() {}

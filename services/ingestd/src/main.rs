@@ -1,0 +1,2 @@
+//! ingestd binary
+fn main() {}

@@ -1,0 +1,2 @@
+//! storaged binary
+fn main() {}
