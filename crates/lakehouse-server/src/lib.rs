@@ -1,1 +1,24 @@
-//! placeholder
+//! Shared plumbing of the three services: configuration (file + environment), tracing,
+//! the shutdown signal, `serve(listener, router, shutdown)`, the JSON error response and the
+//! common layer stack (request ids, tracing spans, JSON fallbacks).
+//!
+//! Not for domain logic: a service's handlers, state and error enum live in the service.
+
+pub mod config;
+mod error;
+mod serve;
+mod telemetry;
+
+pub use error::{ApiError, ApiJson, ApiQuery};
+pub use serve::{common_layers, healthz, serve, shutdown_signal};
+pub use telemetry::init_tracing;
+
+/// Command line shared by the three binaries.
+#[derive(Debug, clap::Parser)]
+pub struct Cli {
+    /// TOML config file (DESIGN.md section 7). Defaults to `config/lakehouse.toml` when that
+    /// file exists, else the built-in defaults; `LAKEHOUSE_<SECTION>__<KEY>` variables win over
+    /// both.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<std::path::PathBuf>,
+}

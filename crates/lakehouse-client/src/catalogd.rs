@@ -1,0 +1,62 @@
+//! Client of catalogd's dataset API.
+
+use crate::{Result, http_client, json, send};
+use lakehouse_api::{DatasetName, Manifest, RegisterVersionRequest, RegisterVersionResponse};
+
+/// Client of catalogd (`/datasets`), cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CatalogdClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl CatalogdClient {
+    /// A client of the catalogd at `base_url` (`http://127.0.0.1:8082`).
+    ///
+    /// # Errors
+    /// [`crate::ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
+    pub fn new(base_url: &str) -> Result<Self> {
+        Ok(CatalogdClient {
+            http: http_client(),
+            base: crate::base_url(base_url)?,
+        })
+    }
+
+    /// `GET /datasets/{name}`: the latest manifest, or `None` for an unknown dataset.
+    ///
+    /// # Errors
+    /// catalogd's error answers other than 404; transport and decode errors.
+    pub async fn latest(&self, name: &DatasetName) -> Result<Option<Manifest>> {
+        let url = format!("{}/datasets/{}", self.base, name.as_str());
+        match send(self.http.get(&url), &url, &[]).await {
+            Ok(response) => json(response, &url).await.map(Some),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `POST /datasets/{name}/versions`: registers a new version (or finds it existing).
+    ///
+    /// # Errors
+    /// [`crate::ClientError::Remote`] with `schema_drift` (409), `fingerprint_mismatch` or
+    /// `invalid_object` (400), ...; transport and decode errors.
+    pub async fn register(
+        &self,
+        name: &DatasetName,
+        request: &RegisterVersionRequest,
+    ) -> Result<RegisterVersionResponse> {
+        let url = format!("{}/datasets/{}/versions", self.base, name.as_str());
+        let response = send(self.http.post(&url).json(request), &url, &[]).await?;
+        json(response, &url).await
+    }
+
+    /// `GET /readyz`: Ok when catalogd answers 200.
+    ///
+    /// # Errors
+    /// Transport errors or the 503 answer.
+    pub async fn ready(&self) -> Result<()> {
+        let url = format!("{}/readyz", self.base);
+        send(self.http.get(&url), &url, &[]).await.map(drop)
+    }
+}
+

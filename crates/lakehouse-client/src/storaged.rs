@@ -1,0 +1,187 @@
+//! Client of storaged's object API.
+
+use crate::{ClientError, Result, http_client, json, send};
+use bytes::Bytes;
+use lakehouse_api::{CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, Sha256Digest};
+use reqwest::header;
+
+/// Client of storaged (`/objects`), cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StoragedClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// How a PUT should behave.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Send `If-None-Match: *`: fail with [`PutOutcome::AlreadyExists`] if the key exists.
+    pub create_only: bool,
+    /// Send `x-checksum-sha256`: storaged refuses the body (400 `digest_mismatch`) unless its
+    /// SHA-256 is this.
+    pub sha256: Option<Sha256Digest>,
+}
+
+/// Result of a PUT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// 201: the object was written.
+    Created,
+    /// 412 on a create-only PUT: the key already exists and nothing was written.
+    AlreadyExists,
+}
+
+/// What `HEAD /objects/{key}` tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// Size in bytes (`Content-Length`).
+    pub size: u64,
+    /// `ETag`, when sent.
+    pub etag: Option<String>,
+}
+
+impl StoragedClient {
+    /// A client of the storaged at `base_url` (`http://127.0.0.1:8083`).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
+    pub fn new(base_url: &str) -> Result<Self> {
+        Ok(StoragedClient {
+            http: http_client(),
+            base: crate::base_url(base_url)?,
+        })
+    }
+
+    /// The base URL (no trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn object_url(&self, key: &ObjectKey) -> String {
+        format!("{}/objects/{}", self.base, key.as_str())
+    }
+
+    /// `PUT /objects/{key}` with an in-memory body (small objects such as manifests).
+    ///
+    /// # Errors
+    /// [`ClientError::Remote`] for storaged's error answers (400 `digest_mismatch`, ...),
+    /// [`ClientError::Transport`] when storaged does not answer.
+    pub async fn put_bytes(
+        &self,
+        key: &ObjectKey,
+        body: Bytes,
+        options: &PutOptions,
+    ) -> Result<PutOutcome> {
+        let length = body.len() as u64;
+        self.put(key, reqwest::Body::from(body), length, options).await
+    }
+
+    /// `PUT /objects/{key}` streaming `body` of `length` bytes (sent as `Content-Length`), so
+    /// a large object never sits in memory.
+    ///
+    /// # Errors
+    /// As [`StoragedClient::put_bytes`].
+    pub async fn put(
+        &self,
+        key: &ObjectKey,
+        body: reqwest::Body,
+        length: u64,
+        options: &PutOptions,
+    ) -> Result<PutOutcome> {
+        let url = self.object_url(key);
+        let mut request = self
+            .http
+            .put(&url)
+            .header(header::CONTENT_LENGTH, length)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        if options.create_only {
+            request = request.header(header::IF_NONE_MATCH, "*");
+        }
+        if let Some(sha) = &options.sha256 {
+            request = request.header(CHECKSUM_HEADER, sha.as_str());
+        }
+        let accept: &[u16] = if options.create_only { &[412] } else { &[] };
+        let response = send(request, &url, accept).await?;
+        Ok(if response.status().as_u16() == 412 {
+            PutOutcome::AlreadyExists
+        } else {
+            PutOutcome::Created
+        })
+    }
+
+    /// `GET /objects/{key}` read whole into memory (manifests; not for Parquet objects).
+    ///
+    /// # Errors
+    /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
+    pub async fn get_bytes(&self, key: &ObjectKey) -> Result<Bytes> {
+        let url = self.object_url(key);
+        let response = send(self.http.get(&url), &url, &[]).await?;
+        response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })
+    }
+
+    /// `HEAD /objects/{key}`.
+    ///
+    /// # Errors
+    /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
+    pub async fn head(&self, key: &ObjectKey) -> Result<ObjectHead> {
+        let url = self.object_url(key);
+        let response = send(self.http.head(&url), &url, &[]).await?;
+        let headers = response.headers();
+        let size = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let etag = headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(ObjectHead { size, etag })
+    }
+
+    /// `DELETE /objects/{key}`.
+    ///
+    /// # Errors
+    /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
+    pub async fn delete(&self, key: &ObjectKey) -> Result<()> {
+        let url = self.object_url(key);
+        send(self.http.delete(&url), &url, &[]).await.map(drop)
+    }
+
+    /// One page of `GET /objects?prefix=&start_after=&limit=`: keys with the string prefix
+    /// `prefix`, ascending, after `start_after`.
+    ///
+    /// # Errors
+    /// Storaged's error answers; transport errors; [`ClientError::Decode`].
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<ListObjectsResponse> {
+        let url = format!("{}/objects", self.base);
+        let mut query: Vec<(&str, String)> = vec![("prefix", prefix.to_owned())];
+        if let Some(after) = start_after {
+            query.push(("start_after", after.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        let response = send(self.http.get(&url).query(&query), &url, &[]).await?;
+        json(response, &url).await
+    }
+
+    /// `GET /readyz`: Ok when storaged answers 200.
+    ///
+    /// # Errors
+    /// Transport errors or the 503 answer.
+    pub async fn ready(&self) -> Result<()> {
+        let url = format!("{}/readyz", self.base);
+        send(self.http.get(&url), &url, &[]).await.map(drop)
+    }
+}
+
