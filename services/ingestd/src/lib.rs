@@ -1,1 +1,135 @@
-//! placeholder
+//! ingestd: the upload side of the lakehouse (DESIGN.md sections 1 and 6).
+//!
+//! `POST /ingest` streams a multipart CSV to a spool file (hashing it on the way), infers its
+//! schema over the whole file (or checks it against the dataset's registered schema), writes
+//! Snappy Parquet to a second spool file, PUTs that to storaged under its content-addressed
+//! key and registers the new version with catalogd. ingestd holds no state of its own: the
+//! spool directory only holds files of requests in flight.
+
+mod error;
+mod ingest;
+mod routes;
+mod spool;
+
+pub use error::IngestError;
+
+use lakehouse_client::{CatalogdClient, StoragedClient};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// The `[ingestd]` section of `config/lakehouse.toml` (DESIGN.md section 7); every key can be
+/// overridden as `LAKEHOUSE_INGESTD__<KEY>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port (logged as `listening on ...`).
+    pub bind: String,
+    /// Base URL of storaged.
+    pub storaged_url: String,
+    /// Base URL of catalogd.
+    pub catalogd_url: String,
+    /// Directory of the spool files (uploaded CSV and encoded Parquet of requests in flight).
+    /// Needs free space of about twice the largest upload per concurrent ingest.
+    pub spool_dir: PathBuf,
+    /// Largest CSV accepted, in bytes; an upload past it is a 413 as soon as the cap is crossed.
+    pub max_upload_bytes: u64,
+    /// Ingests in flight at once; one more is answered 503 `busy` at once. Each ingest uses
+    /// about one CPU core and a bounded amount of memory (one row group).
+    pub max_concurrent_ingests: usize,
+    /// `Retry-After` of the 503 `busy` answer, seconds.
+    pub retry_after_secs: u64,
+    /// After SIGTERM, in-flight ingests get this long to finish, milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8081".into(),
+            storaged_url: "http://127.0.0.1:8083".into(),
+            catalogd_url: "http://127.0.0.1:8082".into(),
+            spool_dir: PathBuf::from("data/spool"),
+            max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            max_concurrent_ingests: 4,
+            retry_after_secs: 1,
+            shutdown_grace_ms: 60_000,
+        }
+    }
+}
+
+/// Shared state of the handlers: config, upstream clients and the ingest slots.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    storaged: StoragedClient,
+    catalogd: CatalogdClient,
+    slots: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// Builds the state: creates `spool_dir` and removes spool files left by a crash.
+    ///
+    /// # Errors
+    /// An invalid upstream URL, or a spool directory that cannot be created or read.
+    pub fn new(config: Config) -> anyhow::Result<Self> {
+        let storaged = StoragedClient::new(&config.storaged_url)?;
+        let catalogd = CatalogdClient::new(&config.catalogd_url)?;
+        spool::prepare_dir(&config.spool_dir)?;
+        let slots = Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1)));
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                storaged,
+                catalogd,
+                slots,
+            }),
+        })
+    }
+
+    fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+/// The HTTP routes of DESIGN.md section 6 with the common layers.
+pub fn router(state: AppState) -> axum::Router {
+    lakehouse_server::common_layers(routes::router(state))
+}
+
+/// Serves `state` on `listener` until `shutdown` completes; in-flight ingests then get
+/// `shutdown_grace_ms` to finish.
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = Duration::from_millis(state.config().shutdown_grace_ms);
+    lakehouse_server::serve(listener, router(state), shutdown, grace).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakehouse_server::config::{CHECKED_IN_CONFIG, file_section_and_defaults};
+
+    #[test]
+    fn defaults_equal_the_checked_in_config_file() {
+        let (file, defaults) =
+            file_section_and_defaults::<Config>(std::path::Path::new(CHECKED_IN_CONFIG), "ingestd")
+                .unwrap();
+        assert_eq!(file, defaults);
+    }
+}

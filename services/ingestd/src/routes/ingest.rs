@@ -1,0 +1,108 @@
+//! `POST /ingest?name=&mode=&delimiter=&null_values=` (DESIGN.md section 6).
+
+use crate::ingest::{IngestRequest, ingest};
+use crate::{AppState, IngestError, spool};
+use axum::Json;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use futures::TryStreamExt;
+use lakehouse_api::{CsvOptions, DatasetName, IngestMode, IngestResponse};
+use lakehouse_server::{ApiError, ApiQuery};
+use serde::Deserialize;
+use std::time::Instant;
+
+/// Room for the multipart framing around the file when checking `Content-Length`, bytes.
+const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
+
+/// Query parameters of `POST /ingest`, as sent (validated by [`IngestParams::validate`]).
+#[derive(Debug, Deserialize)]
+pub struct IngestParams {
+    name: Option<String>,
+    mode: Option<String>,
+    delimiter: Option<String>,
+    null_values: Option<String>,
+}
+
+impl IngestParams {
+    fn validate(self) -> Result<IngestRequest, IngestError> {
+        let name = DatasetName::new(self.name.unwrap_or_default())?;
+        let mode = match self.mode.as_deref() {
+            None | Some("replace") => IngestMode::Replace,
+            Some("append") => IngestMode::Append,
+            Some(other) => {
+                return Err(IngestError::InvalidOption {
+                    option: "mode",
+                    reason: format!("{other:?} is not `replace` or `append`"),
+                });
+            }
+        };
+        let delimiter = self
+            .delimiter
+            .map(|d| CsvOptions::parse_delimiter(&d))
+            .transpose()
+            .map_err(|reason| IngestError::InvalidOption {
+                option: "delimiter",
+                reason,
+            })?;
+        let null_values = self.null_values.map(|v| CsvOptions::parse_null_values(&v));
+        Ok(IngestRequest {
+            name,
+            mode,
+            delimiter,
+            null_values,
+            filename: None,
+        })
+    }
+}
+
+/// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
+/// `busy` when none is free), spools the `file` field and runs the pipeline.
+pub async fn ingest_post(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<IngestParams>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let mut request = params.validate()?;
+    let config = state.config();
+    let _slot = state.inner.slots.clone().try_acquire_owned().map_err(|_| {
+        IngestError::Busy {
+            retry_after_secs: config.retry_after_secs,
+        }
+    })?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD_BYTES)) {
+        return Err(IngestError::TooLarge {
+            limit_bytes: config.max_upload_bytes,
+        }
+        .into());
+    }
+    let mut multipart = multipart.map_err(|rejection| IngestError::MissingFile {
+        reason: format!("the body is not multipart/form-data ({})", rejection.body_text()),
+    })?;
+
+    let started = Instant::now();
+    let upload = loop {
+        let field = multipart.next_field().await.map_err(|e| IngestError::BadUpload {
+            reason: e.body_text(),
+        })?;
+        let Some(field) = field else {
+            return Err(IngestError::MissingFile {
+                reason: "the multipart body has no field named `file`".into(),
+            }
+            .into());
+        };
+        if field.name() != Some("file") {
+            continue;
+        }
+        request.filename = field.file_name().map(str::to_owned);
+        let chunks = field.map_err(|e| e.body_text());
+        break spool::receive(&config.spool_dir, Box::pin(chunks), config.max_upload_bytes).await?;
+    };
+    let receive_ms = started.elapsed().as_millis();
+    Ok(Json(ingest(&state, request, upload, receive_ms).await?))
+}

@@ -1,0 +1,23 @@
+//! HTTP routes of ingestd (DESIGN.md section 6).
+
+mod health;
+mod ingest;
+
+use crate::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+/// `POST /ingest`, `GET /healthz`, `GET /readyz`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/ingest",
+            // The upload cap is enforced while streaming (max_upload_bytes), not by axum's
+            // default 2 MB body limit.
+            post(ingest::ingest_post).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/healthz", get(lakehouse_server::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
+}

@@ -1,0 +1,94 @@
+//! The disk spool: uploads are streamed to files here, never held in memory (DESIGN.md
+//! section 2, invariant 5).
+
+use crate::IngestError;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use lakehouse_api::Sha256Digest;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use tempfile::NamedTempFile;
+use tokio::io::AsyncWriteExt;
+
+/// Prefix of every spool file, so a restart can find and remove crash leftovers.
+const SPOOL_PREFIX: &str = "lakehouse-spool-";
+
+/// Write buffer of the spool file, bytes.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// Creates `dir` and removes spool files a crashed ingestd left there.
+///
+/// # Errors
+/// When the directory cannot be created or listed.
+pub fn prepare_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(SPOOL_PREFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// A new spool file in `dir`, removed when the returned handle is dropped (whatever the
+/// outcome of the request).
+///
+/// # Errors
+/// When the file cannot be created.
+pub fn new_file(dir: &Path, suffix: &str) -> Result<NamedTempFile, IngestError> {
+    tempfile::Builder::new()
+        .prefix(SPOOL_PREFIX)
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .map_err(IngestError::Spool)
+}
+
+/// An upload on disk: the spool file, its size and SHA-256.
+#[derive(Debug)]
+pub struct Spooled {
+    /// The spool file (removed on drop).
+    pub file: NamedTempFile,
+    /// Bytes written.
+    pub size_bytes: u64,
+    /// SHA-256 of those bytes.
+    pub sha256: Sha256Digest,
+}
+
+/// Streams `chunks` into a new spool file in `dir`, hashing on the way.
+///
+/// # Errors
+/// [`IngestError::TooLarge`] as soon as more than `max_bytes` arrive (the file is removed),
+/// [`IngestError::BadUpload`] when the stream fails (client gone, malformed multipart),
+/// [`IngestError::Spool`] on disk errors.
+pub async fn receive<S, E>(dir: &Path, mut chunks: S, max_bytes: u64) -> Result<Spooled, IngestError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let file = new_file(dir, ".csv")?;
+    let std_file = file.reopen().map_err(IngestError::Spool)?;
+    let mut writer =
+        tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, tokio::fs::File::from_std(std_file));
+    let mut hasher = Sha256::new();
+    let mut size_bytes = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| IngestError::BadUpload {
+            reason: e.to_string(),
+        })?;
+        size_bytes += chunk.len() as u64;
+        if size_bytes > max_bytes {
+            return Err(IngestError::TooLarge {
+                limit_bytes: max_bytes,
+            });
+        }
+        hasher.update(&chunk);
+        writer.write_all(&chunk).await.map_err(IngestError::Spool)?;
+    }
+    writer.flush().await.map_err(IngestError::Spool)?;
+    Ok(Spooled {
+        file,
+        size_bytes,
+        sha256: Sha256Digest::from_bytes(hasher.finalize().into()),
+    })
+}

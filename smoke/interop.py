@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Interop test: every Parquet object the catalog references is read back with pyarrow and
+with DuckDB, and every value is compared with the CSV it was made from.
+
+    interop.py CATALOGD_URL STORAGED_URL CSV_DIR
+
+The CSV of an object is found by the SHA-256 the manifest records in `source.csv_sha256`
+(the last object of each version is that version's upload); CSV_DIR holds the uploaded
+files (the smoke run's SMOKE_WORK_DIR). Expected values are computed here, independently of
+the Rust converter, from the CSV text and the type the manifest gives each column
+(DESIGN.md section 3). Prints one PASS/FAIL line per object and reader, then
+"N passed, M failed"; exits 1 on any failure.
+"""
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+import urllib.request
+
+import duckdb
+import pyarrow.parquet as pq
+
+DUCKDB_TYPES = {
+    "bool": "BOOLEAN",
+    "int64": "BIGINT",
+    "float64": "DOUBLE",
+    "date32": "DATE",
+    "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE",
+    "timestamp[us]": "TIMESTAMP",
+    "utf8": "VARCHAR",
+}
+
+
+def get_json(url):
+    with urllib.request.urlopen(url) as response:
+        return json.load(response)
+
+
+def expected_value(text, type_name, null_values):
+    if text == "" or text in null_values:
+        return None
+    if type_name == "bool":
+        return text.lower() == "true"
+    if type_name == "int64":
+        return int(text)
+    if type_name == "float64":
+        return float(text)
+    if type_name == "date32":
+        return dt.date.fromisoformat(text)
+    if type_name == "timestamp[us, tz=UTC]":
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
+    if type_name == "timestamp[us]":
+        return dt.datetime.fromisoformat(text)
+    return text
+
+
+def same(a, b):
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    return a == b
+
+
+def expected_rows(csv_path, manifest):
+    options = manifest["options"]
+    nulls = set(options.get("null_values", []))
+    types = [f["type"] for f in manifest["schema"]["fields"]]
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=options["delimiter"])
+        next(reader)
+        for record in reader:
+            if not record:
+                continue
+            yield tuple(expected_value(v, t, nulls) for v, t in zip(record, types))
+
+
+def compare(name, expected, actual):
+    """Returns None when equal, else a message naming the first differing row and column."""
+    count = 0
+    for row_index, (want, got) in enumerate(zip(expected, actual)):
+        count += 1
+        if len(want) != len(got):
+            return f"row {row_index}: {len(got)} columns, want {len(want)}"
+        for column, (w, g) in enumerate(zip(want, got)):
+            if not same(w, g):
+                return f"row {row_index} column {name[column]}: got {g!r}, want {w!r}"
+    return None if count > 0 else "no rows compared"
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    catalogd, storaged, csv_dir = sys.argv[1].rstrip("/"), sys.argv[2].rstrip("/"), sys.argv[3]
+    csv_by_sha = {}
+    for entry in os.listdir(csv_dir):
+        path = os.path.join(csv_dir, entry)
+        if entry.endswith(".csv") and os.path.isfile(path):
+            with open(path, "rb") as f:
+                csv_by_sha[hashlib.sha256(f.read()).hexdigest()] = path
+
+    passed = failed = 0
+
+    def result(label, error):
+        nonlocal passed, failed
+        if error is None:
+            print(f"PASS {label}")
+            passed += 1
+        else:
+            print(f"FAIL {label}: {error}")
+            failed += 1
+
+    checked = set()
+    cursor = None
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    with tempfile.TemporaryDirectory() as tmp:
+        while True:
+            url = f"{catalogd}/datasets?limit=100" + (f"&cursor={cursor}" if cursor else "")
+            page = get_json(url)
+            for dataset in page["datasets"]:
+                name = dataset["name"]
+                versions = get_json(f"{catalogd}/datasets/{name}/versions")["versions"]
+                for summary in versions:
+                    manifest = get_json(f"{catalogd}/datasets/{name}/versions/{summary['version']}")
+                    obj = manifest["objects"][-1]
+                    if obj["key"] in checked:
+                        continue
+                    checked.add(obj["key"])
+                    csv_path = csv_by_sha.get((manifest.get("source") or {}).get("csv_sha256"))
+                    label = f"{name} v{manifest['version']} {obj['key'].rsplit('/', 1)[-1][:12]}"
+                    if csv_path is None:
+                        result(label, "its source CSV is not in " + csv_dir)
+                        continue
+                    local = os.path.join(tmp, obj["sha256"] + ".parquet")
+                    urllib.request.urlretrieve(f"{storaged}/objects/{obj['key']}", local)
+                    with open(local, "rb") as f:
+                        digest = hashlib.sha256(f.read()).hexdigest()
+                    result(f"{label} bytes hash to the key", None if digest == obj["sha256"] else digest)
+                    names = [f["name"] for f in manifest["schema"]["fields"]]
+                    types = [f["type"] for f in manifest["schema"]["fields"]]
+
+                    table = pq.read_table(local)
+                    error = None
+                    if table.num_rows != obj["row_count"]:
+                        error = f"{table.num_rows} rows, manifest says {obj['row_count']}"
+                    elif table.column_names != names:
+                        error = f"columns {table.column_names}, want {names}"
+                    else:
+                        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+                        error = compare(names, expected_rows(csv_path, manifest), zip(*columns))
+                    result(f"{label} pyarrow ({table.num_rows} rows, {os.path.basename(csv_path)})", error)
+
+                    described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{local}')").fetchall()
+                    got_types = [row[1] for row in described]
+                    want_types = [DUCKDB_TYPES[t] for t in types]
+                    if got_types != want_types:
+                        result(f"{label} duckdb types", f"{got_types}, want {want_types}")
+                        continue
+                    rows = con.execute(f"SELECT * FROM read_parquet('{local}')").fetchall()
+                    error = None if len(rows) == obj["row_count"] else f"{len(rows)} rows"
+                    error = error or compare(names, expected_rows(csv_path, manifest), rows)
+                    result(f"{label} duckdb ({len(rows)} rows)", error)
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+    if passed + failed == 0:
+        print("FAIL no objects found in the catalog")
+        failed += 1
+    print(f"interop: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
