@@ -1,1 +1,23 @@
-//! placeholder
+//! The catalog's domain logic (DESIGN.md sections 2 and 6): versioned manifests, the
+//! in-memory index that serves lookups, the schema drift check and the commit protocol that
+//! makes `register` the one atomic, race-safe gate of a dataset.
+//!
+//! The catalog runs over a [`ManifestStore`]: create-only puts, gets, listings and object
+//! sizes. catalogd implements it over storaged's HTTP client; [`MemoryStore`] implements it in
+//! memory for tests. Every version is an immutable object
+//! `_catalog/datasets/<name>/<version as 20 digits>.json`, written create-only, so the store is
+//! the one source of truth and the index can always be rebuilt from it
+//! ([`Catalog::open`]).
+//!
+//! Not here: HTTP (routes, status codes, clients) and anything about CSV or Parquet bytes.
+
+mod catalog;
+mod error;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+pub use catalog::{Catalog, MAX_COMMIT_ATTEMPTS, RegisterOutcome, manifest_prefix};
+pub use error::{CatalogError, Result, StoreError, error_chain};
+pub use store::{ManifestStore, MemoryStore, PutOutcome};

@@ -1,2 +1,29 @@
-//! catalogd binary
-fn main() {}
+//! The `catalogd` binary: config, tracing, bind, open the catalog, serve until SIGTERM.
+
+use anyhow::Context;
+use catalogd::{AppState, Config, STORAGED_WAIT};
+use clap::Parser;
+use lakehouse_server::{Cli, config, init_tracing, shutdown_signal};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config: Config = config::load(cli.config.as_deref(), "catalogd")?;
+    init_tracing();
+    tracing::info!(?config, "starting catalogd");
+    let listener = TcpListener::bind(&config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let catalog = catalogd::open_catalog(&config.storaged_url, STORAGED_WAIT)
+        .await
+        .map_err(|error| {
+            let chain = lakehouse_catalog::error_chain(&error);
+            tracing::error!(error = %chain, "cannot start");
+            anyhow::anyhow!(chain)
+        })?;
+    let state = AppState::new(catalog, &config);
+    catalogd::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("catalogd stopped");
+    Ok(())
+}

@@ -1,1 +1,192 @@
-//! placeholder
+//! storaged: the HTTP front of `object_store` (DESIGN.md section 6).
+//!
+//! It stores opaque objects under validated keys, streams bodies both ways with bounded
+//! memory, makes writes atomic (create-only with `If-None-Match: *`, verified with
+//! `x-checksum-sha256`) and durable (fsynced on the local backend before the 201), and lists
+//! keys in byte order with string-prefix semantics. It knows nothing about datasets,
+//! manifests or Parquet: ingestd and catalogd give the keys their meaning.
+//!
+//! The binary is a thin `main`; tests start the real service through [`run`] or the binary on
+//! port 0.
+
+pub mod error;
+pub mod routes;
+pub mod store;
+
+pub use error::StoragedError;
+pub use store::{Backend, ObjectPutResponse, Store};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The `[storaged]` section of `config/lakehouse.toml` (DESIGN.md section 7); every key can
+/// also be set as `LAKEHOUSE_STORAGED__<KEY>`. The defaults equal the checked-in file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on, `ip:port`. Port 0 picks a free port (logged as
+    /// `listening on <ip>:<port>`). Default `127.0.0.1:8083`: loopback only; bind a public
+    /// address only behind a trusted network, as storaged has no authentication.
+    pub bind: String,
+    /// Storage backend: `local` (a directory, durable, the default) or `memory` (lost at exit,
+    /// for tests). An `s3` backend is planned.
+    pub backend: Backend,
+    /// Directory of the `local` backend, relative to the working directory; created when
+    /// missing. Default `data/objects`. Must be on one file system (renames are hard links).
+    pub root: PathBuf,
+    /// Milliseconds in-flight requests get to finish after SIGTERM before the process exits
+    /// anyway. Default 30000: long enough for a large upload on a LAN; longer delays restarts.
+    pub shutdown_grace_ms: u64,
+    /// Milliseconds a non-streaming request (HEAD, DELETE, LIST, readyz, and a GET up to its
+    /// first byte) may take before a 503 `unavailable`. PUT bodies and GET bodies are never cut
+    /// by it. Default 30000: generous for a slow disk; lower fails faster on a hung backend.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:8083".into(),
+            backend: Backend::Local,
+            root: PathBuf::from("data/objects"),
+            shutdown_grace_ms: 30_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Shared state of the handlers: the store and the limits from [`Config`].
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The object store with storaged's invariants on top.
+    pub store: Store,
+    /// Limit of non-streaming requests ([`Config::request_timeout_ms`]).
+    pub request_timeout: Duration,
+    /// Grace after SIGTERM ([`Config::shutdown_grace_ms`]).
+    pub shutdown_grace: Duration,
+}
+
+impl AppState {
+    /// Opens the configured backend (creating the local root, removing staging debris of an
+    /// earlier crash).
+    ///
+    /// # Errors
+    /// What [`Store::open`] returns.
+    pub async fn open(config: &Config) -> Result<AppState, StoragedError> {
+        Ok(AppState {
+            store: Store::open(config.backend, &config.root).await?,
+            request_timeout: Duration::from_millis(config.request_timeout_ms),
+            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+        })
+    }
+}
+
+/// The storaged router (DESIGN.md section 6): `/objects`, `/objects/{*key}`, `/healthz`,
+/// `/readyz`, inside [`lakehouse_server::common_layers`].
+///
+/// Every route except PUT is under the request timeout; the timeout covers producing the
+/// response head, so a GET body streams for as long as it needs.
+pub fn router(state: AppState) -> Router {
+    let timeout = axum::middleware::from_fn_with_state(state.request_timeout, request_timeout);
+    use routes::objects::{object_delete, object_get, object_head, object_put, objects_list};
+    let routes = Router::new()
+        .route("/objects", get(objects_list).route_layer(timeout.clone()))
+        .route(
+            "/objects/{*key}",
+            get(object_get)
+                .head(object_head)
+                .delete(object_delete)
+                .route_layer(timeout.clone())
+                .put(object_put),
+        )
+        .route("/readyz", get(routes::health::readyz).route_layer(timeout))
+        .route("/healthz", get(lakehouse_server::healthz))
+        .with_state(state);
+    lakehouse_server::common_layers(routes)
+}
+
+/// Fails a request whose response head is not ready within `limit` with 503 `unavailable`.
+async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => StoragedError::Timeout {
+            timeout_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+        }
+        .into_response(),
+    }
+}
+
+/// Serves storaged on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish within [`AppState::shutdown_grace`].
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = state.shutdown_grace;
+    lakehouse_server::serve(listener, router(state), shutdown, grace).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+
+    const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/lakehouse.toml");
+
+    #[test]
+    fn defaults_equal_the_checked_in_config() {
+        let figment = Figment::from(Toml::file_exact(CHECKED_IN));
+        let from_file: Config = figment.extract_inner("storaged").unwrap();
+        assert_eq!(from_file, Config::default());
+        // Every field is spelled out in the file, not filled in by `#[serde(default)]`.
+        let section = figment.find_value("storaged").unwrap();
+        let mut in_file: Vec<String> = section.into_dict().unwrap().into_keys().collect();
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut fields: Vec<String> = defaults.as_object().unwrap().keys().cloned().collect();
+        in_file.sort();
+        fields.sort();
+        assert_eq!(in_file, fields);
+    }
+
+    #[tokio::test]
+    async fn slow_requests_get_a_503_json_answer() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let limit = Duration::from_millis(20);
+        let app = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            })
+            .route_layer(axum::middleware::from_fn_with_state(limit, request_timeout)),
+        );
+        let request = axum::http::Request::get("/slow")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(body["error"]["details"]["timeout_ms"], 20);
+    }
+}

@@ -1,2 +1,26 @@
-//! storaged binary
-fn main() {}
+//! The `storaged` binary: parse the command line, load the `[storaged]` config, open the
+//! store, bind, serve until SIGTERM (DESIGN.md sections 6 and 7).
+
+use anyhow::Context;
+use clap::Parser;
+use lakehouse_server::{Cli, config, init_tracing, shutdown_signal};
+use storaged::{AppState, Config};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let config: Config = config::load(cli.config.as_deref(), "storaged")?;
+    tracing::info!(?config, "starting storaged");
+    // Open the store before binding: once `listening on` is logged, requests can be served.
+    let state = AppState::open(&config)
+        .await
+        .context("cannot open the object store")?;
+    let listener = TcpListener::bind(&config.bind)
+        .await
+        .with_context(|| format!("cannot bind {}", config.bind))?;
+    storaged::run(listener, state, shutdown_signal()).await?;
+    tracing::info!("storaged stopped");
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! The catalog: an in-memory index over the store's manifests, lookups, and `register`, the
+//! commit protocol of DESIGN.md section 6.
+
+use crate::{CatalogError, ManifestStore, PutOutcome, Result, error_chain};
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use futures::{StreamExt, TryStreamExt};
+use lakehouse_api::{
+    DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef,
+    RegisterVersionRequest, SchemaDriftDetails,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Prefix of every manifest key: `_catalog/datasets/`.
+const CATALOG_PREFIX: &str = "_catalog/datasets/";
+
+/// How many times `register` tries to create the next version when other committers keep
+/// winning the race, before it gives up with [`CatalogError::Conflict`].
+pub const MAX_COMMIT_ATTEMPTS: u32 = 16;
+
+/// How many manifests [`Catalog::open`] loads concurrently.
+const OPEN_CONCURRENCY: usize = 16;
+
+/// Key prefix of dataset `name`'s manifests: `_catalog/datasets/<name>/`.
+pub fn manifest_prefix(name: &DatasetName) -> String {
+    format!("{CATALOG_PREFIX}{}/", name.as_str())
+}
+
+/// What [`Catalog::register`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisterOutcome {
+    /// The new version, or the latest one when `existing` is true.
+    pub manifest: Arc<Manifest>,
+    /// True when the latest version already was what the request asked for (DESIGN.md
+    /// section 2, invariant 4): no version was written.
+    pub existing: bool,
+}
+
+type Versions = BTreeMap<u64, Arc<Manifest>>;
+
+/// The catalog of every dataset's versions over a [`ManifestStore`] (DESIGN.md section 6).
+///
+/// Lookups are served from an in-memory index (`name -> version -> manifest`) that
+/// [`Catalog::open`] rebuilds from the store; the `fetch_*` lookups and [`Catalog::register`]
+/// first load versions other replicas wrote since. Manifests are immutable once written, so
+/// the index only ever grows.
+pub struct Catalog<S> {
+    store: S,
+    index: RwLock<BTreeMap<DatasetName, Versions>>,
+    /// One commit lock per dataset: committers in this process queue instead of racing.
+    commit_locks: Mutex<HashMap<DatasetName, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl<S> std::fmt::Debug for Catalog<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("datasets", &self.read_index().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: ManifestStore> Catalog<S> {
+    /// Opens the catalog over `store`: lists `_catalog/datasets/` and loads every manifest
+    /// into the index (DESIGN.md section 6, "rebuilt from storaged at start").
+    ///
+    /// # Errors
+    /// [`CatalogError::CorruptManifest`] naming the key of any manifest that does not parse,
+    /// does not match its key or its own fingerprint, or a stray key under the prefix: a
+    /// broken catalog stops the start instead of being silently skipped.
+    /// [`CatalogError::Store`] when the store fails.
+    pub async fn open(store: S) -> Result<Self> {
+        let keys = store.list_keys(CATALOG_PREFIX, None).await?;
+        let catalog = Catalog {
+            store,
+            index: RwLock::new(BTreeMap::new()),
+            commit_locks: Mutex::new(HashMap::new()),
+        };
+        let located = keys
+            .into_iter()
+            .map(|key| {
+                let (name, version) = parse_manifest_key(&key)?;
+                Ok((key, name, version))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let manifests: Vec<Manifest> = futures::stream::iter(located)
+            .map(|(key, name, version)| {
+                let catalog = &catalog;
+                async move { catalog.load(&key, &name, version).await }
+            })
+            .buffer_unordered(OPEN_CONCURRENCY)
+            .try_filter_map(|manifest| async move { Ok(manifest) })
+            .try_collect()
+            .await?;
+        let count = manifests.len();
+        catalog.insert_all(manifests);
+        tracing::info!(
+            datasets = catalog.read_index().len(),
+            versions = count,
+            "catalog index rebuilt"
+        );
+        Ok(catalog)
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Latest version of `name` in the index (no store access).
+    pub fn latest(&self, name: &DatasetName) -> Option<Arc<Manifest>> {
+        self.read_index()
+            .get(name)
+            .and_then(|versions| versions.values().next_back().cloned())
+    }
+
+    /// Version `version` of `name` in the index (no store access).
+    pub fn version(&self, name: &DatasetName, version: u64) -> Option<Arc<Manifest>> {
+        self.read_index()
+            .get(name)
+            .and_then(|versions| versions.get(&version).cloned())
+    }
+
+    /// Every version of `name` in the index, ascending; `None` when the dataset is unknown.
+    pub fn versions(&self, name: &DatasetName) -> Option<Vec<Arc<Manifest>>> {
+        self.read_index()
+            .get(name)
+            .map(|versions| versions.values().cloned().collect())
+    }
+
+    /// One page of datasets from the index whose names start with `prefix`, names
+    /// ascending, after `cursor` (exclusive) when given, at most `limit` (at least 1).
+    /// `next_cursor` is the page's last name when more follow.
+    pub fn list(&self, prefix: &str, limit: usize, cursor: Option<&str>) -> DatasetListResponse {
+        let limit = limit.max(1);
+        let index = self.read_index();
+        let mut page = index
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with(prefix))
+            .filter(|(name, _)| cursor.is_none_or(|cursor| name.as_str() > cursor))
+            .filter_map(|(_, versions)| versions.values().next_back())
+            .map(|latest| DatasetSummary {
+                name: latest.name.clone(),
+                latest_version: latest.version,
+                schema_fingerprint: latest.schema_fingerprint.clone(),
+                row_count: latest.row_count,
+                updated_at: latest.created_at.clone(),
+            });
+        let datasets: Vec<DatasetSummary> = page.by_ref().take(limit).collect();
+        let more = page.next().is_some();
+        DatasetListResponse {
+            next_cursor: more
+                .then(|| datasets.last().map(|d| d.name.to_string()))
+                .flatten(),
+            datasets,
+        }
+    }
+
+    /// Loads the versions of `name` that the store holds beyond the index's latest (another
+    /// replica wrote them) and returns how many there were.
+    ///
+    /// # Errors
+    /// [`CatalogError::Store`] when the store fails; [`CatalogError::CorruptManifest`] for a
+    /// bad manifest.
+    pub async fn refresh(&self, name: &DatasetName) -> Result<usize> {
+        let after = self
+            .latest(name)
+            .map(|latest| ObjectKey::manifest(name, latest.version).to_string());
+        let keys = self
+            .store
+            .list_keys(&manifest_prefix(name), after.as_deref())
+            .await?;
+        let mut loaded = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (key_name, version) = parse_manifest_key(&key)?;
+            if &key_name != name {
+                continue;
+            }
+            if let Some(manifest) = self.load(&key, name, version).await? {
+                loaded.push(manifest);
+            }
+        }
+        let count = loaded.len();
+        self.insert_all(loaded);
+        Ok(count)
+    }
+
+    /// The latest version of `name`, after loading versions other replicas wrote. When the
+    /// store does not answer, the index's latest is served (logged), so reads survive a
+    /// storage outage.
+    ///
+    /// # Errors
+    /// [`CatalogError::NotFound`] when the dataset has no version; the refresh's error when
+    /// the store fails and the index does not know the dataset either.
+    pub async fn fetch_latest(&self, name: &DatasetName) -> Result<Arc<Manifest>> {
+        self.refresh_or_stale(name).await?;
+        self.latest(name)
+            .ok_or_else(|| CatalogError::NotFound { name: name.clone() })
+    }
+
+    /// Version `version` of `name` (time travel); the store is read only when the index
+    /// misses.
+    ///
+    /// # Errors
+    /// [`CatalogError::NotFound`] when the dataset has no version,
+    /// [`CatalogError::VersionNotFound`] when it has others; [`CatalogError::Store`] when the
+    /// index misses and the store fails.
+    pub async fn fetch_version(&self, name: &DatasetName, version: u64) -> Result<Arc<Manifest>> {
+        if let Some(manifest) = self.version(name, version) {
+            return Ok(manifest);
+        }
+        self.refresh(name).await?;
+        if let Some(manifest) = self.version(name, version) {
+            return Ok(manifest);
+        }
+        if self.latest(name).is_some() {
+            Err(CatalogError::VersionNotFound {
+                name: name.clone(),
+                version,
+            })
+        } else {
+            Err(CatalogError::NotFound { name: name.clone() })
+        }
+    }
+
+    /// Every version of `name`, ascending, after loading versions other replicas wrote
+    /// (falling back to the index when the store does not answer, like
+    /// [`Catalog::fetch_latest`]).
+    ///
+    /// # Errors
+    /// [`CatalogError::NotFound`] when the dataset has no version.
+    pub async fn fetch_versions(&self, name: &DatasetName) -> Result<Vec<Arc<Manifest>>> {
+        self.refresh_or_stale(name).await?;
+        self.versions(name)
+            .ok_or_else(|| CatalogError::NotFound { name: name.clone() })
+    }
+
+    async fn refresh_or_stale(&self, name: &DatasetName) -> Result<()> {
+        match self.refresh(name).await {
+            Ok(_) => Ok(()),
+            Err(CatalogError::Store(error)) if self.latest(name).is_some() => {
+                tracing::warn!(dataset = %name, error = %error_chain(&error), "store unavailable; serving the index");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Registers a version of `name`: the atomic schema gate of DESIGN.md sections 2 and 6.
+    ///
+    /// 1. Validates the request: the fingerprint is the schema's, there are objects, each key
+    ///    is `datasets/<name>/<fp_hex>/.../<sha256>.parquet` with its own `sha256`, and the
+    ///    store holds each with the stated size (so a manifest never points at an incomplete
+    ///    object, invariant 7).
+    /// 2. Serializes with other committers of `name` in this process and loads versions other
+    ///    replicas wrote.
+    /// 3. A different fingerprint than the latest version's is drift: nothing is written
+    ///    (invariant 2).
+    /// 4. When the latest version already is what the request asks for (`replace`: exactly
+    ///    these objects; `append`: holds them all), answers it with `existing: true`
+    ///    (invariant 4).
+    /// 5. Otherwise writes version latest+1 create-only; when another replica wrote that
+    ///    version first, loads it and goes back to 3.
+    ///
+    /// # Errors
+    /// [`CatalogError::FingerprintMismatch`], [`CatalogError::InvalidRequest`],
+    /// [`CatalogError::InvalidObject`] for a bad request; [`CatalogError::SchemaDrift`] on
+    /// drift; [`CatalogError::Conflict`] after [`MAX_COMMIT_ATTEMPTS`] lost races;
+    /// [`CatalogError::Store`] and [`CatalogError::CorruptManifest`] from the store.
+    pub async fn register(
+        &self,
+        name: &DatasetName,
+        request: RegisterVersionRequest,
+    ) -> Result<RegisterOutcome> {
+        self.validate(name, &request).await?;
+        let lock = self.commit_lock(name);
+        let _guard = lock.lock().await;
+        self.refresh(name).await?;
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let latest = self.latest(name);
+            if let Some(latest) = &latest {
+                if latest.schema_fingerprint != request.schema_fingerprint {
+                    return Err(CatalogError::SchemaDrift(Box::new(
+                        SchemaDriftDetails::between(&latest.schema, &request.schema),
+                    )));
+                }
+                if already_holds(latest, &request) {
+                    return Ok(RegisterOutcome {
+                        manifest: Arc::clone(latest),
+                        existing: true,
+                    });
+                }
+            }
+            let manifest = next_manifest(name, latest.as_deref(), &request);
+            let key = ObjectKey::manifest(name, manifest.version);
+            let mut json = serde_json::to_vec_pretty(&manifest).map_err(CatalogError::Encode)?;
+            json.push(b'\n');
+            match self.store.put_if_absent(&key, Bytes::from(json)).await? {
+                PutOutcome::Created => {
+                    let manifest = Arc::new(manifest);
+                    self.insert(Arc::clone(&manifest));
+                    tracing::info!(dataset = %name, version = manifest.version, objects = manifest.objects.len(), "version registered");
+                    return Ok(RegisterOutcome {
+                        manifest,
+                        existing: false,
+                    });
+                }
+                PutOutcome::AlreadyExists => {
+                    tracing::info!(dataset = %name, version = manifest.version, "another committer wrote this version first; re-validating");
+                    if let Some(theirs) = self.load(&key, name, manifest.version).await? {
+                        self.insert_all([theirs]);
+                    }
+                    self.refresh(name).await?;
+                }
+            }
+        }
+        Err(CatalogError::Conflict {
+            name: name.clone(),
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
+    }
+
+    /// Step 1 of [`Catalog::register`].
+    async fn validate(&self, name: &DatasetName, request: &RegisterVersionRequest) -> Result<()> {
+        let computed = request.schema.fingerprint();
+        if computed != request.schema_fingerprint {
+            return Err(CatalogError::FingerprintMismatch {
+                declared: request.schema_fingerprint.clone(),
+                computed,
+            });
+        }
+        if request.objects.is_empty() {
+            return Err(CatalogError::InvalidRequest(
+                "objects must name at least one object".into(),
+            ));
+        }
+        let fp_hex = computed.strip_prefix("sha256:").unwrap_or(&computed);
+        let prefix = format!("datasets/{}/{fp_hex}/", name.as_str());
+        let mut seen = HashSet::new();
+        for object in &request.objects {
+            let key = object.key.as_str();
+            if !seen.insert(key) {
+                return Err(CatalogError::InvalidRequest(format!(
+                    "object {key} is listed twice"
+                )));
+            }
+            let file = format!("{}.parquet", object.sha256.as_str());
+            let in_layout = key.strip_prefix(&prefix).is_some_and(|rest| {
+                rest == file
+                    || rest
+                        .strip_suffix(&file)
+                        .is_some_and(|dir| dir.ends_with('/'))
+            });
+            if !in_layout {
+                return Err(CatalogError::InvalidObject {
+                    key: object.key.clone(),
+                    reason: format!("key must be {prefix}<...>/{file} (DESIGN.md section 5)"),
+                });
+            }
+        }
+        for object in &request.objects {
+            match self.store.object_size(&object.key).await? {
+                Some(size) if size == object.size => {}
+                Some(size) => {
+                    return Err(CatalogError::InvalidObject {
+                        key: object.key.clone(),
+                        reason: format!(
+                            "stored size is {size} bytes, the request says {}",
+                            object.size
+                        ),
+                    });
+                }
+                None => {
+                    return Err(CatalogError::InvalidObject {
+                        key: object.key.clone(),
+                        reason: "no such object in storage".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and checks the manifest at `key`, expected to be `version` of `name`. `None`
+    /// when it vanished since it was listed.
+    async fn load(
+        &self,
+        key: &ObjectKey,
+        name: &DatasetName,
+        version: u64,
+    ) -> Result<Option<Manifest>> {
+        let Some(bytes) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| CatalogError::CorruptManifest {
+            key: key.to_string(),
+            reason,
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not a manifest: {e}")))?;
+        if &manifest.name != name || manifest.version != version {
+            return Err(corrupt(format!(
+                "holds version {} of {}",
+                manifest.version, manifest.name
+            )));
+        }
+        let computed = manifest.schema.fingerprint();
+        if manifest.schema_fingerprint != computed {
+            return Err(corrupt(format!(
+                "schema_fingerprint {} is not its schema's ({computed})",
+                manifest.schema_fingerprint
+            )));
+        }
+        Ok(Some(manifest))
+    }
+
+    fn insert(&self, manifest: Arc<Manifest>) {
+        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        index
+            .entry(manifest.name.clone())
+            .or_default()
+            .entry(manifest.version)
+            .or_insert(manifest);
+    }
+
+    fn insert_all(&self, manifests: impl IntoIterator<Item = Manifest>) {
+        for manifest in manifests {
+            self.insert(Arc::new(manifest));
+        }
+    }
+
+    fn commit_lock(&self, name: &DatasetName) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.commit_locks.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(locks.entry(name.clone()).or_default())
+    }
+}
+
+impl<S> Catalog<S> {
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<DatasetName, Versions>> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `_catalog/datasets/<name>/<20 digits>.json` -> `(name, version)`.
+fn parse_manifest_key(key: &ObjectKey) -> Result<(DatasetName, u64)> {
+    let corrupt = |reason: &str| CatalogError::CorruptManifest {
+        key: key.to_string(),
+        reason: reason.to_owned(),
+    };
+    let rest = key
+        .as_str()
+        .strip_prefix(CATALOG_PREFIX)
+        .ok_or_else(|| corrupt("not under _catalog/datasets/"))?;
+    let (name, file) = rest
+        .split_once('/')
+        .ok_or_else(|| corrupt("not _catalog/datasets/<name>/<version>.json"))?;
+    let name = DatasetName::new(name).map_err(|_| corrupt("not a valid dataset name"))?;
+    let digits = file
+        .strip_suffix(".json")
+        .filter(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| corrupt("file name is not <version as 20 digits>.json"))?;
+    let version = digits
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| corrupt("version is not a number from 1 to 2^64-1"))?;
+    Ok((name, version))
+}
+
+/// Invariant 4: `replace` asks for exactly these objects, `append` for a version holding them.
+fn already_holds(latest: &Manifest, request: &RegisterVersionRequest) -> bool {
+    let held = || latest.objects.iter().map(|o| &o.key);
+    let asked = || request.objects.iter().map(|o| &o.key);
+    match request.mode {
+        IngestMode::Replace => held().eq(asked()),
+        IngestMode::Append => {
+            let held: HashSet<&ObjectKey> = held().collect();
+            asked().all(|key| held.contains(key))
+        }
+    }
+}
+
+/// Step 5 of [`Catalog::register`]: version latest+1 (or 1).
+fn next_manifest(
+    name: &DatasetName,
+    latest: Option<&Manifest>,
+    request: &RegisterVersionRequest,
+) -> Manifest {
+    let objects: Vec<ObjectRef> = match (request.mode, latest) {
+        (IngestMode::Append, Some(latest)) => {
+            let held: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
+            let new = request.objects.iter().filter(|o| !held.contains(&o.key));
+            latest.objects.iter().chain(new).cloned().collect()
+        }
+        _ => request.objects.clone(),
+    };
+    Manifest {
+        name: name.clone(),
+        version: latest.map_or(1, |latest| latest.version + 1),
+        schema_fingerprint: request.schema_fingerprint.clone(),
+        schema: request.schema.clone(),
+        row_count: objects.iter().map(|o| o.row_count).sum(),
+        objects,
+        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+        inference_version: request.inference_version,
+        options: request.options.clone(),
+        source: request.source.clone(),
+    }
+}

@@ -1,0 +1,117 @@
+//! The catalog's error enum: what a caller (catalogd's error table, a test) can act on.
+
+use lakehouse_api::{DatasetName, ObjectKey, SchemaDriftDetails};
+
+/// Boxed source error of a [`StoreError`].
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failure of the [`crate::ManifestStore`] underneath the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store did not answer (connection refused, timeout, 503): retrying later may work.
+    #[error("manifest store is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The store answered with an error the catalog cannot act on.
+    #[error("manifest store failed")]
+    Failed(#[source] BoxError),
+}
+
+impl StoreError {
+    /// A [`StoreError::Unavailable`] from any error or message.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        StoreError::Unavailable(source.into())
+    }
+
+    /// A [`StoreError::Failed`] from any error or message.
+    pub fn failed(source: impl Into<BoxError>) -> Self {
+        StoreError::Failed(source.into())
+    }
+}
+
+/// Everything [`crate::Catalog`] can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The dataset has no version.
+    #[error("dataset {name} not found")]
+    NotFound {
+        /// The dataset asked for.
+        name: DatasetName,
+    },
+    /// The dataset exists but not at this version.
+    #[error("dataset {name} has no version {version}")]
+    VersionNotFound {
+        /// The dataset asked for.
+        name: DatasetName,
+        /// The version asked for.
+        version: u64,
+    },
+    /// A register request whose `schema_fingerprint` is not the fingerprint of its `schema`
+    /// (DESIGN.md section 6).
+    #[error("schema_fingerprint {declared} is not the fingerprint of the schema ({computed})")]
+    FingerprintMismatch {
+        /// The request's `schema_fingerprint`.
+        declared: String,
+        /// `schema.fingerprint()`.
+        computed: String,
+    },
+    /// A register request naming an object with a key outside the dataset's content-addressed
+    /// layout, or one the store does not hold with the stated size (DESIGN.md section 2,
+    /// invariant 7).
+    #[error("object {key}: {reason}")]
+    InvalidObject {
+        /// The object's key.
+        key: ObjectKey,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A register request that is not of the documented shape (no objects, duplicates, ...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The request's schema differs from the latest version's (DESIGN.md section 2,
+    /// invariant 2): nothing was written.
+    #[error(
+        "schema drift: dataset has schema {}, the request has {}",
+        .0.current_fingerprint,
+        .0.attempted_fingerprint
+    )]
+    SchemaDrift(Box<SchemaDriftDetails>),
+    /// Other committers won the race for the next version [`crate::MAX_COMMIT_ATTEMPTS`]
+    /// times in a row; nothing was written and retrying is safe.
+    #[error("gave up committing a version of {name} after {attempts} lost races")]
+    Conflict {
+        /// The dataset.
+        name: DatasetName,
+        /// How many create-only puts were refused.
+        attempts: u32,
+    },
+    /// A stored manifest that does not parse or does not match its key.
+    #[error("corrupt manifest {key}: {reason}")]
+    CorruptManifest {
+        /// The manifest's key in the store.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A manifest could not be encoded as JSON (a bug).
+    #[error("cannot encode manifest")]
+    Encode(#[source] serde_json::Error),
+    /// The store underneath failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `Result` with [`CatalogError`].
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// `error: source: source ...`: an error and its whole `source()` chain on one line, for logs
+/// and HTTP messages (the enums' own messages never repeat their sources).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(next) = source {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        source = next.source();
+    }
+    text
+}

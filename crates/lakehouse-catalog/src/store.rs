@@ -1,0 +1,245 @@
+//! The storage the catalog runs over, and an in-memory implementation for tests.
+
+use crate::StoreError;
+use bytes::Bytes;
+use lakehouse_api::ObjectKey;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Outcome of a create-only put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The object did not exist and now holds the bytes.
+    Created,
+    /// The key already existed; nothing was written (storaged's 412 to `If-None-Match: *`).
+    AlreadyExists,
+}
+
+/// The object storage the catalog keeps its manifests in and checks objects against
+/// (storaged in production, DESIGN.md section 6).
+///
+/// Keys are [`ObjectKey`]s; listings are by plain string prefix, ascending by key bytes.
+pub trait ManifestStore: Send + Sync + 'static {
+    /// Writes `bytes` at `key` only if nothing is there (`If-None-Match: *`). The write is
+    /// durable once this returns [`PutOutcome::Created`].
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or does not answer; whether the write happened is
+    /// then unknown.
+    fn put_if_absent(
+        &self,
+        key: &ObjectKey,
+        bytes: Bytes,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send;
+
+    /// The whole object at `key`, `None` when there is none.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or does not answer.
+    fn get(
+        &self,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+
+    /// Every key that starts with `prefix` and sorts after `start_after` (when given),
+    /// ascending; all pages.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or does not answer.
+    fn list_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<ObjectKey>, StoreError>> + Send;
+
+    /// Size in bytes of the object at `key`, `None` when there is none.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or does not answer.
+    fn object_size(
+        &self,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// Succeeds when the store answers (`GET /readyz` of the service on top).
+    ///
+    /// # Errors
+    /// [`StoreError`] when it does not.
+    fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl<S: ManifestStore> ManifestStore for Arc<S> {
+    fn put_if_absent(
+        &self,
+        key: &ObjectKey,
+        bytes: Bytes,
+    ) -> impl Future<Output = Result<PutOutcome, StoreError>> + Send {
+        S::put_if_absent(self, key, bytes)
+    }
+
+    fn get(
+        &self,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send {
+        S::get(self, key)
+    }
+
+    fn list_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<ObjectKey>, StoreError>> + Send {
+        S::list_keys(self, prefix, start_after)
+    }
+
+    fn object_size(
+        &self,
+        key: &ObjectKey,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        S::object_size(self, key)
+    }
+
+    fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        S::ready(self)
+    }
+}
+
+/// A hook run (once) inside the next [`MemoryStore::put_if_absent`], just before the store
+/// checks whether the key exists.
+type PutHook = Box<dyn FnOnce(&mut BTreeMap<ObjectKey, Bytes>) + Send>;
+
+#[derive(Default)]
+struct Inner {
+    objects: BTreeMap<ObjectKey, Bytes>,
+    before_put: Vec<PutHook>,
+    unavailable: bool,
+}
+
+/// An in-memory [`ManifestStore`] (a `Mutex<BTreeMap>`) for tests, with ways to simulate
+/// another replica committing concurrently ([`MemoryStore::before_next_put`]) and an outage
+/// ([`MemoryStore::set_unavailable`]).
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("objects", &self.lock().objects.len())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        let inner = self.lock();
+        if inner.unavailable {
+            return Err(StoreError::unavailable("memory store set unavailable"));
+        }
+        Ok(inner)
+    }
+
+    /// Writes `bytes` at `key`, replacing anything there (test setup: an uploaded object, a
+    /// manifest another replica wrote, a corrupt file).
+    pub fn insert(&self, key: ObjectKey, bytes: impl Into<Bytes>) {
+        self.lock().objects.insert(key, bytes.into());
+    }
+
+    /// Removes `key`.
+    pub fn remove(&self, key: &ObjectKey) {
+        self.lock().objects.remove(key);
+    }
+
+    /// Every key starting with `prefix`, ascending.
+    pub fn keys(&self, prefix: &str) -> Vec<ObjectKey> {
+        self.lock()
+            .objects
+            .keys()
+            .filter(|key| key.as_str().starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// The bytes at `key`, if any.
+    pub fn bytes(&self, key: &ObjectKey) -> Option<Bytes> {
+        self.lock().objects.get(key).cloned()
+    }
+
+    /// Runs `hook` on the store's map inside the next `put_if_absent`, after the caller read
+    /// the store and before the key's existence is checked: a concurrent committer. Hooks
+    /// queue up, one per put.
+    pub fn before_next_put(
+        &self,
+        hook: impl FnOnce(&mut BTreeMap<ObjectKey, Bytes>) + Send + 'static,
+    ) {
+        self.lock().before_put.push(Box::new(hook));
+    }
+
+    /// While `true`, every operation fails with [`StoreError::Unavailable`].
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.lock().unavailable = unavailable;
+    }
+}
+
+impl ManifestStore for MemoryStore {
+    async fn put_if_absent(&self, key: &ObjectKey, bytes: Bytes) -> Result<PutOutcome, StoreError> {
+        tokio::task::yield_now().await;
+        let mut inner = self.check()?;
+        if !inner.before_put.is_empty() {
+            let hook = inner.before_put.remove(0);
+            hook(&mut inner.objects);
+        }
+        if inner.objects.contains_key(key) {
+            return Ok(PutOutcome::AlreadyExists);
+        }
+        inner.objects.insert(key.clone(), bytes);
+        Ok(PutOutcome::Created)
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<Option<Bytes>, StoreError> {
+        tokio::task::yield_now().await;
+        Ok(self.check()?.objects.get(key).cloned())
+    }
+
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<ObjectKey>, StoreError> {
+        tokio::task::yield_now().await;
+        Ok(self
+            .check()?
+            .objects
+            .keys()
+            .filter(|key| key.as_str().starts_with(prefix))
+            .filter(|key| start_after.is_none_or(|after| key.as_str() > after))
+            .cloned()
+            .collect())
+    }
+
+    async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        tokio::task::yield_now().await;
+        Ok(self
+            .check()?
+            .objects
+            .get(key)
+            .map(|bytes| bytes.len() as u64))
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.check().map(drop)
+    }
+}

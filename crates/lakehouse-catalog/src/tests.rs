@@ -1,0 +1,743 @@
+//! Unit tests of the commit protocol over [`MemoryStore`].
+
+use crate::{
+    Catalog, CatalogError, MAX_COMMIT_ATTEMPTS, ManifestStore, MemoryStore, manifest_prefix,
+};
+use bytes::Bytes;
+use lakehouse_api::{
+    ColumnType, CsvOptions, DatasetName, Field, IngestMode, Manifest, ObjectKey, ObjectRef,
+    RegisterVersionRequest, Schema, Sha256Digest, Source,
+};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+fn name(text: &str) -> DatasetName {
+    DatasetName::new(text).unwrap()
+}
+
+fn schema_v1() -> Schema {
+    Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Int64),
+            Field::new("name", ColumnType::Utf8),
+        ],
+    }
+}
+
+fn schema_v2() -> Schema {
+    Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Float64),
+            Field::new("name", ColumnType::Utf8),
+            Field::new("extra", ColumnType::Bool),
+        ],
+    }
+}
+
+/// Stores `content` as the dataset's Parquet object under its content-addressed key.
+fn put_object(
+    store: &MemoryStore,
+    dataset: &DatasetName,
+    schema: &Schema,
+    content: &str,
+) -> ObjectRef {
+    let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
+    let fp = schema.fingerprint();
+    let key = ObjectKey::parquet_object(dataset, fp.strip_prefix("sha256:").unwrap(), &sha);
+    store.insert(key.clone(), Bytes::from(content.to_owned()));
+    ObjectRef {
+        key,
+        size: content.len() as u64,
+        sha256: sha,
+        row_count: content.len() as u64 * 10,
+    }
+}
+
+fn request(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> RegisterVersionRequest {
+    RegisterVersionRequest {
+        schema_fingerprint: schema.fingerprint(),
+        schema: schema.clone(),
+        objects,
+        mode,
+        source: Source {
+            filename: Some("x.csv".into()),
+            ..Source::default()
+        },
+        options: CsvOptions::default(),
+        inference_version: 1,
+    }
+}
+
+/// A manifest as another replica would write it.
+fn rival_manifest(
+    dataset: &DatasetName,
+    version: u64,
+    schema: &Schema,
+    objects: Vec<ObjectRef>,
+) -> Bytes {
+    let manifest = Manifest {
+        name: dataset.clone(),
+        version,
+        schema_fingerprint: schema.fingerprint(),
+        schema: schema.clone(),
+        row_count: objects.iter().map(|o| o.row_count).sum(),
+        objects,
+        created_at: "2020-01-01T00:00:00.000000Z".into(),
+        inference_version: 1,
+        options: CsvOptions::default(),
+        source: Source::default(),
+    };
+    Bytes::from(serde_json::to_vec(&manifest).unwrap())
+}
+
+fn keys(objects: &[ObjectRef]) -> Vec<&str> {
+    objects.iter().map(|o| o.key.as_str()).collect()
+}
+
+async fn open(store: MemoryStore) -> Catalog<MemoryStore> {
+    Catalog::open(store).await.unwrap()
+}
+
+#[tokio::test]
+async fn first_version_is_1_and_is_written_create_only() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let catalog = open(store).await;
+    let outcome = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    assert!(!outcome.existing);
+    let m = &outcome.manifest;
+    assert_eq!(m.version, 1);
+    assert_eq!(m.objects, vec![a.clone()]);
+    assert_eq!(m.row_count, a.row_count);
+    assert_eq!(m.schema_fingerprint, schema_v1().fingerprint());
+    assert_eq!(m.source.filename.as_deref(), Some("x.csv"));
+    // RFC 3339 UTC with microseconds.
+    assert_eq!(
+        m.created_at.len(),
+        "2024-01-01T00:00:00.000000Z".len(),
+        "{}",
+        m.created_at
+    );
+    assert!(m.created_at.ends_with('Z'));
+    let stored = catalog.store().bytes(&ObjectKey::manifest(&ds, 1)).unwrap();
+    let stored: Manifest = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(&stored, m.as_ref());
+    assert_eq!(catalog.latest(&ds).unwrap(), outcome.manifest);
+}
+
+#[tokio::test]
+async fn same_objects_again_are_existing_in_both_modes() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let b = put_object(&store, &ds, &schema_v1(), "b");
+    let catalog = open(store).await;
+    catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    let again = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    assert!(again.existing);
+    assert_eq!(again.manifest.version, 1);
+    let appended = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![b.clone()], IngestMode::Append),
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended.manifest.version, 2);
+    // Append of an object the latest version holds: existing.
+    for object in [&a, &b] {
+        let again = catalog
+            .register(
+                &ds,
+                request(&schema_v1(), vec![object.clone()], IngestMode::Append),
+            )
+            .await
+            .unwrap();
+        assert!(again.existing);
+        assert_eq!(again.manifest.version, 2);
+    }
+    // Replace with one object of two is a new version holding only that object.
+    let replaced = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    assert!(!replaced.existing);
+    assert_eq!(replaced.manifest.version, 3);
+    assert_eq!(catalog.store().keys(&manifest_prefix(&ds)).len(), 3);
+}
+
+#[tokio::test]
+async fn replace_holds_only_the_new_object_and_append_adds_in_order() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let b = put_object(&store, &ds, &schema_v1(), "bb");
+    let c = put_object(&store, &ds, &schema_v1(), "ccc");
+    let catalog = open(store).await;
+    catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    let v2 = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![b.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.manifest.version, 2);
+    assert_eq!(keys(&v2.manifest.objects), keys(std::slice::from_ref(&b)));
+    let v3 = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone(), c.clone()], IngestMode::Append),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v3.manifest.version, 3);
+    assert_eq!(
+        keys(&v3.manifest.objects),
+        keys(&[b.clone(), a.clone(), c.clone()])
+    );
+    assert_eq!(
+        v3.manifest.row_count,
+        a.row_count + b.row_count + c.row_count
+    );
+    // Time travel still sees the old versions.
+    assert_eq!(keys(&catalog.version(&ds, 1).unwrap().objects), keys(&[a]));
+    assert_eq!(catalog.versions(&ds).unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn drift_is_an_error_and_writes_nothing() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let d = put_object(&store, &ds, &schema_v2(), "d");
+    let catalog = open(store).await;
+    catalog
+        .register(&ds, request(&schema_v1(), vec![a], IngestMode::Replace))
+        .await
+        .unwrap();
+    let before = catalog.store().keys("");
+    for mode in [IngestMode::Replace, IngestMode::Append] {
+        let err = catalog
+            .register(&ds, request(&schema_v2(), vec![d.clone()], mode))
+            .await
+            .unwrap_err();
+        let CatalogError::SchemaDrift(details) = err else {
+            panic!("expected drift, got {err:?}");
+        };
+        assert_eq!(details.current_fingerprint, schema_v1().fingerprint());
+        assert_eq!(details.attempted_fingerprint, schema_v2().fingerprint());
+        assert_eq!(details.added, vec!["extra"]);
+        assert_eq!(details.changed.len(), 1);
+        assert_eq!(details.changed[0].column, "id");
+    }
+    assert_eq!(catalog.store().keys(""), before);
+    assert_eq!(catalog.latest(&ds).unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn fingerprint_mismatch_is_refused() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let catalog = open(store).await;
+    let mut req = request(&schema_v1(), vec![a], IngestMode::Replace);
+    req.schema_fingerprint = schema_v2().fingerprint();
+    let err = catalog.register(&ds, req).await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::FingerprintMismatch { declared, computed }
+            if *declared == schema_v2().fingerprint() && *computed == schema_v1().fingerprint()),
+        "{err:?}"
+    );
+    assert!(catalog.store().keys("_catalog/").is_empty());
+}
+
+#[tokio::test]
+async fn missing_or_incomplete_objects_are_refused() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let catalog = open(store).await;
+    let mut wrong_size = a.clone();
+    wrong_size.size += 1;
+    let err = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![wrong_size], IngestMode::Replace),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::InvalidObject { reason, .. } if reason.contains("size")),
+        "{err:?}"
+    );
+    catalog.store().remove(&a.key);
+    let err = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::InvalidObject { key, .. } if *key == a.key),
+        "{err:?}"
+    );
+    let err = catalog
+        .register(&ds, request(&schema_v1(), vec![], IngestMode::Replace))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::InvalidRequest(_)), "{err:?}");
+    assert!(catalog.store().keys("_catalog/").is_empty());
+}
+
+#[tokio::test]
+async fn keys_outside_the_dataset_layout_are_refused() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let other = put_object(&store, &name("other"), &schema_v1(), "a");
+    let other_fp = put_object(&store, &ds, &schema_v2(), "a");
+    let good = put_object(&store, &ds, &schema_v1(), "a");
+    let mut wrong_sha = good.clone();
+    wrong_sha.sha256 = Sha256Digest::new("0".repeat(64)).unwrap();
+    let mut nested = good.clone();
+    nested.key = ObjectKey::new(format!(
+        "datasets/sales/{}/day=1/{}.parquet",
+        &schema_v1().fingerprint()[7..],
+        good.sha256
+    ))
+    .unwrap();
+    store.insert(nested.key.clone(), Bytes::from_static(b"a"));
+    let catalog = open(store).await;
+    for bad in [other, other_fp, wrong_sha] {
+        let err = catalog
+            .register(
+                &ds,
+                request(&schema_v1(), vec![bad.clone()], IngestMode::Replace),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CatalogError::InvalidObject { key, .. } if *key == bad.key),
+            "{err:?}"
+        );
+    }
+    let err = catalog
+        .register(
+            &ds,
+            request(
+                &schema_v1(),
+                vec![good.clone(), good.clone()],
+                IngestMode::Replace,
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::InvalidRequest(_)), "{err:?}");
+    // A sub-directory between the fingerprint and the file is fine.
+    let ok = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![nested], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.manifest.version, 1);
+}
+
+#[tokio::test]
+async fn racing_committer_with_other_objects_makes_us_the_next_version() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let b = put_object(&store, &ds, &schema_v1(), "b");
+    let rival = rival_manifest(&ds, 1, &schema_v1(), vec![b.clone()]);
+    let catalog = open(store).await;
+    let (key, bytes) = (ObjectKey::manifest(&ds, 1), rival.clone());
+    catalog.store().before_next_put(move |objects| {
+        objects.insert(key, bytes);
+    });
+    let outcome = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Append),
+        )
+        .await
+        .unwrap();
+    assert!(!outcome.existing);
+    assert_eq!(outcome.manifest.version, 2);
+    assert_eq!(keys(&outcome.manifest.objects), keys(&[b, a]));
+    // The rival's version was never overwritten.
+    assert_eq!(
+        catalog.store().bytes(&ObjectKey::manifest(&ds, 1)).unwrap(),
+        rival
+    );
+}
+
+#[tokio::test]
+async fn racing_committer_with_the_same_objects_makes_us_existing() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let catalog = open(store).await;
+    let (key, bytes) = (
+        ObjectKey::manifest(&ds, 1),
+        rival_manifest(&ds, 1, &schema_v1(), vec![a.clone()]),
+    );
+    catalog.store().before_next_put(move |objects| {
+        objects.insert(key, bytes);
+    });
+    let outcome = catalog
+        .register(&ds, request(&schema_v1(), vec![a], IngestMode::Replace))
+        .await
+        .unwrap();
+    assert!(outcome.existing);
+    assert_eq!(outcome.manifest.version, 1);
+    assert_eq!(outcome.manifest.created_at, "2020-01-01T00:00:00.000000Z");
+    assert_eq!(catalog.store().keys(&manifest_prefix(&ds)).len(), 1);
+}
+
+#[tokio::test]
+async fn racing_committer_with_another_schema_makes_us_drift() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let d = put_object(&store, &ds, &schema_v2(), "d");
+    let catalog = open(store).await;
+    catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    let b = put_object(catalog.store(), &ds, &schema_v1(), "b");
+    let (key, bytes) = (
+        ObjectKey::manifest(&ds, 2),
+        rival_manifest(&ds, 2, &schema_v2(), vec![d]),
+    );
+    catalog.store().before_next_put(move |objects| {
+        objects.insert(key, bytes.clone());
+    });
+    let err = catalog
+        .register(&ds, request(&schema_v1(), vec![b], IngestMode::Replace))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::SchemaDrift(d) if d.current_fingerprint == schema_v2().fingerprint()),
+        "{err:?}"
+    );
+    assert_eq!(catalog.store().keys(&manifest_prefix(&ds)).len(), 2);
+    assert_eq!(
+        catalog.latest(&ds).unwrap().schema_fingerprint,
+        schema_v2().fingerprint()
+    );
+}
+
+#[tokio::test]
+async fn losing_every_race_is_a_bounded_conflict() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let catalog = open(store).await;
+    for version in 1..=u64::from(MAX_COMMIT_ATTEMPTS) {
+        let b = put_object(
+            catalog.store(),
+            &ds,
+            &schema_v1(),
+            &format!("rival{version}"),
+        );
+        let (key, bytes) = (
+            ObjectKey::manifest(&ds, version),
+            rival_manifest(&ds, version, &schema_v1(), vec![b]),
+        );
+        catalog.store().before_next_put(move |objects| {
+            objects.insert(key, bytes);
+        });
+    }
+    let err = catalog
+        .register(&ds, request(&schema_v1(), vec![a], IngestMode::Replace))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CatalogError::Conflict {
+                attempts: MAX_COMMIT_ATTEMPTS,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        catalog.latest(&ds).unwrap().version,
+        u64::from(MAX_COMMIT_ATTEMPTS)
+    );
+}
+
+#[tokio::test]
+async fn reopening_rebuilds_an_identical_index() {
+    let store = Arc::new(MemoryStore::new());
+    let catalog = Catalog::open(Arc::clone(&store)).await.unwrap();
+    for (dataset, count) in [("a", 3), ("b.c", 1), ("z-1", 2)] {
+        let ds = name(dataset);
+        for i in 0..count {
+            let object = put_object(&store, &ds, &schema_v1(), &format!("{dataset}{i}"));
+            catalog
+                .register(&ds, request(&schema_v1(), vec![object], IngestMode::Append))
+                .await
+                .unwrap();
+        }
+    }
+    let reopened = Catalog::open(Arc::clone(&store)).await.unwrap();
+    let all = |c: &Catalog<Arc<MemoryStore>>| {
+        let list = c.list("", 1000, None);
+        list.datasets
+            .iter()
+            .map(|d| c.versions(&d.name).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all(&catalog), all(&reopened));
+    assert_eq!(catalog.list("", 1000, None), reopened.list("", 1000, None));
+    assert_eq!(reopened.list("", 1000, None).datasets.len(), 3);
+}
+
+#[tokio::test]
+async fn corrupt_or_stray_manifests_stop_the_open_naming_the_key() {
+    for (key, bytes) in [
+        (
+            "_catalog/datasets/sales/00000000000000000001.json",
+            &b"{not json"[..],
+        ),
+        ("_catalog/datasets/sales/1.json", &b"{}"[..]),
+        (
+            "_catalog/datasets/sales/00000000000000000000.json",
+            &b"{}"[..],
+        ),
+    ] {
+        let store = MemoryStore::new();
+        store.insert(ObjectKey::new(key).unwrap(), Bytes::from_static(bytes));
+        let err = Catalog::open(store).await.unwrap_err();
+        assert!(
+            matches!(&err, CatalogError::CorruptManifest { key: k, .. } if k == key),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(key));
+    }
+    // A manifest stored under another version's key.
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    store.insert(
+        ObjectKey::manifest(&ds, 2),
+        rival_manifest(&ds, 1, &schema_v1(), vec![a]),
+    );
+    let err = Catalog::open(store).await.unwrap_err();
+    assert!(
+        matches!(err, CatalogError::CorruptManifest { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_registers_on_one_catalog_give_versions_without_gaps() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let objects: Vec<ObjectRef> = (0..24)
+        .map(|i| put_object(&store, &ds, &schema_v1(), &format!("o{i}")))
+        .collect();
+    let catalog = Arc::new(open(store).await);
+    let tasks: Vec<_> = objects
+        .into_iter()
+        .enumerate()
+        .map(|(i, object)| {
+            let (catalog, ds) = (Arc::clone(&catalog), ds.clone());
+            let mode = if i % 2 == 0 {
+                IngestMode::Append
+            } else {
+                IngestMode::Replace
+            };
+            tokio::spawn(async move {
+                catalog
+                    .register(&ds, request(&schema_v1(), vec![object], mode))
+                    .await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        assert!(!outcome.existing);
+        versions.push(outcome.manifest.version);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=24).collect::<Vec<u64>>());
+    assert_eq!(catalog.store().keys(&manifest_prefix(&ds)).len(), 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_on_one_store_race_without_gaps_or_overwrites() {
+    let store = Arc::new(MemoryStore::new());
+    let ds = name("sales");
+    let objects: Vec<ObjectRef> = (0..30)
+        .map(|i| put_object(&store, &ds, &schema_v1(), &format!("o{i}")))
+        .collect();
+    let replicas = [
+        Arc::new(Catalog::open(Arc::clone(&store)).await.unwrap()),
+        Arc::new(Catalog::open(Arc::clone(&store)).await.unwrap()),
+    ];
+    let tasks: Vec<_> = objects
+        .into_iter()
+        .enumerate()
+        .map(|(i, object)| {
+            let (catalog, ds) = (Arc::clone(&replicas[i % 2]), ds.clone());
+            tokio::spawn(async move {
+                catalog
+                    .register(&ds, request(&schema_v1(), vec![object], IngestMode::Append))
+                    .await
+            })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for task in tasks {
+        versions.push(task.await.unwrap().unwrap().manifest.version);
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=30).collect::<Vec<u64>>());
+    // Appends commute: the last version holds every object, each once.
+    let last = replicas[0].fetch_latest(&ds).await.unwrap();
+    assert_eq!(last.version, 30);
+    assert_eq!(last.objects.len(), 30);
+    // Each version's manifest is exactly what its committer answered (never overwritten).
+    for version in 1..=30 {
+        let stored: Manifest =
+            serde_json::from_slice(&store.bytes(&ObjectKey::manifest(&ds, version)).unwrap())
+                .unwrap();
+        assert_eq!(stored.objects.len() as u64, version);
+    }
+}
+
+#[tokio::test]
+async fn list_pages_by_name_with_prefix_and_cursor() {
+    let store = MemoryStore::new();
+    let names = ["a1", "a2", "a3", "b1", "a4"];
+    for n in names {
+        let ds = name(n);
+        let o = put_object(&store, &ds, &schema_v1(), n);
+        store.insert(
+            ObjectKey::manifest(&ds, 1),
+            rival_manifest(&ds, 1, &schema_v1(), vec![o]),
+        );
+    }
+    let catalog = open(store).await;
+    let page = catalog.list("a", 2, None);
+    assert_eq!(
+        page.datasets
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a1", "a2"]
+    );
+    assert_eq!(page.next_cursor.as_deref(), Some("a2"));
+    let page = catalog.list("a", 2, page.next_cursor.as_deref());
+    assert_eq!(
+        page.datasets
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a3", "a4"]
+    );
+    assert_eq!(page.next_cursor, None);
+    let all = catalog.list("", 10, None);
+    assert_eq!(all.datasets.len(), 5);
+    assert_eq!(all.next_cursor, None);
+    assert_eq!(all.datasets[0].latest_version, 1);
+    assert!(catalog.list("c", 10, None).datasets.is_empty());
+}
+
+#[tokio::test]
+async fn lookups_see_versions_other_replicas_wrote() {
+    let store = Arc::new(MemoryStore::new());
+    let ds = name("sales");
+    let catalog = Catalog::open(Arc::clone(&store)).await.unwrap();
+    assert!(matches!(
+        catalog.fetch_latest(&ds).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert!(matches!(
+        catalog.fetch_version(&ds, 1).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let b = put_object(&store, &ds, &schema_v1(), "b");
+    store.insert(
+        ObjectKey::manifest(&ds, 1),
+        rival_manifest(&ds, 1, &schema_v1(), vec![a]),
+    );
+    assert_eq!(catalog.fetch_latest(&ds).await.unwrap().version, 1);
+    store.insert(
+        ObjectKey::manifest(&ds, 2),
+        rival_manifest(&ds, 2, &schema_v1(), vec![b]),
+    );
+    assert_eq!(catalog.fetch_version(&ds, 2).await.unwrap().version, 2);
+    assert!(matches!(
+        catalog.fetch_version(&ds, 3).await,
+        Err(CatalogError::VersionNotFound { version: 3, .. })
+    ));
+    assert_eq!(catalog.fetch_versions(&ds).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn reads_survive_a_store_outage_but_registers_fail() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let catalog = open(store).await;
+    catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    catalog.store().set_unavailable(true);
+    assert!(catalog.store().ready().await.is_err());
+    assert_eq!(catalog.fetch_latest(&ds).await.unwrap().version, 1);
+    assert!(matches!(
+        catalog.fetch_latest(&name("other")).await,
+        Err(CatalogError::Store(_))
+    ));
+    let err = catalog
+        .register(&ds, request(&schema_v1(), vec![a], IngestMode::Replace))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::Store(_)), "{err:?}");
+}

@@ -1,0 +1,158 @@
+//! `/datasets`: registration, listing, latest and time travel (DESIGN.md section 6).
+//!
+//! Thin handlers: parse and validate the path and query (an invalid name is a 400
+//! `invalid_name` before any I/O), call the [`lakehouse_catalog::Catalog`], map its error with
+//! [`crate::error::api_error`].
+
+use crate::AppState;
+use crate::error::api_error;
+use axum::Json;
+use axum::extract::{Path, State};
+use lakehouse_api::{
+    DatasetListResponse, DatasetName, ErrorCode, Manifest, RegisterVersionRequest,
+    RegisterVersionResponse, VersionListResponse, VersionSummary,
+};
+use lakehouse_catalog::ManifestStore;
+use lakehouse_server::{ApiError, ApiJson, ApiQuery};
+use serde::Deserialize;
+
+/// Default page size of `GET /datasets`.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+/// Largest page size of `GET /datasets`; larger `limit`s are clamped to it.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// Query of `GET /datasets[?prefix=&limit=&cursor=]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetListQuery {
+    /// Only names starting with this.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Page size, 1 to [`MAX_LIST_LIMIT`] (larger is clamped), default [`DEFAULT_LIST_LIMIT`].
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page: names after it.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+fn dataset_name(name: String) -> Result<DatasetName, ApiError> {
+    DatasetName::new(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))
+}
+
+/// `GET /datasets[?prefix=&limit=&cursor=]`: [`DatasetListResponse`], names ascending.
+///
+/// Served from the index: a dataset another replica created shows up here once this replica
+/// has looked it up or restarted.
+///
+/// # Errors
+/// 400 `invalid_option` for `limit=0` or a query that does not parse.
+pub async fn dataset_list<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    ApiQuery(query): ApiQuery<DatasetListQuery>,
+) -> Result<Json<DatasetListResponse>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if limit == 0 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidOption,
+            "limit must be at least 1",
+        ));
+    }
+    let page = state.catalog.list(
+        query.prefix.as_deref().unwrap_or(""),
+        limit.min(MAX_LIST_LIMIT),
+        query.cursor.as_deref(),
+    );
+    Ok(Json(page))
+}
+
+/// `GET /datasets/{name}`: the latest [`Manifest`] (versions other replicas wrote included).
+///
+/// # Errors
+/// 400 `invalid_name`; 404 `not_found`; 503/502 when storaged fails and the dataset is not in
+/// the index.
+pub async fn dataset_get<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+) -> Result<Json<Manifest>, ApiError> {
+    let name = dataset_name(name)?;
+    let manifest = state.catalog.fetch_latest(&name).await.map_err(api_error)?;
+    Ok(Json(manifest.as_ref().clone()))
+}
+
+/// `GET /datasets/{name}/versions`: [`VersionListResponse`], every version ascending.
+///
+/// # Errors
+/// As [`dataset_get`].
+pub async fn version_list<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+) -> Result<Json<VersionListResponse>, ApiError> {
+    let name = dataset_name(name)?;
+    let versions = state
+        .catalog
+        .fetch_versions(&name)
+        .await
+        .map_err(api_error)?;
+    let versions = versions
+        .iter()
+        .map(|m| VersionSummary {
+            version: m.version,
+            schema_fingerprint: m.schema_fingerprint.clone(),
+            row_count: m.row_count,
+            object_count: m.objects.len() as u64,
+            created_at: m.created_at.clone(),
+        })
+        .collect();
+    Ok(Json(VersionListResponse { name, versions }))
+}
+
+/// `GET /datasets/{name}/versions/{n}`: version `n`'s [`Manifest`] (time travel).
+///
+/// # Errors
+/// 400 `invalid_name`; 400 `invalid_request` when `n` is not a number; 404 `not_found` for an
+/// unknown dataset or version.
+pub async fn version_get<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Manifest>, ApiError> {
+    let name = dataset_name(name)?;
+    let version: u64 = version.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("version {version:?} is not a positive integer"),
+        )
+    })?;
+    let manifest = state
+        .catalog
+        .fetch_version(&name, version)
+        .await
+        .map_err(api_error)?;
+    Ok(Json(manifest.as_ref().clone()))
+}
+
+/// `POST /datasets/{name}/versions` with a [`RegisterVersionRequest`]: 200
+/// [`RegisterVersionResponse`] `{manifest, existing}` (DESIGN.md sections 2 and 6).
+///
+/// # Errors
+/// 400 `invalid_name`, `invalid_request` (body), `fingerprint_mismatch`, `invalid_object`;
+/// 409 `schema_drift` with the diff as details; 503 `unavailable` / 502 `upstream_error`
+/// when storaged fails.
+pub async fn version_register<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+    body: Result<ApiJson<RegisterVersionRequest>, ApiError>,
+) -> Result<Json<RegisterVersionResponse>, ApiError> {
+    // The name is checked before the body, so a bad name is `invalid_name` whatever the body.
+    let name = dataset_name(name)?;
+    let ApiJson(request) = body?;
+    let outcome = state
+        .catalog
+        .register(&name, request)
+        .await
+        .map_err(api_error)?;
+    Ok(Json(RegisterVersionResponse {
+        manifest: outcome.manifest.as_ref().clone(),
+        existing: outcome.existing,
+    }))
+}

@@ -1,0 +1,108 @@
+//! [`ManifestStore`] over storaged's HTTP API (DESIGN.md section 6).
+
+use bytes::Bytes;
+use lakehouse_api::{ErrorCode, ObjectKey};
+use lakehouse_catalog::{ManifestStore, PutOutcome, StoreError};
+use lakehouse_client::{ClientError, PutOptions, StoragedClient};
+
+/// Keys per `GET /objects` page when listing manifests.
+const LIST_PAGE: u32 = 1000;
+
+/// The catalog's store: storaged, through [`StoragedClient`]. Manifests are written with
+/// `If-None-Match: *` (create-only), so two replicas can never overwrite each other's version.
+#[derive(Debug, Clone)]
+pub struct StoragedStore {
+    client: StoragedClient,
+}
+
+impl StoragedStore {
+    /// A store over the storaged at `base_url` (`http://127.0.0.1:8083`).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        Ok(StoragedStore {
+            client: StoragedClient::new(base_url)?,
+        })
+    }
+
+    /// The client underneath.
+    pub fn client(&self) -> &StoragedClient {
+        &self.client
+    }
+}
+
+/// Transport failures and storaged's 503s are [`StoreError::Unavailable`] (retry later);
+/// anything else it answered is [`StoreError::Failed`].
+fn store_error(error: ClientError) -> StoreError {
+    match error.code() {
+        ErrorCode::Unavailable | ErrorCode::Busy => StoreError::unavailable(error),
+        _ => StoreError::failed(error),
+    }
+}
+
+impl ManifestStore for StoragedStore {
+    async fn put_if_absent(&self, key: &ObjectKey, bytes: Bytes) -> Result<PutOutcome, StoreError> {
+        let options = PutOptions {
+            create_only: true,
+            sha256: None,
+        };
+        match self.client.put_bytes(key, bytes, &options).await {
+            Ok(lakehouse_client::PutOutcome::Created) => Ok(PutOutcome::Created),
+            Ok(lakehouse_client::PutOutcome::AlreadyExists) => Ok(PutOutcome::AlreadyExists),
+            Err(error) if error.code() == ErrorCode::AlreadyExists => Ok(PutOutcome::AlreadyExists),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
+    async fn get(&self, key: &ObjectKey) -> Result<Option<Bytes>, StoreError> {
+        match self.client.get_bytes(key).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
+    async fn list_keys(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<ObjectKey>, StoreError> {
+        let mut keys = Vec::new();
+        let mut after = start_after.map(str::to_owned);
+        loop {
+            let page = self
+                .client
+                .list(prefix, after.as_deref(), Some(LIST_PAGE))
+                .await
+                .map_err(store_error)?;
+            keys.extend(
+                page.objects
+                    .into_iter()
+                    .map(|object| object.key)
+                    .filter(|key| key.as_str().starts_with(prefix)),
+            );
+            match page.next_start_after {
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                Some(_) => {
+                    return Err(StoreError::failed(
+                        "storaged repeated the same next_start_after",
+                    ));
+                }
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
+        match self.client.head(key).await {
+            Ok(head) => Ok(Some(head.size)),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.client.ready().await.map_err(store_error)
+    }
+}

@@ -1,0 +1,18 @@
+//! `GET /readyz` (`GET /healthz` is [`lakehouse_server::healthz`]).
+
+use crate::AppState;
+use crate::error::StoragedError;
+use axum::Json;
+use axum::extract::State;
+
+/// `GET /readyz`: 200 `{"status":"ready"}` when the storage backend answers a tiny probe,
+/// else 503 `unavailable` (DESIGN.md section 6).
+///
+/// # Errors
+/// [`StoragedError::NotReady`] (503) when the probe fails.
+pub async fn readyz(
+    State(state): State<AppState>,
+) -> Result<Json<serde_json::Value>, StoragedError> {
+    state.store.ready().await?;
+    Ok(Json(serde_json::json!({ "status": "ready" })))
+}

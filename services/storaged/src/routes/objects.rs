@@ -1,0 +1,213 @@
+//! `/objects`: PUT, GET, HEAD and DELETE of one object, and the ordered listing
+//! (DESIGN.md section 6).
+
+use crate::AppState;
+use crate::error::StoragedError;
+use crate::store::{
+    ByteRange, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ObjectPutResponse, PutCondition, parse_key,
+    quoted_etag,
+};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lakehouse_api::{CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, Sha256Digest};
+use lakehouse_server::ApiQuery;
+use object_store::ObjectMeta;
+use serde::Deserialize;
+
+/// Query of `GET /objects`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectsListQuery {
+    /// String prefix keys must start with (default: every key).
+    #[serde(default)]
+    pub prefix: String,
+    /// Only keys strictly greater than this (byte order): the previous page's
+    /// `next_start_after`.
+    pub start_after: Option<String>,
+    /// Objects per page, 1 to 10000 (default 1000).
+    pub limit: Option<usize>,
+}
+
+/// The key of `/objects/{*key}`, validated before any I/O.
+fn object_key(path: Result<Path<String>, PathRejection>) -> Result<ObjectKey, StoragedError> {
+    match path {
+        Ok(Path(raw)) => parse_key(&raw),
+        Err(rejection) => Err(StoragedError::InvalidKey {
+            key: String::new(),
+            reason: rejection.body_text(),
+        }),
+    }
+}
+
+/// `PUT /objects/{*key}`: streams the body into the object; 201 `{key, size, sha256}`.
+///
+/// `If-None-Match: *` makes it create-only (412 `already_exists` when the key is taken);
+/// `x-checksum-sha256: <64 hex>` makes it verify the body (400 `digest_mismatch`, nothing
+/// stored). Any other `If-None-Match` value, and `If-Match`, are 400 `invalid_request`.
+///
+/// # Errors
+/// 400 `invalid_key` before any I/O for a bad key, 400 `invalid_request` for a bad header,
+/// then whatever [`Store::put`](crate::store::Store::put) returns.
+pub async fn object_put(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ObjectPutResponse>), StoragedError> {
+    let key = object_key(path)?;
+    let condition = match headers.get(header::IF_NONE_MATCH) {
+        None => PutCondition::Overwrite,
+        Some(value) if value.as_bytes().trim_ascii() == b"*" => PutCondition::CreateOnly,
+        Some(_) => {
+            return Err(StoragedError::InvalidHeader {
+                header: "if-none-match",
+                reason: "only `*` (create-only) is supported".into(),
+            });
+        }
+    };
+    if headers.contains_key(header::IF_MATCH) {
+        return Err(StoragedError::InvalidHeader {
+            header: "if-match",
+            reason: "conditional overwrite is not supported".into(),
+        });
+    }
+    let expected = match headers.get(CHECKSUM_HEADER) {
+        None => None,
+        Some(value) => {
+            let text = value
+                .to_str()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            Some(
+                Sha256Digest::new(text).map_err(|_| StoragedError::InvalidHeader {
+                    header: CHECKSUM_HEADER,
+                    reason: "must be 64 hex digits".into(),
+                })?,
+            )
+        }
+    };
+    let stored = state
+        .store
+        .put(&key, condition, expected.as_ref(), body.into_data_stream())
+        .await?;
+    tracing::info!(key = %stored.key, size = stored.size, sha256 = %stored.sha256, "object stored");
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// `GET /objects/{*key}`: the object's bytes, streamed, with `Content-Length`, `ETag`,
+/// `Last-Modified` and `Accept-Ranges: bytes`.
+///
+/// One `Range` (`bytes=a-b`, `a-`, `-n`) gives 206 with `Content-Range`; several ranges give
+/// the whole object with 200; an unsatisfiable or malformed `bytes=` range gives 416
+/// `invalid_range` with `Content-Range: bytes */<size>`.
+///
+/// # Errors
+/// 400 `invalid_key`, 404 `not_found`, 416 `invalid_range`.
+pub async fn object_get(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, StoragedError> {
+    let key = object_key(path)?;
+    let range_header = headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap_or("bytes=?"));
+    let range = ByteRange::from_header(range_header);
+    let read = state
+        .store
+        .get(&key, &range, range_header.unwrap_or_default())
+        .await?;
+    let mut response_headers = object_headers(&read.meta, read.range.end - read.range.start);
+    let status = if read.partial {
+        let value = format!(
+            "bytes {}-{}/{}",
+            read.range.start,
+            read.range.end.saturating_sub(1),
+            read.meta.size
+        );
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response_headers.insert(header::CONTENT_RANGE, value);
+        }
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, response_headers, Body::from_stream(read.body)).into_response())
+}
+
+/// `HEAD /objects/{*key}`: the headers of a whole-object GET, no body (`Range` is ignored).
+///
+/// # Errors
+/// 400 `invalid_key`, 404 `not_found` (status only, as HEAD has no body).
+pub async fn object_head(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, StoragedError> {
+    let key = object_key(path)?;
+    let meta = state.store.head(&key).await?;
+    Ok((StatusCode::OK, object_headers(&meta, meta.size)).into_response())
+}
+
+/// `DELETE /objects/{*key}`: 204.
+///
+/// # Errors
+/// 400 `invalid_key`, 404 `not_found`.
+pub async fn object_delete(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, StoragedError> {
+    let key = object_key(path)?;
+    state.store.delete(&key).await?;
+    tracing::info!(key = %key, "object deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /objects?prefix=&start_after=&limit=`: `{objects, next_start_after}`, keys ascending
+/// in byte order, `prefix` a plain string prefix.
+///
+/// # Errors
+/// 400 `invalid_option` for an unknown parameter or a `limit` outside 1..=10000.
+pub async fn objects_list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ObjectsListQuery>,
+) -> Result<Json<ListObjectsResponse>, StoragedError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(StoragedError::InvalidOption {
+            option: "limit",
+            reason: format!("must be between 1 and {MAX_LIST_LIMIT}, got {limit}"),
+        });
+    }
+    let page = state
+        .store
+        .list(&query.prefix, query.start_after.as_deref(), limit)
+        .await?;
+    Ok(Json(page))
+}
+
+/// Headers shared by GET and HEAD.
+fn object_headers(meta: &ObjectMeta, content_length: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(content_length));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(etag) = quoted_etag(meta).and_then(|t| HeaderValue::from_str(&t).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    let modified = meta
+        .last_modified
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    if let Ok(value) = HeaderValue::from_str(&modified) {
+        headers.insert(header::LAST_MODIFIED, value);
+    }
+    headers
+}

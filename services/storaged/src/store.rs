@@ -1,0 +1,848 @@
+//! The domain layer of storaged: object keys, create-only and verified writes, ranged reads
+//! and ordered listing over an `Arc<dyn ObjectStore>` (DESIGN.md sections 2 and 6).
+//!
+//! Not HTTP: handlers parse the request, call one method here and map the error.
+//!
+//! # Write protocol
+//! Every PUT streams into a private staging object `_storaged_staging/<uuid>` (a prefix user
+//! keys cannot name and LIST never shows) while its SHA-256 is computed. Only once the body is
+//! complete and its digest verified is the staging object moved into place, with
+//! `rename_if_not_exists` for create-only writes and `rename` otherwise; every failure path
+//! deletes the staging object, so a refused or failed PUT leaves nothing behind. On the local
+//! backend the object is then fsynced ([`sync_local_object`]) before the 201.
+
+use crate::error::{Result, StoragedError};
+use bytes::Bytes;
+use chrono::SecondsFormat;
+use futures::{Stream, StreamExt, TryStreamExt};
+use lakehouse_api::{ListObjectsResponse, ObjectInfo, ObjectKey, Sha256Digest};
+use object_store::WriteMultipart;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Directory (first key segment) of the staging objects. User keys equal to it or below it are
+/// refused with `invalid_key`, and LIST hides it.
+pub const STAGING_PREFIX: &str = "_storaged_staging";
+
+/// Default `limit` of a LIST (objects per page).
+pub const DEFAULT_LIST_LIMIT: usize = 1000;
+
+/// Largest `limit` a LIST accepts; past it the answer is 400 `invalid_option`. Bounds the
+/// memory of one LIST (the heap holds at most `limit + 1` entries).
+pub const MAX_LIST_LIMIT: usize = 10_000;
+
+/// Part size of the streamed upload into the staging object, in bytes. Peak memory of one PUT
+/// is about `PART_SIZE_BYTES * (MAX_PARTS_IN_FLIGHT + 1)`. An S3 backend will need at least
+/// 5 MiB here (its minimum part size).
+const PART_SIZE_BYTES: usize = 1024 * 1024;
+
+/// Parts of one PUT being written concurrently; the body is not read while this many are in
+/// flight (backpressure to the socket).
+const MAX_PARTS_IN_FLIGHT: usize = 2;
+
+/// Longest key segment the local backend accepts, in bytes: `NAME_MAX` of Linux file systems.
+/// Longer segments are valid keys (DESIGN.md section 6) but cannot be file names.
+pub const LOCAL_MAX_SEGMENT_BYTES: usize = 255;
+
+/// Which object store holds the objects (DESIGN.md section 7, `backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A directory on the local file system (`root`), fsynced before every 201: the embedded
+    /// default.
+    Local,
+    /// Process memory: fast, lost at exit. For tests and demos only.
+    Memory,
+}
+
+/// Whether a PUT may replace an existing object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutCondition {
+    /// Replace whatever is under the key (no `If-None-Match`).
+    Overwrite,
+    /// Fail with [`StoragedError::AlreadyExists`] when the key exists (`If-None-Match: *`).
+    CreateOnly,
+}
+
+/// Answer of a successful `PUT /objects/{key}` (201): what was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectPutResponse {
+    /// The key written.
+    pub key: ObjectKey,
+    /// Size of the body in bytes.
+    pub size: u64,
+    /// SHA-256 of the body as received (64 lowercase hex digits).
+    pub sha256: Sha256Digest,
+}
+
+/// What part of an object a GET asks for, from its `Range` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ByteRange {
+    /// No `Range` header, a unit other than `bytes`, or several ranges: the whole object (200).
+    Whole,
+    /// One satisfiable-looking range (206 when it fits the object, else 416).
+    Part(GetRange),
+    /// A `bytes=` header that does not parse: always 416.
+    Malformed,
+}
+
+impl ByteRange {
+    /// Reads a `Range` header value (RFC 9110 section 14.2): `bytes=a-b`, `bytes=a-` or
+    /// `bytes=-n`.
+    ///
+    /// Multi-range requests (`bytes=0-1,5-6`) are answered with the whole object and a 200, as
+    /// RFC 9110 allows, instead of a `multipart/byteranges` body. A header whose unit is not
+    /// `bytes` is ignored (also as RFC 9110 requires); a `bytes=` header that does not parse
+    /// is [`ByteRange::Malformed`].
+    pub fn from_header(value: Option<&str>) -> ByteRange {
+        use http_range_header::{EndPosition, StartPosition};
+        let Some(value) = value else {
+            return ByteRange::Whole;
+        };
+        if !value.trim_start().starts_with("bytes=") {
+            return ByteRange::Whole;
+        }
+        let Ok(parsed) = http_range_header::parse_range_header(value.trim()) else {
+            return ByteRange::Malformed;
+        };
+        match parsed.ranges.as_slice() {
+            [one] => match (one.start, one.end) {
+                (StartPosition::Index(a), EndPosition::Index(b)) if b >= a => {
+                    ByteRange::Part(GetRange::Bounded(a..b.saturating_add(1)))
+                }
+                (StartPosition::Index(a), EndPosition::LastByte) => {
+                    ByteRange::Part(GetRange::Offset(a))
+                }
+                (StartPosition::FromLast(n), _) if n > 0 => ByteRange::Part(GetRange::Suffix(n)),
+                _ => ByteRange::Malformed,
+            },
+            [] => ByteRange::Malformed,
+            _ => ByteRange::Whole,
+        }
+    }
+
+    /// Whether this range selects at least one byte of an object of `size` bytes.
+    fn satisfiable(&self, size: u64) -> bool {
+        match self {
+            ByteRange::Whole => true,
+            ByteRange::Malformed => false,
+            ByteRange::Part(GetRange::Bounded(r)) => r.start < size,
+            ByteRange::Part(GetRange::Offset(start)) => *start < size,
+            ByteRange::Part(GetRange::Suffix(n)) => *n > 0 && size > 0,
+        }
+    }
+}
+
+/// An object being read: its metadata, the byte range served and the streamed bytes.
+pub struct ObjectRead {
+    /// Metadata of the whole object.
+    pub meta: ObjectMeta,
+    /// The bytes of the object in `body`, end exclusive.
+    pub range: Range<u64>,
+    /// True when a `Range` was honoured (206), false for the whole object (200).
+    pub partial: bool,
+    /// The bytes of `range`, streamed from the backend.
+    pub body: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+}
+
+impl std::fmt::Debug for ObjectRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectRead")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .field("partial", &self.partial)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The object store behind storaged, with the invariants of DESIGN.md section 2 on top.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    /// Canonical root directory of the local backend (`None` for other backends): where
+    /// [`sync_local_object`] finds the files to fsync.
+    local_root: Option<PathBuf>,
+}
+
+/// Validates a user-supplied key (DESIGN.md section 6 grammar, not under [`STAGING_PREFIX`]).
+///
+/// # Errors
+/// [`StoragedError::InvalidKey`] naming the broken rule.
+pub fn parse_key(raw: &str) -> Result<ObjectKey> {
+    let key = ObjectKey::new(raw).map_err(|e| StoragedError::InvalidKey {
+        key: raw.to_owned(),
+        reason: match e {
+            lakehouse_api::NameError::ObjectKey { reason, .. } => reason.to_owned(),
+            other => other.to_string(),
+        },
+    })?;
+    if is_staging(key.as_str()) {
+        return Err(StoragedError::InvalidKey {
+            key: raw.to_owned(),
+            reason: format!("keys under {STAGING_PREFIX}/ are reserved for storaged"),
+        });
+    }
+    Ok(key)
+}
+
+fn is_staging(key: &str) -> bool {
+    key.strip_prefix(STAGING_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn path_of(key: &ObjectKey) -> Path {
+    // Every character of a valid key is legal in an object_store path part, so this is the
+    // identity on the key's text.
+    Path::from(key.as_str())
+}
+
+fn backend_error(op: &'static str, key: &str, source: object_store::Error) -> StoragedError {
+    match source {
+        object_store::Error::NotFound { .. } => StoragedError::NotFound {
+            key: key.to_owned(),
+        },
+        object_store::Error::AlreadyExists { .. } => StoragedError::AlreadyExists {
+            key: key.to_owned(),
+        },
+        source => StoragedError::Backend {
+            op,
+            key: key.to_owned(),
+            source,
+        },
+    }
+}
+
+/// The HTTP form of an object's entity tag: the backend's tag in double quotes (the local
+/// backend reports it bare, the memory backend already quoted).
+pub fn quoted_etag(meta: &ObjectMeta) -> Option<String> {
+    meta.e_tag
+        .as_deref()
+        .map(|tag| format!("\"{}\"", tag.trim_matches('"')))
+}
+
+impl Store {
+    /// Opens the configured backend and removes staging debris left by a crash.
+    ///
+    /// For [`Backend::Local`] `root` is created when missing. Removing all of
+    /// [`STAGING_PREFIX`] at start is right while one storaged owns the store; a shared S3
+    /// bucket will need an age threshold instead.
+    ///
+    /// # Errors
+    /// [`StoragedError::Io`] when `root` cannot be created or resolved,
+    /// [`StoragedError::Backend`] when the debris cannot be listed or deleted.
+    pub async fn open(backend: Backend, root: &std::path::Path) -> Result<Store> {
+        let store = match backend {
+            Backend::Memory => Store {
+                inner: Arc::new(object_store::memory::InMemory::new()),
+                local_root: None,
+            },
+            Backend::Local => {
+                let io = |op, source| StoragedError::Io {
+                    op,
+                    path: root.to_owned(),
+                    source,
+                };
+                tokio::fs::create_dir_all(root)
+                    .await
+                    .map_err(|e| io("create directory", e))?;
+                let canonical = tokio::fs::canonicalize(root)
+                    .await
+                    .map_err(|e| io("resolve directory", e))?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(&canonical)
+                    .map_err(|source| StoragedError::Backend {
+                        op: "open",
+                        key: canonical.display().to_string(),
+                        source,
+                    })?;
+                Store {
+                    inner: Arc::new(fs),
+                    local_root: Some(canonical),
+                }
+            }
+        };
+        store.remove_staging_debris().await?;
+        Ok(store)
+    }
+
+    /// Deletes every staging object (crash debris). On the local backend the whole staging
+    /// directory goes, including the `#<n>` part files object_store's listing hides.
+    async fn remove_staging_debris(&self) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            let dir = root.join(STAGING_PREFIX);
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => tracing::info!(dir = %dir.display(), "removed staging debris"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StoragedError::Io {
+                        op: "remove staging directory",
+                        path: dir,
+                        source,
+                    });
+                }
+            }
+            return Ok(());
+        }
+        let prefix = Path::from(STAGING_PREFIX);
+        let locations = self
+            .inner
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .boxed();
+        self.inner
+            .delete_stream(locations)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+            .map_err(|source| backend_error("delete staging debris", STAGING_PREFIX, source))
+    }
+
+    /// Streams `body` into `key` (DESIGN.md section 6 `PUT /objects/{key}`), computing its
+    /// SHA-256 on the fly; memory stays bounded by the part size, not the body size.
+    ///
+    /// Atomic: either the whole verified body is under `key` (and, on the local backend,
+    /// fsynced) or nothing changed and no staging object remains.
+    ///
+    /// # Errors
+    /// [`StoragedError::InvalidKey`] for a key the backend cannot hold (before any I/O),
+    /// [`StoragedError::DigestMismatch`] when `expected` is given and differs,
+    /// [`StoragedError::AlreadyExists`] for [`PutCondition::CreateOnly`] on a taken key,
+    /// [`StoragedError::BodyRead`] when the body breaks off, [`StoragedError::KeyPathConflict`]
+    /// on a local path collision, [`StoragedError::Backend`] / [`StoragedError::Io`] otherwise.
+    pub async fn put<S, E>(
+        &self,
+        key: &ObjectKey,
+        condition: PutCondition,
+        expected: Option<&Sha256Digest>,
+        body: S,
+    ) -> Result<ObjectPutResponse>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        self.check_backend_limits(key)?;
+        let staging = Path::from(format!(
+            "{STAGING_PREFIX}/{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let guard = StagingGuard {
+            store: Arc::clone(&self.inner),
+            path: Some(staging.clone()),
+        };
+        match self.stage(&staging, body).await {
+            Ok((size, sha256)) => {
+                if let Some(expected) = expected.filter(|e| **e != sha256) {
+                    guard.discard().await;
+                    return Err(StoragedError::DigestMismatch {
+                        expected: expected.to_string(),
+                        actual: sha256.to_string(),
+                    });
+                }
+                let target = path_of(key);
+                let moved = match condition {
+                    PutCondition::CreateOnly => {
+                        self.inner.rename_if_not_exists(&staging, &target).await
+                    }
+                    PutCondition::Overwrite => self.inner.rename(&staging, &target).await,
+                };
+                if let Err(source) = moved {
+                    guard.discard().await;
+                    return Err(self.rename_error(key, source).await);
+                }
+                guard.disarm();
+                if let Some(root) = self.local_root.clone() {
+                    let owned = key.clone();
+                    let synced =
+                        tokio::task::spawn_blocking(move || sync_local_object(&root, &owned)).await;
+                    match synced {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => return Err(e),
+                        Err(join) => {
+                            return Err(StoragedError::Io {
+                                op: "fsync",
+                                path: PathBuf::from(key.as_str()),
+                                source: std::io::Error::other(join),
+                            });
+                        }
+                    }
+                }
+                Ok(ObjectPutResponse {
+                    key: key.clone(),
+                    size,
+                    sha256,
+                })
+            }
+            Err(e) => {
+                guard.discard().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams `body` into the staging object; returns its size and SHA-256.
+    async fn stage<S, E>(&self, staging: &Path, body: S) -> Result<(u64, Sha256Digest)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let key = staging.as_ref();
+        let upload = self
+            .inner
+            .put_multipart(staging)
+            .await
+            .map_err(|e| backend_error("start upload of", key, e))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE_BYTES);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut body = std::pin::pin!(body);
+        while let Some(frame) = body.next().await {
+            let bytes = match frame {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(StoragedError::BodyRead {
+                        source: Box::new(e),
+                    });
+                }
+            };
+            // Frames are at most a few hundred KiB, so hashing one stays well under the
+            // half-millisecond budget of a runtime thread.
+            hasher.update(&bytes);
+            size += bytes.len() as u64;
+            if let Err(e) = writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
+                let _ = writer.abort().await;
+                return Err(backend_error("upload", key, e));
+            }
+            writer.put(bytes);
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| backend_error("complete upload of", key, e))?;
+        let sha256 =
+            Sha256Digest::new(hex::encode(hasher.finalize())).map_err(|e| StoragedError::Io {
+                op: "hash",
+                path: PathBuf::from(key),
+                source: std::io::Error::other(e),
+            })?;
+        Ok((size, sha256))
+    }
+
+    /// Turns a failed move into place into the error a client can act on.
+    async fn rename_error(&self, key: &ObjectKey, source: object_store::Error) -> StoragedError {
+        if let Some(root) = &self.local_root
+            && local_path_conflict(root, key).await
+        {
+            return StoragedError::KeyPathConflict {
+                key: key.to_string(),
+            };
+        }
+        backend_error("move into place", key.as_str(), source)
+    }
+
+    /// Refuses keys the backend cannot hold although the key grammar allows them: on the
+    /// local backend a segment is a file name, at most [`LOCAL_MAX_SEGMENT_BYTES`] bytes.
+    fn check_backend_limits(&self, key: &ObjectKey) -> Result<()> {
+        if self.local_root.is_some()
+            && key
+                .as_str()
+                .split('/')
+                .any(|segment| segment.len() > LOCAL_MAX_SEGMENT_BYTES)
+        {
+            return Err(StoragedError::InvalidKey {
+                key: key.to_string(),
+                reason: format!(
+                    "segment longer than {LOCAL_MAX_SEGMENT_BYTES} bytes (a file name on the \
+                     local backend)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Opens `key` for reading, the whole object or one range (DESIGN.md section 6
+    /// `GET /objects/{key}`).
+    ///
+    /// # Errors
+    /// [`StoragedError::NotFound`], [`StoragedError::RangeNotSatisfiable`] (with the object's
+    /// size), [`StoragedError::Backend`].
+    pub async fn get(
+        &self,
+        key: &ObjectKey,
+        range: &ByteRange,
+        header: &str,
+    ) -> Result<ObjectRead> {
+        self.check_backend_limits(key)?;
+        let location = path_of(key);
+        let unsatisfiable = |size| StoragedError::RangeNotSatisfiable {
+            range: header.to_owned(),
+            size,
+        };
+        let get_range = match range {
+            ByteRange::Whole => None,
+            ByteRange::Part(r) => Some(r.clone()),
+            ByteRange::Malformed => {
+                let meta = self.head(key).await?;
+                return Err(unsatisfiable(meta.size));
+            }
+        };
+        let options = GetOptions::new().with_range(get_range.clone());
+        let result = match self.inner.get_opts(&location, options).await {
+            Ok(result) => result,
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return Err(backend_error("get", key.as_str(), e));
+            }
+            Err(e) => {
+                // A range past the end fails differently per backend; decide from the size.
+                let meta = self.head(key).await?;
+                if !range.satisfiable(meta.size) {
+                    return Err(unsatisfiable(meta.size));
+                }
+                return Err(backend_error("get", key.as_str(), e));
+            }
+        };
+        if !range.satisfiable(result.meta.size) {
+            return Err(unsatisfiable(result.meta.size));
+        }
+        Ok(ObjectRead {
+            meta: result.meta.clone(),
+            range: result.range.clone(),
+            partial: get_range.is_some(),
+            body: result.into_stream(),
+        })
+    }
+
+    /// Metadata of `key` (DESIGN.md section 6 `HEAD /objects/{key}`).
+    ///
+    /// # Errors
+    /// [`StoragedError::NotFound`], [`StoragedError::Backend`].
+    pub async fn head(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        self.check_backend_limits(key)?;
+        self.inner
+            .head(&path_of(key))
+            .await
+            .map_err(|e| backend_error("head", key.as_str(), e))
+    }
+
+    /// Deletes `key` (DESIGN.md section 6 `DELETE /objects/{key}`).
+    ///
+    /// # Errors
+    /// [`StoragedError::NotFound`] when there is no such object (some backends delete missing
+    /// objects silently, so this checks first), [`StoragedError::Backend`].
+    pub async fn delete(&self, key: &ObjectKey) -> Result<()> {
+        self.head(key).await?;
+        self.inner
+            .delete(&path_of(key))
+            .await
+            .map_err(|e| backend_error("delete", key.as_str(), e))
+    }
+
+    /// One page of keys in ascending byte order (DESIGN.md section 6 `GET /objects`).
+    ///
+    /// `prefix` is a plain string prefix (`datasets/fl` matches `datasets/flights/x`), keys
+    /// `<= start_after` are skipped, and at most `limit` objects come back, with
+    /// `next_start_after` set to the last one when more matched. Staging objects and files
+    /// whose names are not valid keys are never listed.
+    ///
+    /// The backend lists under the longest `/`-terminated part of `prefix` in no particular
+    /// order; a max-heap keeps the `limit + 1` smallest matches, so memory is bounded by
+    /// `limit`, not by the number of keys.
+    ///
+    /// # Errors
+    /// [`StoragedError::Backend`] when the backend listing fails.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListObjectsResponse> {
+        let directory = match prefix.rfind('/') {
+            None => None,
+            Some(slash) => match ObjectKey::new(&prefix[..slash]) {
+                Ok(dir) => Some(path_of(&dir)),
+                // No valid key has this directory part, so nothing can match.
+                Err(_) => return Ok(empty_page()),
+            },
+        };
+        let mut listing = match start_after.map(ObjectKey::new) {
+            Some(Ok(offset)) => self
+                .inner
+                .list_with_offset(directory.as_ref(), &path_of(&offset)),
+            _ => self.inner.list(directory.as_ref()),
+        };
+        let mut heap: BinaryHeap<ByKey> = BinaryHeap::with_capacity(limit + 1);
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| backend_error("list", prefix, e))?;
+            let key = meta.location.as_ref();
+            if !key.starts_with(prefix)
+                || is_staging(key)
+                || start_after.is_some_and(|after| key <= after)
+            {
+                continue;
+            }
+            if heap.len() > limit {
+                match heap.peek() {
+                    Some(largest) if largest.0.location.as_ref() > key => {
+                        heap.pop();
+                    }
+                    _ => continue,
+                }
+            }
+            heap.push(ByKey(meta));
+        }
+        let mut metas: Vec<ObjectMeta> = heap.into_sorted_vec().into_iter().map(|k| k.0).collect();
+        let more = metas.len() > limit;
+        metas.truncate(limit);
+        let objects: Vec<ObjectInfo> = metas
+            .iter()
+            .filter_map(|meta| {
+                let key = ObjectKey::new(meta.location.as_ref()).ok()?;
+                Some(ObjectInfo {
+                    key,
+                    size: meta.size,
+                    etag: quoted_etag(meta),
+                    last_modified: meta
+                        .last_modified
+                        .to_rfc3339_opts(SecondsFormat::Millis, true),
+                })
+            })
+            .collect();
+        let next_start_after = more
+            .then(|| metas.last().map(|m| m.location.to_string()))
+            .flatten();
+        Ok(ListObjectsResponse {
+            objects,
+            next_start_after,
+        })
+    }
+
+    /// Readiness probe: a HEAD of a key that never exists must answer (not found is fine), and
+    /// the local root must still be a directory.
+    ///
+    /// # Errors
+    /// [`StoragedError::NotReady`] with the failure.
+    pub async fn ready(&self) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            match tokio::fs::metadata(root).await {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(StoragedError::NotReady {
+                        source: "storage root is not a directory".into(),
+                    });
+                }
+                Err(e) => {
+                    return Err(StoragedError::NotReady {
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        let probe = Path::from(format!("{STAGING_PREFIX}/readyz-probe"));
+        match self.inner.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoragedError::NotReady {
+                source: Box::new(e),
+            }),
+        }
+    }
+}
+
+fn empty_page() -> ListObjectsResponse {
+    ListObjectsResponse {
+        objects: Vec::new(),
+        next_start_after: None,
+    }
+}
+
+/// Orders listed objects by key bytes, for the bounded heap of [`Store::list`].
+struct ByKey(ObjectMeta);
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.location == other.0.location
+    }
+}
+impl Eq for ByKey {}
+impl PartialOrd for ByKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.location.as_ref().cmp(other.0.location.as_ref())
+    }
+}
+
+/// Deletes a staging object on every path that does not move it into place: awaited on the
+/// error paths ([`StagingGuard::discard`]), spawned from `Drop` when the request is cancelled
+/// (client gone) mid-upload.
+struct StagingGuard {
+    store: Arc<dyn ObjectStore>,
+    path: Option<Path>,
+}
+
+impl StagingGuard {
+    async fn discard(mut self) {
+        if let Some(path) = self.path.take() {
+            delete_quietly(&*self.store, &path).await;
+        }
+    }
+
+    fn disarm(mut self) {
+        self.path = None;
+    }
+}
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let store = Arc::clone(&self.store);
+            runtime.spawn(async move { delete_quietly(&*store, &path).await });
+        }
+    }
+}
+
+async fn delete_quietly(store: &dyn ObjectStore, path: &Path) {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => tracing::warn!(path = %path, error = %e, "could not delete staging object"),
+    }
+}
+
+/// Makes the object `root/<key>` durable before its 201 (DESIGN.md section 2, invariant 3).
+///
+/// object_store's local backend (without its `fsync` option) renames a staged file into place
+/// without flushing it, so after a power loss the key could name a file with missing data, or
+/// vanish. This flushes the file's data and metadata (`sync_all`), then fsyncs every directory
+/// from the file's parent up to and including `root`, so the new directory entry and any
+/// directories created for it are on disk too.
+///
+/// # Errors
+/// [`StoragedError::Io`] naming the path that could not be opened or synced.
+pub fn sync_local_object(root: &std::path::Path, key: &ObjectKey) -> Result<()> {
+    let path = root.join(key.as_str());
+    let sync = |path: &std::path::Path| {
+        std::fs::File::open(path)
+            .and_then(|file| file.sync_all())
+            .map_err(|source| StoragedError::Io {
+                op: "fsync",
+                path: path.to_owned(),
+                source,
+            })
+    };
+    sync(&path)?;
+    let mut dir = path.parent();
+    while let Some(current) = dir {
+        sync(current)?;
+        if current == root {
+            break;
+        }
+        dir = current.parent();
+    }
+    Ok(())
+}
+
+/// True when `root/<key>` cannot be a file because it is a directory or because one of its
+/// ancestors below `root` is a file (`a` and `a/b` on the local backend).
+async fn local_path_conflict(root: &std::path::Path, key: &ObjectKey) -> bool {
+    let path = root.join(key.as_str());
+    if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_dir()) {
+        return true;
+    }
+    let mut dir = path.parent();
+    while let Some(current) = dir {
+        if current == root {
+            return false;
+        }
+        if tokio::fs::metadata(current)
+            .await
+            .is_ok_and(|m| !m.is_dir())
+        {
+            return true;
+        }
+        dir = current.parent();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_headers_parse_to_one_get_range() {
+        let part = |s| ByteRange::from_header(Some(s));
+        assert_eq!(part("bytes=2-5"), ByteRange::Part(GetRange::Bounded(2..6)));
+        assert_eq!(part("bytes=7-"), ByteRange::Part(GetRange::Offset(7)));
+        assert_eq!(part("bytes=-3"), ByteRange::Part(GetRange::Suffix(3)));
+        assert_eq!(part("bytes=0-1,4-5"), ByteRange::Whole);
+        assert_eq!(part("items=0-1"), ByteRange::Whole);
+        assert_eq!(ByteRange::from_header(None), ByteRange::Whole);
+        for bad in [
+            "bytes=5-2",
+            "bytes=x-1",
+            "bytes=-0",
+            "bytes=",
+            "bytes=1-2-3",
+        ] {
+            assert_eq!(part(bad), ByteRange::Malformed, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_past_the_end_are_unsatisfiable() {
+        let part = |s| ByteRange::from_header(Some(s));
+        assert!(part("bytes=0-100").satisfiable(10));
+        assert!(!part("bytes=10-").satisfiable(10));
+        assert!(!part("bytes=10-20").satisfiable(10));
+        assert!(part("bytes=-100").satisfiable(10));
+        assert!(!part("bytes=-1").satisfiable(0));
+        assert!(ByteRange::Whole.satisfiable(0));
+    }
+
+    #[test]
+    fn staging_keys_are_reserved() {
+        for bad in ["_storaged_staging", "_storaged_staging/x", "..", "a//b"] {
+            assert!(parse_key(bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "_storaged_staging2/x",
+            "_storaged_stagingx",
+            "a/_storaged_staging",
+        ] {
+            assert!(parse_key(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[tokio::test]
+    async fn list_keeps_the_smallest_keys_in_order() {
+        let store = Store::open(Backend::Memory, std::path::Path::new("unused"))
+            .await
+            .unwrap();
+        for key in ["b/3", "b/1", "a/1", "b/2", "b/10", "ba/1", "c"] {
+            let key = parse_key(key).unwrap();
+            let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"x"))]);
+            store
+                .put(&key, PutCondition::Overwrite, None, body)
+                .await
+                .unwrap();
+        }
+        let page = store.list("b", None, 3).await.unwrap();
+        let keys: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["b/1", "b/10", "b/2"]);
+        assert_eq!(page.next_start_after.as_deref(), Some("b/2"));
+        let page = store.list("b", Some("b/2"), 3).await.unwrap();
+        let keys: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["b/3", "ba/1"]);
+        assert_eq!(page.next_start_after, None);
+        assert!(store.list("a//", None, 3).await.unwrap().objects.is_empty());
+    }
+}
