@@ -202,8 +202,14 @@ mod tests {
     fn error_table_gives_the_statuses_of_design_section_6() {
         assert_eq!(ErrorCode::SchemaDrift.status(), StatusCode::CONFLICT);
         assert_eq!(ErrorCode::MalformedCsv.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(ErrorCode::PayloadTooLarge.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(ErrorCode::AlreadyExists.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(
+            ErrorCode::PayloadTooLarge.status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ErrorCode::AlreadyExists.status(),
+            StatusCode::PRECONDITION_FAILED
+        );
         assert_eq!(ErrorCode::NotFound.status(), StatusCode::NOT_FOUND);
         assert_eq!(ErrorCode::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
     }

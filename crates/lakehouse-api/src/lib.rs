@@ -16,10 +16,9 @@ mod schema;
 
 pub use error::{ErrorBody, ErrorCode, ErrorInfo};
 pub use manifest::{
-    ColumnChange, CsvOptions, DatasetListResponse, DatasetSummary, IngestMode, IngestResponse,
-    ListObjectsResponse, Manifest, ObjectInfo, ObjectRef, RegisterVersionRequest,
+    ColumnChange, CsvOptions, DatasetListResponse, DatasetSummary, INFERENCE_VERSION, IngestMode,
+    IngestResponse, ListObjectsResponse, Manifest, ObjectInfo, ObjectRef, RegisterVersionRequest,
     RegisterVersionResponse, SchemaDriftDetails, Source, VersionListResponse, VersionSummary,
-    INFERENCE_VERSION,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{ColumnType, Field, Schema, fingerprint_of_pairs};

@@ -47,7 +47,9 @@ impl CsvOptions {
             }
         };
         if matches!(byte, b'"' | b'\r' | b'\n') {
-            return Err(format!("delimiter {value:?} cannot be a quote or a line break"));
+            return Err(format!(
+                "delimiter {value:?} cannot be a quote or a line break"
+            ));
         }
         Ok(byte)
     }
@@ -260,7 +262,10 @@ impl SchemaDriftDetails {
             .fields
             .iter()
             .filter_map(|registered| {
-                let other = attempted.fields.iter().find(|f| f.name == registered.name)?;
+                let other = attempted
+                    .fields
+                    .iter()
+                    .find(|f| f.name == registered.name)?;
                 (other.data_type != registered.data_type).then(|| ColumnChange {
                     column: registered.name.clone(),
                     registered_type: registered.data_type.name().to_owned(),
@@ -377,7 +382,10 @@ mod tests {
         assert!(CsvOptions::parse_delimiter("\"").is_err());
         assert!(CsvOptions::parse_delimiter("é").is_err());
         assert!(CsvOptions::parse_delimiter("").is_err());
-        assert_eq!(CsvOptions::parse_null_values("NA,,NULL"), vec!["NA", "NULL"]);
+        assert_eq!(
+            CsvOptions::parse_null_values("NA,,NULL"),
+            vec!["NA", "NULL"]
+        );
     }
 
     #[test]

@@ -138,7 +138,10 @@ impl ObjectKey {
     /// Key of version `version` of dataset `name`'s manifest (DESIGN.md section 6):
     /// `_catalog/datasets/<name>/<version as 20 digits>.json`.
     pub fn manifest(name: &DatasetName, version: u64) -> Self {
-        ObjectKey(format!("_catalog/datasets/{}/{version:020}.json", name.as_str()))
+        ObjectKey(format!(
+            "_catalog/datasets/{}/{version:020}.json",
+            name.as_str()
+        ))
     }
 }
 
@@ -219,7 +222,17 @@ mod tests {
         for ok in ["a", "flights", "A.b_c-d", "0", &"x".repeat(128)] {
             assert!(DatasetName::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".a", "-a", "_a", "a/b", "a b", "ä", "..", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".a",
+            "-a",
+            "_a",
+            "a/b",
+            "a b",
+            "ä",
+            "..",
+            &"x".repeat(129),
+        ] {
             assert!(DatasetName::new(bad).is_err(), "{bad}");
         }
     }
@@ -230,8 +243,8 @@ mod tests {
             assert!(ObjectKey::new(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "/a", "a/", "a//b", ".", "..", "a/../b", "a/./b", "a\\b", "a b", "%2e%2e",
-            "a\0b", "é",
+            "", "/a", "a/", "a//b", ".", "..", "a/../b", "a/./b", "a\\b", "a b", "%2e%2e", "a\0b",
+            "é",
         ] {
             assert!(ObjectKey::new(bad).is_err(), "{bad:?}");
         }

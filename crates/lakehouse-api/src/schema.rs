@@ -168,6 +168,9 @@ mod tests {
     #[test]
     fn types_serialize_as_fingerprint_names() {
         let json = serde_json::to_string(&Field::new("at", ColumnType::TimestampUtc)).unwrap();
-        assert_eq!(json, r#"{"name":"at","type":"timestamp[us, tz=UTC]","nullable":true}"#);
+        assert_eq!(
+            json,
+            r#"{"name":"at","type":"timestamp[us, tz=UTC]","nullable":true}"#
+        );
     }
 }

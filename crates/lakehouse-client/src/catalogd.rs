@@ -59,4 +59,3 @@ impl CatalogdClient {
         send(self.http.get(&url), &url, &[]).await.map(drop)
     }
 }
-

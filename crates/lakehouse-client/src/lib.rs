@@ -109,10 +109,13 @@ async fn send(
     url: &str,
     accept: &[u16],
 ) -> Result<reqwest::Response> {
-    let response = request.send().await.map_err(|source| ClientError::Transport {
-        url: url.to_owned(),
-        source,
-    })?;
+    let response = request
+        .send()
+        .await
+        .map_err(|source| ClientError::Transport {
+            url: url.to_owned(),
+            source,
+        })?;
     let status = response.status();
     if status.is_success() || accept.contains(&status.as_u16()) {
         return Ok(response);

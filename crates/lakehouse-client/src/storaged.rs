@@ -73,7 +73,8 @@ impl StoragedClient {
         options: &PutOptions,
     ) -> Result<PutOutcome> {
         let length = body.len() as u64;
-        self.put(key, reqwest::Body::from(body), length, options).await
+        self.put(key, reqwest::Body::from(body), length, options)
+            .await
     }
 
     /// `PUT /objects/{key}` streaming `body` of `length` bytes (sent as `Content-Length`), so
@@ -184,4 +185,3 @@ impl StoragedClient {
         send(self.http.get(&url), &url, &[]).await.map(drop)
     }
 }
-

@@ -1,1 +1,153 @@
-//! placeholder
+//! CSV to Parquet for the lakehouse ingest path (DESIGN.md sections 3 and 5).
+//!
+//! What it is for: reading an uploaded RFC 4180 CSV, inferring its Arrow schema over the
+//! whole file with the deterministic rules of DESIGN.md section 3 ([`infer_schema`]), or
+//! checking it against a dataset's registered schema ([`check_schema`]), then streaming it
+//! into Snappy Parquet with a fixed, reproducible encoding and the SHA-256 of the bytes
+//! written ([`write_parquet`]). Each pass reads the CSV once, streaming: memory is bounded by
+//! one record batch and one Parquet row group, never by the file size. The output is a pure
+//! function of (CSV bytes, options, schema, program version).
+//!
+//! What it is not for: no async, no HTTP, no storage, no catalog. Spooling the upload,
+//! keeping it to read twice, and registering the result are the ingest service's job; run
+//! these functions on a blocking thread. The schema fingerprint (DESIGN.md section 4) and the
+//! wire types live in `lakehouse-api`.
+
+mod classify;
+mod error;
+mod infer;
+mod source;
+mod write;
+
+pub use error::{ConvertError, Result};
+
+use lakehouse_api::{CsvOptions, Schema, Sha256Digest};
+use std::io::{Read, Write};
+
+/// Rows per Arrow record batch built from the CSV (DESIGN.md section 5).
+pub const BATCH_ROWS: usize = 8192;
+
+/// Maximum rows per Parquet row group: sixteen batches. A row group is the unit the writer
+/// buffers in memory before it goes out, so this bounds the memory of [`write_parquet`].
+pub const MAX_ROW_GROUP_ROWS: usize = 131_072;
+
+/// The fixed `created_by` of every Parquet file written (DESIGN.md section 5).
+pub const CREATED_BY: &str = concat!("lakehouse-convert ", env!("CARGO_PKG_VERSION"));
+
+/// The schema inferred for a new dataset by [`infer_schema`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inferred {
+    /// Columns in header order, names after the renames of DESIGN.md section 3, all nullable.
+    pub schema: Schema,
+    /// One line per header rename, in column order, for example
+    /// `column 3: empty header name renamed to "column_3"`.
+    pub warnings: Vec<String>,
+    /// Data records (rows), the header and skipped empty lines not counted.
+    pub row_count: u64,
+}
+
+/// What [`check_schema`] reports for an upload that conforms to the registered schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// Header renames, as in [`Inferred::warnings`].
+    pub warnings: Vec<String>,
+    /// Data records (rows).
+    pub row_count: u64,
+}
+
+/// What [`write_parquet`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParquetOutput {
+    /// Rows written.
+    pub row_count: u64,
+    /// Bytes written to the output: the Parquet file's size.
+    pub size_bytes: u64,
+    /// SHA-256 of exactly those bytes, computed while writing.
+    pub sha256: Sha256Digest,
+}
+
+/// Pass 1 for a NEW dataset: reads the whole CSV and infers its schema by DESIGN.md
+/// section 3.
+///
+/// The first record is the header (renames: empty name -> `column_<n>`, then a name equal to
+/// an earlier final name gets the first free `_2`, `_3`, ...; later names are not
+/// considered, so `a,a,a_2` gives `a`, `a_2`, `a_2_2`). Each column gets the first type of
+/// `bool`, `int64`, `float64`, `date32`, `timestamp[us, tz=UTC]`, `timestamp[us]` that accepts
+/// every non-null value, else `utf8`; an all-null column is `utf8`. The result depends only
+/// on the bytes and `options`, never on how `reader` chunks them.
+///
+/// `reader` is read to its end once, through an internal buffer (no need to wrap it in a
+/// `BufReader`).
+///
+/// # Errors
+/// - [`ConvertError::EmptyCsv`]: no header record (0 bytes, only a BOM, only empty lines).
+/// - [`ConvertError::MalformedCsv`]: a record whose field count differs from the header's,
+///   invalid UTF-8, or a quoted field open at the end of the file; `line` is where the
+///   record starts.
+/// - [`ConvertError::InvalidHeader`]: a header name with a control character
+///   (U+0000 to U+001F).
+/// - [`ConvertError::Io`]: reading failed.
+pub fn infer_schema<R: Read>(reader: R, options: &CsvOptions) -> Result<Inferred> {
+    infer::infer_schema(reader, options)
+}
+
+/// Pass 1 for an EXISTING dataset (DESIGN.md section 3, "Uploads to an existing dataset").
+///
+/// Ok when the header names (after the same renames as [`infer_schema`]) equal the
+/// registered names in order and every non-null value is accepted by its column's registered
+/// type: the table's rules, `float64` also accepting ints of magnitude up to 2^53 (a larger
+/// one would be rounded), `utf8` accepting anything. So an all-empty column registered as
+/// `int64`, or an all-int column registered as `float64`, conforms.
+///
+/// # Errors
+/// - [`ConvertError::SchemaDrift`] otherwise. Its details come from
+///   [`SchemaDriftDetails::between`](lakehouse_api::SchemaDriftDetails::between) the
+///   registered schema and the upload's own inferred schema (added, removed, reordered
+///   columns, both fingerprints), but `changed` lists only the columns present on both sides
+///   that hold a value the registered type refuses, each with the upload's inferred type and
+///   the line and text of the first refused value. The whole file is read first, so every
+///   such column is listed.
+/// - The same CSV errors as [`infer_schema`], which take precedence over drift.
+pub fn check_schema<R: Read>(
+    reader: R,
+    options: &CsvOptions,
+    registered: &Schema,
+) -> Result<Checked> {
+    infer::check_schema(reader, options, registered)
+}
+
+/// Pass 2: writes the CSV as Parquet with `schema` (the inferred or the registered one) into
+/// `out` (DESIGN.md section 5).
+///
+/// Record batches of [`BATCH_ROWS`] rows, row groups of at most [`MAX_ROW_GROUP_ROWS`] rows,
+/// Snappy compression, page-level statistics, `created_by` = [`CREATED_BY`], the Arrow
+/// schema ([`arrow_schema`]) embedded, nothing time- or machine-dependent: the same input
+/// gives byte-identical output. Timestamps are stored as microseconds since the epoch (UTC
+/// for `timestamp[us, tz=UTC]`, offsets applied), dates as days since 1970-01-01.
+/// The SHA-256 and size are of the bytes as they were written, with no second read. Memory
+/// holds one batch and one row group at most. On error, `out` holds a partial file that
+/// the caller must discard.
+///
+/// # Errors
+/// - The same CSV errors as [`infer_schema`].
+/// - [`ConvertError::SchemaDrift`] if the header does not match `schema`'s names or a value
+///   is refused by its column's type; after a successful pass 1 with the same bytes and
+///   options this does not happen.
+/// - [`ConvertError::Io`]: reading the CSV or writing `out` failed.
+/// - [`ConvertError::Parquet`]: the encoder failed (an internal error).
+pub fn write_parquet<R: Read, W: Write + Send>(
+    reader: R,
+    options: &CsvOptions,
+    schema: &Schema,
+    out: W,
+) -> Result<ParquetOutput> {
+    write::write_parquet(reader, options, schema, out)
+}
+
+/// The Arrow schema of a catalog schema: same names and order, every field nullable
+/// (DESIGN.md section 3); `timestamp[us, tz=UTC]` is `Timestamp(Microsecond, Some("UTC"))`,
+/// `timestamp[us]` is `Timestamp(Microsecond, None)`, `date32` is `Date32` (days),
+/// `utf8` is `Utf8`.
+pub fn arrow_schema(schema: &Schema) -> arrow_schema::SchemaRef {
+    write::arrow_schema(schema)
+}

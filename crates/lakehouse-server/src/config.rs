@@ -68,10 +68,20 @@ mod tests {
     fn file_beats_defaults_and_environment_beats_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[demo]\nbind = \"file\"\nlimit_bytes = 5\n[other]\nx = 1\n").unwrap();
+        std::fs::write(
+            &path,
+            "[demo]\nbind = \"file\"\nlimit_bytes = 5\n[other]\nx = 1\n",
+        )
+        .unwrap();
         figment::Jail::expect_with(|jail| {
             let demo: Demo = load(Some(&path), "demo").unwrap();
-            assert_eq!(demo, Demo { bind: "file".into(), limit_bytes: 5 });
+            assert_eq!(
+                demo,
+                Demo {
+                    bind: "file".into(),
+                    limit_bytes: 5
+                }
+            );
             jail.set_env("LAKEHOUSE_DEMO__LIMIT_BYTES", "7");
             let demo: Demo = load(Some(&path), "demo").unwrap();
             assert_eq!(demo.limit_bytes, 7);
@@ -85,8 +95,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[demo]\nbnd = \"typo\"\n").unwrap();
-        assert!(matches!(load::<Demo>(Some(&path), "demo"), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            load::<Demo>(Some(&path), "demo"),
+            Err(ConfigError::Invalid(_))
+        ));
         let missing = dir.path().join("nope.toml");
-        assert!(matches!(load::<Demo>(Some(&missing), "demo"), Err(ConfigError::Missing(_))));
+        assert!(matches!(
+            load::<Demo>(Some(&missing), "demo"),
+            Err(ConfigError::Missing(_))
+        ));
     }
+}
+
+/// The checked-in `config/lakehouse.toml` at the workspace root, for tests.
+pub const CHECKED_IN_CONFIG: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/lakehouse.toml");
+
+/// Section `section` of the TOML file at `path` and `T::default()`, both as JSON, so a test
+/// can assert that a service's built-in defaults equal the checked-in file key for key
+/// (STYLE.md "Config").
+///
+/// # Errors
+/// When the file is missing or does not parse, or the section is absent.
+pub fn file_section_and_defaults<T: Serialize + Default>(
+    path: &Path,
+    section: &str,
+) -> Result<(serde_json::Value, serde_json::Value), ConfigError> {
+    if !path.exists() {
+        return Err(ConfigError::Missing(path.to_owned()));
+    }
+    let file: serde_json::Value = Figment::from(Toml::file_exact(path))
+        .extract_inner(section)
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+    let defaults: serde_json::Value = Figment::from(Serialized::defaults(T::default()))
+        .extract()
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+    Ok((file, defaults))
 }

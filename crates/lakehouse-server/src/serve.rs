@@ -19,7 +19,10 @@ pub fn common_layers(router: Router) -> Router {
     router
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(ErrorCode::InvalidRequest, "method not allowed on this route")
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "method not allowed on this route",
+            )
         })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
@@ -76,7 +79,10 @@ pub async fn serve(
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; exiting");
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period over; exiting"
+            );
             Ok(())
         }
     }

@@ -28,7 +28,9 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     }
     let exe = std::env::current_exe().context("current_exe")?;
     // target/<profile>/deps/<test-binary>
-    let deps = exe.parent().context("test binary has no parent directory")?;
+    let deps = exe
+        .parent()
+        .context("test binary has no parent directory")?;
     let dir = if deps.ends_with("deps") {
         deps.parent().context("deps has no parent")?
     } else {

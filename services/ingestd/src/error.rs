@@ -115,12 +115,14 @@ fn convert_error(error: ConvertError) -> ApiError {
             message,
             serde_json::to_value(&*details).unwrap_or_default(),
         ),
-        ConvertError::Io(source) => {
-            ApiError::new(ErrorCode::Internal, format!("reading the spool failed: {source}"))
-        }
-        ConvertError::Parquet(reason) => {
-            ApiError::new(ErrorCode::Internal, format!("parquet encoding failed: {reason}"))
-        }
+        ConvertError::Io(source) => ApiError::new(
+            ErrorCode::Internal,
+            format!("reading the spool failed: {source}"),
+        ),
+        ConvertError::Parquet(reason) => ApiError::new(
+            ErrorCode::Internal,
+            format!("parquet encoding failed: {reason}"),
+        ),
     }
 }
 

@@ -193,7 +193,8 @@ fn convert(
 
     let started = Instant::now();
     let parquet = spool::new_file(spool_dir, ".parquet")?;
-    let out = std::io::BufWriter::with_capacity(1 << 20, parquet.reopen().map_err(IngestError::Spool)?);
+    let out =
+        std::io::BufWriter::with_capacity(1 << 20, parquet.reopen().map_err(IngestError::Spool)?);
     let written = lakehouse_convert::write_parquet(open()?, options, &schema, out)?;
     let encode_ms = started.elapsed().as_millis();
     Ok(Converted {

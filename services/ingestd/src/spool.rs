@@ -24,7 +24,11 @@ pub fn prepare_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(SPOOL_PREFIX) {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(SPOOL_PREFIX)
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -61,15 +65,21 @@ pub struct Spooled {
 /// [`IngestError::TooLarge`] as soon as more than `max_bytes` arrive (the file is removed),
 /// [`IngestError::BadUpload`] when the stream fails (client gone, malformed multipart),
 /// [`IngestError::Spool`] on disk errors.
-pub async fn receive<S, E>(dir: &Path, mut chunks: S, max_bytes: u64) -> Result<Spooled, IngestError>
+pub async fn receive<S, E>(
+    dir: &Path,
+    mut chunks: S,
+    max_bytes: u64,
+) -> Result<Spooled, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let file = new_file(dir, ".csv")?;
     let std_file = file.reopen().map_err(IngestError::Spool)?;
-    let mut writer =
-        tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, tokio::fs::File::from_std(std_file));
+    let mut writer = tokio::io::BufWriter::with_capacity(
+        WRITE_BUFFER_BYTES,
+        tokio::fs::File::from_std(std_file),
+    );
     let mut hasher = Sha256::new();
     let mut size_bytes = 0u64;
     while let Some(chunk) = chunks.next().await {

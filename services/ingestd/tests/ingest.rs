@@ -59,13 +59,17 @@ impl Harness {
     }
 
     async fn catalog(&self, path: &str) -> (u16, Value) {
-        self.get(format!("{}{path}", self.trio.catalogd.url())).await
+        self.get(format!("{}{path}", self.trio.catalogd.url()))
+            .await
     }
 
     /// Every key storaged holds under `datasets/`.
     async fn stored_objects(&self) -> Vec<String> {
         let (status, body) = self
-            .get(format!("{}/objects?prefix=datasets/", self.trio.storaged.url()))
+            .get(format!(
+                "{}/objects?prefix=datasets/",
+                self.trio.storaged.url()
+            ))
             .await;
         assert_eq!(status, 200, "{body}");
         body["objects"]
@@ -94,7 +98,13 @@ fn types(body: &Value) -> Vec<String> {
         .as_array()
         .expect("fields")
         .iter()
-        .map(|f| format!("{}:{}", f["name"].as_str().unwrap_or(""), f["type"].as_str().unwrap_or("")))
+        .map(|f| {
+            format!(
+                "{}:{}",
+                f["name"].as_str().unwrap_or(""),
+                f["type"].as_str().unwrap_or("")
+            )
+        })
         .collect()
 }
 
@@ -130,7 +140,9 @@ async fn first_ingest_infers_types_and_stores_a_content_addressed_object() {
     assert_eq!(body["manifest"]["version"], 1);
     assert_eq!(body["manifest"]["inference_version"], 1);
     let key = body["parquet_key"].as_str().unwrap();
-    assert!(key.starts_with("datasets/sales/a91da95e028ac2748e10ed95cf43735586e082e31d3be75eef979d1d4a10410e/"));
+    assert!(key.starts_with(
+        "datasets/sales/a91da95e028ac2748e10ed95cf43735586e082e31d3be75eef979d1d4a10410e/"
+    ));
     assert_eq!(h.stored_objects().await, vec![key.to_owned()]);
     let bytes = h
         .http
@@ -146,7 +158,11 @@ async fn first_ingest_infers_types_and_stores_a_content_addressed_object() {
     let (status, latest) = h.catalog("/datasets/sales").await;
     assert_eq!(status, 200);
     assert_eq!(latest, body["manifest"]);
-    assert!(h.spool_files().is_empty(), "spool left: {:?}", h.spool_files());
+    assert!(
+        h.spool_files().is_empty(),
+        "spool left: {:?}",
+        h.spool_files()
+    );
 }
 
 #[tokio::test]
@@ -190,8 +206,14 @@ async fn drift_is_a_409_that_writes_and_registers_nothing() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "schema_drift");
     assert_eq!(body["error"]["details"]["added"], serde_json::json!(["c"]));
-    assert_eq!(body["error"]["details"]["removed"], serde_json::json!(["b"]));
-    assert_eq!(body["error"]["details"]["current_fingerprint"], first["manifest"]["schema_fingerprint"]);
+    assert_eq!(
+        body["error"]["details"]["removed"],
+        serde_json::json!(["b"])
+    );
+    assert_eq!(
+        body["error"]["details"]["current_fingerprint"],
+        first["manifest"]["schema_fingerprint"]
+    );
 
     let (status, body) = h.ingest("name=d", b"a,b\n1,x\n1.5,y\n").await;
     assert_eq!(status, 409, "{body}");
@@ -201,7 +223,11 @@ async fn drift_is_a_409_that_writes_and_registers_nothing() {
     assert_eq!(changed["line"], 3);
     assert_eq!(changed["value"], "1.5");
 
-    assert_eq!(h.stored_objects().await, before, "a drifting upload wrote an object");
+    assert_eq!(
+        h.stored_objects().await,
+        before,
+        "a drifting upload wrote an object"
+    );
     let (_, latest) = h.catalog("/datasets/d").await;
     assert_eq!(latest, first["manifest"]);
     assert!(h.spool_files().is_empty());
@@ -222,10 +248,18 @@ async fn uploads_are_checked_against_the_registered_schema_not_re_inferred() {
 #[tokio::test]
 async fn recorded_options_apply_to_later_uploads() {
     let h = Harness::start(&[]);
-    let (status, first) = h.ingest("name=t&delimiter=tab&null_values=NA,-", b"a\tb\n1\tNA\n2\t-\n").await;
+    let (status, first) = h
+        .ingest(
+            "name=t&delimiter=tab&null_values=NA,-",
+            b"a\tb\n1\tNA\n2\t-\n",
+        )
+        .await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(types(&first), ["a:int64", "b:utf8"]);
-    assert_eq!(first["manifest"]["options"], serde_json::json!({"delimiter": "\t", "null_values": ["NA", "-"]}));
+    assert_eq!(
+        first["manifest"]["options"],
+        serde_json::json!({"delimiter": "\t", "null_values": ["NA", "-"]})
+    );
     let (status, second) = h.ingest("name=t&mode=append", b"a\tb\n3\tNA\n").await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["manifest"]["options"], first["manifest"]["options"]);
@@ -250,7 +284,13 @@ async fn header_renames_are_warned() {
 async fn bad_input_is_a_4xx_that_says_what_and_where_and_registers_nothing() {
     let h = Harness::start(&[]);
     let cases: &[(&str, &str, &[u8], u16, &str)] = &[
-        ("name=ok", "file", b"a,b\n1,2\n\"x\ny\",3\n4\n", 400, "malformed_csv"),
+        (
+            "name=ok",
+            "file",
+            b"a,b\n1,2\n\"x\ny\",3\n4\n",
+            400,
+            "malformed_csv",
+        ),
         ("name=ok", "file", b"", 400, "empty_csv"),
         ("name=ok", "file", b"a,b\x01\n1,2\n", 400, "invalid_header"),
         ("name=ok", "file", b"a\n\xff\n", 400, "malformed_csv"),
@@ -259,18 +299,45 @@ async fn bad_input_is_a_4xx_that_says_what_and_where_and_registers_nothing() {
         ("name=..%2Fx", "file", b"a\n1\n", 400, "invalid_name"),
         ("name=", "file", b"a\n1\n", 400, "invalid_name"),
         ("", "file", b"a\n1\n", 400, "invalid_name"),
-        ("name=ok&mode=upsert", "file", b"a\n1\n", 400, "invalid_option"),
-        ("name=ok&delimiter=ab", "file", b"a\n1\n", 400, "invalid_option"),
+        (
+            "name=ok&mode=upsert",
+            "file",
+            b"a\n1\n",
+            400,
+            "invalid_option",
+        ),
+        (
+            "name=ok&delimiter=ab",
+            "file",
+            b"a\n1\n",
+            400,
+            "invalid_option",
+        ),
     ];
     for (query, field, csv, want_status, want_code) in cases {
         let (status, body) = h.ingest_field(query, field, csv).await;
-        assert_eq!((status, body["error"]["code"].as_str().unwrap_or("")), (*want_status, *want_code), "{query} {csv:?}: {body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(
+            (status, body["error"]["code"].as_str().unwrap_or("")),
+            (*want_status, *want_code),
+            "{query} {csv:?}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     let (_, ragged) = h.ingest("name=ok", b"a,b\n1,2\n\"x\ny\",3\n4\n").await;
     assert_eq!(ragged["error"]["details"]["line"], 5, "{ragged}");
     let (_, utf8) = h.ingest("name=ok", b"a,b\n1,2\n3,\xff\n").await;
-    assert_eq!((utf8["error"]["details"]["line"].as_u64(), utf8["error"]["details"]["column"].as_u64()), (Some(3), Some(2)), "{utf8}");
+    assert_eq!(
+        (
+            utf8["error"]["details"]["line"].as_u64(),
+            utf8["error"]["details"]["column"].as_u64()
+        ),
+        (Some(3), Some(2)),
+        "{utf8}"
+    );
 
     let not_multipart = h
         .http
@@ -284,7 +351,11 @@ async fn bad_input_is_a_4xx_that_says_what_and_where_and_registers_nothing() {
     let (status, _) = h.catalog("/datasets/ok").await;
     assert_eq!(status, 404);
     assert!(h.stored_objects().await.is_empty());
-    assert!(h.spool_files().is_empty(), "spool left: {:?}", h.spool_files());
+    assert!(
+        h.spool_files().is_empty(),
+        "spool left: {:?}",
+        h.spool_files()
+    );
 }
 
 #[tokio::test]
@@ -309,24 +380,35 @@ async fn a_saturated_ingestd_answers_503_busy_at_once() {
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\na\n1\n"
     );
     tx.send(Ok(head.into_bytes())).await.unwrap();
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     let slow = h
         .http
         .post(format!("{}/ingest?name=slow", h.trio.ingestd.url()))
-        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
         .body(reqwest::Body::wrap_stream(stream))
         .send();
     let slow = tokio::spawn(slow);
     // The slow upload holds the slot once its spool file exists (bounded wait, no fixed sleep).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while h.spool_files().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the slow upload never reached the spool");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow upload never reached the spool"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let busy = h
         .http
         .post(format!("{}/ingest?name=other", h.trio.ingestd.url()))
-        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
         .body(multipart("file", b"a\n1\n"))
         .send()
         .await
@@ -335,7 +417,9 @@ async fn a_saturated_ingestd_answers_503_busy_at_once() {
     assert!(busy.headers().get("retry-after").is_some());
     let body: Value = busy.json().await.unwrap();
     assert_eq!(body["error"]["code"], "busy");
-    tx.send(Ok(format!("2\r\n--{BOUNDARY}--\r\n").into_bytes())).await.unwrap();
+    tx.send(Ok(format!("2\r\n--{BOUNDARY}--\r\n").into_bytes()))
+        .await
+        .unwrap();
     drop(tx);
     let response = slow.await.unwrap().unwrap();
     assert_eq!(response.status().as_u16(), 200);
@@ -361,7 +445,10 @@ async fn readiness_follows_the_upstreams() {
 #[tokio::test]
 async fn flights_csv_ingests_with_the_expected_types() {
     let Ok(path) = std::env::var("LAKEHOUSE_FLIGHTS_CSV") else {
-        assert!(std::env::var_os("CI").is_none(), "CI must set LAKEHOUSE_FLIGHTS_CSV");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set LAKEHOUSE_FLIGHTS_CSV"
+        );
         eprintln!("LAKEHOUSE_FLIGHTS_CSV not set: skipped (scripts/test sets it)");
         return;
     };

@@ -3,8 +3,8 @@
 use crate::ingest::{IngestRequest, ingest};
 use crate::{AppState, IngestError, spool};
 use axum::Json;
-use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::State;
+use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::{HeaderMap, header};
 use futures::TryStreamExt;
 use lakehouse_api::{CsvOptions, DatasetName, IngestMode, IngestResponse};
@@ -66,30 +66,43 @@ pub async fn ingest_post(
 ) -> Result<Json<IngestResponse>, ApiError> {
     let mut request = params.validate()?;
     let config = state.config();
-    let _slot = state.inner.slots.clone().try_acquire_owned().map_err(|_| {
-        IngestError::Busy {
+    let _slot = state
+        .inner
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| IngestError::Busy {
             retry_after_secs: config.retry_after_secs,
-        }
-    })?;
+        })?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > config.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD_BYTES)) {
+    if declared.is_some_and(|len| {
+        len > config
+            .max_upload_bytes
+            .saturating_add(MULTIPART_OVERHEAD_BYTES)
+    }) {
         return Err(IngestError::TooLarge {
             limit_bytes: config.max_upload_bytes,
         }
         .into());
     }
     let mut multipart = multipart.map_err(|rejection| IngestError::MissingFile {
-        reason: format!("the body is not multipart/form-data ({})", rejection.body_text()),
+        reason: format!(
+            "the body is not multipart/form-data ({})",
+            rejection.body_text()
+        ),
     })?;
 
     let started = Instant::now();
     let upload = loop {
-        let field = multipart.next_field().await.map_err(|e| IngestError::BadUpload {
-            reason: e.body_text(),
-        })?;
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| IngestError::BadUpload {
+                reason: e.body_text(),
+            })?;
         let Some(field) = field else {
             return Err(IngestError::MissingFile {
                 reason: "the multipart body has no field named `file`".into(),

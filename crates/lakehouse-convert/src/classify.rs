@@ -1,0 +1,762 @@
+//! The value grammar of DESIGN.md section 3: a hand-written byte scanner that classifies a
+//! non-null value into the set of column types that accept it, and the parsers that turn an
+//! accepted value into its Arrow value.
+//!
+//! Classification and parsing share the same scanners, so a value is written exactly as it
+//! was classified. Nothing here allocates.
+
+use lakehouse_api::ColumnType;
+
+/// `true`/`false` in any letter case.
+pub(crate) const BOOL: u8 = 1 << 0;
+/// `[+-]?(0|[1-9][0-9]*)` fitting i64.
+pub(crate) const INT: u8 = 1 << 1;
+/// Any float literal of the table, ints included.
+pub(crate) const FLOAT: u8 = 1 << 2;
+/// `YYYY-MM-DD`, a real calendar date.
+pub(crate) const DATE: u8 = 1 << 3;
+/// A timestamp with `Z` or `+HH:MM`/`-HH:MM`.
+pub(crate) const TS_UTC: u8 = 1 << 4;
+/// A timestamp without an offset.
+pub(crate) const TS: u8 = 1 << 5;
+/// Every bit: the mask of a column before its first value.
+pub(crate) const ALL: u8 = BOOL | INT | FLOAT | DATE | TS_UTC | TS;
+
+/// 2^53: the largest magnitude up to which every integer is exact in an f64.
+const MAX_EXACT_INT: u64 = 1 << 53;
+
+/// What one non-null value can be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Class {
+    /// Types (bits above) that accept the value; `utf8` accepts everything and has no bit.
+    pub mask: u8,
+    /// The value is an int whose magnitude exceeds 2^53, so a float64 column must refuse it.
+    pub big_int: bool,
+}
+
+const NONE: Class = Class {
+    mask: 0,
+    big_int: false,
+};
+
+/// The result of scanning a numeric literal.
+enum Number {
+    /// Not a literal of the table.
+    Not,
+    /// An int that fits i64.
+    Int(i64),
+    /// Int grammar but outside i64: neither an int nor a float (it could not be stored
+    /// without rounding).
+    IntOverflow,
+    /// One of the non-int float forms; `exp` tells whether it has an exponent, `int_digits`
+    /// how many digits precede the point (to rule out overflow cheaply).
+    Float { exp: bool, int_digits: usize },
+}
+
+/// Classifies a non-null value (DESIGN.md section 3's table).
+#[inline]
+pub(crate) fn classify(v: &[u8]) -> Class {
+    let Some(&first) = v.first() else {
+        return NONE;
+    };
+    match first {
+        b'0'..=b'9' => {
+            if v.get(4) == Some(&b'-') {
+                classify_temporal(v)
+            } else {
+                classify_number(v)
+            }
+        }
+        b'+' | b'-' | b'.' => classify_number(v),
+        b't' | b'T' | b'f' | b'F' => {
+            if parse_bool(v).is_some() {
+                Class {
+                    mask: BOOL,
+                    big_int: false,
+                }
+            } else {
+                NONE
+            }
+        }
+        b'n' | b'N' | b'i' | b'I' => {
+            if special_float(v).is_some() {
+                Class {
+                    mask: FLOAT,
+                    big_int: false,
+                }
+            } else {
+                NONE
+            }
+        }
+        _ => NONE,
+    }
+}
+
+fn classify_temporal(v: &[u8]) -> Class {
+    if v.len() == 10 {
+        return if parse_date(v).is_some() {
+            Class {
+                mask: DATE,
+                big_int: false,
+            }
+        } else {
+            NONE
+        };
+    }
+    match parse_timestamp(v) {
+        Some((_, true)) => Class {
+            mask: TS_UTC,
+            big_int: false,
+        },
+        Some((_, false)) => Class {
+            mask: TS,
+            big_int: false,
+        },
+        None => NONE,
+    }
+}
+
+fn classify_number(v: &[u8]) -> Class {
+    match scan_number(v) {
+        Number::Int(i) => Class {
+            mask: INT | FLOAT,
+            big_int: i.unsigned_abs() > MAX_EXACT_INT,
+        },
+        Number::Float { exp, int_digits } => {
+            if float_fits(v, exp, int_digits) {
+                Class {
+                    mask: FLOAT,
+                    big_int: false,
+                }
+            } else {
+                NONE
+            }
+        }
+        Number::Not | Number::IntOverflow => {
+            if special_float(v).is_some() {
+                Class {
+                    mask: FLOAT,
+                    big_int: false,
+                }
+            } else {
+                NONE
+            }
+        }
+    }
+}
+
+/// A non-int float literal overflows f64 only when it is huge: without an exponent that
+/// needs more than 308 integer digits, so only then (or with an exponent) is it parsed.
+fn float_fits(v: &[u8], exp: bool, int_digits: usize) -> bool {
+    if !exp && int_digits <= 308 {
+        return true;
+    }
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .is_some_and(f64::is_finite)
+}
+
+/// Scans `[+-]?(0|[1-9][0-9]*)` (an int), or the two non-int float forms
+/// `[+-]?(0|[1-9][0-9]*)?\.[0-9]+([eE][+-]?[0-9]+)?` and `[+-]?(0|[1-9][0-9]*)[eE][+-]?[0-9]+`.
+fn scan_number(v: &[u8]) -> Number {
+    let mut i = 0;
+    let negative = match v.first() {
+        Some(b'-') => {
+            i = 1;
+            true
+        }
+        Some(b'+') => {
+            i = 1;
+            false
+        }
+        _ => false,
+    };
+    // Integer part, accumulated as a magnitude; `overflow` once it passes 2^63.
+    let int_start = i;
+    let mut magnitude: u64 = 0;
+    let mut overflow = false;
+    match v.get(i) {
+        Some(b'0') => {
+            i += 1;
+            if v.get(i).is_some_and(u8::is_ascii_digit) {
+                return Number::Not; // a leading zero such as `007`
+            }
+        }
+        Some(b'1'..=b'9') => {
+            while let Some(&d) = v.get(i) {
+                if !d.is_ascii_digit() {
+                    break;
+                }
+                match magnitude
+                    .checked_mul(10)
+                    .and_then(|m| m.checked_add(u64::from(d - b'0')))
+                {
+                    Some(m) => magnitude = m,
+                    None => overflow = true,
+                }
+                i += 1;
+            }
+        }
+        _ => {}
+    }
+    let int_digits = i - int_start;
+    match v.get(i) {
+        None => {
+            if int_digits == 0 {
+                return Number::Not;
+            }
+            if overflow {
+                return Number::IntOverflow;
+            }
+            return match int_value(negative, magnitude) {
+                Some(value) => Number::Int(value),
+                None => Number::IntOverflow,
+            };
+        }
+        Some(b'.') => {
+            i += 1;
+            let frac_start = i;
+            while v.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == frac_start {
+                return Number::Not; // `5.` or `.`
+            }
+        }
+        Some(b'e' | b'E') => {
+            if int_digits == 0 {
+                return Number::Not;
+            }
+        }
+        Some(_) => return Number::Not,
+    }
+    match v.get(i) {
+        None => Number::Float {
+            exp: false,
+            int_digits,
+        },
+        Some(b'e' | b'E') => {
+            i += 1;
+            if matches!(v.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let exp_start = i;
+            while v.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == exp_start || i != v.len() {
+                Number::Not
+            } else {
+                Number::Float {
+                    exp: true,
+                    int_digits,
+                }
+            }
+        }
+        Some(_) => Number::Not,
+    }
+}
+
+fn int_value(negative: bool, magnitude: u64) -> Option<i64> {
+    if negative {
+        if magnitude == 1 << 63 {
+            Some(i64::MIN)
+        } else {
+            i64::try_from(magnitude).ok().map(|m| -m)
+        }
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// `nan`, `inf`, `infinity` with an optional sign, any letter case.
+fn special_float(v: &[u8]) -> Option<f64> {
+    let (negative, rest) = match v.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, v),
+    };
+    if rest.eq_ignore_ascii_case(b"nan") {
+        Some(f64::NAN)
+    } else if rest.eq_ignore_ascii_case(b"inf") || rest.eq_ignore_ascii_case(b"infinity") {
+        Some(if negative {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        })
+    } else {
+        None
+    }
+}
+
+/// `true`/`false`, any letter case.
+pub(crate) fn parse_bool(v: &[u8]) -> Option<bool> {
+    if v.eq_ignore_ascii_case(b"true") {
+        Some(true)
+    } else if v.eq_ignore_ascii_case(b"false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// An int64 value: `[+-]?(0|[1-9][0-9]*)` fitting i64.
+pub(crate) fn parse_int(v: &[u8]) -> Option<i64> {
+    match scan_number(v) {
+        Number::Int(value) => Some(value),
+        _ => None,
+    }
+}
+
+/// A float64 value: any float literal of the table, except ints beyond 2^53 and literals
+/// that overflow f64. Decimal literals are converted by Rust's correctly rounded parser.
+pub(crate) fn parse_float(v: &[u8]) -> Option<f64> {
+    match scan_number(v) {
+        Number::Int(value) => {
+            if value.unsigned_abs() > MAX_EXACT_INT {
+                None
+            } else {
+                // Exact: |value| <= 2^53.
+                Some(value as f64)
+            }
+        }
+        Number::Float { .. } => std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|f| f.is_finite()),
+        Number::Not | Number::IntOverflow => special_float(v),
+    }
+}
+
+fn digits<const N: usize>(v: &[u8], at: usize) -> Option<u32> {
+    let bytes = v.get(at..at + N)?;
+    let mut value = 0u32;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u32::from(b - b'0');
+    }
+    Some(value)
+}
+
+fn is_leap(year: u32) -> bool {
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic-Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: u32, month: u32, day: u32) -> i32 {
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    // Years 0000..=9999 keep this far inside i32.
+    (era * 146_097 + doe - 719_468) as i32
+}
+
+/// The `YYYY-MM-DD` prefix of `v` as days since the epoch, if it is a real date.
+fn date_prefix(v: &[u8]) -> Option<i32> {
+    let year = digits::<4>(v, 0)?;
+    let month = digits::<2>(v, 5)?;
+    let day = digits::<2>(v, 8)?;
+    if v.get(4) != Some(&b'-') || v.get(7) != Some(&b'-') {
+        return None;
+    }
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    Some(days_from_civil(year, month, day))
+}
+
+/// A date32 value: exactly `YYYY-MM-DD`, a real proleptic-Gregorian date, as days since
+/// 1970-01-01.
+pub(crate) fn parse_date(v: &[u8]) -> Option<i32> {
+    if v.len() != 10 {
+        return None;
+    }
+    date_prefix(v)
+}
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
+
+/// A timestamp value `YYYY-MM-DD[T or space]HH:MM:SS[.f{1,6}]` with an optional `Z` or
+/// `+HH:MM`/`-HH:MM`, as (microseconds since the epoch in UTC, had an offset).
+pub(crate) fn parse_timestamp(v: &[u8]) -> Option<(i64, bool)> {
+    let days = date_prefix(v)?;
+    if !matches!(v.get(10), Some(b'T' | b' ')) {
+        return None;
+    }
+    let hour = digits::<2>(v, 11)?;
+    let minute = digits::<2>(v, 14)?;
+    let second = digits::<2>(v, 17)?;
+    if v.get(13) != Some(&b':') || v.get(16) != Some(&b':') {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros: i64 = 0;
+    if v.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while let Some(&d) = v.get(i) {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            if i - start == 6 {
+                return None; // more than 6 fractional digits would be truncated
+            }
+            micros = micros * 10 + i64::from(d - b'0');
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        for _ in n..6 {
+            micros *= 10;
+        }
+    }
+    let local = i64::from(days) * MICROS_PER_DAY
+        + (i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)) * MICROS_PER_SECOND
+        + micros;
+    match v.get(i) {
+        None => Some((local, false)),
+        Some(b'Z') if i + 1 == v.len() => Some((local, true)),
+        Some(&sign @ (b'+' | b'-')) if i + 6 == v.len() => {
+            let oh = digits::<2>(v, i + 1)?;
+            let om = digits::<2>(v, i + 4)?;
+            if v.get(i + 3) != Some(&b':') || oh > 23 || om > 59 {
+                return None;
+            }
+            let offset = (i64::from(oh) * 3600 + i64::from(om) * 60) * MICROS_PER_SECOND;
+            // Local time = UTC + offset, so UTC = local - offset.
+            Some((
+                if sign == b'+' {
+                    local - offset
+                } else {
+                    local + offset
+                },
+                true,
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Per-column state of the whole-file inference of DESIGN.md section 3.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ColumnStats {
+    /// Types that accepted every non-null value so far.
+    pub mask: u8,
+    /// At least one non-null value was seen.
+    pub non_null: bool,
+    /// At least one int with magnitude above 2^53 was seen.
+    pub big_int: bool,
+}
+
+impl ColumnStats {
+    pub(crate) const fn new() -> Self {
+        ColumnStats {
+            mask: ALL,
+            non_null: false,
+            big_int: false,
+        }
+    }
+
+    /// Folds in one classified non-null value.
+    #[inline]
+    pub(crate) fn observe(&mut self, class: Class) {
+        self.mask &= class.mask;
+        self.non_null = true;
+        self.big_int |= class.big_int;
+    }
+
+    /// Whether another value could still change the outcome (false once it is utf8).
+    #[inline]
+    pub(crate) fn undecided(&self) -> bool {
+        self.mask != 0
+    }
+
+    /// The narrowest type of the table that accepts every value seen.
+    pub(crate) fn resolve(&self) -> ColumnType {
+        let mask = self.mask;
+        if !self.non_null {
+            ColumnType::Utf8
+        } else if mask & BOOL != 0 {
+            ColumnType::Bool
+        } else if mask & INT != 0 {
+            ColumnType::Int64
+        } else if mask & FLOAT != 0 {
+            // Ints mixed with non-int floats: only if every int is exact in an f64.
+            if self.big_int {
+                ColumnType::Utf8
+            } else {
+                ColumnType::Float64
+            }
+        } else if mask & DATE != 0 {
+            ColumnType::Date32
+        } else if mask & TS_UTC != 0 {
+            ColumnType::TimestampUtc
+        } else if mask & TS != 0 {
+            ColumnType::Timestamp
+        } else {
+            ColumnType::Utf8
+        }
+    }
+}
+
+/// Whether a column registered as `ty` accepts a value of class `class` (DESIGN.md section 3,
+/// "Uploads to an existing dataset"): the table's rules, float64 accepting ints up to 2^53 in
+/// magnitude, utf8 accepting anything.
+#[inline]
+pub(crate) fn accepts(ty: ColumnType, class: Class) -> bool {
+    match ty {
+        ColumnType::Bool => class.mask & BOOL != 0,
+        ColumnType::Int64 => class.mask & INT != 0,
+        ColumnType::Float64 => class.mask & FLOAT != 0 && !class.big_int,
+        ColumnType::Date32 => class.mask & DATE != 0,
+        ColumnType::TimestampUtc => class.mask & TS_UTC != 0,
+        ColumnType::Timestamp => class.mask & TS != 0,
+        ColumnType::Utf8 => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(v: &str) -> u8 {
+        classify(v.as_bytes()).mask
+    }
+
+    fn stats_of(values: &[&str]) -> ColumnType {
+        let mut stats = ColumnStats::new();
+        for v in values {
+            stats.observe(classify(v.as_bytes()));
+        }
+        stats.resolve()
+    }
+
+    #[test]
+    fn bools_in_any_case() {
+        for v in ["true", "FALSE", "True", "fAlSe"] {
+            assert_eq!(mask(v), BOOL, "{v}");
+        }
+        for v in ["t", "yes", "1", "truee", " true"] {
+            assert_eq!(mask(v) & BOOL, 0, "{v}");
+        }
+    }
+
+    #[test]
+    fn ints_follow_the_grammar_and_fit_i64() {
+        assert_eq!(parse_int(b"0"), Some(0));
+        assert_eq!(parse_int(b"-0"), Some(0));
+        assert_eq!(parse_int(b"+5"), Some(5));
+        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        for v in [
+            "007", "00", "-01", "+", "-", "1_000", " 1", "1 ", "0x10", "1.0",
+        ] {
+            assert_eq!(parse_int(v.as_bytes()), None, "{v}");
+        }
+        // Out of i64: neither an int nor a float, so utf8.
+        for v in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(mask(v), 0, "{v}");
+        }
+        assert_eq!(mask("007"), 0);
+    }
+
+    #[test]
+    fn float_forms_of_the_table() {
+        for v in [
+            "1.5",
+            ".5",
+            "-.5",
+            "+.5",
+            "0.25",
+            "1e5",
+            "1E+05",
+            "-2.5e-3",
+            "0e0",
+            "nan",
+            "NaN",
+            "-nan",
+            "inf",
+            "-Infinity",
+            "+INF",
+            "1e-400",
+        ] {
+            assert_eq!(mask(v), FLOAT, "{v}");
+        }
+        for v in [
+            "5.", ".", "e5", ".e5", "1.5e", "00.5", "01e5", "1.2.3", "--1", "infinit", "1e999",
+            "-1e999",
+        ] {
+            assert_eq!(mask(v), 0, "{v}");
+        }
+        assert_eq!(mask("12"), INT | FLOAT);
+        assert_eq!(parse_float(b"-Infinity"), Some(f64::NEG_INFINITY));
+        assert!(parse_float(b"nan").is_some_and(f64::is_nan));
+        assert_eq!(parse_float(b".5"), Some(0.5));
+        assert_eq!(parse_float(b"1e999"), None);
+        // 309 integer digits without an exponent overflow too.
+        let huge = format!("{}.0", "9".repeat(309));
+        assert_eq!(mask(&huge), 0);
+        let big_but_finite = format!("{}.0", "9".repeat(308));
+        assert_eq!(mask(&big_but_finite), FLOAT);
+    }
+
+    #[test]
+    fn ints_mixed_with_floats_need_every_int_within_2_pow_53() {
+        let two53 = "9007199254740992";
+        let two53_plus_1 = "9007199254740993";
+        assert_eq!(stats_of(&["1.5", two53]), ColumnType::Float64);
+        assert_eq!(stats_of(&["1.5", "-9007199254740992"]), ColumnType::Float64);
+        assert_eq!(stats_of(&["1.5", two53_plus_1]), ColumnType::Utf8);
+        assert_eq!(stats_of(&[two53_plus_1, "-1.5"]), ColumnType::Utf8);
+        // Without floats, big ints are just int64.
+        assert_eq!(stats_of(&[two53_plus_1, "1"]), ColumnType::Int64);
+        assert_eq!(parse_float(two53_plus_1.as_bytes()), None);
+        assert_eq!(parse_float(two53.as_bytes()), Some(9_007_199_254_740_992.0));
+    }
+
+    #[test]
+    fn dates_must_be_real() {
+        assert_eq!(parse_date(b"1970-01-01"), Some(0));
+        assert_eq!(parse_date(b"2024-02-29"), Some(19_782));
+        assert_eq!(parse_date(b"1969-12-31"), Some(-1));
+        assert_eq!(parse_date(b"2000-02-29"), Some(11_016));
+        assert_eq!(parse_date(b"0000-01-01"), Some(-719_528));
+        for v in [
+            "2023-02-29",
+            "1900-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-04-31",
+            "2024-1-01",
+            "2024/01/01",
+            "24-01-01",
+        ] {
+            assert_eq!(parse_date(v.as_bytes()), None, "{v}");
+        }
+        assert_eq!(mask("2024-02-29"), DATE);
+        assert_eq!(mask("2023-02-29"), 0);
+    }
+
+    #[test]
+    fn timestamps_with_and_without_offsets() {
+        let day = 19_723_i64 * MICROS_PER_DAY; // 2024-01-01
+        assert_eq!(parse_timestamp(b"2024-01-01T00:00:00"), Some((day, false)));
+        assert_eq!(parse_timestamp(b"2024-01-01 00:00:00Z"), Some((day, true)));
+        assert_eq!(
+            parse_timestamp(b"2024-01-01T00:00:00.5"),
+            Some((day + 500_000, false))
+        );
+        assert_eq!(
+            parse_timestamp(b"2024-01-01T00:00:00.123456"),
+            Some((day + 123_456, false))
+        );
+        // 2024-01-01T00:30:00+01:00 is 2023-12-31T23:30:00Z.
+        assert_eq!(
+            parse_timestamp(b"2024-01-01T00:30:00+01:00"),
+            Some((day - 30 * 60 * MICROS_PER_SECOND, true))
+        );
+        assert_eq!(
+            parse_timestamp(b"2023-12-31T20:00:00-04:30"),
+            Some((day + 30 * 60 * MICROS_PER_SECOND, true))
+        );
+        for v in [
+            "2024-01-01T00:00:00.1234567",
+            "2024-01-01T24:00:00",
+            "2024-01-01T23:60:00",
+            "2024-01-01T23:59:60",
+            "2024-01-01T00:00:00+24:00",
+            "2024-01-01T00:00:00+01:60",
+            "2024-01-01T00:00:00+0100",
+            "2024-01-01T00:00:00z",
+            "2024-01-01t00:00:00",
+            "2024-01-01T00:00",
+            "2024-01-01T00:00:00.",
+            "2023-02-29T00:00:00",
+            "2024-01-01T00:00:00ZZ",
+        ] {
+            assert_eq!(parse_timestamp(v.as_bytes()), None, "{v}");
+            assert_eq!(mask(v), 0, "{v}");
+        }
+        assert_eq!(mask("2024-01-01T00:00:00.123456"), TS);
+        assert_eq!(mask("2024-01-01T00:00:00+05:00"), TS_UTC);
+    }
+
+    #[test]
+    fn column_resolution_order_and_mixes() {
+        assert_eq!(stats_of(&[]), ColumnType::Utf8);
+        assert_eq!(stats_of(&["true", "False"]), ColumnType::Bool);
+        assert_eq!(stats_of(&["1", "-2"]), ColumnType::Int64);
+        assert_eq!(stats_of(&["1", "2.5"]), ColumnType::Float64);
+        assert_eq!(stats_of(&["1", "true"]), ColumnType::Utf8);
+        assert_eq!(
+            stats_of(&["2024-01-01", "2024-01-01T00:00:00"]),
+            ColumnType::Utf8
+        );
+        assert_eq!(
+            stats_of(&["2024-01-01T00:00:00Z", "2024-01-01T00:00:00"]),
+            ColumnType::Utf8
+        );
+        assert_eq!(
+            stats_of(&["2024-01-01T00:00:00Z", "2024-01-01 01:00:00+02:00"]),
+            ColumnType::TimestampUtc
+        );
+        assert_eq!(stats_of(&["2024-01-01 00:00:00"]), ColumnType::Timestamp);
+        assert_eq!(stats_of(&["2024-01-01"]), ColumnType::Date32);
+    }
+
+    #[test]
+    fn acceptance_of_registered_types() {
+        let c = |v: &str| classify(v.as_bytes());
+        assert!(accepts(ColumnType::Float64, c("3")));
+        assert!(accepts(ColumnType::Float64, c("9007199254740992")));
+        assert!(!accepts(ColumnType::Float64, c("9007199254740993")));
+        assert!(!accepts(ColumnType::Int64, c("3.0")));
+        assert!(accepts(ColumnType::Utf8, c("anything")));
+        assert!(!accepts(ColumnType::Timestamp, c("2024-01-01T00:00:00Z")));
+        assert!(!accepts(ColumnType::Date32, c("2024-01-01T00:00:00")));
+    }
+
+    #[test]
+    fn no_panic_on_odd_bytes() {
+        for v in [
+            &b"\xff\xfe"[..],
+            b"-",
+            b"+",
+            b".",
+            b"2024-",
+            b"2024-01-01T",
+            b"9999-12-31T23:59:59.999999+23:59",
+            b"\x00",
+        ] {
+            let _ = classify(v);
+            let _ = parse_float(v);
+            let _ = parse_timestamp(v);
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The errors of the converter, each one a thing the caller can act on.
+
+use lakehouse_api::SchemaDriftDetails;
+
+/// Everything [`infer_schema`](crate::infer_schema), [`check_schema`](crate::check_schema)
+/// and [`write_parquet`](crate::write_parquet) can fail with.
+///
+/// The ingest service maps each variant to an HTTP answer (DESIGN.md sections 3 and 6):
+/// `EmptyCsv`, `MalformedCsv` and `InvalidHeader` are 400s, `SchemaDrift` is a 409, `Io` is
+/// whatever failed reading the upload or writing the output, `Parquet` is an internal error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The input holds no header record: 0 bytes, only a BOM, or only empty lines
+    /// (`empty_csv`).
+    #[error("csv has no header record")]
+    EmptyCsv,
+    /// A record that is not RFC 4180, not UTF-8, or has a field count different from the
+    /// header's (`malformed_csv`).
+    #[error("malformed csv at line {line}{}: {reason}", column_suffix(*column))]
+    MalformedCsv {
+        /// 1-based line on which the offending record starts.
+        line: u64,
+        /// 1-based field of the record, when the problem is in one field.
+        column: Option<u64>,
+        /// What is wrong, for a human.
+        reason: String,
+    },
+    /// A header name holds a control character U+0000 to U+001F (`invalid_header`).
+    #[error("invalid header name in column {column}: {reason}")]
+    InvalidHeader {
+        /// 1-based position of the header field.
+        column: u64,
+        /// What is wrong, for a human.
+        reason: String,
+    },
+    /// The upload does not conform to the registered schema (`schema_drift`, 409).
+    #[error("upload does not conform to the registered schema")]
+    SchemaDrift(Box<SchemaDriftDetails>),
+    /// Reading the CSV or writing the Parquet output failed.
+    #[error("i/o error reading csv or writing parquet")]
+    Io(#[source] std::io::Error),
+    /// The Parquet or Arrow encoder failed for a reason other than I/O (an internal error).
+    #[error("parquet encoder failed: {0}")]
+    Parquet(String),
+}
+
+fn column_suffix(column: Option<u64>) -> String {
+    column.map(|c| format!(", column {c}")).unwrap_or_default()
+}
+
+/// `Result` with a [`ConvertError`].
+pub type Result<T, E = ConvertError> = std::result::Result<T, E>;

@@ -1,0 +1,124 @@
+//! Pass 1: whole-file schema inference for a new dataset, and the conformance check of an
+//! upload to an existing one (DESIGN.md section 3).
+
+use crate::classify::{ColumnStats, accepts, classify};
+use crate::error::{ConvertError, Result};
+use crate::source::{Header, Nulls, Records};
+use crate::{Checked, Inferred};
+use lakehouse_api::{ColumnChange, ColumnType, CsvOptions, Field, Schema, SchemaDriftDetails};
+use std::io::Read;
+
+fn schema_of(header: &Header, stats: &[ColumnStats]) -> Schema {
+    Schema {
+        fields: header
+            .names
+            .iter()
+            .zip(stats)
+            .map(|(name, stats)| Field::new(name.clone(), stats.resolve()))
+            .collect(),
+    }
+}
+
+pub(crate) fn infer_schema<R: Read>(reader: R, options: &CsvOptions) -> Result<Inferred> {
+    let (mut records, header) = Records::open(reader, options)?;
+    let nulls = Nulls::new(options);
+    let mut stats = vec![ColumnStats::new(); header.names.len()];
+    while let Some((_, record)) = records.next_record()? {
+        for (column, value) in stats.iter_mut().zip(record) {
+            if column.undecided() && !nulls.is_null(value) {
+                column.observe(classify(value));
+            }
+        }
+    }
+    Ok(Inferred {
+        schema: schema_of(&header, &stats),
+        row_count: records.rows(),
+        warnings: header.warnings,
+    })
+}
+
+/// The first value of an upload column that its registered type refuses.
+struct Refusal {
+    line: u64,
+    value: String,
+}
+
+pub(crate) fn check_schema<R: Read>(
+    reader: R,
+    options: &CsvOptions,
+    registered: &Schema,
+) -> Result<Checked> {
+    let (mut records, header) = Records::open(reader, options)?;
+    let nulls = Nulls::new(options);
+    let width = header.names.len();
+    let mut stats = vec![ColumnStats::new(); width];
+    // The registered type of each upload column, matched by name (so that a reordered
+    // column is still checked against its own type).
+    let targets: Vec<Option<ColumnType>> = header
+        .names
+        .iter()
+        .map(|name| {
+            registered
+                .fields
+                .iter()
+                .find(|f| f.name == *name)
+                .map(|f| f.data_type)
+        })
+        .collect();
+    let mut refusals: Vec<Option<Refusal>> = (0..width).map(|_| None).collect();
+    while let Some((line, record)) = records.next_record()? {
+        for (((column, target), refusal), value) in stats
+            .iter_mut()
+            .zip(&targets)
+            .zip(refusals.iter_mut())
+            .zip(record)
+        {
+            let must_check = refusal.is_none() && target.is_some_and(|t| t != ColumnType::Utf8);
+            if !(column.undecided() || must_check) || nulls.is_null(value) {
+                continue;
+            }
+            let class = classify(value);
+            column.observe(class);
+            if must_check && target.is_some_and(|t| !accepts(t, class)) {
+                *refusal = Some(Refusal {
+                    line,
+                    value: String::from_utf8_lossy(value).into_owned(),
+                });
+            }
+        }
+    }
+    let names_match = header
+        .names
+        .iter()
+        .map(String::as_str)
+        .eq(registered.names());
+    if names_match && refusals.iter().all(Option::is_none) {
+        return Ok(Checked {
+            warnings: header.warnings,
+            row_count: records.rows(),
+        });
+    }
+    let attempted = schema_of(&header, &stats);
+    let mut details = SchemaDriftDetails::between(registered, &attempted);
+    // Only columns holding a value the registered type refuses are changes: an all-empty
+    // int64 column or all-int float64 column infers another type but conforms.
+    details.changed = registered
+        .fields
+        .iter()
+        .filter_map(|field| {
+            let i = header.names.iter().position(|n| *n == field.name)?;
+            let refusal = refusals.get(i)?.as_ref()?;
+            Some(ColumnChange {
+                column: field.name.clone(),
+                registered_type: field.data_type.name().to_owned(),
+                attempted_type: attempted
+                    .fields
+                    .get(i)
+                    .map(|f| f.data_type.name().to_owned()),
+                line: Some(refusal.line),
+                value: Some(refusal.value.clone()),
+            })
+        })
+        .collect();
+    Err(ConvertError::SchemaDrift(Box::new(details)))
+}

@@ -1,0 +1,363 @@
+//! Pass 2: CSV -> Arrow record batches -> Snappy Parquet (DESIGN.md section 5).
+
+use crate::classify::{parse_bool, parse_date, parse_float, parse_int, parse_timestamp};
+use crate::error::{ConvertError, Result};
+use crate::source::{Nulls, Records};
+use crate::{BATCH_ROWS, CREATED_BY, MAX_ROW_GROUP_ROWS, ParquetOutput};
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use csv::ByteRecord;
+use lakehouse_api::{
+    ColumnChange, ColumnType, CsvOptions, Field, Schema, SchemaDriftDetails, Sha256Digest,
+};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::errors::ParquetError;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+/// The Arrow type of a catalog column type.
+pub(crate) fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Date32 => DataType::Date32,
+        ColumnType::TimestampUtc => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::Utf8 => DataType::Utf8,
+    }
+}
+
+pub(crate) fn arrow_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(arrow_schema::Schema::new(
+        schema
+            .fields
+            .iter()
+            .map(|f| arrow_schema::Field::new(f.name.clone(), arrow_type(f.data_type), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The fixed writer settings of DESIGN.md section 5.
+pub(crate) fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(CREATED_BY.to_owned())
+        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
+        .build()
+}
+
+/// One Arrow builder per column, fed straight from the CSV field bytes.
+enum Column {
+    Bool(BooleanBuilder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Date32(Date32Builder),
+    Timestamp {
+        builder: TimestampMicrosecondBuilder,
+        zoned: bool,
+    },
+    Utf8(StringBuilder),
+}
+
+impl Column {
+    fn new(ty: ColumnType) -> Self {
+        match ty {
+            ColumnType::Bool => Column::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
+            ColumnType::Int64 => Column::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
+            ColumnType::Float64 => Column::Float64(Float64Builder::with_capacity(BATCH_ROWS)),
+            ColumnType::Date32 => Column::Date32(Date32Builder::with_capacity(BATCH_ROWS)),
+            ColumnType::TimestampUtc => Column::Timestamp {
+                builder: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS)
+                    .with_timezone("UTC"),
+                zoned: true,
+            },
+            ColumnType::Timestamp => Column::Timestamp {
+                builder: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS),
+                zoned: false,
+            },
+            ColumnType::Utf8 => Column::Utf8(StringBuilder::with_capacity(BATCH_ROWS, 0)),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Column::Bool(b) => b.append_null(),
+            Column::Int64(b) => b.append_null(),
+            Column::Float64(b) => b.append_null(),
+            Column::Date32(b) => b.append_null(),
+            Column::Timestamp { builder, .. } => builder.append_null(),
+            Column::Utf8(b) => b.append_null(),
+        }
+    }
+
+    /// Appends a non-null value; `false` (and nothing appended) if the type refuses it.
+    #[inline]
+    fn append(&mut self, value: &[u8]) -> bool {
+        match self {
+            Column::Bool(b) => parse_bool(value).map(|v| b.append_value(v)).is_some(),
+            Column::Int64(b) => parse_int(value).map(|v| b.append_value(v)).is_some(),
+            Column::Float64(b) => parse_float(value).map(|v| b.append_value(v)).is_some(),
+            Column::Date32(b) => parse_date(value).map(|v| b.append_value(v)).is_some(),
+            Column::Timestamp { builder, zoned } => match parse_timestamp(value) {
+                Some((micros, z)) if z == *zoned => {
+                    builder.append_value(micros);
+                    true
+                }
+                _ => false,
+            },
+            Column::Utf8(b) => std::str::from_utf8(value)
+                .map(|v| b.append_value(v))
+                .is_ok(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Column::Bool(b) => Arc::new(b.finish()),
+            Column::Int64(b) => Arc::new(b.finish()),
+            Column::Float64(b) => Arc::new(b.finish()),
+            Column::Date32(b) => Arc::new(b.finish()),
+            Column::Timestamp { builder, .. } => Arc::new(builder.finish()),
+            Column::Utf8(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Turns validated CSV records into record batches of [`BATCH_ROWS`] rows.
+pub(crate) struct BatchBuilder<'a> {
+    schema: &'a Schema,
+    arrow: SchemaRef,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+impl<'a> BatchBuilder<'a> {
+    pub(crate) fn new(schema: &'a Schema) -> Self {
+        BatchBuilder {
+            schema,
+            arrow: arrow_schema(schema),
+            columns: schema
+                .fields
+                .iter()
+                .map(|f| Column::new(f.data_type))
+                .collect(),
+            rows: 0,
+        }
+    }
+
+    /// Adds one record (of the schema's width); returns a full batch every
+    /// [`BATCH_ROWS`] rows.
+    ///
+    /// # Errors
+    /// `SchemaDrift` when a value is refused by its column's type.
+    pub(crate) fn push(
+        &mut self,
+        line: u64,
+        record: &ByteRecord,
+        nulls: &Nulls<'_>,
+    ) -> Result<Option<RecordBatch>> {
+        for (i, (column, value)) in self.columns.iter_mut().zip(record).enumerate() {
+            if nulls.is_null(value) {
+                column.append_null();
+            } else if !column.append(value) {
+                return Err(value_refused(self.schema, i, line, value));
+            }
+        }
+        self.rows += 1;
+        if self.rows == BATCH_ROWS {
+            self.finish().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Rows buffered and not yet returned in a batch.
+    pub(crate) fn pending(&self) -> usize {
+        self.rows
+    }
+
+    /// The buffered rows as a batch.
+    ///
+    /// # Errors
+    /// `Parquet` if Arrow refuses the arrays (an internal error).
+    pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
+        self.rows = 0;
+        let arrays = self.columns.iter_mut().map(Column::finish).collect();
+        RecordBatch::try_new(self.arrow.clone(), arrays)
+            .map_err(|e| ConvertError::Parquet(e.to_string()))
+    }
+}
+
+/// Pass 2 only runs after pass 1 accepted the file, so a refused value means the caller gave
+/// a schema the file does not conform to: reported as drift of that column. The upload's own
+/// types are unknown here, so `attempted_fingerprint` is the schema's own.
+fn value_refused(schema: &Schema, column: usize, line: u64, value: &[u8]) -> ConvertError {
+    let mut details = SchemaDriftDetails::between(schema, schema);
+    if let Some(field) = schema.fields.get(column) {
+        details.changed.push(ColumnChange {
+            column: field.name.clone(),
+            registered_type: field.data_type.name().to_owned(),
+            attempted_type: None,
+            line: Some(line),
+            value: Some(String::from_utf8_lossy(value).into_owned()),
+        });
+    }
+    ConvertError::SchemaDrift(Box::new(details))
+}
+
+/// Counts and hashes the bytes as they go to `inner`, and keeps the first I/O error so it
+/// can be returned as such rather than as an encoder error.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn keep(&mut self, e: io::Error) -> io::Error {
+        let copy = io::Error::new(e.kind(), "writing the parquet output failed");
+        if e.kind() != io::ErrorKind::Interrupted && self.error.is_none() {
+            self.error = Some(e);
+        }
+        copy
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.inner.write(buf) {
+            Ok(n) => {
+                let written = buf.get(..n).unwrap_or(buf);
+                self.hasher.update(written);
+                self.bytes += written.len() as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.keep(e)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().map_err(|e| self.keep(e))
+    }
+}
+
+fn encoder_error<W: Write + Send>(
+    writer: &mut ArrowWriter<HashingWriter<W>>,
+    e: ParquetError,
+) -> ConvertError {
+    match writer.inner_mut().error.take() {
+        Some(io) => ConvertError::Io(io),
+        None => unwrap_io(e),
+    }
+}
+
+fn unwrap_io(e: ParquetError) -> ConvertError {
+    match e {
+        ParquetError::External(inner) => match inner.downcast::<io::Error>() {
+            Ok(io) => ConvertError::Io(*io),
+            Err(other) => ConvertError::Parquet(other.to_string()),
+        },
+        other => ConvertError::Parquet(other.to_string()),
+    }
+}
+
+pub(crate) fn write_parquet<R: Read, W: Write + Send>(
+    reader: R,
+    options: &CsvOptions,
+    schema: &Schema,
+    out: W,
+) -> Result<ParquetOutput> {
+    let (mut records, header) = Records::open(reader, options)?;
+    if !header.names.iter().map(String::as_str).eq(schema.names()) {
+        // The header's own columns, typed as the schema types them where it has them.
+        let attempted = Schema {
+            fields: header
+                .names
+                .iter()
+                .map(|name| {
+                    let ty = schema
+                        .fields
+                        .iter()
+                        .find(|f| f.name == *name)
+                        .map_or(ColumnType::Utf8, |f| f.data_type);
+                    Field::new(name.clone(), ty)
+                })
+                .collect(),
+        };
+        return Err(ConvertError::SchemaDrift(Box::new(
+            SchemaDriftDetails::between(schema, &attempted),
+        )));
+    }
+    let nulls = Nulls::new(options);
+    let mut batches = BatchBuilder::new(schema);
+    let sink = HashingWriter {
+        inner: out,
+        hasher: Sha256::new(),
+        bytes: 0,
+        error: None,
+    };
+    let mut writer = ArrowWriter::try_new(sink, batches.arrow.clone(), Some(writer_properties()))
+        .map_err(unwrap_io)?;
+    while let Some((line, record)) = records.next_record()? {
+        if let Some(batch) = batches.push(line, record, &nulls)? {
+            writer
+                .write(&batch)
+                .map_err(|e| encoder_error(&mut writer, e))?;
+        }
+    }
+    if batches.pending() > 0 {
+        let batch = batches.finish()?;
+        writer
+            .write(&batch)
+            .map_err(|e| encoder_error(&mut writer, e))?;
+    }
+    // `finish` writes the footer and flushes through to `out`; `into_inner` would write the
+    // footer a second time.
+    writer.finish().map_err(|e| encoder_error(&mut writer, e))?;
+    let sink = writer.inner_mut();
+    if let Some(io) = sink.error.take() {
+        return Err(ConvertError::Io(io));
+    }
+    Ok(ParquetOutput {
+        row_count: records.rows(),
+        size_bytes: sink.bytes,
+        sha256: Sha256Digest::from_bytes(sink.hasher.clone().finalize().into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Record batches are cut every `BATCH_ROWS` rows, the rest in a final one.
+    #[test]
+    fn batches_hold_8192_rows() {
+        let schema = Schema {
+            fields: vec![Field::new("n", ColumnType::Int64)],
+        };
+        let options = CsvOptions::default();
+        let nulls = Nulls::new(&options);
+        let mut builder = BatchBuilder::new(&schema);
+        let mut sizes = Vec::new();
+        let total = 2 * BATCH_ROWS + 100;
+        for i in 0..total {
+            let record = ByteRecord::from(vec![i.to_string()]);
+            if let Some(batch) = builder.push(i as u64 + 2, &record, &nulls).unwrap() {
+                sizes.push(batch.num_rows());
+            }
+        }
+        assert_eq!(builder.pending(), 100);
+        sizes.push(builder.finish().unwrap().num_rows());
+        assert_eq!(sizes, [BATCH_ROWS, BATCH_ROWS, 100]);
+    }
+}

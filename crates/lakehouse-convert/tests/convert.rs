@@ -1,0 +1,585 @@
+//! Behaviour of the public API as a data engineer sees it: CSV reading rules, header renames,
+//! inference, conformance checks and the Parquet written (DESIGN.md sections 3 and 5).
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
+use lakehouse_convert::{
+    BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, arrow_schema, check_schema,
+    infer_schema, write_parquet,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use sha2::{Digest, Sha256};
+
+fn opts() -> CsvOptions {
+    CsvOptions::default()
+}
+
+fn types(csv: &str) -> Vec<(String, ColumnType)> {
+    types_with(csv.as_bytes(), &opts())
+}
+
+fn types_with(csv: &[u8], options: &CsvOptions) -> Vec<(String, ColumnType)> {
+    infer_schema(csv, options)
+        .unwrap()
+        .schema
+        .fields
+        .into_iter()
+        .map(|f| (f.name, f.data_type))
+        .collect()
+}
+
+fn one_type(values: &[&str]) -> ColumnType {
+    let csv = format!("x\n{}\n", values.join("\n"));
+    types(&csv)[0].1
+}
+
+fn malformed(csv: &[u8]) -> (u64, Option<u64>, String) {
+    match infer_schema(csv, &opts()) {
+        Err(ConvertError::MalformedCsv {
+            line,
+            column,
+            reason,
+        }) => (line, column, reason),
+        other => panic!("expected malformed_csv, got {other:?}"),
+    }
+}
+
+fn schema(fields: &[(&str, ColumnType)]) -> Schema {
+    Schema {
+        fields: fields.iter().map(|(n, t)| Field::new(*n, *t)).collect(),
+    }
+}
+
+/// Infers, writes and reads back: (parquet bytes, batches as read).
+fn round_trip(csv: &[u8], options: &CsvOptions) -> (Vec<u8>, Vec<RecordBatch>) {
+    let inferred = infer_schema(csv, options).unwrap();
+    let mut out = Vec::new();
+    let written = write_parquet(csv, options, &inferred.schema, &mut out).unwrap();
+    assert_eq!(written.row_count, inferred.row_count);
+    assert_eq!(written.size_bytes, out.len() as u64);
+    assert_eq!(written.sha256.as_str(), hex(&Sha256::digest(&out)));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out.clone()))
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches = reader.collect::<Result<Vec<_>, _>>().unwrap();
+    (out, batches)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------- reading (section 3)
+
+#[test]
+fn empty_inputs_have_no_header() {
+    for csv in [&b""[..], b"\xEF\xBB\xBF", b"\n\n\r\n", b"\xEF\xBB\xBF\r\n"] {
+        assert!(
+            matches!(infer_schema(csv, &opts()), Err(ConvertError::EmptyCsv)),
+            "{csv:?}"
+        );
+    }
+}
+
+#[test]
+fn leading_bom_is_dropped_but_only_one() {
+    assert_eq!(types("\u{feff}id\n1\n")[0].0, "id");
+    // A second BOM is a character of the name, whatever the chunking.
+    assert_eq!(types("\u{feff}\u{feff}id\n1\n")[0].0, "\u{feff}id");
+}
+
+#[test]
+fn crlf_quoted_newlines_delimiters_and_escaped_quotes() {
+    let csv = "id,text\r\n1,\"a,b\"\r\n2,\"line1\r\nline2\"\r\n3,\"say \"\"hi\"\"\"\r\n";
+    let inferred = infer_schema(csv.as_bytes(), &opts()).unwrap();
+    assert_eq!(inferred.row_count, 3);
+    let (_, batches) = round_trip(csv.as_bytes(), &opts());
+    let text = batches[0].column(1).as_string::<i32>();
+    assert_eq!(text.value(0), "a,b");
+    assert_eq!(text.value(1), "line1\r\nline2");
+    assert_eq!(text.value(2), "say \"hi\"");
+}
+
+#[test]
+fn completely_empty_lines_are_skipped() {
+    let inferred = infer_schema(&b"a,b\n\n1,2\r\n\r\n\n3,4\n\n"[..], &opts()).unwrap();
+    assert_eq!(inferred.row_count, 2);
+    assert_eq!(inferred.schema.fields[0].data_type, ColumnType::Int64);
+    // A line holding only a space is a record, not an empty line.
+    let (line, _, _) = malformed(b"a,b\n1,2\n \n");
+    assert_eq!(line, 3);
+}
+
+#[test]
+fn ragged_record_reports_its_start_line() {
+    assert_eq!(malformed(b"a,b\n1,2\n1,2,3\n").0, 3);
+    assert_eq!(malformed(b"a,b\n1\n").0, 2);
+    // After empty lines (which the csv crate would count on the previous record).
+    assert_eq!(malformed(b"a,b\n\n\n1,2,3\n").0, 4);
+    assert_eq!(malformed(b"a,b\r\n\r\n\r\n1,2\r\n1,2,3\r\n").0, 5);
+    // After a record spanning three lines.
+    let (line, column, reason) = malformed(b"a,b\n1,\"x\ny\nz\"\n7,8,9\n");
+    assert_eq!((line, column), (5, None));
+    assert!(reason.contains("expected 2 fields"), "{reason}");
+    // A ragged record that itself spans lines reports the line it starts on.
+    assert_eq!(malformed(b"a,b\n1,2\n\"x\ny\",2,3\n").0, 3);
+}
+
+#[test]
+fn invalid_utf8_reports_line_and_column() {
+    let (line, column, _) = malformed(b"a,b,c\n1,2,3\n4,\xff,6\n");
+    assert_eq!((line, column), (3, Some(2)));
+    // Valid bytes split across two fields are still two invalid fields.
+    let (line, column, _) = malformed(b"a,b\n\xC3,\xA9\n");
+    assert_eq!((line, column), (2, Some(1)));
+    // In the header.
+    let (line, column, _) = malformed(b"\n\nok,b\xffad\n1,2\n");
+    assert_eq!((line, column), (3, Some(2)));
+}
+
+#[test]
+fn unclosed_quote_at_end_of_file_is_malformed() {
+    let (line, column, reason) = malformed(b"a,b\n1,2\n3,\"open\n");
+    assert_eq!((line, column), (3, Some(2)));
+    assert!(reason.contains("not closed"), "{reason}");
+    // With escaped quotes inside, still open.
+    assert_eq!(malformed(b"a,b\n1,\"x\"\"y\"\"\n").0, 2);
+    // CRLF, and the open field swallowing later lines (which would also look ragged).
+    let (line, column, reason) = malformed(b"a,b\r\n1,\"x\r\n2,3\r\n4,5\r\n");
+    assert_eq!((line, column), (2, Some(2)));
+    assert!(reason.contains("not closed"), "{reason}");
+    // In the header itself.
+    assert_eq!(malformed(b"\"a,b\n").0, 1);
+    // Closed quotes, doubled quotes, and quotes inside unquoted fields are fine.
+    for csv in [
+        &b"a,b\n1,\"x\"\"\"\n"[..],
+        b"a,b\n1,\"\"\n",
+        b"a,b\n1,x\"y\n",
+        b"a,b\n1,\"x\"y\n",
+        b"a,b\r\n1,\"x\"\r\n",
+        b"a,b\n1,\"\"\"\"",
+    ] {
+        assert!(infer_schema(csv, &opts()).is_ok(), "{csv:?}");
+    }
+}
+
+#[test]
+fn header_renames_with_warnings() {
+    let inferred = infer_schema(&b"a,,a,A,a_2\n1,2,3,4,5\n"[..], &opts()).unwrap();
+    let names: Vec<_> = inferred.schema.names().collect();
+    assert_eq!(names, ["a", "column_2", "a_2", "A", "a_2_2"]);
+    assert_eq!(
+        inferred.warnings,
+        [
+            "column 2: empty header name renamed to \"column_2\"",
+            "column 3: duplicate header name \"a\" renamed to \"a_2\"",
+            "column 5: duplicate header name \"a_2\" renamed to \"a_2_2\"",
+        ]
+    );
+    let names: Vec<_> = types("a,a,a_2\n1,2,3\n")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["a", "a_2", "a_2_2"]);
+    let names: Vec<_> = types("column_2,\n1,2\n")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["column_2", "column_2_2"]);
+}
+
+#[test]
+fn control_characters_in_header_are_invalid() {
+    match infer_schema(&b"ok,\"bad\ttab\"\n1,2\n"[..], &opts()) {
+        Err(ConvertError::InvalidHeader { column, reason }) => {
+            assert_eq!(column, 2);
+            assert!(reason.contains("U+0009"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        infer_schema(&b"\"a\nb\"\n1\n"[..], &opts()),
+        Err(ConvertError::InvalidHeader { column: 1, .. })
+    ));
+    // DEL and other non-control characters are fine.
+    assert!(infer_schema("caf\u{e9} \u{7f}\n1\n".as_bytes(), &opts()).is_ok());
+}
+
+#[test]
+fn null_tokens_and_empty_fields_are_null_everywhere() {
+    let options = CsvOptions {
+        delimiter: b',',
+        null_values: vec!["NA".into(), "NULL".into()],
+    };
+    let csv = b"i,f,d,s\n1,NA,,x\nNULL,1.5,2024-01-01,NA\n,,NULL,\n";
+    let t = types_with(csv, &options);
+    assert_eq!(
+        t.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+        [
+            ColumnType::Int64,
+            ColumnType::Float64,
+            ColumnType::Date32,
+            ColumnType::Utf8
+        ]
+    );
+    let (_, batches) = round_trip(csv, &options);
+    let b = &batches[0];
+    assert_eq!(b.column(0).null_count(), 2);
+    assert_eq!(b.column(3).null_count(), 2);
+    // Tokens match exactly: `na` is text.
+    assert_eq!(types_with(b"x\n1\nna\n", &options)[0].1, ColumnType::Utf8);
+    // Without tokens, `NA` is text.
+    assert_eq!(one_type(&["1", "NA"]), ColumnType::Utf8);
+    // All-null column is utf8.
+    assert_eq!(
+        types_with(b"x,y\n,1\nNA,2\n", &options)[0].1,
+        ColumnType::Utf8
+    );
+    assert_eq!(types("x\n")[0].1, ColumnType::Utf8);
+}
+
+#[test]
+fn values_are_not_trimmed() {
+    assert_eq!(one_type(&[" 1", "2"]), ColumnType::Utf8);
+    assert_eq!(one_type(&["true "]), ColumnType::Utf8);
+}
+
+#[test]
+fn inference_table_edge_cases() {
+    assert_eq!(one_type(&["007"]), ColumnType::Utf8);
+    assert_eq!(one_type(&["-0", "+5"]), ColumnType::Int64);
+    assert_eq!(one_type(&["9223372036854775808"]), ColumnType::Utf8);
+    assert_eq!(
+        one_type(&["1", "9007199254740992", "0.5"]),
+        ColumnType::Float64
+    );
+    assert_eq!(
+        one_type(&["1", "9007199254740993", "0.5"]),
+        ColumnType::Utf8
+    );
+    assert_eq!(one_type(&["1e999"]), ColumnType::Utf8);
+    assert_eq!(one_type(&["nan", "-Infinity", "1"]), ColumnType::Float64);
+    assert_eq!(one_type(&[".5"]), ColumnType::Float64);
+    assert_eq!(one_type(&["5."]), ColumnType::Utf8);
+    assert_eq!(one_type(&["2023-02-29"]), ColumnType::Utf8);
+    assert_eq!(one_type(&["2024-02-29"]), ColumnType::Date32);
+    assert_eq!(
+        one_type(&["2024-01-01T00:00:00.123456"]),
+        ColumnType::Timestamp
+    );
+    assert_eq!(one_type(&["2024-01-01T00:00:00.1234567"]), ColumnType::Utf8);
+    assert_eq!(
+        one_type(&["2024-01-01T00:00:00Z", "2024-01-01T00:00:00"]),
+        ColumnType::Utf8
+    );
+    assert_eq!(
+        one_type(&["2024-01-01", "2024-01-01 00:00:00"]),
+        ColumnType::Utf8
+    );
+    assert_eq!(one_type(&["TRUE", "false"]), ColumnType::Bool);
+}
+
+#[test]
+fn tab_delimiter() {
+    let options = CsvOptions {
+        delimiter: b'\t',
+        null_values: vec![],
+    };
+    let t = types_with(b"a\tb,c\n1\tx,y\n", &options);
+    assert_eq!(
+        t,
+        [
+            ("a".to_owned(), ColumnType::Int64),
+            ("b,c".to_owned(), ColumnType::Utf8)
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- check (section 3)
+
+#[test]
+fn conforming_uploads_pass_the_check() {
+    let registered = schema(&[
+        ("id", ColumnType::Int64),
+        ("price", ColumnType::Float64),
+        ("note", ColumnType::Utf8),
+    ]);
+    // All-empty int64 column and all-int float64 column: not drift.
+    let checked = check_schema(&b"id,price,note\n,1,5\n,2,x\n"[..], &opts(), &registered).unwrap();
+    assert_eq!(checked.row_count, 2);
+    // And the file writes with the registered schema.
+    let mut out = Vec::new();
+    let csv = b"id,price,note\n,1,5\n,2,x\n";
+    write_parquet(&csv[..], &opts(), &registered, &mut out).unwrap();
+    let batch = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.column(0).null_count(), 2);
+    assert_eq!(batch.column(1).as_primitive::<Float64Type>().value(1), 2.0);
+}
+
+fn drift(csv: &[u8], registered: &Schema) -> lakehouse_api::SchemaDriftDetails {
+    match check_schema(csv, &opts(), registered) {
+        Err(ConvertError::SchemaDrift(details)) => *details,
+        other => panic!("expected drift, got {other:?}"),
+    }
+}
+
+#[test]
+fn refused_values_are_drift_with_first_line_and_value() {
+    let registered = schema(&[("id", ColumnType::Int64), ("price", ColumnType::Float64)]);
+    let d = drift(
+        b"id,price\n1,2.5\n2,9007199254740993\nx,3\ny,4\n",
+        &registered,
+    );
+    assert!(d.added.is_empty() && d.removed.is_empty() && d.reordered.is_empty());
+    assert_eq!(d.current_fingerprint, registered.fingerprint());
+    let attempted = schema(&[("id", ColumnType::Utf8), ("price", ColumnType::Utf8)]);
+    assert_eq!(d.attempted_fingerprint, attempted.fingerprint());
+    assert_eq!(d.changed.len(), 2);
+    assert_eq!(d.changed[0].column, "id");
+    assert_eq!(d.changed[0].registered_type, "int64");
+    assert_eq!(d.changed[0].attempted_type.as_deref(), Some("utf8"));
+    assert_eq!(d.changed[0].line, Some(4));
+    assert_eq!(d.changed[0].value.as_deref(), Some("x"));
+    // A float64 column refuses an int beyond 2^53 (it would be rounded).
+    assert_eq!(d.changed[1].column, "price");
+    assert_eq!(d.changed[1].line, Some(3));
+    assert_eq!(d.changed[1].value.as_deref(), Some("9007199254740993"));
+}
+
+#[test]
+fn header_mismatch_is_drift() {
+    let registered = schema(&[("a", ColumnType::Int64), ("b", ColumnType::Utf8)]);
+    let d = drift(b"b,a\nx,1\n", &registered);
+    assert_eq!(d.reordered, ["a", "b"]);
+    assert!(d.changed.is_empty());
+    let d = drift(b"a,c\n1,x\n", &registered);
+    assert_eq!(
+        (d.added.as_slice(), d.removed.as_slice()),
+        (&["c".to_owned()][..], &["b".to_owned()][..])
+    );
+    // Names compare after renames: `a,` is `a,column_2`.
+    let d = drift(b"a,\n1,x\n", &registered);
+    assert_eq!(d.added, ["column_2"]);
+    // A reordered column is still checked against its own registered type.
+    let d = drift(b"b,a\nx,1.5\n", &registered);
+    assert_eq!(d.changed.len(), 1);
+    assert_eq!(d.changed[0].column, "a");
+    assert_eq!(d.changed[0].line, Some(2));
+}
+
+#[test]
+fn csv_errors_come_before_drift() {
+    let registered = schema(&[("a", ColumnType::Int64)]);
+    assert!(matches!(
+        check_schema(&b"a\nx\n1,2\n"[..], &opts(), &registered),
+        Err(ConvertError::MalformedCsv { line: 3, .. })
+    ));
+    assert!(matches!(
+        check_schema(&b""[..], &opts(), &registered),
+        Err(ConvertError::EmptyCsv)
+    ));
+}
+
+#[test]
+fn write_refuses_a_schema_the_file_does_not_fit() {
+    let registered = schema(&[("a", ColumnType::Int64)]);
+    let result = write_parquet(&b"a\n1\nx\n"[..], &opts(), &registered, Vec::new());
+    match result {
+        Err(ConvertError::SchemaDrift(d)) => {
+            assert_eq!(d.changed[0].line, Some(3));
+            assert_eq!(d.changed[0].value.as_deref(), Some("x"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let result = write_parquet(&b"b\n1\n"[..], &opts(), &registered, Vec::new());
+    assert!(matches!(result, Err(ConvertError::SchemaDrift(_))));
+}
+
+// ---------------------------------------------------------------- parquet (section 5)
+
+#[test]
+fn parquet_round_trip_of_every_type() {
+    let csv = "b,i,f,d,tz,ts,s\n\
+        true,-9223372036854775808,.5,2024-02-29,2024-01-01T00:30:00+01:00,2024-01-01 12:00:00.000001,caf\u{e9}\n\
+        FALSE,9223372036854775807,-Infinity,1969-12-31,2024-06-30 23:59:59.5Z,1900-01-01T00:00:00,\"\"\"q\"\"\"\n\
+        ,,nan,,,,\n";
+    let (_, batches) = round_trip(csv.as_bytes(), &opts());
+    assert_eq!(batches.len(), 1);
+    let b = &batches[0];
+    let fields: Vec<_> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| (f.data_type().clone(), f.is_nullable()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (DataType::Boolean, true),
+            (DataType::Int64, true),
+            (DataType::Float64, true),
+            (DataType::Date32, true),
+            (
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true
+            ),
+            (DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            (DataType::Utf8, true),
+        ]
+    );
+    let bools = b.column(0).as_boolean();
+    assert!(bools.value(0) && !bools.value(1) && bools.is_null(2));
+    let ints = b.column(1).as_primitive::<Int64Type>();
+    assert_eq!((ints.value(0), ints.value(1)), (i64::MIN, i64::MAX));
+    let floats = b.column(2).as_primitive::<Float64Type>();
+    assert_eq!(floats.value(0), 0.5);
+    assert_eq!(floats.value(1), f64::NEG_INFINITY);
+    assert!(floats.value(2).is_nan());
+    let dates = b.column(3).as_primitive::<Date32Type>();
+    assert_eq!((dates.value(0), dates.value(1)), (19_782, -1));
+    let zoned = b.column(4).as_primitive::<TimestampMicrosecondType>();
+    // 2024-01-01T00:30:00+01:00 == 2023-12-31T23:30:00Z.
+    let expected = chrono::DateTime::parse_from_rfc3339("2023-12-31T23:30:00Z").unwrap();
+    assert_eq!(zoned.value(0), expected.timestamp_micros());
+    let expected = chrono::DateTime::parse_from_rfc3339("2024-06-30T23:59:59.5Z").unwrap();
+    assert_eq!(zoned.value(1), expected.timestamp_micros());
+    let local = b.column(5).as_primitive::<TimestampMicrosecondType>();
+    let expected = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+        .unwrap()
+        .and_hms_micro_opt(12, 0, 0, 1)
+        .unwrap()
+        .and_utc();
+    assert_eq!(local.value(0), expected.timestamp_micros());
+    assert_eq!(local.value(1), -2_208_988_800_000_000);
+    let strings = b.column(6).as_string::<i32>();
+    assert_eq!(strings.value(0), "caf\u{e9}");
+    assert_eq!(strings.value(1), "\"q\"");
+    assert!(strings.is_null(2));
+}
+
+#[test]
+fn parquet_metadata_is_fixed() {
+    let csv = b"id,name\n1,a\n2,b\n";
+    let (out, _) = round_trip(csv, &opts());
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out.clone())).unwrap();
+    let meta = builder.metadata();
+    assert_eq!(meta.file_metadata().created_by(), Some(CREATED_BY));
+    assert!(CREATED_BY.starts_with("lakehouse-convert "));
+    let kv = meta.file_metadata().key_value_metadata().unwrap();
+    let keys: Vec<_> = kv.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(keys, ["ARROW:schema"], "only the embedded Arrow schema");
+    for column in meta.row_group(0).columns() {
+        assert_eq!(column.compression(), Compression::SNAPPY);
+        assert!(column.statistics().is_some(), "statistics are on");
+        assert!(
+            column.column_index_offset().is_some(),
+            "page-level statistics"
+        );
+    }
+    let inferred = infer_schema(&csv[..], &opts()).unwrap();
+    assert_eq!(builder.schema(), &arrow_schema(&inferred.schema));
+    // Same input, same bytes.
+    let (again, _) = round_trip(csv, &opts());
+    assert_eq!(out, again);
+}
+
+#[test]
+fn row_groups_hold_at_most_131072_rows() {
+    assert_eq!(BATCH_ROWS, 8192);
+    assert_eq!(MAX_ROW_GROUP_ROWS, 131_072);
+    let rows = MAX_ROW_GROUP_ROWS + 3 * BATCH_ROWS + 5;
+    let mut csv = String::with_capacity(rows * 8 + 4);
+    csv.push_str("n\n");
+    for i in 0..rows {
+        csv.push_str(&i.to_string());
+        csv.push('\n');
+    }
+    let (out, batches) = round_trip(csv.as_bytes(), &opts());
+    let meta = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
+        .unwrap()
+        .metadata()
+        .clone();
+    let sizes: Vec<_> = meta.row_groups().iter().map(|rg| rg.num_rows()).collect();
+    assert_eq!(
+        sizes,
+        [MAX_ROW_GROUP_ROWS as i64, (3 * BATCH_ROWS + 5) as i64]
+    );
+    let mut n = 0i64;
+    for batch in &batches {
+        for v in batch.column(0).as_primitive::<Int64Type>().values() {
+            assert_eq!(*v, n);
+            n += 1;
+        }
+    }
+    assert_eq!(n, rows as i64);
+}
+
+#[test]
+fn empty_table_writes_a_valid_file() {
+    let (out, batches) = round_trip(b"a,b\n", &opts());
+    assert!(batches.iter().all(|b| b.num_rows() == 0));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out)).unwrap();
+    assert_eq!(builder.metadata().file_metadata().num_rows(), 0);
+    assert_eq!(builder.schema().fields().len(), 2);
+}
+
+#[test]
+fn output_write_errors_are_io_errors() {
+    struct Failing;
+    impl std::io::Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "disk full",
+            ))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let s = schema(&[("a", ColumnType::Int64)]);
+    match write_parquet(&b"a\n1\n"[..], &opts(), &s, Failing) {
+        Err(ConvertError::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::StorageFull),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn input_read_errors_are_io_errors() {
+    struct Failing;
+    impl std::io::Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("network"))
+        }
+    }
+    assert!(matches!(
+        infer_schema(Failing, &opts()),
+        Err(ConvertError::Io(_))
+    ));
+}
+
+#[test]
+fn error_messages_are_lowercase_and_say_where() {
+    let e = infer_schema(&b"a,b\n1\n"[..], &opts()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "malformed csv at line 2: expected 2 fields as in the header, found 1"
+    );
+    let e = infer_schema(&b"a\n\"x\n"[..], &opts()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "malformed csv at line 2, column 1: quoted field not closed at end of file"
+    );
+}

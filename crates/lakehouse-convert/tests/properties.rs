@@ -1,0 +1,459 @@
+//! Property tests of the converter (DESIGN.md sections 3 and 5): whatever the CSV, the
+//! result does not depend on how the input is chunked, values round-trip through Parquet,
+//! and a file always conforms to its own inferred schema.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use lakehouse_api::{ColumnType, CsvOptions};
+use lakehouse_convert::{check_schema, infer_schema, write_parquet};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use proptest::prelude::*;
+use std::io::Read;
+
+/// A reader that hands out at most `k` bytes per `read` call.
+struct Chunked<'a> {
+    data: &'a [u8],
+    k: usize,
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.k.min(buf.len()).min(self.data.len());
+        let (head, rest) = self.data.split_at(n);
+        buf[..n].copy_from_slice(head);
+        self.data = rest;
+        Ok(n)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Int,
+    Float,
+    Bool,
+    Date,
+    TsUtc,
+    Ts,
+    Text,
+    Mixed,
+}
+
+impl Kind {
+    /// The type a column of only this kind (and some non-null value) must get.
+    fn pure_type(self) -> Option<ColumnType> {
+        match self {
+            Kind::Int => Some(ColumnType::Int64),
+            Kind::Float => Some(ColumnType::Float64),
+            Kind::Bool => Some(ColumnType::Bool),
+            Kind::Date => Some(ColumnType::Date32),
+            Kind::TsUtc => Some(ColumnType::TimestampUtc),
+            Kind::Ts => Some(ColumnType::Timestamp),
+            Kind::Text | Kind::Mixed => None,
+        }
+    }
+}
+
+fn date() -> impl Strategy<Value = String> {
+    (1i32..=3_652_059).prop_map(|days| {
+        NaiveDate::from_num_days_from_ce_opt(days)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    })
+}
+
+fn timestamp(zoned: bool) -> impl Strategy<Value = String> {
+    (
+        date(),
+        prop::bool::ANY,
+        0u32..24,
+        0u32..60,
+        0u32..60,
+        0usize..=6,
+        0u32..1_000_000,
+        prop::option::of((prop::bool::ANY, 0u32..24, 0u32..60)),
+    )
+        .prop_map(move |(d, space, h, m, s, digits, micros, offset)| {
+            let mut text = format!("{d}{}{h:02}:{m:02}:{s:02}", if space { ' ' } else { 'T' });
+            if digits > 0 {
+                let fraction = format!("{micros:06}");
+                text.push('.');
+                text.push_str(&fraction[..digits]);
+            }
+            if zoned {
+                match offset {
+                    None => text.push('Z'),
+                    Some((neg, oh, om)) => {
+                        text.push_str(&format!("{}{oh:02}:{om:02}", if neg { '-' } else { '+' }))
+                    }
+                }
+            }
+            text
+        })
+}
+
+fn value(kind: Kind) -> BoxedStrategy<String> {
+    match kind {
+        Kind::Int => prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            (-1000i64..1000).prop_map(|v| v.to_string()),
+            Just("+5".to_owned()),
+            Just("-0".to_owned()),
+        ]
+        .boxed(),
+        Kind::Float => prop_oneof![
+            any::<f64>()
+                .prop_filter("finite", |v| v.is_finite())
+                .prop_map(|v| format!("{v:?}")),
+            "[1-9][0-9]{0,2}\\.[0-9]{1,4}",
+            "-?\\.[0-9]{1,3}(e[+-]?[0-9]{1,2})?",
+            Just("nan".to_owned()),
+            Just("-Infinity".to_owned()),
+            Just("INF".to_owned()),
+        ]
+        .boxed(),
+        Kind::Bool => prop_oneof![
+            Just("true".to_owned()),
+            Just("FALSE".to_owned()),
+            Just("True".to_owned()),
+            Just("false".to_owned()),
+        ]
+        .boxed(),
+        Kind::Date => date().boxed(),
+        Kind::TsUtc => timestamp(true).boxed(),
+        Kind::Ts => timestamp(false).boxed(),
+        Kind::Text => "[a-z0-9 ,;|\t\"\r\né.+-]{0,8}".boxed(),
+        Kind::Mixed => prop_oneof![
+            value(Kind::Int),
+            value(Kind::Float),
+            value(Kind::Bool),
+            value(Kind::Date),
+            value(Kind::TsUtc),
+            value(Kind::Ts),
+            value(Kind::Text),
+            Just("9007199254740993".to_owned()),
+            Just("007".to_owned()),
+        ]
+        .boxed(),
+    }
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        Just(Kind::Int),
+        Just(Kind::Float),
+        Just(Kind::Bool),
+        Just(Kind::Date),
+        Just(Kind::TsUtc),
+        Just(Kind::Ts),
+        Just(Kind::Text),
+        Just(Kind::Mixed),
+    ]
+}
+
+/// One generated CSV with what was put in it.
+#[derive(Debug, Clone)]
+struct Case {
+    options: CsvOptions,
+    kinds: Vec<Kind>,
+    /// Cell texts by row (null cells are `""` or a null token).
+    rows: Vec<Vec<String>>,
+    bytes: Vec<u8>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        1usize..=5,
+        0usize..=30,
+        prop::sample::select(vec![b',', b'\t', b';', b'|']),
+        prop::bool::ANY,
+    )
+        .prop_flat_map(|(ncols, nrows, delimiter, tokens)| {
+            let null_values: Vec<String> = if tokens {
+                vec!["NA".into(), "NULL".into()]
+            } else {
+                vec![]
+            };
+            let kinds = prop::collection::vec(kind(), ncols);
+            let names = prop::collection::vec(
+                prop::sample::select(vec!["a", "b", "a_2", "", "x y", "q\"u,o"]),
+                ncols,
+            );
+            let layout = (
+                prop::bool::ANY,
+                prop::bool::ANY,
+                prop::bool::ANY,
+                prop::bool::ANY,
+            );
+            (kinds, names, layout).prop_flat_map(move |(kinds, names, layout)| {
+                let null_values = null_values.clone();
+                let cells: Vec<BoxedStrategy<String>> = kinds
+                    .iter()
+                    .map(|&k| {
+                        let mut nulls = vec![Just(String::new()).boxed()];
+                        for t in &null_values {
+                            nulls.push(Just(t.clone()).boxed());
+                        }
+                        prop_oneof![
+                            6 => value(k),
+                            1 => prop::strategy::Union::new(nulls),
+                        ]
+                        .boxed()
+                    })
+                    .collect();
+                let rows = prop::collection::vec(cells, nrows);
+                let options = CsvOptions {
+                    delimiter,
+                    null_values: null_values.clone(),
+                };
+                (Just(kinds), Just(names), Just(layout), rows, Just(options))
+            })
+        })
+        .prop_map(
+            |(kinds, names, (bom, crlf, quote_all, blank_lines), rows, options)| {
+                let bytes = render(
+                    &names,
+                    &rows,
+                    options.delimiter,
+                    bom,
+                    crlf,
+                    quote_all,
+                    blank_lines,
+                );
+                Case {
+                    options,
+                    kinds,
+                    rows,
+                    bytes,
+                }
+            },
+        )
+}
+
+fn render(
+    names: &[&str],
+    rows: &[Vec<String>],
+    delimiter: u8,
+    bom: bool,
+    crlf: bool,
+    quote_all: bool,
+    blank_lines: bool,
+) -> Vec<u8> {
+    let eol: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    let mut out = Vec::new();
+    if bom {
+        out.extend_from_slice(b"\xEF\xBB\xBF");
+    }
+    let line = |fields: &mut dyn Iterator<Item = &str>, out: &mut Vec<u8>| {
+        let fields: Vec<&str> = fields.collect();
+        let single = fields.len() == 1;
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(delimiter);
+            }
+            let needs = quote_all
+                || (single && f.is_empty())
+                || f.bytes()
+                    .any(|b| b == delimiter || b == b'"' || b == b'\r' || b == b'\n');
+            if needs {
+                out.push(b'"');
+                out.extend_from_slice(f.replace('"', "\"\"").as_bytes());
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(f.as_bytes());
+            }
+        }
+        out.extend_from_slice(eol);
+        if blank_lines {
+            out.extend_from_slice(eol);
+        }
+    };
+    line(&mut names.iter().copied(), &mut out);
+    for row in rows {
+        line(&mut row.iter().map(String::as_str), &mut out);
+    }
+    out
+}
+
+fn chunk_sizes() -> impl Strategy<Value = usize> {
+    prop_oneof![1usize..=64, Just(usize::MAX)]
+}
+
+fn micros_utc(text: &str) -> i64 {
+    let mut t = text.replacen(' ', "T", 1);
+    if t.ends_with('Z') {
+        t.pop();
+        t.push_str("+00:00");
+    }
+    DateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f%:z")
+        .unwrap()
+        .timestamp_micros()
+}
+
+fn micros_local(text: &str) -> i64 {
+    let t = text.replacen(' ', "T", 1);
+    NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f")
+        .unwrap()
+        .and_utc()
+        .timestamp_micros()
+}
+
+/// Checks row `row` of column `col` of the read-back batches against the generated text,
+/// with std and chrono as the independent oracle.
+fn assert_cell(array: &dyn Array, i: usize, ty: ColumnType, text: &str, nulls: &[String]) {
+    if text.is_empty() || nulls.iter().any(|t| t == text) {
+        assert!(array.is_null(i), "{text:?} should be null");
+        return;
+    }
+    assert!(array.is_valid(i), "{text:?} should not be null");
+    match ty {
+        ColumnType::Utf8 => assert_eq!(array.as_string::<i32>().value(i), text),
+        ColumnType::Bool => {
+            assert_eq!(
+                array.as_boolean().value(i),
+                text.eq_ignore_ascii_case("true")
+            )
+        }
+        ColumnType::Int64 => assert_eq!(
+            array.as_primitive::<Int64Type>().value(i),
+            text.parse::<i64>().unwrap()
+        ),
+        ColumnType::Float64 => {
+            let got = array.as_primitive::<Float64Type>().value(i);
+            let want = text.parse::<f64>().unwrap();
+            assert!(
+                got == want || (got.is_nan() && want.is_nan()),
+                "{text}: {got} != {want}"
+            );
+        }
+        ColumnType::Date32 => {
+            let want = NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+                - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+            assert_eq!(
+                i64::from(array.as_primitive::<Date32Type>().value(i)),
+                want.num_days()
+            );
+        }
+        ColumnType::TimestampUtc => assert_eq!(
+            array.as_primitive::<TimestampMicrosecondType>().value(i),
+            micros_utc(text),
+            "{text}"
+        ),
+        ColumnType::Timestamp => assert_eq!(
+            array.as_primitive::<TimestampMicrosecondType>().value(i),
+            micros_local(text),
+            "{text}"
+        ),
+    }
+}
+
+fn read_back(parquet: Vec<u8>) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(parquet))
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Same bytes, same schema and warnings, whatever the read chunking.
+    #[test]
+    fn inference_ignores_chunking(case in case(), k in chunk_sizes()) {
+        let whole = infer_schema(&case.bytes[..], &case.options).unwrap();
+        let chunked = infer_schema(Chunked { data: &case.bytes, k }, &case.options).unwrap();
+        prop_assert_eq!(&whole, &chunked);
+        prop_assert_eq!(whole.row_count, case.rows.len() as u64);
+        for (field, kind) in whole.schema.fields.iter().zip(&case.kinds) {
+            let col = whole.schema.fields.iter().position(|f| f.name == field.name).unwrap();
+            let any_value = case.rows.iter().any(|r| {
+                !r[col].is_empty() && !case.options.null_values.contains(&r[col])
+            });
+            if let (Some(ty), true) = (kind.pure_type(), any_value) {
+                prop_assert_eq!(field.data_type, ty, "column {} of kind {:?}", field.name, kind);
+            }
+            if !any_value {
+                prop_assert_eq!(field.data_type, ColumnType::Utf8);
+            }
+        }
+    }
+
+    /// Byte-identical Parquet and SHA-256 whatever the read chunking, and the values the
+    /// CSV held read back.
+    #[test]
+    fn parquet_is_deterministic_and_round_trips(case in case(), k in chunk_sizes()) {
+        let inferred = infer_schema(&case.bytes[..], &case.options).unwrap();
+        let mut a = Vec::new();
+        let out_a = write_parquet(&case.bytes[..], &case.options, &inferred.schema, &mut a).unwrap();
+        let mut b = Vec::new();
+        let out_b = write_parquet(Chunked { data: &case.bytes, k }, &case.options, &inferred.schema, &mut b).unwrap();
+        prop_assert!(a == b, "parquet bytes differ with chunk size {k}");
+        prop_assert_eq!(&out_a, &out_b);
+        prop_assert_eq!(out_a.size_bytes, a.len() as u64);
+        prop_assert_eq!(out_a.row_count, case.rows.len() as u64);
+
+        let batches = read_back(a);
+        let mut row = 0;
+        for batch in &batches {
+            for i in 0..batch.num_rows() {
+                for (col, field) in inferred.schema.fields.iter().enumerate() {
+                    assert_cell(
+                        batch.column(col).as_ref(),
+                        i,
+                        field.data_type,
+                        &case.rows[row][col],
+                        &case.options.null_values,
+                    );
+                }
+                row += 1;
+            }
+        }
+        prop_assert_eq!(row, case.rows.len());
+    }
+
+    /// A file always conforms to its own inferred schema.
+    #[test]
+    fn a_file_conforms_to_its_inferred_schema(case in case(), k in chunk_sizes()) {
+        let inferred = infer_schema(&case.bytes[..], &case.options).unwrap();
+        let checked = check_schema(Chunked { data: &case.bytes, k }, &case.options, &inferred.schema).unwrap();
+        prop_assert_eq!(checked.row_count, inferred.row_count);
+        prop_assert_eq!(checked.warnings, inferred.warnings);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// No input makes any pass panic, and the passes agree on whether the bytes are a CSV.
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        bytes in prop::collection::vec(
+            prop::sample::select(b"a1,\"\r\n\t.-:T Z+e\xEF\xBB\xBF\xff\x01".to_vec()),
+            0..200,
+        ),
+        k in chunk_sizes(),
+    ) {
+        let options = CsvOptions::default();
+        let inferred = infer_schema(Chunked { data: &bytes, k }, &options);
+        match inferred {
+            Ok(inferred) => {
+                prop_assert!(check_schema(&bytes[..], &options, &inferred.schema).is_ok());
+                prop_assert!(write_parquet(&bytes[..], &options, &inferred.schema, Vec::new()).is_ok());
+            }
+            Err(e) => {
+                let schema = lakehouse_api::Schema { fields: vec![] };
+                let written = write_parquet(&bytes[..], &options, &schema, Vec::new());
+                prop_assert!(written.is_err());
+                // Same error kind on every pass.
+                prop_assert_eq!(
+                    std::mem::discriminant(&e),
+                    std::mem::discriminant(&infer_schema(&bytes[..], &options).unwrap_err())
+                );
+            }
+        }
+    }
+}
