@@ -33,8 +33,10 @@ pub enum ErrorCode {
     /// A register request that names an object storaged does not hold, or holds with another
     /// size (400).
     InvalidObject,
-    /// Unknown dataset, version or object key (404).
+    /// Unknown dataset, version or object key, or an unknown route (404).
     NotFound,
+    /// A known route asked with a method it does not serve (405).
+    MethodNotAllowed,
     /// The upload does not fit the dataset's registered schema (409).
     SchemaDrift,
     /// A create-only write (`If-None-Match: *`) to a key that exists (412).
@@ -72,6 +74,7 @@ impl ErrorCode {
             | ErrorCode::FingerprintMismatch
             | ErrorCode::InvalidObject => StatusCode::BAD_REQUEST,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::SchemaDrift => StatusCode::CONFLICT,
             ErrorCode::AlreadyExists => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -97,6 +100,7 @@ impl ErrorCode {
             ErrorCode::FingerprintMismatch => "fingerprint_mismatch",
             ErrorCode::InvalidObject => "invalid_object",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::SchemaDrift => "schema_drift",
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::PayloadTooLarge => "payload_too_large",

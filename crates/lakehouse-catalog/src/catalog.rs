@@ -345,16 +345,11 @@ impl<S: ManifestStore> Catalog<S> {
                 )));
             }
             let file = format!("{}.parquet", object.sha256.as_str());
-            let in_layout = key.strip_prefix(&prefix).is_some_and(|rest| {
-                rest == file
-                    || rest
-                        .strip_suffix(&file)
-                        .is_some_and(|dir| dir.ends_with('/'))
-            });
+            let in_layout = key.strip_prefix(&prefix) == Some(file.as_str());
             if !in_layout {
                 return Err(CatalogError::InvalidObject {
                     key: object.key.clone(),
-                    reason: format!("key must be {prefix}<...>/{file} (DESIGN.md section 5)"),
+                    reason: format!("key must be {prefix}{file} (DESIGN.md section 5)"),
                 });
             }
         }

@@ -153,6 +153,7 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
         | ErrorCode::FingerprintMismatch
         | ErrorCode::InvalidObject
         | ErrorCode::NotFound
+        | ErrorCode::MethodNotAllowed
         | ErrorCode::AlreadyExists
         | ErrorCode::PayloadTooLarge
         | ErrorCode::InvalidRange
