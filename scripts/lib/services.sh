@@ -69,3 +69,50 @@ PY
   fi
   echo "$out"
 }
+
+# ensure_venv ROOT DIR REQUIREMENTS: a venv in ROOT/DIR with the pinned packages of the
+# requirements file REQUIREMENTS (reinstalled when that file changes).
+ensure_venv() {
+  local root=$1 dir=$2 requirements=$3
+  local stamp="$root/$dir/.requirements-installed"
+  if [ ! -x "$root/$dir/bin/python" ]; then
+    python3 -m venv "$root/$dir"
+  fi
+  if ! cmp -s "$requirements" "$stamp" 2>/dev/null; then
+    "$root/$dir/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$stamp"
+  fi
+}
+
+# start_s3_server ROOT LOG_FILE: starts moto's S3-compatible server (from ROOT/.venv-s3, see
+# scripts/requirements-s3.txt) on 127.0.0.1 and a free port, waits for it to answer and prints
+# its endpoint (http://127.0.0.1:<port>). The PID goes to $S3_SERVER_PID (stop_s3_server).
+start_s3_server() {
+  local root=$1 log=$2
+  : > "$log"
+  "$root/.venv-s3/bin/moto_server" -H 127.0.0.1 -p 0 >>"$log" 2>&1 &
+  S3_SERVER_PID=$!
+  local deadline=$((SECONDS + 60)) endpoint=""
+  while [ -z "$endpoint" ]; do
+    endpoint=$(grep -m1 -o 'Running on http://127\.0\.0\.1:[0-9]*' "$log" | sed 's/Running on //') || true
+    if [ -n "$endpoint" ] && curl -fsS -o /dev/null "$endpoint/moto-api/" 2>/dev/null; then break; fi
+    endpoint=""
+    if ! kill -0 "$S3_SERVER_PID" 2>/dev/null; then
+      echo "the S3 server exited before answering; its log:" >&2; cat "$log" >&2; return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "the S3 server did not answer within 60 s; its log:" >&2; cat "$log" >&2; return 1
+    fi
+    sleep 0.2
+  done
+  echo "$endpoint"
+}
+
+# stop_s3_server: stops the server start_s3_server started.
+stop_s3_server() {
+  if [ -n "${S3_SERVER_PID:-}" ]; then
+    kill -TERM "$S3_SERVER_PID" 2>/dev/null || true
+    wait "$S3_SERVER_PID" 2>/dev/null || true
+    S3_SERVER_PID=""
+  fi
+}

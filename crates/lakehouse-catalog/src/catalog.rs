@@ -185,6 +185,34 @@ impl<S: ManifestStore> Catalog<S> {
         Ok(count)
     }
 
+    /// Loads every manifest the store holds that the index does not (versions and whole
+    /// datasets other replicas wrote) and returns how many there were. One listing of
+    /// `_catalog/datasets/`, then only the new manifests are read. catalogd runs it every
+    /// `refresh_interval_ms`, so `GET /datasets` shows other replicas' datasets too.
+    ///
+    /// # Errors
+    /// [`CatalogError::Store`] when the store fails; [`CatalogError::CorruptManifest`] for a
+    /// bad manifest or stray key (the index keeps everything loaded before).
+    pub async fn refresh_all(&self) -> Result<usize> {
+        let keys = self.store.list_keys(CATALOG_PREFIX, None).await?;
+        let mut missing = Vec::new();
+        for key in keys {
+            let (name, version) = parse_manifest_key(&key)?;
+            if self.version(&name, version).is_none() {
+                missing.push((key, name, version));
+            }
+        }
+        let manifests: Vec<Manifest> = futures::stream::iter(missing)
+            .map(|(key, name, version)| async move { self.load(&key, &name, version).await })
+            .buffer_unordered(OPEN_CONCURRENCY)
+            .try_filter_map(|manifest| async move { Ok(manifest) })
+            .try_collect()
+            .await?;
+        let count = manifests.len();
+        self.insert_all(manifests);
+        Ok(count)
+    }
+
     /// The latest version of `name`, after loading versions other replicas wrote. When the
     /// store does not answer, the index's latest is served (logged), so reads survive a
     /// storage outage.

@@ -733,3 +733,36 @@ async fn reads_survive_a_store_outage_but_registers_fail() {
         .unwrap_err();
     assert!(matches!(err, CatalogError::Store(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn refresh_all_loads_datasets_and_versions_other_replicas_wrote() {
+    let store = Arc::new(MemoryStore::new());
+    let catalog = Catalog::open(Arc::clone(&store)).await.unwrap();
+    let (sales, items) = (name("sales"), name("items"));
+    let a = put_object(&store, &sales, &schema_v1(), "a");
+    let b = put_object(&store, &items, &schema_v1(), "b");
+    store.insert(
+        ObjectKey::manifest(&sales, 1),
+        rival_manifest(&sales, 1, &schema_v1(), vec![a.clone()]),
+    );
+    store.insert(
+        ObjectKey::manifest(&sales, 2),
+        rival_manifest(&sales, 2, &schema_v1(), vec![a]),
+    );
+    store.insert(
+        ObjectKey::manifest(&items, 1),
+        rival_manifest(&items, 1, &schema_v1(), vec![b]),
+    );
+    // The index does not know them until a refresh.
+    assert!(catalog.list("", 10, None).datasets.is_empty());
+    assert_eq!(catalog.refresh_all().await.unwrap(), 3);
+    let listed: Vec<(String, u64)> = catalog
+        .list("", 10, None)
+        .datasets
+        .into_iter()
+        .map(|d| (d.name.to_string(), d.latest_version))
+        .collect();
+    assert_eq!(listed, [("items".into(), 1), ("sales".into(), 2)]);
+    // Nothing new: nothing loaded.
+    assert_eq!(catalog.refresh_all().await.unwrap(), 0);
+}

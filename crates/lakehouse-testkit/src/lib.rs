@@ -255,6 +255,178 @@ impl Trio {
     }
 }
 
+/// Several replicas on one storaged (the scale-out layout of DESIGN.md section 1): one
+/// storaged, `catalogd.len()` catalogd and `ingestd.len()` ingestd processes, ingestd `i`
+/// registering with catalogd `i % catalogd.len()`. All in one temporary directory, on free
+/// ports.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Working directory of every process.
+    pub dir: tempfile::TempDir,
+    /// The one storaged.
+    pub storaged: Service,
+    /// The catalogd replicas.
+    pub catalogd: Vec<Service>,
+    /// The ingestd replicas.
+    pub ingestd: Vec<Service>,
+}
+
+impl Cluster {
+    /// Starts storaged with `storaged_envs` (e.g. [`s3_storaged_envs`]), then `catalogds`
+    /// catalogd and `ingestds` ingestd processes; `extra_envs` go to every process.
+    ///
+    /// # Errors
+    /// As [`Service::start`]; also when `catalogds` is 0 while `ingestds` is not.
+    pub fn start(
+        storaged_envs: &[(&str, String)],
+        catalogds: usize,
+        ingestds: usize,
+        extra_envs: &[(&str, String)],
+    ) -> anyhow::Result<Cluster> {
+        if catalogds == 0 && ingestds > 0 {
+            bail!("ingestd needs at least one catalogd");
+        }
+        let dir = tempfile::tempdir().context("tempdir")?;
+        let with = |base: Vec<(&'static str, String)>| {
+            let mut all: Vec<(&str, String)> = base;
+            all.extend(extra_envs.iter().map(|(k, v)| (*k, v.clone())));
+            all
+        };
+        let mut envs = with(vec![("LAKEHOUSE_STORAGED__BIND", "127.0.0.1:0".into())]);
+        envs.extend(storaged_envs.iter().map(|(k, v)| (*k, v.clone())));
+        let storaged = Service::start("storaged", &envs, dir.path())?;
+        let catalogd = (0..catalogds)
+            .map(|_| {
+                Service::start(
+                    "catalogd",
+                    &with(vec![
+                        ("LAKEHOUSE_CATALOGD__BIND", "127.0.0.1:0".into()),
+                        ("LAKEHOUSE_CATALOGD__STORAGED_URL", storaged.url()),
+                    ]),
+                    dir.path(),
+                )
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ingestd = (0..ingestds)
+            .map(|i| {
+                Service::start(
+                    "ingestd",
+                    &with(vec![
+                        ("LAKEHOUSE_INGESTD__BIND", "127.0.0.1:0".into()),
+                        ("LAKEHOUSE_INGESTD__STORAGED_URL", storaged.url()),
+                        (
+                            "LAKEHOUSE_INGESTD__CATALOGD_URL",
+                            catalogd[i % catalogds].url(),
+                        ),
+                        // Replicas share the working directory: one spool each.
+                        ("LAKEHOUSE_INGESTD__SPOOL_DIR", format!("data/spool-{i}")),
+                    ]),
+                    dir.path(),
+                )
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Cluster {
+            dir,
+            storaged,
+            catalogd,
+            ingestd,
+        })
+    }
+}
+
+/// Environment variable naming the S3-compatible test server's endpoint
+/// (`http://127.0.0.1:<port>`); `scripts/test` starts the server and sets it.
+pub const S3_ENDPOINT_ENV: &str = "LAKEHOUSE_TEST_S3_ENDPOINT";
+
+/// The S3-compatible test server, when the environment provides one ([`S3_ENDPOINT_ENV`]).
+///
+/// `None` means the `s3` tests skip; under `CI` (any non-empty value) a missing server is a
+/// panic instead, so CI can never pass without running them.
+///
+/// # Panics
+/// When `CI` is set and [`S3_ENDPOINT_ENV`] is not.
+pub fn s3_endpoint() -> Option<String> {
+    match std::env::var(S3_ENDPOINT_ENV) {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ if std::env::var("CI").is_ok_and(|v| !v.is_empty()) => {
+            panic!("{S3_ENDPOINT_ENV} is not set under CI: scripts/test starts the S3 server")
+        }
+        _ => {
+            eprintln!("{S3_ENDPOINT_ENV} is not set: skipping an s3 test (scripts/test sets it)");
+            None
+        }
+    }
+}
+
+/// A fresh bucket name for one test: `lakehouse-test-<pid>-<n>-<nanos>` (S3 bucket rules:
+/// lower case, digits and `-`, at most 63 characters).
+pub fn unique_bucket() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "lakehouse-test-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Creates `bucket` on the test server with an unsigned `PUT /<bucket>` (path style). The
+/// moto server that `scripts/test` runs does not check signatures; a real S3 would refuse it.
+///
+/// # Errors
+/// When the server does not answer 200.
+pub async fn create_s3_bucket(endpoint: &str, bucket: &str) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
+        .send()
+        .await
+        .context("create bucket")?;
+    if !response.status().is_success() {
+        bail!(
+            "creating bucket {bucket}: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Number of multipart uploads begun and neither completed nor aborted in `bucket`
+/// (`GET /<bucket>?uploads`, unsigned, as [`create_s3_bucket`]).
+///
+/// # Errors
+/// When the server does not answer 200.
+pub async fn s3_incomplete_uploads(endpoint: &str, bucket: &str) -> anyhow::Result<usize> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/{bucket}?uploads", endpoint.trim_end_matches('/')))
+        .send()
+        .await
+        .context("list multipart uploads")?;
+    if !response.status().is_success() {
+        bail!("listing uploads of {bucket}: {}", response.status());
+    }
+    let body = response.text().await.context("uploads body")?;
+    Ok(body.matches("<Upload>").count())
+}
+
+/// The environment that points a storaged at `bucket` on the test server: backend `s3`,
+/// plain HTTP, and dummy credentials (the test server accepts any).
+pub fn s3_storaged_envs(endpoint: &str, bucket: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("LAKEHOUSE_STORAGED__BACKEND", "s3".into()),
+        ("LAKEHOUSE_STORAGED__BUCKET", bucket.into()),
+        ("LAKEHOUSE_STORAGED__ENDPOINT", endpoint.into()),
+        ("LAKEHOUSE_STORAGED__REGION", "us-east-1".into()),
+        ("LAKEHOUSE_STORAGED__ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "lakehouse-test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "lakehouse-test".into()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

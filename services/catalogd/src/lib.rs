@@ -41,6 +41,11 @@ pub struct Config {
     /// A request that takes longer than this many milliseconds is answered 503
     /// `unavailable` (a register cut short is safe to retry: it is idempotent).
     pub request_timeout_ms: u64,
+    /// Every this many milliseconds catalogd loads the manifests other replicas wrote (new
+    /// versions and new datasets), so that `GET /datasets` on any replica is at most this
+    /// stale. Lookups by name and registers read the store first anyway. Costs one LIST of
+    /// `_catalog/datasets/` per period; 0 disables the periodic refresh. Default 2000.
+    pub refresh_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -50,6 +55,7 @@ impl Default for Config {
             storaged_url: "http://127.0.0.1:8083".into(),
             shutdown_grace_ms: 30_000,
             request_timeout_ms: 30_000,
+            refresh_interval_ms: 2_000,
         }
     }
 }
@@ -113,6 +119,8 @@ pub struct AppState<S> {
     pub request_timeout: Duration,
     /// Grace period after the shutdown signal.
     pub shutdown_grace: Duration,
+    /// Period of the background [`Catalog::refresh_all`] (`None`: never).
+    pub refresh_interval: Option<Duration>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -121,6 +129,7 @@ impl<S> Clone for AppState<S> {
             catalog: Arc::clone(&self.catalog),
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
+            refresh_interval: self.refresh_interval,
         }
     }
 }
@@ -132,6 +141,8 @@ impl<S: ManifestStore> AppState<S> {
             catalog: Arc::new(catalog),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            refresh_interval: (config.refresh_interval_ms > 0)
+                .then(|| Duration::from_millis(config.refresh_interval_ms)),
         }
     }
 }
@@ -172,7 +183,32 @@ pub async fn run<S: ManifestStore>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.shutdown_grace;
-    lakehouse_server::serve(listener, router(state), shutdown, grace).await
+    let refresher = state
+        .refresh_interval
+        .map(|period| tokio::spawn(refresh_periodically(Arc::clone(&state.catalog), period)));
+    let served = lakehouse_server::serve(listener, router(state), shutdown, grace).await;
+    if let Some(task) = refresher {
+        task.abort();
+    }
+    served
+}
+
+/// Loads other replicas' manifests every `period` ([`Catalog::refresh_all`]); a failure is
+/// logged and retried at the next tick, the index keeps serving what it has.
+async fn refresh_periodically<S: ManifestStore>(catalog: Arc<Catalog<S>>, period: Duration) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate; the index was just rebuilt
+    loop {
+        ticks.tick().await;
+        match catalog.refresh_all().await {
+            Ok(0) => {}
+            Ok(loaded) => tracing::info!(loaded, "loaded manifests written by other replicas"),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "periodic catalog refresh failed")
+            }
+        }
+    }
 }
 
 /// `GET /readyz`: 200 when storaged answers, else 503 `unavailable`.

@@ -14,7 +14,7 @@ pub mod routes;
 pub mod store;
 
 pub use error::StoragedError;
-pub use store::{Backend, ObjectPutResponse, Store};
+pub use store::{Backend, ObjectPutResponse, S3Settings, Store};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -36,8 +36,9 @@ pub struct Config {
     /// `listening on <ip>:<port>`). Default `127.0.0.1:8083`: loopback only; bind a public
     /// address only behind a trusted network, as storaged has no authentication.
     pub bind: String,
-    /// Storage backend: `local` (a directory, durable, the default) or `memory` (lost at exit,
-    /// for tests). An `s3` backend is planned.
+    /// Storage backend: `local` (a directory, durable, the default), `memory` (lost at exit,
+    /// for tests) or `s3` (an S3-compatible bucket: `bucket`, `endpoint`, `region`,
+    /// `allow_http`, credentials from the usual `AWS_*` variables).
     pub backend: Backend,
     /// Directory of the `local` backend, relative to the working directory; created when
     /// missing. Default `data/objects`. Must be on one file system (renames are hard links).
@@ -49,6 +50,17 @@ pub struct Config {
     /// first byte) may take before a 503 `unavailable`. PUT bodies and GET bodies are never cut
     /// by it. Default 30000: generous for a slow disk; lower fails faster on a hung backend.
     pub request_timeout_ms: u64,
+    /// `s3` backend: the bucket (required there). Default empty.
+    pub bucket: String,
+    /// `s3` backend: endpoint URL of an S3-compatible server (`http://127.0.0.1:9000` for a
+    /// MinIO); empty means `AWS_ENDPOINT`, else AWS S3 itself.
+    pub endpoint: String,
+    /// `s3` backend: region; empty means `AWS_REGION`, else `us-east-1`.
+    pub region: String,
+    /// `s3` backend: allow a plain `http://` endpoint (loopback test servers, a trusted LAN);
+    /// `false` also leaves it to `AWS_ALLOW_HTTP`. Default false: credentials and data go over
+    /// TLS.
+    pub allow_http: bool,
 }
 
 impl Default for Config {
@@ -59,6 +71,10 @@ impl Default for Config {
             root: PathBuf::from("data/objects"),
             shutdown_grace_ms: 30_000,
             request_timeout_ms: 30_000,
+            bucket: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            allow_http: false,
         }
     }
 }
@@ -82,7 +98,15 @@ impl AppState {
     /// What [`Store::open`] returns.
     pub async fn open(config: &Config) -> Result<AppState, StoragedError> {
         Ok(AppState {
-            store: Store::open(config.backend, &config.root).await?,
+            store: match config.backend {
+                Backend::S3 => Store::open_s3(&S3Settings {
+                    bucket: config.bucket.clone(),
+                    endpoint: config.endpoint.clone(),
+                    region: config.region.clone(),
+                    allow_http: config.allow_http,
+                })?,
+                backend => Store::open(backend, &config.root).await?,
+            },
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
         })

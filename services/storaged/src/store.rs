@@ -10,6 +10,10 @@
 //! `rename_if_not_exists` for create-only writes and `rename` otherwise; every failure path
 //! deletes the staging object, so a refused or failed PUT leaves nothing behind. On the local
 //! backend the object is then fsynced ([`sync_local_object`]) before the 201.
+//!
+//! The `s3` backend cannot use that protocol (a rename there is a copy plus a delete, and a
+//! create-only copy needs store-specific configuration), so it writes to the final key with
+//! the store's own conditional and multipart operations instead ([`Store::put`] says how).
 
 use crate::error::{Result, StoragedError};
 use bytes::Bytes;
@@ -18,7 +22,10 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use lakehouse_api::{ListObjectsResponse, ObjectInfo, ObjectKey, Sha256Digest};
 use object_store::WriteMultipart;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
+use object_store::{
+    GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayloadMut,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
@@ -47,6 +54,16 @@ const PART_SIZE_BYTES: usize = 1024 * 1024;
 /// flight (backpressure to the socket).
 const MAX_PARTS_IN_FLIGHT: usize = 2;
 
+/// Bodies up to this many bytes go to S3 as one conditional `PutObject` (`If-None-Match: *`
+/// for create-only) after their checksum is verified: atomic, and the buffer is bounded by
+/// this size. Larger bodies go up as a multipart upload (see [`Store::put`]).
+pub const S3_SINGLE_PUT_MAX_BYTES: usize = 8 * 1024 * 1024;
+
+/// Part size of an S3 multipart upload, in bytes (S3's minimum is 5 MiB, except the last
+/// part). Peak memory of one large S3 PUT is about `S3_PART_SIZE_BYTES *
+/// (MAX_PARTS_IN_FLIGHT + 1)`, 24 MiB, whatever the object size.
+pub const S3_PART_SIZE_BYTES: usize = 8 * 1024 * 1024;
+
 /// Longest key segment the local backend accepts, in bytes: `NAME_MAX` of Linux file systems.
 /// Longer segments are valid keys (DESIGN.md section 6) but cannot be file names.
 pub const LOCAL_MAX_SEGMENT_BYTES: usize = 255;
@@ -60,6 +77,24 @@ pub enum Backend {
     Local,
     /// Process memory: fast, lost at exit. For tests and demos only.
     Memory,
+    /// An S3-compatible bucket (AWS S3, MinIO, Ceph RGW, R2) through `object_store`'s
+    /// `AmazonS3`: the scale-out backend that several storaged replicas can share.
+    S3,
+}
+
+/// Where the `s3` backend's bucket is (DESIGN.md section 7). Empty strings leave the value to
+/// the usual `AWS_*` environment variables (`AWS_ENDPOINT`, `AWS_REGION`, ...), which also
+/// carry the credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Settings {
+    /// Bucket name (required).
+    pub bucket: String,
+    /// Endpoint URL, e.g. `http://127.0.0.1:9000` for MinIO; empty for AWS itself.
+    pub endpoint: String,
+    /// Region, e.g. `us-east-1`; empty for `AWS_REGION` or `us-east-1`.
+    pub region: String,
+    /// Allow plain `http://` endpoints (a loopback test server, a MinIO on a trusted LAN).
+    pub allow_http: bool,
 }
 
 /// Whether a PUT may replace an existing object.
@@ -169,6 +204,8 @@ pub struct Store {
     /// Canonical root directory of the local backend (`None` for other backends): where
     /// [`sync_local_object`] finds the files to fsync.
     local_root: Option<PathBuf>,
+    /// True for the `s3` backend, which writes without staging ([`Store::put`]).
+    s3: bool,
 }
 
 /// Validates a user-supplied key (DESIGN.md section 6 grammar, not under [`STAGING_PREFIX`]).
@@ -242,7 +279,11 @@ impl Store {
             Backend::Memory => Store {
                 inner: Arc::new(object_store::memory::InMemory::new()),
                 local_root: None,
+                s3: false,
             },
+            Backend::S3 => {
+                return Store::open_s3(&S3Settings::default());
+            }
             Backend::Local => {
                 let io = |op, source| StoragedError::Io {
                     op,
@@ -264,11 +305,48 @@ impl Store {
                 Store {
                     inner: Arc::new(fs),
                     local_root: Some(canonical),
+                    s3: false,
                 }
             }
         };
         store.remove_staging_debris().await?;
         Ok(store)
+    }
+
+    /// Opens the `s3` backend: `AmazonS3Builder::from_env()` (credentials and any other
+    /// `AWS_*` settings), then the non-empty `settings` on top. Conditional PUT stays at
+    /// object_store's default, `If-None-Match: *` / `If-Match`, which S3 honours since 2024.
+    ///
+    /// No staging objects are used on S3, so there is no debris to remove; an upload cut by a
+    /// crash stays an invisible incomplete multipart upload (a bucket lifecycle rule
+    /// `AbortIncompleteMultipartUpload` reclaims its space).
+    ///
+    /// # Errors
+    /// [`StoragedError::Backend`] when the settings are incomplete (no bucket) or invalid.
+    pub fn open_s3(settings: &S3Settings) -> Result<Store> {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env();
+        if !settings.bucket.is_empty() {
+            builder = builder.with_bucket_name(&settings.bucket);
+        }
+        if !settings.endpoint.is_empty() {
+            builder = builder.with_endpoint(&settings.endpoint);
+        }
+        if !settings.region.is_empty() {
+            builder = builder.with_region(&settings.region);
+        }
+        if settings.allow_http {
+            builder = builder.with_allow_http(true);
+        }
+        let s3 = builder.build().map_err(|source| StoragedError::Backend {
+            op: "open",
+            key: format!("s3 bucket {:?}", settings.bucket),
+            source,
+        })?;
+        Ok(Store {
+            inner: Arc::new(s3),
+            local_root: None,
+            s3: true,
+        })
     }
 
     /// Deletes every staging object (crash debris). On the local backend the whole staging
@@ -308,6 +386,12 @@ impl Store {
     /// Atomic: either the whole verified body is under `key` (and, on the local backend,
     /// fsynced) or nothing changed and no staging object remains.
     ///
+    /// On the `s3` backend ([`Store::put_s3`]) a body of at most [`S3_SINGLE_PUT_MAX_BYTES`]
+    /// is buffered, verified and sent as one `PutObject` (with `If-None-Match: *` when
+    /// create-only); a larger one is streamed as a multipart upload to the final key, which
+    /// is invisible until completed and is aborted on a checksum mismatch, a taken key or any
+    /// failure.
+    ///
     /// # Errors
     /// [`StoragedError::InvalidKey`] for a key the backend cannot hold (before any I/O),
     /// [`StoragedError::DigestMismatch`] when `expected` is given and differs,
@@ -326,6 +410,9 @@ impl Store {
         E: std::error::Error + Send + Sync + 'static,
     {
         self.check_backend_limits(key)?;
+        if self.s3 {
+            return self.put_s3(key, condition, expected, body).await;
+        }
         let staging = Path::from(format!(
             "{STAGING_PREFIX}/{}",
             uuid::Uuid::new_v4().simple()
@@ -431,6 +518,134 @@ impl Store {
                 source: std::io::Error::other(e),
             })?;
         Ok((size, sha256))
+    }
+
+    /// The `s3` write path of [`Store::put`]: no staging object, no rename.
+    ///
+    /// - Small bodies (up to [`S3_SINGLE_PUT_MAX_BYTES`]): buffered while hashed, verified,
+    ///   then one `put_opts` with [`PutMode::Create`] (`If-None-Match: *`, 412 from S3 becomes
+    ///   [`StoragedError::AlreadyExists`]) or [`PutMode::Overwrite`]. Atomic on S3.
+    /// - Larger bodies: a multipart upload to the final key in [`S3_PART_SIZE_BYTES`] parts,
+    ///   at most [`MAX_PARTS_IN_FLIGHT`] in flight. Nothing is visible until
+    ///   `CompleteMultipartUpload`; a checksum mismatch, a broken body, a failed part, a
+    ///   create-only key found taken just before completion, or a cancelled request (client
+    ///   gone) aborts the upload instead.
+    ///
+    /// object_store 0.14's `MultipartUpload::complete` sends no `If-None-Match`, so for a
+    /// large create-only body the key check is a HEAD right before completion: two uploads
+    /// of one large key racing inside that window both complete and the later one wins.
+    /// DESIGN.md's writers never depend on that window: manifests (the catalog's version
+    /// race) are small single conditional PUTs, and every large object's key is the SHA-256
+    /// of its bytes, verified here, so the racers write the same bytes.
+    async fn put_s3<S, E>(
+        &self,
+        key: &ObjectKey,
+        condition: PutCondition,
+        expected: Option<&Sha256Digest>,
+        body: S,
+    ) -> Result<ObjectPutResponse>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let location = path_of(key);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut body = std::pin::pin!(body);
+        let body_error = |e: E| StoragedError::BodyRead {
+            source: Box::new(e),
+        };
+
+        // Buffer up to the single-PUT threshold.
+        let mut buffered = PutPayloadMut::new();
+        let mut upload: Option<UploadGuard> = None;
+        while let Some(frame) = body.next().await {
+            let bytes = frame.map_err(body_error)?;
+            hasher.update(&bytes);
+            size += bytes.len() as u64;
+            buffered.push(bytes);
+            if buffered.content_length() > S3_SINGLE_PUT_MAX_BYTES {
+                let started = self
+                    .inner
+                    .put_multipart(&location)
+                    .await
+                    .map_err(|e| backend_error("start upload of", key.as_str(), e))?;
+                let mut writer = WriteMultipart::new_with_chunk_size(started, S3_PART_SIZE_BYTES);
+                for piece in std::mem::take(&mut buffered).freeze() {
+                    writer.put(piece);
+                }
+                upload = Some(UploadGuard(Some(writer)));
+                break;
+            }
+        }
+
+        let Some(mut guard) = upload else {
+            let sha256 = digest_of(hasher, key)?;
+            check_digest(expected, &sha256)?;
+            let mode = match condition {
+                PutCondition::CreateOnly => PutMode::Create,
+                PutCondition::Overwrite => PutMode::Overwrite,
+            };
+            self.inner
+                .put_opts(&location, buffered.freeze(), PutOptions::from(mode))
+                .await
+                .map_err(|e| backend_error("put", key.as_str(), e))?;
+            return Ok(ObjectPutResponse {
+                key: key.clone(),
+                size,
+                sha256,
+            });
+        };
+
+        // Stream the rest as parts; every early return below aborts the upload (the guard).
+        while let Some(frame) = body.next().await {
+            let bytes = match frame {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    guard.abort().await;
+                    return Err(body_error(e));
+                }
+            };
+            hasher.update(&bytes);
+            size += bytes.len() as u64;
+            let writer = guard.writer();
+            if let Err(e) = writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
+                guard.abort().await;
+                return Err(backend_error("upload", key.as_str(), e));
+            }
+            guard.writer().put(bytes);
+        }
+        let sha256 = match digest_of(hasher, key).and_then(|d| check_digest(expected, &d).map(|()| d)) {
+            Ok(sha256) => sha256,
+            Err(e) => {
+                guard.abort().await;
+                return Err(e);
+            }
+        };
+        if condition == PutCondition::CreateOnly {
+            match self.inner.head(&location).await {
+                Err(object_store::Error::NotFound { .. }) => {}
+                Ok(_) => {
+                    guard.abort().await;
+                    return Err(StoragedError::AlreadyExists {
+                        key: key.to_string(),
+                    });
+                }
+                Err(e) => {
+                    guard.abort().await;
+                    return Err(backend_error("head", key.as_str(), e));
+                }
+            }
+        }
+        guard
+            .finish()
+            .await
+            .map_err(|e| backend_error("complete upload of", key.as_str(), e))?;
+        Ok(ObjectPutResponse {
+            key: key.clone(),
+            size,
+            sha256,
+        })
     }
 
     /// Turns a failed move into place into the error a client can act on.
@@ -707,6 +922,66 @@ impl Drop for StagingGuard {
             let store = Arc::clone(&self.store);
             runtime.spawn(async move { delete_quietly(&*store, &path).await });
         }
+    }
+}
+
+/// A multipart upload in flight on the `s3` backend: aborted on every path that does not
+/// complete it, awaited on the error paths, spawned from `Drop` when the request is cancelled.
+struct UploadGuard(Option<WriteMultipart>);
+
+impl UploadGuard {
+    fn writer(&mut self) -> &mut WriteMultipart {
+        self.0.as_mut().expect("upload is in flight until finished or aborted")
+    }
+
+    async fn abort(&mut self) {
+        if let Some(writer) = self.0.take()
+            && let Err(e) = writer.abort().await
+        {
+            tracing::warn!(error = %e, "could not abort a multipart upload");
+        }
+    }
+
+    /// Completes the upload; a failure to complete aborts it.
+    async fn finish(&mut self) -> object_store::Result<()> {
+        let Some(writer) = self.0.take() else {
+            return Ok(());
+        };
+        // `finish` waits for the parts in flight, uploads the last one and completes; when
+        // any of that fails it aborts the upload itself.
+        writer.finish().await.map(|_| ())
+    }
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        if let Some(writer) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = writer.abort().await {
+                    tracing::warn!(error = %e, "could not abort a cancelled multipart upload");
+                }
+            });
+        }
+    }
+}
+
+fn digest_of(hasher: Sha256, key: &ObjectKey) -> Result<Sha256Digest> {
+    Sha256Digest::new(hex::encode(hasher.finalize())).map_err(|e| StoragedError::Io {
+        op: "hash",
+        path: PathBuf::from(key.as_str()),
+        source: std::io::Error::other(e),
+    })
+}
+
+fn check_digest(expected: Option<&Sha256Digest>, actual: &Sha256Digest) -> Result<()> {
+    match expected {
+        Some(expected) if expected != actual => Err(StoragedError::DigestMismatch {
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        }),
+        _ => Ok(()),
     }
 }
 
