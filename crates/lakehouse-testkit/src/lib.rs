@@ -402,7 +402,10 @@ pub async fn create_s3_bucket(endpoint: &str, bucket: &str) -> anyhow::Result<()
 /// When the server does not answer 200.
 pub async fn s3_incomplete_uploads(endpoint: &str, bucket: &str) -> anyhow::Result<usize> {
     let response = reqwest::Client::new()
-        .get(format!("{}/{bucket}?uploads", endpoint.trim_end_matches('/')))
+        .get(format!(
+            "{}/{bucket}?uploads",
+            endpoint.trim_end_matches('/')
+        ))
         .send()
         .await
         .context("list multipart uploads")?;

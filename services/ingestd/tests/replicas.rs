@@ -42,7 +42,11 @@ fn multipart(bytes: &[u8]) -> Vec<u8> {
 fn orders_csv(i: usize) -> String {
     let mut csv = String::from("id,customer,amount\n");
     for row in 0..(20 + i % 7) {
-        csv.push_str(&format!("{},cust-{i}-{row},{}.5\n", i * 1000 + row, row * 3));
+        csv.push_str(&format!(
+            "{},cust-{i}-{row},{}.5\n",
+            i * 1000 + row,
+            row * 3
+        ));
     }
     csv
 }
@@ -131,7 +135,10 @@ fn key_of(object: &Value) -> String {
     object["key"].as_str().expect("object key").to_owned()
 }
 
-async fn concurrent_ingests_through_two_replicas_lose_no_version(storaged_envs: Vec<(&str, String)>) {
+async fn concurrent_ingests_through_two_replicas_lose_no_version(
+    backend: &str,
+    storaged_envs: Vec<(&str, String)>,
+) {
     let started = Instant::now();
     let extra = [
         // Room for every request at once: this test is about races, not load shedding.
@@ -146,7 +153,9 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(storaged_envs: 
     };
 
     // Version 1, so that every concurrent ingest is checked against one registered schema.
-    let (status, first) = run.ingest(0, &format!("name={DATASET}"), &orders_csv(0)).await;
+    let (status, first) = run
+        .ingest(0, &format!("name={DATASET}"), &orders_csv(0))
+        .await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["manifest"]["version"], 1);
 
@@ -194,7 +203,9 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(storaged_envs: 
     }
 
     // Version numbers are 1..N with no gap and no duplicate, N = 1 + the 200s.
-    let listed = run.catalog(0, &format!("/datasets/{DATASET}/versions")).await;
+    let listed = run
+        .catalog(0, &format!("/datasets/{DATASET}/versions"))
+        .await;
     let numbers: Vec<u64> = listed["versions"]
         .as_array()
         .expect("versions")
@@ -218,7 +229,11 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(storaged_envs: 
         let manifest = &answer.body["manifest"];
         let n = manifest["version"].as_u64().expect("version");
         assert!(claimed.insert(n), "version {n} answered twice");
-        assert_eq!(&manifests[&n], manifest, "ingest {} got version {n}", answer.i);
+        assert_eq!(
+            &manifests[&n], manifest,
+            "ingest {} got version {n}",
+            answer.i
+        );
         let own = answer.body["parquet_key"].as_str().expect("parquet_key");
         let keys: Vec<String> = manifest["objects"]
             .as_array()
@@ -236,7 +251,11 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(storaged_envs: 
             "replace" => vec![own.to_owned()],
             _ => previous.into_iter().chain([own.to_owned()]).collect(),
         };
-        assert_eq!(keys, expected, "{} of ingest {} (version {n})", answer.mode, answer.i);
+        assert_eq!(
+            keys, expected,
+            "{} of ingest {} (version {n})",
+            answer.mode, answer.i
+        );
     }
 
     // Every 409 left nothing registered and no object of its schema.
@@ -302,7 +321,10 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(storaged_envs: 
         if names.contains(&"fresh") {
             break;
         }
-        assert!(Instant::now() < deadline, "catalogd 1 never listed `fresh`: {names:?}");
+        assert!(
+            Instant::now() < deadline,
+            "catalogd 1 never listed `fresh`: {names:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -311,10 +333,14 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(storaged_envs: 
         .cluster
         .catalogd
         .iter()
-        .map(|c| c.log().matches("another committer wrote this version first").count())
+        .map(|c| {
+            c.log()
+                .matches("another committer wrote this version first")
+                .count()
+        })
         .sum();
     eprintln!(
-        "replicas: {} ingests fired ({} conforming, {} drifting) through 2 ingestd / 2 catalogd; \
+        "replicas ({backend}): {} ingests fired ({} conforming, {} drifting) through 2 ingestd / 2 catalogd; \
          {} versions made (1 + {}), {} drift 409s, {} catalog version conflicts retried, \
          {} client 503 retries; burst {:.2?}, whole test {:.2?}",
         answers.len(),
@@ -332,7 +358,7 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(storaged_envs: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn local_concurrent_ingests_through_two_replicas_lose_no_version() {
-    concurrent_ingests_through_two_replicas_lose_no_version(Vec::new()).await;
+    concurrent_ingests_through_two_replicas_lose_no_version("local", Vec::new()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -344,8 +370,6 @@ async fn s3_concurrent_ingests_through_two_replicas_lose_no_version() {
     lakehouse_testkit::create_s3_bucket(&endpoint, &bucket)
         .await
         .expect("create bucket");
-    concurrent_ingests_through_two_replicas_lose_no_version(lakehouse_testkit::s3_storaged_envs(
-        &endpoint, &bucket,
-    ))
-    .await;
+    let envs = lakehouse_testkit::s3_storaged_envs(&endpoint, &bucket);
+    concurrent_ingests_through_two_replicas_lose_no_version("s3", envs).await;
 }

@@ -615,13 +615,14 @@ impl Store {
             }
             guard.writer().put(bytes);
         }
-        let sha256 = match digest_of(hasher, key).and_then(|d| check_digest(expected, &d).map(|()| d)) {
-            Ok(sha256) => sha256,
-            Err(e) => {
-                guard.abort().await;
-                return Err(e);
-            }
-        };
+        let sha256 =
+            match digest_of(hasher, key).and_then(|d| check_digest(expected, &d).map(|()| d)) {
+                Ok(sha256) => sha256,
+                Err(e) => {
+                    guard.abort().await;
+                    return Err(e);
+                }
+            };
         if condition == PutCondition::CreateOnly {
             match self.inner.head(&location).await {
                 Err(object_store::Error::NotFound { .. }) => {}
@@ -931,7 +932,9 @@ struct UploadGuard(Option<WriteMultipart>);
 
 impl UploadGuard {
     fn writer(&mut self) -> &mut WriteMultipart {
-        self.0.as_mut().expect("upload is in flight until finished or aborted")
+        self.0
+            .as_mut()
+            .expect("upload is in flight until finished or aborted")
     }
 
     async fn abort(&mut self) {

@@ -792,7 +792,10 @@ async fn large_mismatch_or_conflict_stores_nothing(server: &Server) {
     let response = put("large/bad", wrong.clone()).await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(response).await, "digest_mismatch");
-    assert_eq!(server.get("large/bad").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.get("large/bad").await.status(),
+        StatusCode::NOT_FOUND
+    );
 
     let response = put("large/taken", good.clone()).await.unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
