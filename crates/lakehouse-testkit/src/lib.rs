@@ -98,11 +98,25 @@ impl Service {
     /// Sends SIGTERM and waits up to `timeout` for the exit; returns the exit code (`None`
     /// when killed by a signal or still running at the timeout, in which case it is killed).
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        self.send_sigterm();
+        self.wait_exit(timeout)
+    }
+
+    /// Sends SIGTERM without waiting; see [`Service::wait_exit`].
+    pub fn send_sigterm(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its exit code (`None` when
+    /// it was killed by a signal, or is still running at the timeout, in which case it is
+    /// killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             match child.try_wait() {

@@ -462,3 +462,56 @@ async fn flights_csv_ingests_with_the_expected_types() {
     assert_eq!(types[11], "tailnum:utf8");
     assert_eq!(types[18], "time_hour:timestamp[us, tz=UTC]");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_ingest_finish_durably_and_exits_0() {
+    let mut h = Harness::start(&[]);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\na,b\n1,x\n"
+    );
+    tx.send(Ok(head.into_bytes())).await.unwrap();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let in_flight = tokio::spawn(
+        h.http
+            .post(format!("{}/ingest?name=term", h.trio.ingestd.url()))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(reqwest::Body::wrap_stream(stream))
+            .send(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.spool_files().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never reached the spool"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.trio.ingestd.send_sigterm();
+    tx.send(Ok(format!("2,y\r\n--{BOUNDARY}--\r\n").into_bytes()))
+        .await
+        .unwrap();
+    drop(tx);
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight ingest is answered");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    // A 200 means durable and registered (DESIGN.md section 2, invariant 3).
+    let (status, latest) = h.catalog("/datasets/term").await;
+    assert_eq!(status, 200);
+    assert_eq!(latest, body["manifest"]);
+    assert_eq!(
+        h.stored_objects().await,
+        vec![body["parquet_key"].as_str().unwrap().to_owned()]
+    );
+    let code = tokio::task::block_in_place(|| h.trio.ingestd.wait_exit(Duration::from_secs(30)));
+    assert_eq!(code, Some(0), "ingestd did not exit 0 after SIGTERM");
+}
