@@ -33,6 +33,11 @@ pub enum ErrorCode {
     /// A register request that names an object storaged does not hold, or holds with another
     /// size (400).
     InvalidObject,
+    /// No bearer token, or one that is not valid (401). Says nothing of which part was
+    /// wrong.
+    Unauthorized,
+    /// A valid bearer token without the scope the request needs (403).
+    Forbidden,
     /// Unknown dataset, version or object key, or an unknown route (404).
     NotFound,
     /// A known route asked with a method it does not serve (405).
@@ -73,6 +78,8 @@ impl ErrorCode {
             | ErrorCode::DigestMismatch
             | ErrorCode::FingerprintMismatch
             | ErrorCode::InvalidObject => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::SchemaDrift => StatusCode::CONFLICT,
@@ -99,6 +106,8 @@ impl ErrorCode {
             ErrorCode::DigestMismatch => "digest_mismatch",
             ErrorCode::FingerprintMismatch => "fingerprint_mismatch",
             ErrorCode::InvalidObject => "invalid_object",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::SchemaDrift => "schema_drift",

@@ -8,6 +8,7 @@ use lakehouse_api::{DatasetName, Manifest, RegisterVersionRequest, RegisterVersi
 pub struct CatalogdClient {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
 }
 
 impl CatalogdClient {
@@ -19,7 +20,23 @@ impl CatalogdClient {
         Ok(CatalogdClient {
             http: http_client(),
             base: crate::base_url(base_url)?,
+            token: None,
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request (the service token of issue
+    /// 5's auth); `None` or an empty token sends none.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// `GET /datasets/{name}`: the latest manifest, or `None` for an unknown dataset.
@@ -28,7 +45,7 @@ impl CatalogdClient {
     /// catalogd's error answers other than 404; transport and decode errors.
     pub async fn latest(&self, name: &DatasetName) -> Result<Option<Manifest>> {
         let url = format!("{}/datasets/{}", self.base, name.as_str());
-        match send(self.http.get(&url), &url, &[]).await {
+        match send(self.request(reqwest::Method::GET, &url), &url, &[]).await {
             Ok(response) => json(response, &url).await.map(Some),
             Err(error) if error.is_not_found() => Ok(None),
             Err(error) => Err(error),
@@ -46,7 +63,12 @@ impl CatalogdClient {
         request: &RegisterVersionRequest,
     ) -> Result<RegisterVersionResponse> {
         let url = format!("{}/datasets/{}/versions", self.base, name.as_str());
-        let response = send(self.http.post(&url).json(request), &url, &[]).await?;
+        let response = send(
+            self.request(reqwest::Method::POST, &url).json(request),
+            &url,
+            &[],
+        )
+        .await?;
         json(response, &url).await
     }
 
@@ -56,6 +78,8 @@ impl CatalogdClient {
     /// Transport errors or the 503 answer.
     pub async fn ready(&self) -> Result<()> {
         let url = format!("{}/readyz", self.base);
-        send(self.http.get(&url), &url, &[]).await.map(drop)
+        send(self.request(reqwest::Method::GET, &url), &url, &[])
+            .await
+            .map(drop)
     }
 }

@@ -10,6 +10,7 @@ use reqwest::header;
 pub struct StoragedClient {
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
 }
 
 /// How a PUT should behave.
@@ -49,7 +50,23 @@ impl StoragedClient {
         Ok(StoragedClient {
             http: http_client(),
             base: crate::base_url(base_url)?,
+            token: None,
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request (the service token of issue
+    /// 5's auth); `None` or an empty token sends none.
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// The base URL (no trailing `/`).
@@ -91,8 +108,7 @@ impl StoragedClient {
     ) -> Result<PutOutcome> {
         let url = self.object_url(key);
         let mut request = self
-            .http
-            .put(&url)
+            .request(reqwest::Method::PUT, &url)
             .header(header::CONTENT_LENGTH, length)
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
@@ -117,7 +133,7 @@ impl StoragedClient {
     /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
     pub async fn get_bytes(&self, key: &ObjectKey) -> Result<Bytes> {
         let url = self.object_url(key);
-        let response = send(self.http.get(&url), &url, &[]).await?;
+        let response = send(self.request(reqwest::Method::GET, &url), &url, &[]).await?;
         response
             .bytes()
             .await
@@ -130,7 +146,7 @@ impl StoragedClient {
     /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
     pub async fn head(&self, key: &ObjectKey) -> Result<ObjectHead> {
         let url = self.object_url(key);
-        let response = send(self.http.head(&url), &url, &[]).await?;
+        let response = send(self.request(reqwest::Method::HEAD, &url), &url, &[]).await?;
         let headers = response.headers();
         let size = headers
             .get(header::CONTENT_LENGTH)
@@ -150,7 +166,9 @@ impl StoragedClient {
     /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
     pub async fn delete(&self, key: &ObjectKey) -> Result<()> {
         let url = self.object_url(key);
-        send(self.http.delete(&url), &url, &[]).await.map(drop)
+        send(self.request(reqwest::Method::DELETE, &url), &url, &[])
+            .await
+            .map(drop)
     }
 
     /// One page of `GET /objects?prefix=&start_after=&limit=`: keys with the string prefix
@@ -172,7 +190,12 @@ impl StoragedClient {
         if let Some(limit) = limit {
             query.push(("limit", limit.to_string()));
         }
-        let response = send(self.http.get(&url).query(&query), &url, &[]).await?;
+        let response = send(
+            self.request(reqwest::Method::GET, &url).query(&query),
+            &url,
+            &[],
+        )
+        .await?;
         json(response, &url).await
     }
 
@@ -182,6 +205,8 @@ impl StoragedClient {
     /// Transport errors or the 503 answer.
     pub async fn ready(&self) -> Result<()> {
         let url = format!("{}/readyz", self.base);
-        send(self.http.get(&url), &url, &[]).await.map(drop)
+        send(self.request(reqwest::Method::GET, &url), &url, &[])
+            .await
+            .map(drop)
     }
 }

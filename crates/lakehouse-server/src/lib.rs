@@ -4,6 +4,7 @@
 //!
 //! Not for domain logic: a service's handlers, state and error enum live in the service.
 
+pub mod auth;
 pub mod config;
 mod error;
 mod serve;

@@ -208,8 +208,10 @@ fn spawn(
 /// Parses the address out of a `... listening on 127.0.0.1:12345 ...` log line.
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split("listening on ").nth(1)?;
-    let token = rest.split_whitespace().next()?;
-    token.trim_end_matches([',', '"']).parse().ok()
+    let end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 /// The whole trio on the local backend in one temporary directory, on free ports.

@@ -152,6 +152,8 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
         | ErrorCode::DigestMismatch
         | ErrorCode::FingerprintMismatch
         | ErrorCode::InvalidObject
+        | ErrorCode::Unauthorized
+        | ErrorCode::Forbidden
         | ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed
         | ErrorCode::AlreadyExists

@@ -14,6 +14,7 @@ mod spool;
 pub use error::IngestError;
 
 use lakehouse_client::{CatalogdClient, StoragedClient};
+use lakehouse_server::auth::{Secret, Tokens};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::PathBuf;
@@ -45,6 +46,11 @@ pub struct Config {
     pub retry_after_secs: u64,
     /// After SIGTERM, in-flight ingests get this long to finish, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Internal service token presented to storaged and catalogd (empty: none).
+    pub service_token: Secret,
+    /// Bearer tokens accepted on `POST /ingest`. Empty (the default) leaves ingestd open:
+    /// keep it on loopback then.
+    pub tokens: Vec<Secret>,
 }
 
 impl Default for Config {
@@ -58,6 +64,8 @@ impl Default for Config {
             max_concurrent_ingests: 4,
             retry_after_secs: 1,
             shutdown_grace_ms: 60_000,
+            service_token: Secret::default(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -74,6 +82,7 @@ struct Inner {
     storaged: StoragedClient,
     catalogd: CatalogdClient,
     slots: Arc<Semaphore>,
+    tokens: Tokens,
 }
 
 impl AppState {
@@ -82,8 +91,11 @@ impl AppState {
     /// # Errors
     /// An invalid upstream URL, or a spool directory that cannot be created or read.
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let storaged = StoragedClient::new(&config.storaged_url)?;
-        let catalogd = CatalogdClient::new(&config.catalogd_url)?;
+        let storaged = StoragedClient::new(&config.storaged_url)?
+            .with_token(config.service_token.configured());
+        let catalogd = CatalogdClient::new(&config.catalogd_url)?
+            .with_token(config.service_token.configured());
+        let tokens = Tokens::new([], &config.tokens);
         spool::prepare_dir(&config.spool_dir)?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1)));
         Ok(AppState {
@@ -92,6 +104,7 @@ impl AppState {
                 storaged,
                 catalogd,
                 slots,
+                tokens,
             }),
         })
     }
