@@ -133,6 +133,25 @@ impl Service {
         }
     }
 
+    /// Kills the process (if running) and starts it again on the same address, so the
+    /// services that talk to it need no new URL (a crash and restart, as a supervisor would
+    /// do it).
+    ///
+    /// # Errors
+    /// As [`Service::start`] (for example when the port was taken meanwhile).
+    pub fn restart_on_same_port(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let bind = format!("LAKEHOUSE_{}__BIND", self.name.to_uppercase());
+        let addr = self.addr.to_string();
+        self.envs.retain(|(k, _)| *k != bind);
+        self.envs.push((bind, addr));
+        let (child, addr, log) = spawn(&self.name, &self.envs, &self.cwd)?;
+        self.child = Some(child);
+        self.addr = addr;
+        self.log = log;
+        Ok(())
+    }
+
     /// Kills the process (if running) and starts it again with the same environment and a
     /// new port 0 bind; `addr` is updated.
     ///
