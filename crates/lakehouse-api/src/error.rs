@@ -46,14 +46,18 @@ pub enum ErrorCode {
     SchemaDrift,
     /// A create-only write (`If-None-Match: *`) to a key that exists (412).
     AlreadyExists,
+    /// The client stopped sending in the middle of its request (408).
+    RequestTimeout,
     /// Upload larger than `max_upload_bytes` (413).
     PayloadTooLarge,
     /// A `Range` header that cannot be satisfied (416).
     InvalidRange,
     /// Too many requests in flight; retry after the `Retry-After` seconds (503).
     Busy,
-    /// The service is shutting down or its upstream does not answer (503).
+    /// The service is shutting down, disabled, or its upstream does not answer (503).
     Unavailable,
+    /// The spool disk has less free space than configured; retry later (503).
+    InsufficientStorage,
     /// An upstream service answered with an error the caller cannot act on (502).
     UpstreamError,
     /// A bug or an I/O failure on this side (500).
@@ -84,9 +88,12 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::SchemaDrift => StatusCode::CONFLICT,
             ErrorCode::AlreadyExists => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
-            ErrorCode::Busy | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Busy | ErrorCode::Unavailable | ErrorCode::InsufficientStorage => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -112,10 +119,12 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::SchemaDrift => "schema_drift",
             ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::InvalidRange => "invalid_range",
             ErrorCode::Busy => "busy",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",

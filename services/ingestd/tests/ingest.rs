@@ -515,3 +515,78 @@ async fn sigterm_lets_an_in_flight_ingest_finish_durably_and_exits_0() {
     let code = tokio::task::block_in_place(|| h.trio.ingestd.wait_exit(Duration::from_secs(30)));
     assert_eq!(code, Some(0), "ingestd did not exit 0 after SIGTERM");
 }
+
+#[tokio::test]
+async fn the_kill_switch_stops_ingests_while_lookups_keep_working() {
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__DISABLED", "true".into())]);
+    let (status, body) = h.ingest("name=d", b"a\n1\n").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
+    let (status, _) = h.catalog("/datasets").await;
+    assert_eq!(status, 200);
+    let (status, _) = h.get(format!("{}/readyz", h.trio.ingestd.url())).await;
+    assert_eq!(status, 200);
+    assert!(h.stored_objects().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_is_cut_off_and_leaves_nothing() {
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__UPLOAD_IDLE_TIMEOUT_MS", "300".into())]);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let head = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\na\n1\n"
+    );
+    tx.send(Ok(head.into_bytes())).await.unwrap();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let started = std::time::Instant::now();
+    let response = h
+        .http
+        .post(format!("{}/ingest?name=stalled", h.trio.ingestd.url()))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("answered while the body is still open");
+    assert_eq!(response.status().as_u16(), 408);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(tx);
+    assert!(
+        h.spool_files().is_empty(),
+        "spool left: {:?}",
+        h.spool_files()
+    );
+    assert!(h.stored_objects().await.is_empty());
+    let (status, _) = h.catalog("/datasets/stalled").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_full_spool_disk_is_a_503_before_the_body_is_read() {
+    // A floor larger than any disk: the check must refuse.
+    let h = Harness::start(&[(
+        "LAKEHOUSE_INGESTD__MIN_FREE_SPOOL_BYTES",
+        (u64::MAX / 2).to_string(),
+    )]);
+    let (status, body) = h.ingest("name=d", b"a\n1\n").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "insufficient_storage");
+    assert!(
+        body["error"]["details"]["available_bytes"]
+            .as_u64()
+            .is_some()
+    );
+    assert!(h.spool_files().is_empty());
+}
