@@ -11,7 +11,10 @@ mod serve;
 mod telemetry;
 
 pub use error::{ApiError, ApiJson, ApiQuery};
-pub use serve::{common_layers, healthz, serve, shutdown_signal};
+pub use serve::{
+    DEFAULT_HEADER_READ_TIMEOUT, ServeOptions, common_layers, healthz, serve, serve_with,
+    shutdown_signal,
+};
 pub use telemetry::init_tracing;
 
 /// Command line shared by the three binaries.

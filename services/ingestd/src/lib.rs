@@ -49,6 +49,9 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Internal service token presented to storaged and catalogd (empty: none).
     pub service_token: Secret,
+    /// A connection that does not send its request headers within this is closed (slowloris
+    /// guard), milliseconds.
+    pub header_timeout_ms: u64,
     /// Kill switch: `true` makes `POST /ingest` answer 503 `unavailable` (lookups in catalogd
     /// and objects in storaged keep working). For emergencies and maintenance.
     pub disabled: bool,
@@ -75,6 +78,7 @@ impl Default for Config {
             max_concurrent_ingests: 4,
             retry_after_secs: 1,
             shutdown_grace_ms: 60_000,
+            header_timeout_ms: 30_000,
             disabled: false,
             upload_idle_timeout_ms: 60_000,
             min_free_spool_bytes: 1024 * 1024 * 1024,
@@ -174,7 +178,11 @@ pub async fn run(
         shutdown.await;
         draining.inner.draining.store(true, Ordering::SeqCst);
     };
-    lakehouse_server::serve(listener, router(state), shutdown, grace).await
+    let options = lakehouse_server::ServeOptions {
+        grace,
+        header_read_timeout: Duration::from_millis(state.config().header_timeout_ms),
+    };
+    lakehouse_server::serve_with(listener, router(state), shutdown, options).await
 }
 
 #[cfg(test)]

@@ -590,3 +590,27 @@ async fn a_full_spool_disk_is_a_503_before_the_body_is_read() {
     );
     assert!(h.spool_files().is_empty());
 }
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_headers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__HEADER_TIMEOUT_MS", "300".into())]);
+    let mut stream = tokio::net::TcpStream::connect(h.trio.ingestd.addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"POST /ingest?name=slow HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "ingestd kept a header-less connection open for 10 s"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // A well-behaved request on a new connection is still served.
+    let (status, _) = h.ingest("name=fine", b"a\n1\n").await;
+    assert_eq!(status, 200);
+}
