@@ -1,14 +1,12 @@
 //! Client of catalogd's dataset API.
 
-use crate::{Result, http_client, json, send};
+use crate::{Endpoint, Result, json, send};
 use lakehouse_api::{DatasetName, Manifest, RegisterVersionRequest, RegisterVersionResponse};
 
 /// Client of catalogd (`/datasets`), cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CatalogdClient {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
+    endpoint: Endpoint,
 }
 
 impl CatalogdClient {
@@ -18,24 +16,15 @@ impl CatalogdClient {
     /// [`crate::ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
     pub fn new(base_url: &str) -> Result<Self> {
         Ok(CatalogdClient {
-            http: http_client(),
-            base: crate::base_url(base_url)?,
-            token: None,
+            endpoint: Endpoint::new(base_url)?,
         })
     }
 
     /// Sends `Authorization: Bearer <token>` on every request (the service token of issue
     /// 5's auth); `None` or an empty token sends none.
-    pub fn with_token(mut self, token: Option<String>) -> Self {
-        self.token = token.filter(|t| !t.is_empty());
-        self
-    }
-
-    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, url);
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
+    pub fn with_token(self, token: Option<String>) -> Self {
+        CatalogdClient {
+            endpoint: self.endpoint.with_token(token),
         }
     }
 
@@ -44,8 +33,8 @@ impl CatalogdClient {
     /// # Errors
     /// catalogd's error answers other than 404; transport and decode errors.
     pub async fn latest(&self, name: &DatasetName) -> Result<Option<Manifest>> {
-        let url = format!("{}/datasets/{}", self.base, name.as_str());
-        match send(self.request(reqwest::Method::GET, &url), &url, &[]).await {
+        let url = self.endpoint.url(&format!("/datasets/{}", name.as_str()));
+        match send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[]).await {
             Ok(response) => json(response, &url).await.map(Some),
             Err(error) if error.is_not_found() => Ok(None),
             Err(error) => Err(error),
@@ -62,9 +51,13 @@ impl CatalogdClient {
         name: &DatasetName,
         request: &RegisterVersionRequest,
     ) -> Result<RegisterVersionResponse> {
-        let url = format!("{}/datasets/{}/versions", self.base, name.as_str());
+        let url = self
+            .endpoint
+            .url(&format!("/datasets/{}/versions", name.as_str()));
         let response = send(
-            self.request(reqwest::Method::POST, &url).json(request),
+            self.endpoint
+                .request(reqwest::Method::POST, &url)
+                .json(request),
             &url,
             &[],
         )
@@ -77,8 +70,8 @@ impl CatalogdClient {
     /// # Errors
     /// Transport errors or the 503 answer.
     pub async fn ready(&self) -> Result<()> {
-        let url = format!("{}/readyz", self.base);
-        send(self.request(reqwest::Method::GET, &url), &url, &[])
+        let url = self.endpoint.url("/readyz");
+        send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[])
             .await
             .map(drop)
     }

@@ -307,3 +307,56 @@ mod tests {
         assert_eq!(listening_addr("nothing here"), None);
     }
 }
+
+/// Boundary of the multipart bodies built by [`multipart_file`] and [`OpenUpload`].
+pub const BOUNDARY: &str = "lakehouse-testkit-boundary-7d1f";
+
+/// `Content-Type` of those bodies.
+pub fn multipart_content_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+fn field_head(field: &str) -> String {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"upload.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+}
+
+/// A `multipart/form-data` body with one field `field` holding `bytes` as a file, as
+/// `curl -F field=@upload.csv` sends it.
+pub fn multipart_file(field: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = field_head(field).into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// An upload the test feeds piece by piece, to hold a request open (a slow or stalled
+/// client): [`OpenUpload::new`] gives the request body, whose `file` field starts with
+/// `head`; [`OpenUpload::finish`] sends `tail` and ends the body; dropping it without
+/// finishing leaves the client silent.
+#[derive(Debug)]
+pub struct OpenUpload {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+}
+
+impl OpenUpload {
+    /// The handle and the streaming request body (`Content-Type`: [`multipart_content_type`]).
+    pub fn new(head: &[u8]) -> (OpenUpload, reqwest::Body) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut first = field_head("file").into_bytes();
+        first.extend_from_slice(head);
+        let _ = tx.try_send(Ok(first));
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        (OpenUpload { tx }, reqwest::Body::wrap_stream(stream))
+    }
+
+    /// Sends `tail` as the rest of the file and closes the body.
+    pub async fn finish(self, tail: &[u8]) {
+        let mut last = tail.to_vec();
+        last.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        let _ = self.tx.send(Ok(last)).await;
+    }
+}

@@ -1,20 +1,8 @@
 //! Bearer-token auth across the trio (issue 5, "Auth"): the real binaries with tokens
 //! configured through `LAKEHOUSE_<SECTION>__<KEY>` variables.
 
-use lakehouse_testkit::Trio;
+use lakehouse_testkit::{Trio, multipart_content_type, multipart_file};
 use serde_json::Value;
-
-const BOUNDARY: &str = "auth-test-boundary";
-
-fn multipart(csv: &[u8]) -> Vec<u8> {
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(csv);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
 
 async fn send(request: reqwest::RequestBuilder) -> (u16, Option<String>, Value) {
     let response = request.send().await.expect("answers");
@@ -51,11 +39,8 @@ async fn tokens_guard_every_service_and_the_trio_works_with_its_service_token() 
     let ingest = |token: Option<&str>| {
         let mut request = http
             .post(format!("{}/ingest?name=guarded", trio.ingestd.url()))
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(multipart(b"a,b\n1,x\n"));
+            .header("content-type", multipart_content_type())
+            .body(multipart_file("file", b"a,b\n1,x\n"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

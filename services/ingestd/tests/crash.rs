@@ -9,12 +9,11 @@
 //! Bounded: `LAKEHOUSE_CRASH_ROUNDS` rounds (default 12) of 6 ingests each; the seed is
 //! `LAKEHOUSE_CRASH_SEED` (default 1) and printed, so a failing run can be replayed.
 
-use lakehouse_testkit::{Service, Trio};
+use lakehouse_testkit::{Service, Trio, multipart_content_type, multipart_file};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
-const BOUNDARY: &str = "crash-test-boundary";
 const INGESTS_PER_ROUND: usize = 6;
 
 /// xorshift64*: a tiny seeded generator, enough to pick victims and delays reproducibly.
@@ -31,13 +30,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-fn multipart(csv: &str) -> Vec<u8> {
-    format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"c.csv\"\r\n\r\n{csv}\r\n--{BOUNDARY}--\r\n"
-    )
-    .into_bytes()
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -190,11 +182,8 @@ async fn random_kills_never_break_the_invariants() {
             );
             let request = http
                 .post(format!("{url}/ingest?name=crash&mode={mode}"))
-                .header(
-                    "content-type",
-                    format!("multipart/form-data; boundary={BOUNDARY}"),
-                )
-                .body(multipart(&csv));
+                .header("content-type", multipart_content_type())
+                .body(multipart_file("file", csv.as_bytes()));
             tasks.push(tokio::spawn(async move {
                 match request.send().await {
                     Ok(r) => (
