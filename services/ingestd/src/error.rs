@@ -155,6 +155,7 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
         | ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed
         | ErrorCode::AlreadyExists
+        | ErrorCode::Gone
         | ErrorCode::PayloadTooLarge
         | ErrorCode::InvalidRange
         | ErrorCode::UpstreamError
