@@ -25,10 +25,9 @@ pub struct GcRunQuery {
 /// expired_versions, errors, duration_ms}`.
 ///
 /// One run at a time per process: a request made while another run is in progress waits for
-/// it. Not bound by `request_timeout_ms` (a run over many objects can take longer); a client
-/// that gives up does not stop the run midway... it is dropped, which is safe: every delete
-/// is decided under its dataset's commit lock, and a run never half-deletes a decision it
-/// could not make.
+/// it. Not bound by `request_timeout_ms` (a run over many objects can take longer). A run
+/// cut short (the client disconnects, shutdown) is safe: each dataset's deletes are decided
+/// under its commit lock, and the objects not deleted yet are simply left for the next run.
 ///
 /// # Errors
 /// 400 `invalid_option` for a query that does not parse; 503 `unavailable` / 502
