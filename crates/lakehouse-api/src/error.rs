@@ -44,6 +44,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The upload does not fit the dataset's registered schema (409).
     SchemaDrift,
+    /// A dataset version past retention (`retain_versions` / `retain_ms`): its manifest is
+    /// kept as the audit trail but its objects may be garbage collected (410, issue 5).
+    Gone,
     /// A create-only write (`If-None-Match: *`) to a key that exists (412).
     AlreadyExists,
     /// The client stopped sending in the middle of its request (408).
@@ -87,6 +90,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::SchemaDrift => StatusCode::CONFLICT,
+            ErrorCode::Gone => StatusCode::GONE,
             ErrorCode::AlreadyExists => StatusCode::PRECONDITION_FAILED,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -118,6 +122,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::SchemaDrift => "schema_drift",
+            ErrorCode::Gone => "gone",
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
@@ -203,6 +208,7 @@ mod tests {
             ErrorCode::AlreadyExists,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UpstreamError,
+            ErrorCode::Gone,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
@@ -234,5 +240,6 @@ mod tests {
         );
         assert_eq!(ErrorCode::NotFound.status(), StatusCode::NOT_FOUND);
         assert_eq!(ErrorCode::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ErrorCode::Gone.status(), StatusCode::GONE);
     }
 }

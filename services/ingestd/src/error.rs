@@ -200,6 +200,7 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
         | ErrorCode::MethodNotAllowed
         | ErrorCode::AlreadyExists
         | ErrorCode::RequestTimeout
+        | ErrorCode::Gone
         | ErrorCode::PayloadTooLarge
         | ErrorCode::InvalidRange
         | ErrorCode::UpstreamError

@@ -79,6 +79,15 @@ async fn tokens_guard_every_service_and_the_trio_works_with_its_service_token() 
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["error"]["code"], "forbidden");
 
+    // Garbage collection deletes objects: write scope only.
+    let gc = format!("{}/admin/gc?dry_run=true", trio.catalogd.url());
+    let (status, _, _) = send(http.post(&gc)).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = send(http.post(&gc).bearer_auth("catalog-reader")).await;
+    assert_eq!(status, 403);
+    let (status, _, report) = send(http.post(&gc).bearer_auth("svc-secret")).await;
+    assert_eq!(status, 200, "{report}");
+
     // storaged: objects need the service token or a read token; writes the service token.
     let object = format!("{}/objects/{key}", trio.storaged.url());
     let (status, _, _) = send(http.get(&object)).await;
