@@ -347,6 +347,11 @@ pub struct VersionSummary {
     pub object_count: u64,
     /// Its commit time.
     pub created_at: String,
+    /// True when the version is past retention (`retain_versions` / `retain_ms` of catalogd):
+    /// `GET /datasets/{name}/versions/{n}` answers it 410 `gone` and its objects may already
+    /// be garbage collected (issue 5). Absent (false) from peers that predate retention.
+    #[serde(default)]
+    pub gone: bool,
 }
 
 /// Answer of `GET /datasets/{name}/versions`: every version, ascending.
@@ -356,6 +361,38 @@ pub struct VersionListResponse {
     pub name: DatasetName,
     /// Versions ascending.
     pub versions: Vec<VersionSummary>,
+}
+
+/// Answer of catalogd's `POST /admin/gc[?dry_run=true]`: what one garbage collection run
+/// over `datasets/` did (issue 5, "Garbage collection and retention"; docs/decisions.md).
+///
+/// Every object counted in `scanned_objects` is in exactly one of `retained_objects`,
+/// `skipped_young`, `deleted` / `would_delete`, or (when its dataset could not be decided)
+/// none of them, with the reason in `errors`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcRunResponse {
+    /// True when nothing was deleted: the run only reports `would_delete`.
+    pub dry_run: bool,
+    /// Keys deleted by this run, ascending (empty on a dry run). A key another GC deleted
+    /// first is listed too: it is gone either way.
+    pub deleted: Vec<ObjectKey>,
+    /// Keys a real run would delete now, ascending (empty unless `dry_run`).
+    pub would_delete: Vec<ObjectKey>,
+    /// Objects kept because a retained version references them.
+    pub retained_objects: u64,
+    /// Objects listed under `datasets/`.
+    pub scanned_objects: u64,
+    /// Unreferenced objects kept because they are younger than `gc_grace_ms` (an ingest may
+    /// be about to register them).
+    pub skipped_young: u64,
+    /// Versions past retention seen by this run (their manifests stay; their objects are
+    /// candidates unless a retained version shares them).
+    pub expired_versions: u64,
+    /// What could not be done (a dataset whose manifests could not be read, a failed
+    /// DELETE); nothing is deleted for a dataset that could not be decided.
+    pub errors: Vec<String>,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: u64,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The catalog: an in-memory index over the store's manifests, lookups, and `register`, the
 //! commit protocol of DESIGN.md section 6.
 
-use crate::{CatalogError, ManifestStore, PutOutcome, Result, error_chain};
+use crate::{CatalogError, ManifestStore, PutOutcome, Result, RetentionPolicy, error_chain};
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
@@ -49,7 +49,11 @@ pub struct Catalog<S> {
     store: S,
     index: RwLock<BTreeMap<DatasetName, Versions>>,
     /// One commit lock per dataset: committers in this process queue instead of racing.
+    /// Garbage collection takes it too (see `gc.rs`).
     commit_locks: Mutex<HashMap<DatasetName, Arc<tokio::sync::Mutex<()>>>>,
+    /// Which old versions are still served (issue 5); [`RetentionPolicy::KEEP_ALL`] unless
+    /// [`Catalog::with_retention`] says otherwise.
+    retention: RetentionPolicy,
 }
 
 impl<S> std::fmt::Debug for Catalog<S> {
@@ -75,6 +79,7 @@ impl<S: ManifestStore> Catalog<S> {
             store,
             index: RwLock::new(BTreeMap::new()),
             commit_locks: Mutex::new(HashMap::new()),
+            retention: RetentionPolicy::KEEP_ALL,
         };
         let located = keys
             .into_iter()
@@ -105,6 +110,27 @@ impl<S: ManifestStore> Catalog<S> {
     /// The store underneath.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The catalog with retention `policy` (issue 5): versions past it answer
+    /// [`CatalogError::Gone`] and their objects become garbage collection candidates.
+    pub fn with_retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = policy;
+        self
+    }
+
+    /// The retention policy in force.
+    pub fn retention(&self) -> RetentionPolicy {
+        self.retention
+    }
+
+    /// Whether `manifest` is retained now, given the index's latest version of its dataset
+    /// (no store access; see [`RetentionPolicy`]).
+    pub fn is_retained(&self, manifest: &Manifest) -> bool {
+        let latest = self
+            .latest(&manifest.name)
+            .map_or(manifest.version, |latest| latest.version);
+        self.retention.is_retained(manifest, latest, Utc::now())
     }
 
     /// Latest version of `name` in the index (no store access).
@@ -227,13 +253,31 @@ impl<S: ManifestStore> Catalog<S> {
     }
 
     /// Version `version` of `name` (time travel); the store is read only when the index
-    /// misses.
+    /// misses, or first when a retention policy is set (retention counts from the latest
+    /// version, which another replica may have written).
     ///
     /// # Errors
     /// [`CatalogError::NotFound`] when the dataset has no version,
-    /// [`CatalogError::VersionNotFound`] when it has others; [`CatalogError::Store`] when the
-    /// index misses and the store fails.
+    /// [`CatalogError::VersionNotFound`] when it has others; [`CatalogError::Gone`] when the
+    /// version is past retention; [`CatalogError::Store`] when the index misses and the store
+    /// fails.
     pub async fn fetch_version(&self, name: &DatasetName, version: u64) -> Result<Arc<Manifest>> {
+        if !self.retention.keeps_all() {
+            self.refresh_or_stale(name).await?;
+        }
+        let manifest = self.fetch_version_any(name, version).await?;
+        if self.is_retained(&manifest) {
+            Ok(manifest)
+        } else {
+            Err(CatalogError::Gone {
+                name: name.clone(),
+                version,
+            })
+        }
+    }
+
+    /// [`Catalog::fetch_version`] without the retention check.
+    async fn fetch_version_any(&self, name: &DatasetName, version: u64) -> Result<Arc<Manifest>> {
         if let Some(manifest) = self.version(name, version) {
             return Ok(manifest);
         }
@@ -277,11 +321,11 @@ impl<S: ManifestStore> Catalog<S> {
     /// Registers a version of `name`: the atomic schema gate of DESIGN.md sections 2 and 6.
     ///
     /// 1. Validates the request: the fingerprint is the schema's, there are objects, each key
-    ///    is `datasets/<name>/<fp_hex>/.../<sha256>.parquet` with its own `sha256`, and the
-    ///    store holds each with the stated size (so a manifest never points at an incomplete
-    ///    object, invariant 7).
-    /// 2. Serializes with other committers of `name` in this process and loads versions other
-    ///    replicas wrote.
+    ///    is `datasets/<name>/<fp_hex>/.../<sha256>.parquet` with its own `sha256`.
+    /// 2. Serializes with other committers of `name` in this process (and with garbage
+    ///    collection of `name`), checks that the store holds each object with the stated
+    ///    size (so a manifest never points at an incomplete or collected object, invariant 7)
+    ///    and loads versions other replicas wrote.
     /// 3. A different fingerprint than the latest version's is drift: nothing is written
     ///    (invariant 2).
     /// 4. When the latest version already is what the request asks for (`replace`: exactly
@@ -300,9 +344,12 @@ impl<S: ManifestStore> Catalog<S> {
         name: &DatasetName,
         request: RegisterVersionRequest,
     ) -> Result<RegisterOutcome> {
-        self.validate(name, &request).await?;
+        self.validate(name, &request)?;
         let lock = self.commit_lock(name);
         let _guard = lock.lock().await;
+        // Under the lock: garbage collection of `name` holds it while it decides and deletes,
+        // so no object can vanish between this check and the commit below (issue 5).
+        self.check_objects_stored(&request).await?;
         self.refresh(name).await?;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let latest = self.latest(name);
@@ -349,7 +396,7 @@ impl<S: ManifestStore> Catalog<S> {
     }
 
     /// Step 1 of [`Catalog::register`].
-    async fn validate(&self, name: &DatasetName, request: &RegisterVersionRequest) -> Result<()> {
+    fn validate(&self, name: &DatasetName, request: &RegisterVersionRequest) -> Result<()> {
         let computed = request.schema.fingerprint();
         if computed != request.schema_fingerprint {
             return Err(CatalogError::FingerprintMismatch {
@@ -381,6 +428,12 @@ impl<S: ManifestStore> Catalog<S> {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Step 2 of [`Catalog::register`]: every object is stored with the stated size. Runs
+    /// under the dataset's commit lock.
+    async fn check_objects_stored(&self, request: &RegisterVersionRequest) -> Result<()> {
         for object in &request.objects {
             match self.store.object_size(&object.key).await? {
                 Some(size) if size == object.size => {}
@@ -452,13 +505,19 @@ impl<S: ManifestStore> Catalog<S> {
         }
     }
 
-    fn commit_lock(&self, name: &DatasetName) -> Arc<tokio::sync::Mutex<()>> {
+    /// The commit lock of `name`, shared by [`Catalog::register`] and garbage collection.
+    pub(crate) fn commit_lock(&self, name: &DatasetName) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.commit_locks.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(locks.entry(name.clone()).or_default())
     }
 }
 
 impl<S> Catalog<S> {
+    /// Every dataset name in the index, ascending.
+    pub(crate) fn dataset_names(&self) -> Vec<DatasetName> {
+        self.read_index().keys().cloned().collect()
+    }
+
     fn read_index(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<DatasetName, Versions>> {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }

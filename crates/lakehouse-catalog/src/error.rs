@@ -45,6 +45,15 @@ pub enum CatalogError {
         /// The version asked for.
         version: u64,
     },
+    /// The version exists but is past retention (`retain_versions` / `retain_ms`, issue 5):
+    /// its manifest is kept, its objects may already be garbage collected.
+    #[error("version {version} of {name} is past retention")]
+    Gone {
+        /// The dataset asked for.
+        name: DatasetName,
+        /// The version asked for.
+        version: u64,
+    },
     /// A register request whose `schema_fingerprint` is not the fingerprint of its `schema`
     /// (DESIGN.md section 6).
     #[error("schema_fingerprint {declared} is not the fingerprint of the schema ({computed})")]

@@ -9,15 +9,25 @@
 //! the one source of truth and the index can always be rebuilt from it
 //! ([`Catalog::open`]).
 //!
+//! Old versions past a [`RetentionPolicy`] answer [`CatalogError::Gone`];
+//! [`Catalog::collect_garbage`] deletes objects under `datasets/` that no retained version
+//! references once they are older than a grace period (issue 5).
+//!
 //! Not here: HTTP (routes, status codes, clients) and anything about CSV or Parquet bytes.
 
 mod catalog;
 mod error;
+mod gc;
+mod retention;
 mod store;
 
+#[cfg(test)]
+mod gc_tests;
 #[cfg(test)]
 mod tests;
 
 pub use catalog::{Catalog, MAX_COMMIT_ATTEMPTS, RegisterOutcome, manifest_prefix};
 pub use error::{CatalogError, Result, StoreError, error_chain};
-pub use store::{ManifestStore, MemoryStore, PutOutcome};
+pub use gc::{DATA_PREFIX, GcOptions};
+pub use retention::RetentionPolicy;
+pub use store::{ManifestStore, MemoryStore, PutOutcome, StoredObject};

@@ -2,8 +2,9 @@
 
 use crate::StoreError;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use lakehouse_api::ObjectKey;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,6 +15,35 @@ pub enum PutOutcome {
     Created,
     /// The key already existed; nothing was written (storaged's 412 to `If-None-Match: *`).
     AlreadyExists,
+}
+
+/// One entry of [`ManifestStore::list_objects`]: what garbage collection needs to know of an
+/// object (issue 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// The object's key.
+    pub key: ObjectKey,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the object was last written, as the store reports it (storaged's LIST
+    /// `last_modified`).
+    pub last_modified: DateTime<Utc>,
+}
+
+impl StoredObject {
+    /// An entry from a listing whose `last_modified` is RFC 3339 text (storaged's LIST). Text
+    /// that does not parse is read as *now*, so the object counts as young and garbage
+    /// collection keeps it: an unreadable age never makes an object deletable.
+    pub fn from_listing(key: ObjectKey, size: u64, last_modified: &str) -> Self {
+        let last_modified = DateTime::parse_from_rfc3339(last_modified)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|_| Utc::now());
+        StoredObject {
+            key,
+            size,
+            last_modified,
+        }
+    }
 }
 
 /// The object storage the catalog keeps its manifests in and checks objects against
@@ -67,6 +97,24 @@ pub trait ManifestStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when it does not.
     fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every object whose key starts with `prefix`, ascending, with size and last
+    /// modification; all pages (garbage collection, issue 5).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or does not answer.
+    fn list_objects(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<StoredObject>, StoreError>> + Send;
+
+    /// Deletes the object at `key`: `true` when it existed, `false` when there was none
+    /// (another collector deleted it first).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or does not answer; whether the delete happened is
+    /// then unknown.
+    fn delete(&self, key: &ObjectKey) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 impl<S: ManifestStore> ManifestStore for Arc<S> {
@@ -103,6 +151,17 @@ impl<S: ManifestStore> ManifestStore for Arc<S> {
     fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         S::ready(self)
     }
+
+    fn list_objects(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<StoredObject>, StoreError>> + Send {
+        S::list_objects(self, prefix)
+    }
+
+    fn delete(&self, key: &ObjectKey) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        S::delete(self, key)
+    }
 }
 
 /// A hook run (once) inside the next [`MemoryStore::put_if_absent`], just before the store
@@ -112,6 +171,9 @@ type PutHook = Box<dyn FnOnce(&mut BTreeMap<ObjectKey, Bytes>) + Send>;
 #[derive(Default)]
 struct Inner {
     objects: BTreeMap<ObjectKey, Bytes>,
+    /// Last modification of each object written through [`MemoryStore::insert`] or a put;
+    /// an object a hook wrote without one is listed as modified *now*.
+    modified: HashMap<ObjectKey, DateTime<Utc>>,
     before_put: Vec<PutHook>,
     unavailable: bool,
 }
@@ -155,12 +217,22 @@ impl MemoryStore {
     /// Writes `bytes` at `key`, replacing anything there (test setup: an uploaded object, a
     /// manifest another replica wrote, a corrupt file).
     pub fn insert(&self, key: ObjectKey, bytes: impl Into<Bytes>) {
-        self.lock().objects.insert(key, bytes.into());
+        let mut inner = self.lock();
+        inner.modified.insert(key.clone(), Utc::now());
+        inner.objects.insert(key, bytes.into());
     }
 
     /// Removes `key`.
     pub fn remove(&self, key: &ObjectKey) {
-        self.lock().objects.remove(key);
+        let mut inner = self.lock();
+        inner.objects.remove(key);
+        inner.modified.remove(key);
+    }
+
+    /// Sets the last modification time [`ManifestStore::list_objects`] reports for `key`
+    /// (test setup: an object written long ago).
+    pub fn set_last_modified(&self, key: &ObjectKey, at: DateTime<Utc>) {
+        self.lock().modified.insert(key.clone(), at);
     }
 
     /// Every key starting with `prefix`, ascending.
@@ -206,6 +278,7 @@ impl ManifestStore for MemoryStore {
             return Ok(PutOutcome::AlreadyExists);
         }
         inner.objects.insert(key.clone(), bytes);
+        inner.modified.insert(key.clone(), Utc::now());
         Ok(PutOutcome::Created)
     }
 
@@ -241,5 +314,28 @@ impl ManifestStore for MemoryStore {
 
     async fn ready(&self) -> Result<(), StoreError> {
         self.check().map(drop)
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        tokio::task::yield_now().await;
+        let inner = self.check()?;
+        let now = Utc::now();
+        Ok(inner
+            .objects
+            .iter()
+            .filter(|(key, _)| key.as_str().starts_with(prefix))
+            .map(|(key, bytes)| StoredObject {
+                key: key.clone(),
+                size: bytes.len() as u64,
+                last_modified: inner.modified.get(key).copied().unwrap_or(now),
+            })
+            .collect())
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        tokio::task::yield_now().await;
+        let mut inner = self.check()?;
+        inner.modified.remove(key);
+        Ok(inner.objects.remove(key).is_some())
     }
 }

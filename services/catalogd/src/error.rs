@@ -11,7 +11,7 @@ const RETRY_AFTER_SECS: u64 = 1;
 /// Maps a catalog error to its HTTP answer in one exhaustive `match` (no `_` arm, so a new
 /// variant cannot silently become a 500).
 ///
-/// `not_found` 404, `fingerprint_mismatch` / `invalid_object` / `invalid_request` 400,
+/// `not_found` 404, `gone` 410 (a version past retention), `fingerprint_mismatch` / `invalid_object` / `invalid_request` 400,
 /// `schema_drift` 409 with the [`lakehouse_api::SchemaDriftDetails`] as `details`,
 /// `unavailable` 503 (storaged down, lost races), `upstream_error` 502 (storaged failed or
 /// holds a corrupt manifest), `internal` 500.
@@ -23,6 +23,11 @@ pub fn api_error(error: CatalogError) -> ApiError {
         }
         CatalogError::VersionNotFound { name, version } => ApiError::with_details(
             ErrorCode::NotFound,
+            message,
+            json!({ "name": name, "version": version }),
+        ),
+        CatalogError::Gone { name, version } => ApiError::with_details(
+            ErrorCode::Gone,
             message,
             json!({ "name": name, "version": version }),
         ),
@@ -100,6 +105,13 @@ mod tests {
                     computed: "y".into(),
                 },
                 400,
+            ),
+            (
+                CatalogError::Gone {
+                    name: name.clone(),
+                    version: 1,
+                },
+                410,
             ),
             (CatalogError::InvalidRequest("no objects".into()), 400),
             (CatalogError::Conflict { name, attempts: 16 }, 503),

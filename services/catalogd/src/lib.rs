@@ -1,9 +1,10 @@
 //! catalogd: versioned manifests and the atomic schema gate of the lakehouse (DESIGN.md
 //! section 6), as a library with a thin `main`.
 //!
-//! [`router`] serves `/datasets` over a [`Catalog`]; [`run`] serves it on a bound listener
-//! until a shutdown future completes; [`open_catalog`] rebuilds the index from storaged at
-//! start, waiting for storaged to answer. The commit protocol itself lives in
+//! [`router`] serves `/datasets` and `/admin/gc` over a [`Catalog`]; [`run`] serves it on a
+//! bound listener until a shutdown future completes, with scheduled garbage collection
+//! beside it; [`open_catalog`] rebuilds the index from storaged at start, waiting for
+//! storaged to answer. The commit protocol itself lives in
 //! `lakehouse-catalog`; this crate is HTTP, configuration and the storaged-backed store.
 
 pub mod error;
@@ -13,12 +14,15 @@ pub mod store;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use lakehouse_api::ErrorCode;
-use lakehouse_catalog::{Catalog, CatalogError, ManifestStore, StoreError, error_chain};
+use lakehouse_api::{ErrorCode, GcRunResponse};
+use lakehouse_catalog::{
+    Catalog, CatalogError, GcOptions, ManifestStore, RetentionPolicy, StoreError, error_chain,
+};
 use lakehouse_client::ClientError;
 use lakehouse_server::ApiError;
+use lakehouse_server::auth::{Secret, Tokens, require_token};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -46,6 +50,32 @@ pub struct Config {
     /// stale. Lookups by name and registers read the store first anyway. Costs one LIST of
     /// `_catalog/datasets/` per period; 0 disables the periodic refresh. Default 2000.
     pub refresh_interval_ms: u64,
+    /// Internal service token: presented to storaged, and accepted here with write scope
+    /// (ingestd presents it). Empty (the default) sends none.
+    pub service_token: Secret,
+    /// Bearer tokens allowed to make lookups (`GET`).
+    pub read_tokens: Vec<Secret>,
+    /// Bearer tokens allowed to make lookups and registers. With no token configured at all
+    /// (the default), catalogd is open: keep it on loopback then.
+    pub write_tokens: Vec<Secret>,
+    /// Garbage collection keeps an unreferenced object under `datasets/` until its
+    /// `last_modified` is this many milliseconds old, so an ingest that has stored its
+    /// object but not registered it yet (or a slow multipart upload, whose `last_modified`
+    /// is its start) never loses it. Longer only delays reclaiming space; shorter than the
+    /// slowest ingest's upload + register time risks failing that ingest (never a
+    /// registered version). Default 6 hours.
+    pub gc_grace_ms: u64,
+    /// Milliseconds between scheduled garbage collection runs (the first one an interval
+    /// after start); 0 disables the schedule, leaving `POST /admin/gc`. Default 1 hour.
+    pub gc_interval_ms: u64,
+    /// Retention: keep the last this many versions of each dataset; 0 = this rule is off.
+    /// The latest version is always kept. Default 0.
+    pub retain_versions: u64,
+    /// Retention: keep versions younger than this many milliseconds (by `created_at`); 0 =
+    /// this rule is off. With both rules on, a version is kept when either keeps it; with
+    /// both off (the default) every version is kept. Older versions answer 410 `gone` and
+    /// their objects are collected.
+    pub retain_ms: u64,
 }
 
 impl Default for Config {
@@ -56,6 +86,13 @@ impl Default for Config {
             shutdown_grace_ms: 30_000,
             request_timeout_ms: 30_000,
             refresh_interval_ms: 2_000,
+            service_token: Secret::default(),
+            read_tokens: Vec::new(),
+            write_tokens: Vec::new(),
+            gc_grace_ms: 21_600_000,
+            gc_interval_ms: 3_600_000,
+            retain_versions: 0,
+            retain_ms: 0,
         }
     }
 }
@@ -84,12 +121,14 @@ pub enum StartError {
 /// (at once) or storaged still unavailable after `wait`.
 pub async fn open_catalog(
     storaged_url: &str,
+    service_token: &Secret,
     wait: Duration,
 ) -> Result<Catalog<StoragedStore>, StartError> {
     let deadline = Instant::now() + wait;
     let mut backoff = Duration::from_millis(100);
     for attempt in 1.. {
-        let store = StoragedStore::new(storaged_url).map_err(StartError::StoragedUrl)?;
+        let store = StoragedStore::new(storaged_url, service_token.configured())
+            .map_err(StartError::StoragedUrl)?;
         match Catalog::open(store).await {
             Ok(catalog) => return Ok(catalog),
             Err(CatalogError::Store(StoreError::Unavailable(source)))
@@ -111,7 +150,7 @@ pub async fn open_catalog(
     unreachable!("the retry loop only ends by returning")
 }
 
-/// What the handlers share: the catalog and the timeouts.
+/// What the handlers share: the catalog, the timeouts and the garbage collection settings.
 pub struct AppState<S> {
     /// The catalog (index + commit protocol).
     pub catalog: Arc<Catalog<S>>,
@@ -121,6 +160,15 @@ pub struct AppState<S> {
     pub shutdown_grace: Duration,
     /// Period of the background [`Catalog::refresh_all`] (`None`: never).
     pub refresh_interval: Option<Duration>,
+    /// Tokens accepted on `/datasets` ([`Config::read_tokens`], [`Config::write_tokens`],
+    /// [`Config::service_token`]).
+    pub tokens: Tokens,
+    /// `gc_grace_ms` of the config.
+    pub gc_grace_ms: u64,
+    /// Time between scheduled garbage collection runs; `None` when `gc_interval_ms` is 0.
+    pub gc_interval: Option<Duration>,
+    /// Held by the garbage collection run in progress: one run at a time per process.
+    gc_running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl<S> Clone for AppState<S> {
@@ -130,21 +178,90 @@ impl<S> Clone for AppState<S> {
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
             refresh_interval: self.refresh_interval,
+            tokens: self.tokens.clone(),
+            gc_grace_ms: self.gc_grace_ms,
+            gc_interval: self.gc_interval,
+            gc_running: Arc::clone(&self.gc_running),
         }
     }
 }
 
 impl<S: ManifestStore> AppState<S> {
-    /// State over `catalog` with the timeouts of `config`.
+    /// State over `catalog` with the timeouts, retention and garbage collection settings of
+    /// `config`.
     pub fn new(catalog: Catalog<S>, config: &Config) -> Self {
+        let retention = RetentionPolicy {
+            retain_versions: config.retain_versions,
+            retain_ms: config.retain_ms,
+        };
         AppState {
-            catalog: Arc::new(catalog),
+            catalog: Arc::new(catalog.with_retention(retention)),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             refresh_interval: (config.refresh_interval_ms > 0)
                 .then(|| Duration::from_millis(config.refresh_interval_ms)),
+            tokens: Tokens::new(
+                &config.read_tokens,
+                config.write_tokens.iter().chain([&config.service_token]),
+            ),
+            gc_grace_ms: config.gc_grace_ms,
+            gc_interval: (config.gc_interval_ms > 0)
+                .then(|| Duration::from_millis(config.gc_interval_ms)),
+            gc_running: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
+}
+
+/// One garbage collection run with the state's `gc_grace_ms` (waiting for a run already in
+/// progress in this process first): what `POST /admin/gc` and the schedule call.
+///
+/// # Errors
+/// As [`Catalog::collect_garbage`].
+pub async fn run_gc<S: ManifestStore>(
+    state: &AppState<S>,
+    dry_run: bool,
+) -> Result<GcRunResponse, CatalogError> {
+    let _running = state.gc_running.lock().await;
+    state
+        .catalog
+        .collect_garbage(GcOptions {
+            grace_ms: state.gc_grace_ms,
+            dry_run,
+        })
+        .await
+}
+
+/// Runs [`run_gc`] every `every` (the first run one interval after start) until `stop`
+/// turns true or its sender is dropped. A run in progress at that moment is dropped, which
+/// is safe: each dataset's deletes are decided under its commit lock, which the drop
+/// releases.
+async fn gc_schedule<S: ManifestStore>(
+    state: AppState<S>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tracing::info!(
+        interval_ms = every.as_millis() as u64,
+        grace_ms = state.gc_grace_ms,
+        "garbage collection scheduled"
+    );
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            _ = ticker.tick() => {}
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stopped| *stopped) => break,
+            result = run_gc(&state, false) => {
+                if let Err(error) = result {
+                    tracing::warn!(error = %error_chain(&error), "scheduled garbage collection failed");
+                }
+            }
+        }
+    }
+    tracing::info!("garbage collection schedule stopped");
 }
 
 /// The HTTP API of DESIGN.md section 6: `/datasets...`, `/healthz`, `/readyz`, with the
@@ -162,18 +279,32 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             get(version_list::<S>).post(version_register::<S>),
         )
         .route("/datasets/{name}/versions/{version}", get(version_get::<S>))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.tokens.clone(),
+            require_token,
+        ))
         .route("/readyz", get(readyz::<S>))
         .layer(axum::middleware::from_fn_with_state(
             timeout,
             request_timeout,
         ))
         .route("/healthz", get(lakehouse_server::healthz))
+        // Outside the request timeout: a run over many objects may take longer.
+        // Deletes objects: needs a write-scope token whenever tokens are configured.
+        .route(
+            "/admin/gc",
+            post(routes::admin::gc_run::<S>).route_layer(axum::middleware::from_fn_with_state(
+                state.tokens.clone(),
+                require_token,
+            )),
+        )
         .with_state(state);
     lakehouse_server::common_layers(api)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish for up to the state's grace period.
+/// finish for up to the state's grace period. Scheduled garbage collection (every
+/// `gc_interval`, when set) runs beside it and stops when `shutdown` completes.
 ///
 /// # Errors
 /// The listener's I/O error.
@@ -183,12 +314,24 @@ pub async fn run<S: ManifestStore>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.shutdown_grace;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let schedule = state
+        .gc_interval
+        .map(|every| tokio::spawn(gc_schedule(state.clone(), every, stopped)));
     let refresher = state
         .refresh_interval
         .map(|period| tokio::spawn(refresh_periodically(Arc::clone(&state.catalog), period)));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     let served = lakehouse_server::serve(listener, router(state), shutdown, grace).await;
     if let Some(task) = refresher {
         task.abort();
+    }
+    if let Some(schedule) = schedule {
+        // Ends at once: the stop signal was sent, or its sender dropped with `serve`.
+        let _ = schedule.await;
     }
     served
 }

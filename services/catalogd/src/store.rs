@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use lakehouse_api::{ErrorCode, ObjectKey};
-use lakehouse_catalog::{ManifestStore, PutOutcome, StoreError};
+use lakehouse_catalog::{ManifestStore, PutOutcome, StoreError, StoredObject};
 use lakehouse_client::{ClientError, PutOptions, StoragedClient};
 
 /// Keys per `GET /objects` page when listing manifests.
@@ -16,13 +16,14 @@ pub struct StoragedStore {
 }
 
 impl StoragedStore {
-    /// A store over the storaged at `base_url` (`http://127.0.0.1:8083`).
+    /// A store over the storaged at `base_url` (`http://127.0.0.1:8083`), presenting
+    /// `service_token` as a bearer token when given.
     ///
     /// # Errors
     /// [`ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
-    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+    pub fn new(base_url: &str, service_token: Option<String>) -> Result<Self, ClientError> {
         Ok(StoragedStore {
-            client: StoragedClient::new(base_url)?,
+            client: StoragedClient::new(base_url)?.with_token(service_token),
         })
     }
 
@@ -104,5 +105,42 @@ impl ManifestStore for StoragedStore {
 
     async fn ready(&self) -> Result<(), StoreError> {
         self.client.ready().await.map_err(store_error)
+    }
+
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
+        let mut objects = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list(prefix, after.as_deref(), Some(LIST_PAGE))
+                .await
+                .map_err(store_error)?;
+            objects.extend(
+                page.objects
+                    .into_iter()
+                    .filter(|object| object.key.as_str().starts_with(prefix))
+                    .map(|object| {
+                        StoredObject::from_listing(object.key, object.size, &object.last_modified)
+                    }),
+            );
+            match page.next_start_after {
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                Some(_) => {
+                    return Err(StoreError::failed(
+                        "storaged repeated the same next_start_after",
+                    ));
+                }
+                None => return Ok(objects),
+            }
+        }
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        match self.client.delete(key).await {
+            Ok(()) => Ok(true),
+            Err(error) if error.is_not_found() => Ok(false),
+            Err(error) => Err(store_error(error)),
+        }
     }
 }

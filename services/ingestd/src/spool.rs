@@ -63,16 +63,11 @@ pub struct Spooled {
 ///
 /// # Errors
 /// [`IngestError::TooLarge`] as soon as more than `max_bytes` arrive (the file is removed),
-/// [`IngestError::BadUpload`] when the stream fails (client gone, malformed multipart),
+/// the stream's own error when it fails (client gone, malformed multipart, idle timeout),
 /// [`IngestError::Spool`] on disk errors.
-pub async fn receive<S, E>(
-    dir: &Path,
-    mut chunks: S,
-    max_bytes: u64,
-) -> Result<Spooled, IngestError>
+pub async fn receive<S>(dir: &Path, mut chunks: S, max_bytes: u64) -> Result<Spooled, IngestError>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
 {
     let file = new_file(dir, ".csv")?;
     let std_file = file.reopen().map_err(IngestError::Spool)?;
@@ -83,9 +78,7 @@ where
     let mut hasher = Sha256::new();
     let mut size_bytes = 0u64;
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| IngestError::BadUpload {
-            reason: e.to_string(),
-        })?;
+        let chunk = chunk?;
         size_bytes += chunk.len() as u64;
         if size_bytes > max_bytes {
             return Err(IngestError::TooLarge {
@@ -101,4 +94,28 @@ where
         size_bytes,
         sha256: Sha256Digest::from_bytes(hasher.finalize().into()),
     })
+}
+
+/// Refuses to start an ingest when the spool's file system has less than `floor_bytes` free.
+///
+/// # Errors
+/// [`IngestError::InsufficientStorage`] below the floor; [`IngestError::Spool`] when the free
+/// space cannot be read.
+pub fn check_free_space(
+    dir: &Path,
+    floor_bytes: u64,
+    retry_after_secs: u64,
+) -> Result<(), IngestError> {
+    if floor_bytes == 0 {
+        return Ok(());
+    }
+    let available_bytes = fs4::available_space(dir).map_err(IngestError::Spool)?;
+    if available_bytes < floor_bytes {
+        return Err(IngestError::InsufficientStorage {
+            available_bytes,
+            floor_bytes,
+            retry_after_secs,
+        });
+    }
+    Ok(())
 }

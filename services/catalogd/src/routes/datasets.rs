@@ -80,7 +80,9 @@ pub async fn dataset_get<S: ManifestStore>(
     Ok(Json(manifest.as_ref().clone()))
 }
 
-/// `GET /datasets/{name}/versions`: [`VersionListResponse`], every version ascending.
+/// `GET /datasets/{name}/versions`: [`VersionListResponse`], every version ascending;
+/// versions past retention are listed with `gone: true` (their manifests are the audit
+/// trail).
 ///
 /// # Errors
 /// As [`dataset_get`].
@@ -102,6 +104,7 @@ pub async fn version_list<S: ManifestStore>(
             row_count: m.row_count,
             object_count: m.objects.len() as u64,
             created_at: m.created_at.clone(),
+            gone: !state.catalog.is_retained(m),
         })
         .collect();
     Ok(Json(VersionListResponse { name, versions }))
@@ -111,7 +114,7 @@ pub async fn version_list<S: ManifestStore>(
 ///
 /// # Errors
 /// 400 `invalid_name`; 400 `invalid_request` when `n` is not a number; 404 `not_found` for an
-/// unknown dataset or version.
+/// unknown dataset or version; 410 `gone` for a version past retention (issue 5).
 pub async fn version_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path((name, version)): Path<(String, String)>,

@@ -1,0 +1,261 @@
+//! Garbage collection and retention over HTTP (issue 5): the real `storaged` and `catalogd`
+//! binaries on port 0 in a temporary directory.
+
+use lakehouse_api::{
+    ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, RegisterVersionRequest,
+    Schema, Sha256Digest,
+};
+use lakehouse_client::{PutOptions, StoragedClient};
+use lakehouse_testkit::Service;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::time::{Duration, Instant};
+
+fn schema() -> Schema {
+    Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Int64),
+            Field::new("name", ColumnType::Utf8),
+        ],
+    }
+}
+
+fn start_storaged(dir: &tempfile::TempDir) -> Service {
+    Service::start(
+        "storaged",
+        &[
+            ("LAKEHOUSE_STORAGED__BIND", "127.0.0.1:0".into()),
+            (
+                "LAKEHOUSE_STORAGED__ROOT",
+                dir.path().join("objects").display().to_string(),
+            ),
+        ],
+        dir.path(),
+    )
+    .unwrap()
+}
+
+/// A catalogd keeping only the latest version, with the given grace and schedule.
+fn start_catalogd(
+    storaged: &Service,
+    dir: &tempfile::TempDir,
+    gc_grace_ms: u64,
+    gc_interval_ms: u64,
+) -> Service {
+    Service::start(
+        "catalogd",
+        &[
+            ("LAKEHOUSE_CATALOGD__BIND", "127.0.0.1:0".into()),
+            ("LAKEHOUSE_CATALOGD__STORAGED_URL", storaged.url()),
+            ("LAKEHOUSE_CATALOGD__RETAIN_VERSIONS", "1".into()),
+            ("LAKEHOUSE_CATALOGD__GC_GRACE_MS", gc_grace_ms.to_string()),
+            (
+                "LAKEHOUSE_CATALOGD__GC_INTERVAL_MS",
+                gc_interval_ms.to_string(),
+            ),
+        ],
+        dir.path(),
+    )
+    .unwrap()
+}
+
+/// PUTs `content` into storaged as a Parquet object of `sales`.
+async fn put_object(storaged: &StoragedClient, content: &str) -> ObjectRef {
+    let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
+    let fp = schema().fingerprint();
+    let key = ObjectKey::parquet_object(&DatasetName::new("sales").unwrap(), &fp[7..], &sha);
+    let options = PutOptions {
+        create_only: true,
+        sha256: Some(sha.clone()),
+    };
+    storaged
+        .put_bytes(&key, content.to_owned().into(), &options)
+        .await
+        .unwrap();
+    ObjectRef {
+        key,
+        size: content.len() as u64,
+        sha256: sha,
+        row_count: 1,
+    }
+}
+
+async fn register(http: &reqwest::Client, catalogd: &Service, object: &ObjectRef) -> Value {
+    let request = RegisterVersionRequest {
+        schema_fingerprint: schema().fingerprint(),
+        schema: schema(),
+        objects: vec![object.clone()],
+        mode: IngestMode::Replace,
+        source: Default::default(),
+        options: Default::default(),
+        inference_version: 1,
+    };
+    let response = http
+        .post(format!("{}/datasets/sales/versions", catalogd.url()))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
+async fn call(http: &reqwest::Client, method: reqwest::Method, url: String) -> (u16, Value) {
+    let response = http.request(method, url).send().await.unwrap();
+    (
+        response.status().as_u16(),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn exists(storaged: &StoragedClient, object: &ObjectRef) -> bool {
+    match storaged.head(&object.key).await {
+        Ok(_) => true,
+        Err(error) if error.is_not_found() => false,
+        Err(error) => panic!("HEAD {}: {error}", object.key),
+    }
+}
+
+fn sorted_keys(objects: &[&ObjectRef]) -> Value {
+    let mut keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
+    keys.sort_unstable();
+    json!(keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let storaged = start_storaged(&dir);
+    let client = StoragedClient::new(&storaged.url()).unwrap();
+    let http = reqwest::Client::new();
+    // No grace at all, no schedule: only POST /admin/gc collects.
+    let eager = start_catalogd(&storaged, &dir, 0, 0);
+
+    let v1 = put_object(&client, "1,old").await;
+    let v2 = put_object(&client, "2,new").await;
+    register(&http, &eager, &v1).await;
+    register(&http, &eager, &v2).await;
+    let orphan = put_object(&client, "3,never registered").await;
+
+    // Retention: only the latest is kept; version 1 is 410 gone and marked in the list.
+    let (status, body) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales/versions/1", eager.url()),
+    )
+    .await;
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["error"]["code"], json!("gone"));
+    assert_eq!(
+        body["error"]["details"],
+        json!({"name": "sales", "version": 1})
+    );
+    let (status, body) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales/versions/2", eager.url()),
+    )
+    .await;
+    assert_eq!((status, &body["version"]), (200, &json!(2)));
+    let (status, body) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales/versions", eager.url()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let gone: Vec<&Value> = body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["gone"])
+        .collect();
+    assert_eq!(gone, [&json!(true), &json!(false)]);
+
+    // A catalogd with a long grace would delete nothing: both candidates are young.
+    let patient = start_catalogd(&storaged, &dir, 3_600_000, 0);
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/admin/gc?dry_run=true", patient.url()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["would_delete"], json!([]));
+    assert_eq!(
+        (
+            &body["skipped_young"],
+            &body["retained_objects"],
+            &body["scanned_objects"]
+        ),
+        (&json!(2), &json!(1), &json!(3))
+    );
+
+    // Dry run: lists version 1's object and the orphan, deletes nothing.
+    let doomed = sorted_keys(&[&v1, &orphan]);
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/admin/gc?dry_run=true", eager.url()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dry_run"], json!(true));
+    assert_eq!(body["deleted"], json!([]));
+    assert_eq!(body["would_delete"], doomed);
+    assert_eq!(body["expired_versions"], json!(1));
+    assert!(exists(&client, &v1).await && exists(&client, &orphan).await);
+
+    // Real run: deletes exactly those; the latest version's object and every manifest stay.
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/admin/gc", eager.url()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dry_run"], json!(false));
+    assert_eq!(body["deleted"], doomed);
+    assert_eq!(body["errors"], json!([]));
+    assert!(!exists(&client, &v1).await && !exists(&client, &orphan).await);
+    assert!(exists(&client, &v2).await);
+    let manifests = client
+        .list("_catalog/datasets/sales/", None, None)
+        .await
+        .unwrap();
+    assert_eq!(manifests.objects.len(), 2);
+    let (status, body) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales", eager.url()),
+    )
+    .await;
+    assert_eq!((status, &body["version"]), (200, &json!(2)));
+    assert!(eager.log().contains("garbage collection run complete"));
+
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/admin/gc?dry_run=maybe", eager.url()),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_option"))
+    );
+
+    // The schedule runs the same collection by itself.
+    let late_orphan = put_object(&client, "4,crashed before register").await;
+    let scheduled = start_catalogd(&storaged, &dir, 0, 100);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while exists(&client, &late_orphan).await {
+        assert!(
+            Instant::now() < deadline,
+            "schedule never collected: {}",
+            scheduled.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exists(&client, &v2).await);
+    assert!(scheduled.log().contains("garbage collection scheduled"));
+}
