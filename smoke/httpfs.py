@@ -68,12 +68,16 @@ def connect():
     return con
 
 
-TYPED_CSV = """id,name,price,active,day,at,local
-1,alpha,1.5,true,2024-01-02,2024-01-02T03:04:05Z,2024-01-02 03:04:05
-2,"be, ta",-2.25,FALSE,1999-12-31,2024-06-30T23:59:59.123456+02:00,2000-01-01 00:00:00.5
-3,,,,,,
-4,"quote ""q""",1e3,True,2024-02-29,1970-01-01T00:00:00Z,1970-01-01 00:00:00
-"""
+TYPED_CSV = "\n".join(
+    [
+        "id,name,price,active,day,at,local",
+        "1,alpha,1.5,true,2024-01-02,2024-01-02T03:04:05Z,2024-01-02 03:04:05",
+        '2,"be, ta",-2.25,FALSE,1999-12-31,2024-06-30T23:59:59.123456+02:00,2000-01-01 00:00:00.5',
+        "3,,,,,,",
+        '4,"quote ""q""",1e3,True,2024-02-29,1970-01-01T00:00:00Z,1970-01-01 00:00:00',
+        "",
+    ]
+)
 
 
 def expected_typed_rows():
@@ -119,7 +123,7 @@ def main():
     url = f"{storaged}/objects/{answer['parquet_key']}"
     # Zoned timestamps come back as UTC wall-clock values for the comparison.
     got = con.execute(
-        "SELECT id, name, price, active, day, timezone('UTC', at), local "
+        """SELECT id, name, price, active, day, timezone('UTC', "at"), "local" """
         f"FROM read_parquet('{url}') ORDER BY id"
     ).fetchall()
     expected = expected_typed_rows()
@@ -138,7 +142,7 @@ def main():
         con.execute(f"CREATE TABLE remote AS SELECT * FROM {remote}")
         con.execute(f"CREATE TABLE csv AS SELECT * FROM {local}")
         # Align column types on the Parquet's (the lakehouse's inference) before comparing.
-        cols = con.execute("SELECT column_name, data_type FROM (DESCRIBE remote)").fetchall()
+        cols = con.execute("SELECT column_name, column_type FROM (DESCRIBE remote)").fetchall()
         cast = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in cols)
         only_csv = con.execute(
             f"SELECT count(*) FROM (SELECT {cast} FROM csv EXCEPT ALL SELECT * FROM remote)"
