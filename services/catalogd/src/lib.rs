@@ -45,6 +45,9 @@ pub struct Config {
     /// A request that takes longer than this many milliseconds is answered 503
     /// `unavailable` (a register cut short is safe to retry: it is idempotent).
     pub request_timeout_ms: u64,
+    /// A connection that does not send its request headers within this is closed (slowloris
+    /// guard), milliseconds. Default 30000.
+    pub header_timeout_ms: u64,
     /// Every this many milliseconds catalogd loads the manifests other replicas wrote (new
     /// versions and new datasets), so that `GET /datasets` on any replica is at most this
     /// stale. Lookups by name and registers read the store first anyway. Costs one LIST of
@@ -85,6 +88,7 @@ impl Default for Config {
             storaged_url: "http://127.0.0.1:8083".into(),
             shutdown_grace_ms: 30_000,
             request_timeout_ms: 30_000,
+            header_timeout_ms: 30_000,
             refresh_interval_ms: 2_000,
             service_token: Secret::default(),
             read_tokens: Vec::new(),
@@ -158,6 +162,8 @@ pub struct AppState<S> {
     pub request_timeout: Duration,
     /// Grace period after the shutdown signal.
     pub shutdown_grace: Duration,
+    /// Header read limit of each connection ([`Config::header_timeout_ms`]).
+    pub header_timeout: Duration,
     /// Period of the background [`Catalog::refresh_all`] (`None`: never).
     pub refresh_interval: Option<Duration>,
     /// Tokens accepted on `/datasets` ([`Config::read_tokens`], [`Config::write_tokens`],
@@ -177,6 +183,7 @@ impl<S> Clone for AppState<S> {
             catalog: Arc::clone(&self.catalog),
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
+            header_timeout: self.header_timeout,
             refresh_interval: self.refresh_interval,
             tokens: self.tokens.clone(),
             gc_grace_ms: self.gc_grace_ms,
@@ -198,6 +205,7 @@ impl<S: ManifestStore> AppState<S> {
             catalog: Arc::new(catalog.with_retention(retention)),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
             refresh_interval: (config.refresh_interval_ms > 0)
                 .then(|| Duration::from_millis(config.refresh_interval_ms)),
             tokens: Tokens::new(
@@ -313,7 +321,10 @@ pub async fn run<S: ManifestStore>(
     state: AppState<S>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = state.shutdown_grace;
+    let options = lakehouse_server::ServeOptions {
+        grace: state.shutdown_grace,
+        header_read_timeout: state.header_timeout,
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let schedule = state
         .gc_interval
@@ -325,7 +336,7 @@ pub async fn run<S: ManifestStore>(
         shutdown.await;
         let _ = stop.send(true);
     };
-    let served = lakehouse_server::serve(listener, router(state), shutdown, grace).await;
+    let served = lakehouse_server::serve_with(listener, router(state), shutdown, options).await;
     if let Some(task) = refresher {
         task.abort();
     }

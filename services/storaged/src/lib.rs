@@ -51,6 +51,9 @@ pub struct Config {
     /// first byte) may take before a 503 `unavailable`. PUT bodies and GET bodies are never cut
     /// by it. Default 30000: generous for a slow disk; lower fails faster on a hung backend.
     pub request_timeout_ms: u64,
+    /// A connection that does not send its request headers within this is closed (slowloris
+    /// guard), milliseconds. Default 30000.
+    pub header_timeout_ms: u64,
     /// `s3` backend: the bucket (required there). Default empty.
     pub bucket: String,
     /// `s3` backend: endpoint URL of an S3-compatible server (`http://127.0.0.1:9000` for a
@@ -79,6 +82,7 @@ impl Default for Config {
             root: PathBuf::from("data/objects"),
             shutdown_grace_ms: 30_000,
             request_timeout_ms: 30_000,
+            header_timeout_ms: 30_000,
             bucket: String::new(),
             endpoint: String::new(),
             region: String::new(),
@@ -98,6 +102,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Grace after SIGTERM ([`Config::shutdown_grace_ms`]).
     pub shutdown_grace: Duration,
+    /// Header read limit of each connection ([`Config::header_timeout_ms`]).
+    pub header_timeout: Duration,
     /// Tokens accepted on `/objects` ([`Config::service_token`], [`Config::read_tokens`]).
     pub tokens: Tokens,
 }
@@ -121,6 +127,7 @@ impl AppState {
             },
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            header_timeout: Duration::from_millis(config.header_timeout_ms),
             tokens: Tokens::new(&config.read_tokens, [&config.service_token]),
         })
     }
@@ -175,8 +182,11 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = state.shutdown_grace;
-    lakehouse_server::serve(listener, router(state), shutdown, grace).await
+    let options = lakehouse_server::ServeOptions {
+        grace: state.shutdown_grace,
+        header_read_timeout: state.header_timeout,
+    };
+    lakehouse_server::serve_with(listener, router(state), shutdown, options).await
 }
 
 #[cfg(test)]
