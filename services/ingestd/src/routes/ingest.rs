@@ -1,6 +1,6 @@
 //! `POST /ingest?name=&mode=&delimiter=&null_values=` (DESIGN.md section 6).
 
-use crate::ingest::{IngestRequest, ingest};
+use crate::ingest::{self, IngestRequest};
 use crate::{AppState, IngestError, spool};
 use axum::Json;
 use axum::extract::State;
@@ -57,7 +57,8 @@ impl IngestParams {
 }
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
-/// `busy` when none is free), spools the `file` field and runs the pipeline.
+/// `busy` when none is free), reads the dataset's manifest, then spools the `file` field
+/// while pass 1 reads it, and runs the rest of the pipeline.
 pub async fn ingest_post(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<IngestParams>,
@@ -95,6 +96,10 @@ pub async fn ingest_post(
         ),
     })?;
 
+    // The dataset's manifest is read before the body, so that pass 1 runs while it arrives.
+    let plan = ingest::plan(&state, &request).await?;
+    let (tap, pass1) = ingest::start_pass1(&plan);
+    let mut tap = Some(tap);
     let started = Instant::now();
     let upload = loop {
         let field = multipart
@@ -114,8 +119,16 @@ pub async fn ingest_post(
         }
         request.filename = field.file_name().map(str::to_owned);
         let chunks = field.map_err(|e| e.body_text());
-        break spool::receive(&config.spool_dir, Box::pin(chunks), config.max_upload_bytes).await?;
+        break spool::receive(
+            &config.spool_dir,
+            Box::pin(chunks),
+            config.max_upload_bytes,
+            tap.take(),
+        )
+        .await?;
     };
     let receive_ms = started.elapsed().as_millis();
-    Ok(Json(ingest(&state, request, upload, receive_ms).await?))
+    Ok(Json(
+        ingest::ingest(&state, request, plan, pass1, upload, receive_ms).await?,
+    ))
 }
