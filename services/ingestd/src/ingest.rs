@@ -143,6 +143,85 @@ pub fn start_pass1(plan: &Plan) -> (mpsc::Sender<Bytes>, Pass1) {
     (tx, Pass1 { handle })
 }
 
+/// Bytes of the upload's start that the speculative pass 2 infers its guess of the schema
+/// from, for a new dataset: big enough that the guess is usually the final schema, small
+/// enough to hold in memory.
+const SPECULATION_PREFIX_BYTES: u64 = 4 << 20;
+
+/// What the speculative pass 2 wrote, and with which schema.
+struct SpeculativeOutput {
+    schema: Schema,
+    encoded: Encoded,
+    bytes_read: u64,
+}
+
+/// Pass 2 running during the upload with a guessed schema ([`start_speculative`]).
+pub struct Speculative {
+    handle: tokio::task::JoinHandle<Option<SpeculativeOutput>>,
+}
+
+/// Starts pass 2 while the upload arrives, with the schema it will most likely have: the
+/// registered one for an existing dataset (exact whenever pass 1's check passes), else the
+/// schema inferred from the first [`SPECULATION_PREFIX_BYTES`] of the upload. Its output is
+/// used only if that schema turns out to be the one pass 1 settles on and it read every
+/// byte spooled; since the Parquet bytes are a pure function of (CSV bytes, options,
+/// schema), they are then exactly those a pass 2 after pass 1 would write. Otherwise (a
+/// column's type changed after the prefix, bad CSV) it stops or is discarded, and pass 2
+/// runs over the spool file as usual.
+pub fn start_speculative(
+    plan: &Plan,
+    spool_dir: &std::path::Path,
+) -> (mpsc::Sender<Bytes>, Speculative) {
+    let (tx, rx) = mpsc::channel(spool::TAP_CHUNKS);
+    let options = plan.options.clone();
+    let registered = plan.current.as_ref().map(|m| m.schema.clone());
+    let spool_dir = spool_dir.to_owned();
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut reader = Counting {
+            inner: ChannelReader::new(rx),
+            bytes: 0,
+            waited: Duration::ZERO,
+        };
+        let mut prefix = Vec::new();
+        let schema = match registered {
+            Some(schema) => schema,
+            None => {
+                (&mut reader)
+                    .take(SPECULATION_PREFIX_BYTES)
+                    .read_to_end(&mut prefix)
+                    .ok()?;
+                // Whole records only (a cut inside a quoted newline fails or guesses wrong,
+                // which only costs the speculation).
+                let end = if (prefix.len() as u64) < SPECULATION_PREFIX_BYTES {
+                    prefix.len()
+                } else {
+                    prefix
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |i| i + 1)
+                };
+                let head = prefix.get(..end)?;
+                lakehouse_convert::infer_schema(head, &options).ok()?.schema
+            }
+        };
+        let parquet = spool::new_file(&spool_dir, ".parquet").ok()?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, parquet.reopen().ok()?);
+        let input = std::io::Cursor::new(prefix).chain(&mut reader);
+        let (output, stats) =
+            lakehouse_convert::write_parquet_pipelined(input, &options, &schema, out).ok()?;
+        Some(SpeculativeOutput {
+            schema,
+            encoded: Encoded {
+                parquet,
+                output,
+                stats,
+            },
+            bytes_read: reader.bytes,
+        })
+    });
+    (tx, Speculative { handle })
+}
+
 /// Result of the blocking encode step (pass 2).
 struct Encoded {
     parquet: tempfile::NamedTempFile,
@@ -164,6 +243,7 @@ pub async fn ingest(
     request: IngestRequest,
     plan: Plan,
     pass1: Pass1,
+    speculative: Speculative,
     upload: Spooled,
     receive_ms: u128,
 ) -> Result<IngestResponse, IngestError> {
@@ -194,13 +274,26 @@ pub async fn ingest(
             .map_err(IngestError::Task)??;
     }
 
+    // The speculative pass 2 read the same upload with a guessed schema: its output is
+    // exactly what pass 2 would write now if the guess was right and it read every byte.
     let pass2_started = Instant::now();
-    let task_options = options.clone();
-    let schema = pass1.schema.clone();
-    let encoded =
-        tokio::task::spawn_blocking(move || encode(&upload, &task_options, &schema, &spool_dir))
+    let guessed = speculative.handle.await.map_err(IngestError::Task)?;
+    let speculation_wait_ms = pass2_started.elapsed().as_millis();
+    let (encoded, speculation_hit) = match guessed {
+        Some(guess) if guess.schema == pass1.schema && guess.bytes_read == csv_size => {
+            (guess.encoded, true)
+        }
+        _ => {
+            let task_options = options.clone();
+            let schema = pass1.schema.clone();
+            let encoded = tokio::task::spawn_blocking(move || {
+                encode(&upload, &task_options, &schema, &spool_dir)
+            })
             .await
             .map_err(IngestError::Task)??;
+            (encoded, false)
+        }
+    };
     let pass2_ms = pass2_started.elapsed().as_millis();
     let parquet_size = encoded.output.size_bytes;
     let parquet_sha256 = encoded.output.sha256.clone();
@@ -274,6 +367,8 @@ pub async fn ingest(
         parse_ms = encoded.stats.parse.as_millis(),
         encode_ms = encoded.stats.encode.as_millis(),
         parquet_hash_ms = encoded.stats.hash.as_millis(),
+        speculation_hit,
+        speculation_wait_ms,
         pass2_ms,
         put_ms,
         register_ms,

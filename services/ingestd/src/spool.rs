@@ -106,10 +106,11 @@ impl Read for ChannelReader {
 }
 
 /// Streams `chunks` into a new spool file in `dir`, hashing on the way, and sends each chunk
-/// to `tap` too (when given) after spooling it, so that pass 1 can read the upload while it
-/// arrives. A full tap holds the upload back (backpressure); a closed tap (pass 1 stopped
-/// early, on bad CSV) is no longer fed, while the rest of the upload is still spooled, so
-/// that upload errors (413, a broken body) come before CSV errors, as without a tap.
+/// to every one of `taps` too after spooling it, so that pass 1 (and the speculative pass 2)
+/// can read the upload while it arrives. A full tap holds the upload back (backpressure); a
+/// closed tap (its reader stopped early, on bad CSV) is no longer fed, while the rest of the
+/// upload is still spooled, so that upload errors (413, a broken body) come before CSV
+/// errors, as without taps.
 ///
 /// # Errors
 /// [`IngestError::TooLarge`] as soon as more than `max_bytes` arrive (the file is removed),
@@ -119,7 +120,7 @@ pub async fn receive<S, E>(
     dir: &Path,
     mut chunks: S,
     max_bytes: u64,
-    mut tap: Option<mpsc::Sender<Bytes>>,
+    mut taps: Vec<mpsc::Sender<Bytes>>,
 ) -> Result<Spooled, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -148,10 +149,12 @@ where
         hasher.update(&chunk);
         hash_time += started.elapsed();
         writer.write_all(&chunk).await.map_err(IngestError::Spool)?;
-        if let Some(sender) = &tap {
-            if sender.send(chunk).await.is_err() {
-                tap = None;
-            }
+        let mut closed = false;
+        for sender in &taps {
+            closed |= sender.send(chunk.clone()).await.is_err();
+        }
+        if closed {
+            taps.retain(|sender| !sender.is_closed());
         }
     }
     writer.flush().await.map_err(IngestError::Spool)?;

@@ -99,7 +99,8 @@ pub async fn ingest_post(
     // The dataset's manifest is read before the body, so that pass 1 runs while it arrives.
     let plan = ingest::plan(&state, &request).await?;
     let (tap, pass1) = ingest::start_pass1(&plan);
-    let mut tap = Some(tap);
+    let (speculative_tap, speculative) = ingest::start_speculative(&plan, &config.spool_dir);
+    let mut taps = vec![tap, speculative_tap];
     let started = Instant::now();
     let upload = loop {
         let field = multipart
@@ -123,12 +124,21 @@ pub async fn ingest_post(
             &config.spool_dir,
             Box::pin(chunks),
             config.max_upload_bytes,
-            tap.take(),
+            std::mem::take(&mut taps),
         )
         .await?;
     };
     let receive_ms = started.elapsed().as_millis();
     Ok(Json(
-        ingest::ingest(&state, request, plan, pass1, upload, receive_ms).await?,
+        ingest::ingest(
+            &state,
+            request,
+            plan,
+            pass1,
+            speculative,
+            upload,
+            receive_ms,
+        )
+        .await?,
     ))
 }
