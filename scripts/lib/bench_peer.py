@@ -1,7 +1,8 @@
 """One file-to-file CSV -> Snappy Parquet conversion by a peer tool, for scripts/bench.
 
 usage: bench_peer.py duckdb|polars IN.csv OUT.parquet
-Prints one JSON line: {"wall_s": ..., "peak_rss_kib": ..., "out_bytes": ...}. The wall time
+Prints one JSON line: {"wall_s": ..., "cpu_s": ..., "peak_rss_kib": ..., "out_bytes": ...}
+(cpu_s: user + system CPU of the whole process, import included). The wall time
 covers the conversion call only (the import of the tool is not counted); the peak RSS is the
 whole process's (getrusage ru_maxrss, KiB on Linux), so run one conversion per process.
 """
@@ -32,11 +33,13 @@ elif tool == "polars":
     wall = time.perf_counter() - started
 else:
     sys.exit(f"unknown tool {tool}")
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(
     json.dumps(
         {
             "wall_s": wall,
-            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_kib": usage.ru_maxrss,
             "out_bytes": os.path.getsize(dst),
         }
     )

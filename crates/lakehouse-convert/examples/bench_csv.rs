@@ -119,7 +119,7 @@ fn main() -> std::io::Result<()> {
         let _ = write!(line, "{:05},", (r >> 16) % 100_000);
         line.push_str(CATEGORIES[((r >> 40) % CATEGORIES.len() as u64) as usize]);
         // score: float with exponent now and then
-        if (r >> 44) % 20 == 0 {
+        if (r >> 44).is_multiple_of(20) {
             let _ = writeln!(line, ",{}e-3", (r >> 48) % 10_000);
         } else {
             let _ = writeln!(line, ",{}.{:03}", (r >> 48) % 100, (r >> 4) % 1000);
