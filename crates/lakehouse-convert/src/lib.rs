@@ -4,9 +4,11 @@
 //! whole file with the deterministic rules of DESIGN.md section 3 ([`infer_schema`]), or
 //! checking it against a dataset's registered schema ([`check_schema`]), then streaming it
 //! into Snappy Parquet with a fixed, reproducible encoding and the SHA-256 of the bytes
-//! written ([`write_parquet`]). Each pass reads the CSV once, streaming: memory is bounded by
-//! one record batch and one Parquet row group, never by the file size. The output is a pure
-//! function of (CSV bytes, options, schema, program version).
+//! written ([`write_parquet`], or [`write_parquet_pipelined`], which parses and encodes on
+//! two threads and writes the same bytes). Each pass reads the CSV once, streaming: memory is
+//! bounded by a few record batches and one Parquet row group, never by the file size. The
+//! output is a pure function of (CSV bytes, options, schema, program version), never of the
+//! thread count or the read chunking (docs/performance.md).
 //!
 //! What it is not for: no async, no HTTP, no storage, no catalog. Spooling the upload,
 //! keeping it to read twice, and registering the result are the ingest service's job; run

@@ -283,7 +283,9 @@ pub async fn ingest(
         Some(guess) if guess.schema == pass1.schema && guess.bytes_read == csv_size => {
             (guess.encoded, true)
         }
-        _ => {
+        missed => {
+            // Its Parquet spool file goes before pass 2 writes another.
+            drop(missed);
             let task_options = options.clone();
             let schema = pass1.schema.clone();
             let encoded = tokio::task::spawn_blocking(move || {
