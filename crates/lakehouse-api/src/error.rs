@@ -33,6 +33,11 @@ pub enum ErrorCode {
     /// A register request that names an object storaged does not hold, or holds with another
     /// size (400).
     InvalidObject,
+    /// No bearer token, or one that is not valid (401). Says nothing of which part was
+    /// wrong.
+    Unauthorized,
+    /// A valid bearer token without the scope the request needs (403).
+    Forbidden,
     /// Unknown dataset, version or object key, or an unknown route (404).
     NotFound,
     /// A known route asked with a method it does not serve (405).
@@ -41,14 +46,18 @@ pub enum ErrorCode {
     SchemaDrift,
     /// A create-only write (`If-None-Match: *`) to a key that exists (412).
     AlreadyExists,
+    /// The client stopped sending in the middle of its request (408).
+    RequestTimeout,
     /// Upload larger than `max_upload_bytes` (413).
     PayloadTooLarge,
     /// A `Range` header that cannot be satisfied (416).
     InvalidRange,
     /// Too many requests in flight; retry after the `Retry-After` seconds (503).
     Busy,
-    /// The service is shutting down or its upstream does not answer (503).
+    /// The service is shutting down, disabled, or its upstream does not answer (503).
     Unavailable,
+    /// The spool disk has less free space than configured; retry later (503).
+    InsufficientStorage,
     /// An upstream service answered with an error the caller cannot act on (502).
     UpstreamError,
     /// A bug or an I/O failure on this side (500).
@@ -73,13 +82,18 @@ impl ErrorCode {
             | ErrorCode::DigestMismatch
             | ErrorCode::FingerprintMismatch
             | ErrorCode::InvalidObject => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::SchemaDrift => StatusCode::CONFLICT,
             ErrorCode::AlreadyExists => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
-            ErrorCode::Busy | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Busy | ErrorCode::Unavailable | ErrorCode::InsufficientStorage => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,14 +113,18 @@ impl ErrorCode {
             ErrorCode::DigestMismatch => "digest_mismatch",
             ErrorCode::FingerprintMismatch => "fingerprint_mismatch",
             ErrorCode::InvalidObject => "invalid_object",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::SchemaDrift => "schema_drift",
             ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::InvalidRange => "invalid_range",
             ErrorCode::Busy => "busy",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::Internal => "internal",
             ErrorCode::Unknown => "unknown",

@@ -1,13 +1,12 @@
 //! Client of catalogd's dataset API.
 
-use crate::{Result, http_client, json, send};
+use crate::{Endpoint, Result, json, send};
 use lakehouse_api::{DatasetName, Manifest, RegisterVersionRequest, RegisterVersionResponse};
 
 /// Client of catalogd (`/datasets`), cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CatalogdClient {
-    http: reqwest::Client,
-    base: String,
+    endpoint: Endpoint,
 }
 
 impl CatalogdClient {
@@ -17,9 +16,16 @@ impl CatalogdClient {
     /// [`crate::ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
     pub fn new(base_url: &str) -> Result<Self> {
         Ok(CatalogdClient {
-            http: http_client(),
-            base: crate::base_url(base_url)?,
+            endpoint: Endpoint::new(base_url)?,
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request (the service token of issue
+    /// 5's auth); `None` or an empty token sends none.
+    pub fn with_token(self, token: Option<String>) -> Self {
+        CatalogdClient {
+            endpoint: self.endpoint.with_token(token),
+        }
     }
 
     /// `GET /datasets/{name}`: the latest manifest, or `None` for an unknown dataset.
@@ -27,8 +33,8 @@ impl CatalogdClient {
     /// # Errors
     /// catalogd's error answers other than 404; transport and decode errors.
     pub async fn latest(&self, name: &DatasetName) -> Result<Option<Manifest>> {
-        let url = format!("{}/datasets/{}", self.base, name.as_str());
-        match send(self.http.get(&url), &url, &[]).await {
+        let url = self.endpoint.url(&format!("/datasets/{}", name.as_str()));
+        match send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[]).await {
             Ok(response) => json(response, &url).await.map(Some),
             Err(error) if error.is_not_found() => Ok(None),
             Err(error) => Err(error),
@@ -45,8 +51,17 @@ impl CatalogdClient {
         name: &DatasetName,
         request: &RegisterVersionRequest,
     ) -> Result<RegisterVersionResponse> {
-        let url = format!("{}/datasets/{}/versions", self.base, name.as_str());
-        let response = send(self.http.post(&url).json(request), &url, &[]).await?;
+        let url = self
+            .endpoint
+            .url(&format!("/datasets/{}/versions", name.as_str()));
+        let response = send(
+            self.endpoint
+                .request(reqwest::Method::POST, &url)
+                .json(request),
+            &url,
+            &[],
+        )
+        .await?;
         json(response, &url).await
     }
 
@@ -55,7 +70,9 @@ impl CatalogdClient {
     /// # Errors
     /// Transport errors or the 503 answer.
     pub async fn ready(&self) -> Result<()> {
-        let url = format!("{}/readyz", self.base);
-        send(self.http.get(&url), &url, &[]).await.map(drop)
+        let url = self.endpoint.url("/readyz");
+        send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[])
+            .await
+            .map(drop)
     }
 }

@@ -81,6 +81,42 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 /// Connect timeout of both clients.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Base URL, HTTP client and bearer token of one service; what both clients are built on.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Endpoint {
+    fn new(base_url: &str) -> Result<Self> {
+        Ok(Endpoint {
+            http: http_client(),
+            base: base_url_of(base_url)?,
+            token: None,
+        })
+    }
+
+    fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// `base` + `path` (which starts with `/`).
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -89,7 +125,7 @@ fn http_client() -> reqwest::Client {
         .unwrap_or_else(|_| reqwest::Client::new())
 }
 
-fn base_url(url: &str) -> Result<String> {
+fn base_url_of(url: &str) -> Result<String> {
     let trimmed = url.trim_end_matches('/');
     if (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
         && reqwest::Url::parse(trimmed).is_ok()

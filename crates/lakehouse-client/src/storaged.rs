@@ -1,6 +1,6 @@
 //! Client of storaged's object API.
 
-use crate::{ClientError, Result, http_client, json, send};
+use crate::{ClientError, Endpoint, Result, json, send};
 use bytes::Bytes;
 use lakehouse_api::{CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, Sha256Digest};
 use reqwest::header;
@@ -8,8 +8,7 @@ use reqwest::header;
 /// Client of storaged (`/objects`), cheap to clone.
 #[derive(Debug, Clone)]
 pub struct StoragedClient {
-    http: reqwest::Client,
-    base: String,
+    endpoint: Endpoint,
 }
 
 /// How a PUT should behave.
@@ -47,18 +46,25 @@ impl StoragedClient {
     /// [`ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
     pub fn new(base_url: &str) -> Result<Self> {
         Ok(StoragedClient {
-            http: http_client(),
-            base: crate::base_url(base_url)?,
+            endpoint: Endpoint::new(base_url)?,
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request (the service token of issue
+    /// 5's auth); `None` or an empty token sends none.
+    pub fn with_token(self, token: Option<String>) -> Self {
+        StoragedClient {
+            endpoint: self.endpoint.with_token(token),
+        }
     }
 
     /// The base URL (no trailing `/`).
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.endpoint.base
     }
 
     fn object_url(&self, key: &ObjectKey) -> String {
-        format!("{}/objects/{}", self.base, key.as_str())
+        self.endpoint.url(&format!("/objects/{}", key.as_str()))
     }
 
     /// `PUT /objects/{key}` with an in-memory body (small objects such as manifests).
@@ -91,8 +97,8 @@ impl StoragedClient {
     ) -> Result<PutOutcome> {
         let url = self.object_url(key);
         let mut request = self
-            .http
-            .put(&url)
+            .endpoint
+            .request(reqwest::Method::PUT, &url)
             .header(header::CONTENT_LENGTH, length)
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
@@ -117,7 +123,7 @@ impl StoragedClient {
     /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
     pub async fn get_bytes(&self, key: &ObjectKey) -> Result<Bytes> {
         let url = self.object_url(key);
-        let response = send(self.http.get(&url), &url, &[]).await?;
+        let response = send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[]).await?;
         response
             .bytes()
             .await
@@ -130,7 +136,12 @@ impl StoragedClient {
     /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
     pub async fn head(&self, key: &ObjectKey) -> Result<ObjectHead> {
         let url = self.object_url(key);
-        let response = send(self.http.head(&url), &url, &[]).await?;
+        let response = send(
+            self.endpoint.request(reqwest::Method::HEAD, &url),
+            &url,
+            &[],
+        )
+        .await?;
         let headers = response.headers();
         let size = headers
             .get(header::CONTENT_LENGTH)
@@ -150,7 +161,13 @@ impl StoragedClient {
     /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors.
     pub async fn delete(&self, key: &ObjectKey) -> Result<()> {
         let url = self.object_url(key);
-        send(self.http.delete(&url), &url, &[]).await.map(drop)
+        send(
+            self.endpoint.request(reqwest::Method::DELETE, &url),
+            &url,
+            &[],
+        )
+        .await
+        .map(drop)
     }
 
     /// One page of `GET /objects?prefix=&start_after=&limit=`: keys with the string prefix
@@ -164,7 +181,7 @@ impl StoragedClient {
         start_after: Option<&str>,
         limit: Option<u32>,
     ) -> Result<ListObjectsResponse> {
-        let url = format!("{}/objects", self.base);
+        let url = self.endpoint.url("/objects");
         let mut query: Vec<(&str, String)> = vec![("prefix", prefix.to_owned())];
         if let Some(after) = start_after {
             query.push(("start_after", after.to_owned()));
@@ -172,7 +189,14 @@ impl StoragedClient {
         if let Some(limit) = limit {
             query.push(("limit", limit.to_string()));
         }
-        let response = send(self.http.get(&url).query(&query), &url, &[]).await?;
+        let response = send(
+            self.endpoint
+                .request(reqwest::Method::GET, &url)
+                .query(&query),
+            &url,
+            &[],
+        )
+        .await?;
         json(response, &url).await
     }
 
@@ -181,7 +205,9 @@ impl StoragedClient {
     /// # Errors
     /// Transport errors or the 503 answer.
     pub async fn ready(&self) -> Result<()> {
-        let url = format!("{}/readyz", self.base);
-        send(self.http.get(&url), &url, &[]).await.map(drop)
+        let url = self.endpoint.url("/readyz");
+        send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[])
+            .await
+            .map(drop)
     }
 }

@@ -4,13 +4,17 @@
 //!
 //! Not for domain logic: a service's handlers, state and error enum live in the service.
 
+pub mod auth;
 pub mod config;
 mod error;
 mod serve;
 mod telemetry;
 
 pub use error::{ApiError, ApiJson, ApiQuery};
-pub use serve::{common_layers, healthz, serve, shutdown_signal};
+pub use serve::{
+    DEFAULT_HEADER_READ_TIMEOUT, ServeOptions, common_layers, healthz, serve, serve_with,
+    shutdown_signal,
+};
 pub use telemetry::init_tracing;
 
 /// Command line shared by the three binaries.

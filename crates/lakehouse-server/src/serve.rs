@@ -3,6 +3,10 @@
 use crate::ApiError;
 use axum::Router;
 use axum::http::{HeaderName, Request};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use lakehouse_api::ErrorCode;
 use std::future::Future;
 use std::time::Duration;
@@ -48,44 +52,96 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
-/// in-flight requests finish for at most `grace` before returning.
-///
-/// Logs `listening on <ip>:<port>` (DESIGN.md section 7) once the listener is serving, so a
-/// service bound to port 0 can be found by whoever started it.
+/// How long a client may take to send a request's headers before its connection is closed
+/// (a slowloris guard), unless [`ServeOptions::header_read_timeout`] says otherwise.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connection-level settings of [`serve_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// After the shutdown signal, in-flight requests get this long before `serve` returns.
+    pub grace: Duration,
+    /// A connection whose request headers do not arrive within this is closed.
+    pub header_read_timeout: Duration,
+}
+
+/// [`serve_with`] with `grace` and [`DEFAULT_HEADER_READ_TIMEOUT`].
 ///
 /// # Errors
-/// The listener's I/O error, if serving fails.
+/// As [`serve_with`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    let options = ServeOptions {
+        grace,
+        header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+    };
+    serve_with(listener, router, shutdown, options).await
+}
+
+/// Serves `router` over HTTP/1.1 on `listener` until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish for at most `options.grace`, and returns.
+///
+/// Each connection gets `options.header_read_timeout` to send its request headers. Logs
+/// `listening on <ip>:<port>` (DESIGN.md section 7) once the listener is serving, so a
+/// service bound to port 0 can be found by whoever started it.
+///
+/// # Errors
+/// The listener's I/O error when its address cannot be read. Failed accepts (for example
+/// out of file descriptors) are logged and retried, not returned.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!("listening on {addr}");
-    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutdown requested; finishing in-flight requests");
-        let _ = signalled_tx.send(());
-    });
-    let server = server.into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        _ = signalled_rx => {}
-    }
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "grace period over; exiting"
-            );
-            Ok(())
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let mut builder = http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(options.header_read_timeout);
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
         }
     }
+    drop(listener);
+    tracing::info!("shutdown requested; finishing in-flight requests");
+    if tokio::time::timeout(options.grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = options.grace.as_millis() as u64,
+            "grace period over; exiting"
+        );
+    }
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).

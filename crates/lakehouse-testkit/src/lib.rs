@@ -98,11 +98,25 @@ impl Service {
     /// Sends SIGTERM and waits up to `timeout` for the exit; returns the exit code (`None`
     /// when killed by a signal or still running at the timeout, in which case it is killed).
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        self.send_sigterm();
+        self.wait_exit(timeout)
+    }
+
+    /// Sends SIGTERM without waiting; see [`Service::wait_exit`].
+    pub fn send_sigterm(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its exit code (`None` when
+    /// it was killed by a signal, or is still running at the timeout, in which case it is
+    /// killed).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             match child.try_wait() {
@@ -117,6 +131,25 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// Kills the process (if running) and starts it again on the same address, so the
+    /// services that talk to it need no new URL (a crash and restart, as a supervisor would
+    /// do it).
+    ///
+    /// # Errors
+    /// As [`Service::start`] (for example when the port was taken meanwhile).
+    pub fn restart_on_same_port(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let bind = format!("LAKEHOUSE_{}__BIND", self.name.to_uppercase());
+        let addr = self.addr.to_string();
+        self.envs.retain(|(k, _)| *k != bind);
+        self.envs.push((bind, addr));
+        let (child, addr, log) = spawn(&self.name, &self.envs, &self.cwd)?;
+        self.child = Some(child);
+        self.addr = addr;
+        self.log = log;
+        Ok(())
     }
 
     /// Kills the process (if running) and starts it again with the same environment and a
@@ -194,8 +227,10 @@ fn spawn(
 /// Parses the address out of a `... listening on 127.0.0.1:12345 ...` log line.
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split("listening on ").nth(1)?;
-    let token = rest.split_whitespace().next()?;
-    token.trim_end_matches([',', '"']).parse().ok()
+    let end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 /// The whole trio on the local backend in one temporary directory, on free ports.
@@ -270,5 +305,58 @@ mod tests {
             Some("127.0.0.1:80".parse().unwrap())
         );
         assert_eq!(listening_addr("nothing here"), None);
+    }
+}
+
+/// Boundary of the multipart bodies built by [`multipart_file`] and [`OpenUpload`].
+pub const BOUNDARY: &str = "lakehouse-testkit-boundary-7d1f";
+
+/// `Content-Type` of those bodies.
+pub fn multipart_content_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+fn field_head(field: &str) -> String {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"upload.csv\"\r\nContent-Type: text/csv\r\n\r\n"
+    )
+}
+
+/// A `multipart/form-data` body with one field `field` holding `bytes` as a file, as
+/// `curl -F field=@upload.csv` sends it.
+pub fn multipart_file(field: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut body = field_head(field).into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// An upload the test feeds piece by piece, to hold a request open (a slow or stalled
+/// client): [`OpenUpload::new`] gives the request body, whose `file` field starts with
+/// `head`; [`OpenUpload::finish`] sends `tail` and ends the body; dropping it without
+/// finishing leaves the client silent.
+#[derive(Debug)]
+pub struct OpenUpload {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+}
+
+impl OpenUpload {
+    /// The handle and the streaming request body (`Content-Type`: [`multipart_content_type`]).
+    pub fn new(head: &[u8]) -> (OpenUpload, reqwest::Body) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let mut first = field_head("file").into_bytes();
+        first.extend_from_slice(head);
+        let _ = tx.try_send(Ok(first));
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        (OpenUpload { tx }, reqwest::Body::wrap_stream(stream))
+    }
+
+    /// Sends `tail` as the rest of the file and closes the body.
+    pub async fn finish(self, tail: &[u8]) {
+        let mut last = tail.to_vec();
+        last.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        let _ = self.tx.send(Ok(last)).await;
     }
 }

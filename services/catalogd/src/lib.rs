@@ -19,6 +19,7 @@ use lakehouse_api::ErrorCode;
 use lakehouse_catalog::{Catalog, CatalogError, ManifestStore, StoreError, error_chain};
 use lakehouse_client::ClientError;
 use lakehouse_server::ApiError;
+use lakehouse_server::auth::{Secret, Tokens, require_token};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -41,6 +42,14 @@ pub struct Config {
     /// A request that takes longer than this many milliseconds is answered 503
     /// `unavailable` (a register cut short is safe to retry: it is idempotent).
     pub request_timeout_ms: u64,
+    /// Internal service token: presented to storaged, and accepted here with write scope
+    /// (ingestd presents it). Empty (the default) sends none.
+    pub service_token: Secret,
+    /// Bearer tokens allowed to make lookups (`GET`).
+    pub read_tokens: Vec<Secret>,
+    /// Bearer tokens allowed to make lookups and registers. With no token configured at all
+    /// (the default), catalogd is open: keep it on loopback then.
+    pub write_tokens: Vec<Secret>,
 }
 
 impl Default for Config {
@@ -50,6 +59,9 @@ impl Default for Config {
             storaged_url: "http://127.0.0.1:8083".into(),
             shutdown_grace_ms: 30_000,
             request_timeout_ms: 30_000,
+            service_token: Secret::default(),
+            read_tokens: Vec::new(),
+            write_tokens: Vec::new(),
         }
     }
 }
@@ -78,12 +90,14 @@ pub enum StartError {
 /// (at once) or storaged still unavailable after `wait`.
 pub async fn open_catalog(
     storaged_url: &str,
+    service_token: &Secret,
     wait: Duration,
 ) -> Result<Catalog<StoragedStore>, StartError> {
     let deadline = Instant::now() + wait;
     let mut backoff = Duration::from_millis(100);
     for attempt in 1.. {
-        let store = StoragedStore::new(storaged_url).map_err(StartError::StoragedUrl)?;
+        let store = StoragedStore::new(storaged_url, service_token.configured())
+            .map_err(StartError::StoragedUrl)?;
         match Catalog::open(store).await {
             Ok(catalog) => return Ok(catalog),
             Err(CatalogError::Store(StoreError::Unavailable(source)))
@@ -113,6 +127,9 @@ pub struct AppState<S> {
     pub request_timeout: Duration,
     /// Grace period after the shutdown signal.
     pub shutdown_grace: Duration,
+    /// Tokens accepted on `/datasets` ([`Config::read_tokens`], [`Config::write_tokens`],
+    /// [`Config::service_token`]).
+    pub tokens: Tokens,
 }
 
 impl<S> Clone for AppState<S> {
@@ -121,6 +138,7 @@ impl<S> Clone for AppState<S> {
             catalog: Arc::clone(&self.catalog),
             request_timeout: self.request_timeout,
             shutdown_grace: self.shutdown_grace,
+            tokens: self.tokens.clone(),
         }
     }
 }
@@ -132,6 +150,10 @@ impl<S: ManifestStore> AppState<S> {
             catalog: Arc::new(catalog),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            tokens: Tokens::new(
+                &config.read_tokens,
+                config.write_tokens.iter().chain([&config.service_token]),
+            ),
         }
     }
 }
@@ -151,6 +173,10 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             get(version_list::<S>).post(version_register::<S>),
         )
         .route("/datasets/{name}/versions/{version}", get(version_get::<S>))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.tokens.clone(),
+            require_token,
+        ))
         .route("/readyz", get(readyz::<S>))
         .layer(axum::middleware::from_fn_with_state(
             timeout,

@@ -15,13 +15,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
-    let catalog = catalogd::open_catalog(&config.storaged_url, STORAGED_WAIT)
-        .await
-        .map_err(|error| {
-            let chain = lakehouse_catalog::error_chain(&error);
-            tracing::error!(error = %chain, "cannot start");
-            anyhow::anyhow!(chain)
-        })?;
+    let catalog =
+        catalogd::open_catalog(&config.storaged_url, &config.service_token, STORAGED_WAIT)
+            .await
+            .map_err(|error| {
+                let chain = lakehouse_catalog::error_chain(&error);
+                tracing::error!(error = %chain, "cannot start");
+                anyhow::anyhow!(chain)
+            })?;
     let state = AppState::new(catalog, &config);
     catalogd::run(listener, state, shutdown_signal()).await?;
     tracing::info!("catalogd stopped");

@@ -16,13 +16,14 @@ pub struct StoragedStore {
 }
 
 impl StoragedStore {
-    /// A store over the storaged at `base_url` (`http://127.0.0.1:8083`).
+    /// A store over the storaged at `base_url` (`http://127.0.0.1:8083`), presenting
+    /// `service_token` as a bearer token when given.
     ///
     /// # Errors
     /// [`ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
-    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+    pub fn new(base_url: &str, service_token: Option<String>) -> Result<Self, ClientError> {
         Ok(StoragedStore {
-            client: StoragedClient::new(base_url)?,
+            client: StoragedClient::new(base_url)?.with_token(service_token),
         })
     }
 

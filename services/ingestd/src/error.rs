@@ -38,6 +38,30 @@ pub enum IngestError {
         /// The limit, bytes.
         limit_bytes: u64,
     },
+    /// `disabled = true` (the kill switch), or the service is shutting down.
+    #[error("ingest is unavailable: {reason}")]
+    Unavailable {
+        /// Why.
+        reason: &'static str,
+        /// Seconds to put in `Retry-After`.
+        retry_after_secs: u64,
+    },
+    /// The spool disk has less free space than `min_free_spool_bytes`.
+    #[error("the spool disk has {available_bytes} bytes free, below the floor of {floor_bytes}")]
+    InsufficientStorage {
+        /// Free bytes on the spool's file system.
+        available_bytes: u64,
+        /// The configured floor.
+        floor_bytes: u64,
+        /// Seconds to put in `Retry-After`.
+        retry_after_secs: u64,
+    },
+    /// The client sent nothing for `upload_idle_timeout_ms`.
+    #[error("no upload bytes for {idle_ms} ms; the upload was abandoned")]
+    IdleTimeout {
+        /// The idle limit, milliseconds.
+        idle_ms: u64,
+    },
     /// `max_concurrent_ingests` are in flight.
     #[error("too many ingests in flight; retry later")]
     Busy {
@@ -84,6 +108,24 @@ impl From<IngestError> for ApiError {
             IngestError::Busy { retry_after_secs } => {
                 ApiError::new(ErrorCode::Busy, message).retry_after(retry_after_secs)
             }
+            IngestError::Unavailable {
+                retry_after_secs, ..
+            } => ApiError::new(ErrorCode::Unavailable, message).retry_after(retry_after_secs),
+            IngestError::InsufficientStorage {
+                available_bytes,
+                floor_bytes,
+                retry_after_secs,
+            } => ApiError::with_details(
+                ErrorCode::InsufficientStorage,
+                message,
+                json!({ "available_bytes": available_bytes, "floor_bytes": floor_bytes }),
+            )
+            .retry_after(retry_after_secs),
+            IngestError::IdleTimeout { idle_ms } => ApiError::with_details(
+                ErrorCode::RequestTimeout,
+                message,
+                json!({ "idle_ms": idle_ms }),
+            ),
             IngestError::Convert(convert) => convert_error(convert),
             IngestError::Spool(source) => {
                 ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
@@ -136,7 +178,7 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
             ClientError::Remote { body, .. } => ApiError::from(body),
             other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
         },
-        ErrorCode::Unavailable | ErrorCode::Busy => ApiError::new(
+        ErrorCode::Unavailable | ErrorCode::Busy | ErrorCode::InsufficientStorage => ApiError::new(
             ErrorCode::Unavailable,
             format!("{service} is unavailable: {error}"),
         )
@@ -152,9 +194,12 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
         | ErrorCode::DigestMismatch
         | ErrorCode::FingerprintMismatch
         | ErrorCode::InvalidObject
+        | ErrorCode::Unauthorized
+        | ErrorCode::Forbidden
         | ErrorCode::NotFound
         | ErrorCode::MethodNotAllowed
         | ErrorCode::AlreadyExists
+        | ErrorCode::RequestTimeout
         | ErrorCode::PayloadTooLarge
         | ErrorCode::InvalidRange
         | ErrorCode::UpstreamError

@@ -14,10 +14,12 @@ mod spool;
 pub use error::IngestError;
 
 use lakehouse_client::{CatalogdClient, StoragedClient};
+use lakehouse_server::auth::{Secret, Tokens};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -45,6 +47,24 @@ pub struct Config {
     pub retry_after_secs: u64,
     /// After SIGTERM, in-flight ingests get this long to finish, milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Internal service token presented to storaged and catalogd (empty: none).
+    pub service_token: Secret,
+    /// A connection that does not send its request headers within this is closed (slowloris
+    /// guard), milliseconds.
+    pub header_timeout_ms: u64,
+    /// Kill switch: `true` makes `POST /ingest` answer 503 `unavailable` (lookups in catalogd
+    /// and objects in storaged keep working). For emergencies and maintenance.
+    pub disabled: bool,
+    /// A client that sends no upload bytes for this long is cut off (408
+    /// `request_timeout`), its spool removed and nothing written, milliseconds.
+    pub upload_idle_timeout_ms: u64,
+    /// An ingest is refused with 503 `insufficient_storage` before its body is read when the
+    /// spool's file system has less free space than this, bytes. Leaves room for the uploads
+    /// already in flight.
+    pub min_free_spool_bytes: u64,
+    /// Bearer tokens accepted on `POST /ingest`. Empty (the default) leaves ingestd open:
+    /// keep it on loopback then.
+    pub tokens: Vec<Secret>,
 }
 
 impl Default for Config {
@@ -58,6 +78,12 @@ impl Default for Config {
             max_concurrent_ingests: 4,
             retry_after_secs: 1,
             shutdown_grace_ms: 60_000,
+            header_timeout_ms: 30_000,
+            disabled: false,
+            upload_idle_timeout_ms: 60_000,
+            min_free_spool_bytes: 1024 * 1024 * 1024,
+            service_token: Secret::default(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -74,6 +100,9 @@ struct Inner {
     storaged: StoragedClient,
     catalogd: CatalogdClient,
     slots: Arc<Semaphore>,
+    tokens: Tokens,
+    /// Set once the shutdown signal arrived: new ingests are answered 503.
+    draining: AtomicBool,
 }
 
 impl AppState {
@@ -82,8 +111,11 @@ impl AppState {
     /// # Errors
     /// An invalid upstream URL, or a spool directory that cannot be created or read.
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let storaged = StoragedClient::new(&config.storaged_url)?;
-        let catalogd = CatalogdClient::new(&config.catalogd_url)?;
+        let storaged = StoragedClient::new(&config.storaged_url)?
+            .with_token(config.service_token.configured());
+        let catalogd = CatalogdClient::new(&config.catalogd_url)?
+            .with_token(config.service_token.configured());
+        let tokens = Tokens::new([], &config.tokens);
         spool::prepare_dir(&config.spool_dir)?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1)));
         Ok(AppState {
@@ -92,12 +124,36 @@ impl AppState {
                 storaged,
                 catalogd,
                 slots,
+                tokens,
+                draining: AtomicBool::new(false),
             }),
         })
     }
 
     fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Whether a new ingest may start: not while the kill switch is on or after the shutdown
+    /// signal.
+    ///
+    /// # Errors
+    /// [`IngestError::Unavailable`] saying which.
+    fn admit(&self) -> Result<(), IngestError> {
+        let retry_after_secs = self.inner.config.retry_after_secs;
+        if self.inner.config.disabled {
+            return Err(IngestError::Unavailable {
+                reason: "disabled by configuration",
+                retry_after_secs,
+            });
+        }
+        if self.inner.draining.load(Ordering::SeqCst) {
+            return Err(IngestError::Unavailable {
+                reason: "shutting down",
+                retry_after_secs,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -117,7 +173,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = Duration::from_millis(state.config().shutdown_grace_ms);
-    lakehouse_server::serve(listener, router(state), shutdown, grace).await
+    let draining = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        draining.inner.draining.store(true, Ordering::SeqCst);
+    };
+    let options = lakehouse_server::ServeOptions {
+        grace,
+        header_read_timeout: Duration::from_millis(state.config().header_timeout_ms),
+    };
+    lakehouse_server::serve_with(listener, router(state), shutdown, options).await
 }
 
 #[cfg(test)]

@@ -114,17 +114,16 @@ impl Read for ChannelReader {
 ///
 /// # Errors
 /// [`IngestError::TooLarge`] as soon as more than `max_bytes` arrive (the file is removed),
-/// [`IngestError::BadUpload`] when the stream fails (client gone, malformed multipart),
+/// the stream's own error when it fails (client gone, malformed multipart, idle timeout),
 /// [`IngestError::Spool`] on disk errors.
-pub async fn receive<S, E>(
+pub async fn receive<S>(
     dir: &Path,
     mut chunks: S,
     max_bytes: u64,
     mut taps: Vec<mpsc::Sender<Bytes>>,
 ) -> Result<Spooled, IngestError>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
 {
     let file = new_file(dir, ".csv")?;
     let std_file = file.reopen().map_err(IngestError::Spool)?;
@@ -136,9 +135,7 @@ where
     let mut size_bytes = 0u64;
     let mut hash_time = Duration::ZERO;
     while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| IngestError::BadUpload {
-            reason: e.to_string(),
-        })?;
+        let chunk = chunk?;
         size_bytes += chunk.len() as u64;
         if size_bytes > max_bytes {
             return Err(IngestError::TooLarge {
@@ -164,4 +161,28 @@ where
         sha256: Sha256Digest::from_bytes(hasher.finalize().into()),
         hash_time,
     })
+}
+
+/// Refuses to start an ingest when the spool's file system has less than `floor_bytes` free.
+///
+/// # Errors
+/// [`IngestError::InsufficientStorage`] below the floor; [`IngestError::Spool`] when the free
+/// space cannot be read.
+pub fn check_free_space(
+    dir: &Path,
+    floor_bytes: u64,
+    retry_after_secs: u64,
+) -> Result<(), IngestError> {
+    if floor_bytes == 0 {
+        return Ok(());
+    }
+    let available_bytes = fs4::available_space(dir).map_err(IngestError::Spool)?;
+    if available_bytes < floor_bytes {
+        return Err(IngestError::InsufficientStorage {
+            available_bytes,
+            floor_bytes,
+            retry_after_secs,
+        });
+    }
+    Ok(())
 }

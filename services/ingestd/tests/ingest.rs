@@ -1,23 +1,10 @@
 //! ingestd end to end: the real storaged, catalogd and ingestd binaries on port 0 in a
 //! temporary directory, driven over HTTP (DESIGN.md sections 2, 3 and 6).
 
-use lakehouse_testkit::Trio;
+use lakehouse_testkit::{OpenUpload, Trio, multipart_content_type, multipart_file};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
-
-const BOUNDARY: &str = "lakehouse-test-boundary-7d1f";
-
-/// A multipart/form-data body with one field `field` holding `bytes` as a file.
-fn multipart(field: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"upload.csv\"\r\nContent-Type: text/csv\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
 
 struct Harness {
     trio: Trio,
@@ -36,11 +23,8 @@ impl Harness {
         let response = self
             .http
             .post(format!("{}/ingest?{query}", self.trio.ingestd.url()))
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={BOUNDARY}"),
-            )
-            .body(multipart(field, csv))
+            .header("content-type", multipart_content_type())
+            .body(multipart_file(field, csv))
             .send()
             .await
             .expect("ingestd answers");
@@ -375,22 +359,12 @@ async fn an_upload_over_the_cap_is_a_413_and_leaves_no_spool() {
 async fn a_saturated_ingestd_answers_503_busy_at_once() {
     let h = Harness::start(&[("LAKEHOUSE_INGESTD__MAX_CONCURRENT_INGESTS", "1".into())]);
     // An upload that stays open until the test lets it finish holds the only slot.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let head = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\na\n1\n"
-    );
-    tx.send(Ok(head.into_bytes())).await.unwrap();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let (upload, body) = OpenUpload::new(b"a\n1\n");
     let slow = h
         .http
         .post(format!("{}/ingest?name=slow", h.trio.ingestd.url()))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(reqwest::Body::wrap_stream(stream))
+        .header("content-type", multipart_content_type())
+        .body(body)
         .send();
     let slow = tokio::spawn(slow);
     // The slow upload holds the slot once its spool file exists (bounded wait, no fixed sleep).
@@ -405,11 +379,8 @@ async fn a_saturated_ingestd_answers_503_busy_at_once() {
     let busy = h
         .http
         .post(format!("{}/ingest?name=other", h.trio.ingestd.url()))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(multipart("file", b"a\n1\n"))
+        .header("content-type", multipart_content_type())
+        .body(multipart_file("file", b"a\n1\n"))
         .send()
         .await
         .unwrap();
@@ -417,10 +388,7 @@ async fn a_saturated_ingestd_answers_503_busy_at_once() {
     assert!(busy.headers().get("retry-after").is_some());
     let body: Value = busy.json().await.unwrap();
     assert_eq!(body["error"]["code"], "busy");
-    tx.send(Ok(format!("2\r\n--{BOUNDARY}--\r\n").into_bytes()))
-        .await
-        .unwrap();
-    drop(tx);
+    upload.finish(b"2").await;
     let response = slow.await.unwrap().unwrap();
     assert_eq!(response.status().as_u16(), 200);
 }
@@ -461,6 +429,135 @@ async fn flights_csv_ingests_with_the_expected_types() {
     assert_eq!(types[5], "dep_delay:int64");
     assert_eq!(types[11], "tailnum:utf8");
     assert_eq!(types[18], "time_hour:timestamp[us, tz=UTC]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_ingest_finish_durably_and_exits_0() {
+    let mut h = Harness::start(&[]);
+    let (upload, body) = OpenUpload::new(b"a,b\n1,x\n");
+    let in_flight = tokio::spawn(
+        h.http
+            .post(format!("{}/ingest?name=term", h.trio.ingestd.url()))
+            .header("content-type", multipart_content_type())
+            .body(body)
+            .send(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.spool_files().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never reached the spool"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.trio.ingestd.send_sigterm();
+    upload.finish(b"2,y").await;
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight ingest is answered");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    // A 200 means durable and registered (DESIGN.md section 2, invariant 3).
+    let (status, latest) = h.catalog("/datasets/term").await;
+    assert_eq!(status, 200);
+    assert_eq!(latest, body["manifest"]);
+    assert_eq!(
+        h.stored_objects().await,
+        vec![body["parquet_key"].as_str().unwrap().to_owned()]
+    );
+    let code = tokio::task::block_in_place(|| h.trio.ingestd.wait_exit(Duration::from_secs(30)));
+    assert_eq!(code, Some(0), "ingestd did not exit 0 after SIGTERM");
+}
+
+#[tokio::test]
+async fn the_kill_switch_stops_ingests_while_lookups_keep_working() {
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__DISABLED", "true".into())]);
+    let (status, body) = h.ingest("name=d", b"a\n1\n").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
+    let (status, _) = h.catalog("/datasets").await;
+    assert_eq!(status, 200);
+    let (status, _) = h.get(format!("{}/readyz", h.trio.ingestd.url())).await;
+    assert_eq!(status, 200);
+    assert!(h.stored_objects().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_sending_is_cut_off_and_leaves_nothing() {
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__UPLOAD_IDLE_TIMEOUT_MS", "300".into())]);
+    let (upload, body) = OpenUpload::new(b"a\n1\n");
+    let started = std::time::Instant::now();
+    let response = h
+        .http
+        .post(format!("{}/ingest?name=stalled", h.trio.ingestd.url()))
+        .header("content-type", multipart_content_type())
+        .body(body)
+        .send()
+        .await
+        .expect("answered while the body is still open");
+    assert_eq!(response.status().as_u16(), 408);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(upload);
+    assert!(
+        h.spool_files().is_empty(),
+        "spool left: {:?}",
+        h.spool_files()
+    );
+    assert!(h.stored_objects().await.is_empty());
+    let (status, _) = h.catalog("/datasets/stalled").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_full_spool_disk_is_a_503_before_the_body_is_read() {
+    // A floor larger than any disk: the check must refuse.
+    let h = Harness::start(&[(
+        "LAKEHOUSE_INGESTD__MIN_FREE_SPOOL_BYTES",
+        (u64::MAX / 2).to_string(),
+    )]);
+    let (status, body) = h.ingest("name=d", b"a\n1\n").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "insufficient_storage");
+    assert!(
+        body["error"]["details"]["available_bytes"]
+            .as_u64()
+            .is_some()
+    );
+    assert!(h.spool_files().is_empty());
+}
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_headers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__HEADER_TIMEOUT_MS", "300".into())]);
+    let mut stream = tokio::net::TcpStream::connect(h.trio.ingestd.addr)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"POST /ingest?name=slow HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "ingestd kept a header-less connection open for 10 s"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // A well-behaved request on a new connection is still served.
+    let (status, _) = h.ingest("name=fine", b"a\n1\n").await;
+    assert_eq!(status, 200);
 }
 
 /// The service's Parquet is byte-identical to what the single-threaded library writes for

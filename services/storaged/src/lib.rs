@@ -21,6 +21,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use lakehouse_server::auth::{Secret, Tokens, require_token};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::PathBuf;
@@ -49,6 +50,13 @@ pub struct Config {
     /// first byte) may take before a 503 `unavailable`. PUT bodies and GET bodies are never cut
     /// by it. Default 30000: generous for a slow disk; lower fails faster on a hung backend.
     pub request_timeout_ms: u64,
+    /// Internal service token: when not empty, every `/objects` request must carry
+    /// `Authorization: Bearer <it>` (catalogd and ingestd present it). Empty (the default)
+    /// leaves storaged open: keep it on loopback then.
+    pub service_token: Secret,
+    /// Extra tokens allowed to read objects (`GET`/`HEAD`, e.g. for DuckDB over HTTP) but not
+    /// to write them. Ignored while `service_token` is empty and this list is empty.
+    pub read_tokens: Vec<Secret>,
 }
 
 impl Default for Config {
@@ -59,6 +67,8 @@ impl Default for Config {
             root: PathBuf::from("data/objects"),
             shutdown_grace_ms: 30_000,
             request_timeout_ms: 30_000,
+            service_token: Secret::default(),
+            read_tokens: Vec::new(),
         }
     }
 }
@@ -72,6 +82,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Grace after SIGTERM ([`Config::shutdown_grace_ms`]).
     pub shutdown_grace: Duration,
+    /// Tokens accepted on `/objects` ([`Config::service_token`], [`Config::read_tokens`]).
+    pub tokens: Tokens,
 }
 
 impl AppState {
@@ -85,6 +97,7 @@ impl AppState {
             store: Store::open(config.backend, &config.root).await?,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
+            tokens: Tokens::new(&config.read_tokens, [&config.service_token]),
         })
     }
 }
@@ -107,6 +120,10 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(timeout.clone())
                 .put(object_put),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.tokens.clone(),
+            require_token,
+        ))
         .route("/readyz", get(routes::health::readyz).route_layer(timeout))
         .route("/healthz", get(lakehouse_server::healthz))
         .with_state(state);

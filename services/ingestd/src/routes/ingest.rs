@@ -4,13 +4,14 @@ use crate::ingest::{self, IngestRequest};
 use crate::{AppState, IngestError, spool};
 use axum::Json;
 use axum::extract::State;
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::http::{HeaderMap, header};
-use futures::TryStreamExt;
+use bytes::Bytes;
+use futures::Stream;
 use lakehouse_api::{CsvOptions, DatasetName, IngestMode, IngestResponse};
 use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Room for the multipart framing around the file when checking `Content-Length`, bytes.
 const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
@@ -65,6 +66,7 @@ pub async fn ingest_post(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
+    state.admit()?;
     let mut request = params.validate()?;
     let config = state.config();
     let _slot = state
@@ -89,6 +91,12 @@ pub async fn ingest_post(
         }
         .into());
     }
+    spool::check_free_space(
+        &config.spool_dir,
+        config.min_free_spool_bytes,
+        config.retry_after_secs,
+    )?;
+    let idle = Duration::from_millis(config.upload_idle_timeout_ms);
     let mut multipart = multipart.map_err(|rejection| IngestError::MissingFile {
         reason: format!(
             "the body is not multipart/form-data ({})",
@@ -103,9 +111,11 @@ pub async fn ingest_post(
     let mut taps = vec![tap, speculative_tap];
     let started = Instant::now();
     let upload = loop {
-        let field = multipart
-            .next_field()
+        let field = tokio::time::timeout(idle, multipart.next_field())
             .await
+            .map_err(|_| IngestError::IdleTimeout {
+                idle_ms: config.upload_idle_timeout_ms,
+            })?
             .map_err(|e| IngestError::BadUpload {
                 reason: e.body_text(),
             })?;
@@ -119,7 +129,7 @@ pub async fn ingest_post(
             continue;
         }
         request.filename = field.file_name().map(str::to_owned);
-        let chunks = field.map_err(|e| e.body_text());
+        let chunks = with_idle_timeout(field, idle);
         break spool::receive(
             &config.spool_dir,
             Box::pin(chunks),
@@ -141,4 +151,32 @@ pub async fn ingest_post(
         )
         .await?,
     ))
+}
+
+/// The chunks of a multipart field, failing with [`IngestError::IdleTimeout`] when the client
+/// sends nothing for `idle`, and with [`IngestError::BadUpload`] when the multipart body
+/// breaks (client gone, bad framing).
+fn with_idle_timeout(
+    field: Field<'_>,
+    idle: Duration,
+) -> impl Stream<Item = Result<Bytes, IngestError>> + '_ {
+    futures::stream::unfold(Some(field), move |field| async move {
+        let mut field = field?;
+        match tokio::time::timeout(idle, field.chunk()).await {
+            Ok(Ok(Some(chunk))) => Some((Ok(chunk), Some(field))),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => Some((
+                Err(IngestError::BadUpload {
+                    reason: e.body_text(),
+                }),
+                None,
+            )),
+            Err(_) => Some((
+                Err(IngestError::IdleTimeout {
+                    idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+                }),
+                None,
+            )),
+        }
+    })
 }

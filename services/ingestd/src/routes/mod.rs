@@ -15,7 +15,12 @@ pub fn router(state: AppState) -> Router {
             "/ingest",
             // The upload cap is enforced while streaming (max_upload_bytes), not by axum's
             // default 2 MB body limit.
-            post(ingest::ingest_post).layer(DefaultBodyLimit::disable()),
+            post(ingest::ingest_post)
+                .layer(DefaultBodyLimit::disable())
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.inner.tokens.clone(),
+                    lakehouse_server::auth::require_token,
+                )),
         )
         .route("/healthz", get(lakehouse_server::healthz))
         .route("/readyz", get(health::readyz))
