@@ -1,16 +1,20 @@
-# Shared shell functions of scripts/up and scripts/test (sourced, not run).
+# Shared shell functions of scripts/up, scripts/test and scripts/bench (sourced, not run).
+
+# start_service runs in a command substitution (a subshell), so the PIDs it starts are kept
+# in this file, which stop_services reads.
+SERVICE_PID_FILE=${SERVICE_PID_FILE:-$(mktemp)}
 
 # start_service NAME BIN_DIR LOG_FILE [ENV=VALUE ...]
 # Starts BIN_DIR/NAME in the background with the given environment, logging to LOG_FILE, and
 # waits (up to 60 s) for its `listening on <ip>:<port>` line. Prints the address; the PID is
-# appended to $SERVICE_PIDS.
+# appended to $SERVICE_PID_FILE (last_service_pid prints it).
 start_service() {
   local name=$1 bin_dir=$2 log=$3
   shift 3
   : > "$log"
   env "$@" LAKEHOUSE_LOG_FORMAT=text "$bin_dir/$name" >>"$log" 2>&1 &
   local pid=$!
-  SERVICE_PIDS="${SERVICE_PIDS:-} $pid"
+  echo "$pid" >> "$SERVICE_PID_FILE"
   local deadline=$((SECONDS + 60)) addr=""
   while [ -z "$addr" ]; do
     addr=$(grep -m1 -o 'listening on [0-9.:]*' "$log" | sed 's/listening on //') || true
@@ -26,12 +30,17 @@ start_service() {
   echo "$addr"
 }
 
-# stop_services: SIGTERM every started service and wait for it.
+# last_service_pid: the PID of the service started last.
+last_service_pid() { tail -n 1 "$SERVICE_PID_FILE"; }
+
+# stop_services: SIGTERM every started service and wait (up to 60 s) for it to exit.
 stop_services() {
-  local pid
-  for pid in ${SERVICE_PIDS:-}; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in ${SERVICE_PIDS:-}; do wait "$pid" 2>/dev/null || true; done
-  SERVICE_PIDS=""
+  local pid deadline=$((SECONDS + 60))
+  for pid in $(cat "$SERVICE_PID_FILE" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $(cat "$SERVICE_PID_FILE" 2>/dev/null); do
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+  done
+  : > "$SERVICE_PID_FILE"
 }
 
 # ensure_python_env: a venv in .venv with the pinned packages of scripts/requirements-test.txt
@@ -115,4 +124,20 @@ stop_s3_server() {
     wait "$S3_SERVER_PID" 2>/dev/null || true
     S3_SERVER_PID=""
   fi
+}
+
+# wait_services: blocks while every started service runs; returns (status 1) as soon as one
+# of them has exited. The services are not children of this shell (start_service runs in a
+# subshell), so `wait` cannot be used.
+wait_services() {
+  local pid
+  while :; do
+    for pid in $(cat "$SERVICE_PID_FILE" 2>/dev/null); do
+      if ! kill -0 "$pid" 2>/dev/null; then
+        echo "a service (pid $pid) exited; see data/logs/" >&2
+        return 1
+      fi
+    done
+    sleep 1
+  done
 }

@@ -61,11 +61,15 @@ pub(crate) fn classify(v: &[u8]) -> Class {
     };
     match first {
         b'0'..=b'9' => {
+            // `1.5e-3` also has a `-` at index 4: a value that is not a date or timestamp
+            // may still be a number.
             if v.get(4) == Some(&b'-') {
-                classify_temporal(v)
-            } else {
-                classify_number(v)
+                let temporal = classify_temporal(v);
+                if temporal.mask != 0 {
+                    return temporal;
+                }
             }
+            classify_number(v)
         }
         b'+' | b'-' | b'.' => classify_number(v),
         b't' | b'T' | b'f' | b'F' => {
@@ -615,6 +619,11 @@ mod tests {
             assert_eq!(mask(v), 0, "{v}");
         }
         assert_eq!(mask("12"), INT | FLOAT);
+        // A `-` at index 4 is not only a date's: these are floats too.
+        for v in ["1.5e-3", "741e-3", "12.5e-7", "1234-5"] {
+            let expected = if v == "1234-5" { 0 } else { FLOAT };
+            assert_eq!(mask(v), expected, "{v}");
+        }
         assert_eq!(parse_float(b"-Infinity"), Some(f64::NEG_INFINITY));
         assert!(parse_float(b"nan").is_some_and(f64::is_nan));
         assert_eq!(parse_float(b".5"), Some(0.5));

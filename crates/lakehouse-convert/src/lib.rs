@@ -4,9 +4,11 @@
 //! whole file with the deterministic rules of DESIGN.md section 3 ([`infer_schema`]), or
 //! checking it against a dataset's registered schema ([`check_schema`]), then streaming it
 //! into Snappy Parquet with a fixed, reproducible encoding and the SHA-256 of the bytes
-//! written ([`write_parquet`]). Each pass reads the CSV once, streaming: memory is bounded by
-//! one record batch and one Parquet row group, never by the file size. The output is a pure
-//! function of (CSV bytes, options, schema, program version).
+//! written ([`write_parquet`], or [`write_parquet_pipelined`], which parses and encodes on
+//! two threads and writes the same bytes). Each pass reads the CSV once, streaming: memory is
+//! bounded by a few record batches and one Parquet row group, never by the file size. The
+//! output is a pure function of (CSV bytes, options, schema, program version), never of the
+//! thread count or the read chunking (docs/performance.md).
 //!
 //! What it is not for: no async, no HTTP, no storage, no catalog. Spooling the upload,
 //! keeping it to read twice, and registering the result are the ingest service's job; run
@@ -23,6 +25,7 @@ pub use error::{ConvertError, Result};
 
 use lakehouse_api::{CsvOptions, Schema, Sha256Digest};
 use std::io::{Read, Write};
+use std::time::Duration;
 
 /// Rows per Arrow record batch built from the CSV (DESIGN.md section 5).
 pub const BATCH_ROWS: usize = 8192;
@@ -64,6 +67,19 @@ pub struct ParquetOutput {
     pub size_bytes: u64,
     /// SHA-256 of exactly those bytes, computed while writing.
     pub sha256: Sha256Digest,
+}
+
+/// Where the time of a pipelined pass 2 went ([`write_parquet_pipelined`]): busy time of
+/// each stage, not counting the time a stage waited for the other. Not part of the output,
+/// which does not depend on it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncodeStats {
+    /// Reading and tokenizing the CSV, parsing values and building record batches.
+    pub parse: Duration,
+    /// Parquet encoding and compression, and writing to the output (hashing excluded).
+    pub encode: Duration,
+    /// SHA-256 of the Parquet bytes.
+    pub hash: Duration,
 }
 
 /// Pass 1 for a NEW dataset: reads the whole CSV and infers its schema by DESIGN.md
@@ -141,7 +157,28 @@ pub fn write_parquet<R: Read, W: Write + Send>(
     schema: &Schema,
     out: W,
 ) -> Result<ParquetOutput> {
-    write::write_parquet(reader, options, schema, out)
+    write::write_parquet(reader, options, schema, out, false).map(|(output, _)| output)
+}
+
+/// [`write_parquet`] on two threads: the CSV is parsed into record batches on the calling
+/// thread while a second (scoped) thread encodes them, with at most a few batches in flight
+/// between them (a bounded channel, so memory stays one row group plus those batches). The
+/// batches, their order and the encoder settings are exactly those of [`write_parquet`], so
+/// the output is byte-identical to it (a property test checks this); it only finishes
+/// sooner on a machine with a second core (docs/performance.md).
+///
+/// Also returns where the time went ([`EncodeStats`]), for the ingest's stage timings.
+///
+/// # Errors
+/// As [`write_parquet`]. When both a CSV error and an output error occur, the CSV error is
+/// returned.
+pub fn write_parquet_pipelined<R: Read, W: Write + Send>(
+    reader: R,
+    options: &CsvOptions,
+    schema: &Schema,
+    out: W,
+) -> Result<(ParquetOutput, EncodeStats)> {
+    write::write_parquet(reader, options, schema, out, true)
 }
 
 /// The Arrow schema of a catalog schema: same names and order, every field nullable

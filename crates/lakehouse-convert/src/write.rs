@@ -3,7 +3,7 @@
 use crate::classify::{parse_bool, parse_date, parse_float, parse_int, parse_timestamp};
 use crate::error::{ConvertError, Result};
 use crate::source::{Nulls, Records};
-use crate::{BATCH_ROWS, CREATED_BY, MAX_ROW_GROUP_ROWS, ParquetOutput};
+use crate::{BATCH_ROWS, CREATED_BY, EncodeStats, MAX_ROW_GROUP_ROWS, ParquetOutput};
 use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
@@ -21,6 +21,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The Arrow type of a catalog column type.
 pub(crate) fn arrow_type(ty: ColumnType) -> DataType {
@@ -45,6 +46,12 @@ pub(crate) fn arrow_schema(schema: &Schema) -> SchemaRef {
     ))
 }
 
+/// Dictionary page size limit per column chunk, bytes. Past it a column chunk falls back to
+/// plain encoding: a small limit keeps dictionaries for low-cardinality columns (categories,
+/// dates, small ints) and gives up early on high-cardinality ones (ids, amounts, timestamps,
+/// free text), where a dictionary only costs time and bytes (docs/performance.md).
+pub(crate) const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
+
 /// The fixed writer settings of DESIGN.md section 5.
 pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
@@ -52,6 +59,7 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_created_by(CREATED_BY.to_owned())
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .build()
 }
 
@@ -221,6 +229,8 @@ struct HashingWriter<W> {
     hasher: Sha256,
     bytes: u64,
     error: Option<io::Error>,
+    /// Time spent hashing.
+    hash_time: Duration,
 }
 
 impl<W: Write> HashingWriter<W> {
@@ -238,7 +248,9 @@ impl<W: Write> Write for HashingWriter<W> {
         match self.inner.write(buf) {
             Ok(n) => {
                 let written = buf.get(..n).unwrap_or(buf);
+                let started = Instant::now();
                 self.hasher.update(written);
+                self.hash_time += started.elapsed();
                 self.bytes += written.len() as u64;
                 Ok(n)
             }
@@ -248,16 +260,6 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush().map_err(|e| self.keep(e))
-    }
-}
-
-fn encoder_error<W: Write + Send>(
-    writer: &mut ArrowWriter<HashingWriter<W>>,
-    e: ParquetError,
-) -> ConvertError {
-    match writer.inner_mut().error.take() {
-        Some(io) => ConvertError::Io(io),
-        None => unwrap_io(e),
     }
 }
 
@@ -271,12 +273,68 @@ fn unwrap_io(e: ParquetError) -> ConvertError {
     }
 }
 
+/// The Parquet side of pass 2: an `ArrowWriter` over a hashing, counting sink.
+struct Encoder<W: Write + Send> {
+    writer: ArrowWriter<HashingWriter<W>>,
+}
+
+impl<W: Write + Send> Encoder<W> {
+    fn new(arrow: SchemaRef, properties: WriterProperties, out: W) -> Result<Self> {
+        let sink = HashingWriter {
+            inner: out,
+            hasher: Sha256::new(),
+            bytes: 0,
+            error: None,
+            hash_time: Duration::ZERO,
+        };
+        let writer = ArrowWriter::try_new(sink, arrow, Some(properties)).map_err(unwrap_io)?;
+        Ok(Encoder { writer })
+    }
+
+    /// The sink's own I/O error, when it failed, is the better explanation of `e`.
+    fn error(&mut self, e: ParquetError) -> ConvertError {
+        match self.writer.inner_mut().error.take() {
+            Some(io) => ConvertError::Io(io),
+            None => unwrap_io(e),
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(|e| self.error(e))
+    }
+
+    /// Writes the footer and flushes; the size and SHA-256 of everything written, and the
+    /// time spent hashing.
+    fn finish(mut self) -> Result<(u64, Sha256Digest, Duration)> {
+        // `finish` writes the footer and flushes through to `out`; `into_inner` would write
+        // the footer a second time.
+        self.writer.finish().map_err(|e| self.error(e))?;
+        let sink = self.writer.inner_mut();
+        if let Some(io) = sink.error.take() {
+            return Err(ConvertError::Io(io));
+        }
+        Ok((
+            sink.bytes,
+            Sha256Digest::from_bytes(sink.hasher.clone().finalize().into()),
+            sink.hash_time,
+        ))
+    }
+}
+
+/// Record batches in flight between the parsing and the encoding thread of the pipelined
+/// pass 2: bounds its memory to this many batches besides the row group being encoded.
+const PIPELINE_BATCHES: usize = 4;
+
+/// Pass 2. `pipelined`: the CSV is parsed into record batches on the calling thread and
+/// encoded on a second (scoped) thread, through a bounded channel; the batches and their
+/// order are the same as on one thread, hence so are the bytes.
 pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     reader: R,
     options: &CsvOptions,
     schema: &Schema,
     out: W,
-) -> Result<ParquetOutput> {
+    pipelined: bool,
+) -> Result<(ParquetOutput, EncodeStats)> {
     let (mut records, header) = Records::open(reader, options)?;
     if !header.names.iter().map(String::as_str).eq(schema.names()) {
         // The header's own columns, typed as the schema types them where it has them.
@@ -300,39 +358,91 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     }
     let nulls = Nulls::new(options);
     let mut batches = BatchBuilder::new(schema);
-    let sink = HashingWriter {
-        inner: out,
-        hasher: Sha256::new(),
-        bytes: 0,
-        error: None,
-    };
-    let mut writer = ArrowWriter::try_new(sink, batches.arrow.clone(), Some(writer_properties()))
-        .map_err(unwrap_io)?;
-    while let Some((line, record)) = records.next_record()? {
-        if let Some(batch) = batches.push(line, record, &nulls)? {
-            writer
-                .write(&batch)
-                .map_err(|e| encoder_error(&mut writer, e))?;
+    let mut encoder = Encoder::new(batches.arrow.clone(), writer_properties(), out)?;
+    let mut parse_time = Duration::ZERO;
+    let mut encode_time = Duration::ZERO;
+    let (size_bytes, sha256, hash_time) = if pipelined {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PIPELINE_BATCHES);
+            let encoding = scope.spawn(move || -> Result<_> {
+                let mut busy = Duration::ZERO;
+                for batch in rx {
+                    let started = Instant::now();
+                    encoder.write(&batch)?;
+                    busy += started.elapsed();
+                }
+                let started = Instant::now();
+                let written = encoder.finish()?;
+                Ok((written, busy + started.elapsed()))
+            });
+            // A send fails only when the encoder stopped on an error, which `join` returns.
+            let parsed = (|| -> Result<()> {
+                let mut started = Instant::now();
+                while let Some((line, record)) = records.next_record()? {
+                    if let Some(batch) = batches.push(line, record, &nulls)? {
+                        parse_time += started.elapsed();
+                        let sent = tx.send(batch);
+                        started = Instant::now();
+                        if sent.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if batches.pending() > 0 {
+                    let batch = batches.finish()?;
+                    parse_time += started.elapsed();
+                    let _ = tx.send(batch);
+                } else {
+                    parse_time += started.elapsed();
+                }
+                Ok(())
+            })();
+            drop(tx);
+            let encoded = encoding
+                .join()
+                .unwrap_or_else(|_| Err(ConvertError::Parquet("encoder thread panicked".into())));
+            // A CSV error stops the input, so it comes first; else the encoder's outcome.
+            parsed.and(encoded).map(|(written, busy)| {
+                encode_time = busy;
+                written
+            })
+        })?
+    } else {
+        let mut parse_started = Instant::now();
+        while let Some((line, record)) = records.next_record()? {
+            if let Some(batch) = batches.push(line, record, &nulls)? {
+                parse_time += parse_started.elapsed();
+                let started = Instant::now();
+                encoder.write(&batch)?;
+                encode_time += started.elapsed();
+                parse_started = Instant::now();
+            }
         }
-    }
-    if batches.pending() > 0 {
-        let batch = batches.finish()?;
-        writer
-            .write(&batch)
-            .map_err(|e| encoder_error(&mut writer, e))?;
-    }
-    // `finish` writes the footer and flushes through to `out`; `into_inner` would write the
-    // footer a second time.
-    writer.finish().map_err(|e| encoder_error(&mut writer, e))?;
-    let sink = writer.inner_mut();
-    if let Some(io) = sink.error.take() {
-        return Err(ConvertError::Io(io));
-    }
-    Ok(ParquetOutput {
+        if batches.pending() > 0 {
+            let batch = batches.finish()?;
+            parse_time += parse_started.elapsed();
+            let started = Instant::now();
+            encoder.write(&batch)?;
+            encode_time += started.elapsed();
+        } else {
+            parse_time += parse_started.elapsed();
+        }
+        let started = Instant::now();
+        let written = encoder.finish()?;
+        encode_time += started.elapsed();
+        written
+    };
+    let stats = EncodeStats {
+        parse: parse_time,
+        encode: encode_time.saturating_sub(hash_time),
+        hash: hash_time,
+    };
+    let output = ParquetOutput {
         row_count: records.rows(),
-        size_bytes: sink.bytes,
-        sha256: Sha256Digest::from_bytes(sink.hasher.clone().finalize().into()),
-    })
+        size_bytes,
+        sha256,
+    };
+    Ok((output, stats))
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use lakehouse_api::Sha256Digest;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::Path;
+use std::time::{Duration, Instant};
 use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
 /// Prefix of every spool file, so a restart can find and remove crash leftovers.
 const SPOOL_PREFIX: &str = "lakehouse-spool-";
@@ -57,15 +60,68 @@ pub struct Spooled {
     pub size_bytes: u64,
     /// SHA-256 of those bytes.
     pub sha256: Sha256Digest,
+    /// Time spent hashing them.
+    pub hash_time: Duration,
 }
 
-/// Streams `chunks` into a new spool file in `dir`, hashing on the way.
+/// Chunks of the upload in flight to the pass-1 reader ([`ChannelReader`]), at most: with
+/// multipart chunks of tens of KiB this bounds the memory of the tap to a few MiB.
+pub const TAP_CHUNKS: usize = 64;
+
+/// The blocking side of the tap of [`receive`]: a `Read` over the upload's chunks as they
+/// arrive, for a pass over the CSV that runs while the upload is still streaming in (on a
+/// blocking thread: `read` blocks until a chunk arrives). End of file when the sender is
+/// dropped, so a pass that sees the whole file has read every byte `receive` spooled only if
+/// `receive` succeeded; the caller checks that.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    /// A reader over the chunks sent on the other end of `rx`.
+    pub fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        let chunk = self.current.split_to(n);
+        if let Some(dest) = buf.get_mut(..n) {
+            dest.copy_from_slice(&chunk);
+        }
+        Ok(n)
+    }
+}
+
+/// Streams `chunks` into a new spool file in `dir`, hashing on the way, and sends each chunk
+/// to every one of `taps` too after spooling it, so that pass 1 (and the speculative pass 2)
+/// can read the upload while it arrives. A full tap holds the upload back (backpressure); a
+/// closed tap (its reader stopped early, on bad CSV) is no longer fed, while the rest of the
+/// upload is still spooled, so that upload errors (413, a broken body) come before CSV
+/// errors, as without taps.
 ///
 /// # Errors
 /// [`IngestError::TooLarge`] as soon as more than `max_bytes` arrive (the file is removed),
 /// the stream's own error when it fails (client gone, malformed multipart, idle timeout),
 /// [`IngestError::Spool`] on disk errors.
-pub async fn receive<S>(dir: &Path, mut chunks: S, max_bytes: u64) -> Result<Spooled, IngestError>
+pub async fn receive<S>(
+    dir: &Path,
+    mut chunks: S,
+    max_bytes: u64,
+    mut taps: Vec<mpsc::Sender<Bytes>>,
+) -> Result<Spooled, IngestError>
 where
     S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
 {
@@ -77,6 +133,7 @@ where
     );
     let mut hasher = Sha256::new();
     let mut size_bytes = 0u64;
+    let mut hash_time = Duration::ZERO;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
         size_bytes += chunk.len() as u64;
@@ -85,14 +142,24 @@ where
                 limit_bytes: max_bytes,
             });
         }
+        let started = Instant::now();
         hasher.update(&chunk);
+        hash_time += started.elapsed();
         writer.write_all(&chunk).await.map_err(IngestError::Spool)?;
+        let mut closed = false;
+        for sender in &taps {
+            closed |= sender.send(chunk.clone()).await.is_err();
+        }
+        if closed {
+            taps.retain(|sender| !sender.is_closed());
+        }
     }
     writer.flush().await.map_err(IngestError::Spool)?;
     Ok(Spooled {
         file,
         size_bytes,
         sha256: Sha256Digest::from_bytes(hasher.finalize().into()),
+        hash_time,
     })
 }
 

@@ -559,3 +559,56 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
     let (status, _) = h.ingest("name=fine", b"a\n1\n").await;
     assert_eq!(status, 200);
 }
+
+/// The service's Parquet is byte-identical to what the single-threaded library writes for
+/// the same bytes, both when the speculative pass 2 guessed the schema from the first 4 MiB
+/// (hit) and when a column changed type after them (miss: pass 2 reruns over the spool).
+#[tokio::test]
+async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
+    let h = Harness::start(&[]);
+    let mut hit = b"id,n,text\n".to_vec();
+    for i in 0..200_000 {
+        hit.extend_from_slice(format!("{i},{},\"row {i}, \"\"quoted\"\"\"\n", i % 97).as_bytes());
+    }
+    assert!(hit.len() > 5 << 20, "larger than the speculation prefix");
+    let mut miss = hit.clone();
+    miss.extend_from_slice(b"200000,1.5,last\n");
+    for (name, csv, n_type) in [("hit", &hit, "int64"), ("miss", &miss, "float64")] {
+        let (status, body) = h.ingest(&format!("name={name}"), csv).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            types(&body),
+            ["id:int64", &format!("n:{n_type}"), "text:utf8"]
+        );
+        let options = lakehouse_api::CsvOptions::default();
+        let inferred = lakehouse_convert::infer_schema(&csv[..], &options).unwrap();
+        let mut local = Vec::new();
+        let written =
+            lakehouse_convert::write_parquet(&csv[..], &options, &inferred.schema, &mut local)
+                .unwrap();
+        let key = body["parquet_key"].as_str().unwrap();
+        assert!(
+            key.ends_with(&format!("/{}.parquet", written.sha256.as_str())),
+            "{name}: {key}"
+        );
+        let stored = h
+            .http
+            .get(format!("{}/objects/{key}", h.trio.storaged.url()))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(stored[..] == local[..], "{name}: stored bytes differ");
+        assert_eq!(
+            body["row_count"],
+            if name == "hit" { 200_000 } else { 200_001 }
+        );
+    }
+    assert!(
+        h.spool_files().is_empty(),
+        "spool left: {:?}",
+        h.spool_files()
+    );
+}

@@ -1,6 +1,6 @@
 //! `POST /ingest?name=&mode=&delimiter=&null_values=` (DESIGN.md section 6).
 
-use crate::ingest::{IngestRequest, ingest};
+use crate::ingest::{self, IngestRequest};
 use crate::{AppState, IngestError, spool};
 use axum::Json;
 use axum::extract::State;
@@ -58,7 +58,8 @@ impl IngestParams {
 }
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
-/// `busy` when none is free), spools the `file` field and runs the pipeline.
+/// `busy` when none is free), reads the dataset's manifest, then spools the `file` field
+/// while pass 1 reads it, and runs the rest of the pipeline.
 pub async fn ingest_post(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<IngestParams>,
@@ -103,6 +104,11 @@ pub async fn ingest_post(
         ),
     })?;
 
+    // The dataset's manifest is read before the body, so that pass 1 runs while it arrives.
+    let plan = ingest::plan(&state, &request).await?;
+    let (tap, pass1) = ingest::start_pass1(&plan);
+    let (speculative_tap, speculative) = ingest::start_speculative(&plan, &config.spool_dir);
+    let mut taps = vec![tap, speculative_tap];
     let started = Instant::now();
     let upload = loop {
         let field = tokio::time::timeout(idle, multipart.next_field())
@@ -124,10 +130,27 @@ pub async fn ingest_post(
         }
         request.filename = field.file_name().map(str::to_owned);
         let chunks = with_idle_timeout(field, idle);
-        break spool::receive(&config.spool_dir, Box::pin(chunks), config.max_upload_bytes).await?;
+        break spool::receive(
+            &config.spool_dir,
+            Box::pin(chunks),
+            config.max_upload_bytes,
+            std::mem::take(&mut taps),
+        )
+        .await?;
     };
     let receive_ms = started.elapsed().as_millis();
-    Ok(Json(ingest(&state, request, upload, receive_ms).await?))
+    Ok(Json(
+        ingest::ingest(
+            &state,
+            request,
+            plan,
+            pass1,
+            speculative,
+            upload,
+            receive_ms,
+        )
+        .await?,
+    ))
 }
 
 /// The chunks of a multipart field, failing with [`IngestError::IdleTimeout`] when the client
