@@ -20,6 +20,8 @@ pub enum ErrorCode {
     EmptyCsv,
     /// A header name holds a control character U+0000..U+001F (400).
     InvalidHeader,
+    /// The CSV exceeds a configured cap (columns, field or record size) (400).
+    LimitExceeded,
     /// A query option (`mode`, `delimiter`, `null_values`, `limit`, ...) is invalid (400).
     InvalidOption,
     /// A request body or parameter that is not of the documented shape (400).
@@ -79,6 +81,7 @@ impl ErrorCode {
             | ErrorCode::MalformedCsv
             | ErrorCode::EmptyCsv
             | ErrorCode::InvalidHeader
+            | ErrorCode::LimitExceeded
             | ErrorCode::InvalidOption
             | ErrorCode::InvalidRequest
             | ErrorCode::InvalidKey
@@ -111,6 +114,7 @@ impl ErrorCode {
             ErrorCode::MalformedCsv => "malformed_csv",
             ErrorCode::EmptyCsv => "empty_csv",
             ErrorCode::InvalidHeader => "invalid_header",
+            ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::InvalidOption => "invalid_option",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidKey => "invalid_key",

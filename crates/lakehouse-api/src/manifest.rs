@@ -19,6 +19,34 @@ pub struct CsvOptions {
     /// Tokens read as null besides the empty field, matched exactly (case-sensitive).
     #[serde(default)]
     pub null_values: Vec<String>,
+    /// Caps on the input's shape (issue 5). Not part of the wire format or the manifest
+    /// (serde skips it): the reading service sets it from its own configuration.
+    #[serde(skip)]
+    pub limits: ReadLimits,
+}
+
+/// Caps a CSV must stay within, so that no input can make a reader hold more than a
+/// configured amount of memory (DESIGN.md section 2, invariant 5). Exceeding one is a 400
+/// `limit_exceeded` naming the cap, the line and, for fields, the column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReadLimits {
+    /// Most fields in the header (and so in every record).
+    pub max_columns: u64,
+    /// Most bytes in one field (after unquoting).
+    pub max_field_bytes: u64,
+    /// Most bytes in one record as written (quotes and line breaks inside it included).
+    pub max_record_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    /// 10,000 columns, 16 MiB per field, 64 MiB per record.
+    fn default() -> Self {
+        ReadLimits {
+            max_columns: 10_000,
+            max_field_bytes: 16 * 1024 * 1024,
+            max_record_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for CsvOptions {
@@ -26,6 +54,7 @@ impl Default for CsvOptions {
         CsvOptions {
             delimiter: b',',
             null_values: Vec::new(),
+            limits: ReadLimits::default(),
         }
     }
 }
@@ -405,6 +434,7 @@ mod tests {
         let options = CsvOptions {
             delimiter: b'\t',
             null_values: vec!["NA".into()],
+            ..CsvOptions::default()
         };
         let json = serde_json::to_string(&options).unwrap();
         assert_eq!(json, r#"{"delimiter":"\t","null_values":["NA"]}"#);

@@ -33,6 +33,18 @@ pub enum ConvertError {
         /// What is wrong, for a human.
         reason: String,
     },
+    /// The input exceeds one of the [`lakehouse_api::ReadLimits`] (`limit_exceeded`, 400).
+    #[error("csv exceeds {limit} = {max} at line {line}{}", column_suffix(*column))]
+    LimitExceeded {
+        /// Which cap: `max_columns`, `max_field_bytes` or `max_record_bytes`.
+        limit: &'static str,
+        /// Its value.
+        max: u64,
+        /// 1-based line on which the offending record starts.
+        line: u64,
+        /// 1-based field, for `max_columns` and `max_field_bytes`.
+        column: Option<u64>,
+    },
     /// The upload does not conform to the registered schema (`schema_drift`, 409).
     #[error("upload does not conform to the registered schema")]
     SchemaDrift(Box<SchemaDriftDetails>),

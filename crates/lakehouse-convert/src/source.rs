@@ -4,7 +4,7 @@
 
 use crate::error::{ConvertError, Result};
 use csv::ByteRecord;
-use lakehouse_api::CsvOptions;
+use lakehouse_api::{CsvOptions, ReadLimits};
 use std::collections::HashSet;
 use std::io::{self, Read};
 
@@ -37,11 +37,32 @@ struct Source<R> {
     /// csv crate's positions).
     tail: Vec<u8>,
     tail_start: u64,
+    /// Absolute offset where the record being parsed began (the end of the last complete
+    /// record), and the most bytes past it the reader may hand out: the memory guard.
+    boundary: u64,
+    max_in_flight: u64,
 }
 
+/// The marker error [`Source`] fails a read with when a record in progress is certainly
+/// larger than `max_record_bytes`.
+#[derive(Debug)]
+struct RecordTooLarge;
+
+impl std::fmt::Display for RecordTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record larger than max_record_bytes")
+    }
+}
+
+impl std::error::Error for RecordTooLarge {}
+
 impl<R: Read> Source<R> {
-    fn new(inner: R) -> Self {
+    fn new(inner: R, max_record_bytes: u64) -> Self {
         Source {
+            boundary: 0,
+            // The csv crate reads ahead by at most its buffer, so a record in progress whose
+            // bytes reach past this is larger than the cap whatever the read chunking.
+            max_in_flight: max_record_bytes.saturating_add(2 * READ_BUFFER_BYTES as u64),
             inner,
             pending: [0; 3],
             pending_at: 0,
@@ -96,6 +117,10 @@ impl<R: Read> Read for Source<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if !self.started {
             self.start()?;
+        }
+        let frontier = self.tail_start + self.tail.len() as u64;
+        if frontier.saturating_sub(self.boundary) > self.max_in_flight {
+            return Err(io::Error::other(RecordTooLarge));
         }
         let limit = if self.first { 1 } else { buf.len() };
         let n = if self.pending_at < self.pending_len {
@@ -214,9 +239,11 @@ pub(crate) struct Records<R> {
     reader: csv::Reader<Source<R>>,
     record: ByteRecord,
     delimiter: u8,
+    limits: ReadLimits,
     width: usize,
-    /// Absolute byte offset and line at which the last record read starts.
+    /// Absolute byte offsets at which the last record read starts and ends, and its line.
     last_start: u64,
+    last_end: u64,
     last_line: u64,
     rows: u64,
     done: bool,
@@ -233,19 +260,29 @@ impl<R: Read> Records<R> {
             .flexible(true)
             .delimiter(options.delimiter)
             .buffer_capacity(READ_BUFFER_BYTES)
-            .from_reader(Source::new(reader));
+            .from_reader(Source::new(reader, options.limits.max_record_bytes));
         let mut records = Records {
             reader,
             record: ByteRecord::new(),
             delimiter: options.delimiter,
+            limits: options.limits,
             width: 0,
             last_start: 0,
+            last_end: 0,
             last_line: 1,
             rows: 0,
             done: false,
         };
         if !records.read()? {
             return Err(ConvertError::EmptyCsv);
+        }
+        records.check_limits()?;
+        if records.record.len() as u64 > records.limits.max_columns {
+            return Err(records.limit(
+                "max_columns",
+                records.limits.max_columns,
+                Some(records.limits.max_columns + 1),
+            ));
         }
         let mut raw = Vec::with_capacity(records.record.len());
         for (i, field) in records.record.iter().enumerate() {
@@ -295,6 +332,7 @@ impl<R: Read> Records<R> {
                 None => Ok(None),
             };
         }
+        self.check_limits()?;
         if self.record.len() != self.width {
             let reason = format!(
                 "expected {} fields as in the header, found {}",
@@ -317,13 +355,35 @@ impl<R: Read> Records<R> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => {}
             Ok(false) => return Ok(false),
+            Err(e) if is_record_too_large(&e) => {
+                // The oversized record starts after the last complete record and any empty
+                // lines: the same start line a complete record gets below.
+                let from = self.reader.position().byte();
+                let line = self.reader.position().line();
+                self.last_line = self.true_start(from, line, u64::MAX).1;
+                return Err(self.limit("max_record_bytes", self.limits.max_record_bytes, None));
+            }
             Err(e) => return Err(csv_error(e)),
         }
-        let (mut start, mut line) = self
+        let (start, line) = self
             .record
             .position()
             .map_or((0, 1), |p| (p.byte(), p.line()));
         let end = self.reader.position().byte();
+        let (start, line) = self.true_start(start, line, end);
+        self.last_start = start;
+        self.last_end = end;
+        self.last_line = line;
+        let source = self.reader.get_mut();
+        source.release_before(start);
+        source.boundary = end;
+        Ok(true)
+    }
+
+    /// The csv crate's position of a record is where the previous record ended, before any
+    /// empty lines and the rest of a CRLF: skips those to the record's first byte, counting
+    /// lines. Returns that byte offset and its 1-based line.
+    fn true_start(&self, mut start: u64, mut line: u64, end: u64) -> (u64, u64) {
         for &b in self.reader.get_ref().span(start, end) {
             match b {
                 b'\n' => line += 1,
@@ -332,10 +392,34 @@ impl<R: Read> Records<R> {
             }
             start += 1;
         }
-        self.last_start = start;
-        self.last_line = line;
-        self.reader.get_mut().release_before(start);
-        Ok(true)
+        (start, line)
+    }
+
+    /// The caps of [`ReadLimits`] on the last record read: its size as written (quotes and
+    /// line break included), then each field's size.
+    fn check_limits(&self) -> Result<()> {
+        if self.last_end.saturating_sub(self.last_start) > self.limits.max_record_bytes {
+            return Err(self.limit("max_record_bytes", self.limits.max_record_bytes, None));
+        }
+        for (i, field) in self.record.iter().enumerate() {
+            if field.len() as u64 > self.limits.max_field_bytes {
+                return Err(self.limit(
+                    "max_field_bytes",
+                    self.limits.max_field_bytes,
+                    Some(i as u64 + 1),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn limit(&self, limit: &'static str, max: u64, column: Option<u64>) -> ConvertError {
+        ConvertError::LimitExceeded {
+            limit,
+            max,
+            line: self.last_line,
+            column,
+        }
     }
 
     /// `MalformedCsv` for the last record read; an unclosed quote, when there is one, is the
@@ -381,6 +465,16 @@ fn utf8_problem(record: &ByteRecord) -> Option<(u64, String)> {
             .err()
             .map(|e| (i as u64 + 1, utf8_reason(&e)))
     })
+}
+
+/// Whether `e` is [`Source`]'s memory guard firing.
+fn is_record_too_large(e: &csv::Error) -> bool {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<RecordTooLarge>().is_some()),
+        _ => false,
+    }
 }
 
 fn csv_error(e: csv::Error) -> ConvertError {

@@ -215,6 +215,7 @@ fn null_tokens_and_empty_fields_are_null_everywhere() {
     let options = CsvOptions {
         delimiter: b',',
         null_values: vec!["NA".into(), "NULL".into()],
+        ..CsvOptions::default()
     };
     let csv = b"i,f,d,s\n1,NA,,x\nNULL,1.5,2024-01-01,NA\n,,NULL,\n";
     let t = types_with(csv, &options);
@@ -289,6 +290,7 @@ fn tab_delimiter() {
     let options = CsvOptions {
         delimiter: b'\t',
         null_values: vec![],
+        ..CsvOptions::default()
     };
     let t = types_with(b"a\tb,c\n1\tx,y\n", &options);
     assert_eq!(
@@ -582,4 +584,98 @@ fn error_messages_are_lowercase_and_say_where() {
         e.to_string(),
         "malformed csv at line 2, column 1: quoted field not closed at end of file"
     );
+}
+
+fn limited(max_columns: u64, max_field_bytes: u64, max_record_bytes: u64) -> CsvOptions {
+    CsvOptions {
+        limits: lakehouse_api::ReadLimits {
+            max_columns,
+            max_field_bytes,
+            max_record_bytes,
+        },
+        ..CsvOptions::default()
+    }
+}
+
+/// A reader handing out at most `k` bytes per call.
+struct Trickle<'a>(&'a [u8], usize);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.1.min(buf.len()).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+fn limit_of(
+    result: lakehouse_convert::Result<lakehouse_convert::Inferred>,
+) -> (&'static str, u64, Option<u64>) {
+    match result {
+        Err(ConvertError::LimitExceeded {
+            limit,
+            line,
+            column,
+            ..
+        }) => (limit, line, column),
+        other => panic!("expected a limit error, got {other:?}"),
+    }
+}
+
+#[test]
+fn too_many_columns_is_a_limit_error_on_the_header() {
+    let options = limited(2, 100, 1000);
+    assert_eq!(
+        limit_of(infer_schema(&b"a,b,c\n1,2,3\n"[..], &options)),
+        ("max_columns", 1, Some(3))
+    );
+    assert!(infer_schema(&b"a,b\n1,2\n"[..], &options).is_ok());
+}
+
+#[test]
+fn an_oversized_field_names_its_line_and_column() {
+    let options = limited(10, 5, 1000);
+    let csv = b"a,b\n1,2\n\n3,\"toolong\"\n";
+    assert_eq!(
+        limit_of(infer_schema(&csv[..], &options)),
+        ("max_field_bytes", 4, Some(2))
+    );
+    assert!(
+        infer_schema(&b"a,b\n1,12345\n"[..], &options).is_ok(),
+        "5 bytes is within 5"
+    );
+}
+
+#[test]
+fn an_oversized_record_is_refused_with_its_start_line() {
+    let options = limited(10, 1 << 20, 20);
+    let csv = b"a,b\n1,2\n\"x\ny\",0123456789012345\n";
+    assert_eq!(
+        limit_of(infer_schema(&csv[..], &options)),
+        ("max_record_bytes", 3, None)
+    );
+}
+
+#[test]
+fn a_runaway_quote_stops_at_the_record_cap_whatever_the_chunking() {
+    // 8 MiB inside one unclosed quote: the reader must stop near the 64 KiB cap, not buffer
+    // the whole file, and say the same thing however the bytes arrive.
+    let mut csv = b"a,b\n1,2\n3,\"".to_vec();
+    csv.extend(std::iter::repeat_n(b'x', 8 << 20));
+    let options = limited(10, 1 << 30, 64 * 1024);
+    let whole = limit_of(infer_schema(&csv[..], &options));
+    assert_eq!(whole, ("max_record_bytes", 3, None));
+    for k in [1, 7, 4096, 1 << 20] {
+        assert_eq!(
+            limit_of(infer_schema(Trickle(&csv, k), &options)),
+            whole,
+            "chunk {k}"
+        );
+    }
+    // A record just under the cap is fine.
+    let mut ok = b"a\n\"".to_vec();
+    ok.extend(std::iter::repeat_n(b'y', 60 * 1024));
+    ok.extend_from_slice(b"\"\n");
+    assert!(infer_schema(&ok[..], &options).is_ok());
 }

@@ -147,6 +147,16 @@ fn convert_error(error: ConvertError) -> ApiError {
             message,
             json!({ "line": line, "column": column }),
         ),
+        ConvertError::LimitExceeded {
+            limit,
+            max,
+            line,
+            column,
+        } => ApiError::with_details(
+            ErrorCode::LimitExceeded,
+            message,
+            json!({ "limit": limit, "max": max, "line": line, "column": column }),
+        ),
         ConvertError::InvalidHeader { column, .. } => ApiError::with_details(
             ErrorCode::InvalidHeader,
             message,
@@ -188,6 +198,7 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
         | ErrorCode::MalformedCsv
         | ErrorCode::EmptyCsv
         | ErrorCode::InvalidHeader
+        | ErrorCode::LimitExceeded
         | ErrorCode::InvalidOption
         | ErrorCode::InvalidRequest
         | ErrorCode::InvalidKey

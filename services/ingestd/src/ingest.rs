@@ -5,7 +5,7 @@ use crate::{AppState, IngestError};
 use bytes::Bytes;
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, RegisterVersionRequest, Schema, Source,
+    ObjectRef, ReadLimits, RegisterVersionRequest, Schema, Source,
 };
 use lakehouse_client::PutOptions;
 use lakehouse_convert::{ConvertError, EncodeStats};
@@ -34,12 +34,13 @@ pub struct IngestRequest {
 
 impl IngestRequest {
     /// The options to read with: the request's own, else the ones the dataset recorded
-    /// (DESIGN.md section 3), else the defaults.
-    fn options(&self, current: Option<&Manifest>) -> CsvOptions {
+    /// (DESIGN.md section 3), else the defaults; with this service's `limits`.
+    fn options(&self, current: Option<&Manifest>, limits: ReadLimits) -> CsvOptions {
         let recorded = current.map(|m| m.options.clone()).unwrap_or_default();
         CsvOptions {
             delimiter: self.delimiter.unwrap_or(recorded.delimiter),
             null_values: self.null_values.clone().unwrap_or(recorded.null_values),
+            limits,
         }
     }
 }
@@ -70,7 +71,13 @@ pub async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, Ing
             service: "catalogd",
             source,
         })?;
-    let options = request.options(current.as_ref());
+    let config = &state.inner.config;
+    let limits = ReadLimits {
+        max_columns: config.max_columns,
+        max_field_bytes: config.max_field_bytes,
+        max_record_bytes: config.max_record_bytes,
+    };
+    let options = request.options(current.as_ref(), limits);
     Ok(Plan {
         current,
         options,

@@ -40,6 +40,13 @@ pub struct Config {
     pub spool_dir: PathBuf,
     /// Largest CSV accepted, in bytes; an upload past it is a 413 as soon as the cap is crossed.
     pub max_upload_bytes: u64,
+    /// Most columns a CSV may have; more is a 400 `limit_exceeded`.
+    pub max_columns: u64,
+    /// Most bytes in one CSV field; more is a 400 `limit_exceeded` with its line and column.
+    pub max_field_bytes: u64,
+    /// Most bytes in one CSV record as written; more is a 400 `limit_exceeded` with its line.
+    /// Bounds the memory a single record can take while it is parsed.
+    pub max_record_bytes: u64,
     /// Ingests in flight at once; one more is answered 503 `busy` at once. Each ingest uses
     /// about one CPU core and a bounded amount of memory (one row group).
     pub max_concurrent_ingests: usize,
@@ -75,6 +82,9 @@ impl Default for Config {
             catalogd_url: "http://127.0.0.1:8082".into(),
             spool_dir: PathBuf::from("data/spool"),
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            max_columns: 10_000,
+            max_field_bytes: 16 * 1024 * 1024,
+            max_record_bytes: 64 * 1024 * 1024,
             max_concurrent_ingests: 4,
             retry_after_secs: 1,
             shutdown_grace_ms: 60_000,

@@ -612,3 +612,22 @@ async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
         h.spool_files()
     );
 }
+
+#[tokio::test]
+async fn csv_shape_caps_are_400s_that_say_which_and_where() {
+    let h = Harness::start(&[
+        ("LAKEHOUSE_INGESTD__MAX_COLUMNS", "3".into()),
+        ("LAKEHOUSE_INGESTD__MAX_FIELD_BYTES", "8".into()),
+    ]);
+    let (status, body) = h.ingest("name=wide", b"a,b,c,d\n1,2,3,4\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "limit_exceeded");
+    assert_eq!(body["error"]["details"]["limit"], "max_columns");
+    let (status, body) = h.ingest("name=long", b"a,b\n1,x\n2,123456789\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["limit"], "max_field_bytes");
+    assert_eq!(body["error"]["details"]["line"], 3);
+    assert_eq!(body["error"]["details"]["column"], 2);
+    assert!(h.stored_objects().await.is_empty());
+    assert!(h.spool_files().is_empty());
+}
