@@ -70,9 +70,6 @@ impl CatalogdClient {
     /// # Errors
     /// Transport errors or the 503 answer.
     pub async fn ready(&self) -> Result<()> {
-        let url = self.endpoint.url("/readyz");
-        send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[])
-            .await
-            .map(drop)
+        self.endpoint.ready().await
     }
 }

@@ -108,6 +108,14 @@ impl Endpoint {
         format!("{}{path}", self.base)
     }
 
+    /// `GET /readyz`: Ok on a 2xx.
+    async fn ready(&self) -> Result<()> {
+        let url = self.url("/readyz");
+        send(self.request(reqwest::Method::GET, &url), &url, &[])
+            .await
+            .map(drop)
+    }
+
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, url);
         match &self.token {

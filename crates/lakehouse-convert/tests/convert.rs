@@ -10,6 +10,9 @@ use lakehouse_convert::{
     BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, arrow_schema, check_schema,
     infer_schema, write_parquet,
 };
+mod common;
+
+use common::Chunked;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use sha2::{Digest, Sha256};
@@ -597,18 +600,6 @@ fn limited(max_columns: u64, max_field_bytes: u64, max_record_bytes: u64) -> Csv
     }
 }
 
-/// A reader handing out at most `k` bytes per call.
-struct Trickle<'a>(&'a [u8], usize);
-
-impl std::io::Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.1.min(buf.len()).min(self.0.len());
-        buf[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        Ok(n)
-    }
-}
-
 fn limit_of(
     result: lakehouse_convert::Result<lakehouse_convert::Inferred>,
 ) -> (&'static str, u64, Option<u64>) {
@@ -667,10 +658,16 @@ fn a_runaway_quote_stops_at_the_record_cap_whatever_the_chunking() {
     let whole = limit_of(infer_schema(&csv[..], &options));
     assert_eq!(whole, ("max_record_bytes", 3, None));
     for k in [1, 7, 4096, 1 << 20] {
+        let mut input = Chunked { data: &csv, k };
         assert_eq!(
-            limit_of(infer_schema(Trickle(&csv, k), &options)),
+            limit_of(infer_schema(&mut input, &options)),
             whole,
             "chunk {k}"
+        );
+        let read = csv.len() - input.data.len();
+        assert!(
+            read < 2 << 20,
+            "chunk {k}: read {read} bytes of a runaway record"
         );
     }
     // A record just under the cap is fine.

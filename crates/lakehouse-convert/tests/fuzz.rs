@@ -13,25 +13,11 @@
 
 use lakehouse_api::CsvOptions;
 use lakehouse_convert::{ConvertError, check_schema, infer_schema, write_parquet};
+mod common;
+
+use common::Chunked;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use std::io::Read;
-
-/// A reader handing out at most `k` bytes per call.
-struct Chunked<'a> {
-    data: &'a [u8],
-    k: usize,
-}
-
-impl Read for Chunked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.k.min(buf.len()).min(self.data.len());
-        let (head, rest) = self.data.split_at(n);
-        buf[..n].copy_from_slice(head);
-        self.data = rest;
-        Ok(n)
-    }
-}
 
 fn cases() -> u32 {
     std::env::var("LAKEHOUSE_FUZZ_CASES")

@@ -11,24 +11,10 @@ use lakehouse_convert::{
     BATCH_ROWS, check_schema, infer_schema, write_parquet, write_parquet_pipelined,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+mod common;
+
+use common::Chunked;
 use proptest::prelude::*;
-use std::io::Read;
-
-/// A reader that hands out at most `k` bytes per `read` call.
-struct Chunked<'a> {
-    data: &'a [u8],
-    k: usize,
-}
-
-impl Read for Chunked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.k.min(buf.len()).min(self.data.len());
-        let (head, rest) = self.data.split_at(n);
-        buf[..n].copy_from_slice(head);
-        self.data = rest;
-        Ok(n)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {

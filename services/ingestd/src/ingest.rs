@@ -99,6 +99,13 @@ pub struct Pass1 {
     handle: tokio::task::JoinHandle<Result<Pass1Output, ConvertError>>,
 }
 
+impl Pass1 {
+    /// Waits for the task to end (its input must be closed: the tap dropped).
+    pub async fn cancel(self) {
+        let _ = self.handle.await;
+    }
+}
+
 /// A `Read` that counts bytes and the time spent waiting for them.
 struct Counting {
     inner: ChannelReader,
@@ -165,6 +172,14 @@ struct SpeculativeOutput {
 /// Pass 2 running during the upload with a guessed schema ([`start_speculative`]).
 pub struct Speculative {
     handle: tokio::task::JoinHandle<Option<SpeculativeOutput>>,
+}
+
+impl Speculative {
+    /// Waits for the task to end (its input must be closed: the tap dropped) and drops what
+    /// it made, spool file included.
+    pub async fn cancel(self) {
+        let _ = self.handle.await;
+    }
 }
 
 /// Starts pass 2 while the upload arrives, with the schema it will most likely have: the
@@ -263,7 +278,19 @@ pub async fn ingest(
 
     // Pass 1 has read the upload as it arrived; only its tail is left to wait for.
     let waited = Instant::now();
-    let mut pass1 = pass1.handle.await.map_err(IngestError::Task)??;
+    let pass1 = match pass1.handle.await {
+        Ok(Ok(pass1)) => Ok(pass1),
+        Ok(Err(convert)) => Err(IngestError::Convert(convert)),
+        Err(join) => Err(IngestError::Task(join)),
+    };
+    let mut pass1 = match pass1 {
+        Ok(pass1) => pass1,
+        Err(error) => {
+            // Bad CSV or drift: the speculative pass 2 and its spool file go first.
+            speculative.cancel().await;
+            return Err(error);
+        }
+    };
     let infer_wait_ms = waited.elapsed().as_millis();
     if pass1.bytes_read != csv_size {
         // Cannot happen (pass 1 reads to the end and the tap sees every spooled byte), but

@@ -108,36 +108,22 @@ pub async fn ingest_post(
     let plan = ingest::plan(&state, &request).await?;
     let (tap, pass1) = ingest::start_pass1(&plan);
     let (speculative_tap, speculative) = ingest::start_speculative(&plan, &config.spool_dir);
-    let mut taps = vec![tap, speculative_tap];
+    let taps = vec![tap, speculative_tap];
     let started = Instant::now();
-    let upload = loop {
-        let field = tokio::time::timeout(idle, multipart.next_field())
-            .await
-            .map_err(|_| IngestError::IdleTimeout {
-                idle_ms: config.upload_idle_timeout_ms,
-            })?
-            .map_err(|e| IngestError::BadUpload {
-                reason: e.body_text(),
-            })?;
-        let Some(field) = field else {
-            return Err(IngestError::MissingFile {
-                reason: "the multipart body has no field named `file`".into(),
-            }
-            .into());
-        };
-        if field.name() != Some("file") {
-            continue;
+    // The receive loop owns the taps, so whatever way it ends they are dropped, the
+    // background passes see the end of their input, and on an error they are waited for:
+    // their spool files are gone before the answer is sent (issue 2: the spool is removed
+    // when the request ends, whatever the outcome).
+    let received = receive(&mut multipart, taps, idle, config).await;
+    let (upload, filename) = match received {
+        Ok(received) => received,
+        Err(error) => {
+            pass1.cancel().await;
+            speculative.cancel().await;
+            return Err(error.into());
         }
-        request.filename = field.file_name().map(str::to_owned);
-        let chunks = with_idle_timeout(field, idle);
-        break spool::receive(
-            &config.spool_dir,
-            Box::pin(chunks),
-            config.max_upload_bytes,
-            std::mem::take(&mut taps),
-        )
-        .await?;
     };
+    request.filename = filename;
     let receive_ms = started.elapsed().as_millis();
     Ok(Json(
         ingest::ingest(
@@ -151,6 +137,48 @@ pub async fn ingest_post(
         )
         .await?,
     ))
+}
+
+/// Reads multipart fields up to the one named `file` and spools it, feeding `taps`; returns
+/// the spooled upload and the field's `filename`.
+///
+/// # Errors
+/// [`IngestError::MissingFile`], [`IngestError::IdleTimeout`], [`IngestError::BadUpload`],
+/// [`IngestError::TooLarge`], [`IngestError::Spool`].
+async fn receive(
+    multipart: &mut Multipart,
+    taps: Vec<tokio::sync::mpsc::Sender<Bytes>>,
+    idle: Duration,
+    config: &crate::Config,
+) -> Result<(spool::Spooled, Option<String>), IngestError> {
+    loop {
+        let field = tokio::time::timeout(idle, multipart.next_field())
+            .await
+            .map_err(|_| IngestError::IdleTimeout {
+                idle_ms: config.upload_idle_timeout_ms,
+            })?
+            .map_err(|e| IngestError::BadUpload {
+                reason: e.body_text(),
+            })?;
+        let Some(field) = field else {
+            return Err(IngestError::MissingFile {
+                reason: "the multipart body has no field named `file`".into(),
+            });
+        };
+        if field.name() != Some("file") {
+            continue;
+        }
+        let filename = field.file_name().map(str::to_owned);
+        let chunks = with_idle_timeout(field, idle);
+        let upload = spool::receive(
+            &config.spool_dir,
+            Box::pin(chunks),
+            config.max_upload_bytes,
+            taps,
+        )
+        .await?;
+        return Ok((upload, filename));
+    }
 }
 
 /// The chunks of a multipart field, failing with [`IngestError::IdleTimeout`] when the client
