@@ -6,7 +6,7 @@
 //! - every 200 a client received is in the history, with the same objects (3);
 //! - no spool file is left behind (5).
 //!
-//! Bounded: `LAKEHOUSE_CRASH_ROUNDS` rounds (default 12) of 6 ingests each; the seed is
+//! Bounded: `LAKEHOUSE_CRASH_ROUNDS` rounds (default 30) of 6 ingests each; the seed is
 //! `LAKEHOUSE_CRASH_SEED` (default 1) and printed, so a failing run can be replayed.
 
 use lakehouse_testkit::{Service, Trio, multipart_content_type, multipart_file};
@@ -150,7 +150,7 @@ async fn violations(http: &reqwest::Client, trio: &Trio, acknowledged: &[Value])
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kills_never_break_the_invariants() {
-    let rounds = env_number("LAKEHOUSE_CRASH_ROUNDS", 12);
+    let rounds = env_number("LAKEHOUSE_CRASH_ROUNDS", 30);
     let seed = env_number("LAKEHOUSE_CRASH_SEED", 1).max(1);
     let mut rng = Rng(seed);
     let mut trio = Trio::start(&[(
@@ -195,7 +195,7 @@ async fn random_kills_never_break_the_invariants() {
             }));
         }
         ingests += INGESTS_PER_ROUND as u64;
-        tokio::time::sleep(Duration::from_millis(rng.below(400))).await;
+        tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
         let victim = rng.below(3);
         let service = match victim {
             0 => &mut trio.storaged,
