@@ -535,3 +535,65 @@ impl OpenUpload {
         let _ = self.tx.send(Ok(last)).await;
     }
 }
+
+/// Every key storaged at `storaged_url` holds under `prefix` (string prefix), ascending.
+///
+/// # Panics
+/// When storaged does not answer 200 with a key list (a test failure).
+pub async fn stored_keys(storaged_url: &str, prefix: &str) -> Vec<String> {
+    let client = lakehouse_client::StoragedClient::new(storaged_url).expect("storaged url");
+    let mut keys = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = client
+            .list(prefix, after.as_deref(), Some(10_000))
+            .await
+            .expect("storaged lists its objects");
+        keys.extend(page.objects.into_iter().map(|o| String::from(o.key)));
+        match page.next_start_after {
+            Some(next) => after = Some(next),
+            None => return keys,
+        }
+    }
+}
+
+/// PUTs `content` (create-only, checksummed) into storaged as a Parquet object of `dataset`
+/// with `schema`, under its content-addressed key (DESIGN.md section 5), and returns the
+/// [`lakehouse_api::ObjectRef`] a register request names it with (`row_count` as given).
+/// The bytes are not Parquet: catalogd only checks that the object exists with its size.
+///
+/// # Panics
+/// On an invalid name or a failed PUT (a test failure).
+pub async fn put_test_object(
+    storaged_url: &str,
+    dataset: &str,
+    schema: &lakehouse_api::Schema,
+    content: &str,
+    row_count: u64,
+) -> lakehouse_api::ObjectRef {
+    use sha2::Digest;
+    let sha =
+        lakehouse_api::Sha256Digest::from_bytes(sha2::Sha256::digest(content.as_bytes()).into());
+    let fingerprint = schema.fingerprint();
+    let name = lakehouse_api::DatasetName::new(dataset).expect("dataset name");
+    let key = lakehouse_api::ObjectKey::parquet_object(
+        &name,
+        fingerprint.trim_start_matches("sha256:"),
+        &sha,
+    );
+    let options = lakehouse_client::PutOptions {
+        create_only: true,
+        sha256: Some(sha.clone()),
+    };
+    lakehouse_client::StoragedClient::new(storaged_url)
+        .expect("storaged url")
+        .put_bytes(&key, content.to_owned().into(), &options)
+        .await
+        .expect("storaged stores the test object");
+    lakehouse_api::ObjectRef {
+        key,
+        size: content.len() as u64,
+        sha256: sha,
+        row_count,
+    }
+}

@@ -1,14 +1,10 @@
 //! Garbage collection and retention over HTTP (issue 5): the real `storaged` and `catalogd`
 //! binaries on port 0 in a temporary directory.
 
-use lakehouse_api::{
-    ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, RegisterVersionRequest,
-    Schema, Sha256Digest,
-};
-use lakehouse_client::{PutOptions, StoragedClient};
+use lakehouse_api::{ColumnType, Field, IngestMode, ObjectRef, RegisterVersionRequest, Schema};
+use lakehouse_client::StoragedClient;
 use lakehouse_testkit::Service;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
 fn schema() -> Schema {
@@ -59,25 +55,9 @@ fn start_catalogd(
     .unwrap()
 }
 
-/// PUTs `content` into storaged as a Parquet object of `sales`.
+/// PUTs `content` into storaged as an object of `sales`.
 async fn put_object(storaged: &StoragedClient, content: &str) -> ObjectRef {
-    let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
-    let fp = schema().fingerprint();
-    let key = ObjectKey::parquet_object(&DatasetName::new("sales").unwrap(), &fp[7..], &sha);
-    let options = PutOptions {
-        create_only: true,
-        sha256: Some(sha.clone()),
-    };
-    storaged
-        .put_bytes(&key, content.to_owned().into(), &options)
-        .await
-        .unwrap();
-    ObjectRef {
-        key,
-        size: content.len() as u64,
-        sha256: sha,
-        row_count: 1,
-    }
+    lakehouse_testkit::put_test_object(storaged.base_url(), "sales", &schema(), content, 1).await
 }
 
 async fn register(http: &reqwest::Client, catalogd: &Service, object: &ObjectRef) -> Value {

@@ -5,10 +5,8 @@ use lakehouse_api::{
     ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, RegisterVersionRequest,
     Schema, Sha256Digest,
 };
-use lakehouse_client::{PutOptions, StoragedClient};
 use lakehouse_testkit::Service;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// storaged + catalogd sharing one temporary directory.
@@ -66,24 +64,7 @@ impl Stack {
 
     /// PUTs `content` into storaged as a Parquet object of dataset `name` with `schema`.
     async fn object(&self, name: &str, schema: &Schema, content: &str) -> ObjectRef {
-        let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
-        let fp = schema.fingerprint();
-        let key = ObjectKey::parquet_object(&DatasetName::new(name).unwrap(), &fp[7..], &sha);
-        let client = StoragedClient::new(&self.storaged.url()).unwrap();
-        let options = PutOptions {
-            create_only: true,
-            sha256: Some(sha.clone()),
-        };
-        client
-            .put_bytes(&key, content.to_owned().into(), &options)
-            .await
-            .unwrap();
-        ObjectRef {
-            key,
-            size: content.len() as u64,
-            sha256: sha,
-            row_count: 2,
-        }
+        lakehouse_testkit::put_test_object(&self.storaged.url(), name, schema, content, 2).await
     }
 }
 

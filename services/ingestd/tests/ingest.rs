@@ -49,19 +49,7 @@ impl Harness {
 
     /// Every key storaged holds under `datasets/`.
     async fn stored_objects(&self) -> Vec<String> {
-        let (status, body) = self
-            .get(format!(
-                "{}/objects?prefix=datasets/",
-                self.trio.storaged.url()
-            ))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["objects"]
-            .as_array()
-            .expect("objects")
-            .iter()
-            .map(|o| o["key"].as_str().expect("key").to_owned())
-            .collect()
+        lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "datasets/").await
     }
 
     fn spool_files(&self) -> Vec<String> {

@@ -115,19 +115,7 @@ impl Run {
     }
 
     async fn object_keys(&self, prefix: &str) -> Vec<String> {
-        let (status, body) = self
-            .get(format!(
-                "{}/objects?prefix={prefix}&limit=10000",
-                self.cluster.storaged.url()
-            ))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["objects"]
-            .as_array()
-            .expect("objects")
-            .iter()
-            .map(|o| o["key"].as_str().expect("key").to_owned())
-            .collect()
+        lakehouse_testkit::stored_keys(&self.cluster.storaged.url(), prefix).await
     }
 }
 
