@@ -315,21 +315,30 @@ pub(crate) fn parse_int(v: &[u8]) -> Option<i64> {
 
 /// A float64 value: any float literal of the table, except ints beyond 2^53 and literals
 /// that overflow f64. Decimal literals are converted by Rust's correctly rounded parser.
+#[cfg(test)]
 pub(crate) fn parse_float(v: &[u8]) -> Option<f64> {
+    parse_float_literal(v).map(|(value, _)| value)
+}
+
+/// [`parse_float`], also telling whether the literal was an int (`[+-]?(0|[1-9][0-9]*)`):
+/// a float64 column is the narrowest type of a whole file only if one of its values is not
+/// an int (DESIGN.md section 3), which the verified pass 2 checks with this.
+pub(crate) fn parse_float_literal(v: &[u8]) -> Option<(f64, bool)> {
     match scan_number(v) {
         Number::Int(value) => {
             if value.unsigned_abs() > MAX_EXACT_INT {
                 None
             } else {
                 // Exact: |value| <= 2^53.
-                Some(value as f64)
+                Some((value as f64, true))
             }
         }
         Number::Float { .. } => std::str::from_utf8(v)
             .ok()
             .and_then(|s| s.parse::<f64>().ok())
-            .filter(|f| f.is_finite()),
-        Number::Not | Number::IntOverflow => special_float(v),
+            .filter(|f| f.is_finite())
+            .map(|f| (f, false)),
+        Number::Not | Number::IntOverflow => special_float(v).map(|f| (f, false)),
     }
 }
 

@@ -56,6 +56,21 @@ pub enum ConvertError {
     Parquet(String),
 }
 
+impl ConvertError {
+    /// Whether the CSV bytes themselves are at fault (`EmptyCsv`, `MalformedCsv`,
+    /// `InvalidHeader`, `LimitExceeded`): every pass over the same bytes and options stops
+    /// at the same record with the same error, whatever schema it was given.
+    pub fn is_csv_error(&self) -> bool {
+        matches!(
+            self,
+            ConvertError::EmptyCsv
+                | ConvertError::MalformedCsv { .. }
+                | ConvertError::InvalidHeader { .. }
+                | ConvertError::LimitExceeded { .. }
+        )
+    }
+}
+
 fn column_suffix(column: Option<u64>) -> String {
     column.map(|c| format!(", column {c}")).unwrap_or_default()
 }

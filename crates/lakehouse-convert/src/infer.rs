@@ -1,7 +1,7 @@
 //! Pass 1: whole-file schema inference for a new dataset, and the conformance check of an
 //! upload to an existing one (DESIGN.md section 3).
 
-use crate::classify::{ColumnStats, accepts, classify};
+use crate::classify::{Class, ColumnStats, accepts, classify};
 use crate::error::{ConvertError, Result};
 use crate::source::{Header, Nulls, Records};
 use crate::{Checked, Inferred};
@@ -35,6 +35,33 @@ pub(crate) fn infer_schema<R: Read>(reader: R, options: &CsvOptions) -> Result<I
         row_count: records.rows(),
         warnings: header.warnings,
     })
+}
+
+pub(crate) fn guess_schema(prefix: &[u8], complete: bool, options: &CsvOptions) -> Option<Schema> {
+    if complete {
+        return infer_schema(prefix, options)
+            .ok()
+            .map(|inferred| inferred.schema);
+    }
+    let (mut records, header) = Records::open(prefix, options).ok()?;
+    let nulls = Nulls::new(options);
+    let mut stats = vec![ColumnStats::new(); header.names.len()];
+    // The classes of the last record read, folded in only once another record follows it.
+    let mut last: Vec<Option<Class>> = Vec::with_capacity(stats.len());
+    while let Ok(Some((_, record))) = records.next_record() {
+        for (column, class) in stats.iter_mut().zip(&last) {
+            if let Some(class) = class {
+                column.observe(*class);
+            }
+        }
+        last.clear();
+        last.extend(
+            record
+                .iter()
+                .map(|value| (!nulls.is_null(value)).then(|| classify(value))),
+        );
+    }
+    Some(schema_of(&header, &stats))
 }
 
 /// The first value of an upload column that its registered type refuses.

@@ -74,7 +74,8 @@ pub struct ParquetOutput {
 /// which does not depend on it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EncodeStats {
-    /// Reading and tokenizing the CSV, parsing values and building record batches.
+    /// Reading and tokenizing the CSV, parsing values and building record batches (and, in a
+    /// verified pass, the proof of the schema).
     pub parse: Duration,
     /// Parquet encoding and compression, and writing to the output (hashing excluded).
     pub encode: Duration,
@@ -157,7 +158,7 @@ pub fn write_parquet<R: Read, W: Write + Send>(
     schema: &Schema,
     out: W,
 ) -> Result<ParquetOutput> {
-    write::write_parquet(reader, options, schema, out, false).map(|(output, _)| output)
+    write::write_parquet(reader, options, schema, out, false, false).map(|pass2| pass2.output)
 }
 
 /// [`write_parquet`] on two threads: the CSV is parsed into record batches on the calling
@@ -178,7 +179,84 @@ pub fn write_parquet_pipelined<R: Read, W: Write + Send>(
     schema: &Schema,
     out: W,
 ) -> Result<(ParquetOutput, EncodeStats)> {
-    write::write_parquet(reader, options, schema, out, true)
+    write::write_parquet(reader, options, schema, out, true, false)
+        .map(|pass2| (pass2.output, pass2.stats))
+}
+
+/// The schema a pass 2 is asked to prove while it writes ([`write_parquet_verified`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Expected<'a> {
+    /// A guess of what [`infer_schema`] returns for the whole file (a new dataset), for
+    /// example [`guess_schema`] over its first bytes.
+    Inferred(&'a Schema),
+    /// The dataset's registered schema (an existing one), which [`check_schema`] checks.
+    Registered(&'a Schema),
+}
+
+/// What [`write_parquet_verified`] wrote once the expected schema was proven.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// Header renames, as pass 1 reports them.
+    pub warnings: Vec<String>,
+    /// The Parquet written: the output of [`write_parquet`] with the proven schema.
+    pub output: ParquetOutput,
+    /// Where the time went.
+    pub stats: EncodeStats,
+}
+
+/// Pass 1 and pass 2 in one read of the CSV, when the schema is known in advance or guessed
+/// right: writes Parquet with the `expected` schema as [`write_parquet_pipelined`] does,
+/// and proves from the values parsed on the way that pass 1 over the same bytes would have
+/// settled on that schema (docs/performance.md, "Verified speculation").
+///
+/// - [`Expected::Registered`]: proven when the header names equal the schema's and every
+///   non-null value is accepted by its column's type, which is what [`check_schema`]
+///   checks.
+/// - [`Expected::Inferred`]: proven when every non-null value is accepted and the values
+///   show that no narrower type fits (DESIGN.md section 3): each typed column holds a
+///   non-null value, each float64 column a value that is not an int, and the inference's
+///   own classification of each utf8 column (stopped once it is certainly utf8) gives utf8.
+///   Then [`infer_schema`] returns exactly that schema, whatever the guess was based on.
+///
+/// Returns `Ok(Some(_))` when proven: the Parquet bytes, row count and warnings are then
+/// exactly those of pass 1 followed by [`write_parquet`]. `Ok(None)` when not (a refused
+/// value, a header that differs, a type that is too wide): it stops at the first refused
+/// value, `out` holds a partial file to discard, and the caller runs pass 1 and pass 2
+/// itself.
+///
+/// # Errors
+/// - The CSV errors of [`infer_schema`] ([`ConvertError::is_csv_error`]): exactly the error
+///   pass 1 returns for the same bytes and options, since both read the same records in
+///   the same order and this one stops only at a refused value, which is `Ok(None)`.
+/// - [`ConvertError::Io`], [`ConvertError::Parquet`] as [`write_parquet`].
+pub fn write_parquet_verified<R: Read, W: Write + Send>(
+    reader: R,
+    options: &CsvOptions,
+    expected: Expected<'_>,
+    out: W,
+) -> Result<Option<Verified>> {
+    let (schema, verify_inference) = match expected {
+        Expected::Inferred(schema) => (schema, true),
+        Expected::Registered(schema) => (schema, false),
+    };
+    match write::write_parquet(reader, options, schema, out, true, verify_inference) {
+        Ok(pass2) if pass2.infers_schema || !verify_inference => Ok(Some(Verified {
+            warnings: pass2.warnings,
+            output: pass2.output,
+            stats: pass2.stats,
+        })),
+        Ok(_) | Err(ConvertError::SchemaDrift(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A guess of [`infer_schema`]'s result from the first bytes of a file, for
+/// [`write_parquet_verified`]: the schema inferred from the records of `prefix`. When
+/// `complete` is false the file goes on after `prefix`, so its last record (maybe cut short)
+/// is left out, and so is anything from the first error on. `None` when `prefix` has no
+/// readable header. A guess, never a result: only a verified pass makes it one.
+pub fn guess_schema(prefix: &[u8], complete: bool, options: &CsvOptions) -> Option<Schema> {
+    infer::guess_schema(prefix, complete, options)
 }
 
 /// The Arrow schema of a catalog schema: same names and order, every field nullable

@@ -451,6 +451,10 @@ fn utf8_reason(e: &std::str::Utf8Error) -> String {
 
 /// The first field (1-based) of `record` that is not UTF-8, with a reason.
 fn utf8_problem(record: &ByteRecord) -> Option<(u64, String)> {
+    // Fastest path: ASCII, word at a time.
+    if record.as_slice().is_ascii() {
+        return None;
+    }
     // Fast path: the whole record is UTF-8 and every field starts on a char boundary, so
     // every field is UTF-8.
     if std::str::from_utf8(record.as_slice()).is_ok()

@@ -1,14 +1,16 @@
 //! Pass 2: CSV -> Arrow record batches -> Snappy Parquet (DESIGN.md section 5).
 
-use crate::classify::{parse_bool, parse_date, parse_float, parse_int, parse_timestamp};
+use crate::classify::{
+    ColumnStats, classify, parse_bool, parse_date, parse_float_literal, parse_int, parse_timestamp,
+};
 use crate::error::{ConvertError, Result};
 use crate::source::{Nulls, Records};
 use crate::{BATCH_ROWS, CREATED_BY, EncodeStats, MAX_ROW_GROUP_ROWS, ParquetOutput};
 use arrow_array::builder::{
-    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use csv::ByteRecord;
 use lakehouse_api::{
@@ -64,7 +66,7 @@ pub(crate) fn writer_properties() -> WriterProperties {
 }
 
 /// One Arrow builder per column, fed straight from the CSV field bytes.
-enum Column {
+enum Builder {
     Bool(BooleanBuilder),
     Int64(Int64Builder),
     Float64(Float64Builder),
@@ -73,70 +75,120 @@ enum Column {
         builder: TimestampMicrosecondBuilder,
         zoned: bool,
     },
-    Utf8(StringBuilder),
+    /// Strings are collected as bytes and validated as UTF-8 once per batch, in bulk (each
+    /// record was already checked by [`Records`], so this cannot fail).
+    Utf8(BinaryBuilder),
+}
+
+/// A column of the batch being built, and what its values prove about the schema.
+struct Column {
+    builder: Builder,
+    /// A non-null value was appended (since the start of the file).
+    non_null: bool,
+    /// Float64: a value that is not an int literal was appended.
+    non_int: bool,
+    /// Utf8, when verifying an inference: what DESIGN.md section 3 makes of the values so
+    /// far (classified until the column is certainly utf8).
+    inference: Option<ColumnStats>,
 }
 
 impl Column {
-    fn new(ty: ColumnType) -> Self {
-        match ty {
-            ColumnType::Bool => Column::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
-            ColumnType::Int64 => Column::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
-            ColumnType::Float64 => Column::Float64(Float64Builder::with_capacity(BATCH_ROWS)),
-            ColumnType::Date32 => Column::Date32(Date32Builder::with_capacity(BATCH_ROWS)),
-            ColumnType::TimestampUtc => Column::Timestamp {
+    fn new(ty: ColumnType, infer_utf8: bool) -> Self {
+        let builder = match ty {
+            ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
+            ColumnType::Int64 => Builder::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
+            ColumnType::Float64 => Builder::Float64(Float64Builder::with_capacity(BATCH_ROWS)),
+            ColumnType::Date32 => Builder::Date32(Date32Builder::with_capacity(BATCH_ROWS)),
+            ColumnType::TimestampUtc => Builder::Timestamp {
                 builder: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS)
                     .with_timezone("UTC"),
                 zoned: true,
             },
-            ColumnType::Timestamp => Column::Timestamp {
+            ColumnType::Timestamp => Builder::Timestamp {
                 builder: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS),
                 zoned: false,
             },
-            ColumnType::Utf8 => Column::Utf8(StringBuilder::with_capacity(BATCH_ROWS, 0)),
+            ColumnType::Utf8 => Builder::Utf8(BinaryBuilder::with_capacity(BATCH_ROWS, 0)),
+        };
+        Column {
+            inference: (infer_utf8 && ty == ColumnType::Utf8).then(ColumnStats::new),
+            builder,
+            non_null: false,
+            non_int: false,
         }
     }
 
     fn append_null(&mut self) {
-        match self {
-            Column::Bool(b) => b.append_null(),
-            Column::Int64(b) => b.append_null(),
-            Column::Float64(b) => b.append_null(),
-            Column::Date32(b) => b.append_null(),
-            Column::Timestamp { builder, .. } => builder.append_null(),
-            Column::Utf8(b) => b.append_null(),
+        match &mut self.builder {
+            Builder::Bool(b) => b.append_null(),
+            Builder::Int64(b) => b.append_null(),
+            Builder::Float64(b) => b.append_null(),
+            Builder::Date32(b) => b.append_null(),
+            Builder::Timestamp { builder, .. } => builder.append_null(),
+            Builder::Utf8(b) => b.append_null(),
         }
     }
 
     /// Appends a non-null value; `false` (and nothing appended) if the type refuses it.
     #[inline]
     fn append(&mut self, value: &[u8]) -> bool {
-        match self {
-            Column::Bool(b) => parse_bool(value).map(|v| b.append_value(v)).is_some(),
-            Column::Int64(b) => parse_int(value).map(|v| b.append_value(v)).is_some(),
-            Column::Float64(b) => parse_float(value).map(|v| b.append_value(v)).is_some(),
-            Column::Date32(b) => parse_date(value).map(|v| b.append_value(v)).is_some(),
-            Column::Timestamp { builder, zoned } => match parse_timestamp(value) {
+        self.non_null = true;
+        match &mut self.builder {
+            Builder::Bool(b) => parse_bool(value).map(|v| b.append_value(v)).is_some(),
+            Builder::Int64(b) => parse_int(value).map(|v| b.append_value(v)).is_some(),
+            Builder::Float64(b) => match parse_float_literal(value) {
+                Some((v, int)) => {
+                    self.non_int |= !int;
+                    b.append_value(v);
+                    true
+                }
+                None => false,
+            },
+            Builder::Date32(b) => parse_date(value).map(|v| b.append_value(v)).is_some(),
+            Builder::Timestamp { builder, zoned } => match parse_timestamp(value) {
                 Some((micros, z)) if z == *zoned => {
                     builder.append_value(micros);
                     true
                 }
                 _ => false,
             },
-            Column::Utf8(b) => std::str::from_utf8(value)
-                .map(|v| b.append_value(v))
-                .is_ok(),
+            Builder::Utf8(b) => {
+                if let Some(stats) = self.inference.as_mut().filter(|s| s.undecided()) {
+                    stats.observe(classify(value));
+                }
+                b.append_value(value);
+                true
+            }
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Column::Bool(b) => Arc::new(b.finish()),
-            Column::Int64(b) => Arc::new(b.finish()),
-            Column::Float64(b) => Arc::new(b.finish()),
-            Column::Date32(b) => Arc::new(b.finish()),
-            Column::Timestamp { builder, .. } => Arc::new(builder.finish()),
-            Column::Utf8(b) => Arc::new(b.finish()),
+    /// Whether the whole-file inference of DESIGN.md section 3 gives this column exactly
+    /// `ty`, the type its values were parsed as, given that every non-null value was
+    /// accepted: a typed column needs a non-null value (else it is utf8), a float64 one also
+    /// a value that is not an int (else int64 fits); nothing narrower accepts a bool, int,
+    /// date or timestamp value. A utf8 column needs the inference's own verdict.
+    fn infers(&self, ty: ColumnType) -> bool {
+        match ty {
+            ColumnType::Utf8 => self
+                .inference
+                .is_some_and(|stats| stats.resolve() == ColumnType::Utf8),
+            ColumnType::Float64 => self.non_null && self.non_int,
+            _ => self.non_null,
         }
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef> {
+        Ok(match &mut self.builder {
+            Builder::Bool(b) => Arc::new(b.finish()),
+            Builder::Int64(b) => Arc::new(b.finish()),
+            Builder::Float64(b) => Arc::new(b.finish()),
+            Builder::Date32(b) => Arc::new(b.finish()),
+            Builder::Timestamp { builder, .. } => Arc::new(builder.finish()),
+            Builder::Utf8(b) => Arc::new(
+                StringArray::try_from_binary(b.finish())
+                    .map_err(|e| ConvertError::Parquet(e.to_string()))?,
+            ),
+        })
     }
 }
 
@@ -149,14 +201,15 @@ pub(crate) struct BatchBuilder<'a> {
 }
 
 impl<'a> BatchBuilder<'a> {
-    pub(crate) fn new(schema: &'a Schema) -> Self {
+    /// `verify_inference`: also collect what [`BatchBuilder::infers_schema`] needs.
+    pub(crate) fn new(schema: &'a Schema, verify_inference: bool) -> Self {
         BatchBuilder {
             schema,
             arrow: arrow_schema(schema),
             columns: schema
                 .fields
                 .iter()
-                .map(|f| Column::new(f.data_type))
+                .map(|f| Column::new(f.data_type, verify_inference))
                 .collect(),
             rows: 0,
         }
@@ -199,9 +252,23 @@ impl<'a> BatchBuilder<'a> {
     /// `Parquet` if Arrow refuses the arrays (an internal error).
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
         self.rows = 0;
-        let arrays = self.columns.iter_mut().map(Column::finish).collect();
+        let arrays = self
+            .columns
+            .iter_mut()
+            .map(Column::finish)
+            .collect::<Result<Vec<_>>>()?;
         RecordBatch::try_new(self.arrow.clone(), arrays)
             .map_err(|e| ConvertError::Parquet(e.to_string()))
+    }
+
+    /// After every record was pushed without a refusal (and built with `verify_inference`):
+    /// whether [`infer_schema`](crate::infer_schema) over the same records returns exactly
+    /// this builder's schema.
+    pub(crate) fn infers_schema(&self) -> bool {
+        self.columns
+            .iter()
+            .zip(&self.schema.fields)
+            .all(|(column, field)| column.infers(field.data_type))
     }
 }
 
@@ -325,6 +392,17 @@ impl<W: Write + Send> Encoder<W> {
 /// pass 2: bounds its memory to this many batches besides the row group being encoded.
 const PIPELINE_BATCHES: usize = 4;
 
+/// What [`write_parquet`] wrote, and what it proved.
+pub(crate) struct Pass2 {
+    pub output: ParquetOutput,
+    pub stats: EncodeStats,
+    /// The header renames, as pass 1 reports them.
+    pub warnings: Vec<String>,
+    /// With `verify_inference`: every value was accepted and the values prove that
+    /// [`infer_schema`](crate::infer_schema) gives exactly the schema written.
+    pub infers_schema: bool,
+}
+
 /// Pass 2. `pipelined`: the CSV is parsed into record batches on the calling thread and
 /// encoded on a second (scoped) thread, through a bounded channel; the batches and their
 /// order are the same as on one thread, hence so are the bytes.
@@ -334,7 +412,8 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     schema: &Schema,
     out: W,
     pipelined: bool,
-) -> Result<(ParquetOutput, EncodeStats)> {
+    verify_inference: bool,
+) -> Result<Pass2> {
     let (mut records, header) = Records::open(reader, options)?;
     if !header.names.iter().map(String::as_str).eq(schema.names()) {
         // The header's own columns, typed as the schema types them where it has them.
@@ -357,7 +436,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         )));
     }
     let nulls = Nulls::new(options);
-    let mut batches = BatchBuilder::new(schema);
+    let mut batches = BatchBuilder::new(schema, verify_inference);
     let mut encoder = Encoder::new(batches.arrow.clone(), writer_properties(), out)?;
     let mut parse_time = Duration::ZERO;
     let mut encode_time = Duration::ZERO;
@@ -442,7 +521,12 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         size_bytes,
         sha256,
     };
-    Ok((output, stats))
+    Ok(Pass2 {
+        output,
+        stats,
+        warnings: header.warnings,
+        infers_schema: verify_inference && batches.infers_schema(),
+    })
 }
 
 #[cfg(test)]
@@ -457,7 +541,7 @@ mod tests {
         };
         let options = CsvOptions::default();
         let nulls = Nulls::new(&options);
-        let mut builder = BatchBuilder::new(&schema);
+        let mut builder = BatchBuilder::new(&schema, false);
         let mut sizes = Vec::new();
         let total = 2 * BATCH_ROWS + 100;
         for i in 0..total {

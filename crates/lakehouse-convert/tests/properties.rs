@@ -7,8 +7,10 @@ use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecon
 use arrow_array::{Array, RecordBatch};
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use lakehouse_api::{ColumnType, CsvOptions};
+use lakehouse_api::{Field, Schema};
 use lakehouse_convert::{
-    BATCH_ROWS, check_schema, infer_schema, write_parquet, write_parquet_pipelined,
+    BATCH_ROWS, Expected, check_schema, guess_schema, infer_schema, write_parquet,
+    write_parquet_pipelined, write_parquet_verified,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 mod common;
@@ -518,5 +520,211 @@ proptest! {
             (Err(a), Err(b)) => prop_assert_eq!(std::mem::discriminant(&a), std::mem::discriminant(&b)),
             (a, b) => prop_assert!(false, "single {:?} vs pipelined {:?}", a.is_ok(), b.is_ok()),
         }
+    }
+}
+
+fn column_type() -> impl Strategy<Value = ColumnType> {
+    prop::sample::select(vec![
+        ColumnType::Bool,
+        ColumnType::Int64,
+        ColumnType::Float64,
+        ColumnType::Date32,
+        ColumnType::TimestampUtc,
+        ColumnType::Timestamp,
+        ColumnType::Utf8,
+    ])
+}
+
+/// `schema` with the type of each column replaced by the matching `Some` of `types`: a guess
+/// that is right in some columns and wrong in others.
+fn perturbed(schema: &Schema, types: &[Option<ColumnType>]) -> Schema {
+    Schema {
+        fields: schema
+            .fields
+            .iter()
+            .zip(types.iter().chain(std::iter::repeat(&None)))
+            .map(|(f, t)| Field::new(f.name.clone(), t.unwrap_or(f.data_type)))
+            .collect(),
+    }
+}
+
+fn guesses() -> impl Strategy<Value = Vec<Option<ColumnType>>> {
+    prop::collection::vec(prop::option::weighted(0.3, column_type()), 5)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The verified pass proves a guessed schema exactly when it is the whole-file inference:
+    /// whatever the guess (right, or wrong in any column), it answers `Some` if and only if
+    /// `infer_schema` returns that schema, and then writes the bytes, row count and warnings
+    /// of pass 1 followed by `write_parquet`, whatever the chunking.
+    #[test]
+    fn verified_pass_proves_exactly_the_inferred_schema(
+        case in case(),
+        types in guesses(),
+        k in chunk_sizes(),
+    ) {
+        let inferred = infer_schema(&case.bytes[..], &case.options).unwrap();
+        let guess = perturbed(&inferred.schema, &types);
+        let mut out = Vec::new();
+        let verified = write_parquet_verified(
+            Chunked { data: &case.bytes, k },
+            &case.options,
+            Expected::Inferred(&guess),
+            &mut out,
+        )
+        .unwrap();
+        prop_assert_eq!(verified.is_some(), guess == inferred.schema, "guess {:?}", guess);
+        if let Some(verified) = verified {
+            let mut expected = Vec::new();
+            let written = write_parquet(&case.bytes[..], &case.options, &inferred.schema, &mut expected).unwrap();
+            prop_assert!(out == expected, "verified parquet differs");
+            prop_assert_eq!(verified.output, written);
+            prop_assert_eq!(verified.warnings, inferred.warnings);
+        }
+    }
+
+    /// With a registered schema, the verified pass proves it exactly when `check_schema`
+    /// accepts the file.
+    #[test]
+    fn verified_pass_agrees_with_the_check(case in case(), types in guesses(), k in chunk_sizes()) {
+        let inferred = infer_schema(&case.bytes[..], &case.options).unwrap();
+        let registered = perturbed(&inferred.schema, &types);
+        let checked = check_schema(&case.bytes[..], &case.options, &registered);
+        let mut out = Vec::new();
+        let verified = write_parquet_verified(
+            Chunked { data: &case.bytes, k },
+            &case.options,
+            Expected::Registered(&registered),
+            &mut out,
+        )
+        .unwrap();
+        prop_assert_eq!(verified.is_some(), checked.is_ok());
+        if let (Some(verified), Ok(checked)) = (verified, checked) {
+            let mut expected = Vec::new();
+            write_parquet(&case.bytes[..], &case.options, &registered, &mut expected).unwrap();
+            prop_assert!(out == expected, "verified parquet differs");
+            prop_assert_eq!(verified.output.row_count, checked.row_count);
+            prop_assert_eq!(verified.warnings, checked.warnings);
+        }
+    }
+
+    /// On any bytes, the verified pass fails with exactly pass 1's CSV error, proves pass 1's
+    /// schema when there is one, and a guess from any prefix never panics.
+    #[test]
+    fn verified_pass_fails_as_pass_1_on_arbitrary_bytes(
+        bytes in prop::collection::vec(
+            prop::sample::select(b"a1,\"\r\n\t.-:T Z+e\xEF\xBB\xBF\xff\x01".to_vec()),
+            0..200,
+        ),
+        cut in 0usize..200,
+        types in guesses(),
+    ) {
+        let options = CsvOptions::default();
+        let prefix = &bytes[..cut.min(bytes.len())];
+        let guess = guess_schema(prefix, false, &options);
+        if let Some(guess) = &guess {
+            // A guess is made of the header and the records before the last one.
+            prop_assert_eq!(guess.fields.len(), infer_schema(prefix, &options).map_or(guess.fields.len(), |i| i.schema.fields.len()));
+        }
+        prop_assert_eq!(
+            guess_schema(&bytes, true, &options),
+            infer_schema(&bytes[..], &options).ok().map(|i| i.schema)
+        );
+        match infer_schema(&bytes[..], &options) {
+            Ok(inferred) => {
+                for schema in [inferred.schema.clone(), perturbed(&inferred.schema, &types)] {
+                    let verified = write_parquet_verified(&bytes[..], &options, Expected::Inferred(&schema), Vec::new()).unwrap();
+                    prop_assert_eq!(verified.is_some(), schema == inferred.schema);
+                }
+            }
+            Err(e) => {
+                let schema = guess.unwrap_or(Schema { fields: vec![] });
+                for expected in [Expected::Inferred(&schema), Expected::Registered(&schema)] {
+                    match write_parquet_verified(&bytes[..], &options, expected, Vec::new()) {
+                        Err(v) => prop_assert_eq!(v.to_string(), e.to_string()),
+                        // Stopped at a refused value before the bad record: not proven.
+                        Ok(v) => prop_assert!(v.is_none()),
+                    }
+                }
+            }
+        }
+    }
+}
+/// Values of every class of DESIGN.md section 3's table and its edges, for a file whose
+/// columns each draw from a few of them.
+const CLASS_VALUES: &[&str] = &[
+    "",
+    "1",
+    "-2",
+    "0",
+    "1.5",
+    "2e3",
+    "nan",
+    "true",
+    "FALSE",
+    "2020-02-29",
+    "2021-02-29",
+    "2020-01-01T00:00:00Z",
+    "2020-01-01 00:00:00.5+02:00",
+    "2020-01-01T00:00:00",
+    "2020-01-01T00:00:00.1234567",
+    "9007199254740993",
+    "-9007199254740992",
+    "007",
+    "x",
+];
+
+/// A small CSV whose columns each hold values from a random few of [`CLASS_VALUES`], and a
+/// guess of its schema per column: the right type or any other.
+fn lattice_case() -> impl Strategy<Value = (Vec<u8>, Vec<Option<ColumnType>>)> {
+    (1usize..=3, 0usize..=6)
+        .prop_flat_map(|(ncols, nrows)| {
+            let palettes = prop::collection::vec(
+                prop::collection::vec(prop::sample::select(CLASS_VALUES), 1..=3),
+                ncols,
+            );
+            (palettes, Just(nrows), guesses())
+        })
+        .prop_flat_map(|(palettes, nrows, guess)| {
+            let row: Vec<_> = palettes
+                .iter()
+                .map(|p| prop::sample::select(p.clone()))
+                .collect();
+            (
+                prop::collection::vec(row, nrows),
+                Just(palettes.len()),
+                Just(guess),
+            )
+        })
+        .prop_map(|(rows, ncols, guess)| {
+            let names: Vec<String> = (0..ncols).map(|i| format!("c{i}")).collect();
+            let mut csv = names.join(",");
+            csv.push('\n');
+            for row in rows {
+                csv.push_str(&row.join(","));
+                csv.push('\n');
+            }
+            (csv.into_bytes(), guess)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Over the whole lattice of types: a guess is proven exactly when it is the inference
+    /// (an all-int column guessed float64, an all-empty one guessed int64, a date column
+    /// guessed utf8, ... are not), and a registered schema exactly when the check accepts.
+    #[test]
+    fn verified_pass_proves_no_other_schema((csv, types) in lattice_case()) {
+        let options = CsvOptions::default();
+        let inferred = infer_schema(&csv[..], &options).unwrap();
+        let guess = perturbed(&inferred.schema, &types);
+        let verified = write_parquet_verified(&csv[..], &options, Expected::Inferred(&guess), Vec::new()).unwrap();
+        prop_assert_eq!(verified.is_some(), guess == inferred.schema, "guess {:?}", guess);
+        let checked = check_schema(&csv[..], &options, &guess);
+        let verified = write_parquet_verified(&csv[..], &options, Expected::Registered(&guess), Vec::new()).unwrap();
+        prop_assert_eq!(verified.is_some(), checked.is_ok(), "registered {:?}", guess);
     }
 }

@@ -85,25 +85,11 @@ pub async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, Ing
     })
 }
 
-/// What pass 1 found: the schema to write with, the header warnings, how many CSV bytes it
-/// read, and its busy time (waits for the upload not counted).
+/// What pass 1 found: the schema to write with, the header warnings, and its busy time.
 struct Pass1Output {
     schema: Schema,
     warnings: Vec<String>,
-    bytes_read: u64,
     busy: Duration,
-}
-
-/// Pass 1 running on a blocking thread over the upload as it arrives ([`start_pass1`]).
-pub struct Pass1 {
-    handle: tokio::task::JoinHandle<Result<Pass1Output, ConvertError>>,
-}
-
-impl Pass1 {
-    /// Waits for the task to end (its input must be closed: the tap dropped).
-    pub async fn cancel(self) {
-        let _ = self.handle.await;
-    }
 }
 
 /// A `Read` that counts bytes and the time spent waiting for them.
@@ -123,55 +109,29 @@ impl Read for Counting {
     }
 }
 
-/// Starts pass 1 (inference for a new dataset, else the check against the registered
-/// schema) on a blocking thread, reading the chunks sent on the returned tap, which
-/// [`spool::receive`](crate::spool::receive) feeds as the upload arrives.
-pub fn start_pass1(plan: &Plan) -> (mpsc::Sender<Bytes>, Pass1) {
-    let (tx, rx) = mpsc::channel(spool::TAP_CHUNKS);
-    let options = plan.options.clone();
-    let registered = plan.current.as_ref().map(|m| m.schema.clone());
-    let handle = tokio::task::spawn_blocking(move || {
-        let started = Instant::now();
-        let mut reader = Counting {
-            inner: ChannelReader::new(rx),
-            bytes: 0,
-            waited: Duration::ZERO,
-        };
-        let (schema, warnings) = match registered {
-            None => {
-                let inferred = lakehouse_convert::infer_schema(&mut reader, &options)?;
-                (inferred.schema, inferred.warnings)
-            }
-            Some(schema) => {
-                let checked = lakehouse_convert::check_schema(&mut reader, &options, &schema)?;
-                (schema, checked.warnings)
-            }
-        };
-        Ok(Pass1Output {
-            schema,
-            warnings,
-            bytes_read: reader.bytes,
-            busy: started.elapsed().saturating_sub(reader.waited),
-        })
-    });
-    (tx, Pass1 { handle })
-}
-
 /// Bytes of the upload's start that the speculative pass 2 infers its guess of the schema
 /// from, for a new dataset: big enough that the guess is usually the final schema, small
 /// enough to hold in memory.
 const SPECULATION_PREFIX_BYTES: u64 = 4 << 20;
 
-/// What the speculative pass 2 wrote, and with which schema.
+/// What the speculative pass wrote and proved: the schema pass 1 would settle on, its
+/// warnings, and the Parquet written with that schema.
 struct SpeculativeOutput {
     schema: Schema,
+    warnings: Vec<String>,
     encoded: Encoded,
     bytes_read: u64,
+    guess_ms: u128,
 }
 
-/// Pass 2 running during the upload with a guessed schema ([`start_speculative`]).
+/// How the speculative pass ended: proven (`Ok(Some)`), not proven or not tried
+/// (`Ok(None)`: pass 1 and pass 2 run over the spool file), or a CSV error, which is pass 1's
+/// answer too.
+type SpeculativeResult = Result<Option<SpeculativeOutput>, ConvertError>;
+
+/// The verified pass 2 running during the upload ([`start_speculative`]).
 pub struct Speculative {
-    handle: tokio::task::JoinHandle<Option<SpeculativeOutput>>,
+    handle: tokio::task::JoinHandle<SpeculativeResult>,
 }
 
 impl Speculative {
@@ -182,14 +142,15 @@ impl Speculative {
     }
 }
 
-/// Starts pass 2 while the upload arrives, with the schema it will most likely have: the
-/// registered one for an existing dataset (exact whenever pass 1's check passes), else the
-/// schema inferred from the first [`SPECULATION_PREFIX_BYTES`] of the upload. Its output is
-/// used only if that schema turns out to be the one pass 1 settles on and it read every
-/// byte spooled; since the Parquet bytes are a pure function of (CSV bytes, options,
-/// schema), they are then exactly those a pass 2 after pass 1 would write. Otherwise (a
-/// column's type changed after the prefix, bad CSV) it stops or is discarded, and pass 2
-/// runs over the spool file as usual.
+/// Starts the verified pass 2 (`lakehouse_convert::write_parquet_verified`) on a blocking
+/// thread, reading the chunks sent on the returned tap, which
+/// [`spool::receive`](crate::spool::receive) feeds as the upload arrives. Its schema is the
+/// registered one for an existing dataset, else a guess from the first
+/// [`SPECULATION_PREFIX_BYTES`] of the upload; while it writes Parquet it proves from the
+/// values that pass 1 (the check, or the whole-file inference) would settle on that schema.
+/// Then its output is exactly what pass 1 followed by pass 2 would give, and the upload is
+/// read once. Otherwise (a type that changes after the prefix, drift) nothing it made is
+/// used and both passes run over the spool file after the upload.
 pub fn start_speculative(
     plan: &Plan,
     spool_dir: &std::path::Path,
@@ -198,48 +159,68 @@ pub fn start_speculative(
     let options = plan.options.clone();
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
     let spool_dir = spool_dir.to_owned();
-    let handle = tokio::task::spawn_blocking(move || {
+    let handle = tokio::task::spawn_blocking(move || -> SpeculativeResult {
         let mut reader = Counting {
             inner: ChannelReader::new(rx),
             bytes: 0,
             waited: Duration::ZERO,
         };
         let mut prefix = Vec::new();
+        let guess_started = Instant::now();
+        let is_new = registered.is_none();
         let schema = match registered {
             Some(schema) => schema,
             None => {
-                (&mut reader)
+                if (&mut reader)
                     .take(SPECULATION_PREFIX_BYTES)
                     .read_to_end(&mut prefix)
-                    .ok()?;
-                // Whole records only (a cut inside a quoted newline fails or guesses wrong,
-                // which only costs the speculation).
-                let end = if (prefix.len() as u64) < SPECULATION_PREFIX_BYTES {
-                    prefix.len()
-                } else {
-                    prefix
-                        .iter()
-                        .rposition(|&b| b == b'\n')
-                        .map_or(0, |i| i + 1)
-                };
-                let head = prefix.get(..end)?;
-                lakehouse_convert::infer_schema(head, &options).ok()?.schema
+                    .is_err()
+                {
+                    return Ok(None);
+                }
+                let complete = (prefix.len() as u64) < SPECULATION_PREFIX_BYTES;
+                match lakehouse_convert::guess_schema(&prefix, complete, &options) {
+                    Some(guess) => guess,
+                    None => return Ok(None),
+                }
             }
         };
-        let parquet = spool::new_file(&spool_dir, ".parquet").ok()?;
-        let out = std::io::BufWriter::with_capacity(1 << 20, parquet.reopen().ok()?);
+        let guess_ms = guess_started
+            .elapsed()
+            .saturating_sub(reader.waited)
+            .as_millis();
+        let expected = if is_new {
+            lakehouse_convert::Expected::Inferred(&schema)
+        } else {
+            lakehouse_convert::Expected::Registered(&schema)
+        };
+        let Ok(parquet) = spool::new_file(&spool_dir, ".parquet") else {
+            return Ok(None);
+        };
+        let Ok(file) = parquet.reopen() else {
+            return Ok(None);
+        };
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
-        let (output, stats) =
-            lakehouse_convert::write_parquet_pipelined(input, &options, &schema, out).ok()?;
-        Some(SpeculativeOutput {
+        let verified =
+            match lakehouse_convert::write_parquet_verified(input, &options, expected, out) {
+                Ok(Some(verified)) => verified,
+                Ok(None) => return Ok(None),
+                Err(e) if e.is_csv_error() => return Err(e),
+                // I/O or encoder trouble: pass 2 over the spool file says what it is.
+                Err(_) => return Ok(None),
+            };
+        Ok(Some(SpeculativeOutput {
             schema,
+            warnings: verified.warnings,
             encoded: Encoded {
                 parquet,
-                output,
-                stats,
+                output: verified.output,
+                stats: verified.stats,
             },
             bytes_read: reader.bytes,
-        })
+            guess_ms,
+        }))
     });
     (tx, Speculative { handle })
 }
@@ -251,9 +232,9 @@ struct Encoded {
     stats: EncodeStats,
 }
 
-/// Finishes an ingest of the spooled upload: waits for pass 1 (which read the upload while
-/// it arrived), encodes Parquet (pass 2, pipelined over two threads), stores it and
-/// registers the version.
+/// Finishes an ingest of the spooled upload: takes the verified pass 2's output when it
+/// proved its schema (the upload was read once, while it arrived), else runs pass 1 and
+/// pass 2 over the spool file; then stores the Parquet and registers the version.
 ///
 /// # Errors
 /// [`IngestError::Convert`] for bad CSV and schema drift found before anything is written,
@@ -264,7 +245,6 @@ pub async fn ingest(
     state: &AppState,
     request: IngestRequest,
     plan: Plan,
-    pass1: Pass1,
     speculative: Speculative,
     upload: Spooled,
     receive_ms: u128,
@@ -276,50 +256,32 @@ pub async fn ingest(
     let csv_sha256 = upload.sha256.clone();
     let csv_hash_ms = upload.hash_time.as_millis();
 
-    // Pass 1 has read the upload as it arrived; only its tail is left to wait for.
-    let waited = Instant::now();
-    let pass1 = match pass1.handle.await {
-        Ok(Ok(pass1)) => Ok(pass1),
-        Ok(Err(convert)) => Err(IngestError::Convert(convert)),
-        Err(join) => Err(IngestError::Task(join)),
-    };
-    let mut pass1 = match pass1 {
-        Ok(pass1) => pass1,
-        Err(error) => {
-            // Bad CSV or drift: the speculative pass 2 and its spool file go first.
-            speculative.cancel().await;
-            return Err(error);
-        }
-    };
-    let infer_wait_ms = waited.elapsed().as_millis();
-    if pass1.bytes_read != csv_size {
-        // Cannot happen (pass 1 reads to the end and the tap sees every spooled byte), but
-        // the output must never rest on a pass over part of the file: redo it from the spool.
-        tracing::warn!(
-            read = pass1.bytes_read,
-            spooled = csv_size,
-            "pass 1 saw a different byte count; rerunning it over the spool file"
-        );
-        let path = upload.file.path().to_owned();
-        let task_options = options.clone();
-        let registered = plan.current.as_ref().map(|m| m.schema.clone());
-        pass1 = tokio::task::spawn_blocking(move || rerun_pass1(&path, &task_options, registered))
-            .await
-            .map_err(IngestError::Task)??;
-    }
-
-    // The speculative pass 2 read the same upload with a guessed schema: its output is
-    // exactly what pass 2 would write now if the guess was right and it read every byte.
+    // The verified pass 2 read the upload as it arrived; only its tail is left to wait for.
     let pass2_started = Instant::now();
-    let guessed = speculative.handle.await.map_err(IngestError::Task)?;
+    let speculated = speculative.handle.await.map_err(IngestError::Task)?;
     let speculation_wait_ms = pass2_started.elapsed().as_millis();
-    let (encoded, speculation_hit) = match guessed {
-        Some(guess) if guess.schema == pass1.schema && guess.bytes_read == csv_size => {
-            (guess.encoded, true)
+    let (pass1, encoded, speculation_hit, guess_ms) = match speculated {
+        // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
+        Ok(Some(hit)) if hit.bytes_read == csv_size => {
+            let pass1 = Pass1Output {
+                schema: hit.schema,
+                warnings: hit.warnings,
+                busy: Duration::ZERO,
+            };
+            (pass1, hit.encoded, true, hit.guess_ms)
         }
+        // A CSV error stops pass 1 at the same record with the same error.
+        Err(csv) => return Err(IngestError::Convert(csv)),
         missed => {
             // Its Parquet spool file goes before pass 2 writes another.
             drop(missed);
+            let path = upload.file.path().to_owned();
+            let task_options = options.clone();
+            let registered = plan.current.as_ref().map(|m| m.schema.clone());
+            let pass1 =
+                tokio::task::spawn_blocking(move || run_pass1(&path, &task_options, registered))
+                    .await
+                    .map_err(IngestError::Task)??;
             let task_options = options.clone();
             let schema = pass1.schema.clone();
             let encoded = tokio::task::spawn_blocking(move || {
@@ -327,7 +289,7 @@ pub async fn ingest(
             })
             .await
             .map_err(IngestError::Task)??;
-            (encoded, false)
+            (pass1, encoded, false, 0)
         }
     };
     let pass2_ms = pass2_started.elapsed().as_millis();
@@ -398,8 +360,8 @@ pub async fn ingest(
         lookup_ms = plan.lookup_ms,
         receive_ms,
         csv_hash_ms,
+        guess_ms,
         infer_ms = pass1.busy.as_millis(),
-        infer_wait_ms,
         parse_ms = encoded.stats.parse.as_millis(),
         encode_ms = encoded.stats.encode.as_millis(),
         parquet_hash_ms = encoded.stats.hash.as_millis(),
@@ -421,15 +383,14 @@ pub async fn ingest(
     })
 }
 
-/// Pass 1 again, over the spool file (the fallback of [`ingest`]). Blocking.
-fn rerun_pass1(
+/// Pass 1 over the spool file (when the verified pass did not prove its schema). Blocking.
+fn run_pass1(
     path: &std::path::Path,
     options: &CsvOptions,
     registered: Option<Schema>,
 ) -> Result<Pass1Output, IngestError> {
     let started = Instant::now();
     let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
-    let bytes_read = file.metadata().map_err(IngestError::Spool)?.len();
     let (schema, warnings) = match registered {
         None => {
             let inferred = lakehouse_convert::infer_schema(file, options)?;
@@ -443,7 +404,6 @@ fn rerun_pass1(
     Ok(Pass1Output {
         schema,
         warnings,
-        bytes_read,
         busy: started.elapsed(),
     })
 }

@@ -549,8 +549,9 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
 }
 
 /// The service's Parquet is byte-identical to what the single-threaded library writes for
-/// the same bytes, both when the speculative pass 2 guessed the schema from the first 4 MiB
-/// (hit) and when a column changed type after them (miss: pass 2 reruns over the spool).
+/// the same bytes, both when the verified pass 2 guessed the schema from the first 4 MiB
+/// (hit: one read) and when a column changed type after them (miss: pass 1 and pass 2 run
+/// over the spool); errors past the prefix are pass 1's.
 #[tokio::test]
 async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
     let h = Harness::start(&[]);
@@ -594,6 +595,20 @@ async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
             if name == "hit" { 200_000 } else { 200_001 }
         );
     }
+    // Past the prefix, on a one-read hit path: a bad record is pass 1's own 400, and a value
+    // the registered type refuses is pass 1's own 409, each with its line.
+    let mut bad = hit.clone();
+    bad.extend_from_slice(b"1,2\n");
+    let (status, body) = h.ingest("name=bad", &bad).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "malformed_csv");
+    assert_eq!(body["error"]["details"]["line"], 200_002);
+    let (status, body) = h.ingest("name=hit", &miss).await;
+    assert_eq!(status, 409, "{body}");
+    let changed = &body["error"]["details"]["changed"][0];
+    assert_eq!(changed["column"], "n");
+    assert_eq!(changed["line"], 200_002);
+    assert_eq!(changed["value"], "1.5");
     assert!(
         h.spool_files().is_empty(),
         "spool left: {:?}",

@@ -59,7 +59,7 @@ impl IngestParams {
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
 /// `busy` when none is free), reads the dataset's manifest, then spools the `file` field
-/// while pass 1 reads it, and runs the rest of the pipeline.
+/// while the verified pass 2 reads it, and runs the rest of the pipeline.
 pub async fn ingest_post(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<IngestParams>,
@@ -104,21 +104,20 @@ pub async fn ingest_post(
         ),
     })?;
 
-    // The dataset's manifest is read before the body, so that pass 1 runs while it arrives.
+    // The dataset's manifest is read before the body, so that the verified pass 2 runs
+    // while it arrives.
     let plan = ingest::plan(&state, &request).await?;
-    let (tap, pass1) = ingest::start_pass1(&plan);
-    let (speculative_tap, speculative) = ingest::start_speculative(&plan, &config.spool_dir);
-    let taps = vec![tap, speculative_tap];
+    let (tap, speculative) = ingest::start_speculative(&plan, &config.spool_dir);
+    let taps = vec![tap];
     let started = Instant::now();
-    // The receive loop owns the taps, so whatever way it ends they are dropped, the
-    // background passes see the end of their input, and on an error they are waited for:
-    // their spool files are gone before the answer is sent (issue 2: the spool is removed
+    // The receive loop owns the tap, so whatever way it ends it is dropped, the background
+    // pass sees the end of its input, and on an error it is waited for: its spool file is
+    // gone before the answer is sent (issue 2: the spool is removed
     // when the request ends, whatever the outcome).
     let received = receive(&mut multipart, taps, idle, config).await;
     let (upload, filename) = match received {
         Ok(received) => received,
         Err(error) => {
-            pass1.cancel().await;
             speculative.cancel().await;
             return Err(error.into());
         }
@@ -126,16 +125,7 @@ pub async fn ingest_post(
     request.filename = filename;
     let receive_ms = started.elapsed().as_millis();
     Ok(Json(
-        ingest::ingest(
-            &state,
-            request,
-            plan,
-            pass1,
-            speculative,
-            upload,
-            receive_ms,
-        )
-        .await?,
+        ingest::ingest(&state, request, plan, speculative, upload, receive_ms).await?,
     ))
 }
 
