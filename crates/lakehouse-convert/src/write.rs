@@ -177,17 +177,41 @@ impl Column {
         }
     }
 
+    /// The column's values as an array; the builder starts over with buffers sized for a
+    /// whole batch (arrow's own `finish` leaves empty ones, which would then grow by
+    /// doubling, reallocating and copying, in every batch).
     fn finish(&mut self) -> Result<ArrayRef> {
         Ok(match &mut self.builder {
-            Builder::Bool(b) => Arc::new(b.finish()),
-            Builder::Int64(b) => Arc::new(b.finish()),
-            Builder::Float64(b) => Arc::new(b.finish()),
-            Builder::Date32(b) => Arc::new(b.finish()),
-            Builder::Timestamp { builder, .. } => Arc::new(builder.finish()),
-            Builder::Utf8(b) => Arc::new(
-                StringArray::try_from_binary(b.finish())
-                    .map_err(|e| ConvertError::Parquet(e.to_string()))?,
-            ),
+            Builder::Bool(b) => {
+                Arc::new(std::mem::replace(b, BooleanBuilder::with_capacity(BATCH_ROWS)).finish())
+            }
+            Builder::Int64(b) => {
+                Arc::new(std::mem::replace(b, Int64Builder::with_capacity(BATCH_ROWS)).finish())
+            }
+            Builder::Float64(b) => {
+                Arc::new(std::mem::replace(b, Float64Builder::with_capacity(BATCH_ROWS)).finish())
+            }
+            Builder::Date32(b) => {
+                Arc::new(std::mem::replace(b, Date32Builder::with_capacity(BATCH_ROWS)).finish())
+            }
+            Builder::Timestamp { builder, zoned } => {
+                let fresh = TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS);
+                let fresh = if *zoned {
+                    fresh.with_timezone("UTC")
+                } else {
+                    fresh
+                };
+                Arc::new(std::mem::replace(builder, fresh).finish())
+            }
+            Builder::Utf8(b) => {
+                // The next batch likely holds about as many bytes as this one.
+                let bytes = b.values_slice().len();
+                let fresh = BinaryBuilder::with_capacity(BATCH_ROWS, bytes + bytes / 8);
+                Arc::new(
+                    StringArray::try_from_binary(std::mem::replace(b, fresh).finish())
+                        .map_err(|e| ConvertError::Parquet(e.to_string()))?,
+                )
+            }
         })
     }
 }
