@@ -18,8 +18,8 @@ pub use error::{ErrorBody, ErrorCode, ErrorInfo};
 pub use manifest::{
     ColumnChange, CsvOptions, DatasetListResponse, DatasetSummary, GcRunResponse,
     INFERENCE_VERSION, IngestMode, IngestResponse, ListObjectsResponse, Manifest, ObjectInfo,
-    ObjectRef, ReadLimits, RegisterVersionRequest, RegisterVersionResponse, SchemaDriftDetails,
-    Source, VersionListResponse, VersionSummary,
+    ObjectPutResponse, ObjectRef, ReadLimits, RegisterVersionRequest, RegisterVersionResponse,
+    SchemaDriftDetails, Source, VersionListResponse, VersionSummary,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{ColumnType, Field, Schema, fingerprint_of_pairs};

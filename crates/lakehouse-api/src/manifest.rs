@@ -338,6 +338,18 @@ pub struct ListObjectsResponse {
     pub next_start_after: Option<String>,
 }
 
+/// Answer of a successful storaged write: `PUT /objects/{key}` (201) or the content-addressed
+/// `POST /objects/{dir}` (201 created, 200 already there): what is stored under `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectPutResponse {
+    /// The key written.
+    pub key: ObjectKey,
+    /// Size of the body in bytes.
+    pub size: u64,
+    /// SHA-256 of the body as received (64 lowercase hex digits).
+    pub sha256: Sha256Digest,
+}
+
 /// One dataset in `GET /datasets` (catalogd).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetSummary {

@@ -128,11 +128,18 @@ impl ObjectKey {
     /// `datasets/<name>/<fp_hex>/<sha256-of-the-parquet-bytes-hex>.parquet`.
     pub fn parquet_object(name: &DatasetName, fingerprint_hex: &str, sha: &Sha256Digest) -> Self {
         ObjectKey(format!(
-            "datasets/{}/{}/{}.parquet",
-            name.as_str(),
-            fingerprint_hex,
+            "{}/{}.parquet",
+            Self::parquet_dir(name, fingerprint_hex).0,
             sha.as_str()
         ))
+    }
+
+    /// The folder of a dataset's Parquet objects of one schema, `datasets/<name>/<fp_hex>`:
+    /// where ingestd's content-addressed POST puts them (storaged names each
+    /// `<sha256-hex>.parquet`, as [`ObjectKey::parquet_object`]). `fingerprint_hex` is 64 hex
+    /// digits, so the key is valid.
+    pub fn parquet_dir(name: &DatasetName, fingerprint_hex: &str) -> Self {
+        ObjectKey(format!("datasets/{}/{}", name.as_str(), fingerprint_hex))
     }
 
     /// Key of version `version` of dataset `name`'s manifest (DESIGN.md section 6):

@@ -2,7 +2,9 @@
 
 use crate::{ClientError, Endpoint, Result, json, send};
 use bytes::Bytes;
-use lakehouse_api::{CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, Sha256Digest};
+use lakehouse_api::{
+    CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, ObjectPutResponse, Sha256Digest,
+};
 use reqwest::header;
 
 /// Client of storaged (`/objects`), cheap to clone.
@@ -115,6 +117,34 @@ impl StoragedClient {
         } else {
             PutOutcome::Created
         })
+    }
+
+    /// `POST /objects/{dir}?suffix=`: streams `body`, of a length not known in advance (sent
+    /// chunked), into the object named by its own SHA-256, `{dir}/{hex}{suffix}`. Returns
+    /// what is stored and whether this call created it (201) or found the same bytes
+    /// already there (200). A `body` stream that ends with an error aborts the request and
+    /// storaged keeps nothing.
+    ///
+    /// # Errors
+    /// [`ClientError::Remote`] for storaged's error answers (400 `invalid_key`, ...),
+    /// [`ClientError::Transport`] when storaged does not answer or the body broke off,
+    /// [`ClientError::Decode`] for an answer that is not the expected JSON.
+    pub async fn put_content_addressed(
+        &self,
+        dir: &ObjectKey,
+        suffix: &str,
+        body: reqwest::Body,
+    ) -> Result<(ObjectPutResponse, bool)> {
+        let url = self.object_url(dir);
+        let request = self
+            .endpoint
+            .request(reqwest::Method::POST, &url)
+            .query(&[("suffix", suffix)])
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        let response = send(request, &url, &[]).await?;
+        let created = response.status() == reqwest::StatusCode::CREATED;
+        Ok((json(response, &url).await?, created))
     }
 
     /// `GET /objects/{key}` read whole into memory (manifests; not for Parquet objects).

@@ -77,6 +77,17 @@ pub enum IngestError {
     /// The conversion task died.
     #[error("conversion task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// storaged answered the Parquet upload with another key, digest or size than ingestd
+    /// computed for the bytes it sent (corruption on the way): nothing is registered.
+    #[error("storaged stored {key} with sha-256 {stored_sha256}, not the {sent_sha256} sent")]
+    StoredDigest {
+        /// The key the bytes sent belong under.
+        key: String,
+        /// SHA-256 of the bytes sent.
+        sent_sha256: String,
+        /// SHA-256 storaged reported.
+        stored_sha256: String,
+    },
     /// storaged or catalogd failed.
     #[error("{service} failed")]
     Upstream {
@@ -133,6 +144,20 @@ impl From<IngestError> for ApiError {
             IngestError::Task(source) => {
                 ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
             }
+            IngestError::StoredDigest {
+                key,
+                sent_sha256,
+                stored_sha256,
+            } => ApiError::with_details(
+                ErrorCode::UpstreamError,
+                message,
+                json!({
+                    "service": "storaged",
+                    "key": key,
+                    "sent_sha256": sent_sha256,
+                    "stored_sha256": stored_sha256,
+                }),
+            ),
             IngestError::Upstream { service, source } => upstream_error(service, source),
         }
     }

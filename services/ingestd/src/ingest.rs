@@ -1,21 +1,17 @@
 //! The ingest pipeline behind `POST /ingest` (DESIGN.md sections 1, 3, 5 and 6).
 
 use crate::spool::{self, ChannelReader, Spooled};
+use crate::upload::{self, ChunkSender, ParquetUpload};
 use crate::{AppState, IngestError};
 use bytes::Bytes;
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
     ObjectRef, ReadLimits, RegisterVersionRequest, Schema, Source,
 };
-use lakehouse_client::PutOptions;
 use lakehouse_convert::{ConvertError, EncodeStats};
 use std::io::Read;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio_util::io::ReaderStream;
-
-/// Chunk size of the streamed PUT of the Parquet object, bytes.
-const PUT_CHUNK_BYTES: usize = 256 * 1024;
 
 /// What the client asked for, validated (query parameters of `POST /ingest`).
 #[derive(Debug, Clone)]
@@ -115,7 +111,7 @@ impl Read for Counting {
 const SPECULATION_PREFIX_BYTES: u64 = 4 << 20;
 
 /// What the speculative pass wrote and proved: the schema pass 1 would settle on, its
-/// warnings, and the Parquet written with that schema.
+/// warnings, and the Parquet written with that schema (streamed to storaged).
 struct SpeculativeOutput {
     schema: Schema,
     warnings: Vec<String>,
@@ -129,16 +125,19 @@ struct SpeculativeOutput {
 /// answer too.
 type SpeculativeResult = Result<Option<SpeculativeOutput>, ConvertError>;
 
-/// The verified pass 2 running during the upload ([`start_speculative`]).
+/// The verified pass 2 running during the upload ([`start_speculative`]): its result, and
+/// the upload of its Parquet to storaged when it started one (committed only if used).
 pub struct Speculative {
-    handle: tokio::task::JoinHandle<SpeculativeResult>,
+    handle: tokio::task::JoinHandle<(SpeculativeResult, Option<ParquetUpload>)>,
 }
 
 impl Speculative {
-    /// Waits for the task to end (its input must be closed: the tap dropped) and drops what
-    /// it made, spool file included.
+    /// Waits for the task to end (its input must be closed: the tap dropped) and withdraws
+    /// what it sent to storaged.
     pub async fn cancel(self) {
-        let _ = self.handle.await;
+        if let Ok((_, Some(upload))) = self.handle.await {
+            upload.abort().await;
+        }
     }
 }
 
@@ -146,20 +145,24 @@ impl Speculative {
 /// thread, reading the chunks sent on the returned tap, which
 /// [`spool::receive`](crate::spool::receive) feeds as the upload arrives. Its schema is the
 /// registered one for an existing dataset, else a guess from the first
-/// [`SPECULATION_PREFIX_BYTES`] of the upload; while it writes Parquet it proves from the
-/// values that pass 1 (the check, or the whole-file inference) would settle on that schema.
-/// Then its output is exactly what pass 1 followed by pass 2 would give, and the upload is
-/// read once. Otherwise (a type that changes after the prefix, drift) nothing it made is
-/// used and both passes run over the spool file after the upload.
+/// [`SPECULATION_PREFIX_BYTES`] of the upload; while it encodes Parquet (streamed to
+/// storaged as it is written, [`crate::upload`]) it proves from the values that pass 1 (the
+/// check, or the whole-file inference) would settle on that schema. Then its output is
+/// exactly what pass 1 followed by pass 2 would give, and the upload is read once.
+/// Otherwise (a type that changes after the prefix, drift) nothing it made is used (the
+/// upload to storaged is withdrawn) and both passes run over the spool file after the upload.
 pub fn start_speculative(
+    state: &AppState,
+    name: &DatasetName,
     plan: &Plan,
-    spool_dir: &std::path::Path,
 ) -> (mpsc::Sender<Bytes>, Speculative) {
     let (tx, rx) = mpsc::channel(spool::TAP_CHUNKS);
     let options = plan.options.clone();
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
-    let spool_dir = spool_dir.to_owned();
-    let handle = tokio::task::spawn_blocking(move || -> SpeculativeResult {
+    let storaged = state.inner.storaged.clone();
+    let name = name.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let handle = tokio::task::spawn_blocking(move || {
         let mut reader = Counting {
             inner: ChannelReader::new(rx),
             bytes: 0,
@@ -176,12 +179,12 @@ pub fn start_speculative(
                     .read_to_end(&mut prefix)
                     .is_err()
                 {
-                    return Ok(None);
+                    return (Ok(None), None);
                 }
                 let complete = (prefix.len() as u64) < SPECULATION_PREFIX_BYTES;
                 match lakehouse_convert::guess_schema(&prefix, complete, &options) {
                     Some(guess) => guess,
-                    None => return Ok(None),
+                    None => return (Ok(None), None),
                 }
             }
         };
@@ -194,53 +197,53 @@ pub fn start_speculative(
         } else {
             lakehouse_convert::Expected::Registered(&schema)
         };
-        let Ok(parquet) = spool::new_file(&spool_dir, ".parquet") else {
-            return Ok(None);
-        };
-        let Ok(file) = parquet.reopen() else {
-            return Ok(None);
-        };
-        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let (out, parquet_upload) = upload::start(&storaged, parquet_dir(&name, &schema), &runtime);
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
         let verified =
             match lakehouse_convert::write_parquet_verified(input, &options, expected, out) {
                 Ok(Some(verified)) => verified,
-                Ok(None) => return Ok(None),
-                Err(e) if e.is_csv_error() => return Err(e),
+                Ok(None) => return (Ok(None), Some(parquet_upload)),
+                Err(e) if e.is_csv_error() => return (Err(e), Some(parquet_upload)),
                 // I/O or encoder trouble: pass 2 over the spool file says what it is.
-                Err(_) => return Ok(None),
+                Err(_) => return (Ok(None), Some(parquet_upload)),
             };
-        Ok(Some(SpeculativeOutput {
+        let output = SpeculativeOutput {
             schema,
             warnings: verified.warnings,
             encoded: Encoded {
-                parquet,
                 output: verified.output,
                 stats: verified.stats,
             },
             bytes_read: reader.bytes,
             guess_ms,
-        }))
+        };
+        (Ok(Some(output)), Some(parquet_upload))
     });
     (tx, Speculative { handle })
 }
 
-/// Result of the blocking encode step (pass 2).
+/// Where the Parquet objects of `name` with `schema` go: `datasets/<name>/<fp_hex>`.
+fn parquet_dir(name: &DatasetName, schema: &Schema) -> ObjectKey {
+    let fingerprint = schema.fingerprint();
+    ObjectKey::parquet_dir(name, fingerprint.trim_start_matches("sha256:"))
+}
+
+/// What pass 2 wrote (the bytes went to storaged as they were written).
 struct Encoded {
-    parquet: tempfile::NamedTempFile,
     output: lakehouse_convert::ParquetOutput,
     stats: EncodeStats,
 }
 
 /// Finishes an ingest of the spooled upload: takes the verified pass 2's output when it
-/// proved its schema (the upload was read once, while it arrived), else runs pass 1 and
-/// pass 2 over the spool file; then stores the Parquet and registers the version.
+/// proved its schema (the upload was read once, while it arrived, and the Parquet streamed
+/// to storaged meanwhile), else withdraws it and runs pass 1 and pass 2 over the spool file;
+/// then commits the Parquet object and registers the version.
 ///
 /// # Errors
-/// [`IngestError::Convert`] for bad CSV and schema drift found before anything is written,
+/// [`IngestError::Convert`] for bad CSV and schema drift found before anything is stored,
 /// [`IngestError::Upstream`] when storaged or catalogd fail (a drift found by the register
-/// call's race-safe gate included), [`IngestError::Spool`]/[`IngestError::Task`] for local
-/// failures.
+/// call's race-safe gate included), [`IngestError::StoredDigest`] when storaged stored other
+/// bytes than were sent, [`IngestError::Spool`]/[`IngestError::Task`] for local failures.
 pub async fn ingest(
     state: &AppState,
     request: IngestRequest,
@@ -251,75 +254,83 @@ pub async fn ingest(
 ) -> Result<IngestResponse, IngestError> {
     let inner = &state.inner;
     let options = plan.options;
-    let spool_dir = inner.config.spool_dir.clone();
     let csv_size = upload.size_bytes;
     let csv_sha256 = upload.sha256.clone();
     let csv_hash_ms = upload.hash_time.as_millis();
 
     // The verified pass 2 read the upload as it arrived; only its tail is left to wait for.
     let pass2_started = Instant::now();
-    let speculated = speculative.handle.await.map_err(IngestError::Task)?;
+    let (speculated, parquet_upload) = speculative.handle.await.map_err(IngestError::Task)?;
     let speculation_wait_ms = pass2_started.elapsed().as_millis();
-    let (pass1, encoded, speculation_hit, guess_ms) = match speculated {
-        // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
-        Ok(Some(hit)) if hit.bytes_read == csv_size => {
-            let pass1 = Pass1Output {
-                schema: hit.schema,
-                warnings: hit.warnings,
-                busy: Duration::ZERO,
-            };
-            (pass1, hit.encoded, true, hit.guess_ms)
-        }
-        // A CSV error stops pass 1 at the same record with the same error.
-        Err(csv) => return Err(IngestError::Convert(csv)),
-        missed => {
-            // Its Parquet spool file goes before pass 2 writes another.
-            drop(missed);
-            let path = upload.file.path().to_owned();
-            let task_options = options.clone();
-            let registered = plan.current.as_ref().map(|m| m.schema.clone());
-            let pass1 =
-                tokio::task::spawn_blocking(move || run_pass1(&path, &task_options, registered))
-                    .await
-                    .map_err(IngestError::Task)??;
-            let task_options = options.clone();
-            let schema = pass1.schema.clone();
-            let encoded = tokio::task::spawn_blocking(move || {
-                encode(&upload, &task_options, &schema, &spool_dir)
-            })
-            .await
-            .map_err(IngestError::Task)??;
-            (pass1, encoded, false, 0)
-        }
-    };
+    let (pass1, encoded, parquet_upload, speculation_hit, guess_ms) =
+        match (speculated, parquet_upload) {
+            // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
+            (Ok(Some(hit)), Some(parquet_upload)) if hit.bytes_read == csv_size => {
+                // The CSV spool file is not needed any more: gone before its pages are written.
+                drop(upload);
+                let pass1 = Pass1Output {
+                    schema: hit.schema,
+                    warnings: hit.warnings,
+                    busy: Duration::ZERO,
+                };
+                (pass1, hit.encoded, parquet_upload, true, hit.guess_ms)
+            }
+            (speculated, parquet_upload) => {
+                if let Some(parquet_upload) = parquet_upload {
+                    parquet_upload.abort().await;
+                }
+                // A CSV error stops pass 1 at the same record with the same error.
+                if let Err(csv) = speculated {
+                    return Err(IngestError::Convert(csv));
+                }
+                let path = upload.file.path().to_owned();
+                let task_options = options.clone();
+                let registered = plan.current.as_ref().map(|m| m.schema.clone());
+                let pass1 = tokio::task::spawn_blocking(move || {
+                    run_pass1(&path, &task_options, registered)
+                })
+                .await
+                .map_err(IngestError::Task)??;
+                let (out, parquet_upload) = upload::start(
+                    &inner.storaged,
+                    parquet_dir(&request.name, &pass1.schema),
+                    &tokio::runtime::Handle::current(),
+                );
+                let task_options = options.clone();
+                let schema = pass1.schema.clone();
+                let encoded = tokio::task::spawn_blocking(move || {
+                    encode(&upload, &task_options, &schema, out)
+                })
+                .await
+                .map_err(IngestError::Task)?;
+                match encoded {
+                    Ok(encoded) => (pass1, encoded, parquet_upload, false, 0),
+                    Err(e) => {
+                        parquet_upload.abort().await;
+                        return Err(e);
+                    }
+                }
+            }
+        };
     let pass2_ms = pass2_started.elapsed().as_millis();
     let parquet_size = encoded.output.size_bytes;
     let parquet_sha256 = encoded.output.sha256.clone();
     let row_count = encoded.output.row_count;
 
+    // The Parquet went to storaged while it was encoded: end its body, take the answer.
+    let put_started = Instant::now();
+    let (stored, _created) = parquet_upload.commit().await?;
+    let put_ms = put_started.elapsed().as_millis();
     let fingerprint = pass1.schema.fingerprint();
     let fp_hex = fingerprint.trim_start_matches("sha256:");
     let key = ObjectKey::parquet_object(&request.name, fp_hex, &parquet_sha256);
-
-    let put_started = Instant::now();
-    let file = tokio::fs::File::open(encoded.parquet.path())
-        .await
-        .map_err(IngestError::Spool)?;
-    let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, PUT_CHUNK_BYTES));
-    let put_options = PutOptions {
-        create_only: true,
-        sha256: Some(parquet_sha256.clone()),
-    };
-    // 201 or 412: either way the identical bytes are stored under this content address.
-    inner
-        .storaged
-        .put(&key, body, parquet_size, &put_options)
-        .await
-        .map_err(|source| IngestError::Upstream {
-            service: "storaged",
-            source,
-        })?;
-    let put_ms = put_started.elapsed().as_millis();
+    if stored.key != key || stored.sha256 != parquet_sha256 || stored.size != parquet_size {
+        return Err(IngestError::StoredDigest {
+            key: key.to_string(),
+            sent_sha256: parquet_sha256.to_string(),
+            stored_sha256: stored.sha256.to_string(),
+        });
+    }
 
     let register_started = Instant::now();
     let register = RegisterVersionRequest {
@@ -408,22 +419,15 @@ fn run_pass1(
     })
 }
 
-/// Pass 2: encodes the spooled CSV to a Parquet spool file, parsing and encoding on two
-/// threads. Blocking: runs on the blocking pool.
+/// Pass 2 over the spool file, parsing and encoding on two threads, the Parquet going to
+/// `out` (an upload to storaged). Blocking: runs on the blocking pool.
 fn encode(
     upload: &Spooled,
     options: &CsvOptions,
     schema: &Schema,
-    spool_dir: &std::path::Path,
+    out: ChunkSender,
 ) -> Result<Encoded, IngestError> {
     let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
-    let parquet = spool::new_file(spool_dir, ".parquet")?;
-    let out =
-        std::io::BufWriter::with_capacity(1 << 20, parquet.reopen().map_err(IngestError::Spool)?);
     let (output, stats) = lakehouse_convert::write_parquet_pipelined(csv, options, schema, out)?;
-    Ok(Encoded {
-        parquet,
-        output,
-        stats,
-    })
+    Ok(Encoded { output, stats })
 }

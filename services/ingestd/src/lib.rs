@@ -10,6 +10,7 @@ mod error;
 mod ingest;
 mod routes;
 mod spool;
+mod upload;
 
 pub use error::IngestError;
 

@@ -136,11 +136,13 @@ impl AppState {
 /// The storaged router (DESIGN.md section 6): `/objects`, `/objects/{*key}`, `/healthz`,
 /// `/readyz`, inside [`lakehouse_server::common_layers`].
 ///
-/// Every route except PUT is under the request timeout; the timeout covers producing the
+/// Every route except the writes (PUT, POST) is under the request timeout; the timeout covers producing the
 /// response head, so a GET body streams for as long as it needs.
 pub fn router(state: AppState) -> Router {
     let timeout = axum::middleware::from_fn_with_state(state.request_timeout, request_timeout);
-    use routes::objects::{object_delete, object_get, object_head, object_put, objects_list};
+    use routes::objects::{
+        object_delete, object_get, object_head, object_post, object_put, objects_list,
+    };
     let routes = Router::new()
         .route("/objects", get(objects_list).route_layer(timeout.clone()))
         .route(
@@ -149,7 +151,8 @@ pub fn router(state: AppState) -> Router {
                 .head(object_head)
                 .delete(object_delete)
                 .route_layer(timeout.clone())
-                .put(object_put),
+                .put(object_put)
+                .post(object_post),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),

@@ -19,6 +19,7 @@ use crate::error::{Result, StoragedError};
 use bytes::Bytes;
 use chrono::SecondsFormat;
 use futures::{Stream, StreamExt, TryStreamExt};
+pub use lakehouse_api::ObjectPutResponse;
 use lakehouse_api::{ListObjectsResponse, ObjectInfo, ObjectKey, Sha256Digest};
 use object_store::WriteMultipart;
 use object_store::path::Path;
@@ -49,6 +50,9 @@ pub const MAX_LIST_LIMIT: usize = 10_000;
 /// is about `PART_SIZE_BYTES * (MAX_PARTS_IN_FLIGHT + 1)`. An S3 backend will need at least
 /// 5 MiB here (its minimum part size).
 const PART_SIZE_BYTES: usize = 1024 * 1024;
+
+/// Longest suffix of a content-addressed key ([`Store::put_content_addressed`]), bytes.
+pub const MAX_SUFFIX_BYTES: usize = 32;
 
 /// Parts of one PUT being written concurrently; the body is not read while this many are in
 /// flight (backpressure to the socket).
@@ -104,17 +108,6 @@ pub enum PutCondition {
     Overwrite,
     /// Fail with [`StoragedError::AlreadyExists`] when the key exists (`If-None-Match: *`).
     CreateOnly,
-}
-
-/// Answer of a successful `PUT /objects/{key}` (201): what was stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectPutResponse {
-    /// The key written.
-    pub key: ObjectKey,
-    /// Size of the body in bytes.
-    pub size: u64,
-    /// SHA-256 of the body as received (64 lowercase hex digits).
-    pub sha256: Sha256Digest,
 }
 
 /// What part of an object a GET asks for, from its `Range` header.
@@ -442,22 +435,7 @@ impl Store {
                     return Err(self.rename_error(key, source).await);
                 }
                 guard.disarm();
-                if let Some(root) = self.local_root.clone() {
-                    let owned = key.clone();
-                    let synced =
-                        tokio::task::spawn_blocking(move || sync_local_object(&root, &owned)).await;
-                    match synced {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => return Err(e),
-                        Err(join) => {
-                            return Err(StoragedError::Io {
-                                op: "fsync",
-                                path: PathBuf::from(key.as_str()),
-                                source: std::io::Error::other(join),
-                            });
-                        }
-                    }
-                }
+                self.sync_local(key).await?;
                 Ok(ObjectPutResponse {
                     key: key.clone(),
                     size,
@@ -469,6 +447,101 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Streams `body` into the object named by its own SHA-256, `{dir}/{hex}{suffix}` (the
+    /// content-addressed `POST /objects/{dir}`), for a writer that learns the digest only at
+    /// the end and wants its bytes on their way meanwhile (ingestd streams Parquet while it
+    /// encodes). Returns what is stored and whether this call created it: the key taken
+    /// already holds the same bytes (same SHA-256), so that is a success too.
+    ///
+    /// Atomic like [`Store::put`]: the body is staged under [`STAGING_PREFIX`] and moved into
+    /// place only once complete (and `expected`, when given, matched); a broken body leaves
+    /// nothing. Local backend: a create-only rename, then fsync. S3: the staged object is
+    /// copied server-side when a HEAD finds the key free, then deleted (a race between two
+    /// such writers copies the same bytes twice: harmless, the key is their content).
+    ///
+    /// # Errors
+    /// [`StoragedError::InvalidKey`] for a `dir` or `suffix` that cannot make a key,
+    /// [`StoragedError::DigestMismatch`], [`StoragedError::BodyRead`],
+    /// [`StoragedError::KeyPathConflict`], [`StoragedError::Backend`] / [`StoragedError::Io`].
+    pub async fn put_content_addressed<S, E>(
+        &self,
+        dir: &ObjectKey,
+        suffix: &str,
+        expected: Option<&Sha256Digest>,
+        body: S,
+    ) -> Result<(ObjectPutResponse, bool)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let valid_suffix = suffix.len() <= MAX_SUFFIX_BYTES
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'=' | b'-'));
+        if !valid_suffix {
+            return Err(StoragedError::InvalidKey {
+                key: format!("{dir}/<sha256>{suffix}"),
+                reason: format!("suffix must be at most {MAX_SUFFIX_BYTES} of [A-Za-z0-9._=-]"),
+            });
+        }
+        // The longest key this can make, checked before any byte is read.
+        let longest = parse_key(&format!("{dir}/{}{suffix}", "0".repeat(64)))?;
+        self.check_backend_limits(&longest)?;
+        let staging = Path::from(format!(
+            "{STAGING_PREFIX}/{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let guard = StagingGuard {
+            store: Arc::clone(&self.inner),
+            path: Some(staging.clone()),
+        };
+        let (size, sha256) = match self.stage(&staging, body).await {
+            Ok(staged) => staged,
+            Err(e) => {
+                guard.discard().await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = check_digest(expected, &sha256) {
+            guard.discard().await;
+            return Err(e);
+        }
+        let key = parse_key(&format!("{dir}/{sha256}{suffix}"))?;
+        let target = path_of(&key);
+        let created = if self.s3 {
+            match self.inner.head(&target).await {
+                Ok(_) => false,
+                Err(object_store::Error::NotFound { .. }) => {
+                    if let Err(e) = self.inner.copy(&staging, &target).await {
+                        guard.discard().await;
+                        return Err(backend_error("copy into place", key.as_str(), e));
+                    }
+                    true
+                }
+                Err(e) => {
+                    guard.discard().await;
+                    return Err(backend_error("head", key.as_str(), e));
+                }
+            }
+        } else {
+            match self.inner.rename_if_not_exists(&staging, &target).await {
+                Ok(()) => true,
+                Err(object_store::Error::AlreadyExists { .. }) => false,
+                Err(source) => {
+                    guard.discard().await;
+                    return Err(self.rename_error(&key, source).await);
+                }
+            }
+        };
+        if created && !self.s3 {
+            guard.disarm();
+            self.sync_local(&key).await?;
+        } else {
+            guard.discard().await;
+        }
+        Ok((ObjectPutResponse { key, size, sha256 }, created))
     }
 
     /// Streams `body` into the staging object; returns its size and SHA-256.
@@ -483,7 +556,13 @@ impl Store {
             .put_multipart(staging)
             .await
             .map_err(|e| backend_error("start upload of", key, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE_BYTES);
+        // S3 refuses parts under 5 MiB (except the last).
+        let part_bytes = if self.s3 {
+            S3_PART_SIZE_BYTES
+        } else {
+            PART_SIZE_BYTES
+        };
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_bytes);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
@@ -647,6 +726,23 @@ impl Store {
             size,
             sha256,
         })
+    }
+
+    /// On the local backend, makes the object at `key` durable ([`sync_local_object`]) before
+    /// its 201; nothing to do elsewhere.
+    async fn sync_local(&self, key: &ObjectKey) -> Result<()> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
+        let owned = key.clone();
+        match tokio::task::spawn_blocking(move || sync_local_object(&root, &owned)).await {
+            Ok(synced) => synced,
+            Err(join) => Err(StoragedError::Io {
+                op: "fsync",
+                path: PathBuf::from(key.as_str()),
+                source: std::io::Error::other(join),
+            }),
+        }
     }
 
     /// Turns a failed move into place into the error a client can act on.

@@ -349,6 +349,7 @@ conformance!(
     large_object_streams_both_ways,
     concurrent_create_only_puts_have_one_winner,
     large_mismatch_or_conflict_stores_nothing,
+    content_addressed_post_names_the_object_by_its_bytes,
     health_and_readiness,
 );
 
@@ -803,6 +804,69 @@ async fn large_mismatch_or_conflict_stores_nothing(server: &Server) {
     assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
     assert_eq!(error_code(response).await, "already_exists");
     assert_eq!(server.keys("large/").await, ["large/taken"]);
+    assert_no_staging_debris(server).await;
+}
+
+/// `POST /objects/{dir}?suffix=`: a streamed body of unknown length lands under
+/// `{dir}/{its sha256}{suffix}` (201), the same bytes again find it there (200), and a body
+/// that breaks off, a checksum mismatch or a bad `dir`/`suffix` store nothing.
+async fn content_addressed_post_names_the_object_by_its_bytes(server: &Server) {
+    const CHUNKS: u64 = 320; // 20 MiB: several parts on every backend
+    let mut hasher = Sha256::new();
+    for i in 0..CHUNKS {
+        hasher.update(chunk(i));
+    }
+    let digest = hex::encode(hasher.finalize());
+    let post = |dir: &str, query: &str, body: reqwest::Body| {
+        server
+            .client
+            .post(server.url(&format!("/objects/{dir}{query}")))
+            .body(body)
+            .send()
+    };
+    let body = || reqwest::Body::wrap_stream(generated(CHUNKS));
+    let response = post("ca/dir", "?suffix=.parquet", body()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let stored: Value = response.json().await.unwrap();
+    let key = format!("ca/dir/{digest}.parquet");
+    assert_eq!(stored["key"], key.as_str());
+    assert_eq!(stored["sha256"], digest.as_str());
+    assert_eq!(stored["size"], CHUNKS * 64 * 1024);
+    let read = server.get(&key).await.bytes().await.unwrap();
+    assert_eq!(sha256_hex(&read), digest);
+
+    let again = post("ca/dir", "?suffix=.parquet", body()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, stored);
+
+    // A body that breaks off after 4 MiB.
+    let broken = generated(64).chain(futures::stream::once(async {
+        Err(std::io::Error::other("client gave up"))
+    }));
+    let result = post("ca/broken", "", reqwest::Body::wrap_stream(broken)).await;
+    assert!(result.is_err() || !result.unwrap().status().is_success());
+    let response = server
+        .client
+        .post(server.url("/objects/ca/sum"))
+        .header("x-checksum-sha256", sha256_hex(b"other bytes"))
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(response).await, "digest_mismatch");
+    for (dir, query) in [
+        ("ca/dir", "?suffix=a/b"),
+        ("ca/dir", "?suffix=a%20b"),
+        ("ca/a%20b", ""),
+        ("_storaged_staging", ""),
+    ] {
+        let response = post(dir, query, reqwest::Body::from("x")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{dir}{query}");
+        assert_eq!(error_code(response).await, "invalid_key", "{dir}{query}");
+    }
+    assert_eq!(server.keys("ca/").await, [key]);
     assert_no_staging_debris(server).await;
 }
 

@@ -107,7 +107,7 @@ pub async fn ingest_post(
     // The dataset's manifest is read before the body, so that the verified pass 2 runs
     // while it arrives.
     let plan = ingest::plan(&state, &request).await?;
-    let (tap, speculative) = ingest::start_speculative(&plan, &config.spool_dir);
+    let (tap, speculative) = ingest::start_speculative(&state, &request.name, &plan);
     let taps = vec![tap];
     let started = Instant::now();
     // The receive loop owns the tap, so whatever way it ends it is dropped, the background

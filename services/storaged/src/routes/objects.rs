@@ -1,5 +1,5 @@
-//! `/objects`: PUT, GET, HEAD and DELETE of one object, and the ordered listing
-//! (DESIGN.md section 6).
+//! `/objects`: PUT, GET, HEAD and DELETE of one object, the ordered listing (DESIGN.md
+//! section 6), and the content-addressed POST.
 
 use crate::AppState;
 use crate::error::StoragedError;
@@ -75,28 +75,84 @@ pub async fn object_put(
             reason: "conditional overwrite is not supported".into(),
         });
     }
-    let expected = match headers.get(CHECKSUM_HEADER) {
-        None => None,
-        Some(value) => {
-            let text = value
-                .to_str()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase();
-            Some(
-                Sha256Digest::new(text).map_err(|_| StoragedError::InvalidHeader {
-                    header: CHECKSUM_HEADER,
-                    reason: "must be 64 hex digits".into(),
-                })?,
-            )
-        }
-    };
+    let expected = expected_checksum(&headers)?;
     let stored = state
         .store
         .put(&key, condition, expected.as_ref(), body.into_data_stream())
         .await?;
     tracing::info!(key = %stored.key, size = stored.size, sha256 = %stored.sha256, "object stored");
     Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// The `x-checksum-sha256` a write must match, when sent.
+fn expected_checksum(headers: &HeaderMap) -> Result<Option<Sha256Digest>, StoragedError> {
+    let Some(value) = headers.get(CHECKSUM_HEADER) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    Sha256Digest::new(text)
+        .map(Some)
+        .map_err(|_| StoragedError::InvalidHeader {
+            header: CHECKSUM_HEADER,
+            reason: "must be 64 hex digits".into(),
+        })
+}
+
+/// Query of the content-addressed `POST /objects/{*dir}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentAddressQuery {
+    /// Appended to the hex digest to make the last segment, for example `.parquet`: at most
+    /// 32 bytes of `[A-Za-z0-9._=-]` (default none).
+    #[serde(default)]
+    pub suffix: String,
+}
+
+/// `POST /objects/{*dir}[?suffix=.parquet]`: streams the body (any length, chunked is fine)
+/// into the object named by its own SHA-256, `{dir}/{sha256 hex}{suffix}`: 201
+/// `{key, size, sha256}` when created, 200 with the same body when that key already held
+/// these bytes. For a writer that streams an object before it knows its digest (ingestd
+/// sends Parquet while it encodes); see [`Store::put_content_addressed`](crate::store::Store::put_content_addressed).
+/// `x-checksum-sha256` is honoured as for PUT. Not part of DESIGN.md section 6's list
+/// (docs/decisions.md says why).
+///
+/// # Errors
+/// 400 `invalid_key` before any I/O for a bad `dir` or `suffix`, 400 `invalid_request` for
+/// a bad header or query, then what the store returns (nothing is stored on any error).
+pub async fn object_post(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    ApiQuery(query): ApiQuery<ContentAddressQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ObjectPutResponse>), StoragedError> {
+    let dir = object_key(path)?;
+    let expected = expected_checksum(&headers)?;
+    let (stored, created) = state
+        .store
+        .put_content_addressed(
+            &dir,
+            &query.suffix,
+            expected.as_ref(),
+            body.into_data_stream(),
+        )
+        .await?;
+    tracing::info!(
+        key = %stored.key,
+        size = stored.size,
+        created,
+        "content-addressed object stored"
+    );
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(stored)))
 }
 
 /// `GET /objects/{*key}`: the object's bytes, streamed, with `Content-Length`, `ETag`,

@@ -1,0 +1,142 @@
+//! Streaming the Parquet object to storaged while it is encoded (docs/performance.md): the
+//! encoder writes into a [`ChunkSender`], whose chunks are the body of a content-addressed
+//! `POST /objects/datasets/<name>/<fp_hex>?suffix=.parquet`, so the object is on its way to
+//! storaged while pass 2 runs and its key (the SHA-256 of the bytes) is settled by storaged
+//! at the end. The body ends cleanly only on [`ParquetUpload::commit`]; an upload that is
+//! withdrawn (a speculation not proven, a CSV error, drift) or dropped ends it with an error,
+//! and storaged keeps nothing (DESIGN.md section 2: no orphan for a refused upload).
+
+use crate::IngestError;
+use bytes::Bytes;
+use futures::Stream;
+use lakehouse_api::{ObjectKey, ObjectPutResponse};
+use lakehouse_client::{ClientError, StoragedClient};
+use std::io::{self, Write};
+use tokio::sync::{mpsc, oneshot};
+
+/// Bytes gathered by [`ChunkSender`] before a chunk goes to storaged.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Chunks in flight to storaged, at most: with [`CHUNK_BYTES`] this bounds the memory of an
+/// upload to a few MiB, and holds the encoder back when storaged is slower.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Suffix of every Parquet object key (DESIGN.md section 5).
+const PARQUET_SUFFIX: &str = ".parquet";
+
+/// The blocking side of an upload: a `Write` for the Parquet encoder, sending
+/// [`CHUNK_BYTES`] chunks to the POST (blocking while [`CHUNKS_IN_FLIGHT`] are queued).
+/// Dropping it ends the data; whether the body then ends cleanly is [`ParquetUpload`]'s
+/// call.
+pub struct ChunkSender {
+    chunks: mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+}
+
+impl ChunkSender {
+    fn send_buffer(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES));
+        self.chunks.blocking_send(Bytes::from(chunk)).map_err(|_| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "the upload to storaged stopped")
+        })
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.send_buffer()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buffer()
+    }
+}
+
+/// The async side of an upload: the POST in flight.
+pub struct ParquetUpload {
+    verdict: oneshot::Sender<bool>,
+    request: tokio::task::JoinHandle<Result<(ObjectPutResponse, bool), ClientError>>,
+}
+
+/// Starts a content-addressed POST of a Parquet object under `dir`
+/// (`datasets/<name>/<fp_hex>`) on `runtime`, fed by the returned [`ChunkSender`]. Callable
+/// from a blocking thread.
+pub fn start(
+    storaged: &StoragedClient,
+    dir: ObjectKey,
+    runtime: &tokio::runtime::Handle,
+) -> (ChunkSender, ParquetUpload) {
+    let (chunks, queue) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let (verdict, decided) = oneshot::channel();
+    let body = reqwest::Body::wrap_stream(body(queue, decided));
+    let storaged = storaged.clone();
+    let request = runtime.spawn(async move {
+        storaged
+            .put_content_addressed(&dir, PARQUET_SUFFIX, body)
+            .await
+    });
+    let sender = ChunkSender {
+        chunks,
+        buffer: Vec::with_capacity(CHUNK_BYTES),
+    };
+    (sender, ParquetUpload { verdict, request })
+}
+
+impl ParquetUpload {
+    /// Lets the body end cleanly once its [`ChunkSender`] is dropped (call after the encoder
+    /// finished), and waits for storaged's answer: what is stored, and whether this upload
+    /// created it.
+    ///
+    /// # Errors
+    /// [`IngestError::Upstream`] with what the POST failed with, [`IngestError::Task`] if
+    /// its task was lost.
+    pub async fn commit(self) -> Result<(ObjectPutResponse, bool), IngestError> {
+        let _ = self.verdict.send(true);
+        self.request
+            .await
+            .map_err(IngestError::Task)?
+            .map_err(|source| IngestError::Upstream {
+                service: "storaged",
+                source,
+            })
+    }
+
+    /// Ends the body with an error, so storaged discards what it staged, and waits for the
+    /// request to end.
+    pub async fn abort(self) {
+        let _ = self.verdict.send(false);
+        let _ = self.request.await;
+    }
+}
+
+/// The POST body: the chunks until the sender is dropped, then a clean end if the upload
+/// was committed, else an error (which makes reqwest abort the request).
+fn body(
+    queue: mpsc::Receiver<Bytes>,
+    decided: oneshot::Receiver<bool>,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+    futures::stream::unfold(
+        (Some(queue), Some(decided)),
+        |(queue, decided)| async move {
+            if let Some(mut queue) = queue
+                && let Some(chunk) = queue.recv().await
+            {
+                return Some((Ok(chunk), (Some(queue), decided)));
+            }
+            match decided?.await {
+                Ok(true) => None,
+                _ => Some((
+                    Err(io::Error::other("parquet output withdrawn")),
+                    (None, None),
+                )),
+            }
+        },
+    )
+}
