@@ -79,7 +79,7 @@ async fn traversal_attempts_are_400s_and_touch_nothing_outside_the_root() {
     ];
     let mut refused = 0;
     for key in keys {
-        for method in ["GET", "HEAD", "PUT", "DELETE"] {
+        for method in ["GET", "HEAD", "PUT", "POST", "DELETE"] {
             let (status, answer) =
                 raw(trio.storaged.addr, method, &format!("/objects/{key}"), b"x").await;
             assert!(
