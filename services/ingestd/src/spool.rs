@@ -64,9 +64,11 @@ pub struct Spooled {
     pub hash_time: Duration,
 }
 
-/// Chunks of the upload in flight to the pass-1 reader ([`ChannelReader`]), at most: with
-/// multipart chunks of tens of KiB this bounds the memory of the tap to a few MiB.
-pub const TAP_CHUNKS: usize = 64;
+/// Chunks of the upload in flight to the verified pass 2 ([`ChannelReader`]), at most: what
+/// is queued when the upload ends is the pass's tail, so a short queue keeps that wait short
+/// (8 chunks: about 20 ms at the end of a 1 GiB ingest, 64 chunks took about 85 ms) and the
+/// memory of the tap small, while still smoothing the two sides' pace.
+pub const TAP_CHUNKS: usize = 8;
 
 /// The blocking side of the tap of [`receive`]: a `Read` over the upload's chunks as they
 /// arrive, for a pass over the CSV that runs while the upload is still streaming in (on a
