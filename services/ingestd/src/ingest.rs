@@ -267,8 +267,12 @@ pub async fn ingest(
         match (speculated, parquet_upload) {
             // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
             (Ok(Some(hit)), Some(parquet_upload)) if hit.bytes_read == csv_size => {
-                // The CSV spool file is not needed any more: gone before its pages are written.
-                drop(upload);
+                // The CSV spool file is not needed any more: its name goes now (before the
+                // kernel writes its pages out), its pages are freed off the request path
+                // (closing the last handle of a GiB file takes the kernel 0.1 to 0.3 s).
+                let (file, name) = upload.file.into_parts();
+                drop(name);
+                drop(tokio::task::spawn_blocking(move || drop(file)));
                 let pass1 = Pass1Output {
                     schema: hit.schema,
                     warnings: hit.warnings,
