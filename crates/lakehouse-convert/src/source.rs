@@ -401,6 +401,10 @@ impl<R: Read> Records<R> {
         if self.last_end.saturating_sub(self.last_start) > self.limits.max_record_bytes {
             return Err(self.limit("max_record_bytes", self.limits.max_record_bytes, None));
         }
+        // No field is longer than all of them together.
+        if self.record.as_slice().len() as u64 <= self.limits.max_field_bytes {
+            return Ok(());
+        }
         for (i, field) in self.record.iter().enumerate() {
             if field.len() as u64 > self.limits.max_field_bytes {
                 return Err(self.limit(
