@@ -171,8 +171,8 @@ pub fn write_parquet<R: Read, W: Write + Send>(
 /// Also returns where the time went ([`EncodeStats`]), for the ingest's stage timings.
 ///
 /// # Errors
-/// As [`write_parquet`]. When both a CSV error and an output error occur, the CSV error is
-/// returned.
+/// As [`write_parquet`]. When the CSV error comes first, it is returned even if the output
+/// failed too; an output that fails first stops the input, and its error is returned.
 pub fn write_parquet_pipelined<R: Read, W: Write + Send>(
     reader: R,
     options: &CsvOptions,

@@ -50,9 +50,10 @@ pub struct Plan {
     lookup_ms: u128,
 }
 
-/// Reads the dataset's current manifest from catalogd, before the body is read, so that
-/// pass 1 (inference for a new dataset, the check against the registered schema for an
-/// existing one) can run while the upload streams in.
+/// Reads the dataset's current manifest from catalogd, before the body is read, so that the
+/// verified pass 2 knows, while the upload streams in, whether it proves an inference (new
+/// dataset) or the check against the registered schema (existing one), and with which
+/// options.
 ///
 /// # Errors
 /// [`IngestError::Upstream`] when catalogd fails.
@@ -200,14 +201,23 @@ pub fn start_speculative(
         };
         let (out, parquet_upload) = upload::start(&storaged, parquet_dir(&name, &schema), &runtime);
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
-        let verified =
-            match lakehouse_convert::write_parquet_verified(input, &options, expected, out) {
-                Ok(Some(verified)) => verified,
-                Ok(None) => return (Ok(None), Some(parquet_upload)),
-                Err(e) if e.is_csv_error() => return (Err(e), Some(parquet_upload)),
-                // I/O or encoder trouble: pass 2 over the spool file says what it is.
-                Err(_) => return (Ok(None), Some(parquet_upload)),
-            };
+        let outcome = lakehouse_convert::write_parquet_verified(input, &options, expected, out);
+        let verified = match outcome {
+            Ok(Some(verified)) => verified,
+            unproven => {
+                // Unwanted: withdrawn at once (the connection and what storaged staged go
+                // now, not when the upload ends).
+                let mut parquet_upload = parquet_upload;
+                parquet_upload.withdraw();
+                let result = match unproven {
+                    Err(e) if e.is_csv_error() => Err(e),
+                    // Not proven, or I/O or encoder trouble (pass 2 over the spool file then
+                    // says what it is).
+                    _ => Ok(None),
+                };
+                return (result, Some(parquet_upload));
+            }
+        };
         let output = SpeculativeOutput {
             schema,
             warnings: verified.warnings,
@@ -267,12 +277,9 @@ pub async fn ingest(
         match (speculated, parquet_upload) {
             // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
             (Ok(Some(hit)), Some(parquet_upload)) if hit.bytes_read == csv_size => {
-                // The CSV spool file is not needed any more: its name goes now (before the
-                // kernel writes its pages out), its pages are freed off the request path
-                // (closing the last handle of a GiB file takes the kernel 0.1 to 0.3 s).
-                let (file, name) = upload.file.into_parts();
-                drop(name);
-                drop(tokio::task::spawn_blocking(move || drop(file)));
+                // The CSV spool file is not needed any more: gone now, before the kernel
+                // writes its pages out (its pages are freed on a blocking thread).
+                drop(upload);
                 let pass1 = Pass1Output {
                     schema: hit.schema,
                     warnings: hit.warnings,
@@ -289,10 +296,6 @@ pub async fn ingest(
                 if let Err(csv) = speculated {
                     return Err(IngestError::Convert(csv));
                 }
-                // storaged failed under the speculative pass: the fallback would fail alike.
-                if let Some(error) = storaged_failed {
-                    return Err(error);
-                }
                 let path = upload.file.path().to_owned();
                 let task_options = options.clone();
                 let registered = plan.current.as_ref().map(|m| m.schema.clone());
@@ -301,6 +304,12 @@ pub async fn ingest(
                 })
                 .await
                 .map_err(IngestError::Task)??;
+                // storaged failed under the speculative pass: after pass 1 (bad CSV and drift
+                // are the client's to fix, whatever storaged does), the fallback would fail
+                // alike.
+                if let Some(error) = storaged_failed {
+                    return Err(error);
+                }
                 let (out, parquet_upload) = upload::start(
                     &inner.storaged,
                     parquet_dir(&request.name, &pass1.schema),

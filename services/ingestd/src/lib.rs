@@ -2,8 +2,9 @@
 //!
 //! `POST /ingest` streams a multipart CSV to a spool file (hashing it on the way), infers its
 //! schema over the whole file (or checks it against the dataset's registered schema), writes
-//! Snappy Parquet to a second spool file, PUTs that to storaged under its content-addressed
-//! key and registers the new version with catalogd. ingestd holds no state of its own: the
+//! Snappy Parquet straight into a content-addressed POST to storaged (the key is the SHA-256
+//! of the bytes) and registers the new version with catalogd; on a proven speculation all of
+//! that happens in one read of the upload, while it arrives (docs/performance.md). ingestd holds no state of its own: the
 //! spool directory only holds files of requests in flight.
 
 mod error;
@@ -36,8 +37,8 @@ pub struct Config {
     pub storaged_url: String,
     /// Base URL of catalogd.
     pub catalogd_url: String,
-    /// Directory of the spool files (uploaded CSV and encoded Parquet of requests in flight).
-    /// Needs free space of about twice the largest upload per concurrent ingest.
+    /// Directory of the spool files (the uploaded CSV of each request in flight; the Parquet
+    /// streams to storaged). Needs free space of the largest upload per concurrent ingest.
     pub spool_dir: PathBuf,
     /// Largest CSV accepted, in bytes; an upload past it is a 413 as soon as the cap is crossed.
     pub max_upload_bytes: u64,

@@ -51,11 +51,48 @@ pub fn new_file(dir: &Path, suffix: &str) -> Result<NamedTempFile, IngestError> 
         .map_err(IngestError::Spool)
 }
 
+/// A spool file, removed when dropped, wherever that happens: its name at once, and its
+/// pages freed on a blocking thread (closing the last handle of a GiB file makes the kernel
+/// free its page cache, 0.1 to 0.3 s), never on an async thread.
+#[derive(Debug)]
+pub struct SpoolFile {
+    path: std::path::PathBuf,
+    file: Option<NamedTempFile>,
+}
+
+impl SpoolFile {
+    fn new(file: NamedTempFile) -> Self {
+        SpoolFile {
+            path: file.path().to_owned(),
+            file: Some(file),
+        }
+    }
+
+    /// Where the file is, for reading it again.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        let (handle, name) = file.into_parts();
+        drop(name);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || drop(handle))),
+            Err(_) => drop(handle),
+        }
+    }
+}
+
 /// An upload on disk: the spool file, its size and SHA-256.
 #[derive(Debug)]
 pub struct Spooled {
     /// The spool file (removed on drop).
-    pub file: NamedTempFile,
+    pub file: SpoolFile,
     /// Bytes written.
     pub size_bytes: u64,
     /// SHA-256 of those bytes.
@@ -108,8 +145,8 @@ impl Read for ChannelReader {
 }
 
 /// Streams `chunks` into a new spool file in `dir`, hashing on the way, and sends each chunk
-/// to every one of `taps` too after spooling it, so that pass 1 (and the speculative pass 2)
-/// can read the upload while it arrives. A full tap holds the upload back (backpressure); a
+/// to every one of `taps` too after spooling it, so that the verified pass 2 can read the
+/// upload while it arrives. A full tap holds the upload back (backpressure); a
 /// closed tap (its reader stopped early, on bad CSV) is no longer fed, while the rest of the
 /// upload is still spooled, so that upload errors (413, a broken body) come before CSV
 /// errors, as without taps.
@@ -127,8 +164,11 @@ pub async fn receive<S>(
 where
     S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
 {
-    let file = new_file(dir, ".csv")?;
-    let std_file = file.reopen().map_err(IngestError::Spool)?;
+    let named = new_file(dir, ".csv")?;
+    let std_file = named.reopen().map_err(IngestError::Spool)?;
+    // Declared before the writer, so dropped after it: the writer's handle is never the
+    // last one, and closing that (freeing the pages) is left to `SpoolFile`.
+    let file = SpoolFile::new(named);
     let mut writer = tokio::io::BufWriter::with_capacity(
         WRITE_BUFFER_BYTES,
         tokio::fs::File::from_std(std_file),

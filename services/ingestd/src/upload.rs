@@ -61,7 +61,12 @@ impl Write for ChunkSender {
 
 /// The async side of an upload: the POST in flight.
 pub struct ParquetUpload {
-    verdict: oneshot::Sender<bool>,
+    /// Sent once: `true` lets the body end cleanly, `false` (or dropping it) ends it with an
+    /// error.
+    verdict: Option<oneshot::Sender<bool>>,
+    /// The request had already ended, so by storaged's failure, when the upload was
+    /// withdrawn (the body cannot end before the verdict, so nothing else ends it early).
+    failed_before_withdrawal: bool,
     request: tokio::task::JoinHandle<Result<(ObjectPutResponse, bool), ClientError>>,
 }
 
@@ -86,7 +91,12 @@ pub fn start(
         chunks,
         buffer: Vec::with_capacity(CHUNK_BYTES),
     };
-    (sender, ParquetUpload { verdict, request })
+    let upload = ParquetUpload {
+        verdict: Some(verdict),
+        failed_before_withdrawal: false,
+        request,
+    };
+    (sender, upload)
 }
 
 impl ParquetUpload {
@@ -95,10 +105,12 @@ impl ParquetUpload {
     /// created it.
     ///
     /// # Errors
-    /// [`IngestError::Upstream`] with what the POST failed with, [`IngestError::Task`] if
-    /// its task was lost.
-    pub async fn commit(self) -> Result<(ObjectPutResponse, bool), IngestError> {
-        let _ = self.verdict.send(true);
+    /// [`IngestError::Upstream`] with what the POST failed with (also after a
+    /// [`ParquetUpload::withdraw`]), [`IngestError::Task`] if its task was lost.
+    pub async fn commit(mut self) -> Result<(ObjectPutResponse, bool), IngestError> {
+        if let Some(verdict) = self.verdict.take() {
+            let _ = verdict.send(true);
+        }
         self.request
             .await
             .map_err(IngestError::Task)?
@@ -108,15 +120,23 @@ impl ParquetUpload {
             })
     }
 
-    /// Ends the body with an error, so storaged discards what it staged, and waits for the
-    /// request to end. Returns storaged's own failure when the request had already failed
-    /// before it was withdrawn (storaged down or refusing: the body cannot end before the
-    /// verdict, so nothing else ends it early), `None` otherwise.
-    pub async fn abort(self) -> Option<IngestError> {
-        let failed_first = self.request.is_finished();
-        let _ = self.verdict.send(false);
+    /// Ends the body with an error now, so storaged discards what it staged and the
+    /// connection is released, without waiting for the request to end (callable from a
+    /// blocking thread, as soon as the output is known to be unwanted).
+    pub fn withdraw(&mut self) {
+        if let Some(verdict) = self.verdict.take() {
+            self.failed_before_withdrawal = self.request.is_finished();
+            let _ = verdict.send(false);
+        }
+    }
+
+    /// [`ParquetUpload::withdraw`], then waits for the request to end. Returns storaged's own
+    /// failure when the request had failed before it was withdrawn (storaged down or
+    /// refusing), `None` otherwise.
+    pub async fn abort(mut self) -> Option<IngestError> {
+        self.withdraw();
         let answer = self.request.await;
-        if !failed_first {
+        if !self.failed_before_withdrawal {
             return None;
         }
         match answer {

@@ -11,9 +11,15 @@
 //! deletes the staging object, so a refused or failed PUT leaves nothing behind. On the local
 //! backend the object is then fsynced ([`sync_local_object`]) before the 201.
 //!
-//! The `s3` backend cannot use that protocol (a rename there is a copy plus a delete, and a
-//! create-only copy needs store-specific configuration), so it writes to the final key with
-//! the store's own conditional and multipart operations instead ([`Store::put`] says how).
+//! The `s3` backend cannot use that protocol for PUT (a rename there is a copy plus a
+//! delete, and a create-only copy needs store-specific configuration), so a PUT writes to the
+//! final key with the store's own conditional and multipart operations instead ([`Store::put`]
+//! says how). The content-addressed POST ([`Store::put_content_addressed`]) learns its key
+//! only at the end, so on S3 it does stage, then copies server-side after a HEAD (the key is
+//! the content: a race copies the same bytes) and deletes the staged object. A crash between
+//! those steps leaves a staged object, and a lost request an incomplete multipart upload
+//! only if the abort itself fails: an S3 lifecycle rule on `_storaged_staging/` (expire,
+//! abort incomplete uploads) sweeps them (services/storaged/README.md).
 
 use crate::error::{Result, StoragedError};
 use bytes::Bytes;
@@ -537,10 +543,12 @@ impl Store {
         };
         if created && !self.s3 {
             guard.disarm();
-            self.sync_local(&key).await?;
         } else {
             guard.discard().await;
         }
+        // Also when the key was there already: an earlier write may have moved it into
+        // place and failed before its fsync, so a 200 must not rest on it unsynced.
+        self.sync_local(&key).await?;
         Ok((ObjectPutResponse { key, size, sha256 }, created))
     }
 
@@ -562,7 +570,11 @@ impl Store {
         } else {
             PART_SIZE_BYTES
         };
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_bytes);
+        // Aborted on every path that does not complete it, a cancelled request included (on
+        // S3 an incomplete multipart upload would otherwise stay, invisible and billed).
+        let mut guard = UploadGuard(Some(WriteMultipart::new_with_chunk_size(
+            upload, part_bytes,
+        )));
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
@@ -570,7 +582,7 @@ impl Store {
             let bytes = match frame {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    let _ = writer.abort().await;
+                    guard.abort().await;
                     return Err(StoragedError::BodyRead {
                         source: Box::new(e),
                     });
@@ -580,13 +592,13 @@ impl Store {
             // half-millisecond budget of a runtime thread.
             hasher.update(&bytes);
             size += bytes.len() as u64;
-            if let Err(e) = writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
-                let _ = writer.abort().await;
+            if let Err(e) = guard.writer().wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
+                guard.abort().await;
                 return Err(backend_error("upload", key, e));
             }
-            writer.put(bytes);
+            guard.writer().put(bytes);
         }
-        writer
+        guard
             .finish()
             .await
             .map_err(|e| backend_error("complete upload of", key, e))?;
