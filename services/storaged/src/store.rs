@@ -412,14 +412,7 @@ impl Store {
         if self.s3 {
             return self.put_s3(key, condition, expected, body).await;
         }
-        let staging = Path::from(format!(
-            "{STAGING_PREFIX}/{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let guard = StagingGuard {
-            store: Arc::clone(&self.inner),
-            path: Some(staging.clone()),
-        };
+        let (staging, guard) = self.new_staging();
         match self.stage(&staging, body).await {
             Ok((size, sha256)) => {
                 if let Some(expected) = expected.filter(|e| **e != sha256) {
@@ -495,14 +488,7 @@ impl Store {
         // The longest key this can make, checked before any byte is read.
         let longest = parse_key(&format!("{dir}/{}{suffix}", "0".repeat(64)))?;
         self.check_backend_limits(&longest)?;
-        let staging = Path::from(format!(
-            "{STAGING_PREFIX}/{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let guard = StagingGuard {
-            store: Arc::clone(&self.inner),
-            path: Some(staging.clone()),
-        };
+        let (staging, guard) = self.new_staging();
         let (size, sha256) = match self.stage(&staging, body).await {
             Ok(staged) => staged,
             Err(e) => {
@@ -738,6 +724,20 @@ impl Store {
             size,
             sha256,
         })
+    }
+
+    /// A fresh staging location under [`STAGING_PREFIX`] and the guard that deletes what is
+    /// staged there unless it is moved into place.
+    fn new_staging(&self) -> (Path, StagingGuard) {
+        let staging = Path::from(format!(
+            "{STAGING_PREFIX}/{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let guard = StagingGuard {
+            store: Arc::clone(&self.inner),
+            path: Some(staging.clone()),
+        };
+        (staging, guard)
     }
 
     /// On the local backend, makes the object at `key` durable ([`sync_local_object`]) before
