@@ -1,7 +1,8 @@
 //! Unit tests of the commit protocol over [`MemoryStore`].
 
 use crate::{
-    Catalog, CatalogError, MAX_COMMIT_ATTEMPTS, ManifestStore, MemoryStore, manifest_prefix,
+    Catalog, CatalogError, MAX_COMMIT_ATTEMPTS, ManifestStore, MemoryStore, RegisterOutcome,
+    manifest_prefix,
 };
 use bytes::Bytes;
 use lakehouse_api::{
@@ -94,6 +95,20 @@ fn keys(objects: &[ObjectRef]) -> Vec<&str> {
     objects.iter().map(|o| o.key.as_str()).collect()
 }
 
+/// Registers a version made of `objects` with `schema`, which must succeed.
+async fn commit<S: ManifestStore>(
+    catalog: &Catalog<S>,
+    dataset: &DatasetName,
+    schema: &Schema,
+    objects: Vec<ObjectRef>,
+    mode: IngestMode,
+) -> RegisterOutcome {
+    catalog
+        .register(dataset, request(schema, objects, mode))
+        .await
+        .unwrap()
+}
+
 async fn open(store: MemoryStore) -> Catalog<MemoryStore> {
     Catalog::open(store).await.unwrap()
 }
@@ -104,13 +119,14 @@ async fn first_version_is_1_and_is_written_create_only() {
     let ds = name("sales");
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let catalog = open(store).await;
-    let outcome = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
+    let outcome = commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
     assert!(!outcome.existing);
     let m = &outcome.manifest;
     assert_eq!(m.version, 1);
@@ -139,50 +155,55 @@ async fn same_objects_again_are_existing_in_both_modes() {
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let b = put_object(&store, &ds, &schema_v1(), "b");
     let catalog = open(store).await;
-    catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
-    let again = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
+    commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
+    let again = commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
     assert!(again.existing);
     assert_eq!(again.manifest.version, 1);
-    let appended = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![b.clone()], IngestMode::Append),
-        )
-        .await
-        .unwrap();
+    let appended = commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![b.clone()],
+        IngestMode::Append,
+    )
+    .await;
     assert_eq!(appended.manifest.version, 2);
     // Append of an object the latest version holds: existing.
     for object in [&a, &b] {
-        let again = catalog
-            .register(
-                &ds,
-                request(&schema_v1(), vec![object.clone()], IngestMode::Append),
-            )
-            .await
-            .unwrap();
+        let again = commit(
+            &catalog,
+            &ds,
+            &schema_v1(),
+            vec![object.clone()],
+            IngestMode::Append,
+        )
+        .await;
         assert!(again.existing);
         assert_eq!(again.manifest.version, 2);
     }
     // Replace with one object of two is a new version holding only that object.
-    let replaced = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
+    let replaced = commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
     assert!(!replaced.existing);
     assert_eq!(replaced.manifest.version, 3);
     assert_eq!(catalog.store().keys(&manifest_prefix(&ds)).len(), 3);
@@ -196,29 +217,32 @@ async fn replace_holds_only_the_new_object_and_append_adds_in_order() {
     let b = put_object(&store, &ds, &schema_v1(), "bb");
     let c = put_object(&store, &ds, &schema_v1(), "ccc");
     let catalog = open(store).await;
-    catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
-    let v2 = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![b.clone()], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
+    commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
+    let v2 = commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![b.clone()],
+        IngestMode::Replace,
+    )
+    .await;
     assert_eq!(v2.manifest.version, 2);
     assert_eq!(keys(&v2.manifest.objects), keys(std::slice::from_ref(&b)));
-    let v3 = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone(), c.clone()], IngestMode::Append),
-        )
-        .await
-        .unwrap();
+    let v3 = commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone(), c.clone()],
+        IngestMode::Append,
+    )
+    .await;
     assert_eq!(v3.manifest.version, 3);
     assert_eq!(
         keys(&v3.manifest.objects),
@@ -240,10 +264,7 @@ async fn drift_is_an_error_and_writes_nothing() {
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let d = put_object(&store, &ds, &schema_v2(), "d");
     let catalog = open(store).await;
-    catalog
-        .register(&ds, request(&schema_v1(), vec![a], IngestMode::Replace))
-        .await
-        .unwrap();
+    commit(&catalog, &ds, &schema_v1(), vec![a], IngestMode::Replace).await;
     let before = catalog.store().keys("");
     for mode in [IngestMode::Replace, IngestMode::Append] {
         let err = catalog
@@ -377,13 +398,14 @@ async fn racing_committer_with_other_objects_makes_us_the_next_version() {
     catalog.store().before_next_put(move |objects| {
         objects.insert(key, bytes);
     });
-    let outcome = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone()], IngestMode::Append),
-        )
-        .await
-        .unwrap();
+    let outcome = commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Append,
+    )
+    .await;
     assert!(!outcome.existing);
     assert_eq!(outcome.manifest.version, 2);
     assert_eq!(keys(&outcome.manifest.objects), keys(&[b, a]));
@@ -407,10 +429,7 @@ async fn racing_committer_with_the_same_objects_makes_us_existing() {
     catalog.store().before_next_put(move |objects| {
         objects.insert(key, bytes);
     });
-    let outcome = catalog
-        .register(&ds, request(&schema_v1(), vec![a], IngestMode::Replace))
-        .await
-        .unwrap();
+    let outcome = commit(&catalog, &ds, &schema_v1(), vec![a], IngestMode::Replace).await;
     assert!(outcome.existing);
     assert_eq!(outcome.manifest.version, 1);
     assert_eq!(outcome.manifest.created_at, "2020-01-01T00:00:00.000000Z");
@@ -424,13 +443,14 @@ async fn racing_committer_with_another_schema_makes_us_drift() {
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let d = put_object(&store, &ds, &schema_v2(), "d");
     let catalog = open(store).await;
-    catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
+    commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
     let b = put_object(catalog.store(), &ds, &schema_v1(), "b");
     let (key, bytes) = (
         ObjectKey::manifest(&ds, 2),
@@ -503,10 +523,14 @@ async fn reopening_rebuilds_an_identical_index() {
         let ds = name(dataset);
         for i in 0..count {
             let object = put_object(&store, &ds, &schema_v1(), &format!("{dataset}{i}"));
-            catalog
-                .register(&ds, request(&schema_v1(), vec![object], IngestMode::Append))
-                .await
-                .unwrap();
+            commit(
+                &catalog,
+                &ds,
+                &schema_v1(),
+                vec![object],
+                IngestMode::Append,
+            )
+            .await;
         }
     }
     let reopened = Catalog::open(Arc::clone(&store)).await.unwrap();
@@ -713,13 +737,14 @@ async fn reads_survive_a_store_outage_but_registers_fail() {
     let ds = name("sales");
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let catalog = open(store).await;
-    catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![a.clone()], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
+    commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
     catalog.store().set_unavailable(true);
     assert!(catalog.store().ready().await.is_err());
     assert_eq!(catalog.fetch_latest(&ds).await.unwrap().version, 1);

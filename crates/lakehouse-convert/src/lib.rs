@@ -251,7 +251,8 @@ pub fn write_parquet_verified<R: Read, W: Write + Send>(
 }
 
 /// A guess of [`infer_schema`]'s result from the first bytes of a file, for
-/// [`write_parquet_verified`]: the schema inferred from the records of `prefix`. When
+/// [`write_parquet_verified`]: the schema inferred by DESIGN.md section 3's rules from the
+/// records of `prefix` (ingestd passes the first 4 MiB). When
 /// `complete` is false the file goes on after `prefix`, so its last record (maybe cut short)
 /// is left out, and so is anything from the first error on. `None` when `prefix` has no
 /// readable header. A guess, never a result: only a verified pass makes it one.

@@ -1,7 +1,7 @@
 //! [`ManifestStore`] over storaged's HTTP API (DESIGN.md section 6).
 
 use bytes::Bytes;
-use lakehouse_api::{ErrorCode, ObjectKey};
+use lakehouse_api::{ErrorCode, ObjectInfo, ObjectKey};
 use lakehouse_catalog::{ManifestStore, PutOutcome, StoreError, StoredObject};
 use lakehouse_client::{ClientError, PutOptions, StoragedClient};
 
@@ -30,6 +30,43 @@ impl StoragedStore {
     /// The client underneath.
     pub fn client(&self) -> &StoragedClient {
         &self.client
+    }
+
+    /// Every object whose key starts with `prefix` (a string prefix, as storaged's LIST),
+    /// after `start_after`, ascending, read page by page ([`LIST_PAGE`] keys a request).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] / [`StoreError::Failed`] as [`store_error`] maps the
+    /// client's errors; `Failed` when storaged hands back the same page cursor twice (which
+    /// would loop forever).
+    async fn list_all(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<ObjectInfo>, StoreError> {
+        let mut objects = Vec::new();
+        let mut after = start_after.map(str::to_owned);
+        loop {
+            let page = self
+                .client
+                .list(prefix, after.as_deref(), Some(LIST_PAGE))
+                .await
+                .map_err(store_error)?;
+            objects.extend(
+                page.objects
+                    .into_iter()
+                    .filter(|object| object.key.as_str().starts_with(prefix)),
+            );
+            match page.next_start_after {
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                Some(_) => {
+                    return Err(StoreError::failed(
+                        "storaged repeated the same next_start_after",
+                    ));
+                }
+                None => return Ok(objects),
+            }
+        }
     }
 }
 
@@ -69,30 +106,8 @@ impl ManifestStore for StoragedStore {
         prefix: &str,
         start_after: Option<&str>,
     ) -> Result<Vec<ObjectKey>, StoreError> {
-        let mut keys = Vec::new();
-        let mut after = start_after.map(str::to_owned);
-        loop {
-            let page = self
-                .client
-                .list(prefix, after.as_deref(), Some(LIST_PAGE))
-                .await
-                .map_err(store_error)?;
-            keys.extend(
-                page.objects
-                    .into_iter()
-                    .map(|object| object.key)
-                    .filter(|key| key.as_str().starts_with(prefix)),
-            );
-            match page.next_start_after {
-                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
-                Some(_) => {
-                    return Err(StoreError::failed(
-                        "storaged repeated the same next_start_after",
-                    ));
-                }
-                None => return Ok(keys),
-            }
-        }
+        let objects = self.list_all(prefix, start_after).await?;
+        Ok(objects.into_iter().map(|object| object.key).collect())
     }
 
     async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
@@ -108,32 +123,13 @@ impl ManifestStore for StoragedStore {
     }
 
     async fn list_objects(&self, prefix: &str) -> Result<Vec<StoredObject>, StoreError> {
-        let mut objects = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list(prefix, after.as_deref(), Some(LIST_PAGE))
-                .await
-                .map_err(store_error)?;
-            objects.extend(
-                page.objects
-                    .into_iter()
-                    .filter(|object| object.key.as_str().starts_with(prefix))
-                    .map(|object| {
-                        StoredObject::from_listing(object.key, object.size, &object.last_modified)
-                    }),
-            );
-            match page.next_start_after {
-                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
-                Some(_) => {
-                    return Err(StoreError::failed(
-                        "storaged repeated the same next_start_after",
-                    ));
-                }
-                None => return Ok(objects),
-            }
-        }
+        let objects = self.list_all(prefix, None).await?;
+        Ok(objects
+            .into_iter()
+            .map(|object| {
+                StoredObject::from_listing(object.key, object.size, &object.last_modified)
+            })
+            .collect())
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<bool, StoreError> {

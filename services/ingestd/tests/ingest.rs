@@ -47,6 +47,16 @@ impl Harness {
             .await
     }
 
+    /// The bytes storaged holds under `key`, read with the project's storaged client.
+    async fn stored_bytes(&self, key: &str) -> bytes::Bytes {
+        let key = lakehouse_api::ObjectKey::try_from(key.to_owned()).expect("a valid key");
+        lakehouse_client::StoragedClient::new(&self.trio.storaged.url())
+            .expect("storaged URL")
+            .get_bytes(&key)
+            .await
+            .expect("the object is readable")
+    }
+
     /// Every key storaged holds under `datasets/`.
     async fn stored_objects(&self) -> Vec<String> {
         lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "datasets/").await
@@ -116,15 +126,7 @@ async fn first_ingest_infers_types_and_stores_a_content_addressed_object() {
         "datasets/sales/a91da95e028ac2748e10ed95cf43735586e082e31d3be75eef979d1d4a10410e/"
     ));
     assert_eq!(h.stored_objects().await, vec![key.to_owned()]);
-    let bytes = h
-        .http
-        .get(format!("{}/objects/{key}", h.trio.storaged.url()))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let bytes = h.stored_bytes(key).await;
     assert_eq!(bytes.len() as u64, body["parquet_size"].as_u64().unwrap());
     assert_eq!(&bytes[..4], b"PAR1");
     let (status, latest) = h.catalog("/datasets/sales").await;
@@ -611,15 +613,7 @@ async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
             key.ends_with(&format!("/{}.parquet", written.sha256.as_str())),
             "{name}: {key}"
         );
-        let stored = h
-            .http
-            .get(format!("{}/objects/{key}", h.trio.storaged.url()))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let stored = h.stored_bytes(key).await;
         assert!(stored[..] == local[..], "{name}: stored bytes differ");
         assert_eq!(
             body["row_count"],
@@ -640,6 +634,14 @@ async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
     assert_eq!(changed["column"], "n");
     assert_eq!(changed["line"], 200_002);
     assert_eq!(changed["value"], "1.5");
+    // Their Parquet was on its way to storaged while they were read: none of it was kept
+    // (DESIGN.md section 2, invariant 6), only the hit's and the miss's objects are there.
+    assert_eq!(
+        h.stored_objects().await.len(),
+        2,
+        "{:?}",
+        h.stored_objects().await
+    );
     assert!(
         h.spool_files().is_empty(),
         "spool left: {:?}",
