@@ -23,8 +23,8 @@ pub(crate) fn infer_schema<R: Read>(reader: R, options: &CsvOptions) -> Result<I
     let (mut records, header) = Records::open(reader, options)?;
     let nulls = Nulls::new(options);
     let mut stats = vec![ColumnStats::new(); header.names.len()];
-    while let Some((_, record)) = records.next_record()? {
-        for (column, value) in stats.iter_mut().zip(record) {
+    while records.next_record()? {
+        for (column, value) in stats.iter_mut().zip(records.record()) {
             if column.undecided() && !nulls.is_null(value) {
                 column.observe(classify(value));
             }
@@ -48,7 +48,8 @@ pub(crate) fn guess_schema(prefix: &[u8], complete: bool, options: &CsvOptions) 
     let mut stats = vec![ColumnStats::new(); header.names.len()];
     // The classes of the last record read, folded in only once another record follows it.
     let mut last: Vec<Option<Class>> = Vec::with_capacity(stats.len());
-    while let Ok(Some((_, record))) = records.next_record() {
+    while let Ok(true) = records.next_record() {
+        let record = records.record();
         for (column, class) in stats.iter_mut().zip(&last) {
             if let Some(class) = class {
                 column.observe(*class);
@@ -93,7 +94,8 @@ pub(crate) fn check_schema<R: Read>(
         })
         .collect();
     let mut refusals: Vec<Option<Refusal>> = (0..width).map(|_| None).collect();
-    while let Some((line, record)) = records.next_record()? {
+    while records.next_record()? {
+        let record = records.record();
         for (((column, target), refusal), value) in stats
             .iter_mut()
             .zip(&targets)
@@ -108,7 +110,7 @@ pub(crate) fn check_schema<R: Read>(
             column.observe(class);
             if must_check && target.is_some_and(|t| !accepts(t, class)) {
                 *refusal = Some(Refusal {
-                    line,
+                    line: records.line(),
                     value: String::from_utf8_lossy(value).into_owned(),
                 });
             }

@@ -19,6 +19,7 @@ mod classify;
 mod error;
 mod infer;
 mod source;
+mod tokenize;
 mod write;
 
 pub use error::{ConvertError, Result};

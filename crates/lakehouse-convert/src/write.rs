@@ -5,6 +5,7 @@ use crate::classify::{
 };
 use crate::error::{ConvertError, Result};
 use crate::source::{Nulls, Records};
+use crate::tokenize::Record;
 use crate::{BATCH_ROWS, CREATED_BY, EncodeStats, MAX_ROW_GROUP_ROWS, ParquetOutput};
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
@@ -12,7 +13,6 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
-use csv::ByteRecord;
 use lakehouse_api::{
     ColumnChange, ColumnType, CsvOptions, Field, Schema, SchemaDriftDetails, Sha256Digest,
 };
@@ -239,30 +239,30 @@ impl<'a> BatchBuilder<'a> {
         }
     }
 
-    /// Adds one record (of the schema's width); returns a full batch every
-    /// [`BATCH_ROWS`] rows.
+    /// Adds one record (of the schema's width); a full batch is due every [`BATCH_ROWS`]
+    /// rows ([`BatchBuilder::is_full`]).
     ///
     /// # Errors
-    /// `SchemaDrift` when a value is refused by its column's type.
+    /// The 0-based column whose type refuses its value (the record is then half added).
     pub(crate) fn push(
         &mut self,
-        line: u64,
-        record: &ByteRecord,
+        record: Record<'_>,
         nulls: &Nulls<'_>,
-    ) -> Result<Option<RecordBatch>> {
+    ) -> std::result::Result<(), usize> {
         for (i, (column, value)) in self.columns.iter_mut().zip(record).enumerate() {
             if nulls.is_null(value) {
                 column.append_null();
             } else if !column.append(value) {
-                return Err(value_refused(self.schema, i, line, value));
+                return Err(i);
             }
         }
         self.rows += 1;
-        if self.rows == BATCH_ROWS {
-            self.finish().map(Some)
-        } else {
-            Ok(None)
-        }
+        Ok(())
+    }
+
+    /// A whole batch is buffered.
+    pub(crate) fn is_full(&self) -> bool {
+        self.rows == BATCH_ROWS
     }
 
     /// Rows buffered and not yet returned in a batch.
@@ -464,6 +464,27 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     let mut encoder = Encoder::new(batches.arrow.clone(), writer_properties(), out)?;
     let mut parse_time = Duration::ZERO;
     let mut encode_time = Duration::ZERO;
+    // The next record batch, `None` after the last; times itself into `parse_time`.
+    let mut next_batch = || -> Result<Option<RecordBatch>> {
+        let started = Instant::now();
+        let batch = loop {
+            if !records.next_record()? {
+                break (batches.pending() > 0)
+                    .then(|| batches.finish())
+                    .transpose()?;
+            }
+            let record = records.record();
+            if let Err(column) = batches.push(record, &nulls) {
+                let value = record.iter().nth(column).unwrap_or_default();
+                return Err(value_refused(schema, column, records.line(), value));
+            }
+            if batches.is_full() {
+                break Some(batches.finish()?);
+            }
+        };
+        parse_time += started.elapsed();
+        Ok(batch)
+    };
     let (size_bytes, sha256, hash_time) = if pipelined {
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PIPELINE_BATCHES);
@@ -480,23 +501,10 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
             });
             // A send fails only when the encoder stopped on an error, which `join` returns.
             let parsed = (|| -> Result<()> {
-                let mut started = Instant::now();
-                while let Some((line, record)) = records.next_record()? {
-                    if let Some(batch) = batches.push(line, record, &nulls)? {
-                        parse_time += started.elapsed();
-                        let sent = tx.send(batch);
-                        started = Instant::now();
-                        if sent.is_err() {
-                            return Ok(());
-                        }
+                while let Some(batch) = next_batch()? {
+                    if tx.send(batch).is_err() {
+                        break;
                     }
-                }
-                if batches.pending() > 0 {
-                    let batch = batches.finish()?;
-                    parse_time += started.elapsed();
-                    let _ = tx.send(batch);
-                } else {
-                    parse_time += started.elapsed();
                 }
                 Ok(())
             })();
@@ -511,24 +519,10 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
             })
         })?
     } else {
-        let mut parse_started = Instant::now();
-        while let Some((line, record)) = records.next_record()? {
-            if let Some(batch) = batches.push(line, record, &nulls)? {
-                parse_time += parse_started.elapsed();
-                let started = Instant::now();
-                encoder.write(&batch)?;
-                encode_time += started.elapsed();
-                parse_started = Instant::now();
-            }
-        }
-        if batches.pending() > 0 {
-            let batch = batches.finish()?;
-            parse_time += parse_started.elapsed();
+        while let Some(batch) = next_batch()? {
             let started = Instant::now();
             encoder.write(&batch)?;
             encode_time += started.elapsed();
-        } else {
-            parse_time += parse_started.elapsed();
         }
         let started = Instant::now();
         let written = encoder.finish()?;
@@ -568,10 +562,12 @@ mod tests {
         let mut builder = BatchBuilder::new(&schema, false);
         let mut sizes = Vec::new();
         let total = 2 * BATCH_ROWS + 100;
-        for i in 0..total {
-            let record = ByteRecord::from(vec![i.to_string()]);
-            if let Some(batch) = builder.push(i as u64 + 2, &record, &nulls).unwrap() {
-                sizes.push(batch.num_rows());
+        let csv: String = (0..total).map(|i| format!("{i}\n")).collect();
+        let mut tokens = crate::tokenize::Tokenizer::new(csv.as_bytes(), b',', u64::MAX);
+        while tokens.next_record().unwrap() {
+            builder.push(tokens.record(), &nulls).unwrap();
+            if builder.is_full() {
+                sizes.push(builder.finish().unwrap().num_rows());
             }
         }
         assert_eq!(builder.pending(), 100);
