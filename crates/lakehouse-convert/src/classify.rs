@@ -324,6 +324,11 @@ pub(crate) fn parse_float(v: &[u8]) -> Option<f64> {
 /// a float64 column is the narrowest type of a whole file only if one of its values is not
 /// an int (DESIGN.md section 3), which the verified pass 2 checks with this.
 pub(crate) fn parse_float_literal(v: &[u8]) -> Option<(f64, bool)> {
+    plain_number(v).or_else(|| any_float_literal(v))
+}
+
+/// [`parse_float_literal`] for any literal.
+fn any_float_literal(v: &[u8]) -> Option<(f64, bool)> {
     match scan_number(v) {
         Number::Int(value) => {
             if value.unsigned_abs() > MAX_EXACT_INT {
@@ -340,6 +345,57 @@ pub(crate) fn parse_float_literal(v: &[u8]) -> Option<(f64, bool)> {
             .map(|f| (f, false)),
         Number::Not | Number::IntOverflow => special_float(v).map(|f| (f, false)),
     }
+}
+
+/// Powers of ten exact in an f64.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The fast path of [`parse_float_literal`], in one scan, for its commonest literals: an int
+/// `[+-]?(0|[1-9][0-9]*)` or a decimal `[+-]?(0|[1-9][0-9]*)\.[0-9]+` whose digits make an
+/// integer `m <= 2^53` (with at most 22 decimals). Then `m` and `10^decimals` are exact f64
+/// values and one IEEE division rounds correctly (Clinger's fast path): the value
+/// `str::parse` returns. `None` for anything else, which [`any_float_literal`] decides.
+fn plain_number(v: &[u8]) -> Option<(f64, bool)> {
+    let (negative, digits) = match v.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, v),
+    };
+    let mut mantissa: u64 = 0;
+    let mut i = 0;
+    while let Some(&d) = digits.get(i).filter(|d| d.is_ascii_digit()) {
+        mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        i += 1;
+    }
+    // No int digits, or a leading zero (`007`, `00.5`).
+    if i == 0 || (i > 1 && digits.first() == Some(&b'0')) {
+        return None;
+    }
+    let (value, int) = match digits.get(i) {
+        None => {
+            let int = i64::try_from(mantissa).ok()?;
+            (if negative { -int } else { int } as f64, true)
+        }
+        Some(b'.') => {
+            let frac = digits.get(i + 1..)?;
+            if frac.is_empty() {
+                return None;
+            }
+            for &d in frac {
+                if !d.is_ascii_digit() {
+                    return None;
+                }
+                mantissa = mantissa.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            }
+            let value = mantissa as f64 / *EXACT_POWERS_OF_TEN.get(frac.len())?;
+            (if negative { -value } else { value }, false)
+        }
+        Some(_) => return None,
+    };
+    (mantissa <= MAX_EXACT_INT).then_some((value, int))
 }
 
 fn digits<const N: usize>(v: &[u8], at: usize) -> Option<u32> {
@@ -553,6 +609,36 @@ pub(crate) fn accepts(ty: ColumnType, class: Class) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// The one-scan fast path gives exactly what the general path gives, whenever it
+        /// answers; and it answers for the common literals.
+        #[test]
+        fn plain_numbers_parse_as_the_general_path_does(
+            text in "[+-]?[0-9]{0,20}(\\.[0-9]{0,24})?([eE][0-9])?",
+        ) {
+            let general = any_float_literal(text.as_bytes());
+            match plain_number(text.as_bytes()) {
+                Some((value, int)) => {
+                    let (expected, expected_int) = general.unwrap();
+                    prop_assert_eq!(value.to_bits(), expected.to_bits(), "{}", text);
+                    prop_assert_eq!(int, expected_int);
+                }
+                None => {
+                    // Up to 15 digits, no exponent, no leading zero: always the fast path.
+                    let body = text.trim_start_matches(['+', '-']);
+                    let common = body.len() <= 15
+                        && !body.contains(['e', 'E'])
+                        && !body.starts_with(['0', '.'])
+                        && !body.ends_with('.');
+                    prop_assert!(!(common && general.is_some()), "{} not on the fast path", text);
+                }
+            }
+        }
+    }
 
     fn mask(v: &str) -> u8 {
         classify(v.as_bytes()).mask
