@@ -52,13 +52,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     println!(
-        "rows={} parquet_bytes={} total={:?} parse={:?} encode={:?} hash={:?}",
+        "rows={} parquet_bytes={} total={:?} parse={:?} encode={:?}",
         written.row_count,
         written.size_bytes,
         started.elapsed(),
         stats.parse,
-        stats.encode,
-        stats.hash
+        stats.encode
     );
     for field in &schema.fields {
         println!("  {}: {}", field.name, field.data_type.name());

@@ -3,9 +3,10 @@
 //! What it is for: reading an uploaded RFC 4180 CSV, inferring its Arrow schema over the
 //! whole file with the deterministic rules of DESIGN.md section 3 ([`infer_schema`]), or
 //! checking it against a dataset's registered schema ([`check_schema`]), then streaming it
-//! into Snappy Parquet with a fixed, reproducible encoding and the SHA-256 of the bytes
-//! written ([`write_parquet`], or [`write_parquet_pipelined`], which parses and encodes on
-//! two threads and writes the same bytes). Each pass reads the CSV once, streaming: memory is
+//! into Snappy Parquet with a fixed, reproducible encoding ([`write_parquet`], or
+//! [`write_parquet_pipelined`], which parses and encodes on two threads and writes the same
+//! bytes). Hashing the output is the caller's choice: the ingest service has storaged name
+//! the object by the SHA-256 of what it received (docs/performance.md). Each pass reads the CSV once, streaming: memory is
 //! bounded by a few record batches and one Parquet row group, never by the file size. The
 //! output is a pure function of (CSV bytes, options, schema, program version), never of the
 //! thread count or the read chunking (docs/performance.md).
@@ -24,7 +25,7 @@ mod write;
 
 pub use error::{ConvertError, Result};
 
-use lakehouse_api::{CsvOptions, Schema, Sha256Digest};
+use lakehouse_api::{CsvOptions, Schema};
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -66,8 +67,6 @@ pub struct ParquetOutput {
     pub row_count: u64,
     /// Bytes written to the output: the Parquet file's size.
     pub size_bytes: u64,
-    /// SHA-256 of exactly those bytes, computed while writing.
-    pub sha256: Sha256Digest,
 }
 
 /// Where the time of a pipelined pass 2 went ([`write_parquet_pipelined`]): busy time of
@@ -78,10 +77,8 @@ pub struct EncodeStats {
     /// Reading and tokenizing the CSV, parsing values and building record batches (and, in a
     /// verified pass, the proof of the schema).
     pub parse: Duration,
-    /// Parquet encoding and compression, and writing to the output (hashing excluded).
+    /// Parquet encoding and compression, and writing to the output.
     pub encode: Duration,
-    /// SHA-256 of the Parquet bytes.
-    pub hash: Duration,
 }
 
 /// Pass 1 for a NEW dataset: reads the whole CSV and infers its schema by DESIGN.md

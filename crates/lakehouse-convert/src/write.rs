@@ -13,14 +13,11 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
-use lakehouse_api::{
-    ColumnChange, ColumnType, CsvOptions, Field, Schema, SchemaDriftDetails, Sha256Digest,
-};
+use lakehouse_api::{ColumnChange, ColumnType, CsvOptions, Field, Schema, SchemaDriftDetails};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -313,18 +310,15 @@ fn value_refused(schema: &Schema, column: usize, line: u64, value: &[u8]) -> Con
     ConvertError::SchemaDrift(Box::new(details))
 }
 
-/// Counts and hashes the bytes as they go to `inner`, and keeps the first I/O error so it
-/// can be returned as such rather than as an encoder error.
-struct HashingWriter<W> {
+/// Counts the bytes as they go to `inner`, and keeps the first I/O error so it can be
+/// returned as such rather than as an encoder error.
+struct CountingWriter<W> {
     inner: W,
-    hasher: Sha256,
     bytes: u64,
     error: Option<io::Error>,
-    /// Time spent hashing.
-    hash_time: Duration,
 }
 
-impl<W: Write> HashingWriter<W> {
+impl<W: Write> CountingWriter<W> {
     fn keep(&mut self, e: io::Error) -> io::Error {
         let copy = io::Error::new(e.kind(), "writing the parquet output failed");
         if e.kind() != io::ErrorKind::Interrupted && self.error.is_none() {
@@ -334,15 +328,11 @@ impl<W: Write> HashingWriter<W> {
     }
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl<W: Write> Write for CountingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.inner.write(buf) {
             Ok(n) => {
-                let written = buf.get(..n).unwrap_or(buf);
-                let started = Instant::now();
-                self.hasher.update(written);
-                self.hash_time += started.elapsed();
-                self.bytes += written.len() as u64;
+                self.bytes += n as u64;
                 Ok(n)
             }
             Err(e) => Err(self.keep(e)),
@@ -364,19 +354,17 @@ fn unwrap_io(e: ParquetError) -> ConvertError {
     }
 }
 
-/// The Parquet side of pass 2: an `ArrowWriter` over a hashing, counting sink.
+/// The Parquet side of pass 2: an `ArrowWriter` over a counting sink.
 struct Encoder<W: Write + Send> {
-    writer: ArrowWriter<HashingWriter<W>>,
+    writer: ArrowWriter<CountingWriter<W>>,
 }
 
 impl<W: Write + Send> Encoder<W> {
     fn new(arrow: SchemaRef, properties: WriterProperties, out: W) -> Result<Self> {
-        let sink = HashingWriter {
+        let sink = CountingWriter {
             inner: out,
-            hasher: Sha256::new(),
             bytes: 0,
             error: None,
-            hash_time: Duration::ZERO,
         };
         let writer = ArrowWriter::try_new(sink, arrow, Some(properties)).map_err(unwrap_io)?;
         Ok(Encoder { writer })
@@ -394,9 +382,8 @@ impl<W: Write + Send> Encoder<W> {
         self.writer.write(batch).map_err(|e| self.error(e))
     }
 
-    /// Writes the footer and flushes; the size and SHA-256 of everything written, and the
-    /// time spent hashing.
-    fn finish(mut self) -> Result<(u64, Sha256Digest, Duration)> {
+    /// Writes the footer and flushes; the size of everything written.
+    fn finish(mut self) -> Result<u64> {
         // `finish` writes the footer and flushes through to `out`; `into_inner` would write
         // the footer a second time.
         self.writer.finish().map_err(|e| self.error(e))?;
@@ -404,11 +391,7 @@ impl<W: Write + Send> Encoder<W> {
         if let Some(io) = sink.error.take() {
             return Err(ConvertError::Io(io));
         }
-        Ok((
-            sink.bytes,
-            Sha256Digest::from_bytes(sink.hasher.clone().finalize().into()),
-            sink.hash_time,
-        ))
+        Ok(sink.bytes)
     }
 }
 
@@ -485,7 +468,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         parse_time += started.elapsed();
         Ok(batch)
     };
-    let (size_bytes, sha256, hash_time) = if pipelined {
+    let size_bytes = if pipelined {
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PIPELINE_BATCHES);
             let encoding = scope.spawn(move || -> Result<_> {
@@ -531,13 +514,11 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     };
     let stats = EncodeStats {
         parse: parse_time,
-        encode: encode_time.saturating_sub(hash_time),
-        hash: hash_time,
+        encode: encode_time,
     };
     let output = ParquetOutput {
         row_count: records.rows(),
         size_bytes,
-        sha256,
     };
     Ok(Pass2 {
         output,

@@ -77,16 +77,21 @@ pub enum IngestError {
     /// The conversion task died.
     #[error("conversion task failed")]
     Task(#[source] tokio::task::JoinError),
-    /// storaged answered the Parquet upload with another key, digest or size than ingestd
-    /// computed for the bytes it sent (corruption on the way): nothing is registered.
-    #[error("storaged stored {key} with sha-256 {stored_sha256}, not the {sent_sha256} sent")]
-    StoredDigest {
-        /// The key the bytes sent belong under.
-        key: String,
-        /// SHA-256 of the bytes sent.
-        sent_sha256: String,
-        /// SHA-256 storaged reported.
-        stored_sha256: String,
+    /// storaged answered the Parquet upload with a size other than the bytes ingestd sent,
+    /// or a key that is not the content address of its digest in the dataset's directory
+    /// (a truncated body, a misrouted request): nothing is registered.
+    #[error(
+        "storaged stored {stored_key} ({stored_bytes} bytes), not {expected_key} ({sent_bytes} bytes sent)"
+    )]
+    StoredObject {
+        /// The key the stored digest belongs under.
+        expected_key: String,
+        /// The key storaged reported.
+        stored_key: String,
+        /// Bytes sent.
+        sent_bytes: u64,
+        /// Bytes storaged reported.
+        stored_bytes: u64,
     },
     /// storaged or catalogd failed.
     #[error("{service} failed")]
@@ -144,18 +149,20 @@ impl From<IngestError> for ApiError {
             IngestError::Task(source) => {
                 ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
             }
-            IngestError::StoredDigest {
-                key,
-                sent_sha256,
-                stored_sha256,
+            IngestError::StoredObject {
+                expected_key,
+                stored_key,
+                sent_bytes,
+                stored_bytes,
             } => ApiError::with_details(
                 ErrorCode::UpstreamError,
                 message,
                 json!({
                     "service": "storaged",
-                    "key": key,
-                    "sent_sha256": sent_sha256,
-                    "stored_sha256": stored_sha256,
+                    "expected_key": expected_key,
+                    "stored_key": stored_key,
+                    "sent_bytes": sent_bytes,
+                    "stored_bytes": stored_bytes,
                 }),
             ),
             IngestError::Upstream { service, source } => upstream_error(service, source),

@@ -253,7 +253,7 @@ struct Encoded {
 /// # Errors
 /// [`IngestError::Convert`] for bad CSV and schema drift found before anything is stored,
 /// [`IngestError::Upstream`] when storaged or catalogd fail (a drift found by the register
-/// call's race-safe gate included), [`IngestError::StoredDigest`] when storaged stored other
+/// call's race-safe gate included), [`IngestError::StoredObject`] when storaged stored other
 /// bytes than were sent, [`IngestError::Spool`]/[`IngestError::Task`] for local failures.
 pub async fn ingest(
     state: &AppState,
@@ -333,7 +333,6 @@ pub async fn ingest(
         };
     let pass2_ms = pass2_started.elapsed().as_millis();
     let parquet_size = encoded.output.size_bytes;
-    let parquet_sha256 = encoded.output.sha256.clone();
     let row_count = encoded.output.row_count;
 
     // The Parquet went to storaged while it was encoded: end its body, take the answer.
@@ -342,12 +341,17 @@ pub async fn ingest(
     let put_ms = put_started.elapsed().as_millis();
     let fingerprint = pass1.schema.fingerprint();
     let fp_hex = fingerprint.trim_start_matches("sha256:");
+    // storaged named the object by the SHA-256 of the bytes it received (ingestd does not
+    // hash them a second time: docs/performance.md); they must be all the bytes sent, under
+    // the dataset's and schema's directory.
+    let parquet_sha256 = stored.sha256;
     let key = ObjectKey::parquet_object(&request.name, fp_hex, &parquet_sha256);
-    if stored.key != key || stored.sha256 != parquet_sha256 || stored.size != parquet_size {
-        return Err(IngestError::StoredDigest {
-            key: key.to_string(),
-            sent_sha256: parquet_sha256.to_string(),
-            stored_sha256: stored.sha256.to_string(),
+    if stored.key != key || stored.size != parquet_size {
+        return Err(IngestError::StoredObject {
+            expected_key: key.to_string(),
+            stored_key: stored.key.to_string(),
+            sent_bytes: parquet_size,
+            stored_bytes: stored.size,
         });
     }
 
@@ -394,7 +398,6 @@ pub async fn ingest(
         infer_ms = pass1.busy.as_millis(),
         parse_ms = encoded.stats.parse.as_millis(),
         encode_ms = encoded.stats.encode.as_millis(),
-        parquet_hash_ms = encoded.stats.hash.as_millis(),
         speculation_hit,
         speculation_wait_ms,
         pass2_ms,

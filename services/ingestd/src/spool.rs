@@ -6,18 +6,14 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use lakehouse_api::Sha256Digest;
 use sha2::{Digest, Sha256};
-use std::io::Read;
+use std::io::{IoSlice, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tempfile::NamedTempFile;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 /// Prefix of every spool file, so a restart can find and remove crash leftovers.
 const SPOOL_PREFIX: &str = "lakehouse-spool-";
-
-/// Write buffer of the spool file, bytes.
-const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// Creates `dir` and removes spool files a crashed ingestd left there.
 ///
@@ -144,17 +140,71 @@ impl Read for ChannelReader {
     }
 }
 
-/// Streams `chunks` into a new spool file in `dir`, hashing on the way, and sends each chunk
-/// to every one of `taps` too after spooling it, so that the verified pass 2 can read the
-/// upload while it arrives. A full tap holds the upload back (backpressure); a
-/// closed tap (its reader stopped early, on bad CSV) is no longer fed, while the rest of the
-/// upload is still spooled, so that upload errors (413, a broken body) come before CSV
-/// errors, as without taps.
+/// Chunks queued for the spool writer ([`receive`]), at most.
+const WRITER_CHUNKS: usize = 16;
+
+/// Bytes the spool writer gathers from its queue into one `write` call, at most.
+const WRITE_GATHER_BYTES: usize = 1 << 20;
+
+/// What the spool writer wrote: size, SHA-256, time spent hashing.
+type Written = (u64, Sha256Digest, Duration);
+
+/// The spool writer: a blocking thread that hashes the chunks of `rx` and writes them to
+/// `file` as they are (no copy into a write buffer: the chunks queued are gathered into one
+/// vectored write).
+fn write_spool(mut file: std::fs::File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<Written> {
+    let mut hasher = Sha256::new();
+    let mut size_bytes = 0u64;
+    let mut hash_time = Duration::ZERO;
+    let mut gathered: Vec<Bytes> = Vec::with_capacity(WRITER_CHUNKS);
+    while let Some(first) = rx.blocking_recv() {
+        gathered.push(first);
+        let mut bytes = gathered[0].len();
+        while bytes < WRITE_GATHER_BYTES {
+            match rx.try_recv() {
+                Ok(chunk) => {
+                    bytes += chunk.len();
+                    gathered.push(chunk);
+                }
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        for chunk in &gathered {
+            hasher.update(chunk);
+        }
+        hash_time += started.elapsed();
+        let mut slices: Vec<IoSlice<'_>> = gathered.iter().map(|c| IoSlice::new(c)).collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            match file.write_vectored(slices) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        size_bytes += bytes as u64;
+        gathered.clear();
+    }
+    Ok((
+        size_bytes,
+        Sha256Digest::from_bytes(hasher.finalize().into()),
+        hash_time,
+    ))
+}
+
+/// Streams `chunks` into a new spool file in `dir`, hashing on the way (both on a blocking
+/// thread, fed through a bounded queue), and sends each chunk to every one of `taps` too,
+/// so that the verified pass 2 can read the upload while it arrives. A full queue or tap
+/// holds the upload back (backpressure); a closed tap (its reader stopped early, on bad
+/// CSV) is no longer fed, while the rest of the upload is still spooled, so that upload
+/// errors (413, a broken body) come before CSV errors, as without taps.
 ///
 /// # Errors
 /// [`IngestError::TooLarge`] as soon as more than `max_bytes` arrive (the file is removed),
 /// the stream's own error when it fails (client gone, malformed multipart, idle timeout),
-/// [`IngestError::Spool`] on disk errors.
+/// [`IngestError::Spool`] on disk errors. The spool writer has stopped when it returns.
 pub async fn receive<S>(
     dir: &Path,
     mut chunks: S,
@@ -166,41 +216,47 @@ where
 {
     let named = new_file(dir, ".csv")?;
     let std_file = named.reopen().map_err(IngestError::Spool)?;
-    // Declared before the writer, so dropped after it: the writer's handle is never the
-    // last one, and closing that (freeing the pages) is left to `SpoolFile`.
+    // The writer's handle is never the last one: closing that (freeing the pages) is left
+    // to `SpoolFile`.
     let file = SpoolFile::new(named);
-    let mut writer = tokio::io::BufWriter::with_capacity(
-        WRITE_BUFFER_BYTES,
-        tokio::fs::File::from_std(std_file),
-    );
-    let mut hasher = Sha256::new();
+    let (writer_tx, writer_rx) = mpsc::channel(WRITER_CHUNKS);
+    let writer = tokio::task::spawn_blocking(move || write_spool(std_file, writer_rx));
     let mut size_bytes = 0u64;
-    let mut hash_time = Duration::ZERO;
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk?;
-        size_bytes += chunk.len() as u64;
-        if size_bytes > max_bytes {
-            return Err(IngestError::TooLarge {
-                limit_bytes: max_bytes,
-            });
+    let received = async {
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            if chunk.is_empty() {
+                continue;
+            }
+            size_bytes += chunk.len() as u64;
+            if size_bytes > max_bytes {
+                return Err(IngestError::TooLarge {
+                    limit_bytes: max_bytes,
+                });
+            }
+            if writer_tx.send(chunk.clone()).await.is_err() {
+                // The writer stopped on an I/O error, which joining it returns.
+                break;
+            }
+            let mut closed = false;
+            for sender in &taps {
+                closed |= sender.send(chunk.clone()).await.is_err();
+            }
+            if closed {
+                taps.retain(|sender| !sender.is_closed());
+            }
         }
-        let started = Instant::now();
-        hasher.update(&chunk);
-        hash_time += started.elapsed();
-        writer.write_all(&chunk).await.map_err(IngestError::Spool)?;
-        let mut closed = false;
-        for sender in &taps {
-            closed |= sender.send(chunk.clone()).await.is_err();
-        }
-        if closed {
-            taps.retain(|sender| !sender.is_closed());
-        }
+        Ok(())
     }
-    writer.flush().await.map_err(IngestError::Spool)?;
+    .await;
+    drop(writer_tx);
+    let written = writer.await.map_err(IngestError::Task)?;
+    received?;
+    let (size_bytes, sha256, hash_time) = written.map_err(IngestError::Spool)?;
     Ok(Spooled {
         file,
         size_bytes,
-        sha256: Sha256Digest::from_bytes(hasher.finalize().into()),
+        sha256,
         hash_time,
     })
 }
