@@ -17,6 +17,7 @@
 //! wire types live in `lakehouse-api`.
 
 mod classify;
+mod encode;
 mod error;
 mod infer;
 mod source;

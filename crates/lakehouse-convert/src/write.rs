@@ -3,6 +3,7 @@
 use crate::classify::{
     ColumnStats, classify, parse_bool, parse_date, parse_float_literal, parse_int, parse_timestamp,
 };
+use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
 use crate::source::{Nulls, Records};
 use crate::tokenize::Record;
@@ -18,7 +19,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -310,69 +311,22 @@ fn value_refused(schema: &Schema, column: usize, line: u64, value: &[u8]) -> Con
     ConvertError::SchemaDrift(Box::new(details))
 }
 
-/// Counts the bytes as they go to `inner`, and keeps the first I/O error so it can be
-/// returned as such rather than as an encoder error.
-struct CountingWriter<W> {
-    inner: W,
-    bytes: u64,
-    error: Option<io::Error>,
-}
-
-impl<W: Write> CountingWriter<W> {
-    fn keep(&mut self, e: io::Error) -> io::Error {
-        let copy = io::Error::new(e.kind(), "writing the parquet output failed");
-        if e.kind() != io::ErrorKind::Interrupted && self.error.is_none() {
-            self.error = Some(e);
-        }
-        copy
-    }
-}
-
-impl<W: Write> Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.inner.write(buf) {
-            Ok(n) => {
-                self.bytes += n as u64;
-                Ok(n)
-            }
-            Err(e) => Err(self.keep(e)),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().map_err(|e| self.keep(e))
-    }
-}
-
-fn unwrap_io(e: ParquetError) -> ConvertError {
-    match e {
-        ParquetError::External(inner) => match inner.downcast::<io::Error>() {
-            Ok(io) => ConvertError::Io(*io),
-            Err(other) => ConvertError::Parquet(other.to_string()),
-        },
-        other => ConvertError::Parquet(other.to_string()),
-    }
-}
-
-/// The Parquet side of pass 2: an `ArrowWriter` over a counting sink.
+/// The Parquet side of the single-threaded pass 2: an `ArrowWriter` over a counting sink
+/// (the pipelined pass encodes with [`encode_batches`], which writes the same bytes).
 struct Encoder<W: Write + Send> {
     writer: ArrowWriter<CountingWriter<W>>,
 }
 
 impl<W: Write + Send> Encoder<W> {
     fn new(arrow: SchemaRef, properties: WriterProperties, out: W) -> Result<Self> {
-        let sink = CountingWriter {
-            inner: out,
-            bytes: 0,
-            error: None,
-        };
-        let writer = ArrowWriter::try_new(sink, arrow, Some(properties)).map_err(unwrap_io)?;
+        let writer = ArrowWriter::try_new(CountingWriter::new(out), arrow, Some(properties))
+            .map_err(unwrap_io)?;
         Ok(Encoder { writer })
     }
 
     /// The sink's own I/O error, when it failed, is the better explanation of `e`.
     fn error(&mut self, e: ParquetError) -> ConvertError {
-        match self.writer.inner_mut().error.take() {
+        match self.writer.inner_mut().take_error() {
             Some(io) => ConvertError::Io(io),
             None => unwrap_io(e),
         }
@@ -388,10 +342,10 @@ impl<W: Write + Send> Encoder<W> {
         // the footer a second time.
         self.writer.finish().map_err(|e| self.error(e))?;
         let sink = self.writer.inner_mut();
-        if let Some(io) = sink.error.take() {
-            return Err(ConvertError::Io(io));
+        match sink.take_error() {
+            Some(io) => Err(ConvertError::Io(io)),
+            None => Ok(sink.bytes()),
         }
-        Ok(sink.bytes)
     }
 }
 
@@ -444,10 +398,10 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     }
     let nulls = Nulls::new(options);
     let mut batches = BatchBuilder::new(schema, verify_inference);
-    let mut encoder = Encoder::new(batches.arrow.clone(), writer_properties(), out)?;
     let mut parse_time = Duration::ZERO;
     let mut encode_time = Duration::ZERO;
     // The next record batch, `None` after the last; times itself into `parse_time`.
+    let arrow = batches.arrow.clone();
     let mut next_batch = || -> Result<Option<RecordBatch>> {
         let started = Instant::now();
         let batch = loop {
@@ -471,17 +425,8 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     let size_bytes = if pipelined {
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PIPELINE_BATCHES);
-            let encoding = scope.spawn(move || -> Result<_> {
-                let mut busy = Duration::ZERO;
-                for batch in rx {
-                    let started = Instant::now();
-                    encoder.write(&batch)?;
-                    busy += started.elapsed();
-                }
-                let started = Instant::now();
-                let written = encoder.finish()?;
-                Ok((written, busy + started.elapsed()))
-            });
+            let arrow = &arrow;
+            let encoding = scope.spawn(move || encode_batches(arrow, writer_properties(), out, rx));
             // A send fails only when the encoder stopped on an error, which `join` returns.
             let parsed = (|| -> Result<()> {
                 while let Some(batch) = next_batch()? {
@@ -502,6 +447,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
             })
         })?
     } else {
+        let mut encoder = Encoder::new(arrow, writer_properties(), out)?;
         while let Some(batch) = next_batch()? {
             let started = Instant::now();
             encoder.write(&batch)?;

@@ -1,0 +1,303 @@
+//! Parquet encoding on two threads, column by column (docs/performance.md): the columns of
+//! each row group are split between the encoding thread and a helper thread, each encoding
+//! its own columns of every record batch with parquet's `ArrowColumnWriter`; at the end of
+//! the row group the column chunks are appended in schema order. This is parquet's own
+//! parallel-writing recipe (the writers come from the `ArrowWriter`'s own factory, so every
+//! column chunk holds exactly the bytes `ArrowWriter::write` would give it), hence the file
+//! is byte-identical to one written by `ArrowWriter` on one thread; a property test checks
+//! it (`tests/properties.rs`).
+
+use crate::MAX_ROW_GROUP_ROWS;
+use crate::error::{ConvertError, Result};
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
+use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+/// Record batches queued for the helper thread, at most.
+const HELPER_BATCHES: usize = 4;
+
+/// Counts the bytes as they go to `inner`, and keeps the first I/O error so it can be
+/// returned as such rather than as an encoder error.
+pub(crate) struct CountingWriter<W> {
+    inner: W,
+    bytes: u64,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> CountingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        CountingWriter {
+            inner,
+            bytes: 0,
+            error: None,
+        }
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The first I/O error `inner` returned, if any (taken).
+    pub(crate) fn take_error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    fn keep(&mut self, e: io::Error) -> io::Error {
+        let copy = io::Error::new(e.kind(), "writing the parquet output failed");
+        if e.kind() != io::ErrorKind::Interrupted && self.error.is_none() {
+            self.error = Some(e);
+        }
+        copy
+    }
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.bytes += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.keep(e)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().map_err(|e| self.keep(e))
+    }
+}
+
+/// parquet's error as ours: an I/O error inside it as `Io`.
+pub(crate) fn unwrap_io(e: ParquetError) -> ConvertError {
+    match e {
+        ParquetError::External(inner) => match inner.downcast::<io::Error>() {
+            Ok(io) => ConvertError::Io(*io),
+            Err(other) => ConvertError::Parquet(other.to_string()),
+        },
+        other => ConvertError::Parquet(other.to_string()),
+    }
+}
+
+/// A column writer of the row group in progress, with its column's index.
+type Writers = Vec<(usize, ArrowColumnWriter)>;
+
+/// What the encoding thread asks of the helper.
+enum Job {
+    /// A new row group: the writers of the helper's columns.
+    Start(Writers),
+    /// A batch of the row group (the helper encodes its columns of it).
+    Batch(RecordBatch),
+    /// The end of the row group: the helper answers with its column chunks.
+    Close,
+}
+
+/// The helper thread: encodes its columns of each batch until told to close the row group,
+/// then hands the chunks back. After an error it drains its jobs and reports the error at
+/// the next close, so the encoding thread never blocks on it.
+fn helper(arrow: &SchemaRef, jobs: &Receiver<Job>, chunks: &SyncSender<Result<Chunks>>) {
+    let mut writers: Writers = Vec::new();
+    let mut failed: Option<ConvertError> = None;
+    for job in jobs {
+        match job {
+            Job::Start(new) => writers = new,
+            Job::Batch(batch) => {
+                if failed.is_none()
+                    && let Err(e) = write_columns(arrow, &mut writers, &batch)
+                {
+                    failed = Some(e);
+                }
+            }
+            Job::Close => {
+                let closed = match failed.take() {
+                    Some(e) => Err(e),
+                    None => close_columns(std::mem::take(&mut writers)),
+                };
+                if chunks.send(closed).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Column chunks of a row group, with their columns' indexes.
+type Chunks = Vec<(usize, ArrowColumnChunk)>;
+
+fn write_columns(arrow: &SchemaRef, writers: &mut Writers, batch: &RecordBatch) -> Result<()> {
+    for (i, writer) in writers {
+        let (Some(field), Some(column)) = (arrow.fields().get(*i), batch.columns().get(*i)) else {
+            return Err(ConvertError::Parquet(format!("no column {i} in the batch")));
+        };
+        for leaf in compute_leaves(field, column).map_err(unwrap_io)? {
+            writer.write(&leaf).map_err(unwrap_io)?;
+        }
+    }
+    Ok(())
+}
+
+fn close_columns(writers: Writers) -> Result<Chunks> {
+    writers
+        .into_iter()
+        .map(|(i, writer)| writer.close().map(|chunk| (i, chunk)).map_err(unwrap_io))
+        .collect()
+}
+
+/// Which columns the helper encodes: about half of the bytes of `batch`, heaviest columns
+/// first, each to the lighter side. Only the split of the work depends on it, never the
+/// bytes written.
+fn helper_columns(batch: &RecordBatch) -> Vec<bool> {
+    let mut sizes: Vec<(usize, usize)> = batch
+        .columns()
+        .iter()
+        .map(|c| c.get_buffer_memory_size())
+        .enumerate()
+        .collect();
+    sizes.sort_by_key(|&(i, size)| (std::cmp::Reverse(size), i));
+    let mut on_helper = vec![false; sizes.len()];
+    let (mut mine, mut theirs) = (0usize, 0usize);
+    for (i, size) in sizes {
+        if theirs < mine {
+            on_helper[i] = true;
+            theirs += size;
+        } else {
+            mine += size;
+        }
+    }
+    on_helper
+}
+
+/// Writes the record batches of `batches` as Parquet into `out` with `properties`, in row
+/// groups of [`MAX_ROW_GROUP_ROWS`] rows, the columns of each split between this thread and
+/// a scoped helper thread. Returns the bytes written and this thread's busy time (not
+/// waiting for batches).
+///
+/// # Errors
+/// `Io` when `out` fails, `Parquet` when the encoder does.
+pub(crate) fn encode_batches<W: Write + Send>(
+    arrow: &SchemaRef,
+    properties: WriterProperties,
+    out: W,
+    batches: Receiver<RecordBatch>,
+) -> Result<(u64, Duration)> {
+    let started = Instant::now();
+    let mut batches = Timed {
+        batches,
+        waited: Duration::ZERO,
+    };
+    let sink = CountingWriter::new(out);
+    // The file writer and the column writers' factory exactly as `ArrowWriter` makes them
+    // (the Arrow schema is embedded in the footer's metadata on the way).
+    let (mut file, factory) = ArrowWriter::try_new(sink, arrow.clone(), Some(properties))
+        .and_then(ArrowWriter::into_serialized_writer)
+        .map_err(unwrap_io)?;
+    let written = std::thread::scope(|scope| {
+        let (jobs, helper_jobs) = sync_channel::<Job>(HELPER_BATCHES);
+        let (helper_chunks, chunks) = sync_channel::<Result<Chunks>>(1);
+        scope.spawn(move || helper(arrow, &helper_jobs, &helper_chunks));
+        let result = row_groups(arrow, &mut file, &factory, &mut batches, &jobs, &chunks);
+        drop(jobs);
+        result
+    });
+    let sink_error =
+        |file: &mut SerializedFileWriter<CountingWriter<W>>, e: ConvertError| match file
+            .inner_mut()
+            .take_error()
+        {
+            Some(io) => ConvertError::Io(io),
+            None => e,
+        };
+    if let Err(e) = written {
+        return Err(sink_error(&mut file, e));
+    }
+    if let Err(e) = file.finish() {
+        return Err(sink_error(&mut file, unwrap_io(e)));
+    }
+    let sink = file.inner_mut();
+    match sink.take_error() {
+        Some(io) => Err(ConvertError::Io(io)),
+        None => Ok((
+            sink.bytes(),
+            started.elapsed().saturating_sub(batches.waited),
+        )),
+    }
+}
+
+/// The batches, timing the waits for them.
+struct Timed {
+    batches: Receiver<RecordBatch>,
+    waited: Duration,
+}
+
+impl Iterator for Timed {
+    type Item = RecordBatch;
+
+    fn next(&mut self) -> Option<RecordBatch> {
+        let started = Instant::now();
+        let batch = self.batches.recv().ok();
+        self.waited += started.elapsed();
+        batch
+    }
+}
+
+/// The row groups: per row group, new column writers, split with the helper; every batch
+/// encoded by both sides; then the chunks appended in column order.
+fn row_groups<W: Write + Send>(
+    arrow: &SchemaRef,
+    file: &mut SerializedFileWriter<W>,
+    factory: &ArrowRowGroupWriterFactory,
+    batches: &mut Timed,
+    jobs: &SyncSender<Job>,
+    chunks: &Receiver<Result<Chunks>>,
+) -> Result<()> {
+    let helper_gone = || ConvertError::Parquet("the encoder's helper thread stopped".into());
+    let mut batches = batches.peekable();
+    let mut on_helper: Option<Vec<bool>> = None;
+    let mut index = 0;
+    while let Some(first) = batches.peek() {
+        let on_helper = on_helper.get_or_insert_with(|| helper_columns(first));
+        let (theirs, mut mine): (Writers, Writers) = factory
+            .create_column_writers(index)
+            .map_err(unwrap_io)?
+            .into_iter()
+            .enumerate()
+            .partition(|(i, _)| on_helper.get(*i).copied().unwrap_or(false));
+        jobs.send(Job::Start(theirs)).map_err(|_| helper_gone())?;
+        let mut rows = 0;
+        while rows < MAX_ROW_GROUP_ROWS {
+            let Some(batch) = batches.next() else {
+                break;
+            };
+            rows += batch.num_rows();
+            jobs.send(Job::Batch(batch.clone()))
+                .map_err(|_| helper_gone())?;
+            write_columns(arrow, &mut mine, &batch)?;
+        }
+        jobs.send(Job::Close).map_err(|_| helper_gone())?;
+        let mut closed = close_columns(mine)?;
+        closed.extend(chunks.recv().map_err(|_| helper_gone())??);
+        closed.sort_by_key(|(i, _)| *i);
+        let mut row_group = file.next_row_group().map_err(unwrap_io)?;
+        for (_, chunk) in closed {
+            chunk
+                .append_to_row_group(&mut row_group)
+                .map_err(unwrap_io)?;
+        }
+        row_group.close().map_err(unwrap_io)?;
+        index += 1;
+    }
+    Ok(())
+}
+
+// ArrowWriter cuts a row group after MAX_ROW_GROUP_ROWS rows; so does `row_groups`, which
+// never splits a batch: whole batches must fill a row group exactly.
+const _: () = assert!(MAX_ROW_GROUP_ROWS.is_multiple_of(crate::BATCH_ROWS));
