@@ -51,8 +51,8 @@ impl RetentionPolicy {
         if self.keeps_all() || manifest.version >= latest_version {
             return true;
         }
-        let by_count =
-            self.retain_versions > 0 && manifest.version > latest_version - self.retain_versions;
+        let by_count = self.retain_versions > 0
+            && manifest.version > latest_version.saturating_sub(self.retain_versions);
         let by_age = self.retain_ms > 0 && {
             let created = DateTime::parse_from_rfc3339(&manifest.created_at)
                 .map(|t| t.with_timezone(&Utc))
@@ -119,6 +119,20 @@ mod tests {
             .filter(|v| policy.is_retained(&manifest(*v, OLD), 10, now()))
             .collect();
         assert_eq!(kept, vec![8, 9, 10]);
+    }
+
+    /// Fewer versions than the count rule keeps: all of them (no underflow of
+    /// `latest - retain_versions`, which panicked in a debug build under a GC race).
+    #[test]
+    fn count_rule_keeps_every_version_of_a_young_dataset() {
+        let policy = RetentionPolicy {
+            retain_versions: 5,
+            retain_ms: 0,
+        };
+        let kept: Vec<u64> = (1..=2)
+            .filter(|v| policy.is_retained(&manifest(*v, OLD), 2, now()))
+            .collect();
+        assert_eq!(kept, vec![1, 2]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 /// Record batches queued for the helper thread, at most.
-const HELPER_BATCHES: usize = 4;
+const HELPER_BATCHES: usize = 2;
 
 /// Counts the bytes as they go to `inner`, and keeps the first I/O error so it can be
 /// returned as such rather than as an encoder error.

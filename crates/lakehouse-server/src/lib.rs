@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod direct;
 mod error;
 mod serve;
 mod telemetry;

@@ -5,8 +5,9 @@ use crate::IngestError;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use lakehouse_api::Sha256Digest;
+use lakehouse_server::direct::DirectWriter;
 use sha2::{Digest, Sha256};
-use std::io::{IoSlice, Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tempfile::NamedTempFile;
@@ -141,52 +142,25 @@ impl Read for ChannelReader {
 }
 
 /// Chunks queued for the spool writer ([`receive`]), at most.
-const WRITER_CHUNKS: usize = 16;
-
-/// Bytes the spool writer gathers from its queue into one `write` call, at most.
-const WRITE_GATHER_BYTES: usize = 1 << 20;
+const WRITER_CHUNKS: usize = 8;
 
 /// What the spool writer wrote: size, SHA-256, time spent hashing.
 type Written = (u64, Sha256Digest, Duration);
 
 /// The spool writer: a blocking thread that hashes the chunks of `rx` and writes them to
-/// `file` as they are (no copy into a write buffer: the chunks queued are gathered into one
-/// vectored write).
-fn write_spool(mut file: std::fs::File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<Written> {
+/// `file` (`O_DIRECT` when it could be opened so: [`DirectWriter`]).
+fn write_spool(mut file: DirectWriter, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<Written> {
     let mut hasher = Sha256::new();
     let mut size_bytes = 0u64;
     let mut hash_time = Duration::ZERO;
-    let mut gathered: Vec<Bytes> = Vec::with_capacity(WRITER_CHUNKS);
-    while let Some(first) = rx.blocking_recv() {
-        gathered.push(first);
-        let mut bytes = gathered[0].len();
-        while bytes < WRITE_GATHER_BYTES {
-            match rx.try_recv() {
-                Ok(chunk) => {
-                    bytes += chunk.len();
-                    gathered.push(chunk);
-                }
-                Err(_) => break,
-            }
-        }
+    while let Some(chunk) = rx.blocking_recv() {
         let started = Instant::now();
-        for chunk in &gathered {
-            hasher.update(chunk);
-        }
+        hasher.update(&chunk);
         hash_time += started.elapsed();
-        let mut slices: Vec<IoSlice<'_>> = gathered.iter().map(|c| IoSlice::new(c)).collect();
-        let mut slices = &mut slices[..];
-        while !slices.is_empty() {
-            match file.write_vectored(slices) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut slices, n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        size_bytes += bytes as u64;
-        gathered.clear();
+        size_bytes += chunk.len() as u64;
+        file.write(&chunk)?;
     }
+    file.finish()?;
     Ok((
         size_bytes,
         Sha256Digest::from_bytes(hasher.finalize().into()),
@@ -205,22 +179,25 @@ fn write_spool(mut file: std::fs::File, mut rx: mpsc::Receiver<Bytes>) -> std::i
 /// [`IngestError::TooLarge`] as soon as more than `max_bytes` arrive (the file is removed),
 /// the stream's own error when it fails (client gone, malformed multipart, idle timeout),
 /// [`IngestError::Spool`] on disk errors. The spool writer has stopped when it returns.
+/// `direct_io`: write the spool with `O_DIRECT` where the file system allows it.
 pub async fn receive<S>(
     dir: &Path,
     mut chunks: S,
     max_bytes: u64,
     mut taps: Vec<mpsc::Sender<Bytes>>,
+    direct_io: bool,
 ) -> Result<Spooled, IngestError>
 where
     S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
 {
     let named = new_file(dir, ".csv")?;
-    let std_file = named.reopen().map_err(IngestError::Spool)?;
+    let writer_file =
+        DirectWriter::open(named.path(), false, direct_io).map_err(IngestError::Spool)?;
     // The writer's handle is never the last one: closing that (freeing the pages) is left
     // to `SpoolFile`.
     let file = SpoolFile::new(named);
     let (writer_tx, writer_rx) = mpsc::channel(WRITER_CHUNKS);
-    let writer = tokio::task::spawn_blocking(move || write_spool(std_file, writer_rx));
+    let writer = tokio::task::spawn_blocking(move || write_spool(writer_file, writer_rx));
     let mut size_bytes = 0u64;
     let received = async {
         while let Some(chunk) = chunks.next().await {

@@ -165,6 +165,7 @@ async fn receive(
             Box::pin(chunks),
             config.max_upload_bytes,
             taps,
+            config.spool_direct_io,
         )
         .await?;
         return Ok((upload, filename));
