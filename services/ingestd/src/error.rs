@@ -93,6 +93,13 @@ pub enum IngestError {
         /// Bytes storaged reported.
         stored_bytes: u64,
     },
+    /// storaged stopped taking the Parquet POST's body, or did not answer its end, for
+    /// `upload_idle_timeout_ms` (the request was dropped; nothing is registered).
+    #[error("storaged took no bytes of the Parquet upload for {idle_ms} ms")]
+    StoragedStalled {
+        /// The idle limit, milliseconds.
+        idle_ms: u64,
+    },
     /// storaged or catalogd failed.
     #[error("{service} failed")]
     Upstream {
@@ -165,6 +172,12 @@ impl From<IngestError> for ApiError {
                     "stored_bytes": stored_bytes,
                 }),
             ),
+            IngestError::StoragedStalled { idle_ms } => ApiError::with_details(
+                ErrorCode::Unavailable,
+                message,
+                json!({ "service": "storaged", "idle_ms": idle_ms }),
+            )
+            .retry_after(1),
             IngestError::Upstream { service, source } => upstream_error(service, source),
         }
     }

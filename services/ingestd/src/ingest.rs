@@ -162,6 +162,7 @@ pub fn start_speculative(
     let options = plan.options.clone();
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
     let storaged = state.inner.storaged.clone();
+    let idle = state.inner.storaged_idle();
     let name = name.clone();
     let runtime = tokio::runtime::Handle::current();
     let handle = tokio::task::spawn_blocking(move || {
@@ -199,7 +200,8 @@ pub fn start_speculative(
         } else {
             lakehouse_convert::Expected::Registered(&schema)
         };
-        let (out, parquet_upload) = upload::start(&storaged, parquet_dir(&name, &schema), &runtime);
+        let (out, parquet_upload) =
+            upload::start(&storaged, parquet_dir(&name, &schema), &runtime, idle);
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
         let outcome = lakehouse_convert::write_parquet_verified(input, &options, expected, out);
         let verified = match outcome {
@@ -314,6 +316,7 @@ pub async fn ingest(
                     &inner.storaged,
                     parquet_dir(&request.name, &pass1.schema),
                     &tokio::runtime::Handle::current(),
+                    inner.storaged_idle(),
                 );
                 let task_options = options.clone();
                 let schema = pass1.schema.clone();

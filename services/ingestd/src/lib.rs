@@ -123,6 +123,14 @@ struct Inner {
     draining: AtomicBool,
 }
 
+impl Inner {
+    /// How long storaged may leave a streamed Parquet body untaken or its end unanswered:
+    /// `upload_idle_timeout_ms`, the same bound as for the client's side of an ingest.
+    fn storaged_idle(&self) -> Duration {
+        Duration::from_millis(self.config.upload_idle_timeout_ms)
+    }
+}
+
 impl AppState {
     /// Builds the state: creates `spool_dir` and removes spool files left by a crash.
     ///

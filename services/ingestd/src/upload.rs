@@ -5,6 +5,10 @@
 //! at the end. The body ends cleanly only on [`ParquetUpload::commit`]; an upload that is
 //! withdrawn (a speculation not proven, a CSV error, drift) or dropped ends it with an error,
 //! and storaged keeps nothing (DESIGN.md section 2: no orphan for a refused upload).
+//!
+//! A storaged that stops taking the body (or never answers after its end) for
+//! `upload_idle_timeout_ms` gets the request dropped, and the ingest fails with
+//! [`IngestError::StoragedStalled`] instead of holding its slot and spool forever.
 
 use crate::IngestError;
 use bytes::Bytes;
@@ -12,6 +16,9 @@ use futures::Stream;
 use lakehouse_api::{ObjectKey, ObjectPutResponse};
 use lakehouse_client::{ClientError, StoragedClient};
 use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Bytes gathered by [`ChunkSender`] before a chunk goes to storaged.
@@ -31,6 +38,25 @@ const PARQUET_SUFFIX: &str = ".parquet";
 pub struct ChunkSender {
     chunks: mpsc::Sender<Bytes>,
     buffer: Vec<u8>,
+    progress: Arc<Progress>,
+}
+
+/// What the stall watchdog of an upload sees: chunks handed to the body's queue, chunks the
+/// POST took from it, and whether the body has ended cleanly.
+#[derive(Default)]
+struct Progress {
+    sent: AtomicU64,
+    taken: AtomicU64,
+    ended: AtomicBool,
+}
+
+impl Progress {
+    /// storaged owes us something: a queued chunk it has not taken, or the answer to a
+    /// body that has ended.
+    fn waiting_for_storaged(&self) -> bool {
+        self.sent.load(Ordering::Acquire) > self.taken.load(Ordering::Acquire)
+            || self.ended.load(Ordering::Acquire)
+    }
 }
 
 impl ChunkSender {
@@ -39,6 +65,7 @@ impl ChunkSender {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_BYTES));
+        self.progress.sent.fetch_add(1, Ordering::AcqRel);
         self.chunks.blocking_send(Bytes::from(chunk)).map_err(|_| {
             io::Error::new(io::ErrorKind::BrokenPipe, "the upload to storaged stopped")
         })
@@ -67,29 +94,34 @@ pub struct ParquetUpload {
     /// The request had already ended, so by storaged's failure, when the upload was
     /// withdrawn (the body cannot end before the verdict, so nothing else ends it early).
     failed_before_withdrawal: bool,
-    request: tokio::task::JoinHandle<Result<(ObjectPutResponse, bool), ClientError>>,
+    request: tokio::task::JoinHandle<Result<(ObjectPutResponse, bool), IngestError>>,
 }
 
 /// Starts a content-addressed POST of a Parquet object under `dir`
 /// (`datasets/<name>/<fp_hex>`) on `runtime`, fed by the returned [`ChunkSender`]. Callable
-/// from a blocking thread.
+/// from a blocking thread. `idle` (`upload_idle_timeout_ms`) bounds how long storaged may
+/// leave a queued chunk untaken, or the end of the body unanswered, before the request is
+/// dropped.
 pub fn start(
     storaged: &StoragedClient,
     dir: ObjectKey,
     runtime: &tokio::runtime::Handle,
+    idle: Duration,
 ) -> (ChunkSender, ParquetUpload) {
     let (chunks, queue) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let (verdict, decided) = oneshot::channel();
-    let body = reqwest::Body::wrap_stream(body(queue, decided));
+    let progress = Arc::new(Progress::default());
+    let body = reqwest::Body::wrap_stream(body(queue, decided, Arc::clone(&progress)));
     let storaged = storaged.clone();
+    let watched = Arc::clone(&progress);
     let request = runtime.spawn(async move {
-        storaged
-            .put_content_addressed(&dir, PARQUET_SUFFIX, body)
-            .await
+        let put = storaged.put_content_addressed(&dir, PARQUET_SUFFIX, body);
+        watch(put, &watched, idle).await
     });
     let sender = ChunkSender {
         chunks,
         buffer: Vec::with_capacity(CHUNK_BYTES),
+        progress,
     };
     let upload = ParquetUpload {
         verdict: Some(verdict),
@@ -106,18 +138,13 @@ impl ParquetUpload {
     ///
     /// # Errors
     /// [`IngestError::Upstream`] with what the POST failed with (also after a
-    /// [`ParquetUpload::withdraw`]), [`IngestError::Task`] if its task was lost.
+    /// [`ParquetUpload::withdraw`]), [`IngestError::StoragedStalled`] if storaged stopped
+    /// taking the body or answering, [`IngestError::Task`] if its task was lost.
     pub async fn commit(mut self) -> Result<(ObjectPutResponse, bool), IngestError> {
         if let Some(verdict) = self.verdict.take() {
             let _ = verdict.send(true);
         }
-        self.request
-            .await
-            .map_err(IngestError::Task)?
-            .map_err(|source| IngestError::Upstream {
-                service: "storaged",
-                source,
-            })
+        self.request.await.map_err(IngestError::Task)?
     }
 
     /// Ends the body with an error now, so storaged discards what it staged and the
@@ -132,20 +159,54 @@ impl ParquetUpload {
 
     /// [`ParquetUpload::withdraw`], then waits for the request to end. Returns storaged's own
     /// failure when the request had failed before it was withdrawn (storaged down or
-    /// refusing), `None` otherwise.
+    /// refusing) or storaged stalled, `None` otherwise.
     pub async fn abort(mut self) -> Option<IngestError> {
         self.withdraw();
-        let answer = self.request.await;
-        if !self.failed_before_withdrawal {
-            return None;
-        }
-        match answer {
-            Ok(Err(source)) => Some(IngestError::Upstream {
-                service: "storaged",
-                source,
-            }),
+        match self.request.await {
+            // The watchdog's verdict stands whenever the withdrawal came.
+            Ok(Err(stalled @ IngestError::StoragedStalled { .. })) => Some(stalled),
+            _ if !self.failed_before_withdrawal => None,
+            Ok(Err(error)) => Some(error),
             Ok(Ok(_)) => None,
             Err(join) => Some(IngestError::Task(join)),
+        }
+    }
+}
+
+/// Runs the POST `put` while storaged makes progress: it is dropped (closing the
+/// connection, so the encoder's next send fails) when storaged has owed us something
+/// ([`Progress::waiting_for_storaged`]) for `idle` without taking a chunk.
+///
+/// # Errors
+/// [`IngestError::Upstream`] with the POST's own failure, [`IngestError::StoragedStalled`].
+async fn watch<F>(
+    put: F,
+    progress: &Progress,
+    idle: Duration,
+) -> Result<(ObjectPutResponse, bool), IngestError>
+where
+    F: Future<Output = Result<(ObjectPutResponse, bool), ClientError>>,
+{
+    tokio::pin!(put);
+    let mut ticks = tokio::time::interval((idle / 4).max(Duration::from_millis(10)));
+    let mut taken = progress.taken.load(Ordering::Acquire);
+    let mut since = Instant::now();
+    loop {
+        tokio::select! {
+            answer = &mut put => {
+                return answer.map_err(|source| IngestError::Upstream { service: "storaged", source });
+            }
+            _ = ticks.tick() => {
+                let now_taken = progress.taken.load(Ordering::Acquire);
+                if now_taken != taken || !progress.waiting_for_storaged() {
+                    taken = now_taken;
+                    since = Instant::now();
+                } else if since.elapsed() >= idle {
+                    return Err(IngestError::StoragedStalled {
+                        idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+            }
         }
     }
 }
@@ -155,22 +216,27 @@ impl ParquetUpload {
 fn body(
     queue: mpsc::Receiver<Bytes>,
     decided: oneshot::Receiver<bool>,
+    progress: Arc<Progress>,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
-    futures::stream::unfold(
-        (Some(queue), Some(decided)),
-        |(queue, decided)| async move {
+    futures::stream::unfold((Some(queue), Some(decided)), move |(queue, decided)| {
+        let progress = Arc::clone(&progress);
+        async move {
             if let Some(mut queue) = queue
                 && let Some(chunk) = queue.recv().await
             {
+                progress.taken.fetch_add(1, Ordering::AcqRel);
                 return Some((Ok(chunk), (Some(queue), decided)));
             }
             match decided?.await {
-                Ok(true) => None,
+                Ok(true) => {
+                    progress.ended.store(true, Ordering::Release);
+                    None
+                }
                 _ => Some((
                     Err(io::Error::other("parquet output withdrawn")),
                     (None, None),
                 )),
             }
-        },
-    )
+        }
+    })
 }

