@@ -94,7 +94,7 @@ pub enum IngestError {
         stored_bytes: u64,
     },
     /// storaged stopped taking the Parquet POST's body, or did not answer its end, for
-    /// `upload_idle_timeout_ms` (the request was dropped; nothing is registered).
+    /// `storaged_idle_timeout_ms` (the request was dropped; nothing is registered).
     #[error("storaged took no bytes of the Parquet upload for {idle_ms} ms")]
     StoragedStalled {
         /// The idle limit, milliseconds.

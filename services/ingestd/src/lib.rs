@@ -72,6 +72,11 @@ pub struct Config {
     /// A client that sends no upload bytes for this long is cut off (408
     /// `request_timeout`), its spool removed and nothing written, milliseconds.
     pub upload_idle_timeout_ms: u64,
+    /// storaged may leave a chunk of the streamed Parquet POST untaken, or the end of its
+    /// body unanswered, this long before the request is dropped and the ingest fails (503
+    /// `unavailable`, nothing registered), milliseconds. The POST has no whole-request
+    /// timeout: it lasts as long as the upload.
+    pub storaged_idle_timeout_ms: u64,
     /// An ingest is refused with 503 `insufficient_storage` before its body is read when the
     /// spool's file system has less free space than this, bytes. Leaves room for the uploads
     /// already in flight.
@@ -99,6 +104,7 @@ impl Default for Config {
             header_timeout_ms: 30_000,
             disabled: false,
             upload_idle_timeout_ms: 60_000,
+            storaged_idle_timeout_ms: 60_000,
             min_free_spool_bytes: 1024 * 1024 * 1024,
             service_token: Secret::default(),
             tokens: Vec::new(),
@@ -124,10 +130,10 @@ struct Inner {
 }
 
 impl Inner {
-    /// How long storaged may leave a streamed Parquet body untaken or its end unanswered:
-    /// `upload_idle_timeout_ms`, the same bound as for the client's side of an ingest.
+    /// How long storaged may leave a streamed Parquet body untaken or its end unanswered
+    /// (`storaged_idle_timeout_ms`).
     fn storaged_idle(&self) -> Duration {
-        Duration::from_millis(self.config.upload_idle_timeout_ms)
+        Duration::from_millis(self.config.storaged_idle_timeout_ms)
     }
 }
 

@@ -7,7 +7,7 @@
 //! and storaged keeps nothing (DESIGN.md section 2: no orphan for a refused upload).
 //!
 //! A storaged that stops taking the body (or never answers after its end) for
-//! `upload_idle_timeout_ms` gets the request dropped, and the ingest fails with
+//! `storaged_idle_timeout_ms` gets the request dropped, and the ingest fails with
 //! [`IngestError::StoragedStalled`] instead of holding its slot and spool forever.
 
 use crate::IngestError;
@@ -99,7 +99,7 @@ pub struct ParquetUpload {
 
 /// Starts a content-addressed POST of a Parquet object under `dir`
 /// (`datasets/<name>/<fp_hex>`) on `runtime`, fed by the returned [`ChunkSender`]. Callable
-/// from a blocking thread. `idle` (`upload_idle_timeout_ms`) bounds how long storaged may
+/// from a blocking thread. `idle` (`storaged_idle_timeout_ms`) bounds how long storaged may
 /// leave a queued chunk untaken, or the end of the body unanswered, before the request is
 /// dropped.
 pub fn start(
@@ -179,13 +179,9 @@ impl ParquetUpload {
 ///
 /// # Errors
 /// [`IngestError::Upstream`] with the POST's own failure, [`IngestError::StoragedStalled`].
-async fn watch<F>(
-    put: F,
-    progress: &Progress,
-    idle: Duration,
-) -> Result<(ObjectPutResponse, bool), IngestError>
+async fn watch<F, T>(put: F, progress: &Progress, idle: Duration) -> Result<T, IngestError>
 where
-    F: Future<Output = Result<(ObjectPutResponse, bool), ClientError>>,
+    F: Future<Output = Result<T, ClientError>>,
 {
     tokio::pin!(put);
     let mut ticks = tokio::time::interval((idle / 4).max(Duration::from_millis(10)));
@@ -239,4 +235,83 @@ fn body(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_millis(100);
+
+    fn progress(sent: u64, taken: u64, ended: bool) -> Arc<Progress> {
+        let progress = Progress::default();
+        progress.sent.store(sent, Ordering::Release);
+        progress.taken.store(taken, Ordering::Release);
+        progress.ended.store(ended, Ordering::Release);
+        Arc::new(progress)
+    }
+
+    fn never() -> impl Future<Output = Result<(), ClientError>> {
+        std::future::pending()
+    }
+
+    /// `watch`, failing the test instead of hanging it when the watchdog never fires.
+    async fn watched<F>(put: F, progress: &Progress) -> Result<(), IngestError>
+    where
+        F: Future<Output = Result<(), ClientError>>,
+    {
+        tokio::time::timeout(IDLE * 20, watch(put, progress, IDLE))
+            .await
+            .expect("the watch ends within 20 idle periods")
+    }
+
+    async fn answer_after(wait: Duration) -> Result<(), ClientError> {
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_queued_chunk_left_untaken_is_a_stall() {
+        let started = Instant::now();
+        let result = watched(never(), &progress(3, 2, false)).await;
+        assert!(
+            matches!(result, Err(IngestError::StoragedStalled { idle_ms: 100 })),
+            "{result:?}"
+        );
+        assert!(started.elapsed() >= IDLE, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_end_of_body_is_a_stall() {
+        let result = watched(never(), &progress(2, 2, true)).await;
+        assert!(
+            matches!(result, Err(IngestError::StoragedStalled { .. })),
+            "{result:?}"
+        );
+    }
+
+    /// A storaged that takes a chunk now and then, slower than one per `idle` in total time
+    /// but never idle for `idle`, is not cut off.
+    #[tokio::test]
+    async fn slow_but_steady_progress_is_not_a_stall() {
+        let progress = progress(1_000, 0, false);
+        let taker = Arc::clone(&progress);
+        let taking = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(IDLE / 3).await;
+                taker.taken.fetch_add(1, Ordering::AcqRel);
+            }
+        });
+        let result = watched(answer_after(IDLE * 6), &progress).await;
+        taking.abort();
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    /// Nothing queued and the body not ended (the encoder is waiting for the client's
+    /// upload): storaged owes nothing, however long that lasts.
+    #[tokio::test]
+    async fn a_slow_client_is_not_storaged_stalling() {
+        let result = watched(answer_after(IDLE * 5), &progress(4, 4, false)).await;
+        assert!(result.is_ok(), "{result:?}");
+    }
 }

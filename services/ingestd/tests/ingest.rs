@@ -431,7 +431,7 @@ async fn a_storaged_outage_is_a_503_and_the_retry_succeeds() {
 }
 
 /// A storaged that accepts the Parquet POST and then neither reads it nor answers: once
-/// `upload_idle_timeout_ms` passes without progress the ingest is a 503 that names storaged
+/// `storaged_idle_timeout_ms` passes without progress the ingest is a 503 that names storaged
 /// (not a hang holding a slot), with no spool file left and nothing registered.
 #[tokio::test]
 async fn a_storaged_that_stops_answering_is_a_503_not_a_hang() {
@@ -445,7 +445,7 @@ async fn a_storaged_that_stops_answering_is_a_503_not_a_hang() {
     });
     let h = Harness::start(&[
         ("LAKEHOUSE_INGESTD__STORAGED_URL", stalled_url),
-        ("LAKEHOUSE_INGESTD__UPLOAD_IDLE_TIMEOUT_MS", "500".into()),
+        ("LAKEHOUSE_INGESTD__STORAGED_IDLE_TIMEOUT_MS", "500".into()),
     ]);
     let mut csv = b"id,name\n".to_vec();
     for i in 0..50_000 {
