@@ -1,5 +1,23 @@
 # Shared shell functions of scripts/up, scripts/test and scripts/bench (sourced, not run).
 
+# use_x86_64_v3: builds for x86-64-v3 (AVX2, BMI1/2, FMA, F16C, LZCNT, MOVBE: Intel Haswell
+# and AMD Excavator or later) when this machine has all of it, through
+# CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS; the compiler then vectorizes the
+# encoder's and the parsers' loops with AVX2 (about 5% less CPU per ingest,
+# docs/performance.md). Elsewhere, or when RUSTFLAGS or that variable is already set, the
+# build stays as the caller has it (plain `cargo build` is generic x86-64). The binaries then
+# need such a CPU: build on the machine that runs them, as scripts/up does.
+use_x86_64_v3() {
+  [ "$(uname -m)" = x86_64 ] || return 0
+  [ -z "${RUSTFLAGS+x}" ] && [ -z "${CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS+x}" ] || return 0
+  local flags flag
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  for flag in avx avx2 bmi1 bmi2 f16c fma abm movbe xsave; do
+    case $flags in *" $flag "*) ;; *) return 0 ;; esac
+  done
+  export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-cpu=x86-64-v3"
+}
+
 # start_service runs in a command substitution (a subshell), so the PIDs it starts are kept
 # in this file, which stop_services reads.
 SERVICE_PID_FILE=${SERVICE_PID_FILE:-$(mktemp)}
