@@ -1,17 +1,22 @@
 # Shared shell functions of scripts/up, scripts/test and scripts/bench (sourced, not run).
 
-# use_x86_64_v3: builds for x86-64-v3 (AVX2, BMI1/2, FMA, F16C, LZCNT, MOVBE: Intel Haswell
-# and AMD Excavator or later) when this machine has all of it, through
-# CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS; the compiler then vectorizes the
-# encoder's and the parsers' loops with AVX2 (about 5% less CPU per ingest,
-# docs/performance.md). Elsewhere, or when RUSTFLAGS or that variable is already set, the
-# build stays as the caller has it (plain `cargo build` is generic x86-64). The binaries then
-# need such a CPU: build on the machine that runs them, as scripts/up does.
+# use_x86_64_v3: builds for x86-64-v3 (AVX, AVX2, BMI1/2, FMA, F16C, LZCNT, MOVBE, XSAVE:
+# Intel Haswell and AMD Excavator or later) when this Linux machine has all of it, through
+# CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS; the compiler then vectorizes more of the
+# encoder's and the parsers' loops (3 to 5% less CPU per ingest, same Parquet bytes;
+# docs/performance.md). It does nothing when the caller set rustflags through the
+# environment (RUSTFLAGS, even empty, CARGO_ENCODED_RUSTFLAGS, CARGO_BUILD_RUSTFLAGS or that
+# variable); cargo would let it replace a `build.rustflags` from a config file. Plain
+# `cargo build` stays generic x86-64. The binaries then need such a CPU: build on the
+# machine that runs them, as scripts/up does.
 use_x86_64_v3() {
-  [ "$(uname -m)" = x86_64 ] || return 0
-  [ -z "${RUSTFLAGS+x}" ] && [ -z "${CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS+x}" ] || return 0
+  [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ] || return 0
+  if [ -n "${RUSTFLAGS+x}" ] || [ -n "${CARGO_ENCODED_RUSTFLAGS+x}" ] ||
+    [ -n "${CARGO_BUILD_RUSTFLAGS+x}" ] || [ -n "${CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS+x}" ]; then
+    return 0
+  fi
   local flags flag
-  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2 || true) "
   for flag in avx avx2 bmi1 bmi2 f16c fma abm movbe xsave; do
     case $flags in *" $flag "*) ;; *) return 0 ;; esac
   done

@@ -8,7 +8,7 @@ use arrow_schema::{DataType, TimeUnit};
 use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
 use lakehouse_convert::{
     BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, arrow_schema, check_schema,
-    infer_schema, write_parquet,
+    infer_schema, write_parquet, write_parquet_pipelined,
 };
 mod common;
 
@@ -492,6 +492,80 @@ fn parquet_metadata_is_fixed() {
     // Same input, same bytes.
     let (again, _) = round_trip(csv, &opts());
     assert_eq!(out, again);
+}
+
+/// SHA-256 of the Parquet that [`parquet_bytes_are_pinned`] writes. DESIGN.md section 5
+/// makes the bytes a pure function of (CSV bytes, options, schema, program version), and
+/// invariant 4 (section 2) rests on it: every build of one version (generic x86-64 or
+/// x86-64-v3, debug or release, any machine or allocator) must write exactly these bytes,
+/// or two replicas sharing a bucket would store the same upload twice. Change it only with
+/// a deliberate change of the output (writer settings, the parquet crate, the version in
+/// `CREATED_BY`), and say so in the commit.
+const PINNED_PARQUET_SHA256: &str =
+    "5ce0f25a8a13ff642ac8db4d07b1c8894a14122291f3f6074d22c6bfce1000e7";
+
+/// A CSV of 20,000 rows (three record batches) with every column type, nulls, quotes,
+/// embedded delimiters and line breaks, exponents and leading zeros.
+fn every_type_csv() -> String {
+    let mut csv = String::from("id,price,flag,day,at,local,name,zip\n");
+    for i in 0..20_000u32 {
+        let price = match i % 4 {
+            0 => format!("{}.{:02}", i * 7 % 1000, i % 100),
+            1 => format!("{}e-{}", i % 97, i % 5),
+            2 => String::new(),
+            _ => format!("-{}", i % 313),
+        };
+        let flag = ["true", "false", ""][(i % 3) as usize];
+        let day = format!("20{:02}-{:02}-{:02}", i % 30, i % 12 + 1, i % 28 + 1);
+        let at = format!(
+            "2024-03-{:02}T{:02}:{:02}:07.{:06}Z",
+            i % 28 + 1,
+            i % 24,
+            i % 60,
+            i
+        );
+        let local = format!("2024-03-{:02} {:02}:15:00", i % 28 + 1, i % 24);
+        let name = match i % 5 {
+            0 => format!("\"a, \"\"quoted\"\"\nname {i}\""),
+            1 => String::new(),
+            _ => format!("name {}", i % 50),
+        };
+        let zip = format!("{:05}", i * 37 % 100_000);
+        csv.push_str(&format!(
+            "{i},{price},{flag},{day},{at},{local},{name},{zip}\n"
+        ));
+    }
+    csv
+}
+
+#[test]
+fn parquet_bytes_are_pinned() {
+    use sha2::{Digest, Sha256};
+    let csv = every_type_csv();
+    let inferred = infer_schema(csv.as_bytes(), &opts()).unwrap();
+    let types: Vec<_> = inferred.schema.fields.iter().map(|f| f.data_type).collect();
+    assert_eq!(
+        types,
+        [
+            ColumnType::Int64,
+            ColumnType::Float64,
+            ColumnType::Bool,
+            ColumnType::Date32,
+            ColumnType::TimestampUtc,
+            ColumnType::Timestamp,
+            ColumnType::Utf8,
+            ColumnType::Utf8,
+        ]
+    );
+    let mut single = Vec::new();
+    write_parquet(csv.as_bytes(), &opts(), &inferred.schema, &mut single).unwrap();
+    let mut pipelined = Vec::new();
+    write_parquet_pipelined(csv.as_bytes(), &opts(), &inferred.schema, &mut pipelined).unwrap();
+    assert!(
+        single == pipelined,
+        "the pipelined writer wrote other bytes"
+    );
+    assert_eq!(hex::encode(Sha256::digest(&single)), PINNED_PARQUET_SHA256);
 }
 
 #[test]

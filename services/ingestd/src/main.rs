@@ -6,14 +6,14 @@ use lakehouse_server::{Cli, init_tracing, shutdown_signal};
 
 /// jemalloc (tikv-jemallocator, default settings) as ingestd's allocator. Pass 2 allocates
 /// and frees blocks of hundreds of KiB to a few MiB per column every 8192 rows (record batch
-/// buffers, Parquet pages) across threads, for the whole upload; jemalloc keeps freed
-/// memory for reuse (10 s decay) and does not fragment under that pattern, so a 1 GiB
-/// ingest faults in about 90 MiB and peak RSS stays near 70 to 80 MiB at any file size.
-/// Measured against it (docs/performance.md): glibc's defaults map and zero the big blocks
-/// afresh every time (75,000 to 110,000 page faults per GiB); glibc with raised mmap and trim
-/// thresholds is as fast but fragments (RSS creeping from 58 to 80 MiB through a 3 GiB
-/// ingest while the live heap stays at 44 MiB); mimalloc committed about 230 MiB of huge
-/// pages for that heap and purged and re-faulted 340 MiB more per GiB (8 to 9% slower).
+/// buffers, Parquet pages) across threads for the whole upload; jemalloc reuses freed
+/// memory (it returns dirty pages to the kernel after a 10 s decay, applied on later
+/// allocator calls: there is no background thread), and its RSS showed no upward trend
+/// through a 3 GiB ingest, as DESIGN.md section 2, invariant 5 (memory bounded by
+/// configuration, not file size) asks. glibc's defaults fault in and zero those blocks
+/// afresh every time; glibc with raised thresholds fragmented (RSS growing with the file);
+/// mimalloc committed and re-faulted several times the live heap in huge pages, about 7%
+/// slower. Measurements: docs/performance.md, "Allocation".
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
