@@ -77,6 +77,12 @@ impl Service {
         })
     }
 
+    /// Peak resident memory of the running process so far (`VmHWM`), KiB; `None` once it
+    /// has exited or off Linux.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        peak_rss_kib(self.child.as_ref()?.id())
+    }
+
     /// `http://<addr>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -483,6 +489,14 @@ mod tests {
     }
 }
 
+/// Peak resident memory (`VmHWM`) of process `pid`, KiB; `None` when it cannot be read
+/// (the process is gone, or not Linux).
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Boundary of the multipart bodies built by [`multipart_file`] and [`OpenUpload`].
 pub const BOUNDARY: &str = "lakehouse-testkit-boundary-7d1f";
 
@@ -526,6 +540,13 @@ impl OpenUpload {
             rx.recv().await.map(|item| (item, rx))
         });
         (OpenUpload { tx }, reqwest::Body::wrap_stream(stream))
+    }
+
+    /// Sends `bytes` as the next piece of the file, once the request has taken the pieces
+    /// before it (at most 4 wait), so a large upload is never held whole by the test.
+    pub async fn send(self, bytes: Vec<u8>) -> OpenUpload {
+        let _ = self.tx.send(Ok(bytes)).await;
+        self
     }
 
     /// Sends `tail` as the rest of the file and closes the body.

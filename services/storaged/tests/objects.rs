@@ -761,7 +761,10 @@ async fn large_object_streams_both_ways(server: &Server) {
         "s3" => Some(56 * 1024),
         _ => None,
     };
-    if let (Some(bound), Some(peak)) = (bound_kib, peak_rss_kib(server.child.id())) {
+    if let (Some(bound), Some(peak)) = (
+        bound_kib,
+        lakehouse_testkit::peak_rss_kib(server.child.id()),
+    ) {
         eprintln!("storaged peak RSS: {peak} KiB");
         assert!(
             peak < bound,
@@ -868,13 +871,6 @@ async fn content_addressed_post_names_the_object_by_its_bytes(server: &Server) {
     }
     assert_eq!(server.keys("ca/").await, [key]);
     assert_no_staging_debris(server).await;
-}
-
-/// `VmHWM` of a process, in KiB (Linux only).
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 async fn concurrent_create_only_puts_have_one_winner(server: &Server) {
