@@ -21,11 +21,18 @@ impl Harness {
     }
 
     async fn ingest_field(&self, query: &str, field: &str, csv: &[u8]) -> (u16, Value) {
+        self.ingest_body(query, multipart_file(field, csv).into())
+            .await
+    }
+
+    /// `POST /ingest?{query}` with a multipart `body` (built whole or streamed): the status
+    /// and the JSON answer.
+    async fn ingest_body(&self, query: &str, body: reqwest::Body) -> (u16, Value) {
         let response = self
             .http
             .post(format!("{}/ingest?{query}", self.trio.ingestd.url()))
             .header("content-type", multipart_content_type())
-            .body(multipart_file(field, csv))
+            .body(body)
             .send()
             .await
             .expect("ingestd answers");
@@ -513,16 +520,7 @@ async fn a_256_mib_upload_leaves_ingestd_far_below_its_size() {
         upload.finish(b"").await;
         rows
     });
-    let response = h
-        .http
-        .post(format!("{}/ingest?name=big", h.trio.ingestd.url()))
-        .header("content-type", multipart_content_type())
-        .body(body)
-        .send()
-        .await
-        .expect("ingestd answers");
-    let status = response.status().as_u16();
-    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, answer) = h.ingest_body("name=big", body).await;
     let rows = feeding.await.unwrap();
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["row_count"], rows);
@@ -629,16 +627,8 @@ async fn a_client_that_stops_sending_is_cut_off_and_leaves_nothing() {
     let h = Harness::start(&[("LAKEHOUSE_INGESTD__UPLOAD_IDLE_TIMEOUT_MS", "300".into())]);
     let (upload, body) = OpenUpload::new(b"a\n1\n");
     let started = std::time::Instant::now();
-    let response = h
-        .http
-        .post(format!("{}/ingest?name=stalled", h.trio.ingestd.url()))
-        .header("content-type", multipart_content_type())
-        .body(body)
-        .send()
-        .await
-        .expect("answered while the body is still open");
-    assert_eq!(response.status().as_u16(), 408);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = h.ingest_body("name=stalled", body).await;
+    assert_eq!(status, 408, "{body}");
     assert_eq!(body["error"]["code"], "request_timeout");
     assert!(started.elapsed() < Duration::from_secs(10));
     drop(upload);
