@@ -306,11 +306,33 @@ pub(crate) fn parse_bool(v: &[u8]) -> Option<bool> {
 }
 
 /// An int64 value: `[+-]?(0|[1-9][0-9]*)` fitting i64.
+/// Up to 18 digits cannot overflow, so they take a loop with no overflow checks; longer
+/// literals take [`scan_number`].
 pub(crate) fn parse_int(v: &[u8]) -> Option<i64> {
-    match scan_number(v) {
-        Number::Int(value) => Some(value),
-        _ => None,
+    let (negative, digits) = match v.split_first()? {
+        (b'-', rest) => (true, rest),
+        (b'+', rest) => (false, rest),
+        _ => (false, v),
+    };
+    if digits.len() > 18 {
+        return match scan_number(v) {
+            Number::Int(value) => Some(value),
+            _ => None,
+        };
     }
+    // No digits, or a leading zero (`007`).
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let mut magnitude: i64 = 0;
+    for &d in digits {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        magnitude = magnitude * 10 + i64::from(digit);
+    }
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// A float64 value: any float literal of the table, except ints beyond 2^53 and literals
@@ -398,16 +420,22 @@ fn plain_number(v: &[u8]) -> Option<(f64, bool)> {
     (mantissa <= MAX_EXACT_INT).then_some((value, int))
 }
 
-fn digits<const N: usize>(v: &[u8], at: usize) -> Option<u32> {
-    let bytes = v.get(at..at + N)?;
+/// The value of the ASCII digits `bytes`, if they all are.
+fn digits<const N: usize>(bytes: [u8; N]) -> Option<u32> {
     let mut value = 0u32;
-    for &b in bytes {
-        if !b.is_ascii_digit() {
+    for b in bytes {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
             return None;
         }
-        value = value * 10 + u32::from(b - b'0');
+        value = value * 10 + u32::from(digit);
     }
     Some(value)
+}
+
+/// `N` bytes of `v` from `at`, as an array (no bounds checks left for the caller).
+fn bytes_at<const N: usize>(v: &[u8], at: usize) -> Option<[u8; N]> {
+    v.get(at..at + N)?.try_into().ok()
 }
 
 fn is_leap(year: u32) -> bool {
@@ -424,26 +452,28 @@ fn days_in_month(year: u32, month: u32) -> u32 {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic-Gregorian date (H. Hinnant's `days_from_civil`).
+/// Days since 1970-01-01 of a proleptic-Gregorian date (H. Hinnant's `days_from_civil`),
+/// for years 0000..=9999: the year is moved on by one 400-year era (146,097 days) so that
+/// every step is unsigned and divides by a constant.
 fn days_from_civil(year: u32, month: u32, day: u32) -> i32 {
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = y.div_euclid(400);
+    let y = year + 400 - u32::from(month <= 2);
+    let era = y / 400;
     let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    // Years 0000..=9999 keep this far inside i32.
-    (era * 146_097 + doe - 719_468) as i32
+    // At most 26 eras: far inside i32 either way.
+    (era * 146_097 + doe) as i32 - 719_468 - 146_097
 }
 
 /// The `YYYY-MM-DD` prefix of `v` as days since the epoch, if it is a real date.
 fn date_prefix(v: &[u8]) -> Option<i32> {
-    let year = digits::<4>(v, 0)?;
-    let month = digits::<2>(v, 5)?;
-    let day = digits::<2>(v, 8)?;
-    if v.get(4) != Some(&b'-') || v.get(7) != Some(&b'-') {
+    let [y0, y1, y2, y3, dash1, m0, m1, dash2, d0, d1] = bytes_at::<10>(v, 0)?;
+    if dash1 != b'-' || dash2 != b'-' {
         return None;
     }
+    let year = digits([y0, y1, y2, y3])?;
+    let month = digits([m0, m1])?;
+    let day = digits([d0, d1])?;
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
@@ -469,12 +499,13 @@ pub(crate) fn parse_timestamp(v: &[u8]) -> Option<(i64, bool)> {
     if !matches!(v.get(10), Some(b'T' | b' ')) {
         return None;
     }
-    let hour = digits::<2>(v, 11)?;
-    let minute = digits::<2>(v, 14)?;
-    let second = digits::<2>(v, 17)?;
-    if v.get(13) != Some(&b':') || v.get(16) != Some(&b':') {
+    let [h0, h1, colon1, m0, m1, colon2, s0, s1] = bytes_at::<8>(v, 11)?;
+    if colon1 != b':' || colon2 != b':' {
         return None;
     }
+    let hour = digits([h0, h1])?;
+    let minute = digits([m0, m1])?;
+    let second = digits([s0, s1])?;
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
@@ -508,9 +539,10 @@ pub(crate) fn parse_timestamp(v: &[u8]) -> Option<(i64, bool)> {
         None => Some((local, false)),
         Some(b'Z') if i + 1 == v.len() => Some((local, true)),
         Some(&sign @ (b'+' | b'-')) if i + 6 == v.len() => {
-            let oh = digits::<2>(v, i + 1)?;
-            let om = digits::<2>(v, i + 4)?;
-            if v.get(i + 3) != Some(&b':') || oh > 23 || om > 59 {
+            let [h0, h1, colon, m0, m1] = bytes_at::<5>(v, i + 1)?;
+            let oh = digits([h0, h1])?;
+            let om = digits([m0, m1])?;
+            if colon != b':' || oh > 23 || om > 59 {
                 return None;
             }
             let offset = (i64::from(oh) * 3600 + i64::from(om) * 60) * MICROS_PER_SECOND;
@@ -637,6 +669,19 @@ mod tests {
                     prop_assert!(!(common && general.is_some()), "{} not on the fast path", text);
                 }
             }
+        }
+
+        /// The unchecked loop for short ints accepts and values exactly what the full scan
+        /// does (ints around i64's limits, leading zeros, signs, stray bytes included).
+        #[test]
+        fn ints_parse_as_the_full_scan_does(
+            text in "[+-]?[0-9]{0,21}[x. ]?|[+-]?(9223372036854775[0-9]{3}|99999999999999999[0-9])",
+        ) {
+            let full = match scan_number(text.as_bytes()) {
+                Number::Int(value) => Some(value),
+                _ => None,
+            };
+            prop_assert_eq!(parse_int(text.as_bytes()), full, "{}", text);
         }
     }
 
@@ -765,6 +810,23 @@ mod tests {
         }
         assert_eq!(mask("2024-02-29"), DATE);
         assert_eq!(mask("2023-02-29"), 0);
+    }
+
+    /// Every real date of years 0000..=9999, in calendar order, is the day after the one
+    /// before it: 3,652,425 days from 0000-01-01 (-719,528) to 9999-12-31 (2,932,896).
+    #[test]
+    fn every_date_is_the_day_after_the_one_before() {
+        let mut expected = -719_528;
+        for year in 0..=9999 {
+            for month in 1..=12 {
+                for day in 1..=days_in_month(year, month) {
+                    let text = format!("{year:04}-{month:02}-{day:02}");
+                    assert_eq!(parse_date(text.as_bytes()), Some(expected), "{text}");
+                    expected += 1;
+                }
+            }
+        }
+        assert_eq!(expected, 2_932_897);
     }
 
     #[test]

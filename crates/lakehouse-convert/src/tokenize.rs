@@ -21,7 +21,7 @@
 //!   progress ends (a quoted field may then still be open: [`Tokenizer::open_quote`]).
 
 use std::io::{self, Read};
-use wide::u8x16;
+use wide::u8x32;
 
 /// Initial size of the read buffer, bytes. It grows (doubling) only while one record is
 /// larger than the free space, up to the record cap.
@@ -86,14 +86,14 @@ fn block_masks(bytes: &[u8], delimiter: u8) -> Block {
             &padded
         }
     };
-    let (delimiter, quote) = (u8x16::splat(delimiter), u8x16::splat(b'"'));
-    let (cr, lf) = (u8x16::splat(b'\r'), u8x16::splat(b'\n'));
+    let (delimiter, quote) = (u8x32::splat(delimiter), u8x32::splat(b'"'));
+    let (cr, lf) = (u8x32::splat(b'\r'), u8x32::splat(b'\n'));
     let mut block = Block::default();
-    for (k, lane) in chunk.chunks_exact(16).enumerate() {
-        let mut array = [0u8; 16];
+    for (k, lane) in chunk.chunks_exact(32).enumerate() {
+        let mut array = [0u8; 32];
         array.copy_from_slice(lane);
-        let v = u8x16::new(array);
-        let shift = 16 * k;
+        let v = u8x32::new(array);
+        let shift = 32 * k;
         let separators = v.simd_eq(delimiter) | v.simd_eq(cr) | v.simd_eq(lf);
         block.separators |= u64::from(separators.to_bitmask()) << shift;
         block.quotes |= u64::from(v.simd_eq(quote).to_bitmask()) << shift;
@@ -108,19 +108,20 @@ fn block_masks(bytes: &[u8], delimiter: u8) -> Block {
     block
 }
 
-/// LF bytes in `bytes`: per-byte counters in 16 lanes, summed every 255 rounds.
+/// LF bytes in `bytes`: per-byte counters in 32 lanes (one AVX2 register where the build
+/// has AVX2, two SSE2 ones otherwise), summed every 255 rounds.
 fn count_newlines(bytes: &[u8]) -> u64 {
-    let lf = u8x16::splat(b'\n');
-    let one = u8x16::splat(1);
-    let mut chunks = bytes.chunks_exact(16);
+    let lf = u8x32::splat(b'\n');
+    let one = u8x32::splat(1);
+    let mut chunks = bytes.chunks_exact(32);
     let mut count = 0u64;
     loop {
-        let mut lanes = u8x16::splat(0);
+        let mut lanes = u8x32::splat(0);
         let mut rounds = 0;
         for lane in chunks.by_ref().take(255) {
-            let mut array = [0u8; 16];
+            let mut array = [0u8; 32];
             array.copy_from_slice(lane);
-            lanes += u8x16::new(array).simd_eq(lf) & one;
+            lanes += u8x32::new(array).simd_eq(lf) & one;
             rounds += 1;
         }
         count += lanes.to_array().iter().map(|&n| u64::from(n)).sum::<u64>();

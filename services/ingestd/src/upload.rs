@@ -73,12 +73,16 @@ impl ChunkSender {
 }
 
 impl Write for ChunkSender {
+    /// Takes at most what fills the chunk being gathered, so the chunk never outgrows its
+    /// [`CHUNK_BYTES`] allocation (a column chunk of several MiB, appended whole, would
+    /// otherwise reallocate and copy it); `write_all` comes back for the rest.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(buf);
-        if self.buffer.len() >= CHUNK_BYTES {
+        let taken = buf.len().min(CHUNK_BYTES - self.buffer.len());
+        self.buffer.extend_from_slice(&buf[..taken]);
+        if self.buffer.len() == CHUNK_BYTES {
             self.send_buffer()?;
         }
-        Ok(buf.len())
+        Ok(taken)
     }
 
     fn flush(&mut self) -> io::Result<()> {
