@@ -7,6 +7,14 @@ use lakehouse_server::{Cli, config, init_tracing, shutdown_signal};
 use storaged::{AppState, Config};
 use tokio::net::TcpListener;
 
+/// jemalloc (tikv-jemallocator, default settings) as storaged's allocator, as in ingestd: an
+/// upload's body arrives in chunks of up to 1 MiB that are hashed, written and freed one
+/// after another; jemalloc serves the next one from the memory just freed, where glibc's
+/// defaults returned it to the kernel and faulted in (and zeroed) fresh pages, about 200 MB
+/// per GiB of Parquet stored (docs/performance.md, "Allocation").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
