@@ -645,12 +645,12 @@ impl Store {
         }
         let (chunks, mut received) = tokio::sync::mpsc::channel::<Bytes>(STAGE_CHUNKS);
         let direct = self.direct_io;
-        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
             let mut file = DirectWriter::open(&file_path, true, direct)?;
             while let Some(chunk) = received.blocking_recv() {
                 file.write(&chunk)?;
             }
-            file.finish().map(drop)
+            file.finish()
         });
         let mut hasher = Sha256::new();
         let mut size = 0u64;
@@ -681,7 +681,13 @@ impl Store {
                 source: Box::new(e),
             });
         }
-        written.map_err(|e| io("write", e))?;
+        let file = written.map_err(|e| io("write", e))?;
+        // The bytes are on disk before the object gets its name (DESIGN.md section 2,
+        // invariant 3): a crash after the rename cannot leave a key naming unflushed data.
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(|join| io("fsync", std::io::Error::other(join)))?
+            .map_err(|e| io("fsync", e))?;
         let sha256 =
             Sha256Digest::new(hex::encode(hasher.finalize())).map_err(|e| StoragedError::Io {
                 op: "hash",
@@ -843,11 +849,7 @@ impl Store {
         let owned = key.clone();
         match tokio::task::spawn_blocking(move || sync_local_object(&root, &owned)).await {
             Ok(synced) => synced,
-            Err(join) => Err(StoragedError::Io {
-                op: "fsync",
-                path: PathBuf::from(key.as_str()),
-                source: std::io::Error::other(join),
-            }),
+            Err(join) => Err(fsync_error(key.as_str(), std::io::Error::other(join))),
         }
     }
 
@@ -1197,16 +1199,25 @@ async fn delete_quietly(store: &dyn ObjectStore, path: &Path) {
     }
 }
 
+/// Threads that [`sync_local_object`] fsyncs on at once, at most. A key of the usual depth
+/// (`datasets/<name>/<fp_hex>/<sha256>.parquet` under the root: five paths) gets one per
+/// path; a deeper key shares them.
+const MAX_SYNC_THREADS: usize = 8;
+
 /// Makes the object `root/<key>` durable before its 201 (DESIGN.md section 2, invariant 3).
 ///
 /// object_store's local backend (without its `fsync` option) renames a staged file into place
-/// without flushing it, so after a power loss the key could name a file with missing data, or
-/// vanish. This flushes the file's data and metadata (`sync_all`), then fsyncs every directory
-/// from the file's parent up to and including `root`, so the new directory entry and any
-/// directories created for it are on disk too. The fsyncs run at the same time, one thread
-/// each, and all have returned before this does: none depends on another, and on a disk
-/// where each costs a cache flush (5 to 35 ms measured on the benchmark VM) they overlap
-/// instead of adding up.
+/// without flushing anything. Staging already flushed the file's bytes before the rename, so
+/// the name never points at unflushed data; this flushes the file again (its metadata, and
+/// the data of a key an earlier write moved into place and then failed before flushing),
+/// and every directory from the file's parent up to and including `root`, so the new
+/// directory entry and any directories created for it are on disk too.
+///
+/// These fsyncs do not depend on one another, so they run at the same time, on at most
+/// [`MAX_SYNC_THREADS`] threads (each taking consecutive paths), and all have
+/// returned before this does: on a disk where each fsync costs a cache flush (1 to 7 ms
+/// each on the benchmark VM) they overlap instead of adding up. Where a thread cannot be
+/// started, its share is synced on the calling thread.
 ///
 /// # Errors
 /// [`StoragedError::Io`] naming the path that could not be opened or synced (the one
@@ -1222,35 +1233,54 @@ pub fn sync_local_object(root: &std::path::Path, key: &ObjectKey) -> Result<()> 
         }
         dir = current.parent();
     }
-    let sync = |path: &std::path::Path| {
-        std::fs::File::open(path)
-            .and_then(|file| file.sync_all())
-            .map_err(|source| StoragedError::Io {
-                op: "fsync",
-                path: path.to_owned(),
-                source,
-            })
-    };
-    std::thread::scope(|scope| {
-        let syncs: Vec<_> = paths
+    let sync_all = |share: &[&std::path::Path]| -> Vec<Result<()>> {
+        share
             .iter()
-            .map(|&path| (path, scope.spawn(move || sync(path))))
-            .collect();
-        // Every thread is joined before the first error is returned.
-        let results: Vec<Result<()>> = syncs
-            .into_iter()
-            .map(|(path, sync)| {
-                sync.join().unwrap_or_else(|_| {
-                    Err(StoragedError::Io {
-                        op: "fsync",
-                        path: path.to_owned(),
-                        source: std::io::Error::other("the fsync thread panicked"),
-                    })
-                })
+            .map(|&path| {
+                std::fs::File::open(path)
+                    .and_then(|file| file.sync_all())
+                    .map_err(|source| fsync_error(path, source))
+            })
+            .collect()
+    };
+    // Consecutive shares, so the results, share after share, are in path order.
+    let shares = paths.chunks(paths.len().div_ceil(MAX_SYNC_THREADS));
+    std::thread::scope(|scope| {
+        let running: Vec<_> = shares
+            .map(|share| {
+                let thread = std::thread::Builder::new()
+                    .name("storaged-fsync".into())
+                    .spawn_scoped(scope, move || sync_all(share));
+                (share, thread)
             })
             .collect();
-        results.into_iter().collect()
+        // Every thread is joined before any result is looked at.
+        let results: Vec<Vec<Result<()>>> = running
+            .into_iter()
+            .map(|(share, thread)| match thread {
+                Ok(thread) => thread.join().unwrap_or_else(|_| {
+                    share
+                        .iter()
+                        .map(|&path| {
+                            let panicked = std::io::Error::other("the fsync thread panicked");
+                            Err(fsync_error(path, panicked))
+                        })
+                        .collect()
+                }),
+                Err(_) => sync_all(share),
+            })
+            .collect();
+        results.into_iter().flatten().collect()
     })
+}
+
+/// The [`StoragedError::Io`] of a failed fsync of `path`.
+fn fsync_error(path: impl Into<PathBuf>, source: std::io::Error) -> StoragedError {
+    StoragedError::Io {
+        op: "fsync",
+        path: path.into(),
+        source,
+    }
 }
 
 /// True when `root/<key>` cannot be a file because it is a directory or because one of its
@@ -1347,5 +1377,33 @@ mod tests {
         assert_eq!(keys, ["b/3", "ba/1"]);
         assert_eq!(page.next_start_after, None);
         assert!(store.list("a//", None, 3).await.unwrap().objects.is_empty());
+    }
+
+    /// A key deeper than there are fsync threads is synced whole (the paths are shared out
+    /// among the threads), and a failure is reported for the path nearest the file, whichever
+    /// thread met it.
+    #[test]
+    fn deep_keys_are_synced_and_the_nearest_failure_is_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs: Vec<String> = (0..20).map(|i| format!("d{i}")).collect();
+        let deep = parse_key(&format!("{}/object.parquet", dirs.join("/"))).unwrap();
+        let file = root.path().join(deep.as_str());
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"bytes").unwrap();
+        sync_local_object(root.path(), &deep).unwrap();
+
+        // Nothing of this key exists below the root: 21 of its 22 paths fail.
+        let missing = parse_key(&format!(
+            "{}/gone.parquet",
+            dirs.join("/").replace('d', "m")
+        ))
+        .unwrap();
+        match sync_local_object(root.path(), &missing) {
+            Err(StoragedError::Io { op, path, .. }) => {
+                assert_eq!(op, "fsync");
+                assert_eq!(path, root.path().join(missing.as_str()));
+            }
+            other => panic!("expected the object's own fsync error, got {other:?}"),
+        }
     }
 }
