@@ -843,13 +843,9 @@ impl Store {
     /// On the local backend, makes the object at `key` durable ([`sync_local_object`]) before
     /// its 201; nothing to do elsewhere.
     async fn sync_local(&self, key: &ObjectKey) -> Result<()> {
-        let Some(root) = self.local_root.clone() else {
-            return Ok(());
-        };
-        let owned = key.clone();
-        match tokio::task::spawn_blocking(move || sync_local_object(&root, &owned)).await {
-            Ok(synced) => synced,
-            Err(join) => Err(fsync_error(key.as_str(), std::io::Error::other(join))),
+        match &self.local_root {
+            Some(root) => sync_local_object(root, key).await,
+            None => Ok(()),
         }
     }
 
@@ -1199,10 +1195,10 @@ async fn delete_quietly(store: &dyn ObjectStore, path: &Path) {
     }
 }
 
-/// Threads that [`sync_local_object`] fsyncs on at once, at most. A key of the usual depth
-/// (`datasets/<name>/<fp_hex>/<sha256>.parquet` under the root: five paths) gets one per
-/// path; a deeper key shares them.
-const MAX_SYNC_THREADS: usize = 8;
+/// fsyncs that [`sync_local_object`] runs at once, at most (on tokio's blocking pool). A key
+/// of the usual depth (`datasets/<name>/<fp_hex>/<sha256>.parquet` under the root: five
+/// paths) has all of them at once; a deeper key waits for a free one.
+const SYNCS_AT_ONCE: usize = 8;
 
 /// Makes the object `root/<key>` durable before its 201 (DESIGN.md section 2, invariant 3).
 ///
@@ -1213,65 +1209,39 @@ const MAX_SYNC_THREADS: usize = 8;
 /// and every directory from the file's parent up to and including `root`, so the new
 /// directory entry and any directories created for it are on disk too.
 ///
-/// These fsyncs do not depend on one another, so they run at the same time, on at most
-/// [`MAX_SYNC_THREADS`] threads (each taking consecutive paths), and all have
-/// returned before this does: on a disk where each fsync costs a cache flush (1 to 7 ms
-/// each on the benchmark VM) they overlap instead of adding up. Where a thread cannot be
-/// started, its share is synced on the calling thread.
+/// These fsyncs do not depend on one another, so up to [`SYNCS_AT_ONCE`] run at the same
+/// time, and all have returned before this does: on a disk where each fsync costs a cache
+/// flush (1 to 7 ms each on the benchmark VM) they overlap instead of adding up.
 ///
 /// # Errors
 /// [`StoragedError::Io`] naming the path that could not be opened or synced (the one
 /// nearest the file, when several could not).
-pub fn sync_local_object(root: &std::path::Path, key: &ObjectKey) -> Result<()> {
+pub async fn sync_local_object(root: &std::path::Path, key: &ObjectKey) -> Result<()> {
     let path = root.join(key.as_str());
-    let mut paths = vec![path.as_path()];
+    let mut paths = vec![path.clone()];
     let mut dir = path.parent();
     while let Some(current) = dir {
-        paths.push(current);
+        paths.push(current.to_owned());
         if current == root {
             break;
         }
         dir = current.parent();
     }
-    let sync_all = |share: &[&std::path::Path]| -> Vec<Result<()>> {
-        share
-            .iter()
-            .map(|&path| {
-                std::fs::File::open(path)
-                    .and_then(|file| file.sync_all())
-                    .map_err(|source| fsync_error(path, source))
-            })
-            .collect()
-    };
-    // Consecutive shares, so the results, share after share, are in path order.
-    let shares = paths.chunks(paths.len().div_ceil(MAX_SYNC_THREADS));
-    std::thread::scope(|scope| {
-        let running: Vec<_> = shares
-            .map(|share| {
-                let thread = std::thread::Builder::new()
-                    .name("storaged-fsync".into())
-                    .spawn_scoped(scope, move || sync_all(share));
-                (share, thread)
-            })
-            .collect();
-        // Every thread is joined before any result is looked at.
-        let results: Vec<Vec<Result<()>>> = running
-            .into_iter()
-            .map(|(share, thread)| match thread {
-                Ok(thread) => thread.join().unwrap_or_else(|_| {
-                    share
-                        .iter()
-                        .map(|&path| {
-                            let panicked = std::io::Error::other("the fsync thread panicked");
-                            Err(fsync_error(path, panicked))
-                        })
-                        .collect()
-                }),
-                Err(_) => sync_all(share),
-            })
-            .collect();
-        results.into_iter().flatten().collect()
-    })
+    let syncs = paths.into_iter().map(|path| async move {
+        let synced = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || std::fs::File::open(&path).and_then(|file| file.sync_all())
+        })
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+        synced.map_err(|source| fsync_error(path, source))
+    });
+    // `buffered` answers in path order, so the first error is the one nearest the file.
+    let results: Vec<Result<()>> = futures::stream::iter(syncs)
+        .buffered(SYNCS_AT_ONCE)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// The [`StoragedError::Io`] of a failed fsync of `path`.
@@ -1379,18 +1349,17 @@ mod tests {
         assert!(store.list("a//", None, 3).await.unwrap().objects.is_empty());
     }
 
-    /// A key deeper than there are fsync threads is synced whole (the paths are shared out
-    /// among the threads), and a failure is reported for the path nearest the file, whichever
-    /// thread met it.
-    #[test]
-    fn deep_keys_are_synced_and_the_nearest_failure_is_reported() {
+    /// A key with more paths than fsyncs run at once is synced whole, and a failure is
+    /// reported for the path nearest the file, whichever fsync finished first.
+    #[tokio::test]
+    async fn deep_keys_are_synced_and_the_nearest_failure_is_reported() {
         let root = tempfile::tempdir().unwrap();
         let dirs: Vec<String> = (0..20).map(|i| format!("d{i}")).collect();
         let deep = parse_key(&format!("{}/object.parquet", dirs.join("/"))).unwrap();
         let file = root.path().join(deep.as_str());
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, b"bytes").unwrap();
-        sync_local_object(root.path(), &deep).unwrap();
+        sync_local_object(root.path(), &deep).await.unwrap();
 
         // Nothing of this key exists below the root: 21 of its 22 paths fail.
         let missing = parse_key(&format!(
@@ -1398,7 +1367,7 @@ mod tests {
             dirs.join("/").replace('d', "m")
         ))
         .unwrap();
-        match sync_local_object(root.path(), &missing) {
+        match sync_local_object(root.path(), &missing).await {
             Err(StoragedError::Io { op, path, .. }) => {
                 assert_eq!(op, "fsync");
                 assert_eq!(path, root.path().join(missing.as_str()));
