@@ -1,7 +1,7 @@
 //! Client of catalogd's dataset API.
 
 use crate::{Endpoint, Result, json, send};
-use lakehouse_api::{DatasetName, Manifest, RegisterVersionRequest, RegisterVersionResponse};
+use lakehouse_api::{DatasetName, Manifest, VersionRegisterRequest, VersionRegisterResponse};
 
 /// Client of catalogd (`/datasets`), cheap to clone.
 #[derive(Debug, Clone)]
@@ -49,8 +49,8 @@ impl CatalogdClient {
     pub async fn register(
         &self,
         name: &DatasetName,
-        request: &RegisterVersionRequest,
-    ) -> Result<RegisterVersionResponse> {
+        request: &VersionRegisterRequest,
+    ) -> Result<VersionRegisterResponse> {
         let url = self
             .endpoint
             .url(&format!("/datasets/{}/versions", name.as_str()));
