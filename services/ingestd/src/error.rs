@@ -6,6 +6,29 @@ use lakehouse_convert::ConvertError;
 use lakehouse_server::ApiError;
 use serde_json::json;
 
+/// Why ingestd could not start ([`AppState::new`](crate::AppState::new)).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `storaged_url` or `catalogd_url` is not a usable base URL.
+    #[error("invalid {service} url")]
+    UpstreamUrl {
+        /// `storaged` or `catalogd`.
+        service: &'static str,
+        /// What the client refused.
+        #[source]
+        source: ClientError,
+    },
+    /// The spool directory cannot be created, or its crash leftovers listed or removed.
+    #[error("cannot prepare the spool directory {}", dir.display())]
+    SpoolDir {
+        /// The configured `spool_dir`.
+        dir: std::path::PathBuf,
+        /// The file system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Everything an ingest can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

@@ -1,12 +1,24 @@
-//! The ingest pipeline behind `POST /ingest` (DESIGN.md sections 1, 3, 5 and 6).
+//! The ingest pipeline behind `POST /ingest` (DESIGN.md sections 1, 3, 5 and 6), as one
+//! type a handler drives in three calls:
+//!
+//! 1. [`Ingest::begin`]: reads the dataset's current manifest (the [`Plan`]: options, the
+//!    registered schema if any) and starts the verified pass 2 on a blocking thread
+//!    ([`start_speculative`]), before any byte of the body is read.
+//! 2. [`Ingest::receive`]: spools the upload to disk, hashing it, and feeds every chunk to
+//!    that pass as it arrives ([`spool::receive`]). Any failure withdraws the pass.
+//! 3. [`Received::finish`]: settles pass 2 ([`settle`]: the speculative output when it
+//!    proved its schema over every byte, else pass 1 and pass 2 over the spool file), then
+//!    commits the Parquet object in storaged and registers the version in catalogd
+//!    ([`commit`]).
 
 use crate::spool::{self, ChannelReader, Spooled};
 use crate::upload::{self, ChunkSender, ParquetUpload};
 use crate::{AppState, IngestError};
 use bytes::Bytes;
+use futures::Stream;
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, Schema, Source, VersionRegisterRequest,
+    ObjectRef, Schema, Sha256Digest, Source, VersionRegisterRequest,
 };
 use lakehouse_convert::{ConvertError, EncodeStats, ReadConfig, ReadLimits};
 use std::io::Read;
@@ -43,7 +55,7 @@ impl IngestRequest {
 /// What is known before the body is read: the dataset's current manifest (a new dataset has
 /// none), the CSV options to read the upload with and this service's caps on its shape.
 #[derive(Debug)]
-pub struct Plan {
+struct Plan {
     current: Option<Manifest>,
     options: CsvOptions,
     limits: ReadLimits,
@@ -57,7 +69,7 @@ pub struct Plan {
 ///
 /// # Errors
 /// [`IngestError::Upstream`] when catalogd fails.
-pub async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestError> {
+async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestError> {
     let started = Instant::now();
     let current = state
         .inner
@@ -81,6 +93,155 @@ pub async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, Ing
         limits,
         lookup_ms: started.elapsed().as_millis(),
     })
+}
+
+/// One ingest after [`Ingest::begin`]: the plan made, the verified pass 2 waiting for the
+/// upload's bytes.
+pub struct Ingest {
+    state: AppState,
+    request: IngestRequest,
+    plan: Plan,
+    tap: mpsc::Sender<Bytes>,
+    speculative: Speculative,
+}
+
+impl Ingest {
+    /// Plans the ingest ([`plan`]) and starts the verified pass 2 ([`start_speculative`]),
+    /// so that it reads the upload while it arrives.
+    ///
+    /// # Errors
+    /// [`IngestError::Upstream`] when catalogd fails.
+    pub async fn begin(state: &AppState, request: IngestRequest) -> Result<Ingest, IngestError> {
+        let plan = plan(state, &request).await?;
+        let (tap, speculative) = start_speculative(state, &request.name, &plan);
+        Ok(Ingest {
+            state: state.clone(),
+            request,
+            plan,
+            tap,
+            speculative,
+        })
+    }
+
+    /// Ends an ingest whose body could not be read at all (no `file` field): the verified
+    /// pass sees the end of its input and is waited for, its upload to storaged withdrawn.
+    /// Returns `error`, the answer.
+    pub async fn abandon(self, error: IngestError) -> IngestError {
+        drop(self.tap);
+        self.speculative.cancel().await;
+        error
+    }
+
+    /// Spools `body` (the `file` field's chunks, with the multipart `filename`), feeding the
+    /// verified pass 2 as it arrives. Whatever way this ends the pass sees the end of its
+    /// input; on an error it is waited for, so the spool file is gone before the answer is
+    /// sent (the spool is removed when the request ends, whatever the outcome).
+    ///
+    /// # Errors
+    /// [`IngestError::TooLarge`], [`IngestError::Spool`] and the body's own errors
+    /// ([`IngestError::IdleTimeout`], [`IngestError::BadUpload`]).
+    pub async fn receive<S>(
+        self,
+        body: S,
+        filename: Option<String>,
+    ) -> Result<Received, IngestError>
+    where
+        S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
+    {
+        let Ingest {
+            state,
+            mut request,
+            plan,
+            tap,
+            speculative,
+        } = self;
+        let started = Instant::now();
+        let config = state.config();
+        let received = spool::receive(
+            &config.spool_dir,
+            body,
+            config.max_upload_bytes,
+            vec![tap],
+            config.spool_direct_io,
+        )
+        .await;
+        let upload = match received {
+            Ok(upload) => upload,
+            Err(error) => {
+                speculative.cancel().await;
+                return Err(error);
+            }
+        };
+        request.filename = filename;
+        Ok(Received {
+            state,
+            request,
+            plan,
+            speculative,
+            upload,
+            receive_ms: started.elapsed().as_millis(),
+        })
+    }
+}
+
+/// One ingest after [`Ingest::receive`]: the upload spooled, pass 2 finishing its tail.
+pub struct Received {
+    state: AppState,
+    request: IngestRequest,
+    plan: Plan,
+    speculative: Speculative,
+    upload: Spooled,
+    receive_ms: u128,
+}
+
+impl Received {
+    /// Settles pass 2 ([`settle`]), then commits the Parquet object and registers the
+    /// version ([`commit`]).
+    ///
+    /// # Errors
+    /// [`IngestError::Convert`] for bad CSV and schema drift found before anything is
+    /// stored, [`IngestError::Upstream`] when storaged or catalogd fail (a drift found by the
+    /// register call's race-safe gate included), [`IngestError::StoredObject`] when storaged
+    /// stored other bytes than were sent, [`IngestError::Spool`]/[`IngestError::Task`] for
+    /// local failures.
+    pub async fn finish(self) -> Result<IngestResponse, IngestError> {
+        let Received {
+            state,
+            request,
+            plan,
+            speculative,
+            upload,
+            receive_ms,
+        } = self;
+        let csv = CsvFacts {
+            size: upload.size_bytes,
+            sha256: upload.sha256.clone(),
+            hash_ms: upload.hash_time.as_millis(),
+            receive_ms,
+        };
+        let settled = settle(&state, &request.name, &plan, speculative, upload).await?;
+        commit(&state, &request, plan, csv, settled).await
+    }
+}
+
+/// What is known of the uploaded CSV once spooled.
+struct CsvFacts {
+    size: u64,
+    sha256: Sha256Digest,
+    hash_ms: u128,
+    receive_ms: u128,
+}
+
+/// Pass 2 settled: the schema and the Parquet written with it, its upload to storaged not
+/// yet committed, and how it went.
+struct Settled {
+    pass1: Pass1Output,
+    encoded: Encoded,
+    parquet_upload: ParquetUpload,
+    speculation_hit: bool,
+    guess_ms: u128,
+    speculation_wait_ms: u128,
+    pass2_ms: u128,
 }
 
 /// What pass 1 found: the schema to write with, the header warnings, and its busy time.
@@ -129,14 +290,14 @@ type SpeculativeResult = Result<Option<SpeculativeOutput>, ConvertError>;
 
 /// The verified pass 2 running during the upload ([`start_speculative`]): its result, and
 /// the upload of its Parquet to storaged when it started one (committed only if used).
-pub struct Speculative {
+struct Speculative {
     handle: tokio::task::JoinHandle<(SpeculativeResult, Option<ParquetUpload>)>,
 }
 
 impl Speculative {
     /// Waits for the task to end (its input must be closed: the tap dropped) and withdraws
     /// what it sent to storaged.
-    pub async fn cancel(self) {
+    async fn cancel(self) {
         if let Ok((_, Some(upload))) = self.handle.await {
             // The receive error (too large, broken body, ...) is the answer, not this one.
             let _ = upload.abort().await;
@@ -154,7 +315,7 @@ impl Speculative {
 /// exactly what pass 1 followed by pass 2 would give, and the upload is read once.
 /// Otherwise (a type that changes after the prefix, drift) nothing it made is used (the
 /// upload to storaged is withdrawn) and both passes run over the spool file after the upload.
-pub fn start_speculative(
+fn start_speculative(
     state: &AppState,
     name: &DatasetName,
     plan: &Plan,
@@ -257,100 +418,139 @@ struct Encoded {
     stats: EncodeStats,
 }
 
-/// Finishes an ingest of the spooled upload: takes the verified pass 2's output when it
-/// proved its schema (the upload was read once, while it arrived, and the Parquet streamed
-/// to storaged meanwhile), else withdraws it and runs pass 1 and pass 2 over the spool file;
-/// then commits the Parquet object and registers the version.
+/// Settles pass 2: takes the verified pass's output when it proved its schema over every
+/// byte spooled (the upload was read once, while it arrived, and the Parquet streamed to
+/// storaged meanwhile), else withdraws it and runs pass 1 and pass 2 over the spool file.
 ///
 /// # Errors
-/// [`IngestError::Convert`] for bad CSV and schema drift found before anything is stored,
-/// [`IngestError::Upstream`] when storaged or catalogd fail (a drift found by the register
-/// call's race-safe gate included), [`IngestError::StoredObject`] when storaged stored other
-/// bytes than were sent, [`IngestError::Spool`]/[`IngestError::Task`] for local failures.
-pub async fn ingest(
+/// [`IngestError::Convert`] for bad CSV and drift, [`IngestError::Upstream`] when storaged
+/// fails under either pass, [`IngestError::Spool`]/[`IngestError::Task`].
+async fn settle(
     state: &AppState,
-    request: IngestRequest,
-    plan: Plan,
+    name: &DatasetName,
+    plan: &Plan,
     speculative: Speculative,
     upload: Spooled,
-    receive_ms: u128,
-) -> Result<IngestResponse, IngestError> {
-    let inner = &state.inner;
-    let options = plan.options;
-    let limits = plan.limits;
-    let csv_size = upload.size_bytes;
-    let csv_sha256 = upload.sha256.clone();
-    let csv_hash_ms = upload.hash_time.as_millis();
-
+) -> Result<Settled, IngestError> {
     // The verified pass 2 read the upload as it arrived; only its tail is left to wait for.
     let pass2_started = Instant::now();
     let (speculated, parquet_upload) = speculative.handle.await.map_err(IngestError::Task)?;
     let speculation_wait_ms = pass2_started.elapsed().as_millis();
-    let (pass1, encoded, parquet_upload, speculation_hit, guess_ms) =
-        match (speculated, parquet_upload) {
-            // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
-            (Ok(Some(hit)), Some(parquet_upload)) if hit.bytes_read == csv_size => {
-                // The CSV spool file is not needed any more: gone now, before the kernel
-                // writes its pages out (its pages are freed on a blocking thread).
-                drop(upload);
-                let pass1 = Pass1Output {
-                    schema: hit.schema,
-                    warnings: hit.warnings,
-                    busy: Duration::ZERO,
-                };
-                (pass1, hit.encoded, parquet_upload, true, hit.guess_ms)
+    let settled = |pass1, encoded, parquet_upload, speculation_hit, guess_ms| Settled {
+        pass1,
+        encoded,
+        parquet_upload,
+        speculation_hit,
+        guess_ms,
+        speculation_wait_ms,
+        pass2_ms: pass2_started.elapsed().as_millis(),
+    };
+    match (speculated, parquet_upload) {
+        // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
+        (Ok(Some(hit)), Some(parquet_upload)) if hit.bytes_read == upload.size_bytes => {
+            // The CSV spool file is not needed any more: gone now, before the kernel writes
+            // its pages out (its pages are freed on a blocking thread).
+            drop(upload);
+            let pass1 = Pass1Output {
+                schema: hit.schema,
+                warnings: hit.warnings,
+                busy: Duration::ZERO,
+            };
+            Ok(settled(
+                pass1,
+                hit.encoded,
+                parquet_upload,
+                true,
+                hit.guess_ms,
+            ))
+        }
+        (speculated, parquet_upload) => {
+            let storaged_failed = match parquet_upload {
+                Some(parquet_upload) => parquet_upload.abort().await,
+                None => None,
+            };
+            // A CSV error stops pass 1 at the same record with the same error.
+            if let Err(csv) = speculated {
+                return Err(IngestError::Convert(csv));
             }
-            (speculated, parquet_upload) => {
-                let storaged_failed = match parquet_upload {
-                    Some(parquet_upload) => parquet_upload.abort().await,
-                    None => None,
-                };
-                // A CSV error stops pass 1 at the same record with the same error.
-                if let Err(csv) = speculated {
-                    return Err(IngestError::Convert(csv));
-                }
-                let path = upload.file.path().to_owned();
-                let task_options = options.clone();
-                let registered = plan.current.as_ref().map(|m| m.schema.clone());
-                let pass1 = tokio::task::spawn_blocking(move || {
-                    run_pass1(&path, ReadConfig::new(&task_options, limits), registered)
-                })
-                .await
-                .map_err(IngestError::Task)??;
-                // storaged failed under the speculative pass: after pass 1 (bad CSV and drift
-                // are the client's to fix, whatever storaged does), the fallback would fail
-                // alike.
-                if let Some(error) = storaged_failed {
-                    return Err(error);
-                }
-                let (out, parquet_upload) = upload::start(
-                    &inner.storaged,
-                    parquet_dir(&request.name, &pass1.schema),
-                    &tokio::runtime::Handle::current(),
-                    inner.storaged_idle(),
-                );
-                let task_options = options.clone();
-                let schema = pass1.schema.clone();
-                let encoded = tokio::task::spawn_blocking(move || {
-                    encode(
-                        &upload,
-                        ReadConfig::new(&task_options, limits),
-                        &schema,
-                        out,
-                    )
-                })
-                .await
-                .map_err(IngestError::Task)?;
-                match encoded {
-                    Ok(encoded) => (pass1, encoded, parquet_upload, false, 0),
-                    Err(e) => {
-                        // storaged's own failure, if that is what stopped pass 2, says more.
-                        return Err(parquet_upload.abort().await.unwrap_or(e));
-                    }
-                }
-            }
-        };
-    let pass2_ms = pass2_started.elapsed().as_millis();
+            let (pass1, encoded, parquet_upload) =
+                both_passes(state, name, plan, upload, storaged_failed).await?;
+            Ok(settled(pass1, encoded, parquet_upload, false, 0))
+        }
+    }
+}
+
+/// The fallback of [`settle`]: pass 1 then pass 2 over the spool file, the Parquet streamed
+/// to storaged. `storaged_failed`: storaged's failure under the speculative pass, returned
+/// after pass 1 (bad CSV and drift are the client's to fix, whatever storaged does; the
+/// fallback would fail alike).
+async fn both_passes(
+    state: &AppState,
+    name: &DatasetName,
+    plan: &Plan,
+    upload: Spooled,
+    storaged_failed: Option<IngestError>,
+) -> Result<(Pass1Output, Encoded, ParquetUpload), IngestError> {
+    let inner = &state.inner;
+    let limits = plan.limits;
+    let path = upload.file.path().to_owned();
+    let task_options = plan.options.clone();
+    let registered = plan.current.as_ref().map(|m| m.schema.clone());
+    let pass1 = tokio::task::spawn_blocking(move || {
+        run_pass1(&path, ReadConfig::new(&task_options, limits), registered)
+    })
+    .await
+    .map_err(IngestError::Task)??;
+    if let Some(error) = storaged_failed {
+        return Err(error);
+    }
+    let (out, parquet_upload) = upload::start(
+        &inner.storaged,
+        parquet_dir(name, &pass1.schema),
+        &tokio::runtime::Handle::current(),
+        inner.storaged_idle(),
+    );
+    let task_options = plan.options.clone();
+    let schema = pass1.schema.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        encode(
+            &upload,
+            ReadConfig::new(&task_options, limits),
+            &schema,
+            out,
+        )
+    })
+    .await
+    .map_err(IngestError::Task)?;
+    match encoded {
+        Ok(encoded) => Ok((pass1, encoded, parquet_upload)),
+        // storaged's own failure, if that is what stopped pass 2, says more.
+        Err(e) => Err(parquet_upload.abort().await.unwrap_or(e)),
+    }
+}
+
+/// Commits the Parquet object (ends its streamed POST and checks what storaged stored) and
+/// registers the version with catalogd.
+///
+/// # Errors
+/// [`IngestError::Upstream`], [`IngestError::StoredObject`].
+async fn commit(
+    state: &AppState,
+    request: &IngestRequest,
+    plan: Plan,
+    csv: CsvFacts,
+    settled: Settled,
+) -> Result<IngestResponse, IngestError> {
+    let inner = &state.inner;
+    let Settled {
+        pass1,
+        encoded,
+        parquet_upload,
+        speculation_hit,
+        guess_ms,
+        speculation_wait_ms,
+        pass2_ms,
+    } = settled;
     let parquet_size = encoded.output.size_bytes;
     let row_count = encoded.output.row_count;
 
@@ -386,10 +586,10 @@ pub async fn ingest(
         mode: request.mode,
         source: Source {
             filename: request.filename.clone(),
-            csv_sha256: Some(csv_sha256),
-            csv_bytes: Some(csv_size),
+            csv_sha256: Some(csv.sha256),
+            csv_bytes: Some(csv.size),
         },
-        options,
+        options: plan.options,
         inference_version: INFERENCE_VERSION,
     };
     let registered = inner
@@ -406,12 +606,12 @@ pub async fn ingest(
         dataset = %request.name,
         version = registered.manifest.version,
         existing = registered.existing,
-        csv_bytes = csv_size,
+        csv_bytes = csv.size,
         rows = row_count,
         parquet_bytes = parquet_size,
         lookup_ms = plan.lookup_ms,
-        receive_ms,
-        csv_hash_ms,
+        receive_ms = csv.receive_ms,
+        csv_hash_ms = csv.hash_ms,
         guess_ms,
         infer_ms = pass1.busy.as_millis(),
         parse_ms = encoded.stats.parse.as_millis(),

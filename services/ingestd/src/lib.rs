@@ -13,7 +13,7 @@ mod routes;
 mod spool;
 mod upload;
 
-pub use error::IngestError;
+pub use error::{IngestError, StartError};
 
 use lakehouse_client::{CatalogdClient, StoragedClient};
 use lakehouse_server::auth::{Secret, Tokens};
@@ -141,14 +141,21 @@ impl AppState {
     /// Builds the state: creates `spool_dir` and removes spool files left by a crash.
     ///
     /// # Errors
-    /// An invalid upstream URL, or a spool directory that cannot be created or read.
-    pub fn new(config: Config) -> anyhow::Result<Self> {
-        let storaged = StoragedClient::new(&config.storaged_url)?
+    /// [`StartError::UpstreamUrl`] for an invalid `storaged_url` or `catalogd_url`,
+    /// [`StartError::SpoolDir`] for a spool directory that cannot be created or read.
+    pub fn new(config: Config) -> Result<Self, StartError> {
+        let upstream = |service| move |source| StartError::UpstreamUrl { service, source };
+        let storaged = StoragedClient::new(&config.storaged_url)
+            .map_err(upstream("storaged"))?
             .with_token(config.service_token.configured());
-        let catalogd = CatalogdClient::new(&config.catalogd_url)?
+        let catalogd = CatalogdClient::new(&config.catalogd_url)
+            .map_err(upstream("catalogd"))?
             .with_token(config.service_token.configured());
         let tokens = Tokens::new([], &config.tokens);
-        spool::prepare_dir(&config.spool_dir)?;
+        spool::prepare_dir(&config.spool_dir).map_err(|source| StartError::SpoolDir {
+            dir: config.spool_dir.clone(),
+            source,
+        })?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1)));
         Ok(AppState {
             inner: Arc::new(Inner {

@@ -1,6 +1,6 @@
 //! `POST /ingest?name=&mode=&delimiter=&null_values=` (DESIGN.md section 6).
 
-use crate::ingest::{self, IngestRequest};
+use crate::ingest::{Ingest, IngestRequest};
 use crate::{AppState, IngestError, spool};
 use axum::Json;
 use axum::extract::State;
@@ -11,7 +11,7 @@ use futures::Stream;
 use lakehouse_api::{CsvOptions, DatasetName, IngestMode, IngestResponse};
 use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Room for the multipart framing around the file when checking `Content-Length`, bytes.
 const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
@@ -58,8 +58,8 @@ impl IngestParams {
 }
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
-/// `busy` when none is free), reads the dataset's manifest, then spools the `file` field
-/// while the verified pass 2 reads it, and runs the rest of the pipeline.
+/// `busy` when none is free), then drives one [`Ingest`]: begin (the dataset's manifest is
+/// read and the verified pass 2 started before the body), receive the `file` field, finish.
 pub async fn ingest_post(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<IngestParams>,
@@ -67,7 +67,7 @@ pub async fn ingest_post(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
     state.admit()?;
-    let mut request = params.validate()?;
+    let request = params.validate()?;
     let config = state.config();
     let _slot = state
         .inner
@@ -77,20 +77,7 @@ pub async fn ingest_post(
         .map_err(|_| IngestError::Busy {
             retry_after_secs: config.retry_after_secs,
         })?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| {
-        len > config
-            .max_upload_bytes
-            .saturating_add(MULTIPART_OVERHEAD_BYTES)
-    }) {
-        return Err(IngestError::TooLarge {
-            limit_bytes: config.max_upload_bytes,
-        }
-        .into());
-    }
+    check_declared_length(&headers, config.max_upload_bytes)?;
     spool::check_free_space(
         &config.spool_dir,
         config.min_free_spool_bytes,
@@ -104,72 +91,58 @@ pub async fn ingest_post(
         ),
     })?;
 
-    // The dataset's manifest is read before the body, so that the verified pass 2 runs
-    // while it arrives.
-    let plan = ingest::plan(&state, &request).await?;
-    let (tap, speculative) = ingest::start_speculative(&state, &request.name, &plan);
-    let taps = vec![tap];
-    let started = Instant::now();
-    // The receive loop owns the tap, so whatever way it ends it is dropped, the background
-    // pass sees the end of its input, and on an error it is waited for: its spool file is
-    // gone before the answer is sent (the spool is removed when the
-    // request ends, whatever the outcome).
-    let received = receive(&mut multipart, taps, idle, config).await;
-    let (upload, filename) = match received {
-        Ok(received) => received,
-        Err(error) => {
-            speculative.cancel().await;
-            return Err(error.into());
-        }
+    let ingest = Ingest::begin(&state, request).await?;
+    // Fields before `file` are skipped.
+    let received = loop {
+        let field = match next_field(&mut multipart, idle).await {
+            Ok(Some(field)) if field.name() == Some("file") => field,
+            Ok(Some(_)) => continue,
+            Ok(None) => {
+                let missing = IngestError::MissingFile {
+                    reason: "the multipart body has no field named `file`".into(),
+                };
+                return Err(ingest.abandon(missing).await.into());
+            }
+            Err(error) => return Err(ingest.abandon(error).await.into()),
+        };
+        let filename = field.file_name().map(str::to_owned);
+        let chunks = Box::pin(with_idle_timeout(field, idle));
+        break ingest.receive(chunks, filename).await?;
     };
-    request.filename = filename;
-    let receive_ms = started.elapsed().as_millis();
-    Ok(Json(
-        ingest::ingest(&state, request, plan, speculative, upload, receive_ms).await?,
-    ))
+    Ok(Json(received.finish().await?))
 }
 
-/// Reads multipart fields up to the one named `file` and spools it, feeding `taps`; returns
-/// the spooled upload and the field's `filename`.
+/// 413 before any byte is read when `Content-Length` is past `max_upload_bytes` plus room
+/// for the multipart framing.
+fn check_declared_length(headers: &HeaderMap, max_upload_bytes: u64) -> Result<(), IngestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_upload_bytes.saturating_add(MULTIPART_OVERHEAD_BYTES)) {
+        return Err(IngestError::TooLarge {
+            limit_bytes: max_upload_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// The next multipart field, `None` after the last.
 ///
 /// # Errors
-/// [`IngestError::MissingFile`], [`IngestError::IdleTimeout`], [`IngestError::BadUpload`],
-/// [`IngestError::TooLarge`], [`IngestError::Spool`].
-async fn receive(
+/// [`IngestError::IdleTimeout`], [`IngestError::BadUpload`].
+async fn next_field(
     multipart: &mut Multipart,
-    taps: Vec<tokio::sync::mpsc::Sender<Bytes>>,
     idle: Duration,
-    config: &crate::Config,
-) -> Result<(spool::Spooled, Option<String>), IngestError> {
-    loop {
-        let field = tokio::time::timeout(idle, multipart.next_field())
-            .await
-            .map_err(|_| IngestError::IdleTimeout {
-                idle_ms: config.upload_idle_timeout_ms,
-            })?
-            .map_err(|e| IngestError::BadUpload {
-                reason: e.body_text(),
-            })?;
-        let Some(field) = field else {
-            return Err(IngestError::MissingFile {
-                reason: "the multipart body has no field named `file`".into(),
-            });
-        };
-        if field.name() != Some("file") {
-            continue;
-        }
-        let filename = field.file_name().map(str::to_owned);
-        let chunks = with_idle_timeout(field, idle);
-        let upload = spool::receive(
-            &config.spool_dir,
-            Box::pin(chunks),
-            config.max_upload_bytes,
-            taps,
-            config.spool_direct_io,
-        )
-        .await?;
-        return Ok((upload, filename));
-    }
+) -> Result<Option<Field<'_>>, IngestError> {
+    tokio::time::timeout(idle, multipart.next_field())
+        .await
+        .map_err(|_| IngestError::IdleTimeout {
+            idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+        })?
+        .map_err(|e| IngestError::BadUpload {
+            reason: e.body_text(),
+        })
 }
 
 /// The chunks of a multipart field, failing with [`IngestError::IdleTimeout`] when the client
