@@ -19,6 +19,7 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{padding:.35rem .6rem;text-align:left;border-bottom:1px solid #eceef2;vertical-align:top}
 th{background:#eef1f5;font-weight:600;white-space:nowrap}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.type{white-space:nowrap;word-break:normal}
 code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;word-break:break-all}
 .bar{display:inline-block;width:5rem;height:.6rem;background:#e3e7ee;border-radius:3px;vertical-align:middle}
 .bar span{display:block;height:100%;background:#d9822b;border-radius:3px}
