@@ -2,8 +2,8 @@
 
 use crate::{Endpoint, Result, json, send};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, GcRunResponse, Manifest, RegisterVersionRequest,
-    RegisterVersionResponse, VersionListResponse,
+    DatasetListResponse, DatasetName, GcRunResponse, Manifest, VersionListResponse,
+    VersionRegisterRequest, VersionRegisterResponse,
 };
 
 /// Client of catalogd (`/datasets`), cheap to clone.
@@ -52,8 +52,8 @@ impl CatalogdClient {
     pub async fn register(
         &self,
         name: &DatasetName,
-        request: &RegisterVersionRequest,
-    ) -> Result<RegisterVersionResponse> {
+        request: &VersionRegisterRequest,
+    ) -> Result<VersionRegisterResponse> {
         let url = self
             .endpoint
             .url(&format!("/datasets/{}/versions", name.as_str()));

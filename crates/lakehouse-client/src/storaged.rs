@@ -3,7 +3,7 @@
 use crate::{ClientError, Endpoint, Result, json, send};
 use bytes::Bytes;
 use lakehouse_api::{
-    CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, ObjectPutResponse, Sha256Digest,
+    CHECKSUM_HEADER, ObjectKey, ObjectListResponse, ObjectPutResponse, Sha256Digest,
 };
 use reqwest::header;
 
@@ -259,7 +259,7 @@ impl StoragedClient {
         prefix: &str,
         start_after: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<ListObjectsResponse> {
+    ) -> Result<ObjectListResponse> {
         let url = self.endpoint.url("/objects");
         let mut query: Vec<(&str, String)> = vec![("prefix", prefix.to_owned())];
         if let Some(after) = start_after {

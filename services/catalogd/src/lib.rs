@@ -12,8 +12,7 @@ pub mod routes;
 pub mod store;
 pub mod ui;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,6 +23,7 @@ use lakehouse_catalog::{
 use lakehouse_client::ClientError;
 use lakehouse_server::ApiError;
 use lakehouse_server::auth::{Secret, Tokens, require_token};
+use lakehouse_server::request_timeout;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -382,19 +382,6 @@ async fn readyz<S: ManifestStore>(State(state): State<AppState<S>>) -> Response 
         Err(error) => ApiError::new(
             ErrorCode::Unavailable,
             format!("storaged is not ready: {}", error_chain(&error)),
-        )
-        .retry_after(1)
-        .into_response(),
-    }
-}
-
-/// Answers 503 `unavailable` when a request takes longer than the configured limit.
-async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            ErrorCode::Unavailable,
-            format!("request did not finish within {} ms", limit.as_millis()),
         )
         .retry_after(1)
         .into_response(),

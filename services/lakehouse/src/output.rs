@@ -382,13 +382,16 @@ impl Render for GcRunResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lakehouse_api::ColumnChange;
+    use lakehouse_api::{ColumnChange, ColumnType, Field, Schema};
 
     #[test]
     fn a_drift_reads_as_a_diff() {
         let drift = SchemaDriftDetails {
-            current_fingerprint: "sha256:aa".into(),
-            attempted_fingerprint: "sha256:bb".into(),
+            current_fingerprint: Schema { fields: vec![] }.fingerprint(),
+            attempted_fingerprint: Schema {
+                fields: vec![Field::new("extra", ColumnType::Utf8)],
+            }
+            .fingerprint(),
             added: vec!["extra".into()],
             removed: vec!["gone".into()],
             changed: vec![ColumnChange {
