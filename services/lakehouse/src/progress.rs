@@ -64,6 +64,7 @@ impl UploadProgress {
             indicatif::HumanBytes(self.total)
         ));
         self.bar.enable_steady_tick(TICK);
+        self.bar.tick();
     }
 
     /// Removes the bar from the terminal (whatever the outcome).

@@ -472,3 +472,32 @@ fn the_progress_bar_is_drawn_on_a_terminal_and_not_when_piped() {
     assert!(!piped.stdout.contains("ETA"), "{}", piped.stdout);
     assert!(piped.stdout.starts_with("ingested "), "{}", piped.stdout);
 }
+
+#[test]
+fn get_refuses_an_object_whose_bytes_do_not_match_its_key() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    let files = tempfile::tempdir().expect("tempdir");
+    let csv = write(files.path(), "a.csv", "id,v\n1,x\n2,y\n");
+    let ingested = json(&run(cli(&trio), &["--json", "ingest", &csv, "--name", "c"]));
+    let key = ingested["parquet_key"].as_str().unwrap();
+    // Same size, other bytes: only the SHA-256 can tell.
+    let stored = trio.dir.path().join("data/objects").join(key);
+    let mut bytes = std::fs::read(&stored).expect("the local backend's file");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&stored, &bytes).unwrap();
+    let out = files.path().join("out");
+    let refused = run(cli(&trio), &["get", "c", "-o", out.to_str().unwrap()]);
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("its key says") && refused.stderr.contains("nothing written"),
+        "{}",
+        refused.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "nothing left in the output directory: {left:?}"
+    );
+}
