@@ -67,6 +67,19 @@ async fn the_pages_show_datasets_schema_stats_versions_and_preview() {
     let (_, filtered) = page(format!("{base}/ui?prefix=tr"), None).await;
     assert!(filtered.contains("/ui/datasets/trips"));
     assert!(!filtered.contains("/ui/datasets/nasty"));
+    // Paginated: one a page, a next link to the rest.
+    let (_, first) = page(format!("{base}/ui?limit=1"), None).await;
+    assert!(first.contains("/ui/datasets/nasty"), "{first}");
+    assert!(!first.contains("/ui/datasets/trips"), "{first}");
+    assert!(
+        first.contains(r#"<a href="/ui?cursor=nasty&amp;limit=1" rel="next">"#),
+        "{first}"
+    );
+    let (_, second) = page(format!("{base}/ui?cursor=nasty&limit=1"), None).await;
+    assert!(second.contains("/ui/datasets/trips"), "{second}");
+    assert!(!second.contains(r#"rel="next""#), "{second}");
+    let (status, _) = page(format!("{base}/ui?limit=0"), None).await;
+    assert_eq!(status, 400);
 
     let (status, trips) = page(format!("{base}/ui/datasets/trips"), None).await;
     assert_eq!(status, 200, "{trips}");

@@ -23,8 +23,10 @@ use lakehouse_server::auth::{Scope, Tokens};
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// Datasets per page of `GET /ui`.
+/// Datasets per page of `GET /ui` unless `limit` says otherwise.
 pub const PAGE_SIZE: usize = 50;
+/// Largest `limit` of `GET /ui`; larger ones are clamped to it.
+pub const MAX_PAGE_SIZE: usize = 500;
 /// Objects of a version whose footers the dataset page reads for its statistics, at most.
 pub const MAX_STATS_OBJECTS: usize = 32;
 /// Name of the cookie that may carry a bearer token for the page.
@@ -78,9 +80,12 @@ pub struct ListQuery {
     /// The last name of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
+    /// Datasets per page, 1 to [`MAX_PAGE_SIZE`] (larger is clamped), default [`PAGE_SIZE`].
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
 
-/// `GET /ui[?prefix=&cursor=]`: the dataset list, [`PAGE_SIZE`] a page.
+/// `GET /ui[?prefix=&cursor=&limit=]`: the dataset list, [`PAGE_SIZE`] a page.
 async fn list_page<S: ManifestStore>(
     State(state): State<AppState<S>>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -88,11 +93,18 @@ async fn list_page<S: ManifestStore>(
     let Ok(Query(query)) = query else {
         return error_page(StatusCode::BAD_REQUEST, "the query string does not parse");
     };
+    let limit = query.limit.unwrap_or(PAGE_SIZE);
+    if limit == 0 {
+        return error_page(StatusCode::BAD_REQUEST, "limit must be at least 1");
+    }
+    let limit = limit.min(MAX_PAGE_SIZE);
     let prefix = query.prefix.unwrap_or_default();
-    let page = state
-        .catalog
-        .list(&prefix, PAGE_SIZE, query.cursor.as_deref());
-    Html(pages::list(&prefix, &page).into_string()).into_response()
+    let page = state.catalog.list(&prefix, limit, query.cursor.as_deref());
+    let next = page
+        .next_cursor
+        .as_deref()
+        .map(|cursor| pages::list_link(&prefix, Some(cursor), query.limit));
+    Html(pages::list(&prefix, &page, next.as_deref()).into_string()).into_response()
 }
 
 /// Query of `GET /ui/datasets/{name}`.

@@ -51,7 +51,8 @@ fn layout(title: &str, body: Markup) -> Markup {
 }
 
 /// `/ui?…` as a link, its query values percent-encoded.
-fn list_link(prefix: &str, cursor: Option<&str>) -> String {
+pub fn list_link(prefix: &str, cursor: Option<&str>, limit: Option<usize>) -> String {
+    let limit = limit.map(|l| l.to_string());
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     if !prefix.is_empty() {
         pairs.push(("prefix", prefix));
@@ -59,14 +60,18 @@ fn list_link(prefix: &str, cursor: Option<&str>) -> String {
     if let Some(cursor) = cursor {
         pairs.push(("cursor", cursor));
     }
+    if let Some(limit) = &limit {
+        pairs.push(("limit", limit));
+    }
     match serde_urlencoded::to_string(&pairs) {
         Ok(query) if !query.is_empty() => format!("/ui?{query}"),
         _ => "/ui".to_owned(),
     }
 }
 
-/// The dataset list: a prefix filter, one row per dataset, a link to the next page.
-pub fn list(prefix: &str, page: &DatasetListResponse) -> Markup {
+/// The dataset list: a prefix filter, one row per dataset, a link to the next page (`next`,
+/// when there is one).
+pub fn list(prefix: &str, page: &DatasetListResponse, next: Option<&str>) -> Markup {
     layout(
         "datasets",
         html! {
@@ -95,8 +100,8 @@ pub fn list(prefix: &str, page: &DatasetListResponse) -> Markup {
                     }
                 }
             }
-            @if let Some(cursor) = &page.next_cursor {
-                p { a href=(list_link(prefix, Some(cursor))) rel="next" { "Next page →" } }
+            @if let Some(next) = next {
+                p { a href=(next) rel="next" { "Next page →" } }
             }
         },
     )
