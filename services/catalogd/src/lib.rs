@@ -10,6 +10,7 @@
 pub mod error;
 pub mod routes;
 pub mod store;
+pub mod ui;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -173,6 +174,9 @@ pub struct AppState<S> {
     pub gc_grace_ms: u64,
     /// Time between scheduled garbage collection runs; `None` when `gc_interval_ms` is 0.
     pub gc_interval: Option<Duration>,
+    /// storaged, for the catalog page's reads of Parquet footers and rows (`None` when
+    /// `storaged_url` does not parse, which [`open_catalog`] already refuses).
+    pub storaged: Option<lakehouse_client::StoragedClient>,
     /// Held by the garbage collection run in progress: one run at a time per process.
     gc_running: Arc<tokio::sync::Mutex<()>>,
 }
@@ -188,6 +192,7 @@ impl<S> Clone for AppState<S> {
             tokens: self.tokens.clone(),
             gc_grace_ms: self.gc_grace_ms,
             gc_interval: self.gc_interval,
+            storaged: self.storaged.clone(),
             gc_running: Arc::clone(&self.gc_running),
         }
     }
@@ -215,6 +220,9 @@ impl<S: ManifestStore> AppState<S> {
             gc_grace_ms: config.gc_grace_ms,
             gc_interval: (config.gc_interval_ms > 0)
                 .then(|| Duration::from_millis(config.gc_interval_ms)),
+            storaged: lakehouse_client::StoragedClient::new(&config.storaged_url)
+                .ok()
+                .map(|client| client.with_token(config.service_token.configured())),
             gc_running: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -306,7 +314,9 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
                 require_token,
             )),
         )
-        .with_state(state);
+        .with_state(state.clone())
+        // The catalog page (issue 16), with its own read-token check (header or cookie).
+        .merge(ui::router(state));
     lakehouse_server::common_layers(api)
 }
 
