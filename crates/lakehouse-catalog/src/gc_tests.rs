@@ -3,11 +3,8 @@
 use crate::{Catalog, CatalogError, GcOptions, MemoryStore, RetentionPolicy, manifest_prefix};
 use bytes::Bytes;
 use chrono::{Duration, Utc};
-use lakehouse_api::{
-    ColumnType, CsvOptions, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, Schema,
-    Sha256Digest, Source, VersionRegisterRequest,
-};
-use sha2::{Digest, Sha256};
+use lakehouse_api::{DatasetName, IngestMode, ObjectKey, ObjectRef, VersionRegisterRequest};
+use lakehouse_testkit::fixtures::{object_ref, register_request, schema_id as schema};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,12 +15,6 @@ fn name(text: &str) -> DatasetName {
     DatasetName::new(text).unwrap()
 }
 
-fn schema() -> Schema {
-    Schema {
-        fields: vec![Field::new("id", ColumnType::Int64)],
-    }
-}
-
 /// Stores `content` as `dataset`'s Parquet object under its content-addressed key, written
 /// `age_hours` ago.
 fn put_object(
@@ -32,29 +23,14 @@ fn put_object(
     content: &str,
     age_hours: i64,
 ) -> ObjectRef {
-    let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
-    let fp = schema().fingerprint();
-    let key = ObjectKey::parquet_object(dataset, &fp, &sha);
-    store.insert(key.clone(), Bytes::from(content.to_owned()));
-    store.set_last_modified(&key, Utc::now() - Duration::hours(age_hours));
-    ObjectRef {
-        key,
-        size: content.len() as u64,
-        sha256: sha,
-        row_count: 1,
-    }
+    let object = object_ref(dataset, &schema(), content.as_bytes(), 1);
+    store.insert(object.key.clone(), Bytes::from(content.to_owned()));
+    store.set_last_modified(&object.key, Utc::now() - Duration::hours(age_hours));
+    object
 }
 
 fn request(objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
-    VersionRegisterRequest {
-        schema_fingerprint: schema().fingerprint(),
-        schema: schema(),
-        objects,
-        mode,
-        source: Source::default(),
-        options: CsvOptions::default(),
-        inference_version: 1,
-    }
+    register_request(&schema(), objects, mode)
 }
 
 fn gc(grace_ms: u64) -> GcOptions {

@@ -9,20 +9,11 @@ use lakehouse_api::{
     ColumnType, CsvOptions, DatasetName, Field, IngestMode, Manifest, ObjectKey, ObjectRef, Schema,
     Sha256Digest, Source, VersionRegisterRequest,
 };
-use sha2::{Digest, Sha256};
+use lakehouse_testkit::fixtures::{object_ref, register_request, schema_id_name as schema_v1};
 use std::sync::Arc;
 
 fn name(text: &str) -> DatasetName {
     DatasetName::new(text).unwrap()
-}
-
-fn schema_v1() -> Schema {
-    Schema {
-        fields: vec![
-            Field::new("id", ColumnType::Int64),
-            Field::new("name", ColumnType::Utf8),
-        ],
-    }
 }
 
 fn schema_v2() -> Schema {
@@ -42,30 +33,23 @@ fn put_object(
     schema: &Schema,
     content: &str,
 ) -> ObjectRef {
-    let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
-    let fp = schema.fingerprint();
-    let key = ObjectKey::parquet_object(dataset, &fp, &sha);
-    store.insert(key.clone(), Bytes::from(content.to_owned()));
-    ObjectRef {
-        key,
-        size: content.len() as u64,
-        sha256: sha,
-        row_count: content.len() as u64 * 10,
-    }
+    let object = object_ref(
+        dataset,
+        schema,
+        content.as_bytes(),
+        content.len() as u64 * 10,
+    );
+    store.insert(object.key.clone(), Bytes::from(content.to_owned()));
+    object
 }
 
 fn request(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
     VersionRegisterRequest {
-        schema_fingerprint: schema.fingerprint(),
-        schema: schema.clone(),
-        objects,
-        mode,
         source: Source {
             filename: Some("x.csv".into()),
             ..Source::default()
         },
-        options: CsvOptions::default(),
-        inference_version: 1,
+        ..register_request(schema, objects, mode)
     }
 }
 

@@ -7,6 +7,8 @@
 //!
 //! Not for production code: it panics-free but uses `anyhow` and blocking process I/O.
 
+pub mod fixtures;
+
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -592,25 +594,16 @@ pub async fn put_test_object(
     content: &str,
     row_count: u64,
 ) -> lakehouse_api::ObjectRef {
-    use sha2::Digest;
-    let sha =
-        lakehouse_api::Sha256Digest::from_bytes(sha2::Sha256::digest(content.as_bytes()).into());
-    let fingerprint = schema.fingerprint();
     let name = lakehouse_api::DatasetName::new(dataset).expect("dataset name");
-    let key = lakehouse_api::ObjectKey::parquet_object(&name, &fingerprint, &sha);
+    let object = fixtures::object_ref(&name, schema, content.as_bytes(), row_count);
     let options = lakehouse_client::PutOptions {
         create_only: true,
-        sha256: Some(sha.clone()),
+        sha256: Some(object.sha256.clone()),
     };
     lakehouse_client::StoragedClient::new(storaged_url)
         .expect("storaged url")
-        .put_bytes(&key, content.to_owned().into(), &options)
+        .put_bytes(&object.key, content.to_owned().into(), &options)
         .await
         .expect("storaged stores the test object");
-    lakehouse_api::ObjectRef {
-        key,
-        size: content.len() as u64,
-        sha256: sha,
-        row_count,
-    }
+    object
 }

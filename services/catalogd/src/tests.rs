@@ -4,13 +4,10 @@
 use super::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use lakehouse_api::{
-    ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, Schema, Sha256Digest,
-    VersionRegisterRequest,
-};
+use lakehouse_api::{DatasetName, IngestMode, ObjectRef, VersionRegisterRequest};
 use lakehouse_catalog::MemoryStore;
+use lakehouse_testkit::fixtures::{object_ref, schema_id as schema};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
 #[test]
@@ -20,12 +17,6 @@ fn defaults_equal_the_checked_in_config() {
     assert_eq!(from_file, Config::default());
 }
 
-fn schema() -> Schema {
-    Schema {
-        fields: vec![Field::new("id", ColumnType::Int64)],
-    }
-}
-
 async fn app() -> (Router, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new());
     let catalog = Catalog::open(Arc::clone(&store)).await.unwrap();
@@ -33,16 +24,10 @@ async fn app() -> (Router, Arc<MemoryStore>) {
 }
 
 fn object(store: &MemoryStore, dataset: &str, content: &str) -> ObjectRef {
-    let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
-    let fp = schema().fingerprint();
-    let key = ObjectKey::parquet_object(&DatasetName::new(dataset).unwrap(), &fp, &sha);
-    store.insert(key.clone(), content.to_owned());
-    ObjectRef {
-        key,
-        size: content.len() as u64,
-        sha256: sha,
-        row_count: 1,
-    }
+    let dataset = DatasetName::new(dataset).unwrap();
+    let object = object_ref(&dataset, &schema(), content.as_bytes(), 1);
+    store.insert(object.key.clone(), content.to_owned());
+    object
 }
 
 async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {

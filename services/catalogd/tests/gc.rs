@@ -1,20 +1,12 @@
 //! Garbage collection and retention over HTTP (docs/decisions.md, "Garbage collection and retention"): the real `storaged` and `catalogd`
 //! binaries on port 0 in a temporary directory.
 
-use lakehouse_api::{ColumnType, Field, IngestMode, ObjectRef, Schema, VersionRegisterRequest};
+use lakehouse_api::{IngestMode, ObjectRef};
 use lakehouse_client::StoragedClient;
 use lakehouse_testkit::Service;
+use lakehouse_testkit::fixtures::{register_request, schema_id_name as schema};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-
-fn schema() -> Schema {
-    Schema {
-        fields: vec![
-            Field::new("id", ColumnType::Int64),
-            Field::new("name", ColumnType::Utf8),
-        ],
-    }
-}
 
 fn start_storaged(dir: &tempfile::TempDir) -> Service {
     Service::start(
@@ -61,15 +53,7 @@ async fn put_object(storaged: &StoragedClient, content: &str) -> ObjectRef {
 }
 
 async fn register(http: &reqwest::Client, catalogd: &Service, object: &ObjectRef) -> Value {
-    let request = VersionRegisterRequest {
-        schema_fingerprint: schema().fingerprint(),
-        schema: schema(),
-        objects: vec![object.clone()],
-        mode: IngestMode::Replace,
-        source: Default::default(),
-        options: Default::default(),
-        inference_version: 1,
-    };
+    let request = register_request(&schema(), vec![object.clone()], IngestMode::Replace);
     let response = http
         .post(format!("{}/datasets/sales/versions", catalogd.url()))
         .json(&request)

@@ -6,6 +6,7 @@ use lakehouse_api::{
     VersionRegisterRequest,
 };
 use lakehouse_testkit::Service;
+use lakehouse_testkit::fixtures::{register_request as request, schema_id_name as schema_v1};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -95,33 +96,12 @@ async fn register_at(
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-fn schema_v1() -> Schema {
-    Schema {
-        fields: vec![
-            Field::new("id", ColumnType::Int64),
-            Field::new("name", ColumnType::Utf8),
-        ],
-    }
-}
-
 fn schema_v2() -> Schema {
     Schema {
         fields: vec![
             Field::new("id", ColumnType::Int64),
             Field::new("price", ColumnType::Float64),
         ],
-    }
-}
-
-fn request(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
-    VersionRegisterRequest {
-        schema_fingerprint: schema.fingerprint(),
-        schema: schema.clone(),
-        objects,
-        mode,
-        source: Default::default(),
-        options: Default::default(),
-        inference_version: 1,
     }
 }
 
