@@ -7,26 +7,23 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
+use lakehouse_testkit::Service;
 use reqwest::StatusCode;
 use reqwest::header;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------------------------
-// Harness: start the real binary on port 0 (until lakehouse-testkit takes this over).
+// Harness: the real binary on port 0 (lakehouse-testkit's `Service`) and an HTTP client.
 // ---------------------------------------------------------------------------------------------
 
-/// A running `storaged` child process, killed (SIGKILL) on drop.
+/// A running `storaged` (killed on drop) and a client for it.
 struct Server {
-    child: Child,
-    addr: SocketAddr,
+    service: Service,
     base: String,
     backend: &'static str,
     root: PathBuf,
@@ -43,46 +40,19 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     fn start_with(backend: &'static str, root: &Path, env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_storaged"))
-            .envs(env.iter().copied())
-            .current_dir(root.parent().expect("root has a parent"))
-            .env("LAKEHOUSE_STORAGED__BIND", "127.0.0.1:0")
-            .env("LAKEHOUSE_STORAGED__ROOT", root)
-            .env("LAKEHOUSE_STORAGED__BACKEND", backend)
-            .env("RUST_LOG", "info")
-            .env_remove("LAKEHOUSE_LOG_FORMAT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn storaged");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Keep draining stderr after the address is found, so the child never blocks on a
-        // full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[storaged] {line}");
-                if let Some((_, rest)) = line.split_once("listening on ") {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    if let (Some(tx), Ok(addr)) = (tx.take(), addr.parse::<SocketAddr>()) {
-                        let _ = tx.send(addr);
-                    }
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(e) => {
-                let _ = child.kill();
-                panic!("storaged did not log its address: {e}");
-            }
-        };
+        let mut envs: Vec<(&str, String)> =
+            env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        envs.extend([
+            ("LAKEHOUSE_STORAGED__BIND", "127.0.0.1:0".to_owned()),
+            ("LAKEHOUSE_STORAGED__ROOT", root.display().to_string()),
+            ("LAKEHOUSE_STORAGED__BACKEND", backend.to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ]);
+        let cwd = root.parent().expect("root has a parent");
+        let service = Service::start("storaged", &envs, cwd).expect("start storaged");
         Server {
-            child,
-            addr,
-            base: format!("http://{addr}"),
+            base: service.url(),
+            service,
             backend,
             root: root.to_owned(),
             client: reqwest::Client::new(),
@@ -158,12 +128,12 @@ impl Server {
     /// Sends a request with the raw request target (no client-side normalisation of `..`,
     /// `//` or percent-escapes) and returns the status and JSON body.
     async fn raw(&self, method: &str, target: &str) -> (u16, Value) {
-        let mut stream = tokio::net::TcpStream::connect(self.addr)
+        let mut stream = tokio::net::TcpStream::connect(self.service.addr)
             .await
             .expect("connect");
         let request = format!(
             "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.addr
+            self.service.addr
         );
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut response = Vec::new();
@@ -176,35 +146,6 @@ impl Server {
             .unwrap_or(0);
         let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    /// Sends SIGTERM.
-    fn sigterm(&self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM failed");
-    }
-
-    /// Waits (at most `limit`) for the exit status.
-    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "storaged did not exit"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -761,10 +702,7 @@ async fn large_object_streams_both_ways(server: &Server) {
         "s3" => Some(56 * 1024),
         _ => None,
     };
-    if let (Some(bound), Some(peak)) = (
-        bound_kib,
-        lakehouse_testkit::peak_rss_kib(server.child.id()),
-    ) {
+    if let (Some(bound), Some(peak)) = (bound_kib, server.service.peak_rss_kib()) {
         eprintln!("storaged peak RSS: {peak} KiB");
         assert!(
             peak < bound,
@@ -1012,7 +950,7 @@ async fn sigterm_lets_an_in_flight_upload_finish_and_exits_0() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let server = &mut fixture.server;
-    server.sigterm();
+    server.service.send_sigterm();
     tokio::time::sleep(Duration::from_millis(200)).await;
     tx.send(Ok(Bytes::from_static(b"second half")))
         .await
@@ -1020,8 +958,8 @@ async fn sigterm_lets_an_in_flight_upload_finish_and_exits_0() {
     drop(tx);
     let response = upload.await.unwrap().unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    let status = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(30)));
-    assert!(status.success(), "{status}");
+    let code = tokio::task::block_in_place(|| server.service.wait_exit(Duration::from_secs(30)));
+    assert_eq!(code, Some(0), "storaged exits 0 after SIGTERM");
     assert_eq!(
         std::fs::read(server.root.join("term/in-flight")).unwrap(),
         b"first half, second half"
