@@ -393,6 +393,32 @@ fn bad_input_sends_nothing() {
             failed.stderr
         );
     }
+    // No subcommand, nothing else either: the help (every subcommand named) on stderr,
+    // exit 2, nothing on stdout.
+    let mut bare = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
+    for key in [
+        "LAKEHOUSE_INGESTD_URL",
+        "LAKEHOUSE_CATALOGD_URL",
+        "LAKEHOUSE_STORAGED_URL",
+        "LAKEHOUSE_TOKEN",
+    ] {
+        bare.env_remove(key);
+    }
+    let bare = run(bare, &[]);
+    assert_eq!(bare.status, 2, "{}", bare.stderr);
+    assert_eq!(bare.stdout, "");
+    for word in ["Usage: lakehouse", "ingest", "datasets", "versions", "gc"] {
+        assert!(bare.stderr.contains(word), "{word}: {}", bare.stderr);
+    }
+    // Options but no subcommand: one line naming the problem.
+    let failed = run(cli(&trio), &["--json"]);
+    assert_eq!(failed.status, 2, "{}", failed.stderr);
+    assert_eq!(failed.stderr.lines().count(), 1, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("requires a subcommand"),
+        "{}",
+        failed.stderr
+    );
     // A malformed URL from the environment is a usage error too.
     let mut command = cli(&trio);
     command.env("LAKEHOUSE_INGESTD_URL", "not a url");
