@@ -176,12 +176,6 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The first 12 hex digits of a `sha256:<hex>` fingerprint or a digest.
-fn short(fingerprint: &str) -> String {
-    let hex = fingerprint.strip_prefix("sha256:").unwrap_or(fingerprint);
-    hex.chars().take(12).collect()
-}
-
 impl Render for IngestResponse {
     fn human(&self) -> String {
         let mut out = String::new();
@@ -208,7 +202,7 @@ impl Render for IngestResponse {
             "dataset  {} rows in {} object(s), schema {}",
             self.manifest.row_count,
             self.manifest.objects.len(),
-            short(&self.manifest.schema_fingerprint.to_string())
+            self.manifest.schema_fingerprint.short()
         );
         for warning in &self.warnings {
             let _ = writeln!(out, "warning: {warning}");
@@ -231,7 +225,7 @@ impl Render for DatasetListResponse {
                     d.latest_version.to_string(),
                     d.row_count.to_string(),
                     d.updated_at.clone(),
-                    short(&d.schema_fingerprint.to_string()),
+                    d.schema_fingerprint.short().to_owned(),
                 ]
             })
             .collect();
@@ -304,7 +298,7 @@ impl Render for VersionListResponse {
                     v.row_count.to_string(),
                     v.object_count.to_string(),
                     v.created_at.clone(),
-                    short(&v.schema_fingerprint.to_string()),
+                    v.schema_fingerprint.short().to_owned(),
                     if v.gone { "gone" } else { "" }.to_owned(),
                 ]
             })
