@@ -62,6 +62,9 @@ pub enum CliError {
         /// SHA-256 of the bytes received.
         actual: String,
     },
+    /// The answer cannot be written to stdout (other than a reader that has gone).
+    #[error("cannot write the answer to stdout: {0}")]
+    Print(#[source] std::io::Error),
     /// A downloaded object's length is not the manifest's size.
     #[error("object {key}: received {actual} bytes, the manifest says {expected}; nothing written")]
     Size {
@@ -90,18 +93,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Datasets { prefix } => {
             let list = all_datasets(&catalogd, &prefix).await?;
-            output::print(&list, json);
-            Ok(())
+            output::print(&list, json)
         }
         Command::Show { name, version } => {
             let manifest = manifest(&catalogd, &name, version).await?;
-            output::print(&manifest, json);
-            Ok(())
+            output::print(&manifest, json)
         }
         Command::Versions { name } => {
             let versions = catalogd.versions(&name).await?;
-            output::print(&versions, json);
-            Ok(())
+            output::print(&versions, json)
         }
         Command::Get {
             name,
@@ -111,13 +111,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let storaged = global.storaged_url.with_token(token);
             let manifest = manifest(&catalogd, &name, version).await?;
             let report = get(&storaged, &manifest, &dir).await?;
-            output::print(&report, json);
-            Ok(())
+            output::print(&report, json)
         }
         Command::Gc { dry_run } => {
             let report = catalogd.gc(dry_run).await?;
-            output::print(&report, json);
-            Ok(())
+            output::print(&report, json)
         }
     }
 }
@@ -157,8 +155,7 @@ async fn ingest(
     ));
     let answer = ingestd.ingest(&options, chunks, length, &filename).await;
     progress.finish();
-    output::print(&answer?, json);
-    Ok(())
+    output::print(&answer?, json)
 }
 
 /// Every page of `GET /datasets?prefix=`, as one list.

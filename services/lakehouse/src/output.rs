@@ -10,6 +10,7 @@ use lakehouse_api::{
 use lakehouse_client::ClientError;
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 /// What `lakehouse get` did: one entry per object written.
@@ -46,15 +47,27 @@ pub trait Render: Serialize {
     fn human(&self) -> String;
 }
 
-/// Prints `value` on stdout: JSON when `json`, else its human text.
-pub fn print<T: Render>(value: &T, json: bool) {
-    if json {
-        match serde_json::to_string_pretty(value) {
-            Ok(text) => println!("{text}"),
-            Err(error) => eprintln!("error: cannot encode the answer as JSON: {error}"),
-        }
+/// Prints `value` on stdout: JSON when `json`, else its human text. A reader that has gone
+/// (a closed pipe, as `| head` leaves) is not an error: the rest is dropped quietly.
+///
+/// # Errors
+/// [`CliError::Print`] when stdout cannot be written for another reason.
+pub fn print<T: Render>(value: &T, json: bool) -> Result<(), CliError> {
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(value)
+            .map_err(|e| CliError::Print(std::io::Error::other(e)))?;
+        text.push('\n');
+        text
     } else {
-        print!("{}", value.human());
+        value.human()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Print(error)),
+        _ => Ok(()),
     }
 }
 
@@ -83,7 +96,10 @@ fn one_line(error: &CliError) -> String {
         other => {
             let mut line = other.to_string();
             if let Some(source) = std::error::Error::source(other)
-                && !matches!(other, CliError::Input { .. } | CliError::Output { .. })
+                && !matches!(
+                    other,
+                    CliError::Input { .. } | CliError::Output { .. } | CliError::Print(_)
+                )
             {
                 let _ = write!(line, ": {}", chain(source));
             }

@@ -527,3 +527,26 @@ fn get_refuses_an_object_whose_bytes_do_not_match_its_key() {
         "nothing left in the output directory: {left:?}"
     );
 }
+
+#[test]
+fn a_reader_that_has_gone_is_not_a_crash() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    let files = tempfile::tempdir().expect("tempdir");
+    let csv = write(files.path(), "a.csv", "id,v\n1,x\n");
+    assert_eq!(run(cli(&trio), &["ingest", &csv, "--name", "a"]).status, 0);
+    for args in [
+        &["datasets"][..],
+        &["--json", "versions", "a"],
+        &["show", "a"],
+    ] {
+        // stdout is a pipe whose reading end is already closed (as `| head` leaves it).
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let mut command = cli(&trio);
+        command.stdout(writer);
+        let output = command.args(args).output().expect("the CLI runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}
