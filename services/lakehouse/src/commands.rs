@@ -238,22 +238,7 @@ async fn download(
             return Err(error);
         }
     };
-    let mismatch = if size != object.size {
-        Some(CliError::Size {
-            key: key.to_owned(),
-            expected: object.size,
-            actual: size,
-        })
-    } else if digest != object.sha256.as_str() {
-        Some(CliError::Digest {
-            key: key.to_owned(),
-            expected: object.sha256.as_str().to_owned(),
-            actual: digest.clone(),
-        })
-    } else {
-        None
-    };
-    if let Some(error) = mismatch {
+    if let Some(error) = mismatch(object, size, &digest) {
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(error);
     }
@@ -269,6 +254,32 @@ async fn download(
         size,
         sha256: digest,
         rows: object.row_count,
+    })
+}
+
+/// Why the `size` bytes of SHA-256 `digest` received for `object` are not it, if they are
+/// not: the manifest's size, the manifest's SHA-256 and the digest the key is named by
+/// (`<sha256>.parquet`, DESIGN.md section 5) must all agree.
+fn mismatch(object: &ObjectRef, size: u64, digest: &str) -> Option<CliError> {
+    let key = object.key.as_str();
+    let file_name = key.rsplit('/').next().unwrap_or(key);
+    let named = file_name.strip_suffix(".parquet").unwrap_or(file_name);
+    if size != object.size {
+        return Some(CliError::Size {
+            key: key.to_owned(),
+            expected: object.size,
+            actual: size,
+        });
+    }
+    let expected = if named != object.sha256.as_str() {
+        named
+    } else {
+        object.sha256.as_str()
+    };
+    (digest != expected || digest != object.sha256.as_str()).then(|| CliError::Digest {
+        key: key.to_owned(),
+        expected: expected.to_owned(),
+        actual: digest.to_owned(),
     })
 }
 
@@ -294,4 +305,43 @@ async fn write_hashed(
     }
     file.sync_all().await.map_err(output)?;
     Ok((size, hex::encode(hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakehouse_api::{ObjectKey, Sha256Digest};
+
+    fn object(key_digest: &str, sha256: &str) -> ObjectRef {
+        ObjectRef {
+            key: ObjectKey::new(format!(
+                "datasets/d/{}/{key_digest}.parquet",
+                "f".repeat(64)
+            ))
+            .unwrap(),
+            size: 10,
+            sha256: Sha256Digest::new(sha256).unwrap(),
+            row_count: 1,
+        }
+    }
+
+    #[test]
+    fn bytes_must_match_the_size_the_sha256_and_the_key() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert!(mismatch(&object(&a, &a), 10, &a).is_none());
+        assert!(matches!(
+            mismatch(&object(&a, &a), 9, &a),
+            Some(CliError::Size { .. })
+        ));
+        assert!(matches!(
+            mismatch(&object(&a, &a), 10, &b),
+            Some(CliError::Digest { .. })
+        ));
+        // A manifest whose sha256 field is not the key's: the bytes must match the key too.
+        match mismatch(&object(&a, &b), 10, &b) {
+            Some(CliError::Digest { expected, .. }) => assert_eq!(expected, a),
+            other => panic!("{other:?}"),
+        }
+        assert!(mismatch(&object(&a, &b), 10, &a).is_some());
+    }
 }
