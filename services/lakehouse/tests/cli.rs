@@ -100,6 +100,17 @@ fn every_subcommand_against_a_real_trio() {
     ));
     assert_eq!(options["manifest"]["options"]["delimiter"], ";");
     assert_eq!(options["manifest"]["options"]["null_values"][0], "NA");
+    // As `--help` says: without the flags, a later ingest reads with the recorded options.
+    let semi2 = write(files.path(), "semi2.csv", "a;b\nNA;y\n");
+    let again = json(&run(
+        cli(&trio),
+        &[
+            "--json", "ingest", &semi2, "--name", "semi", "--mode", "append",
+        ],
+    ));
+    assert_eq!(again["manifest"]["row_count"], 2);
+    assert_eq!(again["manifest"]["options"]["delimiter"], ";");
+    assert_eq!(again["manifest"]["options"]["null_values"][0], "NA");
 
     // datasets
     let table = run(cli(&trio), &["datasets"]);
