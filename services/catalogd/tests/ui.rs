@@ -152,8 +152,13 @@ async fn read_tokens_apply_by_header_or_cookie() {
     ])
     .expect("trio starts");
     let url = format!("{}/ui", trio.catalogd.url());
-    let status = reqwest::get(&url).await.unwrap().status();
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    // A page a browser shows, saying how to present a token.
+    let (status, body) = page(url.clone(), None).await;
     assert_eq!(status, 401);
+    assert!(body.contains("lakehouse_token"), "{body}");
     let status = reqwest::Client::new()
         .get(&url)
         .header("cookie", "lakehouse_token=wrong")
