@@ -542,23 +542,14 @@ async fn commit(
     settled: Settled,
 ) -> Result<IngestResponse, IngestError> {
     let inner = &state.inner;
-    let Settled {
-        pass1,
-        encoded,
-        parquet_upload,
-        speculation_hit,
-        guess_ms,
-        speculation_wait_ms,
-        pass2_ms,
-    } = settled;
-    let parquet_size = encoded.output.size_bytes;
-    let row_count = encoded.output.row_count;
+    let parquet_size = settled.encoded.output.size_bytes;
+    let row_count = settled.encoded.output.row_count;
 
     // The Parquet went to storaged while it was encoded: end its body, take the answer.
     let put_started = Instant::now();
-    let (stored, _created) = parquet_upload.commit().await?;
+    let (stored, _created) = settled.parquet_upload.commit().await?;
     let put_ms = put_started.elapsed().as_millis();
-    let fingerprint = pass1.schema.fingerprint();
+    let fingerprint = settled.pass1.schema.fingerprint();
     // storaged named the object by the SHA-256 of the bytes it received (ingestd does not
     // hash them a second time: docs/performance.md); they must be all the bytes sent, under
     // the dataset's and schema's directory.
@@ -576,7 +567,7 @@ async fn commit(
     let register_started = Instant::now();
     let register = VersionRegisterRequest {
         schema_fingerprint: fingerprint,
-        schema: pass1.schema.clone(),
+        schema: settled.pass1.schema.clone(),
         objects: vec![ObjectRef {
             key: key.clone(),
             size: parquet_size,
@@ -612,13 +603,13 @@ async fn commit(
         lookup_ms = plan.lookup_ms,
         receive_ms = csv.receive_ms,
         csv_hash_ms = csv.hash_ms,
-        guess_ms,
-        infer_ms = pass1.busy.as_millis(),
-        parse_ms = encoded.stats.parse.as_millis(),
-        encode_ms = encoded.stats.encode.as_millis(),
-        speculation_hit,
-        speculation_wait_ms,
-        pass2_ms,
+        guess_ms = settled.guess_ms,
+        infer_ms = settled.pass1.busy.as_millis(),
+        parse_ms = settled.encoded.stats.parse.as_millis(),
+        encode_ms = settled.encoded.stats.encode.as_millis(),
+        speculation_hit = settled.speculation_hit,
+        speculation_wait_ms = settled.speculation_wait_ms,
+        pass2_ms = settled.pass2_ms,
         put_ms,
         register_ms,
         "ingest complete"
@@ -629,8 +620,8 @@ async fn commit(
         row_count,
         parquet_key: key,
         parquet_size,
-        schema: pass1.schema,
-        warnings: pass1.warnings,
+        schema: settled.pass1.schema,
+        warnings: settled.pass1.warnings,
     })
 }
 
