@@ -6,10 +6,10 @@
 //!
 //! # Layout
 //! This file is the facade ([`Store`]) and what every backend shares (keys, staging, the
-//! read and list paths); `local.rs` and `s3.rs` hold what only that backend does (the memory
-//! backend is object_store's `InMemory` with nothing of its own). Where the write path
-//! differs, the store matches on its one backend enum, exhaustively, so a new backend cannot
-//! be missed. A request body is any [`Body`].
+//! read and list paths), `guards.rs` what undoes an unfinished write; `local.rs` and `s3.rs`
+//! hold what only that backend does (the memory backend is object_store's `InMemory` with
+//! nothing of its own). Where the write path differs, the store matches on its one backend
+//! enum, exhaustively, so a new backend cannot be missed. A request body is any [`Body`].
 //!
 //! # Write protocol
 //! Every PUT streams into a private staging object `_storaged_staging/<uuid>` (a prefix user
@@ -29,6 +29,7 @@
 //! only if the abort itself fails: an S3 lifecycle rule on `_storaged_staging/` (expire,
 //! abort incomplete uploads) sweeps them (services/storaged/README.md).
 
+mod guards;
 mod local;
 mod s3;
 
@@ -38,6 +39,7 @@ pub use s3::S3Settings;
 use crate::error::{Result, StoragedError};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use guards::{StagingGuard, UploadGuard};
 pub use lakehouse_api::ObjectPutResponse;
 use lakehouse_api::{ObjectKey, Sha256Digest};
 use local::{LocalFs, local_path_conflict};
@@ -751,81 +753,6 @@ impl Ord for ByKey {
     }
 }
 
-/// Deletes a staging object on every path that does not move it into place: awaited on the
-/// error paths ([`StagingGuard::discard`]), spawned from `Drop` when the request is cancelled
-/// (client gone) mid-upload.
-struct StagingGuard {
-    store: Arc<dyn ObjectStore>,
-    path: Option<Path>,
-}
-
-impl StagingGuard {
-    async fn discard(mut self) {
-        if let Some(path) = self.path.take() {
-            delete_quietly(&*self.store, &path).await;
-        }
-    }
-
-    fn disarm(mut self) {
-        self.path = None;
-    }
-}
-
-impl Drop for StagingGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.path.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let store = Arc::clone(&self.store);
-            runtime.spawn(async move { delete_quietly(&*store, &path).await });
-        }
-    }
-}
-
-/// A multipart upload in flight (staging, or an S3 PUT of a large body): aborted on every path that does not
-/// complete it, awaited on the error paths, spawned from `Drop` when the request is cancelled.
-struct UploadGuard(Option<WriteMultipart>);
-
-impl UploadGuard {
-    fn writer(&mut self) -> &mut WriteMultipart {
-        self.0
-            .as_mut()
-            .expect("upload is in flight until finished or aborted")
-    }
-
-    async fn abort(&mut self) {
-        if let Some(writer) = self.0.take()
-            && let Err(e) = writer.abort().await
-        {
-            tracing::warn!(error = %e, "could not abort a multipart upload");
-        }
-    }
-
-    /// Completes the upload; a failure to complete aborts it.
-    async fn finish(&mut self) -> object_store::Result<()> {
-        let Some(writer) = self.0.take() else {
-            return Ok(());
-        };
-        // `finish` waits for the parts in flight, uploads the last one and completes; when
-        // any of that fails it aborts the upload itself.
-        writer.finish().await.map(|_| ())
-    }
-}
-
-impl Drop for UploadGuard {
-    fn drop(&mut self) {
-        if let Some(writer) = self.0.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
-                if let Err(e) = writer.abort().await {
-                    tracing::warn!(error = %e, "could not abort a cancelled multipart upload");
-                }
-            });
-        }
-    }
-}
-
 fn digest_of(hasher: Sha256, key: &ObjectKey) -> Result<Sha256Digest> {
     Sha256Digest::new(hex::encode(hasher.finalize())).map_err(|e| StoragedError::Io {
         op: "hash",
@@ -841,13 +768,6 @@ fn check_digest(expected: Option<&Sha256Digest>, actual: &Sha256Digest) -> Resul
             actual: actual.to_string(),
         }),
         _ => Ok(()),
-    }
-}
-
-async fn delete_quietly(store: &dyn ObjectStore, path: &Path) {
-    match store.delete(path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => tracing::warn!(path = %path, error = %e, "could not delete staging object"),
     }
 }
 
