@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod direct;
 mod error;
+pub mod metrics;
 mod serve;
 mod telemetry;
 

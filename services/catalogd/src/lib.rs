@@ -8,6 +8,7 @@
 //! `lakehouse-catalog`; this crate is HTTP, configuration and the storaged-backed store.
 
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod store;
 
@@ -230,13 +231,15 @@ pub async fn run_gc<S: ManifestStore>(
     dry_run: bool,
 ) -> Result<GcRunResponse, CatalogError> {
     let _running = state.gc_running.lock().await;
-    state
+    let result = state
         .catalog
         .collect_garbage(GcOptions {
             grace_ms: state.gc_grace_ms,
             dry_run,
         })
-        .await
+        .await;
+    metrics::gc_ran(dry_run, &result);
+    result
 }
 
 /// Runs [`run_gc`] every `every` (the first run one interval after start) until `stop`
@@ -287,6 +290,8 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             get(version_list::<S>).post(version_register::<S>),
         )
         .route("/datasets/{name}/versions/{version}", get(version_get::<S>))
+        // Read scope, like the dataset lookups (docs/decisions.md).
+        .route("/metrics", get(lakehouse_server::metrics::metrics_get))
         .route_layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             require_token,
@@ -307,7 +312,8 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             )),
         )
         .with_state(state);
-    lakehouse_server::common_layers(api)
+    lakehouse_server::metrics::install(metrics::describe);
+    lakehouse_server::metrics::track_requests(lakehouse_server::common_layers(api), metrics::HTTP)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then lets in-flight requests

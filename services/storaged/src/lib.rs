@@ -10,6 +10,7 @@
 //! port 0.
 
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod store;
 
@@ -141,7 +142,8 @@ impl AppState {
 }
 
 /// The storaged router (DESIGN.md section 6): `/objects`, `/objects/{*key}`, `/healthz`,
-/// `/readyz`, inside [`lakehouse_server::common_layers`].
+/// `/readyz`, and `GET /metrics` (section 9), inside [`lakehouse_server::common_layers`]
+/// and the per-request metrics. Installs the process's metrics recorder on first use.
 ///
 /// Every route except the writes (PUT, POST) is under the request timeout; the timeout covers producing the
 /// response head, so a GET body streams for as long as it needs.
@@ -161,6 +163,8 @@ pub fn router(state: AppState) -> Router {
                 .put(object_put)
                 .post(object_post),
         )
+        // Read scope, like the object lookups (docs/decisions.md).
+        .route("/metrics", get(lakehouse_server::metrics::metrics_get))
         .route_layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             require_token,
@@ -168,7 +172,11 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz).route_layer(timeout))
         .route("/healthz", get(lakehouse_server::healthz))
         .with_state(state);
-    lakehouse_server::common_layers(routes)
+    lakehouse_server::metrics::install(metrics::describe);
+    lakehouse_server::metrics::track_requests(
+        lakehouse_server::common_layers(routes),
+        metrics::HTTP,
+    )
 }
 
 /// Fails a request whose response head is not ready within `limit` with 503 `unavailable`.

@@ -153,7 +153,15 @@ pub async fn version_register<S: ManifestStore>(
         .catalog
         .register(&name, request)
         .await
-        .map_err(api_error)?;
+        .map_err(api_error)
+        .inspect_err(|error| {
+            if error.code() == ErrorCode::SchemaDrift {
+                crate::metrics::drift_refused();
+            }
+        })?;
+    if !outcome.existing {
+        crate::metrics::version_committed();
+    }
     Ok(Json(RegisterVersionResponse {
         manifest: outcome.manifest.as_ref().clone(),
         existing: outcome.existing,

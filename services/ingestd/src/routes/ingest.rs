@@ -1,7 +1,7 @@
 //! `POST /ingest?name=&mode=&delimiter=&null_values=` (DESIGN.md section 6).
 
 use crate::ingest::{self, IngestRequest};
-use crate::{AppState, IngestError, spool};
+use crate::{AppState, IngestError, metrics, spool};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
@@ -59,24 +59,45 @@ impl IngestParams {
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
 /// `busy` when none is free), reads the dataset's manifest, then spools the `file` field
-/// while the verified pass 2 reads it, and runs the rest of the pipeline.
+/// while the verified pass 2 reads it, and runs the rest of the pipeline. Its outcome and
+/// duration are recorded in [`metrics::INGESTS_TOTAL`] and
+/// [`metrics::INGEST_DURATION_SECONDS`].
 pub async fn ingest_post(
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<IngestParams>,
+    query: Result<ApiQuery<IngestParams>, ApiError>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let started = Instant::now();
+    let answer = match query {
+        Ok(ApiQuery(params)) => ingest(state, params, headers, multipart).await,
+        Err(rejected) => Err(rejected),
+    };
+    let outcome = match &answer {
+        Ok(Json(response)) if response.existing => "existing",
+        Ok(Json(_)) => "ok",
+        Err(error) => error.code().as_str(),
+    };
+    metrics::ingest_answered(outcome, started.elapsed());
+    answer
+}
+
+async fn ingest(
+    state: AppState,
+    params: IngestParams,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
     state.admit()?;
     let mut request = params.validate()?;
     let config = state.config();
-    let _slot = state
-        .inner
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| IngestError::Busy {
+    let _slot = state.inner.slots.clone().try_acquire_owned().map_err(|_| {
+        metrics::busy_refused();
+        IngestError::Busy {
             retry_after_secs: config.retry_after_secs,
-        })?;
+        }
+    })?;
+    let _in_flight = metrics::InFlight::start();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

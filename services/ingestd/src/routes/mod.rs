@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-/// `POST /ingest`, `GET /healthz`, `GET /readyz`.
+/// `POST /ingest`, `GET /metrics` (behind the same tokens), `GET /healthz`, `GET /readyz`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -21,6 +21,15 @@ pub fn router(state: AppState) -> Router {
                     state.inner.tokens.clone(),
                     lakehouse_server::auth::require_token,
                 )),
+        )
+        .route(
+            "/metrics",
+            get(lakehouse_server::metrics::metrics_get).route_layer(
+                axum::middleware::from_fn_with_state(
+                    state.inner.tokens.clone(),
+                    lakehouse_server::auth::require_token,
+                ),
+            ),
         )
         .route("/healthz", get(lakehouse_server::healthz))
         .route("/readyz", get(health::readyz))

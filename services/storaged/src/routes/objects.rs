@@ -80,6 +80,7 @@ pub async fn object_put(
         .store
         .put(&key, condition, expected.as_ref(), body.into_data_stream())
         .await?;
+    crate::metrics::written(stored.size);
     tracing::info!(key = %stored.key, size = stored.size, sha256 = %stored.sha256, "object stored");
     Ok((StatusCode::CREATED, Json(stored)))
 }
@@ -147,6 +148,9 @@ pub async fn object_post(
         created,
         "content-addressed object stored"
     );
+    if created {
+        crate::metrics::written(stored.size);
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -193,7 +197,10 @@ pub async fn object_get(
     } else {
         StatusCode::OK
     };
-    Ok((status, response_headers, Body::from_stream(read.body)).into_response())
+    let body = futures::TryStreamExt::inspect_ok(read.body, |chunk| {
+        crate::metrics::read(chunk.len() as u64)
+    });
+    Ok((status, response_headers, Body::from_stream(body)).into_response())
 }
 
 /// `HEAD /objects/{*key}`: the headers of a whole-object GET, no body (`Range` is ignored).
