@@ -11,10 +11,12 @@ pub const INFERENCE_VERSION: u32 = 1;
 /// CSV reading options of DESIGN.md section 3, recorded in the manifest so later uploads to
 /// the dataset read the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CsvOptions {
     /// Field delimiter, one ASCII byte; written in JSON as a one-character string
     /// (`","`, `"\t"`, ...).
     #[serde(serialize_with = "ser_delimiter", deserialize_with = "de_delimiter")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 1))]
     pub delimiter: u8,
     /// Tokens read as null besides the empty field, matched exactly (case-sensitive).
     #[serde(default)]
@@ -107,6 +109,7 @@ fn de_delimiter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Err
 /// `replace` (the new version holds only the new object) or `append` (the previous objects
 /// plus the new one), DESIGN.md section 6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IngestMode {
     /// The new version holds only the new object.
@@ -118,6 +121,7 @@ pub enum IngestMode {
 
 /// One Parquet object a manifest references.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectRef {
     /// Content-addressed key (DESIGN.md section 5).
     pub key: ObjectKey,
@@ -131,6 +135,7 @@ pub struct ObjectRef {
 
 /// Where a version's data came from. Informational: never part of an identity check.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Source {
     /// The multipart `filename` of the upload, when the client sent one.
     #[serde(default)]
@@ -146,6 +151,7 @@ pub struct Source {
 /// One immutable version of a dataset (DESIGN.md section 6), stored as
 /// `_catalog/datasets/<name>/<version as 20 digits>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Manifest {
     /// Dataset name.
     pub name: DatasetName,
@@ -174,6 +180,7 @@ pub struct Manifest {
 /// `options` and `inference_version` go beyond the four fields DESIGN.md section 6 lists:
 /// the manifest records them, so the registering client has to say them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterVersionRequest {
     /// Must equal `schema.fingerprint()`, or the request is a 400 `fingerprint_mismatch`.
     pub schema_fingerprint: String,
@@ -201,6 +208,7 @@ fn default_inference_version() -> u32 {
 
 /// 200 answer of `POST /datasets/{name}/versions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterVersionResponse {
     /// The new version, or the latest one when `existing` is true.
     pub manifest: Manifest,
@@ -211,6 +219,7 @@ pub struct RegisterVersionResponse {
 
 /// 200 answer of `POST /ingest` (ingestd).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestResponse {
     /// The dataset version this upload is now part of.
     pub manifest: Manifest,
@@ -230,6 +239,7 @@ pub struct IngestResponse {
 
 /// One type difference in a `schema_drift` error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnChange {
     /// Column name.
     pub column: String,
@@ -248,6 +258,7 @@ pub struct ColumnChange {
 
 /// `details` of a 409 `schema_drift` (DESIGN.md sections 3 and 6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaDriftDetails {
     /// Fingerprint of the dataset's latest version.
     pub current_fingerprint: String,
@@ -317,6 +328,7 @@ impl SchemaDriftDetails {
 
 /// One entry of `GET /objects` (storaged).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectInfo {
     /// Object key.
     pub key: ObjectKey,
@@ -331,6 +343,7 @@ pub struct ObjectInfo {
 /// Answer of `GET /objects?prefix=&start_after=&limit=` (storaged): keys in ascending byte
 /// order, `next_start_after` set when more keys follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListObjectsResponse {
     /// At most `limit` objects, ascending by key.
     pub objects: Vec<ObjectInfo>,
@@ -341,6 +354,7 @@ pub struct ListObjectsResponse {
 /// Answer of a successful storaged write: `PUT /objects/{key}` (201) or the content-addressed
 /// `POST /objects/{dir}` (201 created, 200 already there): what is stored under `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectPutResponse {
     /// The key written.
     pub key: ObjectKey,
@@ -352,6 +366,7 @@ pub struct ObjectPutResponse {
 
 /// One dataset in `GET /datasets` (catalogd).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetSummary {
     /// Dataset name.
     pub name: DatasetName,
@@ -368,6 +383,7 @@ pub struct DatasetSummary {
 /// Answer of `GET /datasets[?prefix=&limit=&cursor=]`: names ascending, `next_cursor` set when
 /// more follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetListResponse {
     /// At most `limit` datasets, ascending by name.
     pub datasets: Vec<DatasetSummary>,
@@ -377,6 +393,7 @@ pub struct DatasetListResponse {
 
 /// One version in `GET /datasets/{name}/versions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionSummary {
     /// Version number.
     pub version: u64,
@@ -397,6 +414,7 @@ pub struct VersionSummary {
 
 /// Answer of `GET /datasets/{name}/versions`: every version, ascending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionListResponse {
     /// Dataset name.
     pub name: DatasetName,
@@ -411,6 +429,7 @@ pub struct VersionListResponse {
 /// `skipped_young`, `deleted` / `would_delete`, or (when its dataset could not be decided)
 /// none of them, with the reason in `errors`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GcRunResponse {
     /// True when nothing was deleted: the run only reports `would_delete`.
     pub dry_run: bool,

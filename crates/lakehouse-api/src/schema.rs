@@ -7,6 +7,7 @@ use std::fmt;
 /// A column type, named by its fingerprint name (DESIGN.md section 3's table), which is also
 /// how it is written in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ColumnType {
     /// `true`/`false` in any letter case.
     #[serde(rename = "bool")]
@@ -54,6 +55,7 @@ impl fmt::Display for ColumnType {
 
 /// One column of a [`Schema`]: `{name, type, nullable}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Field {
     /// Column name after the header renames of DESIGN.md section 3.
     pub name: String,
@@ -82,6 +84,7 @@ impl Field {
 
 /// `{fields: [...]}` in header order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schema {
     /// Columns in header order.
     pub fields: Vec<Field>,

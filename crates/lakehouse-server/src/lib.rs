@@ -9,6 +9,7 @@ pub mod config;
 pub mod direct;
 mod error;
 pub mod metrics;
+pub mod openapi;
 mod serve;
 mod telemetry;
 

@@ -275,6 +275,19 @@ async fn gc_schedule<S: ManifestStore>(
     tracing::info!("garbage collection schedule stopped");
 }
 
+/// catalogd's own routes and types in its OpenAPI document (`GET /openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    routes::datasets::dataset_list,
+    routes::datasets::dataset_get,
+    routes::datasets::version_list,
+    routes::datasets::version_get,
+    routes::datasets::version_register,
+    routes::admin::gc_run,
+    readyz,
+))]
+pub struct ApiDoc;
+
 /// The HTTP API of DESIGN.md section 6: `/datasets...`, `/healthz`, `/readyz`, with the
 /// shared layers (request ids, tracing, JSON 404/405) and the request timeout.
 pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
@@ -302,6 +315,13 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             request_timeout,
         ))
         .route("/healthz", get(lakehouse_server::healthz))
+        .route(
+            "/openapi.json",
+            lakehouse_server::openapi::route(lakehouse_server::openapi::document(
+                <ApiDoc as utoipa::OpenApi>::openapi(),
+                "catalogd",
+            )),
+        )
         // Outside the request timeout: a run over many objects may take longer.
         // Deletes objects: needs a write-scope token whenever tokens are configured.
         .route(
@@ -372,6 +392,15 @@ async fn refresh_periodically<S: ManifestStore>(catalog: Arc<Catalog<S>>, period
 }
 
 /// `GET /readyz`: 200 when storaged answers, else 503 `unavailable`.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "storaged answers", body = Object),
+        (status = 503, description = "`unavailable`", body = lakehouse_api::ErrorBody),
+    )
+)]
 async fn readyz<S: ManifestStore>(State(state): State<AppState<S>>) -> Response {
     match state.catalog.store().ready().await {
         Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),

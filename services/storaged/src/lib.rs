@@ -141,6 +141,19 @@ impl AppState {
     }
 }
 
+/// storaged's own routes and types in its OpenAPI document (`GET /openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    routes::objects::object_put,
+    routes::objects::object_post,
+    routes::objects::object_get,
+    routes::objects::object_head,
+    routes::objects::object_delete,
+    routes::objects::objects_list,
+    routes::health::readyz,
+))]
+pub struct ApiDoc;
+
 /// The storaged router (DESIGN.md section 6): `/objects`, `/objects/{*key}`, `/healthz`,
 /// `/readyz`, and `GET /metrics` (section 9), inside [`lakehouse_server::common_layers`]
 /// and the per-request metrics. Installs the process's metrics recorder on first use.
@@ -171,6 +184,13 @@ pub fn router(state: AppState) -> Router {
         ))
         .route("/readyz", get(routes::health::readyz).route_layer(timeout))
         .route("/healthz", get(lakehouse_server::healthz))
+        .route(
+            "/openapi.json",
+            lakehouse_server::openapi::route(lakehouse_server::openapi::document(
+                <ApiDoc as utoipa::OpenApi>::openapi(),
+                "storaged",
+            )),
+        )
         .with_state(state);
     lakehouse_server::metrics::install(metrics::describe);
     lakehouse_server::metrics::track_requests(

@@ -8,7 +8,7 @@ use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use futures::Stream;
-use lakehouse_api::{CsvOptions, DatasetName, IngestMode, IngestResponse};
+use lakehouse_api::{CsvOptions, DatasetName, ErrorBody, IngestMode, IngestResponse};
 use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -17,12 +17,29 @@ use std::time::{Duration, Instant};
 const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
 
 /// Query parameters of `POST /ingest`, as sent (validated by [`IngestParams::validate`]).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IngestParams {
+    /// Dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (required; 400 `invalid_name`).
+    #[param(required = true, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     name: Option<String>,
+    /// `replace` (default: the version holds only the new object) or `append`.
+    #[param(pattern = "^(replace|append)$")]
     mode: Option<String>,
+    /// One-byte field delimiter, `tab` for a tab; default the dataset's recorded one, else `,`.
+    #[param(pattern = r#"^([\t !#-~]|tab|\\t)$"#)]
     delimiter: Option<String>,
+    /// Comma-separated tokens read as null besides the empty field, e.g. `NA,NULL`.
     null_values: Option<String>,
+}
+
+/// The multipart body of `POST /ingest`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct IngestUpload {
+    /// The CSV (RFC 4180, UTF-8, first record the header); other fields are ignored.
+    #[schema(format = Binary, content_media_type = "text/csv")]
+    file: String,
 }
 
 impl IngestParams {
@@ -62,6 +79,25 @@ impl IngestParams {
 /// while the verified pass 2 reads it, and runs the rest of the pipeline. Its outcome and
 /// duration are recorded in [`metrics::INGESTS_TOTAL`] and
 /// [`metrics::INGEST_DURATION_SECONDS`].
+#[utoipa::path(
+    post,
+    path = "/ingest",
+    tag = "ingest",
+    params(IngestParams),
+    request_body(content = IngestUpload, content_type = "multipart/form-data"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Ingested: a new version, or `existing: true` when the latest version already is this", body = IngestResponse),
+        (status = 400, description = "`invalid_name`, `invalid_option`, `missing_file`, `malformed_csv` (details.line), `empty_csv`, `invalid_header`, `limit_exceeded`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the upload stalled", body = ErrorBody),
+        (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over max_upload_bytes", body = ErrorBody),
+        (status = 502, description = "`upstream_error`: storaged or catalogd answered an error", body = ErrorBody),
+        (status = 503, description = "`busy` (Retry-After), `unavailable`, `insufficient_storage`", body = ErrorBody),
+    )
+)]
 pub async fn ingest_post(
     State(state): State<AppState>,
     query: Result<ApiQuery<IngestParams>, ApiError>,

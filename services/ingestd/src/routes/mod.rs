@@ -1,12 +1,20 @@
 //! HTTP routes of ingestd (DESIGN.md section 6).
 
-mod health;
-mod ingest;
+pub(crate) mod health;
+pub(crate) mod ingest;
 
 use crate::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+
+/// ingestd's own routes and types in its OpenAPI document (`GET /openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(ingest::ingest_post, health::readyz),
+    components(schemas(lakehouse_api::IngestResponse))
+)]
+pub struct ApiDoc;
 
 /// `POST /ingest`, `GET /metrics` (behind the same tokens), `GET /healthz`, `GET /readyz`.
 pub fn router(state: AppState) -> Router {
@@ -30,6 +38,13 @@ pub fn router(state: AppState) -> Router {
                     lakehouse_server::auth::require_token,
                 ),
             ),
+        )
+        .route(
+            "/openapi.json",
+            lakehouse_server::openapi::route(lakehouse_server::openapi::document(
+                <ApiDoc as utoipa::OpenApi>::openapi(),
+                "ingestd",
+            )),
         )
         .route("/healthz", get(lakehouse_server::healthz))
         .route("/readyz", get(health::readyz))

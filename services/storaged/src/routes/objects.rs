@@ -13,13 +13,14 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lakehouse_api::{CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, Sha256Digest};
+use lakehouse_api::{CHECKSUM_HEADER, ErrorBody, ListObjectsResponse, ObjectKey, Sha256Digest};
 use lakehouse_server::ApiQuery;
 use object_store::ObjectMeta;
 use serde::Deserialize;
 
 /// Query of `GET /objects`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectsListQuery {
     /// String prefix keys must start with (default: every key).
@@ -29,6 +30,7 @@ pub struct ObjectsListQuery {
     /// `next_start_after`.
     pub start_after: Option<String>,
     /// Objects per page, 1 to 10000 (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
 }
 
@@ -52,6 +54,26 @@ fn object_key(path: Result<Path<String>, PathRejection>) -> Result<ObjectKey, St
 /// # Errors
 /// 400 `invalid_key` before any I/O for a bad key, 400 `invalid_request` for a bad header,
 /// then whatever [`Store::put`](crate::store::Store::put) returns.
+#[utoipa::path(
+    put,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(
+        ("key" = String, Path, description = "Object key: `/`-separated segments of `[A-Za-z0-9._=-]` (no `.` or `..` segment), at most 1024 bytes", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024),
+        ("if-none-match" = Option<String>, Header, description = "`*`: create-only (412 when the key exists)", pattern = r"^\s*\*\s*$"),
+        ("x-checksum-sha256" = Option<String>, Header, description = "64 hex digits the body's SHA-256 must equal", pattern = "^[0-9a-fA-F]{64}$"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored", body = ObjectPutResponse),
+        (status = 400, description = "`invalid_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 412, description = "`already_exists` (create-only)", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn object_put(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -104,12 +126,14 @@ fn expected_checksum(headers: &HeaderMap) -> Result<Option<Sha256Digest>, Storag
 }
 
 /// Query of the content-addressed `POST /objects/{*dir}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ContentAddressQuery {
     /// Appended to the hex digest to make the last segment, for example `.parquet`: at most
     /// 32 bytes of `[A-Za-z0-9._=-]` (default none).
     #[serde(default)]
+    #[param(pattern = "^[A-Za-z0-9._=-]{0,32}$")]
     pub suffix: String,
 }
 
@@ -124,6 +148,26 @@ pub struct ContentAddressQuery {
 /// # Errors
 /// 400 `invalid_key` before any I/O for a bad `dir` or `suffix`, 400 `invalid_request` for
 /// a bad header or query, then what the store returns (nothing is stored on any error).
+#[utoipa::path(
+    post,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(
+        ("key" = String, Path, description = "The directory the object goes under (a key)", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024),
+        ContentAddressQuery,
+        ("x-checksum-sha256" = Option<String>, Header, description = "64 hex digits the body's SHA-256 must equal", pattern = "^[0-9a-fA-F]{64}$"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created under its digest", body = ObjectPutResponse),
+        (status = 200, description = "The key already held these bytes", body = ObjectPutResponse),
+        (status = 400, description = "`invalid_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn object_post(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -168,6 +212,23 @@ pub async fn object_post(
 ///
 /// # Errors
 /// 400 `invalid_key`, 404 `not_found`, 416 `invalid_range`.
+#[utoipa::path(
+    get,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(("key" = String, Path, description = "Object key: `/`-separated segments of `[A-Za-z0-9._=-]` (no `.` or `..` segment), at most 1024 bytes", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024), ("range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The object's bytes", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 206, description = "One range of them", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "`invalid_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 416, description = "`invalid_range`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn object_get(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -207,6 +268,21 @@ pub async fn object_get(
 ///
 /// # Errors
 /// 400 `invalid_key`, 404 `not_found` (status only, as HEAD has no body).
+#[utoipa::path(
+    head,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(("key" = String, Path, description = "Object key: `/`-separated segments of `[A-Za-z0-9._=-]` (no `.` or `..` segment), at most 1024 bytes", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024)),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The headers of a GET, no body"),
+        (status = 400, description = "`invalid_key` (no body)"),
+        (status = 401, description = "`unauthorized` (no body)"),
+        (status = 403, description = "`forbidden` (no body)"),
+        (status = 404, description = "`not_found` (no body)"),
+        (status = 503, description = "`unavailable` (no body)"),
+    )
+)]
 pub async fn object_head(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -220,6 +296,21 @@ pub async fn object_head(
 ///
 /// # Errors
 /// 400 `invalid_key`, 404 `not_found`.
+#[utoipa::path(
+    delete,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(("key" = String, Path, description = "Object key: `/`-separated segments of `[A-Za-z0-9._=-]` (no `.` or `..` segment), at most 1024 bytes", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024)),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`invalid_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn object_delete(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -235,6 +326,20 @@ pub async fn object_delete(
 ///
 /// # Errors
 /// 400 `invalid_option` for an unknown parameter or a `limit` outside 1..=10000.
+#[utoipa::path(
+    get,
+    path = "/objects",
+    tag = "objects",
+    params(ObjectsListQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of keys, ascending", body = ListObjectsResponse),
+        (status = 400, description = "`invalid_option`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn objects_list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ObjectsListQuery>,
