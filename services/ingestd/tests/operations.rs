@@ -270,3 +270,89 @@ async fn a_wrong_method_is_a_json_405_on_every_service() {
         assert_eq!(body["error"]["code"], "method_not_allowed", "{url}: {body}");
     }
 }
+
+#[tokio::test]
+async fn each_openapi_document_lists_every_route_and_only_real_ones() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    let http = reqwest::Client::new();
+    let shared = [
+        "get /healthz",
+        "get /readyz",
+        "get /metrics",
+        "get /openapi.json",
+    ];
+    for (service, own) in [
+        (&trio.ingestd, vec!["post /ingest"]),
+        (
+            &trio.catalogd,
+            vec![
+                "get /datasets",
+                "get /datasets/{name}",
+                "get /datasets/{name}/versions",
+                "post /datasets/{name}/versions",
+                "get /datasets/{name}/versions/{version}",
+                "post /admin/gc",
+            ],
+        ),
+        (
+            &trio.storaged,
+            vec![
+                "get /objects",
+                "get /objects/{key}",
+                "head /objects/{key}",
+                "put /objects/{key}",
+                "post /objects/{key}",
+                "delete /objects/{key}",
+            ],
+        ),
+    ] {
+        let doc: Value = http
+            .get(format!("{}/openapi.json", service.url()))
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(doc["openapi"], "3.1.0", "{}", service.name);
+        let mut documented: Vec<String> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                let path = path.clone();
+                item.as_object()
+                    .expect("a path item")
+                    .keys()
+                    .map(move |method| format!("{method} {path}"))
+            })
+            .collect();
+        documented.sort();
+        let mut expected: Vec<String> = shared.iter().chain(&own).map(|s| s.to_string()).collect();
+        expected.sort();
+        assert_eq!(documented, expected, "{}", service.name);
+        // Each documented operation is served: the router knows the route and the method
+        // (an unknown one would be 404 `no such route` or 405).
+        for operation in &documented {
+            let (method, path) = operation.split_once(' ').unwrap();
+            let path = path
+                .replace("{name}", "no-such-dataset")
+                .replace("{version}", "1")
+                .replace("{key}", "no/such/key");
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = http
+                .request(method, format!("{}{path}", service.url()))
+                .send()
+                .await
+                .expect("answers");
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            assert_ne!(status, 405, "{} {operation}: {body}", service.name);
+            assert!(
+                !body.contains("no such route"),
+                "{} {operation}: {body}",
+                service.name
+            );
+        }
+    }
+}
