@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 mod serve;
 mod telemetry;
+mod timeout;
 
 pub use error::{ApiError, ApiJson, ApiQuery};
 pub use serve::{
@@ -19,6 +20,7 @@ pub use serve::{
     shutdown_signal,
 };
 pub use telemetry::init_tracing;
+pub use timeout::request_timeout;
 
 /// Command line shared by the three binaries.
 #[derive(Debug, clap::Parser)]

@@ -292,6 +292,8 @@ async fn each_openapi_document_lists_every_route_and_only_real_ones() {
                 "post /datasets/{name}/versions",
                 "get /datasets/{name}/versions/{version}",
                 "post /admin/gc",
+                "get /ui",
+                "get /ui/datasets/{name}",
             ],
         ),
         (

@@ -9,8 +9,8 @@ use crate::error::api_error;
 use axum::Json;
 use axum::extract::{Path, State};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, ErrorBody, ErrorCode, Manifest, RegisterVersionRequest,
-    RegisterVersionResponse, VersionListResponse, VersionSummary,
+    DatasetListResponse, DatasetName, ErrorBody, ErrorCode, Manifest, VersionListResponse,
+    VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
 };
 use lakehouse_catalog::ManifestStore;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
@@ -162,7 +162,7 @@ pub async fn version_list<S: ManifestStore>(
 ///
 /// # Errors
 /// 400 `invalid_name`; 400 `invalid_request` when `n` is not a number; 404 `not_found` for an
-/// unknown dataset or version; 410 `gone` for a version past retention (issue 5).
+/// unknown dataset or version; 410 `gone` for a version past retention (docs/decisions.md, "Garbage collection and retention").
 #[utoipa::path(
     get,
     path = "/datasets/{name}/versions/{version}",
@@ -199,8 +199,8 @@ pub async fn version_get<S: ManifestStore>(
     Ok(Json(manifest.as_ref().clone()))
 }
 
-/// `POST /datasets/{name}/versions` with a [`RegisterVersionRequest`]: 200
-/// [`RegisterVersionResponse`] `{manifest, existing}` (DESIGN.md sections 2 and 6).
+/// `POST /datasets/{name}/versions` with a [`VersionRegisterRequest`]: 200
+/// [`VersionRegisterResponse`] `{manifest, existing}` (DESIGN.md sections 2 and 6).
 ///
 /// # Errors
 /// 400 `invalid_name`, `invalid_request` (body), `fingerprint_mismatch`, `invalid_object`;
@@ -211,10 +211,10 @@ pub async fn version_get<S: ManifestStore>(
     path = "/datasets/{name}/versions",
     tag = "datasets",
     params(("name" = String, Path, description = "Dataset name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
-    request_body = RegisterVersionRequest,
+    request_body = VersionRegisterRequest,
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "Registered, or `existing: true` when the latest version already is this", body = RegisterVersionResponse),
+        (status = 200, description = "Registered, or `existing: true` when the latest version already is this", body = VersionRegisterResponse),
         (status = 400, description = "`invalid_name`, `invalid_request`, `fingerprint_mismatch`, `invalid_object`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
@@ -226,8 +226,8 @@ pub async fn version_get<S: ManifestStore>(
 pub async fn version_register<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
-    body: Result<ApiJson<RegisterVersionRequest>, ApiError>,
-) -> Result<Json<RegisterVersionResponse>, ApiError> {
+    body: Result<ApiJson<VersionRegisterRequest>, ApiError>,
+) -> Result<Json<VersionRegisterResponse>, ApiError> {
     // The name is checked before the body, so a bad name is `invalid_name` whatever the body.
     let name = dataset_name(name)?;
     let ApiJson(request) = body?;
@@ -244,7 +244,7 @@ pub async fn version_register<S: ManifestStore>(
     if !outcome.existing {
         crate::metrics::version_committed();
     }
-    Ok(Json(RegisterVersionResponse {
+    Ok(Json(VersionRegisterResponse {
         manifest: outcome.manifest.as_ref().clone(),
         existing: outcome.existing,
     }))

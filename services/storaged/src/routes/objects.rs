@@ -13,7 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lakehouse_api::{CHECKSUM_HEADER, ErrorBody, ListObjectsResponse, ObjectKey, Sha256Digest};
+use lakehouse_api::{CHECKSUM_HEADER, ErrorBody, ObjectKey, ObjectListResponse, Sha256Digest};
 use lakehouse_server::ApiQuery;
 use object_store::ObjectMeta;
 use serde::Deserialize;
@@ -333,7 +333,7 @@ pub async fn object_delete(
     params(ObjectsListQuery),
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "One page of keys, ascending", body = ListObjectsResponse),
+        (status = 200, description = "One page of keys, ascending", body = ObjectListResponse),
         (status = 400, description = "`invalid_option`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
@@ -343,7 +343,7 @@ pub async fn object_delete(
 pub async fn objects_list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ObjectsListQuery>,
-) -> Result<Json<ListObjectsResponse>, StoragedError> {
+) -> Result<Json<ObjectListResponse>, StoragedError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(StoragedError::InvalidOption {
