@@ -16,8 +16,8 @@
     responses(
         (status = 200, description = "The page", body = String, content_type = "text/html"),
         (status = 400, description = "A query that does not parse", body = String, content_type = "text/html"),
-        (status = 401, description = "`unauthorized`: no valid read token (header or cookie)", body = lakehouse_api::ErrorBody),
-        (status = 403, description = "`forbidden`: a token without the read scope", body = lakehouse_api::ErrorBody),
+        (status = 401, description = "No valid read token (header or cookie): a page saying how to present one, with `WWW-Authenticate: Bearer`", body = String, content_type = "text/html"),
+        (status = 403, description = "A token without the read scope", body = String, content_type = "text/html"),
     )
 )]
 #[allow(dead_code)]
@@ -36,8 +36,8 @@ pub(crate) fn ui_list() {}
     responses(
         (status = 200, description = "The page", body = String, content_type = "text/html"),
         (status = 400, description = "A bad name or version", body = String, content_type = "text/html"),
-        (status = 401, description = "`unauthorized`: no valid read token (header or cookie)", body = lakehouse_api::ErrorBody),
-        (status = 403, description = "`forbidden`: a token without the read scope", body = lakehouse_api::ErrorBody),
+        (status = 401, description = "No valid read token (header or cookie): a page saying how to present one, with `WWW-Authenticate: Bearer`", body = String, content_type = "text/html"),
+        (status = 403, description = "A token without the read scope", body = String, content_type = "text/html"),
         (status = 404, description = "No such dataset or version", body = String, content_type = "text/html"),
         (status = 410, description = "The version is past retention", body = String, content_type = "text/html"),
         (status = 502, description = "storaged answered an error", body = String, content_type = "text/html"),
