@@ -20,6 +20,7 @@ use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
     ObjectRef, Schema, Sha256Digest, Source, VersionRegisterRequest,
 };
+use lakehouse_client::trace::bind;
 use lakehouse_convert::{ConvertError, EncodeStats, ReadConfig, ReadLimits};
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -328,7 +329,9 @@ fn start_speculative(
     let idle = state.inner.storaged_idle();
     let name = name.clone();
     let runtime = tokio::runtime::Handle::current();
-    let handle = tokio::task::spawn_blocking(move || {
+    // Bound to the request's trace context and span: its log lines and its POST to storaged
+    // carry the request id (DESIGN.md section 9).
+    let handle = tokio::task::spawn_blocking(bind(move || {
         let mut reader = Counting {
             inner: ChannelReader::new(rx),
             bytes: 0,
@@ -403,7 +406,7 @@ fn start_speculative(
             guess_ms,
         };
         (Ok(Some(output)), Some(parquet_upload))
-    });
+    }));
     (tx, Speculative { handle })
 }
 
@@ -496,9 +499,9 @@ async fn both_passes(
     let path = upload.file.path().to_owned();
     let task_options = plan.options.clone();
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
-    let pass1 = tokio::task::spawn_blocking(move || {
+    let pass1 = tokio::task::spawn_blocking(bind(move || {
         run_pass1(&path, ReadConfig::new(&task_options, limits), registered)
-    })
+    }))
     .await
     .map_err(IngestError::Task)??;
     if let Some(error) = storaged_failed {
@@ -512,14 +515,14 @@ async fn both_passes(
     );
     let task_options = plan.options.clone();
     let schema = pass1.schema.clone();
-    let encoded = tokio::task::spawn_blocking(move || {
+    let encoded = tokio::task::spawn_blocking(bind(move || {
         encode(
             &upload,
             ReadConfig::new(&task_options, limits),
             &schema,
             out,
         )
-    })
+    }))
     .await
     .map_err(IngestError::Task)?;
     match encoded {
@@ -593,6 +596,25 @@ async fn commit(
         })?;
     let register_ms = register_started.elapsed().as_millis();
 
+    let infer_ms = settled.pass1.busy.as_millis();
+    crate::metrics::ingest_succeeded(
+        csv.size,
+        parquet_size,
+        row_count,
+        [
+            plan.lookup_ms,
+            csv.receive_ms,
+            csv.hash_ms,
+            settled.guess_ms,
+            infer_ms,
+            settled.encoded.stats.parse.as_millis(),
+            settled.encoded.stats.encode.as_millis(),
+            settled.speculation_wait_ms,
+            settled.pass2_ms,
+            put_ms,
+            register_ms,
+        ],
+    );
     tracing::info!(
         dataset = %request.name,
         version = registered.manifest.version,
@@ -604,7 +626,7 @@ async fn commit(
         receive_ms = csv.receive_ms,
         csv_hash_ms = csv.hash_ms,
         guess_ms = settled.guess_ms,
-        infer_ms = settled.pass1.busy.as_millis(),
+        infer_ms,
         parse_ms = settled.encoded.stats.parse.as_millis(),
         encode_ms = settled.encoded.stats.encode.as_millis(),
         speculation_hit = settled.speculation_hit,
