@@ -10,11 +10,17 @@
 //! status codes of the error table and SHA-256 for the schema fingerprint.
 
 mod error;
+mod iceberg;
 mod manifest;
 mod names;
 mod schema;
 
 pub use error::{ErrorBody, ErrorCode, ErrorInfo};
+pub use iceberg::{
+    IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse, IcebergListNamespacesResponse,
+    IcebergListTablesResponse, IcebergLoadTableResult, IcebergNamespaceResponse,
+    IcebergTableIdentifier, S3Location, StorageLocation,
+};
 pub use manifest::{
     ColumnChange, CsvOptions, DatasetListResponse, DatasetSummary, GcRunResponse,
     INFERENCE_VERSION, IngestMode, IngestResponse, ListObjectsResponse, Manifest, ObjectInfo,

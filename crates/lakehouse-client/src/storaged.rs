@@ -4,6 +4,7 @@ use crate::{ClientError, Endpoint, Result, json, send};
 use bytes::Bytes;
 use lakehouse_api::{
     CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, ObjectPutResponse, Sha256Digest,
+    StorageLocation,
 };
 use reqwest::header;
 
@@ -160,6 +161,26 @@ impl StoragedClient {
             .map_err(|source| ClientError::Transport { url, source })
     }
 
+    /// `GET /objects/{key}` with `Range: bytes=<start>-<end - 1>`: bytes `start..end` of the
+    /// object (a Parquet footer; small ranges only, read into memory).
+    ///
+    /// # Errors
+    /// [`ClientError::Remote`] with code `not_found` for a missing key (416 for a range past
+    /// the end); transport errors.
+    pub async fn get_range(&self, key: &ObjectKey, start: u64, end: u64) -> Result<Bytes> {
+        let url = self.object_url(key);
+        let range = format!("bytes={start}-{}", end.saturating_sub(1));
+        let request = self
+            .endpoint
+            .request(reqwest::Method::GET, &url)
+            .header(header::RANGE, range);
+        let response = send(request, &url, &[]).await?;
+        response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Transport { url, source })
+    }
+
     /// `HEAD /objects/{key}`.
     ///
     /// # Errors
@@ -227,6 +248,17 @@ impl StoragedClient {
             &[],
         )
         .await?;
+        json(response, &url).await
+    }
+
+    /// `GET /location`: the storage's URI of its root and, for s3, how engines reach it
+    /// (DESIGN.md section 8).
+    ///
+    /// # Errors
+    /// Storaged's error answers; transport errors; [`ClientError::Decode`].
+    pub async fn location(&self) -> Result<StorageLocation> {
+        let url = self.endpoint.url("/location");
+        let response = send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[]).await?;
         json(response, &url).await
     }
 
