@@ -115,6 +115,8 @@ pub fn write_file(
         .map(|(k, v)| (*k, v.as_bytes().to_vec()))
         .collect();
     entries.insert("avro.schema", schema.text.as_bytes().to_vec());
+    // Said explicitly: pyiceberg reads a header without `avro.codec` as gzip.
+    entries.insert("avro.codec", b"null".to_vec());
     let map_schema = Schema::map(Schema::Bytes).build();
     let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&map_schema).build()?;
     for (key, value) in entries {
