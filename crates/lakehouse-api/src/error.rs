@@ -47,7 +47,7 @@ pub enum ErrorCode {
     /// The upload does not fit the dataset's registered schema (409).
     SchemaDrift,
     /// A dataset version past retention (`retain_versions` / `retain_ms`): its manifest is
-    /// kept as the audit trail but its objects may be garbage collected (410, issue 5).
+    /// kept as the audit trail but its objects may be garbage collected (410, docs/decisions.md, "Garbage collection and retention").
     Gone,
     /// A create-only write (`If-None-Match: *`) to a key that exists (412).
     AlreadyExists,

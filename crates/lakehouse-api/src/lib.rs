@@ -3,32 +3,42 @@
 //! Everything that crosses a process boundary is defined here once and used by both the
 //! servers and their clients: the JSON error body and its [`ErrorCode`] table, the validated
 //! names ([`DatasetName`], [`ObjectKey`], [`Sha256Digest`]), the Arrow schema as the catalog
-//! records it ([`Schema`], [`ColumnType`]) with its fingerprint, the manifest and the request
-//! and response bodies of the three services.
+//! records it ([`Schema`], [`ColumnType`]) with its [`SchemaFingerprint`], the [`Manifest`],
+//! and the request and response bodies of each service in a module of its own ([`storage`],
+//! [`catalog`], [`ingest`]), all re-exported here. Bodies are named
+//! `<Noun><Verb>Request` / `<Noun><Verb>Response` (`ObjectPutResponse`,
+//! `VersionRegisterRequest`, `DatasetListResponse`).
 //!
 //! This crate does no I/O and knows nothing of HTTP servers or clients: only serde, the `http`
 //! status codes of the error table and SHA-256 for the schema fingerprint.
 
+pub mod catalog;
 mod error;
-mod iceberg;
+pub mod iceberg;
+pub mod ingest;
 mod manifest;
 mod names;
 mod schema;
+pub mod storage;
 
-pub use error::{ErrorBody, ErrorCode, ErrorInfo};
+pub use catalog::{
+    DatasetListResponse, DatasetSummary, GcRunResponse, VersionListResponse,
+    VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
+};
 pub use iceberg::{
     IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse, IcebergListNamespacesResponse,
     IcebergListTablesResponse, IcebergLoadTableResult, IcebergNamespaceResponse,
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
-pub use manifest::{
-    ColumnChange, CsvOptions, DatasetListResponse, DatasetSummary, GcRunResponse,
-    INFERENCE_VERSION, IngestMode, IngestResponse, ListObjectsResponse, Manifest, ObjectInfo,
-    ObjectPutResponse, ObjectRef, ReadLimits, RegisterVersionRequest, RegisterVersionResponse,
-    SchemaDriftDetails, Source, VersionListResponse, VersionSummary,
-};
+pub use error::{ErrorBody, ErrorCode, ErrorInfo};
+pub use ingest::IngestResponse;
+pub use manifest::{CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Source};
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
-pub use schema::{ColumnType, Field, Schema, fingerprint_of_pairs};
+pub use schema::{
+    ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails, SchemaFingerprint,
+    fingerprint_of_pairs,
+};
+pub use storage::{ObjectInfo, ObjectListResponse, ObjectPutResponse};
 
 /// Header that makes a storaged PUT verify the body's SHA-256 (lowercase hex), DESIGN.md
 /// section 6.

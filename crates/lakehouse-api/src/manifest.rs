@@ -1,7 +1,7 @@
-//! Manifests and the request/response bodies of ingestd, catalogd and storaged
-//! (DESIGN.md section 6).
+//! The manifest of a dataset version and the parts it records: the objects, the CSV options,
+//! the ingest mode and the source (DESIGN.md section 6). Shared by the three services.
 
-use crate::{DatasetName, ObjectKey, Schema, Sha256Digest};
+use crate::{DatasetName, ObjectKey, Schema, SchemaFingerprint, Sha256Digest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The inference rule set this build implements, recorded in every manifest as
@@ -19,34 +19,6 @@ pub struct CsvOptions {
     /// Tokens read as null besides the empty field, matched exactly (case-sensitive).
     #[serde(default)]
     pub null_values: Vec<String>,
-    /// Caps on the input's shape (issue 5). Not part of the wire format or the manifest
-    /// (serde skips it): the reading service sets it from its own configuration.
-    #[serde(skip)]
-    pub limits: ReadLimits,
-}
-
-/// Caps a CSV must stay within, so that no input can make a reader hold more than a
-/// configured amount of memory (DESIGN.md section 2, invariant 5). Exceeding one is a 400
-/// `limit_exceeded` naming the cap, the line and, for fields, the column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReadLimits {
-    /// Most fields in the header (and so in every record).
-    pub max_columns: u64,
-    /// Most bytes in one field (after unquoting).
-    pub max_field_bytes: u64,
-    /// Most bytes in one record as written (quotes and line breaks inside it included).
-    pub max_record_bytes: u64,
-}
-
-impl Default for ReadLimits {
-    /// 10,000 columns, 16 MiB per field, 64 MiB per record.
-    fn default() -> Self {
-        ReadLimits {
-            max_columns: 10_000,
-            max_field_bytes: 16 * 1024 * 1024,
-            max_record_bytes: 64 * 1024 * 1024,
-        }
-    }
 }
 
 impl Default for CsvOptions {
@@ -54,7 +26,6 @@ impl Default for CsvOptions {
         CsvOptions {
             delimiter: b',',
             null_values: Vec::new(),
-            limits: ReadLimits::default(),
         }
     }
 }
@@ -152,7 +123,7 @@ pub struct Manifest {
     /// 1-based version number; the latest version is the highest.
     pub version: u64,
     /// `sha256:<hex>` of `schema` (DESIGN.md section 4).
-    pub schema_fingerprint: String,
+    pub schema_fingerprint: SchemaFingerprint,
     /// Arrow schema of every object of this version.
     pub schema: Schema,
     /// Parquet objects that make up this version.
@@ -169,284 +140,15 @@ pub struct Manifest {
     pub source: Source,
 }
 
-/// Body of `POST /datasets/{name}/versions` (catalogd).
-///
-/// `options` and `inference_version` go beyond the four fields DESIGN.md section 6 lists:
-/// the manifest records them, so the registering client has to say them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegisterVersionRequest {
-    /// Must equal `schema.fingerprint()`, or the request is a 400 `fingerprint_mismatch`.
-    pub schema_fingerprint: String,
-    /// Schema of the objects.
-    pub schema: Schema,
-    /// Objects of this upload, each already stored in storaged.
-    pub objects: Vec<ObjectRef>,
-    /// `replace` or `append`.
-    #[serde(default)]
-    pub mode: IngestMode,
-    /// Where the objects came from.
-    #[serde(default)]
-    pub source: Source,
-    /// CSV options the objects were made with.
-    #[serde(default)]
-    pub options: CsvOptions,
-    /// Inference rule set the schema was made with.
-    #[serde(default = "default_inference_version")]
-    pub inference_version: u32,
-}
-
-fn default_inference_version() -> u32 {
-    INFERENCE_VERSION
-}
-
-/// 200 answer of `POST /datasets/{name}/versions`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegisterVersionResponse {
-    /// The new version, or the latest one when `existing` is true.
-    pub manifest: Manifest,
-    /// True when the latest version already was what the request asked for (DESIGN.md
-    /// section 2, invariant 4): no new version was made.
-    pub existing: bool,
-}
-
-/// 200 answer of `POST /ingest` (ingestd).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IngestResponse {
-    /// The dataset version this upload is now part of.
-    pub manifest: Manifest,
-    /// True when no new version was made (the same upload was already registered).
-    pub existing: bool,
-    /// Rows in this upload's CSV (and Parquet object).
-    pub row_count: u64,
-    /// Key of this upload's Parquet object in storaged.
-    pub parquet_key: ObjectKey,
-    /// Size of that object, bytes.
-    pub parquet_size: u64,
-    /// Schema the object was written with.
-    pub schema: Schema,
-    /// Header renames and similar notes (DESIGN.md section 3).
-    pub warnings: Vec<String>,
-}
-
-/// One type difference in a `schema_drift` error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ColumnChange {
-    /// Column name.
-    pub column: String,
-    /// Type the dataset has registered.
-    pub registered_type: String,
-    /// Type the upload would have on its own (its inferred type), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub attempted_type: Option<String>,
-    /// 1-based CSV line of the first value the registered type does not accept, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<u64>,
-    /// That value, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-}
-
-/// `details` of a 409 `schema_drift` (DESIGN.md sections 3 and 6).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SchemaDriftDetails {
-    /// Fingerprint of the dataset's latest version.
-    pub current_fingerprint: String,
-    /// Fingerprint of the schema the upload would have had (its own inference).
-    pub attempted_fingerprint: String,
-    /// Columns in the upload that the registered schema lacks.
-    pub added: Vec<String>,
-    /// Registered columns the upload lacks.
-    pub removed: Vec<String>,
-    /// Columns present on both sides whose type does not fit.
-    pub changed: Vec<ColumnChange>,
-    /// Columns present on both sides but in another order.
-    #[serde(default)]
-    pub reordered: Vec<String>,
-}
-
-impl SchemaDriftDetails {
-    /// The name-level diff between a registered and an attempted schema: added, removed,
-    /// reordered and type-changed columns (type changes carry no line or value).
-    pub fn between(current: &Schema, attempted: &Schema) -> Self {
-        let has = |schema: &Schema, name: &str| schema.names().any(|n| n == name);
-        let added = attempted
-            .names()
-            .filter(|n| !has(current, n))
-            .map(str::to_owned)
-            .collect();
-        let removed = current
-            .names()
-            .filter(|n| !has(attempted, n))
-            .map(str::to_owned)
-            .collect();
-        let common_current: Vec<&str> = current.names().filter(|n| has(attempted, n)).collect();
-        let common_attempted: Vec<&str> = attempted.names().filter(|n| has(current, n)).collect();
-        let reordered = common_current
-            .iter()
-            .zip(&common_attempted)
-            .filter(|(a, b)| a != b)
-            .map(|(a, _)| (*a).to_owned())
-            .collect();
-        let changed = current
-            .fields
-            .iter()
-            .filter_map(|registered| {
-                let other = attempted
-                    .fields
-                    .iter()
-                    .find(|f| f.name == registered.name)?;
-                (other.data_type != registered.data_type).then(|| ColumnChange {
-                    column: registered.name.clone(),
-                    registered_type: registered.data_type.name().to_owned(),
-                    attempted_type: Some(other.data_type.name().to_owned()),
-                    line: None,
-                    value: None,
-                })
-            })
-            .collect();
-        SchemaDriftDetails {
-            current_fingerprint: current.fingerprint(),
-            attempted_fingerprint: attempted.fingerprint(),
-            added,
-            removed,
-            changed,
-            reordered,
-        }
-    }
-}
-
-/// One entry of `GET /objects` (storaged).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectInfo {
-    /// Object key.
-    pub key: ObjectKey,
-    /// Size in bytes.
-    pub size: u64,
-    /// Entity tag as the backend reports it (opaque), when it has one.
-    pub etag: Option<String>,
-    /// Last modification, RFC 3339 UTC.
-    pub last_modified: String,
-}
-
-/// Answer of `GET /objects?prefix=&start_after=&limit=` (storaged): keys in ascending byte
-/// order, `next_start_after` set when more keys follow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListObjectsResponse {
-    /// At most `limit` objects, ascending by key.
-    pub objects: Vec<ObjectInfo>,
-    /// Pass as `start_after` to get the next page; absent on the last page.
-    pub next_start_after: Option<String>,
-}
-
-/// Answer of a successful storaged write: `PUT /objects/{key}` (201) or the content-addressed
-/// `POST /objects/{dir}` (201 created, 200 already there): what is stored under `key`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectPutResponse {
-    /// The key written.
-    pub key: ObjectKey,
-    /// Size of the body in bytes.
-    pub size: u64,
-    /// SHA-256 of the body as received (64 lowercase hex digits).
-    pub sha256: Sha256Digest,
-}
-
-/// One dataset in `GET /datasets` (catalogd).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetSummary {
-    /// Dataset name.
-    pub name: DatasetName,
-    /// Latest version number.
-    pub latest_version: u64,
-    /// Fingerprint of the latest version.
-    pub schema_fingerprint: String,
-    /// Rows in the latest version.
-    pub row_count: u64,
-    /// `created_at` of the latest version.
-    pub updated_at: String,
-}
-
-/// Answer of `GET /datasets[?prefix=&limit=&cursor=]`: names ascending, `next_cursor` set when
-/// more follow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatasetListResponse {
-    /// At most `limit` datasets, ascending by name.
-    pub datasets: Vec<DatasetSummary>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-/// One version in `GET /datasets/{name}/versions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionSummary {
-    /// Version number.
-    pub version: u64,
-    /// Its fingerprint.
-    pub schema_fingerprint: String,
-    /// Its rows.
-    pub row_count: u64,
-    /// How many objects it references.
-    pub object_count: u64,
-    /// Its commit time.
-    pub created_at: String,
-    /// True when the version is past retention (`retain_versions` / `retain_ms` of catalogd):
-    /// `GET /datasets/{name}/versions/{n}` answers it 410 `gone` and its objects may already
-    /// be garbage collected (issue 5). Absent (false) from peers that predate retention.
-    #[serde(default)]
-    pub gone: bool,
-}
-
-/// Answer of `GET /datasets/{name}/versions`: every version, ascending.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionListResponse {
-    /// Dataset name.
-    pub name: DatasetName,
-    /// Versions ascending.
-    pub versions: Vec<VersionSummary>,
-}
-
-/// Answer of catalogd's `POST /admin/gc[?dry_run=true]`: what one garbage collection run
-/// over `datasets/` did (issue 5, "Garbage collection and retention"; docs/decisions.md).
-///
-/// Every object counted in `scanned_objects` is in exactly one of `retained_objects`,
-/// `skipped_young`, `deleted` / `would_delete`, or (when its dataset could not be decided)
-/// none of them, with the reason in `errors`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GcRunResponse {
-    /// True when nothing was deleted: the run only reports `would_delete`.
-    pub dry_run: bool,
-    /// Keys deleted by this run, ascending (empty on a dry run). A key another GC deleted
-    /// first is listed too: it is gone either way.
-    pub deleted: Vec<ObjectKey>,
-    /// Keys a real run would delete now, ascending (empty unless `dry_run`).
-    pub would_delete: Vec<ObjectKey>,
-    /// Objects kept because a retained version references them.
-    pub retained_objects: u64,
-    /// Objects listed under `datasets/`.
-    pub scanned_objects: u64,
-    /// Unreferenced objects kept because they are younger than `gc_grace_ms` (an ingest may
-    /// be about to register them).
-    pub skipped_young: u64,
-    /// Versions past retention seen by this run (their manifests stay; their objects are
-    /// candidates unless a retained version shares them).
-    pub expired_versions: u64,
-    /// What could not be done (a dataset whose manifests could not be read, a failed
-    /// DELETE); nothing is deleted for a dataset that could not be decided.
-    pub errors: Vec<String>,
-    /// Wall time of the run in milliseconds.
-    pub duration_ms: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ColumnType, Field};
 
     #[test]
     fn options_round_trip_with_a_tab_delimiter() {
         let options = CsvOptions {
             delimiter: b'\t',
             null_values: vec!["NA".into()],
-            ..CsvOptions::default()
         };
         let json = serde_json::to_string(&options).unwrap();
         assert_eq!(json, r#"{"delimiter":"\t","null_values":["NA"]}"#);
@@ -465,30 +167,5 @@ mod tests {
             CsvOptions::parse_null_values("NA,,NULL"),
             vec!["NA", "NULL"]
         );
-    }
-
-    #[test]
-    fn drift_diff_names_added_removed_reordered_and_changed() {
-        let current = Schema {
-            fields: vec![
-                Field::new("a", ColumnType::Int64),
-                Field::new("b", ColumnType::Utf8),
-                Field::new("c", ColumnType::Bool),
-            ],
-        };
-        let attempted = Schema {
-            fields: vec![
-                Field::new("b", ColumnType::Utf8),
-                Field::new("a", ColumnType::Float64),
-                Field::new("d", ColumnType::Bool),
-            ],
-        };
-        let diff = SchemaDriftDetails::between(&current, &attempted);
-        assert_eq!(diff.added, vec!["d"]);
-        assert_eq!(diff.removed, vec!["c"]);
-        assert_eq!(diff.reordered, vec!["a", "b"]);
-        assert_eq!(diff.changed.len(), 1);
-        assert_eq!(diff.changed[0].column, "a");
-        assert_eq!(diff.changed[0].attempted_type.as_deref(), Some("float64"));
     }
 }

@@ -1,5 +1,6 @@
 //! Validated names: dataset names, object keys and SHA-256 digests (DESIGN.md section 6).
 
+use crate::SchemaFingerprint;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -20,6 +21,9 @@ pub enum NameError {
     /// Not 64 lowercase hex digits.
     #[error("invalid sha-256 digest {0:?}: must be 64 lowercase hex digits")]
     Sha256(String),
+    /// Not a schema fingerprint of DESIGN.md section 4.
+    #[error("invalid schema fingerprint {0:?}: must be sha256: and 64 lowercase hex digits")]
+    Fingerprint(String),
 }
 
 /// A dataset name: `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (DESIGN.md section 6).
@@ -126,20 +130,24 @@ impl ObjectKey {
 
     /// Content-addressed key of a dataset's Parquet object (DESIGN.md section 5):
     /// `datasets/<name>/<fp_hex>/<sha256-of-the-parquet-bytes-hex>.parquet`.
-    pub fn parquet_object(name: &DatasetName, fingerprint_hex: &str, sha: &Sha256Digest) -> Self {
+    pub fn parquet_object(
+        name: &DatasetName,
+        fingerprint: &SchemaFingerprint,
+        sha: &Sha256Digest,
+    ) -> Self {
         ObjectKey(format!(
             "{}/{}.parquet",
-            Self::parquet_dir(name, fingerprint_hex).0,
+            Self::parquet_dir(name, fingerprint).0,
             sha.as_str()
         ))
     }
 
     /// The folder of a dataset's Parquet objects of one schema, `datasets/<name>/<fp_hex>`:
     /// where ingestd's content-addressed POST puts them (storaged names each
-    /// `<sha256-hex>.parquet`, as [`ObjectKey::parquet_object`]). `fingerprint_hex` is 64 hex
-    /// digits, so the key is valid.
-    pub fn parquet_dir(name: &DatasetName, fingerprint_hex: &str) -> Self {
-        ObjectKey(format!("datasets/{}/{}", name.as_str(), fingerprint_hex))
+    /// `<sha256-hex>.parquet`, as [`ObjectKey::parquet_object`]). `<fp_hex>` is the
+    /// fingerprint's 64 hex digits ([`SchemaFingerprint::hex`]), so the key is valid.
+    pub fn parquet_dir(name: &DatasetName, fingerprint: &SchemaFingerprint) -> Self {
+        ObjectKey(format!("datasets/{}/{}", name.as_str(), fingerprint.hex()))
     }
 
     /// Key of version `version` of dataset `name`'s manifest (DESIGN.md section 6):

@@ -1,5 +1,6 @@
 //! The schema as the catalog records it and its fingerprint (DESIGN.md sections 3 and 4).
 
+use crate::NameError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -90,7 +91,7 @@ pub struct Schema {
 impl Schema {
     /// The schema fingerprint of DESIGN.md section 4:
     /// `"sha256:" + hex(SHA-256(name || 0x1f || type || 0x1e, for each field))`.
-    pub fn fingerprint(&self) -> String {
+    pub fn fingerprint(&self) -> SchemaFingerprint {
         fingerprint_of_pairs(
             self.fields
                 .iter()
@@ -107,7 +108,9 @@ impl Schema {
 /// The fingerprint of DESIGN.md section 4 over raw `(name, type string)` pairs; the type
 /// string is hashed as given, which is what lets the section's test vectors use type strings
 /// that are not real types.
-pub fn fingerprint_of_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+pub fn fingerprint_of_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> SchemaFingerprint {
     let mut hasher = Sha256::new();
     for (name, data_type) in pairs {
         hasher.update(name.as_bytes());
@@ -115,7 +118,165 @@ pub fn fingerprint_of_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a st
         hasher.update(data_type.as_bytes());
         hasher.update([0x1e]);
     }
-    format!("sha256:{}", hex::encode(hasher.finalize()))
+    SchemaFingerprint(format!("{PREFIX}{}", hex::encode(hasher.finalize())))
+}
+
+const PREFIX: &str = "sha256:";
+
+/// A schema fingerprint of DESIGN.md section 4: `sha256:` and 64 lowercase hex digits,
+/// written that way by `Display` and serde (so a JSON body carries the string
+/// `"sha256:<hex>"`). [`SchemaFingerprint::hex`] is the digest alone, the object-key segment
+/// of DESIGN.md section 5 (`datasets/<name>/<hex>/...`).
+///
+/// Made by [`Schema::fingerprint`], or parsed (and validated) from its text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SchemaFingerprint(String);
+
+impl SchemaFingerprint {
+    /// Validates `text` as `sha256:` followed by 64 lowercase hex digits.
+    ///
+    /// # Errors
+    /// [`NameError::Fingerprint`] otherwise.
+    pub fn new(text: impl Into<String>) -> Result<Self, NameError> {
+        let text = text.into();
+        let ok = text.strip_prefix(PREFIX).is_some_and(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if ok {
+            Ok(SchemaFingerprint(text))
+        } else {
+            Err(NameError::Fingerprint(text))
+        }
+    }
+
+    /// The 64 lowercase hex digits, without `sha256:`.
+    pub fn hex(&self) -> &str {
+        &self.0[PREFIX.len()..]
+    }
+
+    /// The whole text, `sha256:<hex>`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SchemaFingerprint {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        SchemaFingerprint::new(value)
+    }
+}
+
+impl From<SchemaFingerprint> for String {
+    fn from(value: SchemaFingerprint) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for SchemaFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for SchemaFingerprint {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SchemaFingerprint {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// One type difference in a `schema_drift` error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnChange {
+    /// Column name.
+    pub column: String,
+    /// Type the dataset has registered.
+    pub registered_type: String,
+    /// Type the upload would have on its own (its inferred type), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_type: Option<String>,
+    /// 1-based CSV line of the first value the registered type does not accept, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    /// That value, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// `details` of a 409 `schema_drift` (DESIGN.md sections 3 and 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaDriftDetails {
+    /// Fingerprint of the dataset's latest version.
+    pub current_fingerprint: SchemaFingerprint,
+    /// Fingerprint of the schema the upload would have had (its own inference).
+    pub attempted_fingerprint: SchemaFingerprint,
+    /// Columns in the upload that the registered schema lacks.
+    pub added: Vec<String>,
+    /// Registered columns the upload lacks.
+    pub removed: Vec<String>,
+    /// Columns present on both sides whose type does not fit.
+    pub changed: Vec<ColumnChange>,
+    /// Columns present on both sides but in another order.
+    #[serde(default)]
+    pub reordered: Vec<String>,
+}
+
+impl SchemaDriftDetails {
+    /// The name-level diff between a registered and an attempted schema: added, removed,
+    /// reordered and type-changed columns (type changes carry no line or value).
+    pub fn between(current: &Schema, attempted: &Schema) -> Self {
+        let has = |schema: &Schema, name: &str| schema.names().any(|n| n == name);
+        let added = attempted
+            .names()
+            .filter(|n| !has(current, n))
+            .map(str::to_owned)
+            .collect();
+        let removed = current
+            .names()
+            .filter(|n| !has(attempted, n))
+            .map(str::to_owned)
+            .collect();
+        let common_current: Vec<&str> = current.names().filter(|n| has(attempted, n)).collect();
+        let common_attempted: Vec<&str> = attempted.names().filter(|n| has(current, n)).collect();
+        let reordered = common_current
+            .iter()
+            .zip(&common_attempted)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| (*a).to_owned())
+            .collect();
+        let changed = current
+            .fields
+            .iter()
+            .filter_map(|registered| {
+                let other = attempted
+                    .fields
+                    .iter()
+                    .find(|f| f.name == registered.name)?;
+                (other.data_type != registered.data_type).then(|| ColumnChange {
+                    column: registered.name.clone(),
+                    registered_type: registered.data_type.name().to_owned(),
+                    attempted_type: Some(other.data_type.name().to_owned()),
+                    line: None,
+                    value: None,
+                })
+            })
+            .collect();
+        SchemaDriftDetails {
+            current_fingerprint: current.fingerprint(),
+            attempted_fingerprint: attempted.fingerprint(),
+            added,
+            removed,
+            changed,
+            reordered,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +317,26 @@ mod tests {
     }
 
     #[test]
+    fn fingerprint_text_hex_and_validation() {
+        let fp = Schema {
+            fields: vec![Field::new("id", ColumnType::Int64)],
+        }
+        .fingerprint();
+        assert_eq!(fp.to_string(), format!("sha256:{}", fp.hex()));
+        assert_eq!(fp.hex().len(), 64);
+        let json = serde_json::to_string(&fp).unwrap();
+        assert_eq!(json, format!("\"{fp}\""));
+        assert_eq!(
+            serde_json::from_str::<SchemaFingerprint>(&json).unwrap(),
+            fp
+        );
+        assert!(SchemaFingerprint::new(fp.hex()).is_err());
+        assert!(SchemaFingerprint::new(format!("sha256:{}", fp.hex().to_uppercase())).is_err());
+        assert!(SchemaFingerprint::new("sha256:abc").is_err());
+        assert!(serde_json::from_str::<SchemaFingerprint>("\"md5:00\"").is_err());
+    }
+
+    #[test]
     fn nullability_is_not_part_of_the_fingerprint() {
         let mut a = Schema {
             fields: vec![Field::new("x", ColumnType::Int64)],
@@ -172,5 +353,30 @@ mod tests {
             json,
             r#"{"name":"at","type":"timestamp[us, tz=UTC]","nullable":true}"#
         );
+    }
+
+    #[test]
+    fn drift_diff_names_added_removed_reordered_and_changed() {
+        let current = Schema {
+            fields: vec![
+                Field::new("a", ColumnType::Int64),
+                Field::new("b", ColumnType::Utf8),
+                Field::new("c", ColumnType::Bool),
+            ],
+        };
+        let attempted = Schema {
+            fields: vec![
+                Field::new("b", ColumnType::Utf8),
+                Field::new("a", ColumnType::Float64),
+                Field::new("d", ColumnType::Bool),
+            ],
+        };
+        let diff = SchemaDriftDetails::between(&current, &attempted);
+        assert_eq!(diff.added, vec!["d"]);
+        assert_eq!(diff.removed, vec!["c"]);
+        assert_eq!(diff.reordered, vec!["a", "b"]);
+        assert_eq!(diff.changed.len(), 1);
+        assert_eq!(diff.changed[0].column, "a");
+        assert_eq!(diff.changed[0].attempted_type.as_deref(), Some("float64"));
     }
 }

@@ -7,7 +7,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{
     DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef,
-    RegisterVersionRequest, SchemaDriftDetails,
+    SchemaDriftDetails, VersionRegisterRequest,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -51,7 +51,7 @@ pub struct Catalog<S> {
     /// One commit lock per dataset: committers in this process queue instead of racing.
     /// Garbage collection takes it too (see `gc.rs`).
     commit_locks: Mutex<HashMap<DatasetName, Arc<tokio::sync::Mutex<()>>>>,
-    /// Which old versions are still served (issue 5); [`RetentionPolicy::KEEP_ALL`] unless
+    /// Which old versions are still served (docs/decisions.md, "Garbage collection and retention"); [`RetentionPolicy::KEEP_ALL`] unless
     /// [`Catalog::with_retention`] says otherwise.
     pub(crate) retention: RetentionPolicy,
     /// `<base>` of the Iceberg table locations (DESIGN.md section 8), `None`: no Iceberg
@@ -119,7 +119,7 @@ impl<S: ManifestStore> Catalog<S> {
         &self.store
     }
 
-    /// The catalog with retention `policy` (issue 5): versions past it answer
+    /// The catalog with retention `policy` (docs/decisions.md, "Garbage collection and retention"): versions past it answer
     /// [`CatalogError::Gone`] and their objects become garbage collection candidates.
     pub fn with_retention(mut self, policy: RetentionPolicy) -> Self {
         self.retention = policy;
@@ -362,13 +362,13 @@ impl<S: ManifestStore> Catalog<S> {
     pub async fn register(
         &self,
         name: &DatasetName,
-        request: RegisterVersionRequest,
+        request: VersionRegisterRequest,
     ) -> Result<RegisterOutcome> {
         self.validate(name, &request)?;
         let lock = self.commit_lock(name);
         let _guard = lock.lock().await;
         // Under the lock: garbage collection of `name` holds it while it decides and deletes,
-        // so no object can vanish between this check and the commit below (issue 5).
+        // so no object can vanish between this check and the commit below (docs/decisions.md, "Garbage collection and retention").
         self.check_objects_stored(&request).await?;
         self.refresh(name).await?;
         if let Some(latest) = self.latest(name) {
@@ -428,7 +428,7 @@ impl<S: ManifestStore> Catalog<S> {
     }
 
     /// Step 1 of [`Catalog::register`].
-    fn validate(&self, name: &DatasetName, request: &RegisterVersionRequest) -> Result<()> {
+    fn validate(&self, name: &DatasetName, request: &VersionRegisterRequest) -> Result<()> {
         let computed = request.schema.fingerprint();
         if computed != request.schema_fingerprint {
             return Err(CatalogError::FingerprintMismatch {
@@ -441,8 +441,7 @@ impl<S: ManifestStore> Catalog<S> {
                 "objects must name at least one object".into(),
             ));
         }
-        let fp_hex = computed.strip_prefix("sha256:").unwrap_or(&computed);
-        let prefix = format!("datasets/{}/{fp_hex}/", name.as_str());
+        let prefix = format!("{}/", ObjectKey::parquet_dir(name, &computed));
         let mut seen = HashSet::new();
         for object in &request.objects {
             let key = object.key.as_str();
@@ -465,7 +464,7 @@ impl<S: ManifestStore> Catalog<S> {
 
     /// Step 2 of [`Catalog::register`]: every object is stored with the stated size. Runs
     /// under the dataset's commit lock.
-    async fn check_objects_stored(&self, request: &RegisterVersionRequest) -> Result<()> {
+    async fn check_objects_stored(&self, request: &VersionRegisterRequest) -> Result<()> {
         for object in &request.objects {
             match self.store.object_size(&object.key).await? {
                 Some(size) if size == object.size => {}
@@ -582,7 +581,7 @@ fn parse_manifest_key(key: &ObjectKey) -> Result<(DatasetName, u64)> {
 }
 
 /// Invariant 4: `replace` asks for exactly these objects, `append` for a version holding them.
-fn already_holds(latest: &Manifest, request: &RegisterVersionRequest) -> bool {
+fn already_holds(latest: &Manifest, request: &VersionRegisterRequest) -> bool {
     let held = || latest.objects.iter().map(|o| &o.key);
     let asked = || request.objects.iter().map(|o| &o.key);
     match request.mode {
@@ -598,7 +597,7 @@ fn already_holds(latest: &Manifest, request: &RegisterVersionRequest) -> bool {
 fn next_manifest(
     name: &DatasetName,
     latest: Option<&Manifest>,
-    request: &RegisterVersionRequest,
+    request: &VersionRegisterRequest,
 ) -> Manifest {
     let objects: Vec<ObjectRef> = match (request.mode, latest) {
         (IngestMode::Append, Some(latest)) => {

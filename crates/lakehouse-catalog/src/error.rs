@@ -1,6 +1,6 @@
 //! The catalog's error enum: what a caller (catalogd's error table, a test) can act on.
 
-use lakehouse_api::{DatasetName, ObjectKey, SchemaDriftDetails};
+use lakehouse_api::{DatasetName, ObjectKey, SchemaDriftDetails, SchemaFingerprint};
 
 /// Boxed source error of a [`StoreError`].
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -45,7 +45,7 @@ pub enum CatalogError {
         /// The version asked for.
         version: u64,
     },
-    /// The version exists but is past retention (`retain_versions` / `retain_ms`, issue 5):
+    /// The version exists but is past retention (`retain_versions` / `retain_ms`, docs/decisions.md, "Garbage collection and retention"):
     /// its manifest is kept, its objects may already be garbage collected.
     #[error("version {version} of {name} is past retention")]
     Gone {
@@ -59,9 +59,9 @@ pub enum CatalogError {
     #[error("schema_fingerprint {declared} is not the fingerprint of the schema ({computed})")]
     FingerprintMismatch {
         /// The request's `schema_fingerprint`.
-        declared: String,
+        declared: SchemaFingerprint,
         /// `schema.fingerprint()`.
-        computed: String,
+        computed: SchemaFingerprint,
     },
     /// A register request naming an object with a key outside the dataset's content-addressed
     /// layout, or one the store does not hold with the stated size (DESIGN.md section 2,

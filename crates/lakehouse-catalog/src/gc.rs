@@ -1,4 +1,4 @@
-//! Garbage collection of `datasets/` (issue 5, "Garbage collection and retention";
+//! Garbage collection of `datasets/` (docs/decisions.md, "Garbage collection and retention";
 //! DESIGN.md section 2, invariant 7: "orphaned objects are removed by GC later").
 //!
 //! An object under `datasets/` is deleted only when all of these hold:

@@ -1,11 +1,11 @@
-//! Unit tests of retention and garbage collection over [`MemoryStore`] (issue 5).
+//! Unit tests of retention and garbage collection over [`MemoryStore`] (docs/decisions.md, "Garbage collection and retention").
 
 use crate::{Catalog, CatalogError, GcOptions, MemoryStore, RetentionPolicy, manifest_prefix};
 use bytes::Bytes;
 use chrono::{Duration, Utc};
 use lakehouse_api::{
-    ColumnType, CsvOptions, DatasetName, Field, IngestMode, ObjectKey, ObjectRef,
-    RegisterVersionRequest, Schema, Sha256Digest, Source,
+    ColumnType, CsvOptions, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, Schema,
+    Sha256Digest, Source, VersionRegisterRequest,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
@@ -34,7 +34,7 @@ fn put_object(
 ) -> ObjectRef {
     let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
     let fp = schema().fingerprint();
-    let key = ObjectKey::parquet_object(dataset, fp.strip_prefix("sha256:").unwrap(), &sha);
+    let key = ObjectKey::parquet_object(dataset, &fp, &sha);
     store.insert(key.clone(), Bytes::from(content.to_owned()));
     store.set_last_modified(&key, Utc::now() - Duration::hours(age_hours));
     ObjectRef {
@@ -45,8 +45,8 @@ fn put_object(
     }
 }
 
-fn request(objects: Vec<ObjectRef>, mode: IngestMode) -> RegisterVersionRequest {
-    RegisterVersionRequest {
+fn request(objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
+    VersionRegisterRequest {
         schema_fingerprint: schema().fingerprint(),
         schema: schema(),
         objects,
@@ -308,8 +308,8 @@ async fn stray_keys_follow_the_grace_rule_and_a_store_outage_deletes_nothing() {
     );
 }
 
-/// The race of issue 5: registers (each PUTting a fresh object, then registering it) run
-/// while GC runs over and over with no grace at all. Registers may fail (GC may delete a
+/// The race of docs/decisions.md, "Garbage collection and retention": registers (each
+/// PUTting a fresh object, then registering it) run while GC runs over and over with no grace at all. Registers may fail (GC may delete a
 /// fresh object before its register checks it: the ingest then fails, no version is made),
 /// but every object any retained version references must still exist, during and after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -11,7 +11,7 @@
 //!
 //! Old versions past a [`RetentionPolicy`] answer [`CatalogError::Gone`];
 //! [`Catalog::collect_garbage`] deletes objects under `datasets/` that no retained version
-//! references once they are older than a grace period (issue 5).
+//! references once they are older than a grace period (docs/decisions.md, "Garbage collection and retention").
 //!
 //! Not here: HTTP (routes, status codes, clients) and anything about CSV or Parquet bytes.
 

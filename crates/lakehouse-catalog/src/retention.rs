@@ -1,4 +1,4 @@
-//! Retention of old versions (issue 5, "Garbage collection and retention"): which versions of
+//! Retention of old versions (docs/decisions.md, "Garbage collection and retention"): which versions of
 //! a dataset are still served, and so which objects garbage collection must keep.
 //!
 //! A version past retention keeps its manifest (the audit trail, a few hundred bytes) but

@@ -18,7 +18,7 @@ pub enum PutOutcome {
 }
 
 /// One entry of [`ManifestStore::list_objects`]: what garbage collection needs to know of an
-/// object (issue 5).
+/// object (docs/decisions.md, "Garbage collection and retention").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
     /// The object's key.
@@ -110,7 +110,7 @@ pub trait ManifestStore: Send + Sync + 'static {
     fn ready(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every object whose key starts with `prefix`, ascending, with size and last
-    /// modification; all pages (garbage collection, issue 5).
+    /// modification; all pages (garbage collection, docs/decisions.md, "Garbage collection and retention").
     ///
     /// # Errors
     /// [`StoreError`] when the store fails or does not answer.

@@ -6,8 +6,8 @@ use crate::{
 };
 use bytes::Bytes;
 use lakehouse_api::{
-    ColumnType, CsvOptions, DatasetName, Field, IngestMode, Manifest, ObjectKey, ObjectRef,
-    RegisterVersionRequest, Schema, Sha256Digest, Source,
+    ColumnType, CsvOptions, DatasetName, Field, IngestMode, Manifest, ObjectKey, ObjectRef, Schema,
+    Sha256Digest, Source, VersionRegisterRequest,
 };
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -44,7 +44,7 @@ fn put_object(
 ) -> ObjectRef {
     let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
     let fp = schema.fingerprint();
-    let key = ObjectKey::parquet_object(dataset, fp.strip_prefix("sha256:").unwrap(), &sha);
+    let key = ObjectKey::parquet_object(dataset, &fp, &sha);
     store.insert(key.clone(), Bytes::from(content.to_owned()));
     ObjectRef {
         key,
@@ -54,8 +54,8 @@ fn put_object(
     }
 }
 
-fn request(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> RegisterVersionRequest {
-    RegisterVersionRequest {
+fn request(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
+    VersionRegisterRequest {
         schema_fingerprint: schema.fingerprint(),
         schema: schema.clone(),
         objects,
@@ -352,7 +352,7 @@ async fn keys_outside_the_dataset_layout_are_refused() {
     let mut nested = good.clone();
     nested.key = ObjectKey::new(format!(
         "datasets/sales/{}/day=1/{}.parquet",
-        &schema_v1().fingerprint()[7..],
+        schema_v1().fingerprint().hex(),
         good.sha256
     ))
     .unwrap();

@@ -1,7 +1,10 @@
 //! Client of catalogd's dataset API.
 
 use crate::{Endpoint, Result, json, send};
-use lakehouse_api::{DatasetName, Manifest, RegisterVersionRequest, RegisterVersionResponse};
+use lakehouse_api::{
+    DatasetListResponse, DatasetName, GcRunResponse, Manifest, VersionListResponse,
+    VersionRegisterRequest, VersionRegisterResponse,
+};
 
 /// Client of catalogd (`/datasets`), cheap to clone.
 #[derive(Debug, Clone)]
@@ -49,8 +52,8 @@ impl CatalogdClient {
     pub async fn register(
         &self,
         name: &DatasetName,
-        request: &RegisterVersionRequest,
-    ) -> Result<RegisterVersionResponse> {
+        request: &VersionRegisterRequest,
+    ) -> Result<VersionRegisterResponse> {
         let url = self
             .endpoint
             .url(&format!("/datasets/{}/versions", name.as_str()));
@@ -63,6 +66,79 @@ impl CatalogdClient {
         )
         .await?;
         json(response, &url).await
+    }
+
+    /// The base URL (no trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.endpoint.base
+    }
+
+    /// One page of `GET /datasets?prefix=&limit=&cursor=`: names ascending, `next_cursor`
+    /// set when more follow.
+    ///
+    /// # Errors
+    /// catalogd's error answers (400 `invalid_option`, 401); transport and decode errors.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<DatasetListResponse> {
+        let url = self.endpoint.url("/datasets");
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if !prefix.is_empty() {
+            query.push(("prefix", prefix.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
+        let request = self
+            .endpoint
+            .request(reqwest::Method::GET, &url)
+            .query(&query);
+        json(send(request, &url, &[]).await?, &url).await
+    }
+
+    /// `GET /datasets/{name}/versions`: every version, ascending.
+    ///
+    /// # Errors
+    /// 404 `not_found` for an unknown dataset; transport and decode errors.
+    pub async fn versions(&self, name: &DatasetName) -> Result<VersionListResponse> {
+        let url = self
+            .endpoint
+            .url(&format!("/datasets/{}/versions", name.as_str()));
+        let request = self.endpoint.request(reqwest::Method::GET, &url);
+        json(send(request, &url, &[]).await?, &url).await
+    }
+
+    /// `GET /datasets/{name}/versions/{version}`: that version's manifest (time travel).
+    ///
+    /// # Errors
+    /// 404 `not_found` for an unknown dataset or version, 410 `gone` past retention;
+    /// transport and decode errors.
+    pub async fn version(&self, name: &DatasetName, version: u64) -> Result<Manifest> {
+        let url = self
+            .endpoint
+            .url(&format!("/datasets/{}/versions/{version}", name.as_str()));
+        let request = self.endpoint.request(reqwest::Method::GET, &url);
+        json(send(request, &url, &[]).await?, &url).await
+    }
+
+    /// `POST /admin/gc[?dry_run=true]`: one garbage collection run.
+    ///
+    /// # Errors
+    /// 401/403 without a write token; 503/502 when storaged cannot list; transport and
+    /// decode errors.
+    pub async fn gc(&self, dry_run: bool) -> Result<GcRunResponse> {
+        let url = self.endpoint.url("/admin/gc");
+        let mut request = self.endpoint.request(reqwest::Method::POST, &url);
+        if dry_run {
+            request = request.query(&[("dry_run", "true")]);
+        }
+        json(send(request, &url, &[]).await?, &url).await
     }
 
     /// `GET /readyz`: Ok when catalogd answers 200.

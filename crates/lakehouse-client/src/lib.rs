@@ -1,4 +1,5 @@
-//! HTTP clients of storaged and catalogd (DESIGN.md section 6), used by catalogd and ingestd.
+//! HTTP clients of storaged, catalogd and ingestd (DESIGN.md section 6), used by catalogd,
+//! ingestd and the `lakehouse` CLI.
 //!
 //! Every non-2xx answer is decoded back into the [`ErrorBody`] the server sent, so a caller
 //! sees [`ClientError::Remote`] with the same [`ErrorCode`] the remote service chose and
@@ -8,15 +9,17 @@
 //! Not for: retries or timeouts policy beyond the connect timeout (callers decide).
 
 mod catalogd;
+mod ingestd;
 mod storaged;
 
 pub use catalogd::CatalogdClient;
+pub use ingestd::{IngestOptions, IngestdClient};
 pub use storaged::{ObjectHead, PutOptions, PutOutcome, StoragedClient};
 
 use lakehouse_api::{ErrorBody, ErrorCode};
 use std::time::Duration;
 
-/// What went wrong talking to storaged or catalogd.
+/// What went wrong talking to storaged, catalogd or ingestd.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The base URL given to a client's `new` does not parse.

@@ -3,7 +3,7 @@
 use crate::{ClientError, Endpoint, Result, json, send};
 use bytes::Bytes;
 use lakehouse_api::{
-    CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, ObjectPutResponse, Sha256Digest,
+    CHECKSUM_HEADER, ObjectKey, ObjectListResponse, ObjectPutResponse, Sha256Digest,
     StorageLocation,
 };
 use reqwest::header;
@@ -161,19 +161,48 @@ impl StoragedClient {
             .map_err(|source| ClientError::Transport { url, source })
     }
 
-    /// `GET /objects/{key}` with `Range: bytes=<start>-<end - 1>`: bytes `start..end` of the
-    /// object (a Parquet footer; small ranges only, read into memory).
+    /// `GET /objects/{key}` as a stream of chunks, for objects of any size: the object's
+    /// size (`Content-Length`) and its bytes as they arrive.
     ///
     /// # Errors
-    /// [`ClientError::Remote`] with code `not_found` for a missing key (416 for a range past
-    /// the end); transport errors.
+    /// [`ClientError::Remote`] with code `not_found` for a missing key; transport errors
+    /// (also as items of the stream, when the body breaks off).
+    pub async fn get_stream(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<(
+        Option<u64>,
+        futures::stream::BoxStream<'static, Result<Bytes>>,
+    )> {
+        use futures::StreamExt;
+        let url = self.object_url(key);
+        let response = send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[]).await?;
+        let size = response.content_length();
+        let chunks = response
+            .bytes_stream()
+            .map(move |chunk| {
+                chunk.map_err(|source| ClientError::Transport {
+                    url: url.clone(),
+                    source,
+                })
+            })
+            .boxed();
+        Ok((size, chunks))
+    }
+
+    /// `GET /objects/{key}` with `Range: bytes=start-(end-1)`: the bytes `start..end` of the
+    /// object (fewer when the object ends first), read whole into memory (footers, pages).
+    ///
+    /// # Errors
+    /// [`ClientError::Remote`] with `not_found` for a missing key or storaged's 416 for a
+    /// range past the end; transport errors.
     pub async fn get_range(&self, key: &ObjectKey, start: u64, end: u64) -> Result<Bytes> {
         let url = self.object_url(key);
-        let range = format!("bytes={start}-{}", end.saturating_sub(1));
+        let last = end.saturating_sub(1).max(start);
         let request = self
             .endpoint
             .request(reqwest::Method::GET, &url)
-            .header(header::RANGE, range);
+            .header(header::RANGE, format!("bytes={start}-{last}"));
         let response = send(request, &url, &[]).await?;
         response
             .bytes()
@@ -231,7 +260,7 @@ impl StoragedClient {
         prefix: &str,
         start_after: Option<&str>,
         limit: Option<u32>,
-    ) -> Result<ListObjectsResponse> {
+    ) -> Result<ObjectListResponse> {
         let url = self.endpoint.url("/objects");
         let mut query: Vec<(&str, String)> = vec![("prefix", prefix.to_owned())];
         if let Some(after) = start_after {

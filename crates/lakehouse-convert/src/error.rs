@@ -33,7 +33,7 @@ pub enum ConvertError {
         /// What is wrong, for a human.
         reason: String,
     },
-    /// The input exceeds one of the [`lakehouse_api::ReadLimits`] (`limit_exceeded`, 400).
+    /// The input exceeds one of the [`ReadLimits`](crate::ReadLimits) (`limit_exceeded`, 400).
     #[error("csv exceeds {limit} = {max} at line {line}{}", column_suffix(*column))]
     LimitExceeded {
         /// Which cap: `max_columns`, `max_field_bytes` or `max_record_bytes`.

@@ -3,9 +3,9 @@
 
 use crate::classify::{Class, ColumnStats, accepts, classify};
 use crate::error::{ConvertError, Result};
-use crate::source::{Header, Nulls, Records};
+use crate::source::{Header, Nulls, ReadConfig, Records};
 use crate::{Checked, Inferred};
-use lakehouse_api::{ColumnChange, ColumnType, CsvOptions, Field, Schema, SchemaDriftDetails};
+use lakehouse_api::{ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails};
 use std::io::Read;
 
 fn schema_of(header: &Header, stats: &[ColumnStats]) -> Schema {
@@ -19,7 +19,7 @@ fn schema_of(header: &Header, stats: &[ColumnStats]) -> Schema {
     }
 }
 
-pub(crate) fn infer_schema<R: Read>(reader: R, options: &CsvOptions) -> Result<Inferred> {
+pub(crate) fn infer_schema<R: Read>(reader: R, options: ReadConfig<'_>) -> Result<Inferred> {
     let (mut records, header) = Records::open(reader, options)?;
     let nulls = Nulls::new(options);
     let mut stats = vec![ColumnStats::new(); header.names.len()];
@@ -37,7 +37,11 @@ pub(crate) fn infer_schema<R: Read>(reader: R, options: &CsvOptions) -> Result<I
     })
 }
 
-pub(crate) fn guess_schema(prefix: &[u8], complete: bool, options: &CsvOptions) -> Option<Schema> {
+pub(crate) fn guess_schema(
+    prefix: &[u8],
+    complete: bool,
+    options: ReadConfig<'_>,
+) -> Option<Schema> {
     if complete {
         return infer_schema(prefix, options)
             .ok()
@@ -73,7 +77,7 @@ struct Refusal {
 
 pub(crate) fn check_schema<R: Read>(
     reader: R,
-    options: &CsvOptions,
+    options: ReadConfig<'_>,
     registered: &Schema,
 ) -> Result<Checked> {
     let (mut records, header) = Records::open(reader, options)?;

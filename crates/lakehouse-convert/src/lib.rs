@@ -25,8 +25,9 @@ mod tokenize;
 mod write;
 
 pub use error::{ConvertError, Result};
+pub use source::{ReadConfig, ReadLimits};
 
-use lakehouse_api::{CsvOptions, Schema};
+use lakehouse_api::Schema;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -103,8 +104,11 @@ pub struct EncodeStats {
 /// - [`ConvertError::InvalidHeader`]: a header name with a control character
 ///   (U+0000 to U+001F).
 /// - [`ConvertError::Io`]: reading failed.
-pub fn infer_schema<R: Read>(reader: R, options: &CsvOptions) -> Result<Inferred> {
-    infer::infer_schema(reader, options)
+pub fn infer_schema<'a, R: Read>(
+    reader: R,
+    options: impl Into<ReadConfig<'a>>,
+) -> Result<Inferred> {
+    infer::infer_schema(reader, options.into())
 }
 
 /// Pass 1 for an EXISTING dataset (DESIGN.md section 3, "Uploads to an existing dataset").
@@ -124,12 +128,12 @@ pub fn infer_schema<R: Read>(reader: R, options: &CsvOptions) -> Result<Inferred
 ///   the line and text of the first refused value. The whole file is read first, so every
 ///   such column is listed.
 /// - The same CSV errors as [`infer_schema`], which take precedence over drift.
-pub fn check_schema<R: Read>(
+pub fn check_schema<'a, R: Read>(
     reader: R,
-    options: &CsvOptions,
+    options: impl Into<ReadConfig<'a>>,
     registered: &Schema,
 ) -> Result<Checked> {
-    infer::check_schema(reader, options, registered)
+    infer::check_schema(reader, options.into(), registered)
 }
 
 /// Pass 2: writes the CSV as Parquet with `schema` (the inferred or the registered one) into
@@ -140,8 +144,8 @@ pub fn check_schema<R: Read>(
 /// schema ([`arrow_schema`]) embedded, nothing time- or machine-dependent: the same input
 /// gives byte-identical output. Timestamps are stored as microseconds since the epoch (UTC
 /// for `timestamp[us, tz=UTC]`, offsets applied), dates as days since 1970-01-01.
-/// The SHA-256 and size are of the bytes as they were written, with no second read. Memory
-/// holds one batch and one row group at most. On error, `out` holds a partial file that
+/// The size is of the bytes as they were written, with no second read (hashing them is the
+/// caller's choice: wrap `out`). Memory holds one batch and one row group at most. On error, `out` holds a partial file that
 /// the caller must discard.
 ///
 /// # Errors
@@ -151,13 +155,14 @@ pub fn check_schema<R: Read>(
 ///   options this does not happen.
 /// - [`ConvertError::Io`]: reading the CSV or writing `out` failed.
 /// - [`ConvertError::Parquet`]: the encoder failed (an internal error).
-pub fn write_parquet<R: Read, W: Write + Send>(
+pub fn write_parquet<'a, R: Read, W: Write + Send>(
     reader: R,
-    options: &CsvOptions,
+    options: impl Into<ReadConfig<'a>>,
     schema: &Schema,
     out: W,
 ) -> Result<ParquetOutput> {
-    write::write_parquet(reader, options, schema, out, false, false).map(|pass2| pass2.output)
+    write::write_parquet(reader, options.into(), schema, out, false, false)
+        .map(|pass2| pass2.output)
 }
 
 /// [`write_parquet`] on two threads: the CSV is parsed into record batches on the calling
@@ -172,13 +177,13 @@ pub fn write_parquet<R: Read, W: Write + Send>(
 /// # Errors
 /// As [`write_parquet`]. When the CSV error comes first, it is returned even if the output
 /// failed too; an output that fails first stops the input, and its error is returned.
-pub fn write_parquet_pipelined<R: Read, W: Write + Send>(
+pub fn write_parquet_pipelined<'a, R: Read, W: Write + Send>(
     reader: R,
-    options: &CsvOptions,
+    options: impl Into<ReadConfig<'a>>,
     schema: &Schema,
     out: W,
 ) -> Result<(ParquetOutput, EncodeStats)> {
-    write::write_parquet(reader, options, schema, out, true, false)
+    write::write_parquet(reader, options.into(), schema, out, true, false)
         .map(|pass2| (pass2.output, pass2.stats))
 }
 
@@ -228,9 +233,9 @@ pub struct Verified {
 ///   pass 1 returns for the same bytes and options, since both read the same records in
 ///   the same order and this one stops only at a refused value, which is `Ok(None)`.
 /// - [`ConvertError::Io`], [`ConvertError::Parquet`] as [`write_parquet`].
-pub fn write_parquet_verified<R: Read, W: Write + Send>(
+pub fn write_parquet_verified<'a, R: Read, W: Write + Send>(
     reader: R,
-    options: &CsvOptions,
+    options: impl Into<ReadConfig<'a>>,
     expected: Expected<'_>,
     out: W,
 ) -> Result<Option<Verified>> {
@@ -238,7 +243,7 @@ pub fn write_parquet_verified<R: Read, W: Write + Send>(
         Expected::Inferred(schema) => (schema, true),
         Expected::Registered(schema) => (schema, false),
     };
-    match write::write_parquet(reader, options, schema, out, true, verify_inference) {
+    match write::write_parquet(reader, options.into(), schema, out, true, verify_inference) {
         Ok(pass2) if pass2.infers_schema || !verify_inference => Ok(Some(Verified {
             warnings: pass2.warnings,
             output: pass2.output,
@@ -255,8 +260,12 @@ pub fn write_parquet_verified<R: Read, W: Write + Send>(
 /// `complete` is false the file goes on after `prefix`, so its last record (maybe cut short)
 /// is left out, and so is anything from the first error on. `None` when `prefix` has no
 /// readable header. A guess, never a result: only a verified pass makes it one.
-pub fn guess_schema(prefix: &[u8], complete: bool, options: &CsvOptions) -> Option<Schema> {
-    infer::guess_schema(prefix, complete, options)
+pub fn guess_schema<'a>(
+    prefix: &[u8],
+    complete: bool,
+    options: impl Into<ReadConfig<'a>>,
+) -> Option<Schema> {
+    infer::guess_schema(prefix, complete, options.into())
 }
 
 /// The Arrow schema of a catalog schema: same names and order, every field nullable

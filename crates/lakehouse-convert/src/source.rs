@@ -4,9 +4,61 @@
 
 use crate::error::{ConvertError, Result};
 use crate::tokenize::{Record, TokenError, Tokenizer};
-use lakehouse_api::{CsvOptions, ReadLimits};
+use lakehouse_api::CsvOptions;
 use std::collections::HashSet;
 use std::io::Read;
+
+/// Caps a CSV must stay within, so that no input can make a reader hold more than a
+/// configured amount of memory (DESIGN.md section 2, invariant 5). Exceeding one is a 400
+/// `limit_exceeded` naming the cap, the line and, for fields, the column.
+///
+/// A setting of the reading service (ingestd's configuration), not of the dataset: it is not
+/// part of [`CsvOptions`], the wire type the manifest records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReadLimits {
+    /// Most fields in the header (and so in every record).
+    pub max_columns: u64,
+    /// Most bytes in one field (after unquoting).
+    pub max_field_bytes: u64,
+    /// Most bytes in one record as written (quotes and line breaks inside it included).
+    pub max_record_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    /// 10,000 columns, 16 MiB per field, 64 MiB per record.
+    fn default() -> Self {
+        ReadLimits {
+            max_columns: 10_000,
+            max_field_bytes: 16 * 1024 * 1024,
+            max_record_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// How to read one CSV: the dataset's [`CsvOptions`] (delimiter, null tokens) and the
+/// service's [`ReadLimits`]. Every reading function of this crate takes
+/// `impl Into<ReadConfig>`, so `&CsvOptions` alone reads with the default limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadConfig<'a> {
+    /// Delimiter and null tokens (DESIGN.md section 3).
+    pub csv: &'a CsvOptions,
+    /// Caps on the input's shape.
+    pub limits: ReadLimits,
+}
+
+impl<'a> ReadConfig<'a> {
+    /// `csv` read within `limits`.
+    pub fn new(csv: &'a CsvOptions, limits: ReadLimits) -> Self {
+        ReadConfig { csv, limits }
+    }
+}
+
+impl<'a> From<&'a CsvOptions> for ReadConfig<'a> {
+    /// `csv` with [`ReadLimits::default`].
+    fn from(csv: &'a CsvOptions) -> Self {
+        ReadConfig::new(csv, ReadLimits::default())
+    }
+}
 
 /// The header of a CSV after DESIGN.md section 3's renames.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +124,10 @@ impl<R: Read> Records<R> {
     ///
     /// # Errors
     /// `EmptyCsv`, `MalformedCsv`, `InvalidHeader`, `LimitExceeded`, `Io`.
-    pub(crate) fn open(reader: R, options: &CsvOptions) -> Result<(Self, Header)> {
+    pub(crate) fn open(reader: R, read: ReadConfig<'_>) -> Result<(Self, Header)> {
         let mut records = Records {
-            tokens: Tokenizer::new(reader, options.delimiter, options.limits.max_record_bytes),
-            limits: options.limits,
+            tokens: Tokenizer::new(reader, read.csv.delimiter, read.limits.max_record_bytes),
+            limits: read.limits,
             width: 0,
             rows: 0,
             done: false,
@@ -253,9 +305,9 @@ pub(crate) struct Nulls<'a> {
 }
 
 impl<'a> Nulls<'a> {
-    pub(crate) fn new(options: &'a CsvOptions) -> Self {
+    pub(crate) fn new(read: ReadConfig<'a>) -> Self {
         Nulls {
-            tokens: &options.null_values,
+            tokens: &read.csv.null_values,
         }
     }
 
@@ -289,13 +341,14 @@ mod tests {
     #[test]
     fn bom_is_stripped_whatever_the_chunking() {
         for input in [&b"\xEF\xBB\xBFid\n1\n"[..], b"id\n1\n"] {
-            let (_, header) = Records::open(OneByte(input), &CsvOptions::default()).unwrap();
+            let (_, header) =
+                Records::open(OneByte(input), (&CsvOptions::default()).into()).unwrap();
             assert_eq!(header.names, ["id"]);
-            let (_, header) = Records::open(input, &CsvOptions::default()).unwrap();
+            let (_, header) = Records::open(input, (&CsvOptions::default()).into()).unwrap();
             assert_eq!(header.names, ["id"]);
         }
         // A partial BOM is not dropped: it is invalid UTF-8 in the header.
-        let result = Records::open(&b"\xEF\xBB"[..], &CsvOptions::default());
+        let result = Records::open(&b"\xEF\xBB"[..], (&CsvOptions::default()).into());
         assert!(matches!(
             result.err(),
             Some(ConvertError::MalformedCsv {
@@ -312,7 +365,7 @@ mod tests {
         for i in 0..50_000 {
             csv.extend_from_slice(format!("{i},\"x\ny\"\n").as_bytes());
         }
-        let (mut records, _) = Records::open(&csv[..], &CsvOptions::default()).unwrap();
+        let (mut records, _) = Records::open(&csv[..], (&CsvOptions::default()).into()).unwrap();
         let mut rows = 0;
         while records.next_record().unwrap() {
             rows += 1;

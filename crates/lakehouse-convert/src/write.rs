@@ -5,7 +5,7 @@ use crate::classify::{
 };
 use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
-use crate::source::{Nulls, Records};
+use crate::source::{Nulls, ReadConfig, Records};
 use crate::tokenize::Record;
 use crate::{BATCH_ROWS, CREATED_BY, EncodeStats, MAX_ROW_GROUP_ROWS, ParquetOutput};
 use arrow_array::builder::{
@@ -14,7 +14,7 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
-use lakehouse_api::{ColumnChange, ColumnType, CsvOptions, Field, Schema, SchemaDriftDetails};
+use lakehouse_api::{ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::errors::ParquetError;
@@ -369,7 +369,7 @@ pub(crate) struct Pass2 {
 /// order are the same as on one thread, hence so are the bytes.
 pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     reader: R,
-    options: &CsvOptions,
+    options: ReadConfig<'_>,
     schema: &Schema,
     out: W,
     pipelined: bool,
@@ -484,8 +484,8 @@ mod tests {
         let schema = Schema {
             fields: vec![Field::new("n", ColumnType::Int64)],
         };
-        let options = CsvOptions::default();
-        let nulls = Nulls::new(&options);
+        let options = lakehouse_api::CsvOptions::default();
+        let nulls = Nulls::new(ReadConfig::from(&options));
         let mut builder = BatchBuilder::new(&schema, false);
         let mut sizes = Vec::new();
         let total = 2 * BATCH_ROWS + 100;

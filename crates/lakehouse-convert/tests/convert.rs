@@ -212,7 +212,6 @@ fn null_tokens_and_empty_fields_are_null_everywhere() {
     let options = CsvOptions {
         delimiter: b',',
         null_values: vec!["NA".into(), "NULL".into()],
-        ..CsvOptions::default()
     };
     let csv = b"i,f,d,s\n1,NA,,x\nNULL,1.5,2024-01-01,NA\n,,NULL,\n";
     let t = types_with(csv, &options);
@@ -287,7 +286,6 @@ fn tab_delimiter() {
     let options = CsvOptions {
         delimiter: b'\t',
         null_values: vec![],
-        ..CsvOptions::default()
     };
     let t = types_with(b"a\tb,c\n1\tx,y\n", &options);
     assert_eq!(
@@ -658,15 +656,25 @@ fn error_messages_are_lowercase_and_say_where() {
     );
 }
 
-fn limited(max_columns: u64, max_field_bytes: u64, max_record_bytes: u64) -> CsvOptions {
-    CsvOptions {
-        limits: lakehouse_api::ReadLimits {
+/// The default options (comma, no null tokens), read within these caps.
+static COMMA: CsvOptions = CsvOptions {
+    delimiter: b',',
+    null_values: Vec::new(),
+};
+
+fn limited(
+    max_columns: u64,
+    max_field_bytes: u64,
+    max_record_bytes: u64,
+) -> lakehouse_convert::ReadConfig<'static> {
+    lakehouse_convert::ReadConfig::new(
+        &COMMA,
+        lakehouse_convert::ReadLimits {
             max_columns,
             max_field_bytes,
             max_record_bytes,
         },
-        ..CsvOptions::default()
-    }
+    )
 }
 
 fn limit_of(
@@ -687,10 +695,10 @@ fn limit_of(
 fn too_many_columns_is_a_limit_error_on_the_header() {
     let options = limited(2, 100, 1000);
     assert_eq!(
-        limit_of(infer_schema(&b"a,b,c\n1,2,3\n"[..], &options)),
+        limit_of(infer_schema(&b"a,b,c\n1,2,3\n"[..], options)),
         ("max_columns", 1, Some(3))
     );
-    assert!(infer_schema(&b"a,b\n1,2\n"[..], &options).is_ok());
+    assert!(infer_schema(&b"a,b\n1,2\n"[..], options).is_ok());
 }
 
 #[test]
@@ -698,11 +706,11 @@ fn an_oversized_field_names_its_line_and_column() {
     let options = limited(10, 5, 1000);
     let csv = b"a,b\n1,2\n\n3,\"toolong\"\n";
     assert_eq!(
-        limit_of(infer_schema(&csv[..], &options)),
+        limit_of(infer_schema(&csv[..], options)),
         ("max_field_bytes", 4, Some(2))
     );
     assert!(
-        infer_schema(&b"a,b\n1,12345\n"[..], &options).is_ok(),
+        infer_schema(&b"a,b\n1,12345\n"[..], options).is_ok(),
         "5 bytes is within 5"
     );
 }
@@ -712,7 +720,7 @@ fn an_oversized_record_is_refused_with_its_start_line() {
     let options = limited(10, 1 << 20, 20);
     let csv = b"a,b\n1,2\n\"x\ny\",0123456789012345\n";
     assert_eq!(
-        limit_of(infer_schema(&csv[..], &options)),
+        limit_of(infer_schema(&csv[..], options)),
         ("max_record_bytes", 3, None)
     );
 }
@@ -724,12 +732,12 @@ fn a_runaway_quote_stops_at_the_record_cap_whatever_the_chunking() {
     let mut csv = b"a,b\n1,2\n3,\"".to_vec();
     csv.extend(std::iter::repeat_n(b'x', 8 << 20));
     let options = limited(10, 1 << 30, 64 * 1024);
-    let whole = limit_of(infer_schema(&csv[..], &options));
+    let whole = limit_of(infer_schema(&csv[..], options));
     assert_eq!(whole, ("max_record_bytes", 3, None));
     for k in [1, 7, 4096, 1 << 20] {
         let mut input = Chunked { data: &csv, k };
         assert_eq!(
-            limit_of(infer_schema(&mut input, &options)),
+            limit_of(infer_schema(&mut input, options)),
             whole,
             "chunk {k}"
         );
@@ -743,5 +751,5 @@ fn a_runaway_quote_stops_at_the_record_cap_whatever_the_chunking() {
     let mut ok = b"a\n\"".to_vec();
     ok.extend(std::iter::repeat_n(b'y', 60 * 1024));
     ok.extend_from_slice(b"\"\n");
-    assert!(infer_schema(&ok[..], &options).is_ok());
+    assert!(infer_schema(&ok[..], options).is_ok());
 }

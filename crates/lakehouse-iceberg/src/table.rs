@@ -222,7 +222,7 @@ impl TableInput {
     }
 
     fn derive(&mut self) {
-        let mut fingerprints: Vec<String> = Vec::new();
+        let mut fingerprints: Vec<lakehouse_api::SchemaFingerprint> = Vec::new();
         // key -> (snapshot id, data sequence number) of the version that added it
         let mut added_by: HashMap<ObjectKey, (i64, i64)> = HashMap::new();
         let mut versions: Vec<VersionPlan> = Vec::with_capacity(self.manifests.len());

@@ -32,7 +32,7 @@ fn object(name: &str, n: u64) -> ObjectRef {
     ObjectRef {
         key: ObjectKey::new(format!(
             "datasets/{name}/{}/{sha}.parquet",
-            fp.trim_start_matches("sha256:")
+            fp.hex()
         ))
         .unwrap(),
         size: 1000 + n,

@@ -1,4 +1,4 @@
-//! Bearer-token authentication shared by the three services (issue 5, "Auth").
+//! Bearer-token authentication shared by the three services (docs/decisions.md, "Hostile world").
 //!
 //! A service is configured with a list of tokens, each with a [`Scope`]. A request to a
 //! protected route must carry `Authorization: Bearer <token>` with a token whose scope covers

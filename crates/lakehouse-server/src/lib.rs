@@ -10,6 +10,7 @@ pub mod direct;
 mod error;
 mod serve;
 mod telemetry;
+mod timeout;
 
 pub use error::{ApiError, ApiJson, ApiQuery};
 pub use serve::{
@@ -17,6 +18,7 @@ pub use serve::{
     shutdown_signal,
 };
 pub use telemetry::init_tracing;
+pub use timeout::request_timeout;
 
 /// Command line shared by the three binaries.
 #[derive(Debug, clap::Parser)]

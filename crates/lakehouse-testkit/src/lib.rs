@@ -597,11 +597,7 @@ pub async fn put_test_object(
         lakehouse_api::Sha256Digest::from_bytes(sha2::Sha256::digest(content.as_bytes()).into());
     let fingerprint = schema.fingerprint();
     let name = lakehouse_api::DatasetName::new(dataset).expect("dataset name");
-    let key = lakehouse_api::ObjectKey::parquet_object(
-        &name,
-        fingerprint.trim_start_matches("sha256:"),
-        &sha,
-    );
+    let key = lakehouse_api::ObjectKey::parquet_object(&name, &fingerprint, &sha);
     let options = lakehouse_client::PutOptions {
         create_only: true,
         sha256: Some(sha.clone()),

@@ -107,8 +107,8 @@ mod tests {
             ),
             (
                 CatalogError::FingerprintMismatch {
-                    declared: "x".into(),
-                    computed: "y".into(),
+                    declared: lakehouse_api::fingerprint_of_pairs([("x", "int64")]),
+                    computed: lakehouse_api::fingerprint_of_pairs([("y", "int64")]),
                 },
                 400,
             ),

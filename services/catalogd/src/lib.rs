@@ -10,9 +10,9 @@
 pub mod error;
 pub mod routes;
 pub mod store;
+pub mod ui;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,6 +23,7 @@ use lakehouse_catalog::{
 use lakehouse_client::ClientError;
 use lakehouse_server::ApiError;
 use lakehouse_server::auth::{Secret, Tokens, require_token};
+use lakehouse_server::request_timeout;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
@@ -202,6 +203,9 @@ pub struct AppState<S> {
     pub gc_grace_ms: u64,
     /// Time between scheduled garbage collection runs; `None` when `gc_interval_ms` is 0.
     pub gc_interval: Option<Duration>,
+    /// storaged, for the catalog page's reads of Parquet footers and rows (`None` when
+    /// `storaged_url` does not parse, which [`open_catalog`] already refuses).
+    pub storaged: Option<lakehouse_client::StoragedClient>,
     /// Held by the garbage collection run in progress: one run at a time per process.
     gc_running: Arc<tokio::sync::Mutex<()>>,
     /// Where the storage is ([`AppState::with_storage`]): the Iceberg REST catalog's table
@@ -222,6 +226,7 @@ impl<S> Clone for AppState<S> {
             tokens: self.tokens.clone(),
             gc_grace_ms: self.gc_grace_ms,
             gc_interval: self.gc_interval,
+            storaged: self.storaged.clone(),
             gc_running: Arc::clone(&self.gc_running),
             storage: self.storage.clone(),
             iceberg_namespace: self.iceberg_namespace.clone(),
@@ -251,6 +256,9 @@ impl<S: ManifestStore> AppState<S> {
             gc_grace_ms: config.gc_grace_ms,
             gc_interval: (config.gc_interval_ms > 0)
                 .then(|| Duration::from_millis(config.gc_interval_ms)),
+            storaged: lakehouse_client::StoragedClient::new(&config.storaged_url)
+                .ok()
+                .map(|client| client.with_token(config.service_token.configured())),
             gc_running: Arc::new(tokio::sync::Mutex::new(())),
             storage: StorageLocation {
                 base: "memory://".into(),
@@ -355,7 +363,9 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
                 require_token,
             )),
         )
-        .with_state(state);
+        .with_state(state.clone())
+        // The catalog page (issue 16), with its own read-token check (header or cookie).
+        .merge(ui::router(state));
     lakehouse_server::common_layers(api)
 }
 
@@ -421,19 +431,6 @@ async fn readyz<S: ManifestStore>(State(state): State<AppState<S>>) -> Response 
         Err(error) => ApiError::new(
             ErrorCode::Unavailable,
             format!("storaged is not ready: {}", error_chain(&error)),
-        )
-        .retry_after(1)
-        .into_response(),
-    }
-}
-
-/// Answers 503 `unavailable` when a request takes longer than the configured limit.
-async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            ErrorCode::Unavailable,
-            format!("request did not finish within {} ms", limit.as_millis()),
         )
         .retry_after(1)
         .into_response(),

@@ -5,8 +5,8 @@ use super::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use lakehouse_api::{
-    ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, RegisterVersionRequest,
-    Schema, Sha256Digest,
+    ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, Schema, Sha256Digest,
+    VersionRegisterRequest,
 };
 use lakehouse_catalog::MemoryStore;
 use serde_json::{Value, json};
@@ -35,7 +35,7 @@ async fn app() -> (Router, Arc<MemoryStore>) {
 fn object(store: &MemoryStore, dataset: &str, content: &str) -> ObjectRef {
     let sha = Sha256Digest::from_bytes(Sha256::digest(content.as_bytes()).into());
     let fp = schema().fingerprint();
-    let key = ObjectKey::parquet_object(&DatasetName::new(dataset).unwrap(), &fp[7..], &sha);
+    let key = ObjectKey::parquet_object(&DatasetName::new(dataset).unwrap(), &fp, &sha);
     store.insert(key.clone(), content.to_owned());
     ObjectRef {
         key,
@@ -73,7 +73,7 @@ async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (St
 async fn register_then_read_back_over_http() {
     let (app, store) = app().await;
     let a = object(&store, "sales", "a");
-    let request = RegisterVersionRequest {
+    let request = VersionRegisterRequest {
         schema_fingerprint: schema().fingerprint(),
         schema: schema(),
         objects: vec![a],

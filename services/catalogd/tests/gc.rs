@@ -1,7 +1,7 @@
-//! Garbage collection and retention over HTTP (issue 5): the real `storaged` and `catalogd`
+//! Garbage collection and retention over HTTP (docs/decisions.md, "Garbage collection and retention"): the real `storaged` and `catalogd`
 //! binaries on port 0 in a temporary directory.
 
-use lakehouse_api::{ColumnType, Field, IngestMode, ObjectRef, RegisterVersionRequest, Schema};
+use lakehouse_api::{ColumnType, Field, IngestMode, ObjectRef, Schema, VersionRegisterRequest};
 use lakehouse_client::StoragedClient;
 use lakehouse_testkit::Service;
 use serde_json::{Value, json};
@@ -61,7 +61,7 @@ async fn put_object(storaged: &StoragedClient, content: &str) -> ObjectRef {
 }
 
 async fn register(http: &reqwest::Client, catalogd: &Service, object: &ObjectRef) -> Value {
-    let request = RegisterVersionRequest {
+    let request = VersionRegisterRequest {
         schema_fingerprint: schema().fingerprint(),
         schema: schema(),
         objects: vec![object.clone()],

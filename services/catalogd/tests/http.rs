@@ -2,8 +2,8 @@
 //! directory (DESIGN.md sections 2 and 6).
 
 use lakehouse_api::{
-    ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, RegisterVersionRequest,
-    Schema, Sha256Digest,
+    ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, Schema, Sha256Digest,
+    VersionRegisterRequest,
 };
 use lakehouse_testkit::Service;
 use serde_json::{Value, json};
@@ -58,7 +58,7 @@ impl Stack {
         )
     }
 
-    async fn register(&self, name: &str, request: &RegisterVersionRequest) -> (u16, Value) {
+    async fn register(&self, name: &str, request: &VersionRegisterRequest) -> (u16, Value) {
         register_at(&self.http, &self.catalogd.url(), name, request).await
     }
 
@@ -84,7 +84,7 @@ async fn register_at(
     http: &reqwest::Client,
     base: &str,
     name: &str,
-    request: &RegisterVersionRequest,
+    request: &VersionRegisterRequest,
 ) -> (u16, Value) {
     let response = http
         .post(format!("{base}/datasets/{name}/versions"))
@@ -113,8 +113,8 @@ fn schema_v2() -> Schema {
     }
 }
 
-fn request(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> RegisterVersionRequest {
-    RegisterVersionRequest {
+fn request(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
+    VersionRegisterRequest {
         schema_fingerprint: schema.fingerprint(),
         schema: schema.clone(),
         objects,
@@ -246,7 +246,7 @@ async fn register_existing_drift_append_and_time_travel() {
     let mut missing = a.clone();
     missing.key = ObjectKey::parquet_object(
         &DatasetName::new("sales").unwrap(),
-        &schema_v1().fingerprint()[7..],
+        &schema_v1().fingerprint(),
         &Sha256Digest::new("f".repeat(64)).unwrap(),
     );
     missing.sha256 = Sha256Digest::new("f".repeat(64)).unwrap();

@@ -6,9 +6,9 @@ use crate::{AppState, IngestError};
 use bytes::Bytes;
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, ReadLimits, RegisterVersionRequest, Schema, Source,
+    ObjectRef, Schema, Source, VersionRegisterRequest,
 };
-use lakehouse_convert::{ConvertError, EncodeStats};
+use lakehouse_convert::{ConvertError, EncodeStats, ReadConfig, ReadLimits};
 use std::io::Read;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -30,23 +30,23 @@ pub struct IngestRequest {
 
 impl IngestRequest {
     /// The options to read with: the request's own, else the ones the dataset recorded
-    /// (DESIGN.md section 3), else the defaults; with this service's `limits`.
-    fn options(&self, current: Option<&Manifest>, limits: ReadLimits) -> CsvOptions {
+    /// (DESIGN.md section 3), else the defaults.
+    fn options(&self, current: Option<&Manifest>) -> CsvOptions {
         let recorded = current.map(|m| m.options.clone()).unwrap_or_default();
         CsvOptions {
             delimiter: self.delimiter.unwrap_or(recorded.delimiter),
             null_values: self.null_values.clone().unwrap_or(recorded.null_values),
-            limits,
         }
     }
 }
 
 /// What is known before the body is read: the dataset's current manifest (a new dataset has
-/// none) and the CSV options to read the upload with.
+/// none), the CSV options to read the upload with and this service's caps on its shape.
 #[derive(Debug)]
 pub struct Plan {
     current: Option<Manifest>,
     options: CsvOptions,
+    limits: ReadLimits,
     lookup_ms: u128,
 }
 
@@ -74,10 +74,11 @@ pub async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, Ing
         max_field_bytes: config.max_field_bytes,
         max_record_bytes: config.max_record_bytes,
     };
-    let options = request.options(current.as_ref(), limits);
+    let options = request.options(current.as_ref());
     Ok(Plan {
         current,
         options,
+        limits,
         lookup_ms: started.elapsed().as_millis(),
     })
 }
@@ -160,6 +161,7 @@ pub fn start_speculative(
 ) -> (mpsc::Sender<Bytes>, Speculative) {
     let (tx, rx) = mpsc::channel(spool::TAP_CHUNKS);
     let options = plan.options.clone();
+    let limits = plan.limits;
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
     let storaged = state.inner.storaged.clone();
     let idle = state.inner.storaged_idle();
@@ -185,7 +187,11 @@ pub fn start_speculative(
                     return (Ok(None), None);
                 }
                 let complete = (prefix.len() as u64) < SPECULATION_PREFIX_BYTES;
-                match lakehouse_convert::guess_schema(&prefix, complete, &options) {
+                match lakehouse_convert::guess_schema(
+                    &prefix,
+                    complete,
+                    ReadConfig::new(&options, limits),
+                ) {
                     Some(guess) => guess,
                     None => return (Ok(None), None),
                 }
@@ -203,7 +209,12 @@ pub fn start_speculative(
         let (out, parquet_upload) =
             upload::start(&storaged, parquet_dir(&name, &schema), &runtime, idle);
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
-        let outcome = lakehouse_convert::write_parquet_verified(input, &options, expected, out);
+        let outcome = lakehouse_convert::write_parquet_verified(
+            input,
+            ReadConfig::new(&options, limits),
+            expected,
+            out,
+        );
         let verified = match outcome {
             Ok(Some(verified)) => verified,
             unproven => {
@@ -237,8 +248,7 @@ pub fn start_speculative(
 
 /// Where the Parquet objects of `name` with `schema` go: `datasets/<name>/<fp_hex>`.
 fn parquet_dir(name: &DatasetName, schema: &Schema) -> ObjectKey {
-    let fingerprint = schema.fingerprint();
-    ObjectKey::parquet_dir(name, fingerprint.trim_start_matches("sha256:"))
+    ObjectKey::parquet_dir(name, &schema.fingerprint())
 }
 
 /// What pass 2 wrote (the bytes went to storaged as they were written).
@@ -267,6 +277,7 @@ pub async fn ingest(
 ) -> Result<IngestResponse, IngestError> {
     let inner = &state.inner;
     let options = plan.options;
+    let limits = plan.limits;
     let csv_size = upload.size_bytes;
     let csv_sha256 = upload.sha256.clone();
     let csv_hash_ms = upload.hash_time.as_millis();
@@ -302,7 +313,7 @@ pub async fn ingest(
                 let task_options = options.clone();
                 let registered = plan.current.as_ref().map(|m| m.schema.clone());
                 let pass1 = tokio::task::spawn_blocking(move || {
-                    run_pass1(&path, &task_options, registered)
+                    run_pass1(&path, ReadConfig::new(&task_options, limits), registered)
                 })
                 .await
                 .map_err(IngestError::Task)??;
@@ -321,7 +332,12 @@ pub async fn ingest(
                 let task_options = options.clone();
                 let schema = pass1.schema.clone();
                 let encoded = tokio::task::spawn_blocking(move || {
-                    encode(&upload, &task_options, &schema, out)
+                    encode(
+                        &upload,
+                        ReadConfig::new(&task_options, limits),
+                        &schema,
+                        out,
+                    )
                 })
                 .await
                 .map_err(IngestError::Task)?;
@@ -343,12 +359,11 @@ pub async fn ingest(
     let (stored, _created) = parquet_upload.commit().await?;
     let put_ms = put_started.elapsed().as_millis();
     let fingerprint = pass1.schema.fingerprint();
-    let fp_hex = fingerprint.trim_start_matches("sha256:");
     // storaged named the object by the SHA-256 of the bytes it received (ingestd does not
     // hash them a second time: docs/performance.md); they must be all the bytes sent, under
     // the dataset's and schema's directory.
     let parquet_sha256 = stored.sha256;
-    let key = ObjectKey::parquet_object(&request.name, fp_hex, &parquet_sha256);
+    let key = ObjectKey::parquet_object(&request.name, &fingerprint, &parquet_sha256);
     if stored.key != key || stored.size != parquet_size {
         return Err(IngestError::StoredObject {
             expected_key: key.to_string(),
@@ -359,7 +374,7 @@ pub async fn ingest(
     }
 
     let register_started = Instant::now();
-    let register = RegisterVersionRequest {
+    let register = VersionRegisterRequest {
         schema_fingerprint: fingerprint,
         schema: pass1.schema.clone(),
         objects: vec![ObjectRef {
@@ -422,7 +437,7 @@ pub async fn ingest(
 /// Pass 1 over the spool file (when the verified pass did not prove its schema). Blocking.
 fn run_pass1(
     path: &std::path::Path,
-    options: &CsvOptions,
+    options: ReadConfig<'_>,
     registered: Option<Schema>,
 ) -> Result<Pass1Output, IngestError> {
     let started = Instant::now();
@@ -448,7 +463,7 @@ fn run_pass1(
 /// `out` (an upload to storaged). Blocking: runs on the blocking pool.
 fn encode(
     upload: &Spooled,
-    options: &CsvOptions,
+    options: ReadConfig<'_>,
     schema: &Schema,
     out: ChunkSender,
 ) -> Result<Encoded, IngestError> {

@@ -1,4 +1,4 @@
-//! Bearer-token auth across the trio (issue 5, "Auth"): the real binaries with tokens
+//! Bearer-token auth across the trio (docs/decisions.md, "Hostile world"): the real binaries with tokens
 //! configured through `LAKEHOUSE_<SECTION>__<KEY>` variables.
 
 use lakehouse_testkit::{Trio, multipart_content_type, multipart_file};

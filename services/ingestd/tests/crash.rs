@@ -1,4 +1,4 @@
-//! Crash test (issue 5, "Shutdown and crashes"): concurrent ingests while storaged, catalogd
+//! Crash test (docs/decisions.md, "Hostile world"): concurrent ingests while storaged, catalogd
 //! or ingestd is SIGKILLed at a random moment and restarted; after every round the
 //! invariants of DESIGN.md section 2 are checked:
 //! - every manifest version references objects that exist and hash to their keys (1, 7);

@@ -1,4 +1,4 @@
-//! Path traversal at every endpoint of the trio (issue 5, "Auth": names and keys are
+//! Path traversal at every endpoint of the trio (docs/decisions.md, "Hostile world": names and keys are
 //! validated before any I/O). Requests go out as raw HTTP so no client normalizes `..` away;
 //! afterwards no file outside the storage root was written and no answer held the secret.
 

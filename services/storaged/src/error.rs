@@ -86,12 +86,6 @@ pub enum StoragedError {
         /// The object's size in bytes.
         size: u64,
     },
-    /// A non-streaming request took longer than `request_timeout_ms` (503 `unavailable`).
-    #[error("request timed out after {timeout_ms} ms")]
-    Timeout {
-        /// The configured limit.
-        timeout_ms: u64,
-    },
     /// The backend does not answer its readiness probe (503 `unavailable`).
     #[error("storage backend is not ready")]
     NotReady {
@@ -165,11 +159,6 @@ impl StoragedError {
                 ErrorCode::InvalidRange,
                 message,
                 json!({ "range": range, "size": size }),
-            ),
-            StoragedError::Timeout { timeout_ms } => ApiError::with_details(
-                ErrorCode::Unavailable,
-                message,
-                json!({ "timeout_ms": timeout_ms }),
             ),
             StoragedError::NotReady { .. } => {
                 ApiError::new(ErrorCode::Unavailable, message).retry_after(1)

@@ -17,11 +17,9 @@ pub use error::StoragedError;
 pub use store::{Backend, ObjectPutResponse, S3Settings, Store};
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lakehouse_server::auth::{Secret, Tokens, require_token};
+use lakehouse_server::request_timeout;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::path::PathBuf;
@@ -230,17 +228,6 @@ pub fn router(state: AppState) -> Router {
     lakehouse_server::common_layers(routes)
 }
 
-/// Fails a request whose response head is not ready within `limit` with 503 `unavailable`.
-async fn request_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => StoragedError::Timeout {
-            timeout_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-        }
-        .into_response(),
-    }
-}
-
 /// Serves storaged on `listener` until `shutdown` completes, then lets in-flight requests
 /// finish within [`AppState::shutdown_grace`].
 ///
@@ -279,34 +266,5 @@ mod tests {
         in_file.sort();
         fields.sort();
         assert_eq!(in_file, fields);
-    }
-
-    #[tokio::test]
-    async fn slow_requests_get_a_503_json_answer() {
-        use axum::body::Body;
-        use tower::ServiceExt;
-        let limit = Duration::from_millis(20);
-        let app = Router::new().route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                "late"
-            })
-            .route_layer(axum::middleware::from_fn_with_state(limit, request_timeout)),
-        );
-        let request = axum::http::Request::get("/slow")
-            .body(Body::empty())
-            .unwrap();
-        let response = app.oneshot(request).await.unwrap();
-        assert_eq!(
-            response.status(),
-            axum::http::StatusCode::SERVICE_UNAVAILABLE
-        );
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["error"]["code"], "unavailable");
-        assert_eq!(body["error"]["details"]["timeout_ms"], 20);
     }
 }

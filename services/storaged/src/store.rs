@@ -26,7 +26,7 @@ use bytes::Bytes;
 use chrono::SecondsFormat;
 use futures::{Stream, StreamExt, TryStreamExt};
 pub use lakehouse_api::ObjectPutResponse;
-use lakehouse_api::{ListObjectsResponse, ObjectInfo, ObjectKey, Sha256Digest};
+use lakehouse_api::{ObjectInfo, ObjectKey, ObjectListResponse, Sha256Digest};
 use lakehouse_server::direct::DirectWriter;
 use object_store::WriteMultipart;
 use object_store::path::Path;
@@ -976,7 +976,7 @@ impl Store {
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<ListObjectsResponse> {
+    ) -> Result<ObjectListResponse> {
         let directory = match prefix.rfind('/') {
             None => None,
             Some(slash) => match ObjectKey::new(&prefix[..slash]) {
@@ -1031,7 +1031,7 @@ impl Store {
         let next_start_after = more
             .then(|| metas.last().map(|m| m.location.to_string()))
             .flatten();
-        Ok(ListObjectsResponse {
+        Ok(ObjectListResponse {
             objects,
             next_start_after,
         })
@@ -1068,8 +1068,8 @@ impl Store {
     }
 }
 
-fn empty_page() -> ListObjectsResponse {
-    ListObjectsResponse {
+fn empty_page() -> ObjectListResponse {
+    ObjectListResponse {
         objects: Vec::new(),
         next_start_after: None,
     }

@@ -1,5 +1,5 @@
-//! `/admin`: operator endpoints. Today only garbage collection (issue 5, "Garbage
-//! collection and retention"; docs/decisions.md).
+//! `/admin`: operator endpoints. Today only garbage collection (docs/decisions.md, "Garbage
+//! collection and retention").
 
 use crate::error::api_error;
 use crate::{AppState, run_gc};

@@ -9,8 +9,8 @@ use crate::error::api_error;
 use axum::Json;
 use axum::extract::{Path, State};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, ErrorCode, Manifest, RegisterVersionRequest,
-    RegisterVersionResponse, VersionListResponse, VersionSummary,
+    DatasetListResponse, DatasetName, ErrorCode, Manifest, VersionListResponse,
+    VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
 };
 use lakehouse_catalog::ManifestStore;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
@@ -114,7 +114,7 @@ pub async fn version_list<S: ManifestStore>(
 ///
 /// # Errors
 /// 400 `invalid_name`; 400 `invalid_request` when `n` is not a number; 404 `not_found` for an
-/// unknown dataset or version; 410 `gone` for a version past retention (issue 5).
+/// unknown dataset or version; 410 `gone` for a version past retention (docs/decisions.md, "Garbage collection and retention").
 pub async fn version_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path((name, version)): Path<(String, String)>,
@@ -134,8 +134,8 @@ pub async fn version_get<S: ManifestStore>(
     Ok(Json(manifest.as_ref().clone()))
 }
 
-/// `POST /datasets/{name}/versions` with a [`RegisterVersionRequest`]: 200
-/// [`RegisterVersionResponse`] `{manifest, existing}` (DESIGN.md sections 2 and 6).
+/// `POST /datasets/{name}/versions` with a [`VersionRegisterRequest`]: 200
+/// [`VersionRegisterResponse`] `{manifest, existing}` (DESIGN.md sections 2 and 6).
 ///
 /// # Errors
 /// 400 `invalid_name`, `invalid_request` (body), `fingerprint_mismatch`, `invalid_object`;
@@ -144,8 +144,8 @@ pub async fn version_get<S: ManifestStore>(
 pub async fn version_register<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
-    body: Result<ApiJson<RegisterVersionRequest>, ApiError>,
-) -> Result<Json<RegisterVersionResponse>, ApiError> {
+    body: Result<ApiJson<VersionRegisterRequest>, ApiError>,
+) -> Result<Json<VersionRegisterResponse>, ApiError> {
     // The name is checked before the body, so a bad name is `invalid_name` whatever the body.
     let name = dataset_name(name)?;
     let ApiJson(request) = body?;
@@ -154,7 +154,7 @@ pub async fn version_register<S: ManifestStore>(
         .register(&name, request)
         .await
         .map_err(api_error)?;
-    Ok(Json(RegisterVersionResponse {
+    Ok(Json(VersionRegisterResponse {
         manifest: outcome.manifest.as_ref().clone(),
         existing: outcome.existing,
     }))

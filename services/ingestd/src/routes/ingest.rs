@@ -112,8 +112,8 @@ pub async fn ingest_post(
     let started = Instant::now();
     // The receive loop owns the tap, so whatever way it ends it is dropped, the background
     // pass sees the end of its input, and on an error it is waited for: its spool file is
-    // gone before the answer is sent (issue 2: the spool is removed
-    // when the request ends, whatever the outcome).
+    // gone before the answer is sent (the spool is removed when the
+    // request ends, whatever the outcome).
     let received = receive(&mut multipart, taps, idle, config).await;
     let (upload, filename) = match received {
         Ok(received) => received,

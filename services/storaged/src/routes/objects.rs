@@ -13,7 +13,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lakehouse_api::{CHECKSUM_HEADER, ListObjectsResponse, ObjectKey, Sha256Digest};
+use lakehouse_api::{CHECKSUM_HEADER, ObjectKey, ObjectListResponse, Sha256Digest};
 use lakehouse_server::ApiQuery;
 use object_store::ObjectMeta;
 use serde::Deserialize;
@@ -231,7 +231,7 @@ pub async fn object_delete(
 pub async fn objects_list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ObjectsListQuery>,
-) -> Result<Json<ListObjectsResponse>, StoragedError> {
+) -> Result<Json<ObjectListResponse>, StoragedError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(StoragedError::InvalidOption {

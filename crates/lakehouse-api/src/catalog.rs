@@ -1,0 +1,132 @@
+//! Bodies of catalogd's routes (DESIGN.md section 6): registering a version, listing
+//! datasets and versions, and the garbage collection run.
+
+use crate::{CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, Manifest, ObjectKey};
+use crate::{ObjectRef, Schema, SchemaFingerprint, Source};
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /datasets/{name}/versions` (catalogd).
+///
+/// `options` and `inference_version` go beyond the four fields DESIGN.md section 6 lists:
+/// the manifest records them, so the registering client has to say them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRegisterRequest {
+    /// Must equal `schema.fingerprint()`, or the request is a 400 `fingerprint_mismatch`.
+    pub schema_fingerprint: SchemaFingerprint,
+    /// Schema of the objects.
+    pub schema: Schema,
+    /// Objects of this upload, each already stored in storaged.
+    pub objects: Vec<ObjectRef>,
+    /// `replace` or `append`.
+    #[serde(default)]
+    pub mode: IngestMode,
+    /// Where the objects came from.
+    #[serde(default)]
+    pub source: Source,
+    /// CSV options the objects were made with.
+    #[serde(default)]
+    pub options: CsvOptions,
+    /// Inference rule set the schema was made with.
+    #[serde(default = "default_inference_version")]
+    pub inference_version: u32,
+}
+
+fn default_inference_version() -> u32 {
+    INFERENCE_VERSION
+}
+
+/// 200 answer of `POST /datasets/{name}/versions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRegisterResponse {
+    /// The new version, or the latest one when `existing` is true.
+    pub manifest: Manifest,
+    /// True when the latest version already was what the request asked for (DESIGN.md
+    /// section 2, invariant 4): no new version was made.
+    pub existing: bool,
+}
+
+/// One dataset in `GET /datasets` (catalogd).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetSummary {
+    /// Dataset name.
+    pub name: DatasetName,
+    /// Latest version number.
+    pub latest_version: u64,
+    /// Fingerprint of the latest version.
+    pub schema_fingerprint: SchemaFingerprint,
+    /// Rows in the latest version.
+    pub row_count: u64,
+    /// `created_at` of the latest version.
+    pub updated_at: String,
+}
+
+/// Answer of `GET /datasets[?prefix=&limit=&cursor=]`: names ascending, `next_cursor` set when
+/// more follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetListResponse {
+    /// At most `limit` datasets, ascending by name.
+    pub datasets: Vec<DatasetSummary>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One version in `GET /datasets/{name}/versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionSummary {
+    /// Version number.
+    pub version: u64,
+    /// Its fingerprint.
+    pub schema_fingerprint: SchemaFingerprint,
+    /// Its rows.
+    pub row_count: u64,
+    /// How many objects it references.
+    pub object_count: u64,
+    /// Its commit time.
+    pub created_at: String,
+    /// True when the version is past retention (`retain_versions` / `retain_ms` of catalogd):
+    /// `GET /datasets/{name}/versions/{n}` answers it 410 `gone` and its objects may already
+    /// be garbage collected (docs/decisions.md, "Garbage collection and retention"). Absent (false) from peers that predate retention.
+    #[serde(default)]
+    pub gone: bool,
+}
+
+/// Answer of `GET /datasets/{name}/versions`: every version, ascending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionListResponse {
+    /// Dataset name.
+    pub name: DatasetName,
+    /// Versions ascending.
+    pub versions: Vec<VersionSummary>,
+}
+
+/// Answer of catalogd's `POST /admin/gc[?dry_run=true]`: what one garbage collection run
+/// over `datasets/` did (docs/decisions.md, "Garbage collection and retention").
+///
+/// Every object counted in `scanned_objects` is in exactly one of `retained_objects`,
+/// `skipped_young`, `deleted` / `would_delete`, or (when its dataset could not be decided)
+/// none of them, with the reason in `errors`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcRunResponse {
+    /// True when nothing was deleted: the run only reports `would_delete`.
+    pub dry_run: bool,
+    /// Keys deleted by this run, ascending (empty on a dry run). A key another GC deleted
+    /// first is listed too: it is gone either way.
+    pub deleted: Vec<ObjectKey>,
+    /// Keys a real run would delete now, ascending (empty unless `dry_run`).
+    pub would_delete: Vec<ObjectKey>,
+    /// Objects kept because a retained version references them.
+    pub retained_objects: u64,
+    /// Objects listed under `datasets/`.
+    pub scanned_objects: u64,
+    /// Unreferenced objects kept because they are younger than `gc_grace_ms` (an ingest may
+    /// be about to register them).
+    pub skipped_young: u64,
+    /// Versions past retention seen by this run (their manifests stay; their objects are
+    /// candidates unless a retained version shares them).
+    pub expired_versions: u64,
+    /// What could not be done (a dataset whose manifests could not be read, a failed
+    /// DELETE); nothing is deleted for a dataset that could not be decided.
+    pub errors: Vec<String>,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: u64,
+}

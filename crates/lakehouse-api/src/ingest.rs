@@ -1,0 +1,23 @@
+//! Bodies of ingestd's routes (DESIGN.md section 6).
+
+use crate::{Manifest, ObjectKey, Schema};
+use serde::{Deserialize, Serialize};
+
+/// 200 answer of `POST /ingest` (ingestd).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestResponse {
+    /// The dataset version this upload is now part of.
+    pub manifest: Manifest,
+    /// True when no new version was made (the same upload was already registered).
+    pub existing: bool,
+    /// Rows in this upload's CSV (and Parquet object).
+    pub row_count: u64,
+    /// Key of this upload's Parquet object in storaged.
+    pub parquet_key: ObjectKey,
+    /// Size of that object, bytes.
+    pub parquet_size: u64,
+    /// Schema the object was written with.
+    pub schema: Schema,
+    /// Header renames and similar notes (DESIGN.md section 3).
+    pub warnings: Vec<String>,
+}

@@ -1,0 +1,109 @@
+//! Client of ingestd's `POST /ingest` (DESIGN.md section 6).
+
+use crate::{Endpoint, Result, json, send};
+use lakehouse_api::{DatasetName, IngestMode, IngestResponse};
+
+/// Client of ingestd (`/ingest`), cheap to clone.
+#[derive(Debug, Clone)]
+pub struct IngestdClient {
+    endpoint: Endpoint,
+}
+
+/// The query options of one `POST /ingest`: every option ingestd takes (DESIGN.md section
+/// 6). `None` leaves an option to ingestd's default.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Dataset to ingest into (`name`).
+    pub name: DatasetName,
+    /// `mode`: `replace` (ingestd's default) or `append`.
+    pub mode: Option<IngestMode>,
+    /// `delimiter`: one ASCII character, or `tab`, as ingestd parses it.
+    pub delimiter: Option<String>,
+    /// `null_values`: comma-separated strings read as null.
+    pub null_values: Option<String>,
+}
+
+impl IngestOptions {
+    /// The query string pairs, in a fixed order.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = vec![("name", self.name.as_str().to_owned())];
+        if let Some(mode) = self.mode {
+            let mode = match mode {
+                IngestMode::Replace => "replace",
+                IngestMode::Append => "append",
+            };
+            query.push(("mode", mode.to_owned()));
+        }
+        if let Some(delimiter) = &self.delimiter {
+            query.push(("delimiter", delimiter.clone()));
+        }
+        if let Some(null_values) = &self.null_values {
+            query.push(("null_values", null_values.clone()));
+        }
+        query
+    }
+}
+
+impl IngestdClient {
+    /// A client of the ingestd at `base_url` (`http://127.0.0.1:8081`).
+    ///
+    /// # Errors
+    /// [`crate::ClientError::InvalidUrl`] unless it is an `http(s)://` URL.
+    pub fn new(base_url: &str) -> Result<Self> {
+        Ok(IngestdClient {
+            endpoint: Endpoint::new(base_url)?,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request; `None` or an empty token
+    /// sends none.
+    pub fn with_token(self, token: Option<String>) -> Self {
+        IngestdClient {
+            endpoint: self.endpoint.with_token(token),
+        }
+    }
+
+    /// `POST /ingest?name=&mode=&delimiter=&null_values=` with a multipart body whose field
+    /// `file` (named `filename`, `text/csv`) streams `file`, of exactly `length` bytes. The
+    /// body's `Content-Length` is known in advance, so ingestd can refuse an upload over its
+    /// cap before reading it; nothing of `file` is held in memory beyond reqwest's chunks.
+    ///
+    /// # Errors
+    /// [`crate::ClientError::Remote`] with ingestd's answer (409 `schema_drift` with a
+    /// [`lakehouse_api::SchemaDriftDetails`] as details, 400 `malformed_csv`, 413, 503
+    /// `busy`, ...); [`crate::ClientError::Transport`] when ingestd does not answer or `file`
+    /// fails while it is sent; [`crate::ClientError::Decode`].
+    pub async fn ingest(
+        &self,
+        options: &IngestOptions,
+        file: impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        length: u64,
+        filename: &str,
+    ) -> Result<IngestResponse> {
+        let url = self.endpoint.url("/ingest");
+        let part =
+            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(file), length)
+                .file_name(filename.to_owned())
+                .mime_str("text/csv")
+                .map_err(|source| crate::ClientError::Transport {
+                    url: url.clone(),
+                    source,
+                })?;
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let request = self
+            .endpoint
+            .request(reqwest::Method::POST, &url)
+            .query(&options.query())
+            .multipart(form);
+        let response = send(request, &url, &[]).await?;
+        json(response, &url).await
+    }
+
+    /// `GET /readyz`: Ok when ingestd answers 200.
+    ///
+    /// # Errors
+    /// Transport errors or the 503 answer.
+    pub async fn ready(&self) -> Result<()> {
+        self.endpoint.ready().await
+    }
+}

@@ -1,0 +1,334 @@
+//! The page templates (maud: checked at compile time, every `(value)` HTML-escaped).
+
+use super::Insight;
+use super::parquet::ColumnStats;
+use axum::http::StatusCode;
+use lakehouse_api::{DatasetListResponse, Manifest};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use std::sync::Arc;
+
+/// Inline style sheet: readable from phone width up, no external resource.
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#1d2330;color:#fff;padding:.6rem 1rem}
+header a{color:#fff;text-decoration:none;font-weight:600}
+main{max-width:72rem;margin:0 auto;padding:1rem}
+h1{font-size:1.4rem;word-break:break-all}h2{font-size:1.1rem;margin-top:1.6rem}
+.scroll{overflow-x:auto;background:#fff;border:1px solid #dde1e8;border-radius:6px}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+th,td{padding:.35rem .6rem;text-align:left;border-bottom:1px solid #eceef2;vertical-align:top}
+th{background:#eef1f5;font-weight:600;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.type{white-space:nowrap;word-break:normal}
+code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;word-break:break-all}
+.bar{display:inline-block;width:5rem;height:.6rem;background:#e3e7ee;border-radius:3px;vertical-align:middle}
+.bar span{display:block;height:100%;background:#d9822b;border-radius:3px}
+.muted{color:#6b7385}.null{color:#9aa1ae;font-style:italic}
+.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;font-size:.95rem}
+.note{background:#fff7e6;border:1px solid #f0d59a;padding:.5rem .8rem;border-radius:6px}
+form{display:flex;gap:.5rem;flex-wrap:wrap;margin:.5rem 0 1rem}
+input{padding:.4rem;font-size:1rem;flex:1;min-width:10rem}button{padding:.4rem .8rem;font-size:1rem}
+svg{max-width:100%;height:auto;background:#fff;border:1px solid #dde1e8;border-radius:6px}
+.current{font-weight:700}
+";
+
+fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · lakehouse catalog" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header { a href="/ui" { "lakehouse catalog" } }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// `/ui?…` as a link, its query values percent-encoded.
+pub fn list_link(prefix: &str, cursor: Option<&str>, limit: Option<usize>) -> String {
+    let limit = limit.map(|l| l.to_string());
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    if !prefix.is_empty() {
+        pairs.push(("prefix", prefix));
+    }
+    if let Some(cursor) = cursor {
+        pairs.push(("cursor", cursor));
+    }
+    if let Some(limit) = &limit {
+        pairs.push(("limit", limit));
+    }
+    match serde_urlencoded::to_string(&pairs) {
+        Ok(query) if !query.is_empty() => format!("/ui?{query}"),
+        _ => "/ui".to_owned(),
+    }
+}
+
+/// The dataset list: a prefix filter, one row per dataset, a link to the next page (`next`,
+/// when there is one).
+pub fn list(prefix: &str, page: &DatasetListResponse, next: Option<&str>) -> Markup {
+    layout(
+        "datasets",
+        html! {
+            h1 { "Datasets" }
+            form method="get" action="/ui" {
+                input type="search" name="prefix" value=(prefix) placeholder="name starts with…" aria-label="name prefix";
+                button type="submit" { "Filter" }
+            }
+            @if page.datasets.is_empty() {
+                p class="muted" { "No datasets" @if !prefix.is_empty() { " starting with " code { (prefix) } } "." }
+            } @else {
+                div class="scroll" {
+                    table id="datasets" {
+                        thead { tr { th { "name" } th { "version" } th { "rows" } th { "updated" } th { "schema" } } }
+                        tbody {
+                            @for d in &page.datasets {
+                                tr {
+                                    td { a href={ "/ui/datasets/" (d.name.as_str()) } { (d.name.as_str()) } }
+                                    td class="num" { (d.latest_version) }
+                                    td class="num" { (d.row_count) }
+                                    td { (d.updated_at) }
+                                    td class="mono" { (short(&d.schema_fingerprint.to_string())) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(next) = next {
+                p { a href=(next) rel="next" { "Next page →" } }
+            }
+        },
+    )
+}
+
+fn short(fingerprint: &str) -> String {
+    fingerprint
+        .strip_prefix("sha256:")
+        .unwrap_or(fingerprint)
+        .chars()
+        .take(12)
+        .collect()
+}
+
+/// `bytes` for people (KiB, MiB, ... with one decimal).
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// One dataset version: facts, schema with statistics, preview, chart, versions, objects.
+pub fn dataset(
+    manifest: &Manifest,
+    versions: &[Arc<Manifest>],
+    retained: bool,
+    insight: &Insight,
+    storaged_url: Option<&str>,
+) -> Markup {
+    let name = manifest.name.as_str();
+    let latest = versions
+        .last()
+        .map(|m| m.version)
+        .unwrap_or(manifest.version);
+    let total_size: u64 = manifest.objects.iter().map(|o| o.size).sum();
+    layout(
+        name,
+        html! {
+            h1 { (name) }
+            @if manifest.version != latest {
+                p class="note" {
+                    "You are looking at version " (manifest.version) " of " (latest) ". "
+                    a href={ "/ui/datasets/" (name) } { "Show the latest version" }
+                }
+            }
+            @if !retained {
+                p class="note" { "This version is past retention: its objects may already be garbage collected." }
+            }
+            div class="facts" id="facts" {
+                span class="muted" { "version" } span { (manifest.version) }
+                span class="muted" { "rows" } span { (manifest.row_count) }
+                span class="muted" { "objects" } span { (manifest.objects.len()) " (" (size(total_size)) ")" }
+                span class="muted" { "created" } span { (manifest.created_at) }
+                span class="muted" { "schema" } span class="mono" { (manifest.schema_fingerprint.to_string()) }
+                span class="muted" { "inference" } span {
+                    "rule set v" (manifest.inference_version)
+                    ", delimiter " code { (format!("{:?}", manifest.options.delimiter as char)) }
+                    ", null values " code { (format!("{:?}", manifest.options.null_values)) }
+                }
+                @if let Some(filename) = &manifest.source.filename {
+                    span class="muted" { "source" } span { (filename) }
+                }
+            }
+
+            h2 { "Schema" }
+            @if let Err(why) = &insight.stats {
+                p class="muted" { "Column statistics unavailable: " (why) }
+            }
+            div class="scroll" {
+                table id="schema" {
+                    thead { tr { th { "column" } th { "type" } th { "nulls" } th { "min" } th { "max" } } }
+                    tbody {
+                        @for (i, field) in manifest.schema.fields.iter().enumerate() {
+                            @let stats = insight.stats.as_ref().ok().and_then(|s| s.get(i));
+                            tr {
+                                td class="column" { (field.name) }
+                                td class="type mono" { (field.data_type.name()) }
+                                td class="num" { (null_bar(stats, manifest.row_count)) }
+                                td { (opt(stats.and_then(|s| s.min.as_deref()))) }
+                                td { (opt(stats.and_then(|s| s.max.as_deref()))) }
+                            }
+                        }
+                    }
+                }
+            }
+
+            h2 { "Preview" }
+            @match &insight.preview {
+                Err(why) => p class="muted" { "Preview unavailable: " (why) },
+                Ok((columns, rows)) => {
+                    p class="muted" { "The first " (rows.len()) " rows of this version's first object." }
+                    div class="scroll" {
+                        table id="preview" {
+                            thead { tr { @for c in columns { th { (c) } } } }
+                            tbody {
+                                @for row in rows {
+                                    tr { @for value in row {
+                                        @if value == "null" { td class="null" { "null" } } @else { td { (value) } }
+                                    } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+
+            h2 { "Rows per version" }
+            (chart(versions, manifest.version))
+
+            h2 { "Versions" }
+            div class="scroll" {
+                table id="versions" {
+                    thead { tr { th { "version" } th { "rows" } th { "objects" } th { "size" } th { "created" } th { "schema" } } }
+                    tbody {
+                        @for v in versions.iter().rev() {
+                            tr class=[(v.version == manifest.version).then_some("current")] {
+                                td { a href={ "/ui/datasets/" (name) "?version=" (v.version) } { "v" (v.version) } }
+                                td class="num" { (v.row_count) }
+                                td class="num" { (v.objects.len()) }
+                                td class="num" { (size(v.objects.iter().map(|o| o.size).sum())) }
+                                td { (v.created_at) }
+                                td class="mono" { (short(&v.schema_fingerprint.to_string())) }
+                            }
+                        }
+                    }
+                }
+            }
+
+            h2 { "Objects" }
+            div class="scroll" {
+                table id="objects" {
+                    thead { tr { th { "object" } th { "rows" } th { "size" } } }
+                    tbody {
+                        @for o in &manifest.objects {
+                            tr {
+                                td class="mono" {
+                                    @if let Some(base) = storaged_url {
+                                        a href={ (base) "/objects/" (o.key.as_str()) } download { (o.key.as_str()) }
+                                    } @else { (o.key.as_str()) }
+                                }
+                                td class="num" { (o.row_count) }
+                                td class="num" { (size(o.size)) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn opt(value: Option<&str>) -> Markup {
+    match value {
+        Some(value) => html! { (value) },
+        None => html! { span class="null" { "–" } },
+    }
+}
+
+/// The null share of a column as a small bar and a percentage.
+fn null_bar(stats: Option<&ColumnStats>, rows: u64) -> Markup {
+    let Some(stats) = stats else {
+        return html! { span class="null" { "–" } };
+    };
+    let share = if rows == 0 {
+        0.0
+    } else {
+        stats.nulls as f64 / rows as f64 * 100.0
+    };
+    html! {
+        span class="bar" title={ (stats.nulls) " nulls of " (rows) } {
+            span style={ "width:" (format!("{share:.1}")) "%" } {}
+        }
+        " " (format!("{share:.1}")) "%"
+    }
+}
+
+/// An inline SVG bar chart of row count per version; the shown version is darker.
+fn chart(versions: &[Arc<Manifest>], shown: u64) -> Markup {
+    const WIDTH: f64 = 600.0;
+    const HEIGHT: f64 = 140.0;
+    const TOP: f64 = 12.0;
+    const BOTTOM: f64 = 20.0;
+    let n = versions.len().max(1) as f64;
+    let max = versions
+        .iter()
+        .map(|m| m.row_count)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let slot = WIDTH / n;
+    let bar = (slot * 0.8).max(1.0);
+    html! {
+        svg id="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width=(WIDTH) height=(HEIGHT) role="img" aria-label="rows per version" xmlns="http://www.w3.org/2000/svg" {
+            line x1="0" y1=(HEIGHT - BOTTOM) x2=(WIDTH) y2=(HEIGHT - BOTTOM) stroke="#c4cad4" {}
+            text x="4" y="10" font-size="10" fill="#6b7385" { (max as u64) " rows" }
+            @for (i, v) in versions.iter().enumerate() {
+                @let h = (v.row_count as f64 / max) * (HEIGHT - TOP - BOTTOM);
+                @let x = i as f64 * slot + (slot - bar) / 2.0;
+                rect x=(format!("{x:.1}")) y=(format!("{:.1}", HEIGHT - BOTTOM - h)) width=(format!("{bar:.1}")) height=(format!("{h:.1}"))
+                    fill=(if v.version == shown { "#1d5fa8" } else { "#8fb3dd" }) {
+                    title { "version " (v.version) ": " (v.row_count) " rows" }
+                }
+                @if versions.len() <= 30 || i == 0 || i + 1 == versions.len() {
+                    text x=(format!("{:.1}", x + bar / 2.0)) y=(HEIGHT - 6.0) font-size="10" text-anchor="middle" fill="#6b7385" { "v" (v.version) }
+                }
+            }
+        }
+    }
+}
+
+/// An error page with `status` and `message`.
+pub fn error(status: StatusCode, message: &str) -> Markup {
+    layout(
+        status.as_str(),
+        html! {
+            h1 { (status.as_str()) " " (status.canonical_reason().unwrap_or("")) }
+            p { (message) }
+            p { a href="/ui" { "All datasets" } }
+        },
+    )
+}

@@ -1,0 +1,174 @@
+//! The catalog page (`GET /ui`, `GET /ui/datasets/{name}`, issue 16) served by the real
+//! binaries: datasets ingested through ingestd, the HTML checked for what a reader sees
+//! (names, types, statistics, versions, preview rows), escaping, errors and tokens.
+
+use lakehouse_testkit::{Trio, multipart_content_type, multipart_file};
+
+async fn ingest(trio: &Trio, query: &str, csv: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/ingest?{query}", trio.ingestd.url()))
+        .header("content-type", multipart_content_type())
+        .body(multipart_file("file", csv.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+async fn page(url: String, cookie: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_pages_show_datasets_schema_stats_versions_and_preview() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    ingest(
+        &trio,
+        "name=trips&null_values=NA",
+        "id,city,fare,day\n1,Oslo,10.5,2024-01-02\n2,NA,7.25,2024-01-03\n3,Bergen,NA,2024-01-01\n",
+    )
+    .await;
+    ingest(
+        &trio,
+        "name=trips&mode=append",
+        "id,city,fare,day\n4,Tromsø,99.5,2024-02-01\n",
+    )
+    .await;
+    ingest(
+        &trio,
+        "name=nasty",
+        "\"a<b&c \"\"q\"\" 'x'\",plain\n<script>alert(1)</script>,1\n",
+    )
+    .await;
+    let base = trio.catalogd.url();
+
+    let (status, list) = page(format!("{base}/ui"), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        list.contains(r#"<a href="/ui/datasets/trips">trips</a>"#),
+        "{list}"
+    );
+    assert!(
+        list.contains(r#"<a href="/ui/datasets/nasty">nasty</a>"#),
+        "{list}"
+    );
+    assert!(!list.contains("<script"), "no script at all: {list}");
+    let (_, filtered) = page(format!("{base}/ui?prefix=tr"), None).await;
+    assert!(filtered.contains("/ui/datasets/trips"));
+    assert!(!filtered.contains("/ui/datasets/nasty"));
+    // Paginated: one a page, a next link to the rest.
+    let (_, first) = page(format!("{base}/ui?limit=1"), None).await;
+    assert!(first.contains("/ui/datasets/nasty"), "{first}");
+    assert!(!first.contains("/ui/datasets/trips"), "{first}");
+    assert!(
+        first.contains(r#"<a href="/ui?cursor=nasty&amp;limit=1" rel="next">"#),
+        "{first}"
+    );
+    let (_, second) = page(format!("{base}/ui?cursor=nasty&limit=1"), None).await;
+    assert!(second.contains("/ui/datasets/trips"), "{second}");
+    assert!(!second.contains(r#"rel="next""#), "{second}");
+    let (status, _) = page(format!("{base}/ui?limit=0"), None).await;
+    assert_eq!(status, 400);
+
+    let (status, trips) = page(format!("{base}/ui/datasets/trips"), None).await;
+    assert_eq!(status, 200, "{trips}");
+    for (column, kind) in [
+        ("id", "int64"),
+        ("city", "utf8"),
+        ("fare", "float64"),
+        ("day", "date32"),
+    ] {
+        assert!(
+            trips.contains(&format!(
+                r#"<td class="column">{column}</td><td class="type mono">{kind}</td>"#
+            )),
+            "{column}: {trips}"
+        );
+    }
+    // Statistics from the footers: min and max over both objects, null shares.
+    assert!(
+        trips.contains("<td>2024-01-01</td><td>2024-02-01</td>"),
+        "{trips}"
+    );
+    assert!(trips.contains("<td>7.25</td><td>99.5</td>"), "{trips}");
+    assert!(trips.contains("25.0%"), "one null city of 4 rows: {trips}");
+    // Versions with time travel links, the chart, the preview rows, download links.
+    assert!(trips.contains(r#"href="/ui/datasets/trips?version=1">v1</a>"#));
+    assert!(trips.contains(r#"href="/ui/datasets/trips?version=2">v2</a>"#));
+    assert!(trips.contains("<svg id=\"chart\""));
+    assert!(trips.contains("version 2: 4 rows"));
+    assert!(trips.contains("<td>Oslo</td>"), "{trips}");
+    assert!(trips.contains("<td>Bergen</td>"), "{trips}");
+    assert!(trips.contains(&format!(
+        r#"href="{}/objects/datasets/trips/"#,
+        trio.storaged.url()
+    )));
+
+    let (status, v1) = page(format!("{base}/ui/datasets/trips?version=1"), None).await;
+    assert_eq!(status, 200);
+    assert!(v1.contains("You are looking at version 1 of 2"), "{v1}");
+    assert!(!v1.contains("<td>Tromsø</td>"), "{v1}");
+
+    let (status, nasty) = page(format!("{base}/ui/datasets/nasty"), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        nasty.contains("a&lt;b&amp;c &quot;q&quot; 'x'"),
+        "escaped column name: {nasty}"
+    );
+    assert!(
+        nasty.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{nasty}"
+    );
+    assert!(!nasty.contains("<script"), "{nasty}");
+
+    let (status, _) = page(format!("{base}/ui/datasets/nope"), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = page(format!("{base}/ui/datasets/trips?version=9"), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = page(format!("{base}/ui/datasets/trips?version=x"), None).await;
+    assert_eq!(status, 400);
+    let (status, _) = page(format!("{base}/ui/datasets/bad%20name"), None).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn read_tokens_apply_by_header_or_cookie() {
+    let trio = Trio::start(&[
+        ("LAKEHOUSE_CATALOGD__READ_TOKENS", "[\"reader\"]".into()),
+        ("LAKEHOUSE_CATALOGD__SERVICE_TOKEN", "svc".into()),
+        ("LAKEHOUSE_INGESTD__SERVICE_TOKEN", "svc".into()),
+        ("LAKEHOUSE_STORAGED__SERVICE_TOKEN", "svc".into()),
+    ])
+    .expect("trio starts");
+    let url = format!("{}/ui", trio.catalogd.url());
+    let status = reqwest::get(&url).await.unwrap().status();
+    assert_eq!(status, 401);
+    let status = reqwest::Client::new()
+        .get(&url)
+        .header("cookie", "lakehouse_token=wrong")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let (status, _) = page(url.clone(), Some("theme=dark; lakehouse_token=reader")).await;
+    assert_eq!(status, 200);
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth("reader")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

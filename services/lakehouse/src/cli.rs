@@ -1,0 +1,196 @@
+//! The command line: clap derive, whose doc comments are the `--help` text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lakehouse_api::{CsvOptions, DatasetName, IngestMode};
+use lakehouse_client::{CatalogdClient, IngestdClient, StoragedClient};
+use std::path::PathBuf;
+
+/// Command-line client of a lakehouse trio (ingestd, catalogd, storaged).
+///
+/// Ingests CSV files as versioned Parquet datasets, lists and shows datasets and their
+/// versions, downloads a version's Parquet objects and runs garbage collection. Output is a
+/// table for people, or JSON with `--json`. Exit status: 0 ok, 1 error (the service refused or
+/// could not be reached), 2 usage (a bad flag or argument; nothing was sent).
+#[derive(Debug, Parser)]
+#[command(name = "lakehouse", version)]
+pub struct Cli {
+    /// Where the services are and how to talk to them.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Service options")]
+pub struct Global {
+    /// Base URL of ingestd.
+    #[arg(
+        long,
+        global = true,
+        env = "LAKEHOUSE_INGESTD_URL",
+        default_value = "http://127.0.0.1:8081",
+        value_parser = ingestd_client,
+        value_name = "URL"
+    )]
+    pub ingestd_url: IngestdClient,
+    /// Base URL of catalogd.
+    #[arg(
+        long,
+        global = true,
+        env = "LAKEHOUSE_CATALOGD_URL",
+        default_value = "http://127.0.0.1:8082",
+        value_parser = catalogd_client,
+        value_name = "URL"
+    )]
+    pub catalogd_url: CatalogdClient,
+    /// Base URL of storaged (`get` downloads the objects from it).
+    #[arg(
+        long,
+        global = true,
+        env = "LAKEHOUSE_STORAGED_URL",
+        default_value = "http://127.0.0.1:8083",
+        value_parser = storaged_client,
+        value_name = "URL"
+    )]
+    pub storaged_url: StoragedClient,
+    /// Bearer token sent to every service (a read token for lookups and `get`, a write token
+    /// for `ingest` and `gc`).
+    #[arg(
+        long,
+        global = true,
+        env = "LAKEHOUSE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Print the answer as JSON on stdout (one document) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest a CSV file as a new version of a dataset (`POST /ingest`).
+    ///
+    /// The file is streamed, never read whole. On a terminal a progress bar shows the bytes
+    /// sent, the rate and the time left, then a spinner while ingestd converts and commits.
+    /// An upload whose schema does not fit the dataset's is refused (exit 1) and the
+    /// difference is printed column by column.
+    Ingest(IngestArgs),
+    /// List datasets with their latest version (`GET /datasets`, every page).
+    Datasets {
+        /// Only datasets whose name starts with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Show a dataset version: its schema, objects and counts (`GET /datasets/{name}`).
+    Show {
+        /// Dataset name.
+        #[arg(value_parser = dataset_name)]
+        name: DatasetName,
+        /// Version to show (time travel); the latest when absent.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// List every version of a dataset (`GET /datasets/{name}/versions`).
+    Versions {
+        /// Dataset name.
+        #[arg(value_parser = dataset_name)]
+        name: DatasetName,
+    },
+    /// Download a version's Parquet objects into a directory, checking each one's SHA-256.
+    ///
+    /// Each object is written as DIR/<last segment of its key> (`<sha256>.parquet`), streamed
+    /// to a temporary file that is renamed only once its SHA-256 matches the key's.
+    Get {
+        /// Dataset name.
+        #[arg(value_parser = dataset_name)]
+        name: DatasetName,
+        /// Version to download; the latest when absent.
+        #[arg(long)]
+        version: Option<u64>,
+        /// Directory to write into (created when missing).
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: PathBuf,
+    },
+    /// Run garbage collection now (`POST /admin/gc`; needs a write token when tokens are on).
+    Gc {
+        /// Report what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Arguments of `lakehouse ingest`: the file and every `/ingest` option.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// CSV file to ingest (UTF-8, header line first).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Dataset to ingest into; created by the first ingest.
+    #[arg(long, value_parser = dataset_name)]
+    pub name: DatasetName,
+    /// `replace`: the new version holds only this file; `append`: the previous version's
+    /// objects plus this file. ingestd's default is `replace`.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Field delimiter: one ASCII character, or `tab`. Default `,`.
+    #[arg(long, value_parser = delimiter, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+    /// Comma-separated strings read as null besides the empty field (e.g. `NA,NULL`).
+    #[arg(long, value_name = "LIST")]
+    pub null_values: Option<String>,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// The new version holds only the new file.
+    Replace,
+    /// The new version holds the previous version's objects plus the new file.
+    Append,
+}
+
+impl From<ModeArg> for IngestMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Replace => IngestMode::Replace,
+            ModeArg::Append => IngestMode::Append,
+        }
+    }
+}
+
+fn dataset_name(value: &str) -> Result<DatasetName, String> {
+    DatasetName::new(value).map_err(|e| e.to_string())
+}
+
+fn delimiter(value: &str) -> Result<String, String> {
+    CsvOptions::parse_delimiter(value).map(|_| value.to_owned())
+}
+
+fn ingestd_client(value: &str) -> Result<IngestdClient, String> {
+    IngestdClient::new(value).map_err(|e| e.to_string())
+}
+
+fn catalogd_client(value: &str) -> Result<CatalogdClient, String> {
+    CatalogdClient::new(value).map_err(|e| e.to_string())
+}
+
+fn storaged_client(value: &str) -> Result<StoragedClient, String> {
+    StoragedClient::new(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,300 @@
+//! One function per subcommand: call `lakehouse-client`, hand the answer to [`crate::output`].
+
+use crate::cli::{Cli, Command, IngestArgs};
+use crate::output::{self, Downloaded, GetReport};
+use crate::progress::UploadProgress;
+use futures::StreamExt;
+use lakehouse_api::{DatasetListResponse, DatasetName, Manifest, ObjectRef};
+use lakehouse_client::{CatalogdClient, ClientError, IngestOptions, StoragedClient};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// Read size of the file being ingested, bytes.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Page size when listing every dataset.
+const LIST_PAGE: usize = 1000;
+
+/// Why a command failed (exit status 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A service refused the request or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The file to ingest cannot be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Input {
+        /// The file as given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The path to ingest is not a regular file.
+    #[error("{path} is not a regular file")]
+    NotAFile {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// catalogd has no dataset of that name.
+    #[error("no dataset named {}", name.as_str())]
+    UnknownDataset {
+        /// The name asked for.
+        name: DatasetName,
+    },
+    /// A downloaded object cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        /// The file being written.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A downloaded object's bytes do not hash to the SHA-256 of its key.
+    #[error("object {key}: its SHA-256 is {actual}, its key says {expected}; nothing written")]
+    Digest {
+        /// The object key.
+        key: String,
+        /// SHA-256 of the key.
+        expected: String,
+        /// SHA-256 of the bytes received.
+        actual: String,
+    },
+    /// A downloaded object's length is not the manifest's size.
+    #[error("object {key}: received {actual} bytes, the manifest says {expected}; nothing written")]
+    Size {
+        /// The object key.
+        key: String,
+        /// Size in the manifest.
+        expected: u64,
+        /// Bytes received.
+        actual: u64,
+    },
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// [`CliError`]: the first failure, after which nothing more is sent.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let global = cli.global;
+    let token = global.token.clone();
+    let catalogd = global.catalogd_url.with_token(token.clone());
+    let json = global.json;
+    match cli.command {
+        Command::Ingest(args) => {
+            let ingestd = global.ingestd_url.with_token(token);
+            ingest(&ingestd, args, json).await
+        }
+        Command::Datasets { prefix } => {
+            let list = all_datasets(&catalogd, &prefix).await?;
+            output::print(&list, json);
+            Ok(())
+        }
+        Command::Show { name, version } => {
+            let manifest = manifest(&catalogd, &name, version).await?;
+            output::print(&manifest, json);
+            Ok(())
+        }
+        Command::Versions { name } => {
+            let versions = catalogd.versions(&name).await?;
+            output::print(&versions, json);
+            Ok(())
+        }
+        Command::Get {
+            name,
+            version,
+            output: dir,
+        } => {
+            let storaged = global.storaged_url.with_token(token);
+            let manifest = manifest(&catalogd, &name, version).await?;
+            let report = get(&storaged, &manifest, &dir).await?;
+            output::print(&report, json);
+            Ok(())
+        }
+        Command::Gc { dry_run } => {
+            let report = catalogd.gc(dry_run).await?;
+            output::print(&report, json);
+            Ok(())
+        }
+    }
+}
+
+/// `lakehouse ingest`: checks the file locally (nothing is sent for a missing, unreadable or
+/// non-regular file), then streams it with the progress display.
+async fn ingest(
+    ingestd: &lakehouse_client::IngestdClient,
+    args: IngestArgs,
+    json: bool,
+) -> Result<(), CliError> {
+    let input = |source| CliError::Input {
+        path: args.file.clone(),
+        source,
+    };
+    let file = tokio::fs::File::open(&args.file).await.map_err(input)?;
+    let metadata = file.metadata().await.map_err(input)?;
+    if !metadata.is_file() {
+        return Err(CliError::NotAFile { path: args.file });
+    }
+    let length = metadata.len();
+    let filename = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload.csv".to_owned());
+    let options = IngestOptions {
+        name: args.name,
+        mode: args.mode.map(Into::into),
+        delimiter: args.delimiter,
+        null_values: args.null_values,
+    };
+    let progress = UploadProgress::new(length);
+    let chunks = progress.track(tokio_util::io::ReaderStream::with_capacity(
+        file,
+        READ_CHUNK_BYTES,
+    ));
+    let answer = ingestd.ingest(&options, chunks, length, &filename).await;
+    progress.finish();
+    output::print(&answer?, json);
+    Ok(())
+}
+
+/// Every page of `GET /datasets?prefix=`, as one list.
+async fn all_datasets(
+    catalogd: &CatalogdClient,
+    prefix: &str,
+) -> Result<DatasetListResponse, CliError> {
+    let mut all = DatasetListResponse {
+        datasets: Vec::new(),
+        next_cursor: None,
+    };
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = catalogd
+            .list(prefix, Some(LIST_PAGE), cursor.as_deref())
+            .await?;
+        all.datasets.extend(page.datasets);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Version `version` of `name`, or its latest version.
+async fn manifest(
+    catalogd: &CatalogdClient,
+    name: &DatasetName,
+    version: Option<u64>,
+) -> Result<Manifest, CliError> {
+    Ok(match version {
+        Some(version) => catalogd.version(name, version).await?,
+        None => catalogd
+            .latest(name)
+            .await?
+            .ok_or_else(|| CliError::UnknownDataset { name: name.clone() })?,
+    })
+}
+
+/// `lakehouse get`: downloads every object of `manifest` into `dir`.
+async fn get(
+    storaged: &StoragedClient,
+    manifest: &Manifest,
+    dir: &Path,
+) -> Result<GetReport, CliError> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|source| CliError::Output {
+            path: dir.to_owned(),
+            source,
+        })?;
+    let mut files = Vec::with_capacity(manifest.objects.len());
+    for object in &manifest.objects {
+        files.push(download(storaged, object, dir).await?);
+    }
+    Ok(GetReport {
+        name: manifest.name.clone(),
+        version: manifest.version,
+        dir: dir.to_owned(),
+        files,
+    })
+}
+
+/// Streams `object` into `dir/<last key segment>.part`, hashing it on the way, and renames it
+/// into place only when its size and SHA-256 match the manifest's.
+async fn download(
+    storaged: &StoragedClient,
+    object: &ObjectRef,
+    dir: &Path,
+) -> Result<Downloaded, CliError> {
+    let key = object.key.as_str();
+    let file_name = key.rsplit('/').next().unwrap_or(key);
+    let path = dir.join(file_name);
+    let partial = dir.join(format!("{file_name}.part"));
+    let written = write_hashed(storaged, object, &partial).await;
+    let (size, digest) = match written {
+        Ok(done) => done,
+        Err(error) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(error);
+        }
+    };
+    let mismatch = if size != object.size {
+        Some(CliError::Size {
+            key: key.to_owned(),
+            expected: object.size,
+            actual: size,
+        })
+    } else if digest != object.sha256.as_str() {
+        Some(CliError::Digest {
+            key: key.to_owned(),
+            expected: object.sha256.as_str().to_owned(),
+            actual: digest.clone(),
+        })
+    } else {
+        None
+    };
+    if let Some(error) = mismatch {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(error);
+    }
+    tokio::fs::rename(&partial, &path)
+        .await
+        .map_err(|source| CliError::Output {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(Downloaded {
+        key: object.key.clone(),
+        path,
+        size,
+        sha256: digest,
+        rows: object.row_count,
+    })
+}
+
+/// Streams `object` into `path`: its size and SHA-256 (lowercase hex).
+async fn write_hashed(
+    storaged: &StoragedClient,
+    object: &ObjectRef,
+    path: &Path,
+) -> Result<(u64, String), CliError> {
+    let output = |source| CliError::Output {
+        path: path.to_owned(),
+        source,
+    };
+    let (_, mut chunks) = storaged.get_stream(&object.key).await?;
+    let mut file = tokio::fs::File::create(path).await.map_err(output)?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(output)?;
+    }
+    file.sync_all().await.map_err(output)?;
+    Ok((size, hex::encode(hasher.finalize())))
+}

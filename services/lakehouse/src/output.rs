@@ -1,0 +1,426 @@
+//! What the commands print: a table or a few lines for people, or the same struct as JSON
+//! (`--json`); errors as one line on stderr, a schema drift followed by its diff.
+
+use crate::commands::CliError;
+use indicatif::HumanBytes;
+use lakehouse_api::{
+    DatasetListResponse, DatasetName, ErrorCode, GcRunResponse, IngestResponse, Manifest,
+    ObjectKey, SchemaDriftDetails, VersionListResponse,
+};
+use lakehouse_client::ClientError;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// What `lakehouse get` did: one entry per object written.
+#[derive(Debug, Serialize)]
+pub struct GetReport {
+    /// Dataset name.
+    pub name: DatasetName,
+    /// The version downloaded.
+    pub version: u64,
+    /// The directory written into.
+    pub dir: PathBuf,
+    /// The files written, in manifest order.
+    pub files: Vec<Downloaded>,
+}
+
+/// One object written by `lakehouse get`.
+#[derive(Debug, Serialize)]
+pub struct Downloaded {
+    /// Its key in storaged.
+    pub key: ObjectKey,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Bytes written.
+    pub size: u64,
+    /// SHA-256 of those bytes, checked equal to the key's.
+    pub sha256: String,
+    /// Rows, as the manifest says.
+    pub rows: u64,
+}
+
+/// An answer printable for people ([`Render::human`]) and as JSON (its `Serialize`).
+pub trait Render: Serialize {
+    /// The human text, ending with a newline.
+    fn human(&self) -> String;
+}
+
+/// Prints `value` on stdout: JSON when `json`, else its human text.
+pub fn print<T: Render>(value: &T, json: bool) {
+    if json {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => println!("{text}"),
+            Err(error) => eprintln!("error: cannot encode the answer as JSON: {error}"),
+        }
+    } else {
+        print!("{}", value.human());
+    }
+}
+
+/// Prints `error` as one line on stderr (`error: ...`); a schema drift adds its diff below.
+pub fn print_error(error: &CliError) {
+    let mut text = format!("error: {}", one_line(error));
+    if let CliError::Client(ClientError::Remote { body, .. }) = error
+        && body.error.code == ErrorCode::SchemaDrift
+        && let Ok(drift) = serde_json::from_value::<SchemaDriftDetails>(body.error.details.clone())
+    {
+        text.push('\n');
+        text.push_str(&drift_diff(&drift));
+    }
+    eprintln!("{}", text.trim_end());
+}
+
+/// The error and its sources on one line.
+fn one_line(error: &CliError) -> String {
+    match error {
+        CliError::Client(ClientError::Remote { body, status, .. }) => {
+            format!("{} ({status} {})", body.error.message, body.error.code)
+        }
+        CliError::Client(ClientError::Transport { url, source }) => {
+            format!("cannot reach {url}: {}", innermost(source))
+        }
+        other => {
+            let mut line = other.to_string();
+            if let Some(source) = std::error::Error::source(other)
+                && !matches!(other, CliError::Input { .. } | CliError::Output { .. })
+            {
+                let _ = write!(line, ": {}", chain(source));
+            }
+            line
+        }
+    }
+}
+
+/// The deepest source of `error` (for a transport error: the OS's reason, such as
+/// "Connection refused").
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut deepest = error;
+    while let Some(next) = deepest.source() {
+        deepest = next;
+    }
+    deepest.to_string()
+}
+
+/// `source` and its own sources, joined by `: `.
+fn chain(source: &dyn std::error::Error) -> String {
+    let mut parts = vec![source.to_string()];
+    let mut next = source.source();
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
+}
+
+/// The drift as a diff: `+` added, `-` removed, `~` changed (with line and value when
+/// known), `>` reordered.
+pub fn drift_diff(drift: &SchemaDriftDetails) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "schema of the dataset vs this upload:");
+    for column in &drift.added {
+        let _ = writeln!(out, "  + {column}  (added: not in the dataset's schema)");
+    }
+    for column in &drift.removed {
+        let _ = writeln!(out, "  - {column}  (removed: missing from the upload)");
+    }
+    for change in &drift.changed {
+        let mut line = format!("  ~ {}  {}", change.column, change.registered_type);
+        if let Some(attempted) = &change.attempted_type {
+            let _ = write!(line, " -> {attempted}");
+        }
+        match (&change.line, &change.value) {
+            (Some(at), Some(value)) => {
+                let _ = write!(line, "  (line {at}: {value:?})");
+            }
+            (Some(at), None) => {
+                let _ = write!(line, "  (line {at})");
+            }
+            (None, Some(value)) => {
+                let _ = write!(line, "  (value {value:?})");
+            }
+            (None, None) => {}
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if !drift.reordered.is_empty() {
+        let _ = writeln!(out, "  > reordered: {}", drift.reordered.join(", "));
+    }
+    out
+}
+
+/// Left-aligned columns separated by two spaces, a header line first.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (cell, width) in cells.zip(&widths) {
+            let _ = write!(text, "{cell:<width$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+/// The first 12 hex digits of a `sha256:<hex>` fingerprint or a digest.
+fn short(fingerprint: &str) -> String {
+    let hex = fingerprint.strip_prefix("sha256:").unwrap_or(fingerprint);
+    hex.chars().take(12).collect()
+}
+
+impl Render for IngestResponse {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        let what = if self.existing {
+            "already registered: no new version"
+        } else {
+            "new version"
+        };
+        let _ = writeln!(
+            out,
+            "ingested {} rows into {} version {} ({what})",
+            self.row_count,
+            self.manifest.name.as_str(),
+            self.manifest.version
+        );
+        let _ = writeln!(
+            out,
+            "parquet  {} ({})",
+            self.parquet_key.as_str(),
+            HumanBytes(self.parquet_size)
+        );
+        let _ = writeln!(
+            out,
+            "dataset  {} rows in {} object(s), schema {}",
+            self.manifest.row_count,
+            self.manifest.objects.len(),
+            short(&self.manifest.schema_fingerprint.to_string())
+        );
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+        out
+    }
+}
+
+impl Render for DatasetListResponse {
+    fn human(&self) -> String {
+        if self.datasets.is_empty() {
+            return "no datasets\n".to_owned();
+        }
+        let rows: Vec<Vec<String>> = self
+            .datasets
+            .iter()
+            .map(|d| {
+                vec![
+                    d.name.as_str().to_owned(),
+                    d.latest_version.to_string(),
+                    d.row_count.to_string(),
+                    d.updated_at.clone(),
+                    short(&d.schema_fingerprint.to_string()),
+                ]
+            })
+            .collect();
+        table(&["NAME", "VERSION", "ROWS", "UPDATED", "SCHEMA"], &rows)
+    }
+}
+
+impl Render for Manifest {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "dataset   {}", self.name.as_str());
+        let _ = writeln!(out, "version   {}", self.version);
+        let _ = writeln!(out, "created   {}", self.created_at);
+        let _ = writeln!(out, "rows      {}", self.row_count);
+        let size: u64 = self.objects.iter().map(|o| o.size).sum();
+        let _ = writeln!(
+            out,
+            "objects   {} ({})",
+            self.objects.len(),
+            HumanBytes(size)
+        );
+        let _ = writeln!(out, "schema    {}", self.schema_fingerprint);
+        let _ = writeln!(
+            out,
+            "inference rules v{}, delimiter {:?}, null values {:?}",
+            self.inference_version, self.options.delimiter as char, self.options.null_values
+        );
+        if let Some(filename) = &self.source.filename {
+            let _ = writeln!(out, "source    {filename}");
+        }
+        out.push('\n');
+        let rows: Vec<Vec<String>> = self
+            .schema
+            .fields
+            .iter()
+            .map(|f| {
+                vec![
+                    f.name.clone(),
+                    f.data_type.name().to_owned(),
+                    if f.nullable { "yes" } else { "no" }.to_owned(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["COLUMN", "TYPE", "NULLABLE"], &rows));
+        out.push('\n');
+        let rows: Vec<Vec<String>> = self
+            .objects
+            .iter()
+            .map(|o| {
+                vec![
+                    o.key.as_str().to_owned(),
+                    o.row_count.to_string(),
+                    o.size.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["OBJECT", "ROWS", "BYTES"], &rows));
+        out
+    }
+}
+
+impl Render for VersionListResponse {
+    fn human(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .versions
+            .iter()
+            .map(|v| {
+                vec![
+                    v.version.to_string(),
+                    v.row_count.to_string(),
+                    v.object_count.to_string(),
+                    v.created_at.clone(),
+                    short(&v.schema_fingerprint.to_string()),
+                    if v.gone { "gone" } else { "" }.to_owned(),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "VERSION",
+                "ROWS",
+                "OBJECTS",
+                "CREATED",
+                "SCHEMA",
+                "RETENTION",
+            ],
+            &rows,
+        )
+    }
+}
+
+impl Render for GetReport {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        let rows: Vec<Vec<String>> = self
+            .files
+            .iter()
+            .map(|f| {
+                vec![
+                    f.path.display().to_string(),
+                    f.rows.to_string(),
+                    f.size.to_string(),
+                    "ok".to_owned(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["FILE", "ROWS", "BYTES", "SHA-256"], &rows));
+        let _ = writeln!(
+            out,
+            "{} version {}: {} object(s) written to {}",
+            self.name.as_str(),
+            self.version,
+            self.files.len(),
+            self.dir.display()
+        );
+        out
+    }
+}
+
+impl Render for GcRunResponse {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        let (verb, keys) = if self.dry_run {
+            ("would delete", &self.would_delete)
+        } else {
+            ("deleted", &self.deleted)
+        };
+        let _ = writeln!(
+            out,
+            "{verb} {} object(s); scanned {}, retained {}, too young {}, expired versions {} ({} ms)",
+            keys.len(),
+            self.scanned_objects,
+            self.retained_objects,
+            self.skipped_young,
+            self.expired_versions,
+            self.duration_ms
+        );
+        for key in keys {
+            let _ = writeln!(out, "  {}", key.as_str());
+        }
+        for error in &self.errors {
+            let _ = writeln!(out, "error: {error}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakehouse_api::{ColumnChange, ColumnType, Field, Schema};
+
+    #[test]
+    fn a_drift_reads_as_a_diff() {
+        let drift = SchemaDriftDetails {
+            current_fingerprint: Schema { fields: vec![] }.fingerprint(),
+            attempted_fingerprint: Schema {
+                fields: vec![Field::new("extra", ColumnType::Utf8)],
+            }
+            .fingerprint(),
+            added: vec!["extra".into()],
+            removed: vec!["gone".into()],
+            changed: vec![ColumnChange {
+                column: "qty".into(),
+                registered_type: "int64".into(),
+                attempted_type: Some("utf8".into()),
+                line: Some(3),
+                value: Some("many".into()),
+            }],
+            reordered: vec![],
+        };
+        let diff = drift_diff(&drift);
+        assert!(diff.contains("  + extra"), "{diff}");
+        assert!(diff.contains("  - gone"), "{diff}");
+        assert!(
+            diff.contains("  ~ qty  int64 -> utf8  (line 3: \"many\")"),
+            "{diff}"
+        );
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(
+            &["A", "BB"],
+            &[
+                vec!["long".into(), "x".into()],
+                vec!["s".into(), "y".into()],
+            ],
+        );
+        assert_eq!(text, "A     BB\nlong  x\ns     y\n");
+    }
+}

@@ -1,0 +1,74 @@
+//! The ingest progress display: an indicatif bar (bytes, rate, time left) while the file is
+//! sent, then a spinner while ingestd converts and commits. Drawn only when stderr is a
+//! terminal; piped or redirected, nothing is drawn.
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// Tick of the spinner while the server works, and of the bar's redraws.
+const TICK: Duration = Duration::from_millis(120);
+
+/// The progress of one upload of `total` bytes.
+#[derive(Debug, Clone)]
+pub struct UploadProgress {
+    bar: ProgressBar,
+    total: u64,
+}
+
+impl UploadProgress {
+    /// A bar for an upload of `total` bytes on stderr, hidden unless stderr is a terminal.
+    pub fn new(total: u64) -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total), target);
+        // The template is a constant known to parse; fall back to the default bar otherwise.
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg:>9} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("uploading");
+        UploadProgress { bar, total }
+    }
+
+    /// `chunks`, counting each chunk into the bar; once `total` bytes went by, the bar turns
+    /// into the "processing" spinner.
+    pub fn track(
+        &self,
+        chunks: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        let progress = self.clone();
+        chunks.inspect(move |chunk| {
+            if let Ok(chunk) = chunk {
+                progress.bar.inc(chunk.len() as u64);
+                if progress.bar.position() >= progress.total {
+                    progress.processing();
+                }
+            }
+        })
+    }
+
+    /// Switches to the spinner of the server's phase (idempotent).
+    fn processing(&self) {
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+            self.bar.set_style(style);
+        }
+        self.bar.set_message(format!(
+            "sent {}; ingestd is converting and committing",
+            indicatif::HumanBytes(self.total)
+        ));
+        self.bar.enable_steady_tick(TICK);
+        self.bar.tick();
+    }
+
+    /// Removes the bar from the terminal (whatever the outcome).
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
