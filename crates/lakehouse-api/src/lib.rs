@@ -25,12 +25,12 @@ pub use catalog::{
     DatasetListResponse, DatasetSummary, GcRunResponse, VersionListResponse,
     VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
 };
+pub use error::{ErrorBody, ErrorCode, ErrorInfo};
 pub use iceberg::{
     IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse, IcebergListNamespacesResponse,
     IcebergListTablesResponse, IcebergLoadTableResult, IcebergNamespaceResponse,
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
-pub use error::{ErrorBody, ErrorCode, ErrorInfo};
 pub use ingest::IngestResponse;
 pub use manifest::{CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Source};
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};

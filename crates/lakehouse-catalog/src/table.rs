@@ -70,6 +70,7 @@ impl<S: ManifestStore> Catalog<S> {
         if self.table_base.is_none() || self.is_durable(name, version) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let input = self.table_input(name, version)?;
         let plan = input.plan();
         let existing: HashMap<String, u64> = self
@@ -106,13 +107,12 @@ impl<S: ManifestStore> Catalog<S> {
                     reason: crate::error_chain(&error),
                 }
             })?;
-            let key = ObjectKey::new(file.key.clone()).map_err(|error| {
-                CatalogError::TableMetadata {
+            let key =
+                ObjectKey::new(file.key.clone()).map_err(|error| CatalogError::TableMetadata {
                     name: name.clone(),
                     version,
                     reason: error.to_string(),
-                }
-            })?;
+                })?;
             let length = bytes.len() as u64;
             match self.store.put_if_absent(&key, Bytes::from(bytes)).await? {
                 PutOutcome::Created => written += 1,
@@ -120,7 +120,8 @@ impl<S: ManifestStore> Catalog<S> {
             }
             lengths.insert(file.key.clone(), length);
         }
-        tracing::info!(dataset = %name, version, written, "iceberg metadata durable");
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(dataset = %name, version, written, duration_ms, "iceberg metadata durable");
         self.mark_durable(name, version);
         Ok(())
     }

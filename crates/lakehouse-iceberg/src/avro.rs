@@ -163,7 +163,10 @@ mod tests {
                 || !manifest_list_schema().text.contains("logicalType")
         );
         assert_eq!(
-            reader.user_metadata().get("format-version").map(Vec::as_slice),
+            reader
+                .user_metadata()
+                .get("format-version")
+                .map(Vec::as_slice),
             Some(&b"2"[..])
         );
     }

@@ -147,10 +147,7 @@ impl Accumulator {
 
 fn bounds_of(statistics: &Statistics) -> Option<(Bound, Bound)> {
     Some(match statistics {
-        Statistics::Boolean(s) => (
-            Bound::Bool(*s.min_opt()?),
-            Bound::Bool(*s.max_opt()?),
-        ),
+        Statistics::Boolean(s) => (Bound::Bool(*s.min_opt()?), Bound::Bool(*s.max_opt()?)),
         Statistics::Int32(s) => (Bound::Int(*s.min_opt()?), Bound::Int(*s.max_opt()?)),
         Statistics::Int64(s) => (Bound::Long(*s.min_opt()?), Bound::Long(*s.max_opt()?)),
         Statistics::Double(s) => {
@@ -242,6 +239,9 @@ mod tests {
         let mut tail: String = "a".repeat(15);
         tail.push(char::MAX);
         tail.push('z');
-        assert_eq!(truncate_upper(&tail).unwrap(), format!("{}b", "a".repeat(14)));
+        assert_eq!(
+            truncate_upper(&tail).unwrap(),
+            format!("{}b", "a".repeat(14))
+        );
     }
 }

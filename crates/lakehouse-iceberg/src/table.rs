@@ -288,10 +288,7 @@ impl TableInput {
             let previous = versions.last();
             let m0 = self.manifest_key(version, false);
             let (list, live_manifests) = if overwrite {
-                (
-                    vec![m0.clone(), self.manifest_key(version, true)],
-                    vec![m0],
-                )
+                (vec![m0.clone(), self.manifest_key(version, true)], vec![m0])
             } else {
                 let mut carried = vec![m0];
                 if let Some(previous) = previous {
@@ -494,17 +491,32 @@ impl TableInput {
         let count = |v: Option<u64>| v.map(|v| Value::Long(v as i64));
         let data_file = Value::Record(vec![
             ("content".into(), Value::Int(0)),
-            ("file_path".into(), Value::String(self.uri(entry.object.key.as_str()))),
+            (
+                "file_path".into(),
+                Value::String(self.uri(entry.object.key.as_str())),
+            ),
             ("file_format".into(), Value::String("PARQUET".into())),
             ("partition".into(), Value::Record(Vec::new())),
-            ("record_count".into(), Value::Long(entry.object.row_count as i64)),
-            ("file_size_in_bytes".into(), Value::Long(entry.object.size as i64)),
+            (
+                "record_count".into(),
+                Value::Long(entry.object.row_count as i64),
+            ),
+            (
+                "file_size_in_bytes".into(),
+                Value::Long(entry.object.size as i64),
+            ),
             ("column_sizes".into(), map(&|c| count(c.size_bytes))),
             ("value_counts".into(), map(&|c| count(c.value_count))),
             ("null_value_counts".into(), map(&|c| count(c.null_count))),
             ("nan_value_counts".into(), null()),
-            ("lower_bounds".into(), map(&|c| c.lower.clone().map(Value::Bytes))),
-            ("upper_bounds".into(), map(&|c| c.upper.clone().map(Value::Bytes))),
+            (
+                "lower_bounds".into(),
+                map(&|c| c.lower.clone().map(Value::Bytes)),
+            ),
+            (
+                "upper_bounds".into(),
+                map(&|c| c.upper.clone().map(Value::Bytes)),
+            ),
             ("key_metadata".into(), null()),
             ("split_offsets".into(), null()),
             ("equality_ids".into(), null()),
@@ -530,7 +542,8 @@ impl TableInput {
             ("snapshot-id", plan.snapshot_id.to_string()),
             (
                 "parent-snapshot-id",
-                plan.parent.map_or_else(|| "null".to_owned(), |p| p.to_string()),
+                plan.parent
+                    .map_or_else(|| "null".to_owned(), |p| p.to_string()),
             ),
             ("sequence-number", version.to_string()),
             ("format-version", "2".to_owned()),
@@ -562,13 +575,19 @@ impl TableInput {
                 .min()
                 .unwrap_or(owner as i64);
             records.push(Value::Record(vec![
-                ("manifest_path".into(), Value::String(self.uri(manifest_key))),
+                (
+                    "manifest_path".into(),
+                    Value::String(self.uri(manifest_key)),
+                ),
                 ("manifest_length".into(), Value::Long(*length as i64)),
                 ("partition_spec_id".into(), Value::Int(0)),
                 ("content".into(), Value::Int(0)),
                 ("sequence_number".into(), Value::Long(owner as i64)),
                 ("min_sequence_number".into(), Value::Long(min_sequence)),
-                ("added_snapshot_id".into(), Value::Long(owner_plan.snapshot_id)),
+                (
+                    "added_snapshot_id".into(),
+                    Value::Long(owner_plan.snapshot_id),
+                ),
                 ("added_files_count".into(), Value::Int(count(1))),
                 ("existing_files_count".into(), Value::Int(count(0))),
                 ("deleted_files_count".into(), Value::Int(count(2))),
@@ -579,7 +598,10 @@ impl TableInput {
                     "partitions".into(),
                     Value::Union(1, Box::new(Value::Array(Vec::new()))),
                 ),
-                ("key_metadata".into(), Value::Union(0, Box::new(Value::Null))),
+                (
+                    "key_metadata".into(),
+                    Value::Union(0, Box::new(Value::Null)),
+                ),
             ]));
         }
         write_file(
@@ -594,7 +616,11 @@ impl TableInput {
         let manifest = &self.manifests[plan.version as usize - 1];
         let added: Vec<&Entry> = plan.live.iter().filter(|e| e.status == 1).collect();
         let mut summary = BTreeMap::new();
-        let operation = if plan.overwrite { "overwrite" } else { "append" };
+        let operation = if plan.overwrite {
+            "overwrite"
+        } else {
+            "append"
+        };
         summary.insert("operation".to_owned(), operation.to_owned());
         summary.insert("lakehouse.version".to_owned(), plan.version.to_string());
         let mut put_nonzero = |key: &str, value: u64| {
@@ -603,8 +629,14 @@ impl TableInput {
             }
         };
         put_nonzero("added-data-files", added.len() as u64);
-        put_nonzero("added-records", added.iter().map(|e| e.object.row_count).sum());
-        put_nonzero("added-files-size", added.iter().map(|e| e.object.size).sum());
+        put_nonzero(
+            "added-records",
+            added.iter().map(|e| e.object.row_count).sum(),
+        );
+        put_nonzero(
+            "added-files-size",
+            added.iter().map(|e| e.object.size).sum(),
+        );
         put_nonzero("deleted-data-files", plan.deleted.len() as u64);
         put_nonzero(
             "deleted-records",
@@ -621,9 +653,18 @@ impl TableInput {
         summary.insert("total-records".to_owned(), manifest.row_count.to_string());
         summary.insert(
             "total-files-size".to_owned(),
-            manifest.objects.iter().map(|o| o.size).sum::<u64>().to_string(),
+            manifest
+                .objects
+                .iter()
+                .map(|o| o.size)
+                .sum::<u64>()
+                .to_string(),
         );
-        for key in ["total-delete-files", "total-position-deletes", "total-equality-deletes"] {
+        for key in [
+            "total-delete-files",
+            "total-position-deletes",
+            "total-equality-deletes",
+        ] {
             summary.insert(key.to_owned(), "0".to_owned());
         }
         summary

@@ -30,11 +30,7 @@ fn object(name: &str, n: u64) -> ObjectRef {
     let sha = format!("{n:064x}");
     let fp = schema().fingerprint();
     ObjectRef {
-        key: ObjectKey::new(format!(
-            "datasets/{name}/{}/{sha}.parquet",
-            fp.hex()
-        ))
-        .unwrap(),
+        key: ObjectKey::new(format!("datasets/{name}/{}/{sha}.parquet", fp.hex())).unwrap(),
         size: 1000 + n,
         sha256: Sha256Digest::new(&sha).unwrap(),
         row_count: 10 * n,
@@ -144,14 +140,26 @@ proptest! {
 
 #[test]
 fn replace_is_an_overwrite_and_append_an_append() {
-    let input = TableInput::new("memory://", manifests("d", &[true, true, false]), all_versions(3)).unwrap();
+    let input = TableInput::new(
+        "memory://",
+        manifests("d", &[true, true, false]),
+        all_versions(3),
+    )
+    .unwrap();
     let files = render_all(&input);
     let metadata: TableMetadata = serde_json::from_slice(&files.last().unwrap().1).unwrap();
-    let ops: Vec<&str> = metadata.snapshots.iter().map(|s| s.summary["operation"].as_str()).collect();
+    let ops: Vec<&str> = metadata
+        .snapshots
+        .iter()
+        .map(|s| s.summary["operation"].as_str())
+        .collect();
     assert_eq!(ops, ["append", "append", "overwrite"]);
     assert_eq!(metadata.snapshots[2].summary["deleted-data-files"], "2");
     assert_eq!(metadata.refs["main"].kind, "branch");
-    assert_eq!(metadata.current_snapshot_id, metadata.snapshots[2].snapshot_id);
+    assert_eq!(
+        metadata.current_snapshot_id,
+        metadata.snapshots[2].snapshot_id
+    );
     assert_eq!(metadata.location, "memory://datasets/d");
     assert!(metadata.properties["schema.name-mapping.default"].contains(r#""field-id":2"#));
     assert_eq!(metadata.schemas[0].fields[1].kind, "string");
@@ -159,11 +167,22 @@ fn replace_is_an_overwrite_and_append_an_append() {
 
 #[test]
 fn retention_drops_expired_snapshots_but_keeps_the_latest() {
-    let input = TableInput::new("memory://", manifests("d", &[true, true, true]), BTreeSet::from([2])).unwrap();
-    let metadata: TableMetadata = serde_json::from_slice(&render_all(&input).last().unwrap().1).unwrap();
+    let input = TableInput::new(
+        "memory://",
+        manifests("d", &[true, true, true]),
+        BTreeSet::from([2]),
+    )
+    .unwrap();
+    let metadata: TableMetadata =
+        serde_json::from_slice(&render_all(&input).last().unwrap().1).unwrap();
     let tags: Vec<&String> = metadata.refs.keys().collect();
     assert_eq!(tags, ["main", "v2", "v3"]);
-    assert!(input.plan().iter().all(|f| f.kind != FileKind::ManifestList { version: 1 }));
+    assert!(
+        input
+            .plan()
+            .iter()
+            .all(|f| f.kind != FileKind::ManifestList { version: 1 })
+    );
 }
 
 #[test]
@@ -176,7 +195,11 @@ fn footer_bounds_are_single_value_serialized() {
         arrow.clone(),
         vec![
             Arc::new(Int64Array::from(vec![Some(7), None, Some(-3)])),
-            Arc::new(StringArray::from(vec![Some("b"), Some("abcdefghijklmnopqrstuvwxyz"), None])),
+            Arc::new(StringArray::from(vec![
+                Some("b"),
+                Some("abcdefghijklmnopqrstuvwxyz"),
+                None,
+            ])),
         ],
     )
     .unwrap();
@@ -184,7 +207,9 @@ fn footer_bounds_are_single_value_serialized() {
     let mut writer = ArrowWriter::try_new(&mut buf, arrow, None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let meta = ParquetMetaDataReader::new().parse_and_finish(&Bytes::from(buf)).unwrap();
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&Bytes::from(buf))
+        .unwrap();
     let metrics = FileMetrics::from_parquet(&meta, &schema());
     let id = &metrics.columns[&1];
     assert_eq!(id.value_count, Some(3));

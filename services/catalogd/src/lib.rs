@@ -348,7 +348,10 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             require_token,
         ))
         .route("/readyz", get(readyz::<S>))
-        .nest("/iceberg", routes::iceberg::router::<S>(state.tokens.clone()))
+        .nest(
+            "/iceberg",
+            routes::iceberg::router::<S>(state.tokens.clone()),
+        )
         .layer(axum::middleware::from_fn_with_state(
             timeout,
             request_timeout,

@@ -220,7 +220,10 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
         .iter()
         .map(|o| o.key.to_string())
         .collect();
-    assert_eq!(left, v2_files, "the latest metadata and what it references stay");
+    assert_eq!(
+        left, v2_files,
+        "the latest metadata and what it references stay"
+    );
     let manifests = client
         .list("_catalog/datasets/sales/", None, None)
         .await

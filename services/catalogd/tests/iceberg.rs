@@ -29,7 +29,11 @@ async fn get(url: &str) -> (u16, Value) {
 fn assert_iceberg_error(body: &Value, status: u16, kind: &str) {
     assert_eq!(body["error"]["code"], status, "{body}");
     assert_eq!(body["error"]["type"], kind, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -161,7 +165,11 @@ async fn tokens_apply_and_pyiceberg_s_bearer_none_is_refused_in_the_error_model(
     let base = format!("{}/iceberg/v1", trio.catalogd.url());
     let client = reqwest::Client::new();
     // DuckDB calls the config without a token.
-    let config = client.get(format!("{base}/config?warehouse=w")).send().await.unwrap();
+    let config = client
+        .get(format!("{base}/config?warehouse=w"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(config.status(), 200);
     let refused = client
         .get(format!("{base}/namespaces"))

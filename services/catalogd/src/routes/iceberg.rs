@@ -53,7 +53,9 @@ pub enum IcebergRouteError {
     #[error("{0}")]
     BadRequest(String),
     /// A write route: this catalog is read-only.
-    #[error("{method} {path} is not supported: this Iceberg catalog is read-only (tables change through ingestd)")]
+    #[error(
+        "{method} {path} is not supported: this Iceberg catalog is read-only (tables change through ingestd)"
+    )]
     Unsupported {
         /// The request's method.
         method: String,
@@ -77,12 +79,13 @@ impl IcebergRouteError {
             IcebergRouteError::NoSuchNamespace(_) => {
                 (StatusCode::NOT_FOUND, "NoSuchNamespaceException")
             }
-            IcebergRouteError::NoSuchTable { .. } => (StatusCode::NOT_FOUND, "NoSuchTableException"),
+            IcebergRouteError::NoSuchTable { .. } => {
+                (StatusCode::NOT_FOUND, "NoSuchTableException")
+            }
             IcebergRouteError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
-            IcebergRouteError::Unsupported { .. } => (
-                StatusCode::NOT_ACCEPTABLE,
-                "UnsupportedOperationException",
-            ),
+            IcebergRouteError::Unsupported { .. } => {
+                (StatusCode::NOT_ACCEPTABLE, "UnsupportedOperationException")
+            }
             IcebergRouteError::NoSuchRoute(_) => (StatusCode::NOT_FOUND, "NotFoundException"),
             IcebergRouteError::Auth(AuthError::Unauthorized) => {
                 (StatusCode::UNAUTHORIZED, "NotAuthorizedException")
@@ -160,7 +163,10 @@ pub fn router<S: ManifestStore>(tokens: Tokens) -> Router<AppState<S>> {
                 .delete(unsupported),
         )
         .route("/v1/namespaces/{ns}/register", any(unsupported))
-        .route("/v1/namespaces/{ns}/tables/{table}/metrics", any(unsupported))
+        .route(
+            "/v1/namespaces/{ns}/tables/{table}/metrics",
+            any(unsupported),
+        )
         .route("/v1/tables/rename", any(unsupported))
         .route("/v1/transactions/commit", any(unsupported))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -173,7 +179,11 @@ pub fn router<S: ManifestStore>(tokens: Tokens) -> Router<AppState<S>> {
 }
 
 /// The `/datasets` tokens, answered in the Iceberg error model.
-async fn require_read_token(State(tokens): State<Tokens>, request: Request, next: Next) -> Response {
+async fn require_read_token(
+    State(tokens): State<Tokens>,
+    request: Request,
+    next: Next,
+) -> Response {
     match tokens.check(request.headers().get(header::AUTHORIZATION), Scope::Read) {
         Ok(()) => next.run(request).await,
         Err(error) => IcebergRouteError::Auth(error).into_response(),
@@ -188,8 +198,7 @@ async fn unsupported(request: Request) -> IcebergRouteError {
 }
 
 async fn no_route(request: Request) -> IcebergRouteError {
-    if request.method() == axum::http::Method::GET || request.method() == axum::http::Method::HEAD
-    {
+    if request.method() == axum::http::Method::GET || request.method() == axum::http::Method::HEAD {
         IcebergRouteError::NoSuchRoute(request.uri().path().to_owned())
     } else {
         unsupported(request).await
@@ -371,8 +380,8 @@ pub async fn table_load<S: ManifestStore>(
         .await
         .map_err(|e| IcebergRouteError::from_catalog(e, &ns, &name))?;
     let key = lakehouse_iceberg::metadata_file_key(&name, latest.version);
-    let object = ObjectKey::new(key.clone())
-        .map_err(|e| IcebergRouteError::Unavailable(e.to_string()))?;
+    let object =
+        ObjectKey::new(key.clone()).map_err(|e| IcebergRouteError::Unavailable(e.to_string()))?;
     let bytes = catalog
         .store()
         .get(&object)
