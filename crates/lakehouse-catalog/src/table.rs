@@ -200,6 +200,14 @@ impl<S: ManifestStore> Catalog<S> {
         }
     }
 
+    /// Forgets which versions of `name` this process made durable, so the next
+    /// [`Catalog::ensure_table_metadata`] looks at the store again (a reader found a file
+    /// missing that something outside this process deleted).
+    pub fn forget_table_metadata(&self, name: &DatasetName) {
+        let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+        durable.remove(name);
+    }
+
     fn is_durable(&self, name: &DatasetName, version: u64) -> bool {
         let durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
         durable.get(name).is_some_and(|v| *v >= version)

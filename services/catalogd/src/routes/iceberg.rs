@@ -375,19 +375,29 @@ pub async fn table_load<S: ManifestStore>(
         .fetch_latest(&name)
         .await
         .map_err(|e| IcebergRouteError::from_catalog(e, &ns, &name))?;
-    catalog
-        .ensure_table_metadata(&name, latest.version)
-        .await
-        .map_err(|e| IcebergRouteError::from_catalog(e, &ns, &name))?;
     let key = lakehouse_iceberg::metadata_file_key(&name, latest.version);
     let object =
         ObjectKey::new(key.clone()).map_err(|e| IcebergRouteError::Unavailable(e.to_string()))?;
-    let bytes = catalog
-        .store()
-        .get(&object)
-        .await
-        .map_err(|e| IcebergRouteError::Unavailable(error_chain(&e)))?
-        .ok_or_else(|| IcebergRouteError::Unavailable(format!("{key} is missing")))?;
+    let mut bytes = None;
+    for attempt in 0..2 {
+        if attempt > 0 {
+            // Gone since this process wrote it: look at the store again and heal.
+            catalog.forget_table_metadata(&name);
+        }
+        catalog
+            .ensure_table_metadata(&name, latest.version)
+            .await
+            .map_err(|e| IcebergRouteError::from_catalog(e, &ns, &name))?;
+        bytes = catalog
+            .store()
+            .get(&object)
+            .await
+            .map_err(|e| IcebergRouteError::Unavailable(error_chain(&e)))?;
+        if bytes.is_some() {
+            break;
+        }
+    }
+    let bytes = bytes.ok_or_else(|| IcebergRouteError::Unavailable(format!("{key} is missing")))?;
     let metadata: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| IcebergRouteError::Unavailable(format!("{key}: {e}")))?;
     let base = catalog.table_base().unwrap_or("memory://");
