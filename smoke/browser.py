@@ -75,7 +75,10 @@ def get_json(url):
 def chromium(args, profile):
     command = [
         "timeout", str(BROWSER_TIMEOUT_S), CHROMIUM, "--headless", "--no-sandbox",
-        "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        # --disable-dev-shm-usage: a container's /dev/shm is often 64 MiB, too small for
+        # Chromium's renderer, which then crashes.
+        "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+        "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--hide-scrollbars",
         f"--user-data-dir={profile}",
     ] + args
@@ -92,6 +95,9 @@ def dump_dom(url):
 
 
 def screenshot(url, path, width, height):
+    # A screenshot left by an earlier run must not pass for this one.
+    if os.path.exists(path):
+        os.remove(path)
     profile = tempfile.mkdtemp(prefix="lakehouse-chromium-")
     try:
         done = chromium([f"--screenshot={path}", f"--window-size={width},{height}", url], profile)
@@ -178,6 +184,8 @@ def check_dataset_page(catalogd, name, preview_expected):
         check(f"{name}: the preview holds the ingested values",
               all(row in preview for row in preview_expected), f"{preview[:3]}")
     check(f"{name}: the page has no script element", "script" not in dom.tags)
+    check(f"{name}: the page declares a phone-width viewport",
+          '<meta name="viewport" content="width=device-width, initial-scale=1">' in text)
     return text, dom
 
 

@@ -159,6 +159,12 @@ impl SchemaFingerprint {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The first 12 hex digits: how tables for people (the CLI, the catalog page) show it.
+    pub fn short(&self) -> &str {
+        let hex = self.hex();
+        hex.get(..12).unwrap_or(hex)
+    }
 }
 
 impl TryFrom<String> for SchemaFingerprint {
@@ -324,6 +330,7 @@ mod tests {
         .fingerprint();
         assert_eq!(fp.to_string(), format!("sha256:{}", fp.hex()));
         assert_eq!(fp.hex().len(), 64);
+        assert_eq!(fp.short(), &fp.hex()[..12]);
         let json = serde_json::to_string(&fp).unwrap();
         assert_eq!(json, format!("\"{fp}\""));
         assert_eq!(

@@ -107,11 +107,9 @@ impl CatalogdClient {
     /// # Errors
     /// 404 `not_found` for an unknown dataset; transport and decode errors.
     pub async fn versions(&self, name: &DatasetName) -> Result<VersionListResponse> {
-        let url = self
-            .endpoint
-            .url(&format!("/datasets/{}/versions", name.as_str()));
-        let request = self.endpoint.request(reqwest::Method::GET, &url);
-        json(send(request, &url, &[]).await?, &url).await
+        self.endpoint
+            .get_json(&format!("/datasets/{}/versions", name.as_str()))
+            .await
     }
 
     /// `GET /datasets/{name}/versions/{version}`: that version's manifest (time travel).
@@ -120,11 +118,9 @@ impl CatalogdClient {
     /// 404 `not_found` for an unknown dataset or version, 410 `gone` past retention;
     /// transport and decode errors.
     pub async fn version(&self, name: &DatasetName, version: u64) -> Result<Manifest> {
-        let url = self
-            .endpoint
-            .url(&format!("/datasets/{}/versions/{version}", name.as_str()));
-        let request = self.endpoint.request(reqwest::Method::GET, &url);
-        json(send(request, &url, &[]).await?, &url).await
+        self.endpoint
+            .get_json(&format!("/datasets/{}/versions/{version}", name.as_str()))
+            .await
     }
 
     /// `POST /admin/gc[?dry_run=true]`: one garbage collection run.

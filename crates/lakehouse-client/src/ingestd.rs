@@ -10,38 +10,21 @@ pub struct IngestdClient {
 }
 
 /// The query options of one `POST /ingest`: every option ingestd takes (DESIGN.md section
-/// 6). `None` leaves an option to ingestd's default.
-#[derive(Debug, Clone)]
+/// 6). `None` leaves an option to ingestd's default. Serialized by serde as the query
+/// string, in field order (`mode` by the wire type's own names, `replace` or `append`).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct IngestOptions {
     /// Dataset to ingest into (`name`).
     pub name: DatasetName,
     /// `mode`: `replace` (ingestd's default) or `append`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<IngestMode>,
     /// `delimiter`: one ASCII character, or `tab`, as ingestd parses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delimiter: Option<String>,
     /// `null_values`: comma-separated strings read as null.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub null_values: Option<String>,
-}
-
-impl IngestOptions {
-    /// The query string pairs, in a fixed order.
-    fn query(&self) -> Vec<(&'static str, String)> {
-        let mut query = vec![("name", self.name.as_str().to_owned())];
-        if let Some(mode) = self.mode {
-            let mode = match mode {
-                IngestMode::Replace => "replace",
-                IngestMode::Append => "append",
-            };
-            query.push(("mode", mode.to_owned()));
-        }
-        if let Some(delimiter) = &self.delimiter {
-            query.push(("delimiter", delimiter.clone()));
-        }
-        if let Some(null_values) = &self.null_values {
-            query.push(("null_values", null_values.clone()));
-        }
-        query
-    }
 }
 
 impl IngestdClient {
@@ -93,7 +76,7 @@ impl IngestdClient {
         let request = self
             .endpoint
             .request(reqwest::Method::POST, &url)
-            .query(&options.query())
+            .query(options)
             .multipart(form);
         let response = send(request, &url, &[]).await?;
         json(response, &url).await

@@ -119,6 +119,16 @@ impl Endpoint {
             .map(drop)
     }
 
+    /// `GET base + path`, its 2xx JSON body decoded.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.url(path);
+        json(
+            send(self.request(reqwest::Method::GET, &url), &url, &[]).await?,
+            &url,
+        )
+        .await
+    }
+
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, url);
         match &self.token {

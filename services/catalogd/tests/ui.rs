@@ -152,8 +152,13 @@ async fn read_tokens_apply_by_header_or_cookie() {
     ])
     .expect("trio starts");
     let url = format!("{}/ui", trio.catalogd.url());
-    let status = reqwest::get(&url).await.unwrap().status();
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    // A page a browser shows, saying how to present a token.
+    let (status, body) = page(url.clone(), None).await;
     assert_eq!(status, 401);
+    assert!(body.contains("lakehouse_token"), "{body}");
     let status = reqwest::Client::new()
         .get(&url)
         .header("cookie", "lakehouse_token=wrong")
@@ -171,4 +176,51 @@ async fn read_tokens_apply_by_header_or_cookie() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn odd_input_to_the_pages_is_a_4xx_page_never_a_500() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    ingest(&trio, "name=trips", "id,city\n1,Oslo\n2,Bergen\n").await;
+    let base = trio.catalogd.url();
+    let long = "a".repeat(200);
+    for (query, expected) in [
+        // A huge limit is clamped, not refused; a limit that is not a count is refused.
+        ("/ui?limit=1000000", 200),
+        ("/ui?limit=abc", 400),
+        ("/ui?limit=-1", 400),
+        ("/ui?limit=99999999999999999999999", 400),
+        ("/ui?cursor=zzz", 200),
+        ("/ui?cursor=%00%01", 200),
+        ("/ui?prefix=%F0%9F%A6%80", 200),
+        // Bytes that are not UTF-8 are read as U+FFFD (the query decoder is lossy).
+        ("/ui?prefix=%FF%FE", 200),
+        ("/ui/datasets/trips?version=0", 404),
+        ("/ui/datasets/trips?version=-1", 400),
+        ("/ui/datasets/trips?version=abc", 400),
+        ("/ui/datasets/trips?version=18446744073709551615", 404),
+        ("/ui/datasets/trips?version=18446744073709551616", 400),
+        ("/ui/datasets/trips?version=1&version=2", 400),
+        ("/ui/datasets/..x", 400),
+        ("/ui/datasets/-x", 400),
+        ("/ui/datasets/a%2Fb", 400),
+        ("/ui/datasets/.hidden", 400),
+        ("/ui/datasets/caf%C3%A9", 400),
+        ("/ui/datasets/nope", 404),
+    ] {
+        let (status, body) = page(format!("{base}{query}"), None).await;
+        assert_eq!(status, expected, "{query}: {body}");
+        assert!(body.contains("lakehouse catalog"), "{query}: an HTML page");
+    }
+    let (status, body) = page(format!("{base}/ui/datasets/{long}"), None).await;
+    assert_eq!(status, 400, "{body}");
+    // A prefix is shown back escaped, in the filter box and in the "no datasets" line.
+    let (status, body) = page(format!("{base}/ui?prefix=%3Cb%3E%26%22"), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#"value="&lt;b&gt;&amp;&quot;""#), "{body}");
+    assert!(body.contains("<code>&lt;b&gt;&amp;&quot;</code>"), "{body}");
+    assert!(!body.contains("<b>"), "{body}");
+    // The clamped page still lists the dataset.
+    let (_, body) = page(format!("{base}/ui?limit=1000000"), None).await;
+    assert!(body.contains("/ui/datasets/trips"), "{body}");
 }

@@ -138,10 +138,12 @@ pub struct IngestArgs {
     /// objects plus this file. ingestd's default is `replace`.
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
-    /// Field delimiter: one ASCII character, or `tab`. Default `,`.
+    /// Field delimiter: one ASCII character, or `tab`. When absent: the one the dataset
+    /// recorded, `,` for a new dataset.
     #[arg(long, value_parser = delimiter, value_name = "CHAR")]
     pub delimiter: Option<String>,
-    /// Comma-separated strings read as null besides the empty field (e.g. `NA,NULL`).
+    /// Comma-separated strings read as null besides the empty field (e.g. `NA,NULL`). When
+    /// absent: the ones the dataset recorded, none for a new dataset.
     #[arg(long, value_name = "LIST")]
     pub null_values: Option<String>,
 }

@@ -62,6 +62,9 @@ pub enum CliError {
         /// SHA-256 of the bytes received.
         actual: String,
     },
+    /// The answer cannot be written to stdout (other than a reader that has gone).
+    #[error("cannot write the answer to stdout: {0}")]
+    Print(#[source] std::io::Error),
     /// A downloaded object's length is not the manifest's size.
     #[error("object {key}: received {actual} bytes, the manifest says {expected}; nothing written")]
     Size {
@@ -90,18 +93,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Datasets { prefix } => {
             let list = all_datasets(&catalogd, &prefix).await?;
-            output::print(&list, json);
-            Ok(())
+            output::print(&list, json)
         }
         Command::Show { name, version } => {
             let manifest = manifest(&catalogd, &name, version).await?;
-            output::print(&manifest, json);
-            Ok(())
+            output::print(&manifest, json)
         }
         Command::Versions { name } => {
             let versions = catalogd.versions(&name).await?;
-            output::print(&versions, json);
-            Ok(())
+            output::print(&versions, json)
         }
         Command::Get {
             name,
@@ -111,13 +111,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let storaged = global.storaged_url.with_token(token);
             let manifest = manifest(&catalogd, &name, version).await?;
             let report = get(&storaged, &manifest, &dir).await?;
-            output::print(&report, json);
-            Ok(())
+            output::print(&report, json)
         }
         Command::Gc { dry_run } => {
             let report = catalogd.gc(dry_run).await?;
-            output::print(&report, json);
-            Ok(())
+            output::print(&report, json)
         }
     }
 }
@@ -157,8 +155,7 @@ async fn ingest(
     ));
     let answer = ingestd.ingest(&options, chunks, length, &filename).await;
     progress.finish();
-    output::print(&answer?, json);
-    Ok(())
+    output::print(&answer?, json)
 }
 
 /// Every page of `GET /datasets?prefix=`, as one list.
@@ -241,22 +238,7 @@ async fn download(
             return Err(error);
         }
     };
-    let mismatch = if size != object.size {
-        Some(CliError::Size {
-            key: key.to_owned(),
-            expected: object.size,
-            actual: size,
-        })
-    } else if digest != object.sha256.as_str() {
-        Some(CliError::Digest {
-            key: key.to_owned(),
-            expected: object.sha256.as_str().to_owned(),
-            actual: digest.clone(),
-        })
-    } else {
-        None
-    };
-    if let Some(error) = mismatch {
+    if let Some(error) = mismatch(object, size, &digest) {
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(error);
     }
@@ -272,6 +254,32 @@ async fn download(
         size,
         sha256: digest,
         rows: object.row_count,
+    })
+}
+
+/// Why the `size` bytes of SHA-256 `digest` received for `object` are not it, if they are
+/// not: the manifest's size, the manifest's SHA-256 and the digest the key is named by
+/// (`<sha256>.parquet`, DESIGN.md section 5) must all agree.
+fn mismatch(object: &ObjectRef, size: u64, digest: &str) -> Option<CliError> {
+    let key = object.key.as_str();
+    let file_name = key.rsplit('/').next().unwrap_or(key);
+    let named = file_name.strip_suffix(".parquet").unwrap_or(file_name);
+    if size != object.size {
+        return Some(CliError::Size {
+            key: key.to_owned(),
+            expected: object.size,
+            actual: size,
+        });
+    }
+    let expected = if named != object.sha256.as_str() {
+        named
+    } else {
+        object.sha256.as_str()
+    };
+    (digest != expected || digest != object.sha256.as_str()).then(|| CliError::Digest {
+        key: key.to_owned(),
+        expected: expected.to_owned(),
+        actual: digest.to_owned(),
     })
 }
 
@@ -297,4 +305,43 @@ async fn write_hashed(
     }
     file.sync_all().await.map_err(output)?;
     Ok((size, hex::encode(hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakehouse_api::{ObjectKey, Sha256Digest};
+
+    fn object(key_digest: &str, sha256: &str) -> ObjectRef {
+        ObjectRef {
+            key: ObjectKey::new(format!(
+                "datasets/d/{}/{key_digest}.parquet",
+                "f".repeat(64)
+            ))
+            .unwrap(),
+            size: 10,
+            sha256: Sha256Digest::new(sha256).unwrap(),
+            row_count: 1,
+        }
+    }
+
+    #[test]
+    fn bytes_must_match_the_size_the_sha256_and_the_key() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert!(mismatch(&object(&a, &a), 10, &a).is_none());
+        assert!(matches!(
+            mismatch(&object(&a, &a), 9, &a),
+            Some(CliError::Size { .. })
+        ));
+        assert!(matches!(
+            mismatch(&object(&a, &a), 10, &b),
+            Some(CliError::Digest { .. })
+        ));
+        // A manifest whose sha256 field is not the key's: the bytes must match the key too.
+        match mismatch(&object(&a, &b), 10, &b) {
+            Some(CliError::Digest { expected, .. }) => assert_eq!(expected, a),
+            other => panic!("{other:?}"),
+        }
+        assert!(mismatch(&object(&a, &b), 10, &a).is_some());
+    }
 }

@@ -9,6 +9,7 @@ mod output;
 mod progress;
 
 use clap::Parser as _;
+use clap::error::ErrorKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -18,6 +19,11 @@ fn main() -> ExitCode {
         Err(error) if !error.use_stderr() => {
             let _ = error.print();
             return ExitCode::SUCCESS;
+        }
+        // No subcommand at all: the full help on stderr (as git and cargo do), exit status 2.
+        Err(error) if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            return ExitCode::from(2);
         }
         // A usage error is one line (clap's first paragraph, without the usage and hint that
         // follow), exit status 2; nothing was sent.

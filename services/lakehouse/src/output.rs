@@ -10,6 +10,7 @@ use lakehouse_api::{
 use lakehouse_client::ClientError;
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 
 /// What `lakehouse get` did: one entry per object written.
@@ -46,15 +47,27 @@ pub trait Render: Serialize {
     fn human(&self) -> String;
 }
 
-/// Prints `value` on stdout: JSON when `json`, else its human text.
-pub fn print<T: Render>(value: &T, json: bool) {
-    if json {
-        match serde_json::to_string_pretty(value) {
-            Ok(text) => println!("{text}"),
-            Err(error) => eprintln!("error: cannot encode the answer as JSON: {error}"),
-        }
+/// Prints `value` on stdout: JSON when `json`, else its human text. A reader that has gone
+/// (a closed pipe, as `| head` leaves) is not an error: the rest is dropped quietly.
+///
+/// # Errors
+/// [`CliError::Print`] when stdout cannot be written for another reason.
+pub fn print<T: Render>(value: &T, json: bool) -> Result<(), CliError> {
+    let text = if json {
+        let mut text = serde_json::to_string_pretty(value)
+            .map_err(|e| CliError::Print(std::io::Error::other(e)))?;
+        text.push('\n');
+        text
     } else {
-        print!("{}", value.human());
+        value.human()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Print(error)),
+        _ => Ok(()),
     }
 }
 
@@ -83,7 +96,10 @@ fn one_line(error: &CliError) -> String {
         other => {
             let mut line = other.to_string();
             if let Some(source) = std::error::Error::source(other)
-                && !matches!(other, CliError::Input { .. } | CliError::Output { .. })
+                && !matches!(
+                    other,
+                    CliError::Input { .. } | CliError::Output { .. } | CliError::Print(_)
+                )
             {
                 let _ = write!(line, ": {}", chain(source));
             }
@@ -176,12 +192,6 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The first 12 hex digits of a `sha256:<hex>` fingerprint or a digest.
-fn short(fingerprint: &str) -> String {
-    let hex = fingerprint.strip_prefix("sha256:").unwrap_or(fingerprint);
-    hex.chars().take(12).collect()
-}
-
 impl Render for IngestResponse {
     fn human(&self) -> String {
         let mut out = String::new();
@@ -208,7 +218,7 @@ impl Render for IngestResponse {
             "dataset  {} rows in {} object(s), schema {}",
             self.manifest.row_count,
             self.manifest.objects.len(),
-            short(&self.manifest.schema_fingerprint.to_string())
+            self.manifest.schema_fingerprint.short()
         );
         for warning in &self.warnings {
             let _ = writeln!(out, "warning: {warning}");
@@ -231,7 +241,7 @@ impl Render for DatasetListResponse {
                     d.latest_version.to_string(),
                     d.row_count.to_string(),
                     d.updated_at.clone(),
-                    short(&d.schema_fingerprint.to_string()),
+                    d.schema_fingerprint.short().to_owned(),
                 ]
             })
             .collect();
@@ -304,7 +314,7 @@ impl Render for VersionListResponse {
                     v.row_count.to_string(),
                     v.object_count.to_string(),
                     v.created_at.clone(),
-                    short(&v.schema_fingerprint.to_string()),
+                    v.schema_fingerprint.short().to_owned(),
                     if v.gone { "gone" } else { "" }.to_owned(),
                 ]
             })

@@ -100,6 +100,17 @@ fn every_subcommand_against_a_real_trio() {
     ));
     assert_eq!(options["manifest"]["options"]["delimiter"], ";");
     assert_eq!(options["manifest"]["options"]["null_values"][0], "NA");
+    // As `--help` says: without the flags, a later ingest reads with the recorded options.
+    let semi2 = write(files.path(), "semi2.csv", "a;b\nNA;y\n");
+    let again = json(&run(
+        cli(&trio),
+        &[
+            "--json", "ingest", &semi2, "--name", "semi", "--mode", "append",
+        ],
+    ));
+    assert_eq!(again["manifest"]["row_count"], 2);
+    assert_eq!(again["manifest"]["options"]["delimiter"], ";");
+    assert_eq!(again["manifest"]["options"]["null_values"][0], "NA");
 
     // datasets
     let table = run(cli(&trio), &["datasets"]);
@@ -393,6 +404,32 @@ fn bad_input_sends_nothing() {
             failed.stderr
         );
     }
+    // No subcommand, nothing else either: the help (every subcommand named) on stderr,
+    // exit 2, nothing on stdout.
+    let mut bare = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
+    for key in [
+        "LAKEHOUSE_INGESTD_URL",
+        "LAKEHOUSE_CATALOGD_URL",
+        "LAKEHOUSE_STORAGED_URL",
+        "LAKEHOUSE_TOKEN",
+    ] {
+        bare.env_remove(key);
+    }
+    let bare = run(bare, &[]);
+    assert_eq!(bare.status, 2, "{}", bare.stderr);
+    assert_eq!(bare.stdout, "");
+    for word in ["Usage: lakehouse", "ingest", "datasets", "versions", "gc"] {
+        assert!(bare.stderr.contains(word), "{word}: {}", bare.stderr);
+    }
+    // Options but no subcommand: one line naming the problem.
+    let failed = run(cli(&trio), &["--json"]);
+    assert_eq!(failed.status, 2, "{}", failed.stderr);
+    assert_eq!(failed.stderr.lines().count(), 1, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("requires a subcommand"),
+        "{}",
+        failed.stderr
+    );
     // A malformed URL from the environment is a usage error too.
     let mut command = cli(&trio);
     command.env("LAKEHOUSE_INGESTD_URL", "not a url");
@@ -500,4 +537,27 @@ fn get_refuses_an_object_whose_bytes_do_not_match_its_key() {
         left.is_empty(),
         "nothing left in the output directory: {left:?}"
     );
+}
+
+#[test]
+fn a_reader_that_has_gone_is_not_a_crash() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    let files = tempfile::tempdir().expect("tempdir");
+    let csv = write(files.path(), "a.csv", "id,v\n1,x\n");
+    assert_eq!(run(cli(&trio), &["ingest", &csv, "--name", "a"]).status, 0);
+    for args in [
+        &["datasets"][..],
+        &["--json", "versions", "a"],
+        &["show", "a"],
+    ] {
+        // stdout is a pipe whose reading end is already closed (as `| head` leaves it).
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let mut command = cli(&trio);
+        command.stdout(writer);
+        let output = command.args(args).output().expect("the CLI runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
 }

@@ -45,7 +45,8 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
 }
 
 /// Lets a request through when it carries a read token in `Authorization: Bearer` or in the
-/// [`TOKEN_COOKIE`] cookie (or when no token is configured); else 401 as the JSON API.
+/// [`TOKEN_COOKIE`] cookie (or when no token is configured); else the JSON API's 401 or 403
+/// (status and `WWW-Authenticate`) as an HTML page saying how to present a token.
 async fn require_read_token(
     State(tokens): State<Tokens>,
     request: Request,
@@ -67,7 +68,22 @@ async fn require_read_token(
         .or(from_cookie);
     match tokens.check(presented.as_ref(), Scope::Read) {
         Ok(()) => next.run(request).await,
-        Err(refused) => refused.into_response(),
+        // The JSON API's status and `WWW-Authenticate`, with a page a browser can show.
+        Err(refused) => {
+            let api = refused.into_response();
+            let mut page = error_page(
+                api.status(),
+                &format!(
+                    "{refused}: present a read token as `Authorization: Bearer <token>` or in \
+                     the cookie `{TOKEN_COOKIE}`"
+                ),
+            );
+            if let Some(challenge) = api.headers().get(header::WWW_AUTHENTICATE) {
+                page.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge.clone());
+            }
+            page
+        }
     }
 }
 

@@ -93,7 +93,7 @@ pub fn list(prefix: &str, page: &DatasetListResponse, next: Option<&str>) -> Mar
                                     td class="num" { (d.latest_version) }
                                     td class="num" { (d.row_count) }
                                     td { (d.updated_at) }
-                                    td class="mono" { (short(&d.schema_fingerprint.to_string())) }
+                                    td class="mono" { (d.schema_fingerprint.short()) }
                                 }
                             }
                         }
@@ -105,15 +105,6 @@ pub fn list(prefix: &str, page: &DatasetListResponse, next: Option<&str>) -> Mar
             }
         },
     )
-}
-
-fn short(fingerprint: &str) -> String {
-    fingerprint
-        .strip_prefix("sha256:")
-        .unwrap_or(fingerprint)
-        .chars()
-        .take(12)
-        .collect()
 }
 
 /// `bytes` for people (KiB, MiB, ... with one decimal).
@@ -232,7 +223,7 @@ pub fn dataset(
                                 td class="num" { (v.objects.len()) }
                                 td class="num" { (size(v.objects.iter().map(|o| o.size).sum())) }
                                 td { (v.created_at) }
-                                td class="mono" { (short(&v.schema_fingerprint.to_string())) }
+                                td class="mono" { (v.schema_fingerprint.short()) }
                             }
                         }
                     }

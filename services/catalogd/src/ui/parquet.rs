@@ -239,7 +239,7 @@ impl ChunkReader for Window {
         let from = start
             .checked_sub(self.offset)
             .ok_or_else(|| outside(start))? as usize;
-        let to = from + length;
+        let to = from.saturating_add(length);
         if to > self.bytes.len() {
             return Err(outside(start));
         }
@@ -267,7 +267,7 @@ pub async fn preview(
     };
     let ranges = group.columns().iter().map(|c| c.byte_range());
     let start = ranges.clone().map(|(s, _)| s).min().unwrap_or(0);
-    let end = ranges.map(|(s, l)| s + l).max().unwrap_or(0);
+    let end = ranges.map(|(s, l)| s.saturating_add(l)).max().unwrap_or(0);
     if end - start > MAX_PREVIEW_ROW_GROUP_BYTES {
         return Err(ReadError::TooLarge {
             what: "row group",

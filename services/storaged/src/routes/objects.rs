@@ -1,11 +1,11 @@
 //! `/objects`: PUT, GET, HEAD and DELETE of one object, the ordered listing (DESIGN.md
 //! section 6), and the content-addressed POST.
 
+use super::range::{ByteRange, quoted_etag};
 use crate::AppState;
 use crate::error::StoragedError;
 use crate::store::{
-    ByteRange, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, ObjectPutResponse, PutCondition, parse_key,
-    quoted_etag,
+    DEFAULT_LIST_LIMIT, Fetched, MAX_LIST_LIMIT, ObjectPutResponse, PutCondition, parse_key,
 };
 use axum::Json;
 use axum::body::Body;
@@ -13,7 +13,8 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lakehouse_api::{CHECKSUM_HEADER, ObjectKey, ObjectListResponse, Sha256Digest};
+use chrono::SecondsFormat;
+use lakehouse_api::{CHECKSUM_HEADER, ObjectInfo, ObjectKey, ObjectListResponse, Sha256Digest};
 use lakehouse_server::ApiQuery;
 use object_store::ObjectMeta;
 use serde::Deserialize;
@@ -173,11 +174,19 @@ pub async fn object_get(
     let range_header = headers
         .get(header::RANGE)
         .map(|v| v.to_str().unwrap_or("bytes=?"));
-    let range = ByteRange::from_header(range_header);
-    let read = state
-        .store
-        .get(&key, &range, range_header.unwrap_or_default())
-        .await?;
+    let unsatisfiable = |size| StoragedError::RangeNotSatisfiable {
+        range: range_header.unwrap_or_default().to_owned(),
+        size,
+    };
+    let range = match ByteRange::from_header(range_header) {
+        ByteRange::Whole => None,
+        ByteRange::Part(range) => Some(range),
+        ByteRange::Malformed => return Err(unsatisfiable(state.store.head(&key).await?.size)),
+    };
+    let read = match state.store.get(&key, range).await? {
+        Fetched::Read(read) => read,
+        Fetched::Unsatisfiable { size } => return Err(unsatisfiable(size)),
+    };
     let mut response_headers = object_headers(&read.meta, read.range.end - read.range.start);
     let status = if read.partial {
         let value = format!(
@@ -243,7 +252,24 @@ pub async fn objects_list(
         .store
         .list(&query.prefix, query.start_after.as_deref(), limit)
         .await?;
-    Ok(Json(page))
+    let objects = page
+        .objects
+        .iter()
+        .filter_map(|meta| {
+            Some(ObjectInfo {
+                key: ObjectKey::new(meta.location.as_ref()).ok()?,
+                size: meta.size,
+                etag: quoted_etag(meta),
+                last_modified: meta
+                    .last_modified
+                    .to_rfc3339_opts(SecondsFormat::Millis, true),
+            })
+        })
+        .collect();
+    Ok(Json(ObjectListResponse {
+        objects,
+        next_start_after: page.next_start_after,
+    }))
 }
 
 /// Headers shared by GET and HEAD.
