@@ -23,6 +23,7 @@ WEATHER=${WEATHER_CSV:-$here/.cache/data/weather.csv}
 NAME=${SMOKE_DATASET:-flights_smoke_$$_$(date +%s)}
 WORK=${SMOKE_WORK_DIR:-$(mktemp -d)}
 mkdir -p "$WORK"
+: >"$WORK/ingests.tsv"
 for f in "$FLIGHTS" "$WEATHER"; do
   [ -s "$f" ] || { echo "missing input $f (run scripts/test once, or set FLIGHTS_CSV/WEATHER_CSV)" >&2; exit 2; }
 done
@@ -37,8 +38,16 @@ http() {
   shift 3
   curl -sS -o "$out" -w '%{http_code}' -X "$method" "$@" "$url" || echo 000
 }
+# ledger STATUS FILE OUT: appends one ingest (status, uploaded file, answer) to
+# $WORK/ingests.tsv, from which smoke/metrics.py computes what /metrics must count.
+ledger() { printf '%s\t%s\t%s\n' "$1" "$2" "$(tr -d '\n\t' <"$3")" >>"$WORK/ingests.tsv"; }
 # ingest OUT QUERY FILE: POST /ingest?QUERY with FILE as the multipart field `file`.
-ingest() { http POST "$INGEST/ingest?$2" "$1" -F "file=@$3"; }
+ingest() {
+  local status
+  status=$(http POST "$INGEST/ingest?$2" "$1" -F "file=@$3")
+  ledger "$status" "$3" "$1"
+  echo "$status"
+}
 # jq_py FILE EXPR: evaluates a Python expression over the JSON document `d` in FILE.
 jq_py() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$1" "$2" 2>/dev/null; }
 # expect NAME ACTUAL WANTED
@@ -139,6 +148,7 @@ expect "unknown version is 404 not_found" "$status:$(jq_py "$b" 'd["error"]["cod
 status=$(ingest "$b" "name=..%2Fetc" "$WORK/ragged.csv")
 expect "invalid name is 400 invalid_name" "$status:$(jq_py "$b" 'd["error"]["code"]')" 400:invalid_name
 status=$(http POST "$INGEST/ingest?name=${NAME}_x" "$b" -F "other=@$WORK/ragged.csv")
+ledger "$status" - "$b"
 expect "missing file field is 400 missing_file" "$status:$(jq_py "$b" 'd["error"]["code"]')" 400:missing_file
 status=$(ingest "$b" "name=${NAME}_ragged" "$WORK/ragged.csv")
 expect "ragged row is 400 malformed_csv" "$status:$(jq_py "$b" 'd["error"]["code"]')" 400:malformed_csv

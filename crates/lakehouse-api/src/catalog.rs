@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// `options` and `inference_version` go beyond the four fields DESIGN.md section 6 lists:
 /// the manifest records them, so the registering client has to say them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionRegisterRequest {
     /// Must equal `schema.fingerprint()`, or the request is a 400 `fingerprint_mismatch`.
     pub schema_fingerprint: SchemaFingerprint,
@@ -37,6 +38,7 @@ fn default_inference_version() -> u32 {
 
 /// 200 answer of `POST /datasets/{name}/versions`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionRegisterResponse {
     /// The new version, or the latest one when `existing` is true.
     pub manifest: Manifest,
@@ -47,6 +49,7 @@ pub struct VersionRegisterResponse {
 
 /// One dataset in `GET /datasets` (catalogd).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetSummary {
     /// Dataset name.
     pub name: DatasetName,
@@ -63,6 +66,7 @@ pub struct DatasetSummary {
 /// Answer of `GET /datasets[?prefix=&limit=&cursor=]`: names ascending, `next_cursor` set when
 /// more follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetListResponse {
     /// At most `limit` datasets, ascending by name.
     pub datasets: Vec<DatasetSummary>,
@@ -72,6 +76,7 @@ pub struct DatasetListResponse {
 
 /// One version in `GET /datasets/{name}/versions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionSummary {
     /// Version number.
     pub version: u64,
@@ -92,6 +97,7 @@ pub struct VersionSummary {
 
 /// Answer of `GET /datasets/{name}/versions`: every version, ascending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionListResponse {
     /// Dataset name.
     pub name: DatasetName,
@@ -106,6 +112,7 @@ pub struct VersionListResponse {
 /// `skipped_young`, `deleted` / `would_delete`, or (when its dataset could not be decided)
 /// none of them, with the reason in `errors`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GcRunResponse {
     /// True when nothing was deleted: the run only reports `would_delete`.
     pub dry_run: bool,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// [`ErrorCode::status`] is the single table from code to HTTP status; every service maps its
 /// own error enum to one of these codes and never picks a status by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Dataset name does not match `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (400).
@@ -149,6 +150,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// `{"error": {...}}`: the body of every non-2xx answer of the three services.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error itself.
     pub error: ErrorInfo,
@@ -156,6 +158,7 @@ pub struct ErrorBody {
 
 /// Inside [`ErrorBody`]: what went wrong and where.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorInfo {
     /// Machine-readable code; decides the HTTP status.
     pub code: ErrorCode,

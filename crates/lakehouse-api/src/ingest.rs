@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// 200 answer of `POST /ingest` (ingestd).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestResponse {
     /// The dataset version this upload is now part of.
     pub manifest: Manifest,

@@ -11,10 +11,12 @@ pub const INFERENCE_VERSION: u32 = 1;
 /// CSV reading options of DESIGN.md section 3, recorded in the manifest so later uploads to
 /// the dataset read the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CsvOptions {
     /// Field delimiter, one ASCII byte; written in JSON as a one-character string
     /// (`","`, `"\t"`, ...).
     #[serde(serialize_with = "ser_delimiter", deserialize_with = "de_delimiter")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 1))]
     pub delimiter: u8,
     /// Tokens read as null besides the empty field, matched exactly (case-sensitive).
     #[serde(default)]
@@ -78,6 +80,7 @@ fn de_delimiter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Err
 /// `replace` (the new version holds only the new object) or `append` (the previous objects
 /// plus the new one), DESIGN.md section 6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IngestMode {
     /// The new version holds only the new object.
@@ -89,6 +92,7 @@ pub enum IngestMode {
 
 /// One Parquet object a manifest references.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectRef {
     /// Content-addressed key (DESIGN.md section 5).
     pub key: ObjectKey,
@@ -102,6 +106,7 @@ pub struct ObjectRef {
 
 /// Where a version's data came from. Informational: never part of an identity check.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Source {
     /// The multipart `filename` of the upload, when the client sent one.
     #[serde(default)]
@@ -117,6 +122,7 @@ pub struct Source {
 /// One immutable version of a dataset (DESIGN.md section 6), stored as
 /// `_catalog/datasets/<name>/<version as 20 digits>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Manifest {
     /// Dataset name.
     pub name: DatasetName,

@@ -30,6 +30,7 @@ pub enum NameError {
 ///
 /// Safe to use as one object-key segment: it has no `/` and is never `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct DatasetName(String);
 
@@ -87,6 +88,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 ///
 /// A valid key never escapes the storage root when joined to a directory path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct ObjectKey(String);
 
@@ -181,6 +183,7 @@ impl fmt::Display for ObjectKey {
 
 /// A SHA-256 digest as 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct Sha256Digest(String);
 

@@ -8,6 +8,7 @@ use std::fmt;
 /// A column type, named by its fingerprint name (DESIGN.md section 3's table), which is also
 /// how it is written in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ColumnType {
     /// `true`/`false` in any letter case.
     #[serde(rename = "bool")]
@@ -55,6 +56,7 @@ impl fmt::Display for ColumnType {
 
 /// One column of a [`Schema`]: `{name, type, nullable}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Field {
     /// Column name after the header renames of DESIGN.md section 3.
     pub name: String,
@@ -83,6 +85,7 @@ impl Field {
 
 /// `{fields: [...]}` in header order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Schema {
     /// Columns in header order.
     pub fields: Vec<Field>,
@@ -130,6 +133,7 @@ const PREFIX: &str = "sha256:";
 ///
 /// Made by [`Schema::fingerprint`], or parsed (and validated) from its text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(try_from = "String", into = "String")]
 pub struct SchemaFingerprint(String);
 
@@ -200,6 +204,7 @@ impl PartialEq<&str> for SchemaFingerprint {
 
 /// One type difference in a `schema_drift` error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnChange {
     /// Column name.
     pub column: String,
@@ -218,6 +223,7 @@ pub struct ColumnChange {
 
 /// `details` of a 409 `schema_drift` (DESIGN.md sections 3 and 6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaDriftDetails {
     /// Fingerprint of the dataset's latest version.
     pub current_fingerprint: SchemaFingerprint,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One entry of `GET /objects` (storaged).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectInfo {
     /// Object key.
     pub key: ObjectKey,
@@ -20,6 +21,7 @@ pub struct ObjectInfo {
 /// Answer of `GET /objects?prefix=&start_after=&limit=` (storaged): keys in ascending byte
 /// order, `next_start_after` set when more keys follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectListResponse {
     /// At most `limit` objects, ascending by key.
     pub objects: Vec<ObjectInfo>,
@@ -30,6 +32,7 @@ pub struct ObjectListResponse {
 /// Answer of a successful storaged write: `PUT /objects/{key}` (201) or the content-addressed
 /// `POST /objects/{dir}` (201 created, 200 already there): what is stored under `key`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectPutResponse {
     /// The key written.
     pub key: ObjectKey,

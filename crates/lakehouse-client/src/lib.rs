@@ -11,6 +11,7 @@
 mod catalogd;
 mod ingestd;
 mod storaged;
+pub mod trace;
 
 pub use catalogd::CatalogdClient;
 pub use ingestd::{IngestOptions, IngestdClient};
@@ -129,8 +130,15 @@ impl Endpoint {
         .await
     }
 
+    /// A request to `url` with the bearer token and, inside a served request, its
+    /// `x-request-id` and `traceparent` ([`trace::current`]).
     fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, url);
+        let mut request = self.http.request(method, url);
+        if let Some(context) = trace::current() {
+            request = request
+                .header(trace::TRACEPARENT_HEADER, context.traceparent())
+                .header(trace::REQUEST_ID_HEADER, context.request_id);
+        }
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,

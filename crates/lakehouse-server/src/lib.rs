@@ -8,6 +8,8 @@ pub mod auth;
 pub mod config;
 pub mod direct;
 mod error;
+pub mod metrics;
+pub mod openapi;
 mod serve;
 mod telemetry;
 mod timeout;

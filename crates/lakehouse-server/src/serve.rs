@@ -3,11 +3,14 @@
 use crate::ApiError;
 use axum::Router;
 use axum::http::{HeaderName, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use lakehouse_api::ErrorCode;
+use lakehouse_client::trace::{self, TraceContext};
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -17,34 +20,49 @@ use tower_http::trace::TraceLayer;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Adds the layers every service has: an `x-request-id` (kept from the client or a new
-/// UUID, echoed in the response), a tracing span per request that carries it, and JSON 404
-/// and 405 answers for unknown routes and methods.
+/// UUID, echoed in the response), a W3C trace context (the client's `traceparent` trace id
+/// kept, else a new one; [`lakehouse_client::trace`]) under which the handler runs, so that
+/// the requests it makes to the other services carry both, a tracing span per request that
+/// carries the request id and trace id, and JSON 404 and 405 answers for unknown routes and
+/// methods.
 pub fn common_layers(router: Router) -> Router {
     router
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
-                ErrorCode::InvalidRequest,
+                ErrorCode::MethodNotAllowed,
                 "method not allowed on this route",
             )
         })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get(&REQUEST_ID)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
+                let context = request.extensions().get::<TraceContext>();
                 tracing::info_span!(
                     "request",
                     method = %request.method(),
                     uri = %request.uri().path(),
-                    request_id = %request_id,
+                    request_id = %context.map_or("-", |c| c.request_id.as_str()),
+                    trace_id = %context.map_or("-", |c| c.trace_id.as_str()),
                 )
             }),
         )
+        .layer(axum::middleware::from_fn(trace_context))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Builds the request's [`TraceContext`], stores it in the request's extensions (for the
+/// span) and runs the rest of the stack inside [`trace::scope`].
+async fn trace_context(mut request: axum::extract::Request, next: Next) -> Response {
+    let context = {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        TraceContext::new(
+            header(trace::REQUEST_ID_HEADER).unwrap_or("-"),
+            header(trace::TRACEPARENT_HEADER),
+        )
+    };
+    request.extensions_mut().insert(context.clone());
+    trace::scope(context, next.run(request)).await
 }
 
 /// `GET /healthz`: 200 `{"status":"ok"}` while the process runs.

@@ -8,6 +8,8 @@
 //! `lakehouse-catalog`; this crate is HTTP, configuration and the storaged-backed store.
 
 pub mod error;
+pub mod metrics;
+mod openapi;
 pub mod routes;
 pub mod store;
 pub mod ui;
@@ -286,13 +288,15 @@ pub async fn run_gc<S: ManifestStore>(
     dry_run: bool,
 ) -> Result<GcRunResponse, CatalogError> {
     let _running = state.gc_running.lock().await;
-    state
+    let result = state
         .catalog
         .collect_garbage(GcOptions {
             grace_ms: state.gc_grace_ms,
             dry_run,
         })
-        .await
+        .await;
+    metrics::gc_ran(dry_run, &result);
+    result
 }
 
 /// Runs [`run_gc`] every `every` (the first run one interval after start) until `stop`
@@ -328,6 +332,21 @@ async fn gc_schedule<S: ManifestStore>(
     tracing::info!("garbage collection schedule stopped");
 }
 
+/// catalogd's own routes and types in its OpenAPI document (`GET /openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    routes::datasets::dataset_list,
+    routes::datasets::dataset_get,
+    routes::datasets::version_list,
+    routes::datasets::version_get,
+    routes::datasets::version_register,
+    routes::admin::gc_run,
+    readyz,
+    openapi::ui_list,
+    openapi::ui_dataset,
+))]
+pub struct ApiDoc;
+
 /// The HTTP API of DESIGN.md section 6: `/datasets...`, `/healthz`, `/readyz`, with the
 /// shared layers (request ids, tracing, JSON 404/405) and the request timeout.
 pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
@@ -343,6 +362,8 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             get(version_list::<S>).post(version_register::<S>),
         )
         .route("/datasets/{name}/versions/{version}", get(version_get::<S>))
+        // Read scope, like the dataset lookups (docs/decisions.md).
+        .route("/metrics", get(lakehouse_server::metrics::metrics_get))
         .route_layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             require_token,
@@ -357,6 +378,13 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             request_timeout,
         ))
         .route("/healthz", get(lakehouse_server::healthz))
+        .route(
+            "/openapi.json",
+            lakehouse_server::openapi::route(lakehouse_server::openapi::document(
+                <ApiDoc as utoipa::OpenApi>::openapi(),
+                "catalogd",
+            )),
+        )
         // Outside the request timeout: a run over many objects may take longer.
         // Deletes objects: needs a write-scope token whenever tokens are configured.
         .route(
@@ -369,7 +397,8 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
         .with_state(state.clone())
         // The catalog page (issue 16), with its own read-token check (header or cookie).
         .merge(ui::router(state));
-    lakehouse_server::common_layers(api)
+    lakehouse_server::metrics::install(metrics::describe);
+    lakehouse_server::metrics::track_requests(lakehouse_server::common_layers(api), metrics::HTTP)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes, then lets in-flight requests
@@ -428,6 +457,15 @@ async fn refresh_periodically<S: ManifestStore>(catalog: Arc<Catalog<S>>, period
 }
 
 /// `GET /readyz`: 200 when storaged answers, else 503 `unavailable`.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "storaged answers", body = Object),
+        (status = 503, description = "`unavailable`", body = lakehouse_api::ErrorBody),
+    )
+)]
 async fn readyz<S: ManifestStore>(State(state): State<AppState<S>>) -> Response {
     match state.catalog.store().ready().await {
         Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),

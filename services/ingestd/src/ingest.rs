@@ -8,6 +8,7 @@ use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
     ObjectRef, Schema, Source, VersionRegisterRequest,
 };
+use lakehouse_client::trace::bind;
 use lakehouse_convert::{ConvertError, EncodeStats, ReadConfig, ReadLimits};
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -167,7 +168,9 @@ pub fn start_speculative(
     let idle = state.inner.storaged_idle();
     let name = name.clone();
     let runtime = tokio::runtime::Handle::current();
-    let handle = tokio::task::spawn_blocking(move || {
+    // Bound to the request's trace context and span: its log lines and its POST to storaged
+    // carry the request id (DESIGN.md section 9).
+    let handle = tokio::task::spawn_blocking(bind(move || {
         let mut reader = Counting {
             inner: ChannelReader::new(rx),
             bytes: 0,
@@ -242,7 +245,7 @@ pub fn start_speculative(
             guess_ms,
         };
         (Ok(Some(output)), Some(parquet_upload))
-    });
+    }));
     (tx, Speculative { handle })
 }
 
@@ -312,9 +315,9 @@ pub async fn ingest(
                 let path = upload.file.path().to_owned();
                 let task_options = options.clone();
                 let registered = plan.current.as_ref().map(|m| m.schema.clone());
-                let pass1 = tokio::task::spawn_blocking(move || {
+                let pass1 = tokio::task::spawn_blocking(bind(move || {
                     run_pass1(&path, ReadConfig::new(&task_options, limits), registered)
-                })
+                }))
                 .await
                 .map_err(IngestError::Task)??;
                 // storaged failed under the speculative pass: after pass 1 (bad CSV and drift
@@ -331,14 +334,14 @@ pub async fn ingest(
                 );
                 let task_options = options.clone();
                 let schema = pass1.schema.clone();
-                let encoded = tokio::task::spawn_blocking(move || {
+                let encoded = tokio::task::spawn_blocking(bind(move || {
                     encode(
                         &upload,
                         ReadConfig::new(&task_options, limits),
                         &schema,
                         out,
                     )
-                })
+                }))
                 .await
                 .map_err(IngestError::Task)?;
                 match encoded {
@@ -402,6 +405,25 @@ pub async fn ingest(
         })?;
     let register_ms = register_started.elapsed().as_millis();
 
+    let infer_ms = pass1.busy.as_millis();
+    crate::metrics::ingest_succeeded(
+        csv_size,
+        parquet_size,
+        row_count,
+        [
+            plan.lookup_ms,
+            receive_ms,
+            csv_hash_ms,
+            guess_ms,
+            infer_ms,
+            encoded.stats.parse.as_millis(),
+            encoded.stats.encode.as_millis(),
+            speculation_wait_ms,
+            pass2_ms,
+            put_ms,
+            register_ms,
+        ],
+    );
     tracing::info!(
         dataset = %request.name,
         version = registered.manifest.version,
@@ -413,7 +435,7 @@ pub async fn ingest(
         receive_ms,
         csv_hash_ms,
         guess_ms,
-        infer_ms = pass1.busy.as_millis(),
+        infer_ms,
         parse_ms = encoded.stats.parse.as_millis(),
         encode_ms = encoded.stats.encode.as_millis(),
         speculation_hit,

@@ -9,6 +9,7 @@
 
 mod error;
 mod ingest;
+pub mod metrics;
 mod routes;
 mod spool;
 mod upload;
@@ -189,9 +190,14 @@ impl AppState {
     }
 }
 
-/// The HTTP routes of DESIGN.md section 6 with the common layers.
+/// The HTTP routes of DESIGN.md section 6 and `GET /metrics` (section 9) with the common
+/// layers and the per-request metrics. Installs the process's metrics recorder on first use.
 pub fn router(state: AppState) -> axum::Router {
-    lakehouse_server::common_layers(routes::router(state))
+    lakehouse_server::metrics::install(metrics::describe);
+    lakehouse_server::metrics::track_requests(
+        lakehouse_server::common_layers(routes::router(state)),
+        metrics::HTTP,
+    )
 }
 
 /// Serves `state` on `listener` until `shutdown` completes; in-flight ingests then get

@@ -197,7 +197,9 @@ where
     // to `SpoolFile`.
     let file = SpoolFile::new(named);
     let (writer_tx, writer_rx) = mpsc::channel(WRITER_CHUNKS);
-    let writer = tokio::task::spawn_blocking(move || write_spool(writer_file, writer_rx));
+    let writer = tokio::task::spawn_blocking(lakehouse_client::trace::bind(move || {
+        write_spool(writer_file, writer_rx)
+    }));
     let mut size_bytes = 0u64;
     let received = async {
         while let Some(chunk) = chunks.next().await {

@@ -118,10 +118,11 @@ pub fn start(
     let body = reqwest::Body::wrap_stream(body(queue, decided, Arc::clone(&progress)));
     let storaged = storaged.clone();
     let watched = Arc::clone(&progress);
-    let request = runtime.spawn(async move {
+    // The POST carries the ingest's request id and trace context (DESIGN.md section 9).
+    let request = runtime.spawn(lakehouse_client::trace::bind_future(async move {
         let put = storaged.put_content_addressed(&dir, PARQUET_SUFFIX, body);
         watch(put, &watched, idle).await
-    });
+    }));
     let sender = ChunkSender {
         chunks,
         buffer: Vec::with_capacity(CHUNK_BYTES),

@@ -10,6 +10,7 @@
 //! port 0.
 
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod store;
 
@@ -196,8 +197,22 @@ impl AppState {
     }
 }
 
+/// storaged's own routes and types in its OpenAPI document (`GET /openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    routes::objects::object_put,
+    routes::objects::object_post,
+    routes::objects::object_get,
+    routes::objects::object_head,
+    routes::objects::object_delete,
+    routes::objects::objects_list,
+    routes::health::readyz,
+))]
+pub struct ApiDoc;
+
 /// The storaged router (DESIGN.md section 6): `/objects`, `/objects/{*key}`, `/healthz`,
-/// `/readyz`, inside [`lakehouse_server::common_layers`].
+/// `/readyz`, and `GET /metrics` (section 9), inside [`lakehouse_server::common_layers`]
+/// and the per-request metrics. Installs the process's metrics recorder on first use.
 ///
 /// Every route except the writes (PUT, POST) is under the request timeout; the timeout covers producing the
 /// response head, so a GET body streams for as long as it needs.
@@ -218,14 +233,27 @@ pub fn router(state: AppState) -> Router {
                 .put(object_put)
                 .post(object_post),
         )
+        // Read scope, like the object lookups (docs/decisions.md).
+        .route("/metrics", get(lakehouse_server::metrics::metrics_get))
         .route_layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             require_token,
         ))
         .route("/readyz", get(routes::health::readyz).route_layer(timeout))
         .route("/healthz", get(lakehouse_server::healthz))
+        .route(
+            "/openapi.json",
+            lakehouse_server::openapi::route(lakehouse_server::openapi::document(
+                <ApiDoc as utoipa::OpenApi>::openapi(),
+                "storaged",
+            )),
+        )
         .with_state(state);
-    lakehouse_server::common_layers(routes)
+    lakehouse_server::metrics::install(metrics::describe);
+    lakehouse_server::metrics::track_requests(
+        lakehouse_server::common_layers(routes),
+        metrics::HTTP,
+    )
 }
 
 /// Serves storaged on `listener` until `shutdown` completes, then lets in-flight requests

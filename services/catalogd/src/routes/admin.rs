@@ -11,7 +11,8 @@ use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
 
 /// Query of `POST /admin/gc[?dry_run=true]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GcRunQuery {
     /// `true`: decide but delete nothing, answering `would_delete`. Default `false`.
@@ -33,6 +34,21 @@ pub struct GcRunQuery {
 /// 400 `invalid_option` for a query that does not parse; 503 `unavailable` / 502
 /// `upstream_error` when storaged cannot list `datasets/` (nothing was deleted). Failures
 /// after that are reported in the body's `errors`, not as an error status.
+#[utoipa::path(
+    post,
+    path = "/admin/gc",
+    tag = "admin",
+    params(GcRunQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The run's report", body = GcRunResponse),
+        (status = 400, description = "`invalid_option`", body = lakehouse_api::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = lakehouse_api::ErrorBody),
+        (status = 403, description = "`forbidden`: needs write scope", body = lakehouse_api::ErrorBody),
+        (status = 502, description = "`upstream_error`", body = lakehouse_api::ErrorBody),
+        (status = 503, description = "`unavailable`", body = lakehouse_api::ErrorBody),
+    )
+)]
 pub async fn gc_run<S: ManifestStore>(
     State(state): State<AppState<S>>,
     ApiQuery(query): ApiQuery<GcRunQuery>,

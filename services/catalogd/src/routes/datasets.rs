@@ -9,7 +9,7 @@ use crate::error::api_error;
 use axum::Json;
 use axum::extract::{Path, State};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, ErrorCode, Manifest, VersionListResponse,
+    DatasetListResponse, DatasetName, ErrorBody, ErrorCode, Manifest, VersionListResponse,
     VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
 };
 use lakehouse_catalog::ManifestStore;
@@ -22,7 +22,8 @@ pub const DEFAULT_LIST_LIMIT: usize = 100;
 pub const MAX_LIST_LIMIT: usize = 1000;
 
 /// Query of `GET /datasets[?prefix=&limit=&cursor=]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetListQuery {
     /// Only names starting with this.
@@ -30,6 +31,7 @@ pub struct DatasetListQuery {
     pub prefix: Option<String>,
     /// Page size, 1 to [`MAX_LIST_LIMIT`] (larger is clamped), default [`DEFAULT_LIST_LIMIT`].
     #[serde(default)]
+    #[param(minimum = 1)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page: names after it.
     #[serde(default)]
@@ -47,6 +49,20 @@ fn dataset_name(name: String) -> Result<DatasetName, ApiError> {
 ///
 /// # Errors
 /// 400 `invalid_option` for `limit=0` or a query that does not parse.
+#[utoipa::path(
+    get,
+    path = "/datasets",
+    tag = "datasets",
+    params(DatasetListQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of datasets, names ascending", body = DatasetListResponse),
+        (status = 400, description = "`invalid_option`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the request took longer than request_timeout_ms", body = ErrorBody),
+    )
+)]
 pub async fn dataset_list<S: ManifestStore>(
     State(state): State<AppState<S>>,
     ApiQuery(query): ApiQuery<DatasetListQuery>,
@@ -71,6 +87,22 @@ pub async fn dataset_list<S: ManifestStore>(
 /// # Errors
 /// 400 `invalid_name`; 404 `not_found`; 503/502 when storaged fails and the dataset is not in
 /// the index.
+#[utoipa::path(
+    get,
+    path = "/datasets/{name}",
+    tag = "datasets",
+    params(("name" = String, Path, description = "Dataset name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The latest manifest", body = Manifest),
+        (status = 400, description = "`invalid_name`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn dataset_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
@@ -86,6 +118,22 @@ pub async fn dataset_get<S: ManifestStore>(
 ///
 /// # Errors
 /// As [`dataset_get`].
+#[utoipa::path(
+    get,
+    path = "/datasets/{name}/versions",
+    tag = "datasets",
+    params(("name" = String, Path, description = "Dataset name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Every version, ascending", body = VersionListResponse),
+        (status = 400, description = "`invalid_name`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn version_list<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
@@ -115,6 +163,23 @@ pub async fn version_list<S: ManifestStore>(
 /// # Errors
 /// 400 `invalid_name`; 400 `invalid_request` when `n` is not a number; 404 `not_found` for an
 /// unknown dataset or version; 410 `gone` for a version past retention (docs/decisions.md, "Garbage collection and retention").
+#[utoipa::path(
+    get,
+    path = "/datasets/{name}/versions/{version}",
+    tag = "datasets",
+    params(("name" = String, Path, description = "Dataset name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"), ("version" = String, Path, description = "Version number, from 1", pattern = "^[0-9]+$")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "That version's manifest (time travel)", body = Manifest),
+        (status = 400, description = "`invalid_name`, `invalid_request` (not a number)", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 410, description = "`gone`: past retention", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn version_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path((name, version)): Path<(String, String)>,
@@ -141,6 +206,23 @@ pub async fn version_get<S: ManifestStore>(
 /// 400 `invalid_name`, `invalid_request` (body), `fingerprint_mismatch`, `invalid_object`;
 /// 409 `schema_drift` with the diff as details; 503 `unavailable` / 502 `upstream_error`
 /// when storaged fails.
+#[utoipa::path(
+    post,
+    path = "/datasets/{name}/versions",
+    tag = "datasets",
+    params(("name" = String, Path, description = "Dataset name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    request_body = VersionRegisterRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Registered, or `existing: true` when the latest version already is this", body = VersionRegisterResponse),
+        (status = 400, description = "`invalid_name`, `invalid_request`, `fingerprint_mismatch`, `invalid_object`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn version_register<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
@@ -153,7 +235,15 @@ pub async fn version_register<S: ManifestStore>(
         .catalog
         .register(&name, request)
         .await
-        .map_err(api_error)?;
+        .map_err(api_error)
+        .inspect_err(|error| {
+            if error.code() == ErrorCode::SchemaDrift {
+                crate::metrics::drift_refused();
+            }
+        })?;
+    if !outcome.existing {
+        crate::metrics::version_committed();
+    }
     Ok(Json(VersionRegisterResponse {
         manifest: outcome.manifest.as_ref().clone(),
         existing: outcome.existing,

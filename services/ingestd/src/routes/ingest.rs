@@ -1,14 +1,14 @@
 //! `POST /ingest?name=&mode=&delimiter=&null_values=` (DESIGN.md section 6).
 
 use crate::ingest::{self, IngestRequest};
-use crate::{AppState, IngestError, spool};
+use crate::{AppState, IngestError, metrics, spool};
 use axum::Json;
 use axum::extract::State;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use futures::Stream;
-use lakehouse_api::{CsvOptions, DatasetName, IngestMode, IngestResponse};
+use lakehouse_api::{CsvOptions, DatasetName, ErrorBody, IngestMode, IngestResponse};
 use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -17,12 +17,29 @@ use std::time::{Duration, Instant};
 const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
 
 /// Query parameters of `POST /ingest`, as sent (validated by [`IngestParams::validate`]).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct IngestParams {
+    /// Dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (required; 400 `invalid_name`).
+    #[param(required = true, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     name: Option<String>,
+    /// `replace` (default: the version holds only the new object) or `append`.
+    #[param(pattern = "^(replace|append)$")]
     mode: Option<String>,
+    /// One-byte field delimiter, `tab` for a tab; default the dataset's recorded one, else `,`.
+    #[param(pattern = r#"^([\t !#-~]|tab|\\t)$"#)]
     delimiter: Option<String>,
+    /// Comma-separated tokens read as null besides the empty field, e.g. `NA,NULL`.
     null_values: Option<String>,
+}
+
+/// The multipart body of `POST /ingest`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct IngestUpload {
+    /// The CSV (RFC 4180, UTF-8, first record the header); other fields are ignored.
+    #[schema(format = Binary, content_media_type = "text/csv")]
+    file: String,
 }
 
 impl IngestParams {
@@ -59,24 +76,64 @@ impl IngestParams {
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
 /// `busy` when none is free), reads the dataset's manifest, then spools the `file` field
-/// while the verified pass 2 reads it, and runs the rest of the pipeline.
+/// while the verified pass 2 reads it, and runs the rest of the pipeline. Its outcome and
+/// duration are recorded in [`metrics::INGESTS_TOTAL`] and
+/// [`metrics::INGEST_DURATION_SECONDS`].
+#[utoipa::path(
+    post,
+    path = "/ingest",
+    tag = "ingest",
+    params(IngestParams),
+    request_body(content = IngestUpload, content_type = "multipart/form-data"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Ingested: a new version, or `existing: true` when the latest version already is this", body = IngestResponse),
+        (status = 400, description = "`invalid_name`, `invalid_option`, `missing_file`, `malformed_csv` (details.line), `empty_csv`, `invalid_header`, `limit_exceeded`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the upload stalled", body = ErrorBody),
+        (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over max_upload_bytes", body = ErrorBody),
+        (status = 502, description = "`upstream_error`: storaged or catalogd answered an error", body = ErrorBody),
+        (status = 503, description = "`busy` (Retry-After), `unavailable`, `insufficient_storage`", body = ErrorBody),
+    )
+)]
 pub async fn ingest_post(
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<IngestParams>,
+    query: Result<ApiQuery<IngestParams>, ApiError>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let started = Instant::now();
+    let answer = match query {
+        Ok(ApiQuery(params)) => ingest(state, params, headers, multipart).await,
+        Err(rejected) => Err(rejected),
+    };
+    let outcome = match &answer {
+        Ok(Json(response)) if response.existing => "existing",
+        Ok(Json(_)) => "ok",
+        Err(error) => error.code().as_str(),
+    };
+    metrics::ingest_answered(outcome, started.elapsed());
+    answer
+}
+
+async fn ingest(
+    state: AppState,
+    params: IngestParams,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
     state.admit()?;
     let mut request = params.validate()?;
     let config = state.config();
-    let _slot = state
-        .inner
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| IngestError::Busy {
+    let _slot = state.inner.slots.clone().try_acquire_owned().map_err(|_| {
+        metrics::busy_refused();
+        IngestError::Busy {
             retry_after_secs: config.retry_after_secs,
-        })?;
+        }
+    })?;
+    let _in_flight = metrics::InFlight::start();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

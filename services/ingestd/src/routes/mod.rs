@@ -1,14 +1,22 @@
 //! HTTP routes of ingestd (DESIGN.md section 6).
 
-mod health;
-mod ingest;
+pub(crate) mod health;
+pub(crate) mod ingest;
 
 use crate::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-/// `POST /ingest`, `GET /healthz`, `GET /readyz`.
+/// ingestd's own routes and types in its OpenAPI document (`GET /openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(ingest::ingest_post, health::readyz),
+    components(schemas(lakehouse_api::IngestResponse))
+)]
+pub struct ApiDoc;
+
+/// `POST /ingest`, `GET /metrics` (behind the same tokens), `GET /healthz`, `GET /readyz`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -21,6 +29,22 @@ pub fn router(state: AppState) -> Router {
                     state.inner.tokens.clone(),
                     lakehouse_server::auth::require_token,
                 )),
+        )
+        .route(
+            "/metrics",
+            get(lakehouse_server::metrics::metrics_get).route_layer(
+                axum::middleware::from_fn_with_state(
+                    state.inner.tokens.clone(),
+                    lakehouse_server::auth::require_token,
+                ),
+            ),
+        )
+        .route(
+            "/openapi.json",
+            lakehouse_server::openapi::route(lakehouse_server::openapi::document(
+                <ApiDoc as utoipa::OpenApi>::openapi(),
+                "ingestd",
+            )),
         )
         .route("/healthz", get(lakehouse_server::healthz))
         .route("/readyz", get(health::readyz))

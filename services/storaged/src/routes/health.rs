@@ -10,6 +10,15 @@ use axum::extract::State;
 ///
 /// # Errors
 /// [`StoragedError::NotReady`] (503) when the probe fails.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The storage backend answers", body = Object),
+        (status = 503, description = "`unavailable`", body = lakehouse_api::ErrorBody),
+    )
+)]
 pub async fn readyz(
     State(state): State<AppState>,
 ) -> Result<Json<serde_json::Value>, StoragedError> {

@@ -14,13 +14,16 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::SecondsFormat;
-use lakehouse_api::{CHECKSUM_HEADER, ObjectInfo, ObjectKey, ObjectListResponse, Sha256Digest};
+use lakehouse_api::{
+    CHECKSUM_HEADER, ErrorBody, ObjectInfo, ObjectKey, ObjectListResponse, Sha256Digest,
+};
 use lakehouse_server::ApiQuery;
 use object_store::ObjectMeta;
 use serde::Deserialize;
 
 /// Query of `GET /objects`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectsListQuery {
     /// String prefix keys must start with (default: every key).
@@ -30,6 +33,7 @@ pub struct ObjectsListQuery {
     /// `next_start_after`.
     pub start_after: Option<String>,
     /// Objects per page, 1 to 10000 (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
 }
 
@@ -53,6 +57,26 @@ fn object_key(path: Result<Path<String>, PathRejection>) -> Result<ObjectKey, St
 /// # Errors
 /// 400 `invalid_key` before any I/O for a bad key, 400 `invalid_request` for a bad header,
 /// then whatever [`Store::put`](crate::store::Store::put) returns.
+#[utoipa::path(
+    put,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(
+        ("key" = String, Path, description = "Object key: `/`-separated segments of `[A-Za-z0-9._=-]` (no `.` or `..` segment), at most 1024 bytes", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024),
+        ("if-none-match" = Option<String>, Header, description = "`*`: create-only (412 when the key exists)", pattern = r"^\s*\*\s*$"),
+        ("x-checksum-sha256" = Option<String>, Header, description = "64 hex digits the body's SHA-256 must equal", pattern = "^[0-9a-fA-F]{64}$"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Stored", body = ObjectPutResponse),
+        (status = 400, description = "`invalid_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 412, description = "`already_exists` (create-only)", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn object_put(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -81,6 +105,7 @@ pub async fn object_put(
         .store
         .put(&key, condition, expected.as_ref(), body.into_data_stream())
         .await?;
+    crate::metrics::written(stored.size);
     tracing::info!(key = %stored.key, size = stored.size, sha256 = %stored.sha256, "object stored");
     Ok((StatusCode::CREATED, Json(stored)))
 }
@@ -104,12 +129,14 @@ fn expected_checksum(headers: &HeaderMap) -> Result<Option<Sha256Digest>, Storag
 }
 
 /// Query of the content-addressed `POST /objects/{*dir}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ContentAddressQuery {
     /// Appended to the hex digest to make the last segment, for example `.parquet`: at most
     /// 32 bytes of `[A-Za-z0-9._=-]` (default none).
     #[serde(default)]
+    #[param(pattern = "^[A-Za-z0-9._=-]{0,32}$")]
     pub suffix: String,
 }
 
@@ -124,6 +151,26 @@ pub struct ContentAddressQuery {
 /// # Errors
 /// 400 `invalid_key` before any I/O for a bad `dir` or `suffix`, 400 `invalid_request` for
 /// a bad header or query, then what the store returns (nothing is stored on any error).
+#[utoipa::path(
+    post,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(
+        ("key" = String, Path, description = "The directory the object goes under (a key)", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024),
+        ContentAddressQuery,
+        ("x-checksum-sha256" = Option<String>, Header, description = "64 hex digits the body's SHA-256 must equal", pattern = "^[0-9a-fA-F]{64}$"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created under its digest", body = ObjectPutResponse),
+        (status = 200, description = "The key already held these bytes", body = ObjectPutResponse),
+        (status = 400, description = "`invalid_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn object_post(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -148,6 +195,9 @@ pub async fn object_post(
         created,
         "content-addressed object stored"
     );
+    if created {
+        crate::metrics::written(stored.size);
+    }
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -165,6 +215,23 @@ pub async fn object_post(
 ///
 /// # Errors
 /// 400 `invalid_key`, 404 `not_found`, 416 `invalid_range`.
+#[utoipa::path(
+    get,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(("key" = String, Path, description = "Object key: `/`-separated segments of `[A-Za-z0-9._=-]` (no `.` or `..` segment), at most 1024 bytes", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024), ("range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The object's bytes", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 206, description = "One range of them", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, description = "`invalid_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 416, description = "`invalid_range`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn object_get(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -202,13 +269,31 @@ pub async fn object_get(
     } else {
         StatusCode::OK
     };
-    Ok((status, response_headers, Body::from_stream(read.body)).into_response())
+    let body = futures::TryStreamExt::inspect_ok(read.body, |chunk| {
+        crate::metrics::read(chunk.len() as u64)
+    });
+    Ok((status, response_headers, Body::from_stream(body)).into_response())
 }
 
 /// `HEAD /objects/{*key}`: the headers of a whole-object GET, no body (`Range` is ignored).
 ///
 /// # Errors
 /// 400 `invalid_key`, 404 `not_found` (status only, as HEAD has no body).
+#[utoipa::path(
+    head,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(("key" = String, Path, description = "Object key: `/`-separated segments of `[A-Za-z0-9._=-]` (no `.` or `..` segment), at most 1024 bytes", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024)),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The headers of a GET, no body"),
+        (status = 400, description = "`invalid_key` (no body)"),
+        (status = 401, description = "`unauthorized` (no body)"),
+        (status = 403, description = "`forbidden` (no body)"),
+        (status = 404, description = "`not_found` (no body)"),
+        (status = 503, description = "`unavailable` (no body)"),
+    )
+)]
 pub async fn object_head(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -222,6 +307,21 @@ pub async fn object_head(
 ///
 /// # Errors
 /// 400 `invalid_key`, 404 `not_found`.
+#[utoipa::path(
+    delete,
+    path = "/objects/{key}",
+    tag = "objects",
+    params(("key" = String, Path, description = "Object key: `/`-separated segments of `[A-Za-z0-9._=-]` (no `.` or `..` segment), at most 1024 bytes", pattern = r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$", max_length = 1024)),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`invalid_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn object_delete(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -237,6 +337,20 @@ pub async fn object_delete(
 ///
 /// # Errors
 /// 400 `invalid_option` for an unknown parameter or a `limit` outside 1..=10000.
+#[utoipa::path(
+    get,
+    path = "/objects",
+    tag = "objects",
+    params(ObjectsListQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of keys, ascending", body = ObjectListResponse),
+        (status = 400, description = "`invalid_option`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
 pub async fn objects_list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ObjectsListQuery>,

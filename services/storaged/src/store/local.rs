@@ -137,10 +137,15 @@ impl LocalFs {
         let file = written.map_err(|e| io("write", e))?;
         // The bytes are on disk before the object gets its name (DESIGN.md section 2,
         // invariant 3): a crash after the rename cannot leave a key naming unflushed data.
-        tokio::task::spawn_blocking(move || file.sync_all())
-            .await
-            .map_err(|join| io("fsync", std::io::Error::other(join)))?
-            .map_err(|e| io("fsync", e))?;
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let synced = file.sync_all();
+            crate::metrics::fsync(started.elapsed());
+            synced
+        })
+        .await
+        .map_err(|join| io("fsync", std::io::Error::other(join)))?
+        .map_err(|e| io("fsync", e))?;
         let sha256 =
             Sha256Digest::new(hex::encode(hasher.finalize())).map_err(|e| StoragedError::Io {
                 op: "hash",
@@ -218,7 +223,14 @@ pub async fn sync_local_object(root: &std::path::Path, key: &ObjectKey) -> Resul
     let syncs = paths.into_iter().map(|path| async move {
         let synced = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || std::fs::File::open(&path).and_then(|file| file.sync_all())
+            move || {
+                std::fs::File::open(&path).and_then(|file| {
+                    let started = std::time::Instant::now();
+                    let synced = file.sync_all();
+                    crate::metrics::fsync(started.elapsed());
+                    synced
+                })
+            }
         })
         .await
         .unwrap_or_else(|join| Err(std::io::Error::other(join)));
