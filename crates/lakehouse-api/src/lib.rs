@@ -14,6 +14,7 @@
 
 pub mod catalog;
 mod error;
+pub mod iceberg;
 pub mod ingest;
 mod manifest;
 mod names;
@@ -25,6 +26,11 @@ pub use catalog::{
     VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorInfo};
+pub use iceberg::{
+    IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse, IcebergListNamespacesResponse,
+    IcebergListTablesResponse, IcebergLoadTableResult, IcebergNamespaceResponse,
+    IcebergTableIdentifier, S3Location, StorageLocation,
+};
 pub use ingest::IngestResponse;
 pub use manifest::{CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Source};
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};

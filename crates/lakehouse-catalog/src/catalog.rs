@@ -46,14 +46,19 @@ type Versions = BTreeMap<u64, Arc<Manifest>>;
 /// first load versions other replicas wrote since. Manifests are immutable once written, so
 /// the index only ever grows.
 pub struct Catalog<S> {
-    store: S,
+    pub(crate) store: S,
     index: RwLock<BTreeMap<DatasetName, Versions>>,
     /// One commit lock per dataset: committers in this process queue instead of racing.
     /// Garbage collection takes it too (see `gc.rs`).
     commit_locks: Mutex<HashMap<DatasetName, Arc<tokio::sync::Mutex<()>>>>,
     /// Which old versions are still served (docs/decisions.md, "Garbage collection and retention"); [`RetentionPolicy::KEEP_ALL`] unless
     /// [`Catalog::with_retention`] says otherwise.
-    retention: RetentionPolicy,
+    pub(crate) retention: RetentionPolicy,
+    /// `<base>` of the Iceberg table locations (DESIGN.md section 8), `None`: no Iceberg
+    /// metadata is written ([`Catalog::with_table_base`]).
+    pub(crate) table_base: Option<String>,
+    /// Per dataset, the highest version whose Iceberg metadata this process knows durable.
+    pub(crate) durable: Mutex<HashMap<DatasetName, u64>>,
 }
 
 impl<S> std::fmt::Debug for Catalog<S> {
@@ -80,6 +85,8 @@ impl<S: ManifestStore> Catalog<S> {
             index: RwLock::new(BTreeMap::new()),
             commit_locks: Mutex::new(HashMap::new()),
             retention: RetentionPolicy::KEEP_ALL,
+            table_base: None,
+            durable: Mutex::new(HashMap::new()),
         };
         let located = keys
             .into_iter()
@@ -117,6 +124,19 @@ impl<S: ManifestStore> Catalog<S> {
     pub fn with_retention(mut self, policy: RetentionPolicy) -> Self {
         self.retention = policy;
         self
+    }
+
+    /// The catalog writing each version's Iceberg metadata under the table locations
+    /// `<base>/datasets/<name>` (DESIGN.md section 8): `file:///<root>`, `s3://<bucket>` or
+    /// `memory://`. A register answers only once that metadata is durable.
+    pub fn with_table_base(mut self, base: impl Into<String>) -> Self {
+        self.table_base = Some(base.into());
+        self
+    }
+
+    /// `<base>` of the table locations, when set.
+    pub fn table_base(&self) -> Option<&str> {
+        self.table_base.as_deref()
     }
 
     /// The retention policy in force.
@@ -351,6 +371,13 @@ impl<S: ManifestStore> Catalog<S> {
         // so no object can vanish between this check and the commit below (docs/decisions.md, "Garbage collection and retention").
         self.check_objects_stored(&request).await?;
         self.refresh(name).await?;
+        if let Some(latest) = self.latest(name) {
+            // Heal the latest version's Iceberg metadata before the next commit (DESIGN.md
+            // section 8); a failure here is retried by the commit's own write below.
+            if let Err(error) = self.ensure_table_metadata(name, latest.version).await {
+                tracing::warn!(dataset = %name, version = latest.version, error = %error_chain(&error), "iceberg metadata of the latest version not healed");
+            }
+        }
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let latest = self.latest(name);
             if let Some(latest) = &latest {
@@ -360,6 +387,7 @@ impl<S: ManifestStore> Catalog<S> {
                     )));
                 }
                 if already_holds(latest, &request) {
+                    self.ensure_table_metadata(name, latest.version).await?;
                     return Ok(RegisterOutcome {
                         manifest: Arc::clone(latest),
                         existing: true,
@@ -375,6 +403,10 @@ impl<S: ManifestStore> Catalog<S> {
                     let manifest = Arc::new(manifest);
                     self.insert(Arc::clone(&manifest));
                     tracing::info!(dataset = %name, version = manifest.version, objects = manifest.objects.len(), "version registered");
+                    // A 200 means the Iceberg metadata is durable too: on failure the
+                    // version stays committed and the client's retry (`existing: true`)
+                    // heals it.
+                    self.ensure_table_metadata(name, manifest.version).await?;
                     return Ok(RegisterOutcome {
                         manifest,
                         existing: false,
@@ -513,7 +545,7 @@ impl<S: ManifestStore> Catalog<S> {
 
 impl<S> Catalog<S> {
     /// Every dataset name in the index, ascending.
-    pub(crate) fn dataset_names(&self) -> Vec<DatasetName> {
+    pub fn dataset_names(&self) -> Vec<DatasetName> {
         self.read_index().keys().cloned().collect()
     }
 

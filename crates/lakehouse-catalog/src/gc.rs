@@ -12,6 +12,11 @@
 //!    replicas wrote) and re-listing its objects: a register in this process can never
 //!    reference an object between its check and its commit while GC deletes it.
 //!
+//! Iceberg metadata (`datasets/<name>/metadata/`, DESIGN.md section 8) is referenced by the
+//! latest version: its metadata JSON and the manifest lists and manifests of its retained
+//! snapshots. Older metadata JSON files and the files of expired snapshots are collected like
+//! any unreferenced object.
+//!
 //! Manifests (`_catalog/`) are never deleted: they are tiny and they are the audit trail.
 
 use crate::{Catalog, ManifestStore, Result, StoredObject, error_chain};
@@ -139,6 +144,13 @@ impl<S: ManifestStore> Catalog<S> {
             }
         }
         referenced.extend(referenced_anywhere.iter().cloned());
+        // The latest version's Iceberg metadata JSON and every manifest list and manifest its
+        // snapshots reference (DESIGN.md section 8); older metadata JSON files are not.
+        referenced.extend(
+            self.table_keys(name)
+                .into_iter()
+                .filter_map(|key| ObjectKey::new(key).ok()),
+        );
         // Re-listed under the lock: the `last_modified` the grace rule sees is current.
         let objects = self
             .store()

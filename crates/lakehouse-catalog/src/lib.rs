@@ -20,6 +20,7 @@ mod error;
 mod gc;
 mod retention;
 mod store;
+mod table;
 
 #[cfg(test)]
 mod gc_tests;

@@ -4,6 +4,7 @@ use crate::{ClientError, Endpoint, Result, json, send};
 use bytes::Bytes;
 use lakehouse_api::{
     CHECKSUM_HEADER, ObjectKey, ObjectListResponse, ObjectPutResponse, Sha256Digest,
+    StorageLocation,
 };
 use reqwest::header;
 
@@ -276,6 +277,17 @@ impl StoragedClient {
             &[],
         )
         .await?;
+        json(response, &url).await
+    }
+
+    /// `GET /location`: the storage's URI of its root and, for s3, how engines reach it
+    /// (DESIGN.md section 8).
+    ///
+    /// # Errors
+    /// Storaged's error answers; transport errors; [`ClientError::Decode`].
+    pub async fn location(&self) -> Result<StorageLocation> {
+        let url = self.endpoint.url("/location");
+        let response = send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[]).await?;
         json(response, &url).await
     }
 

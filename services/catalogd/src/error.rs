@@ -53,6 +53,12 @@ pub fn api_error(error: CatalogError) -> ApiError {
         CatalogError::CorruptManifest { key, .. } => {
             ApiError::with_details(ErrorCode::UpstreamError, message, json!({ "key": key }))
         }
+        CatalogError::TableMetadata { name, version, .. } => ApiError::with_details(
+            ErrorCode::Unavailable,
+            message,
+            json!({ "name": name, "version": version }),
+        )
+        .retry_after(RETRY_AFTER_SECS),
         CatalogError::Encode(_) => ApiError::new(ErrorCode::Internal, message),
         CatalogError::Store(StoreError::Unavailable(_)) => {
             ApiError::new(ErrorCode::Unavailable, message).retry_after(RETRY_AFTER_SECS)

@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lakehouse_api::{ErrorCode, GcRunResponse};
+use lakehouse_api::{ErrorCode, GcRunResponse, StorageLocation};
 use lakehouse_catalog::{
     Catalog, CatalogError, GcOptions, ManifestStore, RetentionPolicy, StoreError, error_chain,
 };
@@ -82,6 +82,9 @@ pub struct Config {
     /// both off (the default) every version is kept. Older versions answer 410 `gone` and
     /// their objects are collected.
     pub retain_ms: u64,
+    /// The one namespace of the Iceberg REST catalog under `/iceberg`: every dataset is the
+    /// table `<iceberg_namespace>.<name>` (DESIGN.md section 8). Default `lakehouse`.
+    pub iceberg_namespace: String,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             gc_interval_ms: 3_600_000,
             retain_versions: 0,
             retain_ms: 0,
+            iceberg_namespace: "lakehouse".into(),
         }
     }
 }
@@ -117,16 +121,41 @@ pub enum StartError {
     /// [`STORAGED_WAIT`], or a corrupt manifest).
     #[error("cannot open the catalog")]
     Catalog(#[source] CatalogError),
+    /// storaged did not say where its storage is (`GET /location`).
+    #[error("cannot read storaged's location")]
+    Location(#[source] ClientError),
 }
 
 /// Opens the catalog over the storaged at `storaged_url`, rebuilding the index from its
 /// manifests. While storaged does not answer, retries with backoff (100 ms doubling to 2 s,
-/// each attempt logged) for at most `wait`.
+/// each attempt logged) for at most `wait`. Then asks storaged where its storage is
+/// (`GET /location`), so the catalog writes each version's Iceberg metadata with table
+/// locations `<base>/datasets/<name>`, and heals the latest version's metadata of every
+/// dataset (DESIGN.md section 8; a failure there is logged and healed before the dataset's
+/// next commit).
 ///
 /// # Errors
 /// [`StartError::StoragedUrl`] for a bad URL; [`StartError::Catalog`] for a corrupt manifest
-/// (at once) or storaged still unavailable after `wait`.
+/// (at once) or storaged still unavailable after `wait`; [`StartError::Location`] when
+/// storaged does not answer `GET /location`.
 pub async fn open_catalog(
+    storaged_url: &str,
+    service_token: &Secret,
+    wait: Duration,
+) -> Result<(Catalog<StoragedStore>, StorageLocation), StartError> {
+    let catalog = open_index(storaged_url, service_token, wait).await?;
+    let location = catalog
+        .store()
+        .client()
+        .location()
+        .await
+        .map_err(StartError::Location)?;
+    tracing::info!(base = %location.base, "iceberg table locations");
+    let catalog = catalog.with_table_base(location.base.clone());
+    Ok((catalog, location))
+}
+
+async fn open_index(
     storaged_url: &str,
     service_token: &Secret,
     wait: Duration,
@@ -181,6 +210,11 @@ pub struct AppState<S> {
     pub storaged: Option<lakehouse_client::StoragedClient>,
     /// Held by the garbage collection run in progress: one run at a time per process.
     gc_running: Arc<tokio::sync::Mutex<()>>,
+    /// Where the storage is ([`AppState::with_storage`]): the Iceberg REST catalog's table
+    /// config for s3. `memory://` until set.
+    pub storage: StorageLocation,
+    /// [`Config::iceberg_namespace`].
+    pub iceberg_namespace: String,
 }
 
 impl<S> Clone for AppState<S> {
@@ -196,6 +230,8 @@ impl<S> Clone for AppState<S> {
             gc_interval: self.gc_interval,
             storaged: self.storaged.clone(),
             gc_running: Arc::clone(&self.gc_running),
+            storage: self.storage.clone(),
+            iceberg_namespace: self.iceberg_namespace.clone(),
         }
     }
 }
@@ -226,7 +262,19 @@ impl<S: ManifestStore> AppState<S> {
                 .ok()
                 .map(|client| client.with_token(config.service_token.configured())),
             gc_running: Arc::new(tokio::sync::Mutex::new(())),
+            storage: StorageLocation {
+                base: "memory://".into(),
+                s3: None,
+            },
+            iceberg_namespace: config.iceberg_namespace.clone(),
         }
+    }
+
+    /// The state with storaged's `location` (what [`open_catalog`] read), for the Iceberg
+    /// REST catalog's table config.
+    pub fn with_storage(mut self, location: StorageLocation) -> Self {
+        self.storage = location;
+        self
     }
 }
 
@@ -321,6 +369,10 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             require_token,
         ))
         .route("/readyz", get(readyz::<S>))
+        .nest(
+            "/iceberg",
+            routes::iceberg::router::<S>(state.tokens.clone()),
+        )
         .layer(axum::middleware::from_fn_with_state(
             timeout,
             request_timeout,

@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
-    let catalog =
+    let (catalog, location) =
         catalogd::open_catalog(&config.storaged_url, &config.service_token, STORAGED_WAIT)
             .await
             .map_err(|error| {
@@ -23,7 +23,8 @@ async fn main() -> anyhow::Result<()> {
                 tracing::error!(error = %chain, "cannot start");
                 anyhow::anyhow!(chain)
             })?;
-    let state = AppState::new(catalog, &config);
+    catalog.heal_table_metadata().await;
+    let state = AppState::new(catalog, &config).with_storage(location);
     catalogd::run(listener, state, shutdown_signal()).await?;
     tracing::info!("catalogd stopped");
     Ok(())

@@ -101,6 +101,18 @@ impl ManifestStore for StoragedStore {
         }
     }
 
+    async fn get_range(
+        &self,
+        key: &ObjectKey,
+        range: std::ops::Range<u64>,
+    ) -> Result<Option<Bytes>, StoreError> {
+        match self.client.get_range(key, range.start, range.end).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(store_error(error)),
+        }
+    }
+
     async fn list_keys(
         &self,
         prefix: &str,

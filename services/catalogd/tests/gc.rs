@@ -80,12 +80,6 @@ async fn exists(storaged: &StoragedClient, object: &ObjectRef) -> bool {
     }
 }
 
-fn sorted_keys(objects: &[&ObjectRef]) -> Value {
-    let mut keys: Vec<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-    keys.sort_unstable();
-    json!(keys)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +130,23 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
         .collect();
     assert_eq!(gone, [&json!(true), &json!(false)]);
 
-    // A catalogd with a long grace would delete nothing: both candidates are young.
+    // The Iceberg metadata (DESIGN.md section 8): version 2's metadata JSON, manifest list
+    // and manifests are referenced; version 1's (its snapshot expired) are candidates.
+    let metadata = client
+        .list("datasets/sales/metadata/", None, None)
+        .await
+        .unwrap();
+    let (v1_files, v2_files): (Vec<String>, Vec<String>) = metadata
+        .objects
+        .iter()
+        .map(|o| o.key.to_string())
+        .partition(|key| {
+            let file = key.rsplit('/').next().unwrap();
+            file.starts_with("v1.") || file.starts_with("v1-") || file.ends_with("-v1.avro")
+        });
+    assert_eq!((v1_files.len(), v2_files.len()), (3, 4), "{metadata:?}");
+
+    // A catalogd with a long grace would delete nothing: every candidate is young.
     let patient = start_catalogd(&storaged, &dir, 3_600_000, 0);
     let (status, body) = call(
         &http,
@@ -152,11 +162,14 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
             &body["retained_objects"],
             &body["scanned_objects"]
         ),
-        (&json!(2), &json!(1), &json!(3))
+        (&json!(2 + 3), &json!(1 + 4), &json!(3 + 7))
     );
 
-    // Dry run: lists version 1's object and the orphan, deletes nothing.
-    let doomed = sorted_keys(&[&v1, &orphan]);
+    // Dry run: lists version 1's object, its Iceberg files and the orphan, deletes nothing.
+    let mut doomed: Vec<String> = v1_files.clone();
+    doomed.extend([v1.key.to_string(), orphan.key.to_string()]);
+    doomed.sort_unstable();
+    let doomed = json!(doomed);
     let (status, body) = call(
         &http,
         reqwest::Method::POST,
@@ -183,6 +196,18 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
     assert_eq!(body["errors"], json!([]));
     assert!(!exists(&client, &v1).await && !exists(&client, &orphan).await);
     assert!(exists(&client, &v2).await);
+    let left: Vec<String> = client
+        .list("datasets/sales/metadata/", None, None)
+        .await
+        .unwrap()
+        .objects
+        .iter()
+        .map(|o| o.key.to_string())
+        .collect();
+    assert_eq!(
+        left, v2_files,
+        "the latest metadata and what it references stay"
+    );
     let manifests = client
         .list("_catalog/datasets/sales/", None, None)
         .await

@@ -1,6 +1,6 @@
 //! Crash test (docs/decisions.md, "Hostile world"): concurrent ingests while storaged, catalogd
 //! or ingestd is SIGKILLed at a random moment and restarted; after every round the
-//! invariants of DESIGN.md section 2 are checked:
+//! invariants of DESIGN.md section 2 (and section 8's Iceberg metadata) are checked:
 //! - every manifest version references objects that exist and hash to their keys (1, 7);
 //! - versions are 1..N without gaps;
 //! - every 200 a client received is in the history, with the same objects (3);
@@ -136,6 +136,38 @@ async fn violations(http: &reqwest::Client, trio: &Trio, acknowledged: &[Value])
             None => found.push(format!(
                 "acknowledged version {version} is not in the history"
             )),
+        }
+    }
+    // Iceberg (DESIGN.md section 8): every acknowledged version's metadata JSON is stored, and
+    // the table loads at the latest version through the REST catalog (healed at restart).
+    for ack in acknowledged {
+        let version = ack["manifest"]["version"].as_u64().unwrap_or(0);
+        let key = format!("datasets/crash/metadata/v{version}.metadata.json");
+        match http.head(format!("{storage}/objects/{key}")).send().await {
+            Ok(r) if r.status().is_success() => {}
+            other => found.push(format!(
+                "acknowledged version {version}: no {key} ({other:?})"
+            )),
+        }
+    }
+    if let Some(latest) = versions.last() {
+        let table = http
+            .get(format!(
+                "{catalog}/iceberg/v1/namespaces/lakehouse/tables/crash"
+            ))
+            .send()
+            .await;
+        match table {
+            Ok(r) if r.status().is_success() => {
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                if body["metadata"]["last-sequence-number"].as_u64() != Some(*latest) {
+                    found.push(format!(
+                        "iceberg table is not at version {latest}: {}",
+                        body["metadata"]["last-sequence-number"]
+                    ));
+                }
+            }
+            other => found.push(format!("iceberg table does not load: {other:?}")),
         }
     }
     let spool = trio.dir.path().join("data/spool");

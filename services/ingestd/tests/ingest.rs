@@ -65,9 +65,14 @@ impl Harness {
             .expect("the object is readable")
     }
 
-    /// Every key storaged holds under `datasets/`.
+    /// Every key storaged holds under `datasets/` but the Iceberg metadata files
+    /// (`datasets/<name>/metadata/`, which every committed version adds; DESIGN.md section 8).
     async fn stored_objects(&self) -> Vec<String> {
-        lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "datasets/").await
+        lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "datasets/")
+            .await
+            .into_iter()
+            .filter(|key| !key.contains("/metadata/"))
+            .collect()
     }
 
     fn spool_files(&self) -> Vec<String> {

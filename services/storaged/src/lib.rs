@@ -110,6 +110,62 @@ pub struct AppState {
     pub header_timeout: Duration,
     /// Tokens accepted on `/objects` ([`Config::service_token`], [`Config::read_tokens`]).
     pub tokens: Tokens,
+    /// The storage's URI of its root, answered by `GET /location` (DESIGN.md section 8).
+    pub location: lakehouse_api::StorageLocation,
+}
+
+/// The storage's own URI of its root for `config` (DESIGN.md section 8): `file://` + the
+/// canonical local root, `s3://<bucket>` with the endpoint and region (the config's, else
+/// `AWS_ENDPOINT` / `AWS_ENDPOINT_URL` and `AWS_REGION` / `AWS_DEFAULT_REGION`, else AWS S3 and
+/// `us-east-1`; path-style, object_store's default), or `memory://`.
+async fn storage_location(config: &Config) -> lakehouse_api::StorageLocation {
+    use lakehouse_api::{S3Location, StorageLocation};
+    let env = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    };
+    match config.backend {
+        Backend::Local => {
+            let root = tokio::fs::canonicalize(&config.root)
+                .await
+                .unwrap_or_else(|_| config.root.clone());
+            let root = root.to_string_lossy();
+            StorageLocation {
+                base: format!("file://{}", root.trim_end_matches('/')),
+                s3: None,
+            }
+        }
+        Backend::Memory => StorageLocation {
+            base: "memory://".into(),
+            s3: None,
+        },
+        Backend::S3 => {
+            let bucket = if config.bucket.is_empty() {
+                env(&["AWS_BUCKET", "AWS_BUCKET_NAME"]).unwrap_or_default()
+            } else {
+                config.bucket.clone()
+            };
+            let endpoint = if config.endpoint.is_empty() {
+                env(&["AWS_ENDPOINT", "AWS_ENDPOINT_URL"]).unwrap_or_default()
+            } else {
+                config.endpoint.clone()
+            };
+            let region = if config.region.is_empty() {
+                env(&["AWS_REGION", "AWS_DEFAULT_REGION"]).unwrap_or_else(|| "us-east-1".into())
+            } else {
+                config.region.clone()
+            };
+            StorageLocation {
+                base: format!("s3://{bucket}"),
+                s3: Some(S3Location {
+                    endpoint,
+                    region,
+                    path_style_access: true,
+                }),
+            }
+        }
+    }
 }
 
 impl AppState {
@@ -119,18 +175,20 @@ impl AppState {
     /// # Errors
     /// What [`Store::open`] returns.
     pub async fn open(config: &Config) -> Result<AppState, StoragedError> {
+        let store = match config.backend {
+            Backend::S3 => Store::open_s3(&S3Settings {
+                bucket: config.bucket.clone(),
+                endpoint: config.endpoint.clone(),
+                region: config.region.clone(),
+                allow_http: config.allow_http,
+            })?,
+            backend => Store::open(backend, &config.root)
+                .await?
+                .with_direct_io(config.direct_io),
+        };
         Ok(AppState {
-            store: match config.backend {
-                Backend::S3 => Store::open_s3(&S3Settings {
-                    bucket: config.bucket.clone(),
-                    endpoint: config.endpoint.clone(),
-                    region: config.region.clone(),
-                    allow_http: config.allow_http,
-                })?,
-                backend => Store::open(backend, &config.root)
-                    .await?
-                    .with_direct_io(config.direct_io),
-            },
+            location: storage_location(config).await,
+            store,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             header_timeout: Duration::from_millis(config.header_timeout_ms),
@@ -165,6 +223,7 @@ pub fn router(state: AppState) -> Router {
     };
     let routes = Router::new()
         .route("/objects", get(objects_list).route_layer(timeout.clone()))
+        .route("/location", get(routes::health::location))
         .route(
             "/objects/{*key}",
             get(object_get)

@@ -25,3 +25,10 @@ pub async fn readyz(
     state.store.ready().await?;
     Ok(Json(serde_json::json!({ "status": "ready" })))
 }
+
+/// `GET /location`: the storage's own URI of its root (`file:///...`, `s3://<bucket>`,
+/// `memory://`) and, for s3, the endpoint, region and addressing style engines need; catalogd
+/// builds the Iceberg table locations from it (DESIGN.md section 8).
+pub async fn location(State(state): State<AppState>) -> Json<lakehouse_api::StorageLocation> {
+    Json(state.location)
+}

@@ -1,0 +1,247 @@
+//! Per-file column metrics from a Parquet footer, in Iceberg's single-value serialization
+//! (Iceberg spec: "Appendix D: Single-value serialization"; DESIGN.md section 8).
+
+use lakehouse_api::{ColumnType, Schema};
+use parquet::file::metadata::ParquetMetaData;
+use parquet::file::statistics::Statistics;
+use std::collections::BTreeMap;
+
+/// Iceberg's default metrics mode for strings is `truncate(16)`: bounds keep at most this
+/// many Unicode code points.
+pub const TRUNCATE_CHARS: usize = 16;
+
+/// Metrics of one column of one data file, keyed in [`FileMetrics`] by field id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnMetrics {
+    /// Total compressed bytes of the column's chunks (`column_sizes`).
+    pub size_bytes: Option<u64>,
+    /// Values in the column, nulls included (`value_counts`).
+    pub value_count: Option<u64>,
+    /// Null values (`null_value_counts`).
+    pub null_count: Option<u64>,
+    /// Lower bound, single-value serialized (`lower_bounds`).
+    pub lower: Option<Vec<u8>>,
+    /// Upper bound, single-value serialized (`upper_bounds`).
+    pub upper: Option<Vec<u8>>,
+}
+
+/// Column metrics of one data file by Iceberg field id (column i of the schema has id i,
+/// 1-based; DESIGN.md section 8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileMetrics {
+    /// Field id -> metrics; a column the file does not hold (added later by schema
+    /// evolution) is absent.
+    pub columns: BTreeMap<i32, ColumnMetrics>,
+}
+
+impl FileMetrics {
+    /// Reads the metrics of the columns of `schema` from a Parquet footer: per column, the
+    /// sum over row groups of values, nulls and compressed sizes, and the minimum of the
+    /// row groups' minimums and maximum of their maximums, serialized for the column's
+    /// Iceberg type (strings truncated as `truncate(16)` does). Columns are matched by name;
+    /// a bound is left out when any row group lacks one while holding non-null values, and
+    /// a count when any row group lacks it. Never panics.
+    pub fn from_parquet(metadata: &ParquetMetaData, schema: &Schema) -> FileMetrics {
+        let descr = metadata.file_metadata().schema_descr();
+        let mut columns = BTreeMap::new();
+        for (i, field) in schema.fields.iter().enumerate() {
+            let Some(leaf) = (0..descr.num_columns())
+                .find(|&j| descr.column(j).path().parts() == [field.name.as_str()])
+            else {
+                continue;
+            };
+            let mut acc = Accumulator::new(field.data_type);
+            for row_group in metadata.row_groups() {
+                let chunk = row_group.column(leaf);
+                acc.add(
+                    row_group.num_rows().max(0) as u64,
+                    chunk.compressed_size().max(0) as u64,
+                    chunk.statistics(),
+                );
+            }
+            columns.insert(field_id(i), acc.finish());
+        }
+        FileMetrics { columns }
+    }
+}
+
+/// Field id of column `index` (0-based) of a schema: `index + 1`.
+pub(crate) fn field_id(index: usize) -> i32 {
+    i32::try_from(index + 1).unwrap_or(i32::MAX)
+}
+
+/// A bound value while row groups are folded in.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum Bound {
+    Bool(bool),
+    Int(i32),
+    Long(i64),
+    Double(f64),
+    Bytes(Vec<u8>),
+}
+
+struct Accumulator {
+    data_type: ColumnType,
+    values: Option<u64>,
+    nulls: Option<u64>,
+    size: u64,
+    lower: Option<Bound>,
+    upper: Option<Bound>,
+    bounds_known: bool,
+}
+
+impl Accumulator {
+    fn new(data_type: ColumnType) -> Self {
+        Accumulator {
+            data_type,
+            values: Some(0),
+            nulls: Some(0),
+            size: 0,
+            lower: None,
+            upper: None,
+            bounds_known: true,
+        }
+    }
+
+    fn add(&mut self, rows: u64, size: u64, statistics: Option<&Statistics>) {
+        self.values = self.values.map(|v| v + rows);
+        self.size += size;
+        let nulls = statistics.and_then(Statistics::null_count_opt);
+        self.nulls = match (self.nulls, nulls) {
+            (Some(total), Some(n)) => Some(total + n),
+            _ => None,
+        };
+        if nulls == Some(rows) {
+            return; // all null: no bounds needed from this row group
+        }
+        let Some((min, max)) = statistics.and_then(bounds_of) else {
+            self.bounds_known = false;
+            return;
+        };
+        if self.lower.as_ref().is_none_or(|lower| min < *lower) {
+            self.lower = Some(min);
+        }
+        if self.upper.as_ref().is_none_or(|upper| max > *upper) {
+            self.upper = Some(max);
+        }
+    }
+
+    fn finish(self) -> ColumnMetrics {
+        let (lower, upper) = if self.bounds_known {
+            (
+                self.lower.and_then(|b| serialize(self.data_type, b, false)),
+                self.upper.and_then(|b| serialize(self.data_type, b, true)),
+            )
+        } else {
+            (None, None)
+        };
+        ColumnMetrics {
+            size_bytes: Some(self.size),
+            value_count: self.values,
+            null_count: self.nulls,
+            lower,
+            upper,
+        }
+    }
+}
+
+fn bounds_of(statistics: &Statistics) -> Option<(Bound, Bound)> {
+    Some(match statistics {
+        Statistics::Boolean(s) => (Bound::Bool(*s.min_opt()?), Bound::Bool(*s.max_opt()?)),
+        Statistics::Int32(s) => (Bound::Int(*s.min_opt()?), Bound::Int(*s.max_opt()?)),
+        Statistics::Int64(s) => (Bound::Long(*s.min_opt()?), Bound::Long(*s.max_opt()?)),
+        Statistics::Double(s) => {
+            let (min, max) = (*s.min_opt()?, *s.max_opt()?);
+            if min.is_nan() || max.is_nan() {
+                return None;
+            }
+            (Bound::Double(min), Bound::Double(max))
+        }
+        Statistics::ByteArray(s) => (
+            Bound::Bytes(s.min_opt()?.data().to_vec()),
+            Bound::Bytes(s.max_opt()?.data().to_vec()),
+        ),
+        Statistics::Int96(_) | Statistics::Float(_) | Statistics::FixedLenByteArray(_) => {
+            return None;
+        }
+    })
+}
+
+/// Single-value serialization of a bound for `data_type` (`None` when the stored physical
+/// type does not fit the column type, or a string upper bound cannot be truncated).
+fn serialize(data_type: ColumnType, bound: Bound, upper: bool) -> Option<Vec<u8>> {
+    match (data_type, bound) {
+        (ColumnType::Bool, Bound::Bool(b)) => Some(vec![u8::from(b)]),
+        (ColumnType::Int64 | ColumnType::Timestamp | ColumnType::TimestampUtc, Bound::Long(v)) => {
+            Some(v.to_le_bytes().to_vec())
+        }
+        (ColumnType::Date32, Bound::Int(v)) => Some(v.to_le_bytes().to_vec()),
+        (ColumnType::Float64, Bound::Double(v)) => Some(v.to_le_bytes().to_vec()),
+        (ColumnType::Utf8, Bound::Bytes(bytes)) => {
+            let text = String::from_utf8(bytes).ok()?;
+            if upper {
+                truncate_upper(&text).map(String::into_bytes)
+            } else {
+                Some(truncate_lower(&text).into_bytes())
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A lower bound of `text` with at most [`TRUNCATE_CHARS`] code points: its prefix.
+pub fn truncate_lower(text: &str) -> String {
+    text.chars().take(TRUNCATE_CHARS).collect()
+}
+
+/// An upper bound of `text` with at most [`TRUNCATE_CHARS`] code points: `text` itself when
+/// short enough, else its prefix with the last code point that can be incremented
+/// incremented (and what follows it dropped); `None` when no code point can be (every one
+/// is `char::MAX`), as Iceberg's `truncate` metrics mode does.
+pub fn truncate_upper(text: &str) -> Option<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= TRUNCATE_CHARS {
+        return Some(text.to_owned());
+    }
+    let mut prefix: Vec<char> = chars[..TRUNCATE_CHARS].to_vec();
+    while let Some(last) = prefix.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            code => char::from_u32(code),
+        };
+        if let Some(next) = next {
+            prefix.push(next);
+            return Some(prefix.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_truncate_to_16_code_points() {
+        assert_eq!(truncate_lower("short"), "short");
+        assert_eq!(truncate_upper("short").as_deref(), Some("short"));
+        let long = "abcdefghijklmnopqrstuvwxyz";
+        assert_eq!(truncate_lower(long), "abcdefghijklmnop");
+        assert_eq!(truncate_upper(long).as_deref(), Some("abcdefghijklmnoq"));
+        let accents = "éééééééééééééééééé";
+        assert_eq!(truncate_lower(accents).chars().count(), 16);
+        assert_eq!(
+            truncate_upper(accents).unwrap(),
+            format!("{}ê", "é".repeat(15))
+        );
+        let maxed: String = std::iter::repeat_n(char::MAX, 20).collect();
+        assert_eq!(truncate_upper(&maxed), None);
+        let mut tail: String = "a".repeat(15);
+        tail.push(char::MAX);
+        tail.push('z');
+        assert_eq!(
+            truncate_upper(&tail).unwrap(),
+            format!("{}b", "a".repeat(14))
+        );
+    }
+}

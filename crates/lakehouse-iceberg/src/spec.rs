@@ -1,0 +1,149 @@
+//! The table metadata JSON of the Iceberg spec ("Table Metadata", format version 2), with the
+//! spec's field names. Only what this projection writes: unpartitioned, unsorted tables of
+//! primitive columns. Maps are `BTreeMap`s so the bytes never depend on hashing.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `v<N>.metadata.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TableMetadata {
+    /// Always 2.
+    pub format_version: u8,
+    /// Derived from the dataset name ([`crate::ids::table_uuid`]).
+    pub table_uuid: String,
+    /// `<base>/datasets/<name>`.
+    pub location: String,
+    /// The latest version N.
+    pub last_sequence_number: i64,
+    /// Commit time of version N, milliseconds since the epoch.
+    pub last_updated_ms: i64,
+    /// Highest field id of any schema.
+    pub last_column_id: i32,
+    /// Every schema the dataset had, by `schema-id` (0-based, in order of first use).
+    pub schemas: Vec<IcebergSchema>,
+    /// The schema of version N.
+    pub current_schema_id: i32,
+    /// One unpartitioned spec, id 0.
+    pub partition_specs: Vec<PartitionSpec>,
+    /// 0.
+    pub default_spec_id: i32,
+    /// 999: the spec's value for a table with no partition field.
+    pub last_partition_id: i32,
+    /// `schema.name-mapping.default` and the writer's name.
+    pub properties: BTreeMap<String, String>,
+    /// Snapshot of version N.
+    pub current_snapshot_id: i64,
+    /// One snapshot per retained version.
+    pub snapshots: Vec<Snapshot>,
+    /// Retained versions' snapshots in order.
+    pub snapshot_log: Vec<SnapshotLogEntry>,
+    /// Retained earlier versions' metadata files.
+    pub metadata_log: Vec<MetadataLogEntry>,
+    /// One unsorted order, id 0.
+    pub sort_orders: Vec<SortOrder>,
+    /// 0.
+    pub default_sort_order_id: i32,
+    /// `main` (branch, version N) and `v<k>` (tag) for each retained version k.
+    pub refs: BTreeMap<String, SnapshotRef>,
+}
+
+/// A schema (`struct` type with a `schema-id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct IcebergSchema {
+    /// Always `struct`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// 0-based schema id.
+    pub schema_id: i32,
+    /// Columns in order.
+    pub fields: Vec<NestedField>,
+}
+
+/// One column of a schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NestedField {
+    /// Field id: column i has id i (1-based).
+    pub id: i32,
+    /// Column name.
+    pub name: String,
+    /// Always false: every column is nullable (DESIGN.md section 3).
+    pub required: bool,
+    /// Iceberg primitive type name (`long`, `string`, `timestamptz`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// A partition spec; ours has no fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PartitionSpec {
+    /// 0.
+    pub spec_id: i32,
+    /// Empty.
+    pub fields: Vec<serde_json::Value>,
+}
+
+/// A sort order; ours has no fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SortOrder {
+    /// 0.
+    pub order_id: i32,
+    /// Empty.
+    pub fields: Vec<serde_json::Value>,
+}
+
+/// One snapshot: version N of the dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Snapshot {
+    /// [`crate::ids::snapshot_id`] of (name, N).
+    pub snapshot_id: i64,
+    /// Snapshot of version N-1, absent for version 1.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub parent_snapshot_id: Option<i64>,
+    /// N.
+    pub sequence_number: i64,
+    /// Commit time of version N, milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// Location of its manifest list.
+    pub manifest_list: String,
+    /// `operation`, `lakehouse.version` and the spec's counts.
+    pub summary: BTreeMap<String, String>,
+    /// Schema of version N.
+    pub schema_id: i32,
+}
+
+/// A named reference to a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SnapshotRef {
+    /// The snapshot.
+    pub snapshot_id: i64,
+    /// `branch` or `tag`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// One entry of `snapshot-log`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SnapshotLogEntry {
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// The snapshot.
+    pub snapshot_id: i64,
+}
+
+/// One entry of `metadata-log`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct MetadataLogEntry {
+    /// Milliseconds since the epoch.
+    pub timestamp_ms: i64,
+    /// Location of that metadata file.
+    pub metadata_file: String,
+}

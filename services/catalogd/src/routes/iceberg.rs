@@ -1,0 +1,449 @@
+//! The read-only Iceberg REST catalog under `/iceberg` (DESIGN.md section 8; Apache Iceberg
+//! REST OpenAPI spec): clients use the URI `http://<catalogd>/iceberg`.
+//!
+//! One namespace ([`crate::Config::iceberg_namespace`]) holding every dataset as a table.
+//! Errors use the Iceberg error model `{"error": {"message", "type", "code"}}`: an unknown
+//! namespace or table is a 404 `NoSuchNamespaceException` / `NoSuchTableException`, a bad
+//! page token or size a 400 `BadRequestException`, a write route a 406
+//! `UnsupportedOperationException`. The bearer tokens of `/datasets` apply (read scope), in
+//! the same error model (401 `NotAuthorizedException`, 403 `ForbiddenException`), except on
+//! `GET /v1/config`, which reveals nothing and which DuckDB calls without a token. With no
+//! token configured, any `Authorization` header (pyiceberg sends `Bearer None`) is ignored.
+//!
+//! `/v1/config` lists no `endpoints`, so clients assume the spec's default set (pyiceberg
+//! refuses any route missing from a list when there is one).
+
+use crate::AppState;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use lakehouse_api::{
+    DatasetName, IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse,
+    IcebergListNamespacesResponse, IcebergListTablesResponse, IcebergLoadTableResult,
+    IcebergNamespaceResponse, IcebergTableIdentifier, ObjectKey,
+};
+use lakehouse_catalog::{CatalogError, ManifestStore, error_chain};
+use lakehouse_server::auth::{AuthError, Scope, Tokens};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Default `pageSize` of the table listing.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest `pageSize`; larger ones are clamped.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// An error of the Iceberg REST routes, answered in the Iceberg error model.
+#[derive(Debug, thiserror::Error)]
+pub enum IcebergRouteError {
+    /// The namespace is not the configured one.
+    #[error("namespace {0} does not exist")]
+    NoSuchNamespace(String),
+    /// No dataset of that name.
+    #[error("table {namespace}.{table} does not exist")]
+    NoSuchTable {
+        /// The namespace asked for.
+        namespace: String,
+        /// The table asked for.
+        table: String,
+    },
+    /// A malformed query parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A write route: this catalog is read-only.
+    #[error(
+        "{method} {path} is not supported: this Iceberg catalog is read-only (tables change through ingestd)"
+    )]
+    Unsupported {
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+    },
+    /// No such route.
+    #[error("no route {0}")]
+    NoSuchRoute(String),
+    /// Missing or invalid bearer token, or a token without read scope.
+    #[error(transparent)]
+    Auth(AuthError),
+    /// The catalog or the store failed.
+    #[error("catalog failed: {0}")]
+    Unavailable(String),
+}
+
+impl IcebergRouteError {
+    fn status_and_type(&self) -> (StatusCode, &'static str) {
+        match self {
+            IcebergRouteError::NoSuchNamespace(_) => {
+                (StatusCode::NOT_FOUND, "NoSuchNamespaceException")
+            }
+            IcebergRouteError::NoSuchTable { .. } => {
+                (StatusCode::NOT_FOUND, "NoSuchTableException")
+            }
+            IcebergRouteError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
+            IcebergRouteError::Unsupported { .. } => {
+                (StatusCode::NOT_ACCEPTABLE, "UnsupportedOperationException")
+            }
+            IcebergRouteError::NoSuchRoute(_) => (StatusCode::NOT_FOUND, "NotFoundException"),
+            IcebergRouteError::Auth(AuthError::Unauthorized) => {
+                (StatusCode::UNAUTHORIZED, "NotAuthorizedException")
+            }
+            IcebergRouteError::Auth(AuthError::Forbidden) => {
+                (StatusCode::FORBIDDEN, "ForbiddenException")
+            }
+            IcebergRouteError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailableException",
+            ),
+        }
+    }
+
+    fn from_catalog(error: CatalogError, namespace: &str, table: &DatasetName) -> Self {
+        match error {
+            CatalogError::NotFound { .. } => IcebergRouteError::NoSuchTable {
+                namespace: namespace.to_owned(),
+                table: table.to_string(),
+            },
+            other => IcebergRouteError::Unavailable(error_chain(&other)),
+        }
+    }
+}
+
+impl IntoResponse for IcebergRouteError {
+    fn into_response(self) -> Response {
+        let (status, kind) = self.status_and_type();
+        let body = IcebergErrorResponse {
+            error: IcebergErrorModel {
+                message: self.to_string(),
+                kind: kind.to_owned(),
+                code: status.as_u16(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+type Result<T> = std::result::Result<T, IcebergRouteError>;
+
+/// The `/iceberg` router (nested by [`crate::router`], which gives it its state), protected
+/// by `tokens` except for `/v1/config`.
+pub fn router<S: ManifestStore>(tokens: Tokens) -> Router<AppState<S>> {
+    let tables = Router::new()
+        .route("/v1/namespaces", get(namespace_list::<S>).post(unsupported))
+        .route(
+            "/v1/namespaces/{ns}",
+            get(namespace_get::<S>)
+                .head(namespace_head::<S>)
+                .post(unsupported)
+                .delete(unsupported),
+        )
+        .route("/v1/namespaces/{ns}/properties", any(unsupported))
+        .route(
+            "/v1/namespaces/{ns}/tables",
+            get(table_list::<S>).post(unsupported),
+        )
+        .route(
+            "/v1/namespaces/{ns}/tables/{table}",
+            get(table_load::<S>)
+                .head(table_head::<S>)
+                .post(unsupported)
+                .delete(unsupported),
+        )
+        .route("/v1/namespaces/{ns}/register", any(unsupported))
+        .route(
+            "/v1/namespaces/{ns}/tables/{table}/metrics",
+            any(unsupported),
+        )
+        .route("/v1/tables/rename", any(unsupported))
+        .route("/v1/transactions/commit", any(unsupported))
+        .route_layer(axum::middleware::from_fn_with_state(
+            tokens,
+            require_read_token,
+        ));
+    tables
+        .route("/v1/config", get(config_get))
+        .fallback(no_route)
+}
+
+/// The `/datasets` tokens, answered in the Iceberg error model.
+async fn require_read_token(
+    State(tokens): State<Tokens>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokens.check(request.headers().get(header::AUTHORIZATION), Scope::Read) {
+        Ok(()) => next.run(request).await,
+        Err(error) => IcebergRouteError::Auth(error).into_response(),
+    }
+}
+
+async fn unsupported(request: Request) -> IcebergRouteError {
+    IcebergRouteError::Unsupported {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+    }
+}
+
+async fn no_route(request: Request) -> IcebergRouteError {
+    if request.method() == axum::http::Method::GET || request.method() == axum::http::Method::HEAD {
+        IcebergRouteError::NoSuchRoute(request.uri().path().to_owned())
+    } else {
+        unsupported(request).await
+    }
+}
+
+/// Query of `GET /v1/config`: `warehouse` is accepted (DuckDB sends the name it was given)
+/// and ignored, there being one warehouse.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfigQuery {
+    /// Ignored.
+    #[serde(default)]
+    pub warehouse: Option<String>,
+}
+
+/// `GET /iceberg/v1/config`: no defaults, no overrides, no `endpoints` list.
+pub async fn config_get(Query(_query): Query<ConfigQuery>) -> Json<IcebergCatalogConfig> {
+    Json(IcebergCatalogConfig::default())
+}
+
+fn check_namespace<S>(state: &AppState<S>, ns: &str) -> Result<()> {
+    if ns == state.iceberg_namespace {
+        Ok(())
+    } else {
+        Err(IcebergRouteError::NoSuchNamespace(ns.to_owned()))
+    }
+}
+
+/// Query of `GET /v1/namespaces`.
+#[derive(Debug, Default, Deserialize)]
+pub struct NamespaceListQuery {
+    /// Only children of this namespace: ours has none.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Accepted; there is one page.
+    #[serde(default, rename = "pageToken")]
+    pub page_token: Option<String>,
+    /// Accepted; there is one page.
+    #[serde(default, rename = "pageSize")]
+    pub page_size: Option<String>,
+}
+
+/// `GET /iceberg/v1/namespaces`: the one namespace (none under a `parent`).
+pub async fn namespace_list<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Query(query): Query<NamespaceListQuery>,
+) -> Json<IcebergListNamespacesResponse> {
+    let namespaces = match query.parent {
+        Some(_) => Vec::new(),
+        None => vec![vec![state.iceberg_namespace.clone()]],
+    };
+    Json(IcebergListNamespacesResponse {
+        namespaces,
+        next_page_token: None,
+    })
+}
+
+/// `GET /iceberg/v1/namespaces/{ns}`.
+///
+/// # Errors
+/// 404 `NoSuchNamespaceException`.
+pub async fn namespace_get<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path(ns): Path<String>,
+) -> Result<Json<IcebergNamespaceResponse>> {
+    check_namespace(&state, &ns)?;
+    Ok(Json(IcebergNamespaceResponse {
+        namespace: vec![ns],
+        properties: BTreeMap::new(),
+    }))
+}
+
+/// `HEAD /iceberg/v1/namespaces/{ns}`: 204 when it exists.
+///
+/// # Errors
+/// 404 `NoSuchNamespaceException`.
+pub async fn namespace_head<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path(ns): Path<String>,
+) -> Result<StatusCode> {
+    check_namespace(&state, &ns)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /v1/namespaces/{ns}/tables`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TableListQuery {
+    /// `next-page-token` of the previous page.
+    #[serde(default, rename = "pageToken")]
+    pub page_token: Option<String>,
+    /// Page size, 1 to [`MAX_PAGE_SIZE`] (clamped), default [`DEFAULT_PAGE_SIZE`].
+    #[serde(default, rename = "pageSize")]
+    pub page_size: Option<String>,
+}
+
+/// `GET /iceberg/v1/namespaces/{ns}/tables[?pageToken=&pageSize=]`: datasets ascending by
+/// name. The page token is the hex of the page's last name (opaque to clients).
+///
+/// # Errors
+/// 404 `NoSuchNamespaceException`; 400 `BadRequestException` for a token that is not one
+/// this catalog made or a size that is not a positive integer.
+pub async fn table_list<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path(ns): Path<String>,
+    Query(query): Query<TableListQuery>,
+) -> Result<Json<IcebergListTablesResponse>> {
+    check_namespace(&state, &ns)?;
+    let size = match query.page_size.as_deref().filter(|s| !s.is_empty()) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                IcebergRouteError::BadRequest(format!(
+                    "pageSize {text:?} is not a positive integer"
+                ))
+            })?
+            .min(MAX_PAGE_SIZE),
+    };
+    let after = match query.page_token.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(token) => Some(
+            hex::decode(token)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|name| DatasetName::new(name.as_str()).is_ok())
+                .ok_or_else(|| {
+                    IcebergRouteError::BadRequest(format!(
+                        "pageToken {token:?} is not a token this catalog handed out"
+                    ))
+                })?,
+        ),
+    };
+    let page = state.catalog.list("", size, after.as_deref());
+    let identifiers = page
+        .datasets
+        .iter()
+        .map(|d| IcebergTableIdentifier {
+            namespace: vec![ns.clone()],
+            name: d.name.to_string(),
+        })
+        .collect();
+    Ok(Json(IcebergListTablesResponse {
+        identifiers,
+        next_page_token: page.next_cursor.map(hex::encode),
+    }))
+}
+
+fn table_name(ns: &str, table: &str) -> Result<DatasetName> {
+    DatasetName::new(table).map_err(|_| IcebergRouteError::NoSuchTable {
+        namespace: ns.to_owned(),
+        table: table.to_owned(),
+    })
+}
+
+/// `GET /iceberg/v1/namespaces/{ns}/tables/{table}`: the [`IcebergLoadTableResult`] of the
+/// dataset's latest version (its metadata healed first if missing), with an `ETag` naming
+/// that metadata file.
+///
+/// # Errors
+/// 404 `NoSuchNamespaceException` / `NoSuchTableException`; 503
+/// `ServiceUnavailableException` when storage fails.
+pub async fn table_load<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path((ns, table)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    check_namespace(&state, &ns)?;
+    let _ = headers; // X-Iceberg-Access-Delegation: no credentials are vended
+    let name = table_name(&ns, &table)?;
+    let catalog = &state.catalog;
+    let latest = catalog
+        .fetch_latest(&name)
+        .await
+        .map_err(|e| IcebergRouteError::from_catalog(e, &ns, &name))?;
+    let key = lakehouse_iceberg::metadata_file_key(&name, latest.version);
+    let object =
+        ObjectKey::new(key.clone()).map_err(|e| IcebergRouteError::Unavailable(e.to_string()))?;
+    let mut bytes = None;
+    for attempt in 0..2 {
+        if attempt > 0 {
+            // Gone since this process wrote it: look at the store again and heal.
+            catalog.forget_table_metadata(&name);
+        }
+        catalog
+            .ensure_table_metadata(&name, latest.version)
+            .await
+            .map_err(|e| IcebergRouteError::from_catalog(e, &ns, &name))?;
+        bytes = catalog
+            .store()
+            .get(&object)
+            .await
+            .map_err(|e| IcebergRouteError::Unavailable(error_chain(&e)))?;
+        if bytes.is_some() {
+            break;
+        }
+    }
+    let bytes = bytes.ok_or_else(|| IcebergRouteError::Unavailable(format!("{key} is missing")))?;
+    let metadata: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| IcebergRouteError::Unavailable(format!("{key}: {e}")))?;
+    let base = catalog.table_base().unwrap_or("memory://");
+    let location = if base.ends_with('/') {
+        format!("{base}{key}")
+    } else {
+        format!("{base}/{key}")
+    };
+    let mut config = BTreeMap::new();
+    if let Some(s3) = &state.storage.s3 {
+        if !s3.endpoint.is_empty() {
+            config.insert("s3.endpoint".to_owned(), s3.endpoint.clone());
+        }
+        config.insert("s3.region".to_owned(), s3.region.clone());
+        config.insert(
+            "s3.path-style-access".to_owned(),
+            s3.path_style_access.to_string(),
+        );
+    }
+    let etag = format!("\"{}-v{}\"", name, latest.version);
+    let mut response = Json(IcebergLoadTableResult {
+        metadata_location: location,
+        metadata,
+        config,
+    })
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// `HEAD /iceberg/v1/namespaces/{ns}/tables/{table}`: 204 when the table exists.
+///
+/// # Errors
+/// 404 `NoSuchNamespaceException` / `NoSuchTableException`.
+pub async fn table_head<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path((ns, table)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    check_namespace(&state, &ns)?;
+    let name = table_name(&ns, &table)?;
+    state
+        .catalog
+        .fetch_latest(&name)
+        .await
+        .map_err(|e| IcebergRouteError::from_catalog(e, &ns, &name))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,188 @@
+"""Engines read every dataset as an Iceberg table (DESIGN.md section 8).
+
+Usage: iceberg.py INGESTD_URL CATALOGD_URL LABEL
+
+Runs on the `.venv-iceberg` venv made by scripts/test (scripts/requirements-iceberg.txt).
+Ingests two datasets of its own through ingestd (replace, append, replace, append; and four
+appends with disjoint id ranges), then through the REST catalog at CATALOGD_URL/iceberg:
+- pyiceberg lists the tables, loads each, and its scan of the current snapshot has the
+  catalog's row count; for its own dataset the rows equal the CSV values row for row, and
+  scanning each tag v<N> gives exactly version N's rows;
+- a filter on `id` plans fewer files than the table has, and each file's bounds equal its
+  Parquet footer's statistics;
+- DuckDB (PyPI extensions iceberg, avro, httpfs loaded with import_extension) reads the same
+  counts and sums through ATTACH of the REST catalog and iceberg_scan of the metadata file;
+- Polars scan_iceberg reads the same counts and sums, and version 1 through its snapshot.
+Prints one PASS/FAIL line per check.
+"""
+
+import json
+import os
+import struct
+import sys
+import urllib.request
+import uuid
+
+failures = 0
+# pyiceberg plans the scans Polars runs (the polars_iceberg planner is not installed).
+os.environ.setdefault("POLARS_ICEBERG_PLANNER", "pyiceberg")
+
+
+def check(label, ok, detail=""):
+    global failures
+    if ok:
+        print(f"PASS {label}")
+    else:
+        failures += 1
+        print(f"FAIL {label} {detail}")
+
+
+def ingest(ingestd, name, csv_text, mode):
+    boundary = "iceberg-" + uuid.uuid4().hex
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}.csv\"\r\n"
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode() + csv_text.encode() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        f"{ingestd}/ingest?name={name}&mode={mode}",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+def catalog_json(catalogd, path):
+    with urllib.request.urlopen(f"{catalogd}{path}", timeout=30) as response:
+        return json.load(response)
+
+
+def rows_of(csv_text):
+    lines = csv_text.strip().split("\n")[1:]
+    return sorted((int(a), b) for a, b in (line.split(",") for line in lines))
+
+
+def main():
+    ingestd, catalogd, label = sys.argv[1], sys.argv[2], sys.argv[3]
+    from pyiceberg.catalog.rest import RestCatalog
+
+    # Versions of our own dataset: replace, append, replace, append.
+    name = f"ice_{label}_sales"
+    steps = [
+        ("replace", "id,name\n1,one\n2,two\n"),
+        ("append", "id,name\n3,three\n"),
+        ("replace", "id,name\n10,ten\n11,eleven\n12,twelve\n"),
+        ("append", "id,name\n13,thirteen\n"),
+    ]
+    expected = []
+    current = []
+    for mode, text in steps:
+        ingest(ingestd, name, text, mode)
+        current = (current if mode == "append" else []) + rows_of(text)
+        expected.append(sorted(current))
+    pruned = f"ice_{label}_pruned"
+    for i in range(4):
+        text = "id,name\n" + "".join(f"{i * 100 + j},n{i}_{j}\n" for j in range(50))
+        ingest(ingestd, pruned, text, "append")
+
+    catalog = RestCatalog("lakehouse", uri=f"{catalogd}/iceberg")
+    tables = [ident[-1] for ident in catalog.list_tables("lakehouse")]
+    check(f"{label}: pyiceberg lists the tables", name in tables and pruned in tables, str(tables))
+    for table_name in tables:
+        table = catalog.load_table(("lakehouse", table_name))
+        latest = catalog_json(catalogd, f"/datasets/{table_name}")
+        count = table.scan().to_arrow().num_rows
+        check(
+            f"{label}: pyiceberg scan of {table_name} has the catalog's {latest['row_count']} rows",
+            count == latest["row_count"],
+            f"got {count}",
+        )
+
+    table = catalog.load_table(("lakehouse", name))
+    got = sorted(zip(*table.scan().to_arrow().select(["id", "name"]).to_pydict().values()))
+    check(f"{label}: pyiceberg current snapshot equals the CSV rows", got == expected[-1], str(got))
+    for version, rows in enumerate(expected, start=1):
+        snapshot = table.snapshot_by_name(f"v{version}")
+        if snapshot is None:
+            check(f"{label}: tag v{version} exists", False)
+            continue
+        arrow = table.scan(snapshot_id=snapshot.snapshot_id).to_arrow()
+        got = sorted(zip(*arrow.select(["id", "name"]).to_pydict().values()))
+        check(f"{label}: pyiceberg tag v{version} gives version {version}'s rows", got == rows, str(got))
+
+    # Pruning: bounds exclude three of the four appended files.
+    ptable = catalog.load_table(("lakehouse", pruned))
+    all_files = list(ptable.scan().plan_files())
+    some = list(ptable.scan(row_filter="id >= 300").plan_files())
+    check(
+        f"{label}: a filter on id plans fewer files ({len(some)} of {len(all_files)})",
+        len(all_files) == 4 and len(some) == 1,
+    )
+    import pyarrow.parquet as pq
+
+    for task in all_files:
+        data_file = task.file
+        with ptable.io.new_input(data_file.file_path).open() as stream:
+            stats = pq.ParquetFile(stream).metadata.row_group(0).column(0).statistics
+        lower = struct.unpack("<q", data_file.lower_bounds[1])[0]
+        upper = struct.unpack("<q", data_file.upper_bounds[1])[0]
+        check(
+            f"{label}: bounds of {os.path.basename(data_file.file_path)[:12]} equal its footer's",
+            (lower, upper) == (stats.min, stats.max) and data_file.record_count == 50,
+            f"{(lower, upper)} vs {(stats.min, stats.max)}",
+        )
+
+    # DuckDB: ATTACH of the REST catalog and iceberg_scan of the metadata file.
+    import duckdb
+    from duckdb_extensions import import_extension
+
+    con = duckdb.connect()
+    for extension in ("httpfs", "avro", "iceberg"):
+        import_extension(extension, con=con)
+    s3 = table.io.properties
+    if "s3.endpoint" in s3:
+        endpoint = s3["s3.endpoint"].split("://", 1)[-1]
+        con.execute(
+            "CREATE SECRET (TYPE s3, KEY_ID ?, SECRET ?, REGION ?, ENDPOINT ?, URL_STYLE 'path', USE_SSL false)",
+            [os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], s3.get("s3.region", "us-east-1"), endpoint],
+        )
+    con.execute(
+        f"ATTACH 'lakehouse' AS ice (TYPE iceberg, ENDPOINT '{catalogd}/iceberg', AUTHORIZATION_TYPE 'none')"
+    )
+    want = (len(expected[-1]), sum(r[0] for r in expected[-1]))
+    got = con.execute(f'SELECT count(*), sum(id) FROM ice.lakehouse."{name}"').fetchone()
+    check(f"{label}: DuckDB ATTACH reads the current snapshot", tuple(got) == want, str(got))
+    location = table.metadata_location
+    path = location[len("file://"):] if location.startswith("file://") else location
+    got = con.execute("SELECT count(*), sum(id) FROM iceberg_scan(?)", [path]).fetchone()
+    check(f"{label}: DuckDB iceberg_scan of the metadata file", tuple(got) == want, str(got))
+
+    # Polars.
+    import polars as pl
+
+    # Polars reads the data files with its own object store client: it gets the endpoint and
+    # region the catalog handed pyiceberg in the LoadTableResult config.
+    options = None
+    if "s3.endpoint" in s3:
+        options = {
+            "aws_endpoint_url": s3["s3.endpoint"],
+            "aws_region": s3.get("s3.region", "us-east-1"),
+            "aws_allow_http": "true",
+            "aws_virtual_hosted_style_request": "false",
+            "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
+        }
+    frame = pl.scan_iceberg(table, storage_options=options).select(pl.len(), pl.col("id").sum()).collect()
+    check(f"{label}: Polars scan_iceberg reads the current snapshot", tuple(frame.row(0)) == want, str(frame.row(0)))
+    first = table.snapshot_by_name("v1")
+    frame = pl.scan_iceberg(table, snapshot_id=first.snapshot_id, storage_options=options).select(pl.len(), pl.col("id").sum()).collect()
+    want1 = (len(expected[0]), sum(r[0] for r in expected[0]))
+    check(f"{label}: Polars scan_iceberg of tag v1", tuple(frame.row(0)) == want1, str(frame.row(0)))
+
+    print(f"iceberg {label}: {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
