@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 /// Answer of storaged's `GET /location`: the storage's own URI of its root, which catalogd
 /// uses as `<base>` of the table locations `<base>/datasets/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StorageLocation {
     /// `file:///<absolute root>` (local), `s3://<bucket>` (s3) or `memory://` (memory: no
     /// engine can open it; for tests).
@@ -20,6 +21,7 @@ pub struct StorageLocation {
 /// The S3 settings an engine needs to read the data files (handed to Iceberg clients in
 /// `LoadTableResult.config`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct S3Location {
     /// Endpoint URL; empty for AWS S3 itself.
     pub endpoint: String,
@@ -30,6 +32,7 @@ pub struct S3Location {
 }
 
 /// `GET /iceberg/v1/config` (`CatalogConfig`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IcebergCatalogConfig {
     /// Properties a client uses unless it sets its own.
@@ -39,6 +42,7 @@ pub struct IcebergCatalogConfig {
 }
 
 /// `GET /iceberg/v1/namespaces` (`ListNamespacesResponse`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct IcebergListNamespacesResponse {
@@ -50,6 +54,7 @@ pub struct IcebergListNamespacesResponse {
 }
 
 /// `GET /iceberg/v1/namespaces/{ns}` (`GetNamespaceResponse`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IcebergNamespaceResponse {
     /// The namespace's levels.
@@ -59,6 +64,7 @@ pub struct IcebergNamespaceResponse {
 }
 
 /// A table's name in its namespace (`TableIdentifier`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IcebergTableIdentifier {
     /// Namespace levels.
@@ -68,6 +74,7 @@ pub struct IcebergTableIdentifier {
 }
 
 /// `GET /iceberg/v1/namespaces/{ns}/tables` (`ListTablesResponse`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct IcebergListTablesResponse {
@@ -79,12 +86,14 @@ pub struct IcebergListTablesResponse {
 }
 
 /// `GET /iceberg/v1/namespaces/{ns}/tables/{table}` (`LoadTableResult`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct IcebergLoadTableResult {
     /// URI of the current metadata JSON.
     pub metadata_location: String,
-    /// That file's content.
+    /// That file's content (Iceberg spec: table metadata), documented as a free-form object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
     /// What the client needs to read the files (`s3.endpoint`, `s3.region`,
     /// `s3.path-style-access` for s3 tables).
@@ -92,6 +101,7 @@ pub struct IcebergLoadTableResult {
 }
 
 /// The Iceberg REST error body (`IcebergErrorResponse`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IcebergErrorResponse {
     /// The error.
@@ -99,6 +109,7 @@ pub struct IcebergErrorResponse {
 }
 
 /// `ErrorModel` of the Iceberg REST spec.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IcebergErrorModel {
     /// Human-readable text.

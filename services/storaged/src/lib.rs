@@ -207,11 +207,12 @@ impl AppState {
     routes::objects::object_delete,
     routes::objects::objects_list,
     routes::health::readyz,
+    routes::health::location,
 ))]
 pub struct ApiDoc;
 
-/// The storaged router (DESIGN.md section 6): `/objects`, `/objects/{*key}`, `/healthz`,
-/// `/readyz`, and `GET /metrics` (section 9), inside [`lakehouse_server::common_layers`]
+/// The storaged router (DESIGN.md section 6): `/objects`, `/objects/{*key}`, `GET /location`
+/// (section 8), `/healthz`, `/readyz`, `GET /metrics` (section 9) and `GET /openapi.json`, inside [`lakehouse_server::common_layers`]
 /// and the per-request metrics. Installs the process's metrics recorder on first use.
 ///
 /// Every route except the writes (PUT, POST) is under the request timeout; the timeout covers producing the

@@ -142,33 +142,39 @@ type Result<T> = std::result::Result<T, IcebergRouteError>;
 /// by `tokens` except for `/v1/config`.
 pub fn router<S: ManifestStore>(tokens: Tokens) -> Router<AppState<S>> {
     let tables = Router::new()
-        .route("/v1/namespaces", get(namespace_list::<S>).post(unsupported))
+        .route(
+            "/v1/namespaces",
+            get(namespace_list::<S>).post(namespace_create),
+        )
         .route(
             "/v1/namespaces/{ns}",
             get(namespace_get::<S>)
                 .head(namespace_head::<S>)
-                .post(unsupported)
-                .delete(unsupported),
+                .post(namespace_post)
+                .delete(namespace_drop),
         )
-        .route("/v1/namespaces/{ns}/properties", any(unsupported))
+        .route(
+            "/v1/namespaces/{ns}/properties",
+            any(namespace_properties_update),
+        )
         .route(
             "/v1/namespaces/{ns}/tables",
-            get(table_list::<S>).post(unsupported),
+            get(table_list::<S>).post(table_create),
         )
         .route(
             "/v1/namespaces/{ns}/tables/{table}",
             get(table_load::<S>)
                 .head(table_head::<S>)
-                .post(unsupported)
-                .delete(unsupported),
+                .post(table_commit)
+                .delete(table_drop),
         )
-        .route("/v1/namespaces/{ns}/register", any(unsupported))
+        .route("/v1/namespaces/{ns}/register", any(table_register))
         .route(
             "/v1/namespaces/{ns}/tables/{table}/metrics",
-            any(unsupported),
+            any(table_metrics_report),
         )
-        .route("/v1/tables/rename", any(unsupported))
-        .route("/v1/transactions/commit", any(unsupported))
+        .route("/v1/tables/rename", any(table_rename))
+        .route("/v1/transactions/commit", any(transaction_commit))
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             require_read_token,
@@ -197,6 +203,213 @@ async fn unsupported(request: Request) -> IcebergRouteError {
     }
 }
 
+// The write routes of the Iceberg REST spec, each refused with 406: one function per route so
+// that the OpenAPI document lists them. Any body is accepted and ignored.
+
+/// `POST /iceberg/v1/namespaces` (create a namespace): refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/namespaces",
+    tag = "iceberg",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn namespace_create(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `DELETE /iceberg/v1/namespaces/{ns}` (drop a namespace): refused, the catalog is read-only.
+#[utoipa::path(
+    delete,
+    path = "/iceberg/v1/namespaces/{ns}",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn namespace_drop(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `POST /iceberg/v1/namespaces/{ns}/properties` (update a namespace's properties): refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/namespaces/{ns}/properties",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn namespace_properties_update(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `POST /iceberg/v1/namespaces/{ns}/tables` (create a table): refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/namespaces/{ns}/tables",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn table_create(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `POST /iceberg/v1/namespaces/{ns}/tables/{table}` (commit to a table): refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+        ("table" = String, Path, description = "Table: a dataset name"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn table_commit(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `DELETE /iceberg/v1/namespaces/{ns}/tables/{table}` (drop a table): refused, the catalog is read-only.
+#[utoipa::path(
+    delete,
+    path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+        ("table" = String, Path, description = "Table: a dataset name"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn table_drop(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `POST /iceberg/v1/namespaces/{ns}/register` (register a table): refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/namespaces/{ns}/register",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn table_register(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `POST /iceberg/v1/namespaces/{ns}/tables/{table}/metrics` (report scan metrics): refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/namespaces/{ns}/tables/{table}/metrics",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+        ("table" = String, Path, description = "Table: a dataset name"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn table_metrics_report(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `POST /iceberg/v1/tables/rename` (rename a table): refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/tables/rename",
+    tag = "iceberg",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn table_rename(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `POST /iceberg/v1/transactions/commit` (commit a multi-table transaction): refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/transactions/commit",
+    tag = "iceberg",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn transaction_commit(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
+/// `POST /iceberg/v1/namespaces/{ns}` (not a route of the Iceberg REST spec; a write):
+/// refused, the catalog is read-only.
+#[utoipa::path(
+    post,
+    path = "/iceberg/v1/namespaces/{ns}",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
+pub async fn namespace_post(request: Request) -> IcebergRouteError {
+    unsupported(request).await
+}
+
 async fn no_route(request: Request) -> IcebergRouteError {
     if request.method() == axum::http::Method::GET || request.method() == axum::http::Method::HEAD {
         IcebergRouteError::NoSuchRoute(request.uri().path().to_owned())
@@ -207,7 +420,8 @@ async fn no_route(request: Request) -> IcebergRouteError {
 
 /// Query of `GET /v1/config`: `warehouse` is accepted (DuckDB sends the name it was given)
 /// and ignored, there being one warehouse.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConfigQuery {
     /// Ignored.
     #[serde(default)]
@@ -215,6 +429,17 @@ pub struct ConfigQuery {
 }
 
 /// `GET /iceberg/v1/config`: no defaults, no overrides, no `endpoints` list.
+#[utoipa::path(
+    get,
+    path = "/iceberg/v1/config",
+    tag = "iceberg",
+    params(
+        ConfigQuery,
+    ),
+    responses(
+        (status = 200, description = "No defaults, no overrides", body = IcebergCatalogConfig),
+    )
+)]
 pub async fn config_get(Query(_query): Query<ConfigQuery>) -> Json<IcebergCatalogConfig> {
     Json(IcebergCatalogConfig::default())
 }
@@ -228,7 +453,8 @@ fn check_namespace<S>(state: &AppState<S>, ns: &str) -> Result<()> {
 }
 
 /// Query of `GET /v1/namespaces`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NamespaceListQuery {
     /// Only children of this namespace: ours has none.
     #[serde(default)]
@@ -242,6 +468,20 @@ pub struct NamespaceListQuery {
 }
 
 /// `GET /iceberg/v1/namespaces`: the one namespace (none under a `parent`).
+#[utoipa::path(
+    get,
+    path = "/iceberg/v1/namespaces",
+    tag = "iceberg",
+    params(
+        NamespaceListQuery,
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The one namespace (none under a `parent`); one page", body = IcebergListNamespacesResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
 pub async fn namespace_list<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Query(query): Query<NamespaceListQuery>,
@@ -260,6 +500,21 @@ pub async fn namespace_list<S: ManifestStore>(
 ///
 /// # Errors
 /// 404 `NoSuchNamespaceException`.
+#[utoipa::path(
+    get,
+    path = "/iceberg/v1/namespaces/{ns}",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The namespace, no properties", body = IcebergNamespaceResponse),
+        (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
 pub async fn namespace_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(ns): Path<String>,
@@ -275,6 +530,21 @@ pub async fn namespace_get<S: ManifestStore>(
 ///
 /// # Errors
 /// 404 `NoSuchNamespaceException`.
+#[utoipa::path(
+    head,
+    path = "/iceberg/v1/namespaces/{ns}",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "The namespace exists"),
+        (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
 pub async fn namespace_head<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(ns): Path<String>,
@@ -284,7 +554,8 @@ pub async fn namespace_head<S: ManifestStore>(
 }
 
 /// Query of `GET /v1/namespaces/{ns}/tables`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TableListQuery {
     /// `next-page-token` of the previous page.
     #[serde(default, rename = "pageToken")]
@@ -300,6 +571,23 @@ pub struct TableListQuery {
 /// # Errors
 /// 404 `NoSuchNamespaceException`; 400 `BadRequestException` for a token that is not one
 /// this catalog made or a size that is not a positive integer.
+#[utoipa::path(
+    get,
+    path = "/iceberg/v1/namespaces/{ns}/tables",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+        TableListQuery,
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of tables, ascending by name", body = IcebergListTablesResponse),
+        (status = 400, description = "`BadRequestException`: a `pageToken` this catalog did not hand out or a `pageSize` that is not a positive integer", body = IcebergErrorResponse),
+        (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
 pub async fn table_list<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(ns): Path<String>,
@@ -362,6 +650,23 @@ fn table_name(ns: &str, table: &str) -> Result<DatasetName> {
 /// # Errors
 /// 404 `NoSuchNamespaceException` / `NoSuchTableException`; 503
 /// `ServiceUnavailableException` when storage fails.
+#[utoipa::path(
+    get,
+    path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+        ("table" = String, Path, description = "Table: a dataset name"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The latest version's table metadata; `ETag` names it", body = IcebergLoadTableResult),
+        (status = 404, description = "`NoSuchNamespaceException` or `NoSuchTableException`", body = IcebergErrorResponse),
+        (status = 503, description = "`ServiceUnavailableException`: the catalog or storage failed", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
 pub async fn table_load<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path((ns, table)): Path<(String, String)>,
@@ -434,6 +739,23 @@ pub async fn table_load<S: ManifestStore>(
 ///
 /// # Errors
 /// 404 `NoSuchNamespaceException` / `NoSuchTableException`.
+#[utoipa::path(
+    head,
+    path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
+    tag = "iceberg",
+    params(
+        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+        ("table" = String, Path, description = "Table: a dataset name"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 204, description = "The table exists"),
+        (status = 404, description = "`NoSuchNamespaceException` or `NoSuchTableException`", body = IcebergErrorResponse),
+        (status = 503, description = "`ServiceUnavailableException`: the catalog or storage failed", body = IcebergErrorResponse),
+        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
+        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+    )
+)]
 pub async fn table_head<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path((ns, table)): Path<(String, String)>,

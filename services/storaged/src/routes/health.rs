@@ -28,7 +28,19 @@ pub async fn readyz(
 
 /// `GET /location`: the storage's own URI of its root (`file:///...`, `s3://<bucket>`,
 /// `memory://`) and, for s3, the endpoint, region and addressing style engines need; catalogd
-/// builds the Iceberg table locations from it (DESIGN.md section 8).
+/// builds the Iceberg table locations from it (DESIGN.md section 8). Read scope, like the
+/// object lookups.
+#[utoipa::path(
+    get,
+    path = "/location",
+    tag = "operations",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The storage's root URI (and, for s3, how to reach the bucket)", body = lakehouse_api::StorageLocation),
+        (status = 401, description = "`unauthorized`", body = lakehouse_api::ErrorBody),
+        (status = 403, description = "`forbidden`", body = lakehouse_api::ErrorBody),
+    )
+)]
 pub async fn location(State(state): State<AppState>) -> Json<lakehouse_api::StorageLocation> {
     Json(state.location)
 }
