@@ -20,19 +20,22 @@ trap 'rm -rf "$work"' EXIT
 failed=0
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1${2:+: $2}"; failed=$((failed + 1)); }
+# Prefixes each embedded log line with "  | ", so no line of a FAIL's detail starts with PASS
+# or FAIL (scripts/test counts those).
+quote() { printf '\n'; sed 's/^/  | /'; }
 
 for pair in "ingestd=$1" "catalogd=$2" "storaged=$3"; do
   service=${pair%%=*} url=${pair#*=}
   doc="$work/$service.json"
-  if ! curl -fsS -o "$doc" "$url/openapi.json"; then
+  if ! curl -fsS --max-time 10 -o "$doc" "$url/openapi.json"; then
     fail "$service serves /openapi.json"; continue
   fi
   version=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("openapi"))' "$doc")
   if [ "${version%.*}" = "3.1" ]; then pass "$service /openapi.json is OpenAPI 3.1"; else fail "$service /openapi.json is OpenAPI 3.1" "got $version"; fi
-  if out=$("$venv/openapi-spec-validator" "$doc" 2>&1); then
+  if out=$(timeout 60 "$venv/openapi-spec-validator" "$doc" 2>&1); then
     pass "$service /openapi.json validates (openapi-spec-validator)"
   else
-    fail "$service /openapi.json validates (openapi-spec-validator)" "$out"
+    fail "$service /openapi.json validates (openapi-spec-validator)" "$(printf '%s\n' "$out" | quote)"
   fi
   if timeout 120 "$venv/schemathesis" run "$doc" --url "$url" --max-examples 20 \
     --generation-deterministic --request-timeout 10 --checks all \
@@ -41,7 +44,7 @@ for pair in "ingestd=$1" "catalogd=$2" "storaged=$3"; do
     pass "$service: schemathesis finds no 5xx and no answer contradicting the document ($(grep -m1 -oE '[0-9]+ generated' "$work/$service-schemathesis.log") cases)"
   else
     fail "$service: schemathesis finds no 5xx and no answer contradicting the document" \
-      "$(grep -v '^\s*$' "$work/$service-schemathesis.log" | tail -n 40)"
+      "$(grep -v '^\s*$' "$work/$service-schemathesis.log" | tail -n 40 | quote)"
   fi
 done
 [ "$failed" -eq 0 ]
