@@ -18,7 +18,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use lakehouse_api::{
     DatasetName, IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse,
@@ -155,7 +155,7 @@ pub fn router<S: ManifestStore>(tokens: Tokens) -> Router<AppState<S>> {
         )
         .route(
             "/v1/namespaces/{ns}/properties",
-            any(namespace_properties_update),
+            post(namespace_properties_update),
         )
         .route(
             "/v1/namespaces/{ns}/tables",
@@ -168,13 +168,13 @@ pub fn router<S: ManifestStore>(tokens: Tokens) -> Router<AppState<S>> {
                 .post(table_commit)
                 .delete(table_drop),
         )
-        .route("/v1/namespaces/{ns}/register", any(table_register))
+        .route("/v1/namespaces/{ns}/register", post(table_register))
         .route(
             "/v1/namespaces/{ns}/tables/{table}/metrics",
-            any(table_metrics_report),
+            post(table_metrics_report),
         )
-        .route("/v1/tables/rename", any(table_rename))
-        .route("/v1/transactions/commit", any(transaction_commit))
+        .route("/v1/tables/rename", post(table_rename))
+        .route("/v1/transactions/commit", post(transaction_commit))
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             require_read_token,
