@@ -365,8 +365,10 @@ async fn gc_schedule<S: ManifestStore>(
 ))]
 pub struct ApiDoc;
 
-/// The HTTP API of DESIGN.md section 6: `/datasets...`, `/healthz`, `/readyz`, with the
-/// shared layers (request ids, tracing, JSON 404/405) and the request timeout.
+/// The HTTP API of DESIGN.md section 6: `/datasets...`, `/healthz`, `/readyz`, `POST
+/// /admin/gc`, `GET /metrics` and `GET /openapi.json` (section 9), the read-only Iceberg REST
+/// catalog under `/iceberg` (section 8) and the catalog page `/ui`, with the shared layers
+/// (request ids, tracing, JSON 404/405) and the request timeout.
 pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
     use routes::datasets::{
         dataset_get, dataset_list, version_get, version_list, version_register,
@@ -413,7 +415,7 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             )),
         )
         .with_state(state.clone())
-        // The catalog page (issue 16), with its own read-token check (header or cookie).
+        // The catalog page (`/ui`), with its own read-token check (header or cookie).
         .merge(ui::router(state));
     lakehouse_server::metrics::install(metrics::describe);
     lakehouse_server::metrics::track_requests(lakehouse_server::common_layers(api), metrics::HTTP)

@@ -1,4 +1,4 @@
-//! The catalog page (`GET /ui`, `GET /ui/datasets/{name}`, issue 16) served by the real
+//! The catalog page (`GET /ui`, `GET /ui/datasets/{name}`) served by the real
 //! binaries: datasets ingested through ingestd, the HTML checked for what a reader sees
 //! (names, types, statistics, versions, preview rows), escaping, errors and tokens.
 
