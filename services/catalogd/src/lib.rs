@@ -332,6 +332,8 @@ async fn gc_schedule<S: ManifestStore>(
     tracing::info!("garbage collection schedule stopped");
 }
 
+use routes::iceberg::RefusedWrites;
+
 /// catalogd's own routes and types in its OpenAPI document (`GET /openapi.json`).
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
@@ -351,18 +353,7 @@ async fn gc_schedule<S: ManifestStore>(
     routes::iceberg::table_list,
     routes::iceberg::table_load,
     routes::iceberg::table_head,
-    routes::iceberg::namespace_create,
-    routes::iceberg::namespace_drop,
-    routes::iceberg::namespace_post,
-    routes::iceberg::namespace_properties_update,
-    routes::iceberg::table_create,
-    routes::iceberg::table_commit,
-    routes::iceberg::table_drop,
-    routes::iceberg::table_register,
-    routes::iceberg::table_metrics_report,
-    routes::iceberg::table_rename,
-    routes::iceberg::transaction_commit,
-))]
+), modifiers(&RefusedWrites))]
 pub struct ApiDoc;
 
 /// The HTTP API of DESIGN.md section 6: `/datasets...`, `/healthz`, `/readyz`, `POST

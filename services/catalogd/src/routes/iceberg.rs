@@ -18,7 +18,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, get, on};
 use axum::{Json, Router};
 use lakehouse_api::{
     DatasetName, IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse,
@@ -29,6 +29,13 @@ use lakehouse_catalog::{CatalogError, ManifestStore, error_chain};
 use lakehouse_server::auth::{AuthError, Scope, Tokens};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use utoipa::Modify;
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn,
+};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, Required, ResponseBuilder};
 
 /// Default `pageSize` of the table listing.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
@@ -141,44 +148,24 @@ type Result<T> = std::result::Result<T, IcebergRouteError>;
 /// The `/iceberg` router (nested by [`crate::router`], which gives it its state), protected
 /// by `tokens` except for `/v1/config`.
 pub fn router<S: ManifestStore>(tokens: Tokens) -> Router<AppState<S>> {
-    let tables = Router::new()
-        .route(
-            "/v1/namespaces",
-            get(namespace_list::<S>).post(namespace_create),
-        )
+    let mut tables = Router::new()
+        .route("/v1/namespaces", get(namespace_list::<S>))
         .route(
             "/v1/namespaces/{ns}",
-            get(namespace_get::<S>)
-                .head(namespace_head::<S>)
-                .post(namespace_post)
-                .delete(namespace_drop),
+            get(namespace_get::<S>).head(namespace_head::<S>),
         )
-        .route(
-            "/v1/namespaces/{ns}/properties",
-            post(namespace_properties_update),
-        )
-        .route(
-            "/v1/namespaces/{ns}/tables",
-            get(table_list::<S>).post(table_create),
-        )
+        .route("/v1/namespaces/{ns}/tables", get(table_list::<S>))
         .route(
             "/v1/namespaces/{ns}/tables/{table}",
-            get(table_load::<S>)
-                .head(table_head::<S>)
-                .post(table_commit)
-                .delete(table_drop),
-        )
-        .route("/v1/namespaces/{ns}/register", post(table_register))
-        .route(
-            "/v1/namespaces/{ns}/tables/{table}/metrics",
-            post(table_metrics_report),
-        )
-        .route("/v1/tables/rename", post(table_rename))
-        .route("/v1/transactions/commit", post(transaction_commit))
-        .route_layer(axum::middleware::from_fn_with_state(
-            tokens,
-            require_read_token,
-        ));
+            get(table_load::<S>).head(table_head::<S>),
+        );
+    for write in REFUSED_WRITES {
+        tables = tables.route(write.path, on(write.method.filter(), unsupported));
+    }
+    let tables = tables.route_layer(axum::middleware::from_fn_with_state(
+        tokens,
+        require_read_token,
+    ));
     tables
         .route("/v1/config", get(config_get))
         .fallback(no_route)
@@ -203,211 +190,212 @@ async fn unsupported(request: Request) -> IcebergRouteError {
     }
 }
 
-// The write routes of the Iceberg REST spec, each refused with 406: one function per route so
-// that the OpenAPI document lists them. Any body is accepted and ignored.
-
-/// `POST /iceberg/v1/namespaces` (create a namespace): refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/namespaces",
-    tag = "iceberg",
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn namespace_create(request: Request) -> IcebergRouteError {
-    unsupported(request).await
+/// A write route of the Iceberg REST spec, answered 406 `UnsupportedOperationException`
+/// whatever its body: this catalog is read-only (DESIGN.md section 8; tables change through
+/// ingestd). One table serves both the router and the OpenAPI document ([`RefusedWrites`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RefusedWrite {
+    /// The method refused.
+    pub method: WriteMethod,
+    /// The route under `/iceberg`, with the spec's `{ns}` / `{table}` parameters.
+    pub path: &'static str,
+    /// What the route would do (the spec's operation), for the document.
+    pub what: &'static str,
 }
 
-/// `DELETE /iceberg/v1/namespaces/{ns}` (drop a namespace): refused, the catalog is read-only.
-#[utoipa::path(
-    delete,
-    path = "/iceberg/v1/namespaces/{ns}",
-    tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-    ),
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn namespace_drop(request: Request) -> IcebergRouteError {
-    unsupported(request).await
+/// Every write route of the Iceberg REST spec (Iceberg REST OpenAPI: the catalog API), plus
+/// `POST /v1/namespaces/{ns}`, which is no spec route but would be a write.
+pub const REFUSED_WRITES: [RefusedWrite; 11] = [
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/namespaces",
+        what: "create a namespace",
+    },
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/namespaces/{ns}",
+        what: "no route of the spec; a write",
+    },
+    RefusedWrite {
+        method: WriteMethod::Delete,
+        path: "/v1/namespaces/{ns}",
+        what: "drop a namespace",
+    },
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/namespaces/{ns}/properties",
+        what: "update a namespace's properties",
+    },
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/namespaces/{ns}/tables",
+        what: "create a table",
+    },
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/namespaces/{ns}/tables/{table}",
+        what: "commit to a table",
+    },
+    RefusedWrite {
+        method: WriteMethod::Delete,
+        path: "/v1/namespaces/{ns}/tables/{table}",
+        what: "drop a table",
+    },
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/namespaces/{ns}/register",
+        what: "register a table",
+    },
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/namespaces/{ns}/tables/{table}/metrics",
+        what: "report scan metrics",
+    },
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/tables/rename",
+        what: "rename a table",
+    },
+    RefusedWrite {
+        method: WriteMethod::Post,
+        path: "/v1/transactions/commit",
+        what: "commit a transaction",
+    },
+];
+
+/// The methods of the refused write routes.
+#[derive(Debug, Clone, Copy)]
+pub enum WriteMethod {
+    /// `POST`.
+    Post,
+    /// `DELETE`.
+    Delete,
 }
 
-/// `POST /iceberg/v1/namespaces/{ns}/properties` (update a namespace's properties): refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/namespaces/{ns}/properties",
-    tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-    ),
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn namespace_properties_update(request: Request) -> IcebergRouteError {
-    unsupported(request).await
+impl WriteMethod {
+    fn filter(self) -> MethodFilter {
+        match self {
+            WriteMethod::Post => MethodFilter::POST,
+            WriteMethod::Delete => MethodFilter::DELETE,
+        }
+    }
+
+    fn openapi(self) -> HttpMethod {
+        match self {
+            WriteMethod::Post => HttpMethod::Post,
+            WriteMethod::Delete => HttpMethod::Delete,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            WriteMethod::Post => "post",
+            WriteMethod::Delete => "delete",
+        }
+    }
 }
 
-/// `POST /iceberg/v1/namespaces/{ns}/tables` (create a table): refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/namespaces/{ns}/tables",
-    tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-    ),
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn table_create(request: Request) -> IcebergRouteError {
-    unsupported(request).await
+impl RefusedWrite {
+    /// The route's OpenAPI operation: its path parameters, 406, and the token refusals.
+    fn operation(&self) -> Operation {
+        let error_body = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("IcebergErrorResponse")))
+                .build()
+        };
+        let response = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", error_body())
+                .build()
+        };
+        let mut operation = OperationBuilder::new()
+            .tag("iceberg")
+            .summary(Some(format!("{} (refused: read-only)", self.what)))
+            .operation_id(Some(format!(
+                "refused_{}_{}",
+                self.method.name(),
+                self.path
+                    .trim_start_matches('/')
+                    .replace(['/', '{', '}'], "_")
+            )))
+            .security(SecurityRequirement::default())
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .response("406", response(UNSUPPORTED_DOC))
+            .response("401", response(NOT_AUTHORIZED_DOC))
+            .response("403", response(FORBIDDEN_DOC));
+        for (name, description) in [("ns", NS_DOC), ("table", TABLE_DOC)] {
+            if self.path.contains(&format!("{{{name}}}")) {
+                operation = operation.parameter(
+                    ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .description(Some(description))
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                );
+            }
+        }
+        operation.build()
+    }
 }
 
-/// `POST /iceberg/v1/namespaces/{ns}/tables/{table}` (commit to a table): refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
-    tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-        ("table" = String, Path, description = "Table: a dataset name"),
-    ),
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn table_commit(request: Request) -> IcebergRouteError {
-    unsupported(request).await
+const UNSUPPORTED_DOC: &str =
+    "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)";
+const NOT_AUTHORIZED_DOC: &str =
+    "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent";
+const FORBIDDEN_DOC: &str = "`ForbiddenException`: the token has no read scope";
+const NS_DOC: &str = "Namespace (the configured one, `catalogd.iceberg_namespace`)";
+const TABLE_DOC: &str = "Table: a dataset name";
+
+/// Adds [`REFUSED_WRITES`] to catalogd's OpenAPI document (`modifiers` of its `ApiDoc`).
+pub struct RefusedWrites;
+
+impl Modify for RefusedWrites {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for write in REFUSED_WRITES {
+            openapi.paths.add_path_operation(
+                format!("/iceberg{}", write.path),
+                vec![write.method.openapi()],
+                write.operation(),
+            );
+        }
+    }
 }
 
-/// `DELETE /iceberg/v1/namespaces/{ns}/tables/{table}` (drop a table): refused, the catalog is read-only.
-#[utoipa::path(
-    delete,
-    path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
-    tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-        ("table" = String, Path, description = "Table: a dataset name"),
-    ),
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn table_drop(request: Request) -> IcebergRouteError {
-    unsupported(request).await
+/// The 401 and 403 of every route behind the tokens, in the Iceberg error model.
+#[derive(utoipa::IntoResponses)]
+pub enum TokenRefusal {
+    /// Tokens are configured and none or an unknown one was sent.
+    #[response(
+        status = 401,
+        description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent"
+    )]
+    NotAuthorized(IcebergErrorResponse),
+    /// The token has no read scope.
+    #[response(
+        status = 403,
+        description = "`ForbiddenException`: the token has no read scope"
+    )]
+    Forbidden(IcebergErrorResponse),
 }
 
-/// `POST /iceberg/v1/namespaces/{ns}/register` (register a table): refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/namespaces/{ns}/register",
-    tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-    ),
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn table_register(request: Request) -> IcebergRouteError {
-    unsupported(request).await
+/// Path parameters of the namespace routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct NamespacePath {
+    /// Namespace (the configured one, `catalogd.iceberg_namespace`).
+    pub ns: String,
 }
 
-/// `POST /iceberg/v1/namespaces/{ns}/tables/{table}/metrics` (report scan metrics): refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/namespaces/{ns}/tables/{table}/metrics",
-    tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-        ("table" = String, Path, description = "Table: a dataset name"),
-    ),
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn table_metrics_report(request: Request) -> IcebergRouteError {
-    unsupported(request).await
-}
-
-/// `POST /iceberg/v1/tables/rename` (rename a table): refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/tables/rename",
-    tag = "iceberg",
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn table_rename(request: Request) -> IcebergRouteError {
-    unsupported(request).await
-}
-
-/// `POST /iceberg/v1/transactions/commit` (commit a multi-table transaction): refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/transactions/commit",
-    tag = "iceberg",
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn transaction_commit(request: Request) -> IcebergRouteError {
-    unsupported(request).await
-}
-
-/// `POST /iceberg/v1/namespaces/{ns}` (not a route of the Iceberg REST spec; a write):
-/// refused, the catalog is read-only.
-#[utoipa::path(
-    post,
-    path = "/iceberg/v1/namespaces/{ns}",
-    tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-    ),
-    security((), ("bearer" = [])),
-    responses(
-        (status = 406, description = "`UnsupportedOperationException`: this catalog is read-only (tables change through ingestd)", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
-    )
-)]
-pub async fn namespace_post(request: Request) -> IcebergRouteError {
-    unsupported(request).await
+/// Path parameters of the table routes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TablePath {
+    /// Namespace (the configured one, `catalogd.iceberg_namespace`).
+    pub ns: String,
+    /// Table: a dataset name.
+    pub table: String,
 }
 
 async fn no_route(request: Request) -> IcebergRouteError {
@@ -478,8 +466,7 @@ pub struct NamespaceListQuery {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The one namespace (none under a `parent`); one page", body = IcebergListNamespacesResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+        TokenRefusal,
     )
 )]
 pub async fn namespace_list<S: ManifestStore>(
@@ -504,15 +491,12 @@ pub async fn namespace_list<S: ManifestStore>(
     get,
     path = "/iceberg/v1/namespaces/{ns}",
     tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-    ),
+    params(NamespacePath),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The namespace, no properties", body = IcebergNamespaceResponse),
         (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+        TokenRefusal,
     )
 )]
 pub async fn namespace_get<S: ManifestStore>(
@@ -534,15 +518,12 @@ pub async fn namespace_get<S: ManifestStore>(
     head,
     path = "/iceberg/v1/namespaces/{ns}",
     tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-    ),
+    params(NamespacePath),
     security((), ("bearer" = [])),
     responses(
         (status = 204, description = "The namespace exists"),
         (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+        TokenRefusal,
     )
 )]
 pub async fn namespace_head<S: ManifestStore>(
@@ -576,7 +557,7 @@ pub struct TableListQuery {
     path = "/iceberg/v1/namespaces/{ns}/tables",
     tag = "iceberg",
     params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
+        NamespacePath,
         TableListQuery,
     ),
     security((), ("bearer" = [])),
@@ -584,8 +565,7 @@ pub struct TableListQuery {
         (status = 200, description = "One page of tables, ascending by name", body = IcebergListTablesResponse),
         (status = 400, description = "`BadRequestException`: a `pageToken` this catalog did not hand out or a `pageSize` that is not a positive integer", body = IcebergErrorResponse),
         (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+        TokenRefusal,
     )
 )]
 pub async fn table_list<S: ManifestStore>(
@@ -654,17 +634,13 @@ fn table_name(ns: &str, table: &str) -> Result<DatasetName> {
     get,
     path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
     tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-        ("table" = String, Path, description = "Table: a dataset name"),
-    ),
+    params(TablePath),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The latest version's table metadata; `ETag` names it", body = IcebergLoadTableResult),
         (status = 404, description = "`NoSuchNamespaceException` or `NoSuchTableException`", body = IcebergErrorResponse),
         (status = 503, description = "`ServiceUnavailableException`: the catalog or storage failed", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+        TokenRefusal,
     )
 )]
 pub async fn table_load<S: ManifestStore>(
@@ -743,17 +719,13 @@ pub async fn table_load<S: ManifestStore>(
     head,
     path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
     tag = "iceberg",
-    params(
-        ("ns" = String, Path, description = "Namespace (the configured one, `catalogd.iceberg_namespace`)"),
-        ("table" = String, Path, description = "Table: a dataset name"),
-    ),
+    params(TablePath),
     security((), ("bearer" = [])),
     responses(
         (status = 204, description = "The table exists"),
         (status = 404, description = "`NoSuchNamespaceException` or `NoSuchTableException`", body = IcebergErrorResponse),
         (status = 503, description = "`ServiceUnavailableException`: the catalog or storage failed", body = IcebergErrorResponse),
-        (status = 401, description = "`NotAuthorizedException`: tokens are configured and none or an unknown one was sent", body = IcebergErrorResponse),
-        (status = 403, description = "`ForbiddenException`: the token has no read scope", body = IcebergErrorResponse),
+        TokenRefusal,
     )
 )]
 pub async fn table_head<S: ManifestStore>(
