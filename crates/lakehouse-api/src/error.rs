@@ -250,3 +250,24 @@ mod tests {
         assert_eq!(ErrorCode::Gone.status(), StatusCode::GONE);
     }
 }
+
+/// The 401 and 403 of every route behind the bearer tokens, for the services' OpenAPI
+/// documents (`responses(TokenRefusal, ..)`): 401 `unauthorized` when tokens are configured
+/// and none or an unknown one was sent, 403 `forbidden` when the token lacks the route's
+/// scope (read or write).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::IntoResponses)]
+pub enum TokenRefusal {
+    /// No token, or one the service does not know.
+    #[response(
+        status = 401,
+        description = "`unauthorized`: tokens are configured and none or an unknown one was sent"
+    )]
+    Unauthorized(ErrorBody),
+    /// A token without the route's scope.
+    #[response(
+        status = 403,
+        description = "`forbidden`: the token lacks the route's scope"
+    )]
+    Forbidden(ErrorBody),
+}

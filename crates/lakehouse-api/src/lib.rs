@@ -25,6 +25,8 @@ pub use catalog::{
     DatasetListResponse, DatasetSummary, GcRunResponse, VersionListResponse,
     VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
 };
+#[cfg(feature = "openapi")]
+pub use error::TokenRefusal;
 pub use error::{ErrorBody, ErrorCode, ErrorInfo};
 pub use iceberg::{
     IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse, IcebergListNamespacesResponse,

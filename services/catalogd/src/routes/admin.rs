@@ -43,8 +43,7 @@ pub struct GcRunQuery {
     responses(
         (status = 200, description = "The run's report", body = GcRunResponse),
         (status = 400, description = "`invalid_option`", body = lakehouse_api::ErrorBody),
-        (status = 401, description = "`unauthorized`", body = lakehouse_api::ErrorBody),
-        (status = 403, description = "`forbidden`: needs write scope", body = lakehouse_api::ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 502, description = "`upstream_error`", body = lakehouse_api::ErrorBody),
         (status = 503, description = "`unavailable`", body = lakehouse_api::ErrorBody),
     )

@@ -58,8 +58,7 @@ fn dataset_name(name: String) -> Result<DatasetName, ApiError> {
     responses(
         (status = 200, description = "One page of datasets, names ascending", body = DatasetListResponse),
         (status = 400, description = "`invalid_option`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 503, description = "`unavailable`: the request took longer than request_timeout_ms", body = ErrorBody),
     )
 )]
@@ -96,8 +95,7 @@ pub async fn dataset_list<S: ManifestStore>(
     responses(
         (status = 200, description = "The latest manifest", body = Manifest),
         (status = 400, description = "`invalid_name`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
@@ -127,8 +125,7 @@ pub async fn dataset_get<S: ManifestStore>(
     responses(
         (status = 200, description = "Every version, ascending", body = VersionListResponse),
         (status = 400, description = "`invalid_name`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
@@ -172,8 +169,7 @@ pub async fn version_list<S: ManifestStore>(
     responses(
         (status = 200, description = "That version's manifest (time travel)", body = Manifest),
         (status = 400, description = "`invalid_name`, `invalid_request` (not a number)", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 410, description = "`gone`: past retention", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
@@ -216,8 +212,7 @@ pub async fn version_get<S: ManifestStore>(
     responses(
         (status = 200, description = "Registered, or `existing: true` when the latest version already is this", body = VersionRegisterResponse),
         (status = 400, description = "`invalid_name`, `invalid_request`, `fingerprint_mismatch`, `invalid_object`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),

@@ -365,7 +365,7 @@ impl Modify for RefusedWrites {
 
 /// The 401 and 403 of every route behind the tokens, in the Iceberg error model.
 #[derive(utoipa::IntoResponses)]
-pub enum TokenRefusal {
+pub enum IcebergTokenRefusal {
     /// Tokens are configured and none or an unknown one was sent.
     #[response(
         status = 401,
@@ -466,7 +466,7 @@ pub struct NamespaceListQuery {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The one namespace (none under a `parent`); one page", body = IcebergListNamespacesResponse),
-        TokenRefusal,
+        IcebergTokenRefusal,
     )
 )]
 pub async fn namespace_list<S: ManifestStore>(
@@ -496,7 +496,7 @@ pub async fn namespace_list<S: ManifestStore>(
     responses(
         (status = 200, description = "The namespace, no properties", body = IcebergNamespaceResponse),
         (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
-        TokenRefusal,
+        IcebergTokenRefusal,
     )
 )]
 pub async fn namespace_get<S: ManifestStore>(
@@ -523,7 +523,7 @@ pub async fn namespace_get<S: ManifestStore>(
     responses(
         (status = 204, description = "The namespace exists"),
         (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
-        TokenRefusal,
+        IcebergTokenRefusal,
     )
 )]
 pub async fn namespace_head<S: ManifestStore>(
@@ -565,7 +565,7 @@ pub struct TableListQuery {
         (status = 200, description = "One page of tables, ascending by name", body = IcebergListTablesResponse),
         (status = 400, description = "`BadRequestException`: a `pageToken` this catalog did not hand out or a `pageSize` that is not a positive integer", body = IcebergErrorResponse),
         (status = 404, description = "`NoSuchNamespaceException`", body = IcebergErrorResponse),
-        TokenRefusal,
+        IcebergTokenRefusal,
     )
 )]
 pub async fn table_list<S: ManifestStore>(
@@ -640,7 +640,7 @@ fn table_name(ns: &str, table: &str) -> Result<DatasetName> {
         (status = 200, description = "The latest version's table metadata; `ETag` names it", body = IcebergLoadTableResult),
         (status = 404, description = "`NoSuchNamespaceException` or `NoSuchTableException`", body = IcebergErrorResponse),
         (status = 503, description = "`ServiceUnavailableException`: the catalog or storage failed", body = IcebergErrorResponse),
-        TokenRefusal,
+        IcebergTokenRefusal,
     )
 )]
 pub async fn table_load<S: ManifestStore>(
@@ -725,7 +725,7 @@ pub async fn table_load<S: ManifestStore>(
         (status = 204, description = "The table exists"),
         (status = 404, description = "`NoSuchNamespaceException` or `NoSuchTableException`", body = IcebergErrorResponse),
         (status = 503, description = "`ServiceUnavailableException`: the catalog or storage failed", body = IcebergErrorResponse),
-        TokenRefusal,
+        IcebergTokenRefusal,
     )
 )]
 pub async fn table_head<S: ManifestStore>(

@@ -89,8 +89,7 @@ impl IngestParams {
     responses(
         (status = 200, description = "Ingested: a new version, or `existing: true` when the latest version already is this", body = IngestResponse),
         (status = 400, description = "`invalid_name`, `invalid_option`, `missing_file`, `malformed_csv` (details.line), `empty_csv`, `invalid_header`, `limit_exceeded`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 408, description = "`request_timeout`: the upload stalled", body = ErrorBody),
         (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over max_upload_bytes", body = ErrorBody),

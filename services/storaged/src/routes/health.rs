@@ -37,8 +37,7 @@ pub async fn readyz(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The storage's root URI (and, for s3, how to reach the bucket)", body = lakehouse_api::StorageLocation),
-        (status = 401, description = "`unauthorized`", body = lakehouse_api::ErrorBody),
-        (status = 403, description = "`forbidden`", body = lakehouse_api::ErrorBody),
+        lakehouse_api::TokenRefusal,
     )
 )]
 pub async fn location(State(state): State<AppState>) -> Json<lakehouse_api::StorageLocation> {

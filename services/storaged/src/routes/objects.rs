@@ -71,8 +71,7 @@ fn object_key(path: Result<Path<String>, PathRejection>) -> Result<ObjectKey, St
     responses(
         (status = 201, description = "Stored", body = ObjectPutResponse),
         (status = 400, description = "`invalid_key`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 412, description = "`already_exists` (create-only)", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
@@ -166,8 +165,7 @@ pub struct ContentAddressQuery {
         (status = 201, description = "Created under its digest", body = ObjectPutResponse),
         (status = 200, description = "The key already held these bytes", body = ObjectPutResponse),
         (status = 400, description = "`invalid_key`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
 )]
@@ -225,8 +223,7 @@ pub async fn object_post(
         (status = 200, description = "The object's bytes", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 206, description = "One range of them", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 400, description = "`invalid_key`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 416, description = "`invalid_range`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
@@ -316,8 +313,7 @@ pub async fn object_head(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "`invalid_key`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
@@ -346,8 +342,7 @@ pub async fn object_delete(
     responses(
         (status = 200, description = "One page of keys, ascending", body = ObjectListResponse),
         (status = 400, description = "`invalid_option`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
 )]
