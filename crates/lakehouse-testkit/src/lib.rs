@@ -15,10 +15,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a service may take to log its `listening on` line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long [`Service::log_once_a_line_holds`] waits for a line to reach the test.
+pub const LOG_WAIT: Duration = Duration::from_secs(10);
 
 /// Directory holding the service binaries.
 ///
@@ -93,6 +95,25 @@ impl Service {
     /// Everything the process logged so far.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Everything the process logged, once one line of it holds every one of `needles` or
+    /// [`LOG_WAIT`] has passed (whichever is first; the caller asserts on what it gets). The
+    /// log reaches the test through a pipe and a reader thread, so a line the service wrote
+    /// before it answered a request may land here a moment after the answer: read it with
+    /// this, not [`Self::log`].
+    pub fn log_once_a_line_holds(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + LOG_WAIT;
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .any(|line| needles.iter().all(|needle| line.contains(needle)));
+            if found || Instant::now() >= deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// SIGKILL the process and wait for it.

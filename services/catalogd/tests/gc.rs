@@ -220,7 +220,11 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
     )
     .await;
     assert_eq!((status, &body["version"]), (200, &json!(2)));
-    assert!(eager.log().contains("garbage collection run complete"));
+    assert!(
+        eager
+            .log_once_a_line_holds(&["garbage collection run complete"])
+            .contains("garbage collection run complete")
+    );
 
     let (status, body) = call(
         &http,
@@ -246,5 +250,9 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(exists(&client, &v2).await);
-    assert!(scheduled.log().contains("garbage collection scheduled"));
+    assert!(
+        scheduled
+            .log_once_a_line_holds(&["garbage collection scheduled"])
+            .contains("garbage collection scheduled")
+    );
 }

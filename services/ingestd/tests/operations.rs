@@ -66,16 +66,23 @@ async fn one_ingest_is_followed_by_its_request_id_and_trace_id_through_all_three
     let request_id = "request_id=client-chosen-id-1";
     let trace = format!("trace_id={trace_id}");
     for field in [request_id, trace.as_str()] {
-        assert_event_carries("ingestd", &trio.ingestd.log(), "ingest complete", field);
+        assert_event_carries(
+            "ingestd",
+            &trio.ingestd.log_once_a_line_holds(&["ingest complete"]),
+            "ingest complete",
+            field,
+        );
         assert_event_carries(
             "storaged",
-            &trio.storaged.log(),
+            &trio
+                .storaged
+                .log_once_a_line_holds(&["content-addressed object stored"]),
             "content-addressed object stored",
             field,
         );
         assert_event_carries(
             "catalogd",
-            &trio.catalogd.log(),
+            &trio.catalogd.log_once_a_line_holds(&["version registered"]),
             "version registered",
             field,
         );
@@ -88,7 +95,9 @@ async fn one_ingest_is_followed_by_its_request_id_and_trace_id_through_all_three
     let made = made.expect("ingestd answers an x-request-id");
     assert_ne!(made, "client-chosen-id-1");
     let field = format!("request_id={made}");
-    let ingestd_log = trio.ingestd.log();
+    let ingestd_log = trio
+        .ingestd
+        .log_once_a_line_holds(&[&field, "ingest complete"]);
     let complete = lines_with(&ingestd_log, &field);
     let complete = complete
         .iter()
@@ -102,8 +111,16 @@ async fn one_ingest_is_followed_by_its_request_id_and_trace_id_through_all_three
     assert_ne!(new_trace, trace_id);
     let new_trace = format!("trace_id={new_trace}");
     for (service, log) in [
-        ("storaged", trio.storaged.log()),
-        ("catalogd", trio.catalogd.log()),
+        (
+            "storaged",
+            trio.storaged
+                .log_once_a_line_holds(&[&field, "content-addressed object stored"]),
+        ),
+        (
+            "catalogd",
+            trio.catalogd
+                .log_once_a_line_holds(&[&field, "version registered"]),
+        ),
     ] {
         let lines = lines_with(&log, &field);
         assert!(!lines.is_empty(), "{service} never logged {field}:\n{log}");
