@@ -34,7 +34,10 @@ pub use iceberg::{
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
 pub use ingest::IngestResponse;
-pub use manifest::{CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Source};
+pub use manifest::{
+    Compression, CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Source,
+    TextEncoding,
+};
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{
     ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails, SchemaFingerprint,

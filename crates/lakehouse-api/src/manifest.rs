@@ -21,6 +21,75 @@ pub struct CsvOptions {
     /// Tokens read as null besides the empty field, matched exactly (case-sensitive).
     #[serde(default)]
     pub null_values: Vec<String>,
+    /// Text encoding of the CSV (DESIGN.md section 3), transcoded to UTF-8 before parsing.
+    /// Absent in JSON when `utf-8`, so a manifest made before encodings existed (inference
+    /// version 1) reads as UTF-8, which is what it meant.
+    #[serde(default, skip_serializing_if = "TextEncoding::is_utf8")]
+    pub encoding: TextEncoding,
+}
+
+/// The text encodings an upload may be in (DESIGN.md section 3, `encoding`). The query
+/// parameter also takes the WHATWG labels of each (`latin1`, `iso-8859-1`, `cp1252`, ... for
+/// `windows-1252`); the JSON form is always the canonical name below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TextEncoding {
+    /// `utf-8`, the default: the bytes are parsed as they are.
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// `windows-1252` (what WHATWG also calls `latin1` and `iso-8859-1`).
+    #[serde(rename = "windows-1252")]
+    Windows1252,
+    /// `utf-16le`, little-endian UTF-16.
+    #[serde(rename = "utf-16le")]
+    Utf16Le,
+    /// `utf-16be`, big-endian UTF-16.
+    #[serde(rename = "utf-16be")]
+    Utf16Be,
+}
+
+impl TextEncoding {
+    /// Every encoding, in the order the contract lists them.
+    pub const ALL: [TextEncoding; 4] = [
+        TextEncoding::Utf8,
+        TextEncoding::Windows1252,
+        TextEncoding::Utf16Le,
+        TextEncoding::Utf16Be,
+    ];
+
+    /// The canonical name (`utf-8`, `windows-1252`, `utf-16le`, `utf-16be`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TextEncoding::Utf8 => "utf-8",
+            TextEncoding::Windows1252 => "windows-1252",
+            TextEncoding::Utf16Le => "utf-16le",
+            TextEncoding::Utf16Be => "utf-16be",
+        }
+    }
+
+    /// Whether this is `utf-8` (the default, left out of the JSON).
+    pub fn is_utf8(&self) -> bool {
+        *self == TextEncoding::Utf8
+    }
+}
+
+impl std::fmt::Display for TextEncoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compression of an upload, detected by its first bytes (DESIGN.md section 3): gzip
+/// (`1f 8b`) or zstd (`28 b5 2f fd`). Recorded in the manifest's [`Source`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// gzip (RFC 1952), one or more members.
+    Gzip,
+    /// Zstandard, one or more frames.
+    Zstd,
 }
 
 impl Default for CsvOptions {
@@ -28,6 +97,7 @@ impl Default for CsvOptions {
         CsvOptions {
             delimiter: b',',
             null_values: Vec::new(),
+            encoding: TextEncoding::Utf8,
         }
     }
 }
@@ -117,6 +187,11 @@ pub struct Source {
     /// Size of the uploaded CSV in bytes.
     #[serde(default)]
     pub csv_bytes: Option<u64>,
+    /// The upload's compression, when it was compressed (DESIGN.md section 3): then
+    /// `csv_sha256` and `csv_bytes` are those of the bytes received, and `csv_bytes`
+    /// counts compressed bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
 }
 
 /// One immutable version of a dataset (DESIGN.md section 6), stored as
@@ -155,10 +230,42 @@ mod tests {
         let options = CsvOptions {
             delimiter: b'\t',
             null_values: vec!["NA".into()],
+            encoding: TextEncoding::Utf8,
         };
         let json = serde_json::to_string(&options).unwrap();
         assert_eq!(json, r#"{"delimiter":"\t","null_values":["NA"]}"#);
         assert_eq!(serde_json::from_str::<CsvOptions>(&json).unwrap(), options);
+    }
+
+    #[test]
+    fn encoding_is_recorded_only_when_not_utf8() {
+        let options = CsvOptions {
+            encoding: TextEncoding::Utf16Le,
+            ..CsvOptions::default()
+        };
+        let json = serde_json::to_string(&options).unwrap();
+        assert_eq!(
+            json,
+            r#"{"delimiter":",","null_values":[],"encoding":"utf-16le"}"#
+        );
+        assert_eq!(serde_json::from_str::<CsvOptions>(&json).unwrap(), options);
+        // A version 1 manifest's options have no encoding: UTF-8.
+        let old: CsvOptions = serde_json::from_str(r#"{"delimiter":";"}"#).unwrap();
+        assert_eq!(old.encoding, TextEncoding::Utf8);
+        let source = Source::default();
+        assert_eq!(
+            serde_json::to_string(&source).unwrap(),
+            r#"{"filename":null,"csv_sha256":null,"csv_bytes":null}"#
+        );
+        let gz = Source {
+            compression: Some(Compression::Gzip),
+            ..Source::default()
+        };
+        assert!(
+            serde_json::to_string(&gz)
+                .unwrap()
+                .ends_with(r#""compression":"gzip"}"#)
+        );
     }
 
     #[test]

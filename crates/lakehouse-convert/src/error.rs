@@ -1,5 +1,6 @@
 //! The errors of the converter, each one a thing the caller can act on.
 
+use crate::decode::DecodeError;
 use lakehouse_api::SchemaDriftDetails;
 
 /// Everything [`infer_schema`](crate::infer_schema), [`check_schema`](crate::check_schema)
@@ -45,6 +46,15 @@ pub enum ConvertError {
         /// 1-based field, for `max_columns` and `max_field_bytes`.
         column: Option<u64>,
     },
+    /// More CSV than a cap of the reading service allows, counted on the decompressed bytes
+    /// (`max_csv_bytes`, DESIGN.md section 3): a 413 `payload_too_large`.
+    #[error("csv exceeds {limit} = {max} bytes (decompressed)")]
+    TooLarge {
+        /// Which cap: `max_csv_bytes`.
+        limit: &'static str,
+        /// Its value, bytes.
+        max: u64,
+    },
     /// The upload does not conform to the registered schema (`schema_drift`, 409).
     #[error("upload does not conform to the registered schema")]
     SchemaDrift(Box<SchemaDriftDetails>),
@@ -58,8 +68,8 @@ pub enum ConvertError {
 
 impl ConvertError {
     /// Whether the CSV bytes themselves are at fault (`EmptyCsv`, `MalformedCsv`,
-    /// `InvalidHeader`, `LimitExceeded`): every pass over the same bytes and options stops
-    /// at the same record with the same error, whatever schema it was given.
+    /// `InvalidHeader`, `LimitExceeded`, `TooLarge`): every pass over the same bytes and
+    /// options stops at the same record with the same error, whatever schema it was given.
     pub fn is_csv_error(&self) -> bool {
         matches!(
             self,
@@ -67,7 +77,27 @@ impl ConvertError {
                 | ConvertError::MalformedCsv { .. }
                 | ConvertError::InvalidHeader { .. }
                 | ConvertError::LimitExceeded { .. }
+                | ConvertError::TooLarge { .. }
         )
+    }
+
+    /// The error of a failed read of a [`Decoded`](crate::Decoded) upload (or any reader):
+    /// a decompression or transcoding failure is `MalformedCsv` on the line where the text
+    /// broke, the `max_csv_bytes` cap is `TooLarge`, anything else is `Io`.
+    pub fn from_read(error: std::io::Error) -> ConvertError {
+        match crate::decode::take_decode_error(error) {
+            Ok(DecodeError::TooLarge { max }) => ConvertError::TooLarge {
+                limit: "max_csv_bytes",
+                max,
+            },
+            Ok(DecodeError::Broken { line, reason }) => ConvertError::MalformedCsv {
+                line: line.unwrap_or(1),
+                column: None,
+                reason,
+            },
+            Ok(DecodeError::Source(io)) => ConvertError::Io(io),
+            Err(io) => ConvertError::Io(io),
+        }
     }
 }
 

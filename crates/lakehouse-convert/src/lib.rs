@@ -17,6 +17,7 @@
 //! wire types live in `lakehouse-api`.
 
 mod classify;
+mod decode;
 mod encode;
 mod error;
 mod infer;
@@ -24,6 +25,7 @@ mod source;
 mod tokenize;
 mod write;
 
+pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use source::{ReadConfig, ReadLimits};
 

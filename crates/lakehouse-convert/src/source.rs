@@ -227,7 +227,7 @@ impl<R: Read> Records<R> {
             TokenError::RecordTooLarge => {
                 self.limit("max_record_bytes", self.limits.max_record_bytes, None)
             }
-            TokenError::Io(io) => ConvertError::Io(io),
+            TokenError::Io(io) => ConvertError::from_read(io),
         })
     }
 

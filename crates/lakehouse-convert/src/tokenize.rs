@@ -110,7 +110,7 @@ fn block_masks(bytes: &[u8], delimiter: u8) -> Block {
 
 /// LF bytes in `bytes`: per-byte counters in 32 lanes (one AVX2 register where the build
 /// has AVX2, two SSE2 ones otherwise), summed every 255 rounds.
-fn count_newlines(bytes: &[u8]) -> u64 {
+pub(crate) fn count_newlines(bytes: &[u8]) -> u64 {
     let lf = u8x32::splat(b'\n');
     let one = u8x32::splat(1);
     let mut chunks = bytes.chunks_exact(32);

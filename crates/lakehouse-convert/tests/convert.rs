@@ -5,7 +5,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
-use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
+use lakehouse_api::{ColumnType, CsvOptions, Field, Schema, TextEncoding};
 use lakehouse_convert::{
     BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, arrow_schema, check_schema,
     infer_schema, write_parquet, write_parquet_pipelined,
@@ -212,6 +212,7 @@ fn null_tokens_and_empty_fields_are_null_everywhere() {
     let options = CsvOptions {
         delimiter: b',',
         null_values: vec!["NA".into(), "NULL".into()],
+        ..CsvOptions::default()
     };
     let csv = b"i,f,d,s\n1,NA,,x\nNULL,1.5,2024-01-01,NA\n,,NULL,\n";
     let t = types_with(csv, &options);
@@ -286,6 +287,7 @@ fn tab_delimiter() {
     let options = CsvOptions {
         delimiter: b'\t',
         null_values: vec![],
+        ..CsvOptions::default()
     };
     let t = types_with(b"a\tb,c\n1\tx,y\n", &options);
     assert_eq!(
@@ -660,6 +662,7 @@ fn error_messages_are_lowercase_and_say_where() {
 static COMMA: CsvOptions = CsvOptions {
     delimiter: b',',
     null_values: Vec::new(),
+    encoding: TextEncoding::Utf8,
 };
 
 fn limited(
@@ -752,4 +755,91 @@ fn a_runaway_quote_stops_at_the_record_cap_whatever_the_chunking() {
     ok.extend(std::iter::repeat_n(b'y', 60 * 1024));
     ok.extend_from_slice(b"\"\n");
     assert!(infer_schema(&ok[..], options).is_ok());
+}
+
+/// Decodes (DESIGN.md section 3: decompression, transcoding), infers, writes: the Parquet
+/// bytes and the batches read back.
+fn decoded_round_trip(upload: &[u8], options: &CsvOptions) -> (Vec<u8>, Vec<RecordBatch>) {
+    let decode = || lakehouse_convert::decode(upload, options.encoding, u64::MAX).unwrap();
+    let inferred = infer_schema(decode(), options).unwrap();
+    let mut parquet = Vec::new();
+    write_parquet(decode(), options, &inferred.schema, &mut parquet).unwrap();
+    let batches = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(parquet.clone()))
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    (parquet, batches)
+}
+
+#[test]
+fn gzip_and_zstd_uploads_give_the_plain_files_parquet_bytes() {
+    use std::io::Write;
+    let csv = every_type_csv().into_bytes();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&csv).unwrap();
+    let gz = gz.finish().unwrap();
+    let zst = zstd::stream::encode_all(&csv[..], 3).unwrap();
+    let (plain, _) = round_trip(&csv, &opts());
+    assert_eq!(decoded_round_trip(&csv, &opts()).0, plain);
+    assert_eq!(decoded_round_trip(&gz, &opts()).0, plain);
+    assert_eq!(decoded_round_trip(&zst, &opts()).0, plain);
+}
+
+#[test]
+fn windows_1252_and_utf16_give_the_values_of_their_utf8_equivalent() {
+    let utf8 = "name,price,note\ncafé,2.5,€ 3\nd’Artagnan,1,naïve\n";
+    let cp1252 = b"name,price,note\ncaf\xe9,2.5,\x80 3\nd\x92Artagnan,1,na\xefve\n";
+    let mut utf16le = vec![0xff, 0xfe];
+    utf16le.extend(utf8.encode_utf16().flat_map(u16::to_le_bytes));
+    let (expected, batches) = round_trip(utf8.as_bytes(), &opts());
+    let names = batches[0].column(0).as_string::<i32>();
+    assert_eq!(names.value(0), "café");
+    assert_eq!(names.value(1), "d’Artagnan");
+    assert_eq!(batches[0].column(2).as_string::<i32>().value(0), "€ 3");
+    let windows = CsvOptions {
+        encoding: TextEncoding::Windows1252,
+        ..CsvOptions::default()
+    };
+    // Same values, same schema, so the same Parquet bytes.
+    assert_eq!(decoded_round_trip(cp1252, &windows).0, expected);
+    // The BOM selects UTF-16 whatever the option.
+    assert_eq!(decoded_round_trip(&utf16le, &opts()).0, expected);
+    // Without the transcoding these bytes are not UTF-8.
+    let (line, column, _) = malformed(cp1252);
+    assert_eq!((line, column), (2, Some(1)));
+}
+
+#[test]
+fn broken_utf16_and_truncated_gzip_are_malformed_on_their_line() {
+    use std::io::Write;
+    let mut odd = vec![0xff, 0xfe];
+    odd.extend("a,b\n1,2\n3,4\n".encode_utf16().flat_map(u16::to_le_bytes));
+    odd.push(b'5');
+    let error = infer_schema(
+        lakehouse_convert::decode(&odd[..], TextEncoding::Utf8, u64::MAX).unwrap(),
+        &opts(),
+    );
+    assert!(
+        matches!(&error, Err(ConvertError::MalformedCsv { line: 4, column: None, reason }) if reason.contains("utf-16le")),
+        "{error:?}"
+    );
+    let csv: String = (0..200_000).map(|i| format!("{i},{}\n", i * 2)).collect();
+    let csv = format!("a,b\n{csv}");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(csv.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let cut = &gz[..gz.len() - 100];
+    let error = infer_schema(
+        lakehouse_convert::decode(cut, TextEncoding::Utf8, u64::MAX).unwrap(),
+        &opts(),
+    );
+    match error {
+        Err(ConvertError::MalformedCsv { line, reason, .. }) => {
+            assert!(reason.starts_with("gzip stream is"), "{reason}");
+            assert!(line > 150_000, "{line}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -37,6 +37,7 @@ fn outcome(result: Result<lakehouse_convert::Inferred, ConvertError>) -> Result<
                 ConvertError::MalformedCsv { .. } => "malformed_csv",
                 ConvertError::InvalidHeader { .. } => "invalid_header",
                 ConvertError::LimitExceeded { .. } => "limit_exceeded",
+                ConvertError::TooLarge { .. } => "payload_too_large",
                 ConvertError::SchemaDrift(_) => "schema_drift",
                 ConvertError::Io(_) => "io",
                 ConvertError::Parquet(_) => "parquet",
@@ -53,6 +54,7 @@ fn options() -> impl Strategy<Value = CsvOptions> {
         .prop_map(|(delimiter, nulls)| CsvOptions {
             delimiter,
             null_values: nulls.into_iter().map(str::to_owned).collect(),
+            ..CsvOptions::default()
         })
 }
 

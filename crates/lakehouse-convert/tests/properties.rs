@@ -197,6 +197,7 @@ fn case() -> impl Strategy<Value = Case> {
                 let options = CsvOptions {
                     delimiter,
                     null_values: null_values.clone(),
+                    ..CsvOptions::default()
                 };
                 (Just(kinds), Just(names), Just(layout), rows, Just(options))
             })
