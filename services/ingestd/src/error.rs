@@ -230,6 +230,11 @@ fn convert_error(error: ConvertError) -> ApiError {
             message,
             json!({ "line": 1, "column": column }),
         ),
+        ConvertError::TooLarge { limit, max } => ApiError::with_details(
+            ErrorCode::PayloadTooLarge,
+            message,
+            json!({ "limit": limit, "limit_bytes": max }),
+        ),
         ConvertError::SchemaDrift(details) => ApiError::with_details(
             ErrorCode::SchemaDrift,
             message,

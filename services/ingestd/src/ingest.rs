@@ -18,11 +18,13 @@ use bytes::Bytes;
 use futures::Stream;
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, Schema, Sha256Digest, Source, VersionRegisterRequest,
+    ObjectRef, Schema, Sha256Digest, Source, TextEncoding, VersionRegisterRequest,
 };
 use lakehouse_client::trace::bind;
-use lakehouse_convert::{ConvertError, EncodeStats, ReadConfig, ReadLimits};
+use lakehouse_convert::{ConvertError, Detected, EncodeStats, ReadConfig, ReadLimits};
+use std::cell::Cell;
 use std::io::Read;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -37,6 +39,8 @@ pub struct IngestRequest {
     pub delimiter: Option<u8>,
     /// `null_values`, when given.
     pub null_values: Option<Vec<String>>,
+    /// `encoding`, when given (DESIGN.md section 3).
+    pub encoding: Option<TextEncoding>,
     /// Multipart `filename` of the `file` field, when sent.
     pub filename: Option<String>,
 }
@@ -49,6 +53,7 @@ impl IngestRequest {
         CsvOptions {
             delimiter: self.delimiter.unwrap_or(recorded.delimiter),
             null_values: self.null_values.clone().unwrap_or(recorded.null_values),
+            encoding: self.encoding.unwrap_or(recorded.encoding),
         }
     }
 }
@@ -60,6 +65,8 @@ struct Plan {
     current: Option<Manifest>,
     options: CsvOptions,
     limits: ReadLimits,
+    /// `max_csv_bytes`: the cap on the decompressed CSV.
+    max_csv_bytes: u64,
     lookup_ms: u128,
 }
 
@@ -92,6 +99,7 @@ async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestE
         current,
         options,
         limits,
+        max_csv_bytes: config.max_csv_bytes,
         lookup_ms: started.elapsed().as_millis(),
     })
 }
@@ -249,22 +257,25 @@ struct Settled {
 struct Pass1Output {
     schema: Schema,
     warnings: Vec<String>,
+    /// The upload's compression and text encoding, as read.
+    detected: Detected,
     busy: Duration,
 }
 
-/// A `Read` that counts bytes and the time spent waiting for them.
+/// A `Read` that counts bytes and the time spent waiting for them, in cells the caller
+/// keeps a handle to (the reader itself goes into the decoding layers).
 struct Counting {
     inner: ChannelReader,
-    bytes: u64,
-    waited: Duration,
+    bytes: Rc<Cell<u64>>,
+    waited: Rc<Cell<Duration>>,
 }
 
 impl Read for Counting {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let started = Instant::now();
         let n = self.inner.read(buf)?;
-        self.waited += started.elapsed();
-        self.bytes += n as u64;
+        self.waited.set(self.waited.get() + started.elapsed());
+        self.bytes.set(self.bytes.get() + n as u64);
         Ok(n)
     }
 }
@@ -279,6 +290,7 @@ const SPECULATION_PREFIX_BYTES: u64 = 4 << 20;
 struct SpeculativeOutput {
     schema: Schema,
     warnings: Vec<String>,
+    detected: Detected,
     encoded: Encoded,
     bytes_read: u64,
     guess_ms: u128,
@@ -324,6 +336,7 @@ fn start_speculative(
     let (tx, rx) = mpsc::channel(spool::TAP_CHUNKS);
     let options = plan.options.clone();
     let limits = plan.limits;
+    let max_csv_bytes = plan.max_csv_bytes;
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
     let storaged = state.inner.storaged.clone();
     let idle = state.inner.storaged_idle();
@@ -332,13 +345,22 @@ fn start_speculative(
     // Bound to the request's trace context and span: its log lines and its POST to storaged
     // carry the request id (DESIGN.md section 9).
     let handle = tokio::task::spawn_blocking(bind(move || {
-        let mut reader = Counting {
+        let (bytes_read, waited) = (Rc::default(), Rc::<Cell<Duration>>::default());
+        let counting = Counting {
             inner: ChannelReader::new(rx),
-            bytes: 0,
-            waited: Duration::ZERO,
+            bytes: Rc::clone(&bytes_read),
+            waited: Rc::clone(&waited),
         };
-        let mut prefix = Vec::new();
         let guess_started = Instant::now();
+        // Decompressed and transcoded as needed; a plain UTF-8 upload passes as it is.
+        let mut reader = match lakehouse_convert::decode(counting, options.encoding, max_csv_bytes)
+        {
+            Ok(reader) => reader,
+            Err(e) if e.is_csv_error() => return (Err(e), None),
+            Err(_) => return (Ok(None), None),
+        };
+        let detected = reader.detected();
+        let mut prefix = Vec::new();
         let is_new = registered.is_none();
         let schema = match registered {
             Some(schema) => schema,
@@ -363,7 +385,7 @@ fn start_speculative(
         };
         let guess_ms = guess_started
             .elapsed()
-            .saturating_sub(reader.waited)
+            .saturating_sub(waited.get())
             .as_millis();
         let expected = if is_new {
             lakehouse_convert::Expected::Inferred(&schema)
@@ -398,11 +420,12 @@ fn start_speculative(
         let output = SpeculativeOutput {
             schema,
             warnings: verified.warnings,
+            detected,
             encoded: Encoded {
                 output: verified.output,
                 stats: verified.stats,
             },
-            bytes_read: reader.bytes,
+            bytes_read: bytes_read.get(),
             guess_ms,
         };
         (Ok(Some(output)), Some(parquet_upload))
@@ -457,6 +480,7 @@ async fn settle(
             let pass1 = Pass1Output {
                 schema: hit.schema,
                 warnings: hit.warnings,
+                detected: hit.detected,
                 busy: Duration::ZERO,
             };
             Ok(settled(
@@ -499,8 +523,14 @@ async fn both_passes(
     let path = upload.file.path().to_owned();
     let task_options = plan.options.clone();
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
+    let max_csv_bytes = plan.max_csv_bytes;
     let pass1 = tokio::task::spawn_blocking(bind(move || {
-        run_pass1(&path, ReadConfig::new(&task_options, limits), registered)
+        run_pass1(
+            &path,
+            ReadConfig::new(&task_options, limits),
+            max_csv_bytes,
+            registered,
+        )
     }))
     .await
     .map_err(IngestError::Task)??;
@@ -519,6 +549,7 @@ async fn both_passes(
         encode(
             &upload,
             ReadConfig::new(&task_options, limits),
+            max_csv_bytes,
             &schema,
             out,
         )
@@ -582,8 +613,13 @@ async fn commit(
             filename: request.filename.clone(),
             csv_sha256: Some(csv.sha256),
             csv_bytes: Some(csv.size),
+            compression: settled.pass1.detected.compression,
         },
-        options: plan.options,
+        // The encoding the text was read in: the option, or the UTF-16 of a byte order mark.
+        options: CsvOptions {
+            encoding: settled.pass1.detected.encoding,
+            ..plan.options
+        },
         inference_version: INFERENCE_VERSION,
     };
     let registered = inner
@@ -651,10 +687,13 @@ async fn commit(
 fn run_pass1(
     path: &std::path::Path,
     options: ReadConfig<'_>,
+    max_csv_bytes: u64,
     registered: Option<Schema>,
 ) -> Result<Pass1Output, IngestError> {
     let started = Instant::now();
     let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
+    let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
+    let detected = file.detected();
     let (schema, warnings) = match registered {
         None => {
             let inferred = lakehouse_convert::infer_schema(file, options)?;
@@ -668,6 +707,7 @@ fn run_pass1(
     Ok(Pass1Output {
         schema,
         warnings,
+        detected,
         busy: started.elapsed(),
     })
 }
@@ -677,10 +717,12 @@ fn run_pass1(
 fn encode(
     upload: &Spooled,
     options: ReadConfig<'_>,
+    max_csv_bytes: u64,
     schema: &Schema,
     out: ChunkSender,
 ) -> Result<Encoded, IngestError> {
     let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
+    let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
     let (output, stats) = lakehouse_convert::write_parquet_pipelined(csv, options, schema, out)?;
     Ok(Encoded { output, stats })
 }

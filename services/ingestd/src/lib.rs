@@ -48,6 +48,11 @@ pub struct Config {
     pub spool_direct_io: bool,
     /// Largest CSV accepted, in bytes; an upload past it is a 413 as soon as the cap is crossed.
     pub max_upload_bytes: u64,
+    /// Most bytes of CSV text in one upload once decompressed (DESIGN.md section 3): a gzip
+    /// or zstd upload that inflates past it is a 413 `payload_too_large` as soon as it
+    /// crosses it, nothing stored (a decompression bomb costs no disk and no memory, only
+    /// the CPU of inflating this much). Counts a plain upload's bytes too.
+    pub max_csv_bytes: u64,
     /// Most columns a CSV may have; more is a 400 `limit_exceeded`.
     pub max_columns: u64,
     /// Most bytes in one CSV field; more is a 400 `limit_exceeded` with its line and column.
@@ -96,6 +101,7 @@ impl Default for Config {
             spool_dir: PathBuf::from("data/spool"),
             spool_direct_io: true,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            max_csv_bytes: 100 * 1024 * 1024 * 1024,
             max_columns: 10_000,
             max_field_bytes: 16 * 1024 * 1024,
             max_record_bytes: 64 * 1024 * 1024,

