@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The inference rule set this build implements, recorded in every manifest as
 /// `inference_version` (DESIGN.md section 3). Bumped whenever the rules change.
-pub const INFERENCE_VERSION: u32 = 1;
+pub const INFERENCE_VERSION: u32 = 2;
 
 /// CSV reading options of DESIGN.md section 3, recorded in the manifest so later uploads to
 /// the dataset read the same way.

@@ -21,12 +21,14 @@ mod decode;
 mod encode;
 mod error;
 mod infer;
+mod sniff;
 mod source;
 mod tokenize;
 mod write;
 
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
+pub use sniff::{SNIFF_CANDIDATES, SNIFF_RECORDS, sniff_delimiter, sniff_delimiter_prefix};
 pub use source::{ReadConfig, ReadLimits};
 
 use lakehouse_api::Schema;

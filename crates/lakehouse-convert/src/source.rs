@@ -44,12 +44,27 @@ pub struct ReadConfig<'a> {
     pub csv: &'a CsvOptions,
     /// Caps on the input's shape.
     pub limits: ReadLimits,
+    /// `csv.delimiter` was sniffed (DESIGN.md section 3), not given: a ragged record's
+    /// `malformed_csv` message then names it and says how to give one.
+    pub delimiter_sniffed: bool,
 }
 
 impl<'a> ReadConfig<'a> {
     /// `csv` read within `limits`.
     pub fn new(csv: &'a CsvOptions, limits: ReadLimits) -> Self {
-        ReadConfig { csv, limits }
+        ReadConfig {
+            csv,
+            limits,
+            delimiter_sniffed: false,
+        }
+    }
+
+    /// The same, saying whether `csv.delimiter` was sniffed.
+    pub fn sniffed(self, delimiter_sniffed: bool) -> Self {
+        ReadConfig {
+            delimiter_sniffed,
+            ..self
+        }
     }
 }
 
@@ -114,6 +129,8 @@ pub(crate) fn rename_header(raw: &[&str]) -> Header {
 pub(crate) struct Records<R> {
     tokens: Tokenizer<R>,
     limits: ReadLimits,
+    /// The sniffed delimiter, to name in a ragged record's message.
+    sniffed: Option<u8>,
     width: usize,
     rows: u64,
     done: bool,
@@ -128,6 +145,7 @@ impl<R: Read> Records<R> {
         let mut records = Records {
             tokens: Tokenizer::new(reader, read.csv.delimiter, read.limits.max_record_bytes),
             limits: read.limits,
+            sniffed: read.delimiter_sniffed.then_some(read.csv.delimiter),
             width: 0,
             rows: 0,
             done: false,
@@ -196,11 +214,19 @@ impl<R: Read> Records<R> {
         self.check_limits()?;
         let record = self.tokens.record();
         if record.len() != self.width {
-            let reason = format!(
+            let mut reason = format!(
                 "expected {} fields as in the header, found {}",
                 self.width,
                 record.len()
             );
+            if let Some(delimiter) = self.sniffed {
+                reason.push_str(&format!(
+                    " (the delimiter {} was sniffed from the first {} records; give \
+                     `delimiter=` to set another)",
+                    delimiter_name(delimiter),
+                    crate::SNIFF_RECORDS
+                ));
+            }
             return Err(self.error(None, reason));
         }
         if self.tokens.maybe_non_ascii()
@@ -283,6 +309,14 @@ impl<R: Read> Records<R> {
                 column: Some(field),
                 reason: "quoted field not closed at end of file".to_owned(),
             })
+    }
+}
+
+/// A delimiter as a message shows it: `tab`, or the character quoted.
+fn delimiter_name(delimiter: u8) -> String {
+    match delimiter {
+        b'\t' => "`tab`".to_owned(),
+        other => format!("`{}`", char::from(other)),
     }
 }
 

@@ -67,6 +67,9 @@ struct Plan {
     limits: ReadLimits,
     /// `max_csv_bytes`: the cap on the decompressed CSV.
     max_csv_bytes: u64,
+    /// A new dataset's first upload with no `delimiter`: it is sniffed (DESIGN.md section
+    /// 3), and `options.delimiter` is only a placeholder until then.
+    sniff: bool,
     lookup_ms: u128,
 }
 
@@ -95,11 +98,13 @@ async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestE
         max_record_bytes: config.max_record_bytes,
     };
     let options = request.options(current.as_ref());
+    let sniff = current.is_none() && request.delimiter.is_none();
     Ok(Plan {
         current,
         options,
         limits,
         max_csv_bytes: config.max_csv_bytes,
+        sniff,
         lookup_ms: started.elapsed().as_millis(),
     })
 }
@@ -259,6 +264,8 @@ struct Pass1Output {
     warnings: Vec<String>,
     /// The upload's compression and text encoding, as read.
     detected: Detected,
+    /// The delimiter read with: the option, or the one sniffed.
+    delimiter: u8,
     busy: Duration,
 }
 
@@ -291,6 +298,7 @@ struct SpeculativeOutput {
     schema: Schema,
     warnings: Vec<String>,
     detected: Detected,
+    delimiter: u8,
     encoded: Encoded,
     bytes_read: u64,
     guess_ms: u128,
@@ -334,9 +342,10 @@ fn start_speculative(
     plan: &Plan,
 ) -> (mpsc::Sender<Bytes>, Speculative) {
     let (tx, rx) = mpsc::channel(spool::TAP_CHUNKS);
-    let options = plan.options.clone();
+    let mut options = plan.options.clone();
     let limits = plan.limits;
     let max_csv_bytes = plan.max_csv_bytes;
+    let sniff = plan.sniff;
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
     let storaged = state.inner.storaged.clone();
     let idle = state.inner.storaged_idle();
@@ -373,10 +382,21 @@ fn start_speculative(
                     return (Ok(None), None);
                 }
                 let complete = (prefix.len() as u64) < SPECULATION_PREFIX_BYTES;
+                if sniff {
+                    // The first records are in the prefix (else pass 1 sniffs the file).
+                    match lakehouse_convert::sniff_delimiter_prefix(
+                        &prefix,
+                        complete,
+                        limits.max_record_bytes,
+                    ) {
+                        Some(delimiter) => options.delimiter = delimiter,
+                        None => return (Ok(None), None),
+                    }
+                }
                 match lakehouse_convert::guess_schema(
                     &prefix,
                     complete,
-                    ReadConfig::new(&options, limits),
+                    ReadConfig::new(&options, limits).sniffed(sniff),
                 ) {
                     Some(guess) => guess,
                     None => return (Ok(None), None),
@@ -397,7 +417,7 @@ fn start_speculative(
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
         let outcome = lakehouse_convert::write_parquet_verified(
             input,
-            ReadConfig::new(&options, limits),
+            ReadConfig::new(&options, limits).sniffed(sniff),
             expected,
             out,
         );
@@ -421,6 +441,7 @@ fn start_speculative(
             schema,
             warnings: verified.warnings,
             detected,
+            delimiter: options.delimiter,
             encoded: Encoded {
                 output: verified.output,
                 stats: verified.stats,
@@ -481,6 +502,7 @@ async fn settle(
                 schema: hit.schema,
                 warnings: hit.warnings,
                 detected: hit.detected,
+                delimiter: hit.delimiter,
                 busy: Duration::ZERO,
             };
             Ok(settled(
@@ -521,13 +543,17 @@ async fn both_passes(
     let inner = &state.inner;
     let limits = plan.limits;
     let path = upload.file.path().to_owned();
-    let task_options = plan.options.clone();
+    let mut task_options = plan.options.clone();
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
     let max_csv_bytes = plan.max_csv_bytes;
+    let sniff = plan.sniff;
     let pass1 = tokio::task::spawn_blocking(bind(move || {
+        if sniff {
+            task_options.delimiter = sniff_spooled(&path, &task_options, limits, max_csv_bytes)?;
+        }
         run_pass1(
             &path,
-            ReadConfig::new(&task_options, limits),
+            ReadConfig::new(&task_options, limits).sniffed(sniff),
             max_csv_bytes,
             registered,
         )
@@ -543,12 +569,15 @@ async fn both_passes(
         &tokio::runtime::Handle::current(),
         inner.storaged_idle(),
     );
-    let task_options = plan.options.clone();
+    let task_options = CsvOptions {
+        delimiter: pass1.delimiter,
+        ..plan.options.clone()
+    };
     let schema = pass1.schema.clone();
     let encoded = tokio::task::spawn_blocking(bind(move || {
         encode(
             &upload,
-            ReadConfig::new(&task_options, limits),
+            ReadConfig::new(&task_options, limits).sniffed(sniff),
             max_csv_bytes,
             &schema,
             out,
@@ -617,6 +646,7 @@ async fn commit(
         },
         // The encoding the text was read in: the option, or the UTF-16 of a byte order mark.
         options: CsvOptions {
+            delimiter: settled.pass1.delimiter,
             encoding: settled.pass1.detected.encoding,
             ..plan.options
         },
@@ -708,8 +738,27 @@ fn run_pass1(
         schema,
         warnings,
         detected,
+        delimiter: options.csv.delimiter,
         busy: started.elapsed(),
     })
+}
+
+/// Sniffs the delimiter of the spooled upload (DESIGN.md section 3), reading its first
+/// records once per candidate. Blocking.
+fn sniff_spooled(
+    path: &std::path::Path,
+    options: &CsvOptions,
+    limits: ReadLimits,
+    max_csv_bytes: u64,
+) -> Result<u8, IngestError> {
+    let open = || {
+        let file = std::fs::File::open(path).map_err(ConvertError::Io)?;
+        lakehouse_convert::decode(file, options.encoding, max_csv_bytes)
+    };
+    Ok(lakehouse_convert::sniff_delimiter(
+        open,
+        limits.max_record_bytes,
+    )?)
 }
 
 /// Pass 2 over the spool file, parsing and encoding on two threads, the Parquet going to

@@ -133,7 +133,7 @@ async fn first_ingest_infers_types_and_stores_a_content_addressed_object() {
     assert_eq!(body["row_count"], 3);
     assert_eq!(body["existing"], false);
     assert_eq!(body["manifest"]["version"], 1);
-    assert_eq!(body["manifest"]["inference_version"], 1);
+    assert_eq!(body["manifest"]["inference_version"], 2);
     let key = body["parquet_key"].as_str().unwrap();
     assert!(key.starts_with(
         "datasets/sales/a91da95e028ac2748e10ed95cf43735586e082e31d3be75eef979d1d4a10410e/"

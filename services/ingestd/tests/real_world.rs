@@ -286,3 +286,95 @@ async fn bad_encodings_are_400s_that_say_what_and_where() {
     assert!(h.stored_objects().await.is_empty());
     assert_eq!(h.spool_files(), 0);
 }
+
+/// A `;`-separated export with decimal-comma text, as a European spreadsheet writes it.
+const SEMICOLONS: &[u8] =
+    b"id;name;price;day\n1;\"Dupont; Jean\";3,50;2024-01-02\n2;Zo\xc3\xab;10;2024-01-03\n";
+
+#[tokio::test]
+async fn a_new_datasets_delimiter_is_sniffed_and_recorded() {
+    let h = Harness::start(&[]);
+    let (status, body) = h.ingest("name=eu", SEMICOLONS).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["schema"]["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|f| format!(
+                "{}:{}",
+                f["name"].as_str().unwrap_or(""),
+                f["type"].as_str().unwrap_or("")
+            ))
+            .collect::<Vec<_>>(),
+        ["id:int64", "name:utf8", "price:utf8", "day:date32"]
+    );
+    assert_eq!(body["manifest"]["options"]["delimiter"], ";");
+    assert_eq!(body["manifest"]["inference_version"], 2);
+    // Later uploads read with the recorded delimiter.
+    let (status, body) = h
+        .ingest(
+            "name=eu&mode=append",
+            b"id;name;price;day\n3;x;1;2024-01-04\n",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A tab-separated UTF-16 Excel export, sniffed too.
+    let mut excel = vec![0xff, 0xfe];
+    excel.extend(
+        "a\tb\tc\r\n1\t2,5\tx\r\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes),
+    );
+    let (status, body) = h.ingest("name=excel", &excel).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["manifest"]["options"]["delimiter"], "\t");
+    assert_eq!(body["schema"]["fields"].as_array().map(Vec::len), Some(3));
+    // A given delimiter is not second-guessed.
+    let (status, body) = h.ingest("name=given&delimiter=|", b"a;b\n1;2\n").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["schema"]["fields"][0]["name"], "a;b");
+    assert_eq!(body["manifest"]["options"]["delimiter"], "|");
+}
+
+#[tokio::test]
+async fn a_ragged_record_after_the_sniffed_ones_names_the_sniffed_delimiter() {
+    let h = Harness::start(&[]);
+    let mut csv = b"a;b\n".to_vec();
+    for i in 0..150 {
+        csv.extend_from_slice(format!("{i};x\n").as_bytes());
+    }
+    csv.extend_from_slice(b"1;2;3\n");
+    let (status, body) = h.ingest("name=ragged", &csv).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "malformed_csv");
+    assert_eq!(body["error"]["details"]["line"], 152);
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the delimiter `;` was sniffed") && message.contains("delimiter="),
+        "{message}"
+    );
+    assert!(h.stored_objects().await.is_empty());
+    // Given, the same delimiter's error does not claim it was sniffed.
+    let (status, body) = h.ingest("name=ragged&delimiter=;", &csv).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.contains("sniffed"), "{message}");
+}
+
+/// Sniffing needs the first 100 records; when they do not fit the speculative pass's 4 MiB
+/// prefix, the fallback sniffs the spooled file: the same answer.
+#[tokio::test]
+async fn records_too_long_for_the_prefix_are_sniffed_from_the_spool() {
+    let h = Harness::start(&[]);
+    let long = "y".repeat(60_000);
+    let mut csv = b"a|b\n".to_vec();
+    for i in 0..120 {
+        csv.extend_from_slice(format!("{i}|{long}\n").as_bytes());
+    }
+    assert!(csv.len() > 5 << 20);
+    let (status, body) = h.ingest("name=long", &gzip(&csv)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["manifest"]["options"]["delimiter"], "|");
+    assert_eq!(body["row_count"], 120);
+}
