@@ -309,7 +309,9 @@ impl<R: Read> Read for Decompressed<R> {
     }
 }
 
-/// At most `max` bytes pass; one more is [`DecodeError::TooLarge`].
+/// At most `max` bytes pass; one more is [`DecodeError::TooLarge`]. The first `max` bytes
+/// are all handed out before that error, whatever the read sizes, so that what the reader
+/// above makes of them (a CSV error in a record before the cap) does not depend on them.
 struct Capped<R> {
     inner: R,
     left: u64,
@@ -318,14 +320,20 @@ struct Capped<R> {
 
 impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        match self.left.checked_sub(n as u64) {
-            Some(left) => {
-                self.left = left;
-                Ok(n)
-            }
-            None => Err(DecodeError::TooLarge { max: self.max }.into()),
+        if self.left == 0 {
+            // Past the cap only if there is more.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(DecodeError::TooLarge { max: self.max }.into()),
+            };
         }
+        let room = usize::try_from(self.left)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = self.inner.read(&mut buf[..room])?;
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

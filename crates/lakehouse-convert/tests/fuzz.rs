@@ -1,5 +1,7 @@
 //! Fuzz target of the CSV reader and inference (docs/decisions.md, "Hostile world"), run as a proptest so it
-//! needs no nightly toolchain. For any bytes and options:
+//! needs no nightly toolchain; `fuzz_framed_bytes` also decodes (gzip, zstd, cut streams,
+//! UTF-16, every encoding, a small `max_csv_bytes`) and sniffs the delimiter. For any bytes
+//! and options:
 //! - no pass panics;
 //! - the result is a schema or a typed [`ConvertError`];
 //! - the same bytes and options always give the same result (schema, warnings and row count,
@@ -11,8 +13,10 @@
 //! longer pass: `LAKEHOUSE_FUZZ_CASES=200000 cargo test --release -p lakehouse-convert --test
 //! fuzz` (see the README).
 
-use lakehouse_api::CsvOptions;
-use lakehouse_convert::{ConvertError, check_schema, infer_schema, write_parquet};
+use lakehouse_api::{CsvOptions, TextEncoding};
+use lakehouse_convert::{
+    ConvertError, check_schema, decode, infer_schema, sniff_delimiter, write_parquet,
+};
 mod common;
 
 use common::Chunked;
@@ -172,4 +176,102 @@ fn fuzz_csvish_bytes() {
 #[test]
 fn fuzz_mutated_csv() {
     run("mutated_csv", mutated_csv());
+}
+
+/// How [`fuzz_framed_bytes`] wraps its bytes before they are read.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    Plain,
+    Gzip,
+    Zstd,
+    Utf16Le,
+    /// gzip or zstd, cut at a fraction of its length.
+    CutGzip(f64),
+    CutZstd(f64),
+    /// The gzip magic bytes followed by the bytes as they are (not a gzip stream).
+    FakeGzip,
+}
+
+fn framed(bytes: &[u8], framing: Framing) -> Vec<u8> {
+    use std::io::Write;
+    let gzip = || {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("in memory");
+        encoder.finish().expect("in memory")
+    };
+    let zstd = || zstd::stream::encode_all(bytes, 1).expect("in memory");
+    let cut = |mut framed: Vec<u8>, at: f64| {
+        framed.truncate((framed.len() as f64 * at) as usize);
+        framed
+    };
+    match framing {
+        Framing::Plain => bytes.to_vec(),
+        Framing::Gzip => gzip(),
+        Framing::Zstd => zstd(),
+        Framing::Utf16Le => {
+            let mut out = vec![0xff, 0xfe];
+            out.extend(bytes.iter().flat_map(|&b| [b, 0]));
+            out
+        }
+        Framing::CutGzip(at) => cut(gzip(), at),
+        Framing::CutZstd(at) => cut(zstd(), at),
+        Framing::FakeGzip => [&[0x1f, 0x8b][..], bytes].concat(),
+    }
+}
+
+/// What a new dataset's first upload without a delimiter goes through (DESIGN.md section
+/// 3): decode (decompress, transcode), sniff, infer; as a comparable result.
+fn framed_outcome(
+    bytes: &[u8],
+    encoding: TextEncoding,
+    max_csv_bytes: u64,
+    k: usize,
+) -> Result<String, String> {
+    let open = || decode(Chunked { data: bytes, k }, encoding, max_csv_bytes);
+    let delimiter = sniff_delimiter(open, 1 << 20).map_err(|e| format!("sniff: {e}"))?;
+    let options = CsvOptions {
+        delimiter,
+        encoding,
+        ..CsvOptions::default()
+    };
+    let reader = open().map_err(|e| format!("decode: {e}"))?;
+    outcome(infer_schema(reader, &options)).map(|found| format!("{delimiter} {found}"))
+}
+
+/// Any bytes, compressed, cut, transcoded or not, in any encoding, under a small
+/// `max_csv_bytes` or none: no panic, a typed result, the same whatever the chunking.
+#[test]
+fn fuzz_framed_bytes() {
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let framing = prop_oneof![
+        Just(Framing::Plain),
+        Just(Framing::Gzip),
+        Just(Framing::Zstd),
+        Just(Framing::Utf16Le),
+        (0.0f64..1.0).prop_map(Framing::CutGzip),
+        (0.0f64..1.0).prop_map(Framing::CutZstd),
+        Just(Framing::FakeGzip),
+    ];
+    let strategy = (
+        prop_oneof![csvish_bytes(), mutated_csv()],
+        framing,
+        prop::sample::select(TextEncoding::ALL.to_vec()),
+        prop::sample::select(vec![u64::MAX, 64, 0]),
+        1usize..=64,
+    );
+    let result = runner.run(&strategy, |(bytes, framing, encoding, max, k)| {
+        let upload = framed(&bytes, framing);
+        let whole = framed_outcome(&upload, encoding, max, usize::MAX);
+        let chunked = framed_outcome(&upload, encoding, max, k);
+        prop_assert_eq!(&whole, &chunked, "result depends on chunking");
+        Ok(())
+    });
+    eprintln!("fuzz framed_bytes: {} inputs tried", cases());
+    if let Err(failure) = result {
+        panic!("fuzz framed_bytes found a failing input: {failure}");
+    }
 }
