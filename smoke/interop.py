@@ -48,6 +48,8 @@ def get_json(url):
 def expected_value(text, type_name, null_values):
     if text == "" or text in null_values:
         return None
+    if type_name.startswith(("date32", "timestamp")) and text[4:5] == "/":
+        text = text[:4] + "-" + text[5:7] + "-" + text[8:]  # YYYY/MM/DD (rule set 2)
     if type_name == "bool":
         return text.lower() == "true"
     if type_name == "int64":

@@ -147,7 +147,7 @@ expect "weather temp is float64" "$(jq_py "$b" '[f["type"] for f in d["schema"][
 python3 - "$WORK" <<'PY'
 import sys
 work = sys.argv[1]
-rows = [("1", "Dupont; Jean", "3,50", "2024-01-02"), ("2", "Zoë", "10", "2024-01-03"),
+rows = [("1", "Dupont; Jean", "3,50", "2024/01/02"), ("2", "Zoë", "10", "2024/01/03"),
         ("3", "d’Artagnan", "", "2024-01-04")]
 with open(f"{work}/wild_semicolon.csv", "w", encoding="utf-8", newline="") as f:
     f.write("id;name;amount;day\n")

@@ -13,7 +13,7 @@ pub(crate) const BOOL: u8 = 1 << 0;
 pub(crate) const INT: u8 = 1 << 1;
 /// Any float literal of the table, ints included.
 pub(crate) const FLOAT: u8 = 1 << 2;
-/// `YYYY-MM-DD`, a real calendar date.
+/// `YYYY-MM-DD` or `YYYY/MM/DD`, a real calendar date.
 pub(crate) const DATE: u8 = 1 << 3;
 /// A timestamp with `Z` or `+HH:MM`/`-HH:MM`.
 pub(crate) const TS_UTC: u8 = 1 << 4;
@@ -63,7 +63,7 @@ pub(crate) fn classify(v: &[u8]) -> Class {
         b'0'..=b'9' => {
             // `1.5e-3` also has a `-` at index 4: a value that is not a date or timestamp
             // may still be a number.
-            if v.get(4) == Some(&b'-') {
+            if matches!(v.get(4), Some(b'-' | b'/')) {
                 let temporal = classify_temporal(v);
                 if temporal.mask != 0 {
                     return temporal;
@@ -471,10 +471,11 @@ fn days_from_civil(year: u32, month: u32, day: u32) -> i32 {
     (era * 146_097 + doe) as i32 - 719_468 - 146_097
 }
 
-/// The `YYYY-MM-DD` prefix of `v` as days since the epoch, if it is a real date.
+/// The `YYYY-MM-DD` or `YYYY/MM/DD` prefix of `v` (the same separator twice) as days since
+/// the epoch, if it is a real date.
 fn date_prefix(v: &[u8]) -> Option<i32> {
     let [y0, y1, y2, y3, dash1, m0, m1, dash2, d0, d1] = bytes_at::<10>(v, 0)?;
-    if dash1 != b'-' || dash2 != b'-' {
+    if dash1 != dash2 || !matches!(dash1, b'-' | b'/') {
         return None;
     }
     let year = digits([y0, y1, y2, y3])?;
@@ -486,8 +487,8 @@ fn date_prefix(v: &[u8]) -> Option<i32> {
     Some(days_from_civil(year, month, day))
 }
 
-/// A date32 value: exactly `YYYY-MM-DD`, a real proleptic-Gregorian date, as days since
-/// 1970-01-01.
+/// A date32 value: exactly `YYYY-MM-DD` or `YYYY/MM/DD` (DESIGN.md section 3, inference
+/// version 2), a real proleptic-Gregorian date, as days since 1970-01-01.
 pub(crate) fn parse_date(v: &[u8]) -> Option<i32> {
     if v.len() != 10 {
         return None;
@@ -498,26 +499,32 @@ pub(crate) fn parse_date(v: &[u8]) -> Option<i32> {
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
-/// A timestamp value `YYYY-MM-DD[T or space]HH:MM:SS[.f{1,6}]` with an optional `Z` or
-/// `+HH:MM`/`-HH:MM`, as (microseconds since the epoch in UTC, had an offset).
+/// A timestamp value: a date as [`parse_date`] takes it, `T` or one space, `HH:MM` or
+/// `HH:MM:SS[.f{1,6}]`, then an optional `Z` or `+HH:MM`/`-HH:MM`; as (microseconds since
+/// the epoch in UTC, had an offset). `HH:MM` is inference version 2's, as `YYYY/MM/DD`.
 pub(crate) fn parse_timestamp(v: &[u8]) -> Option<(i64, bool)> {
     let days = date_prefix(v)?;
     if !matches!(v.get(10), Some(b'T' | b' ')) {
         return None;
     }
-    let [h0, h1, colon1, m0, m1, colon2, s0, s1] = bytes_at::<8>(v, 11)?;
-    if colon1 != b':' || colon2 != b':' {
+    let [h0, h1, colon1, m0, m1] = bytes_at::<5>(v, 11)?;
+    if colon1 != b':' {
         return None;
     }
     let hour = digits([h0, h1])?;
     let minute = digits([m0, m1])?;
-    let second = digits([s0, s1])?;
+    let (second, mut i) = if v.get(16) == Some(&b':') {
+        let [s0, s1] = bytes_at::<2>(v, 17)?;
+        (digits([s0, s1])?, 19)
+    } else {
+        (0, 16)
+    };
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let mut i = 19;
     let mut micros: i64 = 0;
-    if v.get(i) == Some(&b'.') {
+    // A fraction only after seconds.
+    if i == 19 && v.get(i) == Some(&b'.') {
         i += 1;
         let start = i;
         while let Some(&d) = v.get(i) {
@@ -805,13 +812,22 @@ mod tests {
             "2024-00-10",
             "2024-04-31",
             "2024-1-01",
-            "2024/01/01",
+            "2024/01-01",
+            "2024-01/01",
+            "2024.01.01",
+            "2023/02/29",
+            "2024/1/01",
             "24-01-01",
         ] {
             assert_eq!(parse_date(v.as_bytes()), None, "{v}");
+            assert_eq!(mask(v), 0, "{v}");
         }
         assert_eq!(mask("2024-02-29"), DATE);
         assert_eq!(mask("2023-02-29"), 0);
+        // YYYY/MM/DD (inference version 2): the same days.
+        assert_eq!(parse_date(b"2024/02/29"), Some(19_782));
+        assert_eq!(parse_date(b"1970/01/01"), Some(0));
+        assert_eq!(mask("2012/01/01"), DATE);
     }
 
     /// Every real date of years 0000..=9999, in calendar order, is the day after the one
@@ -863,7 +879,10 @@ mod tests {
             "2024-01-01T00:00:00+0100",
             "2024-01-01T00:00:00z",
             "2024-01-01t00:00:00",
-            "2024-01-01T00:00",
+            "2024-01-01T00:0",
+            "2024-01-01T00:00:",
+            "2024-01-01T00:00.5",
+            "2024/01-01T00:00",
             "2024-01-01T00:00:00.",
             "2023-02-29T00:00:00",
             "2024-01-01T00:00:00ZZ",
@@ -873,6 +892,18 @@ mod tests {
         }
         assert_eq!(mask("2024-01-01T00:00:00.123456"), TS);
         assert_eq!(mask("2024-01-01T00:00:00+05:00"), TS_UTC);
+        // Inference version 2: YYYY/MM/DD dates and HH:MM times in timestamps.
+        assert_eq!(parse_timestamp(b"2024/01/01 00:00"), Some((day, false)));
+        assert_eq!(
+            parse_timestamp(b"2024/01/01T00:30+01:00"),
+            Some((day - 30 * 60 * MICROS_PER_SECOND, true))
+        );
+        assert_eq!(
+            parse_timestamp(b"2024-01-01 00:30Z"),
+            Some((day + 30 * 60 * MICROS_PER_SECOND, true))
+        );
+        assert_eq!(mask("2024/01/01 08:30"), TS);
+        assert_eq!(mask("2024/01/01 08:30:00.5Z"), TS_UTC);
     }
 
     #[test]

@@ -843,3 +843,47 @@ fn broken_utf16_and_truncated_gzip_are_malformed_on_their_line() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn slash_dates_and_minute_timestamps_are_temporal_in_rule_set_2() {
+    let csv = "d,t,z\n2012/01/01,2012/01/01 08:30,2024-03-01T10:15+01:00\n2012-01-02,2012-01-02T09:45:30.5,2024/03/01 09:15Z\n";
+    let (_, batches) = round_trip(csv.as_bytes(), &opts());
+    let types: Vec<_> = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            DataType::Date32,
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ]
+    );
+    let days = batches[0].column(0).as_primitive::<Date32Type>();
+    assert_eq!((days.value(0), days.value(1)), (15_340, 15_341));
+    let local = batches[0]
+        .column(1)
+        .as_primitive::<TimestampMicrosecondType>();
+    assert_eq!(
+        local.value(0),
+        (15_340 * 86_400 + 8 * 3600 + 30 * 60) * 1_000_000
+    );
+    assert_eq!(
+        local.value(1),
+        (15_341 * 86_400 + 9 * 3600 + 45 * 60 + 30) * 1_000_000 + 500_000
+    );
+    let zoned = batches[0]
+        .column(2)
+        .as_primitive::<TimestampMicrosecondType>();
+    // Both are 2024-03-01T09:15:00Z.
+    assert_eq!(zoned.value(0), zoned.value(1));
+    // Mixing a slash date with a timestamp is still utf8.
+    assert_eq!(
+        one_type(&["2012/01/01", "2012/01/01 08:30"]),
+        ColumnType::Utf8
+    );
+    assert_eq!(one_type(&["2012/01/01", "2012-13-01"]), ColumnType::Utf8);
+}
