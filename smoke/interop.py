@@ -34,6 +34,7 @@ DUCKDB_TYPES = {
     "int64": "BIGINT",
     "float64": "DOUBLE",
     "date32": "DATE",
+    "time64[us]": "TIME",
     "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE",
     "timestamp[us]": "TIMESTAMP",
     "utf8": "VARCHAR",
@@ -58,6 +59,8 @@ def expected_value(text, type_name, null_values):
         return float(text)
     if type_name == "date32":
         return dt.date.fromisoformat(text)
+    if type_name == "time64[us]":
+        return dt.time.fromisoformat(text)
     if type_name == "timestamp[us, tz=UTC]":
         return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.timezone.utc)
     if type_name == "timestamp[us]":

@@ -157,7 +157,7 @@ with open(f"{work}/wild_excel_utf16.csv", "wb") as f:
     text = "id\tname\tamount\tday\r\n" + "".join("\t".join(r) + "\r\n" for r in rows)
     f.write(b"\xff\xfe" + text.encode("utf-16-le"))
 with open(f"{work}/wild_windows1252.csv", "wb") as f:
-    f.write("city,price,note\nBesançon,3.5,€ 3\nZoë,10,d’Artagnan\n".encode("cp1252"))
+    f.write("city,price,note,opens\nBesançon,3.5,€ 3,08:30\nZoë,10,d’Artagnan,17:45:30.5\n".encode("cp1252"))
 PY
 gzip -c "$WORK/flights_head.csv" >"$WORK/wild_flights_head.csv.gz"
 status=$(ingest "$b" "name=${NAME}_semicolon" "$WORK/wild_semicolon.csv")
@@ -173,6 +173,7 @@ expect "Excel export is read as utf-16le, tab-separated" \
 status=$(ingest "$b" "name=${NAME}_latin&encoding=latin1" "$WORK/wild_windows1252.csv")
 expect "Windows-1252 file with encoding=latin1 answers 200" "$status" 200
 expect "Windows-1252 is recorded by its canonical name" "$(jq_py "$b" 'd["manifest"]["options"]["encoding"]')" windows-1252
+expect "times of day are time64[us]" "$(jq_py "$b" 'd["schema"]["fields"][3]["type"]')" "time64[us]"
 status=$(ingest "$b" "name=${NAME}_gz&null_values=NA" "$WORK/wild_flights_head.csv.gz")
 expect "gzipped CSV answers 200" "$status" 200
 expect "gzipped CSV's source records gzip" "$(jq_py "$b" 'd["manifest"]["source"]["compression"]')" gzip

@@ -22,6 +22,10 @@ pub enum ColumnType {
     /// Days since 1970-01-01.
     #[serde(rename = "date32")]
     Date32,
+    /// Microseconds since midnight, a time of day with no date or zone (`HH:MM` or
+    /// `HH:MM:SS[.f]`, inference version 2).
+    #[serde(rename = "time64[us]")]
+    Time64,
     /// Microseconds since the epoch, UTC (the CSV gave an offset).
     #[serde(rename = "timestamp[us, tz=UTC]")]
     TimestampUtc,
@@ -41,6 +45,7 @@ impl ColumnType {
             ColumnType::Int64 => "int64",
             ColumnType::Float64 => "float64",
             ColumnType::Date32 => "date32",
+            ColumnType::Time64 => "time64[us]",
             ColumnType::TimestampUtc => "timestamp[us, tz=UTC]",
             ColumnType::Timestamp => "timestamp[us]",
             ColumnType::Utf8 => "utf8",

@@ -19,8 +19,10 @@ pub(crate) const DATE: u8 = 1 << 3;
 pub(crate) const TS_UTC: u8 = 1 << 4;
 /// A timestamp without an offset.
 pub(crate) const TS: u8 = 1 << 5;
+/// `HH:MM` or `HH:MM:SS[.f{1,6}]`, a time of day (inference version 2).
+pub(crate) const TIME: u8 = 1 << 6;
 /// Every bit: the mask of a column before its first value.
-pub(crate) const ALL: u8 = BOOL | INT | FLOAT | DATE | TS_UTC | TS;
+pub(crate) const ALL: u8 = BOOL | INT | FLOAT | DATE | TIME | TS_UTC | TS;
 
 /// 2^53: the largest magnitude up to which every integer is exact in an f64.
 const MAX_EXACT_INT: u64 = 1 << 53;
@@ -68,6 +70,17 @@ pub(crate) fn classify(v: &[u8]) -> Class {
                 if temporal.mask != 0 {
                     return temporal;
                 }
+            }
+            if v.get(2) == Some(&b':') {
+                // Not a number either.
+                return if parse_time(v).is_some() {
+                    Class {
+                        mask: TIME,
+                        big_int: false,
+                    }
+                } else {
+                    NONE
+                };
             }
             classify_number(v)
         }
@@ -499,6 +512,55 @@ pub(crate) fn parse_date(v: &[u8]) -> Option<i32> {
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
+/// A time64[us] value (DESIGN.md section 3, inference version 2): `HH:MM` or
+/// `HH:MM:SS[.f{1,6}]`, hours 00-23, minutes and seconds 00-59, as microseconds since
+/// midnight.
+pub(crate) fn parse_time(v: &[u8]) -> Option<i64> {
+    let [h0, h1, colon1, m0, m1] = bytes_at::<5>(v, 0)?;
+    if colon1 != b':' {
+        return None;
+    }
+    let hour = digits([h0, h1])?;
+    let minute = digits([m0, m1])?;
+    let (second, mut i) = match v.get(5) {
+        None => (0, 5),
+        Some(b':') => {
+            let [s0, s1] = bytes_at::<2>(v, 6)?;
+            (digits([s0, s1])?, 8)
+        }
+        Some(_) => return None,
+    };
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut micros: i64 = 0;
+    if i == 8 && v.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while let Some(&d) = v.get(i) {
+            if !d.is_ascii_digit() || i - start == 6 {
+                return None; // not a digit, or more than 6 of them
+            }
+            micros = micros * 10 + i64::from(d - b'0');
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        for _ in n..6 {
+            micros *= 10;
+        }
+    }
+    if i != v.len() {
+        return None;
+    }
+    Some(
+        (i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)) * MICROS_PER_SECOND
+            + micros,
+    )
+}
+
 /// A timestamp value: a date as [`parse_date`] takes it, `T` or one space, `HH:MM` or
 /// `HH:MM:SS[.f{1,6}]`, then an optional `Z` or `+HH:MM`/`-HH:MM`; as (microseconds since
 /// the epoch in UTC, had an offset). `HH:MM` is inference version 2's, as `YYYY/MM/DD`.
@@ -625,6 +687,8 @@ impl ColumnStats {
             }
         } else if mask & DATE != 0 {
             ColumnType::Date32
+        } else if mask & TIME != 0 {
+            ColumnType::Time64
         } else if mask & TS_UTC != 0 {
             ColumnType::TimestampUtc
         } else if mask & TS != 0 {
@@ -645,6 +709,7 @@ pub(crate) fn accepts(ty: ColumnType, class: Class) -> bool {
         ColumnType::Int64 => class.mask & INT != 0,
         ColumnType::Float64 => class.mask & FLOAT != 0 && !class.big_int,
         ColumnType::Date32 => class.mask & DATE != 0,
+        ColumnType::Time64 => class.mask & TIME != 0,
         ColumnType::TimestampUtc => class.mask & TS_UTC != 0,
         ColumnType::Timestamp => class.mask & TS != 0,
         ColumnType::Utf8 => true,
@@ -904,6 +969,47 @@ mod tests {
         );
         assert_eq!(mask("2024/01/01 08:30"), TS);
         assert_eq!(mask("2024/01/01 08:30:00.5Z"), TS_UTC);
+    }
+
+    #[test]
+    fn times_of_day() {
+        assert_eq!(parse_time(b"00:00"), Some(0));
+        assert_eq!(parse_time(b"08:30"), Some(30_600 * MICROS_PER_SECOND));
+        assert_eq!(parse_time(b"23:59:59"), Some(86_399 * MICROS_PER_SECOND));
+        assert_eq!(
+            parse_time(b"12:00:00.5"),
+            Some(43_200 * MICROS_PER_SECOND + 500_000)
+        );
+        assert_eq!(
+            parse_time(b"12:00:00.000001"),
+            Some(43_200 * MICROS_PER_SECOND + 1)
+        );
+        for v in [
+            "24:00",
+            "23:60",
+            "23:59:60",
+            "8:30",
+            "08:3",
+            "08:30:",
+            "08:30:0",
+            "08:30.5",
+            "08:30:00.",
+            "08:30:00.1234567",
+            "08:30:00Z",
+            "08:30 ",
+            "08-30",
+            "08:30:00:00",
+        ] {
+            assert_eq!(parse_time(v.as_bytes()), None, "{v}");
+            assert_eq!(mask(v), 0, "{v}");
+        }
+        assert_eq!(mask("08:30"), TIME);
+        assert_eq!(mask("08:30:15.25"), TIME);
+        assert_eq!(stats_of(&["08:30", "17:45:00"]), ColumnType::Time64);
+        assert_eq!(stats_of(&["08:30", "2024-01-01"]), ColumnType::Utf8);
+        assert_eq!(stats_of(&["08:30", "1"]), ColumnType::Utf8);
+        assert!(accepts(ColumnType::Time64, classify(b"08:30")));
+        assert!(!accepts(ColumnType::Time64, classify(b"2024-01-01 08:30")));
     }
 
     #[test]

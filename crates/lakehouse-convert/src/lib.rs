@@ -93,8 +93,9 @@ pub struct EncodeStats {
 /// The first record is the header (renames: empty name -> `column_<n>`, then a name equal to
 /// an earlier final name gets the first free `_2`, `_3`, ...; later names are not
 /// considered, so `a,a,a_2` gives `a`, `a_2`, `a_2_2`). Each column gets the first type of
-/// `bool`, `int64`, `float64`, `date32`, `timestamp[us, tz=UTC]`, `timestamp[us]` that accepts
-/// every non-null value, else `utf8`; an all-null column is `utf8`. The result depends only
+/// `bool`, `int64`, `float64`, `date32`, `time64[us]`, `timestamp[us, tz=UTC]`,
+/// `timestamp[us]` that accepts every non-null value, else `utf8` (inference version 2's
+/// forms); an all-null column is `utf8`. The result depends only
 /// on the bytes and `options`, never on how `reader` chunks them.
 ///
 /// `reader` is read to its end once, through an internal buffer (no need to wrap it in a
@@ -275,7 +276,7 @@ pub fn guess_schema<'a>(
 /// The Arrow schema of a catalog schema: same names and order, every field nullable
 /// (DESIGN.md section 3); `timestamp[us, tz=UTC]` is `Timestamp(Microsecond, Some("UTC"))`,
 /// `timestamp[us]` is `Timestamp(Microsecond, None)`, `date32` is `Date32` (days),
-/// `utf8` is `Utf8`.
+/// `time64[us]` is `Time64(Microsecond)`, `utf8` is `Utf8`.
 pub fn arrow_schema(schema: &Schema) -> arrow_schema::SchemaRef {
     write::arrow_schema(schema)
 }

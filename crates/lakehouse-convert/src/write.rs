@@ -1,7 +1,8 @@
 //! Pass 2: CSV -> Arrow record batches -> Snappy Parquet (DESIGN.md section 5).
 
 use crate::classify::{
-    ColumnStats, classify, parse_bool, parse_date, parse_float_literal, parse_int, parse_timestamp,
+    ColumnStats, classify, parse_bool, parse_date, parse_float_literal, parse_int, parse_time,
+    parse_timestamp,
 };
 use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
@@ -10,7 +11,7 @@ use crate::tokenize::Record;
 use crate::{BATCH_ROWS, CREATED_BY, EncodeStats, MAX_ROW_GROUP_ROWS, ParquetOutput};
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder,
-    TimestampMicrosecondBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
@@ -30,6 +31,7 @@ pub(crate) fn arrow_type(ty: ColumnType) -> DataType {
         ColumnType::Int64 => DataType::Int64,
         ColumnType::Float64 => DataType::Float64,
         ColumnType::Date32 => DataType::Date32,
+        ColumnType::Time64 => DataType::Time64(TimeUnit::Microsecond),
         ColumnType::TimestampUtc => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
         ColumnType::Utf8 => DataType::Utf8,
@@ -69,6 +71,7 @@ enum Builder {
     Int64(Int64Builder),
     Float64(Float64Builder),
     Date32(Date32Builder),
+    Time64(Time64MicrosecondBuilder),
     Timestamp {
         builder: TimestampMicrosecondBuilder,
         zoned: bool,
@@ -97,6 +100,9 @@ impl Column {
             ColumnType::Int64 => Builder::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
             ColumnType::Float64 => Builder::Float64(Float64Builder::with_capacity(BATCH_ROWS)),
             ColumnType::Date32 => Builder::Date32(Date32Builder::with_capacity(BATCH_ROWS)),
+            ColumnType::Time64 => {
+                Builder::Time64(Time64MicrosecondBuilder::with_capacity(BATCH_ROWS))
+            }
             ColumnType::TimestampUtc => Builder::Timestamp {
                 builder: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS)
                     .with_timezone("UTC"),
@@ -122,6 +128,7 @@ impl Column {
             Builder::Int64(b) => b.append_null(),
             Builder::Float64(b) => b.append_null(),
             Builder::Date32(b) => b.append_null(),
+            Builder::Time64(b) => b.append_null(),
             Builder::Timestamp { builder, .. } => builder.append_null(),
             Builder::Utf8(b) => b.append_null(),
         }
@@ -143,6 +150,7 @@ impl Column {
                 None => false,
             },
             Builder::Date32(b) => parse_date(value).map(|v| b.append_value(v)).is_some(),
+            Builder::Time64(b) => parse_time(value).map(|v| b.append_value(v)).is_some(),
             Builder::Timestamp { builder, zoned } => match parse_timestamp(value) {
                 Some((micros, z)) if z == *zoned => {
                     builder.append_value(micros);
@@ -192,6 +200,9 @@ impl Column {
             Builder::Date32(b) => {
                 Arc::new(std::mem::replace(b, Date32Builder::with_capacity(BATCH_ROWS)).finish())
             }
+            Builder::Time64(b) => Arc::new(
+                std::mem::replace(b, Time64MicrosecondBuilder::with_capacity(BATCH_ROWS)).finish(),
+            ),
             Builder::Timestamp { builder, zoned } => {
                 let fresh = TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS);
                 let fresh = if *zoned {

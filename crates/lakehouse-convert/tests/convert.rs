@@ -887,3 +887,22 @@ fn slash_dates_and_minute_timestamps_are_temporal_in_rule_set_2() {
     );
     assert_eq!(one_type(&["2012/01/01", "2012-13-01"]), ColumnType::Utf8);
 }
+
+#[test]
+fn times_of_day_are_time64_microseconds() {
+    let csv = "opens,note\n08:30,a\n17:45:30.25,b\n,c\n";
+    let (_, batches) = round_trip(csv.as_bytes(), &opts());
+    assert_eq!(
+        batches[0].schema().field(0).data_type(),
+        &DataType::Time64(TimeUnit::Microsecond)
+    );
+    let times = batches[0]
+        .column(0)
+        .as_primitive::<arrow_array::types::Time64MicrosecondType>();
+    assert_eq!(times.value(0), 30_600_000_000);
+    assert_eq!(times.value(1), 63_930_250_000);
+    assert!(times.is_null(2));
+    assert_eq!(one_type(&["08:30", "25:00"]), ColumnType::Utf8);
+    assert_eq!(one_type(&["08:30", "2024-01-01"]), ColumnType::Utf8);
+    assert_eq!(ColumnType::Time64.name(), "time64[us]");
+}

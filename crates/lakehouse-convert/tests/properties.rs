@@ -3,9 +3,11 @@
 //! and a file always conforms to its own inferred schema.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::types::{
+    Date32Type, Float64Type, Int64Type, Time64MicrosecondType, TimestampMicrosecondType,
+};
 use arrow_array::{Array, RecordBatch};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use lakehouse_api::{ColumnType, CsvOptions};
 use lakehouse_api::{Field, Schema};
 use lakehouse_convert::{
@@ -24,6 +26,7 @@ enum Kind {
     Float,
     Bool,
     Date,
+    Time,
     TsUtc,
     Ts,
     Text,
@@ -38,6 +41,7 @@ impl Kind {
             Kind::Float => Some(ColumnType::Float64),
             Kind::Bool => Some(ColumnType::Bool),
             Kind::Date => Some(ColumnType::Date32),
+            Kind::Time => Some(ColumnType::Time64),
             Kind::TsUtc => Some(ColumnType::TimestampUtc),
             Kind::Ts => Some(ColumnType::Timestamp),
             Kind::Text | Kind::Mixed => None,
@@ -45,13 +49,44 @@ impl Kind {
     }
 }
 
+/// A date written `YYYY-MM-DD` or (rule set 2) `YYYY/MM/DD`.
 fn date() -> impl Strategy<Value = String> {
-    (1i32..=3_652_059).prop_map(|days| {
+    (1i32..=3_652_059, prop::bool::ANY).prop_map(|(days, slash)| {
         NaiveDate::from_num_days_from_ce_opt(days)
             .unwrap()
-            .format("%Y-%m-%d")
+            .format(if slash { "%Y/%m/%d" } else { "%Y-%m-%d" })
             .to_string()
     })
+}
+
+/// A time of day: `HH:MM` or `HH:MM:SS[.f{1,6}]` (rule set 2).
+fn time() -> impl Strategy<Value = String> {
+    (
+        0u32..24,
+        0u32..60,
+        prop::option::of((0u32..60, 0usize..=6, 0u32..1_000_000)),
+    )
+        .prop_map(|(h, m, seconds)| {
+            let mut text = format!("{h:02}:{m:02}");
+            if let Some((s, digits, micros)) = seconds {
+                text.push_str(&format!(":{s:02}"));
+                if digits > 0 {
+                    text.push('.');
+                    text.push_str(&format!("{micros:06}")[..digits]);
+                }
+            }
+            text
+        })
+}
+
+/// A temporal text in the one form chrono is asked to parse: `-` dates, `T`, seconds.
+fn normalized(text: &str) -> String {
+    let mut t = text.replacen(' ', "T", 1);
+    t.replace_range(..10, &t[..10].replace('/', "-"));
+    if t.len() > 10 && t.as_bytes().get(16) != Some(&b':') {
+        t.insert_str(16, ":00");
+    }
+    t
 }
 
 fn timestamp(zoned: bool) -> impl Strategy<Value = String> {
@@ -66,8 +101,13 @@ fn timestamp(zoned: bool) -> impl Strategy<Value = String> {
         prop::option::of((prop::bool::ANY, 0u32..24, 0u32..60)),
     )
         .prop_map(move |(d, space, h, m, s, digits, micros, offset)| {
-            let mut text = format!("{d}{}{h:02}:{m:02}:{s:02}", if space { ' ' } else { 'T' });
-            if digits > 0 {
+            // HH:MM without seconds (rule set 2) one time in eight.
+            let minutes_only = micros % 8 == 0;
+            let mut text = format!("{d}{}{h:02}:{m:02}", if space { ' ' } else { 'T' });
+            if !minutes_only {
+                text.push_str(&format!(":{s:02}"));
+            }
+            if digits > 0 && !minutes_only {
                 let fraction = format!("{micros:06}");
                 text.push('.');
                 text.push_str(&fraction[..digits]);
@@ -112,6 +152,7 @@ fn value(kind: Kind) -> BoxedStrategy<String> {
         ]
         .boxed(),
         Kind::Date => date().boxed(),
+        Kind::Time => time().boxed(),
         Kind::TsUtc => timestamp(true).boxed(),
         Kind::Ts => timestamp(false).boxed(),
         Kind::Text => "[a-z0-9 ,;|\t\"\r\né.+-]{0,8}".boxed(),
@@ -120,6 +161,7 @@ fn value(kind: Kind) -> BoxedStrategy<String> {
             value(Kind::Float),
             value(Kind::Bool),
             value(Kind::Date),
+            value(Kind::Time),
             value(Kind::TsUtc),
             value(Kind::Ts),
             value(Kind::Text),
@@ -136,6 +178,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         Just(Kind::Float),
         Just(Kind::Bool),
         Just(Kind::Date),
+        Just(Kind::Time),
         Just(Kind::TsUtc),
         Just(Kind::Ts),
         Just(Kind::Text),
@@ -273,7 +316,7 @@ fn chunk_sizes() -> impl Strategy<Value = usize> {
 }
 
 fn micros_utc(text: &str) -> i64 {
-    let mut t = text.replacen(' ', "T", 1);
+    let mut t = normalized(text);
     if t.ends_with('Z') {
         t.pop();
         t.push_str("+00:00");
@@ -284,7 +327,7 @@ fn micros_utc(text: &str) -> i64 {
 }
 
 fn micros_local(text: &str) -> i64 {
-    let t = text.replacen(' ', "T", 1);
+    let t = normalized(text);
     NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f")
         .unwrap()
         .and_utc()
@@ -320,11 +363,22 @@ fn assert_cell(array: &dyn Array, i: usize, ty: ColumnType, text: &str, nulls: &
             );
         }
         ColumnType::Date32 => {
-            let want = NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+            let want = NaiveDate::parse_from_str(&normalized(text), "%Y-%m-%d").unwrap()
                 - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
             assert_eq!(
                 i64::from(array.as_primitive::<Date32Type>().value(i)),
                 want.num_days()
+            );
+        }
+        ColumnType::Time64 => {
+            let want = NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
+                .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M"))
+                .unwrap()
+                - NaiveTime::MIN;
+            assert_eq!(
+                array.as_primitive::<Time64MicrosecondType>().value(i),
+                want.num_microseconds().unwrap(),
+                "{text}"
             );
         }
         ColumnType::TimestampUtc => assert_eq!(

@@ -172,9 +172,13 @@ fn bounds_of(statistics: &Statistics) -> Option<(Bound, Bound)> {
 fn serialize(data_type: ColumnType, bound: Bound, upper: bool) -> Option<Vec<u8>> {
     match (data_type, bound) {
         (ColumnType::Bool, Bound::Bool(b)) => Some(vec![u8::from(b)]),
-        (ColumnType::Int64 | ColumnType::Timestamp | ColumnType::TimestampUtc, Bound::Long(v)) => {
-            Some(v.to_le_bytes().to_vec())
-        }
+        (
+            ColumnType::Int64
+            | ColumnType::Time64
+            | ColumnType::Timestamp
+            | ColumnType::TimestampUtc,
+            Bound::Long(v),
+        ) => Some(v.to_le_bytes().to_vec()),
         (ColumnType::Date32, Bound::Int(v)) => Some(v.to_le_bytes().to_vec()),
         (ColumnType::Float64, Bound::Double(v)) => Some(v.to_le_bytes().to_vec()),
         (ColumnType::Utf8, Bound::Bytes(bytes)) => {

@@ -36,6 +36,7 @@ pub fn iceberg_type(data_type: ColumnType) -> &'static str {
         ColumnType::Int64 => "long",
         ColumnType::Float64 => "double",
         ColumnType::Date32 => "date",
+        ColumnType::Time64 => "time",
         ColumnType::TimestampUtc => "timestamptz",
         ColumnType::Timestamp => "timestamp",
         ColumnType::Utf8 => "string",
