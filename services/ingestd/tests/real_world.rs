@@ -378,3 +378,21 @@ async fn records_too_long_for_the_prefix_are_sniffed_from_the_spool() {
     assert_eq!(body["manifest"]["options"]["delimiter"], "|");
     assert_eq!(body["row_count"], 120);
 }
+
+/// Sniffing is for a new dataset's first upload only: an existing dataset (a version 1 one
+/// included, whose options record `,` and no encoding) reads every later upload with its
+/// recorded options, so a `;` in its text stays text.
+#[tokio::test]
+async fn an_existing_dataset_is_never_sniffed() {
+    let h = Harness::start(&[]);
+    let csv = b"a;b\n1;2\n";
+    let (status, body) = h.ingest("name=kept&delimiter=,", csv).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["schema"]["fields"][0]["name"], "a;b");
+    let (status, body) = h.ingest("name=kept&mode=append", b"a;b\n3;4\n").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["manifest"]["version"], 2);
+    assert_eq!(body["manifest"]["options"]["delimiter"], ",");
+    assert_eq!(body["schema"]["fields"].as_array().map(Vec::len), Some(1));
+    assert!(body["manifest"]["options"].get("encoding").is_none());
+}
