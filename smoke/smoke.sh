@@ -166,6 +166,8 @@ expect "semicolon delimiter is sniffed and recorded" "$(jq_py "$b" 'd["manifest"
 expect "semicolon file has its 4 columns" \
   "$(jq_py "$b" '",".join(f["name"] + ":" + f["type"] for f in d["schema"]["fields"])')" \
   "id:int64,name:utf8,amount:utf8,day:date32"
+expect "the report says which value made amount text" \
+  "$(jq_py "$b" '[c["decided_by"] for c in d["columns"] if c["name"] == "amount"][0]')" "{'line': 2, 'value': '3,50'}"
 status=$(ingest "$b" "name=${NAME}_excel" "$WORK/wild_excel_utf16.csv")
 expect "UTF-16LE tab-separated Excel export answers 200" "$status" 200
 expect "Excel export is read as utf-16le, tab-separated" \

@@ -1,8 +1,8 @@
 //! Bodies of catalogd's routes (DESIGN.md section 6): registering a version, listing
 //! datasets and versions, and the garbage collection run.
 
+use crate::{ColumnReport, ObjectRef, Schema, SchemaFingerprint, Source};
 use crate::{CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, Manifest, ObjectKey};
-use crate::{ObjectRef, Schema, SchemaFingerprint, Source};
 use serde::{Deserialize, Serialize};
 
 /// Body of `POST /datasets/{name}/versions` (catalogd).
@@ -30,6 +30,9 @@ pub struct VersionRegisterRequest {
     /// Inference rule set the schema was made with.
     #[serde(default = "default_inference_version")]
     pub inference_version: u32,
+    /// The upload's inference report (DESIGN.md section 3), recorded in the manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnReport>,
 }
 
 fn default_inference_version() -> u32 {

@@ -1,6 +1,6 @@
 //! Bodies of ingestd's routes (DESIGN.md section 6).
 
-use crate::{Manifest, ObjectKey, Schema};
+use crate::{ColumnReport, Manifest, ObjectKey, Schema};
 use serde::{Deserialize, Serialize};
 
 /// 200 answer of `POST /ingest` (ingestd).
@@ -21,4 +21,7 @@ pub struct IngestResponse {
     pub schema: Schema,
     /// Header renames and similar notes (DESIGN.md section 3).
     pub warnings: Vec<String>,
+    /// The inference report of this upload, one entry per column (DESIGN.md section 3).
+    #[serde(default)]
+    pub columns: Vec<ColumnReport>,
 }

@@ -35,8 +35,8 @@ pub use iceberg::{
 };
 pub use ingest::IngestResponse;
 pub use manifest::{
-    Compression, CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Source,
-    TextEncoding,
+    ColumnReport, Compression, CsvOptions, DecidedBy, INFERENCE_VERSION, IngestMode, Manifest,
+    ObjectRef, Source, TextEncoding,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{

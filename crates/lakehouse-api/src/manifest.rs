@@ -1,7 +1,7 @@
 //! The manifest of a dataset version and the parts it records: the objects, the CSV options,
 //! the ingest mode and the source (DESIGN.md section 6). Shared by the three services.
 
-use crate::{DatasetName, ObjectKey, Schema, SchemaFingerprint, Sha256Digest};
+use crate::{ColumnType, DatasetName, ObjectKey, Schema, SchemaFingerprint, Sha256Digest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The inference rule set this build implements, recorded in every manifest as
@@ -194,6 +194,35 @@ pub struct Source {
     pub compression: Option<Compression>,
 }
 
+/// One column of the inference report (DESIGN.md section 3, "Inference report"): in the
+/// answer of `POST /ingest` and in the manifest of the version the upload made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ColumnReport {
+    /// Column name, as in the schema.
+    pub name: String,
+    /// Column type, as in the schema.
+    #[serde(rename = "type")]
+    pub data_type: ColumnType,
+    /// Null values (empty fields and `null_values` tokens) in the upload.
+    pub null_count: u64,
+    /// The earliest non-null value by which the column's values so far rule out every type
+    /// above `type` in DESIGN.md section 3's table; `null` for `bool` and for a column with
+    /// no non-null value (and, for an existing dataset, when the upload's values alone do
+    /// not rule them out).
+    pub decided_by: Option<DecidedBy>,
+}
+
+/// Where a column's type was settled: `{line, value}` ([`ColumnReport::decided_by`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DecidedBy {
+    /// 1-based line on which the value's record starts.
+    pub line: u64,
+    /// The value as written (its first 200 characters, then `…`).
+    pub value: String,
+}
+
 /// One immutable version of a dataset (DESIGN.md section 6), stored as
 /// `_catalog/datasets/<name>/<version as 20 digits>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +248,10 @@ pub struct Manifest {
     pub options: CsvOptions,
     /// Where the latest upload of this version came from.
     pub source: Source,
+    /// The inference report of that upload (DESIGN.md section 3); absent in manifests made
+    /// before the report existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnReport>,
 }
 
 #[cfg(test)]

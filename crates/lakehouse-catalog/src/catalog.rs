@@ -618,5 +618,6 @@ fn next_manifest(
         inference_version: request.inference_version,
         options: request.options.clone(),
         source: request.source.clone(),
+        columns: request.columns.clone(),
     }
 }

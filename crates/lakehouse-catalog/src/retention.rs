@@ -81,6 +81,7 @@ mod tests {
             inference_version: 1,
             options: CsvOptions::default(),
             source: Source::default(),
+            columns: Vec::new(),
         }
     }
 

@@ -71,6 +71,7 @@ fn rival_manifest(
         inference_version: 1,
         options: CsvOptions::default(),
         source: Source::default(),
+        columns: Vec::new(),
     };
     Bytes::from(serde_json::to_vec(&manifest).unwrap())
 }

@@ -699,6 +699,36 @@ impl ColumnStats {
     }
 }
 
+/// Whether the values folded into `stats` rule out every type above `ty` in DESIGN.md
+/// section 3's table (its "Inference report": the value that makes this true first is the
+/// column's `decided_by`). Float64 is ruled out by a non-float value, or by an int beyond
+/// 2^53 together with a value that is not an int.
+pub(crate) fn rules_out_above(stats: &ColumnStats, ty: ColumnType) -> bool {
+    const ORDER: [ColumnType; 7] = [
+        ColumnType::Bool,
+        ColumnType::Int64,
+        ColumnType::Float64,
+        ColumnType::Date32,
+        ColumnType::Time64,
+        ColumnType::TimestampUtc,
+        ColumnType::Timestamp,
+    ];
+    let mask = stats.mask;
+    ORDER
+        .iter()
+        .take_while(|&&above| above != ty)
+        .all(|&above| match above {
+            ColumnType::Bool => mask & BOOL == 0,
+            ColumnType::Int64 => mask & INT == 0,
+            ColumnType::Float64 => mask & FLOAT == 0 || (stats.big_int && mask & INT == 0),
+            ColumnType::Date32 => mask & DATE == 0,
+            ColumnType::Time64 => mask & TIME == 0,
+            ColumnType::TimestampUtc => mask & TS_UTC == 0,
+            ColumnType::Timestamp => mask & TS == 0,
+            ColumnType::Utf8 => false,
+        })
+}
+
 /// Whether a column registered as `ty` accepts a value of class `class` (DESIGN.md section 3,
 /// "Uploads to an existing dataset"): the table's rules, float64 accepting ints up to 2^53 in
 /// magnitude, utf8 accepting anything.

@@ -73,6 +73,10 @@ pub struct ParquetOutput {
     pub row_count: u64,
     /// Bytes written to the output: the Parquet file's size.
     pub size_bytes: u64,
+    /// The inference report of DESIGN.md section 3, one entry per column: its nulls, and
+    /// the line and value by which the values settled its type (against the schema written
+    /// with: the inferred one, or an existing dataset's registered one).
+    pub columns: Vec<lakehouse_api::ColumnReport>,
 }
 
 /// Where the time of a pipelined pass 2 went ([`write_parquet_pipelined`]): busy time of

@@ -2,7 +2,7 @@
 
 use crate::classify::{
     ColumnStats, classify, parse_bool, parse_date, parse_float_literal, parse_int, parse_time,
-    parse_timestamp,
+    parse_timestamp, rules_out_above,
 };
 use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
@@ -15,7 +15,9 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
-use lakehouse_api::{ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails};
+use lakehouse_api::{
+    ColumnChange, ColumnReport, ColumnType, DecidedBy, Field, Schema, SchemaDriftDetails,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::errors::ParquetError;
@@ -91,7 +93,19 @@ struct Column {
     /// Utf8, when verifying an inference: what DESIGN.md section 3 makes of the values so
     /// far (classified until the column is certainly utf8).
     inference: Option<ColumnStats>,
+    /// The column's type, for its report.
+    ty: ColumnType,
+    /// Nulls in the batches finished so far.
+    null_count: u64,
+    /// The inference report's classification of the values so far, until they rule out
+    /// every type above `ty` (`None` from then on, and for `bool`).
+    report: Option<ColumnStats>,
+    /// The value that did (its line is filled in by [`BatchBuilder::settle_lines`]).
+    decided_by: Option<DecidedBy>,
 }
+
+/// The first characters of a `decided_by` value kept in the report.
+const DECIDED_BY_CHARS: usize = 200;
 
 impl Column {
     fn new(ty: ColumnType, infer_utf8: bool) -> Self {
@@ -119,7 +133,32 @@ impl Column {
             builder,
             non_null: false,
             non_int: false,
+            ty,
+            null_count: 0,
+            report: (ty != ColumnType::Bool).then(ColumnStats::new),
+            decided_by: None,
         }
+    }
+
+    /// Folds a non-null value into the report; `true` when it is the one that settles the
+    /// column's type (its line is then due).
+    #[inline]
+    fn observe(&mut self, value: &[u8]) -> bool {
+        let Some(stats) = self.report.as_mut() else {
+            return false;
+        };
+        stats.observe(classify(value));
+        if !rules_out_above(stats, self.ty) {
+            return false;
+        }
+        self.report = None;
+        let text = String::from_utf8_lossy(value);
+        let value = match text.char_indices().nth(DECIDED_BY_CHARS) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text.into_owned(),
+        };
+        self.decided_by = Some(DecidedBy { line: 0, value });
+        true
     }
 
     fn append_null(&mut self) {
@@ -187,6 +226,12 @@ impl Column {
     /// whole batch (arrow's own `finish` leaves empty ones, which would then grow by
     /// doubling, reallocating and copying, in every batch).
     fn finish(&mut self) -> Result<ArrayRef> {
+        let array = self.finish_array()?;
+        self.null_count += array.null_count() as u64;
+        Ok(array)
+    }
+
+    fn finish_array(&mut self) -> Result<ArrayRef> {
         Ok(match &mut self.builder {
             Builder::Bool(b) => {
                 Arc::new(std::mem::replace(b, BooleanBuilder::with_capacity(BATCH_ROWS)).finish())
@@ -251,22 +296,53 @@ impl<'a> BatchBuilder<'a> {
     /// Adds one record (of the schema's width); a full batch is due every [`BATCH_ROWS`]
     /// rows ([`BatchBuilder::is_full`]).
     ///
+    /// `true` when a value of the record settled a column's type for the inference report:
+    /// the caller then gives the record's line ([`BatchBuilder::settle_lines`]).
+    ///
     /// # Errors
     /// The 0-based column whose type refuses its value (the record is then half added).
     pub(crate) fn push(
         &mut self,
         record: Record<'_>,
         nulls: &Nulls<'_>,
-    ) -> std::result::Result<(), usize> {
+    ) -> std::result::Result<bool, usize> {
+        let mut settled = false;
         for (i, (column, value)) in self.columns.iter_mut().zip(record).enumerate() {
             if nulls.is_null(value) {
                 column.append_null();
             } else if !column.append(value) {
                 return Err(i);
+            } else {
+                settled |= column.observe(value);
             }
         }
         self.rows += 1;
-        Ok(())
+        Ok(settled)
+    }
+
+    /// Gives the values that [`BatchBuilder::push`] just found settling their column the
+    /// 1-based line of their record.
+    #[cold]
+    pub(crate) fn settle_lines(&mut self, line: u64) {
+        for column in &mut self.columns {
+            if let Some(decided) = column.decided_by.as_mut().filter(|d| d.line == 0) {
+                decided.line = line;
+            }
+        }
+    }
+
+    /// The inference report of DESIGN.md section 3, once every batch is finished.
+    pub(crate) fn report(&self) -> Vec<ColumnReport> {
+        self.columns
+            .iter()
+            .zip(&self.schema.fields)
+            .map(|(column, field)| ColumnReport {
+                name: field.name.clone(),
+                data_type: column.ty,
+                null_count: column.null_count,
+                decided_by: column.decided_by.clone(),
+            })
+            .collect()
     }
 
     /// A whole batch is buffered.
@@ -422,9 +498,13 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
                     .transpose()?;
             }
             let record = records.record();
-            if let Err(column) = batches.push(record, &nulls) {
-                let value = record.iter().nth(column).unwrap_or_default();
-                return Err(value_refused(schema, column, records.line(), value));
+            match batches.push(record, &nulls) {
+                Ok(false) => {}
+                Ok(true) => batches.settle_lines(records.line()),
+                Err(column) => {
+                    let value = record.iter().nth(column).unwrap_or_default();
+                    return Err(value_refused(schema, column, records.line(), value));
+                }
             }
             if batches.is_full() {
                 break Some(batches.finish()?);
@@ -476,6 +556,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     let output = ParquetOutput {
         row_count: records.rows(),
         size_bytes,
+        columns: batches.report(),
     };
     Ok(Pass2 {
         output,

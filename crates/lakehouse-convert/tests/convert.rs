@@ -906,3 +906,67 @@ fn times_of_day_are_time64_microseconds() {
     assert_eq!(one_type(&["08:30", "2024-01-01"]), ColumnType::Utf8);
     assert_eq!(ColumnType::Time64.name(), "time64[us]");
 }
+
+/// The inference report (DESIGN.md section 3): per column its nulls and the earliest value
+/// by which the values so far rule out every type above the final one.
+#[test]
+fn the_report_names_the_value_that_settled_each_type() {
+    let csv = "zip,n,f,flag,empty,text,day\n\
+               02139,1,1,true,,1,2024-01-01\n\
+               10001,2,2.5,false,,2,\n\
+               \"9\n0210\",,3,TRUE,,x,2024-01-03\n";
+    let inferred = infer_schema(csv.as_bytes(), &opts()).unwrap();
+    let mut out = Vec::new();
+    let written = write_parquet(csv.as_bytes(), &opts(), &inferred.schema, &mut out).unwrap();
+    let report: Vec<_> = written
+        .columns
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.data_type,
+                c.null_count,
+                c.decided_by.as_ref().map(|d| (d.line, d.value.as_str())),
+            )
+        })
+        .collect();
+    assert_eq!(
+        report,
+        [
+            // Utf8 from its first value's leading zero.
+            ("zip", ColumnType::Utf8, 0, Some((2, "02139"))),
+            // An int rules out bool at once.
+            ("n", ColumnType::Int64, 1, Some((2, "1"))),
+            // Float64 once a value is not an int.
+            ("f", ColumnType::Float64, 0, Some((3, "2.5"))),
+            // Bool: nothing above it.
+            ("flag", ColumnType::Bool, 0, None),
+            // All null: utf8 by default, decided by no value.
+            ("empty", ColumnType::Utf8, 3, None),
+            // `1`, `2`, `x`: the record of `x` starts on line 4.
+            ("text", ColumnType::Utf8, 0, Some((4, "x"))),
+            ("day", ColumnType::Date32, 1, Some((2, "2024-01-01"))),
+        ]
+    );
+    // The same report, whatever the chunking and threading.
+    let mut again = Vec::new();
+    let pipelined = write_parquet_pipelined(
+        Chunked {
+            data: csv.as_bytes(),
+            k: 3,
+        },
+        &opts(),
+        &inferred.schema,
+        &mut again,
+    )
+    .unwrap()
+    .0;
+    assert_eq!(pipelined.columns, written.columns);
+    // A long value is cut to 200 characters.
+    let long = format!("v\n{}é\n", "x".repeat(300));
+    let schema = infer_schema(long.as_bytes(), &opts()).unwrap().schema;
+    let written = write_parquet(long.as_bytes(), &opts(), &schema, std::io::sink()).unwrap();
+    let value = &written.columns[0].decided_by.as_ref().unwrap().value;
+    assert_eq!(value.chars().count(), 201);
+    assert!(value.ends_with('…'));
+}

@@ -440,6 +440,24 @@ proptest! {
         prop_assert_eq!(&out_a, &out_b);
         prop_assert_eq!(out_a.size_bytes, a.len() as u64);
         prop_assert_eq!(out_a.row_count, case.rows.len() as u64);
+        // The inference report counts every null cell, and a typed column other than bool
+        // and float64 is settled by its first non-null value.
+        for (c, report) in out_a.columns.iter().enumerate() {
+            let is_null = |text: &String| text.is_empty() || case.options.null_values.contains(text);
+            let nulls = case.rows.iter().filter(|row| is_null(&row[c])).count();
+            prop_assert_eq!(report.null_count, nulls as u64);
+            let first = case.rows.iter().find(|row| !is_null(&row[c])).map(|row| row[c].clone());
+            match report.data_type {
+                ColumnType::Bool => prop_assert!(report.decided_by.is_none()),
+                ColumnType::Int64 | ColumnType::Date32 | ColumnType::Time64
+                | ColumnType::TimestampUtc | ColumnType::Timestamp => prop_assert_eq!(
+                    report.decided_by.as_ref().map(|d| d.value.clone()),
+                    first
+                ),
+                ColumnType::Utf8 if first.is_none() => prop_assert!(report.decided_by.is_none()),
+                ColumnType::Float64 | ColumnType::Utf8 => prop_assert!(report.decided_by.is_some()),
+            }
+        }
 
         let batches = read_back(a);
         let mut row = 0;

@@ -58,6 +58,7 @@ fn manifests(name: &str, appends: &[bool]) -> Vec<Arc<Manifest>> {
             inference_version: 1,
             options: CsvOptions::default(),
             source: Source::default(),
+            columns: Vec::new(),
         }));
     }
     out

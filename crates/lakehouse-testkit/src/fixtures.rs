@@ -40,6 +40,7 @@ pub fn register_request(
         source: Default::default(),
         options: Default::default(),
         inference_version: INFERENCE_VERSION,
+        columns: Vec::new(),
     }
 }
 

@@ -651,6 +651,7 @@ async fn commit(
             ..plan.options
         },
         inference_version: INFERENCE_VERSION,
+        columns: settled.encoded.output.columns.clone(),
     };
     let registered = inner
         .catalogd
@@ -710,6 +711,7 @@ async fn commit(
         parquet_size,
         schema: settled.pass1.schema,
         warnings: settled.pass1.warnings,
+        columns: settled.encoded.output.columns,
     })
 }
 

@@ -396,3 +396,39 @@ async fn an_existing_dataset_is_never_sniffed() {
     assert_eq!(body["schema"]["fields"].as_array().map(Vec::len), Some(1));
     assert!(body["manifest"]["options"].get("encoding").is_none());
 }
+
+/// The inference report (DESIGN.md section 3) in the answer and the manifest, the same
+/// whether the upload was read once (speculation proven) or twice (a type that widens past
+/// the first 4 MiB).
+#[tokio::test]
+async fn the_report_says_which_value_settled_each_column() {
+    let h = Harness::start(&[]);
+    let (status, body) = h
+        .ingest("name=zips", b"zip,n,note\n02139,1,\n10001,2,x\n")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let expected = serde_json::json!([
+        {"name": "zip", "type": "utf8", "null_count": 0, "decided_by": {"line": 2, "value": "02139"}},
+        {"name": "n", "type": "int64", "null_count": 0, "decided_by": {"line": 2, "value": "1"}},
+        {"name": "note", "type": "utf8", "null_count": 1, "decided_by": {"line": 3, "value": "x"}},
+    ]);
+    assert_eq!(body["columns"], expected);
+    assert_eq!(body["manifest"]["columns"], expected);
+    assert_eq!(h.latest_manifest("zips").await["columns"], expected);
+    // 5 MiB of ints, then one value that is not: pass 1 and pass 2 over the spool.
+    let mut csv = b"id,v\n".to_vec();
+    let mut line = 1;
+    while csv.len() < 5 << 20 {
+        line += 1;
+        csv.extend_from_slice(format!("{line},{}\n", line % 1000).as_bytes());
+    }
+    csv.extend_from_slice(b"0,n/a\n");
+    let (status, body) = h.ingest("name=late", &csv).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["columns"][1]["type"], "utf8");
+    assert_eq!(
+        body["columns"][1]["decided_by"],
+        serde_json::json!({"line": line + 1, "value": "n/a"})
+    );
+    assert_eq!(body["columns"][0]["decided_by"]["line"], 2);
+}
