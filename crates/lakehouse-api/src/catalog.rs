@@ -2,7 +2,7 @@
 //! datasets and versions, and the garbage collection run.
 
 use crate::{CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, Manifest, ObjectKey};
-use crate::{ObjectRef, Schema, SchemaFingerprint, Source};
+use crate::{ObjectRef, Schema, SchemaEvolution, SchemaFingerprint, Source};
 use serde::{Deserialize, Serialize};
 
 /// Body of `POST /datasets/{name}/versions` (catalogd).
@@ -30,6 +30,21 @@ pub struct VersionRegisterRequest {
     /// Inference rule set the schema was made with.
     #[serde(default = "default_inference_version")]
     pub inference_version: u32,
+    /// `add_columns`: a schema that is the latest version's fields in order followed by new
+    /// ones is a new schema version, not drift (DESIGN.md sections 3 and 6); checked under
+    /// the commit, so two racing evolutions cannot both win. Absent: any other fingerprint
+    /// than the latest version's is a 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_evolution: Option<SchemaEvolution>,
+    /// Validate and answer the version a register would make (`existing`, the manifest with
+    /// its version number) without writing anything: no manifest, no Iceberg metadata, and
+    /// the objects need not be stored (ingestd's `dry_run`, DESIGN.md section 6).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn default_inference_version() -> u32 {
@@ -45,6 +60,10 @@ pub struct VersionRegisterResponse {
     /// True when the latest version already was what the request asked for (DESIGN.md
     /// section 2, invariant 4): no new version was made.
     pub existing: bool,
+    /// True when the request was a dry run: `manifest` is the version a register would
+    /// make, and nothing was written.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
 }
 
 /// One dataset in `GET /datasets` (catalogd).

@@ -21,4 +21,9 @@ pub struct IngestResponse {
     pub schema: Schema,
     /// Header renames and similar notes (DESIGN.md section 3).
     pub warnings: Vec<String>,
+    /// True for `dry_run=true` (DESIGN.md section 6): the answer is what the ingest would
+    /// have answered (`manifest` the version it would make, `parquet_key` the object it would
+    /// store), and nothing was written.
+    #[serde(default)]
+    pub dry_run: bool,
 }

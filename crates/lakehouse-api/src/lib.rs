@@ -34,7 +34,9 @@ pub use iceberg::{
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
 pub use ingest::IngestResponse;
-pub use manifest::{CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Source};
+pub use manifest::{
+    CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, SchemaEvolution, Source,
+};
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{
     ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails, SchemaFingerprint,

@@ -90,6 +90,40 @@ pub enum IngestMode {
     Append,
 }
 
+/// `schema_evolution` of an ingest or a register request (DESIGN.md section 3, "Schema
+/// evolution"): which schema changes an upload to an existing dataset may make. Absent, every
+/// change is a 409 `schema_drift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaEvolution {
+    /// New columns after the registered ones, in order: a new schema that is the registered
+    /// one plus them (a new fingerprint); readers see nulls for them in older objects.
+    AddColumns,
+}
+
+impl SchemaEvolution {
+    /// The query and JSON spelling (`add_columns`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaEvolution::AddColumns => "add_columns",
+        }
+    }
+
+    /// Parses the `schema_evolution` query parameter.
+    ///
+    /// # Errors
+    /// A human-readable reason when the value is not `add_columns`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "add_columns" => Ok(SchemaEvolution::AddColumns),
+            other => Err(format!(
+                "schema_evolution {other:?} is not supported; the only value is `add_columns`"
+            )),
+        }
+    }
+}
+
 /// One Parquet object a manifest references.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

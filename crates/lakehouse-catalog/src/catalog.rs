@@ -7,7 +7,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{
     DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef,
-    SchemaDriftDetails, VersionRegisterRequest,
+    SchemaDriftDetails, SchemaEvolution, VersionRegisterRequest,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -347,12 +347,16 @@ impl<S: ManifestStore> Catalog<S> {
     ///    size (so a manifest never points at an incomplete or collected object, invariant 7)
     ///    and loads versions other replicas wrote.
     /// 3. A different fingerprint than the latest version's is drift: nothing is written
-    ///    (invariant 2).
+    ///    (invariant 2); unless the request asks for `schema_evolution: add_columns` and its
+    ///    schema is the latest one's plus new columns at the end ([`schema_gate`]).
     /// 4. When the latest version already is what the request asks for (`replace`: exactly
     ///    these objects; `append`: holds them all), answers it with `existing: true`
     ///    (invariant 4).
     /// 5. Otherwise writes version latest+1 create-only; when another replica wrote that
     ///    version first, loads it and goes back to 3.
+    ///
+    /// With `dry_run`, steps 1, 3 and 4 only, and the version step 5 would write is
+    /// answered unwritten ([`Catalog::register_dry_run`]).
     ///
     /// # Errors
     /// [`CatalogError::FingerprintMismatch`], [`CatalogError::InvalidRequest`],
@@ -365,6 +369,9 @@ impl<S: ManifestStore> Catalog<S> {
         request: VersionRegisterRequest,
     ) -> Result<RegisterOutcome> {
         self.validate(name, &request)?;
+        if request.dry_run {
+            return self.register_dry_run(name, &request).await;
+        }
         let lock = self.commit_lock(name);
         let _guard = lock.lock().await;
         // Under the lock: garbage collection of `name` holds it while it decides and deletes,
@@ -381,11 +388,7 @@ impl<S: ManifestStore> Catalog<S> {
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let latest = self.latest(name);
             if let Some(latest) = &latest {
-                if latest.schema_fingerprint != request.schema_fingerprint {
-                    return Err(CatalogError::SchemaDrift(Box::new(
-                        SchemaDriftDetails::between(&latest.schema, &request.schema),
-                    )));
-                }
+                schema_gate(latest, &request)?;
                 if already_holds(latest, &request) {
                     self.ensure_table_metadata(name, latest.version).await?;
                     return Ok(RegisterOutcome {
@@ -424,6 +427,34 @@ impl<S: ManifestStore> Catalog<S> {
         Err(CatalogError::Conflict {
             name: name.clone(),
             attempts: MAX_COMMIT_ATTEMPTS,
+        })
+    }
+
+    /// [`Catalog::register`] of a request with `dry_run`: the same validation and schema
+    /// gate against the latest version (versions other replicas wrote included), answering
+    /// the version a register would make now, or the latest one with `existing: true`;
+    /// nothing is written (no manifest, no Iceberg metadata) and the objects need not be
+    /// stored yet (ingestd's `dry_run`, DESIGN.md section 6). Another committer may of
+    /// course make that version number taken by the time a real register comes.
+    async fn register_dry_run(
+        &self,
+        name: &DatasetName,
+        request: &VersionRegisterRequest,
+    ) -> Result<RegisterOutcome> {
+        self.refresh(name).await?;
+        let latest = self.latest(name);
+        if let Some(latest) = &latest {
+            schema_gate(latest, request)?;
+            if already_holds(latest, request) {
+                return Ok(RegisterOutcome {
+                    manifest: Arc::clone(latest),
+                    existing: true,
+                });
+            }
+        }
+        Ok(RegisterOutcome {
+            manifest: Arc::new(next_manifest(name, latest.as_deref(), request)),
+            existing: false,
         })
     }
 
@@ -578,6 +609,31 @@ fn parse_manifest_key(key: &ObjectKey) -> Result<(DatasetName, u64)> {
         .filter(|v| *v >= 1)
         .ok_or_else(|| corrupt("version is not a number from 1 to 2^64-1"))?;
     Ok((name, version))
+}
+
+/// Step 3 of [`Catalog::register`], the schema gate (DESIGN.md sections 2, 3 and 6): the
+/// request's schema must be the latest version's, or, with `schema_evolution: add_columns`,
+/// the latest one's fields in order followed by new columns ([`Schema::adds_columns_to`]).
+/// Checked under the commit, against the latest version, so of two racing evolutions that
+/// add different columns only the first to commit passes.
+///
+/// # Errors
+/// [`CatalogError::SchemaDrift`] otherwise; `evolvable` when the option would have let it
+/// through.
+///
+/// [`Schema::adds_columns_to`]: lakehouse_api::Schema::adds_columns_to
+fn schema_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result<()> {
+    if latest.schema_fingerprint == request.schema_fingerprint {
+        return Ok(());
+    }
+    let adds_columns = request.schema.adds_columns_to(&latest.schema);
+    match request.schema_evolution {
+        Some(SchemaEvolution::AddColumns) if adds_columns => Ok(()),
+        evolution => Err(CatalogError::SchemaDrift {
+            details: Box::new(SchemaDriftDetails::between(&latest.schema, &request.schema)),
+            evolvable: adds_columns && evolution.is_none(),
+        }),
+    }
 }
 
 /// Invariant 4: `replace` asks for exactly these objects, `append` for a version holding them.

@@ -78,12 +78,20 @@ pub enum CatalogError {
     InvalidRequest(String),
     /// The request's schema differs from the latest version's (DESIGN.md section 2,
     /// invariant 2): nothing was written.
+    /// `evolvable`: the request's schema only adds columns after the latest one's, so
+    /// `schema_evolution: "add_columns"` would have accepted it (the message says so).
     #[error(
-        "schema drift: dataset has schema {}, the request has {}",
-        .0.current_fingerprint,
-        .0.attempted_fingerprint
+        "schema drift: dataset has schema {}, the request has {}{}",
+        .details.current_fingerprint,
+        .details.attempted_fingerprint,
+        if *.evolvable { "; it only adds columns at the end, which schema_evolution=add_columns accepts" } else { "" }
     )]
-    SchemaDrift(Box<SchemaDriftDetails>),
+    SchemaDrift {
+        /// The diff.
+        details: Box<SchemaDriftDetails>,
+        /// Whether `schema_evolution: "add_columns"` would have accepted the change.
+        evolvable: bool,
+    },
     /// Other committers won the race for the next version [`crate::MAX_COMMIT_ATTEMPTS`]
     /// times in a row; nothing was written and retrying is safe.
     #[error("gave up committing a version of {name} after {attempts} lost races")]

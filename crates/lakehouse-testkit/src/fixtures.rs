@@ -40,6 +40,8 @@ pub fn register_request(
         source: Default::default(),
         options: Default::default(),
         inference_version: INFERENCE_VERSION,
+        schema_evolution: None,
+        dry_run: false,
     }
 }
 

@@ -197,6 +197,9 @@ pub async fn version_get<S: ManifestStore>(
 
 /// `POST /datasets/{name}/versions` with a [`VersionRegisterRequest`]: 200
 /// [`VersionRegisterResponse`] `{manifest, existing}` (DESIGN.md sections 2 and 6).
+/// `schema_evolution: "add_columns"` lets a schema that adds columns after the latest one's
+/// through the gate; `dry_run: true` answers the version a register would make and writes
+/// nothing (ingestd's `dry_run`).
 ///
 /// # Errors
 /// 400 `invalid_name`, `invalid_request` (body), `fingerprint_mismatch`, `invalid_object`;
@@ -226,6 +229,7 @@ pub async fn version_register<S: ManifestStore>(
     // The name is checked before the body, so a bad name is `invalid_name` whatever the body.
     let name = dataset_name(name)?;
     let ApiJson(request) = body?;
+    let dry_run = request.dry_run;
     let outcome = state
         .catalog
         .register(&name, request)
@@ -236,11 +240,12 @@ pub async fn version_register<S: ManifestStore>(
                 crate::metrics::drift_refused();
             }
         })?;
-    if !outcome.existing {
+    if !outcome.existing && !dry_run {
         crate::metrics::version_committed();
     }
     Ok(Json(VersionRegisterResponse {
         manifest: outcome.manifest.as_ref().clone(),
         existing: outcome.existing,
+        dry_run,
     }))
 }
