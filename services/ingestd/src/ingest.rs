@@ -12,13 +12,14 @@
 //!    ([`commit`]).
 
 use crate::spool::{self, ChannelReader, Spooled};
-use crate::upload::{self, ChunkSender, ParquetUpload};
+use crate::upload::{self, ChunkSender, Destination, ParquetUpload};
 use crate::{AppState, IngestError};
 use bytes::Bytes;
 use futures::Stream;
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, Schema, Sha256Digest, Source, VersionRegisterRequest,
+    ObjectRef, Schema, SchemaDriftDetails, SchemaEvolution, Sha256Digest, Source,
+    VersionRegisterRequest,
 };
 use lakehouse_client::trace::bind;
 use lakehouse_convert::{ConvertError, EncodeStats, ReadConfig, ReadLimits};
@@ -37,6 +38,10 @@ pub struct IngestRequest {
     pub delimiter: Option<u8>,
     /// `null_values`, when given.
     pub null_values: Option<Vec<String>>,
+    /// `schema_evolution`, when given (DESIGN.md section 3, "Schema evolution").
+    pub schema_evolution: Option<SchemaEvolution>,
+    /// `dry_run`: check and answer, write nothing (DESIGN.md section 6).
+    pub dry_run: bool,
     /// Multipart `filename` of the `file` field, when sent.
     pub filename: Option<String>,
 }
@@ -61,6 +66,10 @@ struct Plan {
     options: CsvOptions,
     limits: ReadLimits,
     lookup_ms: u128,
+    /// Where the Parquet goes: storaged, or nowhere for a dry run.
+    destination: Destination,
+    /// `schema_evolution` of the request.
+    evolution: Option<SchemaEvolution>,
 }
 
 /// Reads the dataset's current manifest from catalogd, before the body is read, so that the
@@ -88,11 +97,18 @@ async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestE
         max_record_bytes: config.max_record_bytes,
     };
     let options = request.options(current.as_ref());
+    let destination = if request.dry_run {
+        Destination::Nowhere
+    } else {
+        Destination::Storaged(state.inner.storaged.clone())
+    };
     Ok(Plan {
         current,
         options,
         limits,
         lookup_ms: started.elapsed().as_millis(),
+        destination,
+        evolution: request.schema_evolution,
     })
 }
 
@@ -325,7 +341,7 @@ fn start_speculative(
     let options = plan.options.clone();
     let limits = plan.limits;
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
-    let storaged = state.inner.storaged.clone();
+    let destination = plan.destination.clone();
     let idle = state.inner.storaged_idle();
     let name = name.clone();
     let runtime = tokio::runtime::Handle::current();
@@ -371,7 +387,7 @@ fn start_speculative(
             lakehouse_convert::Expected::Registered(&schema)
         };
         let (out, parquet_upload) =
-            upload::start(&storaged, parquet_dir(&name, &schema), &runtime, idle);
+            upload::start(&destination, parquet_dir(&name, &schema), &runtime, idle);
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
         let outcome = lakehouse_convert::write_parquet_verified(
             input,
@@ -499,8 +515,14 @@ async fn both_passes(
     let path = upload.file.path().to_owned();
     let task_options = plan.options.clone();
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
+    let evolution = plan.evolution;
     let pass1 = tokio::task::spawn_blocking(bind(move || {
-        run_pass1(&path, ReadConfig::new(&task_options, limits), registered)
+        run_pass1(
+            &path,
+            ReadConfig::new(&task_options, limits),
+            registered,
+            evolution,
+        )
     }))
     .await
     .map_err(IngestError::Task)??;
@@ -508,7 +530,7 @@ async fn both_passes(
         return Err(error);
     }
     let (out, parquet_upload) = upload::start(
-        &inner.storaged,
+        &plan.destination,
         parquet_dir(name, &pass1.schema),
         &tokio::runtime::Handle::current(),
         inner.storaged_idle(),
@@ -585,6 +607,8 @@ async fn commit(
         },
         options: plan.options,
         inference_version: INFERENCE_VERSION,
+        schema_evolution: request.schema_evolution,
+        dry_run: request.dry_run,
     };
     let registered = inner
         .catalogd
@@ -597,24 +621,27 @@ async fn commit(
     let register_ms = register_started.elapsed().as_millis();
 
     let infer_ms = settled.pass1.busy.as_millis();
-    crate::metrics::ingest_succeeded(
-        csv.size,
-        parquet_size,
-        row_count,
-        [
-            plan.lookup_ms,
-            csv.receive_ms,
-            csv.hash_ms,
-            settled.guess_ms,
-            infer_ms,
-            settled.encoded.stats.parse.as_millis(),
-            settled.encoded.stats.encode.as_millis(),
-            settled.speculation_wait_ms,
-            settled.pass2_ms,
-            put_ms,
-            register_ms,
-        ],
-    );
+    // A dry run ingested nothing: no bytes or rows counted, no stage timings.
+    if !request.dry_run {
+        crate::metrics::ingest_succeeded(
+            csv.size,
+            parquet_size,
+            row_count,
+            [
+                plan.lookup_ms,
+                csv.receive_ms,
+                csv.hash_ms,
+                settled.guess_ms,
+                infer_ms,
+                settled.encoded.stats.parse.as_millis(),
+                settled.encoded.stats.encode.as_millis(),
+                settled.speculation_wait_ms,
+                settled.pass2_ms,
+                put_ms,
+                register_ms,
+            ],
+        );
+    }
     tracing::info!(
         dataset = %request.name,
         version = registered.manifest.version,
@@ -634,6 +661,7 @@ async fn commit(
         pass2_ms = settled.pass2_ms,
         put_ms,
         register_ms,
+        dry_run = request.dry_run,
         "ingest complete"
     );
     Ok(IngestResponse {
@@ -644,14 +672,24 @@ async fn commit(
         parquet_size,
         schema: settled.pass1.schema,
         warnings: settled.pass1.warnings,
+        dry_run: request.dry_run,
     })
 }
 
 /// Pass 1 over the spool file (when the verified pass did not prove its schema). Blocking.
+///
+/// A new dataset's schema is inferred; an existing one's is checked
+/// (`lakehouse_convert::check_schema`). When that check finds only new columns,
+/// [`evolve`] decides between a new schema version (`schema_evolution=add_columns`) and a 409.
+///
+/// # Errors
+/// [`IngestError::Convert`] for bad CSV, [`IngestError::SchemaDrift`] for drift,
+/// [`IngestError::Spool`].
 fn run_pass1(
     path: &std::path::Path,
     options: ReadConfig<'_>,
     registered: Option<Schema>,
+    evolution: Option<SchemaEvolution>,
 ) -> Result<Pass1Output, IngestError> {
     let started = Instant::now();
     let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
@@ -660,16 +698,74 @@ fn run_pass1(
             let inferred = lakehouse_convert::infer_schema(file, options)?;
             (inferred.schema, inferred.warnings)
         }
-        Some(schema) => {
-            let checked = lakehouse_convert::check_schema(file, options, &schema)?;
-            (schema, checked.warnings)
-        }
+        Some(schema) => match lakehouse_convert::check_schema(file, options, &schema) {
+            Ok(checked) => (schema, checked.warnings),
+            Err(ConvertError::SchemaDrift(details)) => {
+                evolve(path, options, schema, details, evolution)?
+            }
+            Err(other) => return Err(other.into()),
+        },
     };
     Ok(Pass1Output {
         schema,
         warnings,
         busy: started.elapsed(),
     })
+}
+
+/// Schema evolution (DESIGN.md section 3): an upload to an existing dataset that
+/// `check_schema` found drifting with `details`. When the drift is only new columns
+/// (nothing removed, no registered column refusing a value) the upload is inferred too
+/// (section 3 rules, the whole file), and when its header is the registered names in order
+/// followed by the new ones, the evolved schema is the registered one plus the new columns
+/// with their inferred types. Blocking.
+///
+/// # Errors
+/// [`IngestError::SchemaDrift`] unless `evolution` is `add_columns` and the upload only adds
+/// columns at the end (`evolvable` set when it does but the option was not given);
+/// [`IngestError::Convert`], [`IngestError::Spool`] from the second read.
+fn evolve(
+    path: &std::path::Path,
+    options: ReadConfig<'_>,
+    registered: Schema,
+    details: Box<SchemaDriftDetails>,
+    evolution: Option<SchemaEvolution>,
+) -> Result<(Schema, Vec<String>), IngestError> {
+    let only_added = details.removed.is_empty()
+        && details.changed.is_empty()
+        && details.reordered.is_empty()
+        && !details.added.is_empty();
+    if !only_added {
+        return Err(IngestError::SchemaDrift {
+            details,
+            evolvable: false,
+        });
+    }
+    let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
+    let inferred = lakehouse_convert::infer_schema(file, options)?;
+    let header_extends = inferred.schema.fields.len() > registered.fields.len()
+        && inferred
+            .schema
+            .names()
+            .zip(registered.names())
+            .all(|(upload, known)| upload == known);
+    let mut evolved = registered.clone();
+    evolved.fields.extend(
+        inferred
+            .schema
+            .fields
+            .iter()
+            .skip(registered.fields.len())
+            .cloned(),
+    );
+    let evolvable = header_extends && evolved.adds_columns_to(&registered);
+    match evolution {
+        Some(SchemaEvolution::AddColumns) if evolvable => Ok((evolved, inferred.warnings)),
+        given => Err(IngestError::SchemaDrift {
+            details,
+            evolvable: evolvable && given.is_none(),
+        }),
+    }
 }
 
 /// Pass 2 over the spool file, parsing and encoding on two threads, the Parquet going to

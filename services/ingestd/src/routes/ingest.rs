@@ -1,4 +1,5 @@
-//! `POST /ingest?name=&mode=&delimiter=&null_values=` (DESIGN.md section 6).
+//! `POST /ingest?name=&mode=&delimiter=&null_values=&schema_evolution=&max_rejects=&dry_run=`
+//! (DESIGN.md section 6).
 
 use crate::ingest::{Ingest, IngestRequest};
 use crate::{AppState, IngestError, metrics, spool};
@@ -8,7 +9,9 @@ use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use futures::Stream;
-use lakehouse_api::{CsvOptions, DatasetName, ErrorBody, IngestMode, IngestResponse};
+use lakehouse_api::{
+    CsvOptions, DatasetName, ErrorBody, IngestMode, IngestResponse, SchemaEvolution,
+};
 use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -31,6 +34,18 @@ pub struct IngestParams {
     delimiter: Option<String>,
     /// Comma-separated tokens read as null besides the empty field, e.g. `NA,NULL`.
     null_values: Option<String>,
+    /// `add_columns`: new columns after the registered ones make a new schema version
+    /// instead of a 409 (DESIGN.md section 3, "Schema evolution").
+    #[param(pattern = "^add_columns$")]
+    schema_evolution: Option<String>,
+    /// Records that may be set aside into a rejects object instead of failing the upload
+    /// (DESIGN.md section 3, "Rejects"); default 0.
+    #[param(pattern = "^[0-9]+$")]
+    max_rejects: Option<String>,
+    /// `true`: check the upload and answer what the ingest would, writing nothing (DESIGN.md
+    /// section 6).
+    #[param(pattern = "^(true|false)$")]
+    dry_run: Option<String>,
 }
 
 /// The multipart body of `POST /ingest`.
@@ -64,14 +79,62 @@ impl IngestParams {
                 reason,
             })?;
         let null_values = self.null_values.map(|v| CsvOptions::parse_null_values(&v));
+        let schema_evolution = self
+            .schema_evolution
+            .map(|v| SchemaEvolution::parse(&v))
+            .transpose()
+            .map_err(|reason| IngestError::InvalidOption {
+                option: "schema_evolution",
+                reason,
+            })?;
+        // Validated (400 before the body); only 0, the default, is accepted for now.
+        if let Some(value) = &self.max_rejects {
+            parse_max_rejects(value)?;
+        }
+        let dry_run = match self.dry_run.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(IngestError::InvalidOption {
+                    option: "dry_run",
+                    reason: format!("{other:?} is not `true` or `false`"),
+                });
+            }
+        };
         Ok(IngestRequest {
             name,
             mode,
             delimiter,
             null_values,
+            schema_evolution,
+            dry_run,
             filename: None,
         })
     }
+}
+
+/// `max_rejects`: a non-negative integer written in decimal digits only (no sign, no
+/// spaces), at most `u64::MAX`.
+///
+/// # Errors
+/// [`IngestError::InvalidOption`] otherwise.
+fn parse_max_rejects(value: &str) -> Result<u64, IngestError> {
+    let invalid = |reason: String| IngestError::InvalidOption {
+        option: "max_rejects",
+        reason,
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(format!("{value:?} is not a non-negative integer")));
+    }
+    let n = value
+        .parse::<u64>()
+        .map_err(|_| invalid(format!("{value} is too large")))?;
+    if n > 0 {
+        return Err(invalid(
+            "setting records aside is not supported yet; only 0 is accepted".into(),
+        ));
+    }
+    Ok(n)
 }
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
@@ -109,6 +172,7 @@ pub async fn ingest_post(
         Err(rejected) => Err(rejected),
     };
     let outcome = match &answer {
+        Ok(Json(response)) if response.dry_run => "dry_run",
         Ok(Json(response)) if response.existing => "existing",
         Ok(Json(_)) => "ok",
         Err(error) => error.code().as_str(),
