@@ -4,7 +4,11 @@
 //! - every manifest version references objects that exist and hash to their keys (1, 7);
 //! - versions are 1..N without gaps;
 //! - every 200 a client received is in the history, with the same objects (3);
-//! - no spool file is left behind (5).
+//! - no spool file is left behind (5);
+//! - each version's schema is the previous one's, or it plus columns added at the end (2:
+//!   some ingests add a column with `schema_evolution=add_columns`);
+//! - a `dry_run=true` answered 200 wrote nothing: its object is not stored and no version
+//!   names it.
 //!
 //! Bounded: `LAKEHOUSE_CRASH_ROUNDS` rounds (default 30) of 6 ingests each; the seed is
 //! `LAKEHOUSE_CRASH_SEED` (default 1) and printed, so a failing run can be replayed.
@@ -62,7 +66,12 @@ async fn wait_ready(http: &reqwest::Client, services: [&Service; 3]) {
 }
 
 /// Checks the invariants; returns the violations found (as text).
-async fn violations(http: &reqwest::Client, trio: &Trio, acknowledged: &[Value]) -> Vec<String> {
+async fn violations(
+    http: &reqwest::Client,
+    trio: &Trio,
+    acknowledged: &[Value],
+    dry_runs: &[Value],
+) -> Vec<String> {
     let mut found = Vec::new();
     let catalog = trio.catalogd.url();
     let storage = trio.storaged.url();
@@ -125,6 +134,39 @@ async fn violations(http: &reqwest::Client, trio: &Trio, acknowledged: &[Value])
             }
         }
         manifests.insert(*version, manifest);
+    }
+    // Invariant 2 with additive evolution: a schema only ever grows by columns at the end.
+    for version in versions.iter().skip(1) {
+        let fields = |v: u64| {
+            manifests.get(&v).map_or_else(Vec::new, |m: &Value| {
+                m["schema"]["fields"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+        };
+        let (before, now) = (fields(version - 1), fields(*version));
+        if now.len() < before.len() || now[..before.len()] != before[..] {
+            found.push(format!(
+                "version {version}'s schema does not extend version {}'s",
+                version - 1
+            ));
+        }
+    }
+    for dry in dry_runs {
+        let key = dry["parquet_key"].as_str().unwrap_or_default();
+        let named = manifests.values().any(|m| {
+            m["objects"]
+                .as_array()
+                .is_some_and(|objects| objects.iter().any(|o| o["key"] == key))
+        });
+        if named {
+            found.push(format!("dry run's object {key} is in a version"));
+        }
+        match http.head(format!("{storage}/objects/{key}")).send().await {
+            Ok(r) if r.status().as_u16() == 404 => {}
+            other => found.push(format!("dry run's object {key} is stored ({other:?})")),
+        }
     }
     for ack in acknowledged {
         let version = ack["manifest"]["version"].as_u64().unwrap_or(0);
@@ -197,10 +239,25 @@ async fn random_kills_never_break_the_invariants() {
     let started = Instant::now();
     let (mut kills, mut ingests, mut oks, mut errors) = (0u64, 0u64, 0u64, 0u64);
     let mut acknowledged: Vec<Value> = Vec::new();
+    let mut dry_runs: Vec<Value> = Vec::new();
     let mut all_violations = Vec::new();
 
     for round in 0..rounds {
         let url = trio.ingestd.url();
+        // Columns beyond `id,label` the dataset has now; one ingest in six adds one more
+        // (`schema_evolution=add_columns`), one in six is a dry run.
+        let extra = match http
+            .get(format!("{}/datasets/crash", trio.catalogd.url()))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.json::<Value>().await.map_or(0, |m| {
+                m["schema"]["fields"]
+                    .as_array()
+                    .map_or(0, |f| f.len().saturating_sub(2))
+            }),
+            _ => 0,
+        };
         let mut tasks = Vec::new();
         for i in 0..INGESTS_PER_ROUND {
             let mode = if rng.below(3) == 0 {
@@ -208,12 +265,19 @@ async fn random_kills_never_break_the_invariants() {
             } else {
                 "append"
             };
+            let (columns, option, label) = match rng.below(6) {
+                0 => (extra, "&dry_run=true", "dry"),
+                1 => (extra + 1, "&schema_evolution=add_columns", "r"),
+                _ => (extra, "", "r"),
+            };
+            let header: String = (1..=columns).map(|c| format!(",c{c}")).collect();
+            let values: String = (1..=columns).map(|c| format!(",{c}")).collect();
             let csv = format!(
-                "id,label\n{round}{i},r{round}i{i}\n{},x\n",
+                "id,label{header}\n{round}{i},{label}{round}i{i}{values}\n{},x{values}\n",
                 rng.next() % 1000
             );
             let request = http
-                .post(format!("{url}/ingest?name=crash&mode={mode}"))
+                .post(format!("{url}/ingest?name=crash&mode={mode}{option}"))
                 .header("content-type", multipart_content_type())
                 .body(multipart_file("file", csv.as_bytes()));
             tasks.push(tokio::spawn(async move {
@@ -240,7 +304,9 @@ async fn random_kills_never_break_the_invariants() {
         kills += 1;
         for task in tasks {
             let (status, body) = task.await.expect("task");
-            if status == 200 {
+            if status == 200 && body["dry_run"] == true {
+                dry_runs.push(body);
+            } else if status == 200 {
                 oks += 1;
                 acknowledged.push(body);
             } else {
@@ -252,14 +318,15 @@ async fn random_kills_never_break_the_invariants() {
             }
         }
         wait_ready(&http, [&trio.storaged, &trio.catalogd, &trio.ingestd]).await;
-        let found = violations(&http, &trio, &acknowledged).await;
+        let found = violations(&http, &trio, &acknowledged, &dry_runs).await;
         for violation in &found {
             eprintln!("round {round} (killed {name}): VIOLATION {violation}");
         }
         all_violations.extend(found);
     }
     eprintln!(
-        "crash test: seed {seed}, {rounds} rounds, {kills} kills, {ingests} ingests ({oks} answered 200, {errors} errors), {} violations, {:.1}s",
+        "crash test: seed {seed}, {rounds} rounds, {kills} kills, {ingests} ingests ({oks} answered 200, {} dry runs answered 200, {errors} errors), {} violations, {:.1}s",
+        dry_runs.len(),
         all_violations.len(),
         started.elapsed().as_secs_f64()
     );
