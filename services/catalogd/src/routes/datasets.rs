@@ -226,10 +226,14 @@ pub async fn version_register<S: ManifestStore>(
     // The name is checked before the body, so a bad name is `invalid_name` whatever the body.
     let name = dataset_name(name)?;
     let ApiJson(request) = body?;
-    let outcome = state
-        .catalog
-        .register(&name, request)
+    // The register runs as its own task: a client that hangs up (or is killed) mid-way
+    // does not cancel a commit after its manifest is written and before its Iceberg
+    // metadata is (DESIGN.md section 8), so the metadata of a committed version is written
+    // whoever is still listening.
+    let catalog = std::sync::Arc::clone(&state.catalog);
+    let outcome = tokio::spawn(async move { catalog.register(&name, request).await })
         .await
+        .map_err(|error| ApiError::new(ErrorCode::Internal, format!("register task: {error}")))?
         .map_err(api_error)
         .inspect_err(|error| {
             if error.code() == ErrorCode::SchemaDrift {
