@@ -75,8 +75,10 @@ impl<S: ManifestStore> Catalog<S> {
     /// process already made that version durable.
     ///
     /// # Errors
-    /// [`CatalogError::Store`] when the store fails; [`CatalogError::TableMetadata`] when a
-    /// data object's footer does not read or the projection fails.
+    /// [`CatalogError::Store`] when the store fails; [`CatalogError::InvalidObject`] when a
+    /// data object the version names is missing; [`CatalogError::TableMetadata`] when the
+    /// projection fails. An object whose footer does not read is not an error: its entry
+    /// gets no column metrics.
     pub async fn ensure_table_metadata(&self, name: &DatasetName, version: u64) -> Result<()> {
         if self.table_base.is_none() || self.is_durable(name, version) {
             return Ok(());
