@@ -362,7 +362,10 @@ impl<S: ManifestStore> Catalog<S> {
     /// [`CatalogError::FingerprintMismatch`], [`CatalogError::InvalidRequest`],
     /// [`CatalogError::InvalidObject`] for a bad request; [`CatalogError::SchemaDrift`] on
     /// drift; [`CatalogError::Conflict`] after [`MAX_COMMIT_ATTEMPTS`] lost races;
-    /// [`CatalogError::Store`] and [`CatalogError::CorruptManifest`] from the store.
+    /// [`CatalogError::Store`] and [`CatalogError::CorruptManifest`] from the store;
+    /// [`CatalogError::Store`] or [`CatalogError::TableMetadata`] when the Iceberg metadata
+    /// of the latest version (before the commit) or of the new one (after it: the version
+    /// stays committed, the client's retry answers `existing: true`) cannot be written.
     pub async fn register(
         &self,
         name: &DatasetName,
@@ -380,10 +383,10 @@ impl<S: ManifestStore> Catalog<S> {
         self.refresh(name).await?;
         if let Some(latest) = self.latest(name) {
             // Heal the latest version's Iceberg metadata before the next commit (DESIGN.md
-            // section 8); a failure here is retried by the commit's own write below.
-            if let Err(error) = self.ensure_table_metadata(name, latest.version).await {
-                tracing::warn!(dataset = %name, version = latest.version, error = %error_chain(&error), "iceberg metadata of the latest version not healed");
-            }
+            // section 8). A failure fails this register before it commits: so every version
+            // but the latest always has its metadata, and the latest gets it by its own
+            // commit, the next one, a table load or a restart.
+            self.ensure_table_metadata(name, latest.version).await?;
         }
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let latest = self.latest(name);

@@ -112,9 +112,9 @@ pub enum CatalogError {
     /// A manifest could not be encoded as JSON (a bug).
     #[error("cannot encode manifest")]
     Encode(#[source] serde_json::Error),
-    /// The Iceberg metadata of a committed version could not be made durable (a data
-    /// object's footer did not read, or the projection failed); the version itself is
-    /// committed, and a retry of the same register heals the metadata (DESIGN.md section 8).
+    /// The Iceberg projection of a version failed (an invalid key or a render error; an
+    /// unreadable footer is not one); the version itself is committed, and a retry of the
+    /// same register heals the metadata (DESIGN.md section 8).
     #[error("iceberg metadata of version {version} of {name}: {reason}")]
     TableMetadata {
         /// The dataset.

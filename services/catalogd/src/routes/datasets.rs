@@ -15,6 +15,7 @@ use lakehouse_api::{
 use lakehouse_catalog::ManifestStore;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
+use tracing::Instrument;
 
 /// Default page size of `GET /datasets`.
 pub const DEFAULT_LIST_LIMIT: usize = 100;
@@ -230,10 +231,15 @@ pub async fn version_register<S: ManifestStore>(
     let name = dataset_name(name)?;
     let ApiJson(request) = body?;
     let dry_run = request.dry_run;
-    let outcome = state
-        .catalog
-        .register(&name, request)
+    // The register runs as its own task: a client that hangs up (or is killed) mid-way
+    // does not cancel a commit after its manifest is written and before its Iceberg
+    // metadata is (DESIGN.md section 8), so the metadata of a committed version is written
+    // whoever is still listening. It runs in the request's span (request id, trace id).
+    let catalog = std::sync::Arc::clone(&state.catalog);
+    let register = async move { catalog.register(&name, request).await };
+    let outcome = tokio::spawn(register.instrument(tracing::Span::current()))
         .await
+        .map_err(|error| ApiError::new(ErrorCode::Internal, format!("register task: {error}")))?
         .map_err(api_error)
         .inspect_err(|error| {
             if error.code() == ErrorCode::SchemaDrift {
