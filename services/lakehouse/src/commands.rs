@@ -147,6 +147,8 @@ async fn ingest(
         mode: args.mode.map(Into::into),
         delimiter: args.delimiter,
         null_values: args.null_values,
+        schema_evolution: args.schema_evolution.map(Into::into),
+        dry_run: args.dry_run.then_some(true),
     };
     let progress = UploadProgress::new(length);
     let chunks = progress.track(tokio_util::io::ReaderStream::with_capacity(
