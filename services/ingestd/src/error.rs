@@ -253,6 +253,17 @@ fn convert_error(error: ConvertError) -> ApiError {
             message,
             serde_json::to_value(&*details).unwrap_or_default(),
         ),
+        ConvertError::TooManyRejects { rejected, error } => {
+            // The usual answer of the record past the limit, with the count in its details.
+            let mut api = convert_error(*error);
+            let details = &mut api.body.error.details;
+            if !details.is_object() {
+                *details = json!({});
+            }
+            details["rejected"] = json!(rejected);
+            api.body.error.message = message;
+            api
+        }
         ConvertError::Io(source) => ApiError::new(
             ErrorCode::Internal,
             format!("reading the spool failed: {source}"),
