@@ -38,6 +38,7 @@ fn outcome(result: Result<lakehouse_convert::Inferred, ConvertError>) -> Result<
                 ConvertError::InvalidHeader { .. } => "invalid_header",
                 ConvertError::LimitExceeded { .. } => "limit_exceeded",
                 ConvertError::SchemaDrift(_) => "schema_drift",
+                ConvertError::TooManyRejects { .. } => "too_many_rejects",
                 ConvertError::Io(_) => "io",
                 ConvertError::Parquet(_) => "parquet",
             };
