@@ -35,7 +35,8 @@ pub use iceberg::{
 };
 pub use ingest::IngestResponse;
 pub use manifest::{
-    CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, SchemaEvolution, Source,
+    CsvOptions, INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, RejectsRef, SchemaEvolution,
+    Source,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{

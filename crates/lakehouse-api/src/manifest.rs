@@ -136,6 +136,33 @@ pub struct ObjectRef {
     pub sha256: Sha256Digest,
     /// Rows in the object.
     pub row_count: u64,
+    /// The records its upload set aside (`max_rejects`, DESIGN.md section 3), when any:
+    /// kept, and collected, together with this object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<RejectsRef>,
+}
+
+impl ObjectRef {
+    /// The keys this reference keeps alive: the object's, then its rejects object's.
+    pub fn keys(&self) -> impl Iterator<Item = &ObjectKey> {
+        std::iter::once(&self.key).chain(self.rejects.as_ref().map(|r| &r.key))
+    }
+}
+
+/// The rejects object of an upload (DESIGN.md section 3, "Rejects"): a CSV
+/// `line,column,reason,record` of the records set aside, stored content-addressed at
+/// `datasets/<name>/_rejects/<sha256>.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RejectsRef {
+    /// `datasets/<name>/_rejects/<sha256>.csv`.
+    pub key: ObjectKey,
+    /// Records set aside.
+    pub count: u64,
+    /// Size of the rejects CSV, bytes.
+    pub size: u64,
+    /// SHA-256 of its bytes (also in its key).
+    pub sha256: Sha256Digest,
 }
 
 /// Where a version's data came from. Informational: never part of an identity check.

@@ -492,6 +492,15 @@ impl<S: ManifestStore> Catalog<S> {
                     reason: format!("key must be {prefix}{file} (DESIGN.md section 5)"),
                 });
             }
+            if let Some(rejects) = &object.rejects {
+                let expected = ObjectKey::rejects_object(name, &rejects.sha256);
+                if rejects.key != expected {
+                    return Err(CatalogError::InvalidObject {
+                        key: rejects.key.clone(),
+                        reason: format!("a rejects key must be {expected} (DESIGN.md section 3)"),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -499,21 +508,27 @@ impl<S: ManifestStore> Catalog<S> {
     /// Step 2 of [`Catalog::register`]: every object is stored with the stated size. Runs
     /// under the dataset's commit lock.
     async fn check_objects_stored(&self, request: &VersionRegisterRequest) -> Result<()> {
+        let mut stated: Vec<(&ObjectKey, u64)> = Vec::with_capacity(request.objects.len());
         for object in &request.objects {
-            match self.store.object_size(&object.key).await? {
-                Some(size) if size == object.size => {}
+            stated.push((&object.key, object.size));
+            if let Some(rejects) = &object.rejects {
+                stated.push((&rejects.key, rejects.size));
+            }
+        }
+        for (key, stated_size) in stated {
+            match self.store.object_size(key).await? {
+                Some(size) if size == stated_size => {}
                 Some(size) => {
                     return Err(CatalogError::InvalidObject {
-                        key: object.key.clone(),
+                        key: key.clone(),
                         reason: format!(
-                            "stored size is {size} bytes, the request says {}",
-                            object.size
+                            "stored size is {size} bytes, the request says {stated_size}"
                         ),
                     });
                 }
                 None => {
                     return Err(CatalogError::InvalidObject {
-                        key: object.key.clone(),
+                        key: key.clone(),
                         reason: "no such object in storage".into(),
                     });
                 }

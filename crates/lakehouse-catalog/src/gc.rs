@@ -139,7 +139,7 @@ impl<S: ManifestStore> Catalog<S> {
             let latest = versions.last().map_or(0, |latest| latest.version);
             for manifest in &versions {
                 if self.retention().is_retained(manifest, latest, now) {
-                    referenced.extend(manifest.objects.iter().map(|o| o.key.clone()));
+                    referenced.extend(manifest.objects.iter().flat_map(|o| o.keys().cloned()));
                 } else {
                     report.expired_versions += 1;
                 }
@@ -241,7 +241,7 @@ impl<S: ManifestStore> Catalog<S> {
                 .iter()
                 .filter(|m| self.retention().is_retained(m, latest, now))
             {
-                keys.extend(manifest.objects.iter().map(|o| o.key.clone()));
+                keys.extend(manifest.objects.iter().flat_map(|o| o.keys().cloned()));
             }
         }
         keys

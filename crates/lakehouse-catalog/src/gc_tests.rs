@@ -458,3 +458,72 @@ async fn objects_the_latest_iceberg_metadata_lists_outlive_their_retention() {
     assert!(!exists(&store, &first));
     assert!(exists(&store, &third));
 }
+
+/// `object` with a rejects object of `content`, stored `age_hours` ago.
+fn with_rejects(
+    store: &MemoryStore,
+    dataset: &DatasetName,
+    mut object: ObjectRef,
+    content: &str,
+    age_hours: i64,
+) -> ObjectRef {
+    let sha256 = lakehouse_api::Sha256Digest::from_bytes(
+        <sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()).into(),
+    );
+    let key = ObjectKey::rejects_object(dataset, &sha256);
+    store.insert(key.clone(), Bytes::from(content.to_owned()));
+    store.set_last_modified(&key, Utc::now() - Duration::hours(age_hours));
+    object.rejects = Some(lakehouse_api::RejectsRef {
+        key,
+        count: 1,
+        size: content.len() as u64,
+        sha256,
+    });
+    object
+}
+
+/// DESIGN.md section 3: rejects objects follow the GC and retention rules of the data they
+/// came with: kept while their object is (an append successor keeps both), collected with it.
+#[tokio::test]
+async fn rejects_objects_live_and_go_with_their_data_object() {
+    let store = Arc::new(MemoryStore::new());
+    let policy = RetentionPolicy {
+        retain_versions: 1,
+        retain_ms: 0,
+    };
+    let catalog = open(&store, policy).await;
+    let sales = name("sales");
+    let first = put_object(&store, &sales, "first", 10);
+    let first = with_rejects(
+        &store,
+        &sales,
+        first,
+        "line,column,reason,record\n2,,x,y\n",
+        10,
+    );
+    catalog
+        .register(&sales, request(vec![first.clone()], IngestMode::Replace))
+        .await
+        .unwrap();
+    // Version 2 appends: version 1 is past retention, but its object (and so its rejects)
+    // is still in version 2.
+    let second = put_object(&store, &sales, "second", 10);
+    catalog
+        .register(&sales, request(vec![second.clone()], IngestMode::Append))
+        .await
+        .unwrap();
+    let report = catalog.collect_garbage(gc(0)).await.unwrap();
+    assert!(report.deleted.is_empty(), "{report:?}");
+    let rejects_key = first.rejects.as_ref().unwrap().key.clone();
+    assert!(store.bytes(&rejects_key).is_some());
+    // Version 3 replaces everything: the first object and its rejects go together.
+    let third = put_object(&store, &sales, "third", 10);
+    catalog
+        .register(&sales, request(vec![third], IngestMode::Replace))
+        .await
+        .unwrap();
+    let report = catalog.collect_garbage(gc(0)).await.unwrap();
+    assert!(report.deleted.contains(&rejects_key), "{report:?}");
+    assert!(report.deleted.contains(&first.key), "{report:?}");
+    assert!(store.bytes(&rejects_key).is_none());
+}

@@ -64,7 +64,11 @@ impl<S: ManifestStore> Catalog<S> {
         let input = self.table_input(name, latest.version)?;
         let mut keys = Vec::new();
         for file in input.plan() {
-            keys.extend(file.data_files.iter().map(|object| object.key.to_string()));
+            keys.extend(
+                file.data_files
+                    .iter()
+                    .flat_map(|object| object.keys().map(ToString::to_string)),
+            );
             keys.push(file.key);
         }
         Ok(keys)

@@ -1008,3 +1008,74 @@ async fn dry_run_answers_the_version_a_register_would_make_and_writes_nothing() 
     assert_eq!(catalog.store().keys(""), before);
     assert_eq!(catalog.latest(&ds).unwrap().version, 1);
 }
+
+#[tokio::test]
+async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let content = "line,column,reason,record\n3,,short,x\n";
+    let sha256 =
+        Sha256Digest::from_bytes(<sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()).into());
+    let rejects = lakehouse_api::RejectsRef {
+        key: ObjectKey::rejects_object(&ds, &sha256),
+        count: 1,
+        size: content.len() as u64,
+        sha256,
+    };
+    let catalog = open(store).await;
+    let with = |rejects: lakehouse_api::RejectsRef| ObjectRef {
+        rejects: Some(rejects),
+        ..a.clone()
+    };
+    // Not stored yet: refused, nothing written.
+    let err = catalog
+        .register(
+            &ds,
+            request(
+                &schema_v1(),
+                vec![with(rejects.clone())],
+                IngestMode::Replace,
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::InvalidObject { key, .. } if *key == rejects.key),
+        "{err:?}"
+    );
+    // Outside the layout: refused.
+    let mut elsewhere = rejects.clone();
+    elsewhere.key = ObjectKey::new(format!(
+        "datasets/other/_rejects/{}.csv",
+        rejects.sha256.as_str()
+    ))
+    .unwrap();
+    let err = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![with(elsewhere)], IngestMode::Replace),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::InvalidObject { .. }),
+        "{err:?}"
+    );
+    assert!(catalog.store().keys("_catalog/").is_empty());
+    catalog
+        .store()
+        .insert(rejects.key.clone(), Bytes::from(content));
+    let v1 = catalog
+        .register(
+            &ds,
+            request(
+                &schema_v1(),
+                vec![with(rejects.clone())],
+                IngestMode::Replace,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v1.manifest.objects[0].rejects.as_ref(), Some(&rejects));
+}

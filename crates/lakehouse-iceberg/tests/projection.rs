@@ -34,6 +34,7 @@ fn object(name: &str, n: u64) -> ObjectRef {
         size: 1000 + n,
         sha256: Sha256Digest::new(&sha).unwrap(),
         row_count: 10 * n,
+        rejects: None,
     }
 }
 
@@ -245,6 +246,7 @@ fn added_columns_get_new_field_ids_and_a_new_schema() {
         size: 2000,
         sha256: Sha256Digest::new(&sha).unwrap(),
         row_count: 5,
+        rejects: None,
     };
     let mut v2 = versions[0].as_ref().clone();
     v2.version = 2;

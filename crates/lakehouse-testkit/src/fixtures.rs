@@ -60,5 +60,6 @@ pub fn object_ref(
         size: content.len() as u64,
         sha256,
         row_count,
+        rejects: None,
     }
 }

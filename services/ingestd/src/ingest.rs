@@ -598,6 +598,7 @@ async fn commit(
             size: parquet_size,
             sha256: parquet_sha256,
             row_count,
+            rejects: None,
         }],
         mode: request.mode,
         source: Source {

@@ -324,6 +324,7 @@ mod tests {
             size: 10,
             sha256: Sha256Digest::new(sha256).unwrap(),
             row_count: 1,
+            rejects: None,
         }
     }
 
