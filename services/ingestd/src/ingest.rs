@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::Stream;
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, Schema, SchemaDriftDetails, SchemaEvolution, Sha256Digest, Source,
+    ObjectRef, RejectsRef, Schema, SchemaDriftDetails, SchemaEvolution, Sha256Digest, Source,
     VersionRegisterRequest,
 };
 use lakehouse_client::trace::bind;
@@ -40,6 +40,8 @@ pub struct IngestRequest {
     pub null_values: Option<Vec<String>>,
     /// `schema_evolution`, when given (DESIGN.md section 3, "Schema evolution").
     pub schema_evolution: Option<SchemaEvolution>,
+    /// `max_rejects` (default 0; DESIGN.md section 3, "Rejects").
+    pub max_rejects: u64,
     /// `dry_run`: check and answer, write nothing (DESIGN.md section 6).
     pub dry_run: bool,
     /// Multipart `filename` of the `file` field, when sent.
@@ -70,6 +72,8 @@ struct Plan {
     destination: Destination,
     /// `schema_evolution` of the request.
     evolution: Option<SchemaEvolution>,
+    /// `max_rejects` of the request.
+    max_rejects: u64,
 }
 
 /// Reads the dataset's current manifest from catalogd, before the body is read, so that the
@@ -109,6 +113,7 @@ async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestE
         lookup_ms: started.elapsed().as_millis(),
         destination,
         evolution: request.schema_evolution,
+        max_rejects: request.max_rejects,
     })
 }
 
@@ -130,7 +135,13 @@ impl Ingest {
     /// [`IngestError::Upstream`] when catalogd fails.
     pub async fn begin(state: &AppState, request: IngestRequest) -> Result<Ingest, IngestError> {
         let plan = plan(state, &request).await?;
-        let (tap, speculative) = start_speculative(state, &request.name, &plan);
+        // With rejects allowed, bad records are set aside before any pass reads the upload
+        // ([`set_aside`]), so nothing is speculated while it arrives.
+        let (tap, speculative) = if plan.max_rejects > 0 {
+            no_speculation()
+        } else {
+            start_speculative(state, &request.name, &plan)
+        };
         Ok(Ingest {
             state: state.clone(),
             request,
@@ -236,8 +247,17 @@ impl Received {
             hash_ms: upload.hash_time.as_millis(),
             receive_ms,
         };
-        let settled = settle(&state, &request.name, &plan, speculative, upload).await?;
-        commit(&state, &request, plan, csv, settled).await
+        let (upload, set_aside) = if plan.max_rejects > 0 {
+            set_aside(&state, &plan, upload).await?
+        } else {
+            (upload, None)
+        };
+        let mut settled = settle(&state, &request.name, &plan, speculative, upload).await?;
+        if let Some(set_aside) = &set_aside {
+            // Pass 1 read the clean CSV, whose header already holds the final names.
+            settled.pass1.warnings.clone_from(&set_aside.warnings);
+        }
+        commit(&state, &request, plan, csv, settled, set_aside).await
     }
 }
 
@@ -386,8 +406,13 @@ fn start_speculative(
         } else {
             lakehouse_convert::Expected::Registered(&schema)
         };
-        let (out, parquet_upload) =
-            upload::start(&destination, parquet_dir(&name, &schema), &runtime, idle);
+        let (out, parquet_upload) = upload::start(
+            &destination,
+            parquet_dir(&name, &schema),
+            upload::PARQUET_SUFFIX,
+            &runtime,
+            idle,
+        );
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
         let outcome = lakehouse_convert::write_parquet_verified(
             input,
@@ -424,6 +449,139 @@ fn start_speculative(
         (Ok(Some(output)), Some(parquet_upload))
     }));
     (tx, Speculative { handle })
+}
+
+/// A speculative pass that is not tried: the tap is closed at once (the spool skips it) and
+/// the result is "not proven", so pass 1 and pass 2 run over the spool file.
+fn no_speculation() -> (mpsc::Sender<Bytes>, Speculative) {
+    let (tx, _closed) = mpsc::channel(1);
+    let handle = tokio::spawn(async { (Ok(None), None) });
+    (tx, Speculative { handle })
+}
+
+/// Records set aside by [`set_aside`], waiting to be stored with the version.
+struct PendingRejects {
+    /// The rejects CSV (`line,column,reason,record`), a spool file.
+    file: spool::SpoolFile,
+    /// Records in it.
+    count: u64,
+    /// Header renames of the upload.
+    warnings: Vec<String>,
+}
+
+/// `max_rejects` (DESIGN.md section 3, "Rejects"): one read of the spooled upload that
+/// copies its good records to a clean spool file and its bad ones, up to `max_rejects`, to
+/// a rejects spool file (`lakehouse_convert::set_aside`). When there were bad records, the
+/// clean file is what the passes read and the rejects are stored with the version; when
+/// there were none, the upload itself is read, exactly as without the option.
+///
+/// # Errors
+/// [`IngestError::Convert`] (`TooManyRejects` past the limit, and the errors no record can
+/// be set aside for), [`IngestError::Spool`], [`IngestError::Task`].
+async fn set_aside(
+    state: &AppState,
+    plan: &Plan,
+    upload: Spooled,
+) -> Result<(Spooled, Option<PendingRejects>), IngestError> {
+    let dir = state.config().spool_dir.clone();
+    let options = plan.options.clone();
+    let limits = plan.limits;
+    let registered = plan.current.as_ref().map(|m| m.schema.clone());
+    let max_rejects = plan.max_rejects;
+    let path = upload.file.path().to_owned();
+    let (clean, rejects, outcome, clean_bytes) = tokio::task::spawn_blocking(bind(move || {
+        let input = std::fs::File::open(&path).map_err(IngestError::Spool)?;
+        let clean = spool::new_file(&dir, ".clean.csv")?;
+        let rejects = spool::new_file(&dir, ".rejects.csv")?;
+        let outcome = lakehouse_convert::set_aside(
+            input,
+            ReadConfig::new(&options, limits),
+            registered.as_ref(),
+            max_rejects,
+            std::io::BufWriter::new(clean.as_file()),
+            std::io::BufWriter::new(rejects.as_file()),
+        )?;
+        let clean_bytes = clean
+            .as_file()
+            .metadata()
+            .map_err(IngestError::Spool)?
+            .len();
+        Ok::<_, IngestError>((clean, rejects, outcome, clean_bytes))
+    }))
+    .await
+    .map_err(IngestError::Task)??;
+    let (clean, rejects) = (spool::SpoolFile::new(clean), spool::SpoolFile::new(rejects));
+    if outcome.rejected == 0 {
+        return Ok((upload, None));
+    }
+    let clean = Spooled {
+        file: clean,
+        size_bytes: clean_bytes,
+        sha256: upload.sha256.clone(),
+        hash_time: Duration::ZERO,
+    };
+    let pending = PendingRejects {
+        file: rejects,
+        count: outcome.rejected,
+        warnings: outcome.warnings,
+    };
+    Ok((clean, Some(pending)))
+}
+
+/// Stores the rejects CSV content-addressed at `datasets/<name>/_rejects/<sha256>.csv` (or,
+/// for a dry run, only hashes it) once the version's Parquet is stored, and checks what
+/// storaged answered, as for the Parquet.
+///
+/// # Errors
+/// [`IngestError::Upstream`], [`IngestError::StoredObject`], [`IngestError::Spool`],
+/// [`IngestError::Task`].
+async fn store_rejects(
+    state: &AppState,
+    name: &DatasetName,
+    destination: &Destination,
+    pending: PendingRejects,
+) -> Result<RejectsRef, IngestError> {
+    let (mut out, rejects_upload) = upload::start(
+        destination,
+        ObjectKey::rejects_dir(name),
+        upload::REJECTS_SUFFIX,
+        &tokio::runtime::Handle::current(),
+        state.inner.storaged_idle(),
+    );
+    let path = pending.file.path().to_owned();
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(path)?;
+        let sent = std::io::copy(&mut file, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        Ok::<u64, std::io::Error>(sent)
+    })
+    .await
+    .map_err(IngestError::Task)?;
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(e) => {
+            return Err(rejects_upload
+                .abort()
+                .await
+                .unwrap_or(IngestError::Spool(e)));
+        }
+    };
+    let (stored, _created) = rejects_upload.commit().await?;
+    let key = ObjectKey::rejects_object(name, &stored.sha256);
+    if stored.key != key || stored.size != sent {
+        return Err(IngestError::StoredObject {
+            expected_key: key.to_string(),
+            stored_key: stored.key.to_string(),
+            sent_bytes: sent,
+            stored_bytes: stored.size,
+        });
+    }
+    Ok(RejectsRef {
+        key,
+        count: pending.count,
+        size: stored.size,
+        sha256: stored.sha256,
+    })
 }
 
 /// Where the Parquet objects of `name` with `schema` go: `datasets/<name>/<fp_hex>`.
@@ -532,6 +690,7 @@ async fn both_passes(
     let (out, parquet_upload) = upload::start(
         &plan.destination,
         parquet_dir(name, &pass1.schema),
+        upload::PARQUET_SUFFIX,
         &tokio::runtime::Handle::current(),
         inner.storaged_idle(),
     );
@@ -565,6 +724,7 @@ async fn commit(
     plan: Plan,
     csv: CsvFacts,
     settled: Settled,
+    set_aside: Option<PendingRejects>,
 ) -> Result<IngestResponse, IngestError> {
     let inner = &state.inner;
     let parquet_size = settled.encoded.output.size_bytes;
@@ -589,6 +749,15 @@ async fn commit(
         });
     }
 
+    // The records set aside go next to the data, content-addressed, before the register
+    // that names them (a failure leaves them an orphan for GC, like the Parquet).
+    let rejects = match set_aside {
+        Some(pending) => {
+            Some(store_rejects(state, &request.name, &plan.destination, pending).await?)
+        }
+        None => None,
+    };
+
     let register_started = Instant::now();
     let register = VersionRegisterRequest {
         schema_fingerprint: fingerprint,
@@ -598,7 +767,7 @@ async fn commit(
             size: parquet_size,
             sha256: parquet_sha256,
             row_count,
-            rejects: None,
+            rejects: rejects.clone(),
         }],
         mode: request.mode,
         source: Source {
@@ -673,6 +842,7 @@ async fn commit(
         parquet_size,
         schema: settled.pass1.schema,
         warnings: settled.pass1.warnings,
+        rejects,
         dry_run: request.dry_run,
     })
 }

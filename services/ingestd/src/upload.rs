@@ -30,7 +30,10 @@ const CHUNK_BYTES: usize = 1 << 20;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Suffix of every Parquet object key (DESIGN.md section 5).
-const PARQUET_SUFFIX: &str = ".parquet";
+pub const PARQUET_SUFFIX: &str = ".parquet";
+
+/// Suffix of every rejects object key (DESIGN.md section 3, "Rejects").
+pub const REJECTS_SUFFIX: &str = ".csv";
 
 /// The blocking side of an upload: a `Write` for the Parquet encoder, sending
 /// [`CHUNK_BYTES`] chunks to the POST (blocking while [`CHUNKS_IN_FLIGHT`] are queued).
@@ -121,6 +124,7 @@ pub enum Destination {
 pub fn start(
     destination: &Destination,
     dir: ObjectKey,
+    suffix: &'static str,
     runtime: &tokio::runtime::Handle,
     idle: Duration,
 ) -> (ChunkSender, ParquetUpload) {
@@ -135,11 +139,11 @@ pub fn start(
             let watched = Arc::clone(&progress);
             // The POST carries the ingest's request id and trace context (DESIGN.md section 9).
             runtime.spawn(lakehouse_client::trace::bind_future(async move {
-                let put = storaged.put_content_addressed(&dir, PARQUET_SUFFIX, body);
+                let put = storaged.put_content_addressed(&dir, suffix, body);
                 watch(put, &watched, idle).await
             }))
         }
-        Destination::Nowhere => runtime.spawn(digest_only(dir, body)),
+        Destination::Nowhere => runtime.spawn(digest_only(dir, suffix, body)),
     };
     let sender = ChunkSender {
         chunks,
@@ -231,7 +235,7 @@ where
 }
 
 /// What storaged would answer for `body` POSTed content-addressed under `dir` (the key
-/// `<dir>/<sha256>.parquet`, the size and digest; never `created`), for a dry run: the
+/// `<dir>/<sha256><suffix>`, the size and digest; never `created`), for a dry run: the
 /// chunks are hashed on the blocking pool and dropped.
 ///
 /// # Errors
@@ -239,6 +243,7 @@ where
 /// caller does not use this answer then), [`IngestError::Task`].
 async fn digest_only(
     dir: ObjectKey,
+    suffix: &'static str,
     body: impl Stream<Item = io::Result<Bytes>>,
 ) -> Result<(ObjectPutResponse, bool), IngestError> {
     let mut body = std::pin::pin!(body);
@@ -255,7 +260,7 @@ async fn digest_only(
         .map_err(IngestError::Task)?;
     }
     let sha256 = Sha256Digest::from_bytes(hasher.finalize().into());
-    let key = ObjectKey::try_from(format!("{dir}/{}{PARQUET_SUFFIX}", sha256.as_str()))
+    let key = ObjectKey::try_from(format!("{dir}/{}{suffix}", sha256.as_str()))
         .map_err(|e| IngestError::Spool(io::Error::other(e)))?;
     Ok((ObjectPutResponse { key, size, sha256 }, false))
 }

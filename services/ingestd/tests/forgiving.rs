@@ -1,6 +1,6 @@
 //! The opt-in forgiving ingest options of DESIGN.md sections 3 and 6, end to end over the real
-//! binaries on port 0: `dry_run`, `schema_evolution=add_columns`, and the validation of those
-//! and `max_rejects` before the body is read.
+//! binaries on port 0: `dry_run`, `schema_evolution=add_columns`, `max_rejects`, and the
+//! validation of those options before the body is read.
 
 use lakehouse_testkit::{OpenUpload, Trio, multipart_content_type, multipart_file};
 use serde_json::{Value, json};
@@ -60,6 +60,18 @@ impl Harness {
     /// Every key storaged holds (data, rejects, Iceberg metadata and manifests alike).
     async fn stored_keys(&self) -> Vec<String> {
         lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "").await
+    }
+
+    /// The bytes storaged holds under `key`.
+    async fn stored_bytes(&self, key: &str) -> bytes::Bytes {
+        self.http
+            .get(format!("{}/objects/{key}", self.trio.storaged.url()))
+            .send()
+            .await
+            .expect("storaged answers")
+            .bytes()
+            .await
+            .expect("body")
     }
 
     /// `GET /datasets/{name}/versions` as catalogd answers it (404 body for a new dataset).
@@ -156,7 +168,7 @@ async fn dry_runs_answer_what_the_real_ingest_answers_and_write_nothing() {
     let drifting = b"id,name,price\n5,fig,cheap\n";
     // (query, csv) in order: a new dataset, a conforming append, the same again (existing),
     // a drifting upload, an upload with a new column with and without the option.
-    let steps: [(&str, &[u8]); 6] = [
+    let steps: [(&str, &[u8]); 8] = [
         ("name=d", first),
         ("name=d&mode=append", conforming),
         ("name=d&mode=append", conforming),
@@ -165,6 +177,15 @@ async fn dry_runs_answer_what_the_real_ingest_answers_and_write_nothing() {
         (
             "name=d&mode=append&schema_evolution=add_columns",
             b"id,name,price,note\n6,lime,1,sour\n",
+        ),
+        // Records set aside, within and past the limit.
+        (
+            "name=d&mode=append&max_rejects=1",
+            b"id,name,price,note\n7,x,1,a\nbad\n",
+        ),
+        (
+            "name=d&mode=append&max_rejects=1",
+            b"id,name,price,note\nx,x,1,a\nbad\n",
         ),
     ];
     for (query, csv) in steps {
@@ -191,11 +212,12 @@ async fn dry_runs_answer_what_the_real_ingest_answers_and_write_nothing() {
         }
         assert_eq!(comparable(dry), comparable(real), "{query}");
     }
-    // The steps made versions 1 (new), 2 (append), 3 (evolution); the rest changed nothing.
+    // The steps made versions 1 (new), 2 (append), 3 (evolution), 4 (rejects); the rest
+    // changed nothing.
     let (_, versions) = h.versions("d").await;
     assert_eq!(
         versions["versions"].as_array().unwrap().len(),
-        3,
+        4,
         "{versions}"
     );
     assert!(h.spool_is_empty());
@@ -367,4 +389,98 @@ async fn two_racing_uploads_adding_different_columns_one_wins() {
         assert_eq!(latest, winner["manifest"]);
         assert_eq!(latest["version"], 2);
     }
+}
+
+/// Three bad records: a short one, invalid UTF-8, a value int64 refuses (lines 3, 5, 6).
+const THREE_BAD: &[u8] = b"id,name\n1,a\n2\n3,\"x,y\"\n4,b\xffc\nfive,e\n6,f\n";
+
+#[tokio::test]
+async fn rejects_up_to_the_limit_are_set_aside_next_to_the_data() {
+    let h = Harness::start(&[]);
+    let (status, _) = h.ingest("name=j", b"id,name\n0,z\n").await;
+    assert_eq!(status, 200);
+    let (status, body) = h
+        .ingest("name=j&mode=append&max_rejects=5", THREE_BAD)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["row_count"], 3, "the good rows only: {body}");
+    assert_eq!(body["rejects"]["count"], 3);
+    let key = body["rejects"]["key"].as_str().unwrap();
+    assert!(
+        key.starts_with("datasets/j/_rejects/") && key.ends_with(".csv"),
+        "{key}"
+    );
+    let objects = body["manifest"]["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 2);
+    assert_eq!(objects[1]["rejects"], body["rejects"]);
+    assert_eq!(body["manifest"]["row_count"], 4);
+    let stored = h.stored_bytes(key).await;
+    assert_eq!(
+        String::from_utf8(stored.to_vec()).unwrap(),
+        "line,column,reason,record\n\
+         3,,\"expected 2 fields as in the header, found 1\",2\n\
+         5,2,invalid utf-8 at byte 2 of the field,\"4,b\u{fffd}c\"\n\
+         6,1,\"value \"\"five\"\" is not int64\",\"five,e\"\n"
+    );
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&stored));
+    assert_eq!(key, format!("datasets/j/_rejects/{digest}.csv"));
+    // The same upload again: the same objects, nothing new.
+    let (status, again) = h
+        .ingest("name=j&mode=append&max_rejects=5", THREE_BAD)
+        .await;
+    assert_eq!((status, &again["existing"]), (200, &json!(true)), "{again}");
+    assert_eq!(again["rejects"], body["rejects"]);
+    assert!(h.spool_is_empty());
+}
+
+#[tokio::test]
+async fn past_the_limit_the_usual_error_with_the_count_and_nothing_stored() {
+    let h = Harness::start(&[]);
+    let (status, _) = h.ingest("name=k", b"id,name\n0,z\n").await;
+    assert_eq!(status, 200);
+    let keys = h.stored_keys().await;
+    let (status, body) = h
+        .ingest("name=k&mode=append&max_rejects=2", THREE_BAD)
+        .await;
+    assert_eq!(
+        status, 409,
+        "the third bad record is a refused value: {body}"
+    );
+    assert_eq!(body["error"]["code"], "schema_drift");
+    assert_eq!(body["error"]["details"]["rejected"], 3);
+    assert_eq!(body["error"]["details"]["changed"][0]["line"], 6);
+    let (status, body) = h
+        .ingest("name=k&mode=append&max_rejects=0", THREE_BAD)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "malformed_csv");
+    assert_eq!(body["error"]["details"]["line"], 3);
+    assert_eq!(h.stored_keys().await, keys, "nothing stored");
+    let (_, versions) = h.versions("k").await;
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1);
+    assert!(h.spool_is_empty());
+}
+
+/// A new dataset: inference sees only the records kept (`five` would make `id` text, but
+/// without a registered schema only ragged and undecodable records are set aside), and the
+/// Parquet and rejects bytes are the same in two datasets.
+#[tokio::test]
+async fn rejects_of_a_new_dataset_are_deterministic() {
+    let h = Harness::start(&[]);
+    let (status, x) = h.ingest("name=x&max_rejects=5", THREE_BAD).await;
+    assert_eq!(status, 200, "{x}");
+    let (status, y) = h.ingest("name=y&max_rejects=5", THREE_BAD).await;
+    assert_eq!(status, 200, "{y}");
+    assert_eq!(x["rejects"]["count"], 2);
+    assert_eq!(x["row_count"], 4);
+    assert_eq!(field_types(&x), ["id:utf8", "name:utf8"]);
+    let file = |body: &Value, at: &str| {
+        body[at]
+            .as_str()
+            .or_else(|| body["rejects"]["key"].as_str().filter(|_| at == "rejects"))
+            .map(|k| k.rsplit('/').next().unwrap().to_owned())
+    };
+    assert_eq!(file(&x, "parquet_key"), file(&y, "parquet_key"));
+    assert_eq!(file(&x, "rejects"), file(&y, "rejects"));
+    assert_eq!(x["rejects"]["sha256"], y["rejects"]["sha256"]);
 }

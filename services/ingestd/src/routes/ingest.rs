@@ -87,10 +87,12 @@ impl IngestParams {
                 option: "schema_evolution",
                 reason,
             })?;
-        // Validated (400 before the body); only 0, the default, is accepted for now.
-        if let Some(value) = &self.max_rejects {
-            parse_max_rejects(value)?;
-        }
+        let max_rejects = self
+            .max_rejects
+            .as_deref()
+            .map(parse_max_rejects)
+            .transpose()?
+            .unwrap_or(0);
         let dry_run = match self.dry_run.as_deref() {
             None | Some("false") => false,
             Some("true") => true,
@@ -107,6 +109,7 @@ impl IngestParams {
             delimiter,
             null_values,
             schema_evolution,
+            max_rejects,
             dry_run,
             filename: None,
         })
@@ -126,15 +129,9 @@ fn parse_max_rejects(value: &str) -> Result<u64, IngestError> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(format!("{value:?} is not a non-negative integer")));
     }
-    let n = value
+    value
         .parse::<u64>()
-        .map_err(|_| invalid(format!("{value} is too large")))?;
-    if n > 0 {
-        return Err(invalid(
-            "setting records aside is not supported yet; only 0 is accepted".into(),
-        ));
-    }
-    Ok(n)
+        .map_err(|_| invalid(format!("{value} is too large")))
 }
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
