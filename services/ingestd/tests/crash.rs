@@ -9,6 +9,8 @@
 //!   some ingests add a column with `schema_evolution=add_columns`);
 //! - a `dry_run=true` answered 200 wrote nothing: its object is not stored and no version
 //!   names it;
+//! - the rejects object of an upload with `max_rejects=1` (and one bad record) named in a
+//!   version exists and hashes to its key;
 //! - Iceberg (section 8): every acknowledged version's metadata was stored before its 200;
 //!   the table loads at the latest version and every file its metadata names exists
 //!   (followed through the Avro manifest lists and manifests); every committed version's
@@ -240,6 +242,27 @@ async fn violations(
                     "version {version}: object {key} hashes to {digest}"
                 ));
             }
+            // The records its upload set aside (max_rejects) are stored next to it.
+            if let Some(rejects) = object["rejects"]["key"].as_str() {
+                match http
+                    .get(format!("{storage}/objects/{rejects}"))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => {
+                        let bytes = r.bytes().await.unwrap_or_default();
+                        let digest = hex::encode(Sha256::digest(&bytes));
+                        if !rejects.ends_with(&format!("/{digest}.csv")) {
+                            found.push(format!(
+                                "version {version}: rejects {rejects} hashes to {digest}"
+                            ));
+                        }
+                    }
+                    other => found.push(format!(
+                        "version {version}: rejects {rejects} missing ({other:?})"
+                    )),
+                }
+            }
         }
         manifests.insert(*version, manifest);
     }
@@ -396,14 +419,19 @@ async fn random_kills_never_break_the_invariants() {
             let (columns, option, label) = match rng.below(6) {
                 0 => (extra, "&dry_run=true", "dry"),
                 1 => (extra + 1, "&schema_evolution=add_columns", "r"),
+                2 => (extra, "&max_rejects=1", "r"),
                 _ => (extra, "", "r"),
             };
             let header: String = (1..=columns).map(|c| format!(",c{c}")).collect();
             let values: String = (1..=columns).map(|c| format!(",{c}")).collect();
-            let csv = format!(
+            let mut csv = format!(
                 "id,label{header}\n{round}{i},{label}{round}i{i}{values}\n{},x{values}\n",
                 rng.next() % 1000
             );
+            if option.contains("max_rejects") {
+                // A ragged record, set aside.
+                csv.push_str(&format!("ragged{round}{i}\n"));
+            }
             let request = http
                 .post(format!("{url}/ingest?name=crash&mode={mode}{option}"))
                 .header("content-type", multipart_content_type())
