@@ -29,6 +29,10 @@ pub struct IngestOptions {
     /// version (DESIGN.md section 3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_evolution: Option<SchemaEvolution>,
+    /// `max_rejects`: how many bad records may be set aside into a rejects object instead
+    /// of failing the upload (DESIGN.md section 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rejects: Option<u64>,
     /// `dry_run`: `true` checks the upload and answers what the ingest would, writing
     /// nothing (DESIGN.md section 6).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,7 +58,7 @@ impl IngestdClient {
         }
     }
 
-    /// `POST /ingest?name=&mode=&delimiter=&null_values=&schema_evolution=&dry_run=` with a multipart body whose field
+    /// `POST /ingest?name=&mode=&delimiter=&null_values=&schema_evolution=&max_rejects=&dry_run=` with a multipart body whose field
     /// `file` (named `filename`, `text/csv`) streams `file`, of exactly `length` bytes. The
     /// body's `Content-Length` is known in advance, so ingestd can refuse an upload over its
     /// cap before reading it; nothing of `file` is held in memory beyond reqwest's chunks.

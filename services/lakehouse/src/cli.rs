@@ -150,6 +150,10 @@ pub struct IngestArgs {
     /// schema version (typed from this file) instead of a schema_drift refusal.
     #[arg(long, value_enum, value_name = "WHAT")]
     pub schema_evolution: Option<EvolutionArg>,
+    /// Set up to N bad records (wrong field count, undecodable text, a value the dataset's
+    /// type refuses) aside into a rejects CSV stored next to the data, instead of failing.
+    #[arg(long, value_name = "N")]
+    pub max_rejects: Option<u64>,
     /// Check the file and show what the ingest would do (the version it would make, or the
     /// refusal), writing nothing.
     #[arg(long)]

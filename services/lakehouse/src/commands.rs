@@ -148,6 +148,7 @@ async fn ingest(
         delimiter: args.delimiter,
         null_values: args.null_values,
         schema_evolution: args.schema_evolution.map(Into::into),
+        max_rejects: args.max_rejects,
         dry_run: args.dry_run.then_some(true),
     };
     let progress = UploadProgress::new(length);

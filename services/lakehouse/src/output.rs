@@ -229,6 +229,14 @@ impl Render for IngestResponse {
             self.manifest.objects.len(),
             self.manifest.schema_fingerprint.short()
         );
+        if let Some(rejects) = &self.rejects {
+            let _ = writeln!(
+                out,
+                "rejects  {} record(s) set aside in {}",
+                rejects.count,
+                rejects.key.as_str()
+            );
+        }
         for warning in &self.warnings {
             let _ = writeln!(out, "warning: {warning}");
         }

@@ -636,4 +636,51 @@ fn dry_run_writes_nothing_and_schema_evolution_adds_columns() {
         ],
     );
     assert_eq!(bad.status, 2, "{}", bad.stderr);
+
+    // Two ragged records set aside with --max-rejects.
+    let ragged = write(
+        files.path(),
+        "ragged.csv",
+        "id,qty,city\n4,40,Rome\n5\n6,60\n",
+    );
+    let set_aside = run(
+        cli(&trio),
+        &[
+            "ingest",
+            &ragged,
+            "--name",
+            "e",
+            "--mode",
+            "append",
+            "--max-rejects",
+            "2",
+        ],
+    );
+    assert_eq!(set_aside.status, 0, "{}", set_aside.stderr);
+    assert!(
+        set_aside
+            .stdout
+            .contains("rejects  2 record(s) set aside in datasets/e/_rejects/"),
+        "{}",
+        set_aside.stdout
+    );
+    let refused = run(
+        cli(&trio),
+        &[
+            "ingest",
+            &ragged,
+            "--name",
+            "e",
+            "--mode",
+            "append",
+            "--max-rejects",
+            "1",
+        ],
+    );
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("malformed_csv"),
+        "{}",
+        refused.stderr
+    );
 }
