@@ -40,11 +40,11 @@ pub struct IngestParams {
     schema_evolution: Option<String>,
     /// Records that may be set aside into a rejects object instead of failing the upload
     /// (DESIGN.md section 3, "Rejects"); default 0.
-    #[param(pattern = "^[0-9]+$")]
+    #[param(value_type = Option<u64>, minimum = 0)]
     max_rejects: Option<String>,
     /// `true`: check the upload and answer what the ingest would, writing nothing (DESIGN.md
     /// section 6).
-    #[param(pattern = "^(true|false)$")]
+    #[param(value_type = Option<bool>)]
     dry_run: Option<String>,
 }
 
