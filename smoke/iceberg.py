@@ -12,7 +12,10 @@ appends with disjoint id ranges), then through the REST catalog at CATALOGD_URL/
   Parquet footer's statistics;
 - DuckDB (PyPI extensions iceberg, avro, httpfs loaded with import_extension) reads the same
   counts and sums through ATTACH of the REST catalog and iceberg_scan of the metadata file;
-- Polars scan_iceberg reads the same counts and sums, and version 1 through its snapshot.
+- Polars scan_iceberg reads the same counts and sums, and version 1 through its snapshot;
+- a column added by schema evolution (DESIGN.md sections 3 and 8) is a new Iceberg schema
+  with a new field id: pyiceberg, DuckDB and Polars read it as null in the rows of the file
+  written before it existed, and tag v1 has the old schema.
 Prints one PASS/FAIL line per check.
 """
 
@@ -37,14 +40,14 @@ def check(label, ok, detail=""):
         print(f"FAIL {label} {detail}")
 
 
-def ingest(ingestd, name, csv_text, mode):
+def ingest(ingestd, name, csv_text, mode, extra=""):
     boundary = "iceberg-" + uuid.uuid4().hex
     body = (
         f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}.csv\"\r\n"
         "Content-Type: text/csv\r\n\r\n"
     ).encode() + csv_text.encode() + f"\r\n--{boundary}--\r\n".encode()
     request = urllib.request.Request(
-        f"{ingestd}/ingest?name={name}&mode={mode}",
+        f"{ingestd}/ingest?name={name}&mode={mode}{extra}",
         data=body,
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
         method="POST",
@@ -179,6 +182,30 @@ def main():
     frame = pl.scan_iceberg(table, snapshot_id=first.snapshot_id, storage_options=options).select(pl.len(), pl.col("id").sum()).collect()
     want1 = (len(expected[0]), sum(r[0] for r in expected[0]))
     check(f"{label}: Polars scan_iceberg of tag v1", tuple(frame.row(0)) == want1, str(frame.row(0)))
+
+    # Schema evolution: version 2 adds `score` and keeps version 1's file.
+    evolved = f"ice_{label}_evolved"
+    ingest(ingestd, evolved, "id,name\n1,one\n2,two\n", "replace")
+    ingest(ingestd, evolved, "id,name,score\n3,three,1.5\n", "append", "&schema_evolution=add_columns")
+    want_rows = [(1, "one", None), (2, "two", None), (3, "three", 1.5)]
+    etable = catalog.load_table(("lakehouse", evolved))
+    fields = [(f.field_id, f.name) for f in etable.schema().fields]
+    check(f"{label}: the added column has the next field id", fields == [(1, "id"), (2, "name"), (3, "score")], str(fields))
+    got = sorted(zip(*etable.scan().to_arrow().select(["id", "name", "score"]).to_pydict().values()))
+    check(f"{label}: pyiceberg reads the added column as null in the older file", got == want_rows, str(got))
+    v1 = etable.snapshot_by_name("v1")
+    old_names = [f.name for f in etable.schemas()[v1.schema_id].fields]
+    check(f"{label}: tag v1 keeps the old schema", old_names == ["id", "name"], str(old_names))
+    got = con.execute(
+        f'SELECT count(*), count(score), sum(score) FROM ice.lakehouse."{evolved}"'
+    ).fetchone()
+    check(f"{label}: DuckDB reads the added column as null in the older file", tuple(got) == (3, 1, 1.5), str(got))
+    frame = (
+        pl.scan_iceberg(etable, storage_options=options)
+        .select(pl.len(), pl.col("score").null_count().alias("nulls"), pl.col("score").sum().alias("sum"))
+        .collect()
+    )
+    check(f"{label}: Polars reads the added column as null in the older file", tuple(frame.row(0)) == (3, 2, 1.5), str(frame.row(0)))
 
     print(f"iceberg {label}: {failures} failed")
     return 1 if failures else 0

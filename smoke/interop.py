@@ -5,13 +5,17 @@ with DuckDB, and every value is compared with the CSV it was made from.
     interop.py CATALOGD_URL STORAGED_URL CSV_DIR
 
 The CSV of an object is found by the SHA-256 the manifest records in `source.csv_sha256`
-(of the bytes uploaded: a `.csv.gz` is gunzipped, and the text decoded with the manifest's
-`options.encoding`)
-(the last object of each version is that version's upload); CSV_DIR holds the uploaded
+(the last object of each version is that version's upload; a `.csv.gz` is gunzipped, and the
+text decoded with the manifest's `options.encoding`); CSV_DIR holds the uploaded
 files (the smoke run's SMOKE_WORK_DIR). Expected values are computed here, independently of
 the Rust converter, from the CSV text and the type the manifest gives each column
 (DESIGN.md section 3). Prints one PASS/FAIL line per object and reader, then
 "N passed, M failed"; exits 1 on any failure.
+
+A latest version whose objects were written with different schemas (columns added by
+schema evolution, DESIGN.md section 3) is also read whole through pyarrow's dataset API,
+unifying the files' schemas by name: it must have the manifest's columns and row count, and
+the columns an older object lacks must read as nulls in its rows.
 """
 
 import csv
@@ -27,6 +31,8 @@ import tempfile
 import urllib.request
 
 import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 DUCKDB_TYPES = {
@@ -114,6 +120,35 @@ def compare(name, expected, actual):
     return None if count > 0 else "no rows compared"
 
 
+def check_evolved(manifest, storaged, tmp):
+    """None when the latest version `manifest` reads whole through pyarrow's dataset API with
+    its objects' schemas unified by name, else what is wrong; "skip" when all its objects
+    share one schema."""
+    names = [f["name"] for f in manifest["schema"]["fields"]]
+    files = []
+    for obj in manifest["objects"]:
+        local = os.path.join(tmp, obj["sha256"] + ".parquet")
+        if not os.path.exists(local):
+            urllib.request.urlretrieve(f"{storaged}/objects/{obj['key']}", local)
+        files.append(local)
+    schemas = [pq.read_schema(f) for f in files]
+    if all(s.names == names for s in schemas):
+        return "skip"
+    unified = pa.unify_schemas(schemas)
+    if unified.names != names:
+        return f"unified columns {unified.names}, want {names}"
+    dataset = ds.dataset(files, format="parquet", schema=unified)
+    table = dataset.to_table()
+    if table.num_rows != manifest["row_count"]:
+        return f"{table.num_rows} rows, manifest says {manifest['row_count']}"
+    for fragment, schema in zip(dataset.get_fragments(), schemas):
+        rows = fragment.to_table(schema=unified)
+        for name in names:
+            if name not in schema.names and rows.column(name).null_count != rows.num_rows:
+                return f"{os.path.basename(fragment.path)[:12]}: column {name} is not all null"
+    return None
+
+
 def main():
     if len(sys.argv) != 4:
         print(__doc__, file=sys.stderr)
@@ -148,6 +183,10 @@ def main():
             for dataset in page["datasets"]:
                 name = dataset["name"]
                 versions = get_json(f"{catalogd}/datasets/{name}/versions")["versions"]
+                latest = get_json(f"{catalogd}/datasets/{name}")
+                error = check_evolved(latest, storaged, tmp)
+                if error != "skip":
+                    result(f"{name} v{latest['version']} pyarrow dataset, schemas unified by name", error)
                 for summary in versions:
                     manifest = get_json(f"{catalogd}/datasets/{name}/versions/{summary['version']}")
                     obj = manifest["objects"][-1]

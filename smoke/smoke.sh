@@ -140,6 +140,21 @@ status=$(ingest "$b" "name=${NAME}_weather&null_values=NA" "$WORK/weather.csv")
 expect "weather ingest answers 200" "$status" 200
 expect "weather temp is float64" "$(jq_py "$b" '[f["type"] for f in d["schema"]["fields"] if f["name"] == "temp"][0]')" float64
 
+# 7b. Schema evolution (DESIGN.md section 3): a column added with schema_evolution=add_columns
+# makes version 2, which still holds version 1's object; the interop test reads the two
+# together through pyarrow's dataset API and sees nulls for the new column in the old one.
+printf 'id,name\n1,a\n2,b\n' >"$WORK/evolve_v1.csv"
+printf 'id,name,score\n3,c,1.5\n4,d,\n' >"$WORK/evolve_v2.csv"
+status=$(ingest "$b" "name=${NAME}_evolve" "$WORK/evolve_v1.csv")
+expect "evolve: first ingest answers 200" "$status" 200
+status=$(ingest "$b" "name=${NAME}_evolve&mode=append" "$WORK/evolve_v2.csv")
+expect "evolve: a new column without the option is 409 naming it" \
+  "$status:$(jq_py "$b" '"schema_evolution=add_columns" in d["error"]["message"]')" 409:True
+status=$(ingest "$b" "name=${NAME}_evolve&mode=append&schema_evolution=add_columns" "$WORK/evolve_v2.csv")
+expect "evolve: with add_columns it is version 2 holding both objects" \
+  "$status:$(jq_py "$b" '(d["manifest"]["version"], len(d["manifest"]["objects"]), [f["name"] for f in d["schema"]["fields"]])')" \
+  "200:(2, 2, ['id', 'name', 'score'])"
+
 # 8. Files from the wild (DESIGN.md section 3), read back value for value by the interop
 # test: a `;`-separated export with decimal-comma text (delimiter sniffed), an Excel
 # "Unicode text" export (UTF-16LE with a BOM, tab-separated, CRLF), a Windows-1252 file, and

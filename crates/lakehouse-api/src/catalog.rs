@@ -1,7 +1,7 @@
 //! Bodies of catalogd's routes (DESIGN.md section 6): registering a version, listing
 //! datasets and versions, and the garbage collection run.
 
-use crate::{ColumnReport, ObjectRef, Schema, SchemaFingerprint, Source};
+use crate::{ColumnReport, ObjectRef, Schema, SchemaEvolution, SchemaFingerprint, Source};
 use crate::{CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, Manifest, ObjectKey};
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,21 @@ pub struct VersionRegisterRequest {
     /// The upload's inference report (DESIGN.md section 3), recorded in the manifest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnReport>,
+    /// `add_columns`: a schema that is the latest version's fields in order followed by new
+    /// ones is a new schema version, not drift (DESIGN.md sections 3 and 6); checked under
+    /// the commit, so two racing evolutions cannot both win. Absent: any other fingerprint
+    /// than the latest version's is a 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_evolution: Option<SchemaEvolution>,
+    /// Validate and answer the version a register would make (`existing`, the manifest with
+    /// its version number) without writing anything: no manifest, no Iceberg metadata, and
+    /// the objects need not be stored (ingestd's `dry_run`, DESIGN.md section 6).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn default_inference_version() -> u32 {
@@ -48,6 +63,10 @@ pub struct VersionRegisterResponse {
     /// True when the latest version already was what the request asked for (DESIGN.md
     /// section 2, invariant 4): no new version was made.
     pub existing: bool,
+    /// True when the request was a dry run: `manifest` is the version a register would
+    /// make, and nothing was written.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub dry_run: bool,
 }
 
 /// One dataset in `GET /datasets` (catalogd).

@@ -1,6 +1,6 @@
 //! Bodies of ingestd's routes (DESIGN.md section 6).
 
-use crate::{ColumnReport, Manifest, ObjectKey, Schema};
+use crate::{ColumnReport, Manifest, ObjectKey, RejectsRef, Schema};
 use serde::{Deserialize, Serialize};
 
 /// 200 answer of `POST /ingest` (ingestd).
@@ -24,4 +24,14 @@ pub struct IngestResponse {
     /// The inference report of this upload, one entry per column (DESIGN.md section 3).
     #[serde(default)]
     pub columns: Vec<ColumnReport>,
+    /// The records this upload set aside (`max_rejects`, DESIGN.md section 3): the rejects
+    /// object's key and count (also in the manifest, on this upload's object); null when
+    /// none were.
+    #[serde(default)]
+    pub rejects: Option<RejectsRef>,
+    /// True for `dry_run=true` (DESIGN.md section 6): the answer is what the ingest would
+    /// have answered (`manifest` the version it would make, `parquet_key` the object it would
+    /// store), and nothing was written.
+    #[serde(default)]
+    pub dry_run: bool,
 }

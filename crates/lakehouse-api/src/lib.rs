@@ -36,7 +36,7 @@ pub use iceberg::{
 pub use ingest::IngestResponse;
 pub use manifest::{
     ColumnReport, Compression, CsvOptions, DecidedBy, INFERENCE_VERSION, IngestMode, Manifest,
-    ObjectRef, Source, TextEncoding,
+    ObjectRef, RejectsRef, SchemaEvolution, Source, TextEncoding,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{

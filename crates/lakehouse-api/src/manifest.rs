@@ -160,6 +160,40 @@ pub enum IngestMode {
     Append,
 }
 
+/// `schema_evolution` of an ingest or a register request (DESIGN.md section 3, "Schema
+/// evolution"): which schema changes an upload to an existing dataset may make. Absent, every
+/// change is a 409 `schema_drift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaEvolution {
+    /// New columns after the registered ones, in order: a new schema that is the registered
+    /// one plus them (a new fingerprint); readers see nulls for them in older objects.
+    AddColumns,
+}
+
+impl SchemaEvolution {
+    /// The query and JSON spelling (`add_columns`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaEvolution::AddColumns => "add_columns",
+        }
+    }
+
+    /// Parses the `schema_evolution` query parameter.
+    ///
+    /// # Errors
+    /// A human-readable reason when the value is not `add_columns`.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "add_columns" => Ok(SchemaEvolution::AddColumns),
+            other => Err(format!(
+                "schema_evolution {other:?} is not supported; the only value is `add_columns`"
+            )),
+        }
+    }
+}
+
 /// One Parquet object a manifest references.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -172,6 +206,33 @@ pub struct ObjectRef {
     pub sha256: Sha256Digest,
     /// Rows in the object.
     pub row_count: u64,
+    /// The records its upload set aside (`max_rejects`, DESIGN.md section 3), when any:
+    /// kept, and collected, together with this object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects: Option<RejectsRef>,
+}
+
+impl ObjectRef {
+    /// The keys this reference keeps alive: the object's, then its rejects object's.
+    pub fn keys(&self) -> impl Iterator<Item = &ObjectKey> {
+        std::iter::once(&self.key).chain(self.rejects.as_ref().map(|r| &r.key))
+    }
+}
+
+/// The rejects object of an upload (DESIGN.md section 3, "Rejects"): a CSV
+/// `line,column,reason,record` of the records set aside, stored content-addressed at
+/// `datasets/<name>/_rejects/<sha256>.csv`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RejectsRef {
+    /// `datasets/<name>/_rejects/<sha256>.csv`.
+    pub key: ObjectKey,
+    /// Records set aside.
+    pub count: u64,
+    /// Size of the rejects CSV, bytes.
+    pub size: u64,
+    /// SHA-256 of its bytes (also in its key).
+    pub sha256: Sha256Digest,
 }
 
 /// Where a version's data came from. Informational: never part of an identity check.

@@ -152,6 +152,22 @@ impl ObjectKey {
         ObjectKey(format!("datasets/{}/{}", name.as_str(), fingerprint.hex()))
     }
 
+    /// Directory of dataset `name`'s rejects objects (DESIGN.md section 3, "Rejects"):
+    /// `datasets/<name>/_rejects`.
+    pub fn rejects_dir(name: &DatasetName) -> Self {
+        ObjectKey(format!("datasets/{}/_rejects", name.as_str()))
+    }
+
+    /// Key of the rejects object of `name` whose bytes hash to `sha`:
+    /// `datasets/<name>/_rejects/<sha>.csv`.
+    pub fn rejects_object(name: &DatasetName, sha: &Sha256Digest) -> Self {
+        ObjectKey(format!(
+            "{}/{}.csv",
+            Self::rejects_dir(name).0,
+            sha.as_str()
+        ))
+    }
+
     /// Key of version `version` of dataset `name`'s manifest (DESIGN.md section 6):
     /// `_catalog/datasets/<name>/<version as 20 digits>.json`.
     pub fn manifest(name: &DatasetName, version: u64) -> Self {

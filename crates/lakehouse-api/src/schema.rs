@@ -111,6 +111,22 @@ impl Schema {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.fields.iter().map(|field| field.name.as_str())
     }
+
+    /// Whether this schema is `base`'s fields in order (same names and types) followed by one
+    /// or more new columns whose names are all distinct: the one change
+    /// `schema_evolution=add_columns` accepts (DESIGN.md section 3, "Schema evolution").
+    pub fn adds_columns_to(&self, base: &Schema) -> bool {
+        let (kept, new) = self
+            .fields
+            .split_at(base.fields.len().min(self.fields.len()));
+        let same_prefix = kept.len() == base.fields.len()
+            && kept
+                .iter()
+                .zip(&base.fields)
+                .all(|(a, b)| a.name == b.name && a.data_type == b.data_type);
+        let mut seen: std::collections::HashSet<&str> = base.names().collect();
+        same_prefix && !new.is_empty() && new.iter().all(|f| seen.insert(f.name.as_str()))
+    }
 }
 
 /// The fingerprint of DESIGN.md section 4 over raw `(name, type string)` pairs; the type
@@ -371,6 +387,46 @@ mod tests {
             json,
             r#"{"name":"at","type":"timestamp[us, tz=UTC]","nullable":true}"#
         );
+    }
+
+    #[test]
+    fn adds_columns_to_accepts_only_new_columns_at_the_end() {
+        let schema = |fields: &[(&str, ColumnType)]| Schema {
+            fields: fields.iter().map(|(n, t)| Field::new(*n, *t)).collect(),
+        };
+        let base = schema(&[("a", ColumnType::Int64), ("b", ColumnType::Utf8)]);
+        let added = schema(&[
+            ("a", ColumnType::Int64),
+            ("b", ColumnType::Utf8),
+            ("c", ColumnType::Bool),
+        ]);
+        assert!(added.adds_columns_to(&base));
+        assert!(!base.adds_columns_to(&base), "nothing added");
+        assert!(!base.adds_columns_to(&added), "removed");
+        let middle = schema(&[
+            ("a", ColumnType::Int64),
+            ("c", ColumnType::Bool),
+            ("b", ColumnType::Utf8),
+        ]);
+        assert!(!middle.adds_columns_to(&base), "added in the middle");
+        let retyped = schema(&[
+            ("a", ColumnType::Float64),
+            ("b", ColumnType::Utf8),
+            ("c", ColumnType::Bool),
+        ]);
+        assert!(!retyped.adds_columns_to(&base), "retyped");
+        let reordered = schema(&[
+            ("b", ColumnType::Utf8),
+            ("a", ColumnType::Int64),
+            ("c", ColumnType::Bool),
+        ]);
+        assert!(!reordered.adds_columns_to(&base), "reordered");
+        let duplicate = schema(&[
+            ("a", ColumnType::Int64),
+            ("b", ColumnType::Utf8),
+            ("a", ColumnType::Bool),
+        ]);
+        assert!(!duplicate.adds_columns_to(&base), "a name taken twice");
     }
 
     #[test]

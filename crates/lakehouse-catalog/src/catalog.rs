@@ -7,7 +7,7 @@ use chrono::{SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{
     DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef,
-    SchemaDriftDetails, VersionRegisterRequest,
+    SchemaDriftDetails, SchemaEvolution, VersionRegisterRequest,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -347,24 +347,34 @@ impl<S: ManifestStore> Catalog<S> {
     ///    size (so a manifest never points at an incomplete or collected object, invariant 7)
     ///    and loads versions other replicas wrote.
     /// 3. A different fingerprint than the latest version's is drift: nothing is written
-    ///    (invariant 2).
+    ///    (invariant 2); unless the request asks for `schema_evolution: add_columns` and its
+    ///    schema is the latest one's plus new columns at the end ([`schema_gate`]).
     /// 4. When the latest version already is what the request asks for (`replace`: exactly
     ///    these objects; `append`: holds them all), answers it with `existing: true`
     ///    (invariant 4).
     /// 5. Otherwise writes version latest+1 create-only; when another replica wrote that
     ///    version first, loads it and goes back to 3.
     ///
+    /// With `dry_run`, steps 1, 3 and 4 only, and the version step 5 would write is
+    /// answered unwritten ([`Catalog::register_dry_run`]).
+    ///
     /// # Errors
     /// [`CatalogError::FingerprintMismatch`], [`CatalogError::InvalidRequest`],
     /// [`CatalogError::InvalidObject`] for a bad request; [`CatalogError::SchemaDrift`] on
     /// drift; [`CatalogError::Conflict`] after [`MAX_COMMIT_ATTEMPTS`] lost races;
-    /// [`CatalogError::Store`] and [`CatalogError::CorruptManifest`] from the store.
+    /// [`CatalogError::Store`] and [`CatalogError::CorruptManifest`] from the store;
+    /// [`CatalogError::Store`] or [`CatalogError::TableMetadata`] when the Iceberg metadata
+    /// of the latest version (before the commit) or of the new one (after it: the version
+    /// stays committed, the client's retry answers `existing: true`) cannot be written.
     pub async fn register(
         &self,
         name: &DatasetName,
         request: VersionRegisterRequest,
     ) -> Result<RegisterOutcome> {
         self.validate(name, &request)?;
+        if request.dry_run {
+            return self.register_dry_run(name, &request).await;
+        }
         let lock = self.commit_lock(name);
         let _guard = lock.lock().await;
         // Under the lock: garbage collection of `name` holds it while it decides and deletes,
@@ -373,19 +383,15 @@ impl<S: ManifestStore> Catalog<S> {
         self.refresh(name).await?;
         if let Some(latest) = self.latest(name) {
             // Heal the latest version's Iceberg metadata before the next commit (DESIGN.md
-            // section 8); a failure here is retried by the commit's own write below.
-            if let Err(error) = self.ensure_table_metadata(name, latest.version).await {
-                tracing::warn!(dataset = %name, version = latest.version, error = %error_chain(&error), "iceberg metadata of the latest version not healed");
-            }
+            // section 8). A failure fails this register before it commits: so every version
+            // but the latest always has its metadata, and the latest gets it by its own
+            // commit, the next one, a table load or a restart.
+            self.ensure_table_metadata(name, latest.version).await?;
         }
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let latest = self.latest(name);
             if let Some(latest) = &latest {
-                if latest.schema_fingerprint != request.schema_fingerprint {
-                    return Err(CatalogError::SchemaDrift(Box::new(
-                        SchemaDriftDetails::between(&latest.schema, &request.schema),
-                    )));
-                }
+                schema_gate(latest, &request)?;
                 if already_holds(latest, &request) {
                     self.ensure_table_metadata(name, latest.version).await?;
                     return Ok(RegisterOutcome {
@@ -427,6 +433,34 @@ impl<S: ManifestStore> Catalog<S> {
         })
     }
 
+    /// [`Catalog::register`] of a request with `dry_run`: the same validation and schema
+    /// gate against the latest version (versions other replicas wrote included), answering
+    /// the version a register would make now, or the latest one with `existing: true`;
+    /// nothing is written (no manifest, no Iceberg metadata) and the objects need not be
+    /// stored yet (ingestd's `dry_run`, DESIGN.md section 6). Another committer may of
+    /// course make that version number taken by the time a real register comes.
+    async fn register_dry_run(
+        &self,
+        name: &DatasetName,
+        request: &VersionRegisterRequest,
+    ) -> Result<RegisterOutcome> {
+        self.refresh(name).await?;
+        let latest = self.latest(name);
+        if let Some(latest) = &latest {
+            schema_gate(latest, request)?;
+            if already_holds(latest, request) {
+                return Ok(RegisterOutcome {
+                    manifest: Arc::clone(latest),
+                    existing: true,
+                });
+            }
+        }
+        Ok(RegisterOutcome {
+            manifest: Arc::new(next_manifest(name, latest.as_deref(), request)),
+            existing: false,
+        })
+    }
+
     /// Step 1 of [`Catalog::register`].
     fn validate(&self, name: &DatasetName, request: &VersionRegisterRequest) -> Result<()> {
         let computed = request.schema.fingerprint();
@@ -458,6 +492,15 @@ impl<S: ManifestStore> Catalog<S> {
                     reason: format!("key must be {prefix}{file} (DESIGN.md section 5)"),
                 });
             }
+            if let Some(rejects) = &object.rejects {
+                let expected = ObjectKey::rejects_object(name, &rejects.sha256);
+                if rejects.key != expected {
+                    return Err(CatalogError::InvalidObject {
+                        key: rejects.key.clone(),
+                        reason: format!("a rejects key must be {expected} (DESIGN.md section 3)"),
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -465,21 +508,27 @@ impl<S: ManifestStore> Catalog<S> {
     /// Step 2 of [`Catalog::register`]: every object is stored with the stated size. Runs
     /// under the dataset's commit lock.
     async fn check_objects_stored(&self, request: &VersionRegisterRequest) -> Result<()> {
+        let mut stated: Vec<(&ObjectKey, u64)> = Vec::with_capacity(request.objects.len());
         for object in &request.objects {
-            match self.store.object_size(&object.key).await? {
-                Some(size) if size == object.size => {}
+            stated.push((&object.key, object.size));
+            if let Some(rejects) = &object.rejects {
+                stated.push((&rejects.key, rejects.size));
+            }
+        }
+        for (key, stated_size) in stated {
+            match self.store.object_size(key).await? {
+                Some(size) if size == stated_size => {}
                 Some(size) => {
                     return Err(CatalogError::InvalidObject {
-                        key: object.key.clone(),
+                        key: key.clone(),
                         reason: format!(
-                            "stored size is {size} bytes, the request says {}",
-                            object.size
+                            "stored size is {size} bytes, the request says {stated_size}"
                         ),
                     });
                 }
                 None => {
                     return Err(CatalogError::InvalidObject {
-                        key: object.key.clone(),
+                        key: key.clone(),
                         reason: "no such object in storage".into(),
                     });
                 }
@@ -578,6 +627,31 @@ fn parse_manifest_key(key: &ObjectKey) -> Result<(DatasetName, u64)> {
         .filter(|v| *v >= 1)
         .ok_or_else(|| corrupt("version is not a number from 1 to 2^64-1"))?;
     Ok((name, version))
+}
+
+/// Step 3 of [`Catalog::register`], the schema gate (DESIGN.md sections 2, 3 and 6): the
+/// request's schema must be the latest version's, or, with `schema_evolution: add_columns`,
+/// the latest one's fields in order followed by new columns ([`Schema::adds_columns_to`]).
+/// Checked under the commit, against the latest version, so of two racing evolutions that
+/// add different columns only the first to commit passes.
+///
+/// # Errors
+/// [`CatalogError::SchemaDrift`] otherwise; `evolvable` when the option would have let it
+/// through.
+///
+/// [`Schema::adds_columns_to`]: lakehouse_api::Schema::adds_columns_to
+fn schema_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result<()> {
+    if latest.schema_fingerprint == request.schema_fingerprint {
+        return Ok(());
+    }
+    let adds_columns = request.schema.adds_columns_to(&latest.schema);
+    match request.schema_evolution {
+        Some(SchemaEvolution::AddColumns) if adds_columns => Ok(()),
+        evolution => Err(CatalogError::SchemaDrift {
+            details: Box::new(SchemaDriftDetails::between(&latest.schema, &request.schema)),
+            evolvable: adds_columns && evolution.is_none(),
+        }),
+    }
 }
 
 /// Invariant 4: `replace` asks for exactly these objects, `append` for a version holding them.

@@ -78,12 +78,20 @@ pub enum CatalogError {
     InvalidRequest(String),
     /// The request's schema differs from the latest version's (DESIGN.md section 2,
     /// invariant 2): nothing was written.
+    /// `evolvable`: the request's schema only adds columns after the latest one's, so
+    /// `schema_evolution: "add_columns"` would have accepted it (the message says so).
     #[error(
-        "schema drift: dataset has schema {}, the request has {}",
-        .0.current_fingerprint,
-        .0.attempted_fingerprint
+        "schema drift: dataset has schema {}, the request has {}{}",
+        .details.current_fingerprint,
+        .details.attempted_fingerprint,
+        if *.evolvable { "; it only adds columns at the end, which schema_evolution=add_columns accepts" } else { "" }
     )]
-    SchemaDrift(Box<SchemaDriftDetails>),
+    SchemaDrift {
+        /// The diff.
+        details: Box<SchemaDriftDetails>,
+        /// Whether `schema_evolution: "add_columns"` would have accepted the change.
+        evolvable: bool,
+    },
     /// Other committers won the race for the next version [`crate::MAX_COMMIT_ATTEMPTS`]
     /// times in a row; nothing was written and retrying is safe.
     #[error("gave up committing a version of {name} after {attempts} lost races")]
@@ -104,9 +112,9 @@ pub enum CatalogError {
     /// A manifest could not be encoded as JSON (a bug).
     #[error("cannot encode manifest")]
     Encode(#[source] serde_json::Error),
-    /// The Iceberg metadata of a committed version could not be made durable (a data
-    /// object's footer did not read, or the projection failed); the version itself is
-    /// committed, and a retry of the same register heals the metadata (DESIGN.md section 8).
+    /// The Iceberg projection of a version failed (an invalid key or a render error; an
+    /// unreadable footer is not one); the version itself is committed, and a retry of the
+    /// same register heals the metadata (DESIGN.md section 8).
     #[error("iceberg metadata of version {version} of {name}: {reason}")]
     TableMetadata {
         /// The dataset.

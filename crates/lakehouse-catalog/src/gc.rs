@@ -13,9 +13,11 @@
 //!    reference an object between its check and its commit while GC deletes it.
 //!
 //! Iceberg metadata (`datasets/<name>/metadata/`, DESIGN.md section 8) is referenced by the
-//! latest version: its metadata JSON and the manifest lists and manifests of its retained
-//! snapshots. Older metadata JSON files and the files of expired snapshots are collected like
-//! any unreferenced object.
+//! latest version: its metadata JSON, the manifest lists and manifests of its snapshots and
+//! the data files those manifests name (kept even when retention, judged now, would let
+//! their version go: the snapshots were chosen when the latest version was committed).
+//! Older metadata JSON files and the files of snapshots the latest metadata dropped are
+//! collected like any unreferenced object.
 //!
 //! Manifests (`_catalog/`) are never deleted: they are tiny and they are the audit trail.
 
@@ -137,17 +139,18 @@ impl<S: ManifestStore> Catalog<S> {
             let latest = versions.last().map_or(0, |latest| latest.version);
             for manifest in &versions {
                 if self.retention().is_retained(manifest, latest, now) {
-                    referenced.extend(manifest.objects.iter().map(|o| o.key.clone()));
+                    referenced.extend(manifest.objects.iter().flat_map(|o| o.keys().cloned()));
                 } else {
                     report.expired_versions += 1;
                 }
             }
         }
         referenced.extend(referenced_anywhere.iter().cloned());
-        // The latest version's Iceberg metadata JSON and every manifest list and manifest its
-        // snapshots reference (DESIGN.md section 8); older metadata JSON files are not.
+        // The latest version's Iceberg metadata JSON, every manifest list and manifest its
+        // snapshots reference and the data files they name (DESIGN.md section 8); older
+        // metadata JSON files are not. A projection that fails keeps the dataset whole.
         referenced.extend(
-            self.table_keys(name)
+            self.table_keys(name)?
                 .into_iter()
                 .filter_map(|key| ObjectKey::new(key).ok()),
         );
@@ -238,7 +241,7 @@ impl<S: ManifestStore> Catalog<S> {
                 .iter()
                 .filter(|m| self.retention().is_retained(m, latest, now))
             {
-                keys.extend(manifest.objects.iter().map(|o| o.key.clone()));
+                keys.extend(manifest.objects.iter().flat_map(|o| o.keys().cloned()));
             }
         }
         keys

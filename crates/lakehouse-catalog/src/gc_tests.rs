@@ -185,8 +185,10 @@ async fn the_latest_version_is_kept_even_when_every_rule_expires_it() {
             .register(&sales, request(vec![object.clone()], IngestMode::Replace))
             .await
             .unwrap();
+        // Version 1 has expired when version 2 is committed, so version 2's Iceberg
+        // metadata does not list it either (see the last test of this file).
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let report = catalog.collect_garbage(gc(0)).await.unwrap();
     assert_eq!(report.deleted, vec![old.key.clone()]);
     assert!(exists(&store, &latest));
@@ -302,6 +304,11 @@ async fn gc_racing_registers_never_deletes_a_retained_object() {
     let registered = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
 
+    // The collector publishes its run count; every few rounds a writer waits for a run
+    // that started after it got there, so GC runs during the registers however the
+    // scheduler treats the tasks (on a loaded machine the writers could otherwise finish
+    // before the collector's second run).
+    let (runs_tx, runs_rx) = tokio::sync::watch::channel(0u64);
     let collector = {
         let (catalog, done) = (Arc::clone(&catalog), Arc::clone(&done));
         tokio::spawn(async move {
@@ -312,6 +319,7 @@ async fn gc_racing_registers_never_deletes_a_retained_object() {
                 assert!(report.errors.is_empty(), "{:?}", report.errors);
                 deleted += report.deleted.len();
                 runs += 1;
+                runs_tx.send_replace(runs);
                 tokio::task::yield_now().await;
             }
             (runs, deleted)
@@ -325,8 +333,16 @@ async fn gc_racing_registers_never_deletes_a_retained_object() {
                 Arc::clone(&registered),
             );
             let dataset = datasets[(writer % 2) as usize].clone();
+            let mut runs_rx = runs_rx.clone();
             tokio::spawn(async move {
                 for round in 0..ROUNDS {
+                    if round % 5 == 4 {
+                        runs_rx.borrow_and_update();
+                        // Two changes: the first may be a run that began before this point.
+                        for _ in 0..2 {
+                            runs_rx.changed().await.unwrap();
+                        }
+                    }
                     let object = put_object(&store, &dataset, &format!("{writer}/{round}"), 0);
                     let mode = if round % 3 == 0 {
                         IngestMode::Append
@@ -390,4 +406,124 @@ async fn gc_racing_registers_never_deletes_a_retained_object() {
         stored, retained,
         "after a final run, only retained objects remain"
     );
+}
+
+/// DESIGN.md section 8: the latest Iceberg metadata never points at a missing object. Its
+/// snapshots were chosen by retention when its version was committed; GC judges retention
+/// now, so a version that expired since must keep its objects while the latest metadata
+/// still lists it, and lose them once a newer metadata drops it.
+#[tokio::test]
+async fn objects_the_latest_iceberg_metadata_lists_outlive_their_retention() {
+    let store = Arc::new(MemoryStore::new());
+    let policy = RetentionPolicy {
+        retain_versions: 0,
+        retain_ms: 200,
+    };
+    let catalog = open(&store, policy).await.with_table_base("memory://");
+    let sales = name("sales");
+    let first = put_object(&store, &sales, "first", 10);
+    let second = put_object(&store, &sales, "second", 10);
+    for object in [&first, &second] {
+        catalog
+            .register(&sales, request(vec![object.clone()], IngestMode::Replace))
+            .await
+            .unwrap();
+    }
+    let listed = catalog.table_keys(&sales).unwrap();
+    assert!(listed.contains(&first.key.to_string()), "{listed:?}");
+    // Version 1 passes retain_ms: the passage of time is what is under test.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    catalog.collect_garbage(gc(0)).await.unwrap();
+    for key in catalog.table_keys(&sales).unwrap() {
+        assert!(
+            store.bytes(&ObjectKey::new(key.clone()).unwrap()).is_some(),
+            "the latest metadata lists {key}, which GC deleted"
+        );
+    }
+    assert!(exists(&store, &first));
+
+    // Version 3's metadata no longer lists version 1: its object goes.
+    let third = put_object(&store, &sales, "third", 10);
+    catalog
+        .register(&sales, request(vec![third.clone()], IngestMode::Replace))
+        .await
+        .unwrap();
+    assert!(
+        !catalog
+            .table_keys(&sales)
+            .unwrap()
+            .contains(&first.key.to_string())
+    );
+    catalog.collect_garbage(gc(0)).await.unwrap();
+    assert!(!exists(&store, &first));
+    assert!(exists(&store, &third));
+}
+
+/// `object` with a rejects object of `content`, stored `age_hours` ago.
+fn with_rejects(
+    store: &MemoryStore,
+    dataset: &DatasetName,
+    mut object: ObjectRef,
+    content: &str,
+    age_hours: i64,
+) -> ObjectRef {
+    let sha256 = lakehouse_api::Sha256Digest::from_bytes(
+        <sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()).into(),
+    );
+    let key = ObjectKey::rejects_object(dataset, &sha256);
+    store.insert(key.clone(), Bytes::from(content.to_owned()));
+    store.set_last_modified(&key, Utc::now() - Duration::hours(age_hours));
+    object.rejects = Some(lakehouse_api::RejectsRef {
+        key,
+        count: 1,
+        size: content.len() as u64,
+        sha256,
+    });
+    object
+}
+
+/// DESIGN.md section 3: rejects objects follow the GC and retention rules of the data they
+/// came with: kept while their object is (an append successor keeps both), collected with it.
+#[tokio::test]
+async fn rejects_objects_live_and_go_with_their_data_object() {
+    let store = Arc::new(MemoryStore::new());
+    let policy = RetentionPolicy {
+        retain_versions: 1,
+        retain_ms: 0,
+    };
+    let catalog = open(&store, policy).await;
+    let sales = name("sales");
+    let first = put_object(&store, &sales, "first", 10);
+    let first = with_rejects(
+        &store,
+        &sales,
+        first,
+        "line,column,reason,record\n2,,x,y\n",
+        10,
+    );
+    catalog
+        .register(&sales, request(vec![first.clone()], IngestMode::Replace))
+        .await
+        .unwrap();
+    // Version 2 appends: version 1 is past retention, but its object (and so its rejects)
+    // is still in version 2.
+    let second = put_object(&store, &sales, "second", 10);
+    catalog
+        .register(&sales, request(vec![second.clone()], IngestMode::Append))
+        .await
+        .unwrap();
+    let report = catalog.collect_garbage(gc(0)).await.unwrap();
+    assert!(report.deleted.is_empty(), "{report:?}");
+    let rejects_key = first.rejects.as_ref().unwrap().key.clone();
+    assert!(store.bytes(&rejects_key).is_some());
+    // Version 3 replaces everything: the first object and its rejects go together.
+    let third = put_object(&store, &sales, "third", 10);
+    catalog
+        .register(&sales, request(vec![third], IngestMode::Replace))
+        .await
+        .unwrap();
+    let report = catalog.collect_garbage(gc(0)).await.unwrap();
+    assert!(report.deleted.contains(&rejects_key), "{report:?}");
+    assert!(report.deleted.contains(&first.key), "{report:?}");
+    assert!(store.bytes(&rejects_key).is_none());
 }

@@ -47,16 +47,31 @@ impl<S: ManifestStore> Catalog<S> {
         })
     }
 
-    /// Keys of every Iceberg file the latest version of `name` references (from the index;
-    /// empty for an unknown dataset): what garbage collection keeps.
-    pub fn table_keys(&self, name: &DatasetName) -> Vec<String> {
+    /// Keys the latest version's Iceberg metadata of `name` references (from the index;
+    /// empty for an unknown dataset): its metadata JSON, every manifest list and manifest of
+    /// its snapshots, and every data file those manifests name. What garbage collection keeps
+    /// (DESIGN.md section 8: the metadata never points at a missing object), even where its
+    /// own retention, judged now, would let a version's objects go: the snapshots of the
+    /// latest metadata were judged when that version was committed.
+    ///
+    /// # Errors
+    /// [`CatalogError::TableMetadata`] when the projection fails: the caller must then keep
+    /// the dataset's objects rather than treat nothing as referenced.
+    pub fn table_keys(&self, name: &DatasetName) -> Result<Vec<String>> {
         let Some(latest) = self.latest(name) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        match self.table_input(name, latest.version) {
-            Ok(input) => input.plan().into_iter().map(|file| file.key).collect(),
-            Err(_) => Vec::new(),
+        let input = self.table_input(name, latest.version)?;
+        let mut keys = Vec::new();
+        for file in input.plan() {
+            keys.extend(
+                file.data_files
+                    .iter()
+                    .flat_map(|object| object.keys().map(ToString::to_string)),
+            );
+            keys.push(file.key);
         }
+        Ok(keys)
     }
 
     /// Writes whatever is missing of version `version`'s Iceberg metadata (module docs).
@@ -64,8 +79,10 @@ impl<S: ManifestStore> Catalog<S> {
     /// process already made that version durable.
     ///
     /// # Errors
-    /// [`CatalogError::Store`] when the store fails; [`CatalogError::TableMetadata`] when a
-    /// data object's footer does not read or the projection fails.
+    /// [`CatalogError::Store`] when the store fails; [`CatalogError::InvalidObject`] when a
+    /// data object the version names is missing; [`CatalogError::TableMetadata`] when the
+    /// projection fails. An object whose footer does not read is not an error: its entry
+    /// gets no column metrics.
     pub async fn ensure_table_metadata(&self, name: &DatasetName, version: u64) -> Result<()> {
         if self.table_base.is_none() || self.is_durable(name, version) {
             return Ok(());

@@ -7,7 +7,7 @@ use crate::{
 use bytes::Bytes;
 use lakehouse_api::{
     ColumnType, CsvOptions, DatasetName, Field, IngestMode, Manifest, ObjectKey, ObjectRef, Schema,
-    Sha256Digest, Source, VersionRegisterRequest,
+    SchemaEvolution, Sha256Digest, Source, VersionRegisterRequest,
 };
 use lakehouse_testkit::fixtures::{object_ref, register_request, schema_id_name as schema_v1};
 use std::sync::Arc;
@@ -256,7 +256,7 @@ async fn drift_is_an_error_and_writes_nothing() {
             .register(&ds, request(&schema_v2(), vec![d.clone()], mode))
             .await
             .unwrap_err();
-        let CatalogError::SchemaDrift(details) = err else {
+        let CatalogError::SchemaDrift { details, .. } = err else {
             panic!("expected drift, got {err:?}");
         };
         assert_eq!(details.current_fingerprint, schema_v1().fingerprint());
@@ -449,7 +449,7 @@ async fn racing_committer_with_another_schema_makes_us_drift() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, CatalogError::SchemaDrift(d) if d.current_fingerprint == schema_v2().fingerprint()),
+        matches!(&err, CatalogError::SchemaDrift { details: d, .. } if d.current_fingerprint == schema_v2().fingerprint()),
         "{err:?}"
     );
     assert_eq!(catalog.store().keys(&manifest_prefix(&ds)).len(), 2);
@@ -775,4 +775,308 @@ async fn refresh_all_loads_datasets_and_versions_other_replicas_wrote() {
     assert_eq!(listed, [("items".into(), 1), ("sales".into(), 2)]);
     // Nothing new: nothing loaded.
     assert_eq!(catalog.refresh_all().await.unwrap(), 0);
+}
+
+/// `schema_v1()` (`id:int64, name:utf8`) plus the columns `extra`.
+fn schema_plus(extra: &[(&str, ColumnType)]) -> Schema {
+    let mut schema = schema_v1();
+    schema
+        .fields
+        .extend(extra.iter().map(|(n, t)| Field::new(*n, *t)));
+    schema
+}
+
+fn evolving(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
+    VersionRegisterRequest {
+        schema_evolution: Some(SchemaEvolution::AddColumns),
+        ..request(schema, objects, mode)
+    }
+}
+
+#[tokio::test]
+async fn add_columns_makes_a_new_schema_version_keeping_appended_objects() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let wider = schema_plus(&[("extra", ColumnType::Bool)]);
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let b = put_object(&store, &ds, &wider, "b");
+    let catalog = open(store).await;
+    commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
+
+    // Without the option the same request is drift, and the message names the option.
+    let err = catalog
+        .register(&ds, request(&wider, vec![b.clone()], IngestMode::Append))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::SchemaDrift { evolvable: true, details } if details.added == ["extra"]),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("schema_evolution=add_columns"),
+        "{err}"
+    );
+    assert_eq!(catalog.latest(&ds).unwrap().version, 1);
+
+    let v2 = catalog
+        .register(&ds, evolving(&wider, vec![b.clone()], IngestMode::Append))
+        .await
+        .unwrap();
+    assert!(!v2.existing);
+    assert_eq!(v2.manifest.version, 2);
+    assert_eq!(v2.manifest.schema, wider);
+    assert_eq!(v2.manifest.schema_fingerprint, wider.fingerprint());
+    // Append keeps the object written with the older schema in the version.
+    assert_eq!(keys(&v2.manifest.objects), keys(&[a, b.clone()]));
+    // The same request again is the version it made.
+    let again = catalog
+        .register(&ds, evolving(&wider, vec![b], IngestMode::Append))
+        .await
+        .unwrap();
+    assert!(again.existing);
+    assert_eq!(again.manifest.version, 2);
+}
+
+#[tokio::test]
+async fn add_columns_still_refuses_removed_reordered_and_retyped_columns() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let catalog = open(store).await;
+    commit(&catalog, &ds, &schema_v1(), vec![a], IngestMode::Replace).await;
+    let removed = Schema {
+        fields: vec![Field::new("id", ColumnType::Int64)],
+    };
+    let reordered = Schema {
+        fields: vec![
+            Field::new("name", ColumnType::Utf8),
+            Field::new("id", ColumnType::Int64),
+            Field::new("extra", ColumnType::Bool),
+        ],
+    };
+    let retyped = Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Float64),
+            Field::new("name", ColumnType::Utf8),
+            Field::new("extra", ColumnType::Bool),
+        ],
+    };
+    let in_the_middle = Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Int64),
+            Field::new("extra", ColumnType::Bool),
+            Field::new("name", ColumnType::Utf8),
+        ],
+    };
+    let before = catalog.store().keys("");
+    for schema in [removed, reordered, retyped, in_the_middle] {
+        let object = put_object(catalog.store(), &ds, &schema, "x");
+        for evolution in [None, Some(SchemaEvolution::AddColumns)] {
+            let request = VersionRegisterRequest {
+                schema_evolution: evolution,
+                ..request(&schema, vec![object.clone()], IngestMode::Append)
+            };
+            let err = catalog.register(&ds, request).await.unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    CatalogError::SchemaDrift {
+                        evolvable: false,
+                        ..
+                    }
+                ),
+                "{schema:?} {evolution:?}: {err:?}"
+            );
+            assert!(!err.to_string().contains("schema_evolution"), "{err}");
+        }
+        catalog.store().remove(&object.key);
+    }
+    assert_eq!(catalog.store().keys(""), before);
+    assert_eq!(catalog.latest(&ds).unwrap().version, 1);
+}
+
+/// Two uploads add different columns to version 1; the other one commits version 2 first
+/// (between our listing and our create-only put): ours is re-validated against it under
+/// the commit and refused.
+#[tokio::test]
+async fn racing_evolutions_adding_different_columns_one_wins() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let theirs_schema = schema_plus(&[("x", ColumnType::Int64)]);
+    let ours_schema = schema_plus(&[("y", ColumnType::Utf8)]);
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let theirs = put_object(&store, &ds, &theirs_schema, "theirs");
+    let ours = put_object(&store, &ds, &ours_schema, "ours");
+    let catalog = open(store).await;
+    commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
+    let (key, bytes) = (
+        ObjectKey::manifest(&ds, 2),
+        rival_manifest(&ds, 2, &theirs_schema, vec![a, theirs]),
+    );
+    catalog.store().before_next_put(move |objects| {
+        objects.insert(key, bytes.clone());
+    });
+    let err = catalog
+        .register(&ds, evolving(&ours_schema, vec![ours], IngestMode::Append))
+        .await
+        .unwrap_err();
+    let CatalogError::SchemaDrift { details, evolvable } = &err else {
+        panic!("expected drift, got {err:?}");
+    };
+    assert!(!evolvable);
+    assert_eq!(details.current_fingerprint, theirs_schema.fingerprint());
+    assert_eq!(details.added, ["y"]);
+    assert_eq!(details.removed, ["x"]);
+    assert_eq!(catalog.store().keys(&manifest_prefix(&ds)).len(), 2);
+    assert_eq!(catalog.latest(&ds).unwrap().schema, theirs_schema);
+}
+
+#[tokio::test]
+async fn dry_run_answers_the_version_a_register_would_make_and_writes_nothing() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let catalog = open(store).await;
+    let dry = |objects, mode| VersionRegisterRequest {
+        dry_run: true,
+        ..request(&schema_v1(), objects, mode)
+    };
+    // A new dataset: version 1, nothing written.
+    let first = catalog
+        .register(&ds, dry(vec![a.clone()], IngestMode::Replace))
+        .await
+        .unwrap();
+    assert_eq!((first.manifest.version, first.existing), (1, false));
+    assert!(catalog.store().keys("_catalog/").is_empty());
+    assert!(catalog.latest(&ds).is_none());
+    let real = commit(
+        &catalog,
+        &ds,
+        &schema_v1(),
+        vec![a.clone()],
+        IngestMode::Replace,
+    )
+    .await;
+    let mut expected = real.manifest.as_ref().clone();
+    expected.created_at = first.manifest.created_at.clone();
+    assert_eq!(
+        *first.manifest, expected,
+        "the dry run's manifest is the real one"
+    );
+
+    let before = catalog.store().keys("");
+    // The same object again: existing.
+    let again = catalog
+        .register(&ds, dry(vec![a.clone()], IngestMode::Append))
+        .await
+        .unwrap();
+    assert_eq!((again.manifest.version, again.existing), (1, true));
+    // An object not stored (yet): the dry run does not ask for it.
+    let unstored = object_ref(&ds, &schema_v1(), b"not stored", 3);
+    let next = catalog
+        .register(&ds, dry(vec![unstored.clone()], IngestMode::Append))
+        .await
+        .unwrap();
+    assert_eq!((next.manifest.version, next.existing), (2, false));
+    assert_eq!(keys(&next.manifest.objects), keys(&[a, unstored]));
+    // Drift is the same 409.
+    let d = object_ref(&ds, &schema_v2(), b"d", 1);
+    let err = catalog
+        .register(
+            &ds,
+            VersionRegisterRequest {
+                dry_run: true,
+                ..request(&schema_v2(), vec![d], IngestMode::Replace)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::SchemaDrift { .. }), "{err:?}");
+    assert_eq!(catalog.store().keys(""), before);
+    assert_eq!(catalog.latest(&ds).unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
+    let store = MemoryStore::new();
+    let ds = name("sales");
+    let a = put_object(&store, &ds, &schema_v1(), "a");
+    let content = "line,column,reason,record\n3,,short,x\n";
+    let sha256 =
+        Sha256Digest::from_bytes(<sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()).into());
+    let rejects = lakehouse_api::RejectsRef {
+        key: ObjectKey::rejects_object(&ds, &sha256),
+        count: 1,
+        size: content.len() as u64,
+        sha256,
+    };
+    let catalog = open(store).await;
+    let with = |rejects: lakehouse_api::RejectsRef| ObjectRef {
+        rejects: Some(rejects),
+        ..a.clone()
+    };
+    // Not stored yet: refused, nothing written.
+    let err = catalog
+        .register(
+            &ds,
+            request(
+                &schema_v1(),
+                vec![with(rejects.clone())],
+                IngestMode::Replace,
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::InvalidObject { key, .. } if *key == rejects.key),
+        "{err:?}"
+    );
+    // Outside the layout: refused.
+    let mut elsewhere = rejects.clone();
+    elsewhere.key = ObjectKey::new(format!(
+        "datasets/other/_rejects/{}.csv",
+        rejects.sha256.as_str()
+    ))
+    .unwrap();
+    let err = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![with(elsewhere)], IngestMode::Replace),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::InvalidObject { .. }),
+        "{err:?}"
+    );
+    assert!(catalog.store().keys("_catalog/").is_empty());
+    catalog
+        .store()
+        .insert(rejects.key.clone(), Bytes::from(content));
+    let v1 = catalog
+        .register(
+            &ds,
+            request(
+                &schema_v1(),
+                vec![with(rejects.clone())],
+                IngestMode::Replace,
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v1.manifest.objects[0].rejects.as_ref(), Some(&rejects));
 }

@@ -1,7 +1,7 @@
 //! Client of ingestd's `POST /ingest` (DESIGN.md section 6).
 
 use crate::{Endpoint, Result, json, send};
-use lakehouse_api::{DatasetName, IngestMode, IngestResponse};
+use lakehouse_api::{DatasetName, IngestMode, IngestResponse, SchemaEvolution};
 
 /// Client of ingestd (`/ingest`), cheap to clone.
 #[derive(Debug, Clone)]
@@ -25,6 +25,18 @@ pub struct IngestOptions {
     /// `null_values`: comma-separated strings read as null.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub null_values: Option<String>,
+    /// `schema_evolution`: `add_columns` lets new columns at the end make a new schema
+    /// version (DESIGN.md section 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_evolution: Option<SchemaEvolution>,
+    /// `max_rejects`: how many bad records may be set aside into a rejects object instead
+    /// of failing the upload (DESIGN.md section 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rejects: Option<u64>,
+    /// `dry_run`: `true` checks the upload and answers what the ingest would, writing
+    /// nothing (DESIGN.md section 6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
 }
 
 impl IngestdClient {
@@ -46,7 +58,7 @@ impl IngestdClient {
         }
     }
 
-    /// `POST /ingest?name=&mode=&delimiter=&null_values=` with a multipart body whose field
+    /// `POST /ingest?name=&mode=&delimiter=&null_values=&schema_evolution=&max_rejects=&dry_run=` with a multipart body whose field
     /// `file` (named `filename`, `text/csv`) streams `file`, of exactly `length` bytes. The
     /// body's `Content-Length` is known in advance, so ingestd can refuse an upload over its
     /// cap before reading it; nothing of `file` is held in memory beyond reqwest's chunks.

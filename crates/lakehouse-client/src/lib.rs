@@ -58,18 +58,31 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    /// A 2xx answer of another status than the request asks for (a whole object where a
+    /// range was asked for: 200 instead of 206).
+    #[error("{url} answered {status} where {expected} was expected")]
+    UnexpectedStatus {
+        /// Request URL.
+        url: String,
+        /// The status received.
+        status: u16,
+        /// The status the request asks for.
+        expected: u16,
+    },
 }
 
 impl ClientError {
     /// The error code a caller can act on: the remote code for [`ClientError::Remote`],
     /// [`ErrorCode::Unavailable`] for transport failures, [`ErrorCode::UpstreamError`] for
-    /// undecodable answers, [`ErrorCode::Internal`] for a bad base URL.
+    /// undecodable or unexpected answers, [`ErrorCode::Internal`] for a bad base URL.
     pub fn code(&self) -> ErrorCode {
         match self {
             ClientError::InvalidUrl { .. } => ErrorCode::Internal,
             ClientError::Transport { .. } => ErrorCode::Unavailable,
             ClientError::Remote { body, .. } => body.error.code,
-            ClientError::Decode { .. } => ErrorCode::UpstreamError,
+            ClientError::Decode { .. } | ClientError::UnexpectedStatus { .. } => {
+                ErrorCode::UpstreamError
+            }
         }
     }
 

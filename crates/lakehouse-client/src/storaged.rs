@@ -192,18 +192,29 @@ impl StoragedClient {
 
     /// `GET /objects/{key}` with `Range: bytes=start-(end-1)`: the bytes `start..end` of the
     /// object (fewer when the object ends first), read whole into memory (footers, pages).
+    /// An empty range (`end <= start`) is empty bytes, without a request.
     ///
     /// # Errors
     /// [`ClientError::Remote`] with `not_found` for a missing key or storaged's 416 for a
-    /// range past the end; transport errors.
+    /// range past the end; [`ClientError::UnexpectedStatus`] when the answer is not a 206
+    /// (a server that ignored the range would send the whole object); transport errors.
     pub async fn get_range(&self, key: &ObjectKey, start: u64, end: u64) -> Result<Bytes> {
+        if end <= start {
+            return Ok(Bytes::new());
+        }
         let url = self.object_url(key);
-        let last = end.saturating_sub(1).max(start);
         let request = self
             .endpoint
             .request(reqwest::Method::GET, &url)
-            .header(header::RANGE, format!("bytes={start}-{last}"));
+            .header(header::RANGE, format!("bytes={start}-{}", end - 1));
         let response = send(request, &url, &[]).await?;
+        if response.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            return Err(ClientError::UnexpectedStatus {
+                url,
+                status: response.status().as_u16(),
+                expected: 206,
+            });
+        }
         response
             .bytes()
             .await
@@ -286,9 +297,7 @@ impl StoragedClient {
     /// # Errors
     /// Storaged's error answers; transport errors; [`ClientError::Decode`].
     pub async fn location(&self) -> Result<StorageLocation> {
-        let url = self.endpoint.url("/location");
-        let response = send(self.endpoint.request(reqwest::Method::GET, &url), &url, &[]).await?;
-        json(response, &url).await
+        self.endpoint.get_json("/location").await
     }
 
     /// `GET /readyz`: Ok when storaged answers 200.

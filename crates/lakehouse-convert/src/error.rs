@@ -58,6 +58,16 @@ pub enum ConvertError {
     /// The upload does not conform to the registered schema (`schema_drift`, 409).
     #[error("upload does not conform to the registered schema")]
     SchemaDrift(Box<SchemaDriftDetails>),
+    /// More bad records than `max_rejects` allows (DESIGN.md section 3, "Rejects"): `error`
+    /// is the usual error of the first record past the limit, `rejected` the bad records
+    /// found up to and including it.
+    #[error("{error} ({rejected} bad records, more than max_rejects allows)")]
+    TooManyRejects {
+        /// Bad records found, the one past the limit included.
+        rejected: u64,
+        /// That record's own error (`MalformedCsv`, or `SchemaDrift` for a refused value).
+        error: Box<ConvertError>,
+    },
     /// Reading the CSV or writing the Parquet output failed.
     #[error("i/o error reading csv or writing parquet")]
     Io(#[source] std::io::Error),
@@ -78,6 +88,7 @@ impl ConvertError {
                 | ConvertError::InvalidHeader { .. }
                 | ConvertError::LimitExceeded { .. }
                 | ConvertError::TooLarge { .. }
+                | ConvertError::TooManyRejects { .. }
         )
     }
 

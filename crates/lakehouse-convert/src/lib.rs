@@ -21,6 +21,7 @@ mod decode;
 mod encode;
 mod error;
 mod infer;
+mod rejects;
 mod sniff;
 mod source;
 mod tokenize;
@@ -28,6 +29,7 @@ mod write;
 
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
+pub use rejects::{REJECTS_HEADER, SetAside};
 pub use sniff::{SNIFF_CANDIDATES, SNIFF_RECORDS, sniff_delimiter, sniff_delimiter_prefix};
 pub use source::{ReadConfig, ReadLimits};
 
@@ -143,6 +145,41 @@ pub fn check_schema<'a, R: Read>(
     registered: &Schema,
 ) -> Result<Checked> {
     infer::check_schema(reader, options.into(), registered)
+}
+
+/// Sets bad records aside (DESIGN.md section 3, "Rejects"), before the other passes: copies
+/// the header (with its final names) and every good record to `kept` as CSV with the same
+/// delimiter, and up to `max_rejects` bad records, in file order, to `rejects` as CSV
+/// `line,column,reason,record` (the 1-based line the record starts on, the 1-based column
+/// when one field is at fault, a reason for a human, and the record's fields written back
+/// as CSV, invalid UTF-8 replaced by U+FFFD). Bad is: a field count other than the header's,
+/// invalid UTF-8, or (`registered`, an existing dataset) a non-null value its column's
+/// registered type does not accept (as [`check_schema`] decides). Reading `kept` gives the
+/// same values, in the same order, as the good records of the input, whatever the input's
+/// quoting; both outputs depend only on the bytes, options, schema and limit, never on the
+/// read chunking.
+///
+/// # Errors
+/// - [`ConvertError::TooManyRejects`] at bad record `max_rejects + 1`, with that record's
+///   usual error (`MalformedCsv`, or a `SchemaDrift` naming its column, line and value);
+/// - `EmptyCsv`, `InvalidHeader`, `LimitExceeded`, a quoted field open at the end of the
+///   file (`MalformedCsv`) and `Io`, as the other passes: those are not set aside.
+pub fn set_aside<'a, R: Read, K: Write, J: Write>(
+    reader: R,
+    options: impl Into<ReadConfig<'a>>,
+    registered: Option<&Schema>,
+    max_rejects: u64,
+    kept: K,
+    rejects: J,
+) -> Result<SetAside> {
+    rejects::set_aside(
+        reader,
+        options.into(),
+        registered,
+        max_rejects,
+        kept,
+        rejects,
+    )
 }
 
 /// Pass 2: writes the CSV as Parquet with `schema` (the inferred or the registered one) into

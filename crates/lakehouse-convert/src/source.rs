@@ -238,6 +238,47 @@ impl<R: Read> Records<R> {
         Ok(true)
     }
 
+    /// [`Records::next_record`] for reading with rejects (DESIGN.md section 3, "Rejects"):
+    /// a record with the wrong field count or invalid UTF-8 is not an error of the read but
+    /// `Some(Some(error))`, the error [`Records::next_record`] would have returned, and the
+    /// read goes on after it; `Some(None)` is a good record, `None` the end of the file. An
+    /// open quote at the end of the file and the caps stay errors.
+    ///
+    /// # Errors
+    /// `MalformedCsv` (a quoted field open at the end of the file), `LimitExceeded`, `Io`.
+    pub(crate) fn next_or_flaw(&mut self) -> Result<Option<Option<ConvertError>>> {
+        if self.done {
+            return Ok(None);
+        }
+        if !self.read()? {
+            self.done = true;
+            return match self.open_quote() {
+                Some(error) => Err(error),
+                None => Ok(None),
+            };
+        }
+        self.check_limits()?;
+        if let Some(open) = self.open_quote() {
+            return Err(open);
+        }
+        let record = self.tokens.record();
+        if record.len() != self.width {
+            let reason = format!(
+                "expected {} fields as in the header, found {}",
+                self.width,
+                record.len()
+            );
+            return Ok(Some(Some(self.error(None, reason))));
+        }
+        if self.tokens.maybe_non_ascii()
+            && let Some((column, reason)) = utf8_problem(record)
+        {
+            return Ok(Some(Some(self.error(Some(column), reason))));
+        }
+        self.rows += 1;
+        Ok(Some(None))
+    }
+
     /// The fields of the last record read.
     pub(crate) fn record(&self) -> Record<'_> {
         self.tokens.record()

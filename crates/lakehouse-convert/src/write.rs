@@ -18,10 +18,11 @@ use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use lakehouse_api::{
     ColumnChange, ColumnReport, ColumnType, DecidedBy, Field, Schema, SchemaDriftDetails,
 };
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowWriter, PARQUET_FIELD_ID_META_KEY};
 use parquet::basic::Compression;
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,7 +46,14 @@ pub(crate) fn arrow_schema(schema: &Schema) -> SchemaRef {
         schema
             .fields
             .iter()
-            .map(|f| arrow_schema::Field::new(f.name.clone(), arrow_type(f.data_type), true))
+            .enumerate()
+            .map(|(i, f)| {
+                arrow_schema::Field::new(f.name.clone(), arrow_type(f.data_type), true)
+                    .with_metadata(HashMap::from([(
+                        PARQUET_FIELD_ID_META_KEY.to_owned(),
+                        (i + 1).to_string(),
+                    )]))
+            })
             .collect::<Vec<_>>(),
     ))
 }

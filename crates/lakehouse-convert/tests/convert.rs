@@ -502,7 +502,7 @@ fn parquet_metadata_is_fixed() {
 /// a deliberate change of the output (writer settings, the parquet crate, the version in
 /// `CREATED_BY`), and say so in the commit.
 const PINNED_PARQUET_SHA256: &str =
-    "5ce0f25a8a13ff642ac8db4d07b1c8894a14122291f3f6074d22c6bfce1000e7";
+    "3e717d4a5960702ed7dc37c9272dc94df6019170639fc3d5b53e281c59b555f3";
 
 /// A CSV of 20,000 rows (three record batches) with every column type, nulls, quotes,
 /// embedded delimiters and line breaks, exponents and leading zeros.
@@ -536,6 +536,39 @@ fn every_type_csv() -> String {
         ));
     }
     csv
+}
+
+/// DESIGN.md section 8: column i (1-based) of a new Parquet file carries Iceberg field id i,
+/// in the Parquet schema (what Iceberg readers resolve columns by) and in the embedded Arrow
+/// schema's `PARQUET:field_id` metadata.
+#[test]
+fn parquet_columns_carry_field_ids() {
+    let csv = "id,name,price\n1,a,2.5\n2,,3\n";
+    let (parquet, _) = round_trip(csv.as_bytes(), &opts());
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(parquet)).unwrap();
+    let columns = builder.parquet_schema().root_schema().get_fields();
+    let ids: Vec<(String, i32)> = columns
+        .iter()
+        .map(|c| (c.name().to_owned(), c.get_basic_info().id()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("id".into(), 1), ("name".into(), 2), ("price".into(), 3)]
+    );
+    let embedded: Vec<Option<&String>> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.metadata().get("PARQUET:field_id"))
+        .collect();
+    assert_eq!(
+        embedded,
+        [
+            Some(&"1".to_owned()),
+            Some(&"2".to_owned()),
+            Some(&"3".to_owned())
+        ]
+    );
 }
 
 #[test]

@@ -43,6 +43,7 @@ fn outcome(result: Result<lakehouse_convert::Inferred, ConvertError>) -> Result<
                 ConvertError::LimitExceeded { .. } => "limit_exceeded",
                 ConvertError::TooLarge { .. } => "payload_too_large",
                 ConvertError::SchemaDrift(_) => "schema_drift",
+                ConvertError::TooManyRejects { .. } => "too_many_rejects",
                 ConvertError::Io(_) => "io",
                 ConvertError::Parquet(_) => "parquet",
             };

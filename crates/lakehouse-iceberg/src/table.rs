@@ -406,6 +406,10 @@ impl TableInput {
         }
     }
 
+    /// The Iceberg schema `schema_id` (the dataset's distinct fingerprints in order of first
+    /// use). Field ids are positions + 1: a dataset's schemas only ever grow by columns
+    /// added at the end (schema evolution, DESIGN.md section 3), so a column keeps its id in
+    /// every schema and an added column gets the next unused id (section 8).
     fn iceberg_schema(&self, schema_id: i32) -> IcebergSchema {
         let schema = &self.schemas[schema_id as usize];
         IcebergSchema {

@@ -34,6 +34,7 @@ fn object(name: &str, n: u64) -> ObjectRef {
         size: 1000 + n,
         sha256: Sha256Digest::new(&sha).unwrap(),
         row_count: 10 * n,
+        rejects: None,
     }
 }
 
@@ -220,4 +221,84 @@ fn footer_bounds_are_single_value_serialized() {
     let name = &metrics.columns[&2];
     assert_eq!(name.lower.as_deref(), Some(&b"abcdefghijklmnop"[..]));
     assert_eq!(name.upper.as_deref(), Some(&b"b"[..]));
+}
+
+/// DESIGN.md section 8: a column added by schema evolution (a new fingerprint whose schema
+/// is the old one plus columns at the end) gets the next unused field id and a new schema
+/// id; the old columns keep their ids, and the appended version still lists the file
+/// written before the column existed.
+#[test]
+fn added_columns_get_new_field_ids_and_a_new_schema() {
+    let mut versions = manifests("d", &[true]);
+    let wider = Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Int64),
+            Field::new("name", ColumnType::Utf8),
+            Field::new("score", ColumnType::Float64),
+        ],
+    };
+    let sha = format!("{:064x}", 2);
+    let added = ObjectRef {
+        key: ObjectKey::new(format!(
+            "datasets/d/{}/{sha}.parquet",
+            wider.fingerprint().hex()
+        ))
+        .unwrap(),
+        size: 2000,
+        sha256: Sha256Digest::new(&sha).unwrap(),
+        row_count: 5,
+        rejects: None,
+    };
+    let mut v2 = versions[0].as_ref().clone();
+    v2.version = 2;
+    v2.schema_fingerprint = wider.fingerprint();
+    v2.schema = wider;
+    v2.objects.push(added);
+    v2.row_count = v2.objects.iter().map(|o| o.row_count).sum();
+    versions.push(Arc::new(v2));
+    let input = TableInput::new("memory://", versions, all_versions(2)).unwrap();
+    let files = render_all(&input);
+    let metadata: TableMetadata = serde_json::from_slice(&files.last().unwrap().1).unwrap();
+    let ids = |schema: usize| -> Vec<(i32, String)> {
+        metadata.schemas[schema]
+            .fields
+            .iter()
+            .map(|f| (f.id, f.name.clone()))
+            .collect()
+    };
+    assert_eq!(metadata.schemas.len(), 2);
+    assert_eq!(
+        ids(0),
+        [(1, "id".to_owned()), (2, "name".to_owned())],
+        "first schema: column i has id i"
+    );
+    assert_eq!(
+        ids(1),
+        [
+            (1, "id".to_owned()),
+            (2, "name".to_owned()),
+            (3, "score".to_owned())
+        ],
+        "the added column gets the next unused id, the others keep theirs"
+    );
+    assert_eq!(metadata.schemas[1].fields[2].kind, "double");
+    assert_eq!(metadata.schemas[1].schema_id, 1);
+    assert_eq!(metadata.current_schema_id, 1);
+    assert_eq!(metadata.last_column_id, 3);
+    assert_eq!(
+        metadata
+            .snapshots
+            .iter()
+            .map(|s| s.schema_id)
+            .collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert_eq!(metadata.snapshots[1].summary["operation"], "append");
+    assert_eq!(metadata.snapshots[1].summary["total-data-files"], "2");
+    assert!(
+        metadata.properties["schema.name-mapping.default"]
+            .contains(r#""field-id":3,"names":["score"]"#),
+        "{}",
+        metadata.properties["schema.name-mapping.default"]
+    );
 }

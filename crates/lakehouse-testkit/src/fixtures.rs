@@ -41,6 +41,8 @@ pub fn register_request(
         options: Default::default(),
         inference_version: INFERENCE_VERSION,
         columns: Vec::new(),
+        schema_evolution: None,
+        dry_run: false,
     }
 }
 
@@ -59,5 +61,6 @@ pub fn object_ref(
         size: content.len() as u64,
         sha256,
         row_count,
+        rejects: None,
     }
 }

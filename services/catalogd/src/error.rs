@@ -42,7 +42,7 @@ pub fn api_error(error: CatalogError) -> ApiError {
             json!({ "key": key, "reason": reason }),
         ),
         CatalogError::InvalidRequest(_) => ApiError::new(ErrorCode::InvalidRequest, message),
-        CatalogError::SchemaDrift(details) => ApiError::with_details(
+        CatalogError::SchemaDrift { details, .. } => ApiError::with_details(
             ErrorCode::SchemaDrift,
             message,
             serde_json::to_value(&*details).unwrap_or_default(),
@@ -84,7 +84,10 @@ mod tests {
             fields: vec![Field::new("b", ColumnType::Int64)],
         };
         let details = SchemaDriftDetails::between(&current, &attempted);
-        let error = api_error(CatalogError::SchemaDrift(Box::new(details.clone())));
+        let error = api_error(CatalogError::SchemaDrift {
+            details: Box::new(details.clone()),
+            evolvable: false,
+        });
         assert_eq!(error.code().status(), StatusCode::CONFLICT);
         assert_eq!(
             error.body.error.details,

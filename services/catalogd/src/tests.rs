@@ -67,6 +67,8 @@ async fn register_then_read_back_over_http() {
         options: Default::default(),
         inference_version: 1,
         columns: Vec::new(),
+        schema_evolution: None,
+        dry_run: false,
     };
     let body = serde_json::to_value(&request).unwrap();
     let (status, answer) = call(&app, "POST", "/datasets/sales/versions", Some(body.clone())).await;

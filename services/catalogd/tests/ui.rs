@@ -224,3 +224,23 @@ async fn odd_input_to_the_pages_is_a_4xx_page_never_a_500() {
     let (_, body) = page(format!("{base}/ui?limit=1000000"), None).await;
     assert!(body.contains("/ui/datasets/trips"), "{body}");
 }
+
+/// An evolved schema and records set aside (DESIGN.md section 3) show on the page: the new
+/// column in the schema, and a download link to the rejects object on its data object.
+#[tokio::test]
+async fn the_page_shows_an_added_column_and_the_records_set_aside() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    ingest(&trio, "name=grow", "id,city\n1,Oslo\n").await;
+    ingest(
+        &trio,
+        "name=grow&mode=append&schema_evolution=add_columns&max_rejects=1",
+        "id,city,zone\n2,Bergen,w\nragged\n",
+    )
+    .await;
+    let base = trio.catalogd.url();
+    let (status, html) = page(format!("{base}/ui/datasets/grow"), None).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("zone"), "{html}");
+    assert!(html.contains("/objects/datasets/grow/_rejects/"), "{html}");
+    assert!(html.contains("1 records</a>"), "{html}");
+}

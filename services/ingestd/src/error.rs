@@ -1,6 +1,6 @@
 //! ingestd's error enum and its one mapping to the JSON error body (DESIGN.md section 6).
 
-use lakehouse_api::{ErrorBody, ErrorCode, NameError};
+use lakehouse_api::{ErrorBody, ErrorCode, NameError, SchemaDriftDetails};
 use lakehouse_client::ClientError;
 use lakehouse_convert::ConvertError;
 use lakehouse_server::ApiError;
@@ -91,9 +91,22 @@ pub enum IngestError {
         /// Seconds to put in `Retry-After`.
         retry_after_secs: u64,
     },
-    /// The CSV is bad, or does not fit the dataset's schema.
+    /// The CSV is bad.
     #[error(transparent)]
     Convert(#[from] ConvertError),
+    /// The upload does not fit the dataset's registered schema (DESIGN.md section 3): 409
+    /// `schema_drift` with `details`. `evolvable`: its only change is new columns at the
+    /// end, which `schema_evolution=add_columns` would have accepted (the message says so).
+    #[error(
+        "upload does not conform to the registered schema{}",
+        if *.evolvable { "; it only adds columns at the end, which schema_evolution=add_columns accepts" } else { "" }
+    )]
+    SchemaDrift {
+        /// Added, removed, reordered and refused columns.
+        details: Box<SchemaDriftDetails>,
+        /// Whether `schema_evolution=add_columns` would have let the upload through.
+        evolvable: bool,
+    },
     /// The spool file could not be written or read.
     #[error("spool i/o failed")]
     Spool(#[source] std::io::Error),
@@ -173,6 +186,11 @@ impl From<IngestError> for ApiError {
                 json!({ "idle_ms": idle_ms }),
             ),
             IngestError::Convert(convert) => convert_error(convert),
+            IngestError::SchemaDrift { details, .. } => ApiError::with_details(
+                ErrorCode::SchemaDrift,
+                message,
+                serde_json::to_value(&*details).unwrap_or_default(),
+            ),
             IngestError::Spool(source) => {
                 ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
             }
@@ -240,6 +258,17 @@ fn convert_error(error: ConvertError) -> ApiError {
             message,
             serde_json::to_value(&*details).unwrap_or_default(),
         ),
+        ConvertError::TooManyRejects { rejected, error } => {
+            // The usual answer of the record past the limit, with the count in its details.
+            let mut api = convert_error(*error);
+            let details = &mut api.body.error.details;
+            if !details.is_object() {
+                *details = json!({});
+            }
+            details["rejected"] = json!(rejected);
+            api.body.error.message = message;
+            api
+        }
         ConvertError::Io(source) => ApiError::new(
             ErrorCode::Internal,
             format!("reading the spool failed: {source}"),

@@ -12,13 +12,14 @@
 //!    ([`commit`]).
 
 use crate::spool::{self, ChannelReader, Spooled};
-use crate::upload::{self, ChunkSender, ParquetUpload};
+use crate::upload::{self, ChunkSender, Destination, ParquetUpload};
 use crate::{AppState, IngestError};
 use bytes::Bytes;
 use futures::Stream;
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, Schema, Sha256Digest, Source, TextEncoding, VersionRegisterRequest,
+    ObjectRef, RejectsRef, Schema, SchemaDriftDetails, SchemaEvolution, Sha256Digest, Source,
+    TextEncoding, VersionRegisterRequest,
 };
 use lakehouse_client::trace::bind;
 use lakehouse_convert::{ConvertError, Detected, EncodeStats, ReadConfig, ReadLimits};
@@ -41,6 +42,12 @@ pub struct IngestRequest {
     pub null_values: Option<Vec<String>>,
     /// `encoding`, when given (DESIGN.md section 3).
     pub encoding: Option<TextEncoding>,
+    /// `schema_evolution`, when given (DESIGN.md section 3, "Schema evolution").
+    pub schema_evolution: Option<SchemaEvolution>,
+    /// `max_rejects` (default 0; DESIGN.md section 3, "Rejects").
+    pub max_rejects: u64,
+    /// `dry_run`: check and answer, write nothing (DESIGN.md section 6).
+    pub dry_run: bool,
     /// Multipart `filename` of the `file` field, when sent.
     pub filename: Option<String>,
 }
@@ -71,6 +78,12 @@ struct Plan {
     /// 3), and `options.delimiter` is only a placeholder until then.
     sniff: bool,
     lookup_ms: u128,
+    /// Where the Parquet goes: storaged, or nowhere for a dry run.
+    destination: Destination,
+    /// `schema_evolution` of the request.
+    evolution: Option<SchemaEvolution>,
+    /// `max_rejects` of the request.
+    max_rejects: u64,
 }
 
 /// Reads the dataset's current manifest from catalogd, before the body is read, so that the
@@ -99,6 +112,11 @@ async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestE
     };
     let options = request.options(current.as_ref());
     let sniff = current.is_none() && request.delimiter.is_none();
+    let destination = if request.dry_run {
+        Destination::Nowhere
+    } else {
+        Destination::Storaged(state.inner.storaged.clone())
+    };
     Ok(Plan {
         current,
         options,
@@ -106,6 +124,9 @@ async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestE
         max_csv_bytes: config.max_csv_bytes,
         sniff,
         lookup_ms: started.elapsed().as_millis(),
+        destination,
+        evolution: request.schema_evolution,
+        max_rejects: request.max_rejects,
     })
 }
 
@@ -127,7 +148,13 @@ impl Ingest {
     /// [`IngestError::Upstream`] when catalogd fails.
     pub async fn begin(state: &AppState, request: IngestRequest) -> Result<Ingest, IngestError> {
         let plan = plan(state, &request).await?;
-        let (tap, speculative) = start_speculative(state, &request.name, &plan);
+        // With rejects allowed, bad records are set aside before any pass reads the upload
+        // ([`set_aside`]), so nothing is speculated while it arrives.
+        let (tap, speculative) = if plan.max_rejects > 0 {
+            no_speculation()
+        } else {
+            start_speculative(state, &request.name, &plan)
+        };
         Ok(Ingest {
             state: state.clone(),
             request,
@@ -222,7 +249,7 @@ impl Received {
         let Received {
             state,
             request,
-            plan,
+            mut plan,
             speculative,
             upload,
             receive_ms,
@@ -233,8 +260,26 @@ impl Received {
             hash_ms: upload.hash_time.as_millis(),
             receive_ms,
         };
-        let settled = settle(&state, &request.name, &plan, speculative, upload).await?;
-        commit(&state, &request, plan, csv, settled).await
+        let (upload, set_aside) = if plan.max_rejects > 0 {
+            set_aside(&state, &plan, upload).await?
+        } else {
+            (upload, None)
+        };
+        if let Some(set_aside) = &set_aside {
+            // The passes read the clean CSV: plain UTF-8 text with the delimiter found.
+            plan.options.delimiter = set_aside.delimiter;
+            plan.options.encoding = TextEncoding::Utf8;
+            plan.sniff = false;
+        }
+        let mut settled = settle(&state, &request.name, &plan, speculative, upload).await?;
+        if let Some(set_aside) = &set_aside {
+            // Pass 1 read the clean CSV, whose header already holds the final names.
+            settled.pass1.warnings.clone_from(&set_aside.warnings);
+            // The manifest says how the upload itself was read.
+            settled.pass1.detected = set_aside.detected;
+            settled.pass1.delimiter = set_aside.delimiter;
+        }
+        commit(&state, &request, plan, csv, settled, set_aside).await
     }
 }
 
@@ -347,7 +392,7 @@ fn start_speculative(
     let max_csv_bytes = plan.max_csv_bytes;
     let sniff = plan.sniff;
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
-    let storaged = state.inner.storaged.clone();
+    let destination = plan.destination.clone();
     let idle = state.inner.storaged_idle();
     let name = name.clone();
     let runtime = tokio::runtime::Handle::current();
@@ -412,8 +457,13 @@ fn start_speculative(
         } else {
             lakehouse_convert::Expected::Registered(&schema)
         };
-        let (out, parquet_upload) =
-            upload::start(&storaged, parquet_dir(&name, &schema), &runtime, idle);
+        let (out, parquet_upload) = upload::start(
+            &destination,
+            parquet_dir(&name, &schema),
+            upload::PARQUET_SUFFIX,
+            &runtime,
+            idle,
+        );
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
         let outcome = lakehouse_convert::write_parquet_verified(
             input,
@@ -452,6 +502,154 @@ fn start_speculative(
         (Ok(Some(output)), Some(parquet_upload))
     }));
     (tx, Speculative { handle })
+}
+
+/// A speculative pass that is not tried: the tap is closed at once (the spool skips it) and
+/// the result is "not proven", so pass 1 and pass 2 run over the spool file.
+fn no_speculation() -> (mpsc::Sender<Bytes>, Speculative) {
+    let (tx, _closed) = mpsc::channel(1);
+    let handle = tokio::spawn(async { (Ok(None), None) });
+    (tx, Speculative { handle })
+}
+
+/// Records set aside by [`set_aside`], waiting to be stored with the version.
+struct PendingRejects {
+    /// The rejects CSV (`line,column,reason,record`), a spool file.
+    file: spool::SpoolFile,
+    /// Records in it.
+    count: u64,
+    /// Header renames of the upload.
+    warnings: Vec<String>,
+    /// The upload's compression and encoding (the clean file is plain UTF-8).
+    detected: Detected,
+    /// The delimiter it was read with (the option, or the one sniffed).
+    delimiter: u8,
+}
+
+/// `max_rejects` (DESIGN.md section 3, "Rejects"): one read of the spooled upload that
+/// copies its good records to a clean spool file and its bad ones, up to `max_rejects`, to
+/// a rejects spool file (`lakehouse_convert::set_aside`). When there were bad records, the
+/// clean file is what the passes read and the rejects are stored with the version; when
+/// there were none, the upload itself is read, exactly as without the option.
+///
+/// # Errors
+/// [`IngestError::Convert`] (`TooManyRejects` past the limit, and the errors no record can
+/// be set aside for), [`IngestError::Spool`], [`IngestError::Task`].
+async fn set_aside(
+    state: &AppState,
+    plan: &Plan,
+    upload: Spooled,
+) -> Result<(Spooled, Option<PendingRejects>), IngestError> {
+    let dir = state.config().spool_dir.clone();
+    let mut options = plan.options.clone();
+    let limits = plan.limits;
+    let registered = plan.current.as_ref().map(|m| m.schema.clone());
+    let max_rejects = plan.max_rejects;
+    let max_csv_bytes = plan.max_csv_bytes;
+    let sniff = plan.sniff;
+    let path = upload.file.path().to_owned();
+    let (clean, rejects, outcome, clean_bytes, read_as) =
+        tokio::task::spawn_blocking(bind(move || {
+            // Sniffed and decoded as the passes would; the clean file is plain UTF-8 text.
+            if sniff {
+                options.delimiter = sniff_spooled(&path, &options, limits, max_csv_bytes)?;
+            }
+            let input = std::fs::File::open(&path).map_err(IngestError::Spool)?;
+            let input = lakehouse_convert::decode(input, options.encoding, max_csv_bytes)?;
+            let read_as = (input.detected(), options.delimiter);
+            let clean = spool::new_file(&dir, ".clean.csv")?;
+            let rejects = spool::new_file(&dir, ".rejects.csv")?;
+            let outcome = lakehouse_convert::set_aside(
+                input,
+                ReadConfig::new(&options, limits).sniffed(sniff),
+                registered.as_ref(),
+                max_rejects,
+                std::io::BufWriter::new(clean.as_file()),
+                std::io::BufWriter::new(rejects.as_file()),
+            )?;
+            let clean_bytes = clean
+                .as_file()
+                .metadata()
+                .map_err(IngestError::Spool)?
+                .len();
+            Ok::<_, IngestError>((clean, rejects, outcome, clean_bytes, read_as))
+        }))
+        .await
+        .map_err(IngestError::Task)??;
+    let (clean, rejects) = (spool::SpoolFile::new(clean), spool::SpoolFile::new(rejects));
+    if outcome.rejected == 0 {
+        return Ok((upload, None));
+    }
+    let clean = Spooled {
+        file: clean,
+        size_bytes: clean_bytes,
+        sha256: upload.sha256.clone(),
+        hash_time: Duration::ZERO,
+    };
+    let pending = PendingRejects {
+        file: rejects,
+        count: outcome.rejected,
+        warnings: outcome.warnings,
+        detected: read_as.0,
+        delimiter: read_as.1,
+    };
+    Ok((clean, Some(pending)))
+}
+
+/// Stores the rejects CSV content-addressed at `datasets/<name>/_rejects/<sha256>.csv` (or,
+/// for a dry run, only hashes it) once the version's Parquet is stored, and checks what
+/// storaged answered, as for the Parquet.
+///
+/// # Errors
+/// [`IngestError::Upstream`], [`IngestError::StoredObject`], [`IngestError::Spool`],
+/// [`IngestError::Task`].
+async fn store_rejects(
+    state: &AppState,
+    name: &DatasetName,
+    destination: &Destination,
+    pending: PendingRejects,
+) -> Result<RejectsRef, IngestError> {
+    let (mut out, rejects_upload) = upload::start(
+        destination,
+        ObjectKey::rejects_dir(name),
+        upload::REJECTS_SUFFIX,
+        &tokio::runtime::Handle::current(),
+        state.inner.storaged_idle(),
+    );
+    let path = pending.file.path().to_owned();
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(path)?;
+        let sent = std::io::copy(&mut file, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        Ok::<u64, std::io::Error>(sent)
+    })
+    .await
+    .map_err(IngestError::Task)?;
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(e) => {
+            return Err(rejects_upload
+                .abort()
+                .await
+                .unwrap_or(IngestError::Spool(e)));
+        }
+    };
+    let (stored, _created) = rejects_upload.commit().await?;
+    let key = ObjectKey::rejects_object(name, &stored.sha256);
+    if stored.key != key || stored.size != sent {
+        return Err(IngestError::StoredObject {
+            expected_key: key.to_string(),
+            stored_key: stored.key.to_string(),
+            sent_bytes: sent,
+            stored_bytes: stored.size,
+        });
+    }
+    Ok(RejectsRef {
+        key,
+        count: pending.count,
+        size: stored.size,
+        sha256: stored.sha256,
+    })
 }
 
 /// Where the Parquet objects of `name` with `schema` go: `datasets/<name>/<fp_hex>`.
@@ -547,6 +745,7 @@ async fn both_passes(
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
     let max_csv_bytes = plan.max_csv_bytes;
     let sniff = plan.sniff;
+    let evolution = plan.evolution;
     let pass1 = tokio::task::spawn_blocking(bind(move || {
         if sniff {
             task_options.delimiter = sniff_spooled(&path, &task_options, limits, max_csv_bytes)?;
@@ -556,6 +755,7 @@ async fn both_passes(
             ReadConfig::new(&task_options, limits).sniffed(sniff),
             max_csv_bytes,
             registered,
+            evolution,
         )
     }))
     .await
@@ -564,8 +764,9 @@ async fn both_passes(
         return Err(error);
     }
     let (out, parquet_upload) = upload::start(
-        &inner.storaged,
+        &plan.destination,
         parquet_dir(name, &pass1.schema),
+        upload::PARQUET_SUFFIX,
         &tokio::runtime::Handle::current(),
         inner.storaged_idle(),
     );
@@ -603,6 +804,7 @@ async fn commit(
     plan: Plan,
     csv: CsvFacts,
     settled: Settled,
+    set_aside: Option<PendingRejects>,
 ) -> Result<IngestResponse, IngestError> {
     let inner = &state.inner;
     let parquet_size = settled.encoded.output.size_bytes;
@@ -627,6 +829,15 @@ async fn commit(
         });
     }
 
+    // The records set aside go next to the data, content-addressed, before the register
+    // that names them (a failure leaves them an orphan for GC, like the Parquet).
+    let rejects = match set_aside {
+        Some(pending) => {
+            Some(store_rejects(state, &request.name, &plan.destination, pending).await?)
+        }
+        None => None,
+    };
+
     let register_started = Instant::now();
     let register = VersionRegisterRequest {
         schema_fingerprint: fingerprint,
@@ -636,6 +847,7 @@ async fn commit(
             size: parquet_size,
             sha256: parquet_sha256,
             row_count,
+            rejects: rejects.clone(),
         }],
         mode: request.mode,
         source: Source {
@@ -652,6 +864,8 @@ async fn commit(
         },
         inference_version: INFERENCE_VERSION,
         columns: settled.encoded.output.columns.clone(),
+        schema_evolution: request.schema_evolution,
+        dry_run: request.dry_run,
     };
     let registered = inner
         .catalogd
@@ -664,24 +878,27 @@ async fn commit(
     let register_ms = register_started.elapsed().as_millis();
 
     let infer_ms = settled.pass1.busy.as_millis();
-    crate::metrics::ingest_succeeded(
-        csv.size,
-        parquet_size,
-        row_count,
-        [
-            plan.lookup_ms,
-            csv.receive_ms,
-            csv.hash_ms,
-            settled.guess_ms,
-            infer_ms,
-            settled.encoded.stats.parse.as_millis(),
-            settled.encoded.stats.encode.as_millis(),
-            settled.speculation_wait_ms,
-            settled.pass2_ms,
-            put_ms,
-            register_ms,
-        ],
-    );
+    // A dry run ingested nothing: no bytes or rows counted, no stage timings.
+    if !request.dry_run {
+        crate::metrics::ingest_succeeded(
+            csv.size,
+            parquet_size,
+            row_count,
+            [
+                plan.lookup_ms,
+                csv.receive_ms,
+                csv.hash_ms,
+                settled.guess_ms,
+                infer_ms,
+                settled.encoded.stats.parse.as_millis(),
+                settled.encoded.stats.encode.as_millis(),
+                settled.speculation_wait_ms,
+                settled.pass2_ms,
+                put_ms,
+                register_ms,
+            ],
+        );
+    }
     tracing::info!(
         dataset = %request.name,
         version = registered.manifest.version,
@@ -701,6 +918,7 @@ async fn commit(
         pass2_ms = settled.pass2_ms,
         put_ms,
         register_ms,
+        dry_run = request.dry_run,
         "ingest complete"
     );
     Ok(IngestResponse {
@@ -712,15 +930,26 @@ async fn commit(
         schema: settled.pass1.schema,
         warnings: settled.pass1.warnings,
         columns: settled.encoded.output.columns,
+        rejects,
+        dry_run: request.dry_run,
     })
 }
 
 /// Pass 1 over the spool file (when the verified pass did not prove its schema). Blocking.
+///
+/// A new dataset's schema is inferred; an existing one's is checked
+/// (`lakehouse_convert::check_schema`). When that check finds only new columns,
+/// [`evolve`] decides between a new schema version (`schema_evolution=add_columns`) and a 409.
+///
+/// # Errors
+/// [`IngestError::Convert`] for bad CSV, [`IngestError::SchemaDrift`] for drift,
+/// [`IngestError::Spool`].
 fn run_pass1(
     path: &std::path::Path,
     options: ReadConfig<'_>,
     max_csv_bytes: u64,
     registered: Option<Schema>,
+    evolution: Option<SchemaEvolution>,
 ) -> Result<Pass1Output, IngestError> {
     let started = Instant::now();
     let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
@@ -731,10 +960,13 @@ fn run_pass1(
             let inferred = lakehouse_convert::infer_schema(file, options)?;
             (inferred.schema, inferred.warnings)
         }
-        Some(schema) => {
-            let checked = lakehouse_convert::check_schema(file, options, &schema)?;
-            (schema, checked.warnings)
-        }
+        Some(schema) => match lakehouse_convert::check_schema(file, options, &schema) {
+            Ok(checked) => (schema, checked.warnings),
+            Err(ConvertError::SchemaDrift(details)) => {
+                evolve(path, options, max_csv_bytes, schema, details, evolution)?
+            }
+            Err(other) => return Err(other.into()),
+        },
     };
     Ok(Pass1Output {
         schema,
@@ -761,6 +993,63 @@ fn sniff_spooled(
         open,
         limits.max_record_bytes,
     )?)
+}
+
+/// Schema evolution (DESIGN.md section 3): an upload to an existing dataset that
+/// `check_schema` found drifting with `details`. When the drift is only new columns
+/// (nothing removed, no registered column refusing a value) the upload is inferred too
+/// (section 3 rules, the whole file), and when its header is the registered names in order
+/// followed by the new ones, the evolved schema is the registered one plus the new columns
+/// with their inferred types. Blocking.
+///
+/// # Errors
+/// [`IngestError::SchemaDrift`] unless `evolution` is `add_columns` and the upload only adds
+/// columns at the end (`evolvable` set when it does but the option was not given);
+/// [`IngestError::Convert`], [`IngestError::Spool`] from the second read.
+fn evolve(
+    path: &std::path::Path,
+    options: ReadConfig<'_>,
+    max_csv_bytes: u64,
+    registered: Schema,
+    details: Box<SchemaDriftDetails>,
+    evolution: Option<SchemaEvolution>,
+) -> Result<(Schema, Vec<String>), IngestError> {
+    let only_added = details.removed.is_empty()
+        && details.changed.is_empty()
+        && details.reordered.is_empty()
+        && !details.added.is_empty();
+    if !only_added {
+        return Err(IngestError::SchemaDrift {
+            details,
+            evolvable: false,
+        });
+    }
+    let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
+    let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
+    let inferred = lakehouse_convert::infer_schema(file, options)?;
+    let header_extends = inferred.schema.fields.len() > registered.fields.len()
+        && inferred
+            .schema
+            .names()
+            .zip(registered.names())
+            .all(|(upload, known)| upload == known);
+    let mut evolved = registered.clone();
+    evolved.fields.extend(
+        inferred
+            .schema
+            .fields
+            .iter()
+            .skip(registered.fields.len())
+            .cloned(),
+    );
+    let evolvable = header_extends && evolved.adds_columns_to(&registered);
+    match evolution {
+        Some(SchemaEvolution::AddColumns) if evolvable => Ok((evolved, inferred.warnings)),
+        given => Err(IngestError::SchemaDrift {
+            details,
+            evolvable: evolvable && given.is_none(),
+        }),
+    }
 }
 
 /// Pass 2 over the spool file, parsing and encoding on two threads, the Parquet going to

@@ -11,7 +11,8 @@ pub const HTTP: RequestMetrics = RequestMetrics {
     request_duration_seconds: "lakehouse_ingestd_http_request_duration_seconds",
 };
 /// Counter of `POST /ingest` requests by `outcome`: `ok` (a new version), `existing` (the
-/// same content was already the latest version) or the error code of the answer
+/// same content was already the latest version), `dry_run` (a `dry_run=true` that would
+/// have succeeded; it counts no bytes or rows) or the error code of the answer
 /// (`schema_drift`, `malformed_csv`, `busy`, ...; a closed set).
 pub const INGESTS_TOTAL: &str = "lakehouse_ingestd_ingests_total";
 /// Histogram of a `POST /ingest`'s duration from arrival to answer, seconds, by `outcome`.
@@ -56,7 +57,7 @@ pub fn describe() {
     describe_counter!(
         INGESTS_TOTAL,
         Unit::Count,
-        "POST /ingest requests answered, by outcome (ok, existing, or the error code)"
+        "POST /ingest requests answered, by outcome (ok, existing, dry_run, or the error code)"
     );
     describe_histogram!(
         INGEST_DURATION_SECONDS,

@@ -58,7 +58,8 @@ pub struct SpoolFile {
 }
 
 impl SpoolFile {
-    fn new(file: NamedTempFile) -> Self {
+    /// Takes `file` over: removed when the returned handle is dropped.
+    pub fn new(file: NamedTempFile) -> Self {
         SpoolFile {
             path: file.path().to_owned(),
             file: Some(file),

@@ -12,9 +12,10 @@
 
 use crate::IngestError;
 use bytes::Bytes;
-use futures::Stream;
-use lakehouse_api::{ObjectKey, ObjectPutResponse};
+use futures::{Stream, StreamExt};
+use lakehouse_api::{ObjectKey, ObjectPutResponse, Sha256Digest};
 use lakehouse_client::{ClientError, StoragedClient};
+use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,7 +30,10 @@ const CHUNK_BYTES: usize = 1 << 20;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Suffix of every Parquet object key (DESIGN.md section 5).
-const PARQUET_SUFFIX: &str = ".parquet";
+pub const PARQUET_SUFFIX: &str = ".parquet";
+
+/// Suffix of every rejects object key (DESIGN.md section 3, "Rejects").
+pub const REJECTS_SUFFIX: &str = ".csv";
 
 /// The blocking side of an upload: a `Write` for the Parquet encoder, sending
 /// [`CHUNK_BYTES`] chunks to the POST (blocking while [`CHUNKS_IN_FLIGHT`] are queued).
@@ -101,28 +105,46 @@ pub struct ParquetUpload {
     request: tokio::task::JoinHandle<Result<(ObjectPutResponse, bool), IngestError>>,
 }
 
+/// Where an ingest's Parquet goes.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// A content-addressed POST to storaged.
+    Storaged(StoragedClient),
+    /// Nowhere (`dry_run=true`, DESIGN.md section 6): the bytes are only hashed, so that the
+    /// answer names the key the object would have, and dropped; nothing is sent.
+    Nowhere,
+}
+
 /// Starts a content-addressed POST of a Parquet object under `dir`
 /// (`datasets/<name>/<fp_hex>`) on `runtime`, fed by the returned [`ChunkSender`]. Callable
 /// from a blocking thread. `idle` (`storaged_idle_timeout_ms`) bounds how long storaged may
 /// leave a queued chunk untaken, or the end of the body unanswered, before the request is
-/// dropped.
+/// dropped. With [`Destination::Nowhere`] the same body is hashed instead of sent, and
+/// [`ParquetUpload::commit`] answers the key and size storaged would have answered.
 pub fn start(
-    storaged: &StoragedClient,
+    destination: &Destination,
     dir: ObjectKey,
+    suffix: &'static str,
     runtime: &tokio::runtime::Handle,
     idle: Duration,
 ) -> (ChunkSender, ParquetUpload) {
     let (chunks, queue) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let (verdict, decided) = oneshot::channel();
     let progress = Arc::new(Progress::default());
-    let body = reqwest::Body::wrap_stream(body(queue, decided, Arc::clone(&progress)));
-    let storaged = storaged.clone();
-    let watched = Arc::clone(&progress);
-    // The POST carries the ingest's request id and trace context (DESIGN.md section 9).
-    let request = runtime.spawn(lakehouse_client::trace::bind_future(async move {
-        let put = storaged.put_content_addressed(&dir, PARQUET_SUFFIX, body);
-        watch(put, &watched, idle).await
-    }));
+    let body = body(queue, decided, Arc::clone(&progress));
+    let request = match destination {
+        Destination::Storaged(storaged) => {
+            let body = reqwest::Body::wrap_stream(body);
+            let storaged = storaged.clone();
+            let watched = Arc::clone(&progress);
+            // The POST carries the ingest's request id and trace context (DESIGN.md section 9).
+            runtime.spawn(lakehouse_client::trace::bind_future(async move {
+                let put = storaged.put_content_addressed(&dir, suffix, body);
+                watch(put, &watched, idle).await
+            }))
+        }
+        Destination::Nowhere => runtime.spawn(digest_only(dir, suffix, body)),
+    };
     let sender = ChunkSender {
         chunks,
         buffer: Vec::with_capacity(CHUNK_BYTES),
@@ -210,6 +232,37 @@ where
             }
         }
     }
+}
+
+/// What storaged would answer for `body` POSTed content-addressed under `dir` (the key
+/// `<dir>/<sha256><suffix>`, the size and digest; never `created`), for a dry run: the
+/// chunks are hashed on the blocking pool and dropped.
+///
+/// # Errors
+/// [`IngestError::Spool`] when the body ends with an error (the output was withdrawn; the
+/// caller does not use this answer then), [`IngestError::Task`].
+async fn digest_only(
+    dir: ObjectKey,
+    suffix: &'static str,
+    body: impl Stream<Item = io::Result<Bytes>>,
+) -> Result<(ObjectPutResponse, bool), IngestError> {
+    let mut body = std::pin::pin!(body);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(IngestError::Spool)?;
+        size += chunk.len() as u64;
+        hasher = tokio::task::spawn_blocking(move || {
+            hasher.update(&chunk);
+            hasher
+        })
+        .await
+        .map_err(IngestError::Task)?;
+    }
+    let sha256 = Sha256Digest::from_bytes(hasher.finalize().into());
+    let key = ObjectKey::try_from(format!("{dir}/{}{suffix}", sha256.as_str()))
+        .map_err(|e| IngestError::Spool(io::Error::other(e)))?;
+    Ok((ObjectPutResponse { key, size, sha256 }, false))
 }
 
 /// The POST body: the chunks until the sender is dropped, then a clean end if the upload

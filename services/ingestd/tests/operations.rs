@@ -133,8 +133,10 @@ async fn one_ingest_is_followed_by_its_request_id_and_trace_id_through_all_three
     }
 }
 
-/// The value of the sample `name` (with its labels, as rendered) in a Prometheus text page,
-/// 0 when absent (a counter never incremented).
+/// The value of the sample `name` (with its labels, as rendered) in a Prometheus text page.
+/// Panics when the page lacks it: every series asserted on here must be exported (the
+/// unlabelled counters from the start, at 0), and a missing one is what a dashboard would
+/// show as "no data".
 fn sample(page: &str, name: &str) -> f64 {
     page.lines()
         .filter(|line| !line.starts_with('#'))
@@ -142,7 +144,7 @@ fn sample(page: &str, name: &str) -> f64 {
             let (series, value) = line.rsplit_once(' ')?;
             (series == name).then(|| value.parse::<f64>().expect("a number"))
         })
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no sample {name} on the page:\n{page}"))
 }
 
 async fn scrape(http: &reqwest::Client, url: &str, token: Option<&str>) -> (u16, String) {

@@ -432,3 +432,34 @@ async fn the_report_says_which_value_settled_each_column() {
     );
     assert_eq!(body["columns"][0]["decided_by"]["line"], 2);
 }
+
+/// `max_rejects` reads the decoded text with the sniffed delimiter too: a gzipped
+/// `;`-separated Windows-1252 upload with a ragged record sets that record aside, and the
+/// manifest still says how the upload itself was read.
+#[tokio::test]
+async fn rejects_are_set_aside_from_decoded_sniffed_text() {
+    let h = Harness::start(&[]);
+    // The ragged record comes after the first 100, which the sniffing looks at.
+    let mut csv = b"name;price\n".to_vec();
+    let mut utf8 = String::from("name;price\n");
+    for i in 0..120 {
+        csv.extend_from_slice(b"caf\xe9 ");
+        csv.extend_from_slice(format!("{i};{i}\n").as_bytes());
+        utf8.push_str(&format!("café {i};{i}\n"));
+    }
+    csv.extend_from_slice(b"bad;2;3\nZo\xeb;4\n");
+    utf8.push_str("Zoë;4\n");
+    let (status, body) = h
+        .ingest("name=rej&encoding=windows-1252&max_rejects=1", &gzip(&csv))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["row_count"], 121);
+    assert_eq!(body["rejects"]["count"], 1);
+    assert_eq!(body["manifest"]["options"]["delimiter"], ";");
+    assert_eq!(body["manifest"]["options"]["encoding"], "windows-1252");
+    assert_eq!(body["manifest"]["source"]["compression"], "gzip");
+    // The same values as the clean UTF-8 file.
+    let (status, plain) = h.ingest("name=plain_rej", utf8.as_bytes()).await;
+    assert_eq!(status, 200, "{plain}");
+    assert_eq!(parquet_sha(&body), parquet_sha(&plain));
+}

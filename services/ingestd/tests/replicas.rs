@@ -6,7 +6,10 @@
 //! - every 200 the clients got is one of those versions, with the same content, and its
 //!   objects follow from its mode and the version before (`replace`: only its object;
 //!   `append`: the previous objects plus its own), so no register was based on a stale version;
-//! - every 409 left nothing registered and no object under its schema's prefix;
+//! - every 409 left nothing registered and no object under its schema's prefix, and says
+//!   that `schema_evolution=add_columns` would have accepted the added column;
+//! - every `dry_run=true` (one ingest in seven) answered 200 `dry_run: true` (or the same
+//!   409 as a real one) and left its object unstored and in no version;
 //! - every manifest's objects exist and hash to their keys;
 //! - both catalogd's agree on the latest version once quiet, and a dataset created through
 //!   one replica shows up in the other's `GET /datasets` within the refresh period.
@@ -27,6 +30,8 @@ const DATASET: &str = "orders";
 const CONCURRENT: usize = 60;
 /// Every this many-th ingest drifts (adds a column).
 const DRIFT_EVERY: usize = 6;
+/// Ingests `i` with `i % DRY_EVERY == 3` are dry runs.
+const DRY_EVERY: usize = 7;
 
 fn multipart(bytes: &[u8]) -> Vec<u8> {
     let mut body = format!(
@@ -61,6 +66,7 @@ struct Answer {
     i: usize,
     mode: &'static str,
     drifting: bool,
+    dry: bool,
     status: u16,
     body: Value,
 }
@@ -152,19 +158,22 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
         let run = &run;
         async move {
             let drifting = i % DRIFT_EVERY == 0;
+            let dry = i % DRY_EVERY == 3;
             let mode = if i % 2 == 0 { "append" } else { "replace" };
+            let dry_run = if dry { "&dry_run=true" } else { "" };
             let csv = if drifting {
                 drifting_csv(i)
             } else {
                 orders_csv(i)
             };
             let (status, body) = run
-                .ingest(i % 2, &format!("name={DATASET}&mode={mode}"), &csv)
+                .ingest(i % 2, &format!("name={DATASET}&mode={mode}{dry_run}"), &csv)
                 .await;
             Answer {
                 i,
                 mode,
                 drifting,
+                dry,
                 status,
                 body,
             }
@@ -176,14 +185,25 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
     // Every answer is a 200 (conforming) or a 409 schema_drift (drifting): nothing else.
     let mut ok: Vec<&Answer> = Vec::new();
     let mut drifted: Vec<&Answer> = Vec::new();
+    let mut dry: Vec<&Answer> = Vec::new();
     for answer in &answers {
         match (answer.status, answer.drifting) {
+            (200, false) if answer.dry => {
+                assert_eq!(answer.body["dry_run"], true, "{answer:?}");
+                dry.push(answer);
+            }
             (200, false) => {
                 assert_eq!(answer.body["existing"], false, "{answer:?}");
                 ok.push(answer);
             }
             (409, true) => {
                 assert_eq!(answer.body["error"]["code"], "schema_drift", "{answer:?}");
+                assert!(
+                    answer.body["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("schema_evolution=add_columns")),
+                    "{answer:?}"
+                );
                 drifted.push(answer);
             }
             _ => panic!("unexpected answer: {answer:?}"),
@@ -262,6 +282,30 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
             .object_keys(&format!("datasets/{DATASET}/{fp_hex}/"))
             .await;
         assert!(orphans.is_empty(), "ingest {} left {orphans:?}", answer.i);
+    }
+
+    // Every dry run wrote nothing: its object is in no version and not stored.
+    assert!(!dry.is_empty());
+    for answer in &dry {
+        let key = answer.body["parquet_key"].as_str().expect("parquet_key");
+        let named = manifests.values().any(|m| {
+            m["objects"]
+                .as_array()
+                .is_some_and(|objects| objects.iter().any(|o| key_of(o) == key))
+        });
+        assert!(!named, "dry run {} is in a version", answer.i);
+        let stored = run
+            .http
+            .head(format!("{}/objects/{key}", run.cluster.storaged.url()))
+            .send()
+            .await
+            .expect("storaged answers");
+        assert_eq!(
+            stored.status().as_u16(),
+            404,
+            "dry run {} stored {key}",
+            answer.i
+        );
     }
 
     // Every manifest's objects exist and hash to their keys.

@@ -1,7 +1,7 @@
 //! The command line: clap derive, whose doc comments are the `--help` text.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lakehouse_api::{CsvOptions, DatasetName, IngestMode};
+use lakehouse_api::{CsvOptions, DatasetName, IngestMode, SchemaEvolution};
 use lakehouse_client::{CatalogdClient, IngestdClient, StoragedClient};
 use std::path::PathBuf;
 
@@ -146,6 +146,34 @@ pub struct IngestArgs {
     /// absent: the ones the dataset recorded, none for a new dataset.
     #[arg(long, value_name = "LIST")]
     pub null_values: Option<String>,
+    /// `add_columns`: columns after the dataset's own at the end of the header make a new
+    /// schema version (typed from this file) instead of a schema_drift refusal.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub schema_evolution: Option<EvolutionArg>,
+    /// Set up to N bad records (wrong field count, undecodable text, a value the dataset's
+    /// type refuses) aside into a rejects CSV stored next to the data, instead of failing.
+    #[arg(long, value_name = "N")]
+    pub max_rejects: Option<u64>,
+    /// Check the file and show what the ingest would do (the version it would make, or the
+    /// refusal), writing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `--schema-evolution`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EvolutionArg {
+    /// New columns after the registered ones make a new schema version.
+    #[value(name = "add_columns")]
+    AddColumns,
+}
+
+impl From<EvolutionArg> for SchemaEvolution {
+    fn from(evolution: EvolutionArg) -> Self {
+        match evolution {
+            EvolutionArg::AddColumns => SchemaEvolution::AddColumns,
+        }
+    }
 }
 
 /// `--mode`.

@@ -147,6 +147,9 @@ async fn ingest(
         mode: args.mode.map(Into::into),
         delimiter: args.delimiter,
         null_values: args.null_values,
+        schema_evolution: args.schema_evolution.map(Into::into),
+        max_rejects: args.max_rejects,
+        dry_run: args.dry_run.then_some(true),
     };
     let progress = UploadProgress::new(length);
     let chunks = progress.track(tokio_util::io::ReaderStream::with_capacity(
@@ -322,6 +325,7 @@ mod tests {
             size: 10,
             sha256: Sha256Digest::new(sha256).unwrap(),
             row_count: 1,
+            rejects: None,
         }
     }
 

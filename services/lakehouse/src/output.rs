@@ -195,14 +195,23 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 impl Render for IngestResponse {
     fn human(&self) -> String {
         let mut out = String::new();
-        let what = if self.existing {
-            "already registered: no new version"
+        let what = match (self.existing, self.dry_run) {
+            (true, false) => "already registered: no new version",
+            (false, false) => "new version",
+            (true, true) => "already registered: it would make no new version",
+            (false, true) => "it would be a new version",
+        };
+        if self.dry_run {
+            let _ = writeln!(out, "dry run: nothing was written");
+        }
+        let verb = if self.dry_run {
+            "would ingest"
         } else {
-            "new version"
+            "ingested"
         };
         let _ = writeln!(
             out,
-            "ingested {} rows into {} version {} ({what})",
+            "{verb} {} rows into {} version {} ({what})",
             self.row_count,
             self.manifest.name.as_str(),
             self.manifest.version
@@ -220,6 +229,14 @@ impl Render for IngestResponse {
             self.manifest.objects.len(),
             self.manifest.schema_fingerprint.short()
         );
+        if let Some(rejects) = &self.rejects {
+            let _ = writeln!(
+                out,
+                "rejects  {} record(s) set aside in {}",
+                rejects.count,
+                rejects.key.as_str()
+            );
+        }
         for warning in &self.warnings {
             let _ = writeln!(out, "warning: {warning}");
         }

@@ -561,3 +561,126 @@ fn a_reader_that_has_gone_is_not_a_crash() {
         assert_eq!(stderr, "", "{args:?}");
     }
 }
+
+#[test]
+fn dry_run_writes_nothing_and_schema_evolution_adds_columns() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    let files = tempfile::tempdir().expect("tempdir");
+    let v1 = write(files.path(), "v1.csv", "id,qty\n1,10\n2,20\n");
+    let wider = write(files.path(), "wider.csv", "id,qty,city\n3,30,Oslo\n");
+
+    let dry = run(cli(&trio), &["ingest", &v1, "--name", "e", "--dry-run"]);
+    assert_eq!(dry.status, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.starts_with("dry run: nothing was written\n"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout
+            .contains("would ingest 2 rows into e version 1 (it would be a new version)"),
+        "{}",
+        dry.stdout
+    );
+    let missing = run(cli(&trio), &["--json", "versions", "e"]);
+    assert_eq!(
+        missing.status, 1,
+        "a dry run registers nothing: {}",
+        missing.stdout
+    );
+
+    assert_eq!(run(cli(&trio), &["ingest", &v1, "--name", "e"]).status, 0);
+    // Without the option the new column is refused, and the error says which option helps.
+    let refused = run(
+        cli(&trio),
+        &["ingest", &wider, "--name", "e", "--mode", "append"],
+    );
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("schema_evolution=add_columns"),
+        "{}",
+        refused.stderr
+    );
+    let evolved = json(&run(
+        cli(&trio),
+        &[
+            "--json",
+            "ingest",
+            &wider,
+            "--name",
+            "e",
+            "--mode",
+            "append",
+            "--schema-evolution",
+            "add_columns",
+        ],
+    ));
+    assert_eq!(evolved["manifest"]["version"], 2);
+    assert_eq!(evolved["manifest"]["objects"].as_array().unwrap().len(), 2);
+    let names: Vec<&str> = evolved["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["id", "qty", "city"]);
+    let bad = run(
+        cli(&trio),
+        &[
+            "ingest",
+            &wider,
+            "--name",
+            "e",
+            "--schema-evolution",
+            "drop",
+        ],
+    );
+    assert_eq!(bad.status, 2, "{}", bad.stderr);
+
+    // Two ragged records set aside with --max-rejects.
+    let ragged = write(
+        files.path(),
+        "ragged.csv",
+        "id,qty,city\n4,40,Rome\n5\n6,60\n",
+    );
+    let set_aside = run(
+        cli(&trio),
+        &[
+            "ingest",
+            &ragged,
+            "--name",
+            "e",
+            "--mode",
+            "append",
+            "--max-rejects",
+            "2",
+        ],
+    );
+    assert_eq!(set_aside.status, 0, "{}", set_aside.stderr);
+    assert!(
+        set_aside
+            .stdout
+            .contains("rejects  2 record(s) set aside in datasets/e/_rejects/"),
+        "{}",
+        set_aside.stdout
+    );
+    let refused = run(
+        cli(&trio),
+        &[
+            "ingest",
+            &ragged,
+            "--name",
+            "e",
+            "--mode",
+            "append",
+            "--max-rejects",
+            "1",
+        ],
+    );
+    assert_eq!(refused.status, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("malformed_csv"),
+        "{}",
+        refused.stderr
+    );
+}

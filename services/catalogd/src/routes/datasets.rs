@@ -15,6 +15,7 @@ use lakehouse_api::{
 use lakehouse_catalog::ManifestStore;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
+use tracing::Instrument;
 
 /// Default page size of `GET /datasets`.
 pub const DEFAULT_LIST_LIMIT: usize = 100;
@@ -197,6 +198,9 @@ pub async fn version_get<S: ManifestStore>(
 
 /// `POST /datasets/{name}/versions` with a [`VersionRegisterRequest`]: 200
 /// [`VersionRegisterResponse`] `{manifest, existing}` (DESIGN.md sections 2 and 6).
+/// `schema_evolution: "add_columns"` lets a schema that adds columns after the latest one's
+/// through the gate; `dry_run: true` answers the version a register would make and writes
+/// nothing (ingestd's `dry_run`).
 ///
 /// # Errors
 /// 400 `invalid_name`, `invalid_request` (body), `fingerprint_mismatch`, `invalid_object`;
@@ -226,21 +230,28 @@ pub async fn version_register<S: ManifestStore>(
     // The name is checked before the body, so a bad name is `invalid_name` whatever the body.
     let name = dataset_name(name)?;
     let ApiJson(request) = body?;
-    let outcome = state
-        .catalog
-        .register(&name, request)
+    let dry_run = request.dry_run;
+    // The register runs as its own task: a client that hangs up (or is killed) mid-way
+    // does not cancel a commit after its manifest is written and before its Iceberg
+    // metadata is (DESIGN.md section 8), so the metadata of a committed version is written
+    // whoever is still listening. It runs in the request's span (request id, trace id).
+    let catalog = std::sync::Arc::clone(&state.catalog);
+    let register = async move { catalog.register(&name, request).await };
+    let outcome = tokio::spawn(register.instrument(tracing::Span::current()))
         .await
+        .map_err(|error| ApiError::new(ErrorCode::Internal, format!("register task: {error}")))?
         .map_err(api_error)
         .inspect_err(|error| {
             if error.code() == ErrorCode::SchemaDrift {
                 crate::metrics::drift_refused();
             }
         })?;
-    if !outcome.existing {
+    if !outcome.existing && !dry_run {
         crate::metrics::version_committed();
     }
     Ok(Json(VersionRegisterResponse {
         manifest: outcome.manifest.as_ref().clone(),
         existing: outcome.existing,
+        dry_run,
     }))
 }

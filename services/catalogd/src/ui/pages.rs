@@ -233,7 +233,7 @@ pub fn dataset(
             h2 { "Objects" }
             div class="scroll" {
                 table id="objects" {
-                    thead { tr { th { "object" } th { "rows" } th { "size" } } }
+                    thead { tr { th { "object" } th { "rows" } th { "size" } th { "set aside" } } }
                     tbody {
                         @for o in &manifest.objects {
                             tr {
@@ -244,6 +244,14 @@ pub fn dataset(
                                 }
                                 td class="num" { (o.row_count) }
                                 td class="num" { (size(o.size)) }
+                                // The records its upload set aside (`max_rejects`).
+                                td class="num" {
+                                    @if let Some(rejects) = &o.rejects {
+                                        @if let Some(base) = storaged_url {
+                                            a href={ (base) "/objects/" (rejects.key.as_str()) } download { (rejects.count) " records" }
+                                        } @else { (rejects.count) " records" }
+                                    }
+                                }
                             }
                         }
                     }

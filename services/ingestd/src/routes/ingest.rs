@@ -1,4 +1,5 @@
-//! `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=` (DESIGN.md section 6).
+//! `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&schema_evolution=&max_rejects=`
+//! `&dry_run=` (DESIGN.md section 6).
 
 use crate::ingest::{Ingest, IngestRequest};
 use crate::{AppState, IngestError, metrics, spool};
@@ -8,7 +9,9 @@ use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use futures::Stream;
-use lakehouse_api::{CsvOptions, DatasetName, ErrorBody, IngestMode, IngestResponse};
+use lakehouse_api::{
+    CsvOptions, DatasetName, ErrorBody, IngestMode, IngestResponse, SchemaEvolution,
+};
 use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -35,6 +38,18 @@ pub struct IngestParams {
     /// `windows-1252` (also `latin1`, `iso-8859-1`), `utf-16le`, `utf-16be`; a UTF-16 byte
     /// order mark selects UTF-16 whatever this says (DESIGN.md section 3).
     encoding: Option<String>,
+    /// `add_columns`: new columns after the registered ones make a new schema version
+    /// instead of a 409 (DESIGN.md section 3, "Schema evolution").
+    #[param(pattern = "^add_columns$")]
+    schema_evolution: Option<String>,
+    /// Records that may be set aside into a rejects object instead of failing the upload
+    /// (DESIGN.md section 3, "Rejects"); default 0.
+    #[param(value_type = Option<u64>, minimum = 0)]
+    max_rejects: Option<String>,
+    /// `true`: check the upload and answer what the ingest would, writing nothing (DESIGN.md
+    /// section 6).
+    #[param(value_type = Option<bool>)]
+    dry_run: Option<String>,
 }
 
 /// The multipart body of `POST /ingest`.
@@ -77,15 +92,60 @@ impl IngestParams {
                 option: "encoding",
                 reason,
             })?;
+        let schema_evolution = self
+            .schema_evolution
+            .map(|v| SchemaEvolution::parse(&v))
+            .transpose()
+            .map_err(|reason| IngestError::InvalidOption {
+                option: "schema_evolution",
+                reason,
+            })?;
+        let max_rejects = self
+            .max_rejects
+            .as_deref()
+            .map(parse_max_rejects)
+            .transpose()?
+            .unwrap_or(0);
+        let dry_run = match self.dry_run.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(IngestError::InvalidOption {
+                    option: "dry_run",
+                    reason: format!("{other:?} is not `true` or `false`"),
+                });
+            }
+        };
         Ok(IngestRequest {
             name,
             mode,
             delimiter,
             null_values,
             encoding,
+            schema_evolution,
+            max_rejects,
+            dry_run,
             filename: None,
         })
     }
+}
+
+/// `max_rejects`: a non-negative integer written in decimal digits only (no sign, no
+/// spaces), at most `u64::MAX`.
+///
+/// # Errors
+/// [`IngestError::InvalidOption`] otherwise.
+fn parse_max_rejects(value: &str) -> Result<u64, IngestError> {
+    let invalid = |reason: String| IngestError::InvalidOption {
+        option: "max_rejects",
+        reason,
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(format!("{value:?} is not a non-negative integer")));
+    }
+    value
+        .parse::<u64>()
+        .map_err(|_| invalid(format!("{value} is too large")))
 }
 
 /// `POST /ingest`: validates the query before reading the body, takes an ingest slot (503
@@ -123,6 +183,7 @@ pub async fn ingest_post(
         Err(rejected) => Err(rejected),
     };
     let outcome = match &answer {
+        Ok(Json(response)) if response.dry_run => "dry_run",
         Ok(Json(response)) if response.existing => "existing",
         Ok(Json(_)) => "ok",
         Err(error) => error.code().as_str(),

@@ -1,0 +1,195 @@
+//! Setting bad records aside (DESIGN.md section 3, "Rejects"): one read of the CSV that
+//! copies the good records to a clean CSV and the bad ones, up to a limit, to a rejects CSV
+//! `line,column,reason,record`. The other passes then read the clean CSV as usual, so the
+//! hot path of an upload without `max_rejects` is untouched.
+
+use crate::classify::{accepts, classify};
+use crate::error::{ConvertError, Result};
+use crate::source::{Nulls, ReadConfig, Records};
+use lakehouse_api::{ColumnChange, ColumnType, Schema, SchemaDriftDetails};
+use std::io::{Read, Write};
+
+/// Header of every rejects CSV.
+pub const REJECTS_HEADER: &str = "line,column,reason,record";
+
+/// What [`set_aside`](crate::set_aside) wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// Header renames, as [`infer_schema`](crate::infer_schema) reports them (the clean
+    /// CSV's header already holds the final names, so reading it reports none).
+    pub warnings: Vec<String>,
+    /// Data records copied to the clean CSV.
+    pub kept: u64,
+    /// Records written to the rejects CSV.
+    pub rejected: u64,
+}
+
+pub(crate) fn set_aside<R: Read, K: Write, J: Write>(
+    reader: R,
+    read: ReadConfig<'_>,
+    registered: Option<&Schema>,
+    max_rejects: u64,
+    mut kept: K,
+    mut rejects: J,
+) -> Result<SetAside> {
+    let (mut records, header) = Records::open(reader, read)?;
+    let delimiter = read.csv.delimiter;
+    let nulls = Nulls::new(read);
+    let width = header.names.len();
+    let mut line_buf = Vec::new();
+    serialize(
+        &mut line_buf,
+        header.names.iter().map(String::as_bytes),
+        delimiter,
+        width,
+        true,
+    );
+    kept.write_all(&line_buf).map_err(ConvertError::Io)?;
+    rejects
+        .write_all(REJECTS_HEADER.as_bytes())
+        .and_then(|()| rejects.write_all(b"\n"))
+        .map_err(ConvertError::Io)?;
+    // The registered type of each upload column by name, where it can refuse a value.
+    let targets: Vec<Option<ColumnType>> = header
+        .names
+        .iter()
+        .map(|name| {
+            registered
+                .and_then(|schema| schema.fields.iter().find(|f| f.name == *name))
+                .map(|f| f.data_type)
+                .filter(|t| *t != ColumnType::Utf8)
+        })
+        .collect();
+    let (mut rejected, mut kept_rows) = (0u64, 0u64);
+    while let Some(flaw) = records.next_or_flaw()? {
+        let problem = match flaw {
+            Some(error) => {
+                let (column, reason) = match &error {
+                    ConvertError::MalformedCsv { column, reason, .. } => (*column, reason.clone()),
+                    other => (None, other.to_string()),
+                };
+                Some((column, reason, error))
+            }
+            None => refusal(&records, &targets, &nulls, &header.names, registered),
+        };
+        line_buf.clear();
+        let Some((column, reason, error)) = problem else {
+            serialize(
+                &mut line_buf,
+                records.record().iter(),
+                delimiter,
+                width,
+                false,
+            );
+            kept.write_all(&line_buf).map_err(ConvertError::Io)?;
+            kept_rows += 1;
+            continue;
+        };
+        rejected += 1;
+        if rejected > max_rejects {
+            return Err(ConvertError::TooManyRejects {
+                rejected,
+                error: Box::new(error),
+            });
+        }
+        let mut raw = Vec::new();
+        serialize(
+            &mut raw,
+            records.record().iter(),
+            delimiter,
+            records.record().len(),
+            false,
+        );
+        raw.pop(); // its line break
+        let line = records.line().to_string();
+        let column = column.map(|c| c.to_string()).unwrap_or_default();
+        let raw = String::from_utf8_lossy(&raw);
+        let row = [
+            line.as_bytes(),
+            column.as_bytes(),
+            reason.as_bytes(),
+            raw.as_bytes(),
+        ];
+        serialize(&mut line_buf, row.into_iter(), b',', 4, false);
+        rejects.write_all(&line_buf).map_err(ConvertError::Io)?;
+    }
+    kept.flush().map_err(ConvertError::Io)?;
+    rejects.flush().map_err(ConvertError::Io)?;
+    Ok(SetAside {
+        warnings: header.warnings,
+        kept: kept_rows,
+        rejected,
+    })
+}
+
+/// The first value of the last record read that its column's registered type refuses:
+/// `(column, reason, the 409 check_schema would give)`.
+fn refusal<R: Read>(
+    records: &Records<R>,
+    targets: &[Option<ColumnType>],
+    nulls: &Nulls<'_>,
+    names: &[String],
+    registered: Option<&Schema>,
+) -> Option<(Option<u64>, String, ConvertError)> {
+    let registered = registered?;
+    let (i, (target, value)) = targets
+        .iter()
+        .zip(records.record().iter())
+        .enumerate()
+        .find(|(_, (target, value))| {
+            target.is_some_and(|t| !nulls.is_null(value) && !accepts(t, classify(value)))
+        })?;
+    let target = (*target)?;
+    let text = String::from_utf8_lossy(value).into_owned();
+    let reason = format!("value {text:?} is not {}", target.name());
+    let mut details = SchemaDriftDetails::between(registered, registered);
+    details.changed = vec![ColumnChange {
+        column: names[i].clone(),
+        registered_type: target.name().to_owned(),
+        attempted_type: None,
+        line: Some(records.line()),
+        value: Some(text),
+    }];
+    Some((
+        Some(i as u64 + 1),
+        reason,
+        ConvertError::SchemaDrift(Box::new(details)),
+    ))
+}
+
+/// Appends `fields` as one CSV record ending in `\n` to `out`: joined by `delimiter`, a field
+/// quoted (quotes doubled) when it holds the delimiter, a quote, CR or LF, and an empty
+/// field quoted when it is the record's only one (unquoted, it would be an empty line), as
+/// is a first field starting with a BOM when the record starts the file (`at_file_start`:
+/// reading drops a leading BOM).
+fn serialize<'a>(
+    out: &mut Vec<u8>,
+    fields: impl Iterator<Item = &'a [u8]>,
+    delimiter: u8,
+    width: usize,
+    at_file_start: bool,
+) {
+    for (i, field) in fields.enumerate() {
+        if i > 0 {
+            out.push(delimiter);
+        }
+        let quote = (field.is_empty() && width == 1)
+            || (i == 0 && at_file_start && field.starts_with(b"\xEF\xBB\xBF"))
+            || field
+                .iter()
+                .any(|&b| b == delimiter || b == b'"' || b == b'\r' || b == b'\n');
+        if quote {
+            out.push(b'"');
+            for &b in field {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(field);
+        }
+    }
+    out.push(b'\n');
+}
