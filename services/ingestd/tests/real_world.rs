@@ -463,3 +463,23 @@ async fn rejects_are_set_aside_from_decoded_sniffed_text() {
     assert_eq!(status, 200, "{plain}");
     assert_eq!(parquet_sha(&body), parquet_sha(&plain));
 }
+
+/// A UTF-16 upload past the speculative pass's 4 MiB prefix, zstd-compressed: transcoded
+/// while it streams, the same Parquet as its UTF-8 text.
+#[tokio::test]
+async fn a_large_utf16_upload_gives_the_utf8_files_parquet() {
+    let h = Harness::start(&[]);
+    let csv = typed_csv(80_000);
+    let text = String::from_utf8(csv.clone()).expect("ASCII");
+    let mut utf16 = vec![0xff, 0xfe];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    assert!(utf16.len() > 6 << 20);
+    let (status, plain) = h.ingest("name=plain", &csv).await;
+    assert_eq!(status, 200, "{plain}");
+    for upload in [utf16.clone(), zstd(&utf16)] {
+        let (status, body) = h.ingest("name=wide", &upload).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(parquet_sha(&body), parquet_sha(&plain));
+        assert_eq!(body["row_count"], 80_000);
+    }
+}
