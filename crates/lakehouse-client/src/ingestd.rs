@@ -25,6 +25,10 @@ pub struct IngestOptions {
     /// `null_values`: comma-separated strings read as null.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub null_values: Option<String>,
+    /// `encoding`: `utf-8`, `windows-1252` (or a WHATWG label of it such as `latin1`),
+    /// `utf-16le`, `utf-16be` (DESIGN.md section 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
     /// `schema_evolution`: `add_columns` lets new columns at the end make a new schema
     /// version (DESIGN.md section 3).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,7 +62,7 @@ impl IngestdClient {
         }
     }
 
-    /// `POST /ingest?name=&mode=&delimiter=&null_values=&schema_evolution=&max_rejects=&dry_run=` with a multipart body whose field
+    /// `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&schema_evolution=&max_rejects=&dry_run=` with a multipart body whose field
     /// `file` (named `filename`, `text/csv`) streams `file`, of exactly `length` bytes. The
     /// body's `Content-Length` is known in advance, so ingestd can refuse an upload over its
     /// cap before reading it; nothing of `file` is held in memory beyond reqwest's chunks.

@@ -139,13 +139,19 @@ pub struct IngestArgs {
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// Field delimiter: one ASCII character, or `tab`. When absent: the one the dataset
-    /// recorded, `,` for a new dataset.
+    /// recorded; for a new dataset, sniffed from `,`, tab, `;` and `|`.
     #[arg(long, value_parser = delimiter, value_name = "CHAR")]
     pub delimiter: Option<String>,
     /// Comma-separated strings read as null besides the empty field (e.g. `NA,NULL`). When
     /// absent: the ones the dataset recorded, none for a new dataset.
     #[arg(long, value_name = "LIST")]
     pub null_values: Option<String>,
+    /// Text encoding: `utf-8`, `windows-1252` (also `latin1`, `iso-8859-1`), `utf-16le`,
+    /// `utf-16be`. When absent: the one the dataset recorded, UTF-8 for a new dataset; a
+    /// UTF-16 byte order mark is detected whatever this says. gzip and zstd files are
+    /// decompressed by ingestd, with no option.
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
     /// `add_columns`: columns after the dataset's own at the end of the header make a new
     /// schema version (typed from this file) instead of a schema_drift refusal.
     #[arg(long, value_enum, value_name = "WHAT")]

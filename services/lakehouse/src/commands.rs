@@ -147,6 +147,7 @@ async fn ingest(
         mode: args.mode.map(Into::into),
         delimiter: args.delimiter,
         null_values: args.null_values,
+        encoding: args.encoding,
         schema_evolution: args.schema_evolution.map(Into::into),
         max_rejects: args.max_rejects,
         dry_run: args.dry_run.then_some(true),

@@ -684,3 +684,28 @@ fn dry_run_writes_nothing_and_schema_evolution_adds_columns() {
         refused.stderr
     );
 }
+
+/// `--encoding` is passed on: a Windows-1252 file is read as such, and the answer's report
+/// shows its text decoded.
+#[test]
+fn an_encoding_is_passed_on() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    let files = tempfile::tempdir().expect("temp dir");
+    let latin = files.path().join("latin.csv");
+    std::fs::write(&latin, b"name\ncaf\xe9\n").expect("write latin.csv");
+    let latin = latin.to_string_lossy().into_owned();
+    let read = json(&run(
+        cli(&trio),
+        &[
+            "ingest",
+            &latin,
+            "--name",
+            "latin",
+            "--encoding",
+            "latin1",
+            "--json",
+        ],
+    ));
+    assert_eq!(read["manifest"]["options"]["encoding"], "windows-1252");
+    assert_eq!(read["columns"][0]["decided_by"]["value"], "café");
+}
