@@ -117,8 +117,10 @@ ensure_venv() {
 }
 
 # start_s3_server ROOT LOG_FILE: starts moto's S3-compatible server (from ROOT/.venv-s3, see
-# scripts/requirements-s3.txt) on 127.0.0.1 and a free port, waits for it to answer and prints
-# its endpoint (http://127.0.0.1:<port>). The PID goes to $S3_SERVER_PID (stop_s3_server).
+# scripts/requirements-s3.txt) on 127.0.0.1 and a free port and waits for it to answer; its
+# endpoint (http://127.0.0.1:<port>) goes to $S3_SERVER_ENDPOINT and its PID to
+# $S3_SERVER_PID (stop_s3_server). Call it directly, not in $(...): a subshell would keep
+# both variables, and the server would outlive the caller's stop_s3_server.
 start_s3_server() {
   local root=$1 log=$2
   : > "$log"
@@ -137,7 +139,7 @@ start_s3_server() {
     fi
     sleep 0.2
   done
-  echo "$endpoint"
+  S3_SERVER_ENDPOINT=$endpoint
 }
 
 # stop_s3_server: stops the server start_s3_server started.

@@ -151,8 +151,8 @@ pub fn check_schema<'a, R: Read>(
 /// the header (with its final names) and every good record to `kept` as CSV with the same
 /// delimiter, and up to `max_rejects` bad records, in file order, to `rejects` as CSV
 /// `line,column,reason,record` (the 1-based line the record starts on, the 1-based column
-/// when one field is at fault, a reason for a human, and the record's fields written back
-/// as CSV, invalid UTF-8 replaced by U+FFFD). Bad is: a field count other than the header's,
+/// when one field is at fault, a reason for a human, and the record's text as written,
+/// quotes included, without its line break, invalid UTF-8 replaced by U+FFFD). Bad is: a field count other than the header's,
 /// invalid UTF-8, or (`registered`, an existing dataset) a non-null value its column's
 /// registered type does not accept (as [`check_schema`] decides). Reading `kept` gives the
 /// same values, in the same order, as the good records of the input, whatever the input's

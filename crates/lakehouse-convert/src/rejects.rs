@@ -7,7 +7,67 @@ use crate::classify::{accepts, classify};
 use crate::error::{ConvertError, Result};
 use crate::source::{Nulls, ReadConfig, Records};
 use lakehouse_api::{ColumnChange, ColumnType, Schema, SchemaDriftDetails};
+use std::cell::RefCell;
 use std::io::{Read, Write};
+use std::rc::Rc;
+
+/// Input bytes kept past their reading, so a rejected record's text can be written as it
+/// was (the tokenizer unescapes quoted fields in its own buffer).
+#[derive(Debug, Default)]
+struct Window {
+    /// Input bytes from offset `base` on.
+    bytes: Vec<u8>,
+    base: u64,
+}
+
+impl Window {
+    /// Input bytes `span`, when still kept.
+    fn get(&self, span: std::ops::Range<u64>) -> Option<&[u8]> {
+        let start = usize::try_from(span.start.checked_sub(self.base)?).ok()?;
+        let end = usize::try_from(span.end.checked_sub(self.base)?).ok()?;
+        self.bytes.get(start..end)
+    }
+
+    /// Forgets the bytes before offset `upto` once they are many (amortized: not per record).
+    fn release(&mut self, upto: u64) {
+        let done = usize::try_from(upto.saturating_sub(self.base)).unwrap_or(usize::MAX);
+        if done >= WINDOW_SLACK_BYTES && done <= self.bytes.len() {
+            self.bytes.drain(..done);
+            self.base += done as u64;
+        }
+    }
+}
+
+/// Bytes already read past that the window may keep before it drops them.
+const WINDOW_SLACK_BYTES: usize = 1 << 20;
+
+/// A reader that copies what it reads into a [`Window`].
+struct Tee<R> {
+    inner: R,
+    window: Rc<RefCell<Window>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.window.borrow_mut().bytes.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// The record text at `span` without its line break.
+fn raw_text(window: &Window, span: std::ops::Range<u64>) -> Vec<u8> {
+    let mut raw = window.get(span).unwrap_or_default().to_vec();
+    if raw.last() == Some(&b'\n') {
+        raw.pop();
+        if raw.last() == Some(&b'\r') {
+            raw.pop();
+        }
+    } else if raw.last() == Some(&b'\r') {
+        raw.pop();
+    }
+    raw
+}
 
 /// Header of every rejects CSV.
 pub const REJECTS_HEADER: &str = "line,column,reason,record";
@@ -32,7 +92,12 @@ pub(crate) fn set_aside<R: Read, K: Write, J: Write>(
     mut kept: K,
     mut rejects: J,
 ) -> Result<SetAside> {
-    let (mut records, header) = Records::open(reader, read)?;
+    let window = Rc::new(RefCell::new(Window::default()));
+    let tee = Tee {
+        inner: reader,
+        window: Rc::clone(&window),
+    };
+    let (mut records, header) = Records::open(tee, read)?;
     let delimiter = read.csv.delimiter;
     let nulls = Nulls::new(read);
     let width = header.names.len();
@@ -73,7 +138,9 @@ pub(crate) fn set_aside<R: Read, K: Write, J: Write>(
             None => refusal(&records, &targets, &nulls, &header.names, registered),
         };
         line_buf.clear();
+        let span = records.raw_span();
         let Some((column, reason, error)) = problem else {
+            window.borrow_mut().release(span.end);
             serialize(
                 &mut line_buf,
                 records.record().iter(),
@@ -92,15 +159,8 @@ pub(crate) fn set_aside<R: Read, K: Write, J: Write>(
                 error: Box::new(error),
             });
         }
-        let mut raw = Vec::new();
-        serialize(
-            &mut raw,
-            records.record().iter(),
-            delimiter,
-            records.record().len(),
-            false,
-        );
-        raw.pop(); // its line break
+        let raw = raw_text(&window.borrow(), span.clone());
+        window.borrow_mut().release(span.end);
         let line = records.line().to_string();
         let column = column.map(|c| c.to_string()).unwrap_or_default();
         let raw = String::from_utf8_lossy(&raw);

@@ -284,6 +284,12 @@ impl<R: Read> Records<R> {
         self.tokens.record()
     }
 
+    /// Where the last record read sits in the input, as byte offsets (its terminator
+    /// included; see `Tokenizer::raw_span`).
+    pub(crate) fn raw_span(&self) -> std::ops::Range<u64> {
+        self.tokens.raw_span()
+    }
+
     /// The 1-based line on which the last record read starts.
     pub(crate) fn line(&self) -> u64 {
         self.tokens.line()

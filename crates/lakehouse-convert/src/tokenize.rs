@@ -158,6 +158,9 @@ pub(crate) struct Tokenizer<R> {
     open_quote: bool,
     /// The last record's start line, when its bytes before were dropped already.
     line: Option<u64>,
+    /// Bytes of the input dropped from the front of `buf` so far: `buf[i]` is input byte
+    /// `dropped + i`.
+    dropped: u64,
     /// The block the last search looked at, and where it starts.
     block: Block,
     block_at: usize,
@@ -184,6 +187,7 @@ impl<R: Read> Tokenizer<R> {
             maybe_non_ascii: false,
             open_quote: false,
             line: None,
+            dropped: 0,
             block: Block::default(),
             block_at: usize::MAX,
         }
@@ -273,6 +277,13 @@ impl<R: Read> Tokenizer<R> {
         (self.end - self.start) as u64
     }
 
+    /// Where the last record's bytes as written (first byte through its terminator) sit in
+    /// the input, as byte offsets `start..end` (a leading BOM counts), before any quoted
+    /// field's content moved: for a caller that keeps the input and wants the raw text.
+    pub(crate) fn raw_span(&self) -> std::ops::Range<u64> {
+        self.dropped + self.start as u64..self.dropped + self.end as u64
+    }
+
     /// Whether the last record may hold a byte that is not ASCII; `false` proves it is all
     /// ASCII.
     pub(crate) fn maybe_non_ascii(&self) -> bool {
@@ -315,6 +326,7 @@ impl<R: Read> Tokenizer<R> {
             self.filled -= keep;
             self.next = self.next.saturating_sub(keep);
             self.end = self.end.saturating_sub(keep);
+            self.dropped += keep as u64;
             dropped = keep;
         }
         if self.buf.len() - self.filled < MIN_READ_BYTES {

@@ -61,6 +61,44 @@ fn three_bad_records_go_to_the_rejects_with_their_lines_and_reasons() {
     );
 }
 
+/// DESIGN.md section 3: `record` is the raw record text, quotes and all, as the upload
+/// wrote it (not its fields written back), without its line break (LF or CRLF); also past
+/// the first MiB of input, whatever the read size.
+#[test]
+fn the_rejects_hold_each_record_as_it_was_written() {
+    let csv = b"id,name\r\n1,\"a\"\"b\",\"extra\"\r\n2,ok\r\n";
+    for k in [1, 3, 1 << 16] {
+        let (outcome, _, rejects) = run(csv, None, 5, k);
+        assert_eq!(outcome.unwrap().rejected, 1);
+        assert_eq!(
+            String::from_utf8(rejects).unwrap(),
+            format!(
+                "{REJECTS_HEADER}\n\
+                 2,,\"expected 2 fields as in the header, found 3\",\"1,\"\"a\"\"\"\"b\"\",\"\"extra\"\"\"\n"
+            ),
+            "read {k} bytes at a time"
+        );
+    }
+    let mut long = String::from("id,name\n");
+    for i in 0..150_000 {
+        long.push_str(&format!("{i},name {i}\n"));
+    }
+    long.push_str("x,\"q,\"\"r\"\"\",extra\n7,last\n");
+    for k in [7, 1 << 16] {
+        let (outcome, kept, rejects) = run(long.as_bytes(), None, 5, k);
+        assert_eq!(outcome.unwrap().kept, 150_001);
+        assert!(kept.ends_with(b"7,last\n"));
+        let rejects = String::from_utf8(rejects).unwrap();
+        assert_eq!(
+            rejects.lines().nth(1),
+            Some(
+                "150002,,\"expected 2 fields as in the header, found 3\",\"x,\"\"q,\"\"\"\"r\"\"\"\"\"\",extra\""
+            ),
+            "read {k} bytes at a time"
+        );
+    }
+}
+
 #[test]
 fn a_new_dataset_sets_aside_only_ragged_and_undecodable_records() {
     let (outcome, kept, _) = run(THREE_BAD, None, 5, 7);
