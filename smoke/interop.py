@@ -52,7 +52,7 @@ def get_json(url):
         return json.load(response)
 
 
-def expected_value(text, type_name, null_values):
+def expected_value(text, type_name, null_values, order=None):
     if text == "" or text in null_values:
         return None
     if type_name.startswith(("date32", "timestamp")) and text[4:5] == "/":
@@ -64,6 +64,9 @@ def expected_value(text, type_name, null_values):
     if type_name == "float64":
         return float(text)
     if type_name == "date32":
+        if order is not None:  # P/Q/YYYY read day first or month first (rule set 2)
+            p, q, y = (int(part) for part in text.replace("-", "/").replace(".", "/").split("/"))
+            return dt.date(y, q, p) if order == "DMY" else dt.date(y, p, q)
         return dt.date.fromisoformat(text)
     if type_name == "time64[us]":
         return dt.time.fromisoformat(text)
@@ -99,12 +102,14 @@ def expected_rows(csv_path, manifest):
     options = manifest["options"]
     nulls = set(options.get("null_values", []))
     types = [f["type"] for f in manifest["schema"]["fields"]]
+    date_orders = options.get("date_orders", {})
+    orders = [date_orders.get(f["name"]) for f in manifest["schema"]["fields"]]
     reader = csv.reader(io.StringIO(csv_text(csv_path, manifest), newline=""), delimiter=options["delimiter"])
     next(reader)
     for record in reader:
         if not record:
             continue
-        yield tuple(expected_value(v, t, nulls) for v, t in zip(record, types))
+        yield tuple(expected_value(v, t, nulls, o) for v, t, o in zip(record, types, orders))
 
 
 def compare(name, expected, actual):

@@ -171,6 +171,10 @@ with open(f"{work}/wild_semicolon.csv", "w", encoding="utf-8", newline="") as f:
 with open(f"{work}/wild_excel_utf16.csv", "wb") as f:
     text = "id\tname\tamount\tday\r\n" + "".join("\t".join(r) + "\r\n" for r in rows)
     f.write(b"\xff\xfe" + text.encode("utf-16-le"))
+with open(f"{work}/wild_us_dates.csv", "w") as f:
+    f.write("day,amount\n03/04/2024,1\n12/31/2024,2\n1/2/2025,3\n")
+with open(f"{work}/wild_eu_dates.csv", "w") as f:
+    f.write("day,amount\n03.04.2024,1\n31.12.2024,2\n1.2.2025,3\n")
 with open(f"{work}/wild_windows1252.csv", "wb") as f:
     f.write("city,price,note,opens\nBesançon,3.5,€ 3,08:30\nZoë,10,d’Artagnan,17:45:30.5\n".encode("cp1252"))
 PY
@@ -183,6 +187,12 @@ expect "semicolon file has its 4 columns" \
   "id:int64,name:utf8,amount:utf8,day:date32"
 expect "the report says which value made amount text" \
   "$(jq_py "$b" '[c["decided_by"] for c in d["columns"] if c["name"] == "amount"][0]')" "{'line': 2, 'value': '3,50'}"
+status=$(ingest "$b" "name=${NAME}_us" "$WORK/wild_us_dates.csv")
+expect "US dates are date32 read month first" \
+  "$status $(jq_py "$b" 'd["schema"]["fields"][0]["type"] + " " + d["columns"][0]["order"]')" "200 date32 MDY"
+status=$(ingest "$b" "name=${NAME}_eu" "$WORK/wild_eu_dates.csv")
+expect "EU dates are date32 read day first" \
+  "$status $(jq_py "$b" 'd["schema"]["fields"][0]["type"] + " " + d["manifest"]["options"]["date_orders"]["day"]')" "200 date32 DMY"
 status=$(ingest "$b" "name=${NAME}_excel" "$WORK/wild_excel_utf16.csv")
 expect "UTF-16LE tab-separated Excel export answers 200" "$status" 200
 expect "Excel export is read as utf-16le, tab-separated" \

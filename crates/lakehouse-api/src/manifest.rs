@@ -26,6 +26,23 @@ pub struct CsvOptions {
     /// version 1) reads as UTF-8, which is what it meant.
     #[serde(default, skip_serializing_if = "TextEncoding::is_utf8")]
     pub encoding: TextEncoding,
+    /// The day/month order of each `date32` column written `P/Q/YYYY` (DESIGN.md section 3),
+    /// by column name: settled by the whole first upload, and how later uploads read the
+    /// column. Absent in JSON when empty (every manifest of inference version 1).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub date_orders: std::collections::BTreeMap<String, DateOrder>,
+}
+
+/// How a `P/Q/YYYY` date is read (DESIGN.md section 3): day first or month first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DateOrder {
+    /// Day, month, year: `13/02/2024` is 13 February.
+    #[serde(rename = "DMY")]
+    Dmy,
+    /// Month, day, year: `02/13/2024` is 13 February.
+    #[serde(rename = "MDY")]
+    Mdy,
 }
 
 /// The text encodings an upload may be in (DESIGN.md section 3, `encoding`). The query
@@ -98,6 +115,7 @@ impl Default for CsvOptions {
             delimiter: b',',
             null_values: Vec::new(),
             encoding: TextEncoding::Utf8,
+            date_orders: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -272,6 +290,9 @@ pub struct ColumnReport {
     /// no non-null value (and, for an existing dataset, when the upload's values alone do
     /// not rule them out).
     pub decided_by: Option<DecidedBy>,
+    /// `DMY` or `MDY` where the column's `P/Q/YYYY` dates settled a day/month order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<DateOrder>,
 }
 
 /// Where a column's type was settled: `{line, value}` ([`ColumnReport::decided_by`]).
@@ -325,6 +346,7 @@ mod tests {
             delimiter: b'\t',
             null_values: vec!["NA".into()],
             encoding: TextEncoding::Utf8,
+            date_orders: std::collections::BTreeMap::new(),
         };
         let json = serde_json::to_string(&options).unwrap();
         assert_eq!(json, r#"{"delimiter":"\t","null_values":["NA"]}"#);

@@ -5,24 +5,30 @@
 //! Classification and parsing share the same scanners, so a value is written exactly as it
 //! was classified. Nothing here allocates.
 
-use lakehouse_api::ColumnType;
+use lakehouse_api::{ColumnType, DateOrder};
 
 /// `true`/`false` in any letter case.
-pub(crate) const BOOL: u8 = 1 << 0;
+pub(crate) const BOOL: u16 = 1 << 0;
 /// `[+-]?(0|[1-9][0-9]*)` fitting i64.
-pub(crate) const INT: u8 = 1 << 1;
+pub(crate) const INT: u16 = 1 << 1;
 /// Any float literal of the table, ints included.
-pub(crate) const FLOAT: u8 = 1 << 2;
+pub(crate) const FLOAT: u16 = 1 << 2;
 /// `YYYY-MM-DD` or `YYYY/MM/DD`, a real calendar date.
-pub(crate) const DATE: u8 = 1 << 3;
+pub(crate) const DATE: u16 = 1 << 3;
 /// A timestamp with `Z` or `+HH:MM`/`-HH:MM`.
-pub(crate) const TS_UTC: u8 = 1 << 4;
+pub(crate) const TS_UTC: u16 = 1 << 4;
 /// A timestamp without an offset.
-pub(crate) const TS: u8 = 1 << 5;
+pub(crate) const TS: u16 = 1 << 5;
 /// `HH:MM` or `HH:MM:SS[.f{1,6}]`, a time of day (inference version 2).
-pub(crate) const TIME: u8 = 1 << 6;
+pub(crate) const TIME: u16 = 1 << 6;
+/// `P<s>Q<s>YYYY` that is a real date read month first (inference version 2).
+pub(crate) const MDY: u16 = 1 << 7;
+/// `P<s>Q<s>YYYY` that is a real date read day first (inference version 2).
+pub(crate) const DMY: u16 = 1 << 8;
+/// Both readings of `P/Q/YYYY`.
+pub(crate) const PQ: u16 = MDY | DMY;
 /// Every bit: the mask of a column before its first value.
-pub(crate) const ALL: u8 = BOOL | INT | FLOAT | DATE | TIME | TS_UTC | TS;
+pub(crate) const ALL: u16 = BOOL | INT | FLOAT | DATE | TIME | TS_UTC | TS | MDY | DMY;
 
 /// 2^53: the largest magnitude up to which every integer is exact in an f64.
 const MAX_EXACT_INT: u64 = 1 << 53;
@@ -31,15 +37,27 @@ const MAX_EXACT_INT: u64 = 1 << 53;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Class {
     /// Types (bits above) that accept the value; `utf8` accepts everything and has no bit.
-    pub mask: u8,
+    pub mask: u16,
     /// The value is an int whose magnitude exceeds 2^53, so a float64 column must refuse it.
     pub big_int: bool,
+    /// The separator of a `P<s>Q<s>YYYY` value (`/`, `-` or `.`), else 0.
+    pub sep: u8,
 }
 
 const NONE: Class = Class {
     mask: 0,
     big_int: false,
+    sep: 0,
 };
+
+/// A class of `mask` alone.
+const fn only(mask: u16) -> Class {
+    Class {
+        mask,
+        big_int: false,
+        sep: 0,
+    }
+}
 
 /// The result of scanning a numeric literal.
 enum Number {
@@ -74,12 +92,20 @@ pub(crate) fn classify(v: &[u8]) -> Class {
             if v.get(2) == Some(&b':') {
                 // Not a number either.
                 return if parse_time(v).is_some() {
-                    Class {
-                        mask: TIME,
-                        big_int: false,
-                    }
+                    only(TIME)
                 } else {
                     NONE
+                };
+            }
+            if (8..=10).contains(&v.len())
+                && (matches!(v.get(1), Some(b'/' | b'-' | b'.'))
+                    || matches!(v.get(2), Some(b'/' | b'-' | b'.')))
+                && let Some((sep, mdy, dmy)) = pq_readings(v)
+            {
+                return Class {
+                    mask: if mdy.is_some() { MDY } else { 0 } | if dmy.is_some() { DMY } else { 0 },
+                    big_int: false,
+                    sep,
                 };
             }
             classify_number(v)
@@ -87,20 +113,14 @@ pub(crate) fn classify(v: &[u8]) -> Class {
         b'+' | b'-' | b'.' => classify_number(v),
         b't' | b'T' | b'f' | b'F' => {
             if parse_bool(v).is_some() {
-                Class {
-                    mask: BOOL,
-                    big_int: false,
-                }
+                only(BOOL)
             } else {
                 NONE
             }
         }
         b'n' | b'N' | b'i' | b'I' => {
             if special_float(v).is_some() {
-                Class {
-                    mask: FLOAT,
-                    big_int: false,
-                }
+                only(FLOAT)
             } else {
                 NONE
             }
@@ -112,23 +132,14 @@ pub(crate) fn classify(v: &[u8]) -> Class {
 fn classify_temporal(v: &[u8]) -> Class {
     if v.len() == 10 {
         return if parse_date(v).is_some() {
-            Class {
-                mask: DATE,
-                big_int: false,
-            }
+            only(DATE)
         } else {
             NONE
         };
     }
     match parse_timestamp(v) {
-        Some((_, true)) => Class {
-            mask: TS_UTC,
-            big_int: false,
-        },
-        Some((_, false)) => Class {
-            mask: TS,
-            big_int: false,
-        },
+        Some((_, true)) => only(TS_UTC),
+        Some((_, false)) => only(TS),
         None => NONE,
     }
 }
@@ -138,23 +149,18 @@ fn classify_number(v: &[u8]) -> Class {
         Number::Int(i) => Class {
             mask: INT | FLOAT,
             big_int: i.unsigned_abs() > MAX_EXACT_INT,
+            sep: 0,
         },
         Number::Float { exp, int_digits } => {
             if float_fits(v, exp, int_digits) {
-                Class {
-                    mask: FLOAT,
-                    big_int: false,
-                }
+                only(FLOAT)
             } else {
                 NONE
             }
         }
         Number::Not | Number::IntOverflow => {
             if special_float(v).is_some() {
-                Class {
-                    mask: FLOAT,
-                    big_int: false,
-                }
+                only(FLOAT)
             } else {
                 NONE
             }
@@ -500,6 +506,40 @@ fn date_prefix(v: &[u8]) -> Option<i32> {
     Some(days_from_civil(year, month, day))
 }
 
+/// A `P<s>Q<s>YYYY` value (P and Q one or two digits, `<s>` one of `/`, `-`, `.`, the same
+/// twice; DESIGN.md section 3): its separator, and its days since the epoch read month
+/// first and read day first, each `None` when that reading is not a real date. `None` when
+/// the value is not of that form.
+pub(crate) fn pq_readings(v: &[u8]) -> Option<(u8, Option<i32>, Option<i32>)> {
+    let split = |at: usize| -> Option<(u32, usize)> {
+        // One or two digits from `at`, then the separator: (number, separator's index).
+        let first = *v.get(at)?;
+        if !first.is_ascii_digit() {
+            return None;
+        }
+        match v.get(at + 1)? {
+            d @ b'0'..=b'9' => Some((u32::from(first - b'0') * 10 + u32::from(d - b'0'), at + 2)),
+            _ => Some((u32::from(first - b'0'), at + 1)),
+        }
+    };
+    let (p, s1) = split(0)?;
+    let sep = *v.get(s1)?;
+    if !matches!(sep, b'/' | b'-' | b'.') {
+        return None;
+    }
+    let (q, s2) = split(s1 + 1)?;
+    if v.get(s2) != Some(&sep) || v.len() != s2 + 5 {
+        return None;
+    }
+    let [y0, y1, y2, y3] = bytes_at::<4>(v, s2 + 1)?;
+    let year = digits([y0, y1, y2, y3])?;
+    let real = |month: u32, day: u32| {
+        ((1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month))
+            .then(|| days_from_civil(year, month, day))
+    };
+    Some((sep, real(p, q), real(q, p)))
+}
+
 /// A date32 value: exactly `YYYY-MM-DD` or `YYYY/MM/DD` (DESIGN.md section 3, inference
 /// version 2), a real proleptic-Gregorian date, as days since 1970-01-01.
 pub(crate) fn parse_date(v: &[u8]) -> Option<i32> {
@@ -639,7 +679,9 @@ pub(crate) fn parse_timestamp(v: &[u8]) -> Option<(i64, bool)> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ColumnStats {
     /// Types that accepted every non-null value so far.
-    pub mask: u8,
+    pub mask: u16,
+    /// The separator of the column's `P/Q/YYYY` values so far (0 before the first).
+    pub sep: u8,
     /// At least one non-null value was seen.
     pub non_null: bool,
     /// At least one int with magnitude above 2^53 was seen.
@@ -650,6 +692,7 @@ impl ColumnStats {
     pub(crate) const fn new() -> Self {
         ColumnStats {
             mask: ALL,
+            sep: 0,
             non_null: false,
             big_int: false,
         }
@@ -659,8 +702,28 @@ impl ColumnStats {
     #[inline]
     pub(crate) fn observe(&mut self, class: Class) {
         self.mask &= class.mask;
+        if class.mask & PQ != 0 {
+            // One separator for the whole column, else not a P/Q/YYYY date column.
+            if self.sep == 0 {
+                self.sep = class.sep;
+            } else if self.sep != class.sep {
+                self.mask &= !PQ;
+            }
+        }
         self.non_null = true;
         self.big_int |= class.big_int;
+    }
+
+    /// The day/month order of a `date32` column of `P/Q/YYYY` values (DESIGN.md section 3).
+    pub(crate) fn order(&self) -> Option<DateOrder> {
+        if !self.non_null || self.mask & (BOOL | INT | FLOAT | DATE) != 0 {
+            return None;
+        }
+        match self.mask & PQ {
+            MDY => Some(DateOrder::Mdy),
+            DMY => Some(DateOrder::Dmy),
+            _ => None,
+        }
     }
 
     /// Whether another value could still change the outcome (false once it is utf8).
@@ -685,7 +748,8 @@ impl ColumnStats {
             } else {
                 ColumnType::Float64
             }
-        } else if mask & DATE != 0 {
+        } else if mask & DATE != 0 || mask & PQ == MDY || mask & PQ == DMY {
+            // Day/month order settled by the whole column (both readings, or neither: utf8).
             ColumnType::Date32
         } else if mask & TIME != 0 {
             ColumnType::Time64
@@ -721,7 +785,7 @@ pub(crate) fn rules_out_above(stats: &ColumnStats, ty: ColumnType) -> bool {
             ColumnType::Bool => mask & BOOL == 0,
             ColumnType::Int64 => mask & INT == 0,
             ColumnType::Float64 => mask & FLOAT == 0 || (stats.big_int && mask & INT == 0),
-            ColumnType::Date32 => mask & DATE == 0,
+            ColumnType::Date32 => mask & (DATE | PQ) == 0,
             ColumnType::Time64 => mask & TIME == 0,
             ColumnType::TimestampUtc => mask & TS_UTC == 0,
             ColumnType::Timestamp => mask & TS == 0,
@@ -732,13 +796,24 @@ pub(crate) fn rules_out_above(stats: &ColumnStats, ty: ColumnType) -> bool {
 /// Whether a column registered as `ty` accepts a value of class `class` (DESIGN.md section 3,
 /// "Uploads to an existing dataset"): the table's rules, float64 accepting ints up to 2^53 in
 /// magnitude, utf8 accepting anything.
-#[inline]
+#[cfg(test)]
 pub(crate) fn accepts(ty: ColumnType, class: Class) -> bool {
+    accepts_in(ty, None, class)
+}
+
+/// [`accepts`] for a column that may have a day/month order: a `date32` column with one
+/// accepts `P/Q/YYYY` values that are real dates in that order (and no other form).
+#[inline]
+pub(crate) fn accepts_in(ty: ColumnType, order: Option<DateOrder>, class: Class) -> bool {
     match ty {
         ColumnType::Bool => class.mask & BOOL != 0,
         ColumnType::Int64 => class.mask & INT != 0,
         ColumnType::Float64 => class.mask & FLOAT != 0 && !class.big_int,
-        ColumnType::Date32 => class.mask & DATE != 0,
+        ColumnType::Date32 => match order {
+            None => class.mask & DATE != 0,
+            Some(DateOrder::Mdy) => class.mask & MDY != 0,
+            Some(DateOrder::Dmy) => class.mask & DMY != 0,
+        },
         ColumnType::Time64 => class.mask & TIME != 0,
         ColumnType::TimestampUtc => class.mask & TS_UTC != 0,
         ColumnType::Timestamp => class.mask & TS != 0,
@@ -789,7 +864,7 @@ mod tests {
         }
     }
 
-    fn mask(v: &str) -> u8 {
+    fn mask(v: &str) -> u16 {
         classify(v.as_bytes()).mask
     }
 
@@ -999,6 +1074,87 @@ mod tests {
         );
         assert_eq!(mask("2024/01/01 08:30"), TS);
         assert_eq!(mask("2024/01/01 08:30:00.5Z"), TS_UTC);
+    }
+
+    fn order_of(values: &[&str]) -> (ColumnType, Option<DateOrder>) {
+        let mut stats = ColumnStats::new();
+        for v in values {
+            stats.observe(classify(v.as_bytes()));
+        }
+        (stats.resolve(), stats.order())
+    }
+
+    #[test]
+    fn day_month_order_is_settled_by_the_whole_column() {
+        assert_eq!(mask("03/04/2024"), MDY | DMY);
+        assert_eq!(mask("13/02/2024"), DMY);
+        assert_eq!(mask("02/13/2024"), MDY);
+        assert_eq!(mask("1.2.2024"), MDY | DMY);
+        assert_eq!(mask("31-02-2024"), 0);
+        assert_eq!(mask("29/02/2023"), 0);
+        for v in [
+            "03/04/24",
+            "003/04/2024",
+            "03/04-2024",
+            "03/04/2024x",
+            "3//2024",
+            "a3/04/2024",
+        ] {
+            assert_eq!(mask(v), 0, "{v}");
+        }
+        // DMY: one value is a date only day first.
+        assert_eq!(
+            order_of(&["03/04/2024", "13/02/2024"]),
+            (ColumnType::Date32, Some(DateOrder::Dmy))
+        );
+        // MDY: one value is a date only month first.
+        assert_eq!(
+            order_of(&["03/04/2024", "02/13/2024"]),
+            (ColumnType::Date32, Some(DateOrder::Mdy))
+        );
+        // Ambiguous (both readings hold for every value): utf8.
+        assert_eq!(
+            order_of(&["03/04/2024", "1/2/2024"]),
+            (ColumnType::Utf8, None)
+        );
+        // Contradictory (neither reading holds for every value): utf8.
+        assert_eq!(
+            order_of(&["13/02/2024", "02/13/2024"]),
+            (ColumnType::Utf8, None)
+        );
+        // Two separators, or mixed with ISO dates: utf8.
+        assert_eq!(
+            order_of(&["13/02/2024", "14.02.2024"]),
+            (ColumnType::Utf8, None)
+        );
+        assert_eq!(
+            order_of(&["13/02/2024", "2024-02-14"]),
+            (ColumnType::Utf8, None)
+        );
+        assert_eq!(order_of(&["2024-02-14"]), (ColumnType::Date32, None));
+        // Readings in days.
+        assert_eq!(pq_readings(b"13/02/2024"), Some((b'/', None, Some(19_766))));
+        assert_eq!(pq_readings(b"2.13.2024"), Some((b'.', Some(19_766), None)));
+        assert!(accepts_in(
+            ColumnType::Date32,
+            Some(DateOrder::Dmy),
+            classify(b"13-02-2024")
+        ));
+        assert!(!accepts_in(
+            ColumnType::Date32,
+            Some(DateOrder::Mdy),
+            classify(b"13-02-2024")
+        ));
+        assert!(!accepts_in(
+            ColumnType::Date32,
+            Some(DateOrder::Dmy),
+            classify(b"2024-02-13")
+        ));
+        assert!(!accepts_in(
+            ColumnType::Date32,
+            None,
+            classify(b"13/02/2024")
+        ));
     }
 
     #[test]

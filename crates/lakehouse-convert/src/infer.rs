@@ -1,12 +1,23 @@
 //! Pass 1: whole-file schema inference for a new dataset, and the conformance check of an
 //! upload to an existing one (DESIGN.md section 3).
 
-use crate::classify::{Class, ColumnStats, accepts, classify};
+use crate::classify::{Class, ColumnStats, accepts_in, classify};
 use crate::error::{ConvertError, Result};
 use crate::source::{Header, Nulls, ReadConfig, Records};
 use crate::{Checked, Inferred};
-use lakehouse_api::{ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails};
+use lakehouse_api::{ColumnChange, ColumnType, DateOrder, Field, Schema, SchemaDriftDetails};
+use std::collections::BTreeMap;
 use std::io::Read;
+
+/// The day/month order of each `date32` column of `P/Q/YYYY` values, by name.
+fn orders_of(header: &Header, stats: &[ColumnStats]) -> BTreeMap<String, DateOrder> {
+    header
+        .names
+        .iter()
+        .zip(stats)
+        .filter_map(|(name, stats)| Some((name.clone(), stats.order()?)))
+        .collect()
+}
 
 fn schema_of(header: &Header, stats: &[ColumnStats]) -> Schema {
     Schema {
@@ -32,20 +43,15 @@ pub(crate) fn infer_schema<R: Read>(reader: R, options: ReadConfig<'_>) -> Resul
     }
     Ok(Inferred {
         schema: schema_of(&header, &stats),
+        date_orders: orders_of(&header, &stats),
         row_count: records.rows(),
         warnings: header.warnings,
     })
 }
 
-pub(crate) fn guess_schema(
-    prefix: &[u8],
-    complete: bool,
-    options: ReadConfig<'_>,
-) -> Option<Schema> {
+pub(crate) fn guess(prefix: &[u8], complete: bool, options: ReadConfig<'_>) -> Option<Inferred> {
     if complete {
-        return infer_schema(prefix, options)
-            .ok()
-            .map(|inferred| inferred.schema);
+        return infer_schema(prefix, options).ok();
     }
     let (mut records, header) = Records::open(prefix, options).ok()?;
     let nulls = Nulls::new(options);
@@ -66,7 +72,12 @@ pub(crate) fn guess_schema(
                 .map(|value| (!nulls.is_null(value)).then(|| classify(value))),
         );
     }
-    Some(schema_of(&header, &stats))
+    Some(Inferred {
+        schema: schema_of(&header, &stats),
+        date_orders: orders_of(&header, &stats),
+        row_count: records.rows(),
+        warnings: header.warnings,
+    })
 }
 
 /// The first value of an upload column that its registered type refuses.
@@ -97,12 +108,18 @@ pub(crate) fn check_schema<R: Read>(
                 .map(|f| f.data_type)
         })
         .collect();
+    let orders: Vec<Option<DateOrder>> = header
+        .names
+        .iter()
+        .map(|name| options.csv.date_orders.get(name).copied())
+        .collect();
     let mut refusals: Vec<Option<Refusal>> = (0..width).map(|_| None).collect();
     while records.next_record()? {
         let record = records.record();
-        for (((column, target), refusal), value) in stats
+        for ((((column, target), order), refusal), value) in stats
             .iter_mut()
             .zip(&targets)
+            .zip(&orders)
             .zip(refusals.iter_mut())
             .zip(record)
         {
@@ -112,7 +129,7 @@ pub(crate) fn check_schema<R: Read>(
             }
             let class = classify(value);
             column.observe(class);
-            if must_check && target.is_some_and(|t| !accepts(t, class)) {
+            if must_check && target.is_some_and(|t| !accepts_in(t, *order, class)) {
                 *refusal = Some(Refusal {
                     line: records.line(),
                     value: String::from_utf8_lossy(value).into_owned(),

@@ -52,6 +52,9 @@ pub const CREATED_BY: &str = concat!("lakehouse-convert ", env!("CARGO_PKG_VERSI
 pub struct Inferred {
     /// Columns in header order, names after the renames of DESIGN.md section 3, all nullable.
     pub schema: Schema,
+    /// The day/month order of each `date32` column of `P/Q/YYYY` values, by name: to be
+    /// read with (`CsvOptions::date_orders`) and recorded.
+    pub date_orders: std::collections::BTreeMap<String, lakehouse_api::DateOrder>,
     /// One line per header rename, in column order, for example
     /// `column 3: empty header name renamed to "column_3"`.
     pub warnings: Vec<String>,
@@ -311,7 +314,18 @@ pub fn guess_schema<'a>(
     complete: bool,
     options: impl Into<ReadConfig<'a>>,
 ) -> Option<Schema> {
-    infer::guess_schema(prefix, complete, options.into())
+    infer::guess(prefix, complete, options.into()).map(|guess| guess.schema)
+}
+
+/// [`guess_schema`] with the day/month orders it guessed too (and the records it looked
+/// at): what [`infer_schema`] would return if the file were the prefix. A guess, never a
+/// result.
+pub fn guess<'a>(
+    prefix: &[u8],
+    complete: bool,
+    options: impl Into<ReadConfig<'a>>,
+) -> Option<Inferred> {
+    infer::guess(prefix, complete, options.into())
 }
 
 /// The Arrow schema of a catalog schema: same names and order, every field nullable

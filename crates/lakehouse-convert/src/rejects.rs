@@ -3,10 +3,10 @@
 //! `line,column,reason,record`. The other passes then read the clean CSV as usual, so the
 //! hot path of an upload without `max_rejects` is untouched.
 
-use crate::classify::{accepts, classify};
+use crate::classify::{accepts_in, classify};
 use crate::error::{ConvertError, Result};
 use crate::source::{Nulls, ReadConfig, Records};
-use lakehouse_api::{ColumnChange, ColumnType, Schema, SchemaDriftDetails};
+use lakehouse_api::{ColumnChange, ColumnType, DateOrder, Schema, SchemaDriftDetails};
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::rc::Rc;
@@ -125,6 +125,11 @@ pub(crate) fn set_aside<R: Read, K: Write, J: Write>(
                 .filter(|t| *t != ColumnType::Utf8)
         })
         .collect();
+    let orders: Vec<Option<DateOrder>> = header
+        .names
+        .iter()
+        .map(|name| read.csv.date_orders.get(name).copied())
+        .collect();
     let (mut rejected, mut kept_rows) = (0u64, 0u64);
     while let Some(flaw) = records.next_or_flaw()? {
         let problem = match flaw {
@@ -135,7 +140,14 @@ pub(crate) fn set_aside<R: Read, K: Write, J: Write>(
                 };
                 Some((column, reason, error))
             }
-            None => refusal(&records, &targets, &nulls, &header.names, registered),
+            None => refusal(
+                &records,
+                &targets,
+                &orders,
+                &nulls,
+                &header.names,
+                registered,
+            ),
         };
         line_buf.clear();
         let span = records.raw_span();
@@ -187,6 +199,7 @@ pub(crate) fn set_aside<R: Read, K: Write, J: Write>(
 fn refusal<R: Read>(
     records: &Records<R>,
     targets: &[Option<ColumnType>],
+    orders: &[Option<DateOrder>],
     nulls: &Nulls<'_>,
     names: &[String],
     registered: Option<&Schema>,
@@ -196,8 +209,9 @@ fn refusal<R: Read>(
         .iter()
         .zip(records.record().iter())
         .enumerate()
-        .find(|(_, (target, value))| {
-            target.is_some_and(|t| !nulls.is_null(value) && !accepts(t, classify(value)))
+        .find(|(i, (target, value))| {
+            let order = orders.get(*i).copied().flatten();
+            target.is_some_and(|t| !nulls.is_null(value) && !accepts_in(t, order, classify(value)))
         })?;
     let target = (*target)?;
     let text = String::from_utf8_lossy(value).into_owned();

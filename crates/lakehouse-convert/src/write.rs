@@ -2,7 +2,7 @@
 
 use crate::classify::{
     ColumnStats, classify, parse_bool, parse_date, parse_float_literal, parse_int, parse_time,
-    parse_timestamp, rules_out_above,
+    parse_timestamp, pq_readings, rules_out_above,
 };
 use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
@@ -16,7 +16,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use lakehouse_api::{
-    ColumnChange, ColumnReport, ColumnType, DecidedBy, Field, Schema, SchemaDriftDetails,
+    ColumnChange, ColumnReport, ColumnType, DateOrder, DecidedBy, Field, Schema, SchemaDriftDetails,
 };
 use parquet::arrow::{ArrowWriter, PARQUET_FIELD_ID_META_KEY};
 use parquet::basic::Compression;
@@ -110,13 +110,22 @@ struct Column {
     report: Option<ColumnStats>,
     /// The value that did (its line is filled in by [`BatchBuilder::settle_lines`]).
     decided_by: Option<DecidedBy>,
+    /// Date32 of `P/Q/YYYY` values: the day/month order they are read in.
+    order: Option<DateOrder>,
+    /// With an order, what the values prove of it (DESIGN.md section 3): the separator of
+    /// the first, whether another one was seen, and whether one was not a real date in the
+    /// other order (else both readings hold, and inference says utf8).
+    pq_sep: u8,
+    pq_mixed: bool,
+    other_order_refused: bool,
 }
 
 /// The first characters of a `decided_by` value kept in the report.
 const DECIDED_BY_CHARS: usize = 200;
 
 impl Column {
-    fn new(ty: ColumnType, infer_utf8: bool) -> Self {
+    fn new(ty: ColumnType, infer_utf8: bool, order: Option<DateOrder>) -> Self {
+        let order = order.filter(|_| ty == ColumnType::Date32);
         let builder = match ty {
             ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
             ColumnType::Int64 => Builder::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
@@ -145,7 +154,36 @@ impl Column {
             null_count: 0,
             report: (ty != ColumnType::Bool).then(ColumnStats::new),
             decided_by: None,
+            order,
+            pq_sep: 0,
+            pq_mixed: false,
+            other_order_refused: false,
         }
+    }
+
+    /// A value of a date32 column with a day/month order.
+    fn append_ordered_date(&mut self, value: &[u8], order: DateOrder) -> bool {
+        let Builder::Date32(b) = &mut self.builder else {
+            return false;
+        };
+        let Some((sep, mdy, dmy)) = pq_readings(value) else {
+            return false;
+        };
+        let (days, other) = match order {
+            DateOrder::Mdy => (mdy, dmy),
+            DateOrder::Dmy => (dmy, mdy),
+        };
+        let Some(days) = days else {
+            return false;
+        };
+        b.append_value(days);
+        self.other_order_refused |= other.is_none();
+        if self.pq_sep == 0 {
+            self.pq_sep = sep;
+        } else {
+            self.pq_mixed |= self.pq_sep != sep;
+        }
+        true
     }
 
     /// Folds a non-null value into the report; `true` when it is the one that settles the
@@ -196,7 +234,10 @@ impl Column {
                 }
                 None => false,
             },
-            Builder::Date32(b) => parse_date(value).map(|v| b.append_value(v)).is_some(),
+            Builder::Date32(b) => match self.order {
+                None => parse_date(value).map(|v| b.append_value(v)).is_some(),
+                Some(order) => self.append_ordered_date(value, order),
+            },
             Builder::Time64(b) => parse_time(value).map(|v| b.append_value(v)).is_some(),
             Builder::Timestamp { builder, zoned } => match parse_timestamp(value) {
                 Some((micros, z)) if z == *zoned => {
@@ -226,6 +267,9 @@ impl Column {
                 .inference
                 .is_some_and(|stats| stats.resolve() == ColumnType::Utf8),
             ColumnType::Float64 => self.non_null && self.non_int,
+            ColumnType::Date32 if self.order.is_some() => {
+                self.non_null && self.other_order_refused && !self.pq_mixed
+            }
             _ => self.non_null,
         }
     }
@@ -288,14 +332,26 @@ pub(crate) struct BatchBuilder<'a> {
 
 impl<'a> BatchBuilder<'a> {
     /// `verify_inference`: also collect what [`BatchBuilder::infers_schema`] needs.
-    pub(crate) fn new(schema: &'a Schema, verify_inference: bool) -> Self {
+    /// `date_orders`: the day/month order of `date32` columns of `P/Q/YYYY` values, by
+    /// name (DESIGN.md section 3).
+    pub(crate) fn new(
+        schema: &'a Schema,
+        verify_inference: bool,
+        date_orders: &std::collections::BTreeMap<String, DateOrder>,
+    ) -> Self {
         BatchBuilder {
             schema,
             arrow: arrow_schema(schema),
             columns: schema
                 .fields
                 .iter()
-                .map(|f| Column::new(f.data_type, verify_inference))
+                .map(|f| {
+                    Column::new(
+                        f.data_type,
+                        verify_inference,
+                        date_orders.get(&f.name).copied(),
+                    )
+                })
                 .collect(),
             rows: 0,
         }
@@ -349,6 +405,7 @@ impl<'a> BatchBuilder<'a> {
                 data_type: column.ty,
                 null_count: column.null_count,
                 decided_by: column.decided_by.clone(),
+                order: column.order,
             })
             .collect()
     }
@@ -492,7 +549,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         )));
     }
     let nulls = Nulls::new(options);
-    let mut batches = BatchBuilder::new(schema, verify_inference);
+    let mut batches = BatchBuilder::new(schema, verify_inference, &options.csv.date_orders);
     let mut parse_time = Duration::ZERO;
     let mut encode_time = Duration::ZERO;
     // The next record batch, `None` after the last; times itself into `parse_time`.
@@ -586,7 +643,7 @@ mod tests {
         };
         let options = lakehouse_api::CsvOptions::default();
         let nulls = Nulls::new(ReadConfig::from(&options));
-        let mut builder = BatchBuilder::new(&schema, false);
+        let mut builder = BatchBuilder::new(&schema, false, &Default::default());
         let mut sizes = Vec::new();
         let total = 2 * BATCH_ROWS + 100;
         let csv: String = (0..total).map(|i| format!("{i}\n")).collect();

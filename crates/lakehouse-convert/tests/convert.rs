@@ -696,6 +696,7 @@ static COMMA: CsvOptions = CsvOptions {
     delimiter: b',',
     null_values: Vec::new(),
     encoding: TextEncoding::Utf8,
+    date_orders: std::collections::BTreeMap::new(),
 };
 
 fn limited(
@@ -1002,4 +1003,101 @@ fn the_report_names_the_value_that_settled_each_type() {
     let value = &written.columns[0].decided_by.as_ref().unwrap().value;
     assert_eq!(value.chars().count(), 201);
     assert!(value.ends_with('…'));
+}
+
+/// Day-first or month-first `P/Q/YYYY` dates (DESIGN.md section 3): the whole column
+/// settles the order, which the Parquet is then written with (and later uploads checked
+/// with); ambiguous and contradictory columns are utf8.
+#[test]
+fn day_month_order_is_settled_by_the_whole_file() {
+    use lakehouse_api::DateOrder;
+    let csv = "eu,us,both,neither\n03/04/2024,03/04/2024,03/04/2024,13/02/2024\n\
+               13.02.2024,02/13/2024,1/2/2024,02/13/2024\n";
+    let inferred = infer_schema(csv.as_bytes(), &opts()).unwrap();
+    let types: Vec<ColumnType> = inferred.schema.fields.iter().map(|f| f.data_type).collect();
+    // `eu` mixes `/` and `.` (one separator per column, or utf8); `both` has both readings
+    // for every value, `neither` neither: utf8.
+    assert_eq!(
+        types,
+        [
+            ColumnType::Utf8,
+            ColumnType::Date32,
+            ColumnType::Utf8,
+            ColumnType::Utf8
+        ]
+    );
+    assert_eq!(
+        inferred.date_orders,
+        [("us".to_owned(), DateOrder::Mdy)].into()
+    );
+    let csv = "eu,us\n03/04/2024,03/04/2024\n13/02/2024,02/13/2024\n";
+    let inferred = infer_schema(csv.as_bytes(), &opts()).unwrap();
+    assert_eq!(inferred.date_orders.get("eu"), Some(&DateOrder::Dmy));
+    assert_eq!(inferred.date_orders.get("us"), Some(&DateOrder::Mdy));
+    let options = CsvOptions {
+        date_orders: inferred.date_orders.clone(),
+        ..opts()
+    };
+    let mut out = Vec::new();
+    let written = write_parquet(csv.as_bytes(), &options, &inferred.schema, &mut out).unwrap();
+    let batches = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out))
+        .unwrap()
+        .build()
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let eu = batches[0].column(0).as_primitive::<Date32Type>();
+    let us = batches[0].column(1).as_primitive::<Date32Type>();
+    // 3 April and 13 February 2024; 4 March and 13 February 2024.
+    assert_eq!((eu.value(0), eu.value(1)), (19_816, 19_766));
+    assert_eq!((us.value(0), us.value(1)), (19_786, 19_766));
+    assert_eq!(written.columns[0].order, Some(DateOrder::Dmy));
+    assert_eq!(written.columns[1].order, Some(DateOrder::Mdy));
+    assert_eq!(written.columns[0].decided_by.as_ref().unwrap().line, 2);
+    // A later upload is checked with the recorded orders: `03/04/2024` is then fine in both
+    // (and read as the order says), `2024-04-03` is refused.
+    assert!(
+        check_schema(
+            &b"eu,us\n03/04/2024,03/04/2024\n"[..],
+            &options,
+            &inferred.schema
+        )
+        .is_ok()
+    );
+    assert!(
+        check_schema(
+            &b"eu,us\n2024-04-03,03/04/2024\n"[..],
+            &options,
+            &inferred.schema
+        )
+        .is_err()
+    );
+    // Written without its order, a P/Q/YYYY column is refused (no silent reading).
+    assert!(write_parquet(csv.as_bytes(), &opts(), &inferred.schema, std::io::sink()).is_err());
+    // The verified single read proves it, given the orders.
+    let verified = lakehouse_convert::write_parquet_verified(
+        csv.as_bytes(),
+        &options,
+        lakehouse_convert::Expected::Inferred(&inferred.schema),
+        Vec::new(),
+    )
+    .unwrap();
+    assert!(verified.is_some());
+    // An ambiguous column guessed DMY is not proven: inference says utf8.
+    let ambiguous = "d\n03/04/2024\n";
+    let schema = Schema {
+        fields: vec![Field::new("d", ColumnType::Date32)],
+    };
+    let dmy = CsvOptions {
+        date_orders: [("d".to_owned(), DateOrder::Dmy)].into(),
+        ..opts()
+    };
+    let verified = lakehouse_convert::write_parquet_verified(
+        ambiguous.as_bytes(),
+        &dmy,
+        lakehouse_convert::Expected::Inferred(&schema),
+        Vec::new(),
+    )
+    .unwrap();
+    assert!(verified.is_none());
 }

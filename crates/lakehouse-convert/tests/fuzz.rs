@@ -134,6 +134,11 @@ fn check(bytes: &[u8], options: &CsvOptions, k: usize) -> Result<(), TestCaseErr
     );
     if let Ok(inferred) = infer_schema(bytes, options) {
         prop_assert!(!inferred.schema.fields.is_empty());
+        // Read with the day/month orders the inference settled, as ingestd does.
+        let options = &CsvOptions {
+            date_orders: inferred.date_orders.clone(),
+            ..options.clone()
+        };
         let checked = check_schema(Chunked { data: bytes, k }, options, &inferred.schema);
         prop_assert!(
             checked.is_ok(),

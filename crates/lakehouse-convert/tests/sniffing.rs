@@ -1,7 +1,8 @@
 //! Property tests of delimiter sniffing and of decoding (DESIGN.md section 3): the sniffed
 //! delimiter of a table is the one it was written with (quoted delimiters included), a
 //! prefix never decides otherwise than the whole file, and neither the read chunking nor
-//! gzip/zstd/UTF-16 framing of the same text changes any result.
+//! gzip/zstd/UTF-16 framing of the same text changes any result; and the day/month order of
+//! `P/Q/YYYY` dates is the one written, settled by the whole column.
 
 use lakehouse_api::{CsvOptions, TextEncoding};
 use lakehouse_convert::{
@@ -123,5 +124,86 @@ proptest! {
         prop_assert_eq!(&outcome(&gz), &expected);
         prop_assert_eq!(&outcome(&zst), &expected);
         prop_assert_eq!(&outcome(&utf16), &expected);
+    }
+}
+
+/// A column of real dates written `P<s>Q<s>YYYY` in one order, one separator.
+fn pq_column() -> impl Strategy<Value = (bool, u8, Vec<(u32, u32, u32)>, bool)> {
+    (
+        prop::bool::ANY,
+        prop::sample::select(vec![b'/', b'-', b'.']),
+        prop::collection::vec((1u32..=12, 1u32..=28, 1900u32..=2100), 1..40),
+        prop::bool::ANY,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Day/month order (DESIGN.md section 3): settled by the whole column, DMY or MDY when
+    /// exactly one reading makes every value a real date, else utf8; the order is the one
+    /// written, the values read back are the dates written, whatever the chunking; and the
+    /// verified single read proves exactly that schema and those orders.
+    #[test]
+    fn day_month_order_is_the_one_written(
+        (day_first, sep, dates, pad) in pq_column(),
+        k in 1usize..64,
+    ) {
+        use lakehouse_api::{ColumnType, DateOrder};
+        let sep = char::from(sep);
+        let mut csv = String::from("d\n");
+        for &(month, day, year) in &dates {
+            let (p, q) = if day_first { (day, month) } else { (month, day) };
+            if pad {
+                csv.push_str(&format!("{p:02}{sep}{q:02}{sep}{year}\n"));
+            } else {
+                csv.push_str(&format!("{p}{sep}{q}{sep}{year}\n"));
+            }
+        }
+        // Settled when some value is not a date the other way round: its day is past 12.
+        let settled = dates.iter().any(|&(_, day, _)| day > 12);
+        let inferred = infer_schema(Chunked { data: csv.as_bytes(), k }, &CsvOptions::default()).unwrap();
+        let expected_type = if settled { ColumnType::Date32 } else { ColumnType::Utf8 };
+        prop_assert_eq!(inferred.schema.fields[0].data_type, expected_type);
+        let order = if day_first { DateOrder::Dmy } else { DateOrder::Mdy };
+        prop_assert_eq!(inferred.date_orders.get("d").copied(), settled.then_some(order));
+        let options = CsvOptions { date_orders: inferred.date_orders.clone(), ..CsvOptions::default() };
+        let mut plain = Vec::new();
+        let written = write_parquet(Chunked { data: csv.as_bytes(), k }, &options, &inferred.schema, &mut plain).unwrap();
+        let verified = lakehouse_convert::write_parquet_verified(
+            csv.as_bytes(),
+            &options,
+            lakehouse_convert::Expected::Inferred(&inferred.schema),
+            Vec::new(),
+        )
+        .unwrap();
+        prop_assert!(verified.is_some());
+        prop_assert_eq!(&verified.unwrap().output, &written);
+        if settled {
+            let batches = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes::Bytes::from(plain),
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+            let days: Vec<i32> = batches
+                .iter()
+                .flat_map(|b| {
+                    let a = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Date32Type>(b.column(0));
+                    a.values().to_vec()
+                })
+                .collect();
+            let want: Vec<i32> = dates
+                .iter()
+                .map(|&(m, d, y)| {
+                    (chrono::NaiveDate::from_ymd_opt(y as i32, m, d).unwrap()
+                        - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+                    .num_days() as i32
+                })
+                .collect();
+            prop_assert_eq!(days, want);
+        }
     }
 }

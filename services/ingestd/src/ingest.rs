@@ -24,6 +24,10 @@ use lakehouse_api::{
 use lakehouse_client::trace::bind;
 use lakehouse_convert::{ConvertError, Detected, EncodeStats, ReadConfig, ReadLimits};
 use std::cell::Cell;
+use std::collections::BTreeMap;
+
+/// Day/month orders of `P/Q/YYYY` date columns, by name (DESIGN.md section 3).
+type DateOrders = BTreeMap<String, lakehouse_api::DateOrder>;
 use std::io::Read;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -61,6 +65,8 @@ impl IngestRequest {
             delimiter: self.delimiter.unwrap_or(recorded.delimiter),
             null_values: self.null_values.clone().unwrap_or(recorded.null_values),
             encoding: self.encoding.unwrap_or(recorded.encoding),
+            // Settled by the dataset's first upload (DESIGN.md section 3), never a request's.
+            date_orders: recorded.date_orders,
         }
     }
 }
@@ -311,6 +317,8 @@ struct Pass1Output {
     detected: Detected,
     /// The delimiter read with: the option, or the one sniffed.
     delimiter: u8,
+    /// The day/month orders read with: the dataset's, or those the inference settled.
+    date_orders: DateOrders,
     busy: Duration,
 }
 
@@ -344,6 +352,7 @@ struct SpeculativeOutput {
     warnings: Vec<String>,
     detected: Detected,
     delimiter: u8,
+    date_orders: DateOrders,
     encoded: Encoded,
     bytes_read: u64,
     guess_ms: u128,
@@ -438,12 +447,16 @@ fn start_speculative(
                         None => return (Ok(None), None),
                     }
                 }
-                match lakehouse_convert::guess_schema(
+                match lakehouse_convert::guess(
                     &prefix,
                     complete,
                     ReadConfig::new(&options, limits).sniffed(sniff),
                 ) {
-                    Some(guess) => guess,
+                    Some(guess) => {
+                        // Its day/month orders too: the pass proves them with the schema.
+                        options.date_orders = guess.date_orders;
+                        guess.schema
+                    }
                     None => return (Ok(None), None),
                 }
             }
@@ -492,6 +505,7 @@ fn start_speculative(
             warnings: verified.warnings,
             detected,
             delimiter: options.delimiter,
+            date_orders: options.date_orders.clone(),
             encoded: Encoded {
                 output: verified.output,
                 stats: verified.stats,
@@ -701,6 +715,7 @@ async fn settle(
                 warnings: hit.warnings,
                 detected: hit.detected,
                 delimiter: hit.delimiter,
+                date_orders: hit.date_orders,
                 busy: Duration::ZERO,
             };
             Ok(settled(
@@ -772,6 +787,7 @@ async fn both_passes(
     );
     let task_options = CsvOptions {
         delimiter: pass1.delimiter,
+        date_orders: pass1.date_orders.clone(),
         ..plan.options.clone()
     };
     let schema = pass1.schema.clone();
@@ -859,6 +875,7 @@ async fn commit(
         // The encoding the text was read in: the option, or the UTF-16 of a byte order mark.
         options: CsvOptions {
             delimiter: settled.pass1.delimiter,
+            date_orders: settled.pass1.date_orders.clone(),
             encoding: settled.pass1.detected.encoding,
             ..plan.options
         },
@@ -955,15 +972,20 @@ fn run_pass1(
     let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
     let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
     let detected = file.detected();
+    let mut date_orders = options.csv.date_orders.clone();
     let (schema, warnings) = match registered {
         None => {
             let inferred = lakehouse_convert::infer_schema(file, options)?;
+            date_orders = inferred.date_orders;
             (inferred.schema, inferred.warnings)
         }
         Some(schema) => match lakehouse_convert::check_schema(file, options, &schema) {
             Ok(checked) => (schema, checked.warnings),
             Err(ConvertError::SchemaDrift(details)) => {
-                evolve(path, options, max_csv_bytes, schema, details, evolution)?
+                let (schema, warnings, added_orders) =
+                    evolve(path, options, max_csv_bytes, schema, details, evolution)?;
+                date_orders.extend(added_orders);
+                (schema, warnings)
             }
             Err(other) => return Err(other.into()),
         },
@@ -973,6 +995,7 @@ fn run_pass1(
         warnings,
         detected,
         delimiter: options.csv.delimiter,
+        date_orders,
         busy: started.elapsed(),
     })
 }
@@ -1013,7 +1036,7 @@ fn evolve(
     registered: Schema,
     details: Box<SchemaDriftDetails>,
     evolution: Option<SchemaEvolution>,
-) -> Result<(Schema, Vec<String>), IngestError> {
+) -> Result<(Schema, Vec<String>, DateOrders), IngestError> {
     let only_added = details.removed.is_empty()
         && details.changed.is_empty()
         && details.reordered.is_empty()
@@ -1044,7 +1067,15 @@ fn evolve(
     );
     let evolvable = header_extends && evolved.adds_columns_to(&registered);
     match evolution {
-        Some(SchemaEvolution::AddColumns) if evolvable => Ok((evolved, inferred.warnings)),
+        Some(SchemaEvolution::AddColumns) if evolvable => {
+            // The new columns' day/month orders, settled by this upload.
+            let added: DateOrders = inferred
+                .date_orders
+                .into_iter()
+                .filter(|(name, _)| !registered.names().any(|known| known == name))
+                .collect();
+            Ok((evolved, inferred.warnings, added))
+        }
         given => Err(IngestError::SchemaDrift {
             details,
             evolvable: evolvable && given.is_none(),

@@ -483,3 +483,49 @@ async fn a_large_utf16_upload_gives_the_utf8_files_parquet() {
         assert_eq!(body["row_count"], 80_000);
     }
 }
+
+/// `P/Q/YYYY` dates (DESIGN.md section 3): the whole first upload settles day-first or
+/// month-first, recorded per column and used for later uploads; a column where both
+/// readings hold stays text.
+#[tokio::test]
+async fn us_and_eu_dates_settle_their_order_for_the_dataset() {
+    let h = Harness::start(&[]);
+    // The deciding value comes last, past the speculative pass's 4 MiB guess.
+    let mut eu = b"day,n\n".to_vec();
+    while eu.len() < 5 << 20 {
+        eu.extend_from_slice(b"03/04/2024,1\n");
+    }
+    eu.extend_from_slice(b"13/02/2024,2\n");
+    let (status, body) = h.ingest("name=eu", &eu).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["schema"]["fields"][0]["type"], "date32");
+    assert_eq!(body["manifest"]["options"]["date_orders"]["day"], "DMY");
+    assert_eq!(body["columns"][0]["order"], "DMY");
+    // A later upload reads the column day first: 02/13/2024 is no date then.
+    let (status, body) = h
+        .ingest("name=eu&mode=append", b"day,n\n01/02/2024,3\n")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["manifest"]["options"]["date_orders"]["day"], "DMY");
+    let (status, body) = h
+        .ingest("name=eu&mode=append", b"day,n\n02/13/2024,4\n")
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["error"]["details"]["changed"][0]["value"],
+        "02/13/2024"
+    );
+    // Month first.
+    let (status, body) = h.ingest("name=us", b"day\n03/04/2024\n02/13/2024\n").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["columns"][0]["order"], "MDY");
+    assert_eq!(
+        body["columns"][0]["decided_by"],
+        serde_json::json!({"line": 2, "value": "03/04/2024"})
+    );
+    // Both readings hold for every value: the file does not settle it, so text.
+    let (status, body) = h.ingest("name=ambiguous", b"day\n03/04/2024\n").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["schema"]["fields"][0]["type"], "utf8");
+    assert!(body["manifest"]["options"].get("date_orders").is_none());
+}
