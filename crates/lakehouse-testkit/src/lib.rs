@@ -8,6 +8,9 @@
 //! Not for production code: it panics-free but uses `anyhow` and blocking process I/O.
 
 pub mod fixtures;
+mod harness;
+
+pub use harness::Harness;
 
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};

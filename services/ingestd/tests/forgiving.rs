@@ -2,89 +2,12 @@
 //! binaries on port 0: `dry_run`, `schema_evolution=add_columns`, `max_rejects`, and the
 //! validation of those options before the body is read.
 
-use lakehouse_testkit::{OpenUpload, Trio, multipart_content_type, multipart_file};
+use lakehouse_testkit::{Harness, OpenUpload, multipart_content_type};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 /// How long an answer that needs no body may take; far beyond a healthy one.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
-
-struct Harness {
-    trio: Trio,
-    http: reqwest::Client,
-}
-
-impl Harness {
-    fn start(envs: &[(&str, String)]) -> Harness {
-        Harness {
-            trio: Trio::start(envs).expect("trio starts"),
-            // No kept-alive connections: an answer sent before an open body was read closes
-            // its connection, which the next request must not reuse.
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("client"),
-        }
-    }
-
-    /// `POST /ingest?{query}` with `csv` as the `file` field: the status and JSON answer.
-    async fn ingest(&self, query: &str, csv: &[u8]) -> (u16, Value) {
-        self.ingest_body(query, multipart_file("file", csv).into())
-            .await
-    }
-
-    async fn ingest_body(&self, query: &str, body: reqwest::Body) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/ingest?{query}", self.trio.ingestd.url()))
-            .header("content-type", multipart_content_type())
-            .body(body)
-            .send()
-            .await
-            .expect("ingestd answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    async fn catalog(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.trio.catalogd.url()))
-            .send()
-            .await
-            .expect("catalogd answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// Every key storaged holds (data, rejects, Iceberg metadata and manifests alike).
-    async fn stored_keys(&self) -> Vec<String> {
-        lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "").await
-    }
-
-    /// The bytes storaged holds under `key`.
-    async fn stored_bytes(&self, key: &str) -> bytes::Bytes {
-        self.http
-            .get(format!("{}/objects/{key}", self.trio.storaged.url()))
-            .send()
-            .await
-            .expect("storaged answers")
-            .bytes()
-            .await
-            .expect("body")
-    }
-
-    /// `GET /datasets/{name}/versions` as catalogd answers it (404 body for a new dataset).
-    async fn versions(&self, name: &str) -> (u16, Value) {
-        self.catalog(&format!("/datasets/{name}/versions")).await
-    }
-
-    fn spool_is_empty(&self) -> bool {
-        std::fs::read_dir(self.trio.dir.path().join("data/spool"))
-            .map(|mut entries| entries.next().is_none())
-            .unwrap_or(true)
-    }
-}
 
 /// The parts of an ingest answer that a dry run and the real ingest after it must share:
 /// everything but `dry_run` and the manifest's `created_at` (a commit time).
@@ -119,7 +42,7 @@ fn message(body: &Value) -> &str {
 
 #[tokio::test]
 async fn bad_options_are_400_invalid_option_before_the_body_is_read() {
-    let h = Harness::start(&[]);
+    let h = Harness::start_unpooled(&[]);
     let cases = [
         ("dry_run=yes", "dry_run"),
         ("dry_run=", "dry_run"),
@@ -157,12 +80,12 @@ async fn bad_options_are_400_invalid_option_before_the_body_is_read() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert!(h.spool_is_empty());
+    assert!(h.spool_files().is_empty());
 }
 
 #[tokio::test]
 async fn dry_runs_answer_what_the_real_ingest_answers_and_write_nothing() {
-    let h = Harness::start(&[]);
+    let h = Harness::start_unpooled(&[]);
     let first = b"id,name,price\n1,apple,1.5\n2,pear,2\n";
     let conforming = b"id,name,price\n3,kiwi,\n4,plum,7\n";
     let drifting = b"id,name,price\n5,fig,cheap\n";
@@ -189,16 +112,16 @@ async fn dry_runs_answer_what_the_real_ingest_answers_and_write_nothing() {
         ),
     ];
     for (query, csv) in steps {
-        let keys_before = h.stored_keys().await;
-        let versions_before = h.versions("d").await;
+        let keys_before = h.stored_keys("").await;
+        let versions_before = h.catalog("/datasets/d/versions").await;
         let (dry_status, dry) = h.ingest(&format!("{query}&dry_run=true"), csv).await;
         assert_eq!(
-            h.stored_keys().await,
+            h.stored_keys("").await,
             keys_before,
             "{query}: dry run stored something"
         );
         assert_eq!(
-            h.versions("d").await,
+            h.catalog("/datasets/d/versions").await,
             versions_before,
             "{query}: dry run made a version"
         );
@@ -214,18 +137,18 @@ async fn dry_runs_answer_what_the_real_ingest_answers_and_write_nothing() {
     }
     // The steps made versions 1 (new), 2 (append), 3 (evolution), 4 (rejects); the rest
     // changed nothing.
-    let (_, versions) = h.versions("d").await;
+    let (_, versions) = h.catalog("/datasets/d/versions").await;
     assert_eq!(
         versions["versions"].as_array().unwrap().len(),
         4,
         "{versions}"
     );
-    assert!(h.spool_is_empty());
+    assert!(h.spool_files().is_empty());
 }
 
 #[tokio::test]
 async fn a_dry_run_takes_an_ingest_slot() {
-    let h = Harness::start(&[("LAKEHOUSE_INGESTD__MAX_CONCURRENT_INGESTS", "1".into())]);
+    let h = Harness::start_unpooled(&[("LAKEHOUSE_INGESTD__MAX_CONCURRENT_INGESTS", "1".into())]);
     let (upload, body) = OpenUpload::new(b"a\n1\n");
     let url = format!("{}/ingest?name=slot&dry_run=true", h.trio.ingestd.url());
     let held = tokio::spawn(
@@ -237,7 +160,7 @@ async fn a_dry_run_takes_an_ingest_slot() {
     );
     // The dry run holds the slot once its spool file exists (bounded wait, no fixed sleep).
     let deadline = std::time::Instant::now() + ANSWER_WITHIN;
-    while h.spool_is_empty() {
+    while h.spool_files().is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the dry run never spooled"
@@ -258,13 +181,13 @@ async fn a_dry_run_takes_an_ingest_slot() {
         (body["dry_run"].as_bool(), body["row_count"].as_u64()),
         (Some(true), Some(2))
     );
-    let (status, _) = h.versions("slot").await;
+    let (status, _) = h.catalog("/datasets/slot/versions").await;
     assert_eq!(status, 404, "a dry run registers nothing");
 }
 
 #[tokio::test]
 async fn add_columns_makes_a_new_schema_version_that_keeps_appended_objects() {
-    let h = Harness::start(&[]);
+    let h = Harness::start_unpooled(&[]);
     let (status, v1) = h.ingest("name=e", b"id,name\n1,a\n2,b\n").await;
     assert_eq!(status, 200, "{v1}");
     let wider = b"id,name,score,seen\n3,c,1.5,2024-01-02\n4,d,,2024-01-03\n";
@@ -333,10 +256,10 @@ async fn add_columns_makes_a_new_schema_version_that_keeps_appended_objects() {
 
 #[tokio::test]
 async fn removed_reordered_and_retyped_columns_are_409_with_or_without_the_option() {
-    let h = Harness::start(&[]);
+    let h = Harness::start_unpooled(&[]);
     let (status, _) = h.ingest("name=f", b"id,name\n1,a\n").await;
     assert_eq!(status, 200);
-    let versions = h.versions("f").await;
+    let versions = h.catalog("/datasets/f/versions").await;
     let cases: [(&str, &[u8], &str); 4] = [
         ("removed", b"id\n2\n", "removed"),
         ("reordered", b"name,id,extra\nb,2,x\n", "reordered"),
@@ -360,14 +283,18 @@ async fn removed_reordered_and_retyped_columns_are_409_with_or_without_the_optio
             );
         }
     }
-    assert_eq!(h.versions("f").await, versions, "nothing registered");
+    assert_eq!(
+        h.catalog("/datasets/f/versions").await,
+        versions,
+        "nothing registered"
+    );
 }
 
 /// Both uploads pass ingestd's own check against version 1 when they overlap; catalogd's
 /// gate, under its commit, lets one through. Three datasets, so three races.
 #[tokio::test]
 async fn two_racing_uploads_adding_different_columns_one_wins() {
-    let h = Harness::start(&[]);
+    let h = Harness::start_unpooled(&[]);
     for round in 0..3 {
         let name = format!("r{round}");
         let (status, _) = h.ingest(&format!("name={name}"), b"id\n1\n").await;
@@ -396,7 +323,7 @@ const THREE_BAD: &[u8] = b"id,name\n1,a\n2\n3,\"x,y\"\n4,b\xffc\nfive,e\n6,f\n";
 
 #[tokio::test]
 async fn rejects_up_to_the_limit_are_set_aside_next_to_the_data() {
-    let h = Harness::start(&[]);
+    let h = Harness::start_unpooled(&[]);
     let (status, _) = h.ingest("name=j", b"id,name\n0,z\n").await;
     assert_eq!(status, 200);
     let (status, body) = h
@@ -430,15 +357,15 @@ async fn rejects_up_to_the_limit_are_set_aside_next_to_the_data() {
         .await;
     assert_eq!((status, &again["existing"]), (200, &json!(true)), "{again}");
     assert_eq!(again["rejects"], body["rejects"]);
-    assert!(h.spool_is_empty());
+    assert!(h.spool_files().is_empty());
 }
 
 #[tokio::test]
 async fn past_the_limit_the_usual_error_with_the_count_and_nothing_stored() {
-    let h = Harness::start(&[]);
+    let h = Harness::start_unpooled(&[]);
     let (status, _) = h.ingest("name=k", b"id,name\n0,z\n").await;
     assert_eq!(status, 200);
-    let keys = h.stored_keys().await;
+    let keys = h.stored_keys("").await;
     let (status, body) = h
         .ingest("name=k&mode=append&max_rejects=2", THREE_BAD)
         .await;
@@ -455,10 +382,10 @@ async fn past_the_limit_the_usual_error_with_the_count_and_nothing_stored() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "malformed_csv");
     assert_eq!(body["error"]["details"]["line"], 3);
-    assert_eq!(h.stored_keys().await, keys, "nothing stored");
-    let (_, versions) = h.versions("k").await;
+    assert_eq!(h.stored_keys("").await, keys, "nothing stored");
+    let (_, versions) = h.catalog("/datasets/k/versions").await;
     assert_eq!(versions["versions"].as_array().unwrap().len(), 1);
-    assert!(h.spool_is_empty());
+    assert!(h.spool_files().is_empty());
 }
 
 /// A new dataset: inference sees only the records kept (`five` would make `id` text, but
@@ -466,7 +393,7 @@ async fn past_the_limit_the_usual_error_with_the_count_and_nothing_stored() {
 /// Parquet and rejects bytes are the same in two datasets.
 #[tokio::test]
 async fn rejects_of_a_new_dataset_are_deterministic() {
-    let h = Harness::start(&[]);
+    let h = Harness::start_unpooled(&[]);
     let (status, x) = h.ingest("name=x&max_rejects=5", THREE_BAD).await;
     assert_eq!(status, 200, "{x}");
     let (status, y) = h.ingest("name=y&max_rejects=5", THREE_BAD).await;

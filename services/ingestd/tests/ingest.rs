@@ -1,92 +1,11 @@
 //! ingestd end to end: the real storaged, catalogd and ingestd binaries on port 0 in a
 //! temporary directory, driven over HTTP (DESIGN.md sections 2, 3 and 6).
 
-use lakehouse_testkit::{OpenUpload, Trio, multipart_content_type, multipart_file};
+use lakehouse_testkit::{Harness, OpenUpload, multipart_content_type, multipart_file};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
-
-struct Harness {
-    trio: Trio,
-    http: reqwest::Client,
-}
-
-impl Harness {
-    fn start(envs: &[(&str, String)]) -> Harness {
-        Harness {
-            trio: Trio::start(envs).expect("trio starts"),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn ingest_field(&self, query: &str, field: &str, csv: &[u8]) -> (u16, Value) {
-        self.ingest_body(query, multipart_file(field, csv).into())
-            .await
-    }
-
-    /// `POST /ingest?{query}` with a multipart `body` (built whole or streamed): the status
-    /// and the JSON answer.
-    async fn ingest_body(&self, query: &str, body: reqwest::Body) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/ingest?{query}", self.trio.ingestd.url()))
-            .header("content-type", multipart_content_type())
-            .body(body)
-            .send()
-            .await
-            .expect("ingestd answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    async fn ingest(&self, query: &str, csv: &[u8]) -> (u16, Value) {
-        self.ingest_field(query, "file", csv).await
-    }
-
-    async fn get(&self, url: String) -> (u16, Value) {
-        let response = self.http.get(url).send().await.expect("answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn catalog(&self, path: &str) -> (u16, Value) {
-        self.get(format!("{}{path}", self.trio.catalogd.url()))
-            .await
-    }
-
-    /// The bytes storaged holds under `key`, read with the project's storaged client.
-    async fn stored_bytes(&self, key: &str) -> bytes::Bytes {
-        let key = lakehouse_api::ObjectKey::try_from(key.to_owned()).expect("a valid key");
-        lakehouse_client::StoragedClient::new(&self.trio.storaged.url())
-            .expect("storaged URL")
-            .get_bytes(&key)
-            .await
-            .expect("the object is readable")
-    }
-
-    /// Every key storaged holds under `datasets/` but the Iceberg metadata files
-    /// (`datasets/<name>/metadata/`, which every committed version adds; DESIGN.md section 8).
-    async fn stored_objects(&self) -> Vec<String> {
-        lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "datasets/")
-            .await
-            .into_iter()
-            .filter(|key| !key.contains("/metadata/"))
-            .collect()
-    }
-
-    fn spool_files(&self) -> Vec<String> {
-        let dir = self.trio.dir.path().join("data/spool");
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
 
 fn types(body: &Value) -> Vec<String> {
     body["schema"]["fields"]

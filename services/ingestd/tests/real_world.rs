@@ -2,59 +2,9 @@
 //! `max_csv_bytes` cap on what they inflate to, Windows-1252 and UTF-16 text. The real
 //! storaged, catalogd and ingestd binaries on port 0, driven over HTTP.
 
-use lakehouse_testkit::{Trio, multipart_content_type, multipart_file};
+use lakehouse_testkit::Harness;
 use serde_json::Value;
 use std::io::Write;
-
-struct Harness {
-    trio: Trio,
-    http: reqwest::Client,
-}
-
-impl Harness {
-    fn start(envs: &[(&str, String)]) -> Harness {
-        Harness {
-            trio: Trio::start(envs).expect("trio starts"),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// `POST /ingest?{query}` with `upload` as the `file` field: the status and the JSON.
-    async fn ingest(&self, query: &str, upload: &[u8]) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/ingest?{query}", self.trio.ingestd.url()))
-            .header("content-type", multipart_content_type())
-            .body(multipart_file("file", upload))
-            .send()
-            .await
-            .expect("ingestd answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    async fn latest_manifest(&self, name: &str) -> Value {
-        let url = format!("{}/datasets/{name}", self.trio.catalogd.url());
-        let response = self.http.get(url).send().await.expect("catalogd answers");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("JSON manifest")
-    }
-
-    /// Keys under `datasets/` but Iceberg metadata.
-    async fn stored_objects(&self) -> Vec<String> {
-        lakehouse_testkit::stored_keys(&self.trio.storaged.url(), "datasets/")
-            .await
-            .into_iter()
-            .filter(|key| !key.contains("/metadata/"))
-            .collect()
-    }
-
-    fn spool_files(&self) -> usize {
-        std::fs::read_dir(self.trio.dir.path().join("data/spool"))
-            .map(|entries| entries.count())
-            .unwrap_or(0)
-    }
-}
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -163,7 +113,7 @@ async fn a_decompression_bomb_is_a_413_with_nothing_stored_and_flat_memory() {
     assert_eq!(body["error"]["details"]["limit"], "max_csv_bytes");
     assert_eq!(body["error"]["details"]["limit_bytes"], CAP);
     assert!(h.stored_objects().await.is_empty());
-    assert_eq!(h.spool_files(), 0);
+    assert_eq!(h.spool_files().len(), 0);
     let peak = h.trio.ingestd.peak_rss_kib().expect("VmHWM (Linux)");
     eprintln!("ingestd peak RSS after a 1 GiB gzip bomb: {peak} KiB");
     assert!(peak < 128 * 1024, "peak RSS {peak} KiB");
@@ -191,7 +141,7 @@ async fn truncated_gzip_and_zstd_are_400s_on_the_line_where_they_break() {
         assert!((30_000..=60_001).contains(&line), "{format}: line {line}");
     }
     assert!(h.stored_objects().await.is_empty());
-    assert_eq!(h.spool_files(), 0);
+    assert_eq!(h.spool_files().len(), 0);
 }
 
 const UTF8: &str = "name,city,price\nZoë,Besançon,3.5\nd’Artagnan,Gascogne,10\n€uro,,\n";
@@ -284,7 +234,7 @@ async fn bad_encodings_are_400s_that_say_what_and_where() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["line"], 2);
     assert!(h.stored_objects().await.is_empty());
-    assert_eq!(h.spool_files(), 0);
+    assert_eq!(h.spool_files().len(), 0);
 }
 
 /// A `;`-separated export with decimal-comma text, as a European spreadsheet writes it.
