@@ -29,6 +29,7 @@ mod table;
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};
 pub use table::{
     FileKind, PlannedFile, TableInput, iceberg_type, metadata_dir, metadata_file_key, name_mapping,
+    storage_uri,
 };
 
 /// Why the metadata could not be rendered.

@@ -43,6 +43,16 @@ pub fn iceberg_type(data_type: ColumnType) -> &'static str {
     }
 }
 
+/// The URI of storage key `key` under the storage's own URI `base` (`file:///<root>`,
+/// `s3://<bucket>`, `memory://`; DESIGN.md section 8): `<base>/<key>`, one slash between.
+pub fn storage_uri(base: &str, key: &str) -> String {
+    if base.ends_with('/') {
+        format!("{base}{key}")
+    } else {
+        format!("{base}/{key}")
+    }
+}
+
 /// `datasets/<name>/metadata/`: where a dataset's Iceberg files live.
 pub fn metadata_dir(name: &DatasetName) -> String {
     format!("datasets/{}/metadata/", name.as_str())
@@ -198,11 +208,7 @@ impl TableInput {
 
     /// The URI of storage key `key`: `<base>/<key>`.
     pub fn uri(&self, key: &str) -> String {
-        if self.base.ends_with('/') {
-            format!("{}{key}", self.base)
-        } else {
-            format!("{}/{key}", self.base)
-        }
+        storage_uri(&self.base, key)
     }
 
     fn manifest_key(&self, version: u64, deleted: bool) -> String {

@@ -682,11 +682,7 @@ pub async fn table_load<S: ManifestStore>(
     let metadata: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| IcebergRouteError::Unavailable(format!("{key}: {e}")))?;
     let base = catalog.table_base().unwrap_or("memory://");
-    let location = if base.ends_with('/') {
-        format!("{base}{key}")
-    } else {
-        format!("{base}/{key}")
-    };
+    let location = lakehouse_iceberg::storage_uri(base, &key);
     let mut config = BTreeMap::new();
     if let Some(s3) = &state.storage.s3 {
         if !s3.endpoint.is_empty() {
