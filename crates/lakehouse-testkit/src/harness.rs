@@ -155,3 +155,23 @@ impl Harness {
             .unwrap_or_default()
     }
 }
+
+/// The `schema.fields` of an ingest answer or a manifest as `name:type` strings, in order
+/// (type names as in DESIGN.md section 4's fingerprint: `int64`, `utf8`, ...).
+///
+/// # Panics
+/// When `body` has no `schema.fields` array.
+pub fn field_types(body: &Value) -> Vec<String> {
+    body["schema"]["fields"]
+        .as_array()
+        .expect("schema.fields")
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}",
+                f["name"].as_str().unwrap_or(""),
+                f["type"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}

@@ -10,7 +10,7 @@
 pub mod fixtures;
 mod harness;
 
-pub use harness::Harness;
+pub use harness::{Harness, field_types};
 
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,7 @@
 //! binaries on port 0: `dry_run`, `schema_evolution=add_columns`, `max_rejects`, and the
 //! validation of those options before the body is read.
 
-use lakehouse_testkit::{Harness, OpenUpload, multipart_content_type};
+use lakehouse_testkit::{Harness, OpenUpload, field_types, multipart_content_type};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -19,21 +19,6 @@ fn comparable(mut body: Value) -> Value {
         }
     }
     body
-}
-
-fn field_types(body: &Value) -> Vec<String> {
-    body["schema"]["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .map(|f| {
-            format!(
-                "{}:{}",
-                f["name"].as_str().unwrap(),
-                f["type"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 fn message(body: &Value) -> &str {

@@ -1,26 +1,11 @@
 //! ingestd end to end: the real storaged, catalogd and ingestd binaries on port 0 in a
 //! temporary directory, driven over HTTP (DESIGN.md sections 2, 3 and 6).
 
-use lakehouse_testkit::{Harness, OpenUpload, multipart_content_type, multipart_file};
+use lakehouse_testkit::{Harness, OpenUpload, field_types, multipart_content_type, multipart_file};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
-
-fn types(body: &Value) -> Vec<String> {
-    body["schema"]["fields"]
-        .as_array()
-        .expect("fields")
-        .iter()
-        .map(|f| {
-            format!(
-                "{}:{}",
-                f["name"].as_str().unwrap_or(""),
-                f["type"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
 
 const SALES: &[u8] = b"id,name,price,active,day,at,local\n\
 1,apple,1.5,true,2024-01-02,2024-01-02T03:04:05Z,2024-01-02 03:04:05\n\
@@ -33,7 +18,7 @@ async fn first_ingest_infers_types_and_stores_a_content_addressed_object() {
     let (status, body) = h.ingest("name=sales", SALES).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        types(&body),
+        field_types(&body),
         [
             "id:int64",
             "name:utf8",
@@ -143,11 +128,11 @@ async fn drift_is_a_409_that_writes_and_registers_nothing() {
 async fn uploads_are_checked_against_the_registered_schema_not_re_inferred() {
     let h = Harness::start(&[]);
     let (_, first) = h.ingest("name=d", b"x,y\n1.5,7\n2,8\n").await;
-    assert_eq!(types(&first), ["x:float64", "y:int64"]);
+    assert_eq!(field_types(&first), ["x:float64", "y:int64"]);
     // All ints in a float64 column and an all-empty int64 column are not drift.
     let (status, body) = h.ingest("name=d&mode=append", b"x,y\n3,\n4,\n").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(types(&body), ["x:float64", "y:int64"]);
+    assert_eq!(field_types(&body), ["x:float64", "y:int64"]);
     assert_eq!(body["manifest"]["version"], 2);
 }
 
@@ -161,7 +146,7 @@ async fn recorded_options_apply_to_later_uploads() {
         )
         .await;
     assert_eq!(status, 200, "{first}");
-    assert_eq!(types(&first), ["a:int64", "b:utf8"]);
+    assert_eq!(field_types(&first), ["a:int64", "b:utf8"]);
     assert_eq!(
         first["manifest"]["options"],
         serde_json::json!({"delimiter": "\t", "null_values": ["NA", "-"]})
@@ -481,7 +466,7 @@ async fn flights_csv_ingests_with_the_expected_types() {
     let (status, body) = h.ingest("name=flights&null_values=NA", &csv).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["row_count"], 336_776);
-    let types = types(&body);
+    let types = field_types(&body);
     assert_eq!(types[5], "dep_delay:int64");
     assert_eq!(types[11], "tailnum:utf8");
     assert_eq!(types[18], "time_hour:timestamp[us, tz=UTC]");
@@ -626,7 +611,7 @@ async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
         let (status, body) = h.ingest(&format!("name={name}"), csv).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(
-            types(&body),
+            field_types(&body),
             ["id:int64", &format!("n:{n_type}"), "text:utf8"]
         );
         let options = lakehouse_api::CsvOptions::default();
