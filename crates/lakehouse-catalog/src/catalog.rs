@@ -386,12 +386,30 @@ impl<S: ManifestStore> Catalog<S> {
             // section 8). A failure fails this register before it commits: so every version
             // but the latest always has its metadata, and the latest gets it by its own
             // commit, the next one, a table load or a restart.
-            self.ensure_table_metadata(name, latest.version).await?;
+            self.ensure_table_metadata(name, latest.version)
+                .await
+                .map_err(|error| match error {
+                    CatalogError::Store(_) | CatalogError::TableMetadata { .. } => error,
+                    // Not the request's fault (an object of the latest version is missing):
+                    // a 503 like any other failed heal, not a 400 about the request.
+                    other => CatalogError::TableMetadata {
+                        name: name.clone(),
+                        version: latest.version,
+                        reason: error_chain(&other),
+                    },
+                })?;
         }
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let latest = self.latest(name);
             if let Some(latest) = &latest {
                 schema_gate(latest, &request)?;
+                if let Some(key) = rejects_conflict(latest, &request) {
+                    return Err(CatalogError::InvalidRequest(format!(
+                        "version {} already holds {key} with other set-aside records; \
+                         append cannot hold it twice (upload it with mode=replace)",
+                        latest.version
+                    )));
+                }
                 if already_holds(latest, &request) {
                     self.ensure_table_metadata(name, latest.version).await?;
                     return Ok(RegisterOutcome {
@@ -656,15 +674,40 @@ fn schema_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result<()
 
 /// Invariant 4: `replace` asks for exactly these objects, `append` for a version holding them.
 fn already_holds(latest: &Manifest, request: &VersionRegisterRequest) -> bool {
-    let held = || latest.objects.iter().map(|o| &o.key);
-    let asked = || request.objects.iter().map(|o| &o.key);
+    let held = || latest.objects.iter().map(identity);
+    let asked = || request.objects.iter().map(identity);
     match request.mode {
         IngestMode::Replace => held().eq(asked()),
         IngestMode::Append => {
-            let held: HashSet<&ObjectKey> = held().collect();
-            asked().all(|key| held.contains(key))
+            let held: HashSet<_> = held().collect();
+            asked().all(|object| held.contains(&object))
         }
     }
+}
+
+/// What makes two object references the same: the data object and its rejects object (two
+/// uploads that differ only in the records they set aside write the same Parquet).
+fn identity(object: &ObjectRef) -> (&ObjectKey, Option<&ObjectKey>) {
+    (&object.key, object.rejects.as_ref().map(|r| &r.key))
+}
+
+/// An object an append asks for whose data the latest version already holds with other
+/// rejects: appending it again would list its rows twice, and keeping the old entry would
+/// leave the new rejects unreferenced, so the register is refused (nothing written).
+fn rejects_conflict<'a>(
+    latest: &'a Manifest,
+    request: &VersionRegisterRequest,
+) -> Option<&'a ObjectKey> {
+    if request.mode != IngestMode::Append {
+        return None;
+    }
+    request.objects.iter().find_map(|asked| {
+        latest
+            .objects
+            .iter()
+            .find(|held| held.key == asked.key && identity(held) != identity(asked))
+            .map(|held| &held.key)
+    })
 }
 
 /// Step 5 of [`Catalog::register`]: version latest+1 (or 1).

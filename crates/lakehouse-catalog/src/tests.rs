@@ -1052,15 +1052,23 @@ async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
         rejects.sha256.as_str()
     ))
     .unwrap();
+    // Stored, so only the layout check can refuse it.
+    catalog
+        .store()
+        .insert(elsewhere.key.clone(), Bytes::from(content));
     let err = catalog
         .register(
             &ds,
-            request(&schema_v1(), vec![with(elsewhere)], IngestMode::Replace),
+            request(
+                &schema_v1(),
+                vec![with(elsewhere.clone())],
+                IngestMode::Replace,
+            ),
         )
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, CatalogError::InvalidObject { .. }),
+        matches!(&err, CatalogError::InvalidObject { key, reason } if *key == elsewhere.key && reason.contains("rejects")),
         "{err:?}"
     );
     assert!(catalog.store().keys("_catalog/").is_empty());
@@ -1079,4 +1087,43 @@ async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
         .await
         .unwrap();
     assert_eq!(v1.manifest.objects[0].rejects.as_ref(), Some(&rejects));
+
+    // The same Parquet with other set-aside records (two uploads differing only in a bad
+    // line): not `existing`, or the new rejects object would be referenced by nothing.
+    let other_content = "line,column,reason,record\n4,,short,y\n";
+    let other_sha = Sha256Digest::from_bytes(
+        <sha2::Sha256 as sha2::Digest>::digest(other_content.as_bytes()).into(),
+    );
+    let other = lakehouse_api::RejectsRef {
+        key: ObjectKey::rejects_object(&ds, &other_sha),
+        count: 1,
+        size: other_content.len() as u64,
+        sha256: other_sha,
+    };
+    catalog
+        .store()
+        .insert(other.key.clone(), Bytes::from(other_content));
+    let err = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![with(other.clone())], IngestMode::Append),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, CatalogError::InvalidRequest(_)), "{err:?}");
+    assert_eq!(
+        catalog.latest(&ds).unwrap().version,
+        1,
+        "append wrote nothing"
+    );
+    let v2 = catalog
+        .register(
+            &ds,
+            request(&schema_v1(), vec![with(other.clone())], IngestMode::Replace),
+        )
+        .await
+        .unwrap();
+    assert!(!v2.existing);
+    assert_eq!(v2.manifest.version, 2);
+    assert_eq!(v2.manifest.objects[0].rejects.as_ref(), Some(&other));
 }

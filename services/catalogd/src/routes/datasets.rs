@@ -242,7 +242,7 @@ pub async fn version_register<S: ManifestStore>(
         .map_err(|error| ApiError::new(ErrorCode::Internal, format!("register task: {error}")))?
         .map_err(api_error)
         .inspect_err(|error| {
-            if error.code() == ErrorCode::SchemaDrift {
+            if error.code() == ErrorCode::SchemaDrift && !dry_run {
                 crate::metrics::drift_refused();
             }
         })?;
