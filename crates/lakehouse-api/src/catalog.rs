@@ -44,6 +44,14 @@ pub struct VersionRegisterRequest {
     /// the objects need not be stored (ingestd's `dry_run`, DESIGN.md section 6).
     #[serde(default, skip_serializing_if = "is_false")]
     pub dry_run: bool,
+    /// Compaction (docs/contract.md section 10): keys of objects of the latest version that
+    /// `objects` replace, rows unchanged. Non-empty makes the version the latest one minus
+    /// these plus `objects` (operation `compact`, `mode` ignored), committed only while every
+    /// one of them is still live: otherwise a 409 `conflict` and nothing is written. When
+    /// the latest version already holds every object of `objects` and none of these, the
+    /// answer is that version with `existing: true` (a racing compaction won).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<ObjectKey>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -110,6 +118,9 @@ pub struct VersionSummary {
     pub object_count: u64,
     /// Its commit time.
     pub created_at: String,
+    /// What made it (`replace`, `append`, `compact`); absent for versions that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<crate::Operation>,
     /// True when the version is past retention (`retain_versions` / `retain_ms` of catalogd):
     /// `GET /datasets/{name}/versions/{n}` answers it 410 `gone` and its objects may already
     /// be garbage collected (docs/decisions.md, "Garbage collection and retention"). Absent (false) from peers that predate retention.

@@ -47,6 +47,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The upload does not fit the dataset's registered schema (409).
     SchemaDrift,
+    /// The request raced another commit that changed what it depends on, for example a
+    /// compaction whose input files a replace removed (409).
+    Conflict,
     /// A dataset version past retention (`retain_versions` / `retain_ms`): its manifest is
     /// kept as the audit trail but its objects may be garbage collected (410, docs/decisions.md, "Garbage collection and retention").
     Gone,
@@ -93,7 +96,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::SchemaDrift => StatusCode::CONFLICT,
+            ErrorCode::SchemaDrift | ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::Gone => StatusCode::GONE,
             ErrorCode::AlreadyExists => StatusCode::PRECONDITION_FAILED,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -127,6 +130,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::SchemaDrift => "schema_drift",
+            ErrorCode::Conflict => "conflict",
             ErrorCode::Gone => "gone",
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::RequestTimeout => "request_timeout",

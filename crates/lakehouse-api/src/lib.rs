@@ -36,7 +36,7 @@ pub use iceberg::{
 pub use ingest::IngestResponse;
 pub use manifest::{
     ColumnReport, Compression, CsvOptions, DateOrder, DecidedBy, INFERENCE_VERSION, IngestMode,
-    Manifest, ObjectRef, RejectsRef, SchemaEvolution, Source, TextEncoding,
+    Manifest, ObjectRef, Operation, RejectsRef, SchemaEvolution, Source, TextEncoding,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{

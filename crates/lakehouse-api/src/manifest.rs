@@ -334,6 +334,41 @@ pub struct Manifest {
     /// before the report existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnReport>,
+    /// What made this version (docs/contract.md section 10): `replace`, `append` or
+    /// `compact`. Absent from versions written before operations were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Operation>,
+}
+
+/// What made a version (docs/contract.md section 10): an ingest's mode, or a compaction that
+/// rewrote small files into larger ones with the same rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// The version holds only the upload's objects (`mode=replace`).
+    Replace,
+    /// The version holds the previous objects plus the upload's (`mode=append`).
+    Append,
+    /// The previous objects minus the compacted ones plus their rewrite: rows unchanged.
+    Compact,
+}
+
+impl Operation {
+    /// The wire name: `replace`, `append` or `compact`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Replace => "replace",
+            Operation::Append => "append",
+            Operation::Compact => "compact",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef,
+    DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef, Operation,
     SchemaDriftDetails, SchemaEvolution, VersionRegisterRequest,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -418,6 +418,12 @@ impl<S: ManifestStore> Catalog<S> {
                     });
                 }
             }
+            if let Some(key) = replaced_not_live(latest.as_deref(), &request) {
+                return Err(CatalogError::CompactionConflict {
+                    name: name.clone(),
+                    key: key.clone(),
+                });
+            }
             let manifest = next_manifest(name, latest.as_deref(), &request);
             let key = ObjectKey::manifest(name, manifest.version);
             let mut json = serde_json::to_vec_pretty(&manifest).map_err(CatalogError::Encode)?;
@@ -472,6 +478,12 @@ impl<S: ManifestStore> Catalog<S> {
                     existing: true,
                 });
             }
+        }
+        if let Some(key) = replaced_not_live(latest.as_deref(), request) {
+            return Err(CatalogError::CompactionConflict {
+                name: name.clone(),
+                key: key.clone(),
+            });
         }
         Ok(RegisterOutcome {
             manifest: Arc::new(next_manifest(name, latest.as_deref(), request)),
@@ -676,6 +688,12 @@ fn schema_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result<()
 fn already_holds(latest: &Manifest, request: &VersionRegisterRequest) -> bool {
     let held = || latest.objects.iter().map(identity);
     let asked = || request.objects.iter().map(identity);
+    if !request.replaces.is_empty() {
+        let keys: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
+        let held: HashSet<_> = held().collect();
+        return asked().all(|object| held.contains(&object))
+            && request.replaces.iter().all(|key| !keys.contains(key));
+    }
     match request.mode {
         IngestMode::Replace => held().eq(asked()),
         IngestMode::Append => {
@@ -716,12 +734,14 @@ fn next_manifest(
     latest: Option<&Manifest>,
     request: &VersionRegisterRequest,
 ) -> Manifest {
-    let objects: Vec<ObjectRef> = match (request.mode, latest) {
-        (IngestMode::Append, Some(latest)) => {
+    let operation = operation_of(request);
+    let objects: Vec<ObjectRef> = match (operation, latest) {
+        (Operation::Append, Some(latest)) => {
             let held: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
             let new = request.objects.iter().filter(|o| !held.contains(&o.key));
             latest.objects.iter().chain(new).cloned().collect()
         }
+        (Operation::Compact, Some(latest)) => compacted(latest, request),
         _ => request.objects.clone(),
     };
     Manifest {
@@ -736,5 +756,55 @@ fn next_manifest(
         options: request.options.clone(),
         source: request.source.clone(),
         columns: request.columns.clone(),
+        operation: Some(operation),
     }
+}
+
+/// The operation a register request makes: `compact` when it names objects it replaces,
+/// else its ingest mode.
+fn operation_of(request: &VersionRegisterRequest) -> Operation {
+    match request.mode {
+        _ if !request.replaces.is_empty() => Operation::Compact,
+        IngestMode::Replace => Operation::Replace,
+        IngestMode::Append => Operation::Append,
+    }
+}
+
+/// A compaction's objects (docs/contract.md section 10): the latest version's objects in
+/// order, the first replaced one's place taking the compacted objects and the other replaced
+/// ones dropped, so rows keep their order when the replaced files were contiguous.
+fn compacted(latest: &Manifest, request: &VersionRegisterRequest) -> Vec<ObjectRef> {
+    let replaced: HashSet<&ObjectKey> = request.replaces.iter().collect();
+    let held: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
+    let mut out = Vec::with_capacity(latest.objects.len() + request.objects.len());
+    let mut placed = false;
+    for object in &latest.objects {
+        if replaced.contains(&object.key) {
+            if !placed {
+                out.extend(
+                    request
+                        .objects
+                        .iter()
+                        .filter(|o| !held.contains(&o.key))
+                        .cloned(),
+                );
+                placed = true;
+            }
+        } else {
+            out.push(object.clone());
+        }
+    }
+    out
+}
+
+/// A compaction may commit only while every object it replaces is live in `latest`
+/// (docs/contract.md section 10): the first one that is not.
+fn replaced_not_live<'a>(
+    latest: Option<&Manifest>,
+    request: &'a VersionRegisterRequest,
+) -> Option<&'a ObjectKey> {
+    let held: HashSet<&ObjectKey> = latest
+        .map(|latest| latest.objects.iter().map(|o| &o.key).collect())
+        .unwrap_or_default();
+    request.replaces.iter().find(|key| !held.contains(key))
 }

@@ -101,6 +101,15 @@ pub enum CatalogError {
         /// How many create-only puts were refused.
         attempts: u32,
     },
+    /// A compaction's input is no longer live in the latest version (a replace removed it
+    /// meanwhile): nothing was written (docs/contract.md section 10).
+    #[error("compaction of {name} lost its input {key}: it is no longer live in the latest version; nothing was committed")]
+    CompactionConflict {
+        /// The dataset.
+        name: DatasetName,
+        /// The first replaced object that is not live.
+        key: ObjectKey,
+    },
     /// A stored manifest that does not parse or does not match its key.
     #[error("corrupt manifest {key}: {reason}")]
     CorruptManifest {

@@ -71,6 +71,7 @@ mod tests {
 
     fn manifest(version: u64, created_at: &str) -> Manifest {
         Manifest {
+            operation: None,
             name: DatasetName::new("d").unwrap(),
             version,
             schema_fingerprint: Schema { fields: vec![] }.fingerprint(),

@@ -45,6 +45,7 @@ fn put_object(
 
 fn request(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
     VersionRegisterRequest {
+        replaces: Vec::new(),
         source: Source {
             filename: Some("x.csv".into()),
             ..Source::default()
@@ -61,6 +62,7 @@ fn rival_manifest(
     objects: Vec<ObjectRef>,
 ) -> Bytes {
     let manifest = Manifest {
+        operation: None,
         name: dataset.clone(),
         version,
         schema_fingerprint: schema.fingerprint(),
@@ -788,6 +790,7 @@ fn schema_plus(extra: &[(&str, ColumnType)]) -> Schema {
 
 fn evolving(schema: &Schema, objects: Vec<ObjectRef>, mode: IngestMode) -> VersionRegisterRequest {
     VersionRegisterRequest {
+        replaces: Vec::new(),
         schema_evolution: Some(SchemaEvolution::AddColumns),
         ..request(schema, objects, mode)
     }
@@ -880,6 +883,7 @@ async fn add_columns_still_refuses_removed_reordered_and_retyped_columns() {
         let object = put_object(catalog.store(), &ds, &schema, "x");
         for evolution in [None, Some(SchemaEvolution::AddColumns)] {
             let request = VersionRegisterRequest {
+                replaces: Vec::new(),
                 schema_evolution: evolution,
                 ..request(&schema, vec![object.clone()], IngestMode::Append)
             };
@@ -952,6 +956,7 @@ async fn dry_run_answers_the_version_a_register_would_make_and_writes_nothing() 
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let catalog = open(store).await;
     let dry = |objects, mode| VersionRegisterRequest {
+        replaces: Vec::new(),
         dry_run: true,
         ..request(&schema_v1(), objects, mode)
     };
@@ -999,6 +1004,7 @@ async fn dry_run_answers_the_version_a_register_would_make_and_writes_nothing() 
         .register(
             &ds,
             VersionRegisterRequest {
+                replaces: Vec::new(),
                 dry_run: true,
                 ..request(&schema_v2(), vec![d], IngestMode::Replace)
             },

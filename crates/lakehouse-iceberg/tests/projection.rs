@@ -49,6 +49,7 @@ fn manifests(name: &str, appends: &[bool]) -> Vec<Arc<Manifest>> {
         }
         objects.push(object(name, n));
         out.push(Arc::new(Manifest {
+            operation: None,
             name: DatasetName::new(name).unwrap(),
             version: n,
             schema_fingerprint: schema().fingerprint(),

@@ -33,6 +33,7 @@ pub fn register_request(
     mode: IngestMode,
 ) -> VersionRegisterRequest {
     VersionRegisterRequest {
+        replaces: Vec::new(),
         schema_fingerprint: schema.fingerprint(),
         schema: schema.clone(),
         objects,

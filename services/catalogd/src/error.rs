@@ -50,6 +50,11 @@ pub fn api_error(error: CatalogError) -> ApiError {
         CatalogError::Conflict { .. } => {
             ApiError::new(ErrorCode::Unavailable, message).retry_after(RETRY_AFTER_SECS)
         }
+        CatalogError::CompactionConflict { name, key } => ApiError::with_details(
+            ErrorCode::Conflict,
+            message,
+            json!({ "name": name, "key": key }),
+        ),
         CatalogError::CorruptManifest { key, .. } => {
             ApiError::with_details(ErrorCode::UpstreamError, message, json!({ "key": key }))
         }

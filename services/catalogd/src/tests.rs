@@ -59,6 +59,7 @@ async fn register_then_read_back_over_http() {
     let (app, store) = app().await;
     let a = object(&store, "sales", "a");
     let request = VersionRegisterRequest {
+        replaces: Vec::new(),
         schema_fingerprint: schema().fingerprint(),
         schema: schema(),
         objects: vec![a],

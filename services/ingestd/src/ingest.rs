@@ -856,6 +856,7 @@ async fn commit(
 
     let register_started = Instant::now();
     let register = VersionRegisterRequest {
+        replaces: Vec::new(),
         schema_fingerprint: fingerprint,
         schema: settled.pass1.schema.clone(),
         objects: vec![ObjectRef {

@@ -150,6 +150,7 @@ pub async fn version_list<S: ManifestStore>(
             row_count: m.row_count,
             object_count: m.objects.len() as u64,
             created_at: m.created_at.clone(),
+            operation: m.operation,
             gone: !state.catalog.is_retained(m),
         })
         .collect();
