@@ -128,7 +128,8 @@ pub struct VersionSummary {
     pub gone: bool,
 }
 
-/// Answer of `GET /datasets/{name}/versions`: every version, ascending.
+/// Answer of `GET /datasets/{name}/versions[?limit=&cursor=]`: one page of versions,
+/// ascending.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionListResponse {
@@ -136,6 +137,9 @@ pub struct VersionListResponse {
     pub name: DatasetName,
     /// Versions ascending.
     pub versions: Vec<VersionSummary>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Answer of catalogd's `POST /admin/gc[?dry_run=true]`: what one garbage collection run

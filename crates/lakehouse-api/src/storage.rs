@@ -27,6 +27,10 @@ pub struct ObjectListResponse {
     pub objects: Vec<ObjectInfo>,
     /// Pass as `start_after` to get the next page; absent on the last page.
     pub next_start_after: Option<String>,
+    /// With `delimiter=/`: the "directories" right under the prefix, each ending in `/`,
+    /// ascending (then `objects` is empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub common_prefixes: Vec<String>,
 }
 
 /// Answer of a successful storaged write: `PUT /objects/{key}` (201) or the content-addressed

@@ -1,64 +1,59 @@
-//! The catalog: an in-memory index over the store's manifests, lookups, and `register`, the
-//! commit protocol of DESIGN.md section 6.
+//! The catalog: an in-memory index over the store's version records, lookups, and the
+//! loading of versions other replicas wrote (docs/contract.md sections 6 and 10).
 
+use crate::history::History;
+use crate::record::{CHECKPOINT_INTERVAL, VersionRecord, checkpoint_key, checkpoint_prefix};
 use crate::{CatalogError, ManifestStore, PutOutcome, Result, RetentionPolicy, error_chain};
 use bytes::Bytes;
-use chrono::{SecondsFormat, Utc};
+use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef, Operation,
-    SchemaDriftDetails, SchemaEvolution, VersionRegisterRequest,
+    DatasetListResponse, DatasetName, DatasetSummary, Manifest, ObjectKey, VersionSummary,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// Prefix of every manifest key: `_catalog/datasets/`.
-const CATALOG_PREFIX: &str = "_catalog/datasets/";
+/// Prefix of every version record: `_catalog/datasets/`.
+pub(crate) const CATALOG_PREFIX: &str = "_catalog/datasets/";
 
-/// How many times `register` tries to create the next version when other committers keep
-/// winning the race, before it gives up with [`CatalogError::Conflict`].
-pub const MAX_COMMIT_ATTEMPTS: u32 = 16;
+/// How many records or datasets are read concurrently.
+const READ_CONCURRENCY: usize = 16;
 
-/// How many manifests [`Catalog::open`] loads concurrently.
-const OPEN_CONCURRENCY: usize = 16;
+/// How many materialized older versions are kept for time travel.
+const VERSION_CACHE: usize = 32;
 
-/// Key prefix of dataset `name`'s manifests: `_catalog/datasets/<name>/`.
+/// Key prefix of dataset `name`'s version records: `_catalog/datasets/<name>/`.
 pub fn manifest_prefix(name: &DatasetName) -> String {
     format!("{CATALOG_PREFIX}{}/", name.as_str())
 }
 
-/// What [`Catalog::register`] did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RegisterOutcome {
-    /// The new version, or the latest one when `existing` is true.
-    pub manifest: Arc<Manifest>,
-    /// True when the latest version already was what the request asked for (DESIGN.md
-    /// section 2, invariant 4): no version was written.
-    pub existing: bool,
-}
-
-type Versions = BTreeMap<u64, Arc<Manifest>>;
-
-/// The catalog of every dataset's versions over a [`ManifestStore`] (DESIGN.md section 6).
+/// The catalog of every dataset's versions over a [`ManifestStore`] (docs/contract.md
+/// sections 6 and 10).
 ///
-/// Lookups are served from an in-memory index (`name -> version -> manifest`) that
-/// [`Catalog::open`] rebuilds from the store; the `fetch_*` lookups and [`Catalog::register`]
-/// first load versions other replicas wrote since. Manifests are immutable once written, so
-/// the index only ever grows.
+/// Lookups are served from an in-memory index of each dataset's [`History`]: the latest
+/// version materialized, and the records loaded so far. [`Catalog::open`] reads each
+/// dataset's latest checkpoint and the records after it; the `fetch_*` lookups and
+/// [`Catalog::register`] first read the records other replicas wrote since (one GET of the
+/// next version's key when there are none).
 pub struct Catalog<S> {
     pub(crate) store: S,
-    index: RwLock<BTreeMap<DatasetName, Versions>>,
+    index: RwLock<BTreeMap<DatasetName, History>>,
+    /// Older versions materialized for time travel, the most recent [`VERSION_CACHE`].
+    cache: Mutex<Vec<Arc<Manifest>>>,
     /// One commit lock per dataset: committers in this process queue instead of racing.
     /// Garbage collection takes it too (see `gc.rs`).
     commit_locks: Mutex<HashMap<DatasetName, Arc<tokio::sync::Mutex<()>>>>,
-    /// Which old versions are still served (docs/decisions.md, "Garbage collection and retention"); [`RetentionPolicy::KEEP_ALL`] unless
-    /// [`Catalog::with_retention`] says otherwise.
+    /// Which old versions are still served (docs/decisions.md, "Garbage collection and
+    /// retention"); [`RetentionPolicy::KEEP_ALL`] unless [`Catalog::with_retention`] says
+    /// otherwise.
     pub(crate) retention: RetentionPolicy,
-    /// `<base>` of the Iceberg table locations (DESIGN.md section 8), `None`: no Iceberg
-    /// metadata is written ([`Catalog::with_table_base`]).
+    /// `<base>` of the Iceberg table locations (docs/contract.md section 8), `None`: no
+    /// Iceberg metadata is written ([`Catalog::with_table_base`]).
     pub(crate) table_base: Option<String>,
-    /// Per dataset, the highest version whose Iceberg metadata this process knows durable.
-    pub(crate) durable: Mutex<HashMap<DatasetName, u64>>,
+    /// Bounds of the Iceberg metadata (docs/contract.md section 10).
+    pub(crate) table_config: lakehouse_iceberg::TableConfig,
+    /// Per dataset, the Iceberg table at the highest version this process knows durable.
+    pub(crate) tables: Mutex<HashMap<DatasetName, Arc<lakehouse_iceberg::TableState>>>,
 }
 
 impl<S> std::fmt::Debug for Catalog<S> {
@@ -70,42 +65,43 @@ impl<S> std::fmt::Debug for Catalog<S> {
 }
 
 impl<S: ManifestStore> Catalog<S> {
-    /// Opens the catalog over `store`: lists `_catalog/datasets/` and loads every manifest
-    /// into the index (DESIGN.md section 6, "rebuilt from storaged at start").
+    /// Opens the catalog over `store`: lists the datasets under `_catalog/datasets/` (one
+    /// listing with a delimiter) and loads each one's latest checkpoint and the records
+    /// after it (docs/contract.md section 10).
     ///
     /// # Errors
-    /// [`CatalogError::CorruptManifest`] naming the key of any manifest that does not parse,
+    /// [`CatalogError::CorruptManifest`] naming the key of any record that does not parse,
     /// does not match its key or its own fingerprint, or a stray key under the prefix: a
     /// broken catalog stops the start instead of being silently skipped.
     /// [`CatalogError::Store`] when the store fails.
     pub async fn open(store: S) -> Result<Self> {
-        let keys = store.list_keys(CATALOG_PREFIX, None).await?;
         let catalog = Catalog {
             store,
             index: RwLock::new(BTreeMap::new()),
+            cache: Mutex::new(Vec::new()),
             commit_locks: Mutex::new(HashMap::new()),
             retention: RetentionPolicy::KEEP_ALL,
             table_base: None,
-            durable: Mutex::new(HashMap::new()),
+            table_config: lakehouse_iceberg::TableConfig::default(),
+            tables: Mutex::new(HashMap::new()),
         };
-        let located = keys
-            .into_iter()
-            .map(|key| {
-                let (name, version) = parse_manifest_key(&key)?;
-                Ok((key, name, version))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let manifests: Vec<Manifest> = futures::stream::iter(located)
-            .map(|(key, name, version)| {
+        let names = catalog.dataset_dirs().await?;
+        let loaded: Vec<History> = futures::stream::iter(names)
+            .map(|name| {
                 let catalog = &catalog;
-                async move { catalog.load(&key, &name, version).await }
+                async move { catalog.load_history(&name).await }
             })
-            .buffer_unordered(OPEN_CONCURRENCY)
-            .try_filter_map(|manifest| async move { Ok(manifest) })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_filter_map(|history| async move { Ok(history) })
             .try_collect()
             .await?;
-        let count = manifests.len();
-        catalog.insert_all(manifests);
+        let count: u64 = loaded.iter().map(|h| h.latest().version).sum();
+        {
+            let mut index = catalog.write_index();
+            for history in loaded {
+                index.insert(history.latest().name.clone(), history);
+            }
+        }
         tracing::info!(
             datasets = catalog.read_index().len(),
             versions = count,
@@ -119,18 +115,26 @@ impl<S: ManifestStore> Catalog<S> {
         &self.store
     }
 
-    /// The catalog with retention `policy` (docs/decisions.md, "Garbage collection and retention"): versions past it answer
-    /// [`CatalogError::Gone`] and their objects become garbage collection candidates.
+    /// The catalog with retention `policy` (docs/decisions.md, "Garbage collection and
+    /// retention"): versions past it answer [`CatalogError::Gone`] and their objects become
+    /// garbage collection candidates.
     pub fn with_retention(mut self, policy: RetentionPolicy) -> Self {
         self.retention = policy;
         self
     }
 
     /// The catalog writing each version's Iceberg metadata under the table locations
-    /// `<base>/datasets/<name>` (DESIGN.md section 8): `file:///<root>`, `s3://<bucket>` or
-    /// `memory://`. A register answers only once that metadata is durable.
+    /// `<base>/datasets/<name>` (docs/contract.md section 8): `file:///<root>`,
+    /// `s3://<bucket>` or `memory://`. A register answers only once that metadata is durable.
     pub fn with_table_base(mut self, base: impl Into<String>) -> Self {
         self.table_base = Some(base.into());
+        self
+    }
+
+    /// The catalog bounding its Iceberg metadata by `config` (`manifest_merge_count`,
+    /// `iceberg_max_snapshots`; docs/contract.md section 10).
+    pub fn with_table_config(mut self, config: lakehouse_iceberg::TableConfig) -> Self {
+        self.table_config = config;
         self
     }
 
@@ -147,31 +151,21 @@ impl<S: ManifestStore> Catalog<S> {
     /// Whether `manifest` is retained now, given the index's latest version of its dataset
     /// (no store access; see [`RetentionPolicy`]).
     pub fn is_retained(&self, manifest: &Manifest) -> bool {
-        let latest = self
-            .latest(&manifest.name)
-            .map_or(manifest.version, |latest| latest.version);
-        self.retention.is_retained(manifest, latest, Utc::now())
+        self.is_version_retained(&manifest.name, manifest.version, &manifest.created_at)
+    }
+
+    /// Whether version `version` of `name`, committed at `created_at`, is retained now.
+    pub fn is_version_retained(&self, name: &DatasetName, version: u64, created_at: &str) -> bool {
+        let latest = self.latest(name).map_or(version, |latest| latest.version);
+        self.retention
+            .is_retained_at(version, created_at, latest, Utc::now())
     }
 
     /// Latest version of `name` in the index (no store access).
     pub fn latest(&self, name: &DatasetName) -> Option<Arc<Manifest>> {
         self.read_index()
             .get(name)
-            .and_then(|versions| versions.values().next_back().cloned())
-    }
-
-    /// Version `version` of `name` in the index (no store access).
-    pub fn version(&self, name: &DatasetName, version: u64) -> Option<Arc<Manifest>> {
-        self.read_index()
-            .get(name)
-            .and_then(|versions| versions.get(&version).cloned())
-    }
-
-    /// Every version of `name` in the index, ascending; `None` when the dataset is unknown.
-    pub fn versions(&self, name: &DatasetName) -> Option<Vec<Arc<Manifest>>> {
-        self.read_index()
-            .get(name)
-            .map(|versions| versions.values().cloned().collect())
+            .map(|history| Arc::clone(history.latest()))
     }
 
     /// One page of datasets from the index whose names start with `prefix`, names
@@ -184,7 +178,7 @@ impl<S: ManifestStore> Catalog<S> {
             .iter()
             .filter(|(name, _)| name.as_str().starts_with(prefix))
             .filter(|(name, _)| cursor.is_none_or(|cursor| name.as_str() > cursor))
-            .filter_map(|(_, versions)| versions.values().next_back())
+            .map(|(_, history)| history.latest())
             .map(|latest| DatasetSummary {
                 name: latest.name.clone(),
                 latest_version: latest.version,
@@ -203,60 +197,59 @@ impl<S: ManifestStore> Catalog<S> {
     }
 
     /// Loads the versions of `name` that the store holds beyond the index's latest (another
-    /// replica wrote them) and returns how many there were.
+    /// replica wrote them; a dataset the index does not know is loaded whole, as at open)
+    /// and returns how many there were. Costs one GET of the next version's key when there
+    /// are none: no listing.
     ///
     /// # Errors
     /// [`CatalogError::Store`] when the store fails; [`CatalogError::CorruptManifest`] for a
-    /// bad manifest.
+    /// bad record.
     pub async fn refresh(&self, name: &DatasetName) -> Result<usize> {
-        let after = self
-            .latest(name)
-            .map(|latest| ObjectKey::manifest(name, latest.version).to_string());
-        let keys = self
-            .store
-            .list_keys(&manifest_prefix(name), after.as_deref())
-            .await?;
-        let mut loaded = Vec::with_capacity(keys.len());
-        for key in keys {
-            let (key_name, version) = parse_manifest_key(&key)?;
-            if &key_name != name {
+        let Some(latest) = self.latest(name) else {
+            let Some(history) = self.load_history(name).await? else {
+                return Ok(0);
+            };
+            let count = history.latest().version as usize;
+            self.write_index().entry(name.clone()).or_insert(history);
+            return Ok(count);
+        };
+        let mut count = 0;
+        let mut current = latest;
+        loop {
+            let version = current.version + 1;
+            let Some(record) = self.read_record(name, version).await? else {
+                break;
+            };
+            let manifest = Arc::new(self.apply(&record, &current)?);
+            let record = Arc::new(record);
+            if !self.push(record, Arc::clone(&manifest)) {
+                // Another task of this process pushed it first: continue from the index.
+                current = self.latest(name).unwrap_or(manifest);
                 continue;
             }
-            if let Some(manifest) = self.load(&key, name, version).await? {
-                loaded.push(manifest);
-            }
+            current = manifest;
+            count += 1;
         }
-        let count = loaded.len();
-        self.insert_all(loaded);
         Ok(count)
     }
 
-    /// Loads every manifest the store holds that the index does not (versions and whole
-    /// datasets other replicas wrote) and returns how many there were. One listing of
-    /// `_catalog/datasets/`, then only the new manifests are read. catalogd runs it every
-    /// `refresh_interval_ms`, so `GET /datasets` shows other replicas' datasets too.
+    /// Loads every version the store holds that the index does not (versions and whole
+    /// datasets other replicas wrote) and returns how many there were: one listing of the
+    /// dataset directories, then one GET per known dataset when nothing is new. catalogd
+    /// runs it every `refresh_interval_ms`, so `GET /datasets` shows other replicas'
+    /// datasets too.
     ///
     /// # Errors
     /// [`CatalogError::Store`] when the store fails; [`CatalogError::CorruptManifest`] for a
-    /// bad manifest or stray key (the index keeps everything loaded before).
+    /// bad record or stray key (the index keeps everything loaded before).
     pub async fn refresh_all(&self) -> Result<usize> {
-        let keys = self.store.list_keys(CATALOG_PREFIX, None).await?;
-        let mut missing = Vec::new();
-        for key in keys {
-            let (name, version) = parse_manifest_key(&key)?;
-            if self.version(&name, version).is_none() {
-                missing.push((key, name, version));
-            }
-        }
-        let manifests: Vec<Manifest> = futures::stream::iter(missing)
-            .map(|(key, name, version)| async move { self.load(&key, &name, version).await })
-            .buffer_unordered(OPEN_CONCURRENCY)
-            .try_filter_map(|manifest| async move { Ok(manifest) })
+        let names = self.dataset_dirs().await?;
+        let counts: Vec<usize> = futures::stream::iter(names)
+            .map(|name| async move { self.refresh(&name).await })
+            .buffer_unordered(READ_CONCURRENCY)
             .try_collect()
             .await?;
-        let count = manifests.len();
-        self.insert_all(manifests);
-        Ok(count)
+        Ok(counts.into_iter().sum())
     }
 
     /// The latest version of `name`, after loading versions other replicas wrote. When the
@@ -272,15 +265,16 @@ impl<S: ManifestStore> Catalog<S> {
             .ok_or_else(|| CatalogError::NotFound { name: name.clone() })
     }
 
-    /// Version `version` of `name` (time travel); the store is read only when the index
-    /// misses, or first when a retention policy is set (retention counts from the latest
+    /// Version `version` of `name` (time travel), materialized from the nearest checkpoint
+    /// or full record at or below it and the records after it (read from the store when not
+    /// held); the store is asked for newer versions first only when the index does not know
+    /// that version yet, or when a retention policy is set (retention counts from the latest
     /// version, which another replica may have written).
     ///
     /// # Errors
     /// [`CatalogError::NotFound`] when the dataset has no version,
     /// [`CatalogError::VersionNotFound`] when it has others; [`CatalogError::Gone`] when the
-    /// version is past retention; [`CatalogError::Store`] when the index misses and the store
-    /// fails.
+    /// version is past retention; [`CatalogError::Store`] when the store fails.
     pub async fn fetch_version(&self, name: &DatasetName, version: u64) -> Result<Arc<Manifest>> {
         if !self.retention.keeps_all() {
             self.refresh_or_stale(name).await?;
@@ -296,38 +290,87 @@ impl<S: ManifestStore> Catalog<S> {
         }
     }
 
-    /// [`Catalog::fetch_version`] without the retention check.
-    async fn fetch_version_any(&self, name: &DatasetName, version: u64) -> Result<Arc<Manifest>> {
-        if let Some(manifest) = self.version(name, version) {
-            return Ok(manifest);
-        }
-        self.refresh(name).await?;
-        if let Some(manifest) = self.version(name, version) {
-            return Ok(manifest);
-        }
-        if self.latest(name).is_some() {
-            Err(CatalogError::VersionNotFound {
-                name: name.clone(),
-                version,
-            })
-        } else {
-            Err(CatalogError::NotFound { name: name.clone() })
-        }
-    }
-
-    /// Every version of `name`, ascending, after loading versions other replicas wrote
-    /// (falling back to the index when the store does not answer, like
-    /// [`Catalog::fetch_latest`]).
+    /// [`Catalog::fetch_version`] without the retention check: a version past retention is
+    /// answered too (its objects may be collected already; the catalog page shows it so).
     ///
     /// # Errors
-    /// [`CatalogError::NotFound`] when the dataset has no version.
-    pub async fn fetch_versions(&self, name: &DatasetName) -> Result<Vec<Arc<Manifest>>> {
-        self.refresh_or_stale(name).await?;
-        self.versions(name)
-            .ok_or_else(|| CatalogError::NotFound { name: name.clone() })
+    /// As [`Catalog::fetch_version`], without [`CatalogError::Gone`].
+    pub async fn fetch_version_any(
+        &self,
+        name: &DatasetName,
+        version: u64,
+    ) -> Result<Arc<Manifest>> {
+        let known = self.latest(name).is_some_and(|l| l.version >= version);
+        if !known {
+            self.refresh(name).await?;
+        }
+        let Some(latest) = self.latest(name) else {
+            return Err(CatalogError::NotFound { name: name.clone() });
+        };
+        if version == 0 || version > latest.version {
+            return Err(CatalogError::VersionNotFound {
+                name: name.clone(),
+                version,
+            });
+        }
+        if version == latest.version {
+            return Ok(latest);
+        }
+        self.materialize(name, version).await
     }
 
-    async fn refresh_or_stale(&self, name: &DatasetName) -> Result<()> {
+    /// One page of `name`'s versions, ascending from `after + 1` (from 1 without it), at
+    /// most `limit` (at least 1), after loading versions other replicas wrote; records not
+    /// held are read from the store. The second value is the last version of the page when
+    /// more follow (the next page's `after`).
+    ///
+    /// # Errors
+    /// [`CatalogError::NotFound`] when the dataset has no version; [`CatalogError::Store`]
+    /// and [`CatalogError::CorruptManifest`] from reading records.
+    pub async fn fetch_version_page(
+        &self,
+        name: &DatasetName,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<VersionSummary>, Option<u64>)> {
+        self.refresh_or_stale(name).await?;
+        let latest = self
+            .latest(name)
+            .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
+        let first = after.unwrap_or(0).saturating_add(1);
+        let last = first
+            .saturating_add(limit.max(1) as u64 - 1)
+            .min(latest.version);
+        if first > last {
+            return Ok((Vec::new(), None));
+        }
+        self.load_records(name, first..=last).await?;
+        let index = self.read_index();
+        let history = index
+            .get(name)
+            .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
+        let now = Utc::now();
+        let summaries = history
+            .records(first, last)
+            .map(|record| VersionSummary {
+                version: record.version,
+                schema_fingerprint: record.schema_fingerprint.clone(),
+                row_count: record.row_count,
+                object_count: record.object_count(),
+                created_at: record.created_at.clone(),
+                operation: record.operation,
+                gone: !self.retention.is_retained_at(
+                    record.version,
+                    &record.created_at,
+                    latest.version,
+                    now,
+                ),
+            })
+            .collect();
+        Ok((summaries, (last < latest.version).then_some(last)))
+    }
+
+    pub(crate) async fn refresh_or_stale(&self, name: &DatasetName) -> Result<()> {
         match self.refresh(name).await {
             Ok(_) => Ok(()),
             Err(CatalogError::Store(error)) if self.latest(name).is_some() => {
@@ -338,281 +381,382 @@ impl<S: ManifestStore> Catalog<S> {
         }
     }
 
-    /// Registers a version of `name`: the atomic schema gate of DESIGN.md sections 2 and 6.
-    ///
-    /// 1. Validates the request: the fingerprint is the schema's, there are objects, each key
-    ///    is `datasets/<name>/<fp_hex>/.../<sha256>.parquet` with its own `sha256`.
-    /// 2. Serializes with other committers of `name` in this process (and with garbage
-    ///    collection of `name`), checks that the store holds each object with the stated
-    ///    size (so a manifest never points at an incomplete or collected object, invariant 7)
-    ///    and loads versions other replicas wrote.
-    /// 3. A different fingerprint than the latest version's is drift: nothing is written
-    ///    (invariant 2); unless the request asks for `schema_evolution: add_columns` and its
-    ///    schema is the latest one's plus new columns at the end ([`schema_gate`]).
-    /// 4. When the latest version already is what the request asks for (`replace`: exactly
-    ///    these objects; `append`: holds them all), answers it with `existing: true`
-    ///    (invariant 4).
-    /// 5. Otherwise writes version latest+1 create-only; when another replica wrote that
-    ///    version first, loads it and goes back to 3.
-    ///
-    /// With `dry_run`, steps 1, 3 and 4 only, and the version step 5 would write is
-    /// answered unwritten ([`Catalog::register_dry_run`]).
-    ///
-    /// # Errors
-    /// [`CatalogError::FingerprintMismatch`], [`CatalogError::InvalidRequest`],
-    /// [`CatalogError::InvalidObject`] for a bad request; [`CatalogError::SchemaDrift`] on
-    /// drift; [`CatalogError::Conflict`] after [`MAX_COMMIT_ATTEMPTS`] lost races;
-    /// [`CatalogError::Store`] and [`CatalogError::CorruptManifest`] from the store;
-    /// [`CatalogError::Store`] or [`CatalogError::TableMetadata`] when the Iceberg metadata
-    /// of the latest version (before the commit) or of the new one (after it: the version
-    /// stays committed, the client's retry answers `existing: true`) cannot be written.
-    pub async fn register(
-        &self,
-        name: &DatasetName,
-        request: VersionRegisterRequest,
-    ) -> Result<RegisterOutcome> {
-        self.validate(name, &request)?;
-        if request.dry_run {
-            return self.register_dry_run(name, &request).await;
-        }
-        let lock = self.commit_lock(name);
-        let _guard = lock.lock().await;
-        // Under the lock: garbage collection of `name` holds it while it decides and deletes,
-        // so no object can vanish between this check and the commit below (docs/decisions.md, "Garbage collection and retention").
-        self.check_objects_stored(&request).await?;
-        self.refresh(name).await?;
-        if let Some(latest) = self.latest(name) {
-            // Heal the latest version's Iceberg metadata before the next commit (DESIGN.md
-            // section 8). A failure fails this register before it commits: so every version
-            // but the latest always has its metadata, and the latest gets it by its own
-            // commit, the next one, a table load or a restart.
-            self.ensure_table_metadata(name, latest.version)
-                .await
-                .map_err(|error| match error {
-                    CatalogError::Store(_) | CatalogError::TableMetadata { .. } => error,
-                    // Not the request's fault (an object of the latest version is missing):
-                    // a 503 like any other failed heal, not a 400 about the request.
-                    other => CatalogError::TableMetadata {
-                        name: name.clone(),
-                        version: latest.version,
-                        reason: error_chain(&other),
-                    },
-                })?;
-        }
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
-            let latest = self.latest(name);
-            if let Some(latest) = &latest {
-                schema_gate(latest, &request)?;
-                if let Some(key) = rejects_conflict(latest, &request) {
-                    return Err(CatalogError::InvalidRequest(format!(
-                        "version {} already holds {key} with other set-aside records; \
-                         append cannot hold it twice (upload it with mode=replace)",
-                        latest.version
-                    )));
-                }
-                if already_holds(latest, &request) {
-                    self.ensure_table_metadata(name, latest.version).await?;
-                    return Ok(RegisterOutcome {
-                        manifest: Arc::clone(latest),
-                        existing: true,
-                    });
-                }
-            }
-            if let Some(key) = replaced_not_live(latest.as_deref(), &request) {
-                return Err(CatalogError::CompactionConflict {
-                    name: name.clone(),
-                    key: key.clone(),
-                });
-            }
-            let manifest = next_manifest(name, latest.as_deref(), &request);
-            let key = ObjectKey::manifest(name, manifest.version);
-            let mut json = serde_json::to_vec_pretty(&manifest).map_err(CatalogError::Encode)?;
-            json.push(b'\n');
-            match self.store.put_if_absent(&key, Bytes::from(json)).await? {
-                PutOutcome::Created => {
-                    let manifest = Arc::new(manifest);
-                    self.insert(Arc::clone(&manifest));
-                    tracing::info!(dataset = %name, version = manifest.version, objects = manifest.objects.len(), "version registered");
-                    // A 200 means the Iceberg metadata is durable too: on failure the
-                    // version stays committed and the client's retry (`existing: true`)
-                    // heals it.
-                    self.ensure_table_metadata(name, manifest.version).await?;
-                    return Ok(RegisterOutcome {
-                        manifest,
-                        existing: false,
-                    });
-                }
-                PutOutcome::AlreadyExists => {
-                    tracing::info!(dataset = %name, version = manifest.version, "another committer wrote this version first; re-validating");
-                    if let Some(theirs) = self.load(&key, name, manifest.version).await? {
-                        self.insert_all([theirs]);
-                    }
-                    self.refresh(name).await?;
-                }
-            }
-        }
-        Err(CatalogError::Conflict {
-            name: name.clone(),
-            attempts: MAX_COMMIT_ATTEMPTS,
-        })
+    /// The dataset names under `_catalog/datasets/` (one listing with a delimiter).
+    async fn dataset_dirs(&self) -> Result<Vec<DatasetName>> {
+        self.store
+            .list_dirs(CATALOG_PREFIX)
+            .await?
+            .into_iter()
+            .map(|dir| {
+                DatasetName::new(&dir).map_err(|_| CatalogError::CorruptManifest {
+                    key: format!("{CATALOG_PREFIX}{dir}/"),
+                    reason: "not a valid dataset name".into(),
+                })
+            })
+            .collect()
     }
 
-    /// [`Catalog::register`] of a request with `dry_run`: the same validation and schema
-    /// gate against the latest version (versions other replicas wrote included), answering
-    /// the version a register would make now, or the latest one with `existing: true`;
-    /// nothing is written (no manifest, no Iceberg metadata) and the objects need not be
-    /// stored yet (ingestd's `dry_run`, DESIGN.md section 6). Another committer may of
-    /// course make that version number taken by the time a real register comes.
-    async fn register_dry_run(
-        &self,
-        name: &DatasetName,
-        request: &VersionRegisterRequest,
-    ) -> Result<RegisterOutcome> {
-        self.refresh(name).await?;
-        let latest = self.latest(name);
-        if let Some(latest) = &latest {
-            schema_gate(latest, request)?;
-            if already_holds(latest, request) {
-                return Ok(RegisterOutcome {
-                    manifest: Arc::clone(latest),
-                    existing: true,
-                });
+    /// Loads dataset `name` from the store: its latest checkpoint and the records after it,
+    /// or, with no checkpoint, every record (datasets younger than the first checkpoint and
+    /// catalogs written before checkpoints; the checkpoint the latter lack is written then).
+    /// `None` when it has no version.
+    async fn load_history(&self, name: &DatasetName) -> Result<Option<History>> {
+        let checkpoints = self.checkpoint_versions(name).await?;
+        let mut history = None;
+        for &version in checkpoints.iter().rev() {
+            if let Some(manifest) = self.read_checkpoint(name, version).await? {
+                let record = Arc::new(VersionRecord::from_manifest(manifest.clone()));
+                history = Some(History::new(record, Arc::new(manifest)));
+                break;
             }
         }
-        if let Some(key) = replaced_not_live(latest.as_deref(), request) {
-            return Err(CatalogError::CompactionConflict {
-                name: name.clone(),
-                key: key.clone(),
-            });
+        let mut history = match history {
+            Some(history) => history,
+            None => match self.load_all_records(name).await? {
+                Some(history) => history,
+                None => return Ok(None),
+            },
+        };
+        for version in checkpoints {
+            history.mark_checkpoint(version);
         }
-        Ok(RegisterOutcome {
-            manifest: Arc::new(next_manifest(name, latest.as_deref(), request)),
-            existing: false,
-        })
+        loop {
+            let latest = Arc::clone(history.latest());
+            let Some(record) = self.read_record(name, latest.version + 1).await? else {
+                break;
+            };
+            let manifest = Arc::new(self.apply(&record, &latest)?);
+            history.push(Arc::new(record), manifest);
+        }
+        self.heal_checkpoint(&mut history).await;
+        Ok(Some(history))
     }
 
-    /// Step 1 of [`Catalog::register`].
-    fn validate(&self, name: &DatasetName, request: &VersionRegisterRequest) -> Result<()> {
-        let computed = request.schema.fingerprint();
-        if computed != request.schema_fingerprint {
-            return Err(CatalogError::FingerprintMismatch {
-                declared: request.schema_fingerprint.clone(),
-                computed,
-            });
-        }
-        if request.objects.is_empty() {
-            return Err(CatalogError::InvalidRequest(
-                "objects must name at least one object".into(),
-            ));
-        }
-        let prefix = format!("{}/", ObjectKey::parquet_dir(name, &computed));
-        let mut seen = HashSet::new();
-        for object in &request.objects {
-            let key = object.key.as_str();
-            if !seen.insert(key) {
-                return Err(CatalogError::InvalidRequest(format!(
-                    "object {key} is listed twice"
-                )));
+    /// Every record of `name` from a listing of its directory, applied in order.
+    async fn load_all_records(&self, name: &DatasetName) -> Result<Option<History>> {
+        let keys = self.store.list_keys(&manifest_prefix(name), None).await?;
+        let mut located = Vec::with_capacity(keys.len());
+        for key in keys {
+            let (key_name, version) = parse_manifest_key(&key)?;
+            if &key_name == name {
+                located.push(version);
             }
-            let file = format!("{}.parquet", object.sha256.as_str());
-            let in_layout = key.strip_prefix(&prefix) == Some(file.as_str());
-            if !in_layout {
-                return Err(CatalogError::InvalidObject {
-                    key: object.key.clone(),
-                    reason: format!("key must be {prefix}{file} (DESIGN.md section 5)"),
+        }
+        let mut records: Vec<VersionRecord> = futures::stream::iter(located)
+            .map(|version| async move { self.read_record(name, version).await })
+            .buffered(READ_CONCURRENCY)
+            .try_filter_map(|record| async move { Ok(record) })
+            .try_collect()
+            .await?;
+        records.sort_by_key(|record| record.version);
+        let mut history: Option<History> = None;
+        for (i, record) in records.into_iter().enumerate() {
+            if record.version != i as u64 + 1 {
+                return Err(CatalogError::CorruptManifest {
+                    key: ObjectKey::manifest(name, record.version).to_string(),
+                    reason: format!("version {} is missing below it", i + 1),
                 });
             }
-            if let Some(rejects) = &object.rejects {
-                let expected = ObjectKey::rejects_object(name, &rejects.sha256);
-                if rejects.key != expected {
-                    return Err(CatalogError::InvalidObject {
-                        key: rejects.key.clone(),
-                        reason: format!("a rejects key must be {expected} (DESIGN.md section 3)"),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Step 2 of [`Catalog::register`]: every object is stored with the stated size. Runs
-    /// under the dataset's commit lock.
-    async fn check_objects_stored(&self, request: &VersionRegisterRequest) -> Result<()> {
-        let mut stated: Vec<(&ObjectKey, u64)> = Vec::with_capacity(request.objects.len());
-        for object in &request.objects {
-            stated.push((&object.key, object.size));
-            if let Some(rejects) = &object.rejects {
-                stated.push((&rejects.key, rejects.size));
-            }
-        }
-        for (key, stated_size) in stated {
-            match self.store.object_size(key).await? {
-                Some(size) if size == stated_size => {}
-                Some(size) => {
-                    return Err(CatalogError::InvalidObject {
-                        key: key.clone(),
-                        reason: format!(
-                            "stored size is {size} bytes, the request says {stated_size}"
-                        ),
-                    });
-                }
+            let record = Arc::new(record);
+            history = Some(match history {
                 None => {
-                    return Err(CatalogError::InvalidObject {
-                        key: key.clone(),
-                        reason: "no such object in storage".into(),
-                    });
+                    let manifest = record
+                        .manifest(None)
+                        .map_err(|reason| corrupt_record(name, record.version, reason))?;
+                    History::new(record, Arc::new(manifest))
                 }
-            }
+                Some(mut history) => {
+                    let manifest = Arc::new(self.apply(&record, history.latest())?);
+                    history.push(record, manifest);
+                    history
+                }
+            });
         }
-        Ok(())
+        Ok(history)
     }
 
-    /// Reads and checks the manifest at `key`, expected to be `version` of `name`. `None`
-    /// when it vanished since it was listed.
-    async fn load(
-        &self,
-        key: &ObjectKey,
-        name: &DatasetName,
-        version: u64,
-    ) -> Result<Option<Manifest>> {
-        let Some(bytes) = self.store.get(key).await? else {
+    /// Writes the checkpoint of the highest multiple of [`CHECKPOINT_INTERVAL`] at or below
+    /// the latest version when it is missing and its manifest is at hand; a failure is
+    /// logged (a checkpoint only saves reading).
+    async fn heal_checkpoint(&self, history: &mut History) {
+        let version = history.latest().version / CHECKPOINT_INTERVAL * CHECKPOINT_INTERVAL;
+        if version == 0 || history.has_checkpoint(version) {
+            return;
+        }
+        let manifest = match history.materialize(version) {
+            Ok(Some(manifest)) => manifest,
+            _ => return,
+        };
+        if self.write_checkpoint(&manifest).await {
+            history.mark_checkpoint(version);
+        }
+    }
+
+    /// Writes `manifest` as its version's checkpoint (create-only; an existing one is
+    /// success). False, logged, when the store fails.
+    pub(crate) async fn write_checkpoint(&self, manifest: &Manifest) -> bool {
+        let key = checkpoint_key(&manifest.name, manifest.version);
+        let bytes = match serde_json::to_vec(manifest) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(%key, %error, "checkpoint not encoded");
+                return false;
+            }
+        };
+        match self.store.put_if_absent(&key, Bytes::from(bytes)).await {
+            Ok(PutOutcome::Created | PutOutcome::AlreadyExists) => true,
+            Err(error) => {
+                tracing::warn!(%key, error = %error_chain(&error), "checkpoint not written; the records stay complete");
+                false
+            }
+        }
+    }
+
+    /// Versions of `name` with a stored checkpoint, ascending.
+    async fn checkpoint_versions(&self, name: &DatasetName) -> Result<Vec<u64>> {
+        let prefix = checkpoint_prefix(name);
+        let keys = self.store.list_keys(&prefix, None).await?;
+        let mut versions = Vec::with_capacity(keys.len());
+        for key in keys {
+            let version = key
+                .as_str()
+                .strip_prefix(&prefix)
+                .and_then(parse_version_file)
+                .ok_or_else(|| CatalogError::CorruptManifest {
+                    key: key.to_string(),
+                    reason: "not <version as 20 digits>.json".into(),
+                })?;
+            versions.push(version);
+        }
+        versions.sort_unstable();
+        Ok(versions)
+    }
+
+    /// Reads the checkpoint of `version` of `name`; `None` when there is none.
+    async fn read_checkpoint(&self, name: &DatasetName, version: u64) -> Result<Option<Manifest>> {
+        let key = checkpoint_key(name, version);
+        let Some(bytes) = self.store.get(&key).await? else {
             return Ok(None);
         };
         let corrupt = |reason: String| CatalogError::CorruptManifest {
             key: key.to_string(),
             reason,
         };
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not a manifest: {e}")))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| corrupt(format!("not a checkpoint: {e}")))?;
         if &manifest.name != name || manifest.version != version {
             return Err(corrupt(format!(
                 "holds version {} of {}",
                 manifest.version, manifest.name
             )));
         }
-        let computed = manifest.schema.fingerprint();
-        if manifest.schema_fingerprint != computed {
-            return Err(corrupt(format!(
-                "schema_fingerprint {} is not its schema's ({computed})",
-                manifest.schema_fingerprint
-            )));
-        }
         Ok(Some(manifest))
     }
 
-    fn insert(&self, manifest: Arc<Manifest>) {
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
-        index
-            .entry(manifest.name.clone())
-            .or_default()
-            .entry(manifest.version)
-            .or_insert(manifest);
+    /// Reads and checks the record of `version` of `name`; `None` when there is none.
+    pub(crate) async fn read_record(
+        &self,
+        name: &DatasetName,
+        version: u64,
+    ) -> Result<Option<VersionRecord>> {
+        let key = ObjectKey::manifest(name, version);
+        let Some(bytes) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| CatalogError::CorruptManifest {
+            key: key.to_string(),
+            reason,
+        };
+        let record: VersionRecord =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(format!("not a record: {e}")))?;
+        if &record.name != name || record.version != version {
+            return Err(corrupt(format!(
+                "holds version {} of {}",
+                record.version, record.name
+            )));
+        }
+        let computed = record.schema.fingerprint();
+        if record.schema_fingerprint != computed {
+            return Err(corrupt(format!(
+                "schema_fingerprint {} is not its schema's ({computed})",
+                record.schema_fingerprint
+            )));
+        }
+        Ok(Some(record))
     }
 
-    fn insert_all(&self, manifests: impl IntoIterator<Item = Manifest>) {
-        for manifest in manifests {
-            self.insert(Arc::new(manifest));
+    /// The manifest of `record` given the previous version's.
+    pub(crate) fn apply(&self, record: &VersionRecord, previous: &Manifest) -> Result<Manifest> {
+        record
+            .manifest(Some(&previous.objects))
+            .map_err(|reason| corrupt_record(&record.name, record.version, reason))
+    }
+
+    /// Reads the records of `versions` of `name` the index does not hold.
+    pub(crate) async fn load_records(
+        &self,
+        name: &DatasetName,
+        versions: std::ops::RangeInclusive<u64>,
+    ) -> Result<()> {
+        let missing: Vec<u64> = {
+            let index = self.read_index();
+            let Some(history) = index.get(name) else {
+                return Ok(());
+            };
+            versions.filter(|v| history.record(*v).is_none()).collect()
+        };
+        self.read_into_index(name, missing).await
+    }
+
+    async fn read_into_index(&self, name: &DatasetName, versions: Vec<u64>) -> Result<()> {
+        if versions.is_empty() {
+            return Ok(());
         }
+        let records: Vec<Arc<VersionRecord>> = futures::stream::iter(versions)
+            .map(|version| async move {
+                match self.read_record(name, version).await? {
+                    Some(record) => Ok(Arc::new(record)),
+                    None => Err(corrupt_record(
+                        name,
+                        version,
+                        "the record is missing, yet later versions exist".into(),
+                    )),
+                }
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        if let Some(history) = self.write_index().get_mut(name) {
+            history.insert_older(records);
+        }
+        Ok(())
+    }
+
+    /// Version `version` (below the latest) of `name`, from the cache, or materialized from
+    /// held records, or from its checkpoint or records read from the store.
+    async fn materialize(&self, name: &DatasetName, version: u64) -> Result<Arc<Manifest>> {
+        if let Some(hit) = self.cached(name, version) {
+            return Ok(hit);
+        }
+        // The nearest checkpoint at or below, when it is not already covered by held records.
+        let checkpoint = version / CHECKPOINT_INTERVAL * CHECKPOINT_INTERVAL;
+        let held_base = {
+            let index = self.read_index();
+            index
+                .get(name)
+                .and_then(|history| history.full_at_or_below(version))
+        };
+        let mut base: Option<Manifest> = None;
+        if held_base.is_none_or(|b| b < checkpoint) && checkpoint >= 1 {
+            base = self.read_checkpoint(name, checkpoint).await?;
+        }
+        let manifest = match base {
+            Some(base) => {
+                let after = base.version + 1;
+                if after <= version {
+                    self.load_records(name, after..=version).await?;
+                }
+                let index = self.read_index();
+                let history = index
+                    .get(name)
+                    .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
+                let mut manifest = base;
+                for record in history.records(after, version) {
+                    manifest = self.apply(record, &manifest)?;
+                }
+                manifest
+            }
+            None => {
+                // Walk down to a full record, reading what is not held.
+                loop {
+                    let missing = {
+                        let index = self.read_index();
+                        let history = index
+                            .get(name)
+                            .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
+                        history.missing_below(version, CHECKPOINT_INTERVAL as usize)
+                    };
+                    if missing.is_empty() {
+                        break;
+                    }
+                    self.read_into_index(name, missing).await?;
+                }
+                let index = self.read_index();
+                let history = index
+                    .get(name)
+                    .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
+                history
+                    .materialize(version)
+                    .map_err(|reason| corrupt_record(name, version, reason))?
+                    .ok_or_else(|| {
+                        corrupt_record(name, version, "no full record below it".into())
+                    })?
+            }
+        };
+        if manifest.version != version {
+            return Err(corrupt_record(
+                name,
+                version,
+                "the records do not reach it".into(),
+            ));
+        }
+        let manifest = Arc::new(manifest);
+        self.remember(Arc::clone(&manifest));
+        Ok(manifest)
+    }
+
+    fn cached(&self, name: &DatasetName, version: u64) -> Option<Arc<Manifest>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .iter()
+            .find(|m| &m.name == name && m.version == version)
+            .cloned()
+    }
+
+    fn remember(&self, manifest: Arc<Manifest>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= VERSION_CACHE {
+            cache.remove(0);
+        }
+        cache.push(manifest);
+    }
+
+    /// Adds the record of the version after `name`'s latest (or a new dataset's first) to
+    /// the index; false when the index already has that version (another task pushed it).
+    pub(crate) fn push(&self, record: Arc<VersionRecord>, manifest: Arc<Manifest>) -> bool {
+        let mut index = self.write_index();
+        match index.get_mut(&manifest.name) {
+            Some(history) if history.latest().version + 1 == manifest.version => {
+                history.push(record, manifest);
+                true
+            }
+            Some(_) => false,
+            None if manifest.version == 1 => {
+                index.insert(manifest.name.clone(), History::new(record, manifest));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Notes that `name`'s checkpoint of `version` is stored.
+    pub(crate) fn mark_checkpoint(&self, name: &DatasetName, version: u64) {
+        if let Some(history) = self.write_index().get_mut(name) {
+            history.mark_checkpoint(version);
+        }
+    }
+
+    /// The records of `name` held for versions `from..=to` (no store access).
+    pub(crate) fn held_records(
+        &self,
+        name: &DatasetName,
+        from: u64,
+        to: u64,
+    ) -> Vec<Arc<VersionRecord>> {
+        self.read_index()
+            .get(name)
+            .map(|history| history.records(from, to).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The commit lock of `name`, shared by [`Catalog::register`] and garbage collection.
@@ -628,9 +772,28 @@ impl<S> Catalog<S> {
         self.read_index().keys().cloned().collect()
     }
 
-    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<DatasetName, Versions>> {
+    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<DatasetName, History>> {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<DatasetName, History>> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn corrupt_record(name: &DatasetName, version: u64, reason: String) -> CatalogError {
+    CatalogError::CorruptManifest {
+        key: ObjectKey::manifest(name, version).to_string(),
+        reason,
+    }
+}
+
+/// `<version as 20 digits>.json` -> the version (1 or more).
+fn parse_version_file(file: &str) -> Option<u64> {
+    file.strip_suffix(".json")
+        .filter(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .filter(|v| *v >= 1)
 }
 
 /// `_catalog/datasets/<name>/<20 digits>.json` -> `(name, version)`.
@@ -647,164 +810,7 @@ fn parse_manifest_key(key: &ObjectKey) -> Result<(DatasetName, u64)> {
         .split_once('/')
         .ok_or_else(|| corrupt("not _catalog/datasets/<name>/<version>.json"))?;
     let name = DatasetName::new(name).map_err(|_| corrupt("not a valid dataset name"))?;
-    let digits = file
-        .strip_suffix(".json")
-        .filter(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| corrupt("file name is not <version as 20 digits>.json"))?;
-    let version = digits
-        .parse::<u64>()
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| corrupt("version is not a number from 1 to 2^64-1"))?;
+    let version = parse_version_file(file)
+        .ok_or_else(|| corrupt("file name is not <version as 20 digits>.json, version 1 or more"))?;
     Ok((name, version))
-}
-
-/// Step 3 of [`Catalog::register`], the schema gate (DESIGN.md sections 2, 3 and 6): the
-/// request's schema must be the latest version's, or, with `schema_evolution: add_columns`,
-/// the latest one's fields in order followed by new columns ([`Schema::adds_columns_to`]).
-/// Checked under the commit, against the latest version, so of two racing evolutions that
-/// add different columns only the first to commit passes.
-///
-/// # Errors
-/// [`CatalogError::SchemaDrift`] otherwise; `evolvable` when the option would have let it
-/// through.
-///
-/// [`Schema::adds_columns_to`]: lakehouse_api::Schema::adds_columns_to
-fn schema_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result<()> {
-    if latest.schema_fingerprint == request.schema_fingerprint {
-        return Ok(());
-    }
-    let adds_columns = request.schema.adds_columns_to(&latest.schema);
-    match request.schema_evolution {
-        Some(SchemaEvolution::AddColumns) if adds_columns => Ok(()),
-        evolution => Err(CatalogError::SchemaDrift {
-            details: Box::new(SchemaDriftDetails::between(&latest.schema, &request.schema)),
-            evolvable: adds_columns && evolution.is_none(),
-        }),
-    }
-}
-
-/// Invariant 4: `replace` asks for exactly these objects, `append` for a version holding them.
-fn already_holds(latest: &Manifest, request: &VersionRegisterRequest) -> bool {
-    let held = || latest.objects.iter().map(identity);
-    let asked = || request.objects.iter().map(identity);
-    if !request.replaces.is_empty() {
-        let keys: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
-        let held: HashSet<_> = held().collect();
-        return asked().all(|object| held.contains(&object))
-            && request.replaces.iter().all(|key| !keys.contains(key));
-    }
-    match request.mode {
-        IngestMode::Replace => held().eq(asked()),
-        IngestMode::Append => {
-            let held: HashSet<_> = held().collect();
-            asked().all(|object| held.contains(&object))
-        }
-    }
-}
-
-/// What makes two object references the same: the data object and its rejects object (two
-/// uploads that differ only in the records they set aside write the same Parquet).
-fn identity(object: &ObjectRef) -> (&ObjectKey, Option<&ObjectKey>) {
-    (&object.key, object.rejects.as_ref().map(|r| &r.key))
-}
-
-/// An object an append asks for whose data the latest version already holds with other
-/// rejects: appending it again would list its rows twice, and keeping the old entry would
-/// leave the new rejects unreferenced, so the register is refused (nothing written).
-fn rejects_conflict<'a>(
-    latest: &'a Manifest,
-    request: &VersionRegisterRequest,
-) -> Option<&'a ObjectKey> {
-    if request.mode != IngestMode::Append {
-        return None;
-    }
-    request.objects.iter().find_map(|asked| {
-        latest
-            .objects
-            .iter()
-            .find(|held| held.key == asked.key && identity(held) != identity(asked))
-            .map(|held| &held.key)
-    })
-}
-
-/// Step 5 of [`Catalog::register`]: version latest+1 (or 1).
-fn next_manifest(
-    name: &DatasetName,
-    latest: Option<&Manifest>,
-    request: &VersionRegisterRequest,
-) -> Manifest {
-    let operation = operation_of(request);
-    let objects: Vec<ObjectRef> = match (operation, latest) {
-        (Operation::Append, Some(latest)) => {
-            let held: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
-            let new = request.objects.iter().filter(|o| !held.contains(&o.key));
-            latest.objects.iter().chain(new).cloned().collect()
-        }
-        (Operation::Compact, Some(latest)) => compacted(latest, request),
-        _ => request.objects.clone(),
-    };
-    Manifest {
-        name: name.clone(),
-        version: latest.map_or(1, |latest| latest.version + 1),
-        schema_fingerprint: request.schema_fingerprint.clone(),
-        schema: request.schema.clone(),
-        row_count: objects.iter().map(|o| o.row_count).sum(),
-        objects,
-        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-        inference_version: request.inference_version,
-        options: request.options.clone(),
-        source: request.source.clone(),
-        columns: request.columns.clone(),
-        operation: Some(operation),
-    }
-}
-
-/// The operation a register request makes: `compact` when it names objects it replaces,
-/// else its ingest mode.
-fn operation_of(request: &VersionRegisterRequest) -> Operation {
-    match request.mode {
-        _ if !request.replaces.is_empty() => Operation::Compact,
-        IngestMode::Replace => Operation::Replace,
-        IngestMode::Append => Operation::Append,
-    }
-}
-
-/// A compaction's objects (docs/contract.md section 10): the latest version's objects in
-/// order, the first replaced one's place taking the compacted objects and the other replaced
-/// ones dropped, so rows keep their order when the replaced files were contiguous.
-fn compacted(latest: &Manifest, request: &VersionRegisterRequest) -> Vec<ObjectRef> {
-    let replaced: HashSet<&ObjectKey> = request.replaces.iter().collect();
-    let held: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
-    let mut out = Vec::with_capacity(latest.objects.len() + request.objects.len());
-    let mut placed = false;
-    for object in &latest.objects {
-        if replaced.contains(&object.key) {
-            if !placed {
-                out.extend(
-                    request
-                        .objects
-                        .iter()
-                        .filter(|o| !held.contains(&o.key))
-                        .cloned(),
-                );
-                placed = true;
-            }
-        } else {
-            out.push(object.clone());
-        }
-    }
-    out
-}
-
-/// A compaction may commit only while every object it replaces is live in `latest`
-/// (docs/contract.md section 10): the first one that is not.
-fn replaced_not_live<'a>(
-    latest: Option<&Manifest>,
-    request: &'a VersionRegisterRequest,
-) -> Option<&'a ObjectKey> {
-    let held: HashSet<&ObjectKey> = latest
-        .map(|latest| latest.objects.iter().map(|o| &o.key).collect())
-        .unwrap_or_default();
-    request.replaces.iter().find(|key| !held.contains(key))
 }

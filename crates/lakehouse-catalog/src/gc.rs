@@ -76,7 +76,7 @@ impl<S: ManifestStore> Catalog<S> {
         // Every object a retained version of any dataset in the index references: objects
         // are only ever referenced from their own dataset's directory (register enforces the
         // layout of DESIGN.md section 5), but this keeps GC safe whatever a manifest says.
-        let referenced_anywhere = self.retained_keys_in_index();
+        let referenced_anywhere = self.retained_keys_in_index().await?;
         let mut report = GcRunResponse {
             dry_run: options.dry_run,
             ..GcRunResponse::default()
@@ -134,26 +134,21 @@ impl<S: ManifestStore> Catalog<S> {
         // must count as referenced.
         self.refresh(name).await?;
         let now = Utc::now();
-        let mut referenced: HashSet<ObjectKey> = HashSet::new();
-        if let Some(versions) = self.versions(name) {
-            let latest = versions.last().map_or(0, |latest| latest.version);
-            for manifest in &versions {
-                if self.retention().is_retained(manifest, latest, now) {
-                    referenced.extend(manifest.objects.iter().flat_map(|o| o.keys().cloned()));
-                } else {
-                    report.expired_versions += 1;
-                }
-            }
-        }
+        let (mut referenced, expired) = self.retained_keys(name).await?;
+        report.expired_versions += expired;
         referenced.extend(referenced_anywhere.iter().cloned());
         // The latest version's Iceberg metadata JSON, every manifest list and manifest its
-        // snapshots reference and the data files they name (DESIGN.md section 8); older
-        // metadata JSON files are not. A projection that fails keeps the dataset whole.
+        // snapshots reference and the data files they name (docs/contract.md section 8);
+        // older metadata JSON files are not. A projection that fails keeps the dataset whole.
         referenced.extend(
-            self.table_keys(name)?
+            self.table_keys(name)
+                .await?
                 .into_iter()
                 .filter_map(|key| ObjectKey::new(key).ok()),
         );
+        if let Some(oldest) = self.oldest_snapshot(name).await? {
+            referenced.extend(self.keys_from(name, oldest).await?);
+        }
         // Re-listed under the lock: the `last_modified` the grace rule sees is current.
         let objects = self
             .store()
@@ -228,23 +223,63 @@ impl<S: ManifestStore> Catalog<S> {
         }
     }
 
-    /// Keys referenced by a retained version of any dataset in the index (no store access).
-    fn retained_keys_in_index(&self) -> HashSet<ObjectKey> {
-        let now = Utc::now();
+    /// Keys referenced by a retained version of any dataset in the index.
+    async fn retained_keys_in_index(&self) -> Result<HashSet<ObjectKey>> {
         let mut keys = HashSet::new();
         for name in self.dataset_names() {
-            let Some(versions) = self.versions(&name) else {
-                continue;
-            };
-            let latest = versions.last().map_or(0, |latest| latest.version);
-            for manifest in versions
-                .iter()
-                .filter(|m| self.retention().is_retained(m, latest, now))
-            {
-                keys.extend(manifest.objects.iter().flat_map(|o| o.keys().cloned()));
+            keys.extend(self.retained_keys(&name).await?.0);
+        }
+        Ok(keys)
+    }
+
+    /// Keys (data and rejects objects) of `name`'s retained versions, and how many versions
+    /// are past retention. Every version from the oldest retained one on counts as retained
+    /// here, so a clock that went backwards keeps more, never less.
+    async fn retained_keys(&self, name: &DatasetName) -> Result<(HashSet<ObjectKey>, u64)> {
+        let Some(latest) = self.latest(name) else {
+            return Ok((HashSet::new(), 0));
+        };
+        if self.retention().keeps_all() {
+            return Ok((self.keys_from(name, 1).await?, 0));
+        }
+        self.load_records(name, 1..=latest.version).await?;
+        let now = Utc::now();
+        let records = self.held_records(name, 1, latest.version);
+        let oldest = records
+            .iter()
+            .find(|r| {
+                self.retention()
+                    .is_retained_at(r.version, &r.created_at, latest.version, now)
+            })
+            .map_or(latest.version, |r| r.version);
+        let expired = records
+            .iter()
+            .filter(|r| {
+                !self
+                    .retention()
+                    .is_retained_at(r.version, &r.created_at, latest.version, now)
+            })
+            .count() as u64;
+        Ok((self.keys_from(name, oldest).await?, expired))
+    }
+
+    /// Keys of every object of `name`'s versions `from` to the latest: version `from`'s
+    /// objects and those each later version adds.
+    pub(crate) async fn keys_from(&self, name: &DatasetName, from: u64) -> Result<HashSet<ObjectKey>> {
+        let Some(latest) = self.latest(name) else {
+            return Ok(HashSet::new());
+        };
+        let from = from.clamp(1, latest.version);
+        let base = self.fetch_version_any(name, from).await?;
+        let mut keys: HashSet<ObjectKey> =
+            base.objects.iter().flat_map(|o| o.keys().cloned()).collect();
+        if from < latest.version {
+            self.load_records(name, from + 1..=latest.version).await?;
+            for record in self.held_records(name, from + 1, latest.version) {
+                keys.extend(record.added_keys().cloned());
             }
         }
-        keys
+        Ok(keys)
     }
 }
 

@@ -4,9 +4,11 @@
 //!
 //! The catalog runs over a [`ManifestStore`]: create-only puts, gets, listings and object
 //! sizes. catalogd implements it over storaged's HTTP client; [`MemoryStore`] implements it in
-//! memory for tests. Every version is an immutable object
-//! `_catalog/datasets/<name>/<version as 20 digits>.json`, written create-only, so the store is
-//! the one source of truth and the index can always be rebuilt from it
+//! memory for tests. Every version is an immutable record
+//! `_catalog/datasets/<name>/<version as 20 digits>.json`, written create-only, naming the
+//! objects it adds and removes, with a checkpoint of the whole object list every
+//! [`CHECKPOINT_INTERVAL`] versions (`record.rs`), so a commit costs what it changes, the
+//! store is the one source of truth and the index can always be rebuilt from it
 //! ([`Catalog::open`]).
 //!
 //! Old versions past a [`RetentionPolicy`] answer [`CatalogError::Gone`];
@@ -16,8 +18,11 @@
 //! Not here: HTTP (routes, status codes, clients) and anything about CSV or Parquet bytes.
 
 mod catalog;
+mod commit;
 mod error;
 mod gc;
+mod history;
+mod record;
 mod retention;
 mod store;
 mod table;
@@ -25,9 +30,13 @@ mod table;
 #[cfg(test)]
 mod gc_tests;
 #[cfg(test)]
+mod record_tests;
+#[cfg(test)]
 mod tests;
 
-pub use catalog::{Catalog, MAX_COMMIT_ATTEMPTS, RegisterOutcome, manifest_prefix};
+pub use catalog::{Catalog, manifest_prefix};
+pub use commit::{MAX_COMMIT_ATTEMPTS, RegisterOutcome};
+pub use record::CHECKPOINT_INTERVAL;
 pub use error::{CatalogError, Result, StoreError, error_chain};
 pub use gc::{DATA_PREFIX, GcOptions};
 pub use retention::RetentionPolicy;

@@ -48,13 +48,25 @@ impl RetentionPolicy {
         latest_version: u64,
         now: DateTime<Utc>,
     ) -> bool {
-        if self.keeps_all() || manifest.version >= latest_version {
+        self.is_retained_at(manifest.version, &manifest.created_at, latest_version, now)
+    }
+
+    /// [`RetentionPolicy::is_retained`] of version `version` committed at `created_at`
+    /// (RFC 3339).
+    pub fn is_retained_at(
+        &self,
+        version: u64,
+        created_at: &str,
+        latest_version: u64,
+        now: DateTime<Utc>,
+    ) -> bool {
+        if self.keeps_all() || version >= latest_version {
             return true;
         }
-        let by_count = self.retain_versions > 0
-            && manifest.version > latest_version.saturating_sub(self.retain_versions);
+        let by_count =
+            self.retain_versions > 0 && version > latest_version.saturating_sub(self.retain_versions);
         let by_age = self.retain_ms > 0 && {
-            let created = DateTime::parse_from_rfc3339(&manifest.created_at)
+            let created = DateTime::parse_from_rfc3339(created_at)
                 .map(|t| t.with_timezone(&Utc))
                 .unwrap_or(now);
             let age_ms = now.signed_duration_since(created).num_milliseconds();

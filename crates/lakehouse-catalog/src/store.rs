@@ -94,6 +94,17 @@ pub trait ManifestStore: Send + Sync + 'static {
         start_after: Option<&str>,
     ) -> impl Future<Output = Result<Vec<ObjectKey>, StoreError>> + Send;
 
+    /// The names of the "directories" right under `prefix` (which ends in `/`): for each key
+    /// `<prefix><dir>/<rest>`, `<dir>` once, ascending (a listing with the delimiter `/`, so
+    /// the cost is that of the directories, not of the keys below them).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store fails or does not answer.
+    fn list_dirs(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
     /// Size in bytes of the object at `key`, `None` when there is none.
     ///
     /// # Errors
@@ -160,6 +171,13 @@ impl<S: ManifestStore> ManifestStore for Arc<S> {
         S::list_keys(self, prefix, start_after)
     }
 
+    fn list_dirs(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        S::list_dirs(self, prefix)
+    }
+
     fn object_size(
         &self,
         key: &ObjectKey,
@@ -203,6 +221,8 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Calls of [`ManifestStore::get`] and listings so far ([`MemoryStore::reads`]).
+    reads: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -279,6 +299,17 @@ impl MemoryStore {
         self.lock().before_put.push(Box::new(hook));
     }
 
+    /// How many whole-object GETs and listings the store has answered: what a test of the
+    /// catalog's read cost counts.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn count_read(&self) {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// While `true`, every operation fails with [`StoreError::Unavailable`].
     pub fn set_unavailable(&self, unavailable: bool) {
         self.lock().unavailable = unavailable;
@@ -303,6 +334,7 @@ impl ManifestStore for MemoryStore {
 
     async fn get(&self, key: &ObjectKey) -> Result<Option<Bytes>, StoreError> {
         tokio::task::yield_now().await;
+        self.count_read();
         Ok(self.check()?.objects.get(key).cloned())
     }
 
@@ -325,6 +357,7 @@ impl ManifestStore for MemoryStore {
         start_after: Option<&str>,
     ) -> Result<Vec<ObjectKey>, StoreError> {
         tokio::task::yield_now().await;
+        self.count_read();
         Ok(self
             .check()?
             .objects
@@ -333,6 +366,19 @@ impl ManifestStore for MemoryStore {
             .filter(|key| start_after.is_none_or(|after| key.as_str() > after))
             .cloned()
             .collect())
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        tokio::task::yield_now().await;
+        self.count_read();
+        let dirs: std::collections::BTreeSet<String> = self
+            .check()?
+            .objects
+            .keys()
+            .filter_map(|key| key.as_str().strip_prefix(prefix))
+            .filter_map(|rest| rest.split_once('/').map(|(dir, _)| dir.to_owned()))
+            .collect();
+        Ok(dirs.into_iter().collect())
     }
 
     async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {

@@ -1,146 +1,88 @@
-//! The Iceberg metadata of each version (DESIGN.md section 8), written through the store.
+//! The Iceberg metadata of each version (docs/contract.md sections 8 and 10), written through
+//! the store.
 //!
-//! [`Catalog::ensure_table_metadata`] makes the files of a version durable: it plans them
-//! with `lakehouse-iceberg`, lists what `datasets/<name>/metadata/` already holds, and writes
-//! the missing ones create-only in the plan's order (manifests, manifest lists, then the
-//! metadata JSON last), reading Parquet footers (range reads) only for the manifests it has
-//! to write. A 412 is success: every file is a pure function of the manifests, so whoever
-//! wrote it first wrote the same bytes.
+//! Version N's files are computed by `lakehouse-iceberg` from the table at N-1 (held in
+//! memory after this process wrote or read it, else parsed back from N-1's metadata JSON and
+//! manifest list: two GETs) and version N's change: the objects it adds (their Parquet
+//! footers read once, here) and removes. No listing, no footer read twice, no file written
+//! that the change does not need: the work follows what the version changes, not history.
+//! Files are written create-only, the manifests and the manifest list at once, then the
+//! metadata JSON last (so an existing metadata JSON means everything it references exists).
+//! A 412 is success: every file is a pure function of the records and the footers, so
+//! whoever wrote it first wrote the same bytes.
 
 use crate::{Catalog, CatalogError, ManifestStore, PutOutcome, Result};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{DatasetName, Manifest, ObjectKey, ObjectRef, Schema};
-use lakehouse_iceberg::{FileKind, FileMetrics, TableInput, metadata_dir};
+use lakehouse_iceberg::{FileMetrics, TableFile, TableState, VersionChange, metadata_file_key};
 use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Bytes read from the end of a Parquet object in the first range read: the footer of a
 /// typical object fits, so one request usually does.
 const FOOTER_PREFETCH_BYTES: u64 = 64 * 1024;
 
-impl<S: ManifestStore> Catalog<S> {
-    /// The table input of version `version` of `name` from the index: versions 1..version,
-    /// with the snapshots retained when `version` was committed (its `created_at` as now).
-    fn table_input(&self, name: &DatasetName, version: u64) -> Result<TableInput> {
-        let base = self.table_base.as_deref().unwrap_or("memory://");
-        let versions: Vec<Arc<Manifest>> = self
-            .versions(name)
-            .unwrap_or_default()
-            .into_iter()
-            .take_while(|m| m.version <= version)
-            .collect();
-        let at = versions
-            .last()
-            .and_then(|m| DateTime::parse_from_rfc3339(&m.created_at).ok())
-            .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
-        let retained: BTreeSet<u64> = versions
-            .iter()
-            .filter(|m| self.retention.is_retained(m, version, at))
-            .map(|m| m.version)
-            .collect();
-        TableInput::new(base, versions, retained).map_err(|error| CatalogError::TableMetadata {
-            name: name.clone(),
-            version,
-            reason: crate::error_chain(&error),
-        })
-    }
+/// How many metadata files or footers are written or read at once.
+const IO_CONCURRENCY: usize = 8;
 
-    /// Keys the latest version's Iceberg metadata of `name` references (from the index;
-    /// empty for an unknown dataset): its metadata JSON, every manifest list and manifest of
-    /// its snapshots, and every data file those manifests name. What garbage collection keeps
-    /// (DESIGN.md section 8: the metadata never points at a missing object), even where its
-    /// own retention, judged now, would let a version's objects go: the snapshots of the
-    /// latest metadata were judged when that version was committed.
+impl<S: ManifestStore> Catalog<S> {
+    /// Writes version `manifest`'s Iceberg files given the version before it (`None` for a
+    /// first version): the commit path of [`Catalog::register`].
     ///
     /// # Errors
-    /// [`CatalogError::TableMetadata`] when the projection fails: the caller must then keep
-    /// the dataset's objects rather than treat nothing as referenced.
-    pub fn table_keys(&self, name: &DatasetName) -> Result<Vec<String>> {
-        let Some(latest) = self.latest(name) else {
-            return Ok(Vec::new());
-        };
-        let input = self.table_input(name, latest.version)?;
-        let mut keys = Vec::new();
-        for file in input.plan() {
-            keys.extend(
-                file.data_files
-                    .iter()
-                    .flat_map(|object| object.keys().map(ToString::to_string)),
-            );
-            keys.push(file.key);
+    /// As [`Catalog::ensure_table_metadata`].
+    pub(crate) async fn commit_table_metadata(
+        &self,
+        previous: Option<&Manifest>,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        if self.table_base.is_none() || self.is_durable(&manifest.name, manifest.version) {
+            return Ok(());
         }
-        Ok(keys)
+        let state = match previous {
+            None => Arc::new(TableState::empty(self.base(), &manifest.name)),
+            Some(previous) => self.table_state(&manifest.name, previous.version).await?,
+        };
+        self.write_table_version(&state, previous, manifest).await
     }
 
-    /// Writes whatever is missing of version `version`'s Iceberg metadata (module docs).
-    /// Does nothing when no table base is set ([`Catalog::with_table_base`]) or when this
-    /// process already made that version durable.
+    /// Makes version `version`'s Iceberg metadata durable: nothing when this process already
+    /// did, or its metadata JSON is stored (the table is then read back from it); else it is
+    /// written from version `version - 1`'s table, whose metadata every version but the
+    /// latest always has (docs/contract.md section 8). Does nothing when no table base is set
+    /// ([`Catalog::with_table_base`]).
     ///
     /// # Errors
     /// [`CatalogError::Store`] when the store fails; [`CatalogError::InvalidObject`] when a
-    /// data object the version names is missing; [`CatalogError::TableMetadata`] when the
-    /// projection fails. An object whose footer does not read is not an error: its entry
-    /// gets no column metrics.
+    /// data object the version adds is missing; [`CatalogError::TableMetadata`] when the
+    /// projection fails or the previous version's metadata is missing too. An object whose
+    /// footer does not read is not an error: its entry gets no column metrics.
     pub async fn ensure_table_metadata(&self, name: &DatasetName, version: u64) -> Result<()> {
         if self.table_base.is_none() || self.is_durable(name, version) {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let input = self.table_input(name, version)?;
-        let plan = input.plan();
-        let existing: HashMap<String, u64> = self
-            .store
-            .list_objects(&metadata_dir(name))
-            .await?
-            .into_iter()
-            .map(|object| (object.key.to_string(), object.size))
-            .collect();
-        let metadata_key = plan.last().map(|file| file.key.clone());
-        if metadata_key.is_some_and(|key| existing.contains_key(&key)) {
-            self.mark_durable(name, version);
+        if let Some(state) = self.read_table_state(name, version).await? {
+            self.remember_table(name, state);
             return Ok(());
         }
-        let versions = self.versions(name).unwrap_or_default();
-        let mut lengths = existing.clone();
-        let mut written = 0usize;
-        for file in &plan {
-            if existing.contains_key(&file.key) {
-                continue;
-            }
-            let mut metrics = HashMap::new();
-            if let FileKind::Manifest { version: owner, .. } = file.kind {
-                let schema = &versions[owner as usize - 1].schema;
-                for object in &file.data_files {
-                    let found = self.footer_metrics(object, schema).await?;
-                    metrics.insert(object.key.clone(), found);
-                }
-            }
-            let bytes = input.render(file, &metrics, &lengths).map_err(|error| {
-                CatalogError::TableMetadata {
-                    name: name.clone(),
-                    version,
-                    reason: crate::error_chain(&error),
-                }
-            })?;
-            let key =
-                ObjectKey::new(file.key.clone()).map_err(|error| CatalogError::TableMetadata {
-                    name: name.clone(),
-                    version,
-                    reason: error.to_string(),
-                })?;
-            let length = bytes.len() as u64;
-            match self.store.put_if_absent(&key, Bytes::from(bytes)).await? {
-                PutOutcome::Created => written += 1,
-                PutOutcome::AlreadyExists => {}
-            }
-            lengths.insert(file.key.clone(), length);
+        let manifest = self.fetch_version_any(name, version).await?;
+        if version == 1 {
+            let state = TableState::empty(self.base(), name);
+            return self.write_table_version(&state, None, &manifest).await;
         }
-        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(dataset = %name, version, written, duration_ms, "iceberg metadata durable");
-        self.mark_durable(name, version);
-        Ok(())
+        let previous = self.fetch_version_any(name, version - 1).await?;
+        let state = self.read_table_state(name, version - 1).await?.ok_or_else(|| {
+            self.table_error(
+                name,
+                version,
+                format!("the metadata of version {} is missing too", version - 1),
+            )
+        })?;
+        self.write_table_version(&state, Some(&previous), &manifest)
+            .await
     }
 
     /// Heals the latest version's metadata of every dataset in the index (at start): a
@@ -156,6 +98,200 @@ impl<S: ManifestStore> Catalog<S> {
         }
     }
 
+    /// Keys the latest version's Iceberg metadata of `name` references (empty for an
+    /// unknown dataset or when no table base is set): its metadata JSON, the manifest lists
+    /// of its snapshots and every manifest they name. What garbage collection keeps
+    /// (docs/contract.md section 8); the data files those manifests name are the objects of
+    /// the versions from [`Catalog::oldest_snapshot`] on, which garbage collection keeps too.
+    ///
+    /// # Errors
+    /// [`CatalogError::Store`] or [`CatalogError::TableMetadata`] when the table cannot be
+    /// read: the caller must then keep the dataset's objects rather than treat nothing as
+    /// referenced.
+    pub async fn table_keys(&self, name: &DatasetName) -> Result<Vec<String>> {
+        let Some(latest) = self.latest(name) else {
+            return Ok(Vec::new());
+        };
+        if self.table_base.is_none() {
+            return Ok(Vec::new());
+        }
+        self.ensure_table_metadata(name, latest.version).await?;
+        let state = self.table_state(name, latest.version).await?;
+        Ok(state.referenced_keys())
+    }
+
+    /// The oldest version whose snapshot the latest metadata of `name` keeps (its latest
+    /// version when no table base is set).
+    pub(crate) async fn oldest_snapshot(&self, name: &DatasetName) -> Result<Option<u64>> {
+        let Some(latest) = self.latest(name) else {
+            return Ok(None);
+        };
+        if self.table_base.is_none() {
+            return Ok(Some(latest.version));
+        }
+        let state = self.table_state(name, latest.version).await?;
+        Ok(Some(state.oldest_snapshot().unwrap_or(latest.version)))
+    }
+
+    /// Forgets which versions of `name` this process made durable, so the next
+    /// [`Catalog::ensure_table_metadata`] looks at the store again (a reader found a file
+    /// missing that something outside this process deleted).
+    pub fn forget_table_metadata(&self, name: &DatasetName) {
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        tables.remove(name);
+    }
+
+    /// The table of `name` at `version`: held, or read back from its files.
+    async fn table_state(&self, name: &DatasetName, version: u64) -> Result<Arc<TableState>> {
+        if let Some(state) = self.held_table(name, version) {
+            return Ok(state);
+        }
+        if let Some(state) = self.read_table_state(name, version).await? {
+            return Ok(self.remember_table(name, state));
+        }
+        self.ensure_table_metadata(name, version).await?;
+        self.held_table(name, version).ok_or_else(|| {
+            self.table_error(name, version, "the metadata is not readable".into())
+        })
+    }
+
+    /// The table of `name` at `version` from its stored metadata JSON and manifest list;
+    /// `None` when the metadata JSON is not stored.
+    async fn read_table_state(
+        &self,
+        name: &DatasetName,
+        version: u64,
+    ) -> Result<Option<TableState>> {
+        let key = self.object_key(name, version, metadata_file_key(name, version))?;
+        let Some(json) = self.store.get(&key).await? else {
+            return Ok(None);
+        };
+        let list = TableState::manifest_list_key_of(self.base(), &json)
+            .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))?;
+        let list = match list {
+            Some(list) => {
+                let key = self.object_key(name, version, list)?;
+                self.store.get(&key).await?.ok_or_else(|| {
+                    self.table_error(name, version, format!("{key} is missing"))
+                })?
+            }
+            None => Bytes::new(),
+        };
+        TableState::from_files(self.base(), name, &json, &list)
+            .map(Some)
+            .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))
+    }
+
+    /// Writes version `manifest`'s files from `state` (the table at the version before) and
+    /// holds the new table.
+    async fn write_table_version(
+        &self,
+        state: &TableState,
+        previous: Option<&Manifest>,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let name = &manifest.name;
+        let version = manifest.version;
+        let started = std::time::Instant::now();
+        let (added, removed) = changes(previous, manifest);
+        let metrics: Vec<(ObjectRef, FileMetrics)> = futures::stream::iter(added)
+            .map(|object| async move {
+                let metrics = self.footer_metrics(&object, &manifest.schema).await?;
+                Ok::<_, CatalogError>((object, metrics))
+            })
+            .buffered(IO_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let oldest_retained = self
+            .oldest_retained(name, version, &manifest.created_at)
+            .await?;
+        let wanted = state.manifests_to_read(
+            &VersionChange {
+                manifest,
+                added: &metrics,
+                removed: &removed,
+                oldest_retained,
+            },
+            &self.table_config,
+        );
+        let read: HashMap<String, Vec<u8>> = futures::stream::iter(wanted)
+            .map(|key| async move {
+                let object = self.object_key(name, version, key.clone())?;
+                let bytes = self.store.get(&object).await?.ok_or_else(|| {
+                    self.table_error(name, version, format!("manifest {key} is missing"))
+                })?;
+                Ok::<_, CatalogError>((key, bytes.to_vec()))
+            })
+            .buffer_unordered(IO_CONCURRENCY)
+            .try_collect()
+            .await?;
+        // Rendering (Avro and JSON) is CPU work: off the runtime.
+        let state = state.clone();
+        let config = self.table_config.clone();
+        let manifest_owned = manifest.clone();
+        let rendered = tokio::task::spawn_blocking(move || {
+            let change = VersionChange {
+                manifest: &manifest_owned,
+                added: &metrics,
+                removed: &removed,
+                oldest_retained,
+            };
+            state.commit(&change, &read, &config)
+        })
+        .await
+        .map_err(|error| self.table_error(name, version, format!("rendering failed: {error}")))?
+        .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))?;
+        let (mut files, next) = rendered;
+        let metadata = files.pop();
+        let written = files.len() + usize::from(metadata.is_some());
+        futures::stream::iter(files)
+            .map(|file| self.put_table_file(name, version, file))
+            .buffer_unordered(IO_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        if let Some(metadata) = metadata {
+            self.put_table_file(name, version, metadata).await?;
+        }
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(dataset = %name, version, written, duration_ms, "iceberg metadata durable");
+        self.remember_table(name, next);
+        Ok(())
+    }
+
+    async fn put_table_file(&self, name: &DatasetName, version: u64, file: TableFile) -> Result<()> {
+        let key = self.object_key(name, version, file.key)?;
+        match self.store.put_if_absent(&key, Bytes::from(file.bytes)).await? {
+            PutOutcome::Created | PutOutcome::AlreadyExists => Ok(()),
+        }
+    }
+
+    /// The oldest version whose snapshot version `version` keeps: retention judged at its
+    /// commit time `created_at` (docs/decisions.md, "Garbage collection and retention").
+    async fn oldest_retained(
+        &self,
+        name: &DatasetName,
+        version: u64,
+        created_at: &str,
+    ) -> Result<u64> {
+        if self.retention.keeps_all() {
+            return Ok(1);
+        }
+        let at = DateTime::parse_from_rfc3339(created_at)
+            .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
+        let span = self.table_config.max_snapshots.max(1) as u64;
+        let from = version.saturating_sub(span - 1).max(1);
+        self.load_records(name, from..=version).await?;
+        let oldest = self
+            .held_records(name, from, version)
+            .iter()
+            .find(|record| {
+                self.retention
+                    .is_retained_at(record.version, &record.created_at, version, at)
+            })
+            .map_or(version, |record| record.version);
+        Ok(oldest)
+    }
+
     /// The footer metrics of a data object: one range read of its last
     /// [`FOOTER_PREFETCH_BYTES`], a second one when the footer is longer. An object whose
     /// bytes are not a readable Parquet footer gets no column metrics (logged): its bytes
@@ -163,7 +299,7 @@ impl<S: ManifestStore> Catalog<S> {
     ///
     /// # Errors
     /// [`CatalogError::Store`] when the store fails (the caller must not write a manifest
-    /// then); the reason text when the object is missing.
+    /// then); [`CatalogError::InvalidObject`] when the object is missing.
     async fn footer_metrics(&self, object: &ObjectRef, schema: &Schema) -> Result<FileMetrics> {
         let missing = || CatalogError::InvalidObject {
             key: object.key.clone(),
@@ -217,22 +353,71 @@ impl<S: ManifestStore> Catalog<S> {
         }
     }
 
-    /// Forgets which versions of `name` this process made durable, so the next
-    /// [`Catalog::ensure_table_metadata`] looks at the store again (a reader found a file
-    /// missing that something outside this process deleted).
-    pub fn forget_table_metadata(&self, name: &DatasetName) {
-        let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
-        durable.remove(name);
+    fn base(&self) -> &str {
+        self.table_base.as_deref().unwrap_or("memory://")
+    }
+
+    fn object_key(&self, name: &DatasetName, version: u64, key: String) -> Result<ObjectKey> {
+        ObjectKey::new(key).map_err(|error| self.table_error(name, version, error.to_string()))
+    }
+
+    fn table_error(&self, name: &DatasetName, version: u64, reason: String) -> CatalogError {
+        CatalogError::TableMetadata {
+            name: name.clone(),
+            version,
+            reason,
+        }
+    }
+
+    fn held_table(&self, name: &DatasetName, version: u64) -> Option<Arc<TableState>> {
+        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        tables
+            .get(name)
+            .filter(|state| state.version() == Some(version))
+            .cloned()
+    }
+
+    fn remember_table(&self, name: &DatasetName, state: TableState) -> Arc<TableState> {
+        let state = Arc::new(state);
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = tables
+            .get(name)
+            .is_some_and(|held| held.version() > state.version());
+        if !newer {
+            tables.insert(name.clone(), Arc::clone(&state));
+        }
+        state
     }
 
     fn is_durable(&self, name: &DatasetName, version: u64) -> bool {
-        let durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
-        durable.get(name).is_some_and(|v| *v >= version)
+        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        tables
+            .get(name)
+            .is_some_and(|state| state.version() >= Some(version))
     }
+}
 
-    fn mark_durable(&self, name: &DatasetName, version: u64) {
-        let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = durable.entry(name.clone()).or_insert(version);
-        *entry = (*entry).max(version);
-    }
+/// The objects `manifest` adds to `previous` and those it removes, each in its version's
+/// order.
+fn changes(previous: Option<&Manifest>, manifest: &Manifest) -> (Vec<ObjectRef>, Vec<ObjectRef>) {
+    let before: HashSet<&ObjectKey> = previous
+        .map(|p| p.objects.iter().map(|o| &o.key).collect())
+        .unwrap_or_default();
+    let after: HashSet<&ObjectKey> = manifest.objects.iter().map(|o| &o.key).collect();
+    let added = manifest
+        .objects
+        .iter()
+        .filter(|o| !before.contains(&o.key))
+        .cloned()
+        .collect();
+    let removed = previous
+        .map(|p| {
+            p.objects
+                .iter()
+                .filter(|o| !after.contains(&o.key))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    (added, removed)
 }

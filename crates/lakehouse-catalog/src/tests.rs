@@ -78,6 +78,19 @@ fn rival_manifest(
     Bytes::from(serde_json::to_vec(&manifest).unwrap())
 }
 
+/// Every version of `name`, materialized (test helper: O(versions x objects)).
+pub(crate) async fn all_versions<S: ManifestStore>(
+    catalog: &Catalog<S>,
+    name: &DatasetName,
+) -> Vec<Arc<Manifest>> {
+    let latest = catalog.fetch_latest(name).await.unwrap().version;
+    let mut out = Vec::new();
+    for version in 1..=latest {
+        out.push(catalog.fetch_version_any(name, version).await.unwrap());
+    }
+    out
+}
+
 fn keys(objects: &[ObjectRef]) -> Vec<&str> {
     objects.iter().map(|o| o.key.as_str()).collect()
 }
@@ -240,8 +253,11 @@ async fn replace_holds_only_the_new_object_and_append_adds_in_order() {
         a.row_count + b.row_count + c.row_count
     );
     // Time travel still sees the old versions.
-    assert_eq!(keys(&catalog.version(&ds, 1).unwrap().objects), keys(&[a]));
-    assert_eq!(catalog.versions(&ds).unwrap().len(), 3);
+    assert_eq!(
+        keys(&catalog.fetch_version(&ds, 1).await.unwrap().objects),
+        keys(&[a])
+    );
+    assert_eq!(all_versions(&catalog, &ds).await.len(), 3);
 }
 
 #[tokio::test]
@@ -521,14 +537,12 @@ async fn reopening_rebuilds_an_identical_index() {
         }
     }
     let reopened = Catalog::open(Arc::clone(&store)).await.unwrap();
-    let all = |c: &Catalog<Arc<MemoryStore>>| {
-        let list = c.list("", 1000, None);
-        list.datasets
-            .iter()
-            .map(|d| c.versions(&d.name).unwrap())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(all(&catalog), all(&reopened));
+    for dataset in catalog.list("", 1000, None).datasets {
+        assert_eq!(
+            all_versions(&catalog, &dataset.name).await,
+            all_versions(&reopened, &dataset.name).await
+        );
+    }
     assert_eq!(catalog.list("", 1000, None), reopened.list("", 1000, None));
     assert_eq!(reopened.list("", 1000, None).datasets.len(), 3);
 }
@@ -639,12 +653,14 @@ async fn two_replicas_on_one_store_race_without_gaps_or_overwrites() {
     let last = replicas[0].fetch_latest(&ds).await.unwrap();
     assert_eq!(last.version, 30);
     assert_eq!(last.objects.len(), 30);
-    // Each version's manifest is exactly what its committer answered (never overwritten).
+    // Each version's record is exactly what its committer answered (never overwritten):
+    // version 1 lists its object, each later one adds one (docs/contract.md section 10).
     for version in 1..=30 {
-        let stored: Manifest =
+        let stored: crate::record::VersionRecord =
             serde_json::from_slice(&store.bytes(&ObjectKey::manifest(&ds, version)).unwrap())
                 .unwrap();
-        assert_eq!(stored.objects.len() as u64, version);
+        assert_eq!(stored.object_count(), version);
+        assert_eq!(stored.is_full(), version == 1);
     }
 }
 
@@ -715,7 +731,7 @@ async fn lookups_see_versions_other_replicas_wrote() {
         catalog.fetch_version(&ds, 3).await,
         Err(CatalogError::VersionNotFound { version: 3, .. })
     ));
-    assert_eq!(catalog.fetch_versions(&ds).await.unwrap().len(), 2);
+    assert_eq!(all_versions(&catalog, &ds).await.len(), 2);
 }
 
 #[tokio::test]

@@ -102,14 +102,49 @@ impl CatalogdClient {
         json(send(request, &url, &[]).await?, &url).await
     }
 
-    /// `GET /datasets/{name}/versions`: every version, ascending.
+    /// Every version of `name`, ascending: [`CatalogdClient::versions_page`] followed
+    /// through every page (the answer has no `next_cursor`).
     ///
     /// # Errors
     /// 404 `not_found` for an unknown dataset; transport and decode errors.
     pub async fn versions(&self, name: &DatasetName) -> Result<VersionListResponse> {
-        self.endpoint
-            .get_json(&format!("/datasets/{}/versions", name.as_str()))
-            .await
+        let mut all = self.versions_page(name, None, None).await?;
+        while let Some(cursor) = all.next_cursor.take() {
+            let page = self.versions_page(name, Some(&cursor), None).await?;
+            all.versions.extend(page.versions);
+            all.next_cursor = page.next_cursor;
+        }
+        Ok(all)
+    }
+
+    /// One page of `GET /datasets/{name}/versions[?limit=&cursor=]`: versions ascending
+    /// after `cursor` (a previous page's `next_cursor`), at most `limit` (server default
+    /// 1000).
+    ///
+    /// # Errors
+    /// 404 `not_found` for an unknown dataset, 400 `invalid_option` for a bad cursor;
+    /// transport and decode errors.
+    pub async fn versions_page(
+        &self,
+        name: &DatasetName,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<VersionListResponse> {
+        let url = self
+            .endpoint
+            .url(&format!("/datasets/{}/versions", name.as_str()));
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        let request = self
+            .endpoint
+            .request(reqwest::Method::GET, &url)
+            .query(&query);
+        json(send(request, &url, &[]).await?, &url).await
     }
 
     /// `GET /datasets/{name}/versions/{version}`: that version's manifest (time travel).

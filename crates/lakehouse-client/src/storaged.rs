@@ -291,6 +291,26 @@ impl StoragedClient {
         json(response, &url).await
     }
 
+    /// `GET /objects?prefix=&delimiter=/`: the "directories" right under `prefix` (empty or
+    /// ending in `/`), each as `<prefix><dir>/`, ascending.
+    ///
+    /// # Errors
+    /// Storaged's error answers; transport errors; [`ClientError::Decode`].
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let url = self.endpoint.url("/objects");
+        let query = [("prefix", prefix), ("delimiter", "/")];
+        let response = send(
+            self.endpoint
+                .request(reqwest::Method::GET, &url)
+                .query(&query),
+            &url,
+            &[],
+        )
+        .await?;
+        let page: ObjectListResponse = json(response, &url).await?;
+        Ok(page.common_prefixes)
+    }
+
     /// `GET /location`: the storage's URI of its root and, for s3, how engines reach it
     /// (DESIGN.md section 8).
     ///

@@ -24,9 +24,11 @@ pub mod avro;
 pub mod ids;
 mod metrics;
 pub mod spec;
+mod state;
 mod table;
 
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};
+pub use state::{TableConfig, TableFile, TableState, VersionChange};
 pub use table::{
     FileKind, PlannedFile, TableInput, iceberg_type, metadata_dir, metadata_file_key, name_mapping,
     storage_uri,

@@ -53,8 +53,9 @@ pub struct Config {
     pub header_timeout_ms: u64,
     /// Every this many milliseconds catalogd loads the manifests other replicas wrote (new
     /// versions and new datasets), so that `GET /datasets` on any replica is at most this
-    /// stale. Lookups by name and registers read the store first anyway. Costs one LIST of
-    /// `_catalog/datasets/` per period; 0 disables the periodic refresh. Default 2000.
+    /// stale. Lookups by name and registers read the store first anyway. Costs one
+    /// delimited LIST of `_catalog/datasets/` and one GET per dataset per period (docs/
+    /// contract.md section 10); 0 disables the periodic refresh. Default 2000.
     pub refresh_interval_ms: u64,
     /// Internal service token: presented to storaged, and accepted here with write scope
     /// (ingestd presents it). Empty (the default) sends none.
@@ -85,6 +86,15 @@ pub struct Config {
     /// The one namespace of the Iceberg REST catalog under `/iceberg`: every dataset is the
     /// table `<iceberg_namespace>.<name>` (DESIGN.md section 8). Default `lakehouse`.
     pub iceberg_namespace: String,
+    /// A commit whose Iceberg manifest list would name more manifests than this merges them
+    /// (Iceberg's `commit.manifest.min-count-to-merge`; docs/contract.md section 10): more
+    /// means cheaper commits, fewer means fewer files for engines to open. Default 100.
+    pub manifest_merge_count: usize,
+    /// The Iceberg metadata JSON lists at most this many of the latest retained versions as
+    /// snapshots (with their `v<N>` tags); older retained versions stay readable through the
+    /// catalog API (docs/contract.md section 10). The JSON is rewritten by every commit, so
+    /// its size is a cost of every commit. Default 1000.
+    pub iceberg_max_snapshots: usize,
 }
 
 impl Default for Config {
@@ -104,6 +114,8 @@ impl Default for Config {
             retain_versions: 0,
             retain_ms: 0,
             iceberg_namespace: "lakehouse".into(),
+            manifest_merge_count: 100,
+            iceberg_max_snapshots: 1000,
         }
     }
 }
@@ -245,7 +257,12 @@ impl<S: ManifestStore> AppState<S> {
             retain_ms: config.retain_ms,
         };
         AppState {
-            catalog: Arc::new(catalog.with_retention(retention)),
+            catalog: Arc::new(catalog.with_retention(retention).with_table_config(
+                lakehouse_iceberg::TableConfig {
+                    manifest_merge_count: config.manifest_merge_count.max(1),
+                    max_snapshots: config.iceberg_max_snapshots.max(1),
+                },
+            )),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
             shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             header_timeout: Duration::from_millis(config.header_timeout_ms),

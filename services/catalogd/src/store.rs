@@ -122,6 +122,18 @@ impl ManifestStore for StoragedStore {
         Ok(objects.into_iter().map(|object| object.key).collect())
     }
 
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let dirs = self.client.list_dirs(prefix).await.map_err(store_error)?;
+        Ok(dirs
+            .into_iter()
+            .filter_map(|dir| {
+                dir.strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_suffix('/'))
+                    .map(str::to_owned)
+            })
+            .collect())
+    }
+
     async fn object_size(&self, key: &ObjectKey) -> Result<Option<u64>, StoreError> {
         match self.client.head(key).await {
             Ok(head) => Ok(Some(head.size)),

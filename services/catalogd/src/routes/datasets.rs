@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use lakehouse_api::{
     DatasetListResponse, DatasetName, ErrorBody, ErrorCode, Manifest, VersionListResponse,
-    VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
+    VersionRegisterRequest, VersionRegisterResponse,
 };
 use lakehouse_catalog::ManifestStore;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
@@ -111,21 +111,43 @@ pub async fn dataset_get<S: ManifestStore>(
     Ok(Json(manifest.as_ref().clone()))
 }
 
-/// `GET /datasets/{name}/versions`: [`VersionListResponse`], every version ascending;
-/// versions past retention are listed with `gone: true` (their manifests are the audit
-/// trail).
+/// Default page size of `GET /datasets/{name}/versions`.
+pub const DEFAULT_VERSION_LIMIT: usize = 1000;
+/// Largest page size of `GET /datasets/{name}/versions`; larger `limit`s are clamped to it.
+pub const MAX_VERSION_LIMIT: usize = 10_000;
+
+/// Query of `GET /datasets/{name}/versions[?limit=&cursor=]`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VersionListQuery {
+    /// Page size, 1 to [`MAX_VERSION_LIMIT`] (larger is clamped), default
+    /// [`DEFAULT_VERSION_LIMIT`].
+    #[serde(default)]
+    #[param(minimum = 1)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page: the versions after it.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `GET /datasets/{name}/versions[?limit=&cursor=]`: [`VersionListResponse`], one page of
+/// versions ascending (`next_cursor` when more follow); versions past retention are listed
+/// with `gone: true` (their records are the audit trail). A page costs what it lists, not
+/// the dataset's history (docs/contract.md section 10).
 ///
 /// # Errors
-/// As [`dataset_get`].
+/// As [`dataset_get`]; 400 `invalid_option` for `limit=0` or a cursor that is not a
+/// previous page's `next_cursor`.
 #[utoipa::path(
     get,
     path = "/datasets/{name}/versions",
     tag = "datasets",
-    params(("name" = String, Path, description = "Dataset name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    params(("name" = String, Path, description = "Dataset name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"), VersionListQuery),
     security((), ("bearer" = [])),
     responses(
-        (status = 200, description = "Every version, ascending", body = VersionListResponse),
-        (status = 400, description = "`invalid_name`", body = ErrorBody),
+        (status = 200, description = "One page of versions, ascending", body = VersionListResponse),
+        (status = 400, description = "`invalid_name`, `invalid_option`", body = ErrorBody),
         lakehouse_api::TokenRefusal,
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
@@ -135,26 +157,35 @@ pub async fn dataset_get<S: ManifestStore>(
 pub async fn version_list<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<VersionListQuery>,
 ) -> Result<Json<VersionListResponse>, ApiError> {
     let name = dataset_name(name)?;
-    let versions = state
+    let limit = query.limit.unwrap_or(DEFAULT_VERSION_LIMIT);
+    if limit == 0 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidOption,
+            "limit must be at least 1",
+        ));
+    }
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(cursor) => Some(cursor.parse::<u64>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidOption,
+                format!("cursor {cursor:?} is not a next_cursor of this list"),
+            )
+        })?),
+    };
+    let (versions, next) = state
         .catalog
-        .fetch_versions(&name)
+        .fetch_version_page(&name, after, limit.min(MAX_VERSION_LIMIT))
         .await
         .map_err(api_error)?;
-    let versions = versions
-        .iter()
-        .map(|m| VersionSummary {
-            version: m.version,
-            schema_fingerprint: m.schema_fingerprint.clone(),
-            row_count: m.row_count,
-            object_count: m.objects.len() as u64,
-            created_at: m.created_at.clone(),
-            operation: m.operation,
-            gone: !state.catalog.is_retained(m),
-        })
-        .collect();
-    Ok(Json(VersionListResponse { name, versions }))
+    Ok(Json(VersionListResponse {
+        name,
+        versions,
+        next_cursor: next.map(|v| v.to_string()),
+    }))
 }
 
 /// `GET /datasets/{name}/versions/{n}`: version `n`'s [`Manifest`] (time travel).

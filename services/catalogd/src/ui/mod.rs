@@ -21,7 +21,6 @@ use lakehouse_api::{DatasetName, Manifest};
 use lakehouse_catalog::{CatalogError, ManifestStore, error_chain};
 use lakehouse_server::auth::{Scope, Tokens};
 use serde::Deserialize;
-use std::sync::Arc;
 
 /// Datasets per page of `GET /ui` unless `limit` says otherwise.
 pub const PAGE_SIZE: usize = 50;
@@ -29,6 +28,8 @@ pub const PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 500;
 /// Objects of a version whose footers the dataset page reads for its statistics, at most.
 pub const MAX_STATS_OBJECTS: usize = 32;
+/// How many of the latest versions the dataset page charts and lists.
+pub const VERSIONS_SHOWN: usize = 200;
 /// Name of the cookie that may carry a bearer token for the page.
 pub const TOKEN_COOKIE: &str = "lakehouse_token";
 
@@ -155,19 +156,43 @@ async fn dataset_page<S: ManifestStore>(
         Ok(name) => name,
         Err(error) => return error_page(StatusCode::BAD_REQUEST, &error.to_string()),
     };
-    let versions = match state.catalog.fetch_versions(&name).await {
-        Ok(versions) => versions,
+    // The latest versions for the chart and the table: a page costs what it shows, not
+    // the dataset's history (docs/contract.md section 10).
+    let latest = match state.catalog.fetch_latest(&name).await {
+        Ok(latest) => latest,
         Err(error) => return catalog_error(error),
     };
-    let selected: Option<Arc<Manifest>> = match query.version {
-        None => versions.last().cloned(),
-        Some(n) => versions.iter().find(|m| m.version == n).cloned(),
+    let latest_version = latest.version;
+    let after = latest.version.saturating_sub(VERSIONS_SHOWN as u64);
+    let versions = match state
+        .catalog
+        .fetch_version_page(&name, Some(after), VERSIONS_SHOWN)
+        .await
+    {
+        Ok((versions, _)) => versions,
+        Err(error) => return catalog_error(error),
     };
-    let Some(manifest) = selected else {
-        return error_page(
-            StatusCode::NOT_FOUND,
-            &format!("dataset {} has no such version", name.as_str()),
-        );
+    let selected = match query.version {
+        None => Ok(latest),
+        Some(n) => state.catalog.fetch_version(&name, n).await,
+    };
+    let manifest = match selected {
+        Ok(manifest) => manifest,
+        Err(CatalogError::Gone { .. }) => match state
+            .catalog
+            .fetch_version_any(&name, query.version.unwrap_or(0))
+            .await
+        {
+            Ok(manifest) => manifest,
+            Err(error) => return catalog_error(error),
+        },
+        Err(CatalogError::VersionNotFound { .. }) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                &format!("dataset {} has no such version", name.as_str()),
+            );
+        }
+        Err(error) => return catalog_error(error),
     };
     let retained = state.catalog.is_retained(&manifest);
     let insight = insight(&state, &manifest).await;
@@ -176,6 +201,7 @@ async fn dataset_page<S: ManifestStore>(
         pages::dataset(
             &manifest,
             &versions,
+            latest_version,
             retained,
             &insight,
             storaged_url.as_deref(),

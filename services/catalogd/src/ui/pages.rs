@@ -3,9 +3,8 @@
 use super::Insight;
 use super::parquet::ColumnStats;
 use axum::http::StatusCode;
-use lakehouse_api::{DatasetListResponse, Manifest};
+use lakehouse_api::{DatasetListResponse, Manifest, VersionSummary};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use std::sync::Arc;
 
 /// Inline style sheet: readable from phone width up, no external resource.
 const STYLE: &str = "
@@ -126,16 +125,13 @@ fn size(bytes: u64) -> String {
 /// One dataset version: facts, schema with statistics, preview, chart, versions, objects.
 pub fn dataset(
     manifest: &Manifest,
-    versions: &[Arc<Manifest>],
+    versions: &[VersionSummary],
+    latest: u64,
     retained: bool,
     insight: &Insight,
     storaged_url: Option<&str>,
 ) -> Markup {
     let name = manifest.name.as_str();
-    let latest = versions
-        .last()
-        .map(|m| m.version)
-        .unwrap_or(manifest.version);
     let total_size: u64 = manifest.objects.iter().map(|o| o.size).sum();
     layout(
         name,
@@ -214,14 +210,14 @@ pub fn dataset(
             h2 { "Versions" }
             div class="scroll" {
                 table id="versions" {
-                    thead { tr { th { "version" } th { "rows" } th { "objects" } th { "size" } th { "created" } th { "schema" } } }
+                    thead { tr { th { "version" } th { "operation" } th { "rows" } th { "files" } th { "created" } th { "schema" } } }
                     tbody {
                         @for v in versions.iter().rev() {
                             tr class=[(v.version == manifest.version).then_some("current")] {
                                 td { a href={ "/ui/datasets/" (name) "?version=" (v.version) } { "v" (v.version) } }
+                                td { (v.operation.map_or("–", |op| op.as_str())) }
                                 td class="num" { (v.row_count) }
-                                td class="num" { (v.objects.len()) }
-                                td class="num" { (size(v.objects.iter().map(|o| o.size).sum())) }
+                                td class="num" { (v.object_count) }
                                 td { (v.created_at) }
                                 td class="mono" { (v.schema_fingerprint.short()) }
                             }
@@ -287,7 +283,7 @@ fn null_bar(stats: Option<&ColumnStats>, rows: u64) -> Markup {
 }
 
 /// An inline SVG bar chart of row count per version; the shown version is darker.
-fn chart(versions: &[Arc<Manifest>], shown: u64) -> Markup {
+fn chart(versions: &[VersionSummary], shown: u64) -> Markup {
     const WIDTH: f64 = 600.0;
     const HEIGHT: f64 = 140.0;
     const TOP: f64 = 12.0;

@@ -35,6 +35,9 @@ pub struct ObjectsListQuery {
     /// Objects per page, 1 to 10000 (default 1000).
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
+    /// `/`: list the "directories" right under `prefix` (which must be empty or end in `/`)
+    /// as `common_prefixes`, and no objects; the only delimiter supported.
+    pub delimiter: Option<String>,
 }
 
 /// The key of `/objects/{*key}`, validated before any I/O.
@@ -329,7 +332,8 @@ pub async fn object_delete(
 }
 
 /// `GET /objects?prefix=&start_after=&limit=`: `{objects, next_start_after}`, keys ascending
-/// in byte order, `prefix` a plain string prefix.
+/// in byte order, `prefix` a plain string prefix; with `delimiter=/`, `{common_prefixes}`:
+/// the "directories" right under `prefix`.
 ///
 /// # Errors
 /// 400 `invalid_option` for an unknown parameter or a `limit` outside 1..=10000.
@@ -357,6 +361,21 @@ pub async fn objects_list(
             reason: format!("must be between 1 and {MAX_LIST_LIMIT}, got {limit}"),
         });
     }
+    if let Some(delimiter) = &query.delimiter {
+        if delimiter != "/" || !(query.prefix.is_empty() || query.prefix.ends_with('/')) {
+            return Err(StoragedError::InvalidOption {
+                option: "delimiter",
+                reason: "the only delimiter is `/`, with a prefix that is empty or ends in `/`"
+                    .into(),
+            });
+        }
+        let common_prefixes = state.store.list_dirs(&query.prefix).await?;
+        return Ok(Json(ObjectListResponse {
+            objects: Vec::new(),
+            next_start_after: None,
+            common_prefixes,
+        }));
+    }
     let page = state
         .store
         .list(&query.prefix, query.start_after.as_deref(), limit)
@@ -378,6 +397,7 @@ pub async fn objects_list(
     Ok(Json(ObjectListResponse {
         objects,
         next_start_after: page.next_start_after,
+        common_prefixes: Vec::new(),
     }))
 }
 

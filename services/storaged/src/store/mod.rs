@@ -696,6 +696,38 @@ impl Store {
         })
     }
 
+    /// The "directories" right under `prefix` (empty, or ending in `/`): for every key
+    /// `<prefix><dir>/<rest>`, `<prefix><dir>/` once, ascending. One listing with the
+    /// delimiter `/` (a single directory read on the local backend, a delimited LIST on s3),
+    /// so its cost is that of the directories, not of the keys below them.
+    ///
+    /// # Errors
+    /// [`StoragedError::Backend`] when the backend listing fails.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let directory = match prefix.strip_suffix('/') {
+            None if prefix.is_empty() => None,
+            None => return Ok(Vec::new()),
+            Some(dir) => match ObjectKey::new(dir) {
+                Ok(dir) => Some(path_of(&dir)),
+                Err(_) => return Ok(Vec::new()),
+            },
+        };
+        let listed = self
+            .inner
+            .list_with_delimiter(directory.as_ref())
+            .await
+            .map_err(|e| backend_error("list", prefix, e))?;
+        let mut dirs: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .map(|dir| format!("{dir}/"))
+            .filter(|dir| dir.starts_with(prefix) && !is_staging(dir))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Ok(dirs)
+    }
+
     /// Readiness probe: a HEAD of a key that never exists must answer (not found is fine), and
     /// the local root must still be a directory.
     ///

@@ -1,0 +1,422 @@
+//! `register`: the commit protocol of docs/contract.md sections 6 and 10, the one atomic,
+//! race-safe gate of a dataset, and the schema gate it applies.
+
+use crate::record::{CHECKPOINT_INTERVAL, VersionRecord};
+use crate::{Catalog, CatalogError, ManifestStore, PutOutcome, Result, error_chain};
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use lakehouse_api::{
+    DatasetName, IngestMode, Manifest, ObjectKey, ObjectRef, Operation, SchemaDriftDetails,
+    SchemaEvolution, VersionRegisterRequest,
+};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// How many times `register` tries to create the next version when other committers keep
+/// winning the race, before it gives up with [`CatalogError::Conflict`].
+pub const MAX_COMMIT_ATTEMPTS: u32 = 16;
+
+/// What [`Catalog::register`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisterOutcome {
+    /// The new version, or the latest one when `existing` is true.
+    pub manifest: Arc<Manifest>,
+    /// True when the latest version already was what the request asked for (DESIGN.md
+    /// section 2, invariant 4): no version was written.
+    pub existing: bool,
+}
+
+impl<S: ManifestStore> Catalog<S> {
+    /// Registers a version of `name`: the atomic schema gate of DESIGN.md sections 2 and 6.
+    ///
+    /// 1. Validates the request: the fingerprint is the schema's, there are objects, each key
+    ///    is `datasets/<name>/<fp_hex>/.../<sha256>.parquet` with its own `sha256`.
+    /// 2. Serializes with other committers of `name` in this process (and with garbage
+    ///    collection of `name`), checks that the store holds each object with the stated
+    ///    size (so a manifest never points at an incomplete or collected object, invariant 7)
+    ///    and loads versions other replicas wrote.
+    /// 3. A different fingerprint than the latest version's is drift: nothing is written
+    ///    (invariant 2); unless the request asks for `schema_evolution: add_columns` and its
+    ///    schema is the latest one's plus new columns at the end ([`schema_gate`]).
+    /// 4. When the latest version already is what the request asks for (`replace`: exactly
+    ///    these objects; `append`: holds them all), answers it with `existing: true`
+    ///    (invariant 4).
+    /// 5. Otherwise writes version latest+1 create-only; when another replica wrote that
+    ///    version first, loads it and goes back to 3.
+    ///
+    /// With `dry_run`, steps 1, 3 and 4 only, and the version step 5 would write is
+    /// answered unwritten ([`Catalog::register_dry_run`]).
+    ///
+    /// # Errors
+    /// [`CatalogError::FingerprintMismatch`], [`CatalogError::InvalidRequest`],
+    /// [`CatalogError::InvalidObject`] for a bad request; [`CatalogError::SchemaDrift`] on
+    /// drift; [`CatalogError::Conflict`] after [`MAX_COMMIT_ATTEMPTS`] lost races;
+    /// [`CatalogError::Store`] and [`CatalogError::CorruptManifest`] from the store;
+    /// [`CatalogError::Store`] or [`CatalogError::TableMetadata`] when the Iceberg metadata
+    /// of the latest version (before the commit) or of the new one (after it: the version
+    /// stays committed, the client's retry answers `existing: true`) cannot be written.
+    pub async fn register(
+        &self,
+        name: &DatasetName,
+        request: VersionRegisterRequest,
+    ) -> Result<RegisterOutcome> {
+        self.validate(name, &request)?;
+        if request.dry_run {
+            return self.register_dry_run(name, &request).await;
+        }
+        let lock = self.commit_lock(name);
+        let _guard = lock.lock().await;
+        // Under the lock: garbage collection of `name` holds it while it decides and deletes,
+        // so no object can vanish between this check and the commit below (docs/decisions.md, "Garbage collection and retention").
+        self.check_objects_stored(&request).await?;
+        self.refresh(name).await?;
+        if let Some(latest) = self.latest(name) {
+            // Heal the latest version's Iceberg metadata before the next commit (DESIGN.md
+            // section 8). A failure fails this register before it commits: so every version
+            // but the latest always has its metadata, and the latest gets it by its own
+            // commit, the next one, a table load or a restart.
+            self.ensure_table_metadata(name, latest.version)
+                .await
+                .map_err(|error| match error {
+                    CatalogError::Store(_) | CatalogError::TableMetadata { .. } => error,
+                    // Not the request's fault (an object of the latest version is missing):
+                    // a 503 like any other failed heal, not a 400 about the request.
+                    other => CatalogError::TableMetadata {
+                        name: name.clone(),
+                        version: latest.version,
+                        reason: error_chain(&other),
+                    },
+                })?;
+        }
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let latest = self.latest(name);
+            if let Some(latest) = &latest {
+                schema_gate(latest, &request)?;
+                if let Some(key) = rejects_conflict(latest, &request) {
+                    return Err(CatalogError::InvalidRequest(format!(
+                        "version {} already holds {key} with other set-aside records; \
+                         append cannot hold it twice (upload it with mode=replace)",
+                        latest.version
+                    )));
+                }
+                if already_holds(latest, &request) {
+                    self.ensure_table_metadata(name, latest.version).await?;
+                    return Ok(RegisterOutcome {
+                        manifest: Arc::clone(latest),
+                        existing: true,
+                    });
+                }
+            }
+            if let Some(key) = replaced_not_live(latest.as_deref(), &request) {
+                return Err(CatalogError::CompactionConflict {
+                    name: name.clone(),
+                    key: key.clone(),
+                });
+            }
+            let manifest = next_manifest(name, latest.as_deref(), &request);
+            // A full record for a first version or a replace, else what changed
+            // (docs/contract.md section 10).
+            let previous = latest
+                .as_deref()
+                .filter(|_| manifest.operation != Some(Operation::Replace));
+            let record = VersionRecord::of(&manifest, previous);
+            debug_assert_eq!(
+                record.manifest(latest.as_deref().map(|l| l.objects.as_slice())),
+                Ok(manifest.clone())
+            );
+            let key = ObjectKey::manifest(name, manifest.version);
+            let mut json = serde_json::to_vec(&record).map_err(CatalogError::Encode)?;
+            json.push(b'\n');
+            match self.store.put_if_absent(&key, Bytes::from(json)).await? {
+                PutOutcome::Created => {
+                    let manifest = Arc::new(manifest);
+                    self.push(Arc::new(record), Arc::clone(&manifest));
+                    tracing::info!(dataset = %name, version = manifest.version, objects = manifest.objects.len(), "version registered");
+                    if manifest.version % CHECKPOINT_INTERVAL == 0
+                        && self.write_checkpoint(&manifest).await
+                    {
+                        self.mark_checkpoint(name, manifest.version);
+                    }
+                    // A 200 means the Iceberg metadata is durable too: on failure the
+                    // version stays committed and the client's retry (`existing: true`)
+                    // heals it.
+                    self.commit_table_metadata(latest.as_deref(), &manifest)
+                        .await?;
+                    return Ok(RegisterOutcome {
+                        manifest,
+                        existing: false,
+                    });
+                }
+                PutOutcome::AlreadyExists => {
+                    tracing::info!(dataset = %name, version = manifest.version, "another committer wrote this version first; re-validating");
+                    self.refresh(name).await?;
+                }
+            }
+        }
+        Err(CatalogError::Conflict {
+            name: name.clone(),
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
+    }
+
+    /// [`Catalog::register`] of a request with `dry_run`: the same validation and schema
+    /// gate against the latest version (versions other replicas wrote included), answering
+    /// the version a register would make now, or the latest one with `existing: true`;
+    /// nothing is written (no manifest, no Iceberg metadata) and the objects need not be
+    /// stored yet (ingestd's `dry_run`, DESIGN.md section 6). Another committer may of
+    /// course make that version number taken by the time a real register comes.
+    async fn register_dry_run(
+        &self,
+        name: &DatasetName,
+        request: &VersionRegisterRequest,
+    ) -> Result<RegisterOutcome> {
+        self.refresh(name).await?;
+        let latest = self.latest(name);
+        if let Some(latest) = &latest {
+            schema_gate(latest, request)?;
+            if already_holds(latest, request) {
+                return Ok(RegisterOutcome {
+                    manifest: Arc::clone(latest),
+                    existing: true,
+                });
+            }
+        }
+        if let Some(key) = replaced_not_live(latest.as_deref(), request) {
+            return Err(CatalogError::CompactionConflict {
+                name: name.clone(),
+                key: key.clone(),
+            });
+        }
+        Ok(RegisterOutcome {
+            manifest: Arc::new(next_manifest(name, latest.as_deref(), request)),
+            existing: false,
+        })
+    }
+
+    /// Step 1 of [`Catalog::register`].
+    fn validate(&self, name: &DatasetName, request: &VersionRegisterRequest) -> Result<()> {
+        let computed = request.schema.fingerprint();
+        if computed != request.schema_fingerprint {
+            return Err(CatalogError::FingerprintMismatch {
+                declared: request.schema_fingerprint.clone(),
+                computed,
+            });
+        }
+        if request.objects.is_empty() {
+            return Err(CatalogError::InvalidRequest(
+                "objects must name at least one object".into(),
+            ));
+        }
+        let prefix = format!("{}/", ObjectKey::parquet_dir(name, &computed));
+        let mut seen = HashSet::new();
+        for object in &request.objects {
+            let key = object.key.as_str();
+            if !seen.insert(key) {
+                return Err(CatalogError::InvalidRequest(format!(
+                    "object {key} is listed twice"
+                )));
+            }
+            let file = format!("{}.parquet", object.sha256.as_str());
+            let in_layout = key.strip_prefix(&prefix) == Some(file.as_str());
+            if !in_layout {
+                return Err(CatalogError::InvalidObject {
+                    key: object.key.clone(),
+                    reason: format!("key must be {prefix}{file} (DESIGN.md section 5)"),
+                });
+            }
+            if let Some(rejects) = &object.rejects {
+                let expected = ObjectKey::rejects_object(name, &rejects.sha256);
+                if rejects.key != expected {
+                    return Err(CatalogError::InvalidObject {
+                        key: rejects.key.clone(),
+                        reason: format!("a rejects key must be {expected} (DESIGN.md section 3)"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 2 of [`Catalog::register`]: every object is stored with the stated size. Runs
+    /// under the dataset's commit lock.
+    async fn check_objects_stored(&self, request: &VersionRegisterRequest) -> Result<()> {
+        let mut stated: Vec<(&ObjectKey, u64)> = Vec::with_capacity(request.objects.len());
+        for object in &request.objects {
+            stated.push((&object.key, object.size));
+            if let Some(rejects) = &object.rejects {
+                stated.push((&rejects.key, rejects.size));
+            }
+        }
+        for (key, stated_size) in stated {
+            match self.store.object_size(key).await? {
+                Some(size) if size == stated_size => {}
+                Some(size) => {
+                    return Err(CatalogError::InvalidObject {
+                        key: key.clone(),
+                        reason: format!(
+                            "stored size is {size} bytes, the request says {stated_size}"
+                        ),
+                    });
+                }
+                None => {
+                    return Err(CatalogError::InvalidObject {
+                        key: key.clone(),
+                        reason: "no such object in storage".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+}
+
+/// Step 3 of [`Catalog::register`], the schema gate (DESIGN.md sections 2, 3 and 6): the
+/// request's schema must be the latest version's, or, with `schema_evolution: add_columns`,
+/// the latest one's fields in order followed by new columns ([`Schema::adds_columns_to`]).
+/// Checked under the commit, against the latest version, so of two racing evolutions that
+/// add different columns only the first to commit passes.
+///
+/// # Errors
+/// [`CatalogError::SchemaDrift`] otherwise; `evolvable` when the option would have let it
+/// through.
+///
+/// [`Schema::adds_columns_to`]: lakehouse_api::Schema::adds_columns_to
+fn schema_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result<()> {
+    if latest.schema_fingerprint == request.schema_fingerprint {
+        return Ok(());
+    }
+    let adds_columns = request.schema.adds_columns_to(&latest.schema);
+    match request.schema_evolution {
+        Some(SchemaEvolution::AddColumns) if adds_columns => Ok(()),
+        evolution => Err(CatalogError::SchemaDrift {
+            details: Box::new(SchemaDriftDetails::between(&latest.schema, &request.schema)),
+            evolvable: adds_columns && evolution.is_none(),
+        }),
+    }
+}
+
+/// Invariant 4: `replace` asks for exactly these objects, `append` for a version holding them.
+fn already_holds(latest: &Manifest, request: &VersionRegisterRequest) -> bool {
+    let held = || latest.objects.iter().map(identity);
+    let asked = || request.objects.iter().map(identity);
+    if !request.replaces.is_empty() {
+        let keys: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
+        let held: HashSet<_> = held().collect();
+        return asked().all(|object| held.contains(&object))
+            && request.replaces.iter().all(|key| !keys.contains(key));
+    }
+    match request.mode {
+        IngestMode::Replace => held().eq(asked()),
+        IngestMode::Append => {
+            let held: HashSet<_> = held().collect();
+            asked().all(|object| held.contains(&object))
+        }
+    }
+}
+
+/// What makes two object references the same: the data object and its rejects object (two
+/// uploads that differ only in the records they set aside write the same Parquet).
+fn identity(object: &ObjectRef) -> (&ObjectKey, Option<&ObjectKey>) {
+    (&object.key, object.rejects.as_ref().map(|r| &r.key))
+}
+
+/// An object an append asks for whose data the latest version already holds with other
+/// rejects: appending it again would list its rows twice, and keeping the old entry would
+/// leave the new rejects unreferenced, so the register is refused (nothing written).
+fn rejects_conflict<'a>(
+    latest: &'a Manifest,
+    request: &VersionRegisterRequest,
+) -> Option<&'a ObjectKey> {
+    if request.mode != IngestMode::Append {
+        return None;
+    }
+    request.objects.iter().find_map(|asked| {
+        latest
+            .objects
+            .iter()
+            .find(|held| held.key == asked.key && identity(held) != identity(asked))
+            .map(|held| &held.key)
+    })
+}
+
+/// Step 5 of [`Catalog::register`]: version latest+1 (or 1).
+fn next_manifest(
+    name: &DatasetName,
+    latest: Option<&Manifest>,
+    request: &VersionRegisterRequest,
+) -> Manifest {
+    let operation = operation_of(request);
+    let objects: Vec<ObjectRef> = match (operation, latest) {
+        (Operation::Append, Some(latest)) => {
+            let held: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
+            let new = request.objects.iter().filter(|o| !held.contains(&o.key));
+            latest.objects.iter().chain(new).cloned().collect()
+        }
+        (Operation::Compact, Some(latest)) => compacted(latest, request),
+        _ => request.objects.clone(),
+    };
+    Manifest {
+        name: name.clone(),
+        version: latest.map_or(1, |latest| latest.version + 1),
+        schema_fingerprint: request.schema_fingerprint.clone(),
+        schema: request.schema.clone(),
+        row_count: objects.iter().map(|o| o.row_count).sum(),
+        objects,
+        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+        inference_version: request.inference_version,
+        options: request.options.clone(),
+        source: request.source.clone(),
+        columns: request.columns.clone(),
+        operation: Some(operation),
+    }
+}
+
+/// The operation a register request makes: `compact` when it names objects it replaces,
+/// else its ingest mode.
+fn operation_of(request: &VersionRegisterRequest) -> Operation {
+    match request.mode {
+        _ if !request.replaces.is_empty() => Operation::Compact,
+        IngestMode::Replace => Operation::Replace,
+        IngestMode::Append => Operation::Append,
+    }
+}
+
+/// A compaction's objects (docs/contract.md section 10): the latest version's objects in
+/// order, the first replaced one's place taking the compacted objects and the other replaced
+/// ones dropped, so rows keep their order when the replaced files were contiguous.
+fn compacted(latest: &Manifest, request: &VersionRegisterRequest) -> Vec<ObjectRef> {
+    let replaced: HashSet<&ObjectKey> = request.replaces.iter().collect();
+    let held: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
+    let mut out = Vec::with_capacity(latest.objects.len() + request.objects.len());
+    let mut placed = false;
+    for object in &latest.objects {
+        if replaced.contains(&object.key) {
+            if !placed {
+                out.extend(
+                    request
+                        .objects
+                        .iter()
+                        .filter(|o| !held.contains(&o.key))
+                        .cloned(),
+                );
+                placed = true;
+            }
+        } else {
+            out.push(object.clone());
+        }
+    }
+    out
+}
+
+/// A compaction may commit only while every object it replaces is live in `latest`
+/// (docs/contract.md section 10): the first one that is not.
+fn replaced_not_live<'a>(
+    latest: Option<&Manifest>,
+    request: &'a VersionRegisterRequest,
+) -> Option<&'a ObjectKey> {
+    let held: HashSet<&ObjectKey> = latest
+        .map(|latest| latest.objects.iter().map(|o| &o.key).collect())
+        .unwrap_or_default();
+    request.replaces.iter().find(|key| !held.contains(key))
+}
