@@ -13,6 +13,10 @@ pub const HTTP: RequestMetrics = RequestMetrics {
 /// Counter of dataset versions this process committed (a register answered with
 /// `existing: false`).
 pub const VERSIONS_COMMITTED_TOTAL: &str = "lakehouse_catalogd_versions_committed_total";
+/// Histogram of the seconds a committed register took (validation, the version's record,
+/// its Iceberg metadata), by `operation` (`replace`, `append`, `compact`): what docs/
+/// contract.md section 10 keeps independent of the dataset's history.
+pub const COMMIT_DURATION_SECONDS: &str = "lakehouse_catalogd_commit_duration_seconds";
 /// Counter of registers refused 409 `schema_drift`.
 pub const DRIFT_REFUSALS_TOTAL: &str = "lakehouse_catalogd_drift_refusals_total";
 /// Counter of garbage collection runs (scheduled and `POST /admin/gc`), by `dry_run`
@@ -23,12 +27,17 @@ pub const GC_DELETED_OBJECTS_TOTAL: &str = "lakehouse_catalogd_gc_deleted_object
 
 /// Registers help texts and units (called once by [`lakehouse_server::metrics::install`]).
 pub fn describe() {
-    use metrics::{Unit, describe_counter};
+    use metrics::{Unit, describe_counter, describe_histogram};
     HTTP.describe();
     describe_counter!(
         VERSIONS_COMMITTED_TOTAL,
         Unit::Count,
         "Dataset versions committed by this process"
+    );
+    describe_histogram!(
+        COMMIT_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of committed registers, by operation"
     );
     describe_counter!(
         DRIFT_REFUSALS_TOTAL,
@@ -50,9 +59,15 @@ pub fn describe() {
     metrics::counter!(GC_DELETED_OBJECTS_TOTAL).absolute(0);
 }
 
-/// Records a committed version.
-pub fn version_committed() {
+/// Records a committed version: what made it and how long the register took.
+pub fn version_committed(
+    operation: Option<lakehouse_api::Operation>,
+    took: std::time::Duration,
+) {
     metrics::counter!(VERSIONS_COMMITTED_TOTAL).increment(1);
+    let operation = operation.map_or("replace", |op| op.as_str());
+    metrics::histogram!(COMMIT_DURATION_SECONDS, "operation" => operation)
+        .record(took.as_secs_f64());
 }
 
 /// Records a register refused for schema drift.

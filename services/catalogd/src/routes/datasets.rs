@@ -268,6 +268,7 @@ pub async fn version_register<S: ManifestStore>(
     // metadata is (DESIGN.md section 8), so the metadata of a committed version is written
     // whoever is still listening. It runs in the request's span (request id, trace id).
     let catalog = std::sync::Arc::clone(&state.catalog);
+    let started = std::time::Instant::now();
     let register = async move { catalog.register(&name, request).await };
     let outcome = tokio::spawn(register.instrument(tracing::Span::current()))
         .await
@@ -279,7 +280,7 @@ pub async fn version_register<S: ManifestStore>(
             }
         })?;
     if !outcome.existing && !dry_run {
-        crate::metrics::version_committed();
+        crate::metrics::version_committed(outcome.manifest.operation, started.elapsed());
     }
     Ok(Json(VersionRegisterResponse {
         manifest: outcome.manifest.as_ref().clone(),
