@@ -104,6 +104,17 @@ pub struct DatasetListResponse {
     pub next_cursor: Option<String>,
 }
 
+/// Answer of `DELETE /datasets/{name}`: the tombstone version that dropped the dataset
+/// (docs/contract.md section 14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DatasetDropResponse {
+    /// The dataset dropped.
+    pub name: DatasetName,
+    /// The tombstone's version number: a new dataset under the name starts after it.
+    pub version: u64,
+}
+
 /// One version in `GET /datasets/{name}/versions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -22,7 +22,7 @@ mod schema;
 pub mod storage;
 
 pub use catalog::{
-    DatasetListResponse, DatasetSummary, GcRunResponse, VersionListResponse,
+    DatasetDropResponse, DatasetListResponse, DatasetSummary, GcRunResponse, VersionListResponse,
     VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
 };
 #[cfg(feature = "openapi")]

@@ -352,6 +352,10 @@ pub enum Operation {
     Append,
     /// The previous objects minus the compacted ones plus their rewrite: rows unchanged.
     Compact,
+    /// A tombstone: `DELETE /datasets/{name}` dropped the dataset (no objects); lookups
+    /// answer 404 until a new dataset is made under the name, whose versions continue
+    /// after it (docs/contract.md section 14).
+    Drop,
 }
 
 impl Operation {
@@ -361,6 +365,7 @@ impl Operation {
             Operation::Replace => "replace",
             Operation::Append => "append",
             Operation::Compact => "compact",
+            Operation::Drop => "drop",
         }
     }
 }

@@ -2,7 +2,9 @@
 //! loading of versions other replicas wrote (docs/contract.md sections 6 and 10).
 
 use crate::history::History;
-use crate::record::{CHECKPOINT_INTERVAL, VersionRecord, checkpoint_key, checkpoint_prefix};
+use crate::record::{
+    CHECKPOINT_INTERVAL, Checkpoint, VersionRecord, checkpoint_key, checkpoint_prefix,
+};
 use crate::{CatalogError, ManifestStore, PutOutcome, Result, RetentionPolicy, error_chain};
 use bytes::Bytes;
 use chrono::Utc;
@@ -154,15 +156,37 @@ impl<S: ManifestStore> Catalog<S> {
         self.is_version_retained(&manifest.name, manifest.version, &manifest.created_at)
     }
 
-    /// Whether version `version` of `name`, committed at `created_at`, is retained now.
+    /// Whether version `version` of `name`, committed at `created_at`, is retained now: by
+    /// the retention policy, and not part of a dataset dropped since (docs/contract.md
+    /// section 14).
     pub fn is_version_retained(&self, name: &DatasetName, version: u64, created_at: &str) -> bool {
         let latest = self.latest(name).map_or(version, |latest| latest.version);
-        self.retention
-            .is_retained_at(version, created_at, latest, Utc::now())
+        version >= self.first_live(name)
+            && self
+                .retention
+                .is_retained_at(version, created_at, latest, Utc::now())
     }
 
-    /// Latest version of `name` in the index (no store access).
+    /// The first version of the dataset now under `name`: the one after its latest
+    /// tombstone (1 when it was never dropped; past the latest while it is dropped).
+    pub(crate) fn first_live(&self, name: &DatasetName) -> u64 {
+        self.read_index()
+            .get(name)
+            .and_then(History::last_drop)
+            .map_or(1, |drop| drop + 1)
+    }
+
+    /// Latest version of `name` in the index (no store access); `None` when it is unknown
+    /// or dropped.
     pub fn latest(&self, name: &DatasetName) -> Option<Arc<Manifest>> {
+        self.read_index()
+            .get(name)
+            .filter(|history| !history.is_dropped())
+            .map(|history| Arc::clone(history.latest()))
+    }
+
+    /// Latest version of `name` in the index, a tombstone included (no store access).
+    pub(crate) fn latest_any(&self, name: &DatasetName) -> Option<Arc<Manifest>> {
         self.read_index()
             .get(name)
             .map(|history| Arc::clone(history.latest()))
@@ -178,6 +202,7 @@ impl<S: ManifestStore> Catalog<S> {
             .iter()
             .filter(|(name, _)| name.as_str().starts_with(prefix))
             .filter(|(name, _)| cursor.is_none_or(|cursor| name.as_str() > cursor))
+            .filter(|(_, history)| !history.is_dropped())
             .map(|(_, history)| history.latest())
             .map(|latest| DatasetSummary {
                 name: latest.name.clone(),
@@ -205,7 +230,7 @@ impl<S: ManifestStore> Catalog<S> {
     /// [`CatalogError::Store`] when the store fails; [`CatalogError::CorruptManifest`] for a
     /// bad record.
     pub async fn refresh(&self, name: &DatasetName) -> Result<usize> {
-        let Some(latest) = self.latest(name) else {
+        let Some(latest) = self.latest_any(name) else {
             let Some(history) = self.load_history(name).await? else {
                 return Ok(0);
             };
@@ -224,7 +249,7 @@ impl<S: ManifestStore> Catalog<S> {
             let record = Arc::new(record);
             if !self.push(record, Arc::clone(&manifest)) {
                 // Another task of this process pushed it first: continue from the index.
-                current = self.latest(name).unwrap_or(manifest);
+                current = self.latest_any(name).unwrap_or(manifest);
                 continue;
             }
             current = manifest;
@@ -300,13 +325,20 @@ impl<S: ManifestStore> Catalog<S> {
         name: &DatasetName,
         version: u64,
     ) -> Result<Arc<Manifest>> {
-        let known = self.latest(name).is_some_and(|l| l.version >= version);
+        let known = self.latest_any(name).is_some_and(|l| l.version >= version);
         if !known {
             self.refresh(name).await?;
         }
         let Some(latest) = self.latest(name) else {
             return Err(CatalogError::NotFound { name: name.clone() });
         };
+        if version < self.first_live(name) && version >= 1 {
+            // A version of a dataset dropped since: its objects are garbage.
+            return Err(CatalogError::Gone {
+                name: name.clone(),
+                version,
+            });
+        }
         if version == 0 || version > latest.version {
             return Err(CatalogError::VersionNotFound {
                 name: name.clone(),
@@ -350,6 +382,7 @@ impl<S: ManifestStore> Catalog<S> {
             .get(name)
             .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
         let now = Utc::now();
+        let first_live = history.last_drop().map_or(1, |drop| drop + 1);
         let summaries = history
             .records(first, last)
             .map(|record| VersionSummary {
@@ -359,12 +392,13 @@ impl<S: ManifestStore> Catalog<S> {
                 object_count: record.object_count(),
                 created_at: record.created_at.clone(),
                 operation: record.operation,
-                gone: !self.retention.is_retained_at(
-                    record.version,
-                    &record.created_at,
-                    latest.version,
-                    now,
-                ),
+                gone: record.version < first_live
+                    || !self.retention.is_retained_at(
+                        record.version,
+                        &record.created_at,
+                        latest.version,
+                        now,
+                    ),
             })
             .collect();
         Ok((summaries, (last < latest.version).then_some(last)))
@@ -404,9 +438,14 @@ impl<S: ManifestStore> Catalog<S> {
         let checkpoints = self.checkpoint_versions(name).await?;
         let mut history = None;
         for &version in checkpoints.iter().rev() {
-            if let Some(manifest) = self.read_checkpoint(name, version).await? {
+            if let Some(checkpoint) = self.read_checkpoint(name, version).await? {
+                let manifest = checkpoint.manifest;
                 let record = Arc::new(VersionRecord::from_manifest(manifest.clone()));
-                history = Some(History::new(record, Arc::new(manifest)));
+                history = Some(History::new(
+                    record,
+                    Arc::new(manifest),
+                    checkpoint.last_drop,
+                ));
                 break;
             }
         }
@@ -463,7 +502,7 @@ impl<S: ManifestStore> Catalog<S> {
                     let manifest = record
                         .manifest(None)
                         .map_err(|reason| corrupt_record(name, record.version, reason))?;
-                    History::new(record, Arc::new(manifest))
+                    History::new(record, Arc::new(manifest), None)
                 }
                 Some(mut history) => {
                     let manifest = Arc::new(self.apply(&record, history.latest())?);
@@ -487,16 +526,25 @@ impl<S: ManifestStore> Catalog<S> {
             Ok(Some(manifest)) => manifest,
             _ => return,
         };
-        if self.write_checkpoint(&manifest).await {
+        let last_drop = history.last_drop().filter(|d| *d <= version);
+        if self.write_checkpoint(&manifest, last_drop).await {
             history.mark_checkpoint(version);
         }
     }
 
     /// Writes `manifest` as its version's checkpoint (create-only; an existing one is
     /// success). False, logged, when the store fails.
-    pub(crate) async fn write_checkpoint(&self, manifest: &Manifest) -> bool {
+    pub(crate) async fn write_checkpoint(
+        &self,
+        manifest: &Manifest,
+        last_drop: Option<u64>,
+    ) -> bool {
         let key = checkpoint_key(&manifest.name, manifest.version);
-        let bytes = match serde_json::to_vec(manifest) {
+        let checkpoint = Checkpoint {
+            manifest: manifest.clone(),
+            last_drop,
+        };
+        let bytes = match serde_json::to_vec(&checkpoint) {
             Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!(%key, %error, "checkpoint not encoded");
@@ -533,7 +581,11 @@ impl<S: ManifestStore> Catalog<S> {
     }
 
     /// Reads the checkpoint of `version` of `name`; `None` when there is none.
-    async fn read_checkpoint(&self, name: &DatasetName, version: u64) -> Result<Option<Manifest>> {
+    async fn read_checkpoint(
+        &self,
+        name: &DatasetName,
+        version: u64,
+    ) -> Result<Option<Checkpoint>> {
         let key = checkpoint_key(name, version);
         let Some(bytes) = self.store.get(&key).await? else {
             return Ok(None);
@@ -542,15 +594,16 @@ impl<S: ManifestStore> Catalog<S> {
             key: key.to_string(),
             reason,
         };
-        let manifest: Manifest = serde_json::from_slice(&bytes)
+        let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
             .map_err(|e| corrupt(format!("not a checkpoint: {e}")))?;
+        let manifest = &checkpoint.manifest;
         if &manifest.name != name || manifest.version != version {
             return Err(corrupt(format!(
                 "holds version {} of {}",
                 manifest.version, manifest.name
             )));
         }
-        Ok(Some(manifest))
+        Ok(Some(checkpoint))
     }
 
     /// Reads and checks the record of `version` of `name`; `None` when there is none.
@@ -648,7 +701,10 @@ impl<S: ManifestStore> Catalog<S> {
         };
         let mut base: Option<Manifest> = None;
         if held_base.is_none_or(|b| b < checkpoint) && checkpoint >= 1 {
-            base = self.read_checkpoint(name, checkpoint).await?;
+            base = self
+                .read_checkpoint(name, checkpoint)
+                .await?
+                .map(|c| c.manifest);
         }
         let manifest = match base {
             Some(base) => {
@@ -732,7 +788,7 @@ impl<S: ManifestStore> Catalog<S> {
             }
             Some(_) => false,
             None if manifest.version == 1 => {
-                index.insert(manifest.name.clone(), History::new(record, manifest));
+                index.insert(manifest.name.clone(), History::new(record, manifest, None));
                 true
             }
             None => false,
@@ -810,7 +866,8 @@ fn parse_manifest_key(key: &ObjectKey) -> Result<(DatasetName, u64)> {
         .split_once('/')
         .ok_or_else(|| corrupt("not _catalog/datasets/<name>/<version>.json"))?;
     let name = DatasetName::new(name).map_err(|_| corrupt("not a valid dataset name"))?;
-    let version = parse_version_file(file)
-        .ok_or_else(|| corrupt("file name is not <version as 20 digits>.json, version 1 or more"))?;
+    let version = parse_version_file(file).ok_or_else(|| {
+        corrupt("file name is not <version as 20 digits>.json, version 1 or more")
+    })?;
     Ok((name, version))
 }

@@ -113,7 +113,8 @@ impl<S: ManifestStore> Catalog<S> {
                     key: key.clone(),
                 });
             }
-            let manifest = next_manifest(name, latest.as_deref(), &request);
+            let manifest =
+                next_manifest(name, self.next_version(name), latest.as_deref(), &request);
             // A full record for a first version or a replace, else what changed
             // (docs/contract.md section 10).
             let previous = latest
@@ -133,7 +134,12 @@ impl<S: ManifestStore> Catalog<S> {
                     self.push(Arc::new(record), Arc::clone(&manifest));
                     tracing::info!(dataset = %name, version = manifest.version, objects = manifest.objects.len(), "version registered");
                     if manifest.version % CHECKPOINT_INTERVAL == 0
-                        && self.write_checkpoint(&manifest).await
+                        && self
+                            .write_checkpoint(
+                                &manifest,
+                                self.first_live(name).checked_sub(1).filter(|d| *d > 0),
+                            )
+                            .await
                     {
                         self.mark_checkpoint(name, manifest.version);
                     }
@@ -150,6 +156,67 @@ impl<S: ManifestStore> Catalog<S> {
                 PutOutcome::AlreadyExists => {
                     tracing::info!(dataset = %name, version = manifest.version, "another committer wrote this version first; re-validating");
                     self.refresh(name).await?;
+                }
+            }
+        }
+        Err(CatalogError::Conflict {
+            name: name.clone(),
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
+    }
+
+    /// The number the next version of `name` gets: after the latest, a tombstone included
+    /// (a dataset made again under a dropped name continues its numbers).
+    fn next_version(&self, name: &DatasetName) -> u64 {
+        self.latest_any(name).map_or(1, |latest| latest.version + 1)
+    }
+
+    /// Drops dataset `name` (`DELETE /datasets/{name}`, docs/contract.md section 14): commits
+    /// a tombstone version (operation `drop`, no objects) create-only like any version, under
+    /// the dataset's commit lock. Lookups then answer not found, listings and the Iceberg
+    /// catalog leave it out, its versions count as past retention (their objects are
+    /// garbage after the grace period), and a later register starts a new dataset whose
+    /// versions continue after the tombstone.
+    ///
+    /// # Errors
+    /// [`CatalogError::NotFound`] when the dataset has no version or is dropped already;
+    /// [`CatalogError::Conflict`] after [`MAX_COMMIT_ATTEMPTS`] lost races; store errors.
+    pub async fn drop_dataset(&self, name: &DatasetName) -> Result<Arc<Manifest>> {
+        let lock = self.commit_lock(name);
+        let _guard = lock.lock().await;
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            self.refresh(name).await?;
+            let latest = self
+                .latest(name)
+                .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
+            let tombstone = Manifest {
+                name: name.clone(),
+                version: latest.version + 1,
+                schema_fingerprint: latest.schema_fingerprint.clone(),
+                schema: latest.schema.clone(),
+                objects: Vec::new(),
+                row_count: 0,
+                created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
+                inference_version: latest.inference_version,
+                options: latest.options.clone(),
+                source: Default::default(),
+                columns: Vec::new(),
+                operation: Some(Operation::Drop),
+            };
+            let record = VersionRecord::of(&tombstone, None);
+            let key = ObjectKey::manifest(name, tombstone.version);
+            let mut json = serde_json::to_vec(&record).map_err(CatalogError::Encode)?;
+            json.push(b'\n');
+            match self.store.put_if_absent(&key, Bytes::from(json)).await? {
+                PutOutcome::Created => {
+                    let tombstone = Arc::new(tombstone);
+                    self.push(Arc::new(record), Arc::clone(&tombstone));
+                    self.forget_table_metadata(name);
+                    tracing::info!(dataset = %name, version = tombstone.version, "dataset dropped");
+                    return Ok(tombstone);
+                }
+                PutOutcome::AlreadyExists => {
+                    tracing::info!(dataset = %name, "another committer wrote this version first; dropping again");
                 }
             }
         }
@@ -188,7 +255,12 @@ impl<S: ManifestStore> Catalog<S> {
             });
         }
         Ok(RegisterOutcome {
-            manifest: Arc::new(next_manifest(name, latest.as_deref(), request)),
+            manifest: Arc::new(next_manifest(
+                name,
+                self.next_version(name),
+                latest.as_deref(),
+                request,
+            )),
             existing: false,
         })
     }
@@ -268,7 +340,6 @@ impl<S: ManifestStore> Catalog<S> {
         }
         Ok(())
     }
-
 }
 
 /// Step 3 of [`Catalog::register`], the schema gate (DESIGN.md sections 2, 3 and 6): the
@@ -343,6 +414,7 @@ fn rejects_conflict<'a>(
 /// Step 5 of [`Catalog::register`]: version latest+1 (or 1).
 fn next_manifest(
     name: &DatasetName,
+    version: u64,
     latest: Option<&Manifest>,
     request: &VersionRegisterRequest,
 ) -> Manifest {
@@ -358,7 +430,7 @@ fn next_manifest(
     };
     Manifest {
         name: name.clone(),
-        version: latest.map_or(1, |latest| latest.version + 1),
+        version,
         schema_fingerprint: request.schema_fingerprint.clone(),
         schema: request.schema.clone(),
         row_count: objects.iter().map(|o| o.row_count).sum(),

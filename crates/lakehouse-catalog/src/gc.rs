@@ -235,44 +235,51 @@ impl<S: ManifestStore> Catalog<S> {
     /// Keys (data and rejects objects) of `name`'s retained versions, and how many versions
     /// are past retention. Every version from the oldest retained one on counts as retained
     /// here, so a clock that went backwards keeps more, never less.
-    async fn retained_keys(&self, name: &DatasetName) -> Result<(HashSet<ObjectKey>, u64)> {
+    pub(crate) async fn retained_keys(
+        &self,
+        name: &DatasetName,
+    ) -> Result<(HashSet<ObjectKey>, u64)> {
         let Some(latest) = self.latest(name) else {
             return Ok((HashSet::new(), 0));
         };
+        let first_live = self.first_live(name);
         if self.retention().keeps_all() {
-            return Ok((self.keys_from(name, 1).await?, 0));
+            return Ok((self.keys_from(name, first_live).await?, first_live - 1));
         }
         self.load_records(name, 1..=latest.version).await?;
         let now = Utc::now();
         let records = self.held_records(name, 1, latest.version);
-        let oldest = records
-            .iter()
-            .find(|r| {
-                self.retention()
-                    .is_retained_at(r.version, &r.created_at, latest.version, now)
-            })
-            .map_or(latest.version, |r| r.version);
-        let expired = records
-            .iter()
-            .filter(|r| {
-                !self
+        let retained = |r: &&std::sync::Arc<crate::record::VersionRecord>| {
+            r.version >= first_live
+                && self
                     .retention()
                     .is_retained_at(r.version, &r.created_at, latest.version, now)
-            })
-            .count() as u64;
+        };
+        let oldest = records
+            .iter()
+            .find(retained)
+            .map_or(latest.version, |r| r.version);
+        let expired = records.iter().filter(|r| !retained(r)).count() as u64;
         Ok((self.keys_from(name, oldest).await?, expired))
     }
 
     /// Keys of every object of `name`'s versions `from` to the latest: version `from`'s
     /// objects and those each later version adds.
-    pub(crate) async fn keys_from(&self, name: &DatasetName, from: u64) -> Result<HashSet<ObjectKey>> {
+    pub(crate) async fn keys_from(
+        &self,
+        name: &DatasetName,
+        from: u64,
+    ) -> Result<HashSet<ObjectKey>> {
         let Some(latest) = self.latest(name) else {
             return Ok(HashSet::new());
         };
         let from = from.clamp(1, latest.version);
         let base = self.fetch_version_any(name, from).await?;
-        let mut keys: HashSet<ObjectKey> =
-            base.objects.iter().flat_map(|o| o.keys().cloned()).collect();
+        let mut keys: HashSet<ObjectKey> = base
+            .objects
+            .iter()
+            .flat_map(|o| o.keys().cloned())
+            .collect();
         if from < latest.version {
             self.load_records(name, from + 1..=latest.version).await?;
             for record in self.held_records(name, from + 1, latest.version) {

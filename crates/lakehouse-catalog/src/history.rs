@@ -21,17 +21,35 @@ pub(crate) struct History {
     latest: Arc<Manifest>,
     /// Versions whose checkpoint is known to be stored.
     checkpoints: BTreeSet<u64>,
+    /// The latest tombstone's version: versions up to it belong to a dropped dataset.
+    last_drop: Option<u64>,
 }
 
 impl History {
     /// The history of a dataset loaded from `base` (a full record, a checkpoint read as one),
     /// whose manifest is `manifest`.
-    pub fn new(base: Arc<VersionRecord>, manifest: Arc<Manifest>) -> Self {
+    pub fn new(base: Arc<VersionRecord>, manifest: Arc<Manifest>, last_drop: Option<u64>) -> Self {
+        let last_drop = if base.is_drop() {
+            Some(base.version)
+        } else {
+            last_drop
+        };
         History {
             records: BTreeMap::from([(base.version, base)]),
             latest: manifest,
             checkpoints: BTreeSet::new(),
+            last_drop,
         }
+    }
+
+    /// The latest tombstone's version, when the dataset was ever dropped.
+    pub fn last_drop(&self) -> Option<u64> {
+        self.last_drop
+    }
+
+    /// True when the latest version is a tombstone: the dataset is dropped.
+    pub fn is_dropped(&self) -> bool {
+        self.last_drop == Some(self.latest.version)
     }
 
     /// The latest version's manifest.
@@ -57,6 +75,9 @@ impl History {
     /// Adds the record of the version after the latest, whose manifest is `manifest`.
     pub fn push(&mut self, record: Arc<VersionRecord>, manifest: Arc<Manifest>) {
         debug_assert_eq!(record.version, self.latest.version + 1);
+        if record.is_drop() {
+            self.last_drop = Some(record.version);
+        }
         self.records.insert(record.version, record);
         self.latest = manifest;
     }

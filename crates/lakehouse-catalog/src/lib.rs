@@ -36,8 +36,8 @@ mod tests;
 
 pub use catalog::{Catalog, manifest_prefix};
 pub use commit::{MAX_COMMIT_ATTEMPTS, RegisterOutcome};
-pub use record::CHECKPOINT_INTERVAL;
 pub use error::{CatalogError, Result, StoreError, error_chain};
 pub use gc::{DATA_PREFIX, GcOptions};
+pub use record::CHECKPOINT_INTERVAL;
 pub use retention::RetentionPolicy;
 pub use store::{ManifestStore, MemoryStore, PutOutcome, StoredObject};

@@ -43,6 +43,17 @@ pub(crate) fn checkpoint_key(name: &DatasetName, version: u64) -> ObjectKey {
         .expect("a dataset name and 20 digits make a valid key")
 }
 
+/// A checkpoint's content: the version's whole manifest and the version of the dataset's
+/// latest tombstone at or below it (docs/contract.md section 14), so a start from the
+/// checkpoint knows which older versions belong to a dropped dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    #[serde(flatten)]
+    pub manifest: Manifest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drop: Option<u64>,
+}
+
 /// The stored record of one version (module docs): a [`Manifest`] whose objects are either
 /// listed whole or as a change to the previous version's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +137,11 @@ impl VersionRecord {
             columns: manifest.columns,
             operation: manifest.operation,
         }
+    }
+
+    /// True when the record is a tombstone (`DELETE /datasets/{name}`).
+    pub fn is_drop(&self) -> bool {
+        self.operation == Some(Operation::Drop)
     }
 
     /// True when the record lists every object.

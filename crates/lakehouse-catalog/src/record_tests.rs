@@ -85,9 +85,20 @@ async fn a_start_reads_the_latest_checkpoint_and_the_records_after_it() {
     assert_eq!(latest.version, count);
     assert_eq!(latest.objects, objects);
     // Time travel below the checkpoint it was loaded from reads its own checkpoint.
-    for version in [1, 57, CHECKPOINT_INTERVAL, CHECKPOINT_INTERVAL + 1, 250, count - 1] {
+    for version in [
+        1,
+        57,
+        CHECKPOINT_INTERVAL,
+        CHECKPOINT_INTERVAL + 1,
+        250,
+        count - 1,
+    ] {
         let manifest = reopened.fetch_version(&ds, version).await.unwrap();
-        assert_eq!(manifest.objects, objects[..version as usize], "version {version}");
+        assert_eq!(
+            manifest.objects,
+            objects[..version as usize],
+            "version {version}"
+        );
     }
 }
 
@@ -147,10 +158,7 @@ async fn records_written_whole_before_deltas_existed_still_load_and_get_a_checkp
     assert_eq!(outcome.manifest.objects.len() as u64, count + 1);
     assert!(!stored_record(&store, &ds, count + 1).1.is_full());
     let reopened = Catalog::open(Arc::clone(&store)).await.unwrap();
-    assert_eq!(
-        reopened.fetch_latest(&ds).await.unwrap(),
-        outcome.manifest
-    );
+    assert_eq!(reopened.fetch_latest(&ds).await.unwrap(), outcome.manifest);
 }
 
 #[tokio::test]
@@ -167,7 +175,9 @@ async fn versions_are_listed_a_page_at_a_time() {
     assert_eq!(next, Some(10));
     let (page, next) = catalog.fetch_version_page(&ds, Some(20), 10).await.unwrap();
     assert_eq!(
-        page.iter().map(|v| (v.version, v.object_count)).collect::<Vec<_>>(),
+        page.iter()
+            .map(|v| (v.version, v.object_count))
+            .collect::<Vec<_>>(),
         (21..=25).map(|v| (v, v)).collect::<Vec<_>>()
     );
     assert_eq!(next, None);
@@ -207,10 +217,7 @@ async fn a_compaction_replaces_its_inputs_in_place_and_keeps_a_racing_append() {
     assert!(again.existing);
     assert_eq!(again.manifest.version, outcome.manifest.version);
     let reopened = Catalog::open(Arc::clone(&store)).await.unwrap();
-    assert_eq!(
-        reopened.fetch_latest(&ds).await.unwrap(),
-        outcome.manifest
-    );
+    assert_eq!(reopened.fetch_latest(&ds).await.unwrap(), outcome.manifest);
 }
 
 #[tokio::test]
@@ -238,4 +245,64 @@ async fn a_compaction_whose_inputs_a_replace_removed_commits_nothing() {
     );
     assert_eq!(catalog.fetch_latest(&ds).await.unwrap().version, 4);
     assert!(store.bytes(&ObjectKey::manifest(&ds, 5)).is_none());
+}
+
+#[tokio::test]
+async fn a_dropped_dataset_leaves_lookups_and_a_new_one_continues_its_numbers() {
+    let store = Arc::new(MemoryStore::new());
+    let ds = name("gone");
+    let objects = appended(&store, &ds, 3).await;
+    let catalog = Catalog::open(Arc::clone(&store)).await.unwrap();
+    let replica = Catalog::open(Arc::clone(&store)).await.unwrap();
+    let tombstone = catalog.drop_dataset(&ds).await.unwrap();
+    assert_eq!(
+        (tombstone.version, tombstone.operation),
+        (4, Some(Operation::Drop))
+    );
+    assert!(matches!(
+        catalog.fetch_latest(&ds).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert!(matches!(
+        catalog.drop_dataset(&ds).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    assert!(catalog.list("", 100, None).datasets.is_empty());
+    // Another replica sees the tombstone by its refresh; a restart by its records.
+    assert!(matches!(
+        replica.fetch_latest(&ds).await,
+        Err(CatalogError::NotFound { .. })
+    ));
+    let reopened = Catalog::open(Arc::clone(&store)).await.unwrap();
+    assert!(reopened.list("", 100, None).datasets.is_empty());
+    // Garbage collection may take every object of the dropped dataset.
+    let (kept, expired) = catalog.retained_keys(&ds).await.unwrap();
+    assert!(kept.is_empty() && expired == 0, "{kept:?}");
+    assert!(!objects.is_empty());
+
+    // A new dataset under the name: any schema, numbers after the tombstone.
+    let other_schema = lakehouse_testkit::fixtures::schema_id_name();
+    let fresh = object_ref(&ds, &other_schema, b"fresh", 5);
+    store.insert(fresh.key.clone(), Bytes::from_static(b"fresh"));
+    let outcome = reopened
+        .register(
+            &ds,
+            register_request(&other_schema, vec![fresh.clone()], IngestMode::Append),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.manifest.version, 5);
+    assert_eq!(outcome.manifest.objects, vec![fresh]);
+    assert!(stored_record(&store, &ds, 5).1.is_full());
+    assert!(matches!(
+        reopened.fetch_version(&ds, 2).await,
+        Err(CatalogError::Gone { version: 2, .. })
+    ));
+    let (page, _) = reopened.fetch_version_page(&ds, None, 10).await.unwrap();
+    assert_eq!(
+        page.iter().map(|v| v.gone).collect::<Vec<_>>(),
+        [true, true, true, true, false]
+    );
+    let (kept, _) = reopened.retained_keys(&ds).await.unwrap();
+    assert_eq!(kept.len(), 1);
 }

@@ -63,8 +63,8 @@ impl RetentionPolicy {
         if self.keeps_all() || version >= latest_version {
             return true;
         }
-        let by_count =
-            self.retain_versions > 0 && version > latest_version.saturating_sub(self.retain_versions);
+        let by_count = self.retain_versions > 0
+            && version > latest_version.saturating_sub(self.retain_versions);
         let by_age = self.retain_ms > 0 && {
             let created = DateTime::parse_from_rfc3339(created_at)
                 .map(|t| t.with_timezone(&Utc))

@@ -306,8 +306,7 @@ impl MemoryStore {
     }
 
     fn count_read(&self) {
-        self.reads
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// While `true`, every operation fails with [`StoreError::Unavailable`].

@@ -69,18 +69,21 @@ impl<S: ManifestStore> Catalog<S> {
             return Ok(());
         }
         let manifest = self.fetch_version_any(name, version).await?;
-        if version == 1 {
+        if version == self.first_live(name) {
             let state = TableState::empty(self.base(), name);
             return self.write_table_version(&state, None, &manifest).await;
         }
         let previous = self.fetch_version_any(name, version - 1).await?;
-        let state = self.read_table_state(name, version - 1).await?.ok_or_else(|| {
-            self.table_error(
-                name,
-                version,
-                format!("the metadata of version {} is missing too", version - 1),
-            )
-        })?;
+        let state = self
+            .read_table_state(name, version - 1)
+            .await?
+            .ok_or_else(|| {
+                self.table_error(
+                    name,
+                    version,
+                    format!("the metadata of version {} is missing too", version - 1),
+                )
+            })?;
         self.write_table_version(&state, Some(&previous), &manifest)
             .await
     }
@@ -150,9 +153,8 @@ impl<S: ManifestStore> Catalog<S> {
             return Ok(self.remember_table(name, state));
         }
         self.ensure_table_metadata(name, version).await?;
-        self.held_table(name, version).ok_or_else(|| {
-            self.table_error(name, version, "the metadata is not readable".into())
-        })
+        self.held_table(name, version)
+            .ok_or_else(|| self.table_error(name, version, "the metadata is not readable".into()))
     }
 
     /// The table of `name` at `version` from its stored metadata JSON and manifest list;
@@ -171,9 +173,10 @@ impl<S: ManifestStore> Catalog<S> {
         let list = match list {
             Some(list) => {
                 let key = self.object_key(name, version, list)?;
-                self.store.get(&key).await?.ok_or_else(|| {
-                    self.table_error(name, version, format!("{key} is missing"))
-                })?
+                self.store
+                    .get(&key)
+                    .await?
+                    .ok_or_else(|| self.table_error(name, version, format!("{key} is missing")))?
             }
             None => Bytes::new(),
         };
@@ -258,9 +261,18 @@ impl<S: ManifestStore> Catalog<S> {
         Ok(())
     }
 
-    async fn put_table_file(&self, name: &DatasetName, version: u64, file: TableFile) -> Result<()> {
+    async fn put_table_file(
+        &self,
+        name: &DatasetName,
+        version: u64,
+        file: TableFile,
+    ) -> Result<()> {
         let key = self.object_key(name, version, file.key)?;
-        match self.store.put_if_absent(&key, Bytes::from(file.bytes)).await? {
+        match self
+            .store
+            .put_if_absent(&key, Bytes::from(file.bytes))
+            .await?
+        {
             PutOutcome::Created | PutOutcome::AlreadyExists => Ok(()),
         }
     }
@@ -273,8 +285,9 @@ impl<S: ManifestStore> Catalog<S> {
         version: u64,
         created_at: &str,
     ) -> Result<u64> {
+        let first_live = self.first_live(name);
         if self.retention.keeps_all() {
-            return Ok(1);
+            return Ok(first_live);
         }
         let at = DateTime::parse_from_rfc3339(created_at)
             .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
@@ -285,8 +298,13 @@ impl<S: ManifestStore> Catalog<S> {
             .held_records(name, from, version)
             .iter()
             .find(|record| {
-                self.retention
-                    .is_retained_at(record.version, &record.created_at, version, at)
+                record.version >= first_live
+                    && self.retention.is_retained_at(
+                        record.version,
+                        &record.created_at,
+                        version,
+                        at,
+                    )
             })
             .map_or(version, |record| record.version);
         Ok(oldest)

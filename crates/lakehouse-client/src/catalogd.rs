@@ -2,8 +2,8 @@
 
 use crate::{Endpoint, Result, json, send};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, GcRunResponse, Manifest, VersionListResponse,
-    VersionRegisterRequest, VersionRegisterResponse,
+    DatasetDropResponse, DatasetListResponse, DatasetName, GcRunResponse, Manifest,
+    VersionListResponse, VersionRegisterRequest, VersionRegisterResponse,
 };
 
 /// Client of catalogd (`/datasets`), cheap to clone.
@@ -99,6 +99,18 @@ impl CatalogdClient {
             .endpoint
             .request(reqwest::Method::GET, &url)
             .query(&query);
+        json(send(request, &url, &[]).await?, &url).await
+    }
+
+    /// `DELETE /datasets/{name}`: drops the dataset (a tombstone version; docs/contract.md
+    /// section 14).
+    ///
+    /// # Errors
+    /// 404 `not_found` for an unknown or already dropped dataset; 401/403 without a write
+    /// token; transport and decode errors.
+    pub async fn drop_dataset(&self, name: &DatasetName) -> Result<DatasetDropResponse> {
+        let url = self.endpoint.url(&format!("/datasets/{}", name.as_str()));
+        let request = self.endpoint.request(reqwest::Method::DELETE, &url);
         json(send(request, &url, &[]).await?, &url).await
     }
 

@@ -80,7 +80,11 @@ impl TableState {
         self.version
     }
     /// Manifests to read.
-    pub fn manifests_to_read(&self, _change: &VersionChange<'_>, _config: &TableConfig) -> Vec<String> {
+    pub fn manifests_to_read(
+        &self,
+        _change: &VersionChange<'_>,
+        _config: &TableConfig,
+    ) -> Vec<String> {
         Vec::new()
     }
     /// Commit.

@@ -356,6 +356,7 @@ use routes::iceberg::RefusedWrites;
 #[openapi(paths(
     routes::datasets::dataset_list,
     routes::datasets::dataset_get,
+    routes::datasets::dataset_drop,
     routes::datasets::version_list,
     routes::datasets::version_get,
     routes::datasets::version_register,
@@ -379,12 +380,15 @@ pub struct ApiDoc;
 /// (request ids, tracing, JSON 404/405) and the request timeout.
 pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
     use routes::datasets::{
-        dataset_get, dataset_list, version_get, version_list, version_register,
+        dataset_drop, dataset_get, dataset_list, version_get, version_list, version_register,
     };
     let timeout = state.request_timeout;
     let api = Router::new()
         .route("/datasets", get(dataset_list::<S>))
-        .route("/datasets/{name}", get(dataset_get::<S>))
+        .route(
+            "/datasets/{name}",
+            get(dataset_get::<S>).delete(dataset_drop::<S>),
+        )
         .route(
             "/datasets/{name}/versions",
             get(version_list::<S>).post(version_register::<S>),

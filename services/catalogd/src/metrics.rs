@@ -60,10 +60,7 @@ pub fn describe() {
 }
 
 /// Records a committed version: what made it and how long the register took.
-pub fn version_committed(
-    operation: Option<lakehouse_api::Operation>,
-    took: std::time::Duration,
-) {
+pub fn version_committed(operation: Option<lakehouse_api::Operation>, took: std::time::Duration) {
     metrics::counter!(VERSIONS_COMMITTED_TOTAL).increment(1);
     let operation = operation.map_or("replace", |op| op.as_str());
     metrics::histogram!(COMMIT_DURATION_SECONDS, "operation" => operation)

@@ -117,6 +117,19 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         output: PathBuf,
     },
+    /// Drop a dataset (`DELETE /datasets/{name}`; needs a write token when tokens are on).
+    ///
+    /// Commits a tombstone version: the dataset leaves listings and lookups, its objects are
+    /// collected after the grace period, and a later ingest under the name starts a new
+    /// dataset. Asks for `--yes` so that it is never typed by accident.
+    Drop {
+        /// Dataset name.
+        #[arg(value_parser = dataset_name)]
+        name: DatasetName,
+        /// Confirm the drop.
+        #[arg(long, required = true)]
+        yes: bool,
+    },
     /// Run garbage collection now (`POST /admin/gc`; needs a write token when tokens are on).
     Gc {
         /// Report what would be deleted, delete nothing.

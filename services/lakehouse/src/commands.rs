@@ -113,6 +113,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let report = get(&storaged, &manifest, &dir).await?;
             output::print(&report, json)
         }
+        Command::Drop { name, yes: _ } => {
+            let dropped = catalogd.drop_dataset(&name).await.map_err(|error| {
+                if error.code() == lakehouse_api::ErrorCode::NotFound {
+                    CliError::UnknownDataset { name: name.clone() }
+                } else {
+                    CliError::Client(error)
+                }
+            })?;
+            output::print(&dropped, json)
+        }
         Command::Gc { dry_run } => {
             let report = catalogd.gc(dry_run).await?;
             output::print(&report, json)

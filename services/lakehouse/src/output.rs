@@ -4,8 +4,8 @@
 use crate::commands::CliError;
 use indicatif::HumanBytes;
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, ErrorCode, GcRunResponse, IngestResponse, Manifest,
-    ObjectKey, SchemaDriftDetails, VersionListResponse,
+    DatasetDropResponse, DatasetListResponse, DatasetName, ErrorCode, GcRunResponse,
+    IngestResponse, Manifest, ObjectKey, SchemaDriftDetails, VersionListResponse,
 };
 use lakehouse_client::ClientError;
 use serde::Serialize;
@@ -375,6 +375,16 @@ impl Render for GetReport {
             self.dir.display()
         );
         out
+    }
+}
+
+impl Render for DatasetDropResponse {
+    fn human(&self) -> String {
+        format!(
+            "dropped {} (tombstone version {}); its objects are collected after the grace period\n",
+            self.name.as_str(),
+            self.version
+        )
     }
 }
 

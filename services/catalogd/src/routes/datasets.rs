@@ -9,8 +9,8 @@ use crate::error::api_error;
 use axum::Json;
 use axum::extract::{Path, State};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, ErrorBody, ErrorCode, Manifest, VersionListResponse,
-    VersionRegisterRequest, VersionRegisterResponse,
+    DatasetDropResponse, DatasetListResponse, DatasetName, ErrorBody, ErrorCode, Manifest,
+    VersionListResponse, VersionRegisterRequest, VersionRegisterResponse,
 };
 use lakehouse_catalog::ManifestStore;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
@@ -109,6 +109,47 @@ pub async fn dataset_get<S: ManifestStore>(
     let name = dataset_name(name)?;
     let manifest = state.catalog.fetch_latest(&name).await.map_err(api_error)?;
     Ok(Json(manifest.as_ref().clone()))
+}
+
+/// `DELETE /datasets/{name}`: drops the dataset by committing a tombstone version
+/// (docs/contract.md section 14): lookups then answer 404, listings and the Iceberg catalog
+/// leave it out, its objects are garbage after `gc_grace_ms`, and a later ingest under the
+/// name starts a new dataset whose versions continue after the tombstone. Write scope.
+///
+/// # Errors
+/// 400 `invalid_name`; 404 `not_found` for an unknown or already dropped dataset; 502/503
+/// when storage fails.
+#[utoipa::path(
+    delete,
+    path = "/datasets/{name}",
+    tag = "datasets",
+    params(("name" = String, Path, description = "Dataset name", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The tombstone version", body = DatasetDropResponse),
+        (status = 400, description = "`invalid_name`", body = ErrorBody),
+        lakehouse_api::TokenRefusal,
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 502, description = "`upstream_error`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn dataset_drop<S: ManifestStore>(
+    State(state): State<AppState<S>>,
+    Path(name): Path<String>,
+) -> Result<Json<DatasetDropResponse>, ApiError> {
+    let name = dataset_name(name)?;
+    let catalog = std::sync::Arc::clone(&state.catalog);
+    // Like a register, a drop runs to its end whoever is still listening.
+    let drop = async move { catalog.drop_dataset(&name).await };
+    let tombstone = tokio::spawn(drop.instrument(tracing::Span::current()))
+        .await
+        .map_err(|error| ApiError::new(ErrorCode::Internal, format!("drop task: {error}")))?
+        .map_err(api_error)?;
+    Ok(Json(DatasetDropResponse {
+        name: tombstone.name.clone(),
+        version: tombstone.version,
+    }))
 }
 
 /// Default page size of `GET /datasets/{name}/versions`.
