@@ -120,7 +120,19 @@ impl<S: ManifestStore> Catalog<S> {
         }
         self.ensure_table_metadata(name, latest.version).await?;
         let state = self.table_state(name, latest.version).await?;
-        Ok(state.referenced_keys())
+        let oldest_list = match state.oldest_list_key() {
+            Some(key) => {
+                let object = self.object_key(name, latest.version, key)?;
+                self.store.get(&object).await?.ok_or_else(|| {
+                    self.table_error(name, latest.version, format!("{object} is missing"))
+                })?
+            }
+            None => Bytes::new(),
+        };
+        let keys = state
+            .referenced_keys(&oldest_list)
+            .map_err(|error| self.table_error(name, latest.version, crate::error_chain(&error)))?;
+        Ok(keys.into_iter().collect())
     }
 
     /// The oldest version whose snapshot the latest metadata of `name` keeps (its latest
@@ -133,7 +145,9 @@ impl<S: ManifestStore> Catalog<S> {
             return Ok(Some(latest.version));
         }
         let state = self.table_state(name, latest.version).await?;
-        Ok(Some(state.oldest_snapshot().unwrap_or(latest.version)))
+        Ok(Some(
+            state.oldest_snapshot_version().unwrap_or(latest.version),
+        ))
     }
 
     /// Forgets which versions of `name` this process made durable, so the next
@@ -168,17 +182,16 @@ impl<S: ManifestStore> Catalog<S> {
         let Some(json) = self.store.get(&key).await? else {
             return Ok(None);
         };
-        let list = TableState::manifest_list_key_of(self.base(), &json)
+        let list = TableState::list_key_of(self.base(), name, &json)
             .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))?;
-        let list = match list {
-            Some(list) => {
-                let key = self.object_key(name, version, list)?;
-                self.store
-                    .get(&key)
-                    .await?
-                    .ok_or_else(|| self.table_error(name, version, format!("{key} is missing")))?
-            }
-            None => Bytes::new(),
+        let list = if list.is_empty() {
+            Bytes::new()
+        } else {
+            let key = self.object_key(name, version, list)?;
+            self.store
+                .get(&key)
+                .await?
+                .ok_or_else(|| self.table_error(name, version, format!("{key} is missing")))?
         };
         TableState::from_files(self.base(), name, &json, &list)
             .map(Some)
@@ -208,15 +221,17 @@ impl<S: ManifestStore> Catalog<S> {
         let oldest_retained = self
             .oldest_retained(name, version, &manifest.created_at)
             .await?;
-        let wanted = state.manifests_to_read(
-            &VersionChange {
-                manifest,
-                added: &metrics,
-                removed: &removed,
-                oldest_retained,
-            },
-            &self.table_config,
-        );
+        let wanted = state
+            .manifests_to_read(
+                &VersionChange {
+                    manifest,
+                    added: &metrics,
+                    removed: &removed,
+                    oldest_retained,
+                },
+                &self.table_config,
+            )
+            .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))?;
         let read: HashMap<String, Vec<u8>> = futures::stream::iter(wanted)
             .map(|key| async move {
                 let object = self.object_key(name, version, key.clone())?;

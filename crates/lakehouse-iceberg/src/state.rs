@@ -10,15 +10,21 @@ use std::collections::HashMap;
 pub struct TableConfig {
     /// Merge manifests past this many.
     pub manifest_merge_count: usize,
+    /// Merge target.
+    pub manifest_target_bytes: u64,
     /// At most this many snapshots.
     pub max_snapshots: usize,
+    /// Metadata log bound.
+    pub max_metadata_log: usize,
 }
 
 impl Default for TableConfig {
     fn default() -> Self {
         TableConfig {
             manifest_merge_count: 100,
+            manifest_target_bytes: 8 * 1024 * 1024,
             max_snapshots: 1000,
+            max_metadata_log: 100,
         }
     }
 }
@@ -72,8 +78,8 @@ impl TableState {
     ///
     /// # Errors
     /// Never in the stand-in.
-    pub fn manifest_list_key_of(_base: &str, _json: &[u8]) -> Result<Option<String>> {
-        Ok(None)
+    pub fn list_key_of(_base: &str, _name: &DatasetName, _json: &[u8]) -> Result<String> {
+        Ok(String::new())
     }
     /// Its version.
     pub fn version(&self) -> Option<u64> {
@@ -84,8 +90,8 @@ impl TableState {
         &self,
         _change: &VersionChange<'_>,
         _config: &TableConfig,
-    ) -> Vec<String> {
-        Vec::new()
+    ) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
     /// Commit.
     ///
@@ -105,11 +111,21 @@ impl TableState {
         ))
     }
     /// Keys to keep.
-    pub fn referenced_keys(&self) -> Vec<String> {
-        Vec::new()
+    ///
+    /// # Errors
+    /// Never in the stand-in.
+    pub fn referenced_keys(
+        &self,
+        _oldest_list: &[u8],
+    ) -> Result<std::collections::BTreeSet<String>> {
+        Ok(Default::default())
     }
     /// Oldest snapshot.
-    pub fn oldest_snapshot(&self) -> Option<u64> {
+    pub fn oldest_snapshot_version(&self) -> Option<u64> {
+        None
+    }
+    /// Oldest list key.
+    pub fn oldest_list_key(&self) -> Option<String> {
         None
     }
 }

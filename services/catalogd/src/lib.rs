@@ -261,6 +261,7 @@ impl<S: ManifestStore> AppState<S> {
                 lakehouse_iceberg::TableConfig {
                     manifest_merge_count: config.manifest_merge_count.max(1),
                     max_snapshots: config.iceberg_max_snapshots.max(1),
+                    ..lakehouse_iceberg::TableConfig::default()
                 },
             )),
             request_timeout: Duration::from_millis(config.request_timeout_ms),
