@@ -256,3 +256,116 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
             .contains("garbage collection scheduled")
     );
 }
+
+/// docs/contract.md section 14: `DELETE /datasets/{name}` commits a tombstone; the dataset
+/// leaves lookups and listings on this catalogd, a replica and a restarted one; its objects
+/// are collected (grace 0 here); a new dataset under the name continues the numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_dataset_is_gone_everywhere_collected_and_can_start_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let storaged = start_storaged(&dir);
+    let client = StoragedClient::new(&storaged.url()).unwrap();
+    let http = reqwest::Client::new();
+    let mut catalogd = Service::start(
+        "catalogd",
+        &[
+            ("LAKEHOUSE_CATALOGD__BIND", "127.0.0.1:0".into()),
+            ("LAKEHOUSE_CATALOGD__STORAGED_URL", storaged.url()),
+            ("LAKEHOUSE_CATALOGD__GC_GRACE_MS", "0".into()),
+            ("LAKEHOUSE_CATALOGD__GC_INTERVAL_MS", "0".into()),
+        ],
+        dir.path(),
+    )
+    .unwrap();
+    let replica = Service::start(
+        "catalogd",
+        &[
+            ("LAKEHOUSE_CATALOGD__BIND", "127.0.0.1:0".into()),
+            ("LAKEHOUSE_CATALOGD__STORAGED_URL", storaged.url()),
+            ("LAKEHOUSE_CATALOGD__REFRESH_INTERVAL_MS", "0".into()),
+        ],
+        dir.path(),
+    )
+    .unwrap();
+    let first = put_object(&client, "first").await;
+    register(&http, &catalogd, &first).await;
+    let (status, _) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales", replica.url()),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let url = format!("{}/datasets/sales", catalogd.url());
+    let (status, body) = call(&http, reqwest::Method::DELETE, url.clone()).await;
+    assert_eq!(
+        (status, &body),
+        (200, &json!({"name": "sales", "version": 2}))
+    );
+    let (status, body) = call(&http, reqwest::Method::DELETE, url.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    for base in [catalogd.url(), replica.url()] {
+        let (status, _) = call(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/datasets/sales"),
+        )
+        .await;
+        assert_eq!(status, 404, "{base}");
+        let (_, list) = call(&http, reqwest::Method::GET, format!("{base}/datasets")).await;
+        assert_eq!(list["datasets"], json!([]), "{base}");
+        let (status, _) = call(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/iceberg/v1/namespaces/lakehouse/tables/sales"),
+        )
+        .await;
+        assert_eq!(status, 404, "{base}");
+    }
+    catalogd.restart().unwrap();
+    let (status, _) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales", catalogd.url()),
+    )
+    .await;
+    assert_eq!(status, 404, "the tombstone survives a restart");
+
+    let (status, body) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/admin/gc", catalogd.url()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !exists(&client, &first).await,
+        "the dropped dataset's object is collected"
+    );
+
+    let again = put_object(&client, "again").await;
+    let body = register(&http, &catalogd, &again).await;
+    assert_eq!(body["manifest"]["version"], json!(3));
+    assert_eq!(body["manifest"]["objects"].as_array().unwrap().len(), 1);
+    let (status, body) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales/versions/1", catalogd.url()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (410, Some("gone"))
+    );
+    let (status, body) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales", replica.url()),
+    )
+    .await;
+    assert_eq!((status, &body["version"]), (200, &json!(3)));
+}
