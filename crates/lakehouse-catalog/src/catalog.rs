@@ -10,7 +10,8 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, DatasetSummary, Manifest, ObjectKey, VersionSummary,
+    DatasetListResponse, DatasetName, DatasetSummary, Manifest, ObjectKey, Source,
+    VersionSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -402,6 +403,26 @@ impl<S: ManifestStore> Catalog<S> {
             })
             .collect();
         Ok((summaries, (last < latest.version).then_some(last)))
+    }
+
+    /// Every version's `source` of the dataset now under `name` (a dropped one's versions
+    /// left out), ascending by version, after loading versions other replicas wrote: the
+    /// ledger of loads (docs/contract.md section 12). Reads each record once, then holds it.
+    ///
+    /// # Errors
+    /// [`CatalogError::NotFound`] when the dataset has no version; store and record errors.
+    pub async fn fetch_sources(&self, name: &DatasetName) -> Result<Vec<(u64, Source)>> {
+        self.refresh_or_stale(name).await?;
+        let latest = self
+            .latest(name)
+            .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
+        let first = self.first_live(name);
+        self.load_records(name, first..=latest.version).await?;
+        Ok(self
+            .held_records(name, first, latest.version)
+            .iter()
+            .map(|record| (record.version, record.source.clone()))
+            .collect())
     }
 
     pub(crate) async fn refresh_or_stale(&self, name: &DatasetName) -> Result<()> {
