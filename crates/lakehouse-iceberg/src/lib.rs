@@ -82,8 +82,8 @@ pub mod spec;
 mod state;
 
 pub use layout::{
-    iceberg_type, manifest_key, manifest_list_key, metadata_dir, metadata_file_key,
-    name_mapping, storage_uri,
+    iceberg_type, manifest_key, manifest_list_key, metadata_dir, metadata_file_key, name_mapping,
+    storage_uri,
 };
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};
 pub use state::{TableConfig, TableFile, TableState, VersionChange};

@@ -58,7 +58,10 @@ impl ManifestFile {
                 "min_sequence_number".into(),
                 Value::Long(self.min_sequence_number),
             ),
-            ("added_snapshot_id".into(), Value::Long(self.added_snapshot_id)),
+            (
+                "added_snapshot_id".into(),
+                Value::Long(self.added_snapshot_id),
+            ),
             ("added_files_count".into(), Value::Int(self.files[0])),
             ("existing_files_count".into(), Value::Int(self.files[1])),
             ("deleted_files_count".into(), Value::Int(self.files[2])),
@@ -182,8 +185,7 @@ pub(crate) fn read_list(
             }
         };
         let int = |name: &str| -> Result<i32> {
-            i32::try_from(long(name)?)
-                .map_err(|_| unreadable(key, format!("{name} out of range")))
+            i32::try_from(long(name)?).map_err(|_| unreadable(key, format!("{name} out of range")))
         };
         let Some(Value::String(path)) = field(&record, "manifest_path") else {
             return Err(unreadable(key, "no manifest_path in a list entry"));
@@ -221,7 +223,8 @@ pub(crate) fn read_entries(key: &str, bytes: &[u8]) -> Result<Vec<Value>> {
     let mut entries = Vec::new();
     for record in reader {
         let record = record.map_err(|e| unreadable(key, e.to_string()))?;
-        if entry_file_path(&record).is_none() || !matches!(field(&record, "status"), Some(Value::Int(_)))
+        if entry_file_path(&record).is_none()
+            || !matches!(field(&record, "status"), Some(Value::Int(_)))
         {
             return Err(unreadable(key, "an entry without status or file_path"));
         }

@@ -105,7 +105,11 @@ pub(crate) fn summary(
     ]);
     let names = [
         ("added-data-files", "added-records", "added-files-size"),
-        ("deleted-data-files", "deleted-records", "removed-files-size"),
+        (
+            "deleted-data-files",
+            "deleted-records",
+            "removed-files-size",
+        ),
         ("total-data-files", "total-records", "total-files-size"),
     ];
     for (values, (files, records, size), always) in [
@@ -137,7 +141,10 @@ pub(crate) struct NextMetadata<'a> {
 
 /// The metadata of version N (`next.snapshot`'s sequence number) after `previous` (none for
 /// version 1).
-pub(crate) fn next_metadata(previous: Option<&TableMetadata>, next: NextMetadata<'_>) -> TableMetadata {
+pub(crate) fn next_metadata(
+    previous: Option<&TableMetadata>,
+    next: NextMetadata<'_>,
+) -> TableMetadata {
     let version = next.snapshot.sequence_number;
     let timestamp_ms = next.snapshot.timestamp_ms;
     let lowest = (version as u64)

@@ -41,7 +41,8 @@ pub struct TableMetadata {
     /// The snapshots' (timestamp, id) in order.
     #[serde(default)]
     pub snapshot_log: Vec<SnapshotLogEntry>,
-    /// Earlier metadata files of the retained versions, the latest 100 at most.
+    /// Earlier metadata files of the retained versions, the latest `max_metadata_log` at
+    /// most.
     #[serde(default)]
     pub metadata_log: Vec<MetadataLogEntry>,
     /// One unsorted order, id 0.

@@ -2,8 +2,7 @@
 //! files from the state at N-1 and N's change (module docs of the crate).
 
 use crate::layout::{
-    key_of, legacy_manifest_key, manifest_key, manifest_list_key, metadata_file_key,
-    storage_uri,
+    key_of, legacy_manifest_key, manifest_key, manifest_list_key, metadata_file_key, storage_uri,
 };
 use crate::manifest::{
     ADDED, DELETED, EXISTING, ManifestFile, added_entry, deleted_entry, entry_file_path,
@@ -256,7 +255,11 @@ impl TableState {
         let items = self.draft(&commit, &HashMap::new())?;
         let lengths: Vec<u64> = items.iter().map(Item::length).collect();
         let mut keys = Vec::new();
-        for bin in merge::bins(&lengths, config.manifest_merge_count, config.manifest_target_bytes) {
+        for bin in merge::bins(
+            &lengths,
+            config.manifest_merge_count,
+            config.manifest_target_bytes,
+        ) {
             if bin.len() > 1 {
                 keys.extend(items[bin].iter().filter_map(|item| match item {
                     Item::Carried(manifest) => Some(manifest.key.clone()),
@@ -289,7 +292,11 @@ impl TableState {
         let counts = self.counts(change)?;
         let items = self.draft(&commit, manifests)?;
         let lengths: Vec<u64> = items.iter().map(Item::length).collect();
-        let bins = merge::bins(&lengths, config.manifest_merge_count, config.manifest_target_bytes);
+        let bins = merge::bins(
+            &lengths,
+            config.manifest_merge_count,
+            config.manifest_target_bytes,
+        );
         let mut slots: Vec<Option<Item>> = items.into_iter().map(Some).collect();
         let mut files = Vec::new();
         let mut list = Vec::new();
@@ -317,7 +324,8 @@ impl TableState {
                 _ => self.merged(&commit, taken, manifests)?,
             };
             let key = manifest_key(&self.name, commit.version, files.len());
-            let bytes = write_manifest(&key, &commit.schema_json, commit.schema_id, records.clone())?;
+            let bytes =
+                write_manifest(&key, &commit.schema_json, commit.schema_id, records.clone())?;
             let file = TableFile { key, bytes };
             list.push(self.list_entry(&commit, &file, &records));
             files.push(file);
@@ -351,8 +359,8 @@ impl TableState {
         }
         let previous = self.metadata.as_ref().map_or(&[][..], |m| &m.schemas[..]);
         let (schemas, schema_id) = schemas_with(previous, &manifest.schema);
-        let schema_json = serde_json::to_string(&schemas[schema_id as usize])
-            .map_err(IcebergError::Json)?;
+        let schema_json =
+            serde_json::to_string(&schemas[schema_id as usize]).map_err(IcebergError::Json)?;
         Ok(Commit {
             change,
             version,
@@ -403,7 +411,11 @@ impl TableState {
     /// The new list before merging: the manifest of the added files first, then (a replace
     /// of everything) the manifest of the deleted ones, or the previous live manifests in
     /// their order, those holding a removed file rewritten.
-    fn draft(&self, commit: &Commit<'_>, manifests: &HashMap<String, Vec<u8>>) -> Result<Vec<Item>> {
+    fn draft(
+        &self,
+        commit: &Commit<'_>,
+        manifests: &HashMap<String, Vec<u8>>,
+    ) -> Result<Vec<Item>> {
         let change = commit.change;
         let mut items = Vec::new();
         if !change.added.is_empty() {
@@ -412,7 +424,13 @@ impl TableState {
                 .iter()
                 .map(|(object, metrics)| {
                     let uri = storage_uri(&self.base, object.key.as_str());
-                    added_entry(uri, object, metrics, commit.snapshot_id, commit.version as i64)
+                    added_entry(
+                        uri,
+                        object,
+                        metrics,
+                        commit.snapshot_id,
+                        commit.version as i64,
+                    )
                 })
                 .collect();
             items.push(self.made(commit, records)?);
@@ -457,7 +475,11 @@ impl TableState {
     /// The previous live manifests, each holding a removed file rewritten: its live entries
     /// copied as EXISTING (snapshot id, sequence numbers and metrics as they were), the
     /// removed ones as DELETED by this snapshot, earlier DELETED entries dropped.
-    fn rewrite(&self, commit: &Commit<'_>, manifests: &HashMap<String, Vec<u8>>) -> Result<Vec<Item>> {
+    fn rewrite(
+        &self,
+        commit: &Commit<'_>,
+        manifests: &HashMap<String, Vec<u8>>,
+    ) -> Result<Vec<Item>> {
         check_distinct(commit.change.removed)?;
         let mut remaining: HashSet<String> = commit
             .change
@@ -469,7 +491,8 @@ impl TableState {
         for manifest in self.carried() {
             let entries = self.entries_of(&manifest.key, manifests)?;
             let holds = entries.iter().any(|e| {
-                entry_status(e) != DELETED && entry_file_path(e).is_some_and(|p| remaining.contains(p))
+                entry_status(e) != DELETED
+                    && entry_file_path(e).is_some_and(|p| remaining.contains(p))
             });
             if !holds {
                 items.push(Item::Carried(manifest.clone()));
@@ -508,7 +531,9 @@ impl TableState {
     fn entries_of(&self, key: &str, manifests: &HashMap<String, Vec<u8>>) -> Result<Vec<Value>> {
         let bytes = manifests
             .get(key)
-            .ok_or_else(|| IcebergError::MissingManifest { key: key.to_owned() })?;
+            .ok_or_else(|| IcebergError::MissingManifest {
+                key: key.to_owned(),
+            })?;
         read_entries(key, bytes)
     }
 
@@ -561,11 +586,14 @@ impl TableState {
             commit.version as i64,
             &list,
         )?;
-        let operation = change.manifest.operation.unwrap_or(if change.removed.is_empty() {
-            Operation::Append
-        } else {
-            Operation::Replace
-        });
+        let operation = change
+            .manifest
+            .operation
+            .unwrap_or(if change.removed.is_empty() {
+                Operation::Append
+            } else {
+                Operation::Replace
+            });
         let iceberg_operation = match (operation, change.removed.is_empty()) {
             (Operation::Compact, _) => "replace",
             (Operation::Replace | Operation::Append, true) => "append",
@@ -577,7 +605,13 @@ impl TableState {
             sequence_number: commit.version as i64,
             timestamp_ms: timestamp_ms(&change.manifest.created_at),
             manifest_list: storage_uri(&self.base, &list_key),
-            summary: summary(iceberg_operation, commit.version, operation, files.len(), counts),
+            summary: summary(
+                iceberg_operation,
+                commit.version,
+                operation,
+                files.len(),
+                counts,
+            ),
             schema_id: commit.schema_id,
         };
         let metadata = next_metadata(
@@ -629,7 +663,10 @@ impl TableState {
         let Some(metadata) = &self.metadata else {
             return Ok(keys);
         };
-        keys.insert(metadata_file_key(&self.name, metadata.last_sequence_number as u64));
+        keys.insert(metadata_file_key(
+            &self.name,
+            metadata.last_sequence_number as u64,
+        ));
         for snapshot in &metadata.snapshots {
             if let Some(key) = key_of(&self.base, &snapshot.manifest_list) {
                 keys.insert(key.to_owned());

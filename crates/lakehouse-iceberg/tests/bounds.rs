@@ -43,7 +43,10 @@ fn check(table: &Table) -> Result<(), TestCaseError> {
         .saturating_sub(config.max_snapshots as u64)
         .max((version + 1).saturating_sub(table.retain_versions.unwrap_or(u64::MAX)))
         .max(1);
-    prop_assert_eq!(metadata.snapshots[0].sequence_number as u64, expected_oldest);
+    prop_assert_eq!(
+        metadata.snapshots[0].sequence_number as u64,
+        expected_oldest
+    );
     let mut reached = BTreeSet::from([table.state.metadata_key().unwrap()]);
     for snapshot in &metadata.snapshots {
         let list = table.key_of(&snapshot.manifest_list);
@@ -59,12 +62,16 @@ fn check(table: &Table) -> Result<(), TestCaseError> {
     }
     let oldest = table.state.oldest_list_key().unwrap();
     let kept = table.state.referenced_keys(&table.store[&oldest]).unwrap();
-    prop_assert!(reached.is_subset(&kept), "GC would drop {:?}", reached.difference(&kept).collect::<Vec<_>>());
+    prop_assert!(
+        reached.is_subset(&kept),
+        "GC would drop {:?}",
+        reached.difference(&kept).collect::<Vec<_>>()
+    );
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
     #[test]
     fn random_histories_match_the_model(
         steps in proptest::collection::vec(step(), 1..40),
@@ -140,7 +147,10 @@ fn two_thousand_appends_write_bounded_bytes() {
          peak {peak_early} B (v1-1000), {peak_late} B (v1001-2000); metadata JSON {} B at v1000, {} B at v2000",
         json[999], json[1999]
     );
-    assert!(late <= early * 1.25, "mean bytes per commit grew: {early} -> {late}");
+    assert!(
+        late <= early * 1.25,
+        "mean bytes per commit grew: {early} -> {late}"
+    );
     assert!(
         *peak_late <= config.manifest_target_bytes + 2 * 64 * 1024,
         "a merge rewrote more than the target size: {peak_late}"

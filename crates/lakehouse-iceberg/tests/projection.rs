@@ -60,7 +60,10 @@ fn append_carries_the_previous_manifests_and_reads_none() {
         ],
         "fast append: the new manifest first, the previous ones unchanged"
     );
-    assert_eq!(table.live_files(&list_of(&table)), keys(&table, &[1, 2, 3, 4]));
+    assert_eq!(
+        table.live_files(&list_of(&table)),
+        keys(&table, &[1, 2, 3, 4])
+    );
     // v4's own files: one manifest, the list, the metadata JSON; nothing read
     let manifest = manifest_of(&name, 4, Some(Operation::Append), &[]);
     let added = [(object("d", 5), common::metrics(5))];
@@ -282,7 +285,11 @@ fn retention_and_the_snapshot_cap_bound_the_metadata() {
     table.retain_versions = Some(2);
     table.append(&[11]);
     let metadata = table.metadata();
-    let versions: Vec<i64> = metadata.snapshots.iter().map(|s| s.sequence_number).collect();
+    let versions: Vec<i64> = metadata
+        .snapshots
+        .iter()
+        .map(|s| s.sequence_number)
+        .collect();
     assert_eq!(versions, [10, 11]);
     assert_eq!(metadata.metadata_log.len(), 1, "v10's metadata only");
     assert_eq!(
@@ -346,7 +353,11 @@ fn changes_that_do_not_follow_the_table_are_refused() {
             .iter()
             .map(|n| (object("d", *n), FileMetrics::default()))
             .collect();
-        let mut objects: Vec<ObjectRef> = live.iter().filter(|o| !removed.contains(o)).cloned().collect();
+        let mut objects: Vec<ObjectRef> = live
+            .iter()
+            .filter(|o| !removed.contains(o))
+            .cloned()
+            .collect();
         objects.extend(added.iter().map(|(o, _)| o.clone()));
         let mut manifest = manifest_of(&table.name, version, None, &objects);
         if let Some(rows) = rows {
@@ -442,7 +453,28 @@ fn version_files_have_known_bytes() {
     assert_eq!(answers, expected);
 }
 
-const KNOWN: &[(&str, &str)] = &[];
+const KNOWN: &[(&str, &str)] = &[
+    (
+        "v3-list.avro",
+        "24fd403cc6e5518359963470099ef124b1948aaa545bbdce11e52554c877aa79",
+    ),
+    (
+        "v3-m0.avro",
+        "12ef86aa5329bba2a07437a3a8bab9c3b28ea17cd6a86befeeb11b4fa1dc9adb",
+    ),
+    (
+        "v3-m1.avro",
+        "f68521480108ef6d2155783db772201e815a3def6273e188a7152fdc27834dfb",
+    ),
+    (
+        "v3-m2.avro",
+        "38f6675c7b5a37aa9df39cdae87522dfe4a952992e680394994b6b11572c2fc4",
+    ),
+    (
+        "v3.metadata.json",
+        "6a3b05e8665c41e65d2572350740ffc5cd7bf82f72253b65533eaa22ebb4d52b",
+    ),
+];
 
 #[test]
 fn footer_bounds_are_single_value_serialized() {

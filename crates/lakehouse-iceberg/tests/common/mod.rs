@@ -7,8 +7,8 @@
 use apache_avro::Reader;
 use apache_avro::types::Value;
 use lakehouse_api::{
-    ColumnType, CsvOptions, DatasetName, Field, Manifest, ObjectKey, ObjectRef, Operation,
-    Schema, Sha256Digest, Source,
+    ColumnType, CsvOptions, DatasetName, Field, Manifest, ObjectKey, ObjectRef, Operation, Schema,
+    Sha256Digest, Source,
 };
 use lakehouse_iceberg::spec::TableMetadata;
 use lakehouse_iceberg::{ColumnMetrics, FileMetrics, TableConfig, TableState, VersionChange};
@@ -125,7 +125,15 @@ impl Table {
         };
         let (files, state) = commit_once(&self.state, &change, &self.store, &self.config);
         if self.round_trip {
-            check_round_trip(&self.base, &self.state, &change, &self.store, &self.config, &files, &state);
+            check_round_trip(
+                &self.base,
+                &self.state,
+                &change,
+                &self.store,
+                &self.config,
+                &files,
+                &state,
+            );
         }
         let mut bytes = (0u64, 0u64);
         for file in &files {
@@ -135,14 +143,16 @@ impl Table {
                 bytes.0 += file.bytes.len() as u64;
             }
             if let Some(existing) = self.store.get(&file.key) {
-                assert_eq!(existing, &file.bytes, "{} rewritten with other bytes", file.key);
+                assert_eq!(
+                    existing, &file.bytes,
+                    "{} rewritten with other bytes",
+                    file.key
+                );
             }
             self.store.insert(file.key.clone(), file.bytes.clone());
         }
-        if !self.keep_old_json {
-            if let Some(key) = self.state.metadata_key() {
-                self.store.remove(&key);
-            }
+        if let Some(key) = self.state.metadata_key().filter(|_| !self.keep_old_json) {
+            self.store.remove(&key);
         }
         self.written.push(bytes);
         self.live.push(live);
@@ -160,7 +170,10 @@ impl Table {
 
     /// Replaces the live objects at `positions` by object `into`.
     pub fn compact(&mut self, positions: &[usize], into: u64) {
-        let removed: Vec<ObjectRef> = positions.iter().map(|&i| self.live_now()[i].clone()).collect();
+        let removed: Vec<ObjectRef> = positions
+            .iter()
+            .map(|&i| self.live_now()[i].clone())
+            .collect();
         self.commit(Some(Operation::Compact), &[into], &removed);
     }
 
