@@ -10,8 +10,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, DatasetSummary, Manifest, ObjectKey, Source,
-    VersionSummary,
+    DatasetListResponse, DatasetName, DatasetSummary, Manifest, ObjectKey, Source, VersionSummary,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};

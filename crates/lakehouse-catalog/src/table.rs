@@ -46,20 +46,25 @@ impl<S: ManifestStore> Catalog<S> {
             None => Arc::new(TableState::empty(self.base(), &manifest.name)),
             Some(previous) => self.table_state(&manifest.name, previous.version).await?,
         };
-        self.write_table_version(&state, previous, manifest).await
+        self.write_table_version(&state, previous, manifest, true)
+            .await
+            .map(drop)
     }
 
     /// Makes version `version`'s Iceberg metadata durable: nothing when this process already
-    /// did, or its metadata JSON is stored (the table is then read back from it); else it is
-    /// written from version `version - 1`'s table, whose metadata every version but the
-    /// latest always has (docs/contract.md section 8). Does nothing when no table base is set
-    /// ([`Catalog::with_table_base`]).
+    /// did, or its metadata JSON is stored (the table is then read back from it). Else the
+    /// table is rolled forward from the newest earlier version whose metadata JSON is stored
+    /// (normally version - 1: every version but the latest always has its metadata, docs/
+    /// contract.md section 8), or from an empty table when files were lost: each version's
+    /// files are computed and written again, byte for byte what was written first (they are
+    /// a function of the records and the footers), the metadata JSON of `version` only.
+    /// Does nothing when no table base is set ([`Catalog::with_table_base`]).
     ///
     /// # Errors
     /// [`CatalogError::Store`] when the store fails; [`CatalogError::InvalidObject`] when a
-    /// data object the version adds is missing; [`CatalogError::TableMetadata`] when the
-    /// projection fails or the previous version's metadata is missing too. An object whose
-    /// footer does not read is not an error: its entry gets no column metrics.
+    /// data object a version adds is missing; [`CatalogError::TableMetadata`] when the
+    /// projection fails. An object whose footer does not read is not an error: its entry
+    /// gets no column metrics.
     pub async fn ensure_table_metadata(&self, name: &DatasetName, version: u64) -> Result<()> {
         if self.table_base.is_none() || self.is_durable(name, version) {
             return Ok(());
@@ -68,24 +73,37 @@ impl<S: ManifestStore> Catalog<S> {
             self.remember_table(name, state);
             return Ok(());
         }
-        let manifest = self.fetch_version_any(name, version).await?;
-        if version == self.first_live(name) {
-            let state = TableState::empty(self.base(), name);
-            return self.write_table_version(&state, None, &manifest).await;
+        let first_live = self.first_live(name);
+        let mut state = None;
+        let mut below = version;
+        while below > first_live {
+            below -= 1;
+            if let Some(found) = self.held_table(name, below) {
+                state = Some(TableState::clone(&found));
+                break;
+            }
+            if let Some(found) = self.read_table_state(name, below).await? {
+                state = Some(found);
+                break;
+            }
         }
-        let previous = self.fetch_version_any(name, version - 1).await?;
-        let state = self
-            .read_table_state(name, version - 1)
-            .await?
-            .ok_or_else(|| {
-                self.table_error(
-                    name,
-                    version,
-                    format!("the metadata of version {} is missing too", version - 1),
-                )
-            })?;
-        self.write_table_version(&state, Some(&previous), &manifest)
-            .await
+        let mut state = state.unwrap_or_else(|| TableState::empty(self.base(), name));
+        let from = state.version().map_or(first_live, |v| v + 1);
+        if from + 1 < version {
+            tracing::warn!(dataset = %name, from, version, "iceberg metadata missing below the latest: rolling the table forward");
+        }
+        for at in from..=version {
+            let manifest = self.fetch_version_any(name, at).await?;
+            let previous = if at == first_live {
+                None
+            } else {
+                Some(self.fetch_version_any(name, at - 1).await?)
+            };
+            state = self
+                .write_table_version(&state, previous.as_deref(), &manifest, at == version)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Heals the latest version's metadata of every dataset in the index (at start): a
@@ -198,14 +216,16 @@ impl<S: ManifestStore> Catalog<S> {
             .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))
     }
 
-    /// Writes version `manifest`'s files from `state` (the table at the version before) and
-    /// holds the new table.
+    /// Writes version `manifest`'s files from `state` (the table at the version before),
+    /// its metadata JSON last and only when `with_json` (a roll-forward writes only the
+    /// last one), holds the new table and returns it.
     async fn write_table_version(
         &self,
         state: &TableState,
         previous: Option<&Manifest>,
         manifest: &Manifest,
-    ) -> Result<()> {
+        with_json: bool,
+    ) -> Result<TableState> {
         let name = &manifest.name;
         let version = manifest.version;
         let started = std::time::Instant::now();
@@ -267,13 +287,15 @@ impl<S: ManifestStore> Catalog<S> {
             .buffer_unordered(IO_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
-        if let Some(metadata) = metadata {
+        if let Some(metadata) = metadata.filter(|_| with_json) {
             self.put_table_file(name, version, metadata).await?;
         }
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(dataset = %name, version, written, duration_ms, "iceberg metadata durable");
-        self.remember_table(name, next);
-        Ok(())
+        if with_json {
+            self.remember_table(name, next.clone());
+        }
+        Ok(next)
     }
 
     async fn put_table_file(

@@ -32,20 +32,25 @@ pub struct TableMetadata {
     /// 999: the spec's value for a table with no partition field.
     pub last_partition_id: i32,
     /// `schema.name-mapping.default` and the writer's name.
+    #[serde(default)]
     pub properties: BTreeMap<String, String>,
     /// Snapshot of version N.
     pub current_snapshot_id: i64,
-    /// One snapshot per retained version.
+    /// One snapshot per retained version, the latest `max_snapshots` at most.
     pub snapshots: Vec<Snapshot>,
-    /// Retained versions' snapshots in order.
+    /// The snapshots' (timestamp, id) in order.
+    #[serde(default)]
     pub snapshot_log: Vec<SnapshotLogEntry>,
-    /// Retained earlier versions' metadata files.
+    /// Earlier metadata files of the retained versions, the latest `max_metadata_log` at
+    /// most.
+    #[serde(default)]
     pub metadata_log: Vec<MetadataLogEntry>,
     /// One unsorted order, id 0.
     pub sort_orders: Vec<SortOrder>,
     /// 0.
     pub default_sort_order_id: i32,
     /// `main` (branch, version N) and `v<k>` (tag) for each retained version k.
+    #[serde(default)]
     pub refs: BTreeMap<String, SnapshotRef>,
 }
 
@@ -111,7 +116,8 @@ pub struct Snapshot {
     pub timestamp_ms: i64,
     /// Location of its manifest list.
     pub manifest_list: String,
-    /// `operation`, `lakehouse.version` and the spec's counts.
+    /// `operation`, `lakehouse.version`, `lakehouse.operation`, `manifests-created` and the
+    /// spec's counts (crate docs).
     pub summary: BTreeMap<String, String>,
     /// Schema of version N.
     pub schema_id: i32,
