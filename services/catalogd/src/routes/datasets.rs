@@ -34,7 +34,8 @@ pub struct DatasetListQuery {
     #[serde(default)]
     #[param(minimum = 1)]
     pub limit: Option<usize>,
-    /// `next_cursor` of the previous page: names after it.
+    /// `next_cursor` of the previous page, as handed out (opaque; one this catalog did not hand
+    /// out is a 400 `invalid_option`).
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -74,11 +75,18 @@ pub async fn dataset_list<S: ManifestStore>(
             "limit must be at least 1",
         ));
     }
-    let page = state.catalog.list(
+    let after = query
+        .cursor
+        .as_deref()
+        .map(super::cursor::decode)
+        .transpose()
+        .map_err(|message| ApiError::new(ErrorCode::InvalidOption, message))?;
+    let mut page = state.catalog.list(
         query.prefix.as_deref().unwrap_or(""),
         limit.min(MAX_LIST_LIMIT),
-        query.cursor.as_deref(),
+        after.as_deref(),
     );
+    page.next_cursor = page.next_cursor.as_deref().map(super::cursor::encode);
     Ok(Json(page))
 }
 
