@@ -44,6 +44,7 @@ fn outcome(result: Result<lakehouse_convert::Inferred, ConvertError>) -> Result<
                 ConvertError::TooLarge { .. } => "payload_too_large",
                 ConvertError::SchemaDrift(_) => "schema_drift",
                 ConvertError::TooManyRejects { .. } => "too_many_rejects",
+                ConvertError::UnsupportedFormat { .. } => "unsupported_media_type",
                 ConvertError::Io(_) => "io",
                 ConvertError::Parquet(_) => "parquet",
             };

@@ -328,6 +328,7 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
         | ErrorCode::AlreadyExists
         | ErrorCode::RequestTimeout
         | ErrorCode::Gone
+        | ErrorCode::Conflict
         | ErrorCode::PayloadTooLarge
         | ErrorCode::InvalidRange
         | ErrorCode::UnsupportedMediaType
