@@ -224,7 +224,7 @@ pub async fn version_get<S: ManifestStore>(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Registered, or `existing: true` when the latest version already is this", body = VersionRegisterResponse),
-        (status = 400, description = "`invalid_name`, `invalid_request`, `fingerprint_mismatch`, `invalid_object`", body = ErrorBody),
+        (status = 400, description = "`invalid_name`, `invalid_request`, `invalid_option` (a field the body does not have), `fingerprint_mismatch`, `invalid_object`", body = ErrorBody),
         lakehouse_api::TokenRefusal,
         (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),
