@@ -175,8 +175,8 @@ mod tests {
     #[test]
     fn a_column_that_fits_neither_reading_is_not_named() {
         let csv = b"a,b\n\"5,5\",01/02/2024\nx,13/02/2024\n";
-        let warnings = teaching_warnings(&csv[..], &CsvOptions::default(), &utf8(&["a", "b"]))
-            .unwrap();
+        let warnings =
+            teaching_warnings(&csv[..], &CsvOptions::default(), &utf8(&["a", "b"])).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 

@@ -213,7 +213,9 @@ fn refusal<R: Read>(
         .enumerate()
         .find(|(i, (target, value))| {
             let order = orders.get(*i).copied().flatten();
-            target.is_some_and(|t| !nulls.is_null(value) && !accepts_in(t, order, reading.classify(value)))
+            target.is_some_and(|t| {
+                !nulls.is_null(value) && !accepts_in(t, order, reading.classify(value))
+            })
         })?;
     let target = (*target)?;
     let text = String::from_utf8_lossy(value).into_owned();

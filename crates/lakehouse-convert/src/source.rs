@@ -389,9 +389,8 @@ fn utf8_reason(field: &[u8], e: &std::str::Utf8Error) -> String {
 /// has NUL bytes in every other position, as ASCII text in UTF-16 has, and there was no
 /// byte order mark to say so. Empty when it does not look like that.
 fn utf16_hint(first: &[u8]) -> &'static str {
-    let every_other = |start: usize| {
-        first.len() >= 2 && first.iter().skip(start).step_by(2).all(|&b| b == 0)
-    };
+    let every_other =
+        |start: usize| first.len() >= 2 && first.iter().skip(start).step_by(2).all(|&b| b == 0);
     if first.first().is_some_and(|&b| b != 0) && every_other(1) {
         " (the header has a NUL byte after every character: the file looks like UTF-16 \
          little-endian without a byte order mark; add `encoding=utf-16le`)"

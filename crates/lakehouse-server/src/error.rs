@@ -1,7 +1,7 @@
 //! The JSON error response of DESIGN.md section 6, and extractors whose rejections use it.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
 use crate::options;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};

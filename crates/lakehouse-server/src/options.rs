@@ -38,7 +38,10 @@ pub fn unknown_option_message(given: &str, known: &[&str]) -> String {
         None if known.is_empty() => format!("unknown option `{given}`; this takes no options"),
         None => {
             let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-            format!("unknown option `{given}`; known options: {}", list.join(", "))
+            format!(
+                "unknown option `{given}`; known options: {}",
+                list.join(", ")
+            )
         }
     }
 }
@@ -127,7 +130,10 @@ mod tests {
             field_names::<Params>(),
             Some(&["name", "null_values", "pageToken"][..])
         );
-        assert_eq!(field_names::<std::collections::HashMap<String, String>>(), None);
+        assert_eq!(
+            field_names::<std::collections::HashMap<String, String>>(),
+            None
+        );
     }
 
     #[test]

@@ -22,7 +22,10 @@ async fn ingest(trio: &Trio, query: &str, csv: &str) -> Value {
 async fn page(url: String) -> (u16, String) {
     let response = reqwest::get(url).await.unwrap();
     let status = response.status().as_u16();
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(content_type.starts_with("text/html"), "{content_type}");
     (status, response.text().await.unwrap())
 }
@@ -85,7 +88,10 @@ async fn list_options_are_strict_and_a_cursor_must_be_one_handed_out() {
     assert_eq!(status, 400, "{html}");
     let (status, html) = page(format!("{base}/ui?limit=1")).await;
     assert_eq!(status, 200);
-    let next = html.split("href=\"").find_map(|h| h.strip_prefix("/ui?")).unwrap();
+    let next = html
+        .split("href=\"")
+        .find_map(|h| h.strip_prefix("/ui?"))
+        .unwrap();
     let next = &next[..next.find('"').unwrap()].replace("&amp;", "&");
     let (status, html) = page(format!("{base}/ui?{next}")).await;
     assert_eq!(status, 200);
@@ -119,14 +125,23 @@ async fn the_page_after_schema_evolution_shows_the_latest_schema() {
     // The new column: the first object's 1,500 rows count as its nulls; min and max read.
     let currency = row(&html, "schema", "currency");
     assert!(currency.contains("1,500 nulls of 1,502"), "{currency}");
-    assert!(currency.contains("EUR") && currency.contains("USD"), "{currency}");
+    assert!(
+        currency.contains("EUR") && currency.contains("USD"),
+        "{currency}"
+    );
     let amount = row(&html, "schema", "amount");
-    assert!(amount.contains(">0.5<") && amount.contains(">99.5<"), "{amount}");
+    assert!(
+        amount.contains(">0.5<") && amount.contains(">99.5<"),
+        "{amount}"
+    );
     // The preview is in the latest schema: the older object's rows show null for it.
     let preview = &html[html.find("id=\"preview\"").unwrap()..];
     let preview = &preview[..preview.find("</table>").unwrap()];
     assert!(preview.contains("<th>currency</th>"), "{preview}");
-    assert!(preview.contains(r#"<td class="null">null</td>"#), "{preview}");
+    assert!(
+        preview.contains(r#"<td class="null">null</td>"#),
+        "{preview}"
+    );
     // Thousands separators, and the encoding in the inference line.
     let facts = &html[html.find("id=\"facts\"").unwrap()..];
     assert!(facts.contains("1,502"), "{facts}");
@@ -134,7 +149,11 @@ async fn the_page_after_schema_evolution_shows_the_latest_schema() {
     // The small version stays visible beside the large one: every bar at least 2 high.
     let chart = &html[html.find("id=\"chart\"").unwrap()..];
     let chart = &chart[..chart.find("</svg>").unwrap()];
-    for height in chart.split("height=\"").skip(2).map(|h| &h[..h.find('"').unwrap()]) {
+    for height in chart
+        .split("height=\"")
+        .skip(2)
+        .map(|h| &h[..h.find('"').unwrap()])
+    {
         let height: f64 = height.parse().unwrap();
         assert!(height >= 2.0, "{chart}");
     }
@@ -163,7 +182,10 @@ async fn a_browser_signs_in_once_with_a_read_token() {
     assert!(html.contains(r#"href="/ui/login""#), "{html}");
     let (status, html) = page(format!("{base}/ui/login")).await;
     assert_eq!(status, 200);
-    assert!(html.contains(r#"<form method="post" action="/ui/login">"#), "{html}");
+    assert!(
+        html.contains(r#"<form method="post" action="/ui/login">"#),
+        "{html}"
+    );
     assert!(html.contains(r#"type="password" name="token""#), "{html}");
     // A wrong token: the form again, 401, no cookie.
     let wrong = http
@@ -186,7 +208,12 @@ async fn a_browser_signs_in_once_with_a_read_token() {
     assert_eq!(signed.status(), 303);
     assert_eq!(signed.headers()["location"], "/ui");
     let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
-    for part in ["lakehouse_token=reader", "HttpOnly", "SameSite=Strict", "Path=/ui"] {
+    for part in [
+        "lakehouse_token=reader",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/ui",
+    ] {
         assert!(cookie.contains(part), "{cookie}");
     }
     let pair = cookie.split(';').next().unwrap();

@@ -17,9 +17,9 @@ use crate::{AppState, IngestError};
 use bytes::Bytes;
 use futures::Stream;
 use lakehouse_api::{
-    CsvOptions, DatasetName, DateOrder, DecimalSeparator, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, RejectsRef, Schema, SchemaDriftDetails, SchemaEvolution, Sha256Digest, Source,
-    TextEncoding, VersionRegisterRequest,
+    CsvOptions, DatasetName, DateOrder, DecimalSeparator, INFERENCE_VERSION, IngestMode,
+    IngestResponse, Manifest, ObjectKey, ObjectRef, RejectsRef, Schema, SchemaDriftDetails,
+    SchemaEvolution, Sha256Digest, Source, TextEncoding, VersionRegisterRequest,
 };
 use lakehouse_client::trace::bind;
 use lakehouse_convert::{ConvertError, Detected, EncodeStats, ReadConfig, ReadLimits};
@@ -71,9 +71,7 @@ impl IngestRequest {
             encoding: self.encoding.unwrap_or(recorded.encoding),
             // Settled by the dataset's first upload (DESIGN.md section 3), never a request's.
             date_orders: recorded.date_orders,
-            decimal_separator: self
-                .decimal_separator
-                .unwrap_or(recorded.decimal_separator),
+            decimal_separator: self.decimal_separator.unwrap_or(recorded.decimal_separator),
             date_order: self.date_order.or(recorded.date_order),
         }
     }

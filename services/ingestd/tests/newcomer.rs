@@ -42,7 +42,10 @@ async fn an_unknown_option_names_the_closest_known_one_before_the_body_is_read()
         drop(upload);
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["error"]["code"], "invalid_option", "{query}: {body}");
-        assert_eq!(body["error"]["details"]["option"], option, "{query}: {body}");
+        assert_eq!(
+            body["error"]["details"]["option"], option,
+            "{query}: {body}"
+        );
         match suggestion {
             Some(known) => {
                 assert_eq!(
@@ -90,7 +93,10 @@ async fn a_missing_name_says_so_and_a_second_file_is_refused() {
     let (status, body) = h.ingest_body("name=two", two.into()).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_request");
-    assert!(message(&body).contains("second field named `file`"), "{body}");
+    assert!(
+        message(&body).contains("second field named `file`"),
+        "{body}"
+    );
     let (status, _) = h.catalog("/datasets/two").await;
     assert_eq!(status, 404, "nothing registered");
     assert!(h.stored_objects().await.is_empty(), "nothing stored");
@@ -118,7 +124,11 @@ async fn decimal_commas_and_a_date_order_are_read_recorded_and_reused() {
         field_types(&body),
         ["day:date32", "amount:float64", "label:utf8"]
     );
-    assert_eq!(warnings(&body), Vec::<String>::new(), "nothing left to teach");
+    assert_eq!(
+        warnings(&body),
+        Vec::<String>::new(),
+        "nothing left to teach"
+    );
     let options = &body["manifest"]["options"];
     assert_eq!(options["decimal_separator"], ",", "{options}");
     assert_eq!(options["date_order"], "DMY", "{options}");
@@ -128,14 +138,20 @@ async fn decimal_commas_and_a_date_order_are_read_recorded_and_reused() {
 
     // A later upload reads with the recorded options, given no options of its own.
     let (status, later) = h
-        .ingest("name=eu&mode=append", b"day;amount;label\n13/02/2024;5,5;d\n")
+        .ingest(
+            "name=eu&mode=append",
+            b"day;amount;label\n13/02/2024;5,5;d\n",
+        )
         .await;
     assert_eq!(status, 200, "{later}");
     assert_eq!(later["manifest"]["version"], 2);
     assert_eq!(later["manifest"]["row_count"], 4);
     // `1.5` is not a float with a decimal comma: a refused value, as any other.
     let (status, refused) = h
-        .ingest("name=eu&mode=append", b"day;amount;label\n14/02/2024;1.5;e\n")
+        .ingest(
+            "name=eu&mode=append",
+            b"day;amount;label\n14/02/2024;1.5;e\n",
+        )
         .await;
     assert_eq!(status, 409, "{refused}");
 
@@ -183,9 +199,7 @@ async fn warnings_teach_the_option_that_would_have_typed_a_column() {
         "{taught:?}"
     );
     // The same on a dry run, and the warning is followed: float64 and date32.
-    let (status, dry) = h
-        .ingest("name=export2&dry_run=true", csv.as_bytes())
-        .await;
+    let (status, dry) = h.ingest("name=export2&dry_run=true", csv.as_bytes()).await;
     assert_eq!(status, 200, "{dry}");
     assert_eq!(warnings(&dry), taught);
     let (status, followed) = h
@@ -226,7 +240,10 @@ async fn errors_with_a_likely_cause_say_it() {
         "{body}"
     );
     // UTF-16LE without a byte order mark.
-    let utf16: Vec<u8> = "name,qty\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let utf16: Vec<u8> = "name,qty\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
     let (status, body) = h.ingest("name=u16", &utf16).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_header");

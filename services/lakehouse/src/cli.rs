@@ -2,8 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lakehouse_api::{
-    CsvOptions, DatasetName, DateOrder, DecimalSeparator, IngestMode, SchemaEvolution,
-    TextEncoding,
+    CsvOptions, DatasetName, DateOrder, DecimalSeparator, IngestMode, SchemaEvolution, TextEncoding,
 };
 use lakehouse_client::{CatalogdClient, IngestdClient, StoragedClient};
 use std::path::PathBuf;

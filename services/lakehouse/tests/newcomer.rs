@@ -54,7 +54,10 @@ fn json_failures_are_an_error_document_on_stdout_with_the_same_status() {
     let trio = Trio::start(&[]).expect("trio starts");
     let files = tempfile::tempdir().expect("tempdir");
     let csv = write(files.path(), "a.csv", "a\n1\n");
-    assert_eq!(run(cli(&trio), &["ingest", &csv, "--name", "here"]).status, 0);
+    assert_eq!(
+        run(cli(&trio), &["ingest", &csv, "--name", "here"]).status,
+        0
+    );
 
     // Not found: the same code and wording from every command.
     for args in [
@@ -68,7 +71,10 @@ fn json_failures_are_an_error_document_on_stdout_with_the_same_status() {
         assert_eq!(body["error"]["code"], "not_found", "{args:?}: {body}");
         assert_eq!(body["error"]["message"], "no dataset named nosuch");
         assert_eq!(body["error"]["details"]["dataset"], "nosuch");
-        assert_eq!(failed.stderr, "error: no dataset named nosuch\n", "{args:?}");
+        assert_eq!(
+            failed.stderr, "error: no dataset named nosuch\n",
+            "{args:?}"
+        );
     }
     let failed = run(cli(&trio), &["--json", "show", "here", "--version", "7"]);
     assert_eq!(failed.status, 1);
@@ -122,20 +128,31 @@ fn clap_hints_are_kept_and_every_option_is_checked_before_a_request() {
             &["ingest", &csv, "--name", "x", "--date-order", "YMD"],
             "'YMD'",
         ),
-        (&["versoins", "x"], "tip: a similar subcommand exists: 'versions'"),
+        (
+            &["versoins", "x"],
+            "tip: a similar subcommand exists: 'versions'",
+        ),
     ];
     for (args, needle) in cases {
         let failed = run(cli(&trio), args);
         assert_eq!(failed.status, 2, "{args:?}: {}", failed.stderr);
         assert_eq!(failed.stderr.lines().count(), 1, "{}", failed.stderr);
-        assert!(failed.stderr.contains(needle), "{args:?}: {}", failed.stderr);
+        assert!(
+            failed.stderr.contains(needle),
+            "{args:?}: {}",
+            failed.stderr
+        );
     }
     // Nothing reached ingestd.
     let listed = run(cli(&trio), &["--json", "datasets"]);
     assert_eq!(stdout_json(&listed)["datasets"], serde_json::json!([]));
 
     // Good values go through: a `;` export with decimal commas and day-first dates.
-    let eu = write(files.path(), "eu.csv", "d;x\n01/02/2024;1,5\n03/04/2024;2\n");
+    let eu = write(
+        files.path(),
+        "eu.csv",
+        "d;x\n01/02/2024;1,5\n03/04/2024;2\n",
+    );
     let done = run(
         cli(&trio),
         &[
@@ -176,7 +193,10 @@ fn get_writes_each_version_into_its_own_directory() {
     let out = files.path().join("out");
     let out_arg = out.to_str().unwrap();
     for version in ["1", "2"] {
-        let got = run(cli(&trio), &["get", "g", "--version", version, "-o", out_arg]);
+        let got = run(
+            cli(&trio),
+            &["get", "g", "--version", version, "-o", out_arg],
+        );
         assert_eq!(got.status, 0, "{}", got.stderr);
     }
     let parquet_in = |dir: &Path| -> usize {
@@ -274,7 +294,9 @@ fn the_progress_bar_fits_an_80_column_terminal() {
         .take_while(|l| !l.starts_with("ingested "))
         .collect();
     assert!(
-        lines.iter().any(|l| l.contains("uploading") && l.contains("ETA")),
+        lines
+            .iter()
+            .any(|l| l.contains("uploading") && l.contains("ETA")),
         "a bar was drawn: {lines:?}"
     );
     for line in &lines {

@@ -69,10 +69,7 @@ struct LoginForm {
 /// to `/ui`; any other token is the form again with a 401. A token that cannot be a cookie
 /// value (a space, `;`, `,`, a quote, a backslash or a control character in it) is refused
 /// with a 400 saying so. The token is never logged or echoed.
-async fn login_post<S: ManifestStore>(
-    State(state): State<AppState<S>>,
-    body: String,
-) -> Response {
+async fn login_post<S: ManifestStore>(State(state): State<AppState<S>>, body: String) -> Response {
     let Ok(LoginForm { token }) = serde_urlencoded::from_str::<LoginForm>(&body) else {
         return error_page(StatusCode::BAD_REQUEST, "the form needs one field, `token`");
     };
@@ -88,8 +85,8 @@ async fn login_post<S: ManifestStore>(
         );
     }
     if !state.tokens.is_open() && state.tokens.scope_of(token.as_bytes()).is_none() {
-        let mut page = Html(pages::login(Some("That token is not accepted.")).into_string())
-            .into_response();
+        let mut page =
+            Html(pages::login(Some("That token is not accepted.")).into_string()).into_response();
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
     }
@@ -103,7 +100,10 @@ async fn login_post<S: ManifestStore>(
             ],
         )
             .into_response(),
-        Err(_) => error_page(StatusCode::BAD_REQUEST, "this token cannot be kept in a cookie"),
+        Err(_) => error_page(
+            StatusCode::BAD_REQUEST,
+            "this token cannot be kept in a cookie",
+        ),
     }
 }
 
