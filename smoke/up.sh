@@ -34,7 +34,11 @@ fail() { echo "FAIL $*"; failed=1; }
 # output to $work/up-RUN.out, and waits until it says the trio is up.
 up() {
   : > "$work/pids"
-  setsid "$root/scripts/up" > "$work/up-$1.out" 2>&1 &
+  # A background job of a script starts with SIGINT ignored, which a shell cannot trap:
+  # python puts back the default a terminal's foreground job has, then runs scripts/up.
+  setsid python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$root/scripts/up" > "$work/up-$1.out" 2>&1 &
   up_pid=$!
   local deadline=$((SECONDS + 90))
   until grep -q "lakehouse trio is up" "$work/up-$1.out"; do
@@ -50,6 +54,10 @@ up() {
 ended() {
   local deadline=$((SECONDS + 60))
   while kill -0 "$up_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  if kill -0 "$up_pid" 2>/dev/null; then
+    echo "scripts/up still runs after 60 s; killing it"
+    kill -KILL "$up_pid"
+  fi
   wait "$up_pid"
   status=$?
   up_pid=""
@@ -80,7 +88,7 @@ fi
 
 # 2. A restart appends to the logs.
 if up second; then
-  starts=$(grep -c "starting catalogd" "$work/logs/catalogd.log")
+  starts=$(grep -c "^---- .* starting catalogd ----$" "$work/logs/catalogd.log")
   listening=$(grep -c "listening on" "$work/logs/catalogd.log")
   if [ "$starts" -eq 2 ] && [ "$listening" -eq 2 ]; then
     pass "the logs keep the earlier run (2 starts, 2 'listening on' in catalogd.log)"
