@@ -44,14 +44,14 @@ pub(crate) struct Class {
     pub sep: u8,
 }
 
-const NONE: Class = Class {
+pub(crate) const NONE: Class = Class {
     mask: 0,
     big_int: false,
     sep: 0,
 };
 
 /// A class of `mask` alone.
-const fn only(mask: u16) -> Class {
+pub(crate) const fn only(mask: u16) -> Class {
     Class {
         mask,
         big_int: false,
@@ -127,110 +127,6 @@ pub(crate) fn classify(v: &[u8]) -> Class {
         }
         _ => NONE,
     }
-}
-
-/// How one read classifies and parses values beyond section 3's grammar: the
-/// `decimal_separator` and `date_order` options of DESIGN.md section 14. The default reads
-/// exactly by the grammar (and costs one branch per value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Reading {
-    /// `decimal_separator=,`: `1234,56` is a float, `1.5` is not.
-    decimal_comma: bool,
-    /// The `P/Q/YYYY` readings kept: [`PQ`] (the column settles the order), or only
-    /// [`DMY`] or [`MDY`] under a `date_order`.
-    pq_keep: u16,
-}
-
-impl Default for Reading {
-    fn default() -> Self {
-        Reading {
-            decimal_comma: false,
-            pq_keep: PQ,
-        }
-    }
-}
-
-/// Longest value whose decimal comma is swapped on the stack; longer ones are not floats
-/// under `decimal_separator=,` (no f64 literal of the table needs more digits to be exact).
-const MAX_COMMA_FLOAT_BYTES: usize = 64;
-
-impl Reading {
-    /// The reading `csv` asks for.
-    pub(crate) fn new(csv: &lakehouse_api::CsvOptions) -> Self {
-        Reading {
-            decimal_comma: csv.decimal_separator == lakehouse_api::DecimalSeparator::Comma,
-            pq_keep: match csv.date_order {
-                None => PQ,
-                Some(DateOrder::Dmy) => DMY,
-                Some(DateOrder::Mdy) => MDY,
-            },
-        }
-    }
-
-    /// Whether a `date_order` fixes the order of new `P/Q/YYYY` columns, instead of their
-    /// values (DESIGN.md section 14).
-    pub(crate) fn forces_order(self) -> bool {
-        self.pq_keep != PQ
-    }
-
-    /// [`classify`] under this reading.
-    #[inline]
-    pub(crate) fn classify(self, v: &[u8]) -> Class {
-        if !self.decimal_comma && self.pq_keep == PQ {
-            return classify(v);
-        }
-        let mut class = if self.decimal_comma {
-            classify_comma(v)
-        } else {
-            classify(v)
-        };
-        class.mask &= !(PQ & !self.pq_keep);
-        class
-    }
-
-    /// [`parse_float_literal`] under this reading.
-    #[inline]
-    pub(crate) fn parse_float_literal(self, v: &[u8]) -> Option<(f64, bool)> {
-        if !self.decimal_comma {
-            return parse_float_literal(v);
-        }
-        if v.contains(&b'.') {
-            return None;
-        }
-        with_point(v, parse_float_literal).flatten()
-    }
-}
-
-/// `v` with its first `,` made a `.`, handed to `f`; `None` when `v` has no `,` (then `f`
-/// gets `v` itself) or is longer than [`MAX_COMMA_FLOAT_BYTES`].
-fn with_point<T>(v: &[u8], f: impl Fn(&[u8]) -> T) -> Option<T> {
-    let Some(at) = v.iter().position(|&b| b == b',') else {
-        return Some(f(v));
-    };
-    if v.len() > MAX_COMMA_FLOAT_BYTES {
-        return None;
-    }
-    let mut buf = [0u8; MAX_COMMA_FLOAT_BYTES];
-    buf[..v.len()].copy_from_slice(v);
-    buf[at] = b'.';
-    Some(f(&buf[..v.len()]))
-}
-
-/// [`classify`] with `,` as the decimal separator: a value with a `,` is at most a float
-/// (read with the `,` as the point), and a `.` makes no float.
-fn classify_comma(v: &[u8]) -> Class {
-    if v.contains(&b',') {
-        if v.contains(&b'.') {
-            return NONE;
-        }
-        let class = with_point(v, classify).unwrap_or(NONE);
-        return only(class.mask & FLOAT);
-    }
-    let mut class = classify(v);
-    if v.contains(&b'.') {
-        class.mask &= !FLOAT;
-    }
-    class
 }
 
 fn classify_temporal(v: &[u8]) -> Class {

@@ -7,8 +7,9 @@
 //! could (the first value that fits neither ends a column's candidacy, and the pass stops
 //! once no candidate is left), so a file whose utf8 columns hold plain text costs one record.
 
-use crate::classify::{DMY, FLOAT, MDY, Reading, classify, pq_readings};
+use crate::classify::{DMY, FLOAT, MDY, classify, pq_readings};
 use crate::error::Result;
+use crate::reading::Reading;
 use crate::source::{Nulls, ReadConfig, Records};
 use lakehouse_api::{ColumnType, CsvOptions, DecimalSeparator, Schema};
 use std::io::Read;

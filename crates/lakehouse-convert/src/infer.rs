@@ -1,8 +1,9 @@
 //! Pass 1: whole-file schema inference for a new dataset, and the conformance check of an
 //! upload to an existing one (DESIGN.md section 3).
 
-use crate::classify::{Class, ColumnStats, Reading, accepts_in};
+use crate::classify::{Class, ColumnStats, accepts_in};
 use crate::error::{ConvertError, Result};
+use crate::reading::Reading;
 use crate::source::{Header, Nulls, ReadConfig, Records};
 use crate::{Checked, Inferred};
 use lakehouse_api::{ColumnChange, ColumnType, DateOrder, Field, Schema, SchemaDriftDetails};

@@ -22,6 +22,7 @@ mod encode;
 mod error;
 mod hints;
 mod infer;
+mod reading;
 mod rejects;
 mod sniff;
 mod source;

@@ -3,8 +3,9 @@
 //! `line,column,reason,record`. The other passes then read the clean CSV as usual, so the
 //! hot path of an upload without `max_rejects` is untouched.
 
-use crate::classify::{Reading, accepts_in};
+use crate::classify::accepts_in;
 use crate::error::{ConvertError, Result};
+use crate::reading::Reading;
 use crate::source::{Nulls, ReadConfig, Records};
 use lakehouse_api::{ColumnChange, ColumnType, DateOrder, Schema, SchemaDriftDetails};
 use std::cell::RefCell;

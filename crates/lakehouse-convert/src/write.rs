@@ -1,11 +1,12 @@
 //! Pass 2: CSV -> Arrow record batches -> Snappy Parquet (DESIGN.md section 5).
 
 use crate::classify::{
-    ColumnStats, Reading, parse_bool, parse_date, parse_int, parse_time, parse_timestamp,
-    pq_readings, rules_out_above,
+    ColumnStats, parse_bool, parse_date, parse_int, parse_time, parse_timestamp, pq_readings,
+    rules_out_above,
 };
 use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
+use crate::reading::Reading;
 use crate::source::{Nulls, ReadConfig, Records};
 use crate::tokenize::Record;
 use crate::{BATCH_ROWS, CREATED_BY, EncodeStats, MAX_ROW_GROUP_ROWS, ParquetOutput};

@@ -727,18 +727,9 @@ async fn settle(
                     delimiter: hit.delimiter,
                     ..plan.options.clone()
                 };
-                let (limits, max_csv_bytes, schema) =
-                    (plan.limits, plan.max_csv_bytes, hit.schema.clone());
-                let (taught, spooled) = tokio::task::spawn_blocking(bind(move || {
-                    let read = ReadConfig::new(&options, limits);
-                    let taught =
-                        crate::teach::teaching_warnings(&upload, read, max_csv_bytes, &schema);
-                    (taught, upload)
-                }))
-                .await
-                .map_err(IngestError::Task)?;
-                warnings.extend(taught?);
-                drop(spooled);
+                let limits = (plan.limits, plan.max_csv_bytes);
+                let schema = hit.schema.clone();
+                warnings.extend(crate::teach::of_spooled(upload, options, limits, schema).await?);
             } else {
                 // The CSV spool file is not needed any more: gone now, before the kernel
                 // writes its pages out (its pages are freed on a blocking thread).

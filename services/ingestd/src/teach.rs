@@ -4,8 +4,9 @@
 
 use crate::IngestError;
 use crate::spool::Spooled;
-use lakehouse_api::Schema;
-use lakehouse_convert::ReadConfig;
+use lakehouse_api::{CsvOptions, Schema};
+use lakehouse_client::trace::bind;
+use lakehouse_convert::{ReadConfig, ReadLimits};
 
 /// The warning of a new dataset's first upload that has a header and no data rows.
 pub(crate) const NO_DATA_ROWS: &str = "the upload has no data rows: every column is utf8, and \
@@ -28,4 +29,25 @@ pub(crate) fn teaching_warnings(
     let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
     let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
     Ok(lakehouse_convert::teaching_warnings(csv, options, schema)?)
+}
+
+/// [`teaching_warnings`] on a blocking thread, for the speculative pass's result (`options`
+/// with the delimiter it read with; `limits`: the caps and `max_csv_bytes`); the spool file
+/// goes when it is done.
+///
+/// # Errors
+/// As [`teaching_warnings`]; [`IngestError::Task`] when the blocking task fails.
+pub(crate) async fn of_spooled(
+    upload: Spooled,
+    options: CsvOptions,
+    limits: (ReadLimits, u64),
+    schema: Schema,
+) -> Result<Vec<String>, IngestError> {
+    let (read_limits, max_csv_bytes) = limits;
+    tokio::task::spawn_blocking(bind(move || {
+        let read = ReadConfig::new(&options, read_limits);
+        teaching_warnings(&upload, read, max_csv_bytes, &schema)
+    }))
+    .await
+    .map_err(IngestError::Task)?
 }
