@@ -74,6 +74,11 @@ pub fn check_known<'a>(
     }
 }
 
+/// The query of a route that takes no options: through [`crate::ApiQuery`], any parameter is
+/// a 400 `invalid_option` naming it ("this takes no options").
+#[derive(Debug, Default, Deserialize)]
+pub struct NoOptions {}
+
 /// The field names a `Deserialize` struct accepts, as serde's derive declares them (renames
 /// applied; aliases not included), or `None` for a type that is not a plain struct (a map,
 /// an enum, a struct with a `#[serde(flatten)]` field): those cannot be checked this way.

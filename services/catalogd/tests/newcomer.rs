@@ -60,6 +60,13 @@ async fn list_options_are_strict_and_a_cursor_must_be_one_handed_out() {
         body["error"]["message"],
         "unknown option `prefx`; did you mean `prefix`?"
     );
+    // A lookup takes no options: `?version=` is not time travel, and says so.
+    let (status, body) = get_json(format!("{base}/datasets/alpha?version=1")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "unknown option `version`; this takes no options"
+    );
     let (status, body) = get_json(format!("{base}/datasets?cursor=zzz")).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_option");

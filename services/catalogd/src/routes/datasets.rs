@@ -13,6 +13,7 @@ use lakehouse_api::{
     VersionRegisterRequest, VersionRegisterResponse, VersionSummary,
 };
 use lakehouse_catalog::ManifestStore;
+use lakehouse_server::options::NoOptions;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
 use tracing::Instrument;
@@ -113,6 +114,8 @@ pub async fn dataset_list<S: ManifestStore>(
 pub async fn dataset_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
+    // Takes no options: `?version=1` here is a 400 naming it (DESIGN.md section 14).
+    _: ApiQuery<NoOptions>,
 ) -> Result<Json<Manifest>, ApiError> {
     let name = dataset_name(name)?;
     let manifest = state.catalog.fetch_latest(&name).await.map_err(api_error)?;
@@ -143,6 +146,8 @@ pub async fn dataset_get<S: ManifestStore>(
 pub async fn version_list<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
+    // Takes no options: `?version=1` here is a 400 naming it (DESIGN.md section 14).
+    _: ApiQuery<NoOptions>,
 ) -> Result<Json<VersionListResponse>, ApiError> {
     let name = dataset_name(name)?;
     let versions = state
@@ -189,6 +194,8 @@ pub async fn version_list<S: ManifestStore>(
 pub async fn version_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path((name, version)): Path<(String, String)>,
+    // Takes no options: `?version=1` here is a 400 naming it (DESIGN.md section 14).
+    _: ApiQuery<NoOptions>,
 ) -> Result<Json<Manifest>, ApiError> {
     let name = dataset_name(name)?;
     let version: u64 = version.parse().map_err(|_| {
