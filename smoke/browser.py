@@ -50,13 +50,13 @@ def csv_field(text):
     return '"' + text.replace('"', '""') + '"'
 
 
-def ingest(ingestd, name, csv_text, mode="replace"):
+def ingest(ingestd, name, csv_text, mode="replace", **options):
     boundary = "browser-" + uuid.uuid4().hex
     body = (
         f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}.csv\"\r\n"
         f"Content-Type: text/csv\r\n\r\n"
     ).encode() + csv_text.encode() + f"\r\n--{boundary}--\r\n".encode()
-    query = urllib.parse.urlencode({"name": name, "mode": mode})
+    query = urllib.parse.urlencode({"name": name, "mode": mode, **options})
     request = urllib.request.Request(
         f"{ingestd}/ingest?{query}",
         data=body,
@@ -232,7 +232,28 @@ def main():
     for other in [n for n in names if n != nasty][:3]:
         check_dataset_page(catalogd, other, None)
 
+    # The page after schema evolution (DESIGN.md section 14): statistics per column of the
+    # latest schema, the older object's rows counted as nulls of the added column, and the
+    # preview in the latest schema.
+    evolved = f"ui_evolved_{os.getpid()}_{int(time.time())}"
+    ingest(ingestd, evolved, "id,amount\n" + "".join(f"{i},{i}.5\n" for i in range(1, 1201)))
+    ingest(ingestd, evolved, "id,amount,currency\n9001,1.5,EUR\n9002,2.5,USD\n",
+           mode="append", schema_evolution="add_columns")
+    text, dom = check_dataset_page(catalogd, evolved, [["1", "1.5", "null"]])
+    check("evolved: the statistics are shown", "statistics unavailable" not in text,
+          "the page says the statistics are unavailable")
+    schema = {r[0][2]: [c[2] for c in r] for r in body_rows(dom, "schema")}
+    currency = schema.get("currency", [])
+    check("evolved: the added column has its nulls, min and max",
+          len(currency) == 5 and currency[3:] == ["EUR", "USD"] and "99.8%" in currency[2],
+          f"{currency}")
+    headers = [c[2] for r in dom.tables.get("preview", []) for c in r if c[0] == "th"]
+    check("evolved: the preview is in the latest schema", headers == ["id", "amount", "currency"],
+          f"{headers}")
+    check("evolved: counts have thousands separators", "1,202" in text)
+
     shots = [
+        ("ui-evolved-desktop.png", f"{catalogd}/ui/datasets/{evolved}", 1280, 1800),
         ("ui-list-desktop.png", f"{catalogd}/ui", 1280, 900),
         ("ui-list-phone.png", f"{catalogd}/ui", 390, 844),
         ("ui-dataset-desktop.png", f"{catalogd}/ui/datasets/{nasty}", 1280, 1600),

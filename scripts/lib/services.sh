@@ -24,43 +24,56 @@ use_x86_64_v3() {
 }
 
 # start_service runs in a command substitution (a subshell), so the PIDs it starts are kept
-# in this file, which stop_services reads.
+# in this file, one "PID NAME LOG" line per service, which stop_services and wait_services
+# read.
 SERVICE_PID_FILE=${SERVICE_PID_FILE:-$(mktemp)}
 
 # start_service NAME BIN_DIR LOG_FILE [ENV=VALUE ...]
-# Starts BIN_DIR/NAME in the background with the given environment, logging to LOG_FILE, and
-# waits (up to 60 s) for its `listening on <ip>:<port>` line. Prints the address; the PID is
-# appended to $SERVICE_PID_FILE (last_service_pid prints it).
+# Starts BIN_DIR/NAME in the background with the given environment, appending to LOG_FILE
+# (a line marks each start; an earlier run's log is kept), and waits (up to 60 s) for the
+# `listening on <ip>:<port>` line of this start. Prints the address; the PID is appended to
+# $SERVICE_PID_FILE (last_service_pid prints it). The service gets a session of its own
+# (setsid), so a Ctrl-C in the terminal reaches only the script, which stops the services in
+# order; a service killed on its own is then reported by wait_services.
 start_service() {
   local name=$1 bin_dir=$2 log=$3
   shift 3
-  : > "$log"
-  env "$@" LAKEHOUSE_LOG_FORMAT=text "$bin_dir/$name" >>"$log" 2>&1 &
+  touch "$log"
+  local offset
+  offset=$(wc -c < "$log")
+  echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) starting $name ----" >> "$log"
+  local detach=()
+  if command -v setsid >/dev/null 2>&1; then detach=(setsid); fi
+  "${detach[@]}" env "$@" LAKEHOUSE_LOG_FORMAT=text "$bin_dir/$name" >>"$log" 2>&1 &
   local pid=$!
-  echo "$pid" >> "$SERVICE_PID_FILE"
+  echo "$pid $name $log" >> "$SERVICE_PID_FILE"
   local deadline=$((SECONDS + 60)) addr=""
   while [ -z "$addr" ]; do
-    addr=$(grep -m1 -o 'listening on [0-9.:]*' "$log" | sed 's/listening on //') || true
+    addr=$(tail -c +"$((offset + 1))" "$log" | grep -m1 -o 'listening on [0-9.:]*' | sed 's/listening on //') || true
     if [ -n "$addr" ]; then break; fi
     if ! kill -0 "$pid" 2>/dev/null; then
-      echo "$name exited before listening; its log:" >&2; cat "$log" >&2; return 1
+      echo "$name exited before listening; its log:" >&2; tail -c +"$((offset + 1))" "$log" >&2; return 1
     fi
     if [ $SECONDS -ge $deadline ]; then
-      echo "$name did not log 'listening on' within 60 s; its log:" >&2; cat "$log" >&2; return 1
+      echo "$name did not log 'listening on' within 60 s; its log:" >&2; tail -c +"$((offset + 1))" "$log" >&2; return 1
     fi
     sleep 0.1
   done
   echo "$addr"
 }
 
-# last_service_pid: the PID of the service started last.
-last_service_pid() { tail -n 1 "$SERVICE_PID_FILE"; }
+# service_pids: the PIDs of the started services, one a line.
+service_pids() { cut -d' ' -f1 "$SERVICE_PID_FILE" 2>/dev/null || true; }
 
-# stop_services: SIGTERM every started service and wait (up to 60 s) for it to exit.
+# last_service_pid: the PID of the service started last.
+last_service_pid() { tail -n 1 "$SERVICE_PID_FILE" | cut -d' ' -f1; }
+
+# stop_services: SIGTERM every started service, the last started first, and wait (up to
+# 60 s) for each to exit.
 stop_services() {
   local pid deadline=$((SECONDS + 60))
-  for pid in $(cat "$SERVICE_PID_FILE" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in $(cat "$SERVICE_PID_FILE" 2>/dev/null); do
+  for pid in $(service_pids | tac); do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in $(service_pids); do
     while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
   done
   : > "$SERVICE_PID_FILE"
@@ -152,17 +165,17 @@ stop_s3_server() {
 }
 
 # wait_services: blocks while every started service runs; returns (status 1) as soon as one
-# of them has exited. The services are not children of this shell (start_service runs in a
-# subshell), so `wait` cannot be used.
+# of them has exited, naming it and its log. The services are not children of this shell
+# (start_service runs in a subshell), so `wait` cannot be used.
 wait_services() {
-  local pid
+  local pid name log
   while :; do
-    for pid in $(cat "$SERVICE_PID_FILE" 2>/dev/null); do
+    while read -r pid name log; do
       if ! kill -0 "$pid" 2>/dev/null; then
-        echo "a service (pid $pid) exited; see data/logs/" >&2
+        echo "$name (pid $pid) exited; its log: $log" >&2
         return 1
       fi
-    done
+    done < "$SERVICE_PID_FILE"
     sleep 1
   done
 }

@@ -61,6 +61,14 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// A `Range` header that cannot be satisfied (416).
     InvalidRange,
+    /// A body in a format the route does not take, named in the message: an xlsx, PDF, PNG
+    /// or Parquet file sent as a CSV (415, DESIGN.md section 14).
+    UnsupportedMediaType,
+    /// The request's URI is longer than the server reads (414, DESIGN.md section 14).
+    UriTooLong,
+    /// The request's headers are more or larger than the server reads (431, DESIGN.md
+    /// section 14).
+    HeadersTooLarge,
     /// Too many requests in flight; retry after the `Retry-After` seconds (503).
     Busy,
     /// The service is shutting down, disabled, or its upstream does not answer (503).
@@ -102,6 +110,9 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::Busy | ErrorCode::Unavailable | ErrorCode::InsufficientStorage => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -136,6 +147,9 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::InvalidRange => "invalid_range",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Busy => "busy",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::InsufficientStorage => "insufficient_storage",

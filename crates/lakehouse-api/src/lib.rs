@@ -35,8 +35,9 @@ pub use iceberg::{
 };
 pub use ingest::IngestResponse;
 pub use manifest::{
-    ColumnReport, Compression, CsvOptions, DateOrder, DecidedBy, INFERENCE_VERSION, IngestMode,
-    Manifest, ObjectRef, Operation, RejectsRef, SchemaEvolution, Source, TextEncoding,
+    ColumnReport, Compression, CsvOptions, DateOrder, DecidedBy, DecimalSeparator,
+    INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Operation, RejectsRef, SchemaEvolution,
+    Source, TextEncoding,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{

@@ -31,6 +31,77 @@ pub struct CsvOptions {
     /// column. Absent in JSON when empty (every manifest of inference version 1).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub date_orders: std::collections::BTreeMap<String, DateOrder>,
+    /// The decimal separator of float64 values (DESIGN.md section 14): `.` (the default,
+    /// absent in JSON) or `,` (`1234,56` and `-0,5` are floats, `1.5` is not).
+    #[serde(default, skip_serializing_if = "DecimalSeparator::is_point")]
+    pub decimal_separator: DecimalSeparator,
+    /// The day/month order a new `P/Q/YYYY` column is read in (DESIGN.md section 14), when
+    /// the request gave one; absent, the column's values settle it (section 3). The order
+    /// each such column was settled in is in `date_orders`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_order: Option<DateOrder>,
+}
+
+/// The decimal separator of float64 values (DESIGN.md section 14, `decimal_separator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum DecimalSeparator {
+    /// `.`, the default: `1234.56`.
+    #[default]
+    #[serde(rename = ".")]
+    Point,
+    /// `,`: `1234,56`; with `,` as the delimiter too such values must be quoted.
+    #[serde(rename = ",")]
+    Comma,
+}
+
+impl DecimalSeparator {
+    /// Parses the `decimal_separator` option: `.` or `,`.
+    ///
+    /// # Errors
+    /// A human-readable reason for anything else.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "." => Ok(DecimalSeparator::Point),
+            "," => Ok(DecimalSeparator::Comma),
+            other => Err(format!("{other:?} is not `.` or `,`")),
+        }
+    }
+
+    /// `.` or `,`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecimalSeparator::Point => ".",
+            DecimalSeparator::Comma => ",",
+        }
+    }
+
+    /// Whether this is `.` (the default, left out of the JSON).
+    pub fn is_point(&self) -> bool {
+        *self == DecimalSeparator::Point
+    }
+}
+
+impl DateOrder {
+    /// Parses the `date_order` option: `DMY` or `MDY` (any letter case).
+    ///
+    /// # Errors
+    /// A human-readable reason for anything else.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.to_ascii_uppercase().as_str() {
+            "DMY" => Ok(DateOrder::Dmy),
+            "MDY" => Ok(DateOrder::Mdy),
+            _ => Err(format!("{value:?} is not `DMY` or `MDY`")),
+        }
+    }
+
+    /// `DMY` or `MDY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateOrder::Dmy => "DMY",
+            DateOrder::Mdy => "MDY",
+        }
+    }
 }
 
 /// How a `P/Q/YYYY` date is read (DESIGN.md section 3): day first or month first.
@@ -89,6 +160,26 @@ impl TextEncoding {
     pub fn is_utf8(&self) -> bool {
         *self == TextEncoding::Utf8
     }
+
+    /// Parses the `encoding` option: a WHATWG label (case-insensitive, as `encoding_rs`
+    /// looks them up) of one of these encodings, so `latin1`, `iso-8859-1` and `cp1252` name
+    /// `windows-1252`, and `utf8` names `utf-8` (DESIGN.md section 3). The one parser of the
+    /// option: ingestd and the CLI both call it.
+    ///
+    /// # Errors
+    /// A reason naming the accepted encodings, for a 400 `invalid_option`.
+    pub fn from_label(label: &str) -> Result<Self, String> {
+        let found = encoding_rs::Encoding::for_label(label.trim().as_bytes()).map(|e| e.name());
+        TextEncoding::ALL
+            .into_iter()
+            .find(|ours| found.is_some_and(|name| name.eq_ignore_ascii_case(ours.as_str())))
+            .ok_or_else(|| {
+                format!(
+                    "encoding {label:?} is not one of utf-8, windows-1252 (also latin1, \
+                     iso-8859-1), utf-16le, utf-16be"
+                )
+            })
+    }
 }
 
 impl std::fmt::Display for TextEncoding {
@@ -116,6 +207,8 @@ impl Default for CsvOptions {
             null_values: Vec::new(),
             encoding: TextEncoding::Utf8,
             date_orders: std::collections::BTreeMap::new(),
+            decimal_separator: DecimalSeparator::Point,
+            date_order: None,
         }
     }
 }
@@ -387,6 +480,8 @@ mod tests {
             null_values: vec!["NA".into()],
             encoding: TextEncoding::Utf8,
             date_orders: std::collections::BTreeMap::new(),
+            decimal_separator: DecimalSeparator::Point,
+            date_order: None,
         };
         let json = serde_json::to_string(&options).unwrap();
         assert_eq!(json, r#"{"delimiter":"\t","null_values":["NA"]}"#);

@@ -1,7 +1,9 @@
 //! Client of ingestd's `POST /ingest` (DESIGN.md section 6).
 
 use crate::{Endpoint, Result, json, send};
-use lakehouse_api::{DatasetName, IngestMode, IngestResponse, SchemaEvolution};
+use lakehouse_api::{
+    DatasetName, DateOrder, DecimalSeparator, IngestMode, IngestResponse, SchemaEvolution,
+};
 
 /// Client of ingestd (`/ingest`), cheap to clone.
 #[derive(Debug, Clone)]
@@ -29,6 +31,13 @@ pub struct IngestOptions {
     /// `utf-16le`, `utf-16be` (DESIGN.md section 3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    /// `decimal_separator`: `.` or `,` (DESIGN.md section 14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decimal_separator: Option<DecimalSeparator>,
+    /// `date_order`: `DMY` or `MDY`, how a new dataset's `P/Q/YYYY` columns are read
+    /// (DESIGN.md section 14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_order: Option<DateOrder>,
     /// `schema_evolution`: `add_columns` lets new columns at the end make a new schema
     /// version (DESIGN.md section 3).
     #[serde(skip_serializing_if = "Option::is_none")]

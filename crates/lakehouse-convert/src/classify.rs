@@ -44,14 +44,14 @@ pub(crate) struct Class {
     pub sep: u8,
 }
 
-const NONE: Class = Class {
+pub(crate) const NONE: Class = Class {
     mask: 0,
     big_int: false,
     sep: 0,
 };
 
 /// A class of `mask` alone.
-const fn only(mask: u16) -> Class {
+pub(crate) const fn only(mask: u16) -> Class {
     Class {
         mask,
         big_int: false,

@@ -116,7 +116,10 @@ pub fn decode<'a, R: Read + 'a>(
         max: max_csv_bytes,
     });
     let decode_error = |e| ConvertError::from_read(Decoded::unlocated(e));
-    text.fill(2).map_err(decode_error)?;
+    text.fill(MAGIC_BYTES).map_err(decode_error)?;
+    if let Some((format, advice)) = not_csv(text.head()) {
+        return Err(ConvertError::UnsupportedFormat { format, advice });
+    }
     let encoding = match text.head() {
         [0xff, 0xfe, ..] => TextEncoding::Utf16Le,
         [0xfe, 0xff, ..] => TextEncoding::Utf16Be,
@@ -136,6 +139,34 @@ pub fn decode<'a, R: Read + 'a>(
         },
         newlines: (transcoded || compression.is_some()).then_some(0),
     })
+}
+
+/// Bytes of the (decompressed) text looked at by [`not_csv`].
+const MAGIC_BYTES: usize = 8;
+
+/// The format and advice of a file that is certainly not CSV, by its first bytes
+/// (DESIGN.md section 14): ZIP (an xlsx is one), PDF, PNG, Parquet (`PAR1` then a byte no
+/// text holds).
+fn not_csv(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    match head {
+        [b'P', b'K', 3, 4, ..] => Some((
+            "an xlsx or other ZIP file",
+            "export the sheet as CSV (in Excel: File > Save As > CSV UTF-8)",
+        )),
+        [b'%', b'P', b'D', b'F', b'-', ..] => Some(("a PDF file", "send the data as CSV")),
+        [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n', ..] => {
+            Some(("a PNG image", "send the data as CSV"))
+        }
+        [b'P', b'A', b'R', b'1', next, ..]
+            if (*next < 0x20 && !matches!(next, b'\t' | b'\r' | b'\n')) || *next >= 0x80 =>
+        {
+            Some((
+                "a Parquet file",
+                "this service turns CSV into Parquet; read the Parquet directly",
+            ))
+        }
+        _ => None,
+    }
 }
 
 impl Decoded<'_> {
@@ -160,16 +191,7 @@ impl Decoded<'_> {
 /// # Errors
 /// A reason naming the accepted encodings, for a 400 `invalid_option`.
 pub fn parse_encoding(label: &str) -> std::result::Result<TextEncoding, String> {
-    let found = Encoding::for_label(label.trim().as_bytes());
-    TextEncoding::ALL
-        .into_iter()
-        .find(|ours| found == Some(encoding_of(*ours)))
-        .ok_or_else(|| {
-            format!(
-                "encoding {label:?} is not one of utf-8, windows-1252 (also latin1, \
-                 iso-8859-1), utf-16le, utf-16be"
-            )
-        })
+    TextEncoding::from_label(label)
 }
 
 fn encoding_of(encoding: TextEncoding) -> &'static Encoding {
@@ -236,7 +258,7 @@ impl<R: Read> Read for Marked<R> {
 /// A reader whose first bytes were read ahead to look at them, then handed out first.
 struct Peeked<R> {
     inner: R,
-    head: [u8; 4],
+    head: [u8; MAGIC_BYTES],
     len: usize,
     at: usize,
 }
@@ -245,13 +267,13 @@ impl<R: Read> Peeked<R> {
     fn new(inner: R) -> Self {
         Peeked {
             inner,
-            head: [0; 4],
+            head: [0; MAGIC_BYTES],
             len: 0,
             at: 0,
         }
     }
 
-    /// Reads until `n` (at most 4) bytes are held or the input ends.
+    /// Reads until `n` (at most [`MAGIC_BYTES`]) bytes are held or the input ends.
     fn fill(&mut self, n: usize) -> io::Result<()> {
         while self.len < n {
             match self.inner.read(&mut self.head[self.len..n]) {

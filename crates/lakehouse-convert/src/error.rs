@@ -55,6 +55,16 @@ pub enum ConvertError {
         /// Its value, bytes.
         max: u64,
     },
+    /// The upload starts with the magic bytes of a format that is not CSV (DESIGN.md section
+    /// 14): a 415 `unsupported_media_type`.
+    #[error("the upload is {format}, not CSV: {advice}")]
+    UnsupportedFormat {
+        /// The format its first bytes name: `an xlsx or other ZIP file`, `a PDF file`, `a PNG
+        /// image`, `a Parquet file`.
+        format: &'static str,
+        /// What to do instead.
+        advice: &'static str,
+    },
     /// The upload does not conform to the registered schema (`schema_drift`, 409).
     #[error("upload does not conform to the registered schema")]
     SchemaDrift(Box<SchemaDriftDetails>),
@@ -89,6 +99,7 @@ impl ConvertError {
                 | ConvertError::LimitExceeded { .. }
                 | ConvertError::TooLarge { .. }
                 | ConvertError::TooManyRejects { .. }
+                | ConvertError::UnsupportedFormat { .. }
         )
     }
 

@@ -1,8 +1,9 @@
 //! Pass 1: whole-file schema inference for a new dataset, and the conformance check of an
 //! upload to an existing one (DESIGN.md section 3).
 
-use crate::classify::{Class, ColumnStats, accepts_in, classify};
+use crate::classify::{Class, ColumnStats, accepts_in};
 use crate::error::{ConvertError, Result};
+use crate::reading::Reading;
 use crate::source::{Header, Nulls, ReadConfig, Records};
 use crate::{Checked, Inferred};
 use lakehouse_api::{ColumnChange, ColumnType, DateOrder, Field, Schema, SchemaDriftDetails};
@@ -33,11 +34,12 @@ fn schema_of(header: &Header, stats: &[ColumnStats]) -> Schema {
 pub(crate) fn infer_schema<R: Read>(reader: R, options: ReadConfig<'_>) -> Result<Inferred> {
     let (mut records, header) = Records::open(reader, options)?;
     let nulls = Nulls::new(options);
+    let reading = Reading::new(options.csv);
     let mut stats = vec![ColumnStats::new(); header.names.len()];
     while records.next_record()? {
         for (column, value) in stats.iter_mut().zip(records.record()) {
             if column.undecided() && !nulls.is_null(value) {
-                column.observe(classify(value));
+                column.observe(reading.classify(value));
             }
         }
     }
@@ -55,6 +57,7 @@ pub(crate) fn guess(prefix: &[u8], complete: bool, options: ReadConfig<'_>) -> O
     }
     let (mut records, header) = Records::open(prefix, options).ok()?;
     let nulls = Nulls::new(options);
+    let reading = Reading::new(options.csv);
     let mut stats = vec![ColumnStats::new(); header.names.len()];
     // The classes of the last record read, folded in only once another record follows it.
     let mut last: Vec<Option<Class>> = Vec::with_capacity(stats.len());
@@ -69,7 +72,7 @@ pub(crate) fn guess(prefix: &[u8], complete: bool, options: ReadConfig<'_>) -> O
         last.extend(
             record
                 .iter()
-                .map(|value| (!nulls.is_null(value)).then(|| classify(value))),
+                .map(|value| (!nulls.is_null(value)).then(|| reading.classify(value))),
         );
     }
     Some(Inferred {
@@ -93,6 +96,7 @@ pub(crate) fn check_schema<R: Read>(
 ) -> Result<Checked> {
     let (mut records, header) = Records::open(reader, options)?;
     let nulls = Nulls::new(options);
+    let reading = Reading::new(options.csv);
     let width = header.names.len();
     let mut stats = vec![ColumnStats::new(); width];
     // The registered type of each upload column, matched by name (so that a reordered
@@ -127,7 +131,7 @@ pub(crate) fn check_schema<R: Read>(
             if !(column.undecided() || must_check) || nulls.is_null(value) {
                 continue;
             }
-            let class = classify(value);
+            let class = reading.classify(value);
             column.observe(class);
             if must_check && target.is_some_and(|t| !accepts_in(t, *order, class)) {
                 *refusal = Some(Refusal {

@@ -20,7 +20,9 @@ mod classify;
 mod decode;
 mod encode;
 mod error;
+mod hints;
 mod infer;
+mod reading;
 mod rejects;
 mod sniff;
 mod source;
@@ -29,6 +31,7 @@ mod write;
 
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
+pub use hints::teaching_warnings;
 pub use rejects::{REJECTS_HEADER, SetAside};
 pub use sniff::{SNIFF_CANDIDATES, SNIFF_RECORDS, sniff_delimiter, sniff_delimiter_prefix};
 pub use source::{ReadConfig, ReadLimits};

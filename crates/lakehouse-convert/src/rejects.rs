@@ -3,8 +3,9 @@
 //! `line,column,reason,record`. The other passes then read the clean CSV as usual, so the
 //! hot path of an upload without `max_rejects` is untouched.
 
-use crate::classify::{accepts_in, classify};
+use crate::classify::accepts_in;
 use crate::error::{ConvertError, Result};
+use crate::reading::Reading;
 use crate::source::{Nulls, ReadConfig, Records};
 use lakehouse_api::{ColumnChange, ColumnType, DateOrder, Schema, SchemaDriftDetails};
 use std::cell::RefCell;
@@ -145,6 +146,7 @@ pub(crate) fn set_aside<R: Read, K: Write, J: Write>(
                 &targets,
                 &orders,
                 &nulls,
+                Reading::new(read.csv),
                 &header.names,
                 registered,
             ),
@@ -201,6 +203,7 @@ fn refusal<R: Read>(
     targets: &[Option<ColumnType>],
     orders: &[Option<DateOrder>],
     nulls: &Nulls<'_>,
+    reading: Reading,
     names: &[String],
     registered: Option<&Schema>,
 ) -> Option<(Option<u64>, String, ConvertError)> {
@@ -211,7 +214,9 @@ fn refusal<R: Read>(
         .enumerate()
         .find(|(i, (target, value))| {
             let order = orders.get(*i).copied().flatten();
-            target.is_some_and(|t| !nulls.is_null(value) && !accepts_in(t, order, classify(value)))
+            target.is_some_and(|t| {
+                !nulls.is_null(value) && !accepts_in(t, order, reading.classify(value))
+            })
         })?;
     let target = (*target)?;
     let text = String::from_utf8_lossy(value).into_owned();

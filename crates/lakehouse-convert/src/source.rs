@@ -167,7 +167,7 @@ impl<R: Read> Records<R> {
             let column = i as u64 + 1;
             let name = match std::str::from_utf8(field) {
                 Ok(name) => name,
-                Err(e) => return Err(records.error(Some(column), utf8_reason(&e))),
+                Err(e) => return Err(records.error(Some(column), utf8_reason(field, &e))),
             };
             if let Some(c) = name.chars().find(|c| u32::from(*c) <= 0x1f) {
                 if let Some(open) = records.open_quote() {
@@ -176,8 +176,9 @@ impl<R: Read> Records<R> {
                 return Err(ConvertError::InvalidHeader {
                     column,
                     reason: format!(
-                        "header name contains control character U+{:04X}",
-                        u32::from(c)
+                        "header name contains control character U+{:04X}{}",
+                        u32::from(c),
+                        utf16_hint(header.iter().next().unwrap_or_default())
                     ),
                 });
             }
@@ -367,8 +368,38 @@ fn delimiter_name(delimiter: u8) -> String {
     }
 }
 
-fn utf8_reason(e: &std::str::Utf8Error) -> String {
-    format!("invalid utf-8 at byte {} of the field", e.valid_up_to() + 1)
+/// Bytes Windows-1252 leaves undefined (and NUL): a field holding one is not Windows-1252
+/// text either.
+const NOT_WINDOWS_1252: [u8; 6] = [0x00, 0x81, 0x8d, 0x8f, 0x90, 0x9d];
+
+/// The reason of a field that is not UTF-8, with the likely fix when the field reads as
+/// Windows-1252 (DESIGN.md section 14).
+fn utf8_reason(field: &[u8], e: &std::str::Utf8Error) -> String {
+    let mut reason = format!("invalid utf-8 at byte {} of the field", e.valid_up_to() + 1);
+    if !field.iter().any(|b| NOT_WINDOWS_1252.contains(b)) {
+        reason.push_str(
+            " (it reads as Windows-1252, which spreadsheet exports on Windows often are: \
+             add `encoding=windows-1252`)",
+        );
+    }
+    reason
+}
+
+/// The likely cause of a NUL in the header (DESIGN.md section 14): the first header field
+/// has NUL bytes in every other position, as ASCII text in UTF-16 has, and there was no
+/// byte order mark to say so. Empty when it does not look like that.
+fn utf16_hint(first: &[u8]) -> &'static str {
+    let every_other =
+        |start: usize| first.len() >= 2 && first.iter().skip(start).step_by(2).all(|&b| b == 0);
+    if first.first().is_some_and(|&b| b != 0) && every_other(1) {
+        " (the header has a NUL byte after every character: the file looks like UTF-16 \
+         little-endian without a byte order mark; add `encoding=utf-16le`)"
+    } else if every_other(0) {
+        " (the header has a NUL byte before every character: the file looks like UTF-16 \
+         big-endian without a byte order mark; add `encoding=utf-16be`)"
+    } else {
+        ""
+    }
 }
 
 /// The first field (1-based) of `record` that is not UTF-8, with a reason.
@@ -376,7 +407,7 @@ fn utf8_problem(record: Record<'_>) -> Option<(u64, String)> {
     record.iter().enumerate().find_map(|(i, field)| {
         std::str::from_utf8(field)
             .err()
-            .map(|e| (i as u64 + 1, utf8_reason(&e)))
+            .map(|e| (i as u64 + 1, utf8_reason(field, &e)))
     })
 }
 

@@ -1,11 +1,12 @@
 //! Pass 2: CSV -> Arrow record batches -> Snappy Parquet (DESIGN.md section 5).
 
 use crate::classify::{
-    ColumnStats, classify, parse_bool, parse_date, parse_float_literal, parse_int, parse_time,
-    parse_timestamp, pq_readings, rules_out_above,
+    ColumnStats, parse_bool, parse_date, parse_int, parse_time, parse_timestamp, pq_readings,
+    rules_out_above,
 };
 use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
+use crate::reading::Reading;
 use crate::source::{Nulls, ReadConfig, Records};
 use crate::tokenize::Record;
 use crate::{BATCH_ROWS, CREATED_BY, EncodeStats, MAX_ROW_GROUP_ROWS, ParquetOutput};
@@ -16,7 +17,8 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use lakehouse_api::{
-    ColumnChange, ColumnReport, ColumnType, DateOrder, DecidedBy, Field, Schema, SchemaDriftDetails,
+    ColumnChange, ColumnReport, ColumnType, CsvOptions, DateOrder, DecidedBy, Field, Schema,
+    SchemaDriftDetails,
 };
 use parquet::arrow::{ArrowWriter, PARQUET_FIELD_ID_META_KEY};
 use parquet::basic::Compression;
@@ -110,6 +112,8 @@ struct Column {
     report: Option<ColumnStats>,
     /// The value that did (its line is filled in by [`BatchBuilder::settle_lines`]).
     decided_by: Option<DecidedBy>,
+    /// How values are classified and floats parsed (DESIGN.md section 14's options).
+    reading: Reading,
     /// Date32 of `P/Q/YYYY` values: the day/month order they are read in.
     order: Option<DateOrder>,
     /// With an order, what the values prove of it (DESIGN.md section 3): the separator of
@@ -124,7 +128,7 @@ struct Column {
 const DECIDED_BY_CHARS: usize = 200;
 
 impl Column {
-    fn new(ty: ColumnType, infer_utf8: bool, order: Option<DateOrder>) -> Self {
+    fn new(ty: ColumnType, infer_utf8: bool, order: Option<DateOrder>, reading: Reading) -> Self {
         let order = order.filter(|_| ty == ColumnType::Date32);
         let builder = match ty {
             ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
@@ -154,6 +158,7 @@ impl Column {
             null_count: 0,
             report: (ty != ColumnType::Bool).then(ColumnStats::new),
             decided_by: None,
+            reading,
             order,
             pq_sep: 0,
             pq_mixed: false,
@@ -193,7 +198,7 @@ impl Column {
         let Some(stats) = self.report.as_mut() else {
             return false;
         };
-        stats.observe(classify(value));
+        stats.observe(self.reading.classify(value));
         if !rules_out_above(stats, self.ty) {
             return false;
         }
@@ -226,7 +231,7 @@ impl Column {
         match &mut self.builder {
             Builder::Bool(b) => parse_bool(value).map(|v| b.append_value(v)).is_some(),
             Builder::Int64(b) => parse_int(value).map(|v| b.append_value(v)).is_some(),
-            Builder::Float64(b) => match parse_float_literal(value) {
+            Builder::Float64(b) => match self.reading.parse_float_literal(value) {
                 Some((v, int)) => {
                     self.non_int |= !int;
                     b.append_value(v);
@@ -248,7 +253,7 @@ impl Column {
             },
             Builder::Utf8(b) => {
                 if let Some(stats) = self.inference.as_mut().filter(|s| s.undecided()) {
-                    stats.observe(classify(value));
+                    stats.observe(self.reading.classify(value));
                 }
                 b.append_value(value);
                 true
@@ -268,7 +273,9 @@ impl Column {
                 .is_some_and(|stats| stats.resolve() == ColumnType::Utf8),
             ColumnType::Float64 => self.non_null && self.non_int,
             ColumnType::Date32 if self.order.is_some() => {
-                self.non_null && self.other_order_refused && !self.pq_mixed
+                self.non_null
+                    && (self.other_order_refused || self.reading.forces_order())
+                    && !self.pq_mixed
             }
             _ => self.non_null,
         }
@@ -332,13 +339,11 @@ pub(crate) struct BatchBuilder<'a> {
 
 impl<'a> BatchBuilder<'a> {
     /// `verify_inference`: also collect what [`BatchBuilder::infers_schema`] needs.
-    /// `date_orders`: the day/month order of `date32` columns of `P/Q/YYYY` values, by
-    /// name (DESIGN.md section 3).
-    pub(crate) fn new(
-        schema: &'a Schema,
-        verify_inference: bool,
-        date_orders: &std::collections::BTreeMap<String, DateOrder>,
-    ) -> Self {
+    /// `csv.date_orders`: the day/month order of `date32` columns of `P/Q/YYYY` values, by
+    /// name (DESIGN.md section 3); `csv.decimal_separator` and `csv.date_order` how values
+    /// are read (section 14).
+    pub(crate) fn new(schema: &'a Schema, verify_inference: bool, csv: &CsvOptions) -> Self {
+        let reading = Reading::new(csv);
         BatchBuilder {
             schema,
             arrow: arrow_schema(schema),
@@ -349,7 +354,8 @@ impl<'a> BatchBuilder<'a> {
                     Column::new(
                         f.data_type,
                         verify_inference,
-                        date_orders.get(&f.name).copied(),
+                        csv.date_orders.get(&f.name).copied(),
+                        reading,
                     )
                 })
                 .collect(),
@@ -549,7 +555,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         )));
     }
     let nulls = Nulls::new(options);
-    let mut batches = BatchBuilder::new(schema, verify_inference, &options.csv.date_orders);
+    let mut batches = BatchBuilder::new(schema, verify_inference, options.csv);
     let mut parse_time = Duration::ZERO;
     let mut encode_time = Duration::ZERO;
     // The next record batch, `None` after the last; times itself into `parse_time`.
@@ -643,7 +649,7 @@ mod tests {
         };
         let options = lakehouse_api::CsvOptions::default();
         let nulls = Nulls::new(ReadConfig::from(&options));
-        let mut builder = BatchBuilder::new(&schema, false, &Default::default());
+        let mut builder = BatchBuilder::new(&schema, false, &CsvOptions::default());
         let mut sizes = Vec::new();
         let total = 2 * BATCH_ROWS + 100;
         let csv: String = (0..total).map(|i| format!("{i}\n")).collect();

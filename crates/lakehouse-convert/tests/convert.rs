@@ -697,6 +697,8 @@ static COMMA: CsvOptions = CsvOptions {
     null_values: Vec::new(),
     encoding: TextEncoding::Utf8,
     date_orders: std::collections::BTreeMap::new(),
+    decimal_separator: lakehouse_api::DecimalSeparator::Point,
+    date_order: None,
 };
 
 fn limited(

@@ -13,7 +13,7 @@
 //! longer pass: `LAKEHOUSE_FUZZ_CASES=200000 cargo test --release -p lakehouse-convert --test
 //! fuzz` (see the README).
 
-use lakehouse_api::{CsvOptions, TextEncoding};
+use lakehouse_api::{CsvOptions, DateOrder, DecimalSeparator, TextEncoding};
 use lakehouse_convert::{
     ConvertError, check_schema, decode, infer_schema, sniff_delimiter, write_parquet,
 };
@@ -44,6 +44,7 @@ fn outcome(result: Result<lakehouse_convert::Inferred, ConvertError>) -> Result<
                 ConvertError::TooLarge { .. } => "payload_too_large",
                 ConvertError::SchemaDrift(_) => "schema_drift",
                 ConvertError::TooManyRejects { .. } => "too_many_rejects",
+                ConvertError::UnsupportedFormat { .. } => "unsupported_media_type",
                 ConvertError::Io(_) => "io",
                 ConvertError::Parquet(_) => "parquet",
             };
@@ -51,16 +52,24 @@ fn outcome(result: Result<lakehouse_convert::Inferred, ConvertError>) -> Result<
         })
 }
 
+/// Delimiter, null tokens, and the reading options of DESIGN.md section 14 (a decimal comma,
+/// a date order), so every invariant below holds under them too.
 fn options() -> impl Strategy<Value = CsvOptions> {
     (
         prop::sample::select(vec![b',', b';', b'\t', b'|']),
         prop::collection::vec(prop::sample::select(vec!["NA", "", "null", "-", "1"]), 0..3),
+        prop::sample::select(vec![DecimalSeparator::Point, DecimalSeparator::Comma]),
+        prop::sample::select(vec![None, Some(DateOrder::Dmy), Some(DateOrder::Mdy)]),
     )
-        .prop_map(|(delimiter, nulls)| CsvOptions {
-            delimiter,
-            null_values: nulls.into_iter().map(str::to_owned).collect(),
-            ..CsvOptions::default()
-        })
+        .prop_map(
+            |(delimiter, nulls, decimal_separator, date_order)| CsvOptions {
+                delimiter,
+                null_values: nulls.into_iter().map(str::to_owned).collect(),
+                decimal_separator,
+                date_order,
+                ..CsvOptions::default()
+            },
+        )
 }
 
 /// Bytes from an alphabet rich in what CSV parsing and inference care about.

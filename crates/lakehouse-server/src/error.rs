@@ -1,10 +1,13 @@
 //! The JSON error response of DESIGN.md section 6, and extractors whose rejections use it.
 
+use crate::options;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use lakehouse_api::{ErrorBody, ErrorCode};
+use serde::de::DeserializeOwned;
 
 /// An error ready to become an HTTP response: status from [`ErrorCode::status`], body
 /// [`ErrorBody`], plus `Retry-After` for 503s that set it.
@@ -88,15 +91,49 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose rejection is a 400 `invalid_request` [`ApiError`].
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` whose rejection is a 400 `invalid_request` [`ApiError`], and strict (DESIGN.md
+/// section 14): a top-level field `T` does not declare is a 400 `invalid_option` naming the
+/// closest known one ([`crate::options`]).
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-/// `axum::extract::Query` whose rejection is a 400 `invalid_option` [`ApiError`].
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        if let (Some(known), serde_json::Value::Object(map)) = (options::field_names::<T>(), &value)
+        {
+            options::check_known(map.keys().map(String::as_str), known)?;
+        }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("invalid body: {e}")))
+    }
+}
+
+/// `axum::extract::Query` whose rejection is a 400 `invalid_option` [`ApiError`], and strict
+/// (DESIGN.md section 14): a parameter `T` does not declare is a 400 `invalid_option` naming
+/// the closest known one ([`crate::options`]).
+#[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some(known) = options::field_names::<T>() {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| {
+                ApiError::new(ErrorCode::InvalidOption, format!("invalid query: {e}"))
+            })?;
+            options::check_known(pairs.iter().map(|(name, _)| name.as_str()), known)?;
+        }
+        let axum::extract::Query(value) = axum::extract::Query::<T>::try_from_uri(&parts.uri)?;
+        Ok(ApiQuery(value))
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {

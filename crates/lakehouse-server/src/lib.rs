@@ -10,6 +10,7 @@ pub mod direct;
 mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod options;
 mod serve;
 mod telemetry;
 mod timeout;

@@ -49,6 +49,57 @@ pub fn common_layers(router: Router) -> Router {
         )
         .layer(axum::middleware::from_fn(trace_context))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(request_limits))
+}
+
+/// Longest request URI (path and query) a service reads, bytes; a longer one is a 414
+/// `uri_too_long` (DESIGN.md section 14).
+pub const MAX_URI_BYTES: usize = 16 * 1024;
+/// Most request headers a service reads; more is a 431 `headers_too_large`.
+pub const MAX_HEADERS: usize = 100;
+/// Most bytes of request headers (names and values) a service reads; more is a 431
+/// `headers_too_large`.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// What hyper itself parses before answering an empty 431: room above [`MAX_HEADERS`] so the
+/// JSON answer of [`request_limits`] is the one a client sees.
+const HYPER_MAX_HEADERS: usize = 1000;
+/// hyper's read buffer, bytes: room above [`MAX_HEADER_BYTES`] and [`MAX_URI_BYTES`] for the
+/// same reason. (A URI past 64 KiB, or a head past this, still gets hyper's own empty answer.)
+const HYPER_MAX_BUF_BYTES: usize = 1024 * 1024;
+
+/// The server's own limits on a request's head, answered with the JSON error body: 414
+/// `uri_too_long` past [`MAX_URI_BYTES`], 431 `headers_too_large` past [`MAX_HEADERS`] or
+/// [`MAX_HEADER_BYTES`] (DESIGN.md section 14).
+async fn request_limits(request: axum::extract::Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let uri_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        return ApiError::new(
+            ErrorCode::UriTooLong,
+            format!("the request URI is {uri_bytes} bytes; the limit is {MAX_URI_BYTES}"),
+        )
+        .into_response();
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request has {} headers of {header_bytes} bytes; the limits are \
+                 {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes",
+                headers.len()
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Builds the request's [`TraceContext`], stores it in the request's extensions (for the
@@ -135,7 +186,9 @@ pub async fn serve_with(
                 let mut builder = http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())
-                    .header_read_timeout(options.header_read_timeout);
+                    .header_read_timeout(options.header_read_timeout)
+                    .max_headers(HYPER_MAX_HEADERS)
+                    .max_buf_size(HYPER_MAX_BUF_BYTES);
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
                 let connection = graceful.watch(connection);

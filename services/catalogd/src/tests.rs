@@ -106,12 +106,16 @@ async fn bad_paths_and_queries_are_json_4xx() {
         ("GET", "/datasets/nope/versions/x", 400, "invalid_request"),
         ("GET", "/datasets?limit=0", 400, "invalid_option"),
         ("GET", "/datasets?limit=x", 400, "invalid_option"),
+        ("GET", "/datasets?prefx=fl", 400, "invalid_option"),
+        ("GET", "/datasets?cursor=zzz", 400, "invalid_option"),
         ("GET", "/nowhere", 404, "not_found"),
     ] {
         let (got, body) = call(&app, method, uri, None).await;
         assert_eq!(got.as_u16(), status, "{uri}: {body}");
         assert_eq!(body["error"]["code"], json!(code), "{uri}");
     }
+    // A field the body does not have is `invalid_option` naming it (DESIGN.md section 14),
+    // a body missing a field is `invalid_request`.
     let (status, body) = call(
         &app,
         "POST",
@@ -119,6 +123,12 @@ async fn bad_paths_and_queries_are_json_4xx() {
         Some(json!({"x": 1})),
     )
     .await;
+    assert_eq!(
+        (status.as_u16(), &body["error"]["code"]),
+        (400, &json!("invalid_option"))
+    );
+    assert_eq!(body["error"]["details"]["option"], "x");
+    let (status, body) = call(&app, "POST", "/datasets/sales/versions", Some(json!({}))).await;
     assert_eq!(
         (status.as_u16(), &body["error"]["code"]),
         (400, &json!("invalid_request"))

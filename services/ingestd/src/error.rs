@@ -35,6 +35,12 @@ pub enum IngestError {
     /// `name` is missing or not a valid dataset name.
     #[error("{0}")]
     InvalidName(#[from] NameError),
+    /// The query has no `name` (DESIGN.md section 14).
+    #[error("missing query parameter `name`: the dataset to ingest into, as in `?name=sales`")]
+    MissingName,
+    /// The multipart body has more than one `file` field (DESIGN.md section 14).
+    #[error("the multipart body has a second field named `file`: send one file per ingest")]
+    SecondFile,
     /// A query option is invalid.
     #[error("invalid option {option}: {reason}")]
     InvalidOption {
@@ -151,7 +157,10 @@ impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
         let message = error.to_string();
         match error {
-            IngestError::InvalidName(_) => ApiError::new(ErrorCode::InvalidName, message),
+            IngestError::InvalidName(_) | IngestError::MissingName => {
+                ApiError::new(ErrorCode::InvalidName, message)
+            }
+            IngestError::SecondFile => ApiError::new(ErrorCode::InvalidRequest, message),
             IngestError::InvalidOption { option, .. } => ApiError::with_details(
                 ErrorCode::InvalidOption,
                 message,
@@ -228,6 +237,11 @@ fn convert_error(error: ConvertError) -> ApiError {
     let message = error.to_string();
     match error {
         ConvertError::EmptyCsv => ApiError::new(ErrorCode::EmptyCsv, message),
+        ConvertError::UnsupportedFormat { format, .. } => ApiError::with_details(
+            ErrorCode::UnsupportedMediaType,
+            message,
+            json!({ "format": format }),
+        ),
         ConvertError::MalformedCsv { line, column, .. } => ApiError::with_details(
             ErrorCode::MalformedCsv,
             message,
@@ -316,6 +330,9 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
         | ErrorCode::Gone
         | ErrorCode::PayloadTooLarge
         | ErrorCode::InvalidRange
+        | ErrorCode::UnsupportedMediaType
+        | ErrorCode::UriTooLong
+        | ErrorCode::HeadersTooLarge
         | ErrorCode::UpstreamError
         | ErrorCode::Internal
         | ErrorCode::Unknown => ApiError::from(ErrorBody::with_details(

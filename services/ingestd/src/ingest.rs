@@ -17,9 +17,9 @@ use crate::{AppState, IngestError};
 use bytes::Bytes;
 use futures::Stream;
 use lakehouse_api::{
-    CsvOptions, DatasetName, INFERENCE_VERSION, IngestMode, IngestResponse, Manifest, ObjectKey,
-    ObjectRef, RejectsRef, Schema, SchemaDriftDetails, SchemaEvolution, Sha256Digest, Source,
-    TextEncoding, VersionRegisterRequest,
+    CsvOptions, DatasetName, DateOrder, DecimalSeparator, INFERENCE_VERSION, IngestMode,
+    IngestResponse, Manifest, ObjectKey, ObjectRef, RejectsRef, Schema, SchemaDriftDetails,
+    SchemaEvolution, Sha256Digest, Source, TextEncoding, VersionRegisterRequest,
 };
 use lakehouse_client::trace::bind;
 use lakehouse_convert::{ConvertError, Detected, EncodeStats, ReadConfig, ReadLimits};
@@ -46,6 +46,10 @@ pub struct IngestRequest {
     pub null_values: Option<Vec<String>>,
     /// `encoding`, when given (DESIGN.md section 3).
     pub encoding: Option<TextEncoding>,
+    /// `decimal_separator`, when given (DESIGN.md section 14).
+    pub decimal_separator: Option<DecimalSeparator>,
+    /// `date_order`, when given (DESIGN.md section 14).
+    pub date_order: Option<DateOrder>,
     /// `schema_evolution`, when given (DESIGN.md section 3, "Schema evolution").
     pub schema_evolution: Option<SchemaEvolution>,
     /// `max_rejects` (default 0; DESIGN.md section 3, "Rejects").
@@ -67,6 +71,8 @@ impl IngestRequest {
             encoding: self.encoding.unwrap_or(recorded.encoding),
             // Settled by the dataset's first upload (DESIGN.md section 3), never a request's.
             date_orders: recorded.date_orders,
+            decimal_separator: self.decimal_separator.unwrap_or(recorded.decimal_separator),
+            date_order: self.date_order.or(recorded.date_order),
         }
     }
 }
@@ -242,6 +248,14 @@ pub struct Received {
 }
 
 impl Received {
+    /// Ends an ingest whose body turned out unusable after the `file` field was spooled (a
+    /// second `file` field): pass 2 is waited for and its upload to storaged withdrawn; the
+    /// spool goes with `self`. Returns `error`, the answer.
+    pub async fn abandon(self, error: IngestError) -> IngestError {
+        self.speculative.cancel().await;
+        error
+    }
+
     /// Settles pass 2 ([`settle`]), then commits the Parquet object and registers the
     /// version ([`commit`]).
     ///
@@ -707,12 +721,23 @@ async fn settle(
     match (speculated, parquet_upload) {
         // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
         (Ok(Some(hit)), Some(parquet_upload)) if hit.bytes_read == upload.size_bytes => {
-            // The CSV spool file is not needed any more: gone now, before the kernel writes
-            // its pages out (its pages are freed on a blocking thread).
-            drop(upload);
+            let mut warnings = hit.warnings;
+            if plan.current.is_none() {
+                let options = CsvOptions {
+                    delimiter: hit.delimiter,
+                    ..plan.options.clone()
+                };
+                let limits = (plan.limits, plan.max_csv_bytes);
+                let schema = hit.schema.clone();
+                warnings.extend(crate::teach::of_spooled(upload, options, limits, schema).await?);
+            } else {
+                // The CSV spool file is not needed any more: gone now, before the kernel
+                // writes its pages out (its pages are freed on a blocking thread).
+                drop(upload);
+            }
             let pass1 = Pass1Output {
                 schema: hit.schema,
-                warnings: hit.warnings,
+                warnings,
                 detected: hit.detected,
                 delimiter: hit.delimiter,
                 date_orders: hit.date_orders,
@@ -791,19 +816,25 @@ async fn both_passes(
         ..plan.options.clone()
     };
     let schema = pass1.schema.clone();
+    let new_dataset = plan.current.is_none();
     let encoded = tokio::task::spawn_blocking(bind(move || {
-        encode(
-            &upload,
-            ReadConfig::new(&task_options, limits).sniffed(sniff),
-            max_csv_bytes,
-            &schema,
-            out,
-        )
+        let read = ReadConfig::new(&task_options, limits).sniffed(sniff);
+        let encoded = encode(&upload, read, max_csv_bytes, &schema, out)?;
+        let taught = if new_dataset {
+            crate::teach::teaching_warnings(&upload, read, max_csv_bytes, &schema)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, IngestError>((encoded, taught))
     }))
     .await
     .map_err(IngestError::Task)?;
+    let mut pass1 = pass1;
     match encoded {
-        Ok(encoded) => Ok((pass1, encoded, parquet_upload)),
+        Ok((encoded, taught)) => {
+            pass1.warnings.extend(taught);
+            Ok((pass1, encoded, parquet_upload))
+        }
         // storaged's own failure, if that is what stopped pass 2, says more.
         Err(e) => Err(parquet_upload.abort().await.unwrap_or(e)),
     }
@@ -823,6 +854,7 @@ async fn commit(
     set_aside: Option<PendingRejects>,
 ) -> Result<IngestResponse, IngestError> {
     let inner = &state.inner;
+    let plan_was_new = plan.current.is_none();
     let parquet_size = settled.encoded.output.size_bytes;
     let row_count = settled.encoded.output.row_count;
 
@@ -946,7 +978,13 @@ async fn commit(
         parquet_key: key,
         parquet_size,
         schema: settled.pass1.schema,
-        warnings: settled.pass1.warnings,
+        warnings: {
+            let mut warnings = settled.pass1.warnings;
+            if plan_was_new && row_count == 0 {
+                warnings.push(crate::teach::NO_DATA_ROWS.to_owned());
+            }
+            warnings
+        },
         columns: settled.encoded.output.columns,
         rejects,
         dry_run: request.dry_run,

@@ -12,6 +12,7 @@ mod ingest;
 pub mod metrics;
 mod routes;
 mod spool;
+mod teach;
 mod upload;
 
 pub use error::{IngestError, StartError};

@@ -331,7 +331,8 @@ async fn rejects_up_to_the_limit_are_set_aside_next_to_the_data() {
         String::from_utf8(stored.to_vec()).unwrap(),
         "line,column,reason,record\n\
          3,,\"expected 2 fields as in the header, found 1\",2\n\
-         5,2,invalid utf-8 at byte 2 of the field,\"4,b\u{fffd}c\"\n\
+         5,2,\"invalid utf-8 at byte 2 of the field (it reads as Windows-1252, which \
+         spreadsheet exports on Windows often are: add `encoding=windows-1252`)\",\"4,b\u{fffd}c\"\n\
          6,1,\"value \"\"five\"\" is not int64\",\"five,e\"\n"
     );
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&stored));

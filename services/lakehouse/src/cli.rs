@@ -1,7 +1,9 @@
 //! The command line: clap derive, whose doc comments are the `--help` text.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lakehouse_api::{CsvOptions, DatasetName, IngestMode, SchemaEvolution};
+use lakehouse_api::{
+    CsvOptions, DatasetName, DateOrder, DecimalSeparator, IngestMode, SchemaEvolution, TextEncoding,
+};
 use lakehouse_client::{CatalogdClient, IngestdClient, StoragedClient};
 use std::path::PathBuf;
 
@@ -104,8 +106,10 @@ pub enum Command {
     },
     /// Download a version's Parquet objects into a directory, checking each one's SHA-256.
     ///
-    /// Each object is written as DIR/<last segment of its key> (`<sha256>.parquet`), streamed
-    /// to a temporary file that is renamed only once its SHA-256 matches the key's.
+    /// Each object is written as DIR/v<N>/<last segment of its key> (`<sha256>.parquet`, N
+    /// the version), streamed to a temporary file that is renamed only once its SHA-256
+    /// matches the key's; so versions downloaded into one DIR never mix. A DIR/v<N> that
+    /// holds files other than that version's objects is refused unless `--force`.
     Get {
         /// Dataset name.
         #[arg(value_parser = dataset_name)]
@@ -113,9 +117,12 @@ pub enum Command {
         /// Version to download; the latest when absent.
         #[arg(long)]
         version: Option<u64>,
-        /// Directory to write into (created when missing).
+        /// Directory to write into (created when missing); the files go to DIR/v<N>/.
         #[arg(short = 'o', long = "output", value_name = "DIR")]
         output: PathBuf,
+        /// Write into DIR/v<N> even when it holds other files.
+        #[arg(long)]
+        force: bool,
     },
     /// Drop a dataset (`DELETE /datasets/{name}`; needs a write token when tokens are on).
     ///
@@ -163,8 +170,18 @@ pub struct IngestArgs {
     /// `utf-16be`. When absent: the one the dataset recorded, UTF-8 for a new dataset; a
     /// UTF-16 byte order mark is detected whatever this says. gzip and zstd files are
     /// decompressed by ingestd, with no option.
-    #[arg(long, value_name = "NAME")]
-    pub encoding: Option<String>,
+    #[arg(long, value_parser = encoding, value_name = "NAME")]
+    pub encoding: Option<TextEncoding>,
+    /// Decimal separator of float values: `.` or `,` (`1234,56`; with `,` as the delimiter
+    /// too such values must be quoted). When absent: the one the dataset recorded, `.` for a
+    /// new dataset.
+    #[arg(long, value_parser = decimal_separator, value_name = "CHAR")]
+    pub decimal_separator: Option<DecimalSeparator>,
+    /// How a new dataset's `P/Q/YYYY` date columns are read: `DMY` (day first) or `MDY`
+    /// (month first). When absent, a column is a date only when one reading fits all its
+    /// values.
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub date_order: Option<DateOrderArg>,
     /// `add_columns`: columns after the dataset's own at the end of the header make a new
     /// schema version (typed from this file) instead of a schema_drift refusal.
     #[arg(long, value_enum, value_name = "WHAT")]
@@ -195,6 +212,26 @@ impl From<EvolutionArg> for SchemaEvolution {
     }
 }
 
+/// `--date-order`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DateOrderArg {
+    /// Day, month, year: `13/02/2024` is 13 February.
+    #[value(name = "DMY", alias = "dmy")]
+    Dmy,
+    /// Month, day, year: `02/13/2024` is 13 February.
+    #[value(name = "MDY", alias = "mdy")]
+    Mdy,
+}
+
+impl From<DateOrderArg> for DateOrder {
+    fn from(order: DateOrderArg) -> Self {
+        match order {
+            DateOrderArg::Dmy => DateOrder::Dmy,
+            DateOrderArg::Mdy => DateOrder::Mdy,
+        }
+    }
+}
+
 /// `--mode`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
@@ -219,6 +256,14 @@ fn dataset_name(value: &str) -> Result<DatasetName, String> {
 
 fn delimiter(value: &str) -> Result<String, String> {
     CsvOptions::parse_delimiter(value).map(|_| value.to_owned())
+}
+
+fn encoding(value: &str) -> Result<TextEncoding, String> {
+    TextEncoding::from_label(value)
+}
+
+fn decimal_separator(value: &str) -> Result<DecimalSeparator, String> {
+    DecimalSeparator::parse(value)
 }
 
 fn ingestd_client(value: &str) -> Result<IngestdClient, String> {

@@ -4,7 +4,7 @@ use crate::cli::{Cli, Command, IngestArgs};
 use crate::output::{self, Downloaded, GetReport};
 use crate::progress::UploadProgress;
 use futures::StreamExt;
-use lakehouse_api::{DatasetListResponse, DatasetName, Manifest, ObjectRef};
+use lakehouse_api::{DatasetListResponse, DatasetName, ErrorCode, Manifest, ObjectRef};
 use lakehouse_client::{CatalogdClient, ClientError, IngestOptions, StoragedClient};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -37,11 +37,28 @@ pub enum CliError {
         /// The path as given.
         path: PathBuf,
     },
-    /// catalogd has no dataset of that name.
+    /// catalogd has no dataset of that name (one wording for every command).
     #[error("no dataset named {}", name.as_str())]
     UnknownDataset {
         /// The name asked for.
         name: DatasetName,
+    },
+    /// The dataset exists but has no such version.
+    #[error("dataset {} has no version {version}", name.as_str())]
+    UnknownVersion {
+        /// The dataset.
+        name: DatasetName,
+        /// The version asked for.
+        version: u64,
+    },
+    /// `get` would write into a directory holding other files (without `--force`).
+    #[error(
+        "{} holds files other than this version's objects; give another -o or --force",
+        dir.display()
+    )]
+    NotEmpty {
+        /// The directory.
+        dir: PathBuf,
     },
     /// A downloaded object cannot be written.
     #[error("cannot write {path}: {source}")]
@@ -100,16 +117,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             output::print(&manifest, json)
         }
         Command::Versions { name } => {
-            let versions = catalogd.versions(&name).await?;
+            let versions = catalogd
+                .versions(&name)
+                .await
+                .map_err(|e| not_found_as(e, CliError::UnknownDataset { name: name.clone() }))?;
             output::print(&versions, json)
         }
         Command::Get {
             name,
             version,
             output: dir,
+            force,
         } => {
             let storaged = global.storaged_url.with_token(token);
             let manifest = manifest(&catalogd, &name, version).await?;
+            let dir = dir.join(format!("v{}", manifest.version));
+            check_writable(&manifest, &dir, force).await?;
             let report = get(&storaged, &manifest, &dir).await?;
             output::print(&report, json)
         }
@@ -157,7 +180,9 @@ async fn ingest(
         mode: args.mode.map(Into::into),
         delimiter: args.delimiter,
         null_values: args.null_values,
-        encoding: args.encoding,
+        encoding: args.encoding.map(|e| e.as_str().to_owned()),
+        decimal_separator: args.decimal_separator,
+        date_order: args.date_order.map(Into::into),
         schema_evolution: args.schema_evolution.map(Into::into),
         max_rejects: args.max_rejects,
         dry_run: args.dry_run.then_some(true),
@@ -201,12 +226,78 @@ async fn manifest(
     version: Option<u64>,
 ) -> Result<Manifest, CliError> {
     Ok(match version {
-        Some(version) => catalogd.version(name, version).await?,
+        Some(version) => match catalogd.version(name, version).await {
+            Ok(manifest) => manifest,
+            Err(error) if error.code() == ErrorCode::NotFound => {
+                // Which is missing, the dataset or the version: one wording each.
+                return Err(match catalogd.latest(name).await? {
+                    None => CliError::UnknownDataset { name: name.clone() },
+                    Some(_) => CliError::UnknownVersion {
+                        name: name.clone(),
+                        version,
+                    },
+                });
+            }
+            Err(error) => return Err(error.into()),
+        },
         None => catalogd
             .latest(name)
             .await?
             .ok_or_else(|| CliError::UnknownDataset { name: name.clone() })?,
     })
+}
+
+/// A 404 `not_found` as `instead` (so every command words a missing dataset alike), any
+/// other failure as it is.
+fn not_found_as(error: ClientError, instead: CliError) -> CliError {
+    if error.code() == ErrorCode::NotFound {
+        instead
+    } else {
+        error.into()
+    }
+}
+
+/// Refuses (without `force`) a `dir` holding files other than `manifest`'s objects: a
+/// directory that is missing, empty, or holds only this version's files (a download
+/// repeated) is fine.
+async fn check_writable(manifest: &Manifest, dir: &Path, force: bool) -> Result<(), CliError> {
+    if force {
+        return Ok(());
+    }
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CliError::Output {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    let ours: Vec<&str> = manifest
+        .objects
+        .iter()
+        .map(|o| o.key.as_str().rsplit('/').next().unwrap_or_default())
+        .collect();
+    loop {
+        match entries.next_entry().await {
+            Ok(Some(entry)) => {
+                let name = entry.file_name();
+                if !ours.iter().any(|o| name.to_str() == Some(*o)) {
+                    return Err(CliError::NotEmpty {
+                        dir: dir.to_owned(),
+                    });
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(source) => {
+                return Err(CliError::Output {
+                    path: dir.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// `lakehouse get`: downloads every object of `manifest` into `dir`.

@@ -25,16 +25,18 @@ fn main() -> ExitCode {
             let _ = error.print();
             return ExitCode::from(2);
         }
-        // A usage error is one line (clap's first paragraph, without the usage and hint that
-        // follow), exit status 2; nothing was sent.
+        // A usage error is one line (clap's first paragraph with its "did you mean" tip, not
+        // the usage and help pointer that follow), exit status 2; nothing was sent.
         Err(error) => {
-            let text = error.render().to_string();
-            let first = text.split("\n\n").next().unwrap_or("error: invalid usage");
-            let words: Vec<&str> = first.split_whitespace().collect();
-            eprintln!("{}", words.join(" "));
+            let line = usage_line(&error.render().to_string());
+            eprintln!("{line}");
+            if json_requested() {
+                output::print_usage_error_json(&line);
+            }
             return ExitCode::from(2);
         }
     };
+    let json = cli.global.json;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,7 +51,53 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             output::print_error(&error);
+            if json {
+                output::print_error_json(&error);
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// clap's rendered error as one line: its first paragraph, then its `tip:` lines (the
+/// closest flag, value or subcommand), words joined by single spaces.
+fn usage_line(rendered: &str) -> String {
+    let mut paragraphs = rendered.split("\n\n");
+    let mut parts: Vec<String> = paragraphs
+        .next()
+        .map(|first| first.split_whitespace().collect::<Vec<_>>().join(" "))
+        .into_iter()
+        .collect();
+    for paragraph in paragraphs {
+        for line in paragraph.lines().map(str::trim) {
+            if line.starts_with("tip:") {
+                parts.push(line.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }
+    }
+    if parts.is_empty() {
+        return "error: invalid usage".to_owned();
+    }
+    parts.join("; ")
+}
+
+/// Whether `--json` is among the arguments, for a command line clap refused (so `--json`
+/// could not be parsed as a flag).
+fn json_requested() -> bool {
+    std::env::args_os().skip(1).any(|arg| arg == "--json")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_tips_are_kept_on_the_one_line() {
+        let rendered = "error: unexpected argument '--null-value' found\n\n  tip: a similar \
+                        argument exists: '--null-values'\n\nUsage: lakehouse ingest \
+                        [OPTIONS]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            super::usage_line(rendered),
+            "error: unexpected argument '--null-value' found; tip: a similar argument exists: \
+             '--null-values'"
+        );
     }
 }

@@ -84,6 +84,53 @@ pub fn print_error(error: &CliError) {
     eprintln!("{}", text.trim_end());
 }
 
+/// With `--json`, a failure is also one JSON document on stdout (DESIGN.md section 14):
+/// `{"error": {"code", "message", "details"}}`, a service's own error body as it sent it,
+/// else a code of the CLI's own (docs/decisions.md): `not_found`, `unavailable`,
+/// `invalid_input`, `output_failed`, `not_empty`, `digest_mismatch`, `upstream_error`.
+pub fn print_error_json(error: &CliError) {
+    let (code, details) = match error {
+        CliError::Client(ClientError::Remote { body, .. }) => {
+            print_json_error(&serde_json::json!(body));
+            return;
+        }
+        CliError::Client(other) => (other.code().as_str(), serde_json::json!({})),
+        CliError::UnknownDataset { name } => {
+            ("not_found", serde_json::json!({ "dataset": name.as_str() }))
+        }
+        CliError::UnknownVersion { name, version } => (
+            "not_found",
+            serde_json::json!({ "dataset": name.as_str(), "version": version }),
+        ),
+        CliError::Input { path, .. } | CliError::NotAFile { path } => {
+            ("invalid_input", serde_json::json!({ "path": path }))
+        }
+        CliError::Output { path, .. } => ("output_failed", serde_json::json!({ "path": path })),
+        CliError::Print(_) => ("output_failed", serde_json::json!({})),
+        CliError::NotEmpty { dir } => ("not_empty", serde_json::json!({ "path": dir })),
+        CliError::Digest { key, .. } | CliError::Size { key, .. } => {
+            ("digest_mismatch", serde_json::json!({ "key": key }))
+        }
+    };
+    print_json_error(&serde_json::json!({
+        "error": { "code": code, "message": one_line(error), "details": details }
+    }));
+}
+
+/// A usage error (exit status 2) as [`print_error_json`] prints failures: code `usage`.
+pub fn print_usage_error_json(message: &str) {
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    print_json_error(&serde_json::json!({
+        "error": { "code": "usage", "message": message, "details": {} }
+    }));
+}
+
+fn print_json_error(value: &serde_json::Value) {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+}
+
 /// The error and its sources on one line.
 fn one_line(error: &CliError) -> String {
     match error {

@@ -28,8 +28,10 @@ impl UploadProgress {
         };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         // The template is a constant known to parse; fall back to the default bar otherwise.
+        // The bar takes the width the terminal leaves (`wide_bar`), so the line fits: at
+        // most 58 columns of text besides it.
         if let Ok(style) = ProgressStyle::with_template(
-            "{msg:>9} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            "{msg} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
@@ -56,7 +58,8 @@ impl UploadProgress {
 
     /// Switches to the spinner of the server's phase (idempotent).
     fn processing(&self) {
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        // `wide_msg` is cut to the terminal's width.
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed} {wide_msg}") {
             self.bar.set_style(style);
         }
         self.bar.set_message(format!(

@@ -177,14 +177,15 @@ fn every_subcommand_against_a_real_trio() {
         .zip(appended["manifest"]["objects"].as_array().unwrap())
     {
         let key = object["key"].as_str().unwrap();
-        let path = target.join(key.rsplit('/').next().unwrap());
+        // DIR/v<N>/: versions downloaded into one directory never mix.
+        let path = target.join("v2").join(key.rsplit('/').next().unwrap());
         assert_eq!(file["path"], path.display().to_string());
         let bytes = std::fs::read(&path).expect("downloaded file");
         assert_eq!(bytes.len() as u64, object["size"].as_u64().unwrap());
         assert_eq!(hex::encode(Sha256::digest(&bytes)), object["sha256"]);
         assert!(bytes.starts_with(b"PAR1"));
     }
-    let leftovers: Vec<_> = std::fs::read_dir(&target)
+    let leftovers: Vec<_> = std::fs::read_dir(target.join("v2"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| !n.ends_with(".parquet"))
@@ -226,10 +227,19 @@ fn every_subcommand_against_a_real_trio() {
     let missing = run(cli(&trio), &["show", "nope"]);
     assert_eq!(missing.status, 1);
     assert_eq!(missing.stderr, "error: no dataset named nope\n");
-    let missing = run(cli(&trio), &["versions", "nope"]);
+    // One wording for "not found", whatever the command.
+    for args in [
+        &["versions", "nope"][..],
+        &["show", "nope", "--version", "1"],
+        &["get", "nope", "-o", out.path().to_str().unwrap()],
+    ] {
+        let missing = run(cli(&trio), args);
+        assert_eq!(missing.status, 1, "{args:?}");
+        assert_eq!(missing.stderr, "error: no dataset named nope\n", "{args:?}");
+    }
+    let missing = run(cli(&trio), &["show", "trips", "--version", "9"]);
     assert_eq!(missing.status, 1);
-    assert_eq!(missing.stderr.lines().count(), 1, "{}", missing.stderr);
-    assert!(missing.stderr.contains("not_found"), "{}", missing.stderr);
+    assert_eq!(missing.stderr, "error: dataset trips has no version 9\n");
 }
 
 #[test]
@@ -532,7 +542,7 @@ fn get_refuses_an_object_whose_bytes_do_not_match_its_key() {
         "{}",
         refused.stderr
     );
-    let left: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(out.join("v1")).unwrap().collect();
     assert!(
         left.is_empty(),
         "nothing left in the output directory: {left:?}"

@@ -13,6 +13,7 @@ use lakehouse_api::{
     VersionListResponse, VersionRegisterRequest, VersionRegisterResponse,
 };
 use lakehouse_catalog::ManifestStore;
+use lakehouse_server::options::NoOptions;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
 use tracing::Instrument;
@@ -34,7 +35,8 @@ pub struct DatasetListQuery {
     #[serde(default)]
     #[param(minimum = 1)]
     pub limit: Option<usize>,
-    /// `next_cursor` of the previous page: names after it.
+    /// `next_cursor` of the previous page, as handed out (opaque; one this catalog did not hand
+    /// out is a 400 `invalid_option`).
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -74,11 +76,18 @@ pub async fn dataset_list<S: ManifestStore>(
             "limit must be at least 1",
         ));
     }
-    let page = state.catalog.list(
+    let after = query
+        .cursor
+        .as_deref()
+        .map(super::cursor::decode)
+        .transpose()
+        .map_err(|message| ApiError::new(ErrorCode::InvalidOption, message))?;
+    let mut page = state.catalog.list(
         query.prefix.as_deref().unwrap_or(""),
         limit.min(MAX_LIST_LIMIT),
-        query.cursor.as_deref(),
+        after.as_deref(),
     );
+    page.next_cursor = page.next_cursor.as_deref().map(super::cursor::encode);
     Ok(Json(page))
 }
 
@@ -105,6 +114,8 @@ pub async fn dataset_list<S: ManifestStore>(
 pub async fn dataset_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
+    // Takes no options: `?version=1` here is a 400 naming it (DESIGN.md section 14).
+    _: ApiQuery<NoOptions>,
 ) -> Result<Json<Manifest>, ApiError> {
     let name = dataset_name(name)?;
     let manifest = state.catalog.fetch_latest(&name).await.map_err(api_error)?;
@@ -253,6 +264,8 @@ pub async fn version_list<S: ManifestStore>(
 pub async fn version_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path((name, version)): Path<(String, String)>,
+    // Takes no options: `?version=1` here is a 400 naming it (DESIGN.md section 14).
+    _: ApiQuery<NoOptions>,
 ) -> Result<Json<Manifest>, ApiError> {
     let name = dataset_name(name)?;
     let version: u64 = version.parse().map_err(|_| {
@@ -288,7 +301,7 @@ pub async fn version_get<S: ManifestStore>(
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Registered, or `existing: true` when the latest version already is this", body = VersionRegisterResponse),
-        (status = 400, description = "`invalid_name`, `invalid_request`, `fingerprint_mismatch`, `invalid_object`", body = ErrorBody),
+        (status = 400, description = "`invalid_name`, `invalid_request`, `invalid_option` (a field the body does not have), `fingerprint_mismatch`, `invalid_object`", body = ErrorBody),
         lakehouse_api::TokenRefusal,
         (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
         (status = 502, description = "`upstream_error`", body = ErrorBody),

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource.
 
 pub mod admin;
+pub mod cursor;
 pub mod datasets;
 pub mod iceberg;

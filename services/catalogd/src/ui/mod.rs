@@ -12,7 +12,7 @@ pub mod parquet;
 
 use crate::AppState;
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
@@ -20,6 +20,7 @@ use axum::routing::get;
 use lakehouse_api::{DatasetName, Manifest};
 use lakehouse_catalog::{CatalogError, ManifestStore, error_chain};
 use lakehouse_server::auth::{Scope, Tokens};
+use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
 
 /// Datasets per page of `GET /ui` unless `limit` says otherwise.
@@ -38,11 +39,73 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
     Router::new()
         .route("/ui", get(list_page::<S>))
         .route("/ui/datasets/{name}", get(dataset_page::<S>))
+        // Under `/ui` a page that does not exist is an HTML 404, not the API's JSON
+        // (DESIGN.md section 14).
+        .route("/ui/{*rest}", axum::routing::any(not_found_page))
         .route_layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             require_read_token,
         ))
+        // Open: where a person's browser presents a token once (DESIGN.md section 14).
+        .route("/ui/login", get(login_form).post(login_post::<S>))
         .with_state(state)
+}
+
+/// `GET /ui/login`: a form taking a read token, for a browser that cannot send an
+/// `Authorization` header.
+async fn login_form() -> Response {
+    Html(pages::login(None).into_string()).into_response()
+}
+
+/// The form body of `POST /ui/login`.
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    /// A read (or write) token.
+    token: String,
+}
+
+/// `POST /ui/login` (form field `token`): a token with read scope becomes the
+/// [`TOKEN_COOKIE`] cookie, `HttpOnly` (no script reads it), `SameSite=Strict` (no other
+/// site's page sends it) and `Path=/ui`, for the browser's session, and the answer is a 303
+/// to `/ui`; any other token is the form again with a 401. A token that cannot be a cookie
+/// value (a space, `;`, `,`, a quote, a backslash or a control character in it) is refused
+/// with a 400 saying so. The token is never logged or echoed.
+async fn login_post<S: ManifestStore>(State(state): State<AppState<S>>, body: String) -> Response {
+    let Ok(LoginForm { token }) = serde_urlencoded::from_str::<LoginForm>(&body) else {
+        return error_page(StatusCode::BAD_REQUEST, "the form needs one field, `token`");
+    };
+    let token = token.trim();
+    let cookie_safe = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'));
+    if !cookie_safe {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "this token cannot be kept in a cookie; present it as `Authorization: Bearer` instead",
+        );
+    }
+    if !state.tokens.is_open() && state.tokens.scope_of(token.as_bytes()).is_none() {
+        let mut page =
+            Html(pages::login(Some("That token is not accepted.")).into_string()).into_response();
+        *page.status_mut() = StatusCode::UNAUTHORIZED;
+        return page;
+    }
+    let cookie = format!("{TOKEN_COOKIE}={token}; Path=/ui; HttpOnly; SameSite=Strict");
+    match HeaderValue::from_str(&cookie) {
+        Ok(cookie) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, cookie),
+                (header::LOCATION, HeaderValue::from_static("/ui")),
+            ],
+        )
+            .into_response(),
+        Err(_) => error_page(
+            StatusCode::BAD_REQUEST,
+            "this token cannot be kept in a cookie",
+        ),
+    }
 }
 
 /// Lets a request through when it carries a read token in `Authorization: Bearer` or in the
@@ -75,8 +138,8 @@ async fn require_read_token(
             let mut page = error_page(
                 api.status(),
                 &format!(
-                    "{refused}: present a read token as `Authorization: Bearer <token>` or in \
-                     the cookie `{TOKEN_COOKIE}`"
+                    "{refused}: present a read token as `Authorization: Bearer <token>`, or \
+                     once in a browser at /ui/login (it is kept in the cookie `{TOKEN_COOKIE}`)"
                 ),
             );
             if let Some(challenge) = api.headers().get(header::WWW_AUTHENTICATE) {
@@ -94,7 +157,7 @@ pub struct ListQuery {
     /// Only names starting with this.
     #[serde(default)]
     pub prefix: Option<String>,
-    /// The last name of the previous page.
+    /// The "next" link's cursor (opaque: [`crate::routes::cursor`]).
     #[serde(default)]
     pub cursor: Option<String>,
     /// Datasets per page, 1 to [`MAX_PAGE_SIZE`] (larger is clamped), default [`PAGE_SIZE`].
@@ -105,10 +168,16 @@ pub struct ListQuery {
 /// `GET /ui[?prefix=&cursor=&limit=]`: the dataset list, [`PAGE_SIZE`] a page.
 async fn list_page<S: ManifestStore>(
     State(state): State<AppState<S>>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<ApiQuery<ListQuery>, ApiError>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        return error_page(StatusCode::BAD_REQUEST, "the query string does not parse");
+    let query = match query {
+        Ok(ApiQuery(query)) => query,
+        Err(refused) => return error_page(StatusCode::BAD_REQUEST, &refused.body.error.message),
+    };
+    let after = match query.cursor.as_deref().map(crate::routes::cursor::decode) {
+        None => None,
+        Some(Ok(name)) => Some(name),
+        Some(Err(message)) => return error_page(StatusCode::BAD_REQUEST, &message),
     };
     let limit = query.limit.unwrap_or(PAGE_SIZE);
     if limit == 0 {
@@ -116,11 +185,14 @@ async fn list_page<S: ManifestStore>(
     }
     let limit = limit.min(MAX_PAGE_SIZE);
     let prefix = query.prefix.unwrap_or_default();
-    let page = state.catalog.list(&prefix, limit, query.cursor.as_deref());
-    let next = page
-        .next_cursor
-        .as_deref()
-        .map(|cursor| pages::list_link(&prefix, Some(cursor), query.limit));
+    let page = state.catalog.list(&prefix, limit, after.as_deref());
+    let next = page.next_cursor.as_deref().map(|last| {
+        pages::list_link(
+            &prefix,
+            Some(&crate::routes::cursor::encode(last)),
+            query.limit,
+        )
+    });
     Html(pages::list(&prefix, &page, next.as_deref()).into_string()).into_response()
 }
 
@@ -144,13 +216,19 @@ pub struct Insight {
 async fn dataset_page<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
-    query: Result<Query<DatasetQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<ApiQuery<DatasetQuery>, ApiError>,
 ) -> Response {
-    let Ok(Query(query)) = query else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "version must be a positive integer",
-        );
+    let query = match query {
+        Ok(ApiQuery(query)) => query,
+        Err(refused) if refused.body.error.details.get("option").is_some() => {
+            return error_page(StatusCode::BAD_REQUEST, &refused.body.error.message);
+        }
+        Err(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "version must be a positive integer",
+            );
+        }
     };
     let name = match DatasetName::new(name) {
         Ok(name) => name,
@@ -241,9 +319,12 @@ async fn insight<S: ManifestStore>(state: &AppState<S>, manifest: &Manifest) -> 
         None => parquet::column_stats(manifest, &footers).map_err(|e| error_chain(&e)),
     };
     let preview = match (manifest.objects.first(), footers.into_iter().next()) {
-        (Some(object), Some(footer)) => parquet::preview(storaged, object, footer)
-            .await
-            .map_err(|e| error_chain(&e)),
+        (Some(object), Some(footer)) => {
+            let columns: Vec<String> = manifest.schema.names().map(str::to_owned).collect();
+            parquet::preview(storaged, object, footer, &columns)
+                .await
+                .map_err(|e| error_chain(&e))
+        }
         (None, _) => Ok((Vec::new(), Vec::new())),
         (Some(_), None) => Err("the first object's footer could not be read".to_owned()),
     };
@@ -256,6 +337,14 @@ fn catalog_error(error: CatalogError) -> Response {
     let message = error_chain(&error);
     let status = crate::error::api_error(error).into_response().status();
     error_page(status, &message)
+}
+
+/// An HTML 404 for any other path under `/ui`.
+async fn not_found_page(uri: axum::http::Uri) -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        &format!("no page at {}: the catalog starts at /ui", uri.path()),
+    )
 }
 
 /// A small HTML page saying `message`, with `status`.

@@ -90,7 +90,7 @@ pub fn list(prefix: &str, page: &DatasetListResponse, next: Option<&str>) -> Mar
                                 tr {
                                     td { a href={ "/ui/datasets/" (d.name.as_str()) } { (d.name.as_str()) } }
                                     td class="num" { (d.latest_version) }
-                                    td class="num" { (d.row_count) }
+                                    td class="num" { (count(d.row_count)) }
                                     td { (d.updated_at) }
                                     td class="mono" { (d.schema_fingerprint.short()) }
                                 }
@@ -104,6 +104,39 @@ pub fn list(prefix: &str, page: &DatasetListResponse, next: Option<&str>) -> Mar
             }
         },
     )
+}
+
+/// `n` with a comma between each group of three digits: `336,776`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// The reading options a version recorded, as the facts show them (DESIGN.md sections 3 and
+/// 14): delimiter, null values, encoding, decimal separator, the date order asked for and
+/// each date column's order.
+fn reading(options: &lakehouse_api::CsvOptions) -> Markup {
+    html! {
+        ", delimiter " code { (format!("{:?}", options.delimiter as char)) }
+        ", null values " code { (format!("{:?}", options.null_values)) }
+        ", encoding " code { (options.encoding.as_str()) }
+        @if !options.decimal_separator.is_point() {
+            ", decimal separator " code { (options.decimal_separator.as_str()) }
+        }
+        @if let Some(order) = options.date_order {
+            ", date order " code { (order.as_str()) }
+        }
+        @for (column, order) in &options.date_orders {
+            ", " code { (column) } " read " code { (order.as_str()) }
+        }
+    }
 }
 
 /// `bytes` for people (KiB, MiB, ... with one decimal).
@@ -148,14 +181,13 @@ pub fn dataset(
             }
             div class="facts" id="facts" {
                 span class="muted" { "version" } span { (manifest.version) }
-                span class="muted" { "rows" } span { (manifest.row_count) }
+                span class="muted" { "rows" } span { (count(manifest.row_count)) }
                 span class="muted" { "objects" } span { (manifest.objects.len()) " (" (size(total_size)) ")" }
                 span class="muted" { "created" } span { (manifest.created_at) }
                 span class="muted" { "schema" } span class="mono" { (manifest.schema_fingerprint.to_string()) }
                 span class="muted" { "inference" } span {
                     "rule set v" (manifest.inference_version)
-                    ", delimiter " code { (format!("{:?}", manifest.options.delimiter as char)) }
-                    ", null values " code { (format!("{:?}", manifest.options.null_values)) }
+                    (reading(&manifest.options))
                 }
                 @if let Some(filename) = &manifest.source.filename {
                     span class="muted" { "source" } span { (filename) }
@@ -188,7 +220,7 @@ pub fn dataset(
             @match &insight.preview {
                 Err(why) => p class="muted" { "Preview unavailable: " (why) },
                 Ok((columns, rows)) => {
-                    p class="muted" { "The first " (rows.len()) " rows of this version's first object." }
+                    p class="muted" { "The first " (rows.len()) " rows of this version's first object, in this version's schema (a column the object predates shows null)." }
                     div class="scroll" {
                         table id="preview" {
                             thead { tr { @for c in columns { th { (c) } } } }
@@ -216,8 +248,8 @@ pub fn dataset(
                             tr class=[(v.version == manifest.version).then_some("current")] {
                                 td { a href={ "/ui/datasets/" (name) "?version=" (v.version) } { "v" (v.version) } }
                                 td { (v.operation.map_or("–", |op| op.as_str())) }
-                                td class="num" { (v.row_count) }
-                                td class="num" { (v.object_count) }
+                                td class="num" { (count(v.row_count)) }
+                                td class="num" { (count(v.object_count)) }
                                 td { (v.created_at) }
                                 td class="mono" { (v.schema_fingerprint.short()) }
                             }
@@ -238,7 +270,7 @@ pub fn dataset(
                                         a href={ (base) "/objects/" (o.key.as_str()) } download { (o.key.as_str()) }
                                     } @else { (o.key.as_str()) }
                                 }
-                                td class="num" { (o.row_count) }
+                                td class="num" { (count(o.row_count)) }
                                 td class="num" { (size(o.size)) }
                                 // The records its upload set aside (`max_rejects`).
                                 td class="num" {
@@ -275,7 +307,7 @@ fn null_bar(stats: Option<&ColumnStats>, rows: u64) -> Markup {
         stats.nulls as f64 / rows as f64 * 100.0
     };
     html! {
-        span class="bar" title={ (stats.nulls) " nulls of " (rows) } {
+        span class="bar" title={ (count(stats.nulls)) " nulls of " (count(rows)) } {
             span style={ "width:" (format!("{share:.1}")) "%" } {}
         }
         " " (format!("{share:.1}")) "%"
@@ -288,25 +320,24 @@ fn chart(versions: &[VersionSummary], shown: u64) -> Markup {
     const HEIGHT: f64 = 140.0;
     const TOP: f64 = 12.0;
     const BOTTOM: f64 = 20.0;
+    // Bars of versions with rows are at least this tall, so a small version beside large
+    // ones stays visible (its exact count is in its tooltip and the versions table).
+    const MIN_BAR: f64 = 2.0;
     let n = versions.len().max(1) as f64;
-    let max = versions
-        .iter()
-        .map(|m| m.row_count)
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+    let most = versions.iter().map(|m| m.row_count).max().unwrap_or(0);
+    let max = most.max(1) as f64;
     let slot = WIDTH / n;
     let bar = (slot * 0.8).max(1.0);
     html! {
         svg id="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } width=(WIDTH) height=(HEIGHT) role="img" aria-label="rows per version" xmlns="http://www.w3.org/2000/svg" {
             line x1="0" y1=(HEIGHT - BOTTOM) x2=(WIDTH) y2=(HEIGHT - BOTTOM) stroke="#c4cad4" {}
-            text x="4" y="10" font-size="10" fill="#6b7385" { (max as u64) " rows" }
+            text x="4" y="10" font-size="10" fill="#6b7385" { (count(most)) (if most == 1 { " row" } else { " rows" }) }
             @for (i, v) in versions.iter().enumerate() {
-                @let h = (v.row_count as f64 / max) * (HEIGHT - TOP - BOTTOM);
+                @let h = if v.row_count == 0 { 0.0 } else { ((v.row_count as f64 / max) * (HEIGHT - TOP - BOTTOM)).max(MIN_BAR) };
                 @let x = i as f64 * slot + (slot - bar) / 2.0;
                 rect x=(format!("{x:.1}")) y=(format!("{:.1}", HEIGHT - BOTTOM - h)) width=(format!("{bar:.1}")) height=(format!("{h:.1}"))
                     fill=(if v.version == shown { "#1d5fa8" } else { "#8fb3dd" }) {
-                    title { "version " (v.version) ": " (v.row_count) " rows" }
+                    title { "version " (v.version) ": " (count(v.row_count)) " rows" }
                 }
                 @if versions.len() <= 30 || i == 0 || i + 1 == versions.len() {
                     text x=(format!("{:.1}", x + bar / 2.0)) y=(HEIGHT - 6.0) font-size="10" text-anchor="middle" fill="#6b7385" { "v" (v.version) }
@@ -316,6 +347,25 @@ fn chart(versions: &[VersionSummary], shown: u64) -> Markup {
     }
 }
 
+/// The form of `GET /ui/login`: one password field, posted to `/ui/login`; `problem` says
+/// why the previous attempt was refused.
+pub fn login(problem: Option<&str>) -> Markup {
+    layout(
+        "sign in",
+        html! {
+            h1 { "Sign in" }
+            p { "The catalog needs a read token. Give it once: this browser keeps it in an HttpOnly, SameSite=Strict cookie for this session." }
+            @if let Some(problem) = problem {
+                p class="note" { (problem) }
+            }
+            form method="post" action="/ui/login" {
+                input type="password" name="token" autocomplete="current-password" placeholder="read token" aria-label="read token" required;
+                button type="submit" { "Open the catalog" }
+            }
+        },
+    )
+}
+
 /// An error page with `status` and `message`.
 pub fn error(status: StatusCode, message: &str) -> Markup {
     layout(
@@ -323,7 +373,22 @@ pub fn error(status: StatusCode, message: &str) -> Markup {
         html! {
             h1 { (status.as_str()) " " (status.canonical_reason().unwrap_or("")) }
             p { (message) }
+            @if status == StatusCode::UNAUTHORIZED {
+                p { a href="/ui/login" { "Sign in with a read token" } }
+            }
             p { a href="/ui" { "All datasets" } }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(super::count(0), "0");
+        assert_eq!(super::count(999), "999");
+        assert_eq!(super::count(1000), "1,000");
+        assert_eq!(super::count(336_776), "336,776");
+        assert_eq!(super::count(1_234_567), "1,234,567");
+    }
 }

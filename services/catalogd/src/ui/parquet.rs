@@ -94,6 +94,8 @@ pub struct ColumnStats {
 }
 
 /// Per column of `manifest.schema` (in order), its statistics over `footers` (one per object).
+/// An object written before a column was added (schema evolution, DESIGN.md section 3) does
+/// not hold it: its rows count as nulls of that column, as readers see them.
 ///
 /// # Errors
 /// [`ReadError::Parquet`] for a footer whose schema does not convert.
@@ -111,6 +113,10 @@ pub fn column_stats(
             metadata.file_metadata().key_value_metadata(),
         )?;
         for (i, field) in manifest.schema.fields.iter().enumerate() {
+            if arrow.field_with_name(&field.name).is_err() {
+                stats[i].nulls += u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0);
+                continue;
+            }
             let converter = StatisticsConverter::try_new(&field.name, &arrow, descr)?;
             let groups = metadata.row_groups();
             let nulls = converter.row_group_null_counts(groups.iter())?;
@@ -251,8 +257,10 @@ fn outside(start: u64) -> ParquetError {
     ParquetError::General(format!("read at {start} outside the fetched row group"))
 }
 
-/// The first [`PREVIEW_ROWS`] rows of `object`'s first row group: the column names and the
-/// rows as text. One Range read of that row group's column chunks.
+/// The first [`PREVIEW_ROWS`] rows of `object`'s first row group, in the columns `columns`
+/// (the version's schema): the column names and the rows as text, `null` for a column the
+/// object does not hold (it predates the column). One Range read of that row group's column
+/// chunks.
 ///
 /// # Errors
 /// [`ReadError`]; [`ReadError::TooLarge`] for a row group over
@@ -261,9 +269,10 @@ pub async fn preview(
     storaged: &StoragedClient,
     object: &ObjectRef,
     metadata: ParquetMetaData,
+    columns: &[String],
 ) -> Result<(Vec<String>, Vec<Vec<String>>), ReadError> {
     let Some(group) = metadata.row_groups().first() else {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((columns.to_vec(), Vec::new()));
     };
     let ranges = group.columns().iter().map(|c| c.byte_range());
     let start = ranges.clone().map(|(s, _)| s).min().unwrap_or(0);
@@ -287,25 +296,26 @@ pub async fn preview(
         .with_batch_size(PREVIEW_ROWS)
         .with_limit(PREVIEW_ROWS)
         .build()?;
-    let names = reader
-        .schema()
-        .fields()
+    // Each column of the version's schema: its position in the object, if it has it.
+    let positions: Vec<Option<usize>> = columns
         .iter()
-        .map(|f| f.name().clone())
+        .map(|name| reader.schema().index_of(name).ok())
         .collect();
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| ParquetError::ArrowError(e.to_string()))?;
         for row in 0..batch.num_rows() {
             rows.push(
-                batch
-                    .columns()
+                positions
                     .iter()
-                    .map(|c| cell(c.as_ref(), row))
+                    .map(|at| match at {
+                        Some(at) => cell(batch.column(*at).as_ref(), row),
+                        None => "null".to_owned(),
+                    })
                     .collect(),
             );
         }
     }
     rows.truncate(PREVIEW_ROWS);
-    Ok((names, rows))
+    Ok((columns.to_vec(), rows))
 }

@@ -1,5 +1,7 @@
-//! `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&schema_evolution=&max_rejects=`
-//! `&dry_run=` (DESIGN.md section 6).
+//! `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&decimal_separator=`
+//! `&date_order=&schema_evolution=&max_rejects=&dry_run=` (DESIGN.md sections 6 and 14). Any
+//! other parameter is a 400 `invalid_option` naming the closest known one
+//! ([`lakehouse_server::options`]), before the body is read.
 
 use crate::ingest::{Ingest, IngestRequest};
 use crate::{AppState, IngestError, metrics, spool};
@@ -10,7 +12,8 @@ use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use futures::Stream;
 use lakehouse_api::{
-    CsvOptions, DatasetName, ErrorBody, IngestMode, IngestResponse, SchemaEvolution,
+    CsvOptions, DatasetName, DateOrder, DecimalSeparator, ErrorBody, IngestMode, IngestResponse,
+    SchemaEvolution,
 };
 use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
@@ -38,6 +41,14 @@ pub struct IngestParams {
     /// `windows-1252` (also `latin1`, `iso-8859-1`), `utf-16le`, `utf-16be`; a UTF-16 byte
     /// order mark selects UTF-16 whatever this says (DESIGN.md section 3).
     encoding: Option<String>,
+    /// `.` (default: the dataset's recorded one, else `.`) or `,`: the decimal separator of
+    /// float64 values (DESIGN.md section 14).
+    #[param(pattern = "^[.,]$")]
+    decimal_separator: Option<String>,
+    /// `DMY` or `MDY`: how a new dataset's `P/Q/YYYY` columns are read (DESIGN.md section
+    /// 14); without it the column itself settles the order when only one reading fits.
+    #[param(pattern = "^(DMY|MDY)$")]
+    date_order: Option<String>,
     /// `add_columns`: new columns after the registered ones make a new schema version
     /// instead of a 409 (DESIGN.md section 3, "Schema evolution").
     #[param(pattern = "^add_columns$")]
@@ -57,14 +68,15 @@ pub struct IngestParams {
 #[allow(dead_code)]
 pub struct IngestUpload {
     /// The CSV (RFC 4180, first record the header; UTF-8 unless `encoding` or a UTF-16 byte
-    /// order mark says otherwise; gzip or zstd compressed or not); other fields are ignored.
+    /// order mark says otherwise; gzip or zstd compressed or not); other fields are ignored,
+    /// a second `file` field is a 400.
     #[schema(format = Binary, content_media_type = "text/csv")]
     file: String,
 }
 
 impl IngestParams {
     fn validate(self) -> Result<IngestRequest, IngestError> {
-        let name = DatasetName::new(self.name.unwrap_or_default())?;
+        let name = DatasetName::new(self.name.ok_or(IngestError::MissingName)?)?;
         let mode = match self.mode.as_deref() {
             None | Some("replace") => IngestMode::Replace,
             Some("append") => IngestMode::Append,
@@ -90,6 +102,22 @@ impl IngestParams {
             .transpose()
             .map_err(|reason| IngestError::InvalidOption {
                 option: "encoding",
+                reason,
+            })?;
+        let decimal_separator = self
+            .decimal_separator
+            .map(|v| DecimalSeparator::parse(&v))
+            .transpose()
+            .map_err(|reason| IngestError::InvalidOption {
+                option: "decimal_separator",
+                reason,
+            })?;
+        let date_order = self
+            .date_order
+            .map(|v| DateOrder::parse(&v))
+            .transpose()
+            .map_err(|reason| IngestError::InvalidOption {
+                option: "date_order",
                 reason,
             })?;
         let schema_evolution = self
@@ -122,6 +150,8 @@ impl IngestParams {
             delimiter,
             null_values,
             encoding,
+            decimal_separator,
+            date_order,
             schema_evolution,
             max_rejects,
             dry_run,
@@ -162,11 +192,12 @@ fn parse_max_rejects(value: &str) -> Result<u64, IngestError> {
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Ingested: a new version, or `existing: true` when the latest version already is this", body = IngestResponse),
-        (status = 400, description = "`invalid_name`, `invalid_option`, `missing_file`, `malformed_csv` (details.line), `empty_csv`, `invalid_header`, `limit_exceeded`", body = ErrorBody),
+        (status = 400, description = "`invalid_name`, `invalid_option` (an unknown parameter too: details.option, details.did_you_mean), `invalid_request` (a second `file` field), `missing_file`, `malformed_csv` (details.line), `empty_csv`, `invalid_header`, `limit_exceeded`", body = ErrorBody),
         lakehouse_api::TokenRefusal,
         (status = 408, description = "`request_timeout`: the upload stalled", body = ErrorBody),
         (status = 409, description = "`schema_drift` with the differences in details", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over max_upload_bytes, or (decompressed) over max_csv_bytes", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the file is an xlsx (ZIP), PDF, PNG or Parquet file (details.format)", body = ErrorBody),
         (status = 502, description = "`upstream_error`: storaged or catalogd answered an error", body = ErrorBody),
         (status = 503, description = "`busy` (Retry-After), `unavailable`, `insufficient_storage`", body = ErrorBody),
     )
@@ -240,6 +271,18 @@ async fn ingest(
         let chunks = Box::pin(with_idle_timeout(field, idle));
         break ingest.receive(chunks, filename).await?;
     };
+    // Fields after `file` are skipped too, but a second `file` is refused (DESIGN.md
+    // section 14): which one was meant cannot be known.
+    loop {
+        match next_field(&mut multipart, idle).await {
+            Ok(Some(field)) if field.name() == Some("file") => {
+                return Err(received.abandon(IngestError::SecondFile).await.into());
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(error) => return Err(received.abandon(error).await.into()),
+        }
+    }
     Ok(Json(received.finish().await?))
 }
 
