@@ -307,6 +307,7 @@ async fn each_openapi_document_lists_every_route_and_only_real_ones() {
             vec![
                 "get /datasets",
                 "get /datasets/{name}",
+                "delete /datasets/{name}",
                 "get /datasets/{name}/versions",
                 "post /datasets/{name}/versions",
                 "get /datasets/{name}/versions/{version}",
