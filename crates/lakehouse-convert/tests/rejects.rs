@@ -55,7 +55,8 @@ fn three_bad_records_go_to_the_rejects_with_their_lines_and_reasons() {
         format!(
             "{REJECTS_HEADER}\n\
              3,,\"expected 2 fields as in the header, found 1\",2\n\
-             5,2,invalid utf-8 at byte 2 of the field,\"4,b\u{fffd}c\"\n\
+             5,2,\"invalid utf-8 at byte 2 of the field (it reads as Windows-1252, which \
+             spreadsheet exports on Windows often are: add `encoding=windows-1252`)\",\"4,b\u{fffd}c\"\n\
              6,1,\"value \"\"five\"\" is not int64\",\"five,e\"\n"
         )
     );
