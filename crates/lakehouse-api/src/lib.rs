@@ -16,6 +16,7 @@ pub mod catalog;
 mod error;
 pub mod iceberg;
 pub mod ingest;
+pub mod load;
 mod manifest;
 mod names;
 mod schema;
@@ -34,9 +35,13 @@ pub use iceberg::{
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
 pub use ingest::IngestResponse;
+pub use load::{
+    LoadCreateRequest, LoadCreateResponse, LoadFile, LoadFileState, LoadGetResponse,
+    LoadListResponse, LoadState, LoadSummary, LoadedFile, LoadedFileListResponse,
+};
 pub use manifest::{
     ColumnReport, Compression, CsvOptions, DateOrder, DecidedBy, INFERENCE_VERSION, IngestMode,
-    Manifest, ObjectRef, Operation, RejectsRef, SchemaEvolution, Source, TextEncoding,
+    Manifest, ObjectRef, Operation, RejectsRef, SchemaEvolution, Source, SourceFile, TextEncoding,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{

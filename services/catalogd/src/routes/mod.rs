@@ -3,3 +3,4 @@
 pub mod admin;
 pub mod datasets;
 pub mod iceberg;
+pub mod loaded;
