@@ -301,10 +301,37 @@ async fn load_file(
         }
     });
     let ingest = Ingest::begin(state, request).await?;
-    let received = ingest
-        .receive(Box::pin(with_idle_timeout(counted, idle)), filename)
-        .await?;
+    let chunks = coalesce(Box::pin(with_idle_timeout(counted, idle)), COALESCE_BYTES);
+    let received = ingest.receive(Box::pin(chunks), filename).await?;
     received.finish().await
+}
+
+/// The least bytes handed to the pipeline at a time: an S3 body arrives in frames of a few
+/// KiB, and each chunk costs a spool write and a hand-over to the verified pass.
+const COALESCE_BYTES: usize = 1 << 20;
+
+/// `chunks` gathered into chunks of at least `min` bytes (the last one may be smaller).
+fn coalesce<S>(chunks: S, min: usize) -> impl Stream<Item = Result<Bytes, IngestError>>
+where
+    S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
+{
+    let state = (Some(chunks), bytes::BytesMut::new());
+    futures::stream::unfold(state, move |(chunks, mut buffer)| async move {
+        let mut chunks = chunks?;
+        loop {
+            match chunks.next().await {
+                Some(Ok(chunk)) => {
+                    buffer.extend_from_slice(&chunk);
+                    if buffer.len() >= min {
+                        return Some((Ok(buffer.split().freeze()), (Some(chunks), buffer)));
+                    }
+                }
+                Some(Err(error)) => return Some((Err(error), (None, buffer))),
+                None if buffer.is_empty() => return None,
+                None => return Some((Ok(buffer.split().freeze()), (None, buffer))),
+            }
+        }
+    })
 }
 
 /// `chunks`, failing with [`IngestError::IdleTimeout`] when the source sends nothing for

@@ -303,7 +303,12 @@ async fn each_openapi_document_lists_every_route_and_only_real_ones() {
     for (service, own) in [
         (
             &trio.ingestd,
-            vec!["post /ingest", "post /loads", "get /loads", "get /loads/{id}"],
+            vec![
+                "post /ingest",
+                "post /loads",
+                "get /loads",
+                "get /loads/{id}",
+            ],
         ),
         (
             &trio.catalogd,
