@@ -16,6 +16,7 @@ pub mod catalog;
 mod error;
 pub mod iceberg;
 pub mod ingest;
+pub mod load;
 mod manifest;
 mod names;
 mod schema;
@@ -34,10 +35,14 @@ pub use iceberg::{
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
 pub use ingest::IngestResponse;
+pub use load::{
+    LoadCreateRequest, LoadCreateResponse, LoadFile, LoadFileState, LoadGetResponse,
+    LoadListResponse, LoadState, LoadSummary, LoadedFile, LoadedFileListResponse,
+};
 pub use manifest::{
     ColumnReport, Compression, CsvOptions, DateOrder, DecidedBy, DecimalSeparator,
     INFERENCE_VERSION, IngestMode, Manifest, ObjectRef, Operation, RejectsRef, SchemaEvolution,
-    Source, TextEncoding,
+    Source, SourceFile, TextEncoding,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use schema::{

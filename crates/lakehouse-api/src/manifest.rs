@@ -364,6 +364,40 @@ pub struct Source {
     /// counts compressed bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
+    /// The source file a load read (docs/contract.md section 12): the ledger of loads,
+    /// committed with the version itself. Absent for an upload to `POST /ingest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<SourceFile>,
+}
+
+/// A file of a configured source as a load read it (docs/contract.md section 12): the
+/// identity by which a later load skips it (`path`, `etag`, `size`), recorded in the
+/// manifest's `source.file`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SourceFile {
+    /// The source's name (`[[ingestd.sources]]` `name`).
+    pub source: String,
+    /// The file's path under the source's URL, `/`-separated, as listed.
+    pub path: String,
+    /// The ETag the source gave for it when it was listed (S3's ETag; object_store's
+    /// inode, size and mtime tag for a directory source); null when the source gives none.
+    pub etag: Option<String>,
+    /// Its size in bytes, as listed (compressed bytes for a gzip or zstd file).
+    pub size: u64,
+    /// The load that read it.
+    pub load_id: String,
+}
+
+impl SourceFile {
+    /// Whether `other` is the same file as it was then: same source, path, ETag and size
+    /// (the load id does not count).
+    pub fn same_file(&self, other: &SourceFile) -> bool {
+        self.source == other.source
+            && self.path == other.path
+            && self.etag == other.etag
+            && self.size == other.size
+    }
 }
 
 /// One column of the inference report (DESIGN.md section 3, "Inference report"): in the

@@ -2,8 +2,8 @@
 
 use crate::{Endpoint, Result, json, send};
 use lakehouse_api::{
-    DatasetDropResponse, DatasetListResponse, DatasetName, GcRunResponse, Manifest,
-    VersionListResponse, VersionRegisterRequest, VersionRegisterResponse,
+    DatasetDropResponse, DatasetListResponse, DatasetName, GcRunResponse, LoadedFileListResponse,
+    Manifest, VersionListResponse, VersionRegisterRequest, VersionRegisterResponse,
 };
 
 /// Client of catalogd (`/datasets`), cheap to clone.
@@ -168,6 +168,31 @@ impl CatalogdClient {
         self.endpoint
             .get_json(&format!("/datasets/{}/versions/{version}", name.as_str()))
             .await
+    }
+
+    /// `GET /datasets/{name}/loaded-files?source=`: the files of `source` that versions of
+    /// the dataset record as loaded (docs/contract.md section 12), or `None` for a dataset
+    /// that does not exist yet.
+    ///
+    /// # Errors
+    /// catalogd's error answers other than 404; transport and decode errors.
+    pub async fn loaded_files(
+        &self,
+        name: &DatasetName,
+        source: &str,
+    ) -> Result<Option<LoadedFileListResponse>> {
+        let url = self
+            .endpoint
+            .url(&format!("/datasets/{}/loaded-files", name.as_str()));
+        let request = self
+            .endpoint
+            .request(reqwest::Method::GET, &url)
+            .query(&[("source", source)]);
+        match send(request, &url, &[]).await {
+            Ok(response) => json(response, &url).await.map(Some),
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// `POST /admin/gc[?dry_run=true]`: one garbage collection run.

@@ -2,7 +2,8 @@
 
 use crate::{Endpoint, Result, json, send};
 use lakehouse_api::{
-    DatasetName, DateOrder, DecimalSeparator, IngestMode, IngestResponse, SchemaEvolution,
+    DatasetName, DateOrder, DecimalSeparator, IngestMode, IngestResponse, LoadCreateRequest,
+    LoadCreateResponse, LoadGetResponse, LoadListResponse, SchemaEvolution,
 };
 
 /// Client of ingestd (`/ingest`), cheap to clone.
@@ -105,6 +106,54 @@ impl IngestdClient {
             .multipart(form);
         let response = send(request, &url, &[]).await?;
         json(response, &url).await
+    }
+
+    /// `POST /loads`: starts a load of the files of a configured source matching a pattern
+    /// (docs/contract.md section 12); ingestd answers 202 with its id at once.
+    ///
+    /// # Errors
+    /// [`crate::ClientError::Remote`] with ingestd's refusal (400 `invalid_option` for an
+    /// unknown source, a pattern that leaves the source or a mode other than `append`;
+    /// `invalid_name`; 401/403; 503 `unavailable`); transport and decode errors.
+    pub async fn load(&self, request: &LoadCreateRequest) -> Result<LoadCreateResponse> {
+        let url = self.endpoint.url("/loads");
+        let request = self
+            .endpoint
+            .request(reqwest::Method::POST, &url)
+            .json(request);
+        json(send(request, &url, &[]).await?, &url).await
+    }
+
+    /// `POST /loads?wait=true`: as [`IngestdClient::load`], answering once the load has
+    /// ended, with its final state (no timeout: a load of many files takes long).
+    ///
+    /// # Errors
+    /// As [`IngestdClient::load`].
+    pub async fn load_and_wait(&self, request: &LoadCreateRequest) -> Result<LoadGetResponse> {
+        let url = self.endpoint.url("/loads");
+        let request = self
+            .endpoint
+            .request(reqwest::Method::POST, &url)
+            .query(&[("wait", "true")])
+            .json(request);
+        json(send(request, &url, &[]).await?, &url).await
+    }
+
+    /// `GET /loads/{id}`: where a load stands, file by file.
+    ///
+    /// # Errors
+    /// 404 `not_found` for a load this ingestd does not know (another replica's, or one from
+    /// before a restart); transport and decode errors.
+    pub async fn load_get(&self, id: &str) -> Result<LoadGetResponse> {
+        self.endpoint.get_json(&format!("/loads/{id}")).await
+    }
+
+    /// `GET /loads`: the loads this ingestd ran since it started, newest first.
+    ///
+    /// # Errors
+    /// 401/403; transport and decode errors.
+    pub async fn loads(&self) -> Result<LoadListResponse> {
+        self.endpoint.get_json("/loads").await
     }
 
     /// `GET /readyz`: Ok when ingestd answers 200.

@@ -361,6 +361,7 @@ use routes::iceberg::RefusedWrites;
     routes::datasets::version_list,
     routes::datasets::version_get,
     routes::datasets::version_register,
+    routes::loaded::loaded_file_list,
     routes::admin::gc_run,
     readyz,
     openapi::ui_list,
@@ -395,6 +396,10 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
             get(version_list::<S>).post(version_register::<S>),
         )
         .route("/datasets/{name}/versions/{version}", get(version_get::<S>))
+        .route(
+            "/datasets/{name}/loaded-files",
+            get(routes::loaded::loaded_file_list::<S>),
+        )
         // Read scope, like the dataset lookups (docs/decisions.md).
         .route("/metrics", get(lakehouse_server::metrics::metrics_get))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -18,6 +18,9 @@ pub enum StartError {
         #[source]
         source: ClientError,
     },
+    /// A `[[ingestd.sources]]` entry cannot be opened (docs/contract.md section 12).
+    #[error(transparent)]
+    Source(#[from] crate::sources::SourceConfigError),
     /// The spool directory cannot be created, or its crash leftovers listed or removed.
     #[error("cannot prepare the spool directory {}", dir.display())]
     SpoolDir {
@@ -142,6 +145,47 @@ pub enum IngestError {
         /// The idle limit, milliseconds.
         idle_ms: u64,
     },
+    /// A load's source could not be listed or one of its files read (unreachable, refused
+    /// credentials, gone): that file's error, or the load's when listing failed.
+    #[error("source {source_name:?} failed at {path:?}: {reason}")]
+    SourceFailed {
+        /// The source's name.
+        source_name: String,
+        /// The file's path (empty for the listing).
+        path: String,
+        /// What the source answered.
+        reason: String,
+    },
+    /// A source file changed between its listing and the end of its read (another ETag or
+    /// size): nothing of it is committed (docs/contract.md section 12).
+    #[error("source {source_name:?} file {path:?} changed: {reason}")]
+    SourceChanged {
+        /// The source's name.
+        source_name: String,
+        /// The file's path.
+        path: String,
+        /// What changed.
+        reason: String,
+    },
+    /// A file of a `file://` source resolves outside the source's directory (a symlink): it
+    /// is not read (docs/contract.md section 12).
+    #[error(
+        "source {source_name:?} file {path:?} resolves outside the source's directory; it was not read"
+    )]
+    SourceEscape {
+        /// The source's name.
+        source_name: String,
+        /// The file's path as listed.
+        path: String,
+    },
+    /// `GET /loads/{id}` of a load this process does not know.
+    #[error(
+        "no load {id:?} here (loads are kept in memory by the ingestd that ran them, until it restarts)"
+    )]
+    LoadNotFound {
+        /// The id asked for.
+        id: String,
+    },
     /// storaged or catalogd failed.
     #[error("{service} failed")]
     Upstream {
@@ -228,6 +272,28 @@ impl From<IngestError> for ApiError {
                 json!({ "service": "storaged", "idle_ms": idle_ms }),
             )
             .retry_after(1),
+            IngestError::SourceFailed {
+                source_name, path, ..
+            } => ApiError::with_details(
+                ErrorCode::UpstreamError,
+                message,
+                json!({ "service": "source", "source": source_name, "path": path }),
+            ),
+            IngestError::SourceChanged {
+                source_name, path, ..
+            } => ApiError::with_details(
+                ErrorCode::Conflict,
+                message,
+                json!({ "source": source_name, "path": path }),
+            ),
+            IngestError::SourceEscape { source_name, path } => ApiError::with_details(
+                ErrorCode::InvalidRequest,
+                message,
+                json!({ "source": source_name, "path": path }),
+            ),
+            IngestError::LoadNotFound { id } => {
+                ApiError::with_details(ErrorCode::NotFound, message, json!({ "load_id": id }))
+            }
             IngestError::Upstream { service, source } => upstream_error(service, source),
         }
     }

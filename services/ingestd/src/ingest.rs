@@ -58,6 +58,8 @@ pub struct IngestRequest {
     pub dry_run: bool,
     /// Multipart `filename` of the `file` field, when sent.
     pub filename: Option<String>,
+    /// The source file a load reads (docs/contract.md section 12), recorded in the version.
+    pub source_file: Option<lakehouse_api::SourceFile>,
 }
 
 impl IngestRequest {
@@ -904,6 +906,7 @@ async fn commit(
             csv_sha256: Some(csv.sha256),
             csv_bytes: Some(csv.size),
             compression: settled.pass1.detected.compression,
+            file: request.source_file.clone(),
         },
         // The encoding the text was read in: the option, or the UTF-16 of a byte order mark.
         options: CsvOptions {

@@ -9,8 +9,10 @@
 
 mod error;
 mod ingest;
+mod loads;
 pub mod metrics;
 mod routes;
+pub mod sources;
 mod spool;
 mod teach;
 mod upload;
@@ -91,6 +93,9 @@ pub struct Config {
     /// Bearer tokens accepted on `POST /ingest`. Empty (the default) leaves ingestd open:
     /// keep it on loopback then.
     pub tokens: Vec<Secret>,
+    /// The sources `POST /loads` may read (`[[ingestd.sources]]`, docs/contract.md section
+    /// 12): nothing else is ever fetched. Opened at start (a bad entry stops the start).
+    pub sources: Vec<sources::SourceConfig>,
 }
 
 impl Default for Config {
@@ -116,6 +121,7 @@ impl Default for Config {
             min_free_spool_bytes: 1024 * 1024 * 1024,
             service_token: Secret::default(),
             tokens: Vec::new(),
+            sources: Vec::new(),
         }
     }
 }
@@ -135,6 +141,10 @@ struct Inner {
     tokens: Tokens,
     /// Set once the shutdown signal arrived: new ingests are answered 503.
     draining: AtomicBool,
+    /// The configured sources of loads.
+    sources: sources::Sources,
+    /// The loads of this process (docs/contract.md section 12).
+    loads: loads::Loads,
 }
 
 impl Inner {
@@ -150,7 +160,8 @@ impl AppState {
     ///
     /// # Errors
     /// [`StartError::UpstreamUrl`] for an invalid `storaged_url` or `catalogd_url`,
-    /// [`StartError::SpoolDir`] for a spool directory that cannot be created or read.
+    /// [`StartError::SpoolDir`] for a spool directory that cannot be created or read,
+    /// [`StartError::Source`] for a `[[ingestd.sources]]` entry that cannot be opened.
     pub fn new(config: Config) -> Result<Self, StartError> {
         let upstream = |service| move |source| StartError::UpstreamUrl { service, source };
         let storaged = StoragedClient::new(&config.storaged_url)
@@ -164,6 +175,7 @@ impl AppState {
             dir: config.spool_dir.clone(),
             source,
         })?;
+        let sources = sources::Sources::open(&config.sources)?;
         let slots = Arc::new(Semaphore::new(config.max_concurrent_ingests.max(1)));
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -173,6 +185,8 @@ impl AppState {
                 slots,
                 tokens,
                 draining: AtomicBool::new(false),
+                sources,
+                loads: loads::Loads::default(),
             }),
         })
     }

@@ -30,6 +30,16 @@ pub const ROWS_TOTAL: &str = "lakehouse_ingestd_ingested_rows_total";
 pub const INGESTS_IN_FLIGHT: &str = "lakehouse_ingestd_ingests_in_flight";
 /// Counter of ingests refused 503 `busy` because every slot was taken.
 pub const BUSY_REFUSALS_TOTAL: &str = "lakehouse_ingestd_busy_refusals_total";
+/// Counter of the files of loads (docs/contract.md section 12) by `outcome`: `loaded` (a
+/// version made), `existing` (the dataset already held its Parquet object), `skipped`
+/// (already loaded) or `failed`.
+pub const LOAD_FILES_TOTAL: &str = "lakehouse_ingestd_load_files_total";
+/// Counter of the bytes of those files, as listed by the source, by the same `outcome`.
+pub const LOAD_BYTES_TOTAL: &str = "lakehouse_ingestd_load_bytes_total";
+/// Counter of loads ended, by `state`: `done` or `failed`.
+pub const LOADS_TOTAL: &str = "lakehouse_ingestd_loads_total";
+/// Gauge of loads running now.
+pub const LOADS_RUNNING: &str = "lakehouse_ingestd_loads_running";
 
 /// The `stage` label values of [`INGEST_STAGE_DURATION_SECONDS`], the `<stage>_ms` fields of
 /// the `ingest complete` log line: manifest lookup, upload receipt, CSV hashing, schema guess,
@@ -94,6 +104,23 @@ pub fn describe() {
         Unit::Count,
         "Ingests refused with 503 busy because every slot was taken"
     );
+    describe_counter!(
+        LOAD_FILES_TOTAL,
+        Unit::Count,
+        "Files of loads, by outcome (loaded, existing, skipped, failed)"
+    );
+    describe_counter!(
+        LOAD_BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes of the files of loads as listed by the source, by outcome"
+    );
+    describe_counter!(
+        LOADS_TOTAL,
+        Unit::Count,
+        "Loads ended, by state (done, failed)"
+    );
+    describe_gauge!(LOADS_RUNNING, Unit::Count, "Loads running now");
+    metrics::gauge!(LOADS_RUNNING).set(0.0);
     metrics::gauge!(INGESTS_IN_FLIGHT).set(0.0);
     metrics::counter!(BUSY_REFUSALS_TOTAL).absolute(0);
 }
@@ -115,6 +142,24 @@ pub fn ingest_succeeded(csv_bytes: u64, parquet_bytes: u64, rows: u64, stage_ms:
         metrics::histogram!(INGEST_STAGE_DURATION_SECONDS, "stage" => stage)
             .record(ms as f64 / 1000.0);
     }
+}
+
+/// Records a load's start.
+pub fn load_started() {
+    metrics::gauge!(LOADS_RUNNING).increment(1.0);
+}
+
+/// Records a load's end in `state` (`done` or `failed`).
+pub fn load_ended(state: &'static str) {
+    metrics::gauge!(LOADS_RUNNING).decrement(1.0);
+    metrics::counter!(LOADS_TOTAL, "state" => state).increment(1);
+}
+
+/// Records one file of a load with `outcome` (`loaded`, `existing`, `skipped`, `failed`) and
+/// its listed size.
+pub fn load_file(outcome: &'static str, bytes: u64) {
+    metrics::counter!(LOAD_FILES_TOTAL, "outcome" => outcome).increment(1);
+    metrics::counter!(LOAD_BYTES_TOTAL, "outcome" => outcome).increment(bytes);
 }
 
 /// Records a 503 `busy` refusal.

@@ -301,7 +301,15 @@ async fn each_openapi_document_lists_every_route_and_only_real_ones() {
         "get /openapi.json",
     ];
     for (service, own) in [
-        (&trio.ingestd, vec!["post /ingest"]),
+        (
+            &trio.ingestd,
+            vec![
+                "post /ingest",
+                "post /loads",
+                "get /loads",
+                "get /loads/{id}",
+            ],
+        ),
         (
             &trio.catalogd,
             vec![
@@ -311,6 +319,7 @@ async fn each_openapi_document_lists_every_route_and_only_real_ones() {
                 "get /datasets/{name}/versions",
                 "post /datasets/{name}/versions",
                 "get /datasets/{name}/versions/{version}",
+                "get /datasets/{name}/loaded-files",
                 "post /admin/gc",
                 "get /ui",
                 "get /ui/datasets/{name}",
@@ -381,7 +390,8 @@ async fn each_openapi_document_lists_every_route_and_only_real_ones() {
                 .replace("{version}", "1")
                 .replace("{key}", "no/such/key")
                 .replace("{ns}", "no-such-namespace")
-                .replace("{table}", "no-such-table");
+                .replace("{table}", "no-such-table")
+                .replace("{id}", "no-such-load");
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = http
                 .request(method, format!("{}{path}", service.url()))

@@ -137,6 +137,16 @@ pub enum Command {
         #[arg(long, required = true)]
         yes: bool,
     },
+    /// Load the files of a configured source that match a pattern, each exactly once
+    /// (`POST /loads`).
+    ///
+    /// Each matching file becomes a version of its own (append), in key order; a file a
+    /// version of the dataset already records (same path, ETag and size) is skipped unless
+    /// `--force`. On a terminal a progress bar shows the files and bytes done; at the end a
+    /// table lists every file. Exit status 1 when the load or any file failed.
+    Load(LoadArgs),
+    /// List the loads this ingestd ran since it started, newest first (`GET /loads`).
+    Loads,
     /// Run garbage collection now (`POST /admin/gc`; needs a write token when tokens are on).
     Gc {
         /// Report what would be deleted, delete nothing.
@@ -194,6 +204,49 @@ pub struct IngestArgs {
     /// refusal), writing nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Arguments of `lakehouse load`: the source, the pattern and the `/loads` options.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// A source configured in ingestd (`[[ingestd.sources]]`).
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// A path or glob under the source: `*` and `?` within a segment, `**` across segments,
+    /// a trailing `/` for everything under a directory. Quote it so the shell leaves it be.
+    #[arg(value_name = "PATTERN")]
+    pub pattern: String,
+    /// Dataset to load into; created by the first file.
+    #[arg(long, value_parser = dataset_name)]
+    pub name: DatasetName,
+    /// `append` (the default: each file is a version of its own that keeps the others).
+    #[arg(long, value_enum)]
+    pub mode: Option<LoadModeArg>,
+    /// Load files already loaded too (same path, ETag and size in a version's record).
+    #[arg(long)]
+    pub force: bool,
+    /// As `ingest --delimiter`, for every file.
+    #[arg(long, value_parser = delimiter, value_name = "CHAR")]
+    pub delimiter: Option<String>,
+    /// As `ingest --null-values`, for every file.
+    #[arg(long, value_name = "LIST")]
+    pub null_values: Option<String>,
+    /// As `ingest --encoding`, for every file.
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
+    /// As `ingest --schema-evolution`, for every file.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub schema_evolution: Option<EvolutionArg>,
+    /// As `ingest --max-rejects`, per file.
+    #[arg(long, value_name = "N")]
+    pub max_rejects: Option<u64>,
+}
+
+/// `load --mode`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LoadModeArg {
+    /// Each file is a new version holding the previous objects plus its own.
+    Append,
 }
 
 /// `--schema-evolution`.

@@ -1,10 +1,13 @@
 //! One function per subcommand: call `lakehouse-client`, hand the answer to [`crate::output`].
 
-use crate::cli::{Cli, Command, IngestArgs};
+use crate::cli::{Cli, Command, IngestArgs, LoadArgs};
 use crate::output::{self, Downloaded, GetReport};
-use crate::progress::UploadProgress;
+use crate::progress::{LoadProgress, UploadProgress};
 use futures::StreamExt;
-use lakehouse_api::{DatasetListResponse, DatasetName, ErrorCode, Manifest, ObjectRef};
+use lakehouse_api::{
+    DatasetListResponse, DatasetName, ErrorCode, LoadCreateRequest, LoadFileState, LoadGetResponse,
+    LoadState, Manifest, ObjectRef,
+};
 use lakehouse_client::{CatalogdClient, ClientError, IngestOptions, StoragedClient};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -79,6 +82,16 @@ pub enum CliError {
         /// SHA-256 of the bytes received.
         actual: String,
     },
+    /// A load ended `failed`, or with failed files (its table was printed).
+    #[error("load {load_id}: {}", if *.state == LoadState::Failed { "the load failed".to_owned() } else { format!("{failed} file(s) failed") })]
+    Load {
+        /// The load's id.
+        load_id: String,
+        /// How it ended.
+        state: LoadState,
+        /// Files that failed.
+        failed: usize,
+    },
     /// The answer cannot be written to stdout (other than a reader that has gone).
     #[error("cannot write the answer to stdout: {0}")]
     Print(#[source] std::io::Error),
@@ -146,6 +159,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             })?;
             output::print(&dropped, json)
         }
+        Command::Load(args) => {
+            let ingestd = global.ingestd_url.with_token(token);
+            load(&ingestd, args, json).await
+        }
+        Command::Loads => {
+            let ingestd = global.ingestd_url.with_token(token);
+            output::print(&ingestd.loads().await?, json)
+        }
         Command::Gc { dry_run } => {
             let report = catalogd.gc(dry_run).await?;
             output::print(&report, json)
@@ -195,6 +216,64 @@ async fn ingest(
     let answer = ingestd.ingest(&options, chunks, length, &filename).await;
     progress.finish();
     output::print(&answer?, json)
+}
+
+/// How often `lakehouse load` asks where a load stands while it draws the bar.
+const LOAD_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// `lakehouse load`: starts the load; on a terminal follows it with the bar (polling `GET
+/// /loads/{id}`), else waits for its end in one request; then prints the table.
+async fn load(
+    ingestd: &lakehouse_client::IngestdClient,
+    args: LoadArgs,
+    json: bool,
+) -> Result<(), CliError> {
+    let request = LoadCreateRequest {
+        source: args.source,
+        pattern: args.pattern,
+        name: args.name.as_str().to_owned(),
+        mode: args.mode.map(|_| "append".to_owned()),
+        force: args.force,
+        delimiter: args.delimiter,
+        null_values: args.null_values,
+        encoding: args.encoding,
+        schema_evolution: args
+            .schema_evolution
+            .map(|e| lakehouse_api::SchemaEvolution::from(e).as_str().to_owned()),
+        max_rejects: args.max_rejects,
+        decimal_separator: None,
+        date_order: None,
+    };
+    let progress = LoadProgress::new();
+    let finished = if progress.is_drawn() {
+        let id = ingestd.load(&request).await?.load_id;
+        loop {
+            let status = ingestd.load_get(&id).await?;
+            progress.show(&status);
+            if status.state != LoadState::Running {
+                break status;
+            }
+            tokio::time::sleep(LOAD_POLL).await;
+        }
+    } else {
+        ingestd.load_and_wait(&request).await?
+    };
+    progress.finish();
+    output::print(&finished, json)?;
+    load_outcome(&finished)
+}
+
+/// Exit status 1 for a load that failed or has failed files.
+fn load_outcome(load: &LoadGetResponse) -> Result<(), CliError> {
+    let failed = load.count(LoadFileState::Failed);
+    if load.state == LoadState::Failed || failed > 0 {
+        return Err(CliError::Load {
+            load_id: load.load_id.clone(),
+            state: load.state,
+            failed,
+        });
+    }
+    Ok(())
 }
 
 /// Every page of `GET /datasets?prefix=`, as one list.

@@ -5,7 +5,8 @@ use crate::commands::CliError;
 use indicatif::HumanBytes;
 use lakehouse_api::{
     DatasetDropResponse, DatasetListResponse, DatasetName, ErrorCode, GcRunResponse,
-    IngestResponse, Manifest, ObjectKey, SchemaDriftDetails, VersionListResponse,
+    IngestResponse, LoadFileState, LoadGetResponse, LoadListResponse, LoadState, Manifest,
+    ObjectKey, SchemaDriftDetails, VersionListResponse,
 };
 use lakehouse_client::ClientError;
 use serde::Serialize;
@@ -87,7 +88,8 @@ pub fn print_error(error: &CliError) {
 /// With `--json`, a failure is also one JSON document on stdout (DESIGN.md section 14):
 /// `{"error": {"code", "message", "details"}}`, a service's own error body as it sent it,
 /// else a code of the CLI's own (docs/decisions.md): `not_found`, `unavailable`,
-/// `invalid_input`, `output_failed`, `not_empty`, `digest_mismatch`, `upstream_error`.
+/// `invalid_input`, `output_failed`, `not_empty`, `digest_mismatch`, `upstream_error`,
+/// `load_failed`.
 pub fn print_error_json(error: &CliError) {
     let (code, details) = match error {
         CliError::Client(ClientError::Remote { body, .. }) => {
@@ -108,6 +110,12 @@ pub fn print_error_json(error: &CliError) {
         CliError::Output { path, .. } => ("output_failed", serde_json::json!({ "path": path })),
         CliError::Print(_) => ("output_failed", serde_json::json!({})),
         CliError::NotEmpty { dir } => ("not_empty", serde_json::json!({ "path": dir })),
+        CliError::Load {
+            load_id, failed, ..
+        } => (
+            "load_failed",
+            serde_json::json!({ "load_id": load_id, "failed_files": failed }),
+        ),
         CliError::Digest { key, .. } | CliError::Size { key, .. } => {
             ("digest_mismatch", serde_json::json!({ "key": key }))
         }
@@ -460,6 +468,112 @@ impl Render for GcRunResponse {
             let _ = writeln!(out, "error: {error}");
         }
         out
+    }
+}
+
+fn load_state(state: LoadState) -> &'static str {
+    match state {
+        LoadState::Running => "running",
+        LoadState::Done => "done",
+        LoadState::Failed => "failed",
+    }
+}
+
+impl Render for LoadGetResponse {
+    fn human(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .files
+            .iter()
+            .map(|f| {
+                let (state, detail) = match f.state {
+                    LoadFileState::Pending => ("pending", String::new()),
+                    LoadFileState::Loaded if f.existing == Some(true) => {
+                        ("loaded", "already held: no new version".to_owned())
+                    }
+                    LoadFileState::Loaded => ("loaded", String::new()),
+                    LoadFileState::Skipped => ("skipped", f.reason.clone().unwrap_or_default()),
+                    LoadFileState::Failed => (
+                        "failed",
+                        f.error
+                            .as_ref()
+                            .map(|e| format!("{}: {}", e.code, e.message))
+                            .unwrap_or_default(),
+                    ),
+                };
+                vec![
+                    f.path.clone(),
+                    HumanBytes(f.size).to_string(),
+                    state.to_owned(),
+                    f.version.map(|v| v.to_string()).unwrap_or_default(),
+                    detail,
+                ]
+            })
+            .collect();
+        let mut out = String::new();
+        if !rows.is_empty() {
+            out.push_str(&table(
+                &["FILE", "SIZE", "STATE", "VERSION", "DETAIL"],
+                &rows,
+            ));
+        }
+        let _ = writeln!(
+            out,
+            "load {} {}: {} file(s) matched {:?} in {} ({}): {} loaded, {} skipped, {} failed, into {}",
+            self.load_id,
+            load_state(self.state),
+            self.files_total,
+            self.pattern,
+            self.source,
+            HumanBytes(self.bytes_total),
+            self.count(LoadFileState::Loaded),
+            self.count(LoadFileState::Skipped),
+            self.count(LoadFileState::Failed),
+            self.name.as_str()
+        );
+        if let Some(error) = &self.error {
+            let _ = writeln!(out, "error: {} ({})", error.message, error.code);
+        }
+        out
+    }
+}
+
+impl Render for LoadListResponse {
+    fn human(&self) -> String {
+        if self.loads.is_empty() {
+            return "no loads\n".to_owned();
+        }
+        let rows: Vec<Vec<String>> = self
+            .loads
+            .iter()
+            .map(|l| {
+                vec![
+                    l.load_id.clone(),
+                    load_state(l.state).to_owned(),
+                    l.source.clone(),
+                    l.pattern.clone(),
+                    l.name.as_str().to_owned(),
+                    format!(
+                        "{}/{}/{} of {}",
+                        l.files_loaded, l.files_skipped, l.files_failed, l.files_total
+                    ),
+                    HumanBytes(l.bytes_total).to_string(),
+                    l.created_at.clone(),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                "LOAD",
+                "STATE",
+                "SOURCE",
+                "PATTERN",
+                "DATASET",
+                "LOADED/SKIPPED/FAILED",
+                "BYTES",
+                "CREATED",
+            ],
+            &rows,
+        )
     }
 }
 

@@ -1,10 +1,12 @@
-//! The ingest progress display: an indicatif bar (bytes, rate, time left) while the file is
-//! sent, then a spinner while ingestd converts and commits. Drawn only when stderr is a
-//! terminal; piped or redirected, nothing is drawn.
+//! The progress displays: for `ingest`, an indicatif bar (bytes, rate, time left) while the
+//! file is sent, then a spinner while ingestd converts and commits; for `load`, a bar over
+//! the load's bytes with its files done. Drawn only when stderr is a terminal; piped or
+//! redirected, nothing is drawn.
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lakehouse_api::LoadGetResponse;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -71,6 +73,49 @@ impl UploadProgress {
     }
 
     /// Removes the bar from the terminal (whatever the outcome).
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// The progress of one load: bytes done of the matched files' total, and files done.
+#[derive(Debug)]
+pub struct LoadProgress {
+    bar: ProgressBar,
+}
+
+impl LoadProgress {
+    /// A bar on stderr, hidden unless stderr is a terminal.
+    pub fn new() -> Self {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(0), target);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("listing");
+        LoadProgress { bar }
+    }
+
+    /// Whether the bar is drawn (stderr is a terminal).
+    pub fn is_drawn(&self) -> bool {
+        !self.bar.is_hidden()
+    }
+
+    /// Shows where `load` stands.
+    pub fn show(&self, load: &LoadGetResponse) {
+        self.bar.set_length(load.bytes_total);
+        self.bar.set_position(load.bytes_done);
+        self.bar
+            .set_message(format!("files {}/{}", load.files_done, load.files_total));
+    }
+
+    /// Removes the bar from the terminal.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }

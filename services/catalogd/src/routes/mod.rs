@@ -4,3 +4,4 @@ pub mod admin;
 pub mod cursor;
 pub mod datasets;
 pub mod iceberg;
+pub mod loaded;

@@ -28,39 +28,39 @@ const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
 pub struct IngestParams {
     /// Dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (required; 400 `invalid_name`).
     #[param(required = true, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `replace` (default: the version holds only the new object) or `append`.
     #[param(pattern = "^(replace|append)$")]
-    mode: Option<String>,
+    pub(crate) mode: Option<String>,
     /// One-byte field delimiter, `tab` for a tab; default the dataset's recorded one, else `,`.
     #[param(pattern = r#"^([\t !#-~]|tab|\\t)$"#)]
-    delimiter: Option<String>,
+    pub(crate) delimiter: Option<String>,
     /// Comma-separated tokens read as null besides the empty field, e.g. `NA,NULL`.
-    null_values: Option<String>,
+    pub(crate) null_values: Option<String>,
     /// Text encoding: `utf-8` (default: the dataset's recorded one, else UTF-8),
     /// `windows-1252` (also `latin1`, `iso-8859-1`), `utf-16le`, `utf-16be`; a UTF-16 byte
     /// order mark selects UTF-16 whatever this says (DESIGN.md section 3).
-    encoding: Option<String>,
+    pub(crate) encoding: Option<String>,
     /// `.` (default: the dataset's recorded one, else `.`) or `,`: the decimal separator of
     /// float64 values (DESIGN.md section 14).
     #[param(pattern = "^[.,]$")]
-    decimal_separator: Option<String>,
+    pub(crate) decimal_separator: Option<String>,
     /// `DMY` or `MDY`: how a new dataset's `P/Q/YYYY` columns are read (DESIGN.md section
     /// 14); without it the column itself settles the order when only one reading fits.
     #[param(pattern = "^(DMY|MDY)$")]
-    date_order: Option<String>,
+    pub(crate) date_order: Option<String>,
     /// `add_columns`: new columns after the registered ones make a new schema version
     /// instead of a 409 (DESIGN.md section 3, "Schema evolution").
     #[param(pattern = "^add_columns$")]
-    schema_evolution: Option<String>,
+    pub(crate) schema_evolution: Option<String>,
     /// Records that may be set aside into a rejects object instead of failing the upload
     /// (DESIGN.md section 3, "Rejects"); default 0.
     #[param(value_type = Option<u64>, minimum = 0)]
-    max_rejects: Option<String>,
+    pub(crate) max_rejects: Option<String>,
     /// `true`: check the upload and answer what the ingest would, writing nothing (DESIGN.md
     /// section 6).
     #[param(value_type = Option<bool>)]
-    dry_run: Option<String>,
+    pub(crate) dry_run: Option<String>,
 }
 
 /// The multipart body of `POST /ingest`.
@@ -75,7 +75,12 @@ pub struct IngestUpload {
 }
 
 impl IngestParams {
-    fn validate(self) -> Result<IngestRequest, IngestError> {
+    /// Checks every option (each error names its option) into the pipeline's request.
+    ///
+    /// # Errors
+    /// [`IngestError::MissingName`], [`IngestError::InvalidName`],
+    /// [`IngestError::InvalidOption`].
+    pub(crate) fn validate(self) -> Result<IngestRequest, IngestError> {
         let name = DatasetName::new(self.name.ok_or(IngestError::MissingName)?)?;
         let mode = match self.mode.as_deref() {
             None | Some("replace") => IngestMode::Replace,
@@ -156,6 +161,7 @@ impl IngestParams {
             max_rejects,
             dry_run,
             filename: None,
+            source_file: None,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod health;
 pub(crate) mod ingest;
+pub(crate) mod loads;
 
 use crate::AppState;
 use axum::Router;
@@ -11,14 +12,35 @@ use axum::routing::{get, post};
 /// ingestd's own routes and types in its OpenAPI document (`GET /openapi.json`).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(ingest::ingest_post, health::readyz),
+    paths(
+        ingest::ingest_post,
+        loads::load_create,
+        loads::load_get,
+        loads::load_list,
+        health::readyz
+    ),
     components(schemas(lakehouse_api::IngestResponse))
 )]
 pub struct ApiDoc;
 
-/// `POST /ingest`, `GET /metrics` (behind the same tokens), `GET /healthz`, `GET /readyz`.
+/// `POST /ingest`, `POST /loads`, `GET /loads[/{id}]`, `GET /metrics` (behind the same
+/// tokens), `GET /healthz`, `GET /readyz`.
 pub fn router(state: AppState) -> Router {
+    let tokens = || {
+        axum::middleware::from_fn_with_state(
+            state.inner.tokens.clone(),
+            lakehouse_server::auth::require_token,
+        )
+    };
     Router::new()
+        // Loads read sources and write versions: the same tokens as uploads.
+        .route(
+            "/loads",
+            post(loads::load_create)
+                .get(loads::load_list)
+                .route_layer(tokens()),
+        )
+        .route("/loads/{id}", get(loads::load_get).route_layer(tokens()))
         .route(
             "/ingest",
             // The upload cap is enforced while streaming (max_upload_bytes), not by axum's
