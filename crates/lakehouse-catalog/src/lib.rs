@@ -17,6 +17,7 @@
 
 mod catalog;
 mod error;
+pub mod footer;
 mod gc;
 mod retention;
 mod store;

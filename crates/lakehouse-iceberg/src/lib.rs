@@ -24,6 +24,7 @@ pub mod avro;
 pub mod ids;
 mod metrics;
 pub mod spec;
+pub mod stats;
 mod table;
 
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};

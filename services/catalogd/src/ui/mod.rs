@@ -186,42 +186,59 @@ async fn dataset_page<S: ManifestStore>(
 }
 
 /// Reads the footers of `manifest`'s objects (at most [`MAX_STATS_OBJECTS`]) and the
-/// preview of its first object.
-async fn insight<S: ManifestStore>(state: &AppState<S>, manifest: &Manifest) -> Insight {
-    let Some(storaged) = &state.storaged else {
-        let why = "storaged is not configured".to_owned();
-        return Insight {
-            stats: Err(why.clone()),
-            preview: Err(why),
-        };
-    };
+/// preview of its first object through the catalog's store. Everything that decodes or
+/// computes runs on tokio's blocking pool (footers of up to 16 MiB, statistics over 32 of
+/// them, a row group of up to 64 MiB), so other requests keep being served meanwhile.
+async fn insight<S: ManifestStore>(state: &AppState<S>, manifest: &Arc<Manifest>) -> Insight {
+    let store = state.catalog.store();
     let mut footers = Vec::new();
     let mut failed = None;
     for object in manifest.objects.iter().take(MAX_STATS_OBJECTS) {
-        match parquet::footer(storaged, object).await {
-            Ok(footer) => footers.push(footer),
+        match lakehouse_catalog::footer::read_footer(store, object).await {
+            Ok(footer) => footers.push(Arc::new(footer)),
             Err(error) => {
                 failed = Some(format!("{}: {}", object.key.as_str(), error_chain(&error)));
                 break;
             }
         }
     }
+    let first = footers.first().cloned();
     let stats = match failed {
         Some(why) => Err(why),
         None if manifest.objects.len() > MAX_STATS_OBJECTS => Err(format!(
             "this version has {} objects; statistics are read for at most {MAX_STATS_OBJECTS}",
             manifest.objects.len()
         )),
-        None => parquet::column_stats(manifest, &footers).map_err(|e| error_chain(&e)),
+        None => {
+            let manifest = Arc::clone(manifest);
+            tokio::task::spawn_blocking(move || parquet::column_stats(&manifest.schema, &footers))
+                .await
+                .map_err(|join| format!("statistics failed: {join}"))
+        }
     };
-    let preview = match (manifest.objects.first(), footers.into_iter().next()) {
-        (Some(object), Some(footer)) => parquet::preview(storaged, object, footer)
-            .await
-            .map_err(|e| error_chain(&e)),
+    let preview = match (manifest.objects.first(), first) {
+        (Some(object), Some(footer)) => preview(store, object, footer).await,
         (None, _) => Ok((Vec::new(), Vec::new())),
         (Some(_), None) => Err("the first object's footer could not be read".to_owned()),
     };
     Insight { stats, preview }
+}
+
+/// The preview of `object`: its first row group read, then decoded on the blocking pool.
+async fn preview<S: ManifestStore>(
+    store: &S,
+    object: &lakehouse_api::ObjectRef,
+    footer: Arc<::parquet::file::metadata::ParquetMetaData>,
+) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let window = match parquet::preview_bytes(store, object, &footer).await {
+        Ok(Some(window)) => window,
+        Ok(None) => return Ok((Vec::new(), Vec::new())),
+        Err(error) => return Err(error_chain(&error)),
+    };
+    tokio::task::spawn_blocking(move || parquet::preview_rows(window, footer))
+        .await
+        .map_err(|join| format!("preview failed: {join}"))?
+        .map_err(|error| error_chain(&error))
 }
 
 /// A catalog failure as a page, with the status the JSON API gives it (404 for an unknown
