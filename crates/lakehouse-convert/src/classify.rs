@@ -1233,8 +1233,25 @@ mod tests {
         assert!(!accepts(ColumnType::Date32, c("2024-01-01T00:00:00")));
     }
 
+    /// Odd bytes neither panic nor pass for a number, a date or a time: only `utf8` takes
+    /// them. The one well-formed value among them, the last timestamp of the calendar with
+    /// the largest offset, is a zoned timestamp and nothing else.
     #[test]
-    fn no_panic_on_odd_bytes() {
+    fn odd_bytes_are_text_and_never_panic() {
+        const TYPES: [ColumnType; 8] = [
+            ColumnType::Bool,
+            ColumnType::Int64,
+            ColumnType::Float64,
+            ColumnType::Date32,
+            ColumnType::Time64,
+            ColumnType::TimestampUtc,
+            ColumnType::Timestamp,
+            ColumnType::Utf8,
+        ];
+        let accepted = |v: &[u8]| -> Vec<ColumnType> {
+            let class = classify(v);
+            TYPES.into_iter().filter(|&t| accepts(t, class)).collect()
+        };
         for v in [
             &b"\xff\xfe"[..],
             b"-",
@@ -1242,12 +1259,15 @@ mod tests {
             b".",
             b"2024-",
             b"2024-01-01T",
-            b"9999-12-31T23:59:59.999999+23:59",
             b"\x00",
         ] {
-            let _ = classify(v);
-            let _ = parse_float(v);
-            let _ = parse_timestamp(v);
+            assert_eq!(accepted(v), [ColumnType::Utf8], "{v:?}");
+            assert_eq!(parse_float(v), None, "{v:?}");
+            assert_eq!(parse_timestamp(v), None, "{v:?}");
         }
+        let last = b"9999-12-31T23:59:59.999999+23:59";
+        assert_eq!(accepted(last), [ColumnType::TimestampUtc, ColumnType::Utf8]);
+        assert_eq!(parse_float(last), None);
+        assert!(matches!(parse_timestamp(last), Some((_, true))));
     }
 }

@@ -420,13 +420,11 @@ async fn drift_from_another_replica_is_a_409_on_this_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalogd_waits_for_storaged_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    // A port nobody listens on yet; storaged takes it a little later.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let storaged_url = format!("http://127.0.0.1:{port}");
+    // catalogd's storaged address is a port this test holds for the whole test: it turns
+    // catalogd's first connection away (nobody answers), then forwards every later one to
+    // a storaged started only after that refusal.
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let storaged_url = format!("http://{}", front.local_addr().unwrap());
     let cwd = dir.path().to_owned();
     let catalogd = std::thread::spawn(move || {
         Service::start(
@@ -438,11 +436,12 @@ async fn catalogd_waits_for_storaged_at_start() {
             &cwd,
         )
     });
-    std::thread::sleep(Duration::from_millis(700));
-    let _storaged = Service::start(
+    let (refused, _) = front.accept().await.unwrap();
+    drop(refused);
+    let storaged = Service::start(
         "storaged",
         &[
-            ("LAKEHOUSE_STORAGED__BIND", format!("127.0.0.1:{port}")),
+            ("LAKEHOUSE_STORAGED__BIND", "127.0.0.1:0".into()),
             (
                 "LAKEHOUSE_STORAGED__ROOT",
                 dir.path().join("objects").display().to_string(),
@@ -451,7 +450,17 @@ async fn catalogd_waits_for_storaged_at_start() {
         dir.path(),
     )
     .unwrap();
-    let catalogd = catalogd.join().unwrap().unwrap();
+    let target = storaged.addr;
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = front.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let catalogd = tokio::task::block_in_place(|| catalogd.join().unwrap().unwrap());
     assert!(
         catalogd.log().contains("storaged is not answering yet"),
         "{}",

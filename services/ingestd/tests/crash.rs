@@ -73,6 +73,52 @@ async fn wait_ready(http: &reqwest::Client, services: [&Service; 3]) {
     }
 }
 
+/// An Avro record's fields.
+type AvroRecord = Vec<(String, apache_avro::types::Value)>;
+
+/// Every record of an Avro file, or why it does not read: a file that does not decode is a
+/// violation, never an empty list.
+fn avro_records(bytes: &[u8]) -> Result<Vec<AvroRecord>, String> {
+    let reader = apache_avro::Reader::new(bytes).map_err(|e| e.to_string())?;
+    reader
+        .map(|value| match value.map_err(|e| e.to_string())? {
+            apache_avro::types::Value::Record(fields) => Ok(fields),
+            other => Err(format!("a value that is not a record: {other:?}")),
+        })
+        .collect()
+}
+
+/// Field `name` of an Avro record.
+fn field(
+    record: &[(String, apache_avro::types::Value)],
+    name: &str,
+) -> Option<apache_avro::types::Value> {
+    record
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// The bytes of the object at `path` (`<base>/<key>`) from storaged, `None` when it is not
+/// there (or outside `base`).
+async fn fetch(
+    http: &reqwest::Client,
+    storage: &str,
+    base: &str,
+    path: &str,
+) -> Option<bytes::Bytes> {
+    let key = path.strip_prefix(base)?;
+    let r = http
+        .get(format!("{storage}/objects/{key}"))
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.bytes().await.ok()
+}
+
 /// The files an Iceberg table metadata references that storaged does not have (as text):
 /// each snapshot's manifest list, each manifest it lists, and each data file those
 /// manifests hold as live (status EXISTING or ADDED; Iceberg spec: manifests). Read with
@@ -90,37 +136,6 @@ async fn missing_table_files(
             "table location {location:?} is not <base>/datasets/crash"
         )];
     };
-    let fetch = |path: String| async move {
-        let key = path.strip_prefix(base)?.to_owned();
-        let r = http
-            .get(format!("{storage}/objects/{key}"))
-            .send()
-            .await
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.bytes().await.ok()
-    };
-    let avro_records = |bytes: &[u8]| -> Vec<Vec<(String, apache_avro::types::Value)>> {
-        apache_avro::Reader::new(bytes)
-            .map(|reader| {
-                reader
-                    .filter_map(Result::ok)
-                    .filter_map(|value| match value {
-                        apache_avro::types::Value::Record(fields) => Some(fields),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let field = |record: &[(String, apache_avro::types::Value)], name: &str| {
-        record
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
     let snapshots = metadata["snapshots"]
         .as_array()
         .cloned()
@@ -130,11 +145,17 @@ async fn missing_table_files(
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let Some(list_bytes) = fetch(list.clone()).await else {
+        let Some(list_bytes) = fetch(http, storage, base, &list).await else {
             found.push(format!("manifest list {list} missing"));
             continue;
         };
-        let manifests = avro_records(&list_bytes);
+        let manifests = match avro_records(&list_bytes) {
+            Ok(manifests) => manifests,
+            Err(e) => {
+                found.push(format!("manifest list {list} does not decode: {e}"));
+                continue;
+            }
+        };
         if manifests.is_empty() {
             found.push(format!("manifest list {list} lists no manifest"));
         }
@@ -146,52 +167,63 @@ async fn missing_table_files(
                 ));
                 continue;
             };
-            let Some(manifest_bytes) = fetch(path.clone()).await else {
-                found.push(format!("manifest {path} missing"));
-                continue;
-            };
-            for entry in avro_records(&manifest_bytes) {
-                let live = !matches!(
-                    field(&entry, "status"),
-                    Some(apache_avro::types::Value::Int(2))
-                );
-                let file = match field(&entry, "data_file") {
-                    Some(apache_avro::types::Value::Record(data_file)) => {
-                        field(&data_file, "file_path")
-                    }
-                    _ => None,
-                };
-                match file {
-                    Some(apache_avro::types::Value::String(file)) => {
-                        if live && fetch(file.clone()).await.is_none() {
-                            found.push(format!("data file {file} of manifest {path} missing"));
-                        }
-                    }
-                    _ => found.push(format!("manifest {path}: an entry has no file_path")),
-                }
-            }
+            found.extend(missing_data_files(http, storage, base, &path).await);
         }
     }
     found
 }
 
-/// Checks the invariants; returns the violations found (as text).
-async fn violations(
+/// What is wrong with the manifest at `path` (`<base>/<key>`): missing, not decoding, or
+/// naming a live data file storaged does not have.
+async fn missing_data_files(
     http: &reqwest::Client,
-    trio: &Trio,
-    acknowledged: &[Value],
-    dry_runs: &[Value],
+    storage: &str,
+    base: &str,
+    path: &str,
 ) -> Vec<String> {
+    let Some(manifest_bytes) = fetch(http, storage, base, path).await else {
+        return vec![format!("manifest {path} missing")];
+    };
+    let entries = match avro_records(&manifest_bytes) {
+        Ok(entries) => entries,
+        Err(e) => return vec![format!("manifest {path} does not decode: {e}")],
+    };
     let mut found = Vec::new();
-    let catalog = trio.catalogd.url();
-    let storage = trio.storaged.url();
+    for entry in entries {
+        let live = !matches!(
+            field(&entry, "status"),
+            Some(apache_avro::types::Value::Int(2))
+        );
+        let file = match field(&entry, "data_file") {
+            Some(apache_avro::types::Value::Record(data_file)) => field(&data_file, "file_path"),
+            _ => None,
+        };
+        match file {
+            Some(apache_avro::types::Value::String(file)) => {
+                if live && fetch(http, storage, base, &file).await.is_none() {
+                    found.push(format!("data file {file} of manifest {path} missing"));
+                }
+            }
+            _ => found.push(format!("manifest {path}: an entry has no file_path")),
+        }
+    }
+    found
+}
+
+/// The versions catalogd lists for `crash` (empty for a 404); `None` when it does not
+/// answer. A list that does not read is a violation.
+async fn version_numbers(
+    http: &reqwest::Client,
+    catalog: &str,
+    found: &mut Vec<String>,
+) -> Option<Vec<u64>> {
     let response = http
         .get(format!("{catalog}/datasets/crash/versions"))
         .send()
         .await;
-    let versions: Vec<u64> = match response {
-        Ok(r) if r.status().as_u16() == 404 => Vec::new(),
-        Ok(r) => r.json::<Value>().await.map_or_else(
+    match response {
+        Ok(r) if r.status().as_u16() == 404 => Some(Vec::new()),
+        Ok(r) => Some(r.json::<Value>().await.map_or_else(
             |e| {
                 found.push(format!("version list unreadable: {e}"));
                 Vec::new()
@@ -202,18 +234,44 @@ async fn violations(
                     .map(|a| a.iter().filter_map(|x| x["version"].as_u64()).collect())
                     .unwrap_or_default()
             },
-        ),
+        )),
         Err(e) => {
             found.push(format!("catalogd does not answer: {e}"));
-            return found;
+            None
         }
-    };
-    let expected: Vec<u64> = (1..=versions.len() as u64).collect();
-    if versions != expected {
-        found.push(format!("versions are not 1..N without gaps: {versions:?}"));
     }
+}
+
+/// Whether the object at `key` is stored and hashes to its key (`/<sha256><suffix>`).
+async fn check_content_addressed(
+    http: &reqwest::Client,
+    storage: &str,
+    what: &str,
+    key: &str,
+    suffix: &str,
+) -> Option<String> {
+    match http.get(format!("{storage}/objects/{key}")).send().await {
+        Ok(r) if r.status().is_success() => {
+            let bytes = r.bytes().await.unwrap_or_default();
+            let digest = hex::encode(Sha256::digest(&bytes));
+            (!key.ends_with(&format!("/{digest}{suffix}")))
+                .then(|| format!("{what} {key} hashes to {digest}"))
+        }
+        other => Some(format!("{what} {key} missing ({other:?})")),
+    }
+}
+
+/// Every version's manifest, after checking that each object it names (and the rejects
+/// object beside it) is stored and hashes to its key.
+async fn read_manifests(
+    http: &reqwest::Client,
+    trio: &Trio,
+    versions: &[u64],
+    found: &mut Vec<String>,
+) -> std::collections::HashMap<u64, Value> {
+    let (catalog, storage) = (trio.catalogd.url(), trio.storaged.url());
     let mut manifests = std::collections::HashMap::new();
-    for version in &versions {
+    for version in versions {
         let manifest: Value = match http
             .get(format!("{catalog}/datasets/crash/versions/{version}"))
             .send()
@@ -227,55 +285,34 @@ async fn violations(
         };
         for object in manifest["objects"].as_array().cloned().unwrap_or_default() {
             let key = object["key"].as_str().unwrap_or_default();
-            let bytes = match http.get(format!("{storage}/objects/{key}")).send().await {
-                Ok(r) if r.status().is_success() => r.bytes().await.unwrap_or_default(),
-                other => {
-                    found.push(format!(
-                        "version {version}: object {key} missing ({other:?})"
-                    ));
-                    continue;
-                }
-            };
-            let digest = hex::encode(Sha256::digest(&bytes));
-            if !key.ends_with(&format!("/{digest}.parquet")) {
-                found.push(format!(
-                    "version {version}: object {key} hashes to {digest}"
-                ));
-            }
+            let checked = check_content_addressed(http, &storage, "object", key, ".parquet");
+            found.extend(checked.await.map(|v| format!("version {version}: {v}")));
             // The records its upload set aside (max_rejects) are stored next to it.
             if let Some(rejects) = object["rejects"]["key"].as_str() {
-                match http
-                    .get(format!("{storage}/objects/{rejects}"))
-                    .send()
-                    .await
-                {
-                    Ok(r) if r.status().is_success() => {
-                        let bytes = r.bytes().await.unwrap_or_default();
-                        let digest = hex::encode(Sha256::digest(&bytes));
-                        if !rejects.ends_with(&format!("/{digest}.csv")) {
-                            found.push(format!(
-                                "version {version}: rejects {rejects} hashes to {digest}"
-                            ));
-                        }
-                    }
-                    other => found.push(format!(
-                        "version {version}: rejects {rejects} missing ({other:?})"
-                    )),
-                }
+                let checked = check_content_addressed(http, &storage, "rejects", rejects, ".csv");
+                found.extend(checked.await.map(|v| format!("version {version}: {v}")));
             }
         }
         manifests.insert(*version, manifest);
     }
-    // Invariant 2 with additive evolution: a schema only ever grows by columns at the end.
+    manifests
+}
+
+/// Invariant 2 with additive evolution: a schema only ever grows by columns at the end.
+fn check_schemas(
+    versions: &[u64],
+    manifests: &std::collections::HashMap<u64, Value>,
+    found: &mut Vec<String>,
+) {
+    let fields = |v: u64| {
+        manifests.get(&v).map_or_else(Vec::new, |m: &Value| {
+            m["schema"]["fields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+    };
     for version in versions.iter().skip(1) {
-        let fields = |v: u64| {
-            manifests.get(&v).map_or_else(Vec::new, |m: &Value| {
-                m["schema"]["fields"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-        };
         let (before, now) = (fields(version - 1), fields(*version));
         if now.len() < before.len() || now[..before.len()] != before[..] {
             found.push(format!(
@@ -284,6 +321,18 @@ async fn violations(
             ));
         }
     }
+}
+
+/// A dry run wrote nothing: no version names its object and storaged does not hold it; every
+/// acknowledged version is in the history with the same objects.
+async fn check_answers(
+    http: &reqwest::Client,
+    storage: &str,
+    manifests: &std::collections::HashMap<u64, Value>,
+    acknowledged: &[Value],
+    dry_runs: &[Value],
+    found: &mut Vec<String>,
+) {
     for dry in dry_runs {
         let key = dry["parquet_key"].as_str().unwrap_or_default();
         let named = manifests.values().any(|m| {
@@ -311,12 +360,21 @@ async fn violations(
             )),
         }
     }
-    // Iceberg (DESIGN.md section 8): the table loads at the latest version through the REST
-    // catalog (which writes the latest version's metadata if its own commit could not), every
-    // manifest list, manifest and live data file that metadata names exists, and then every
-    // committed version's metadata JSON is stored and parses.
-    // A 200 means the version's metadata was durable before the answer: checked before the
-    // load below could write it.
+}
+
+/// Iceberg (DESIGN.md section 8): the table loads at the latest version through the REST
+/// catalog (which writes the latest version's metadata if its own commit could not), every
+/// manifest list, manifest and live data file that metadata names exists, and then every
+/// committed version's metadata JSON is stored and parses. A 200 means the version's
+/// metadata was durable before the answer: checked before the load could write it.
+async fn check_iceberg(
+    http: &reqwest::Client,
+    trio: &Trio,
+    versions: &[u64],
+    acknowledged: &[Value],
+    found: &mut Vec<String>,
+) {
+    let (catalog, storage) = (trio.catalogd.url(), trio.storaged.url());
     for ack in acknowledged {
         let version = ack["manifest"]["version"].as_u64().unwrap_or(0);
         let key = format!("datasets/crash/metadata/v{version}.metadata.json");
@@ -351,7 +409,7 @@ async fn violations(
             other => found.push(format!("iceberg table does not load: {other:?}")),
         }
     }
-    for version in &versions {
+    for version in versions {
         let key = format!("datasets/crash/metadata/v{version}.metadata.json");
         match http.get(format!("{storage}/objects/{key}")).send().await {
             Ok(r) if r.status().is_success() => {
@@ -363,6 +421,36 @@ async fn violations(
             other => found.push(format!("version {version}: no {key} ({other:?})")),
         }
     }
+}
+
+/// Checks the invariants; returns the violations found (as text).
+async fn violations(
+    http: &reqwest::Client,
+    trio: &Trio,
+    acknowledged: &[Value],
+    dry_runs: &[Value],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    let Some(versions) = version_numbers(http, &trio.catalogd.url(), &mut found).await else {
+        return found;
+    };
+    let expected: Vec<u64> = (1..=versions.len() as u64).collect();
+    if versions != expected {
+        found.push(format!("versions are not 1..N without gaps: {versions:?}"));
+    }
+    let manifests = read_manifests(http, trio, &versions, &mut found).await;
+    check_schemas(&versions, &manifests, &mut found);
+    let storage = trio.storaged.url();
+    check_answers(
+        http,
+        &storage,
+        &manifests,
+        acknowledged,
+        dry_runs,
+        &mut found,
+    )
+    .await;
+    check_iceberg(http, trio, &versions, acknowledged, &mut found).await;
     let spool = trio.dir.path().join("data/spool");
     let left: Vec<_> = std::fs::read_dir(&spool)
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
@@ -371,6 +459,102 @@ async fn violations(
         found.push(format!("spool files left behind: {left:?}"));
     }
     found
+}
+
+/// Starts the [`INGESTS_PER_ROUND`] ingests of round `round` (modes and options drawn from
+/// `rng`; `extra` the columns the dataset has beyond `id,label`): each task answers
+/// `(status, body)`, status 0 when the request failed.
+fn start_round(
+    http: &reqwest::Client,
+    url: &str,
+    rng: &mut Rng,
+    round: u64,
+    extra: usize,
+) -> Vec<tokio::task::JoinHandle<(u16, Value)>> {
+    let mut tasks = Vec::new();
+    for i in 0..INGESTS_PER_ROUND {
+        let mode = if rng.below(3) == 0 {
+            "replace"
+        } else {
+            "append"
+        };
+        // One ingest in six adds a column (`schema_evolution=add_columns`), one in six is a
+        // dry run, one in six sets a ragged record aside.
+        let (columns, option, label) = match rng.below(6) {
+            0 => (extra, "&dry_run=true", "dry"),
+            1 => (extra + 1, "&schema_evolution=add_columns", "r"),
+            2 => (extra, "&max_rejects=1", "r"),
+            _ => (extra, "", "r"),
+        };
+        let header: String = (1..=columns).map(|c| format!(",c{c}")).collect();
+        let values: String = (1..=columns).map(|c| format!(",{c}")).collect();
+        let mut csv = format!(
+            "id,label{header}\n{round}{i},{label}{round}i{i}{values}\n{},x{values}\n",
+            rng.next() % 1000
+        );
+        if option.contains("max_rejects") {
+            csv.push_str(&format!("ragged{round}{i}\n"));
+        }
+        let request = http
+            .post(format!("{url}/ingest?name=crash&mode={mode}{option}"))
+            .header("content-type", multipart_content_type())
+            .body(multipart_file("file", csv.as_bytes()));
+        tasks.push(tokio::spawn(async move {
+            match request.send().await {
+                Ok(r) => (
+                    r.status().as_u16(),
+                    r.json::<Value>().await.unwrap_or(Value::Null),
+                ),
+                Err(_) => (0, Value::Null),
+            }
+        }));
+    }
+    tasks
+}
+
+/// Columns the dataset has now beyond `id,label` (0 when it has no version or catalogd does
+/// not answer).
+async fn extra_columns(http: &reqwest::Client, trio: &Trio) -> usize {
+    match http
+        .get(format!("{}/datasets/crash", trio.catalogd.url()))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => r.json::<Value>().await.map_or(0, |m| {
+            m["schema"]["fields"]
+                .as_array()
+                .map_or(0, |f| f.len().saturating_sub(2))
+        }),
+        _ => 0,
+    }
+}
+
+/// What the rounds saw.
+#[derive(Default)]
+struct Tally {
+    oks: u64,
+    errors: u64,
+    acknowledged: Vec<Value>,
+    dry_runs: Vec<Value>,
+}
+
+impl Tally {
+    /// Files one answer of round `round`: a 200 is acknowledged (or a dry run), anything
+    /// else must be a connection failure, a 409 or a 5xx.
+    fn add(&mut self, round: u64, status: u16, body: Value) {
+        if status == 200 && body["dry_run"] == true {
+            self.dry_runs.push(body);
+        } else if status == 200 {
+            self.oks += 1;
+            self.acknowledged.push(body);
+        } else {
+            self.errors += 1;
+            assert!(
+                status == 0 || status == 409 || status >= 500,
+                "round {round}: unexpected {status}: {body}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,68 +572,15 @@ async fn random_kills_never_break_the_invariants() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let (mut kills, mut ingests, mut oks, mut errors) = (0u64, 0u64, 0u64, 0u64);
-    let mut acknowledged: Vec<Value> = Vec::new();
-    let mut dry_runs: Vec<Value> = Vec::new();
+    let mut kills = 0u64;
+    let mut tally = Tally::default();
     let mut all_violations = Vec::new();
 
     for round in 0..rounds {
-        let url = trio.ingestd.url();
-        // Columns beyond `id,label` the dataset has now; one ingest in six adds one more
-        // (`schema_evolution=add_columns`), one in six is a dry run.
-        let extra = match http
-            .get(format!("{}/datasets/crash", trio.catalogd.url()))
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => r.json::<Value>().await.map_or(0, |m| {
-                m["schema"]["fields"]
-                    .as_array()
-                    .map_or(0, |f| f.len().saturating_sub(2))
-            }),
-            _ => 0,
-        };
-        let mut tasks = Vec::new();
-        for i in 0..INGESTS_PER_ROUND {
-            let mode = if rng.below(3) == 0 {
-                "replace"
-            } else {
-                "append"
-            };
-            let (columns, option, label) = match rng.below(6) {
-                0 => (extra, "&dry_run=true", "dry"),
-                1 => (extra + 1, "&schema_evolution=add_columns", "r"),
-                2 => (extra, "&max_rejects=1", "r"),
-                _ => (extra, "", "r"),
-            };
-            let header: String = (1..=columns).map(|c| format!(",c{c}")).collect();
-            let values: String = (1..=columns).map(|c| format!(",{c}")).collect();
-            let mut csv = format!(
-                "id,label{header}\n{round}{i},{label}{round}i{i}{values}\n{},x{values}\n",
-                rng.next() % 1000
-            );
-            if option.contains("max_rejects") {
-                // A ragged record, set aside.
-                csv.push_str(&format!("ragged{round}{i}\n"));
-            }
-            let request = http
-                .post(format!("{url}/ingest?name=crash&mode={mode}{option}"))
-                .header("content-type", multipart_content_type())
-                .body(multipart_file("file", csv.as_bytes()));
-            tasks.push(tokio::spawn(async move {
-                match request.send().await {
-                    Ok(r) => (
-                        r.status().as_u16(),
-                        r.json::<Value>().await.unwrap_or(Value::Null),
-                    ),
-                    Err(_) => (0, Value::Null),
-                }
-            }));
-        }
-        ingests += INGESTS_PER_ROUND as u64;
+        let extra = extra_columns(&http, &trio).await;
+        let tasks = start_round(&http, &trio.ingestd.url(), &mut rng, round, extra);
         tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
-        let victim = rng.below(3);
-        let service = match victim {
+        let service = match rng.below(3) {
             0 => &mut trio.storaged,
             1 => &mut trio.catalogd,
             _ => &mut trio.ingestd,
@@ -460,34 +591,26 @@ async fn random_kills_never_break_the_invariants() {
         kills += 1;
         for task in tasks {
             let (status, body) = task.await.expect("task");
-            if status == 200 && body["dry_run"] == true {
-                dry_runs.push(body);
-            } else if status == 200 {
-                oks += 1;
-                acknowledged.push(body);
-            } else {
-                errors += 1;
-                assert!(
-                    status == 0 || status == 409 || status >= 500,
-                    "round {round}: unexpected {status}: {body}"
-                );
-            }
+            tally.add(round, status, body);
         }
         wait_ready(&http, [&trio.storaged, &trio.catalogd, &trio.ingestd]).await;
-        let found = violations(&http, &trio, &acknowledged, &dry_runs).await;
+        let found = violations(&http, &trio, &tally.acknowledged, &tally.dry_runs).await;
         for violation in &found {
             eprintln!("round {round} (killed {name}): VIOLATION {violation}");
         }
         all_violations.extend(found);
     }
     eprintln!(
-        "crash test: seed {seed}, {rounds} rounds, {kills} kills, {ingests} ingests ({oks} answered 200, {} dry runs answered 200, {errors} errors), {} violations, {:.1}s",
-        dry_runs.len(),
+        "crash test: seed {seed}, {rounds} rounds, {kills} kills, {} ingests ({} answered 200, {} dry runs answered 200, {} errors), {} violations, {:.1}s",
+        rounds * INGESTS_PER_ROUND as u64,
+        tally.oks,
+        tally.dry_runs.len(),
+        tally.errors,
         all_violations.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(
-        oks > 0,
+        tally.oks > 0,
         "no ingest ever succeeded: the test exercised nothing"
     );
     assert!(all_violations.is_empty(), "{all_violations:#?}");
