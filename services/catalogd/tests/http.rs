@@ -181,7 +181,16 @@ async fn register_existing_drift_append_and_time_travel() {
     let (_, latest) = stack.get("/datasets/sales").await;
     assert_eq!(latest, v2["manifest"]);
 
-    // Time travel and the version list.
+    time_travel_and_the_version_list(&stack, &v1).await;
+    errors_leave_the_latest_version(&stack, &a).await;
+    let (status, _) = stack.get("/healthz").await;
+    assert_eq!(status, 200);
+    let (status, _) = stack.get("/readyz").await;
+    assert_eq!(status, 200);
+}
+
+/// Time travel and the version list, after `v1` (the first register's answer) and an append.
+async fn time_travel_and_the_version_list(stack: &Stack, v1: &Value) {
     let (status, old) = stack.get("/datasets/sales/versions/1").await;
     assert_eq!((status, &old), (200, &v1["manifest"]));
     let (status, versions) = stack.get("/datasets/sales/versions").await;
@@ -195,8 +204,12 @@ async fn register_existing_drift_append_and_time_travel() {
         .collect();
     assert_eq!(numbers, [1, 2]);
     assert_eq!(versions["versions"][1]["object_count"], json!(2));
+}
 
-    // Errors.
+/// Unknown routes, datasets and versions, and register requests refused as 400s (a bad
+/// name, a fingerprint that is not the schema's, an object storaged does not hold, no
+/// objects): version 2 stays the latest.
+async fn errors_leave_the_latest_version(stack: &Stack, a: &ObjectRef) {
     for (path, status, expected) in [
         ("/datasets/sales/versions/3", 404, "not_found"),
         ("/datasets/sales/versions/0", 404, "not_found"),
@@ -243,11 +256,6 @@ async fn register_existing_drift_append_and_time_travel() {
     assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
     let (_, latest) = stack.get("/datasets/sales").await;
     assert_eq!(latest["version"], json!(2));
-
-    let (status, _) = stack.get("/healthz").await;
-    assert_eq!(status, 200);
-    let (status, _) = stack.get("/readyz").await;
-    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

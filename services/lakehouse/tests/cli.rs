@@ -55,15 +55,20 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 fn every_subcommand_against_a_real_trio() {
     let trio = Trio::start(&[]).expect("trio starts");
     let files = tempfile::tempdir().expect("tempdir");
-    let v1 = write(
-        files.path(),
-        "v1.csv",
-        "id,qty,city\n1,10,Oslo\n2,,Bergen\n",
-    );
-    let v2 = write(files.path(), "v2.csv", "id,qty,city\n3,30,Trondheim\n");
+    let appended = ingest_piped_appended_and_with_options(&trio, files.path());
+    datasets_and_show(&trio);
+    versions_and_get(&trio, &appended);
+    gc_and_an_unknown_dataset(&trio);
+}
+
+/// `ingest` of `trips` (version 1 piped, version 2 appended with `--json`) and of `semi` with
+/// reading options that later ingests reuse; the appended answer.
+fn ingest_piped_appended_and_with_options(trio: &Trio, files: &Path) -> Value {
+    let v1 = write(files, "v1.csv", "id,qty,city\n1,10,Oslo\n2,,Bergen\n");
+    let v2 = write(files, "v2.csv", "id,qty,city\n3,30,Trondheim\n");
 
     // ingest, piped: no progress bar, nothing on stderr, a summary on stdout.
-    let first = run(cli(&trio), &["ingest", &v1, "--name", "trips"]);
+    let first = run(cli(trio), &["ingest", &v1, "--name", "trips"]);
     assert_eq!(first.status, 0, "{}", first.stderr);
     assert_eq!(first.stderr, "", "no bar nor anything else when piped");
     assert!(
@@ -74,7 +79,7 @@ fn every_subcommand_against_a_real_trio() {
         first.stdout
     );
     let appended = json(&run(
-        cli(&trio),
+        cli(trio),
         &[
             "--json", "ingest", &v2, "--name", "trips", "--mode", "append",
         ],
@@ -83,9 +88,9 @@ fn every_subcommand_against_a_real_trio() {
     assert_eq!(appended["manifest"]["row_count"], 3);
     assert_eq!(appended["manifest"]["objects"].as_array().unwrap().len(), 2);
     assert_eq!(appended["manifest"]["source"]["filename"], "v2.csv");
-    let semi = write(files.path(), "semi.csv", "a;b\nNA;x\n");
+    let semi = write(files, "semi.csv", "a;b\nNA;x\n");
     let options = json(&run(
-        cli(&trio),
+        cli(trio),
         &[
             "ingest",
             &semi,
@@ -101,9 +106,9 @@ fn every_subcommand_against_a_real_trio() {
     assert_eq!(options["manifest"]["options"]["delimiter"], ";");
     assert_eq!(options["manifest"]["options"]["null_values"][0], "NA");
     // As `--help` says: without the flags, a later ingest reads with the recorded options.
-    let semi2 = write(files.path(), "semi2.csv", "a;b\nNA;y\n");
+    let semi2 = write(files, "semi2.csv", "a;b\nNA;y\n");
     let again = json(&run(
-        cli(&trio),
+        cli(trio),
         &[
             "--json", "ingest", &semi2, "--name", "semi", "--mode", "append",
         ],
@@ -111,15 +116,19 @@ fn every_subcommand_against_a_real_trio() {
     assert_eq!(again["manifest"]["row_count"], 2);
     assert_eq!(again["manifest"]["options"]["delimiter"], ";");
     assert_eq!(again["manifest"]["options"]["null_values"][0], "NA");
+    appended
+}
 
+/// `datasets` (table and `--json --prefix`) and `show` (latest and time travel).
+fn datasets_and_show(trio: &Trio) {
     // datasets
-    let table = run(cli(&trio), &["datasets"]);
+    let table = run(cli(trio), &["datasets"]);
     assert_eq!(table.status, 0, "{}", table.stderr);
     let lines: Vec<&str> = table.stdout.lines().collect();
     assert!(lines[0].starts_with("NAME"), "{}", table.stdout);
     assert!(lines[1].starts_with("semi "), "{}", table.stdout);
     assert!(lines[2].starts_with("trips  2"), "{}", table.stdout);
-    let listed = json(&run(cli(&trio), &["datasets", "--json", "--prefix", "tr"]));
+    let listed = json(&run(cli(trio), &["datasets", "--json", "--prefix", "tr"]));
     let names: Vec<&str> = listed["datasets"]
         .as_array()
         .unwrap()
@@ -129,7 +138,7 @@ fn every_subcommand_against_a_real_trio() {
     assert_eq!(names, ["trips"]);
 
     // show, latest and time travel
-    let shown = run(cli(&trio), &["show", "trips"]);
+    let shown = run(cli(trio), &["show", "trips"]);
     assert_eq!(shown.status, 0, "{}", shown.stderr);
     assert!(shown.stdout.contains("version   2"), "{}", shown.stdout);
     assert!(shown.stdout.contains("rows      3"), "{}", shown.stdout);
@@ -144,14 +153,17 @@ fn every_subcommand_against_a_real_trio() {
         );
     }
     let old = json(&run(
-        cli(&trio),
+        cli(trio),
         &["show", "trips", "--version", "1", "--json"],
     ));
     assert_eq!(old["version"], 1);
     assert_eq!(old["row_count"], 2);
+}
 
+/// `versions` (table and `--json`) and `get` (files named by their keys whose SHA-256 match).
+fn versions_and_get(trio: &Trio, appended: &Value) {
     // versions
-    let versions = run(cli(&trio), &["versions", "trips"]);
+    let versions = run(cli(trio), &["versions", "trips"]);
     assert_eq!(versions.status, 0, "{}", versions.stderr);
     let rows: Vec<Vec<&str>> = versions
         .stdout
@@ -160,14 +172,14 @@ fn every_subcommand_against_a_real_trio() {
         .map(|l| l.split_whitespace().take(3).collect())
         .collect();
     assert_eq!(rows, [["1", "2", "1"], ["2", "3", "2"]]);
-    let versions = json(&run(cli(&trio), &["--json", "versions", "trips"]));
+    let versions = json(&run(cli(trio), &["--json", "versions", "trips"]));
     assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
 
     // get: files named by their keys whose SHA-256 match
     let out = tempfile::tempdir().expect("tempdir");
     let target = out.path().join("nested/dir");
     let got = json(&run(
-        cli(&trio),
+        cli(trio),
         &["get", "trips", "-o", target.to_str().unwrap(), "--json"],
     ));
     let files_written = got["files"].as_array().unwrap();
@@ -191,7 +203,7 @@ fn every_subcommand_against_a_real_trio() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let human = run(
-        cli(&trio),
+        cli(trio),
         &[
             "get",
             "trips",
@@ -209,12 +221,15 @@ fn every_subcommand_against_a_real_trio() {
         "{}",
         human.stdout
     );
+}
 
+/// `gc` (dry run and real) and an unknown dataset (one line, exit 1).
+fn gc_and_an_unknown_dataset(trio: &Trio) {
     // gc
-    let dry = json(&run(cli(&trio), &["gc", "--dry-run", "--json"]));
+    let dry = json(&run(cli(trio), &["gc", "--dry-run", "--json"]));
     assert_eq!(dry["dry_run"], true);
     assert!(dry["scanned_objects"].as_u64().unwrap() >= 3, "{dry}");
-    let gc = run(cli(&trio), &["gc"]);
+    let gc = run(cli(trio), &["gc"]);
     assert_eq!(gc.status, 0, "{}", gc.stderr);
     assert!(
         gc.stdout.starts_with("deleted 0 object(s); scanned"),
@@ -223,10 +238,10 @@ fn every_subcommand_against_a_real_trio() {
     );
 
     // unknown dataset: one line, exit 1
-    let missing = run(cli(&trio), &["show", "nope"]);
+    let missing = run(cli(trio), &["show", "nope"]);
     assert_eq!(missing.status, 1);
     assert_eq!(missing.stderr, "error: no dataset named nope\n");
-    let missing = run(cli(&trio), &["versions", "nope"]);
+    let missing = run(cli(trio), &["versions", "nope"]);
     assert_eq!(missing.status, 1);
     assert_eq!(missing.stderr.lines().count(), 1, "{}", missing.stderr);
     assert!(missing.stderr.contains("not_found"), "{}", missing.stderr);
