@@ -419,6 +419,19 @@ fn bad_input_sends_nothing() {
             failed.stderr
         );
     }
+    no_subcommand_and_a_bad_url_are_usage_errors(&trio, &csv);
+    // Nothing reached the services.
+    let listed = json(&run(cli(&trio), &["--json", "datasets"]));
+    assert_eq!(listed["datasets"], serde_json::json!([]));
+    assert!(
+        lakehouse_testkit::peak_rss_kib(std::process::id()).is_some(),
+        "sanity: /proc is readable"
+    );
+}
+
+/// No subcommand (the help on stderr, exit 2), options without one (one line), and a
+/// malformed URL from the environment: usage errors, exit 2.
+fn no_subcommand_and_a_bad_url_are_usage_errors(trio: &Trio, csv: &str) {
     // No subcommand, nothing else either: the help (every subcommand named) on stderr,
     // exit 2, nothing on stdout.
     let mut bare = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
@@ -437,7 +450,7 @@ fn bad_input_sends_nothing() {
         assert!(bare.stderr.contains(word), "{word}: {}", bare.stderr);
     }
     // Options but no subcommand: one line naming the problem.
-    let failed = run(cli(&trio), &["--json"]);
+    let failed = run(cli(trio), &["--json"]);
     assert_eq!(failed.status, 2, "{}", failed.stderr);
     assert_eq!(failed.stderr.lines().count(), 1, "{}", failed.stderr);
     assert!(
@@ -446,17 +459,10 @@ fn bad_input_sends_nothing() {
         failed.stderr
     );
     // A malformed URL from the environment is a usage error too.
-    let mut command = cli(&trio);
+    let mut command = cli(trio);
     command.env("LAKEHOUSE_INGESTD_URL", "not a url");
-    let failed = run(command, &["ingest", &csv, "--name", "x"]);
+    let failed = run(command, &["ingest", csv, "--name", "x"]);
     assert_eq!(failed.status, 2, "{}", failed.stderr);
-    // Nothing reached the services.
-    let listed = json(&run(cli(&trio), &["--json", "datasets"]));
-    assert_eq!(listed["datasets"], serde_json::json!([]));
-    assert!(
-        lakehouse_testkit::peak_rss_kib(std::process::id()).is_some(),
-        "sanity: /proc is readable"
-    );
 }
 
 /// A CSV of about `mib` MiB.
@@ -652,14 +658,15 @@ fn dry_run_writes_nothing_and_schema_evolution_adds_columns() {
     );
     assert_eq!(bad.status, 2, "{}", bad.stderr);
 
-    // Two ragged records set aside with --max-rejects.
-    let ragged = write(
-        files.path(),
-        "ragged.csv",
-        "id,qty,city\n4,40,Rome\n5\n6,60\n",
-    );
+    max_rejects_sets_records_aside(&trio, files.path());
+}
+
+/// Two ragged records set aside with `--max-rejects 2` (the answer names the rejects
+/// object); with `--max-rejects 1` the second one fails the upload.
+fn max_rejects_sets_records_aside(trio: &Trio, files: &Path) {
+    let ragged = write(files, "ragged.csv", "id,qty,city\n4,40,Rome\n5\n6,60\n");
     let set_aside = run(
-        cli(&trio),
+        cli(trio),
         &[
             "ingest",
             &ragged,
@@ -680,7 +687,7 @@ fn dry_run_writes_nothing_and_schema_evolution_adds_columns() {
         set_aside.stdout
     );
     let refused = run(
-        cli(&trio),
+        cli(trio),
         &[
             "ingest",
             &ragged,
