@@ -23,6 +23,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -112,10 +113,18 @@ def expected_rows(csv_path, manifest):
         yield tuple(expected_value(v, t, nulls, o) for v, t, o in zip(record, types, orders))
 
 
+MISSING = object()
+
+
 def compare(name, expected, actual):
-    """Returns None when equal, else a message naming the first differing row and column."""
+    """Returns None when `actual` holds exactly the rows of `expected`, in order, else a
+    message naming the first differing row and column, or the first row one side lacks."""
     count = 0
-    for row_index, (want, got) in enumerate(zip(expected, actual)):
+    for row_index, (want, got) in enumerate(itertools.zip_longest(expected, actual, fillvalue=MISSING)):
+        if got is MISSING:
+            return f"row {row_index} is missing: the CSV has more rows ({want!r} next)"
+        if want is MISSING:
+            return f"row {row_index} is extra: the CSV has {row_index} rows ({got!r})"
         count += 1
         if len(want) != len(got):
             return f"row {row_index}: {len(got)} columns, want {len(want)}"
@@ -211,15 +220,22 @@ def main():
                     names = [f["name"] for f in manifest["schema"]["fields"]]
                     types = [f["type"] for f in manifest["schema"]["fields"]]
 
+                    # The row count comes from the CSV, never from the manifest under test.
+                    expected = list(expected_rows(csv_path, manifest))
+                    result(
+                        f"{label} manifest row count",
+                        None if obj["row_count"] == len(expected)
+                        else f"manifest says {obj['row_count']}, the CSV has {len(expected)} rows",
+                    )
                     table = pq.read_table(local)
                     error = None
-                    if table.num_rows != obj["row_count"]:
-                        error = f"{table.num_rows} rows, manifest says {obj['row_count']}"
+                    if table.num_rows != len(expected):
+                        error = f"{table.num_rows} rows, the CSV has {len(expected)}"
                     elif table.column_names != names:
                         error = f"columns {table.column_names}, want {names}"
                     else:
                         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-                        error = compare(names, expected_rows(csv_path, manifest), zip(*columns))
+                        error = compare(names, expected, zip(*columns))
                     result(f"{label} pyarrow ({table.num_rows} rows, {os.path.basename(csv_path)})", error)
 
                     described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{local}')").fetchall()
@@ -229,8 +245,8 @@ def main():
                         result(f"{label} duckdb types", f"{got_types}, want {want_types}")
                         continue
                     rows = con.execute(f"SELECT * FROM read_parquet('{local}')").fetchall()
-                    error = None if len(rows) == obj["row_count"] else f"{len(rows)} rows"
-                    error = error or compare(names, expected_rows(csv_path, manifest), rows)
+                    error = None if len(rows) == len(expected) else f"{len(rows)} rows, the CSV has {len(expected)}"
+                    error = error or compare(names, expected, rows)
                     result(f"{label} duckdb ({len(rows)} rows)", error)
             cursor = page.get("next_cursor")
             if not cursor:

@@ -220,8 +220,46 @@ impl ErrorBody {
     }
 }
 
+/// `error: source: source ...`: an error and its whole `source()` chain on one line, for logs,
+/// HTTP messages and the CLI's one-line errors (the enums' own messages never repeat their
+/// sources). A source whose text the line already holds (a wrapper that prints its cause, as
+/// some transport errors do) is left out, so nothing is said twice. The one formatter of
+/// error chains in the workspace.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(next) = source {
+        let part = next.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = next.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Layer(&'static str, #[source] Option<Box<Layer>>);
+
+    #[test]
+    fn error_chain_joins_sources_once_each() {
+        let inner = Layer("connection refused", None);
+        let middle = Layer(
+            "error sending request: connection refused",
+            Some(Box::new(inner)),
+        );
+        let outer = Layer("request to http://x failed", Some(Box::new(middle)));
+        assert_eq!(
+            error_chain(&outer),
+            "request to http://x failed: error sending request: connection refused"
+        );
+        assert_eq!(error_chain(&Layer("alone", None)), "alone");
+    }
     use super::*;
 
     #[test]

@@ -28,7 +28,7 @@ pub use catalog::{
 };
 #[cfg(feature = "openapi")]
 pub use error::TokenRefusal;
-pub use error::{ErrorBody, ErrorCode, ErrorInfo};
+pub use error::{ErrorBody, ErrorCode, ErrorInfo, error_chain};
 pub use iceberg::{
     IcebergCatalogConfig, IcebergErrorModel, IcebergErrorResponse, IcebergListNamespacesResponse,
     IcebergListTablesResponse, IcebergLoadTableResult, IcebergNamespaceResponse,

@@ -143,15 +143,4 @@ pub enum CatalogError {
 /// `Result` with [`CatalogError`].
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
-/// `error: source: source ...`: an error and its whole `source()` chain on one line, for logs
-/// and HTTP messages (the enums' own messages never repeat their sources).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(next) = source {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        source = next.source();
-    }
-    text
-}
+pub use lakehouse_api::error_chain;

@@ -286,14 +286,17 @@ async fn stray_keys_follow_the_grace_rule_and_a_store_outage_deletes_nothing() {
     );
 }
 
+/// Writers in the GC race test.
+const WRITERS: u64 = 8;
+/// Registers per writer in the GC race test.
+const ROUNDS: u64 = 25;
+
 /// The race of docs/decisions.md, "Garbage collection and retention": registers (each
 /// PUTting a fresh object, then registering it) run while GC runs over and over with no grace at all. Registers may fail (GC may delete a
 /// fresh object before its register checks it: the ingest then fails, no version is made),
 /// but every object any retained version references must still exist, during and after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gc_racing_registers_never_deletes_a_retained_object() {
-    const WRITERS: u64 = 8;
-    const ROUNDS: u64 = 25;
     let store = Arc::new(MemoryStore::new());
     let policy = RetentionPolicy {
         retain_versions: 3,
@@ -333,49 +336,10 @@ async fn gc_racing_registers_never_deletes_a_retained_object() {
                 Arc::clone(&registered),
             );
             let dataset = datasets[(writer % 2) as usize].clone();
-            let mut runs_rx = runs_rx.clone();
-            tokio::spawn(async move {
-                for round in 0..ROUNDS {
-                    if round % 5 == 4 {
-                        runs_rx.borrow_and_update();
-                        // Two changes: the first may be a run that began before this point.
-                        for _ in 0..2 {
-                            runs_rx.changed().await.unwrap();
-                        }
-                    }
-                    let object = put_object(&store, &dataset, &format!("{writer}/{round}"), 0);
-                    let mode = if round % 3 == 0 {
-                        IngestMode::Append
-                    } else {
-                        IngestMode::Replace
-                    };
-                    match catalog
-                        .register(&dataset, request(vec![object], mode))
-                        .await
-                    {
-                        Ok(outcome) => {
-                            registered.fetch_add(1, Ordering::SeqCst);
-                            // Under the commit lock (so GC is not mid-way through this
-                            // dataset): if the new version is still retained, it is complete.
-                            let lock = catalog.commit_lock(&dataset);
-                            let _guard = lock.lock().await;
-                            if !catalog.is_retained(&outcome.manifest) {
-                                continue;
-                            }
-                            for object in &outcome.manifest.objects {
-                                assert!(
-                                    store.bytes(&object.key).is_some(),
-                                    "version {} of {dataset} lost {}",
-                                    outcome.manifest.version,
-                                    object.key
-                                );
-                            }
-                        }
-                        Err(CatalogError::InvalidObject { .. }) => {} // collected before register
-                        Err(error) => panic!("unexpected register error: {error:?}"),
-                    }
-                }
-            })
+            let runs_rx = runs_rx.clone();
+            tokio::spawn(write_rounds(
+                catalog, store, registered, dataset, writer, runs_rx,
+            ))
         })
         .collect();
     for writer in writers {
@@ -389,11 +353,73 @@ async fn gc_racing_registers_never_deletes_a_retained_object() {
     );
     assert!(registered.load(Ordering::SeqCst) > 0);
 
+    only_retained_objects_remain(&catalog, &store, &datasets).await;
+}
+
+/// One writer of the race: [`ROUNDS`] registers of fresh objects (every fifth after a GC run
+/// that began after it got there); a register answered while the version is retained must
+/// find every object it names (checked under the commit lock).
+async fn write_rounds(
+    catalog: Arc<Catalog<Arc<MemoryStore>>>,
+    store: Arc<MemoryStore>,
+    registered: Arc<AtomicU64>,
+    dataset: DatasetName,
+    writer: u64,
+    mut runs_rx: tokio::sync::watch::Receiver<u64>,
+) {
+    for round in 0..ROUNDS {
+        if round % 5 == 4 {
+            runs_rx.borrow_and_update();
+            // Two changes: the first may be a run that began before this point.
+            for _ in 0..2 {
+                runs_rx.changed().await.unwrap();
+            }
+        }
+        let object = put_object(&store, &dataset, &format!("{writer}/{round}"), 0);
+        let mode = if round % 3 == 0 {
+            IngestMode::Append
+        } else {
+            IngestMode::Replace
+        };
+        match catalog
+            .register(&dataset, request(vec![object], mode))
+            .await
+        {
+            Ok(outcome) => {
+                registered.fetch_add(1, Ordering::SeqCst);
+                // Under the commit lock (so GC is not mid-way through this
+                // dataset): if the new version is still retained, it is complete.
+                let lock = catalog.commit_lock(&dataset);
+                let _guard = lock.lock().await;
+                if !catalog.is_retained(&outcome.manifest) {
+                    continue;
+                }
+                for object in &outcome.manifest.objects {
+                    assert!(
+                        store.bytes(&object.key).is_some(),
+                        "version {} of {dataset} lost {}",
+                        outcome.manifest.version,
+                        object.key
+                    );
+                }
+            }
+            Err(CatalogError::InvalidObject { .. }) => {} // collected before register
+            Err(error) => panic!("unexpected register error: {error:?}"),
+        }
+    }
+}
+
+/// After a final run with no grace, exactly the objects of retained versions remain.
+async fn only_retained_objects_remain(
+    catalog: &Catalog<Arc<MemoryStore>>,
+    store: &MemoryStore,
+    datasets: &[DatasetName],
+) {
     let report = catalog.collect_garbage(gc(0)).await.unwrap();
     assert!(report.errors.is_empty());
     let mut retained = BTreeSet::new();
-    for dataset in &datasets {
-        for manifest in crate::tests::all_versions(&*catalog, dataset).await {
+    for dataset in datasets {
+        for manifest in crate::tests::all_versions(catalog, dataset).await {
             if catalog.is_retained(&manifest) {
                 retained.extend(manifest.objects.iter().map(|o| o.key.clone()));
             }

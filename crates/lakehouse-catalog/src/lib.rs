@@ -20,6 +20,7 @@
 mod catalog;
 mod commit;
 mod error;
+pub mod footer;
 mod gc;
 mod history;
 mod record;

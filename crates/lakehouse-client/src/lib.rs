@@ -11,7 +11,9 @@
 mod catalogd;
 mod ingestd;
 mod storaged;
-pub mod trace;
+/// The trace context these clients send along (`lakehouse-trace`, re-exported so callers
+/// that bind work to it need one import).
+pub use lakehouse_trace as trace;
 
 pub use catalogd::CatalogdClient;
 pub use ingestd::{IngestOptions, IngestdClient};

@@ -80,6 +80,7 @@ mod metadata;
 mod metrics;
 pub mod spec;
 mod state;
+pub mod stats;
 
 pub use layout::{
     iceberg_type, manifest_key, manifest_list_key, metadata_dir, metadata_file_key, name_mapping,

@@ -52,32 +52,6 @@ where
         .map_err(|e| ConfigError::Invalid(Box::new(e)))
 }
 
-/// The checked-in `config/lakehouse.toml` at the workspace root, for tests.
-pub const CHECKED_IN_CONFIG: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/lakehouse.toml");
-
-/// Section `section` of the TOML file at `path` and `T::default()`, both as JSON, so a test
-/// can assert that a service's built-in defaults equal the checked-in file key for key
-/// (STYLE.md "Config").
-///
-/// # Errors
-/// When the file is missing or does not parse, or the section is absent.
-pub fn file_section_and_defaults<T: Serialize + Default>(
-    path: &Path,
-    section: &str,
-) -> Result<(serde_json::Value, serde_json::Value), ConfigError> {
-    if !path.exists() {
-        return Err(ConfigError::Missing(path.to_owned()));
-    }
-    let file: serde_json::Value = Figment::from(Toml::file_exact(path))
-        .extract_inner(section)
-        .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
-    let defaults: serde_json::Value = Figment::from(Serialized::defaults(T::default()))
-        .extract()
-        .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
-    Ok((file, defaults))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

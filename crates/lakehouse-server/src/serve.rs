@@ -10,7 +10,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use lakehouse_api::ErrorCode;
-use lakehouse_client::trace::{self, TraceContext};
+use lakehouse_trace::{self as trace, TraceContext};
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -21,7 +21,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Adds the layers every service has: an `x-request-id` (kept from the client or a new
 /// UUID, echoed in the response), a W3C trace context (the client's `traceparent` trace id
-/// kept, else a new one; [`lakehouse_client::trace`]) under which the handler runs, so that
+/// kept, else a new one; [`lakehouse_trace`]) under which the handler runs, so that
 /// the requests it makes to the other services carry both, a tracing span per request that
 /// carries the request id and trace id, and JSON 404 and 405 answers for unknown routes and
 /// methods.

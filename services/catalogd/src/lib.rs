@@ -217,8 +217,9 @@ pub struct AppState<S> {
     pub gc_grace_ms: u64,
     /// Time between scheduled garbage collection runs; `None` when `gc_interval_ms` is 0.
     pub gc_interval: Option<Duration>,
-    /// storaged, for the catalog page's reads of Parquet footers and rows (`None` when
-    /// `storaged_url` does not parse, which [`open_catalog`] already refuses).
+    /// storaged, for the catalog page's download links (`None` when `storaged_url` does not
+    /// parse, which [`open_catalog`] already refuses). The page reads footers and rows
+    /// through the catalog's store.
     pub storaged: Option<lakehouse_client::StoragedClient>,
     /// Held by the garbage collection run in progress: one run at a time per process.
     gc_running: Arc<tokio::sync::Mutex<()>>,

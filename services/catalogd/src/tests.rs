@@ -12,9 +12,7 @@ use tower::ServiceExt;
 
 #[test]
 fn defaults_equal_the_checked_in_config() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/lakehouse.toml");
-    let from_file: Config = lakehouse_server::config::load(Some(&path), "catalogd").unwrap();
-    assert_eq!(from_file, Config::default());
+    lakehouse_testkit::config::assert_defaults_equal_checked_in::<Config>("catalogd");
 }
 
 async fn app() -> (Router, Arc<MemoryStore>) {

@@ -95,57 +95,8 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
     register(&http, &eager, &v2).await;
     let orphan = put_object(&client, "3,never registered").await;
 
-    // Retention: only the latest is kept; version 1 is 410 gone and marked in the list.
-    let (status, body) = call(
-        &http,
-        reqwest::Method::GET,
-        format!("{}/datasets/sales/versions/1", eager.url()),
-    )
-    .await;
-    assert_eq!(status, 410, "{body}");
-    assert_eq!(body["error"]["code"], json!("gone"));
-    assert_eq!(
-        body["error"]["details"],
-        json!({"name": "sales", "version": 1})
-    );
-    let (status, body) = call(
-        &http,
-        reqwest::Method::GET,
-        format!("{}/datasets/sales/versions/2", eager.url()),
-    )
-    .await;
-    assert_eq!((status, &body["version"]), (200, &json!(2)));
-    let (status, body) = call(
-        &http,
-        reqwest::Method::GET,
-        format!("{}/datasets/sales/versions", eager.url()),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let gone: Vec<&Value> = body["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| &v["gone"])
-        .collect();
-    assert_eq!(gone, [&json!(true), &json!(false)]);
-
-    // The Iceberg metadata (DESIGN.md section 8): version 2's metadata JSON, manifest list
-    // and manifests are referenced; version 1's (its snapshot expired) are candidates.
-    let metadata = client
-        .list("datasets/sales/metadata/", None, None)
-        .await
-        .unwrap();
-    let (v1_files, v2_files): (Vec<String>, Vec<String>) = metadata
-        .objects
-        .iter()
-        .map(|o| o.key.to_string())
-        .partition(|key| {
-            let file = key.rsplit('/').next().unwrap();
-            file.starts_with("v1.") || file.starts_with("v1-") || file.ends_with("-v1.avro")
-        });
-    assert_eq!((v1_files.len(), v2_files.len()), (3, 4), "{metadata:?}");
-
+    only_the_latest_is_retained(&http, &eager).await;
+    let (v1_files, v2_files) = metadata_files_by_version(&client).await;
     // A catalogd with a long grace would delete nothing: every candidate is young.
     let patient = start_catalogd(&storaged, &dir, 3_600_000, 0);
     let (status, body) = call(
@@ -165,13 +116,92 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
         (&json!(2 + 3), &json!(1 + 4), &json!(3 + 7))
     );
 
+    collect(
+        &http,
+        &client,
+        &eager,
+        (&v1, &v2, &orphan),
+        &v1_files,
+        &v2_files,
+    )
+    .await;
+    the_schedule_collects(&client, &storaged, &dir, &v2).await;
+}
+
+/// Retention: only the latest is kept; version 1 is 410 gone and marked in the list.
+async fn only_the_latest_is_retained(http: &reqwest::Client, eager: &Service) {
+    let (status, body) = call(
+        http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales/versions/1", eager.url()),
+    )
+    .await;
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(body["error"]["code"], json!("gone"));
+    assert_eq!(
+        body["error"]["details"],
+        json!({"name": "sales", "version": 1})
+    );
+    let (status, body) = call(
+        http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales/versions/2", eager.url()),
+    )
+    .await;
+    assert_eq!((status, &body["version"]), (200, &json!(2)));
+    let (status, body) = call(
+        http,
+        reqwest::Method::GET,
+        format!("{}/datasets/sales/versions", eager.url()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let gone: Vec<&Value> = body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["gone"])
+        .collect();
+    assert_eq!(gone, [&json!(true), &json!(false)]);
+}
+
+/// The Iceberg metadata (DESIGN.md section 8): version 2's metadata JSON, manifest list and
+/// manifests are referenced; version 1's (its snapshot expired) are candidates. Version 1's
+/// files and version 2's, by key.
+async fn metadata_files_by_version(client: &StoragedClient) -> (Vec<String>, Vec<String>) {
+    let metadata = client
+        .list("datasets/sales/metadata/", None, None)
+        .await
+        .unwrap();
+    let (v1_files, v2_files): (Vec<String>, Vec<String>) = metadata
+        .objects
+        .iter()
+        .map(|o| o.key.to_string())
+        .partition(|key| {
+            let file = key.rsplit('/').next().unwrap();
+            file.starts_with("v1.") || file.starts_with("v1-") || file.ends_with("-v1.avro")
+        });
+    assert_eq!((v1_files.len(), v2_files.len()), (3, 4), "{metadata:?}");
+    (v1_files, v2_files)
+}
+
+/// A dry run lists version 1's object, its Iceberg files and the orphan and deletes nothing;
+/// a real run deletes exactly those; a bad `dry_run` is a 400.
+async fn collect(
+    http: &reqwest::Client,
+    client: &StoragedClient,
+    eager: &Service,
+    (v1, v2, orphan): (&ObjectRef, &ObjectRef, &ObjectRef),
+    v1_files: &[String],
+    v2_files: &[String],
+) {
     // Dry run: lists version 1's object, its Iceberg files and the orphan, deletes nothing.
-    let mut doomed: Vec<String> = v1_files.clone();
+    let mut doomed: Vec<String> = v1_files.to_vec();
     doomed.extend([v1.key.to_string(), orphan.key.to_string()]);
     doomed.sort_unstable();
     let doomed = json!(doomed);
     let (status, body) = call(
-        &http,
+        http,
         reqwest::Method::POST,
         format!("{}/admin/gc?dry_run=true", eager.url()),
     )
@@ -181,11 +211,11 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
     assert_eq!(body["deleted"], json!([]));
     assert_eq!(body["would_delete"], doomed);
     assert_eq!(body["expired_versions"], json!(1));
-    assert!(exists(&client, &v1).await && exists(&client, &orphan).await);
+    assert!(exists(client, v1).await && exists(client, orphan).await);
 
     // Real run: deletes exactly those; the latest version's object and every manifest stay.
     let (status, body) = call(
-        &http,
+        http,
         reqwest::Method::POST,
         format!("{}/admin/gc", eager.url()),
     )
@@ -194,8 +224,8 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
     assert_eq!(body["dry_run"], json!(false));
     assert_eq!(body["deleted"], doomed);
     assert_eq!(body["errors"], json!([]));
-    assert!(!exists(&client, &v1).await && !exists(&client, &orphan).await);
-    assert!(exists(&client, &v2).await);
+    assert!(!exists(client, v1).await && !exists(client, orphan).await);
+    assert!(exists(client, v2).await);
     let left: Vec<String> = client
         .list("datasets/sales/metadata/", None, None)
         .await
@@ -214,7 +244,7 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
         .unwrap();
     assert_eq!(manifests.objects.len(), 2);
     let (status, body) = call(
-        &http,
+        http,
         reqwest::Method::GET,
         format!("{}/datasets/sales", eager.url()),
     )
@@ -227,7 +257,7 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
     );
 
     let (status, body) = call(
-        &http,
+        http,
         reqwest::Method::POST,
         format!("{}/admin/gc?dry_run=maybe", eager.url()),
     )
@@ -236,12 +266,19 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
         (status, &body["error"]["code"]),
         (400, &json!("invalid_option"))
     );
+}
 
-    // The schedule runs the same collection by itself.
-    let late_orphan = put_object(&client, "4,crashed before register").await;
-    let scheduled = start_catalogd(&storaged, &dir, 0, 100);
+/// The schedule runs the same collection by itself.
+async fn the_schedule_collects(
+    client: &StoragedClient,
+    storaged: &Service,
+    dir: &tempfile::TempDir,
+    v2: &ObjectRef,
+) {
+    let late_orphan = put_object(client, "4,crashed before register").await;
+    let scheduled = start_catalogd(storaged, dir, 0, 100);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while exists(&client, &late_orphan).await {
+    while exists(client, &late_orphan).await {
         assert!(
             Instant::now() < deadline,
             "schedule never collected: {}",
@@ -249,7 +286,7 @@ async fn admin_gc_dry_run_real_deletion_schedule_and_410_gone() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(exists(&client, &v2).await);
+    assert!(exists(client, v2).await);
     assert!(
         scheduled
             .log_once_a_line_holds(&["garbage collection scheduled"])

@@ -181,7 +181,16 @@ async fn register_existing_drift_append_and_time_travel() {
     let (_, latest) = stack.get("/datasets/sales").await;
     assert_eq!(latest, v2["manifest"]);
 
-    // Time travel and the version list.
+    time_travel_and_the_version_list(&stack, &v1).await;
+    errors_leave_the_latest_version(&stack, &a).await;
+    let (status, _) = stack.get("/healthz").await;
+    assert_eq!(status, 200);
+    let (status, _) = stack.get("/readyz").await;
+    assert_eq!(status, 200);
+}
+
+/// Time travel and the version list, after `v1` (the first register's answer) and an append.
+async fn time_travel_and_the_version_list(stack: &Stack, v1: &Value) {
     let (status, old) = stack.get("/datasets/sales/versions/1").await;
     assert_eq!((status, &old), (200, &v1["manifest"]));
     let (status, versions) = stack.get("/datasets/sales/versions").await;
@@ -195,8 +204,12 @@ async fn register_existing_drift_append_and_time_travel() {
         .collect();
     assert_eq!(numbers, [1, 2]);
     assert_eq!(versions["versions"][1]["object_count"], json!(2));
+}
 
-    // Errors.
+/// Unknown routes, datasets and versions, and register requests refused as 400s (a bad
+/// name, a fingerprint that is not the schema's, an object storaged does not hold, no
+/// objects): version 2 stays the latest.
+async fn errors_leave_the_latest_version(stack: &Stack, a: &ObjectRef) {
     for (path, status, expected) in [
         ("/datasets/sales/versions/3", 404, "not_found"),
         ("/datasets/sales/versions/0", 404, "not_found"),
@@ -243,11 +256,6 @@ async fn register_existing_drift_append_and_time_travel() {
     assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
     let (_, latest) = stack.get("/datasets/sales").await;
     assert_eq!(latest["version"], json!(2));
-
-    let (status, _) = stack.get("/healthz").await;
-    assert_eq!(status, 200);
-    let (status, _) = stack.get("/readyz").await;
-    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,13 +428,11 @@ async fn drift_from_another_replica_is_a_409_on_this_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalogd_waits_for_storaged_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    // A port nobody listens on yet; storaged takes it a little later.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let storaged_url = format!("http://127.0.0.1:{port}");
+    // catalogd's storaged address is a port this test holds for the whole test: it turns
+    // catalogd's first connection away (nobody answers), then forwards every later one to
+    // a storaged started only after that refusal.
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let storaged_url = format!("http://{}", front.local_addr().unwrap());
     let cwd = dir.path().to_owned();
     let catalogd = std::thread::spawn(move || {
         Service::start(
@@ -438,11 +444,12 @@ async fn catalogd_waits_for_storaged_at_start() {
             &cwd,
         )
     });
-    std::thread::sleep(Duration::from_millis(700));
-    let _storaged = Service::start(
+    let (refused, _) = front.accept().await.unwrap();
+    drop(refused);
+    let storaged = Service::start(
         "storaged",
         &[
-            ("LAKEHOUSE_STORAGED__BIND", format!("127.0.0.1:{port}")),
+            ("LAKEHOUSE_STORAGED__BIND", "127.0.0.1:0".into()),
             (
                 "LAKEHOUSE_STORAGED__ROOT",
                 dir.path().join("objects").display().to_string(),
@@ -451,7 +458,17 @@ async fn catalogd_waits_for_storaged_at_start() {
         dir.path(),
     )
     .unwrap();
-    let catalogd = catalogd.join().unwrap().unwrap();
+    let target = storaged.addr;
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = front.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let catalogd = tokio::task::block_in_place(|| catalogd.join().unwrap().unwrap());
     assert!(
         catalogd.log().contains("storaged is not answering yet"),
         "{}",

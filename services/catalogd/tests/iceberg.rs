@@ -1,8 +1,8 @@
 //! The Iceberg projection and the read-only REST catalog over HTTP (DESIGN.md section 8):
 //! the real `storaged`, `catalogd` and `ingestd` binaries on port 0.
 
-use lakehouse_testkit::{Trio, multipart_content_type, multipart_file};
-use serde_json::Value;
+use lakehouse_testkit::{Service, Trio, multipart_content_type, multipart_file};
+use serde_json::{Value, json};
 
 async fn ingest(trio: &Trio, name: &str, mode: &str, csv: &str) -> Value {
     let response = reqwest::Client::new()
@@ -264,4 +264,118 @@ async fn metadata_is_byte_identical_from_either_replica_and_heals_at_restart() {
     cluster.catalogd[0].kill();
     cluster.catalogd[0].restart().unwrap();
     assert_eq!(metadata_files(&storaged, "rep").await, healed);
+}
+
+/// `GET` of the `sales` table: status, `Retry-After`, body.
+async fn load_sales(trio_catalogd: &str, token: Option<&str>) -> (u16, Option<String>, Value) {
+    let mut request = reqwest::Client::new().get(format!(
+        "{trio_catalogd}/iceberg/v1/namespaces/lakehouse/tables/sales"
+    ));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        status,
+        retry_after,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// A fault of the server is a 500 an engine does not retry: a manifest in storage that does
+/// not parse (the `/datasets` API calls it a 502 `upstream_error`).
+#[tokio::test]
+async fn a_corrupt_manifest_is_a_500_service_failure_not_a_retry() {
+    let trio = Trio::start(&[]).unwrap();
+    ingest(&trio, "sales", "replace", "id\n1\n").await;
+    let put = reqwest::Client::new()
+        .put(format!(
+            "{}/objects/_catalog/datasets/sales/00000000000000000002.json",
+            trio.storaged.url()
+        ))
+        .body("{not a manifest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let (status, retry_after, body) = load_sales(&trio.catalogd.url(), None).await;
+    assert_eq!(status, 500, "{body}");
+    assert_iceberg_error(&body, 500, "ServiceFailureException");
+    assert_eq!(retry_after, None);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("00000000000000000002.json"),
+        "{body}"
+    );
+    let (status, lookup) = get(&format!("{}/datasets/sales", trio.catalogd.url())).await;
+    assert_eq!(
+        (status, &lookup["error"]["code"]),
+        (502, &json!("upstream_error"))
+    );
+}
+
+/// storaged refusing catalogd's token (rotated on storaged, not on catalogd) is a deployment
+/// fault: 500 `ServiceFailureException`, not a 503 engines would retry forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_storaged_refuses_is_a_500_service_failure() {
+    let token = |t: &str| {
+        [
+            ("LAKEHOUSE_STORAGED__SERVICE_TOKEN", t.to_owned()),
+            ("LAKEHOUSE_CATALOGD__SERVICE_TOKEN", t.to_owned()),
+            ("LAKEHOUSE_INGESTD__SERVICE_TOKEN", t.to_owned()),
+        ]
+    };
+    let mut trio = Trio::start(&token("first")).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/ingest?name=sales", trio.ingestd.url()))
+        .header("content-type", multipart_content_type())
+        .body(multipart_file("file", b"id\n1\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, _, body) = load_sales(&trio.catalogd.url(), Some("first")).await;
+    assert_eq!(status, 200, "{body}");
+    // storaged comes back with another token; catalogd still presents the first one.
+    let addr = trio.storaged.addr.to_string();
+    trio.storaged.kill();
+    let _storaged = tokio::task::block_in_place(|| {
+        Service::start(
+            "storaged",
+            &[
+                ("LAKEHOUSE_STORAGED__BIND", addr),
+                ("LAKEHOUSE_STORAGED__SERVICE_TOKEN", "second".into()),
+            ],
+            trio.dir.path(),
+        )
+    })
+    .unwrap();
+    let (status, retry_after, body) = load_sales(&trio.catalogd.url(), Some("first")).await;
+    assert_eq!(status, 500, "{body}");
+    assert_iceberg_error(&body, 500, "ServiceFailureException");
+    assert_eq!(retry_after, None);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("401"),
+        "{body}"
+    );
+}
+
+/// Only storaged not answering is a 503 `ServiceUnavailableException` with `Retry-After`:
+/// the one failure a retry can fix.
+#[tokio::test]
+async fn a_stopped_storaged_is_a_503_service_unavailable_with_retry_after() {
+    let mut trio = Trio::start(&[]).unwrap();
+    ingest(&trio, "sales", "replace", "id\n1\n").await;
+    trio.storaged.kill();
+    let (status, retry_after, body) = load_sales(&trio.catalogd.url(), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_iceberg_error(&body, 503, "ServiceUnavailableException");
+    assert_eq!(retry_after.as_deref(), Some("1"));
 }

@@ -52,7 +52,13 @@ async fn the_pages_show_datasets_schema_stats_versions_and_preview() {
     )
     .await;
     let base = trio.catalogd.url();
+    the_list_is_filtered_and_paginated(&base).await;
+    the_dataset_page_shows_schema_stats_versions_and_preview(&base, &trio.storaged.url()).await;
+    versions_escaping_and_errors(&base).await;
+}
 
+/// `GET /ui`: both datasets linked, no script, the prefix filter, one a page with a next link.
+async fn the_list_is_filtered_and_paginated(base: &str) {
     let (status, list) = page(format!("{base}/ui"), None).await;
     assert_eq!(status, 200);
     assert!(
@@ -81,7 +87,11 @@ async fn the_pages_show_datasets_schema_stats_versions_and_preview() {
     assert!(!second.contains(r#"rel="next""#), "{second}");
     let (status, _) = page(format!("{base}/ui?limit=0"), None).await;
     assert_eq!(status, 400);
+}
 
+/// `GET /ui/datasets/trips`: names and types, statistics over both objects, versions, the
+/// chart, the preview and download links to `storaged`.
+async fn the_dataset_page_shows_schema_stats_versions_and_preview(base: &str, storaged: &str) {
     let (status, trips) = page(format!("{base}/ui/datasets/trips"), None).await;
     assert_eq!(status, 200, "{trips}");
     for (column, kind) in [
@@ -111,11 +121,11 @@ async fn the_pages_show_datasets_schema_stats_versions_and_preview() {
     assert!(trips.contains("version 2: 4 rows"));
     assert!(trips.contains("<td>Oslo</td>"), "{trips}");
     assert!(trips.contains("<td>Bergen</td>"), "{trips}");
-    assert!(trips.contains(&format!(
-        r#"href="{}/objects/datasets/trips/"#,
-        trio.storaged.url()
-    )));
+    assert!(trips.contains(&format!(r#"href="{}/objects/datasets/trips/"#, storaged)));
+}
 
+/// Time travel, escaping of hostile names and values, and the error pages.
+async fn versions_escaping_and_errors(base: &str) {
     let (status, v1) = page(format!("{base}/ui/datasets/trips?version=1"), None).await;
     assert_eq!(status, 200);
     assert!(v1.contains("You are looking at version 1 of 2"), "{v1}");

@@ -360,8 +360,8 @@ fn convert_error(error: ConvertError) -> ApiError {
     }
 }
 
-/// An upstream answer becomes ours when the client can act on it (a drift 409 from the
-/// catalog's race-safe gate, a compaction's 409 `conflict`); transport failures are 503 `unavailable`; anything else is our
+/// An upstream answer becomes ours when the client can act on it (a drift or conflict 409
+/// from the catalog's race-safe gate); transport failures are 503 `unavailable`; anything else is our
 /// upstream misbehaving: 502 `upstream_error`.
 fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
     let code = error.code();

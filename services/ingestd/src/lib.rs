@@ -254,13 +254,9 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lakehouse_server::config::{CHECKED_IN_CONFIG, file_section_and_defaults};
 
     #[test]
     fn defaults_equal_the_checked_in_config_file() {
-        let (file, defaults) =
-            file_section_and_defaults::<Config>(std::path::Path::new(CHECKED_IN_CONFIG), "ingestd")
-                .unwrap();
-        assert_eq!(file, defaults);
+        lakehouse_testkit::config::assert_defaults_equal_checked_in::<Config>("ingestd");
     }
 }

@@ -492,6 +492,20 @@ async fn sigterm_lets_an_in_flight_ingest_finish_durably_and_exits_0() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     h.trio.ingestd.send_sigterm();
+    // Shutdown has begun before the upload ends: ingestd says so and accepts no new
+    // connection, and the in-flight upload still completes.
+    let log = tokio::task::block_in_place(|| {
+        h.trio
+            .ingestd
+            .log_once_a_line_holds(&["shutdown requested"])
+    });
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(
+        tokio::net::TcpStream::connect(h.trio.ingestd.addr)
+            .await
+            .is_err(),
+        "the listener is closed once shutdown began"
+    );
     upload.finish(b"2,y").await;
     let response = in_flight
         .await

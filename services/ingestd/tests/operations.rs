@@ -2,7 +2,7 @@
 //! services' logs, `GET /metrics` on each (counting what was done, behind the read tokens),
 //! and JSON 405 answers for a wrong method. The real binaries on port 0.
 
-use lakehouse_testkit::{Trio, multipart_content_type, multipart_file};
+use lakehouse_testkit::{Service, Trio, multipart_content_type, multipart_file};
 use serde_json::Value;
 
 async fn ingest(
@@ -210,7 +210,18 @@ async fn metrics_count_what_was_done_behind_the_read_tokens() {
         assert_eq!(scrape(&http, &url, Some(token)).await.0, 200, "{service}");
     }
 
-    let (_, page) = scrape(&http, &trio.ingestd.url(), Some("uploader")).await;
+    ingestd_counts_ingests_rows_bytes_and_stages(&http, &trio, csv.len() * 2 + more.len()).await;
+    catalogd_counts_versions_by_route_template(&http, &trio).await;
+    storaged_counts_bytes_and_fsyncs(&http, &trio).await;
+}
+
+/// ingestd's page: 2 ok, 1 existing, 1 drift, 1 bad name; 7 rows of `csv_bytes` bytes.
+async fn ingestd_counts_ingests_rows_bytes_and_stages(
+    http: &reqwest::Client,
+    trio: &Trio,
+    csv_bytes: usize,
+) {
+    let (_, page) = scrape(http, &trio.ingestd.url(), Some("uploader")).await;
     let outcome = |o: &str| {
         sample(
             &page,
@@ -224,7 +235,7 @@ async fn metrics_count_what_was_done_behind_the_read_tokens() {
     assert_eq!(sample(&page, "lakehouse_ingestd_ingested_rows_total"), 7.0);
     assert_eq!(
         sample(&page, "lakehouse_ingestd_ingested_csv_bytes_total"),
-        (2 * csv.len() + more.len()) as f64
+        csv_bytes as f64
     );
     assert_eq!(sample(&page, "lakehouse_ingestd_ingests_in_flight"), 0.0);
     assert_eq!(
@@ -241,8 +252,12 @@ async fn metrics_count_what_was_done_behind_the_read_tokens() {
         ),
         3.0
     );
+}
 
-    let (_, page) = scrape(&http, &trio.catalogd.url(), Some("reader")).await;
+/// catalogd's page: the same content again is `existing`, not a version; drift was refused
+/// by ingestd's own check before any register; routes by template, never raw paths.
+async fn catalogd_counts_versions_by_route_template(http: &reqwest::Client, trio: &Trio) {
+    let (_, page) = scrape(http, &trio.catalogd.url(), Some("reader")).await;
     // The same content again is `existing`, not a version; drift was refused by ingestd's
     // own check before any register.
     assert_eq!(
@@ -261,8 +276,11 @@ async fn metrics_count_what_was_done_behind_the_read_tokens() {
         "{page}"
     );
     assert!(!page.contains("/datasets/m"), "{page}");
+}
 
-    let (_, page) = scrape(&http, &trio.storaged.url(), Some("reader")).await;
+/// storaged's page: bytes written and fsyncs timed.
+async fn storaged_counts_bytes_and_fsyncs(http: &reqwest::Client, trio: &Trio) {
+    let (_, page) = scrape(http, &trio.storaged.url(), Some("reader")).await;
     assert!(
         sample(&page, "lakehouse_storaged_written_bytes_total") > 0.0,
         "{page}"
@@ -356,64 +374,70 @@ async fn each_openapi_document_lists_every_route_and_only_real_ones() {
             ],
         ),
     ] {
-        let doc: Value = http
-            .get(format!("{}/openapi.json", service.url()))
+        check_document(&http, service, &shared, &own).await;
+    }
+}
+
+/// `service`'s OpenAPI document lists exactly the `shared` and its `own` operations
+/// (`"<method> <path>"`), and the router serves each of them.
+async fn check_document(http: &reqwest::Client, service: &Service, shared: &[&str], own: &[&str]) {
+    let doc: Value = http
+        .get(format!("{}/openapi.json", service.url()))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0", "{}", service.name);
+    let mut documented: Vec<String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            let path = path.clone();
+            item.as_object()
+                .expect("a path item")
+                .keys()
+                .map(move |method| format!("{method} {path}"))
+        })
+        .collect();
+    documented.sort();
+    let mut expected: Vec<String> = shared.iter().chain(own).map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(documented, expected, "{}", service.name);
+    // Each documented operation is served: the router knows the route and the method
+    // (an unknown one would be 404 `no such route` or 405).
+    for operation in &documented {
+        let (method, path) = operation.split_once(' ').unwrap();
+        let path = path
+            .replace("{name}", "no-such-dataset")
+            .replace("{version}", "1")
+            .replace("{key}", "no/such/key")
+            .replace("{ns}", "no-such-namespace")
+            .replace("{table}", "no-such-table")
+            .replace("{id}", "no-such-load");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let response = http
+            .request(method, format!("{}{path}", service.url()))
             .send()
             .await
-            .expect("answers")
-            .json()
-            .await
-            .expect("JSON");
-        assert_eq!(doc["openapi"], "3.1.0", "{}", service.name);
-        let mut documented: Vec<String> = doc["paths"]
-            .as_object()
-            .expect("paths")
-            .iter()
-            .flat_map(|(path, item)| {
-                let path = path.clone();
-                item.as_object()
-                    .expect("a path item")
-                    .keys()
-                    .map(move |method| format!("{method} {path}"))
-            })
-            .collect();
-        documented.sort();
-        let mut expected: Vec<String> = shared.iter().chain(&own).map(|s| s.to_string()).collect();
-        expected.sort();
-        assert_eq!(documented, expected, "{}", service.name);
-        // Each documented operation is served: the router knows the route and the method
-        // (an unknown one would be 404 `no such route` or 405).
-        for operation in &documented {
-            let (method, path) = operation.split_once(' ').unwrap();
-            let path = path
-                .replace("{name}", "no-such-dataset")
-                .replace("{version}", "1")
-                .replace("{key}", "no/such/key")
-                .replace("{ns}", "no-such-namespace")
-                .replace("{table}", "no-such-table")
-                .replace("{id}", "no-such-load");
-            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let response = http
-                .request(method, format!("{}{path}", service.url()))
-                .send()
-                .await
-                .expect("answers");
-            let status = response.status().as_u16();
-            let body = response.text().await.unwrap_or_default();
-            assert_ne!(status, 405, "{} {operation}: {body}", service.name);
-            assert!(
-                !body.contains("no such route"),
-                "{} {operation}: {body}",
-                service.name
-            );
-            // The `/iceberg` fallback answers an unknown GET/HEAD path 404 `NotFoundException`
-            // (an unknown write is 406 like the refused ones, so only the listing above
-            // catches an undocumented write route there).
-            assert!(
-                !body.contains("NotFoundException"),
-                "{} {operation}: {body}",
-                service.name
-            );
-        }
+            .expect("answers");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        assert_ne!(status, 405, "{} {operation}: {body}", service.name);
+        assert!(
+            !body.contains("no such route"),
+            "{} {operation}: {body}",
+            service.name
+        );
+        // The `/iceberg` fallback answers an unknown GET/HEAD path 404 `NotFoundException`
+        // (an unknown write is 406 like the refused ones, so only the listing above
+        // catches an undocumented write route there).
+        assert!(
+            !body.contains("NotFoundException"),
+            "{} {operation}: {body}",
+            service.name
+        );
     }
 }

@@ -154,7 +154,48 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
     assert_eq!(first["manifest"]["version"], 1);
 
     let fired = Instant::now();
-    let answers: Vec<Answer> = join_all((1..=CONCURRENT).map(|i| {
+    let answers = fire_burst(&run).await;
+    let burst = fired.elapsed();
+    let sorted = Sorted::of(&answers);
+    let (expected_n, manifests) = read_versions(&run, &sorted).await;
+    check_acknowledged(&sorted, &manifests);
+    check_drifted(&run, &sorted, &manifests).await;
+    check_dry_runs(&run, &sorted, &manifests).await;
+    check_objects(&run, &manifests).await;
+
+    // Both catalogd's agree on the latest version.
+    let path = format!("/datasets/{DATASET}");
+    let latest: Vec<Value> = join_all((0..2).map(|r| run.catalog(r, &path))).await;
+    assert_eq!(latest[0], latest[1]);
+    assert_eq!(latest[0]["version"], expected_n);
+    a_new_dataset_reaches_the_other_replica(&run).await;
+
+    // Figures for the record (cargo test -- --nocapture shows them).
+    let conflicts: usize = run
+        .cluster
+        .catalogd
+        .iter()
+        .map(|c| {
+            c.log()
+                .matches("another committer wrote this version first")
+                .count()
+        })
+        .sum();
+    let (ok, drifted) = (sorted.ok.len(), sorted.drifted.len());
+    eprintln!(
+        "replicas ({backend}): {} ingests fired ({ok} conforming, {drifted} drifting) through 2 ingestd / 2 catalogd; \
+         {expected_n} versions made (1 + {ok}), {drifted} drift 409s, {conflicts} catalog version conflicts retried, \
+         {} client 503 retries; burst {burst:.2?}, whole test {:.2?}",
+        answers.len(),
+        run.retried_503.load(std::sync::atomic::Ordering::Relaxed),
+        started.elapsed()
+    );
+}
+
+/// The [`CONCURRENT`] ingests at once, through both replicas: every [`DRIFT_EVERY`]th
+/// drifting, some dry runs, replace and append alternating.
+async fn fire_burst(run: &Run) -> Vec<Answer> {
+    join_all((1..=CONCURRENT).map(|i| {
         let run = &run;
         async move {
             let drifting = i % DRIFT_EVERY == 0;
@@ -179,38 +220,53 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
             }
         }
     }))
-    .await;
-    let burst = fired.elapsed();
+    .await
+}
 
-    // Every answer is a 200 (conforming) or a 409 schema_drift (drifting): nothing else.
-    let mut ok: Vec<&Answer> = Vec::new();
-    let mut drifted: Vec<&Answer> = Vec::new();
-    let mut dry: Vec<&Answer> = Vec::new();
-    for answer in &answers {
-        match (answer.status, answer.drifting) {
-            (200, false) if answer.dry => {
-                assert_eq!(answer.body["dry_run"], true, "{answer:?}");
-                dry.push(answer);
+/// The answers of a burst by kind; anything but a 200 (conforming) or a 409 schema_drift
+/// (drifting) fails the test.
+struct Sorted<'a> {
+    ok: Vec<&'a Answer>,
+    drifted: Vec<&'a Answer>,
+    dry: Vec<&'a Answer>,
+}
+
+impl<'a> Sorted<'a> {
+    fn of(answers: &'a [Answer]) -> Self {
+        let mut ok: Vec<&Answer> = Vec::new();
+        let mut drifted: Vec<&Answer> = Vec::new();
+        let mut dry: Vec<&Answer> = Vec::new();
+        for answer in answers {
+            match (answer.status, answer.drifting) {
+                (200, false) if answer.dry => {
+                    assert_eq!(answer.body["dry_run"], true, "{answer:?}");
+                    dry.push(answer);
+                }
+                (200, false) => {
+                    assert_eq!(answer.body["existing"], false, "{answer:?}");
+                    ok.push(answer);
+                }
+                (409, true) => {
+                    assert_eq!(answer.body["error"]["code"], "schema_drift", "{answer:?}");
+                    assert!(
+                        answer.body["error"]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("schema_evolution=add_columns")),
+                        "{answer:?}"
+                    );
+                    drifted.push(answer);
+                }
+                _ => panic!("unexpected answer: {answer:?}"),
             }
-            (200, false) => {
-                assert_eq!(answer.body["existing"], false, "{answer:?}");
-                ok.push(answer);
-            }
-            (409, true) => {
-                assert_eq!(answer.body["error"]["code"], "schema_drift", "{answer:?}");
-                assert!(
-                    answer.body["error"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("schema_evolution=add_columns")),
-                    "{answer:?}"
-                );
-                drifted.push(answer);
-            }
-            _ => panic!("unexpected answer: {answer:?}"),
         }
+        Sorted { ok, drifted, dry }
     }
+}
 
-    // Version numbers are 1..N with no gap and no duplicate, N = 1 + the 200s.
+/// Version numbers are 1..N with no gap and no duplicate, N = 1 + the 200s: N and every
+/// version's manifest.
+async fn read_versions(run: &Run, sorted: &Sorted<'_>) -> (u64, BTreeMap<u64, Value>) {
+    let ok = &sorted.ok;
     let listed = run
         .catalog(0, &format!("/datasets/{DATASET}/versions"))
         .await;
@@ -229,11 +285,15 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
             .await;
         manifests.insert(n, manifest);
     }
+    (expected_n, manifests)
+}
 
-    // Every 200 is one of those versions, with the same content, made from the version
-    // before it (never from a stale one).
+/// Every 200 is one of those versions, with the same content, made from the version before
+/// it (never from a stale one).
+fn check_acknowledged(sorted: &Sorted<'_>, manifests: &BTreeMap<u64, Value>) {
+    let ok = &sorted.ok;
     let mut claimed = BTreeSet::new();
-    for answer in &ok {
+    for answer in ok.iter() {
         let manifest = &answer.body["manifest"];
         let n = manifest["version"].as_u64().expect("version");
         assert!(claimed.insert(n), "version {n} answered twice");
@@ -265,14 +325,17 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
             answer.mode, answer.i
         );
     }
+}
 
-    // Every 409 left nothing registered and no object of its schema.
+/// Every 409 left nothing registered and no object of its schema.
+async fn check_drifted(run: &Run, sorted: &Sorted<'_>, manifests: &BTreeMap<u64, Value>) {
+    let drifted = &sorted.drifted;
     let fingerprints: BTreeSet<&str> = manifests
         .values()
         .map(|m| m["schema_fingerprint"].as_str().expect("fingerprint"))
         .collect();
     assert_eq!(fingerprints.len(), 1);
-    for answer in &drifted {
+    for answer in drifted.iter() {
         let attempted = answer.body["error"]["details"]["attempted_fingerprint"]
             .as_str()
             .expect("attempted_fingerprint");
@@ -283,10 +346,13 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
             .await;
         assert!(orphans.is_empty(), "ingest {} left {orphans:?}", answer.i);
     }
+}
 
-    // Every dry run wrote nothing: its object is in no version and not stored.
+/// Every dry run wrote nothing: its object is in no version and not stored.
+async fn check_dry_runs(run: &Run, sorted: &Sorted<'_>, manifests: &BTreeMap<u64, Value>) {
+    let dry = &sorted.dry;
     assert!(!dry.is_empty());
-    for answer in &dry {
+    for answer in dry.iter() {
         let key = answer.body["parquet_key"].as_str().expect("parquet_key");
         let named = manifests.values().any(|m| {
             m["objects"]
@@ -307,8 +373,10 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
             answer.i
         );
     }
+}
 
-    // Every manifest's objects exist and hash to their keys.
+/// Every manifest's objects exist and hash to their keys.
+async fn check_objects(run: &Run, manifests: &BTreeMap<u64, Value>) {
     let mut checked = BTreeSet::new();
     for manifest in manifests.values() {
         for object in manifest["objects"].as_array().expect("objects") {
@@ -330,15 +398,11 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
             assert!(key.ends_with(&format!("/{digest}.parquet")), "{key}");
         }
     }
+}
 
-    // Both catalogd's agree on the latest version.
-    let path = format!("/datasets/{DATASET}");
-    let latest: Vec<Value> = join_all((0..2).map(|r| run.catalog(r, &path))).await;
-    assert_eq!(latest[0], latest[1]);
-    assert_eq!(latest[0]["version"], expected_n);
-
-    // A dataset created through replica 0 appears in replica 1's listing (periodic refresh:
-    // no lookup by name on replica 1 first).
+/// A dataset created through replica 0 appears in replica 1's listing (periodic refresh: no
+/// lookup by name on replica 1 first).
+async fn a_new_dataset_reaches_the_other_replica(run: &Run) {
     let (status, body) = run.ingest(0, "name=fresh", &orders_csv(999)).await;
     assert_eq!(status, 200, "{body}");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -359,33 +423,6 @@ async fn concurrent_ingests_through_two_replicas_lose_no_version(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-
-    // Figures for the record (cargo test -- --nocapture shows them).
-    let conflicts: usize = run
-        .cluster
-        .catalogd
-        .iter()
-        .map(|c| {
-            c.log()
-                .matches("another committer wrote this version first")
-                .count()
-        })
-        .sum();
-    eprintln!(
-        "replicas ({backend}): {} ingests fired ({} conforming, {} drifting) through 2 ingestd / 2 catalogd; \
-         {} versions made (1 + {}), {} drift 409s, {} catalog version conflicts retried, \
-         {} client 503 retries; burst {:.2?}, whole test {:.2?}",
-        answers.len(),
-        ok.len(),
-        drifted.len(),
-        expected_n,
-        ok.len(),
-        drifted.len(),
-        conflicts,
-        run.retried_503.load(std::sync::atomic::Ordering::Relaxed),
-        burst,
-        started.elapsed()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -156,7 +156,7 @@ fn one_line(error: &CliError) -> String {
                     CliError::Input { .. } | CliError::Output { .. } | CliError::Print(_)
                 )
             {
-                let _ = write!(line, ": {}", chain(source));
+                let _ = write!(line, ": {}", lakehouse_api::error_chain(source));
             }
             line
         }
@@ -171,20 +171,6 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
         deepest = next;
     }
     deepest.to_string()
-}
-
-/// `source` and its own sources, joined by `: `.
-fn chain(source: &dyn std::error::Error) -> String {
-    let mut parts = vec![source.to_string()];
-    let mut next = source.source();
-    while let Some(error) = next {
-        let text = error.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = error.source();
-    }
-    parts.join(": ")
 }
 
 /// The drift as a diff: `+` added, `-` removed, `~` changed (with line and value when

@@ -55,15 +55,20 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 fn every_subcommand_against_a_real_trio() {
     let trio = Trio::start(&[]).expect("trio starts");
     let files = tempfile::tempdir().expect("tempdir");
-    let v1 = write(
-        files.path(),
-        "v1.csv",
-        "id,qty,city\n1,10,Oslo\n2,,Bergen\n",
-    );
-    let v2 = write(files.path(), "v2.csv", "id,qty,city\n3,30,Trondheim\n");
+    let appended = ingest_piped_appended_and_with_options(&trio, files.path());
+    datasets_and_show(&trio);
+    versions_and_get(&trio, &appended);
+    gc_and_an_unknown_dataset(&trio);
+}
+
+/// `ingest` of `trips` (version 1 piped, version 2 appended with `--json`) and of `semi` with
+/// reading options that later ingests reuse; the appended answer.
+fn ingest_piped_appended_and_with_options(trio: &Trio, files: &Path) -> Value {
+    let v1 = write(files, "v1.csv", "id,qty,city\n1,10,Oslo\n2,,Bergen\n");
+    let v2 = write(files, "v2.csv", "id,qty,city\n3,30,Trondheim\n");
 
     // ingest, piped: no progress bar, nothing on stderr, a summary on stdout.
-    let first = run(cli(&trio), &["ingest", &v1, "--name", "trips"]);
+    let first = run(cli(trio), &["ingest", &v1, "--name", "trips"]);
     assert_eq!(first.status, 0, "{}", first.stderr);
     assert_eq!(first.stderr, "", "no bar nor anything else when piped");
     assert!(
@@ -74,7 +79,7 @@ fn every_subcommand_against_a_real_trio() {
         first.stdout
     );
     let appended = json(&run(
-        cli(&trio),
+        cli(trio),
         &[
             "--json", "ingest", &v2, "--name", "trips", "--mode", "append",
         ],
@@ -83,9 +88,9 @@ fn every_subcommand_against_a_real_trio() {
     assert_eq!(appended["manifest"]["row_count"], 3);
     assert_eq!(appended["manifest"]["objects"].as_array().unwrap().len(), 2);
     assert_eq!(appended["manifest"]["source"]["filename"], "v2.csv");
-    let semi = write(files.path(), "semi.csv", "a;b\nNA;x\n");
+    let semi = write(files, "semi.csv", "a;b\nNA;x\n");
     let options = json(&run(
-        cli(&trio),
+        cli(trio),
         &[
             "ingest",
             &semi,
@@ -101,9 +106,9 @@ fn every_subcommand_against_a_real_trio() {
     assert_eq!(options["manifest"]["options"]["delimiter"], ";");
     assert_eq!(options["manifest"]["options"]["null_values"][0], "NA");
     // As `--help` says: without the flags, a later ingest reads with the recorded options.
-    let semi2 = write(files.path(), "semi2.csv", "a;b\nNA;y\n");
+    let semi2 = write(files, "semi2.csv", "a;b\nNA;y\n");
     let again = json(&run(
-        cli(&trio),
+        cli(trio),
         &[
             "--json", "ingest", &semi2, "--name", "semi", "--mode", "append",
         ],
@@ -111,15 +116,19 @@ fn every_subcommand_against_a_real_trio() {
     assert_eq!(again["manifest"]["row_count"], 2);
     assert_eq!(again["manifest"]["options"]["delimiter"], ";");
     assert_eq!(again["manifest"]["options"]["null_values"][0], "NA");
+    appended
+}
 
+/// `datasets` (table and `--json --prefix`) and `show` (latest and time travel).
+fn datasets_and_show(trio: &Trio) {
     // datasets
-    let table = run(cli(&trio), &["datasets"]);
+    let table = run(cli(trio), &["datasets"]);
     assert_eq!(table.status, 0, "{}", table.stderr);
     let lines: Vec<&str> = table.stdout.lines().collect();
     assert!(lines[0].starts_with("NAME"), "{}", table.stdout);
     assert!(lines[1].starts_with("semi "), "{}", table.stdout);
     assert!(lines[2].starts_with("trips  2"), "{}", table.stdout);
-    let listed = json(&run(cli(&trio), &["datasets", "--json", "--prefix", "tr"]));
+    let listed = json(&run(cli(trio), &["datasets", "--json", "--prefix", "tr"]));
     let names: Vec<&str> = listed["datasets"]
         .as_array()
         .unwrap()
@@ -129,7 +138,7 @@ fn every_subcommand_against_a_real_trio() {
     assert_eq!(names, ["trips"]);
 
     // show, latest and time travel
-    let shown = run(cli(&trio), &["show", "trips"]);
+    let shown = run(cli(trio), &["show", "trips"]);
     assert_eq!(shown.status, 0, "{}", shown.stderr);
     assert!(shown.stdout.contains("version   2"), "{}", shown.stdout);
     assert!(shown.stdout.contains("rows      3"), "{}", shown.stdout);
@@ -144,14 +153,17 @@ fn every_subcommand_against_a_real_trio() {
         );
     }
     let old = json(&run(
-        cli(&trio),
+        cli(trio),
         &["show", "trips", "--version", "1", "--json"],
     ));
     assert_eq!(old["version"], 1);
     assert_eq!(old["row_count"], 2);
+}
 
+/// `versions` (table and `--json`) and `get` (files named by their keys whose SHA-256 match).
+fn versions_and_get(trio: &Trio, appended: &Value) {
     // versions
-    let versions = run(cli(&trio), &["versions", "trips"]);
+    let versions = run(cli(trio), &["versions", "trips"]);
     assert_eq!(versions.status, 0, "{}", versions.stderr);
     let rows: Vec<Vec<&str>> = versions
         .stdout
@@ -160,14 +172,14 @@ fn every_subcommand_against_a_real_trio() {
         .map(|l| l.split_whitespace().take(3).collect())
         .collect();
     assert_eq!(rows, [["1", "2", "1"], ["2", "3", "2"]]);
-    let versions = json(&run(cli(&trio), &["--json", "versions", "trips"]));
+    let versions = json(&run(cli(trio), &["--json", "versions", "trips"]));
     assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
 
     // get: files named by their keys whose SHA-256 match
     let out = tempfile::tempdir().expect("tempdir");
     let target = out.path().join("nested/dir");
     let got = json(&run(
-        cli(&trio),
+        cli(trio),
         &["get", "trips", "-o", target.to_str().unwrap(), "--json"],
     ));
     let files_written = got["files"].as_array().unwrap();
@@ -192,7 +204,7 @@ fn every_subcommand_against_a_real_trio() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let human = run(
-        cli(&trio),
+        cli(trio),
         &[
             "get",
             "trips",
@@ -210,12 +222,15 @@ fn every_subcommand_against_a_real_trio() {
         "{}",
         human.stdout
     );
+}
 
+/// `gc` (dry run and real) and an unknown dataset (one line, exit 1).
+fn gc_and_an_unknown_dataset(trio: &Trio) {
     // gc
-    let dry = json(&run(cli(&trio), &["gc", "--dry-run", "--json"]));
+    let dry = json(&run(cli(trio), &["gc", "--dry-run", "--json"]));
     assert_eq!(dry["dry_run"], true);
     assert!(dry["scanned_objects"].as_u64().unwrap() >= 3, "{dry}");
-    let gc = run(cli(&trio), &["gc"]);
+    let gc = run(cli(trio), &["gc"]);
     assert_eq!(gc.status, 0, "{}", gc.stderr);
     assert!(
         gc.stdout.starts_with("deleted 0 object(s); scanned"),
@@ -224,20 +239,22 @@ fn every_subcommand_against_a_real_trio() {
     );
 
     // unknown dataset: one line, exit 1
-    let missing = run(cli(&trio), &["show", "nope"]);
+    let missing = run(cli(trio), &["show", "nope"]);
     assert_eq!(missing.status, 1);
     assert_eq!(missing.stderr, "error: no dataset named nope\n");
     // One wording for "not found", whatever the command.
+    let out = tempfile::tempdir().expect("tempdir");
     for args in [
         &["versions", "nope"][..],
         &["show", "nope", "--version", "1"],
         &["get", "nope", "-o", out.path().to_str().unwrap()],
+        &["drop", "nope", "--yes"],
     ] {
-        let missing = run(cli(&trio), args);
+        let missing = run(cli(trio), args);
         assert_eq!(missing.status, 1, "{args:?}");
         assert_eq!(missing.stderr, "error: no dataset named nope\n", "{args:?}");
     }
-    let missing = run(cli(&trio), &["show", "trips", "--version", "9"]);
+    let missing = run(cli(trio), &["show", "trips", "--version", "9"]);
     assert_eq!(missing.status, 1);
     assert_eq!(missing.stderr, "error: dataset trips has no version 9\n");
 }
@@ -414,6 +431,19 @@ fn bad_input_sends_nothing() {
             failed.stderr
         );
     }
+    no_subcommand_and_a_bad_url_are_usage_errors(&trio, &csv);
+    // Nothing reached the services.
+    let listed = json(&run(cli(&trio), &["--json", "datasets"]));
+    assert_eq!(listed["datasets"], serde_json::json!([]));
+    assert!(
+        lakehouse_testkit::peak_rss_kib(std::process::id()).is_some(),
+        "sanity: /proc is readable"
+    );
+}
+
+/// No subcommand (the help on stderr, exit 2), options without one (one line), and a
+/// malformed URL from the environment: usage errors, exit 2.
+fn no_subcommand_and_a_bad_url_are_usage_errors(trio: &Trio, csv: &str) {
     // No subcommand, nothing else either: the help (every subcommand named) on stderr,
     // exit 2, nothing on stdout.
     let mut bare = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
@@ -432,7 +462,7 @@ fn bad_input_sends_nothing() {
         assert!(bare.stderr.contains(word), "{word}: {}", bare.stderr);
     }
     // Options but no subcommand: one line naming the problem.
-    let failed = run(cli(&trio), &["--json"]);
+    let failed = run(cli(trio), &["--json"]);
     assert_eq!(failed.status, 2, "{}", failed.stderr);
     assert_eq!(failed.stderr.lines().count(), 1, "{}", failed.stderr);
     assert!(
@@ -441,17 +471,10 @@ fn bad_input_sends_nothing() {
         failed.stderr
     );
     // A malformed URL from the environment is a usage error too.
-    let mut command = cli(&trio);
+    let mut command = cli(trio);
     command.env("LAKEHOUSE_INGESTD_URL", "not a url");
-    let failed = run(command, &["ingest", &csv, "--name", "x"]);
+    let failed = run(command, &["ingest", csv, "--name", "x"]);
     assert_eq!(failed.status, 2, "{}", failed.stderr);
-    // Nothing reached the services.
-    let listed = json(&run(cli(&trio), &["--json", "datasets"]));
-    assert_eq!(listed["datasets"], serde_json::json!([]));
-    assert!(
-        lakehouse_testkit::peak_rss_kib(std::process::id()).is_some(),
-        "sanity: /proc is readable"
-    );
 }
 
 /// A CSV of about `mib` MiB.
@@ -647,14 +670,15 @@ fn dry_run_writes_nothing_and_schema_evolution_adds_columns() {
     );
     assert_eq!(bad.status, 2, "{}", bad.stderr);
 
-    // Two ragged records set aside with --max-rejects.
-    let ragged = write(
-        files.path(),
-        "ragged.csv",
-        "id,qty,city\n4,40,Rome\n5\n6,60\n",
-    );
+    max_rejects_sets_records_aside(&trio, files.path());
+}
+
+/// Two ragged records set aside with `--max-rejects 2` (the answer names the rejects
+/// object); with `--max-rejects 1` the second one fails the upload.
+fn max_rejects_sets_records_aside(trio: &Trio, files: &Path) {
+    let ragged = write(files, "ragged.csv", "id,qty,city\n4,40,Rome\n5\n6,60\n");
     let set_aside = run(
-        cli(&trio),
+        cli(trio),
         &[
             "ingest",
             &ragged,
@@ -675,7 +699,7 @@ fn dry_run_writes_nothing_and_schema_evolution_adds_columns() {
         set_aside.stdout
     );
     let refused = run(
-        cli(&trio),
+        cli(trio),
         &[
             "ingest",
             &ragged,

@@ -175,14 +175,7 @@ impl IntoResponse for StoragedError {
         let api = self.to_api_error();
         if api.code().status().is_server_error() {
             // The response says what failed; the log keeps the whole cause chain.
-            let mut chain = String::new();
-            let mut source = std::error::Error::source(&self);
-            while let Some(cause) = source {
-                chain.push_str(": ");
-                chain.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            tracing::error!(error = %self, cause = %chain, "request failed");
+            tracing::error!(error = %lakehouse_api::error_chain(&self), "request failed");
         }
         let mut response = api.into_response();
         if let StoragedError::RangeNotSatisfiable { size, .. } = &self

@@ -277,23 +277,9 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use figment::Figment;
-    use figment::providers::{Format, Toml};
-
-    const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/lakehouse.toml");
 
     #[test]
     fn defaults_equal_the_checked_in_config() {
-        let figment = Figment::from(Toml::file_exact(CHECKED_IN));
-        let from_file: Config = figment.extract_inner("storaged").unwrap();
-        assert_eq!(from_file, Config::default());
-        // Every field is spelled out in the file, not filled in by `#[serde(default)]`.
-        let section = figment.find_value("storaged").unwrap();
-        let mut in_file: Vec<String> = section.into_dict().unwrap().into_keys().collect();
-        let defaults = serde_json::to_value(Config::default()).unwrap();
-        let mut fields: Vec<String> = defaults.as_object().unwrap().keys().cloned().collect();
-        in_file.sort();
-        fields.sort();
-        assert_eq!(in_file, fields);
+        lakehouse_testkit::config::assert_defaults_equal_checked_in::<Config>("storaged");
     }
 }

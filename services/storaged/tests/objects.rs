@@ -941,17 +941,32 @@ async fn sigterm_lets_an_in_flight_upload_finish_and_exits_0() {
     tx.send(Ok(Bytes::from_static(b"first half, ")))
         .await
         .unwrap();
-    // Wait until the server has the request (the staging object exists) before SIGTERM.
+    // The server has the request (its staging object exists) before SIGTERM.
     let staging = fixture.server.root.join("_storaged_staging");
-    for _ in 0..500 {
-        if !files_under(&staging).is_empty() {
-            break;
-        }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while files_under(&staging).is_empty() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert_eq!(
+        files_under(&staging).len(),
+        1,
+        "the upload is staged before SIGTERM"
+    );
     let server = &mut fixture.server;
     server.service.send_sigterm();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Shutdown has begun: the server says so, and it accepts no new connection.
+    let log = tokio::task::block_in_place(|| {
+        server
+            .service
+            .log_once_a_line_holds(&["shutdown requested"])
+    });
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(
+        tokio::net::TcpStream::connect(server.service.addr)
+            .await
+            .is_err(),
+        "the listener is closed once shutdown began"
+    );
     tx.send(Ok(Bytes::from_static(b"second half")))
         .await
         .unwrap();

@@ -5,7 +5,11 @@
 //! Errors use the Iceberg error model `{"error": {"message", "type", "code"}}`: an unknown
 //! namespace or table is a 404 `NoSuchNamespaceException` / `NoSuchTableException`, a bad
 //! page token or size a 400 `BadRequestException`, a write route a 406
-//! `UnsupportedOperationException`. The bearer tokens of `/datasets` apply (read scope), in
+//! `UnsupportedOperationException`; a fault of the server (a corrupt manifest or metadata
+//! file, an error storaged answered, such as a 401 to a wrong service token) a 500
+//! `ServiceFailureException`, and only storaged not answering (or a commit race lost too
+//! often) a 503 `ServiceUnavailableException` with `Retry-After`, which engines retry
+//! ([`IcebergRouteError::from_catalog`] is the one table). The bearer tokens of `/datasets` apply (read scope), in
 //! the same error model (401 `NotAuthorizedException`, 403 `ForbiddenException`), except on
 //! `GET /v1/config`, which reveals nothing and which DuckDB calls without a token. With no
 //! token configured, any `Authorization` header (pyiceberg sends `Bearer None`) is ignored.
@@ -25,7 +29,7 @@ use lakehouse_api::{
     IcebergListNamespacesResponse, IcebergListTablesResponse, IcebergLoadTableResult,
     IcebergNamespaceResponse, IcebergTableIdentifier, ObjectKey,
 };
-use lakehouse_catalog::{CatalogError, ManifestStore, error_chain};
+use lakehouse_catalog::{CatalogError, ManifestStore, StoreError, error_chain};
 use lakehouse_server::auth::{AuthError, Scope, Tokens};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -75,9 +79,15 @@ pub enum IcebergRouteError {
     /// Missing or invalid bearer token, or a token without read scope.
     #[error(transparent)]
     Auth(AuthError),
-    /// The catalog or the store failed.
-    #[error("catalog failed: {0}")]
+    /// storaged does not answer, or other committers kept winning the race for the next
+    /// version: a retry later may succeed (503 `ServiceUnavailableException`, `Retry-After`).
+    #[error("catalog unavailable: {0}")]
     Unavailable(String),
+    /// A fault of this server or what it stores: a corrupt manifest or metadata file, an
+    /// error storaged answered (a wrong service token included), a bug. Retrying does not
+    /// help (500 `ServiceFailureException`).
+    #[error("catalog failed: {0}")]
+    ServerError(String),
 }
 
 impl IcebergRouteError {
@@ -104,16 +114,47 @@ impl IcebergRouteError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailableException",
             ),
+            IcebergRouteError::ServerError(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "ServiceFailureException")
+            }
         }
     }
 
+    /// The one table from a catalog failure to the Iceberg error an engine sees (Iceberg REST
+    /// spec: 404 for what does not exist, 503 only when a retry can succeed, 500 for a
+    /// server fault), one arm per variant so a new one is decided here. The read routes
+    /// cannot meet the register errors; they are mapped as what they would mean.
     fn from_catalog(error: CatalogError, namespace: &str, table: &DatasetName) -> Self {
+        let message = error_chain(&error);
         match error {
             CatalogError::NotFound { .. } => IcebergRouteError::NoSuchTable {
                 namespace: namespace.to_owned(),
                 table: table.to_string(),
             },
-            other => IcebergRouteError::Unavailable(error_chain(&other)),
+            CatalogError::VersionNotFound { .. } | CatalogError::Gone { .. } => {
+                IcebergRouteError::NoSuchRoute(message)
+            }
+            CatalogError::FingerprintMismatch { .. }
+            | CatalogError::InvalidObject { .. }
+            | CatalogError::InvalidRequest(_)
+            | CatalogError::SchemaDrift { .. }
+            | CatalogError::CompactionConflict { .. } => IcebergRouteError::BadRequest(message),
+            CatalogError::Conflict { .. } | CatalogError::Store(StoreError::Unavailable(_)) => {
+                IcebergRouteError::Unavailable(message)
+            }
+            CatalogError::CorruptManifest { .. }
+            | CatalogError::Encode(_)
+            | CatalogError::TableMetadata { .. }
+            | CatalogError::Store(StoreError::Failed(_)) => IcebergRouteError::ServerError(message),
+        }
+    }
+
+    /// A store failure outside the catalog's own calls (reading the metadata file back).
+    fn from_store(error: StoreError) -> Self {
+        let message = error_chain(&error);
+        match error {
+            StoreError::Unavailable(_) => IcebergRouteError::Unavailable(message),
+            StoreError::Failed(_) => IcebergRouteError::ServerError(message),
         }
     }
 }
@@ -629,7 +670,9 @@ fn table_name(ns: &str, table: &str) -> Result<DatasetName> {
 ///
 /// # Errors
 /// 404 `NoSuchNamespaceException` / `NoSuchTableException`; 503
-/// `ServiceUnavailableException` when storage fails.
+/// `ServiceUnavailableException` when storaged does not answer; 500
+/// `ServiceFailureException` for a corrupt manifest or metadata file or an error storaged
+/// answered (a wrong service token).
 #[utoipa::path(
     get,
     path = "/iceberg/v1/namespaces/{ns}/tables/{table}",
@@ -639,7 +682,8 @@ fn table_name(ns: &str, table: &str) -> Result<DatasetName> {
     responses(
         (status = 200, description = "The latest version's table metadata; `ETag` names it", body = IcebergLoadTableResult),
         (status = 404, description = "`NoSuchNamespaceException` or `NoSuchTableException`", body = IcebergErrorResponse),
-        (status = 503, description = "`ServiceUnavailableException`: the catalog or storage failed", body = IcebergErrorResponse),
+        (status = 500, description = "`ServiceFailureException`: a corrupt manifest or metadata file, or storaged answered an error", body = IcebergErrorResponse),
+        (status = 503, description = "`ServiceUnavailableException`: storaged does not answer", body = IcebergErrorResponse),
         IcebergTokenRefusal,
     )
 )]
@@ -658,7 +702,7 @@ pub async fn table_load<S: ManifestStore>(
         .map_err(|e| IcebergRouteError::from_catalog(e, &ns, &name))?;
     let key = lakehouse_iceberg::metadata_file_key(&name, latest.version);
     let object =
-        ObjectKey::new(key.clone()).map_err(|e| IcebergRouteError::Unavailable(e.to_string()))?;
+        ObjectKey::new(key.clone()).map_err(|e| IcebergRouteError::ServerError(e.to_string()))?;
     let mut bytes = None;
     for attempt in 0..2 {
         if attempt > 0 {
@@ -673,14 +717,17 @@ pub async fn table_load<S: ManifestStore>(
             .store()
             .get(&object)
             .await
-            .map_err(|e| IcebergRouteError::Unavailable(error_chain(&e)))?;
+            .map_err(IcebergRouteError::from_store)?;
         if bytes.is_some() {
             break;
         }
     }
-    let bytes = bytes.ok_or_else(|| IcebergRouteError::Unavailable(format!("{key} is missing")))?;
-    let metadata: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| IcebergRouteError::Unavailable(format!("{key}: {e}")))?;
+    let bytes = bytes.ok_or_else(|| {
+        IcebergRouteError::ServerError(format!("{key} is missing after it was written"))
+    })?;
+    let metadata: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        IcebergRouteError::ServerError(format!("{key} is not JSON: {}", error_chain(&e)))
+    })?;
     let base = catalog.table_base().unwrap_or("memory://");
     let location = lakehouse_iceberg::storage_uri(base, &key);
     let mut config = BTreeMap::new();
@@ -720,7 +767,8 @@ pub async fn table_load<S: ManifestStore>(
     responses(
         (status = 204, description = "The table exists"),
         (status = 404, description = "`NoSuchNamespaceException` or `NoSuchTableException`", body = IcebergErrorResponse),
-        (status = 503, description = "`ServiceUnavailableException`: the catalog or storage failed", body = IcebergErrorResponse),
+        (status = 500, description = "`ServiceFailureException`: a corrupt manifest or metadata file, or storaged answered an error", body = IcebergErrorResponse),
+        (status = 503, description = "`ServiceUnavailableException`: storaged does not answer", body = IcebergErrorResponse),
         IcebergTokenRefusal,
     )
 )]

@@ -30,6 +30,7 @@
 //! abort incomplete uploads) sweeps them (services/storaged/README.md).
 
 mod guards;
+mod hash;
 mod local;
 mod s3;
 
@@ -47,11 +48,9 @@ use object_store::WriteMultipart;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Directory (first key segment) of the staging objects. User keys equal to it or below it are
@@ -487,7 +486,7 @@ impl Store {
         let mut guard = UploadGuard(Some(WriteMultipart::new_with_chunk_size(
             upload, part_bytes,
         )));
-        let mut hasher = Sha256::new();
+        let hasher = hash::BodyHasher::spawn();
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
         while let Some(frame) = body.next().await {
@@ -500,9 +499,7 @@ impl Store {
                     });
                 }
             };
-            // Frames are at most a few hundred KiB, so hashing one stays well under the
-            // half-millisecond budget of a runtime thread.
-            hasher.update(&bytes);
+            hasher.update(bytes.clone()).await;
             size += bytes.len() as u64;
             if let Err(e) = guard.writer().wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
                 guard.abort().await;
@@ -514,12 +511,7 @@ impl Store {
             .finish()
             .await
             .map_err(|e| backend_error("complete upload of", key, e))?;
-        let sha256 =
-            Sha256Digest::new(hex::encode(hasher.finalize())).map_err(|e| StoragedError::Io {
-                op: "hash",
-                path: PathBuf::from(key),
-                source: std::io::Error::other(e),
-            })?;
+        let sha256 = hasher.finish(key).await?;
         Ok((size, sha256))
     }
 
@@ -783,14 +775,6 @@ impl Ord for ByKey {
     fn cmp(&self, other: &Self) -> Ordering {
         self.0.location.as_ref().cmp(other.0.location.as_ref())
     }
-}
-
-fn digest_of(hasher: Sha256, key: &ObjectKey) -> Result<Sha256Digest> {
-    Sha256Digest::new(hex::encode(hasher.finalize())).map_err(|e| StoragedError::Io {
-        op: "hash",
-        path: PathBuf::from(key.as_str()),
-        source: std::io::Error::other(e),
-    })
 }
 
 fn check_digest(expected: Option<&Sha256Digest>, actual: &Sha256Digest) -> Result<()> {

@@ -2,15 +2,15 @@
 //! the final key with the store's conditional and multipart operations instead of staging and
 //! renaming (a rename on S3 is a copy plus a delete).
 
+use super::hash::BodyHasher;
 use super::{
     Body, MAX_PARTS_IN_FLIGHT, PutCondition, S3_PART_SIZE_BYTES, S3_SINGLE_PUT_MAX_BYTES, Store,
-    UploadGuard, backend_error, check_digest, digest_of, path_of,
+    UploadGuard, backend_error, check_digest, path_of,
 };
 use crate::error::{Result, StoragedError};
 use futures::StreamExt;
 use lakehouse_api::{ObjectKey, ObjectPutResponse, Sha256Digest};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayloadMut, WriteMultipart};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// Where the `s3` backend's bucket is (DESIGN.md section 7). Empty strings leave the value to
@@ -89,7 +89,7 @@ impl Store {
         body: B,
     ) -> Result<ObjectPutResponse> {
         let location = path_of(key);
-        let mut hasher = Sha256::new();
+        let hasher = BodyHasher::spawn();
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
         let body_error = |e: B::Failure| StoragedError::BodyRead {
@@ -101,7 +101,7 @@ impl Store {
         let mut upload: Option<UploadGuard> = None;
         while let Some(frame) = body.next().await {
             let bytes = frame.map_err(body_error)?;
-            hasher.update(&bytes);
+            hasher.update(bytes.clone()).await;
             size += bytes.len() as u64;
             buffered.push(bytes);
             if buffered.content_length() > S3_SINGLE_PUT_MAX_BYTES {
@@ -120,7 +120,7 @@ impl Store {
         }
 
         let Some(mut guard) = upload else {
-            let sha256 = digest_of(hasher, key)?;
+            let sha256 = hasher.finish(key.as_str()).await?;
             check_digest(expected, &sha256)?;
             let mode = match condition {
                 PutCondition::CreateOnly => PutMode::Create,
@@ -146,7 +146,7 @@ impl Store {
                     return Err(body_error(e));
                 }
             };
-            hasher.update(&bytes);
+            hasher.update(bytes.clone()).await;
             size += bytes.len() as u64;
             let writer = guard.writer();
             if let Err(e) = writer.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await {
@@ -155,28 +155,20 @@ impl Store {
             }
             guard.writer().put(bytes);
         }
-        let sha256 =
-            match digest_of(hasher, key).and_then(|d| check_digest(expected, &d).map(|()| d)) {
-                Ok(sha256) => sha256,
-                Err(e) => {
-                    guard.abort().await;
-                    return Err(e);
-                }
-            };
-        if condition == PutCondition::CreateOnly {
-            match self.inner.head(&location).await {
-                Err(object_store::Error::NotFound { .. }) => {}
-                Ok(_) => {
-                    guard.abort().await;
-                    return Err(StoragedError::AlreadyExists {
-                        key: key.to_string(),
-                    });
-                }
-                Err(e) => {
-                    guard.abort().await;
-                    return Err(backend_error("head", key.as_str(), e));
-                }
+        let checked = match hasher.finish(key.as_str()).await {
+            Ok(sha256) => check_digest(expected, &sha256).map(|()| sha256),
+            Err(e) => Err(e),
+        };
+        let sha256 = match checked {
+            Ok(sha256) => sha256,
+            Err(e) => {
+                guard.abort().await;
+                return Err(e);
             }
+        };
+        if let Err(e) = self.check_absent(key, condition).await {
+            guard.abort().await;
+            return Err(e);
         }
         guard
             .finish()
@@ -187,5 +179,21 @@ impl Store {
             size,
             sha256,
         })
+    }
+
+    /// For a create-only write: `Ok` when `key` does not exist (a HEAD), else
+    /// [`StoragedError::AlreadyExists`] or the backend's error. Nothing to check for an
+    /// overwrite.
+    async fn check_absent(&self, key: &ObjectKey, condition: PutCondition) -> Result<()> {
+        if condition != PutCondition::CreateOnly {
+            return Ok(());
+        }
+        match self.inner.head(&path_of(key)).await {
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(_) => Err(StoragedError::AlreadyExists {
+                key: key.to_string(),
+            }),
+            Err(e) => Err(backend_error("head", key.as_str(), e)),
+        }
     }
 }

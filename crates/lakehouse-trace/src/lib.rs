@@ -1,13 +1,15 @@
 //! The request context that follows one request across the trio (DESIGN.md section 9, "One
-//! request id across the trio").
+//! request id across the trio"): set by the servers (`lakehouse-server`'s `common_layers`),
+//! read by the clients (`lakehouse-client`), so neither depends on the other.
 //!
-//! Each service's shared layers ([`lakehouse-server`'s `common_layers`]) build a
-//! [`TraceContext`] from the incoming `x-request-id` and W3C `traceparent` headers and run
-//! the handler inside [`scope`]; every request these clients send from inside that scope
-//! carries the same `x-request-id` and a `traceparent` with the same trace id (this hop's
-//! span id as the parent). Work moved to a blocking thread or a spawned task keeps the
-//! context (and the tracing span, so its log lines still carry the id) through [`bind`] and
-//! [`bind_future`].
+//! Each service's shared layers build a [`TraceContext`] from the incoming `x-request-id`
+//! and W3C `traceparent` headers and run the handler inside [`scope`]; every request the
+//! clients send from inside that scope carries the same `x-request-id` and a `traceparent`
+//! with the same trace id (this hop's span id as the parent). Work moved to a blocking
+//! thread or a spawned task keeps the context (and the tracing span, so its log lines still
+//! carry the id) through [`bind`] and [`bind_future`].
+//!
+//! Not here: HTTP types (the header names are plain strings), the layers themselves.
 
 use std::future::Future;
 use tracing::Instrument;
