@@ -33,7 +33,7 @@ pub use iceberg::{
     IcebergListTablesResponse, IcebergLoadTableResult, IcebergNamespaceResponse,
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
-pub use ingest::IngestResponse;
+pub use ingest::{CompactResponse, IngestResponse};
 pub use manifest::{
     ColumnReport, Compression, CsvOptions, DateOrder, DecidedBy, INFERENCE_VERSION, IngestMode,
     Manifest, ObjectRef, Operation, RejectsRef, SchemaEvolution, Source, TextEncoding,

@@ -17,6 +17,7 @@
 //! wire types live in `lakehouse-api`.
 
 mod classify;
+mod compact;
 mod decode;
 mod encode;
 mod error;
@@ -27,6 +28,7 @@ mod source;
 mod tokenize;
 mod write;
 
+pub use compact::{CompactSink, CompactStats, RangeRead, compact};
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use rejects::{REJECTS_HEADER, SetAside};

@@ -136,6 +136,23 @@ pub enum IngestError {
         /// The idle limit, milliseconds.
         idle_ms: u64,
     },
+    /// `POST /datasets/{name}/compact` of a dataset catalogd does not know (404).
+    #[error("dataset {name} not found")]
+    DatasetNotFound {
+        /// The dataset.
+        name: lakehouse_api::DatasetName,
+    },
+    /// A compaction's commit was refused because the dataset changed under it (409
+    /// `conflict`, docs/contract.md section 10): a file it rewrote is no longer live (a
+    /// replace removed it) or the schema changed. Nothing of that run was committed; the
+    /// runs committed before it are named.
+    #[error("compaction stopped: the dataset changed meanwhile ({reason}); nothing of this run was committed")]
+    CompactionConflict {
+        /// catalogd's refusal.
+        reason: String,
+        /// Versions this compaction committed before (earlier runs), ascending.
+        committed: Vec<u64>,
+    },
     /// storaged or catalogd failed.
     #[error("{service} failed")]
     Upstream {
@@ -219,7 +236,31 @@ impl From<IngestError> for ApiError {
                 json!({ "service": "storaged", "idle_ms": idle_ms }),
             )
             .retry_after(1),
+            IngestError::DatasetNotFound { name } => ApiError::with_details(
+                ErrorCode::NotFound,
+                message,
+                json!({ "name": name }),
+            ),
+            IngestError::CompactionConflict { committed, .. } => ApiError::with_details(
+                ErrorCode::Conflict,
+                message,
+                json!({ "committed_versions": committed }),
+            ),
             IngestError::Upstream { service, source } => upstream_error(service, source),
+        }
+    }
+}
+
+impl IngestError {
+    /// A compaction's conflict, naming the versions committed before it (`committed`);
+    /// any other error as it is.
+    pub fn after(self, committed: &[u64]) -> IngestError {
+        match self {
+            IngestError::CompactionConflict { reason, .. } => IngestError::CompactionConflict {
+                reason,
+                committed: committed.to_vec(),
+            },
+            other => other,
         }
     }
 }
@@ -286,7 +327,7 @@ fn convert_error(error: ConvertError) -> ApiError {
 fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
     let code = error.code();
     match code {
-        ErrorCode::SchemaDrift => match error {
+        ErrorCode::SchemaDrift | ErrorCode::Conflict => match error {
             ClientError::Remote { body, .. } => ApiError::from(body),
             other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
         },

@@ -16,12 +16,23 @@
 //!   (followed through the Avro manifest lists and manifests); every committed version's
 //!   metadata JSON exists and parses.
 //!
+//! - compaction (docs/contract.md section 10): each round may also compact the dataset
+//!   (`POST /datasets/crash/compact`, killed like the ingests), and ingestd compacts in the
+//!   background past 4 small files; each version made by a compaction holds, as a multiset,
+//!   exactly the rows of the version before it (row count and a SHA-256 of the sorted rows,
+//!   read back with the parquet crate; columns an older file lacks read as null).
+//!
 //! A second test kills catalogd between a version's commit and its metadata write (made to
 //! fail) and checks that the restart heals it.
 //! Bounded: `LAKEHOUSE_CRASH_ROUNDS` rounds (default 30) of 6 ingests each; the seed is
 //! `LAKEHOUSE_CRASH_SEED` (default 1) and printed, so a failing run can be replayed.
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType;
 use lakehouse_testkit::{Service, Trio, multipart_content_type, multipart_file};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
@@ -175,6 +186,56 @@ async fn missing_table_files(
     found
 }
 
+/// Value `row` of `column` as text (`null` for a null), for the row checksums.
+fn cell(column: &ArrayRef, row: usize) -> String {
+    if column.is_null(row) {
+        return "null".into();
+    }
+    match column.data_type() {
+        DataType::Int64 => column.as_primitive::<Int64Type>().value(row).to_string(),
+        DataType::Utf8 => column.as_string::<i32>().value(row).to_owned(),
+        other => format!("<{other}>"),
+    }
+}
+
+/// A version's rows as a multiset: their count and the SHA-256 of the sorted rows, each
+/// padded with nulls to the version's schema width (an object written before columns were
+/// added has fewer). Read back with the parquet crate.
+async fn row_multiset(
+    http: &reqwest::Client,
+    storage: &str,
+    manifest: &Value,
+) -> Result<(usize, String), String> {
+    let width = manifest["schema"]["fields"].as_array().map_or(0, Vec::len);
+    let mut rows = Vec::new();
+    for object in manifest["objects"].as_array().cloned().unwrap_or_default() {
+        let key = object["key"].as_str().unwrap_or_default();
+        let bytes = match http.get(format!("{storage}/objects/{key}")).send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.map_err(|e| e.to_string())?,
+            other => return Err(format!("{key} unreadable: {other:?}")),
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(|e| format!("{key}: {e}"))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| format!("{key}: {e}"))?;
+            for row in 0..batch.num_rows() {
+                let mut cells: Vec<String> =
+                    batch.columns().iter().map(|c| cell(c, row)).collect();
+                cells.resize(width.max(cells.len()), "null".into());
+                rows.push(cells.join("\u{1f}"));
+            }
+        }
+    }
+    rows.sort();
+    let mut hasher = Sha256::new();
+    for row in &rows {
+        hasher.update(row.as_bytes());
+        hasher.update([0x1e]);
+    }
+    Ok((rows.len(), hex::encode(hasher.finalize())))
+}
+
 /// Checks the invariants; returns the violations found (as text).
 async fn violations(
     http: &reqwest::Client,
@@ -284,6 +345,28 @@ async fn violations(
             ));
         }
     }
+    // Compaction keeps the rows: a compact version holds the multiset of rows of the version
+    // before it (the latest when it committed).
+    for version in &versions {
+        let Some(compacted) = manifests.get(version).filter(|m| m["operation"] == "compact")
+        else {
+            continue;
+        };
+        let Some(before) = manifests.get(&(version - 1)) else {
+            found.push(format!("compact version {version} has no version before it"));
+            continue;
+        };
+        let (now, then) = (
+            row_multiset(http, &storage, compacted).await,
+            row_multiset(http, &storage, before).await,
+        );
+        if now != then {
+            found.push(format!(
+                "compact version {version} holds other rows than version {}: {now:?} vs {then:?}",
+                version - 1
+            ));
+        }
+    }
     for dry in dry_runs {
         let key = dry["parquet_key"].as_str().unwrap_or_default();
         let named = manifests.values().any(|m| {
@@ -378,10 +461,14 @@ async fn random_kills_never_break_the_invariants() {
     let rounds = env_number("LAKEHOUSE_CRASH_ROUNDS", 30);
     let seed = env_number("LAKEHOUSE_CRASH_SEED", 1).max(1);
     let mut rng = Rng(seed);
-    let mut trio = Trio::start(&[(
-        "LAKEHOUSE_INGESTD__MAX_CONCURRENT_INGESTS",
-        INGESTS_PER_ROUND.to_string(),
-    )])
+    let mut trio = Trio::start(&[
+        (
+            "LAKEHOUSE_INGESTD__MAX_CONCURRENT_INGESTS",
+            INGESTS_PER_ROUND.to_string(),
+        ),
+        // Background compactions too, killed like the rest.
+        ("LAKEHOUSE_INGESTD__COMPACT_AFTER_FILES", "4".into()),
+    ])
     .expect("trio starts");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -389,6 +476,7 @@ async fn random_kills_never_break_the_invariants() {
         .unwrap();
     let started = Instant::now();
     let (mut kills, mut ingests, mut oks, mut errors) = (0u64, 0u64, 0u64, 0u64);
+    let (mut compactions, mut compacted) = (0u64, 0u64);
     let mut acknowledged: Vec<Value> = Vec::new();
     let mut dry_runs: Vec<Value> = Vec::new();
     let mut all_violations = Vec::new();
@@ -447,6 +535,19 @@ async fn random_kills_never_break_the_invariants() {
             }));
         }
         ingests += INGESTS_PER_ROUND as u64;
+        // Every other round, a compaction among the ingests (killed like them).
+        let compaction = (rng.below(2) == 0).then(|| {
+            let request = http.post(format!("{url}/datasets/crash/compact"));
+            tokio::spawn(async move {
+                match request.send().await {
+                    Ok(r) => (
+                        r.status().as_u16(),
+                        r.json::<Value>().await.unwrap_or(Value::Null),
+                    ),
+                    Err(_) => (0, Value::Null),
+                }
+            })
+        });
         tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
         let victim = rng.below(3);
         let service = match victim {
@@ -473,6 +574,20 @@ async fn random_kills_never_break_the_invariants() {
                 );
             }
         }
+        if let Some(task) = compaction {
+            let (status, body) = task.await.expect("task");
+            compactions += 1;
+            if status == 200 && !body["manifest"].is_null() {
+                compacted += u64::from(body["existing"] == false);
+                acknowledged.push(body);
+            } else {
+                // 404 before the first version; 409 when a replace removed its files.
+                assert!(
+                    status == 0 || status == 200 || status == 404 || status == 409 || status >= 500,
+                    "round {round}: unexpected compaction answer {status}: {body}"
+                );
+            }
+        }
         wait_ready(&http, [&trio.storaged, &trio.catalogd, &trio.ingestd]).await;
         let found = violations(&http, &trio, &acknowledged, &dry_runs).await;
         for violation in &found {
@@ -481,7 +596,7 @@ async fn random_kills_never_break_the_invariants() {
         all_violations.extend(found);
     }
     eprintln!(
-        "crash test: seed {seed}, {rounds} rounds, {kills} kills, {ingests} ingests ({oks} answered 200, {} dry runs answered 200, {errors} errors), {} violations, {:.1}s",
+        "crash test: seed {seed}, {rounds} rounds, {kills} kills, {ingests} ingests ({oks} answered 200, {} dry runs answered 200, {errors} errors), {compactions} compactions ({compacted} committed by the request), {} violations, {:.1}s",
         dry_runs.len(),
         all_violations.len(),
         started.elapsed().as_secs_f64()

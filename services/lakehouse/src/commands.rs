@@ -113,6 +113,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let report = get(&storaged, &manifest, &dir).await?;
             output::print(&report, json)
         }
+        Command::Compact { name, dry_run } => {
+            let ingestd = global.ingestd_url.with_token(token);
+            let report = ingestd.compact(&name, dry_run).await?;
+            output::print(&report, json)
+        }
         Command::Gc { dry_run } => {
             let report = catalogd.gc(dry_run).await?;
             output::print(&report, json)

@@ -214,11 +214,12 @@ pub fn dataset(
             h2 { "Versions" }
             div class="scroll" {
                 table id="versions" {
-                    thead { tr { th { "version" } th { "rows" } th { "objects" } th { "size" } th { "created" } th { "schema" } } }
+                    thead { tr { th { "version" } th { "operation" } th { "rows" } th { "live files" } th { "size" } th { "created" } th { "schema" } } }
                     tbody {
-                        @for v in versions.iter().rev() {
+                        @for (i, v) in versions.iter().enumerate().rev() {
                             tr class=[(v.version == manifest.version).then_some("current")] {
                                 td { a href={ "/ui/datasets/" (name) "?version=" (v.version) } { "v" (v.version) } }
+                                td { (operation(v, i.checked_sub(1).and_then(|p| versions.get(p)))) }
                                 td class="num" { (v.row_count) }
                                 td class="num" { (v.objects.len()) }
                                 td class="num" { (size(v.objects.iter().map(|o| o.size).sum())) }
@@ -284,6 +285,20 @@ fn null_bar(stats: Option<&ColumnStats>, rows: u64) -> Markup {
         }
         " " (format!("{share:.1}")) "%"
     }
+}
+
+/// What made version `v`: its recorded operation, else (versions written before operations
+/// were recorded) `append` when it kept every object of the version before it (`previous`),
+/// `replace` otherwise.
+fn operation(v: &Manifest, previous: Option<&Arc<Manifest>>) -> &'static str {
+    if let Some(operation) = v.operation {
+        return operation.as_str();
+    }
+    let kept_all = previous.is_some_and(|p| {
+        let held: std::collections::HashSet<_> = v.objects.iter().map(|o| &o.key).collect();
+        p.objects.iter().all(|o| held.contains(&o.key))
+    });
+    if kept_all { "append" } else { "replace" }
 }
 
 /// An inline SVG bar chart of row count per version; the shown version is darker.

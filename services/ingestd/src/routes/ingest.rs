@@ -240,7 +240,11 @@ async fn ingest(
         let chunks = Box::pin(with_idle_timeout(field, idle));
         break ingest.receive(chunks, filename).await?;
     };
-    Ok(Json(received.finish().await?))
+    let response = received.finish().await?;
+    if !response.existing && !response.dry_run {
+        crate::compact::after_commit(&state, &response.manifest);
+    }
+    Ok(Json(response))
 }
 
 /// 413 before any byte is read when `Content-Length` is past `max_upload_bytes` plus room

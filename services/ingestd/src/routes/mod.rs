@@ -1,5 +1,6 @@
 //! HTTP routes of ingestd (DESIGN.md section 6).
 
+pub(crate) mod compact;
 pub(crate) mod health;
 pub(crate) mod ingest;
 
@@ -11,12 +12,12 @@ use axum::routing::{get, post};
 /// ingestd's own routes and types in its OpenAPI document (`GET /openapi.json`).
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(ingest::ingest_post, health::readyz),
-    components(schemas(lakehouse_api::IngestResponse))
+    paths(ingest::ingest_post, compact::compact_post, health::readyz),
+    components(schemas(lakehouse_api::IngestResponse, lakehouse_api::CompactResponse))
 )]
 pub struct ApiDoc;
 
-/// `POST /ingest`, `GET /metrics` (behind the same tokens), `GET /healthz`, `GET /readyz`.
+/// `POST /ingest`, `POST /datasets/{name}/compact`, `GET /metrics` (behind the same tokens), `GET /healthz`, `GET /readyz`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route(
@@ -29,6 +30,13 @@ pub fn router(state: AppState) -> Router {
                     state.inner.tokens.clone(),
                     lakehouse_server::auth::require_token,
                 )),
+        )
+        .route(
+            "/datasets/{name}/compact",
+            post(compact::compact_post).route_layer(axum::middleware::from_fn_with_state(
+                state.inner.tokens.clone(),
+                lakehouse_server::auth::require_token,
+            )),
         )
         .route(
             "/metrics",
