@@ -71,10 +71,11 @@ pub struct CompactStats {
 }
 
 /// Rewrites `inputs` (Parquet files of a dataset, in row order) as Parquet files with
-/// `schema`, the same rows in the same order, into `sink`. An output file is closed as soon
-/// as its size (written plus the row group being encoded) reaches `target_file_bytes`, so
-/// files end at row-group boundaries and pass the target by at most one record batch's
-/// encoded bytes plus the footer; the last one is smaller.
+/// `schema`, the same rows in the same order, into `sink`. An output file is closed, ending
+/// its last row group, as soon as its bytes written plus the encoder's estimate of the row
+/// group in progress (before compression) reach `target_file_bytes`: files end at row-group
+/// boundaries, hold about the target before compression (less after it), and the last one
+/// is smaller.
 ///
 /// Inputs of an older schema of the dataset (schema evolution adds columns at the end,
 /// DESIGN.md section 3) are read by position, and the columns they lack are written as
@@ -128,12 +129,13 @@ pub fn compact<S: CompactSink>(
             }
         }
     }
-    // Inputs without rows still give one (empty) file: a version names at least one object.
-    let last = match output {
-        Some(last) => last,
-        None => Output::open(sink, &arrow)?,
-    };
-    last.close(sink, &mut stats)?;
+    match output {
+        Some(last) => last.close(sink, &mut stats)?,
+        // Inputs without rows still give one (empty) file: a version names at least one
+        // object.
+        None if stats.files == 0 => Output::open(sink, &arrow)?.close(sink, &mut stats)?,
+        None => {}
+    }
     Ok(stats)
 }
 
@@ -145,7 +147,7 @@ struct Output<W: Write + Send> {
 
 impl<W: Write + Send> Output<W> {
     fn open<S: CompactSink<Writer = W>>(sink: &mut S, arrow: &SchemaRef) -> Result<Self> {
-        let out = CountingWriter::new(sink.open()?);
+        let out = CountingWriter::new(sink.open().map_err(ConvertError::Io)?);
         let writer = ArrowWriter::try_new(out, arrow.clone(), Some(writer_properties()))
             .map_err(unwrap_io)?;
         Ok(Output { writer, rows: 0 })
@@ -157,7 +159,8 @@ impl<W: Write + Send> Output<W> {
             return Err(ConvertError::Io(error));
         }
         let size = counted.bytes();
-        sink.close(counted.into_inner(), size, self.rows)?;
+        sink.close(counted.into_inner(), size, self.rows)
+            .map_err(ConvertError::Io)?;
         stats.files += 1;
         stats.rows += self.rows;
         stats.bytes_written += size;

@@ -194,8 +194,8 @@ async fn large_files_end_runs_and_outputs_are_cut_at_the_target_size() {
     let latest = h.latest_manifest("cut").await;
     let files = latest["objects"].as_array().unwrap();
     assert!(files.len() >= 2 && files.len() < 20, "{latest}");
-    for file in &files[..files.len() - 1] {
-        assert!(file["size"].as_u64().unwrap() >= 100_000, "{file}");
+    for file in files {
+        assert!(file["size"].as_u64().unwrap() <= 200_000, "about the target: {file}");
     }
     assert_eq!(version_rows(&h, &latest).await, expected(&ranges));
 }
@@ -410,19 +410,32 @@ async fn a_commit_past_compact_after_files_compacts_in_the_background() {
     let latest = wait_for_latest(&h, "auto", |m| m["operation"] == "compact").await;
     assert_eq!(keys(&latest).len(), 1);
     assert_eq!(version_rows(&h, &latest).await, expected(&ranges));
-    let text = h
-        .http
-        .get(format!("{}/metrics", h.trio.ingestd.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains(r#"lakehouse_ingestd_compactions_total{trigger="auto",outcome="ok"} 1"#),
-        "{text}"
-    );
+    // The run is counted once its answer is made, just after the commit that shows.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let counted = |text: &str| {
+        text.lines().any(|line| {
+            line.starts_with("lakehouse_ingestd_compactions_total{")
+                && line.contains(r#"trigger="auto""#)
+                && line.contains(r#"outcome="ok""#)
+                && line.ends_with(" 1")
+        })
+    };
+    let text = loop {
+        let text = h
+            .http
+            .get(format!("{}/metrics", h.trio.ingestd.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if counted(&text) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "never counted: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(text.contains("lakehouse_ingestd_compacted_files_total 4"), "{text}");
 }
 
@@ -443,9 +456,10 @@ async fn two_compactions_at_once_on_two_replicas_commit_once() {
             .unwrap();
         assert_eq!(response.status(), 200);
     }
+    let (one, two) = (cluster.ingestd[0].url(), cluster.ingestd[1].url());
     let (a, b) = tokio::join!(
-        compact_at(&http, &cluster.ingestd[0].url(), "twice", ""),
-        compact_at(&http, &cluster.ingestd[1].url(), "twice", ""),
+        compact_at(&http, &one, "twice", ""),
+        compact_at(&http, &two, "twice", ""),
     );
     for (status, body) in [&a, &b] {
         assert_eq!(*status, 200, "{body}");
@@ -530,9 +544,10 @@ async fn compactions_racing_appends_lose_no_row(storaged_envs: Vec<(&str, String
     let (status, first) = ingest(0, 0).await;
     assert_eq!(status, 200, "{first}");
     let appends = futures::future::join_all((1..=APPENDS).map(|i| ingest(i as usize % 2, i * 10)));
-    let compactions = futures::future::join_all((0..6).map(|i| {
-        compact_at(&http, &cluster.ingestd[i % 2].url(), "race", "")
-    }));
+    let urls = [cluster.ingestd[0].url(), cluster.ingestd[1].url()];
+    let compactions = futures::future::join_all(
+        (0..6).map(|i| compact_at(&http, &urls[i % 2], "race", "")),
+    );
     let (appended, compacted) = tokio::join!(appends, compactions);
     for (status, body) in &appended {
         assert_eq!(*status, 200, "{body}");
