@@ -102,18 +102,18 @@ pub fn compact<S: CompactSink>(
         for row_group in 0..reader_metadata.metadata().num_row_groups() {
             let window = row_group_window(input, &reader_metadata, row_group)
                 .map_err(|e| input_error(position, e))?;
-            let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(
-                window,
-                reader_metadata.clone(),
-            )
-            .with_row_groups(vec![row_group])
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| input_error(position, e))?;
+            let batches =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(window, reader_metadata.clone())
+                    .with_row_groups(vec![row_group])
+                    .with_batch_size(BATCH_ROWS)
+                    .build()
+                    .map_err(|e| input_error(position, e))?;
             for batch in batches {
-                let batch = batch.map_err(|e| ConvertError::Parquet(format!("input {position}: {e}")))?;
-                let batch = conform(&arrow, batch)
-                    .map_err(|reason| ConvertError::Parquet(format!("input {position}: {reason}")))?;
+                let batch =
+                    batch.map_err(|e| ConvertError::Parquet(format!("input {position}: {e}")))?;
+                let batch = conform(&arrow, batch).map_err(|reason| {
+                    ConvertError::Parquet(format!("input {position}: {reason}"))
+                })?;
                 let out = match output.as_mut() {
                     Some(out) => out,
                     None => output.insert(Output::open(sink, &arrow)?),
@@ -153,7 +153,11 @@ impl<W: Write + Send> Output<W> {
         Ok(Output { writer, rows: 0 })
     }
 
-    fn close<S: CompactSink<Writer = W>>(self, sink: &mut S, stats: &mut CompactStats) -> Result<()> {
+    fn close<S: CompactSink<Writer = W>>(
+        self,
+        sink: &mut S,
+        stats: &mut CompactStats,
+    ) -> Result<()> {
         let mut counted = self.writer.into_inner().map_err(unwrap_io)?;
         if let Some(error) = counted.take_error() {
             return Err(ConvertError::Io(error));
@@ -170,7 +174,9 @@ impl<W: Write + Send> Output<W> {
 
 fn input_error(position: usize, error: ParquetError) -> ConvertError {
     match unwrap_io(error) {
-        ConvertError::Parquet(reason) => ConvertError::Parquet(format!("input {position}: {reason}")),
+        ConvertError::Parquet(reason) => {
+            ConvertError::Parquet(format!("input {position}: {reason}"))
+        }
         other => other,
     }
 }

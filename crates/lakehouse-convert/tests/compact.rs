@@ -27,7 +27,9 @@ impl RangeRead for InMemory {
     fn read_range(&self, start: u64, length: u64) -> io::Result<Bytes> {
         self.read.fetch_add(length, Ordering::Relaxed);
         let start = usize::try_from(start).unwrap();
-        Ok(self.bytes.slice(start..start + usize::try_from(length).unwrap()))
+        Ok(self
+            .bytes
+            .slice(start..start + usize::try_from(length).unwrap()))
     }
 }
 
@@ -49,7 +51,11 @@ impl CompactSink for Files {
 }
 
 fn csv(first: i64, count: i64, extra: bool) -> String {
-    let mut out = String::from(if extra { "id,name,extra\n" } else { "id,name\n" });
+    let mut out = String::from(if extra {
+        "id,name,extra\n"
+    } else {
+        "id,name\n"
+    });
     for id in first..first + count {
         out.push_str(&format!("{id},name-{id}"));
         if extra {
@@ -141,7 +147,10 @@ fn files_are_cut_at_the_target_at_row_group_boundaries() {
         assert!(*size <= 2 * target, "about the target: {size}");
         assert_eq!(file.len() as u64, *size);
         assert_eq!(
-            batches(file).iter().map(|b| b.num_rows() as u64).sum::<u64>(),
+            batches(file)
+                .iter()
+                .map(|b| b.num_rows() as u64)
+                .sum::<u64>(),
             *rows
         );
     }
@@ -184,8 +193,13 @@ fn inputs_of_an_older_schema_get_nulls_in_the_added_columns() {
 fn each_input_byte_is_read_once() {
     let schema = two_columns();
     let mut out = Vec::new();
-    write_parquet(csv(0, 600_000, false).as_bytes(), &CsvOptions::default(), &schema, &mut out)
-        .unwrap();
+    write_parquet(
+        csv(0, 600_000, false).as_bytes(),
+        &CsvOptions::default(),
+        &schema,
+        &mut out,
+    )
+    .unwrap();
     let size = out.len() as u64;
     let input = Arc::new(InMemory {
         bytes: Bytes::from(out),
@@ -196,5 +210,8 @@ fn each_input_byte_is_read_once() {
     assert_eq!(stats.rows, 600_000);
     // Row group by row group, each once; the footer's 64 KiB tail may overlap the last.
     let read = input.read.load(Ordering::Relaxed);
-    assert!(read <= size + 64 * 1024, "read {read} bytes of a {size}-byte file");
+    assert!(
+        read <= size + 64 * 1024,
+        "read {read} bytes of a {size}-byte file"
+    );
 }

@@ -270,7 +270,12 @@ async fn commit_run(
         dry_run: request.dry_run,
         replaces: run.iter().map(|o| o.key.clone()).collect(),
     };
-    match state.inner.catalogd.register(&request.name, &register).await {
+    match state
+        .inner
+        .catalogd
+        .register(&request.name, &register)
+        .await
+    {
         Ok(registered) => Ok(Committed {
             manifest: registered.manifest,
             existing: registered.existing,
@@ -434,8 +439,7 @@ mod tests {
     fn object(n: u8, size: u64) -> ObjectRef {
         let sha256 = Sha256Digest::from_bytes([n; 32]);
         ObjectRef {
-            key: ObjectKey::try_from(format!("datasets/d/fp/{}.parquet", sha256.as_str()))
-                .unwrap(),
+            key: ObjectKey::try_from(format!("datasets/d/fp/{}.parquet", sha256.as_str())).unwrap(),
             size,
             sha256,
             row_count: 1,

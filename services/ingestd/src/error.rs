@@ -146,7 +146,9 @@ pub enum IngestError {
     /// `conflict`, docs/contract.md section 10): a file it rewrote is no longer live (a
     /// replace removed it) or the schema changed. Nothing of that run was committed; the
     /// runs committed before it are named.
-    #[error("compaction stopped: the dataset changed meanwhile ({reason}); nothing of this run was committed")]
+    #[error(
+        "compaction stopped: the dataset changed meanwhile ({reason}); nothing of this run was committed"
+    )]
     CompactionConflict {
         /// catalogd's refusal.
         reason: String,
@@ -236,11 +238,9 @@ impl From<IngestError> for ApiError {
                 json!({ "service": "storaged", "idle_ms": idle_ms }),
             )
             .retry_after(1),
-            IngestError::DatasetNotFound { name } => ApiError::with_details(
-                ErrorCode::NotFound,
-                message,
-                json!({ "name": name }),
-            ),
+            IngestError::DatasetNotFound { name } => {
+                ApiError::with_details(ErrorCode::NotFound, message, json!({ "name": name }))
+            }
             IngestError::CompactionConflict { committed, .. } => ApiError::with_details(
                 ErrorCode::Conflict,
                 message,

@@ -19,13 +19,13 @@ pub use error::{IngestError, StartError};
 
 use lakehouse_api::DatasetName;
 use lakehouse_client::{CatalogdClient, StoragedClient};
-use std::collections::HashSet;
 use lakehouse_server::auth::{Secret, Tokens};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;

@@ -39,7 +39,12 @@ async fn append(h: &Harness, name: &str, first: i64, count: i64) -> Value {
     body
 }
 
-async fn compact_at(http: &reqwest::Client, ingestd: &str, name: &str, query: &str) -> (u16, Value) {
+async fn compact_at(
+    http: &reqwest::Client,
+    ingestd: &str,
+    name: &str,
+    query: &str,
+) -> (u16, Value) {
     let response = http
         .post(format!("{ingestd}/datasets/{name}/compact{query}"))
         .send()
@@ -80,7 +85,11 @@ async fn parquet_rows(h: &Harness, key: &str) -> (Vec<(i64, Option<String>)>, us
 async fn version_rows(h: &Harness, manifest: &Value) -> Vec<(i64, Option<String>)> {
     let mut rows = Vec::new();
     for object in manifest["objects"].as_array().expect("objects") {
-        rows.extend(parquet_rows(h, object["key"].as_str().expect("key")).await.0);
+        rows.extend(
+            parquet_rows(h, object["key"].as_str().expect("key"))
+                .await
+                .0,
+        );
     }
     rows
 }
@@ -88,7 +97,9 @@ async fn version_rows(h: &Harness, manifest: &Value) -> Vec<(i64, Option<String>
 fn expected(ranges: &[(i64, i64)]) -> Vec<(i64, Option<String>)> {
     ranges
         .iter()
-        .flat_map(|&(first, count)| (first..first + count).map(|id| (id, Some(format!("name-{id}")))))
+        .flat_map(|&(first, count)| {
+            (first..first + count).map(|id| (id, Some(format!("name-{id}"))))
+        })
         .collect()
 }
 
@@ -119,8 +130,16 @@ async fn compaction_keeps_every_row_in_order_and_a_dry_run_writes_nothing() {
     assert_eq!(dry["rows"], 3511);
     assert_eq!(dry["versions"], serde_json::json!([]));
     assert_eq!(dry["manifest"]["version"], 5, "the version it would make");
-    assert_eq!(h.stored_objects().await, stored_before, "a dry run stores nothing");
-    assert_eq!(h.latest_manifest("feed").await, before, "a dry run commits nothing");
+    assert_eq!(
+        h.stored_objects().await,
+        stored_before,
+        "a dry run stores nothing"
+    );
+    assert_eq!(
+        h.latest_manifest("feed").await,
+        before,
+        "a dry run commits nothing"
+    );
 
     let (status, done) = compact(&h, "feed", "").await;
     assert_eq!(status, 200, "{done}");
@@ -129,7 +148,10 @@ async fn compaction_keeps_every_row_in_order_and_a_dry_run_writes_nothing() {
     assert_eq!(done["files_removed"], 4);
     assert_eq!(done["files_added"], 1);
     assert_eq!(done["removed"].as_array().map(Vec::len), Some(4));
-    assert_eq!(done["added"], dry["added"], "a dry run names the keys the compaction writes");
+    assert_eq!(
+        done["added"], dry["added"],
+        "a dry run names the keys the compaction writes"
+    );
     let bytes_before: u64 = before["objects"]
         .as_array()
         .unwrap()
@@ -154,7 +176,11 @@ async fn compaction_keeps_every_row_in_order_and_a_dry_run_writes_nothing() {
     assert_eq!(status, 200, "{nothing}");
     assert_eq!(nothing["manifest"], Value::Null);
     assert_eq!(nothing["files_removed"], 0);
-    assert_eq!(h.latest_manifest("feed").await["version"], 5, "no version made");
+    assert_eq!(
+        h.latest_manifest("feed").await["version"],
+        5,
+        "no version made"
+    );
 }
 
 #[tokio::test]
@@ -165,14 +191,24 @@ async fn large_files_end_runs_and_outputs_are_cut_at_the_target_size() {
         ("LAKEHOUSE_INGESTD__COMPACT_MIN_FILE_BYTES", "61440".into()),
         ("LAKEHOUSE_INGESTD__TARGET_FILE_BYTES", "61440".into()),
     ]);
-    let ranges = [(0, 2000), (2000, 2000), (4000, 20_000), (24_000, 2000), (26_000, 2000)];
+    let ranges = [
+        (0, 2000),
+        (2000, 2000),
+        (4000, 20_000),
+        (24_000, 2000),
+        (26_000, 2000),
+    ];
     for &(first, count) in &ranges {
         append(&h, "runs", first, count).await;
     }
     let big = keys(&h.latest_manifest("runs").await)[2].clone();
     let (status, done) = compact(&h, "runs", "").await;
     assert_eq!(status, 200, "{done}");
-    assert_eq!(done["versions"], serde_json::json!([6, 7]), "one version per run");
+    assert_eq!(
+        done["versions"],
+        serde_json::json!([6, 7]),
+        "one version per run"
+    );
     assert_eq!(done["files_removed"], 4);
     let latest = h.latest_manifest("runs").await;
     let live = keys(&latest);
@@ -195,7 +231,10 @@ async fn large_files_end_runs_and_outputs_are_cut_at_the_target_size() {
     let files = latest["objects"].as_array().unwrap();
     assert!(files.len() >= 2 && files.len() < 20, "{latest}");
     for file in files {
-        assert!(file["size"].as_u64().unwrap() <= 200_000, "about the target: {file}");
+        assert!(
+            file["size"].as_u64().unwrap() <= 200_000,
+            "about the target: {file}"
+        );
     }
     assert_eq!(version_rows(&h, &latest).await, expected(&ranges));
 }
@@ -219,7 +258,11 @@ async fn files_of_an_older_schema_are_rewritten_with_nulls_in_the_added_columns(
     assert_eq!(live.len(), 1);
     let fingerprint = latest["schema_fingerprint"].as_str().unwrap();
     let hex = fingerprint.strip_prefix("sha256:").unwrap();
-    assert!(live[0].contains(hex), "written under the latest schema: {}", live[0]);
+    assert!(
+        live[0].contains(hex),
+        "written under the latest schema: {}",
+        live[0]
+    );
     let (rows, columns) = parquet_rows(&h, &live[0]).await;
     assert_eq!(columns, 3);
     let mut want = expected(&[(0, 10)]);
@@ -269,7 +312,11 @@ async fn hold_compaction_registers(upstream: String) -> Hold {
             let body = axum::body::to_bytes(body, usize::MAX).await.expect("body");
             let compaction = parts.uri.path().ends_with("/versions")
                 && String::from_utf8_lossy(&body).contains("\"replaces\"");
-            let held = if compaction { gate.lock().unwrap().take() } else { None };
+            let held = if compaction {
+                gate.lock().unwrap().take()
+            } else {
+                None
+            };
             if let Some((arrived, released)) = held {
                 arrived.send(()).await.expect("the test listens");
                 released.await.expect("the test releases");
@@ -289,7 +336,9 @@ async fn hold_compaction_registers(upstream: String) -> Hold {
                 .expect("response")
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     Hold {
@@ -348,7 +397,10 @@ async fn a_replace_racing_a_compaction_stops_it_with_nothing_committed() {
     assert_eq!(body["error"]["code"], "conflict");
 
     let latest = h.latest_manifest("race").await;
-    assert_eq!(latest["version"], 4, "nothing committed after the replace: {latest}");
+    assert_eq!(
+        latest["version"], 4,
+        "nothing committed after the replace: {latest}"
+    );
     assert_eq!(latest["operation"], "replace");
     assert_eq!(version_rows(&h, &latest).await, expected(&[(100, 5)]));
 }
@@ -389,7 +441,10 @@ async fn wait_for_latest(h: &Harness, name: &str, condition: impl Fn(&Value) -> 
         if condition(&latest) {
             return latest;
         }
-        assert!(Instant::now() < deadline, "never happened; latest: {latest}");
+        assert!(
+            Instant::now() < deadline,
+            "never happened; latest: {latest}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -436,7 +491,10 @@ async fn a_commit_past_compact_after_files_compacts_in_the_background() {
         assert!(Instant::now() < deadline, "never counted: {text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(text.contains("lakehouse_ingestd_compacted_files_total 4"), "{text}");
+    assert!(
+        text.contains("lakehouse_ingestd_compacted_files_total 4"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -488,7 +546,11 @@ async fn two_compactions_at_once_on_two_replicas_commit_once() {
 }
 
 /// The rows of every object of `manifest`, read from `storaged` with the parquet crate.
-async fn rows_at(http: &reqwest::Client, storaged: &str, manifest: &Value) -> Vec<(i64, Option<String>)> {
+async fn rows_at(
+    http: &reqwest::Client,
+    storaged: &str,
+    manifest: &Value,
+) -> Vec<(i64, Option<String>)> {
     let mut rows = Vec::new();
     for key in keys(manifest) {
         let bytes = http
@@ -508,7 +570,10 @@ async fn rows_at(http: &reqwest::Client, storaged: &str, manifest: &Value) -> Ve
             let ids = batch.column(0).as_primitive::<Int64Type>();
             let names = batch.column(1).as_string::<i32>();
             for i in 0..batch.num_rows() {
-                rows.push((ids.value(i), (!names.is_null(i)).then(|| names.value(i).to_owned())));
+                rows.push((
+                    ids.value(i),
+                    (!names.is_null(i)).then(|| names.value(i).to_owned()),
+                ));
             }
         }
     }
@@ -545,9 +610,8 @@ async fn compactions_racing_appends_lose_no_row(storaged_envs: Vec<(&str, String
     assert_eq!(status, 200, "{first}");
     let appends = futures::future::join_all((1..=APPENDS).map(|i| ingest(i as usize % 2, i * 10)));
     let urls = [cluster.ingestd[0].url(), cluster.ingestd[1].url()];
-    let compactions = futures::future::join_all(
-        (0..6).map(|i| compact_at(&http, &urls[i % 2], "race", "")),
-    );
+    let compactions =
+        futures::future::join_all((0..6).map(|i| compact_at(&http, &urls[i % 2], "race", "")));
     let (appended, compacted) = tokio::join!(appends, compactions);
     for (status, body) in &appended {
         assert_eq!(*status, 200, "{body}");
@@ -563,9 +627,23 @@ async fn compactions_racing_appends_lose_no_row(storaged_envs: Vec<(&str, String
     let catalogd = cluster.catalogd[0].url();
     let deadline = Instant::now() + Duration::from_secs(120);
     let latest = loop {
-        let before: Value = http.get(format!("{catalogd}/datasets/race")).send().await.unwrap().json().await.unwrap();
+        let before: Value = http
+            .get(format!("{catalogd}/datasets/race"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let (status, answer) = compact_at(&http, &cluster.ingestd[0].url(), "race", "").await;
-        let after: Value = http.get(format!("{catalogd}/datasets/race")).send().await.unwrap().json().await.unwrap();
+        let after: Value = http
+            .get(format!("{catalogd}/datasets/race"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if status == 200 && answer["manifest"].is_null() && before["version"] == after["version"] {
             break after;
         }
@@ -581,11 +659,25 @@ async fn compactions_racing_appends_lose_no_row(storaged_envs: Vec<(&str, String
     let last = latest["version"].as_u64().unwrap();
     let mut compact_versions = 0;
     for n in 2..=last {
-        let version: Value = http.get(format!("{catalogd}/datasets/race/versions/{n}")).send().await.unwrap().json().await.unwrap();
+        let version: Value = http
+            .get(format!("{catalogd}/datasets/race/versions/{n}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(version["version"], n, "versions are 1..N: {version}");
         if version["operation"] == "compact" {
             compact_versions += 1;
-            let before: Value = http.get(format!("{catalogd}/datasets/race/versions/{}", n - 1)).send().await.unwrap().json().await.unwrap();
+            let before: Value = http
+                .get(format!("{catalogd}/datasets/race/versions/{}", n - 1))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             assert_eq!(
                 rows_at(&http, &storaged, &version).await,
                 rows_at(&http, &storaged, &before).await,
@@ -594,7 +686,10 @@ async fn compactions_racing_appends_lose_no_row(storaged_envs: Vec<(&str, String
             );
         }
     }
-    assert!(compact_versions > 0, "no compaction committed: the test exercised nothing");
+    assert!(
+        compact_versions > 0,
+        "no compaction committed: the test exercised nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -605,7 +700,10 @@ async fn local_compactions_racing_appends_lose_no_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_compactions_racing_appends_lose_no_row() {
     let Some(endpoint) = lakehouse_testkit::s3_endpoint() else {
-        eprintln!("skipped: no S3 test server ({})", lakehouse_testkit::S3_ENDPOINT_ENV);
+        eprintln!(
+            "skipped: no S3 test server ({})",
+            lakehouse_testkit::S3_ENDPOINT_ENV
+        );
         return;
     };
     let bucket = lakehouse_testkit::unique_bucket();

@@ -220,8 +220,7 @@ async fn row_multiset(
         for batch in reader {
             let batch = batch.map_err(|e| format!("{key}: {e}"))?;
             for row in 0..batch.num_rows() {
-                let mut cells: Vec<String> =
-                    batch.columns().iter().map(|c| cell(c, row)).collect();
+                let mut cells: Vec<String> = batch.columns().iter().map(|c| cell(c, row)).collect();
                 cells.resize(width.max(cells.len()), "null".into());
                 rows.push(cells.join("\u{1f}"));
             }
@@ -348,12 +347,16 @@ async fn violations(
     // Compaction keeps the rows: a compact version holds the multiset of rows of the version
     // before it (the latest when it committed).
     for version in &versions {
-        let Some(compacted) = manifests.get(version).filter(|m| m["operation"] == "compact")
+        let Some(compacted) = manifests
+            .get(version)
+            .filter(|m| m["operation"] == "compact")
         else {
             continue;
         };
         let Some(before) = manifests.get(&(version - 1)) else {
-            found.push(format!("compact version {version} has no version before it"));
+            found.push(format!(
+                "compact version {version} has no version before it"
+            ));
             continue;
         };
         let (now, then) = (

@@ -4,9 +4,8 @@
 use crate::commands::CliError;
 use indicatif::HumanBytes;
 use lakehouse_api::{
-    CompactResponse,
-    DatasetListResponse, DatasetName, ErrorCode, GcRunResponse, IngestResponse, Manifest,
-    ObjectKey, SchemaDriftDetails, VersionListResponse,
+    CompactResponse, DatasetListResponse, DatasetName, ErrorCode, GcRunResponse, IngestResponse,
+    Manifest, ObjectKey, SchemaDriftDetails, VersionListResponse,
 };
 use lakehouse_client::ClientError;
 use serde::Serialize;
@@ -404,11 +403,7 @@ impl Render for CompactResponse {
             )
         } else {
             let versions: Vec<String> = self.versions.iter().map(u64::to_string).collect();
-            writeln!(
-                out,
-                "compacted {sizes}: version {}",
-                versions.join(", ")
-            )
+            writeln!(out, "compacted {sizes}: version {}", versions.join(", "))
         };
         for object in &self.added {
             let _ = writeln!(
