@@ -726,7 +726,8 @@ fn compact_rewrites_small_files_and_says_what_it_did() {
     let dry = run(cli(&trio), &["compact", "feed", "--dry-run"]);
     assert_eq!(dry.status, 0, "{}", dry.stderr);
     assert!(
-        dry.stdout.starts_with("dry run: nothing was written; would compact 3 file(s)"),
+        dry.stdout
+            .starts_with("dry run: nothing was written; would compact 3 file(s)"),
         "{}",
         dry.stdout
     );
