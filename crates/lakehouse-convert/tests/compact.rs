@@ -142,7 +142,12 @@ fn files_are_cut_at_the_target_at_row_group_boundaries() {
     let target = 600_000;
     let mut files = Files::default();
     let stats = compact(&schema, &inputs, target, &mut files).unwrap();
-    assert!(stats.files >= 2 && stats.files < 8, "{stats:?}");
+    // About the target each (before compression: somewhat less after it).
+    assert!(
+        stats.files >= stats.bytes_written.div_ceil(target)
+            && stats.files <= 2 * stats.bytes_written.div_ceil(target),
+        "{stats:?}"
+    );
     for (file, size, rows) in &files.0 {
         assert!(*size <= 2 * target, "about the target: {size}");
         assert_eq!(file.len() as u64, *size);
