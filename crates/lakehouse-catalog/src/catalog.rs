@@ -6,8 +6,8 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{
-    DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef,
-    Operation, SchemaDriftDetails, SchemaEvolution, VersionRegisterRequest,
+    DatasetListResponse, DatasetName, DatasetSummary, IngestMode, Manifest, ObjectKey, ObjectRef, Operation,
+    SchemaDriftDetails, SchemaEvolution, VersionRegisterRequest,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};

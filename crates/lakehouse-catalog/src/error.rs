@@ -103,9 +103,7 @@ pub enum CatalogError {
     },
     /// A compaction's input is no longer live in the latest version (a replace removed it
     /// meanwhile): nothing was written (docs/contract.md section 10).
-    #[error(
-        "compaction of {name} lost its input {key}: it is no longer live in the latest version; nothing was committed"
-    )]
+    #[error("compaction of {name} lost its input {key}: it is no longer live in the latest version; nothing was committed")]
     CompactionConflict {
         /// The dataset.
         name: DatasetName,
