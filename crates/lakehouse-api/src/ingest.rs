@@ -1,6 +1,6 @@
 //! Bodies of ingestd's routes (DESIGN.md section 6).
 
-use crate::{ColumnReport, Manifest, ObjectKey, RejectsRef, Schema};
+use crate::{ColumnReport, Manifest, ObjectKey, ObjectRef, RejectsRef, Schema};
 use serde::{Deserialize, Serialize};
 
 /// 200 answer of `POST /ingest` (ingestd).
@@ -34,4 +34,46 @@ pub struct IngestResponse {
     /// store), and nothing was written.
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// 200 answer of `POST /datasets/{name}/compact[?dry_run=true]` (ingestd; docs/contract.md
+/// section 10): what a compaction did. Each contiguous run of small live files of the latest
+/// version is rewritten into files of at most `target_file_bytes` and committed as one
+/// version (operation `compact`, rows and their order unchanged), so one call makes one
+/// version per run (usually one). A dataset with nothing to compact answers
+/// `manifest: null`, no version and every count 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CompactResponse {
+    /// The latest version after the compaction: the last one it made (with `existing`, the
+    /// one that already held its result; for a dry run, the one it would make). Null when
+    /// there was nothing to compact.
+    pub manifest: Option<Manifest>,
+    /// The versions this call made, ascending (empty for a dry run, for nothing to
+    /// compact, and when `existing`).
+    #[serde(default)]
+    pub versions: Vec<u64>,
+    /// True when no version was made because the latest one already held the result (a
+    /// racing compaction of the same files, on this or another replica, committed it).
+    pub existing: bool,
+    /// True for `dry_run=true`: the files were read and rewritten into a digest only, the
+    /// counts and keys are what the compaction would give, and nothing was written.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Live files replaced (read and rewritten).
+    pub files_removed: u64,
+    /// Files written in their place.
+    pub files_added: u64,
+    /// Total size of the replaced files, bytes.
+    pub bytes_before: u64,
+    /// Total size of the files written, bytes.
+    pub bytes_after: u64,
+    /// Rows rewritten (the same rows in the same order).
+    pub rows: u64,
+    /// Keys of the replaced files, in the order they were live.
+    #[serde(default)]
+    pub removed: Vec<ObjectKey>,
+    /// The files written, in row order.
+    #[serde(default)]
+    pub added: Vec<ObjectRef>,
 }

@@ -34,7 +34,7 @@ pub use iceberg::{
     IcebergListTablesResponse, IcebergLoadTableResult, IcebergNamespaceResponse,
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
-pub use ingest::IngestResponse;
+pub use ingest::{CompactResponse, IngestResponse};
 pub use load::{
     LoadCreateRequest, LoadCreateResponse, LoadFile, LoadFileState, LoadGetResponse,
     LoadListResponse, LoadState, LoadSummary, LoadedFile, LoadedFileListResponse,

@@ -156,6 +156,28 @@ impl IngestdClient {
         self.endpoint.get_json("/loads").await
     }
 
+    /// `POST /datasets/{name}/compact[?dry_run=true]` (docs/contract.md section 10): what
+    /// the compaction did, or would do with `dry_run`.
+    ///
+    /// # Errors
+    /// [`crate::ClientError::Remote`] with ingestd's answer (404 `not_found`, 409
+    /// `conflict`, 503 `busy`, ...); transport and decode errors.
+    pub async fn compact(
+        &self,
+        name: &lakehouse_api::DatasetName,
+        dry_run: bool,
+    ) -> Result<lakehouse_api::CompactResponse> {
+        let url = self
+            .endpoint
+            .url(&format!("/datasets/{}/compact", name.as_str()));
+        let mut request = self.endpoint.request(reqwest::Method::POST, &url);
+        if dry_run {
+            request = request.query(&[("dry_run", "true")]);
+        }
+        let response = send(request, &url, &[]).await?;
+        json(response, &url).await
+    }
+
     /// `GET /readyz`: Ok when ingestd answers 200.
     ///
     /// # Errors

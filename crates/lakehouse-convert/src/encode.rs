@@ -47,6 +47,11 @@ impl<W: Write> CountingWriter<W> {
         self.bytes
     }
 
+    /// The writer written to.
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+
     /// The first I/O error `inner` returned, if any (taken).
     pub(crate) fn take_error(&mut self) -> Option<io::Error> {
         self.error.take()

@@ -9,7 +9,9 @@
 //! the object by the SHA-256 of what it received (docs/performance.md). Each pass reads the CSV once, streaming: memory is
 //! bounded by a few record batches and one Parquet row group, never by the file size. The
 //! output is a pure function of (CSV bytes, options, schema, program version), never of the
-//! thread count or the read chunking (docs/performance.md).
+//! thread count or the read chunking (docs/performance.md). [`compact`] rewrites a
+//! dataset's Parquet files into larger ones with the same writer settings, one row group
+//! at a time, for compaction (docs/contract.md section 10).
 //!
 //! What it is not for: no async, no HTTP, no storage, no catalog. Spooling the upload,
 //! keeping it to read twice, and registering the result are the ingest service's job; run
@@ -17,6 +19,7 @@
 //! wire types live in `lakehouse-api`.
 
 mod classify;
+mod compact;
 mod decode;
 mod encode;
 mod error;
@@ -29,6 +32,7 @@ mod source;
 mod tokenize;
 mod write;
 
+pub use compact::{CompactSink, CompactStats, RangeRead, compact};
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use hints::teaching_warnings;

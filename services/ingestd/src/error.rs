@@ -186,6 +186,25 @@ pub enum IngestError {
         /// The id asked for.
         id: String,
     },
+    /// `POST /datasets/{name}/compact` of a dataset catalogd does not know (404).
+    #[error("dataset {name} not found")]
+    DatasetNotFound {
+        /// The dataset.
+        name: lakehouse_api::DatasetName,
+    },
+    /// A compaction's commit was refused because the dataset changed under it (409
+    /// `conflict`, docs/contract.md section 10): a file it rewrote is no longer live (a
+    /// replace removed it) or the schema changed. Nothing of that run was committed; the
+    /// runs committed before it are named.
+    #[error(
+        "compaction stopped: the dataset changed meanwhile ({reason}); nothing of this run was committed"
+    )]
+    CompactionConflict {
+        /// catalogd's refusal.
+        reason: String,
+        /// Versions this compaction committed before (earlier runs), ascending.
+        committed: Vec<u64>,
+    },
     /// storaged or catalogd failed.
     #[error("{service} failed")]
     Upstream {
@@ -294,7 +313,29 @@ impl From<IngestError> for ApiError {
             IngestError::LoadNotFound { id } => {
                 ApiError::with_details(ErrorCode::NotFound, message, json!({ "load_id": id }))
             }
+            IngestError::DatasetNotFound { name } => {
+                ApiError::with_details(ErrorCode::NotFound, message, json!({ "name": name }))
+            }
+            IngestError::CompactionConflict { committed, .. } => ApiError::with_details(
+                ErrorCode::Conflict,
+                message,
+                json!({ "committed_versions": committed }),
+            ),
             IngestError::Upstream { service, source } => upstream_error(service, source),
+        }
+    }
+}
+
+impl IngestError {
+    /// A compaction's conflict, naming the versions committed before it (`committed`);
+    /// any other error as it is.
+    pub fn after(self, committed: &[u64]) -> IngestError {
+        match self {
+            IngestError::CompactionConflict { reason, .. } => IngestError::CompactionConflict {
+                reason,
+                committed: committed.to_vec(),
+            },
+            other => other,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! that happens in one read of the upload, while it arrives (docs/performance.md). ingestd holds no state of its own: the
 //! spool directory only holds files of requests in flight.
 
+mod compact;
 mod error;
 mod ingest;
 mod loads;
@@ -19,13 +20,15 @@ mod upload;
 
 pub use error::{IngestError, StartError};
 
+use lakehouse_api::DatasetName;
 use lakehouse_client::{CatalogdClient, StoragedClient};
 use lakehouse_server::auth::{Secret, Tokens};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -90,12 +93,25 @@ pub struct Config {
     /// spool's file system has less free space than this, bytes. Leaves room for the uploads
     /// already in flight.
     pub min_free_spool_bytes: u64,
-    /// Bearer tokens accepted on `POST /ingest`. Empty (the default) leaves ingestd open:
-    /// keep it on loopback then.
+    /// Bearer tokens accepted on `POST /ingest` and `POST /datasets/{name}/compact`. Empty
+    /// (the default) leaves ingestd open: keep it on loopback then.
     pub tokens: Vec<Secret>,
     /// The sources `POST /loads` may read (`[[ingestd.sources]]`, docs/contract.md section
     /// 12): nothing else is ever fetched. Opened at start (a bad entry stops the start).
     pub sources: Vec<sources::SourceConfig>,
+    /// After a commit by this process leaves more than this many live files smaller than
+    /// `compact_min_file_bytes` in the dataset's latest version, a compaction of it runs in
+    /// the background (one per dataset at a time; docs/contract.md section 10). 0 turns
+    /// automatic compaction off (`POST /datasets/{name}/compact` still works). Lower keeps
+    /// engines opening fewer files, at the cost of rewriting more often.
+    pub compact_after_files: u64,
+    /// Live files smaller than this are compacted, bytes. Larger files are left as they are
+    /// and end a run of small ones (rows keep their order).
+    pub compact_min_file_bytes: u64,
+    /// Size of the files a compaction writes, and past which an ingest's Parquet is split,
+    /// bytes: a file is cut at the first row-group boundary at or past it. Larger files mean
+    /// fewer files to open; smaller ones finer pruning and retries of less.
+    pub target_file_bytes: u64,
 }
 
 impl Default for Config {
@@ -122,6 +138,9 @@ impl Default for Config {
             service_token: Secret::default(),
             tokens: Vec::new(),
             sources: Vec::new(),
+            compact_after_files: 64,
+            compact_min_file_bytes: 32 * 1024 * 1024,
+            target_file_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -145,6 +164,24 @@ struct Inner {
     sources: sources::Sources,
     /// The loads of this process (docs/contract.md section 12).
     loads: loads::Loads,
+    /// Datasets with a background compaction running in this process.
+    compacting: Arc<Mutex<HashSet<DatasetName>>>,
+}
+
+/// A dataset marked as being compacted in the background ([`AppState::start_compacting`]);
+/// dropping it clears the mark.
+#[derive(Debug)]
+struct Compacting {
+    name: DatasetName,
+    set: Arc<Mutex<HashSet<DatasetName>>>,
+}
+
+impl Drop for Compacting {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.name);
+        }
+    }
 }
 
 impl Inner {
@@ -187,12 +224,30 @@ impl AppState {
                 draining: AtomicBool::new(false),
                 sources,
                 loads: loads::Loads::default(),
+                compacting: Arc::default(),
             }),
         })
     }
 
     fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The size limits of a compaction, from the configuration.
+    fn compact_limits(&self) -> compact::Limits {
+        compact::Limits {
+            min_file_bytes: self.inner.config.compact_min_file_bytes,
+            target_file_bytes: self.inner.config.target_file_bytes,
+        }
+    }
+
+    /// Marks `name` as compacted in the background, unless it already is (then `None`).
+    fn start_compacting(&self, name: &DatasetName) -> Option<Compacting> {
+        let mut set = self.inner.compacting.lock().ok()?;
+        set.insert(name.clone()).then(|| Compacting {
+            name: name.clone(),
+            set: Arc::clone(&self.inner.compacting),
+        })
     }
 
     /// Whether a new ingest may start: not while the kill switch is on or after the shutdown

@@ -41,6 +41,19 @@ pub const LOADS_TOTAL: &str = "lakehouse_ingestd_loads_total";
 /// Gauge of loads running now.
 pub const LOADS_RUNNING: &str = "lakehouse_ingestd_loads_running";
 
+/// Counter of compactions (docs/contract.md section 10) by `trigger` (`manual`: `POST
+/// /datasets/{name}/compact`; `auto`: after a commit past `compact_after_files`) and
+/// `outcome`: `ok` (versions made), `existing` (a racing compaction had committed the same
+/// result), `nothing` (nothing to compact), `dry_run`, or the error code (`conflict`,
+/// `not_found`, ...; a closed set).
+pub const COMPACTIONS_TOTAL: &str = "lakehouse_ingestd_compactions_total";
+/// Histogram of a compaction's duration, seconds, by `trigger` and `outcome`.
+pub const COMPACTION_DURATION_SECONDS: &str = "lakehouse_ingestd_compaction_duration_seconds";
+/// Counter of files replaced by committed compactions.
+pub const COMPACTED_FILES_TOTAL: &str = "lakehouse_ingestd_compacted_files_total";
+/// Counter of bytes of the files replaced by committed compactions (the bytes rewritten).
+pub const COMPACTED_BYTES_TOTAL: &str = "lakehouse_ingestd_compacted_bytes_total";
+
 /// The `stage` label values of [`INGEST_STAGE_DURATION_SECONDS`], the `<stage>_ms` fields of
 /// the `ingest complete` log line: manifest lookup, upload receipt, CSV hashing, schema guess,
 /// pass 1 (inference or check over the spool file), CSV parsing and Parquet encoding, the
@@ -121,6 +134,26 @@ pub fn describe() {
     );
     describe_gauge!(LOADS_RUNNING, Unit::Count, "Loads running now");
     metrics::gauge!(LOADS_RUNNING).set(0.0);
+    describe_counter!(
+        COMPACTIONS_TOTAL,
+        Unit::Count,
+        "Compactions by trigger (manual, auto) and outcome (ok, existing, nothing, dry_run, or the error code)"
+    );
+    describe_histogram!(
+        COMPACTION_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of a compaction, by trigger and outcome"
+    );
+    describe_counter!(
+        COMPACTED_FILES_TOTAL,
+        Unit::Count,
+        "Files replaced by committed compactions"
+    );
+    describe_counter!(
+        COMPACTED_BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes of the files replaced by committed compactions"
+    );
     metrics::gauge!(INGESTS_IN_FLIGHT).set(0.0);
     metrics::counter!(BUSY_REFUSALS_TOTAL).absolute(0);
 }
@@ -160,6 +193,19 @@ pub fn load_ended(state: &'static str) {
 pub fn load_file(outcome: &'static str, bytes: u64) {
     metrics::counter!(LOAD_FILES_TOTAL, "outcome" => outcome).increment(1);
     metrics::counter!(LOAD_BYTES_TOTAL, "outcome" => outcome).increment(bytes);
+}
+
+/// Records the end of a compaction started by `trigger` with `outcome` after `elapsed`.
+pub fn compaction_answered(trigger: &'static str, outcome: &'static str, elapsed: Duration) {
+    metrics::counter!(COMPACTIONS_TOTAL, "trigger" => trigger, "outcome" => outcome).increment(1);
+    metrics::histogram!(COMPACTION_DURATION_SECONDS, "trigger" => trigger, "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
+}
+
+/// Records a committed compaction run that replaced `files` files of `bytes` bytes.
+pub fn compaction_committed(files: u64, bytes: u64) {
+    metrics::counter!(COMPACTED_FILES_TOTAL).increment(files);
+    metrics::counter!(COMPACTED_BYTES_TOTAL).increment(bytes);
 }
 
 /// Records a 503 `busy` refusal.

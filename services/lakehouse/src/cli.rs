@@ -147,6 +147,20 @@ pub enum Command {
     Load(LoadArgs),
     /// List the loads this ingestd ran since it started, newest first (`GET /loads`).
     Loads,
+    /// Compact a dataset's small files (`POST /datasets/{name}/compact`).
+    ///
+    /// Each contiguous run of live files smaller than ingestd's `compact_min_file_bytes` is
+    /// rewritten into files of about `target_file_bytes`, rows and their order unchanged,
+    /// and committed as a new version (operation `compact`). Nothing to compact is not an
+    /// error: nothing is done.
+    Compact {
+        /// Dataset name.
+        #[arg(value_parser = dataset_name)]
+        name: DatasetName,
+        /// Report what would be rewritten, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run garbage collection now (`POST /admin/gc`; needs a write token when tokens are on).
     Gc {
         /// Report what would be deleted, delete nothing.

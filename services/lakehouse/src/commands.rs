@@ -167,6 +167,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let ingestd = global.ingestd_url.with_token(token);
             output::print(&ingestd.loads().await?, json)
         }
+        Command::Compact { name, dry_run } => {
+            let ingestd = global.ingestd_url.with_token(token);
+            let report = ingestd.compact(&name, dry_run).await?;
+            output::print(&report, json)
+        }
         Command::Gc { dry_run } => {
             let report = catalogd.gc(dry_run).await?;
             output::print(&report, json)

@@ -4,9 +4,9 @@
 use crate::commands::CliError;
 use indicatif::HumanBytes;
 use lakehouse_api::{
-    DatasetDropResponse, DatasetListResponse, DatasetName, ErrorCode, GcRunResponse,
-    IngestResponse, LoadFileState, LoadGetResponse, LoadListResponse, LoadState, Manifest,
-    ObjectKey, SchemaDriftDetails, VersionListResponse,
+    CompactResponse, DatasetDropResponse, DatasetListResponse, DatasetName, ErrorCode,
+    GcRunResponse, IngestResponse, LoadFileState, LoadGetResponse, LoadListResponse, LoadState,
+    Manifest, ObjectKey, SchemaDriftDetails, VersionListResponse,
 };
 use lakehouse_client::ClientError;
 use serde::Serialize;
@@ -426,6 +426,46 @@ impl Render for DatasetDropResponse {
             self.name.as_str(),
             self.version
         )
+    }
+}
+
+impl Render for CompactResponse {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        let Some(manifest) = &self.manifest else {
+            out.push_str("nothing to compact\n");
+            return out;
+        };
+        let sizes = format!(
+            "{} file(s), {} -> {} file(s), {} ({} rows)",
+            self.files_removed,
+            HumanBytes(self.bytes_before),
+            self.files_added,
+            HumanBytes(self.bytes_after),
+            self.rows
+        );
+        let _ = if self.dry_run {
+            writeln!(out, "dry run: nothing was written; would compact {sizes}")
+        } else if self.existing {
+            writeln!(
+                out,
+                "already compacted: version {} holds {sizes}",
+                manifest.version
+            )
+        } else {
+            let versions: Vec<String> = self.versions.iter().map(u64::to_string).collect();
+            writeln!(out, "compacted {sizes}: version {}", versions.join(", "))
+        };
+        for object in &self.added {
+            let _ = writeln!(
+                out,
+                "  {}  {}  {} rows",
+                object.key.as_str(),
+                HumanBytes(object.size),
+                object.row_count
+            );
+        }
+        out
     }
 }
 

@@ -743,3 +743,37 @@ fn an_encoding_is_passed_on() {
     assert_eq!(read["manifest"]["options"]["encoding"], "windows-1252");
     assert_eq!(read["columns"][0]["decided_by"]["value"], "café");
 }
+
+#[test]
+fn compact_rewrites_small_files_and_says_what_it_did() {
+    let trio = Trio::start(&[("LAKEHOUSE_INGESTD__COMPACT_AFTER_FILES", "0".into())])
+        .expect("trio starts");
+    let files = tempfile::tempdir().expect("temp dir");
+    for i in 0..3 {
+        let csv = write(files.path(), &format!("p{i}.csv"), &format!("id\n{i}\n"));
+        let appended = run(
+            cli(&trio),
+            &["ingest", &csv, "--name", "feed", "--mode", "append"],
+        );
+        assert_eq!(appended.status, 0, "{}", appended.stderr);
+    }
+    let dry = run(cli(&trio), &["compact", "feed", "--dry-run"]);
+    assert_eq!(dry.status, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .starts_with("dry run: nothing was written; would compact 3 file(s)"),
+        "{}",
+        dry.stdout
+    );
+    let done = json(&run(cli(&trio), &["compact", "feed", "--json"]));
+    assert_eq!(done["versions"], serde_json::json!([4]));
+    assert_eq!(done["files_removed"], 3);
+    assert_eq!(done["files_added"], 1);
+    assert_eq!(done["manifest"]["operation"], "compact");
+    let again = run(cli(&trio), &["compact", "feed"]);
+    assert_eq!(again.status, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, "nothing to compact\n");
+    let missing = run(cli(&trio), &["compact", "nope"]);
+    assert_eq!(missing.status, 1);
+    assert!(missing.stderr.starts_with("error: "), "{}", missing.stderr);
+}

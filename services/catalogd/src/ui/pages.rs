@@ -242,7 +242,7 @@ pub fn dataset(
             h2 { "Versions" }
             div class="scroll" {
                 table id="versions" {
-                    thead { tr { th { "version" } th { "operation" } th { "rows" } th { "files" } th { "created" } th { "schema" } } }
+                    thead { tr { th { "version" } th { "operation" } th { "rows" } th { "live files" } th { "created" } th { "schema" } } }
                     tbody {
                         @for v in versions.iter().rev() {
                             tr class=[(v.version == manifest.version).then_some("current")] {

@@ -289,7 +289,11 @@ async fn ingest(
             Err(error) => return Err(received.abandon(error).await.into()),
         }
     }
-    Ok(Json(received.finish().await?))
+    let response = received.finish().await?;
+    if !response.existing && !response.dry_run {
+        crate::compact::after_commit(&state, &response.manifest);
+    }
+    Ok(Json(response))
 }
 
 /// 413 before any byte is read when `Content-Length` is past `max_upload_bytes` plus room

@@ -1,5 +1,6 @@
 //! HTTP routes of ingestd (DESIGN.md section 6).
 
+pub(crate) mod compact;
 pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod loads;
@@ -14,17 +15,18 @@ use axum::routing::{get, post};
 #[openapi(
     paths(
         ingest::ingest_post,
+        compact::compact_post,
         loads::load_create,
         loads::load_get,
         loads::load_list,
         health::readyz
     ),
-    components(schemas(lakehouse_api::IngestResponse))
+    components(schemas(lakehouse_api::IngestResponse, lakehouse_api::CompactResponse))
 )]
 pub struct ApiDoc;
 
-/// `POST /ingest`, `POST /loads`, `GET /loads[/{id}]`, `GET /metrics` (behind the same
-/// tokens), `GET /healthz`, `GET /readyz`.
+/// `POST /ingest`, `POST /datasets/{name}/compact`, `POST /loads`, `GET /loads[/{id}]`, `GET
+/// /metrics` (behind the same tokens), `GET /healthz`, `GET /readyz`.
 pub fn router(state: AppState) -> Router {
     let tokens = || {
         axum::middleware::from_fn_with_state(
@@ -51,6 +53,13 @@ pub fn router(state: AppState) -> Router {
                     state.inner.tokens.clone(),
                     lakehouse_server::auth::require_token,
                 )),
+        )
+        .route(
+            "/datasets/{name}/compact",
+            post(compact::compact_post).route_layer(axum::middleware::from_fn_with_state(
+                state.inner.tokens.clone(),
+                lakehouse_server::auth::require_token,
+            )),
         )
         .route(
             "/metrics",
