@@ -133,7 +133,7 @@ impl<S: ManifestStore> Catalog<S> {
                     let manifest = Arc::new(manifest);
                     self.push(Arc::new(record), Arc::clone(&manifest));
                     tracing::info!(dataset = %name, version = manifest.version, objects = manifest.objects.len(), "version registered");
-                    if manifest.version % CHECKPOINT_INTERVAL == 0
+                    if manifest.version.is_multiple_of(CHECKPOINT_INTERVAL)
                         && self
                             .write_checkpoint(
                                 &manifest,
