@@ -365,7 +365,8 @@ async fn bad_loads_are_400s_and_nothing_is_read_or_stored() {
             "encoding",
         ),
         (with("name", json!("../x")), "invalid_name", ""),
-        (with("forse", json!(true)), "invalid_request", ""),
+        // Strict bodies name the closest known field (docs/contract.md section 14).
+        (with("forse", json!(true)), "invalid_option", "forse"),
     ];
     for (body, code, option) in cases {
         let (status, answer) = post_load(&h, "?wait=true", &body).await;

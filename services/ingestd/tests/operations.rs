@@ -323,6 +323,7 @@ async fn each_openapi_document_lists_every_route_and_only_real_ones() {
             &trio.ingestd,
             vec![
                 "post /ingest",
+                "post /datasets/{name}/compact",
                 "post /loads",
                 "get /loads",
                 "get /loads/{id}",
