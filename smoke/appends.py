@@ -86,7 +86,7 @@ def main():
             break
     metadata_dir = os.path.join(root, "datasets", name, "metadata")
     latest = json.load(open(os.path.join(metadata_dir, f"v{appends}.metadata.json")))
-    lists = [f for f in os.listdir(metadata_dir) if f.startswith("snap-")]
+    lists = [f for f in os.listdir(metadata_dir) if f.endswith("-list.avro") or f.startswith("snap-")]
     longest = max((avro_rows(os.path.join(metadata_dir, f)) for f in lists), default=0)
     check(f"every manifest list of {appends} appends names at most {merge_count + 1} manifests",
           0 < longest <= merge_count + 1, f"longest {longest}")

@@ -59,8 +59,9 @@ expect "the CLI's drift exit status is 1" 'exit status 1'
 expect "the CLI shows the drift as a diff" '\+ temp'
 expect "the CLI lists its versions as JSON" '\[3000, 1000\]'
 
-latest=$(curl -fsS "$catalogd/datasets/flights" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
-if [ "$latest" = 3 ]; then pass "flights is at version 3"; else fail "flights is at version $latest"; fi
+expect "the compaction rewrote the two appended files into one" '"files_removed":2,"files_added":1'
+latest=$(curl -fsS "$catalogd/datasets/flights" | python3 -c 'import json,sys; m = json.load(sys.stdin); print(m["version"], m["operation"], len(m["objects"]))')
+if [ "$latest" = "4 compact 1" ]; then pass "flights is at version 4, a compaction, one file"; else fail "flights is at: $latest"; fi
 if ls "$clone"/tmp/out/v1/*.parquet > /dev/null 2>&1; then
   pass "lakehouse get wrote tmp/out/v1/<sha256>.parquet"
 else
