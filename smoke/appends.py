@@ -125,7 +125,9 @@ def main():
 
     import polars as pl
 
-    frame = pl.scan_iceberg(table).select(pl.len(), pl.col("id").sum(), pl.col("id").n_unique()).collect()
+    frame = pl.scan_iceberg(table).select(
+        pl.len().alias("rows"), pl.col("id").sum().alias("sum"), pl.col("id").n_unique().alias("ids")
+    ).collect()
     check("Polars reads exactly the appended rows", tuple(frame.row(0)) == (*want, want[0]), str(frame.row(0)))
 
     if oldest > 1:
