@@ -97,7 +97,14 @@ def main():
     procs = []
     try:
         moto, endpoint = start(
-            [os.path.join(ROOT, ".venv-s3", "bin", "moto_server"), "-H", "127.0.0.1", "-p", "0"],
+            [
+                os.path.join(ROOT, ".venv-s3", "bin", "python"),
+                os.path.join(ROOT, "scripts", "lib", "s3_server.py"),
+                "-H",
+                "127.0.0.1",
+                "-p",
+                "0",
+            ],
             dict(os.environ),
             work,
             r"Running on (http://127\.0\.0\.1:\d+)",

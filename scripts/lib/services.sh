@@ -129,7 +129,8 @@ ensure_venv() {
   fi
 }
 
-# start_s3_server ROOT LOG_FILE: starts moto's S3-compatible server (from ROOT/.venv-s3, see
+# start_s3_server ROOT LOG_FILE: starts moto's S3-compatible server (scripts/lib/s3_server.py: moto with
+# atomic conditional writes, from ROOT/.venv-s3, see
 # scripts/requirements-s3.txt) on 127.0.0.1 and a free port and waits for it to answer; its
 # endpoint (http://127.0.0.1:<port>) goes to $S3_SERVER_ENDPOINT and its PID to
 # $S3_SERVER_PID (stop_s3_server). Call it directly, not in $(...): a subshell would keep
@@ -137,7 +138,7 @@ ensure_venv() {
 start_s3_server() {
   local root=$1 log=$2
   : > "$log"
-  "$root/.venv-s3/bin/moto_server" -H 127.0.0.1 -p 0 >>"$log" 2>&1 &
+  "$root/.venv-s3/bin/python" "$root/scripts/lib/s3_server.py" -H 127.0.0.1 -p 0 >>"$log" 2>&1 &
   S3_SERVER_PID=$!
   local deadline=$((SECONDS + 60)) endpoint=""
   while [ -z "$endpoint" ]; do
