@@ -232,7 +232,7 @@ def main():
     for other in [n for n in names if n != nasty][:3]:
         check_dataset_page(catalogd, other, None)
 
-    # The page after schema evolution (DESIGN.md section 14): statistics per column of the
+    # The page after schema evolution (docs/contract.md section 14): statistics per column of the
     # latest schema, the older object's rows counted as nulls of the added column, and the
     # preview in the latest schema.
     evolved = f"ui_evolved_{os.getpid()}_{int(time.time())}"

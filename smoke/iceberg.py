@@ -1,4 +1,4 @@
-"""Engines read every dataset as an Iceberg table (DESIGN.md section 8).
+"""Engines read every dataset as an Iceberg table (docs/contract.md section 8).
 
 Usage: iceberg.py INGESTD_URL CATALOGD_URL LABEL
 
@@ -13,7 +13,7 @@ appends with disjoint id ranges), then through the REST catalog at CATALOGD_URL/
 - DuckDB (PyPI extensions iceberg, avro, httpfs loaded with import_extension) reads the same
   counts and sums through ATTACH of the REST catalog and iceberg_scan of the metadata file;
 - Polars scan_iceberg reads the same counts and sums, and version 1 through its snapshot;
-- a column added by schema evolution (DESIGN.md sections 3 and 8) is a new Iceberg schema
+- a column added by schema evolution (docs/contract.md sections 3 and 8) is a new Iceberg schema
   with a new field id: pyiceberg, DuckDB and Polars read it as null in the rows of the file
   written before it existed, and tag v1 has the old schema.
 Prints one PASS/FAIL line per check.

@@ -9,11 +9,11 @@ The CSV of an object is found by the SHA-256 the manifest records in `source.csv
 text decoded with the manifest's `options.encoding`); CSV_DIR holds the uploaded
 files (the smoke run's SMOKE_WORK_DIR). Expected values are computed here, independently of
 the Rust converter, from the CSV text and the type the manifest gives each column
-(DESIGN.md section 3). Prints one PASS/FAIL line per object and reader, then
+(docs/contract.md section 3). Prints one PASS/FAIL line per object and reader, then
 "N passed, M failed"; exits 1 on any failure.
 
 A latest version whose objects were written with different schemas (columns added by
-schema evolution, DESIGN.md section 3) is also read whole through pyarrow's dataset API,
+schema evolution, docs/contract.md section 3) is also read whole through pyarrow's dataset API,
 unifying the files' schemas by name: it must have the manifest's columns and row count, and
 the columns an older object lacks must read as nulls in its rows.
 """
@@ -86,7 +86,7 @@ def same(a, b):
 
 def csv_text(csv_path, manifest):
     """The uploaded file as text: gunzipped when the manifest's source says gzip, decoded
-    with the encoding the manifest records (DESIGN.md section 3), by Python's own codecs."""
+    with the encoding the manifest records (docs/contract.md section 3), by Python's own codecs."""
     with open(csv_path, "rb") as f:
         data = f.read()
     if (manifest.get("source") or {}).get("compression") == "gzip":

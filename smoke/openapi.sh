@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the OpenAPI documents of a running trio (DESIGN.md section 9):
+# Checks the OpenAPI documents of a running trio (docs/contract.md section 9):
 #   openapi.sh INGESTD_URL CATALOGD_URL STORAGED_URL
 # Each GET /openapi.json must be an OpenAPI 3.1 document that openapi-spec-validator accepts,
 # and a bounded schemathesis run against each service (20 examples per operation,

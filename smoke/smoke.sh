@@ -70,7 +70,7 @@ expect "first ingest answers 200" "$status" 200
 expect "first ingest makes version 1" "$(jq_py "$b" 'd["manifest"]["version"]')" 1
 expect "first ingest is not existing" "$(jq_py "$b" 'd["existing"]')" False
 expect "first ingest counts every row" "$(jq_py "$b" 'd["row_count"]')" "$rows"
-expect "flights types follow DESIGN.md section 3" \
+expect "flights types follow docs/contract.md section 3" \
   "$(jq_py "$b" '",".join(f["name"] + ":" + f["type"] for f in d["schema"]["fields"])')" \
   "year:int64,month:int64,day:int64,dep_time:int64,sched_dep_time:int64,dep_delay:int64,arr_time:int64,sched_arr_time:int64,arr_delay:int64,carrier:utf8,flight:int64,tailnum:utf8,origin:utf8,dest:utf8,air_time:int64,distance:int64,hour:int64,minute:int64,time_hour:timestamp[us, tz=UTC]"
 expect "manifest records null_values" "$(jq_py "$b" 'd["manifest"]["options"]["null_values"]')" "['NA']"
@@ -140,7 +140,7 @@ status=$(ingest "$b" "name=${NAME}_weather&null_values=NA" "$WORK/weather.csv")
 expect "weather ingest answers 200" "$status" 200
 expect "weather temp is float64" "$(jq_py "$b" '[f["type"] for f in d["schema"]["fields"] if f["name"] == "temp"][0]')" float64
 
-# 7b. Schema evolution (DESIGN.md section 3): a column added with schema_evolution=add_columns
+# 7b. Schema evolution (docs/contract.md section 3): a column added with schema_evolution=add_columns
 # makes version 2, which still holds version 1's object; the interop test reads the two
 # together through pyarrow's dataset API and sees nulls for the new column in the old one.
 printf 'id,name\n1,a\n2,b\n' >"$WORK/evolve_v1.csv"
@@ -155,7 +155,7 @@ expect "evolve: with add_columns it is version 2 holding both objects" \
   "$status:$(jq_py "$b" '(d["manifest"]["version"], len(d["manifest"]["objects"]), [f["name"] for f in d["schema"]["fields"]])')" \
   "200:(2, 2, ['id', 'name', 'score'])"
 
-# 8. Files from the wild (DESIGN.md section 3), read back value for value by the interop
+# 8. Files from the wild (docs/contract.md section 3), read back value for value by the interop
 # test: a `;`-separated export with decimal-comma text (delimiter sniffed), an Excel
 # "Unicode text" export (UTF-16LE with a BOM, tab-separated, CRLF), a Windows-1252 file, and
 # a gzipped CSV.

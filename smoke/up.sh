@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/up against prebuilt binaries (DESIGN.md section 14): it names the service that
+# scripts/up against prebuilt binaries (docs/contract.md section 14): it names the service that
 # exited and stops the other two, appends to the logs instead of truncating them, and a
 # Ctrl-C (SIGINT to its whole process group, as a terminal sends it) stops the trio quietly
 # with exit status 0.

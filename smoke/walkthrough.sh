@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's walkthrough, run as printed from a fresh clone (DESIGN.md section 14): the
+# The README's walkthrough, run as printed from a fresh clone (docs/contract.md section 14): the
 # `sh` blocks between `<!-- walkthrough:begin -->` and `<!-- walkthrough:end -->`, in a
 # `git clone` of this repository (so only committed files, examples/ included, are there),
 # against a running trio. The one change made to the text: the default addresses

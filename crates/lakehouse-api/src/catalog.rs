@@ -1,4 +1,4 @@
-//! Bodies of catalogd's routes (DESIGN.md section 6): registering a version, listing
+//! Bodies of catalogd's routes (docs/contract.md section 6): registering a version, listing
 //! datasets and versions, and the garbage collection run.
 
 use crate::{ColumnReport, ObjectRef, Schema, SchemaEvolution, SchemaFingerprint, Source};
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Body of `POST /datasets/{name}/versions` (catalogd).
 ///
-/// `options` and `inference_version` go beyond the four fields DESIGN.md section 6 lists:
+/// `options` and `inference_version` go beyond the four fields docs/contract.md section 6 lists:
 /// the manifest records them, so the registering client has to say them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -30,18 +30,18 @@ pub struct VersionRegisterRequest {
     /// Inference rule set the schema was made with.
     #[serde(default = "default_inference_version")]
     pub inference_version: u32,
-    /// The upload's inference report (DESIGN.md section 3), recorded in the manifest.
+    /// The upload's inference report (docs/contract.md section 3), recorded in the manifest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnReport>,
     /// `add_columns`: a schema that is the latest version's fields in order followed by new
-    /// ones is a new schema version, not drift (DESIGN.md sections 3 and 6); checked under
+    /// ones is a new schema version, not drift (docs/contract.md sections 3 and 6); checked under
     /// the commit, so two racing evolutions cannot both win. Absent: any other fingerprint
     /// than the latest version's is a 409.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_evolution: Option<SchemaEvolution>,
     /// Validate and answer the version a register would make (`existing`, the manifest with
     /// its version number) without writing anything: no manifest, no Iceberg metadata, and
-    /// the objects need not be stored (ingestd's `dry_run`, DESIGN.md section 6).
+    /// the objects need not be stored (ingestd's `dry_run`, docs/contract.md section 6).
     #[serde(default, skip_serializing_if = "is_false")]
     pub dry_run: bool,
     /// Compaction (docs/contract.md section 10): keys of objects of the latest version that
@@ -68,7 +68,7 @@ fn default_inference_version() -> u32 {
 pub struct VersionRegisterResponse {
     /// The new version, or the latest one when `existing` is true.
     pub manifest: Manifest,
-    /// True when the latest version already was what the request asked for (DESIGN.md
+    /// True when the latest version already was what the request asked for (docs/contract.md
     /// section 2, invariant 4): no new version was made.
     pub existing: bool,
     /// True when the request was a dry run: `manifest` is the version a register would

@@ -1,9 +1,9 @@
-//! The one JSON error body of DESIGN.md section 6 and the table from code to HTTP status.
+//! The one JSON error body of docs/contract.md section 6 and the table from code to HTTP status.
 
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-/// Machine-readable error code, serialized in `snake_case` (DESIGN.md section 6).
+/// Machine-readable error code, serialized in `snake_case` (docs/contract.md section 6).
 ///
 /// [`ErrorCode::status`] is the single table from code to HTTP status; every service maps its
 /// own error enum to one of these codes and never picks a status by hand.
@@ -27,7 +27,7 @@ pub enum ErrorCode {
     InvalidOption,
     /// A request body or parameter that is not of the documented shape (400).
     InvalidRequest,
-    /// An object key outside DESIGN.md section 6's key grammar (400).
+    /// An object key outside docs/contract.md section 6's key grammar (400).
     InvalidKey,
     /// A PUT body whose SHA-256 is not the one announced in `x-checksum-sha256` (400).
     DigestMismatch,
@@ -62,11 +62,11 @@ pub enum ErrorCode {
     /// A `Range` header that cannot be satisfied (416).
     InvalidRange,
     /// A body in a format the route does not take, named in the message: an xlsx, PDF, PNG
-    /// or Parquet file sent as a CSV (415, DESIGN.md section 14).
+    /// or Parquet file sent as a CSV (415, docs/contract.md section 14).
     UnsupportedMediaType,
-    /// The request's URI is longer than the server reads (414, DESIGN.md section 14).
+    /// The request's URI is longer than the server reads (414, docs/contract.md section 14).
     UriTooLong,
-    /// The request's headers are more or larger than the server reads (431, DESIGN.md
+    /// The request's headers are more or larger than the server reads (431, docs/contract.md
     /// section 14).
     HeadersTooLarge,
     /// Too many requests in flight; retry after the `Retry-After` seconds (503).
@@ -85,7 +85,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// HTTP status of this code: the one table of DESIGN.md section 6.
+    /// HTTP status of this code: the one table of docs/contract.md section 6.
     pub fn status(self) -> StatusCode {
         match self {
             ErrorCode::InvalidName

@@ -1,4 +1,4 @@
-//! Wire types of the Iceberg side (DESIGN.md section 8): what storaged tells catalogd about
+//! Wire types of the Iceberg side (docs/contract.md section 8): what storaged tells catalogd about
 //! its storage, and the bodies of catalogd's read-only Iceberg REST catalog (Apache Iceberg
 //! REST OpenAPI spec names, kebab-case as the spec spells them).
 

@@ -1,4 +1,4 @@
-//! Bodies of ingestd's routes (DESIGN.md section 6).
+//! Bodies of ingestd's routes (docs/contract.md section 6).
 
 use crate::{ColumnReport, Manifest, ObjectKey, ObjectRef, RejectsRef, Schema};
 use serde::{Deserialize, Serialize};
@@ -19,17 +19,17 @@ pub struct IngestResponse {
     pub parquet_size: u64,
     /// Schema the object was written with.
     pub schema: Schema,
-    /// Header renames and similar notes (DESIGN.md section 3).
+    /// Header renames and similar notes (docs/contract.md section 3).
     pub warnings: Vec<String>,
-    /// The inference report of this upload, one entry per column (DESIGN.md section 3).
+    /// The inference report of this upload, one entry per column (docs/contract.md section 3).
     #[serde(default)]
     pub columns: Vec<ColumnReport>,
-    /// The records this upload set aside (`max_rejects`, DESIGN.md section 3): the rejects
+    /// The records this upload set aside (`max_rejects`, docs/contract.md section 3): the rejects
     /// object's key and count (also in the manifest, on this upload's object); null when
     /// none were.
     #[serde(default)]
     pub rejects: Option<RejectsRef>,
-    /// True for `dry_run=true` (DESIGN.md section 6): the answer is what the ingest would
+    /// True for `dry_run=true` (docs/contract.md section 6): the answer is what the ingest would
     /// have answered (`manifest` the version it would make, `parquet_key` the object it would
     /// store), and nothing was written.
     #[serde(default)]

@@ -1,4 +1,4 @@
-//! Wire contract of the lakehouse trio (DESIGN.md sections 4 and 6).
+//! Wire contract of the lakehouse trio (docs/contract.md sections 4 and 6).
 //!
 //! Everything that crosses a process boundary is defined here once and used by both the
 //! servers and their clients: the JSON error body and its [`ErrorCode`] table, the validated
@@ -51,6 +51,6 @@ pub use schema::{
 };
 pub use storage::{ObjectInfo, ObjectListResponse, ObjectPutResponse};
 
-/// Header that makes a storaged PUT verify the body's SHA-256 (lowercase hex), DESIGN.md
+/// Header that makes a storaged PUT verify the body's SHA-256 (lowercase hex), docs/contract.md
 /// section 6.
 pub const CHECKSUM_HEADER: &str = "x-checksum-sha256";

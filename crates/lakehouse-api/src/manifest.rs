@@ -1,14 +1,14 @@
 //! The manifest of a dataset version and the parts it records: the objects, the CSV options,
-//! the ingest mode and the source (DESIGN.md section 6). Shared by the three services.
+//! the ingest mode and the source (docs/contract.md section 6). Shared by the three services.
 
 use crate::{ColumnType, DatasetName, ObjectKey, Schema, SchemaFingerprint, Sha256Digest};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The inference rule set this build implements, recorded in every manifest as
-/// `inference_version` (DESIGN.md section 3). Bumped whenever the rules change.
+/// `inference_version` (docs/contract.md section 3). Bumped whenever the rules change.
 pub const INFERENCE_VERSION: u32 = 2;
 
-/// CSV reading options of DESIGN.md section 3, recorded in the manifest so later uploads to
+/// CSV reading options of docs/contract.md section 3, recorded in the manifest so later uploads to
 /// the dataset read the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -21,28 +21,28 @@ pub struct CsvOptions {
     /// Tokens read as null besides the empty field, matched exactly (case-sensitive).
     #[serde(default)]
     pub null_values: Vec<String>,
-    /// Text encoding of the CSV (DESIGN.md section 3), transcoded to UTF-8 before parsing.
+    /// Text encoding of the CSV (docs/contract.md section 3), transcoded to UTF-8 before parsing.
     /// Absent in JSON when `utf-8`, so a manifest made before encodings existed (inference
     /// version 1) reads as UTF-8, which is what it meant.
     #[serde(default, skip_serializing_if = "TextEncoding::is_utf8")]
     pub encoding: TextEncoding,
-    /// The day/month order of each `date32` column written `P/Q/YYYY` (DESIGN.md section 3),
+    /// The day/month order of each `date32` column written `P/Q/YYYY` (docs/contract.md section 3),
     /// by column name: settled by the whole first upload, and how later uploads read the
     /// column. Absent in JSON when empty (every manifest of inference version 1).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub date_orders: std::collections::BTreeMap<String, DateOrder>,
-    /// The decimal separator of float64 values (DESIGN.md section 14): `.` (the default,
+    /// The decimal separator of float64 values (docs/contract.md section 14): `.` (the default,
     /// absent in JSON) or `,` (`1234,56` and `-0,5` are floats, `1.5` is not).
     #[serde(default, skip_serializing_if = "DecimalSeparator::is_point")]
     pub decimal_separator: DecimalSeparator,
-    /// The day/month order a new `P/Q/YYYY` column is read in (DESIGN.md section 14), when
+    /// The day/month order a new `P/Q/YYYY` column is read in (docs/contract.md section 14), when
     /// the request gave one; absent, the column's values settle it (section 3). The order
     /// each such column was settled in is in `date_orders`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_order: Option<DateOrder>,
 }
 
-/// The decimal separator of float64 values (DESIGN.md section 14, `decimal_separator`).
+/// The decimal separator of float64 values (docs/contract.md section 14, `decimal_separator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DecimalSeparator {
@@ -104,7 +104,7 @@ impl DateOrder {
     }
 }
 
-/// How a `P/Q/YYYY` date is read (DESIGN.md section 3): day first or month first.
+/// How a `P/Q/YYYY` date is read (docs/contract.md section 3): day first or month first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DateOrder {
@@ -116,7 +116,7 @@ pub enum DateOrder {
     Mdy,
 }
 
-/// The text encodings an upload may be in (DESIGN.md section 3, `encoding`). The query
+/// The text encodings an upload may be in (docs/contract.md section 3, `encoding`). The query
 /// parameter also takes the WHATWG labels of each (`latin1`, `iso-8859-1`, `cp1252`, ... for
 /// `windows-1252`); the JSON form is always the canonical name below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -163,7 +163,7 @@ impl TextEncoding {
 
     /// Parses the `encoding` option: a WHATWG label (case-insensitive, as `encoding_rs`
     /// looks them up) of one of these encodings, so `latin1`, `iso-8859-1` and `cp1252` name
-    /// `windows-1252`, and `utf8` names `utf-8` (DESIGN.md section 3). The one parser of the
+    /// `windows-1252`, and `utf8` names `utf-8` (docs/contract.md section 3). The one parser of the
     /// option: ingestd and the CLI both call it.
     ///
     /// # Errors
@@ -188,7 +188,7 @@ impl std::fmt::Display for TextEncoding {
     }
 }
 
-/// Compression of an upload, detected by its first bytes (DESIGN.md section 3): gzip
+/// Compression of an upload, detected by its first bytes (docs/contract.md section 3): gzip
 /// (`1f 8b`) or zstd (`28 b5 2f fd`). Recorded in the manifest's [`Source`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -259,7 +259,7 @@ fn de_delimiter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Err
 }
 
 /// `replace` (the new version holds only the new object) or `append` (the previous objects
-/// plus the new one), DESIGN.md section 6.
+/// plus the new one), docs/contract.md section 6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -271,7 +271,7 @@ pub enum IngestMode {
     Append,
 }
 
-/// `schema_evolution` of an ingest or a register request (DESIGN.md section 3, "Schema
+/// `schema_evolution` of an ingest or a register request (docs/contract.md section 3, "Schema
 /// evolution"): which schema changes an upload to an existing dataset may make. Absent, every
 /// change is a 409 `schema_drift`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -309,7 +309,7 @@ impl SchemaEvolution {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObjectRef {
-    /// Content-addressed key (DESIGN.md section 5).
+    /// Content-addressed key (docs/contract.md section 5).
     pub key: ObjectKey,
     /// Size in bytes.
     pub size: u64,
@@ -317,7 +317,7 @@ pub struct ObjectRef {
     pub sha256: Sha256Digest,
     /// Rows in the object.
     pub row_count: u64,
-    /// The records its upload set aside (`max_rejects`, DESIGN.md section 3), when any:
+    /// The records its upload set aside (`max_rejects`, docs/contract.md section 3), when any:
     /// kept, and collected, together with this object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects: Option<RejectsRef>,
@@ -330,7 +330,7 @@ impl ObjectRef {
     }
 }
 
-/// The rejects object of an upload (DESIGN.md section 3, "Rejects"): a CSV
+/// The rejects object of an upload (docs/contract.md section 3, "Rejects"): a CSV
 /// `line,column,reason,record` of the records set aside, stored content-addressed at
 /// `datasets/<name>/_rejects/<sha256>.csv`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -359,7 +359,7 @@ pub struct Source {
     /// Size of the uploaded CSV in bytes.
     #[serde(default)]
     pub csv_bytes: Option<u64>,
-    /// The upload's compression, when it was compressed (DESIGN.md section 3): then
+    /// The upload's compression, when it was compressed (docs/contract.md section 3): then
     /// `csv_sha256` and `csv_bytes` are those of the bytes received, and `csv_bytes`
     /// counts compressed bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -400,7 +400,7 @@ impl SourceFile {
     }
 }
 
-/// One column of the inference report (DESIGN.md section 3, "Inference report"): in the
+/// One column of the inference report (docs/contract.md section 3, "Inference report"): in the
 /// answer of `POST /ingest` and in the manifest of the version the upload made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -413,7 +413,7 @@ pub struct ColumnReport {
     /// Null values (empty fields and `null_values` tokens) in the upload.
     pub null_count: u64,
     /// The earliest non-null value by which the column's values so far rule out every type
-    /// above `type` in DESIGN.md section 3's table; `null` for `bool` and for a column with
+    /// above `type` in docs/contract.md section 3's table; `null` for `bool` and for a column with
     /// no non-null value (and, for an existing dataset, when the upload's values alone do
     /// not rule them out).
     pub decided_by: Option<DecidedBy>,
@@ -432,7 +432,7 @@ pub struct DecidedBy {
     pub value: String,
 }
 
-/// One immutable version of a dataset (DESIGN.md section 6), stored as
+/// One immutable version of a dataset (docs/contract.md section 6), stored as
 /// `_catalog/datasets/<name>/<version as 20 digits>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -441,7 +441,7 @@ pub struct Manifest {
     pub name: DatasetName,
     /// 1-based version number; the latest version is the highest.
     pub version: u64,
-    /// `sha256:<hex>` of `schema` (DESIGN.md section 4).
+    /// `sha256:<hex>` of `schema` (docs/contract.md section 4).
     pub schema_fingerprint: SchemaFingerprint,
     /// Arrow schema of every object of this version.
     pub schema: Schema,
@@ -451,13 +451,13 @@ pub struct Manifest {
     pub row_count: u64,
     /// Commit time, RFC 3339 in UTC with microseconds.
     pub created_at: String,
-    /// Inference rule set the schema was made with (DESIGN.md section 3).
+    /// Inference rule set the schema was made with (docs/contract.md section 3).
     pub inference_version: u32,
     /// CSV options the version was made with.
     pub options: CsvOptions,
     /// Where the latest upload of this version came from.
     pub source: Source,
-    /// The inference report of that upload (DESIGN.md section 3); absent in manifests made
+    /// The inference report of that upload (docs/contract.md section 3); absent in manifests made
     /// before the report existed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnReport>,

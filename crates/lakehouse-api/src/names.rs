@@ -1,4 +1,4 @@
-//! Validated names: dataset names, object keys and SHA-256 digests (DESIGN.md section 6).
+//! Validated names: dataset names, object keys and SHA-256 digests (docs/contract.md section 6).
 
 use crate::SchemaFingerprint;
 use serde::{Deserialize, Serialize};
@@ -7,10 +7,10 @@ use std::fmt;
 /// Why a name, key or digest was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
-    /// Not a dataset name of DESIGN.md section 6.
+    /// Not a dataset name of docs/contract.md section 6.
     #[error("invalid dataset name {0:?}: must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$")]
     DatasetName(String),
-    /// Not an object key of DESIGN.md section 6.
+    /// Not an object key of docs/contract.md section 6.
     #[error("invalid object key {key:?}: {reason}")]
     ObjectKey {
         /// The refused key (as given).
@@ -21,12 +21,12 @@ pub enum NameError {
     /// Not 64 lowercase hex digits.
     #[error("invalid sha-256 digest {0:?}: must be 64 lowercase hex digits")]
     Sha256(String),
-    /// Not a schema fingerprint of DESIGN.md section 4.
+    /// Not a schema fingerprint of docs/contract.md section 4.
     #[error("invalid schema fingerprint {0:?}: must be sha256: and 64 lowercase hex digits")]
     Fingerprint(String),
 }
 
-/// A dataset name: `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (DESIGN.md section 6).
+/// A dataset name: `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (docs/contract.md section 6).
 ///
 /// Safe to use as one object-key segment: it has no `/` and is never `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,11 +80,11 @@ impl fmt::Display for DatasetName {
     }
 }
 
-/// Maximum length of an object key, in bytes (DESIGN.md section 6).
+/// Maximum length of an object key, in bytes (docs/contract.md section 6).
 pub const MAX_KEY_BYTES: usize = 1024;
 
 /// An object key: `/`-separated segments of `[A-Za-z0-9._=-]`, no empty, `.` or `..`
-/// segment, at most 1024 bytes (DESIGN.md section 6).
+/// segment, at most 1024 bytes (docs/contract.md section 6).
 ///
 /// A valid key never escapes the storage root when joined to a directory path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -130,7 +130,7 @@ impl ObjectKey {
         &self.0
     }
 
-    /// Content-addressed key of a dataset's Parquet object (DESIGN.md section 5):
+    /// Content-addressed key of a dataset's Parquet object (docs/contract.md section 5):
     /// `datasets/<name>/<fp_hex>/<sha256-of-the-parquet-bytes-hex>.parquet`.
     pub fn parquet_object(
         name: &DatasetName,
@@ -152,7 +152,7 @@ impl ObjectKey {
         ObjectKey(format!("datasets/{}/{}", name.as_str(), fingerprint.hex()))
     }
 
-    /// Directory of dataset `name`'s rejects objects (DESIGN.md section 3, "Rejects"):
+    /// Directory of dataset `name`'s rejects objects (docs/contract.md section 3, "Rejects"):
     /// `datasets/<name>/_rejects`.
     pub fn rejects_dir(name: &DatasetName) -> Self {
         ObjectKey(format!("datasets/{}/_rejects", name.as_str()))
@@ -168,7 +168,7 @@ impl ObjectKey {
         ))
     }
 
-    /// Key of version `version` of dataset `name`'s manifest (DESIGN.md section 6):
+    /// Key of version `version` of dataset `name`'s manifest (docs/contract.md section 6):
     /// `_catalog/datasets/<name>/<version as 20 digits>.json`.
     pub fn manifest(name: &DatasetName, version: u64) -> Self {
         ObjectKey(format!(

@@ -1,11 +1,11 @@
-//! The schema as the catalog records it and its fingerprint (DESIGN.md sections 3 and 4).
+//! The schema as the catalog records it and its fingerprint (docs/contract.md sections 3 and 4).
 
 use crate::NameError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// A column type, named by its fingerprint name (DESIGN.md section 3's table), which is also
+/// A column type, named by its fingerprint name (docs/contract.md section 3's table), which is also
 /// how it is written in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -38,7 +38,7 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
-    /// The fingerprint name of DESIGN.md section 3 (`int64`, `timestamp[us, tz=UTC]`, ...).
+    /// The fingerprint name of docs/contract.md section 3 (`int64`, `timestamp[us, tz=UTC]`, ...).
     pub fn name(self) -> &'static str {
         match self {
             ColumnType::Bool => "bool",
@@ -63,12 +63,12 @@ impl fmt::Display for ColumnType {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Field {
-    /// Column name after the header renames of DESIGN.md section 3.
+    /// Column name after the header renames of docs/contract.md section 3.
     pub name: String,
     /// Column type.
     #[serde(rename = "type")]
     pub data_type: ColumnType,
-    /// Always `true` for inferred schemas (DESIGN.md section 3); not part of the fingerprint.
+    /// Always `true` for inferred schemas (docs/contract.md section 3); not part of the fingerprint.
     #[serde(default = "yes")]
     pub nullable: bool,
 }
@@ -97,7 +97,7 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// The schema fingerprint of DESIGN.md section 4:
+    /// The schema fingerprint of docs/contract.md section 4:
     /// `"sha256:" + hex(SHA-256(name || 0x1f || type || 0x1e, for each field))`.
     pub fn fingerprint(&self) -> SchemaFingerprint {
         fingerprint_of_pairs(
@@ -114,7 +114,7 @@ impl Schema {
 
     /// Whether this schema is `base`'s fields in order (same names and types) followed by one
     /// or more new columns whose names are all distinct: the one change
-    /// `schema_evolution=add_columns` accepts (DESIGN.md section 3, "Schema evolution").
+    /// `schema_evolution=add_columns` accepts (docs/contract.md section 3, "Schema evolution").
     pub fn adds_columns_to(&self, base: &Schema) -> bool {
         let (kept, new) = self
             .fields
@@ -129,7 +129,7 @@ impl Schema {
     }
 }
 
-/// The fingerprint of DESIGN.md section 4 over raw `(name, type string)` pairs; the type
+/// The fingerprint of docs/contract.md section 4 over raw `(name, type string)` pairs; the type
 /// string is hashed as given, which is what lets the section's test vectors use type strings
 /// that are not real types.
 pub fn fingerprint_of_pairs<'a>(
@@ -147,10 +147,10 @@ pub fn fingerprint_of_pairs<'a>(
 
 const PREFIX: &str = "sha256:";
 
-/// A schema fingerprint of DESIGN.md section 4: `sha256:` and 64 lowercase hex digits,
+/// A schema fingerprint of docs/contract.md section 4: `sha256:` and 64 lowercase hex digits,
 /// written that way by `Display` and serde (so a JSON body carries the string
 /// `"sha256:<hex>"`). [`SchemaFingerprint::hex`] is the digest alone, the object-key segment
-/// of DESIGN.md section 5 (`datasets/<name>/<hex>/...`).
+/// of docs/contract.md section 5 (`datasets/<name>/<hex>/...`).
 ///
 /// Made by [`Schema::fingerprint`], or parsed (and validated) from its text.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -242,7 +242,7 @@ pub struct ColumnChange {
     pub value: Option<String>,
 }
 
-/// `details` of a 409 `schema_drift` (DESIGN.md sections 3 and 6).
+/// `details` of a 409 `schema_drift` (docs/contract.md sections 3 and 6).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaDriftDetails {
@@ -316,7 +316,7 @@ impl SchemaDriftDetails {
 mod tests {
     use super::*;
 
-    /// The four test vectors of DESIGN.md section 4.
+    /// The four test vectors of docs/contract.md section 4.
     #[test]
     fn fingerprint_test_vectors_of_design_section_4() {
         let schema = |fields: &[(&str, ColumnType)]| Schema {

@@ -1,4 +1,4 @@
-//! Bodies of storaged's routes (DESIGN.md section 6). The object bytes themselves travel as
+//! Bodies of storaged's routes (docs/contract.md section 6). The object bytes themselves travel as
 //! raw HTTP bodies, not JSON.
 
 use crate::{ObjectKey, Sha256Digest};

@@ -21,13 +21,13 @@ pub const MAX_COMMIT_ATTEMPTS: u32 = 16;
 pub struct RegisterOutcome {
     /// The new version, or the latest one when `existing` is true.
     pub manifest: Arc<Manifest>,
-    /// True when the latest version already was what the request asked for (DESIGN.md
+    /// True when the latest version already was what the request asked for (docs/contract.md
     /// section 2, invariant 4): no version was written.
     pub existing: bool,
 }
 
 impl<S: ManifestStore> Catalog<S> {
-    /// Registers a version of `name`: the atomic schema gate of DESIGN.md sections 2 and 6.
+    /// Registers a version of `name`: the atomic schema gate of docs/contract.md sections 2 and 6.
     ///
     /// 1. Validates the request: the fingerprint is the schema's, there are objects, each key
     ///    is `datasets/<name>/<fp_hex>/.../<sha256>.parquet` with its own `sha256`.
@@ -71,7 +71,7 @@ impl<S: ManifestStore> Catalog<S> {
         self.check_objects_stored(&request).await?;
         self.refresh(name).await?;
         if let Some(latest) = self.latest(name) {
-            // Heal the latest version's Iceberg metadata before the next commit (DESIGN.md
+            // Heal the latest version's Iceberg metadata before the next commit (docs/contract.md
             // section 8). A failure fails this register before it commits: so every version
             // but the latest always has its metadata, and the latest gets it by its own
             // commit, the next one, a table load or a restart.
@@ -230,7 +230,7 @@ impl<S: ManifestStore> Catalog<S> {
     /// gate against the latest version (versions other replicas wrote included), answering
     /// the version a register would make now, or the latest one with `existing: true`;
     /// nothing is written (no manifest, no Iceberg metadata) and the objects need not be
-    /// stored yet (ingestd's `dry_run`, DESIGN.md section 6). Another committer may of
+    /// stored yet (ingestd's `dry_run`, docs/contract.md section 6). Another committer may of
     /// course make that version number taken by the time a real register comes.
     async fn register_dry_run(
         &self,
@@ -293,7 +293,7 @@ impl<S: ManifestStore> Catalog<S> {
             if !in_layout {
                 return Err(CatalogError::InvalidObject {
                     key: object.key.clone(),
-                    reason: format!("key must be {prefix}{file} (DESIGN.md section 5)"),
+                    reason: format!("key must be {prefix}{file} (docs/contract.md section 5)"),
                 });
             }
             if let Some(rejects) = &object.rejects {
@@ -301,7 +301,9 @@ impl<S: ManifestStore> Catalog<S> {
                 if rejects.key != expected {
                     return Err(CatalogError::InvalidObject {
                         key: rejects.key.clone(),
-                        reason: format!("a rejects key must be {expected} (DESIGN.md section 3)"),
+                        reason: format!(
+                            "a rejects key must be {expected} (docs/contract.md section 3)"
+                        ),
                     });
                 }
             }
@@ -342,7 +344,7 @@ impl<S: ManifestStore> Catalog<S> {
     }
 }
 
-/// Step 3 of [`Catalog::register`], the schema gate (DESIGN.md sections 2, 3 and 6): the
+/// Step 3 of [`Catalog::register`], the schema gate (docs/contract.md sections 2, 3 and 6): the
 /// request's schema must be the latest version's, or, with `schema_evolution: add_columns`,
 /// the latest one's fields in order followed by new columns ([`Schema::adds_columns_to`]).
 /// Checked under the commit, against the latest version, so of two racing evolutions that

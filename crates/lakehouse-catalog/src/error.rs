@@ -55,7 +55,7 @@ pub enum CatalogError {
         version: u64,
     },
     /// A register request whose `schema_fingerprint` is not the fingerprint of its `schema`
-    /// (DESIGN.md section 6).
+    /// (docs/contract.md section 6).
     #[error("schema_fingerprint {declared} is not the fingerprint of the schema ({computed})")]
     FingerprintMismatch {
         /// The request's `schema_fingerprint`.
@@ -64,7 +64,7 @@ pub enum CatalogError {
         computed: SchemaFingerprint,
     },
     /// A register request naming an object with a key outside the dataset's content-addressed
-    /// layout, or one the store does not hold with the stated size (DESIGN.md section 2,
+    /// layout, or one the store does not hold with the stated size (docs/contract.md section 2,
     /// invariant 7).
     #[error("object {key}: {reason}")]
     InvalidObject {
@@ -76,7 +76,7 @@ pub enum CatalogError {
     /// A register request that is not of the documented shape (no objects, duplicates, ...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// The request's schema differs from the latest version's (DESIGN.md section 2,
+    /// The request's schema differs from the latest version's (docs/contract.md section 2,
     /// invariant 2): nothing was written.
     /// `evolvable`: the request's schema only adds columns after the latest one's, so
     /// `schema_evolution: "add_columns"` would have accepted it (the message says so).
@@ -125,7 +125,7 @@ pub enum CatalogError {
     Encode(#[source] serde_json::Error),
     /// The Iceberg projection of a version failed (an invalid key or a render error; an
     /// unreadable footer is not one); the version itself is committed, and a retry of the
-    /// same register heals the metadata (DESIGN.md section 8).
+    /// same register heals the metadata (docs/contract.md section 8).
     #[error("iceberg metadata of version {version} of {name}: {reason}")]
     TableMetadata {
         /// The dataset.

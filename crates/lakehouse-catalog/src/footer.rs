@@ -1,7 +1,7 @@
 //! The one reader of Parquet footers in the workspace: the footer of a data object read
 //! through a [`ManifestStore`] with range reads, decoded on a blocking thread, at most
 //! [`MAX_FOOTER_BYTES`] of it. What the Iceberg projection takes its data-file metrics from
-//! (DESIGN.md section 8) and the catalog page its column statistics and preview.
+//! (docs/contract.md section 8) and the catalog page its column statistics and preview.
 //!
 //! A Parquet file ends with its footer (Thrift-encoded metadata), the footer's length as a
 //! 4-byte little-endian integer and the magic `PAR1`. The first read takes the object's

@@ -1,5 +1,5 @@
 //! Garbage collection of `datasets/` (docs/decisions.md, "Garbage collection and retention";
-//! DESIGN.md section 2, invariant 7: "orphaned objects are removed by GC later").
+//! docs/contract.md section 2, invariant 7: "orphaned objects are removed by GC later").
 //!
 //! An object under `datasets/` is deleted only when all of these hold:
 //! 1. no retained version (see [`crate::RetentionPolicy`]) of any dataset references it;
@@ -12,7 +12,7 @@
 //!    replicas wrote) and re-listing its objects: a register in this process can never
 //!    reference an object between its check and its commit while GC deletes it.
 //!
-//! Iceberg metadata (`datasets/<name>/metadata/`, DESIGN.md section 8) is referenced by the
+//! Iceberg metadata (`datasets/<name>/metadata/`, docs/contract.md section 8) is referenced by the
 //! latest version: its metadata JSON, the manifest lists and manifests of its snapshots and
 //! the data files those manifests name (kept even when retention, judged now, would let
 //! their version go: the snapshots were chosen when the latest version was committed).
@@ -28,7 +28,7 @@ use lakehouse_api::{DatasetName, GcRunResponse, ObjectKey};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-/// Prefix of every Parquet object: `datasets/` (DESIGN.md section 5). Garbage collection
+/// Prefix of every Parquet object: `datasets/` (docs/contract.md section 5). Garbage collection
 /// looks at nothing else.
 pub const DATA_PREFIX: &str = "datasets/";
 
@@ -75,7 +75,7 @@ impl<S: ManifestStore> Catalog<S> {
         }
         // Every object a retained version of any dataset in the index references: objects
         // are only ever referenced from their own dataset's directory (register enforces the
-        // layout of DESIGN.md section 5), but this keeps GC safe whatever a manifest says.
+        // layout of docs/contract.md section 5), but this keeps GC safe whatever a manifest says.
         let referenced_anywhere = self.retained_keys_in_index().await?;
         let mut report = GcRunResponse {
             dry_run: options.dry_run,

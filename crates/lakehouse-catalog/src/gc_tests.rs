@@ -434,7 +434,7 @@ async fn only_retained_objects_remain(
     );
 }
 
-/// DESIGN.md section 8: the latest Iceberg metadata never points at a missing object. Its
+/// docs/contract.md section 8: the latest Iceberg metadata never points at a missing object. Its
 /// snapshots were chosen by retention when its version was committed; GC judges retention
 /// now, so a version that expired since must keep its objects while the latest metadata
 /// still lists it, and lose them once a newer metadata drops it.
@@ -503,7 +503,7 @@ fn with_rejects(
     object
 }
 
-/// DESIGN.md section 3: rejects objects follow the GC and retention rules of the data they
+/// docs/contract.md section 3: rejects objects follow the GC and retention rules of the data they
 /// came with: kept while their object is (an append successor keeps both), collected with it.
 #[tokio::test]
 async fn rejects_objects_live_and_go_with_their_data_object() {

@@ -1,4 +1,4 @@
-//! The catalog's domain logic (DESIGN.md sections 2 and 6): versioned manifests, the
+//! The catalog's domain logic (docs/contract.md sections 2 and 6): versioned manifests, the
 //! in-memory index that serves lookups, the schema drift check and the commit protocol that
 //! makes `register` the one atomic, race-safe gate of a dataset.
 //!

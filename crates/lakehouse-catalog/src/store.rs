@@ -47,7 +47,7 @@ impl StoredObject {
 }
 
 /// The object storage the catalog keeps its manifests in and checks objects against
-/// (storaged in production, DESIGN.md section 6).
+/// (storaged in production, docs/contract.md section 6).
 ///
 /// Keys are [`ObjectKey`]s; listings are by plain string prefix, ascending by key bytes.
 pub trait ManifestStore: Send + Sync + 'static {
@@ -73,7 +73,7 @@ pub trait ManifestStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
 
     /// Bytes `range` of the object at `key` (clamped to its end), `None` when there is none
-    /// (Parquet footers for the Iceberg metadata, DESIGN.md section 8).
+    /// (Parquet footers for the Iceberg metadata, docs/contract.md section 8).
     ///
     /// # Errors
     /// [`StoreError`] when the store fails or does not answer.

@@ -1,4 +1,4 @@
-//! Client of ingestd's `POST /ingest` (DESIGN.md section 6).
+//! Client of ingestd's `POST /ingest` (docs/contract.md section 6).
 
 use crate::{Endpoint, Result, json, send};
 use lakehouse_api::{
@@ -12,7 +12,7 @@ pub struct IngestdClient {
     endpoint: Endpoint,
 }
 
-/// The query options of one `POST /ingest`: every option ingestd takes (DESIGN.md section
+/// The query options of one `POST /ingest`: every option ingestd takes (docs/contract.md section
 /// 6). `None` leaves an option to ingestd's default. Serialized by serde as the query
 /// string, in field order (`mode` by the wire type's own names, `replace` or `append`).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,26 +29,26 @@ pub struct IngestOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub null_values: Option<String>,
     /// `encoding`: `utf-8`, `windows-1252` (or a WHATWG label of it such as `latin1`),
-    /// `utf-16le`, `utf-16be` (DESIGN.md section 3).
+    /// `utf-16le`, `utf-16be` (docs/contract.md section 3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
-    /// `decimal_separator`: `.` or `,` (DESIGN.md section 14).
+    /// `decimal_separator`: `.` or `,` (docs/contract.md section 14).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decimal_separator: Option<DecimalSeparator>,
     /// `date_order`: `DMY` or `MDY`, how a new dataset's `P/Q/YYYY` columns are read
-    /// (DESIGN.md section 14).
+    /// (docs/contract.md section 14).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub date_order: Option<DateOrder>,
     /// `schema_evolution`: `add_columns` lets new columns at the end make a new schema
-    /// version (DESIGN.md section 3).
+    /// version (docs/contract.md section 3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_evolution: Option<SchemaEvolution>,
     /// `max_rejects`: how many bad records may be set aside into a rejects object instead
-    /// of failing the upload (DESIGN.md section 3).
+    /// of failing the upload (docs/contract.md section 3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_rejects: Option<u64>,
     /// `dry_run`: `true` checks the upload and answers what the ingest would, writing
-    /// nothing (DESIGN.md section 6).
+    /// nothing (docs/contract.md section 6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
 }

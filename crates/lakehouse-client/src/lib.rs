@@ -1,4 +1,4 @@
-//! HTTP clients of storaged, catalogd and ingestd (DESIGN.md section 6), used by catalogd,
+//! HTTP clients of storaged, catalogd and ingestd (docs/contract.md section 6), used by catalogd,
 //! ingestd and the `lakehouse` CLI.
 //!
 //! Every non-2xx answer is decoded back into the [`ErrorBody`] the server sent, so a caller

@@ -312,7 +312,7 @@ impl StoragedClient {
     }
 
     /// `GET /location`: the storage's URI of its root and, for s3, how engines reach it
-    /// (DESIGN.md section 8).
+    /// (docs/contract.md section 8).
     ///
     /// # Errors
     /// Storaged's error answers; transport errors; [`ClientError::Decode`].

@@ -1,4 +1,4 @@
-//! The value grammar of DESIGN.md section 3: a hand-written byte scanner that classifies a
+//! The value grammar of docs/contract.md section 3: a hand-written byte scanner that classifies a
 //! non-null value into the set of column types that accept it, and the parsers that turn an
 //! accepted value into its Arrow value.
 //!
@@ -73,7 +73,7 @@ enum Number {
     Float { exp: bool, int_digits: usize },
 }
 
-/// Classifies a non-null value (DESIGN.md section 3's table).
+/// Classifies a non-null value (docs/contract.md section 3's table).
 #[inline]
 pub(crate) fn classify(v: &[u8]) -> Class {
     let Some(&first) = v.first() else {
@@ -373,7 +373,7 @@ pub(crate) fn parse_float(v: &[u8]) -> Option<f64> {
 
 /// [`parse_float`], also telling whether the literal was an int (`[+-]?(0|[1-9][0-9]*)`):
 /// a float64 column is the narrowest type of a whole file only if one of its values is not
-/// an int (DESIGN.md section 3), which the verified pass 2 checks with this.
+/// an int (docs/contract.md section 3), which the verified pass 2 checks with this.
 pub(crate) fn parse_float_literal(v: &[u8]) -> Option<(f64, bool)> {
     plain_number(v).or_else(|| any_float_literal(v))
 }
@@ -507,7 +507,7 @@ fn date_prefix(v: &[u8]) -> Option<i32> {
 }
 
 /// A `P<s>Q<s>YYYY` value (P and Q one or two digits, `<s>` one of `/`, `-`, `.`, the same
-/// twice; DESIGN.md section 3): its separator, and its days since the epoch read month
+/// twice; docs/contract.md section 3): its separator, and its days since the epoch read month
 /// first and read day first, each `None` when that reading is not a real date. `None` when
 /// the value is not of that form.
 pub(crate) fn pq_readings(v: &[u8]) -> Option<(u8, Option<i32>, Option<i32>)> {
@@ -540,7 +540,7 @@ pub(crate) fn pq_readings(v: &[u8]) -> Option<(u8, Option<i32>, Option<i32>)> {
     Some((sep, real(p, q), real(q, p)))
 }
 
-/// A date32 value: exactly `YYYY-MM-DD` or `YYYY/MM/DD` (DESIGN.md section 3, inference
+/// A date32 value: exactly `YYYY-MM-DD` or `YYYY/MM/DD` (docs/contract.md section 3, inference
 /// version 2), a real proleptic-Gregorian date, as days since 1970-01-01.
 pub(crate) fn parse_date(v: &[u8]) -> Option<i32> {
     if v.len() != 10 {
@@ -552,7 +552,7 @@ pub(crate) fn parse_date(v: &[u8]) -> Option<i32> {
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
-/// A time64[us] value (DESIGN.md section 3, inference version 2): `HH:MM` or
+/// A time64[us] value (docs/contract.md section 3, inference version 2): `HH:MM` or
 /// `HH:MM:SS[.f{1,6}]`, hours 00-23, minutes and seconds 00-59, as microseconds since
 /// midnight.
 pub(crate) fn parse_time(v: &[u8]) -> Option<i64> {
@@ -675,7 +675,7 @@ pub(crate) fn parse_timestamp(v: &[u8]) -> Option<(i64, bool)> {
     }
 }
 
-/// Per-column state of the whole-file inference of DESIGN.md section 3.
+/// Per-column state of the whole-file inference of docs/contract.md section 3.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ColumnStats {
     /// Types that accepted every non-null value so far.
@@ -714,7 +714,7 @@ impl ColumnStats {
         self.big_int |= class.big_int;
     }
 
-    /// The day/month order of a `date32` column of `P/Q/YYYY` values (DESIGN.md section 3).
+    /// The day/month order of a `date32` column of `P/Q/YYYY` values (docs/contract.md section 3).
     pub(crate) fn order(&self) -> Option<DateOrder> {
         if !self.non_null || self.mask & (BOOL | INT | FLOAT | DATE) != 0 {
             return None;
@@ -763,7 +763,7 @@ impl ColumnStats {
     }
 }
 
-/// Whether the values folded into `stats` rule out every type above `ty` in DESIGN.md
+/// Whether the values folded into `stats` rule out every type above `ty` in docs/contract.md
 /// section 3's table (its "Inference report": the value that makes this true first is the
 /// column's `decided_by`). Float64 is ruled out by a non-float value, or by an int beyond
 /// 2^53 together with a value that is not an int.
@@ -793,7 +793,7 @@ pub(crate) fn rules_out_above(stats: &ColumnStats, ty: ColumnType) -> bool {
         })
 }
 
-/// Whether a column registered as `ty` accepts a value of class `class` (DESIGN.md section 3,
+/// Whether a column registered as `ty` accepts a value of class `class` (docs/contract.md section 3,
 /// "Uploads to an existing dataset"): the table's rules, float64 accepting ints up to 2^53 in
 /// magnitude, utf8 accepting anything.
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Compaction's data side (docs/contract.md section 10): Parquet files in, the same rows in
 //! the same order out, in files of about `target_file_bytes`, with the writer settings of
-//! every ingest (DESIGN.md section 5). Synchronous and pure: the inputs are read through a
+//! every ingest (docs/contract.md section 5). Synchronous and pure: the inputs are read through a
 //! [`RangeRead`] (ingestd's is storaged's range GET), one row group at a time, and the
 //! outputs go to a [`CompactSink`] (ingestd's streams them to storaged's content-addressed
 //! POST), so memory holds one input row group and one output row group, never a file.
@@ -78,7 +78,7 @@ pub struct CompactStats {
 /// is smaller.
 ///
 /// Inputs of an older schema of the dataset (schema evolution adds columns at the end,
-/// DESIGN.md section 3) are read by position, and the columns they lack are written as
+/// docs/contract.md section 3) are read by position, and the columns they lack are written as
 /// nulls, which is what readers of those files already see.
 ///
 /// # Errors

@@ -1,4 +1,4 @@
-//! From the bytes of an upload to the UTF-8 text the tokenizer reads (DESIGN.md section 3,
+//! From the bytes of an upload to the UTF-8 text the tokenizer reads (docs/contract.md section 3,
 //! "Compressed uploads" and `encoding`): gzip or zstd detected by magic bytes and
 //! decompressed while streaming, `max_csv_bytes` on the decompressed size, a UTF-16 byte
 //! order mark detected, and any encoding but UTF-8 transcoded with `encoding_rs`.
@@ -70,7 +70,7 @@ impl Decoded<'_> {
     }
 }
 
-/// Opens an upload for reading as UTF-8 text (DESIGN.md section 3): reads its first bytes
+/// Opens an upload for reading as UTF-8 text (docs/contract.md section 3): reads its first bytes
 /// to detect gzip (`1f 8b`) or zstd (`28 b5 2f fd`), then, on the decompressed bytes, a
 /// UTF-16 byte order mark (`ff fe` little-endian, `fe ff` big-endian), which selects UTF-16
 /// whatever `encoding` says. Text in any encoding but UTF-8 is transcoded to UTF-8 as it is
@@ -145,7 +145,7 @@ pub fn decode<'a, R: Read + 'a>(
 const MAGIC_BYTES: usize = 8;
 
 /// The format and advice of a file that is certainly not CSV, by its first bytes
-/// (DESIGN.md section 14): ZIP (an xlsx is one), PDF, PNG, Parquet (`PAR1` then a byte no
+/// (docs/contract.md section 14): ZIP (an xlsx is one), PDF, PNG, Parquet (`PAR1` then a byte no
 /// text holds).
 fn not_csv(head: &[u8]) -> Option<(&'static str, &'static str)> {
     match head {

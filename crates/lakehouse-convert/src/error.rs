@@ -6,7 +6,7 @@ use lakehouse_api::SchemaDriftDetails;
 /// Everything [`infer_schema`](crate::infer_schema), [`check_schema`](crate::check_schema)
 /// and [`write_parquet`](crate::write_parquet) can fail with.
 ///
-/// The ingest service maps each variant to an HTTP answer (DESIGN.md sections 3 and 6):
+/// The ingest service maps each variant to an HTTP answer (docs/contract.md sections 3 and 6):
 /// `EmptyCsv`, `MalformedCsv` and `InvalidHeader` are 400s, `SchemaDrift` is a 409, `Io` is
 /// whatever failed reading the upload or writing the output, `Parquet` is an internal error.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,7 @@ pub enum ConvertError {
         column: Option<u64>,
     },
     /// More CSV than a cap of the reading service allows, counted on the decompressed bytes
-    /// (`max_csv_bytes`, DESIGN.md section 3): a 413 `payload_too_large`.
+    /// (`max_csv_bytes`, docs/contract.md section 3): a 413 `payload_too_large`.
     #[error("csv exceeds {limit} = {max} bytes (decompressed)")]
     TooLarge {
         /// Which cap: `max_csv_bytes`.
@@ -55,7 +55,7 @@ pub enum ConvertError {
         /// Its value, bytes.
         max: u64,
     },
-    /// The upload starts with the magic bytes of a format that is not CSV (DESIGN.md section
+    /// The upload starts with the magic bytes of a format that is not CSV (docs/contract.md section
     /// 14): a 415 `unsupported_media_type`.
     #[error("the upload is {format}, not CSV: {advice}")]
     UnsupportedFormat {
@@ -68,7 +68,7 @@ pub enum ConvertError {
     /// The upload does not conform to the registered schema (`schema_drift`, 409).
     #[error("upload does not conform to the registered schema")]
     SchemaDrift(Box<SchemaDriftDetails>),
-    /// More bad records than `max_rejects` allows (DESIGN.md section 3, "Rejects"): `error`
+    /// More bad records than `max_rejects` allows (docs/contract.md section 3, "Rejects"): `error`
     /// is the usual error of the first record past the limit, `rejected` the bad records
     /// found up to and including it.
     #[error("{error} ({rejected} bad records, more than max_rejects allows)")]

@@ -1,4 +1,4 @@
-//! Warnings that teach (DESIGN.md section 14): after a new dataset's schema is inferred, the
+//! Warnings that teach (docs/contract.md section 14): after a new dataset's schema is inferred, the
 //! utf8 columns that another reading option would have typed: float64 with
 //! `decimal_separator=,`, date32 with a `date_order`.
 //!
@@ -87,7 +87,7 @@ impl Candidate {
 }
 
 /// The warnings that teach for a new dataset's upload read with `options` and inferred as
-/// `schema` (DESIGN.md section 14), one per column and option, in column order. Reads
+/// `schema` (docs/contract.md section 14), one per column and option, in column order. Reads
 /// `reader` (the same bytes the inference read) only as far as a utf8 column could still
 /// deserve one.
 ///

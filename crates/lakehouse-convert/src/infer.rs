@@ -1,5 +1,5 @@
 //! Pass 1: whole-file schema inference for a new dataset, and the conformance check of an
-//! upload to an existing one (DESIGN.md section 3).
+//! upload to an existing one (docs/contract.md section 3).
 
 use crate::classify::{Class, ColumnStats, accepts_in};
 use crate::error::{ConvertError, Result};

@@ -1,7 +1,7 @@
-//! CSV to Parquet for the lakehouse ingest path (DESIGN.md sections 3 and 5).
+//! CSV to Parquet for the lakehouse ingest path (docs/contract.md sections 3 and 5).
 //!
 //! What it is for: reading an uploaded RFC 4180 CSV, inferring its Arrow schema over the
-//! whole file with the deterministic rules of DESIGN.md section 3 ([`infer_schema`]), or
+//! whole file with the deterministic rules of docs/contract.md section 3 ([`infer_schema`]), or
 //! checking it against a dataset's registered schema ([`check_schema`]), then streaming it
 //! into Snappy Parquet with a fixed, reproducible encoding ([`write_parquet`], or
 //! [`write_parquet_pipelined`], which parses and encodes on two threads and writes the same
@@ -15,7 +15,7 @@
 //!
 //! What it is not for: no async, no HTTP, no storage, no catalog. Spooling the upload,
 //! keeping it to read twice, and registering the result are the ingest service's job; run
-//! these functions on a blocking thread. The schema fingerprint (DESIGN.md section 4) and the
+//! these functions on a blocking thread. The schema fingerprint (docs/contract.md section 4) and the
 //! wire types live in `lakehouse-api`.
 
 mod classify;
@@ -44,20 +44,20 @@ use lakehouse_api::Schema;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-/// Rows per Arrow record batch built from the CSV (DESIGN.md section 5).
+/// Rows per Arrow record batch built from the CSV (docs/contract.md section 5).
 pub const BATCH_ROWS: usize = 8192;
 
 /// Maximum rows per Parquet row group: sixteen batches. A row group is the unit the writer
 /// buffers in memory before it goes out, so this bounds the memory of [`write_parquet`].
 pub const MAX_ROW_GROUP_ROWS: usize = 131_072;
 
-/// The fixed `created_by` of every Parquet file written (DESIGN.md section 5).
+/// The fixed `created_by` of every Parquet file written (docs/contract.md section 5).
 pub const CREATED_BY: &str = concat!("lakehouse-convert ", env!("CARGO_PKG_VERSION"));
 
 /// The schema inferred for a new dataset by [`infer_schema`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inferred {
-    /// Columns in header order, names after the renames of DESIGN.md section 3, all nullable.
+    /// Columns in header order, names after the renames of docs/contract.md section 3, all nullable.
     pub schema: Schema,
     /// The day/month order of each `date32` column of `P/Q/YYYY` values, by name: to be
     /// read with (`CsvOptions::date_orders`) and recorded.
@@ -85,7 +85,7 @@ pub struct ParquetOutput {
     pub row_count: u64,
     /// Bytes written to the output: the Parquet file's size.
     pub size_bytes: u64,
-    /// The inference report of DESIGN.md section 3, one entry per column: its nulls, and
+    /// The inference report of docs/contract.md section 3, one entry per column: its nulls, and
     /// the line and value by which the values settled its type (against the schema written
     /// with: the inferred one, or an existing dataset's registered one).
     pub columns: Vec<lakehouse_api::ColumnReport>,
@@ -103,7 +103,7 @@ pub struct EncodeStats {
     pub encode: Duration,
 }
 
-/// Pass 1 for a NEW dataset: reads the whole CSV and infers its schema by DESIGN.md
+/// Pass 1 for a NEW dataset: reads the whole CSV and infers its schema by docs/contract.md
 /// section 3.
 ///
 /// The first record is the header (renames: empty name -> `column_<n>`, then a name equal to
@@ -132,7 +132,7 @@ pub fn infer_schema<'a, R: Read>(
     infer::infer_schema(reader, options.into())
 }
 
-/// Pass 1 for an EXISTING dataset (DESIGN.md section 3, "Uploads to an existing dataset").
+/// Pass 1 for an EXISTING dataset (docs/contract.md section 3, "Uploads to an existing dataset").
 ///
 /// Ok when the header names (after the same renames as [`infer_schema`]) equal the
 /// registered names in order and every non-null value is accepted by its column's registered
@@ -157,7 +157,7 @@ pub fn check_schema<'a, R: Read>(
     infer::check_schema(reader, options.into(), registered)
 }
 
-/// Sets bad records aside (DESIGN.md section 3, "Rejects"), before the other passes: copies
+/// Sets bad records aside (docs/contract.md section 3, "Rejects"), before the other passes: copies
 /// the header (with its final names) and every good record to `kept` as CSV with the same
 /// delimiter, and up to `max_rejects` bad records, in file order, to `rejects` as CSV
 /// `line,column,reason,record` (the 1-based line the record starts on, the 1-based column
@@ -193,7 +193,7 @@ pub fn set_aside<'a, R: Read, K: Write, J: Write>(
 }
 
 /// Pass 2: writes the CSV as Parquet with `schema` (the inferred or the registered one) into
-/// `out` (DESIGN.md section 5).
+/// `out` (docs/contract.md section 5).
 ///
 /// Record batches of [`BATCH_ROWS`] rows, row groups of at most [`MAX_ROW_GROUP_ROWS`] rows,
 /// Snappy compression, page-level statistics, `created_by` = [`CREATED_BY`], the Arrow
@@ -273,7 +273,7 @@ pub struct Verified {
 ///   non-null value is accepted by its column's type, which is what [`check_schema`]
 ///   checks.
 /// - [`Expected::Inferred`]: proven when every non-null value is accepted and the values
-///   show that no narrower type fits (DESIGN.md section 3): each typed column holds a
+///   show that no narrower type fits (docs/contract.md section 3): each typed column holds a
 ///   non-null value, each float64 column a value that is not an int, and the inference's
 ///   own classification of each utf8 column (stopped once it is certainly utf8) gives utf8.
 ///   Then [`infer_schema`] returns exactly that schema, whatever the guess was based on.
@@ -311,7 +311,7 @@ pub fn write_parquet_verified<'a, R: Read, W: Write + Send>(
 }
 
 /// A guess of [`infer_schema`]'s result from the first bytes of a file, for
-/// [`write_parquet_verified`]: the schema inferred by DESIGN.md section 3's rules from the
+/// [`write_parquet_verified`]: the schema inferred by docs/contract.md section 3's rules from the
 /// records of `prefix` (ingestd passes the first 4 MiB). When
 /// `complete` is false the file goes on after `prefix`, so its last record (maybe cut short)
 /// is left out, and so is anything from the first error on. `None` when `prefix` has no
@@ -336,7 +336,7 @@ pub fn guess<'a>(
 }
 
 /// The Arrow schema of a catalog schema: same names and order, every field nullable
-/// (DESIGN.md section 3); `timestamp[us, tz=UTC]` is `Timestamp(Microsecond, Some("UTC"))`,
+/// (docs/contract.md section 3); `timestamp[us, tz=UTC]` is `Timestamp(Microsecond, Some("UTC"))`,
 /// `timestamp[us]` is `Timestamp(Microsecond, None)`, `date32` is `Date32` (days),
 /// `time64[us]` is `Time64(Microsecond)`, `utf8` is `Utf8`.
 pub fn arrow_schema(schema: &Schema) -> arrow_schema::SchemaRef {

@@ -1,4 +1,4 @@
-//! How one read classifies and parses values beyond DESIGN.md section 3's grammar: the
+//! How one read classifies and parses values beyond docs/contract.md section 3's grammar: the
 //! `decimal_separator` and `date_order` options of section 14, over [`crate::classify`].
 
 use crate::classify::{Class, DMY, FLOAT, MDY, NONE, PQ, classify, only, parse_float_literal};
@@ -33,7 +33,7 @@ impl Reading {
     }
 
     /// Whether a `date_order` fixes the order of new `P/Q/YYYY` columns, instead of their
-    /// values (DESIGN.md section 14).
+    /// values (docs/contract.md section 14).
     pub(crate) fn forces_order(self) -> bool {
         self.pq_keep != PQ
     }

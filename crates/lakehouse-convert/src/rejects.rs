@@ -1,4 +1,4 @@
-//! Setting bad records aside (DESIGN.md section 3, "Rejects"): one read of the CSV that
+//! Setting bad records aside (docs/contract.md section 3, "Rejects"): one read of the CSV that
 //! copies the good records to a clean CSV and the bad ones, up to a limit, to a rejects CSV
 //! `line,column,reason,record`. The other passes then read the clean CSV as usual, so the
 //! hot path of an upload without `max_rejects` is untouched.

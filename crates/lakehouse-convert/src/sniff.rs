@@ -1,4 +1,4 @@
-//! Delimiter sniffing (DESIGN.md section 3, `inference_version` 2), for a new dataset's
+//! Delimiter sniffing (docs/contract.md section 3, `inference_version` 2), for a new dataset's
 //! first upload that gives no `delimiter`.
 //!
 //! Each candidate of [`SNIFF_CANDIDATES`] is tried on the first [`SNIFF_RECORDS`] records
@@ -110,7 +110,7 @@ pub fn sniff_delimiter_prefix(prefix: &[u8], complete: bool, max_record_bytes: u
     choose(verdicts)
 }
 
-/// Sniffs the delimiter of a whole file (DESIGN.md section 3): `open` gives a reader from
+/// Sniffs the delimiter of a whole file (docs/contract.md section 3): `open` gives a reader from
 /// the file's start (decoded text, as the reading functions take it), once per candidate;
 /// each reads at most [`SNIFF_RECORDS`] records and one more, never the whole file.
 ///

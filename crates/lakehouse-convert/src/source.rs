@@ -1,4 +1,4 @@
-//! Reading the CSV: RFC 4180 records split by [`crate::tokenize`], with the checks DESIGN.md
+//! Reading the CSV: RFC 4180 records split by [`crate::tokenize`], with the checks docs/contract.md
 //! section 3 asks for on top: the header renames, field counts, UTF-8, the caps of
 //! [`ReadLimits`], and a quoted field still open at the end of the file.
 
@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::io::Read;
 
 /// Caps a CSV must stay within, so that no input can make a reader hold more than a
-/// configured amount of memory (DESIGN.md section 2, invariant 5). Exceeding one is a 400
+/// configured amount of memory (docs/contract.md section 2, invariant 5). Exceeding one is a 400
 /// `limit_exceeded` naming the cap, the line and, for fields, the column.
 ///
 /// A setting of the reading service (ingestd's configuration), not of the dataset: it is not
@@ -40,11 +40,11 @@ impl Default for ReadLimits {
 /// `impl Into<ReadConfig>`, so `&CsvOptions` alone reads with the default limits.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadConfig<'a> {
-    /// Delimiter and null tokens (DESIGN.md section 3).
+    /// Delimiter and null tokens (docs/contract.md section 3).
     pub csv: &'a CsvOptions,
     /// Caps on the input's shape.
     pub limits: ReadLimits,
-    /// `csv.delimiter` was sniffed (DESIGN.md section 3), not given: a ragged record's
+    /// `csv.delimiter` was sniffed (docs/contract.md section 3), not given: a ragged record's
     /// `malformed_csv` message then names it and says how to give one.
     pub delimiter_sniffed: bool,
 }
@@ -75,7 +75,7 @@ impl<'a> From<&'a CsvOptions> for ReadConfig<'a> {
     }
 }
 
-/// The header of a CSV after DESIGN.md section 3's renames.
+/// The header of a CSV after docs/contract.md section 3's renames.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Header {
     /// Final column names, in order.
@@ -84,7 +84,7 @@ pub(crate) struct Header {
     pub warnings: Vec<String>,
 }
 
-/// Applies the renames of DESIGN.md section 3 to raw header names.
+/// Applies the renames of docs/contract.md section 3 to raw header names.
 ///
 /// Left to right: an empty name becomes `column_<n>` (n = 1-based position); then a name
 /// equal to an EARLIER final name gets `_2`, `_3`, ... appended (the first suffix not taken
@@ -239,7 +239,7 @@ impl<R: Read> Records<R> {
         Ok(true)
     }
 
-    /// [`Records::next_record`] for reading with rejects (DESIGN.md section 3, "Rejects"):
+    /// [`Records::next_record`] for reading with rejects (docs/contract.md section 3, "Rejects"):
     /// a record with the wrong field count or invalid UTF-8 is not an error of the read but
     /// `Some(Some(error))`, the error [`Records::next_record`] would have returned, and the
     /// read goes on after it; `Some(None)` is a good record, `None` the end of the file. An
@@ -373,7 +373,7 @@ fn delimiter_name(delimiter: u8) -> String {
 const NOT_WINDOWS_1252: [u8; 6] = [0x00, 0x81, 0x8d, 0x8f, 0x90, 0x9d];
 
 /// The reason of a field that is not UTF-8, with the likely fix when the field reads as
-/// Windows-1252 (DESIGN.md section 14).
+/// Windows-1252 (docs/contract.md section 14).
 fn utf8_reason(field: &[u8], e: &std::str::Utf8Error) -> String {
     let mut reason = format!("invalid utf-8 at byte {} of the field", e.valid_up_to() + 1);
     if !field.iter().any(|b| NOT_WINDOWS_1252.contains(b)) {
@@ -385,7 +385,7 @@ fn utf8_reason(field: &[u8], e: &std::str::Utf8Error) -> String {
     reason
 }
 
-/// The likely cause of a NUL in the header (DESIGN.md section 14): the first header field
+/// The likely cause of a NUL in the header (docs/contract.md section 14): the first header field
 /// has NUL bytes in every other position, as ASCII text in UTF-16 has, and there was no
 /// byte order mark to say so. Empty when it does not look like that.
 fn utf16_hint(first: &[u8]) -> &'static str {
@@ -411,7 +411,7 @@ fn utf8_problem(record: Record<'_>) -> Option<(u64, String)> {
     })
 }
 
-/// The null test of DESIGN.md section 3: the empty field or an exact `null_values` token.
+/// The null test of docs/contract.md section 3: the empty field or an exact `null_values` token.
 pub(crate) struct Nulls<'a> {
     tokens: &'a [String],
 }

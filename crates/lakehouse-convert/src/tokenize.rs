@@ -1,4 +1,4 @@
-//! Splitting CSV bytes into records and fields (RFC 4180, DESIGN.md section 3), with the
+//! Splitting CSV bytes into records and fields (RFC 4180, docs/contract.md section 3), with the
 //! same results as csv-core configured as `Records` used to configure it (quote `"`, doubled
 //! quotes, terminators CR, LF and CRLF, no escapes, no comments), at several GB/s.
 //!

@@ -1,4 +1,4 @@
-//! Pass 2: CSV -> Arrow record batches -> Snappy Parquet (DESIGN.md section 5).
+//! Pass 2: CSV -> Arrow record batches -> Snappy Parquet (docs/contract.md section 5).
 
 use crate::classify::{
     ColumnStats, parse_bool, parse_date, parse_int, parse_time, parse_timestamp, pq_readings,
@@ -66,7 +66,7 @@ pub(crate) fn arrow_schema(schema: &Schema) -> SchemaRef {
 /// free text), where a dictionary only costs time and bytes (docs/performance.md).
 pub(crate) const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
 
-/// The fixed writer settings of DESIGN.md section 5.
+/// The fixed writer settings of docs/contract.md section 5.
 pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -100,7 +100,7 @@ struct Column {
     non_null: bool,
     /// Float64: a value that is not an int literal was appended.
     non_int: bool,
-    /// Utf8, when verifying an inference: what DESIGN.md section 3 makes of the values so
+    /// Utf8, when verifying an inference: what docs/contract.md section 3 makes of the values so
     /// far (classified until the column is certainly utf8).
     inference: Option<ColumnStats>,
     /// The column's type, for its report.
@@ -112,11 +112,11 @@ struct Column {
     report: Option<ColumnStats>,
     /// The value that did (its line is filled in by [`BatchBuilder::settle_lines`]).
     decided_by: Option<DecidedBy>,
-    /// How values are classified and floats parsed (DESIGN.md section 14's options).
+    /// How values are classified and floats parsed (docs/contract.md section 14's options).
     reading: Reading,
     /// Date32 of `P/Q/YYYY` values: the day/month order they are read in.
     order: Option<DateOrder>,
-    /// With an order, what the values prove of it (DESIGN.md section 3): the separator of
+    /// With an order, what the values prove of it (docs/contract.md section 3): the separator of
     /// the first, whether another one was seen, and whether one was not a real date in the
     /// other order (else both readings hold, and inference says utf8).
     pq_sep: u8,
@@ -261,7 +261,7 @@ impl Column {
         }
     }
 
-    /// Whether the whole-file inference of DESIGN.md section 3 gives this column exactly
+    /// Whether the whole-file inference of docs/contract.md section 3 gives this column exactly
     /// `ty`, the type its values were parsed as, given that every non-null value was
     /// accepted: a typed column needs a non-null value (else it is utf8), a float64 one also
     /// a value that is not an int (else int64 fits); nothing narrower accepts a bool, int,
@@ -340,7 +340,7 @@ pub(crate) struct BatchBuilder<'a> {
 impl<'a> BatchBuilder<'a> {
     /// `verify_inference`: also collect what [`BatchBuilder::infers_schema`] needs.
     /// `csv.date_orders`: the day/month order of `date32` columns of `P/Q/YYYY` values, by
-    /// name (DESIGN.md section 3); `csv.decimal_separator` and `csv.date_order` how values
+    /// name (docs/contract.md section 3); `csv.decimal_separator` and `csv.date_order` how values
     /// are read (section 14).
     pub(crate) fn new(schema: &'a Schema, verify_inference: bool, csv: &CsvOptions) -> Self {
         let reading = Reading::new(csv);
@@ -401,7 +401,7 @@ impl<'a> BatchBuilder<'a> {
         }
     }
 
-    /// The inference report of DESIGN.md section 3, once every batch is finished.
+    /// The inference report of docs/contract.md section 3, once every batch is finished.
     pub(crate) fn report(&self) -> Vec<ColumnReport> {
         self.columns
             .iter()

@@ -1,5 +1,5 @@
 //! Behaviour of the public API as a data engineer sees it: CSV reading rules, header renames,
-//! inference, conformance checks and the Parquet written (DESIGN.md sections 3 and 5).
+//! inference, conformance checks and the Parquet written (docs/contract.md sections 3 and 5).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type, TimestampMicrosecondType};
@@ -480,7 +480,7 @@ fn a_runaway_quote_stops_at_the_record_cap_whatever_the_chunking() {
     assert!(infer_schema(&ok[..], options).is_ok());
 }
 
-/// Decodes (DESIGN.md section 3: decompression, transcoding), infers, writes: the Parquet
+/// Decodes (docs/contract.md section 3: decompression, transcoding), infers, writes: the Parquet
 /// bytes and the batches read back.
 fn decoded_round_trip(upload: &[u8], options: &CsvOptions) -> (Vec<u8>, Vec<RecordBatch>) {
     let decode = || lakehouse_convert::decode(upload, options.encoding, u64::MAX).unwrap();
@@ -630,7 +630,7 @@ fn times_of_day_are_time64_microseconds() {
     assert_eq!(ColumnType::Time64.name(), "time64[us]");
 }
 
-/// The inference report (DESIGN.md section 3): per column its nulls and the earliest value
+/// The inference report (docs/contract.md section 3): per column its nulls and the earliest value
 /// by which the values so far rule out every type above the final one.
 #[test]
 fn the_report_names_the_value_that_settled_each_type() {
@@ -694,7 +694,7 @@ fn the_report_names_the_value_that_settled_each_type() {
     assert!(value.ends_with('…'));
 }
 
-/// Day-first or month-first `P/Q/YYYY` dates (DESIGN.md section 3): the whole column
+/// Day-first or month-first `P/Q/YYYY` dates (docs/contract.md section 3): the whole column
 /// settles the order, which the Parquet is then written with (and later uploads checked
 /// with); ambiguous and contradictory columns are utf8.
 #[test]

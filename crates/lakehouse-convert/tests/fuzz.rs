@@ -52,7 +52,7 @@ fn outcome(result: Result<lakehouse_convert::Inferred, ConvertError>) -> Result<
         })
 }
 
-/// Delimiter, null tokens, and the reading options of DESIGN.md section 14 (a decimal comma,
+/// Delimiter, null tokens, and the reading options of docs/contract.md section 14 (a decimal comma,
 /// a date order), so every invariant below holds under them too.
 fn options() -> impl Strategy<Value = CsvOptions> {
     (
@@ -234,7 +234,7 @@ fn framed(bytes: &[u8], framing: Framing) -> Vec<u8> {
     }
 }
 
-/// What a new dataset's first upload without a delimiter goes through (DESIGN.md section
+/// What a new dataset's first upload without a delimiter goes through (docs/contract.md section
 /// 3): decode (decompress, transcode), sniff, infer; as a comparable result.
 fn framed_outcome(
     bytes: &[u8],

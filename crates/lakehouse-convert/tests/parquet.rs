@@ -1,4 +1,4 @@
-//! The Parquet the converter writes, as a reader sees it (DESIGN.md section 5): every type
+//! The Parquet the converter writes, as a reader sees it (docs/contract.md section 5): every type
 //! round-trips, the metadata and the bytes are fixed, row groups and field ids.
 
 use arrow_array::cast::AsArray;
@@ -105,7 +105,7 @@ fn parquet_metadata_is_fixed() {
     assert_eq!(out, again);
 }
 
-/// SHA-256 of the Parquet that [`parquet_bytes_are_pinned`] writes. DESIGN.md section 5
+/// SHA-256 of the Parquet that [`parquet_bytes_are_pinned`] writes. docs/contract.md section 5
 /// makes the bytes a pure function of (CSV bytes, options, schema, program version), and
 /// invariant 4 (section 2) rests on it: every build of one version (generic x86-64 or
 /// x86-64-v3, debug or release, any machine or allocator) must write exactly these bytes,
@@ -115,7 +115,7 @@ fn parquet_metadata_is_fixed() {
 const PINNED_PARQUET_SHA256: &str =
     "3e717d4a5960702ed7dc37c9272dc94df6019170639fc3d5b53e281c59b555f3";
 
-/// DESIGN.md section 8: column i (1-based) of a new Parquet file carries Iceberg field id i,
+/// docs/contract.md section 8: column i (1-based) of a new Parquet file carries Iceberg field id i,
 /// in the Parquet schema (what Iceberg readers resolve columns by) and in the embedded Arrow
 /// schema's `PARQUET:field_id` metadata.
 #[test]

@@ -1,4 +1,4 @@
-//! Property tests of the converter (DESIGN.md sections 3 and 5): whatever the CSV, the
+//! Property tests of the converter (docs/contract.md sections 3 and 5): whatever the CSV, the
 //! result does not depend on how the input is chunked, values round-trip through Parquet,
 //! and a file always conforms to its own inferred schema.
 
@@ -739,7 +739,7 @@ proptest! {
         }
     }
 }
-/// Values of every class of DESIGN.md section 3's table and its edges, for a file whose
+/// Values of every class of docs/contract.md section 3's table and its edges, for a file whose
 /// columns each draw from a few of them.
 const CLASS_VALUES: &[&str] = &[
     "",

@@ -1,4 +1,4 @@
-//! Setting bad records aside (DESIGN.md section 3, "Rejects"): which records go, what the
+//! Setting bad records aside (docs/contract.md section 3, "Rejects"): which records go, what the
 //! rejects CSV says about them, the limit, and that the result depends only on the bytes.
 
 use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
@@ -62,7 +62,7 @@ fn three_bad_records_go_to_the_rejects_with_their_lines_and_reasons() {
     );
 }
 
-/// DESIGN.md section 3: `record` is the raw record text, quotes and all, as the upload
+/// docs/contract.md section 3: `record` is the raw record text, quotes and all, as the upload
 /// wrote it (not its fields written back), without its line break (LF or CRLF); also past
 /// the first MiB of input, whatever the read size.
 #[test]

@@ -1,4 +1,4 @@
-//! Property tests of delimiter sniffing and of decoding (DESIGN.md section 3): the sniffed
+//! Property tests of delimiter sniffing and of decoding (docs/contract.md section 3): the sniffed
 //! delimiter of a table is the one it was written with (quoted delimiters included), a
 //! prefix never decides otherwise than the whole file, and neither the read chunking nor
 //! gzip/zstd/UTF-16 framing of the same text changes any result; and the day/month order of
@@ -140,7 +140,7 @@ fn pq_column() -> impl Strategy<Value = (bool, u8, Vec<(u32, u32, u32)>, bool)> 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// Day/month order (DESIGN.md section 3): settled by the whole column, DMY or MDY when
+    /// Day/month order (docs/contract.md section 3): settled by the whole column, DMY or MDY when
     /// exactly one reading makes every value a real date, else utf8; the order is the one
     /// written, the values read back are the dates written, whatever the chunking; and the
     /// verified single read proves exactly that schema and those orders.

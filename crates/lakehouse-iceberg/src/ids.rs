@@ -1,4 +1,4 @@
-//! Deterministic identifiers (DESIGN.md section 8: "derive ... from the file's identity, never
+//! Deterministic identifiers (docs/contract.md section 8: "derive ... from the file's identity, never
 //! at random").
 //!
 //! Each is the SHA-256 of a domain tag, a NUL byte and the identity, cut to size:

@@ -1,4 +1,4 @@
-//! Where a table's files live: storage keys and URIs (docs/contract.md, "Key layout").
+//! Where a table's files live: storage keys and URIs (docs/contract.md section 1).
 //!
 //! Under `datasets/<name>/metadata/`:
 //! - `v<N>.metadata.json`: the table metadata of version N;
@@ -16,7 +16,7 @@ use crate::metrics::field_id;
 use lakehouse_api::{ColumnType, DatasetName, Schema};
 
 /// The URI of storage key `key` under the storage's own URI `base` (`file:///<root>`,
-/// `s3://<bucket>`, `memory://`; DESIGN.md section 8): `<base>/<key>`, one slash between.
+/// `s3://<bucket>`, `memory://`; docs/contract.md section 8): `<base>/<key>`, one slash between.
 pub fn storage_uri(base: &str, key: &str) -> String {
     if base.ends_with('/') {
         format!("{base}{key}")

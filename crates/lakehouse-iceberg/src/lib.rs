@@ -1,4 +1,4 @@
-//! The Apache Iceberg (format version 2) projection of a dataset (DESIGN.md sections 8 and
+//! The Apache Iceberg (format version 2) projection of a dataset (docs/contract.md sections 8 and
 //! 10), incremental and bounded.
 //!
 //! Our manifests stay the source of truth; this crate turns version N's change (the data
@@ -64,7 +64,7 @@
 //! of the earlier layout (`snap-<snapshot id>-v<N>.avro`, `v<N>-<snapshot id>-m0.avro` and
 //! `-m1.avro`) are read and carried as they are.
 //!
-//! # Identity, never chance (DESIGN.md section 8)
+//! # Identity, never chance (docs/contract.md section 8)
 //! Everything Iceberg usually draws at random is derived from the dataset's identity (see
 //! [`ids`]): `table-uuid` from the name, snapshot ids from (name, version), Avro sync
 //! markers from the file's key, file names from the version.

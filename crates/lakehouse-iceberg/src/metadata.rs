@@ -21,7 +21,7 @@ pub(crate) const OPERATION_KEY: &str = "lakehouse.operation";
 pub(crate) const MANIFESTS_CREATED_KEY: &str = "manifests-created";
 
 /// The Iceberg schema `schema_id` of `schema`. Field ids are positions + 1: a dataset's
-/// schemas only ever grow by columns added at the end (schema evolution, DESIGN.md section
+/// schemas only ever grow by columns added at the end (schema evolution, docs/contract.md section
 /// 3), so a column keeps its id in every schema and an added column gets the next unused id
 /// (section 8).
 pub(crate) fn iceberg_schema(schema: &Schema, schema_id: i32) -> IcebergSchema {
@@ -43,7 +43,7 @@ pub(crate) fn iceberg_schema(schema: &Schema, schema_id: i32) -> IcebergSchema {
 }
 
 /// The table's schemas with `schema` among them, and its id: an earlier schema with the
-/// same columns (names and types, which is what the schema fingerprint covers, DESIGN.md
+/// same columns (names and types, which is what the schema fingerprint covers, docs/contract.md
 /// section 4) keeps its id, a new one gets the next.
 pub(crate) fn schemas_with(
     previous: &[IcebergSchema],

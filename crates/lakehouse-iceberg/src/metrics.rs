@@ -1,5 +1,5 @@
 //! Per-file column metrics from a Parquet footer, in Iceberg's single-value serialization
-//! (Iceberg spec: "Appendix D: Single-value serialization"; DESIGN.md section 8).
+//! (Iceberg spec: "Appendix D: Single-value serialization"; docs/contract.md section 8).
 
 use lakehouse_api::{ColumnType, Schema};
 use parquet::file::metadata::ParquetMetaData;
@@ -26,7 +26,7 @@ pub struct ColumnMetrics {
 }
 
 /// Column metrics of one data file by Iceberg field id (column i of the schema has id i,
-/// 1-based; DESIGN.md section 8).
+/// 1-based; docs/contract.md section 8).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileMetrics {
     /// Field id -> metrics; a column the file does not hold (added later by schema

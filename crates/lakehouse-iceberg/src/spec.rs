@@ -74,7 +74,7 @@ pub struct NestedField {
     pub id: i32,
     /// Column name.
     pub name: String,
-    /// Always false: every column is nullable (DESIGN.md section 3).
+    /// Always false: every column is nullable (docs/contract.md section 3).
     pub required: bool,
     /// Iceberg primitive type name (`long`, `string`, `timestamptz`, ...).
     #[serde(rename = "type")]

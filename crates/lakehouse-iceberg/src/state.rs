@@ -29,7 +29,7 @@ pub struct TableConfig {
     /// that big is left alone (Iceberg's `commit.manifest.target-size-bytes`; default
     /// 8 MiB): the bound on a merge's own cost.
     pub manifest_target_bytes: u64,
-    /// The metadata JSON keeps at most this many snapshots, the latest (DESIGN.md section
+    /// The metadata JSON keeps at most this many snapshots, the latest (docs/contract.md section
     /// 10, `catalogd.iceberg_max_snapshots`; default 1000; at least 1 is kept).
     pub max_snapshots: usize,
     /// The metadata JSON's `metadata-log` keeps at most this many earlier metadata files
@@ -649,7 +649,7 @@ impl TableState {
         Ok((files, state))
     }
 
-    /// What garbage collection must keep of the table at this version (DESIGN.md section 8):
+    /// What garbage collection must keep of the table at this version (docs/contract.md section 8):
     /// its metadata JSON, the manifest list of each snapshot it keeps, and every manifest
     /// those lists name. `oldest_list` holds the bytes of [`TableState::oldest_list_key`].
     ///

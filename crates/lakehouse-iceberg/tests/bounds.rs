@@ -1,4 +1,4 @@
-//! DESIGN.md section 10: a commit's files depend on its change, not on the table's history,
+//! docs/contract.md section 10: a commit's files depend on its change, not on the table's history,
 //! and what readers see stays bounded: random histories checked against a model, and a
 //! long run of appends measured in bytes.
 

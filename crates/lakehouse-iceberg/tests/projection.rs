@@ -1,4 +1,4 @@
-//! The projection (DESIGN.md sections 8 and 10): version N's files from the table at N-1 and
+//! The projection (docs/contract.md sections 8 and 10): version N's files from the table at N-1 and
 //! N's change; what a reader of the files finds; the round trip through the stored files.
 //! Every commit in these tests also checks that its files parse back into the state it
 //! returned and that recomputing it from N-1's parsed files gives the same bytes
@@ -512,7 +512,7 @@ fn footer_bounds_are_single_value_serialized() {
     assert_eq!(name.upper.as_deref(), Some(&b"b"[..]));
 }
 
-/// DESIGN.md section 8: a column added by schema evolution (a new fingerprint whose schema
+/// docs/contract.md section 8: a column added by schema evolution (a new fingerprint whose schema
 /// is the old one plus columns at the end) gets the next unused field id and a new schema
 /// id; the old columns keep their ids, and the appended version still lists the file
 /// written before the column existed. Going back to an earlier schema reuses its id.

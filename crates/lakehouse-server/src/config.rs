@@ -1,4 +1,4 @@
-//! Configuration loading: defaults < TOML file < environment (DESIGN.md section 7).
+//! Configuration loading: defaults < TOML file < environment (docs/contract.md section 7).
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};

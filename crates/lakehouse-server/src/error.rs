@@ -1,4 +1,4 @@
-//! The JSON error response of DESIGN.md section 6, and extractors whose rejections use it.
+//! The JSON error response of docs/contract.md section 6, and extractors whose rejections use it.
 
 use crate::options;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -91,7 +91,7 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-/// `axum::Json` whose rejection is a 400 `invalid_request` [`ApiError`], and strict (DESIGN.md
+/// `axum::Json` whose rejection is a 400 `invalid_request` [`ApiError`], and strict (docs/contract.md
 /// section 14): a top-level field `T` does not declare is a 400 `invalid_option` naming the
 /// closest known one ([`crate::options`]).
 #[derive(Debug)]
@@ -114,7 +114,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 /// `axum::extract::Query` whose rejection is a 400 `invalid_option` [`ApiError`], and strict
-/// (DESIGN.md section 14): a parameter `T` does not declare is a 400 `invalid_option` naming
+/// (docs/contract.md section 14): a parameter `T` does not declare is a 400 `invalid_option` naming
 /// the closest known one ([`crate::options`]).
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);

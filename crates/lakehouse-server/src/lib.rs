@@ -26,7 +26,7 @@ pub use timeout::request_timeout;
 /// Command line shared by the three binaries.
 #[derive(Debug, clap::Parser)]
 pub struct Cli {
-    /// TOML config file (DESIGN.md section 7). Defaults to `config/lakehouse.toml` when that
+    /// TOML config file (docs/contract.md section 7). Defaults to `config/lakehouse.toml` when that
     /// file exists, else the built-in defaults; `LAKEHOUSE_<SECTION>__<KEY>` variables win over
     /// both.
     #[arg(long, value_name = "PATH")]

@@ -1,4 +1,4 @@
-//! Prometheus metrics plumbing of the three services (DESIGN.md section 9, "Metrics").
+//! Prometheus metrics plumbing of the three services (docs/contract.md section 9, "Metrics").
 //!
 //! The `metrics` facade records; [`install`] sets the process-wide recorder of
 //! `metrics-exporter-prometheus` (no HTTP listener of its own) and [`metrics_get`] renders

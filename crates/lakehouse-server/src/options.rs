@@ -1,4 +1,4 @@
-//! Strict options (DESIGN.md section 14): a query parameter or JSON field an endpoint does not
+//! Strict options (docs/contract.md section 14): a query parameter or JSON field an endpoint does not
 //! know is a 400 `invalid_option` naming it and the closest known one, before a byte of the
 //! body is read.
 //!

@@ -53,7 +53,7 @@ pub fn common_layers(router: Router) -> Router {
 }
 
 /// Longest request URI (path and query) a service reads, bytes; a longer one is a 414
-/// `uri_too_long` (DESIGN.md section 14).
+/// `uri_too_long` (docs/contract.md section 14).
 pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// Most request headers a service reads; more is a 431 `headers_too_large`.
 pub const MAX_HEADERS: usize = 100;
@@ -69,7 +69,7 @@ const HYPER_MAX_BUF_BYTES: usize = 1024 * 1024;
 
 /// The server's own limits on a request's head, answered with the JSON error body: 414
 /// `uri_too_long` past [`MAX_URI_BYTES`], 431 `headers_too_large` past [`MAX_HEADERS`] or
-/// [`MAX_HEADER_BYTES`] (DESIGN.md section 14).
+/// [`MAX_HEADER_BYTES`] (docs/contract.md section 14).
 async fn request_limits(request: axum::extract::Request, next: Next) -> Response {
     use axum::response::IntoResponse;
     let uri_bytes = request
@@ -155,7 +155,7 @@ pub async fn serve(
 /// accepting, lets in-flight requests finish for at most `options.grace`, and returns.
 ///
 /// Each connection gets `options.header_read_timeout` to send its request headers. Logs
-/// `listening on <ip>:<port>` (DESIGN.md section 7) once the listener is serving, so a
+/// `listening on <ip>:<port>` (docs/contract.md section 7) once the listener is serving, so a
 /// service bound to port 0 can be found by whoever started it.
 ///
 /// # Errors

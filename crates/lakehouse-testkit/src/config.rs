@@ -1,5 +1,5 @@
 //! The one test that a service's built-in configuration defaults equal the checked-in
-//! `config/lakehouse.toml` (DESIGN.md section 7; STYLE.md, "Config").
+//! `config/lakehouse.toml` (docs/contract.md section 7; STYLE.md, "Config").
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};

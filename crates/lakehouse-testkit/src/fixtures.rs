@@ -1,6 +1,6 @@
 //! The catalog tests' shared fixtures (lakehouse-catalog's unit tests, catalogd's in-process
 //! and HTTP tests): the schemas they register, a register request, and the reference of an
-//! object stored under its content-addressed key (DESIGN.md section 5). Pure: no I/O.
+//! object stored under its content-addressed key (docs/contract.md section 5). Pure: no I/O.
 
 use lakehouse_api::{
     ColumnType, DatasetName, Field, INFERENCE_VERSION, IngestMode, ObjectKey, ObjectRef, Schema,

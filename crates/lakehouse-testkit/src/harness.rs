@@ -116,7 +116,7 @@ impl Harness {
     }
 
     /// Every key storaged holds under `datasets/` but the Iceberg metadata files
-    /// (`datasets/<name>/metadata/`, which every committed version adds; DESIGN.md section 8).
+    /// (`datasets/<name>/metadata/`, which every committed version adds; docs/contract.md section 8).
     ///
     /// # Panics
     /// As [`stored_keys`].
@@ -157,7 +157,7 @@ impl Harness {
 }
 
 /// The `schema.fields` of an ingest answer or a manifest as `name:type` strings, in order
-/// (type names as in DESIGN.md section 4's fingerprint: `int64`, `utf8`, ...).
+/// (type names as in docs/contract.md section 4's fingerprint: `int64`, `utf8`, ...).
 ///
 /// # Panics
 /// When `body` has no `schema.fields` array.

@@ -1,6 +1,6 @@
 //! Test support: starts the real `storaged`, `catalogd` and `ingestd` binaries on port 0 in
 //! a temporary directory and finds the address each one bound from its
-//! `listening on <ip>:<port>` log line (DESIGN.md section 7). No fixed ports, no sleeps.
+//! `listening on <ip>:<port>` log line (docs/contract.md section 7). No fixed ports, no sleeps.
 //!
 //! The binaries are the ones `cargo test --workspace` already built, found next to the test
 //! executable (`target/<profile>/`), or in `LAKEHOUSE_BIN_DIR` when that is set.
@@ -323,7 +323,7 @@ impl Trio {
     }
 }
 
-/// Several replicas on one storaged (the scale-out layout of DESIGN.md section 1): one
+/// Several replicas on one storaged (the scale-out layout of docs/contract.md section 1): one
 /// storaged, `catalogd.len()` catalogd and `ingestd.len()` ingestd processes, ingestd `i`
 /// registering with catalogd `i % catalogd.len()`. All in one temporary directory, on free
 /// ports.
@@ -606,7 +606,7 @@ pub async fn stored_keys(storaged_url: &str, prefix: &str) -> Vec<String> {
 }
 
 /// PUTs `content` (create-only, checksummed) into storaged as a Parquet object of `dataset`
-/// with `schema`, under its content-addressed key (DESIGN.md section 5), and returns the
+/// with `schema`, under its content-addressed key (docs/contract.md section 5), and returns the
 /// [`lakehouse_api::ObjectRef`] a register request names it with (`row_count` as given).
 /// The bytes are not Parquet: catalogd only checks that the object exists with its size.
 ///

@@ -1,4 +1,4 @@
-//! The request context that follows one request across the trio (DESIGN.md section 9, "One
+//! The request context that follows one request across the trio (docs/contract.md section 9, "One
 //! request id across the trio"): set by the servers (`lakehouse-server`'s `common_layers`),
 //! read by the clients (`lakehouse-client`), so neither depends on the other.
 //!

@@ -1,4 +1,4 @@
-//! The one table from [`CatalogError`] to HTTP status and error code (DESIGN.md section 6).
+//! The one table from [`CatalogError`] to HTTP status and error code (docs/contract.md section 6).
 
 use lakehouse_api::ErrorCode;
 use lakehouse_catalog::{CatalogError, StoreError, error_chain};

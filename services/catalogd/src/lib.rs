@@ -1,4 +1,4 @@
-//! catalogd: versioned manifests and the atomic schema gate of the lakehouse (DESIGN.md
+//! catalogd: versioned manifests and the atomic schema gate of the lakehouse (docs/contract.md
 //! section 6), as a library with a thin `main`.
 //!
 //! [`router`] serves `/datasets` and `/admin/gc` over a [`Catalog`]; [`run`] serves it on a
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use store::StoragedStore;
 use tokio::net::TcpListener;
 
-/// `[catalogd]` of `config/lakehouse.toml` (DESIGN.md section 7); every key can also come
+/// `[catalogd]` of `config/lakehouse.toml` (docs/contract.md section 7); every key can also come
 /// from `LAKEHOUSE_CATALOGD__<KEY>`. The defaults equal the checked-in file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -84,7 +84,7 @@ pub struct Config {
     /// their objects are collected.
     pub retain_ms: u64,
     /// The one namespace of the Iceberg REST catalog under `/iceberg`: every dataset is the
-    /// table `<iceberg_namespace>.<name>` (DESIGN.md section 8). Default `lakehouse`.
+    /// table `<iceberg_namespace>.<name>` (docs/contract.md section 8). Default `lakehouse`.
     pub iceberg_namespace: String,
     /// A commit whose Iceberg manifest list would name more manifests than this merges them
     /// (Iceberg's `commit.manifest.min-count-to-merge`; docs/contract.md section 10): more
@@ -143,7 +143,7 @@ pub enum StartError {
 /// each attempt logged) for at most `wait`. Then asks storaged where its storage is
 /// (`GET /location`), so the catalog writes each version's Iceberg metadata with table
 /// locations `<base>/datasets/<name>`, and heals the latest version's metadata of every
-/// dataset (DESIGN.md section 8; a failure there is logged and healed before the dataset's
+/// dataset (docs/contract.md section 8; a failure there is logged and healed before the dataset's
 /// next commit).
 ///
 /// # Errors
@@ -377,7 +377,7 @@ use routes::iceberg::RefusedWrites;
 ), modifiers(&RefusedWrites))]
 pub struct ApiDoc;
 
-/// The HTTP API of DESIGN.md section 6: `/datasets...`, `/healthz`, `/readyz`, `POST
+/// The HTTP API of docs/contract.md section 6: `/datasets...`, `/healthz`, `/readyz`, `POST
 /// /admin/gc`, `GET /metrics` and `GET /openapi.json` (section 9), the read-only Iceberg REST
 /// catalog under `/iceberg` (section 8) and the catalog page `/ui`, with the shared layers
 /// (request ids, tracing, JSON 404/405) and the request timeout.

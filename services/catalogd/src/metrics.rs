@@ -1,4 +1,4 @@
-//! catalogd's Prometheus families (DESIGN.md section 9), declared once: names, units and
+//! catalogd's Prometheus families (docs/contract.md section 9), declared once: names, units and
 //! help texts. Recorded where the event happens (the register handler and each garbage
 //! collection run), served by `GET /metrics`.
 

@@ -1,4 +1,4 @@
-//! [`ManifestStore`] over storaged's HTTP API (DESIGN.md section 6).
+//! [`ManifestStore`] over storaged's HTTP API (docs/contract.md section 6).
 
 use bytes::Bytes;
 use lakehouse_api::{ErrorCode, ObjectInfo, ObjectKey};

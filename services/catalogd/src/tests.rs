@@ -112,7 +112,7 @@ async fn bad_paths_and_queries_are_json_4xx() {
         assert_eq!(got.as_u16(), status, "{uri}: {body}");
         assert_eq!(body["error"]["code"], json!(code), "{uri}");
     }
-    // A field the body does not have is `invalid_option` naming it (DESIGN.md section 14),
+    // A field the body does not have is `invalid_option` naming it (docs/contract.md section 14),
     // a body missing a field is `invalid_request`.
     let (status, body) = call(
         &app,

@@ -165,7 +165,7 @@ async fn only_the_latest_is_retained(http: &reqwest::Client, eager: &Service) {
     assert_eq!(gone, [&json!(true), &json!(false)]);
 }
 
-/// The Iceberg metadata (DESIGN.md section 8): version 2's metadata JSON, manifest list and
+/// The Iceberg metadata (docs/contract.md section 8): version 2's metadata JSON, manifest list and
 /// manifests are referenced; version 1's (its snapshot expired) are candidates. Version 1's
 /// files and version 2's, by key.
 async fn metadata_files_by_version(client: &StoragedClient) -> (Vec<String>, Vec<String>) {

@@ -1,5 +1,5 @@
 //! catalogd over HTTP: the real `storaged` and `catalogd` binaries on port 0 in a temporary
-//! directory (DESIGN.md sections 2 and 6).
+//! directory (docs/contract.md sections 2 and 6).
 
 use lakehouse_api::{
     ColumnType, DatasetName, Field, IngestMode, ObjectKey, ObjectRef, Schema, Sha256Digest,

@@ -1,4 +1,4 @@
-//! The Iceberg projection and the read-only REST catalog over HTTP (DESIGN.md section 8):
+//! The Iceberg projection and the read-only REST catalog over HTTP (docs/contract.md section 8):
 //! the real `storaged`, `catalogd` and `ingestd` binaries on port 0.
 
 use lakehouse_testkit::{Service, Trio, multipart_content_type, multipart_file};

@@ -1,4 +1,4 @@
-//! catalogd's side of DESIGN.md section 14 over the real binaries: strict list options, a
+//! catalogd's side of docs/contract.md section 14 over the real binaries: strict list options, a
 //! cursor that does not decode is a 400, an HTML 404 under `/ui`, the page after schema
 //! evolution (statistics and preview in the latest schema), the page's counts, chart and
 //! inference line, and the login form that lets a person's browser open the page when read

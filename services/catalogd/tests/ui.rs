@@ -201,7 +201,7 @@ async fn odd_input_to_the_pages_is_a_4xx_page_never_a_500() {
         ("/ui?limit=abc", 400),
         ("/ui?limit=-1", 400),
         ("/ui?limit=99999999999999999999999", 400),
-        // A cursor the page did not hand out (DESIGN.md section 14).
+        // A cursor the page did not hand out (docs/contract.md section 14).
         ("/ui?cursor=zzz", 400),
         ("/ui?cursor=%00%01", 400),
         ("/ui?prefix=%F0%9F%A6%80", 200),
@@ -237,7 +237,7 @@ async fn odd_input_to_the_pages_is_a_4xx_page_never_a_500() {
     assert!(body.contains("/ui/datasets/trips"), "{body}");
 }
 
-/// An evolved schema and records set aside (DESIGN.md section 3) show on the page: the new
+/// An evolved schema and records set aside (docs/contract.md section 3) show on the page: the new
 /// column in the schema, and a download link to the rejects object on its data object.
 #[tokio::test]
 async fn the_page_shows_an_added_column_and_the_records_set_aside() {

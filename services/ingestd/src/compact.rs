@@ -327,7 +327,7 @@ impl RangeRead for StoredObject {
 
 /// The outputs of the rewrite: each file a streamed content-addressed POST to storaged (or
 /// a digest, for a dry run), committed when the file is complete and checked against the
-/// key layout of DESIGN.md section 5.
+/// key layout of docs/contract.md section 5.
 struct Outputs {
     destination: Destination,
     name: DatasetName,

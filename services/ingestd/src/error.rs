@@ -1,4 +1,4 @@
-//! ingestd's error enum and its one mapping to the JSON error body (DESIGN.md section 6).
+//! ingestd's error enum and its one mapping to the JSON error body (docs/contract.md section 6).
 
 use lakehouse_api::{ErrorBody, ErrorCode, NameError, SchemaDriftDetails};
 use lakehouse_client::ClientError;
@@ -38,10 +38,10 @@ pub enum IngestError {
     /// `name` is missing or not a valid dataset name.
     #[error("{0}")]
     InvalidName(#[from] NameError),
-    /// The query has no `name` (DESIGN.md section 14).
+    /// The query has no `name` (docs/contract.md section 14).
     #[error("missing query parameter `name`: the dataset to ingest into, as in `?name=sales`")]
     MissingName,
-    /// The multipart body has more than one `file` field (DESIGN.md section 14).
+    /// The multipart body has more than one `file` field (docs/contract.md section 14).
     #[error("the multipart body has a second field named `file`: send one file per ingest")]
     SecondFile,
     /// A query option is invalid.
@@ -103,7 +103,7 @@ pub enum IngestError {
     /// The CSV is bad.
     #[error(transparent)]
     Convert(#[from] ConvertError),
-    /// The upload does not fit the dataset's registered schema (DESIGN.md section 3): 409
+    /// The upload does not fit the dataset's registered schema (docs/contract.md section 3): 409
     /// `schema_drift` with `details`. `evolvable`: its only change is new columns at the
     /// end, which `schema_evolution=add_columns` would have accepted (the message says so).
     #[error(

@@ -1,4 +1,4 @@
-//! The ingest pipeline behind `POST /ingest` (DESIGN.md sections 1, 3, 5 and 6), as one
+//! The ingest pipeline behind `POST /ingest` (docs/contract.md sections 1, 3, 5 and 6), as one
 //! type a handler drives in three calls:
 //!
 //! 1. [`Ingest::begin`]: reads the dataset's current manifest (the [`Plan`]: options, the
@@ -26,7 +26,7 @@ use lakehouse_convert::{ConvertError, Detected, EncodeStats, ReadConfig, ReadLim
 use std::cell::Cell;
 use std::collections::BTreeMap;
 
-/// Day/month orders of `P/Q/YYYY` date columns, by name (DESIGN.md section 3).
+/// Day/month orders of `P/Q/YYYY` date columns, by name (docs/contract.md section 3).
 type DateOrders = BTreeMap<String, lakehouse_api::DateOrder>;
 use std::io::Read;
 use std::rc::Rc;
@@ -44,17 +44,17 @@ pub struct IngestRequest {
     pub delimiter: Option<u8>,
     /// `null_values`, when given.
     pub null_values: Option<Vec<String>>,
-    /// `encoding`, when given (DESIGN.md section 3).
+    /// `encoding`, when given (docs/contract.md section 3).
     pub encoding: Option<TextEncoding>,
-    /// `decimal_separator`, when given (DESIGN.md section 14).
+    /// `decimal_separator`, when given (docs/contract.md section 14).
     pub decimal_separator: Option<DecimalSeparator>,
-    /// `date_order`, when given (DESIGN.md section 14).
+    /// `date_order`, when given (docs/contract.md section 14).
     pub date_order: Option<DateOrder>,
-    /// `schema_evolution`, when given (DESIGN.md section 3, "Schema evolution").
+    /// `schema_evolution`, when given (docs/contract.md section 3, "Schema evolution").
     pub schema_evolution: Option<SchemaEvolution>,
-    /// `max_rejects` (default 0; DESIGN.md section 3, "Rejects").
+    /// `max_rejects` (default 0; docs/contract.md section 3, "Rejects").
     pub max_rejects: u64,
-    /// `dry_run`: check and answer, write nothing (DESIGN.md section 6).
+    /// `dry_run`: check and answer, write nothing (docs/contract.md section 6).
     pub dry_run: bool,
     /// Multipart `filename` of the `file` field, when sent.
     pub filename: Option<String>,
@@ -64,14 +64,14 @@ pub struct IngestRequest {
 
 impl IngestRequest {
     /// The options to read with: the request's own, else the ones the dataset recorded
-    /// (DESIGN.md section 3), else the defaults.
+    /// (docs/contract.md section 3), else the defaults.
     fn options(&self, current: Option<&Manifest>) -> CsvOptions {
         let recorded = current.map(|m| m.options.clone()).unwrap_or_default();
         CsvOptions {
             delimiter: self.delimiter.unwrap_or(recorded.delimiter),
             null_values: self.null_values.clone().unwrap_or(recorded.null_values),
             encoding: self.encoding.unwrap_or(recorded.encoding),
-            // Settled by the dataset's first upload (DESIGN.md section 3), never a request's.
+            // Settled by the dataset's first upload (docs/contract.md section 3), never a request's.
             date_orders: recorded.date_orders,
             decimal_separator: self.decimal_separator.unwrap_or(recorded.decimal_separator),
             date_order: self.date_order.or(recorded.date_order),
@@ -88,7 +88,7 @@ struct Plan {
     limits: ReadLimits,
     /// `max_csv_bytes`: the cap on the decompressed CSV.
     max_csv_bytes: u64,
-    /// A new dataset's first upload with no `delimiter`: it is sniffed (DESIGN.md section
+    /// A new dataset's first upload with no `delimiter`: it is sniffed (docs/contract.md section
     /// 3), and `options.delimiter` is only a placeholder until then.
     sniff: bool,
     lookup_ms: u128,
@@ -422,7 +422,7 @@ fn start_speculative(
     let name = name.clone();
     let runtime = tokio::runtime::Handle::current();
     // Bound to the request's trace context and span: its log lines and its POST to storaged
-    // carry the request id (DESIGN.md section 9).
+    // carry the request id (docs/contract.md section 9).
     let handle = tokio::task::spawn_blocking(bind(move || {
         let (bytes_read, waited) = (Rc::default(), Rc::<Cell<Duration>>::default());
         let counting = Counting {
@@ -556,7 +556,7 @@ struct PendingRejects {
     delimiter: u8,
 }
 
-/// `max_rejects` (DESIGN.md section 3, "Rejects"): one read of the spooled upload that
+/// `max_rejects` (docs/contract.md section 3, "Rejects"): one read of the spooled upload that
 /// copies its good records to a clean spool file and its bad ones, up to `max_rejects`, to
 /// a rejects spool file (`lakehouse_convert::set_aside`). When there were bad records, the
 /// clean file is what the passes read and the rejects are stored with the version; when
@@ -1042,7 +1042,7 @@ fn run_pass1(
     })
 }
 
-/// Sniffs the delimiter of the spooled upload (DESIGN.md section 3), reading its first
+/// Sniffs the delimiter of the spooled upload (docs/contract.md section 3), reading its first
 /// records once per candidate. Blocking.
 fn sniff_spooled(
     path: &std::path::Path,
@@ -1060,7 +1060,7 @@ fn sniff_spooled(
     )?)
 }
 
-/// Schema evolution (DESIGN.md section 3): an upload to an existing dataset that
+/// Schema evolution (docs/contract.md section 3): an upload to an existing dataset that
 /// `check_schema` found drifting with `details`. When the drift is only new columns
 /// (nothing removed, no registered column refusing a value) the upload is inferred too
 /// (section 3 rules, the whole file), and when its header is the registered names in order

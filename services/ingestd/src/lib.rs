@@ -1,4 +1,4 @@
-//! ingestd: the upload side of the lakehouse (DESIGN.md sections 1 and 6).
+//! ingestd: the upload side of the lakehouse (docs/contract.md sections 1 and 6).
 //!
 //! `POST /ingest` streams a multipart CSV to a spool file (hashing it on the way), infers its
 //! schema over the whole file (or checks it against the dataset's registered schema), writes
@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-/// The `[ingestd]` section of `config/lakehouse.toml` (DESIGN.md section 7); every key can be
+/// The `[ingestd]` section of `config/lakehouse.toml` (docs/contract.md section 7); every key can be
 /// overridden as `LAKEHOUSE_INGESTD__<KEY>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -54,7 +54,7 @@ pub struct Config {
     pub spool_direct_io: bool,
     /// Largest CSV accepted, in bytes; an upload past it is a 413 as soon as the cap is crossed.
     pub max_upload_bytes: u64,
-    /// Most bytes of CSV text in one upload once decompressed (DESIGN.md section 3): a gzip
+    /// Most bytes of CSV text in one upload once decompressed (docs/contract.md section 3): a gzip
     /// or zstd upload that inflates past it is a 413 `payload_too_large` as soon as it
     /// crosses it, nothing stored (a decompression bomb costs no disk and no memory, only
     /// the CPU of inflating this much). Counts a plain upload's bytes too.
@@ -273,7 +273,7 @@ impl AppState {
     }
 }
 
-/// The HTTP routes of DESIGN.md section 6 and `GET /metrics` (section 9) with the common
+/// The HTTP routes of docs/contract.md section 6 and `GET /metrics` (section 9) with the common
 /// layers and the per-request metrics. Installs the process's metrics recorder on first use.
 pub fn router(state: AppState) -> axum::Router {
     lakehouse_server::metrics::install(metrics::describe);

@@ -1,4 +1,4 @@
-//! `ingestd`: turns CSV uploads into typed, versioned Parquet datasets (DESIGN.md section 6).
+//! `ingestd`: turns CSV uploads into typed, versioned Parquet datasets (docs/contract.md section 6).
 
 use anyhow::Context;
 use clap::Parser;
@@ -9,7 +9,7 @@ use lakehouse_server::{Cli, init_tracing, shutdown_signal};
 /// buffers, Parquet pages) across threads for the whole upload; jemalloc reuses freed
 /// memory (it returns dirty pages to the kernel after a 10 s decay, applied on later
 /// allocator calls: there is no background thread), and its RSS showed no upward trend
-/// through a 3 GiB ingest, as DESIGN.md section 2, invariant 5 (memory bounded by
+/// through a 3 GiB ingest, as docs/contract.md section 2, invariant 5 (memory bounded by
 /// configuration, not file size) asks. glibc's defaults fault in and zero those blocks
 /// afresh every time; glibc with raised thresholds fragmented (RSS growing with the file);
 /// mimalloc committed and re-faulted several times the live heap in huge pages, about 7%

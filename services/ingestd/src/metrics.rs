@@ -1,4 +1,4 @@
-//! ingestd's Prometheus families (DESIGN.md section 9), declared once: names, units and help
+//! ingestd's Prometheus families (docs/contract.md section 9), declared once: names, units and help
 //! texts. Recorded where the event happens (the `POST /ingest` handler and the pipeline's
 //! `ingest complete` point), served by `GET /metrics`.
 

@@ -1,4 +1,4 @@
-//! The disk spool: uploads are streamed to files here, never held in memory (DESIGN.md
+//! The disk spool: uploads are streamed to files here, never held in memory (docs/contract.md
 //! section 2, invariant 5).
 
 use crate::IngestError;

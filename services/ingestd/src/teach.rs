@@ -1,4 +1,4 @@
-//! Warnings that teach (DESIGN.md section 14), added to a new dataset's answer: the utf8
+//! Warnings that teach (docs/contract.md section 14), added to a new dataset's answer: the utf8
 //! columns another `decimal_separator` or `date_order` would have typed
 //! ([`lakehouse_convert::teaching_warnings`]), and a first upload without data rows.
 

@@ -4,7 +4,7 @@
 //! storaged while pass 2 runs and its key (the SHA-256 of the bytes) is settled by storaged
 //! at the end. The body ends cleanly only on [`ParquetUpload::commit`]; an upload that is
 //! withdrawn (a speculation not proven, a CSV error, drift) or dropped ends it with an error,
-//! and storaged keeps nothing (DESIGN.md section 2: no orphan for a refused upload).
+//! and storaged keeps nothing (docs/contract.md section 2: no orphan for a refused upload).
 //!
 //! A storaged that stops taking the body (or never answers after its end) for
 //! `storaged_idle_timeout_ms` gets the request dropped, and the ingest fails with
@@ -29,10 +29,10 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// upload to a few MiB, and holds the encoder back when storaged is slower.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
-/// Suffix of every Parquet object key (DESIGN.md section 5).
+/// Suffix of every Parquet object key (docs/contract.md section 5).
 pub const PARQUET_SUFFIX: &str = ".parquet";
 
-/// Suffix of every rejects object key (DESIGN.md section 3, "Rejects").
+/// Suffix of every rejects object key (docs/contract.md section 3, "Rejects").
 pub const REJECTS_SUFFIX: &str = ".csv";
 
 /// The blocking side of an upload: a `Write` for the Parquet encoder, sending
@@ -110,7 +110,7 @@ pub struct ParquetUpload {
 pub enum Destination {
     /// A content-addressed POST to storaged.
     Storaged(StoragedClient),
-    /// Nowhere (`dry_run=true`, DESIGN.md section 6): the bytes are only hashed, so that the
+    /// Nowhere (`dry_run=true`, docs/contract.md section 6): the bytes are only hashed, so that the
     /// answer names the key the object would have, and dropped; nothing is sent.
     Nowhere,
 }
@@ -137,7 +137,7 @@ pub fn start(
             let body = reqwest::Body::wrap_stream(body);
             let storaged = storaged.clone();
             let watched = Arc::clone(&progress);
-            // The POST carries the ingest's request id and trace context (DESIGN.md section 9).
+            // The POST carries the ingest's request id and trace context (docs/contract.md section 9).
             runtime.spawn(lakehouse_client::trace::bind_future(async move {
                 let put = storaged.put_content_addressed(&dir, suffix, body);
                 watch(put, &watched, idle).await

@@ -1,6 +1,6 @@
 //! Crash test (docs/decisions.md, "Hostile world"): concurrent ingests while storaged, catalogd
 //! or ingestd is SIGKILLed at a random moment and restarted; after every round the
-//! invariants of DESIGN.md section 2 (and section 8's Iceberg metadata) are checked:
+//! invariants of docs/contract.md section 2 (and section 8's Iceberg metadata) are checked:
 //! - every manifest version references objects that exist and hash to their keys (1, 7);
 //! - versions are 1..N without gaps;
 //! - every 200 a client received is in the history, with the same objects (3);
@@ -355,7 +355,7 @@ async fn violations(
             )),
         }
     }
-    // Iceberg (DESIGN.md section 8): the table loads at the latest version through the REST
+    // Iceberg (docs/contract.md section 8): the table loads at the latest version through the REST
     // catalog (which writes the latest version's metadata if its own commit could not), every
     // manifest list, manifest and live data file that metadata names exists, and then every
     // committed version's metadata JSON is stored and parses.
@@ -584,7 +584,7 @@ async fn random_kills_never_break_the_invariants() {
     assert!(all_violations.is_empty(), "{all_violations:#?}");
 }
 
-/// DESIGN.md section 8: an ingest whose version was committed but whose Iceberg metadata
+/// docs/contract.md section 8: an ingest whose version was committed but whose Iceberg metadata
 /// could not be written does not answer 200; a catalogd killed in that state writes the
 /// metadata at restart (the invariants above hold, the table loads), and the client's retry
 /// answers 200 with `existing: true`.

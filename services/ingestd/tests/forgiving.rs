@@ -1,4 +1,4 @@
-//! The opt-in forgiving ingest options of DESIGN.md sections 3 and 6, end to end over the real
+//! The opt-in forgiving ingest options of docs/contract.md sections 3 and 6, end to end over the real
 //! binaries on port 0: `dry_run`, `schema_evolution=add_columns`, `max_rejects`, and the
 //! validation of those options before the body is read.
 

@@ -1,5 +1,5 @@
 //! ingestd end to end: the real storaged, catalogd and ingestd binaries on port 0 in a
-//! temporary directory, driven over HTTP (DESIGN.md sections 2, 3 and 6).
+//! temporary directory, driven over HTTP (docs/contract.md sections 2, 3 and 6).
 
 use lakehouse_testkit::{Harness, OpenUpload, field_types, multipart_content_type, multipart_file};
 use serde_json::Value;
@@ -29,7 +29,7 @@ async fn first_ingest_infers_types_and_stores_a_content_addressed_object() {
             "local:timestamp[us]"
         ]
     );
-    // DESIGN.md section 4's fourth test vector is exactly this schema.
+    // docs/contract.md section 4's fourth test vector is exactly this schema.
     assert_eq!(
         body["manifest"]["schema_fingerprint"],
         "sha256:a91da95e028ac2748e10ed95cf43735586e082e31d3be75eef979d1d4a10410e"
@@ -406,7 +406,7 @@ fn generated_rows(first: u64, count: u64) -> Vec<u8> {
     out
 }
 
-/// DESIGN.md section 2, invariant 5: memory stays bounded by configuration, not by file
+/// docs/contract.md section 2, invariant 5: memory stays bounded by configuration, not by file
 /// size. A 256 MiB upload, streamed by the client, must leave ingestd's peak RSS under half
 /// the file (about 70 MiB in practice): an ingest that held the upload, the Parquet, or a
 /// growing share of either in memory would fail here.
@@ -514,7 +514,7 @@ async fn sigterm_lets_an_in_flight_ingest_finish_durably_and_exits_0() {
     let status = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
-    // A 200 means durable and registered (DESIGN.md section 2, invariant 3).
+    // A 200 means durable and registered (docs/contract.md section 2, invariant 3).
     let (status, latest) = h.catalog("/datasets/term").await;
     assert_eq!(status, 200);
     assert_eq!(latest, body["manifest"]);
@@ -660,7 +660,7 @@ async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
     assert_eq!(changed["line"], 200_002);
     assert_eq!(changed["value"], "1.5");
     // Their Parquet was on its way to storaged while they were read: none of it was kept
-    // (DESIGN.md section 2, invariant 6), only the hit's and the miss's objects are there.
+    // (docs/contract.md section 2, invariant 6), only the hit's and the miss's objects are there.
     assert_eq!(
         h.stored_objects().await.len(),
         2,

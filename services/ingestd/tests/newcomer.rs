@@ -1,4 +1,4 @@
-//! What a newcomer trips over (DESIGN.md section 14), end to end over the real binaries on
+//! What a newcomer trips over (docs/contract.md section 14), end to end over the real binaries on
 //! port 0: strict options with the closest known name, a missing `name`, a second `file`
 //! field, `decimal_separator` and `date_order`, the warnings that teach, the error hints of
 //! likely causes, 415 for files that are not CSV, and the server's own 4xx as JSON.

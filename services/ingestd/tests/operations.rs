@@ -1,4 +1,4 @@
-//! Operating the trio (DESIGN.md section 9): one request id and trace id across the three
+//! Operating the trio (docs/contract.md section 9): one request id and trace id across the three
 //! services' logs, `GET /metrics` on each (counting what was done, behind the read tokens),
 //! and JSON 405 answers for a wrong method. The real binaries on port 0.
 

@@ -1,4 +1,4 @@
-//! Files as they come from the wild (DESIGN.md section 3): gzip and zstd uploads, the
+//! Files as they come from the wild (docs/contract.md section 3): gzip and zstd uploads, the
 //! `max_csv_bytes` cap on what they inflate to, Windows-1252 and UTF-16 text. The real
 //! storaged, catalogd and ingestd binaries on port 0, driven over HTTP.
 
@@ -55,7 +55,7 @@ async fn gzip_and_zstd_uploads_give_the_plain_csvs_parquet_and_key() {
         "the decompressed text is what is inferred"
     );
     // The same CSV, zstd-compressed, then plain: the same Parquet bytes, so the same key, and
-    // no new version (DESIGN.md section 2, invariant 4).
+    // no new version (docs/contract.md section 2, invariant 4).
     let (status, zst) = h.ingest("name=events", &zstd(&csv)).await;
     assert_eq!(status, 200, "{zst}");
     assert_eq!(zst["existing"], true);
@@ -352,7 +352,7 @@ async fn an_existing_dataset_is_never_sniffed() {
     assert!(body["manifest"]["options"].get("encoding").is_none());
 }
 
-/// The inference report (DESIGN.md section 3) in the answer and the manifest, the same
+/// The inference report (docs/contract.md section 3) in the answer and the manifest, the same
 /// whether the upload was read once (speculation proven) or twice (a type that widens past
 /// the first 4 MiB).
 #[tokio::test]
@@ -439,7 +439,7 @@ async fn a_large_utf16_upload_gives_the_utf8_files_parquet() {
     }
 }
 
-/// `P/Q/YYYY` dates (DESIGN.md section 3): the whole first upload settles day-first or
+/// `P/Q/YYYY` dates (docs/contract.md section 3): the whole first upload settles day-first or
 /// month-first, recorded per column and used for later uploads; a column where both
 /// readings hold stays text.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Several writers on one storaged (DESIGN.md sections 1, 2 and 6): two catalogd and two
+//! Several writers on one storaged (docs/contract.md sections 1, 2 and 6): two catalogd and two
 //! ingestd processes, 60 concurrent ingests of one dataset through both ingestd's (mixed
 //! `replace` and `append`, some drifting), then every invariant checked from the outside:
 //!

@@ -448,7 +448,7 @@ async fn download(
 
 /// Why the `size` bytes of SHA-256 `digest` received for `object` are not it, if they are
 /// not: the manifest's size, the manifest's SHA-256 and the digest the key is named by
-/// (`<sha256>.parquet`, DESIGN.md section 5) must all agree.
+/// (`<sha256>.parquet`, docs/contract.md section 5) must all agree.
 fn mismatch(object: &ObjectRef, size: u64, digest: &str) -> Option<CliError> {
     let key = object.key.as_str();
     let file_name = key.rsplit('/').next().unwrap_or(key);

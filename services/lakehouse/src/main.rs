@@ -1,4 +1,4 @@
-//! `lakehouse`: the command-line client of the trio (DESIGN.md section 9), a thin binary over
+//! `lakehouse`: the command-line client of the trio (docs/contract.md section 9), a thin binary over
 //! `lakehouse-client`. Parse the command line ([`cli`]), call the services ([`commands`]),
 //! print tables or JSON ([`output`]); errors are one line on stderr (a schema drift adds its
 //! diff), exit status 0 ok, 1 error, 2 usage.

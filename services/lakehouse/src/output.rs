@@ -85,7 +85,7 @@ pub fn print_error(error: &CliError) {
     eprintln!("{}", text.trim_end());
 }
 
-/// With `--json`, a failure is also one JSON document on stdout (DESIGN.md section 14):
+/// With `--json`, a failure is also one JSON document on stdout (docs/contract.md section 14):
 /// `{"error": {"code", "message", "details"}}`, a service's own error body as it sent it,
 /// else a code of the CLI's own (docs/decisions.md): `not_found`, `unavailable`,
 /// `invalid_input`, `output_failed`, `not_empty`, `digest_mismatch`, `upstream_error`,

@@ -1,4 +1,4 @@
-//! The real `lakehouse` binary against a real trio started on free ports (DESIGN.md
+//! The real `lakehouse` binary against a real trio started on free ports (docs/contract.md
 //! section 9): every subcommand's output and exit status, `--json` parsed, `get` files whose
 //! SHA-256 match their keys, a drift shown as a diff, a missing service, bad input, and the
 //! progress bar under a pseudo-terminal (util-linux `script`) but not when piped.

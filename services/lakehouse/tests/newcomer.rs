@@ -1,4 +1,4 @@
-//! The CLI's side of DESIGN.md section 14, with the real binary against a real trio on free
+//! The CLI's side of docs/contract.md section 14, with the real binary against a real trio on free
 //! ports: `--json` failures as `{"error": ...}` on stdout with the same exit status, clap's
 //! "did you mean" kept, every option checked before a request, one wording for "not found",
 //! a progress bar that fits an 80-column terminal (under a pseudo-terminal, util-linux

@@ -1,5 +1,5 @@
 //! storaged's one error enum and its one mapping to the JSON error response
-//! (DESIGN.md section 6).
+//! (docs/contract.md section 6).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ pub type Result<T, E = StoragedError> = std::result::Result<T, E>;
 /// code); it is an exhaustive `match`, so a new variant cannot silently become a 500.
 #[derive(Debug, thiserror::Error)]
 pub enum StoragedError {
-    /// The key breaks the key grammar of DESIGN.md section 6, or lies under storaged's private
+    /// The key breaks the key grammar of docs/contract.md section 6, or lies under storaged's private
     /// staging prefix (400 `invalid_key`).
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey {
@@ -118,7 +118,7 @@ pub enum StoragedError {
 }
 
 impl StoragedError {
-    /// The one table from error to (code, message, details) of DESIGN.md section 6; the
+    /// The one table from error to (code, message, details) of docs/contract.md section 6; the
     /// status follows from the code ([`ErrorCode::status`]).
     pub fn to_api_error(&self) -> ApiError {
         let message = self.to_string();

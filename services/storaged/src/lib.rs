@@ -1,4 +1,4 @@
-//! storaged: the HTTP front of `object_store` (DESIGN.md section 6).
+//! storaged: the HTTP front of `object_store` (docs/contract.md section 6).
 //!
 //! It stores opaque objects under validated keys, streams bodies both ways with bounded
 //! memory, makes writes atomic (create-only with `If-None-Match: *`, verified with
@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// The `[storaged]` section of `config/lakehouse.toml` (DESIGN.md section 7); every key can
+/// The `[storaged]` section of `config/lakehouse.toml` (docs/contract.md section 7); every key can
 /// also be set as `LAKEHOUSE_STORAGED__<KEY>`. The defaults equal the checked-in file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -110,11 +110,11 @@ pub struct AppState {
     pub header_timeout: Duration,
     /// Tokens accepted on `/objects` ([`Config::service_token`], [`Config::read_tokens`]).
     pub tokens: Tokens,
-    /// The storage's URI of its root, answered by `GET /location` (DESIGN.md section 8).
+    /// The storage's URI of its root, answered by `GET /location` (docs/contract.md section 8).
     pub location: lakehouse_api::StorageLocation,
 }
 
-/// The storage's own URI of its root for `config` (DESIGN.md section 8): `file://` + the
+/// The storage's own URI of its root for `config` (docs/contract.md section 8): `file://` + the
 /// canonical local root, `s3://<bucket>` with the endpoint and region (the config's, else
 /// `AWS_ENDPOINT` / `AWS_ENDPOINT_URL` and `AWS_REGION` / `AWS_DEFAULT_REGION`, else AWS S3 and
 /// `us-east-1`; path-style, object_store's default), or `memory://`.
@@ -211,7 +211,7 @@ impl AppState {
 ))]
 pub struct ApiDoc;
 
-/// The storaged router (DESIGN.md section 6): `/objects`, `/objects/{*key}`, `GET /location`
+/// The storaged router (docs/contract.md section 6): `/objects`, `/objects/{*key}`, `GET /location`
 /// (section 8), `/healthz`, `/readyz`, `GET /metrics` (section 9) and `GET /openapi.json`, inside [`lakehouse_server::common_layers`]
 /// and the per-request metrics. Installs the process's metrics recorder on first use.
 ///

@@ -1,5 +1,5 @@
 //! The `storaged` binary: parse the command line, load the `[storaged]` config, open the
-//! store, bind, serve until SIGTERM (DESIGN.md sections 6 and 7).
+//! store, bind, serve until SIGTERM (docs/contract.md sections 6 and 7).
 
 use anyhow::Context;
 use clap::Parser;
@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 /// defaults returned it to the kernel and faulted in (and zeroed) fresh pages: 35,000 to
 /// 57,000 page faults (140 to 230 MB) per GiB of CSV ingested, 2,800 with jemalloc
 /// (docs/performance.md, "Allocation"). Its memory stays bounded by configuration
-/// (DESIGN.md section 2, invariant 5): 17 to 18 MiB peak RSS in the benchmark.
+/// (docs/contract.md section 2, invariant 5): 17 to 18 MiB peak RSS in the benchmark.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

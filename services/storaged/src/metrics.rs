@@ -1,4 +1,4 @@
-//! storaged's Prometheus families (DESIGN.md section 9), declared once: names, units and
+//! storaged's Prometheus families (docs/contract.md section 9), declared once: names, units and
 //! help texts. Recorded where the event happens (the object handlers and the store's
 //! fsyncs), served by `GET /metrics`.
 

@@ -1,5 +1,5 @@
 //! storaged over HTTP: the real binary on port 0, one conformance suite run against the
-//! `local`, `memory` and `s3` backends (DESIGN.md section 6), plus local-only durability tests.
+//! `local`, `memory` and `s3` backends (docs/contract.md section 6), plus local-only durability tests.
 //!
 //! The `s3` cases need an S3-compatible server: `scripts/test` starts one (moto) and sets
 //! `LAKEHOUSE_TEST_S3_ENDPOINT`; each case gets a fresh bucket. Without it they skip, except
@@ -695,7 +695,7 @@ async fn large_object_streams_both_ways(server: &Server) {
     assert_eq!(received, CHUNKS * 64 * 1024);
     assert_eq!(hex::encode(hasher.finalize()), expected);
 
-    // The local and s3 backends never hold the body in memory (DESIGN.md invariant 5); s3
+    // The local and s3 backends never hold the body in memory (docs/contract.md invariant 5); s3
     // buffers up to three 8 MiB parts.
     let bound_kib = match server.backend {
         "local" => Some(32 * 1024),

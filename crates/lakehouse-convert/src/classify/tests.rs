@@ -1,4 +1,4 @@
-//! Unit tests of the value classifier (DESIGN.md section 3's type table).
+//! Unit tests of the value classifier (docs/contract.md section 3's type table).
 
 use super::*;
 use proptest::prelude::*;

@@ -35,7 +35,7 @@ pub fn round_trip(csv: &[u8], options: &CsvOptions) -> (Vec<u8>, Vec<RecordBatch
 }
 
 /// A reader that hands out at most `k` bytes per `read` call, to check that results do not
-/// depend on how the input is chunked (DESIGN.md section 3).
+/// depend on how the input is chunked (docs/contract.md section 3).
 pub struct Chunked<'a> {
     /// Bytes not read yet.
     pub data: &'a [u8],

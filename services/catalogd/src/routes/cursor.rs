@@ -1,4 +1,4 @@
-//! The list cursor of `GET /datasets` and `GET /ui` (DESIGN.md sections 6 and 14): opaque to
+//! The list cursor of `GET /datasets` and `GET /ui` (docs/contract.md sections 6 and 14): opaque to
 //! clients, the hex of the last name of the previous page (the Iceberg catalog's `pageToken`
 //! is written the same way), so a cursor this catalog did not hand out is a 400 instead of
 //! a silently empty page.

@@ -1,4 +1,4 @@
-//! `/datasets`: registration, listing, latest and time travel (DESIGN.md section 6).
+//! `/datasets`: registration, listing, latest and time travel (docs/contract.md section 6).
 //!
 //! Thin handlers: parse and validate the path and query (an invalid name is a 400
 //! `invalid_name` before any I/O), call the [`lakehouse_catalog::Catalog`], map its error with
@@ -114,7 +114,7 @@ pub async fn dataset_list<S: ManifestStore>(
 pub async fn dataset_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
-    // Takes no options: `?version=1` here is a 400 naming it (DESIGN.md section 14).
+    // Takes no options: `?version=1` here is a 400 naming it (docs/contract.md section 14).
     _: ApiQuery<NoOptions>,
 ) -> Result<Json<Manifest>, ApiError> {
     let name = dataset_name(name)?;
@@ -264,7 +264,7 @@ pub async fn version_list<S: ManifestStore>(
 pub async fn version_get<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path((name, version)): Path<(String, String)>,
-    // Takes no options: `?version=1` here is a 400 naming it (DESIGN.md section 14).
+    // Takes no options: `?version=1` here is a 400 naming it (docs/contract.md section 14).
     _: ApiQuery<NoOptions>,
 ) -> Result<Json<Manifest>, ApiError> {
     let name = dataset_name(name)?;
@@ -283,7 +283,7 @@ pub async fn version_get<S: ManifestStore>(
 }
 
 /// `POST /datasets/{name}/versions` with a [`VersionRegisterRequest`]: 200
-/// [`VersionRegisterResponse`] `{manifest, existing}` (DESIGN.md sections 2 and 6).
+/// [`VersionRegisterResponse`] `{manifest, existing}` (docs/contract.md sections 2 and 6).
 /// `schema_evolution: "add_columns"` lets a schema that adds columns after the latest one's
 /// through the gate; `dry_run: true` answers the version a register would make and writes
 /// nothing (ingestd's `dry_run`).
@@ -319,7 +319,7 @@ pub async fn version_register<S: ManifestStore>(
     let dry_run = request.dry_run;
     // The register runs as its own task: a client that hangs up (or is killed) mid-way
     // does not cancel a commit after its manifest is written and before its Iceberg
-    // metadata is (DESIGN.md section 8), so the metadata of a committed version is written
+    // metadata is (docs/contract.md section 8), so the metadata of a committed version is written
     // whoever is still listening. It runs in the request's span (request id, trace id).
     let catalog = std::sync::Arc::clone(&state.catalog);
     let started = std::time::Instant::now();

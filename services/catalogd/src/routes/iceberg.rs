@@ -1,4 +1,4 @@
-//! The read-only Iceberg REST catalog under `/iceberg` (DESIGN.md section 8; Apache Iceberg
+//! The read-only Iceberg REST catalog under `/iceberg` (docs/contract.md section 8; Apache Iceberg
 //! REST OpenAPI spec): clients use the URI `http://<catalogd>/iceberg`.
 //!
 //! One namespace ([`crate::Config::iceberg_namespace`]) holding every dataset as a table.
@@ -232,7 +232,7 @@ async fn unsupported(request: Request) -> IcebergRouteError {
 }
 
 /// A write route of the Iceberg REST spec, answered 406 `UnsupportedOperationException`
-/// whatever its body: this catalog is read-only (DESIGN.md section 8; tables change through
+/// whatever its body: this catalog is read-only (docs/contract.md section 8; tables change through
 /// ingestd). One table serves both the router and the OpenAPI document ([`RefusedWrites`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RefusedWrite {

@@ -1,4 +1,4 @@
-//! The catalog page (DESIGN.md section 9): `GET /ui` (the dataset list, filtered by name
+//! The catalog page (docs/contract.md section 9): `GET /ui` (the dataset list, filtered by name
 //! prefix, paginated) and `GET /ui/datasets/{name}[?version=N]` (one dataset: schema, column
 //! statistics, versions with time travel, objects with download links, a row-count chart and
 //! a preview of the first rows). Server-rendered HTML through maud, which escapes every
@@ -40,13 +40,13 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
         .route("/ui", get(list_page::<S>))
         .route("/ui/datasets/{name}", get(dataset_page::<S>))
         // Under `/ui` a page that does not exist is an HTML 404, not the API's JSON
-        // (DESIGN.md section 14).
+        // (docs/contract.md section 14).
         .route("/ui/{*rest}", axum::routing::any(not_found_page))
         .route_layer(axum::middleware::from_fn_with_state(
             state.tokens.clone(),
             require_read_token,
         ))
-        // Open: where a person's browser presents a token once (DESIGN.md section 14).
+        // Open: where a person's browser presents a token once (docs/contract.md section 14).
         .route("/ui/login", get(login_form).post(login_post::<S>))
         .with_state(state)
 }

@@ -119,7 +119,7 @@ pub fn count(n: u64) -> String {
     out
 }
 
-/// The reading options a version recorded, as the facts show them (DESIGN.md sections 3 and
+/// The reading options a version recorded, as the facts show them (docs/contract.md sections 3 and
 /// 14): delimiter, null values, encoding, decimal separator, the date order asked for and
 /// each date column's order.
 fn reading(options: &lakehouse_api::CsvOptions) -> Markup {

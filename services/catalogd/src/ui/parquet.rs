@@ -94,7 +94,7 @@ pub struct ColumnStats {
 }
 
 /// Per column of `manifest.schema` (in order), its statistics over `footers` (one per object).
-/// An object written before a column was added (schema evolution, DESIGN.md section 3) does
+/// An object written before a column was added (schema evolution, docs/contract.md section 3) does
 /// not hold it: its rows count as nulls of that column, as readers see them.
 ///
 /// # Errors
@@ -152,7 +152,7 @@ fn extreme(arrays: &[ArrayRef], wanted: Ordering) -> Option<String> {
     best.map(|(array, i)| cell(array, i))
 }
 
-/// `a[i]` against `b[j]`, for the column types of DESIGN.md section 3 (`None` otherwise).
+/// `a[i]` against `b[j]`, for the column types of docs/contract.md section 3 (`None` otherwise).
 fn compare(a: &dyn Array, i: usize, b: &dyn Array, j: usize) -> Option<Ordering> {
     if a.data_type() != b.data_type() {
         return None;

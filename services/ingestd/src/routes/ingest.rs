@@ -1,5 +1,5 @@
 //! `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&decimal_separator=`
-//! `&date_order=&schema_evolution=&max_rejects=&dry_run=` (DESIGN.md sections 6 and 14). Any
+//! `&date_order=&schema_evolution=&max_rejects=&dry_run=` (docs/contract.md sections 6 and 14). Any
 //! other parameter is a 400 `invalid_option` naming the closest known one
 //! ([`lakehouse_server::options`]), before the body is read.
 
@@ -39,25 +39,25 @@ pub struct IngestParams {
     pub(crate) null_values: Option<String>,
     /// Text encoding: `utf-8` (default: the dataset's recorded one, else UTF-8),
     /// `windows-1252` (also `latin1`, `iso-8859-1`), `utf-16le`, `utf-16be`; a UTF-16 byte
-    /// order mark selects UTF-16 whatever this says (DESIGN.md section 3).
+    /// order mark selects UTF-16 whatever this says (docs/contract.md section 3).
     pub(crate) encoding: Option<String>,
     /// `.` (default: the dataset's recorded one, else `.`) or `,`: the decimal separator of
-    /// float64 values (DESIGN.md section 14).
+    /// float64 values (docs/contract.md section 14).
     #[param(pattern = "^[.,]$")]
     pub(crate) decimal_separator: Option<String>,
-    /// `DMY` or `MDY`: how a new dataset's `P/Q/YYYY` columns are read (DESIGN.md section
+    /// `DMY` or `MDY`: how a new dataset's `P/Q/YYYY` columns are read (docs/contract.md section
     /// 14); without it the column itself settles the order when only one reading fits.
     #[param(pattern = "^(DMY|MDY)$")]
     pub(crate) date_order: Option<String>,
     /// `add_columns`: new columns after the registered ones make a new schema version
-    /// instead of a 409 (DESIGN.md section 3, "Schema evolution").
+    /// instead of a 409 (docs/contract.md section 3, "Schema evolution").
     #[param(pattern = "^add_columns$")]
     pub(crate) schema_evolution: Option<String>,
     /// Records that may be set aside into a rejects object instead of failing the upload
-    /// (DESIGN.md section 3, "Rejects"); default 0.
+    /// (docs/contract.md section 3, "Rejects"); default 0.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub(crate) max_rejects: Option<String>,
-    /// `true`: check the upload and answer what the ingest would, writing nothing (DESIGN.md
+    /// `true`: check the upload and answer what the ingest would, writing nothing (docs/contract.md
     /// section 6).
     #[param(value_type = Option<bool>)]
     pub(crate) dry_run: Option<String>,
@@ -277,7 +277,7 @@ async fn ingest(
         let chunks = Box::pin(with_idle_timeout(field, idle));
         break ingest.receive(chunks, filename).await?;
     };
-    // Fields after `file` are skipped too, but a second `file` is refused (DESIGN.md
+    // Fields after `file` are skipped too, but a second `file` is refused (docs/contract.md
     // section 14): which one was meant cannot be known.
     loop {
         match next_field(&mut multipart, idle).await {

@@ -1,4 +1,4 @@
-//! HTTP routes of ingestd (DESIGN.md section 6).
+//! HTTP routes of ingestd (docs/contract.md section 6).
 
 pub(crate) mod compact;
 pub(crate) mod health;

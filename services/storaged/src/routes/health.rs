@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 
 /// `GET /readyz`: 200 `{"status":"ready"}` when the storage backend answers a tiny probe,
-/// else 503 `unavailable` (DESIGN.md section 6).
+/// else 503 `unavailable` (docs/contract.md section 6).
 ///
 /// # Errors
 /// [`StoragedError::NotReady`] (503) when the probe fails.
@@ -28,7 +28,7 @@ pub async fn readyz(
 
 /// `GET /location`: the storage's own URI of its root (`file:///...`, `s3://<bucket>`,
 /// `memory://`) and, for s3, the endpoint, region and addressing style engines need; catalogd
-/// builds the Iceberg table locations from it (DESIGN.md section 8). Read scope, like the
+/// builds the Iceberg table locations from it (docs/contract.md section 8). Read scope, like the
 /// object lookups.
 #[utoipa::path(
     get,

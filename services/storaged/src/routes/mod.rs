@@ -1,4 +1,4 @@
-//! HTTP handlers, one module per resource (DESIGN.md section 6): parse the request, call the
+//! HTTP handlers, one module per resource (docs/contract.md section 6): parse the request, call the
 //! [`Store`](crate::store::Store), map the error.
 
 pub mod health;

@@ -1,4 +1,4 @@
-//! `/objects`: PUT, GET, HEAD and DELETE of one object, the ordered listing (DESIGN.md
+//! `/objects`: PUT, GET, HEAD and DELETE of one object, the ordered listing (docs/contract.md
 //! section 6), and the content-addressed POST.
 
 use super::range::{ByteRange, quoted_etag};
@@ -147,7 +147,7 @@ pub struct ContentAddressQuery {
 /// `{key, size, sha256}` when created, 200 with the same body when that key already held
 /// these bytes. For a writer that streams an object before it knows its digest (ingestd
 /// sends Parquet while it encodes); see [`Store::put_content_addressed`](crate::store::Store::put_content_addressed).
-/// `x-checksum-sha256` is honoured as for PUT. Not part of DESIGN.md section 6's list
+/// `x-checksum-sha256` is honoured as for PUT. Not part of docs/contract.md section 6's list
 /// (docs/decisions.md says why).
 ///
 /// # Errors

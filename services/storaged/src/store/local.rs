@@ -1,6 +1,6 @@
 //! The `local` backend: a directory on the local file system through object_store's
 //! `LocalFileSystem`, with what object_store does not do for us: staging past the page cache,
-//! the fsyncs before a 201 (DESIGN.md section 2, invariant 3), file-name limits, and telling a
+//! the fsyncs before a 201 (docs/contract.md section 2, invariant 3), file-name limits, and telling a
 //! key/path collision from other failures.
 
 use super::{Body, LOCAL_MAX_SEGMENT_BYTES, STAGE_CHUNKS, STAGING_PREFIX};
@@ -142,7 +142,7 @@ impl LocalFs {
             });
         }
         let (file, sha256) = written.map_err(|e| io("write", e))?;
-        // The bytes are on disk before the object gets its name (DESIGN.md section 2,
+        // The bytes are on disk before the object gets its name (docs/contract.md section 2,
         // invariant 3): a crash after the rename cannot leave a key naming unflushed data.
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
@@ -194,7 +194,7 @@ impl LocalFs {
 /// paths) has all of them at once; a deeper key waits for a free one.
 const SYNCS_AT_ONCE: usize = 8;
 
-/// Makes the object `root/<key>` durable before its 201 (DESIGN.md section 2, invariant 3).
+/// Makes the object `root/<key>` durable before its 201 (docs/contract.md section 2, invariant 3).
 ///
 /// object_store's local backend (without its `fsync` option) renames a staged file into place
 /// without flushing anything. Staging already flushed the file's bytes before the rename, so

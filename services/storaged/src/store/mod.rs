@@ -1,5 +1,5 @@
 //! The domain layer of storaged: object keys, create-only and verified writes, ranged reads
-//! and ordered listing over an `Arc<dyn ObjectStore>` (DESIGN.md sections 2 and 6).
+//! and ordered listing over an `Arc<dyn ObjectStore>` (docs/contract.md sections 2 and 6).
 //!
 //! Not HTTP: handlers parse the request (the `Range` header, the `ETag` form live in
 //! `routes`), call one method here and map the error.
@@ -90,10 +90,10 @@ pub const S3_SINGLE_PUT_MAX_BYTES: usize = 8 * 1024 * 1024;
 pub const S3_PART_SIZE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Longest key segment the local backend accepts, in bytes: `NAME_MAX` of Linux file systems.
-/// Longer segments are valid keys (DESIGN.md section 6) but cannot be file names.
+/// Longer segments are valid keys (docs/contract.md section 6) but cannot be file names.
 pub const LOCAL_MAX_SEGMENT_BYTES: usize = 255;
 
-/// Which object store holds the objects (DESIGN.md section 7, `backend`).
+/// Which object store holds the objects (docs/contract.md section 7, `backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -161,7 +161,7 @@ impl std::fmt::Debug for ObjectRead {
     }
 }
 
-/// The object store behind storaged, with the invariants of DESIGN.md section 2 on top.
+/// The object store behind storaged, with the invariants of docs/contract.md section 2 on top.
 #[derive(Debug, Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
@@ -198,7 +198,7 @@ where
     type Failure = E;
 }
 
-/// Validates a user-supplied key (DESIGN.md section 6 grammar, not under [`STAGING_PREFIX`]).
+/// Validates a user-supplied key (docs/contract.md section 6 grammar, not under [`STAGING_PREFIX`]).
 ///
 /// # Errors
 /// [`StoragedError::InvalidKey`] naming the broken rule.
@@ -308,7 +308,7 @@ impl Store {
             .map_err(|source| backend_error("delete staging debris", STAGING_PREFIX, source))
     }
 
-    /// Streams `body` into `key` (DESIGN.md section 6 `PUT /objects/{key}`), computing its
+    /// Streams `body` into `key` (docs/contract.md section 6 `PUT /objects/{key}`), computing its
     /// SHA-256 on the fly; memory stays bounded by the part size, not the body size.
     ///
     /// Atomic: either the whole verified body is under `key` (and, on the local backend,
@@ -561,7 +561,7 @@ impl Store {
         }
     }
 
-    /// Opens `key` for reading, the whole object (`range` `None`) or one range (DESIGN.md
+    /// Opens `key` for reading, the whole object (`range` `None`) or one range (docs/contract.md
     /// section 6 `GET /objects/{key}`). A range that selects no byte of the object is
     /// [`Fetched::Unsatisfiable`] with the object's size.
     ///
@@ -598,7 +598,7 @@ impl Store {
         }))
     }
 
-    /// Metadata of `key` (DESIGN.md section 6 `HEAD /objects/{key}`).
+    /// Metadata of `key` (docs/contract.md section 6 `HEAD /objects/{key}`).
     ///
     /// # Errors
     /// [`StoragedError::NotFound`], [`StoragedError::Backend`].
@@ -610,7 +610,7 @@ impl Store {
             .map_err(|e| backend_error("head", key.as_str(), e))
     }
 
-    /// Deletes `key` (DESIGN.md section 6 `DELETE /objects/{key}`).
+    /// Deletes `key` (docs/contract.md section 6 `DELETE /objects/{key}`).
     ///
     /// # Errors
     /// [`StoragedError::NotFound`] when there is no such object (some backends delete missing
@@ -623,7 +623,7 @@ impl Store {
             .map_err(|e| backend_error("delete", key.as_str(), e))
     }
 
-    /// One page of keys in ascending byte order (DESIGN.md section 6 `GET /objects`).
+    /// One page of keys in ascending byte order (docs/contract.md section 6 `GET /objects`).
     ///
     /// `prefix` is a plain string prefix (`datasets/fl` matches `datasets/flights/x`), keys
     /// `<= start_after` are skipped, and at most `limit` objects come back, with

@@ -13,7 +13,7 @@ use lakehouse_api::{ObjectKey, ObjectPutResponse, Sha256Digest};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayloadMut, WriteMultipart};
 use std::sync::Arc;
 
-/// Where the `s3` backend's bucket is (DESIGN.md section 7). Empty strings leave the value to
+/// Where the `s3` backend's bucket is (docs/contract.md section 7). Empty strings leave the value to
 /// the usual `AWS_*` environment variables (`AWS_ENDPOINT`, `AWS_REGION`, ...), which also
 /// carry the credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Store {
     /// object_store 0.14's `MultipartUpload::complete` sends no `If-None-Match`, so for a
     /// large create-only body the key check is a HEAD right before completion: two uploads
     /// of one large key racing inside that window both complete and the later one wins.
-    /// DESIGN.md's writers never depend on that window: manifests (the catalog's version
+    /// the contract's writers never depend on that window: manifests (the catalog's version
     /// race) are small single conditional PUTs, and every large object's key is the SHA-256
     /// of its bytes, verified here, so the racers write the same bytes.
     pub(super) async fn put_s3<B: Body>(
