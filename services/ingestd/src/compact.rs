@@ -204,6 +204,7 @@ async fn rewrite(
     destination: Destination,
 ) -> Result<Vec<ObjectRef>, IngestError> {
     let runtime = tokio::runtime::Handle::current();
+    let read_failure = Arc::new(std::sync::Mutex::new(None));
     let inputs: Vec<Arc<dyn RangeRead>> = run
         .iter()
         .map(|object| {
@@ -212,6 +213,7 @@ async fn rewrite(
                 key: object.key.clone(),
                 size: object.size,
                 runtime: runtime.clone(),
+                failure: Arc::clone(&read_failure),
             }) as Arc<dyn RangeRead>
         })
         .collect();
@@ -230,8 +232,18 @@ async fn rewrite(
     tokio::task::spawn_blocking(lakehouse_client::trace::bind(move || {
         match lakehouse_convert::compact(&schema, &inputs, target, &mut sink) {
             Ok(_) => Ok(sink.written),
-            // The sink's own failure (storaged's answer) says more than the I/O error.
-            Err(error) => Err(sink.failure.take().unwrap_or(IngestError::Convert(error))),
+            // storaged's own answer (to a read or a write) says more than the I/O error it
+            // caused: a storaged that went away is a 503, not a bad input.
+            Err(error) => Err(sink
+                .failure
+                .take()
+                .or_else(|| {
+                    read_failure
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                })
+                .unwrap_or(IngestError::Convert(error))),
         }
     }))
     .await
@@ -302,6 +314,9 @@ struct StoredObject {
     key: ObjectKey,
     size: u64,
     runtime: tokio::runtime::Handle,
+    /// storaged's failure to answer a read, kept to be answered instead of the I/O error it
+    /// caused (shared by the inputs of one rewrite).
+    failure: Arc<std::sync::Mutex<Option<IngestError>>>,
 }
 
 impl RangeRead for StoredObject {
@@ -314,7 +329,15 @@ impl RangeRead for StoredObject {
         let bytes = self
             .runtime
             .block_on(self.storaged.get_range(&self.key, start, end))
-            .map_err(|e| io::Error::other(format!("reading {}: {e}", self.key)))?;
+            .map_err(|source| {
+                let text = format!("reading {}: {source}", self.key);
+                let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+                failure.get_or_insert(IngestError::Upstream {
+                    service: "storaged",
+                    source,
+                });
+                io::Error::other(text)
+            })?;
         if bytes.len() as u64 != length {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -3,10 +3,20 @@
 //! invariants of docs/contract.md section 2 (and section 8's Iceberg metadata) are checked:
 //! - every manifest version references objects that exist and hash to their keys (1, 7);
 //! - versions are 1..N without gaps;
-//! - every 200 a client received is in the history, with the same objects (3);
+//! - an answer cut by a kill is a 502 or 503 (or none, when ingestd itself died), never a
+//!   500;
+//! - every 200 a client received (an ingest's or a compaction's) is in the history, with the
+//!   same objects (3), unless a drop removed its version since;
 //! - no spool file is left behind (5);
 //! - each version's schema is the previous one's, or it plus columns added at the end (2:
-//!   some ingests add a column with `schema_evolution=add_columns`);
+//!   some ingests add a column with `schema_evolution=add_columns`), within one dataset;
+//! - compactions (docs/contract.md section 10; one round in two asks for one, racing the
+//!   ingests and the kill): each `compact` version holds, as a multiset, exactly the rows of
+//!   the version before it (read back through the `parquet` crate's Arrow reader); every
+//!   third round also compacts with nothing killed, so that compactions commit often;
+//! - drops (section 14; one round in eight): versions stay 1..N without gaps (the tombstone
+//!   included), the versions up to the latest tombstone are gone and every check above holds
+//!   for the dataset made under the name since;
 //! - a `dry_run=true` answered 200 wrote nothing: its object is not stored and no version
 //!   names it;
 //! - loads (docs/contract.md section 12): each round adds a file to a directory source and
@@ -22,13 +32,21 @@
 //!
 //! A second test kills catalogd between a version's commit and its metadata write (made to
 //! fail) and checks that the restart heals it.
-//! Bounded: `LAKEHOUSE_CRASH_ROUNDS` rounds (default 30) of 6 ingests each; the seed is
+//! Bounded: `LAKEHOUSE_CRASH_ROUNDS` rounds (default 30) of 6 ingests each (plus a load, and
+//! maybe a compaction and a drop); the seed is
 //! `LAKEHOUSE_CRASH_SEED` (default 1) and printed, so a failing run can be replayed.
+
+#[path = "crash/iceberg.rs"]
+mod iceberg;
+#[path = "crash/invariants.rs"]
+mod invariants;
+#[path = "crash/rows.rs"]
+mod rows;
 
 use lakehouse_testkit::{Service, Trio, multipart_content_type, multipart_file};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 const INGESTS_PER_ROUND: usize = 6;
 
@@ -77,396 +95,63 @@ async fn wait_ready(http: &reqwest::Client, services: [&Service; 3]) {
     }
 }
 
-/// The files an Iceberg table metadata references that storaged does not have (as text):
-/// each snapshot's manifest list, each manifest it lists, and each data file those
-/// manifests hold as live (status EXISTING or ADDED; Iceberg spec: manifests). Read with
-/// the `apache-avro` reader, as an engine would, not with the code that wrote them.
-async fn missing_table_files(
-    http: &reqwest::Client,
-    storage: &str,
-    metadata: &Value,
-) -> Vec<String> {
-    let mut found = Vec::new();
-    let location = metadata["location"].as_str().unwrap_or_default();
-    // `<base>/datasets/crash` -> object keys are the paths after `<base>/`.
-    let Some(base) = location.strip_suffix("datasets/crash") else {
-        return vec![format!(
-            "table location {location:?} is not <base>/datasets/crash"
-        )];
-    };
-    let fetch = |path: String| async move {
-        let key = path.strip_prefix(base)?.to_owned();
-        let r = http
-            .get(format!("{storage}/objects/{key}"))
-            .send()
-            .await
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        r.bytes().await.ok()
-    };
-    let avro_records = |bytes: &[u8]| -> Vec<Vec<(String, apache_avro::types::Value)>> {
-        apache_avro::Reader::new(bytes)
-            .map(|reader| {
-                reader
-                    .filter_map(Result::ok)
-                    .filter_map(|value| match value {
-                        apache_avro::types::Value::Record(fields) => Some(fields),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let field = |record: &[(String, apache_avro::types::Value)], name: &str| {
-        record
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let snapshots = metadata["snapshots"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for snapshot in snapshots {
-        let list = snapshot["manifest-list"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let Some(list_bytes) = fetch(list.clone()).await else {
-            found.push(format!("manifest list {list} missing"));
-            continue;
-        };
-        let manifests = avro_records(&list_bytes);
-        if manifests.is_empty() {
-            found.push(format!("manifest list {list} lists no manifest"));
-        }
-        for manifest in manifests {
-            let Some(apache_avro::types::Value::String(path)) = field(&manifest, "manifest_path")
-            else {
-                found.push(format!(
-                    "manifest list {list}: an entry has no manifest_path"
-                ));
-                continue;
-            };
-            let Some(manifest_bytes) = fetch(path.clone()).await else {
-                found.push(format!("manifest {path} missing"));
-                continue;
-            };
-            for entry in avro_records(&manifest_bytes) {
-                let live = !matches!(
-                    field(&entry, "status"),
-                    Some(apache_avro::types::Value::Int(2))
-                );
-                let file = match field(&entry, "data_file") {
-                    Some(apache_avro::types::Value::Record(data_file)) => {
-                        field(&data_file, "file_path")
-                    }
-                    _ => None,
-                };
-                match file {
-                    Some(apache_avro::types::Value::String(file)) => {
-                        if live && fetch(file.clone()).await.is_none() {
-                            found.push(format!("data file {file} of manifest {path} missing"));
-                        }
-                    }
-                    _ => found.push(format!("manifest {path}: an entry has no file_path")),
-                }
-            }
-        }
-    }
-    found
+/// What the clients were answered, kept across rounds for the invariants.
+#[derive(Default)]
+struct Observed {
+    /// 200 answers of ingests and of compactions that made a version.
+    acknowledged: Vec<Value>,
+    /// 200 answers of `dry_run=true` ingests.
+    dry_runs: Vec<Value>,
+    /// 200 answers of `POST /loads?wait=true`.
+    loads: Vec<Value>,
+    /// Counts for the closing line.
+    ingests: u64,
+    oks: u64,
+    errors: u64,
+    compactions: u64,
+    drops: u64,
 }
 
-/// The ledger of loads (docs/contract.md section 12) in `manifests` (by version): no source
-/// file recorded twice, and each file a finished load (`loads`, answers of `POST
-/// /loads?wait=true`) reports `loaded` (with a new version) or `skipped` recorded by the
-/// version it names.
-fn ledger_violations(
-    manifests: &std::collections::HashMap<u64, Value>,
-    loads: &[Value],
-) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut recorded: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    for (version, manifest) in manifests {
-        if let Some(path) = manifest["source"]["file"]["path"].as_str()
-            && let Some(other) = recorded.insert(path.to_owned(), *version)
-        {
-            found.push(format!(
-                "source file {path} recorded by versions {other} and {version}"
-            ));
-        }
-    }
-    for load in loads {
-        for file in load["files"].as_array().cloned().unwrap_or_default() {
-            let path = file["path"].as_str().unwrap_or_default();
-            let reported = match (file["state"].as_str(), file["existing"].as_bool()) {
-                (Some("loaded"), Some(false)) | (Some("skipped"), _) => file["version"].as_u64(),
-                _ => continue,
-            };
-            if recorded.get(path).copied() != reported {
-                found.push(format!(
-                    "load {} reports {path} in version {reported:?}, the ledger says {:?}",
-                    load["load_id"],
-                    recorded.get(path)
-                ));
-            }
-        }
-    }
-    found
-}
-
-/// Checks the invariants; returns the violations found (as text).
-async fn violations(
-    http: &reqwest::Client,
-    trio: &Trio,
-    acknowledged: &[Value],
-    dry_runs: &[Value],
-    loads: &[Value],
-) -> Vec<String> {
-    let mut found = Vec::new();
-    let catalog = trio.catalogd.url();
-    let storage = trio.storaged.url();
-    let response = http
-        .get(format!("{catalog}/datasets/crash/versions"))
-        .send()
-        .await;
-    let versions: Vec<u64> = match response {
-        Ok(r) if r.status().as_u16() == 404 => Vec::new(),
-        Ok(r) => r.json::<Value>().await.map_or_else(
-            |e| {
-                found.push(format!("version list unreadable: {e}"));
-                Vec::new()
-            },
-            |v| {
-                v["versions"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|x| x["version"].as_u64()).collect())
-                    .unwrap_or_default()
-            },
-        ),
-        Err(e) => {
-            found.push(format!("catalogd does not answer: {e}"));
-            return found;
-        }
-    };
-    let expected: Vec<u64> = (1..=versions.len() as u64).collect();
-    if versions != expected {
-        found.push(format!("versions are not 1..N without gaps: {versions:?}"));
-    }
-    let mut manifests = std::collections::HashMap::new();
-    for version in &versions {
-        let manifest: Value = match http
-            .get(format!("{catalog}/datasets/crash/versions/{version}"))
-            .send()
-            .await
-        {
-            Ok(r) => r.json().await.unwrap_or(Value::Null),
-            Err(e) => {
-                found.push(format!("version {version} unreadable: {e}"));
-                continue;
-            }
-        };
-        for object in manifest["objects"].as_array().cloned().unwrap_or_default() {
-            let key = object["key"].as_str().unwrap_or_default();
-            let bytes = match http.get(format!("{storage}/objects/{key}")).send().await {
-                Ok(r) if r.status().is_success() => r.bytes().await.unwrap_or_default(),
-                other => {
-                    found.push(format!(
-                        "version {version}: object {key} missing ({other:?})"
-                    ));
-                    continue;
-                }
-            };
-            let digest = hex::encode(Sha256::digest(&bytes));
-            if !key.ends_with(&format!("/{digest}.parquet")) {
-                found.push(format!(
-                    "version {version}: object {key} hashes to {digest}"
-                ));
-            }
-            // The records its upload set aside (max_rejects) are stored next to it.
-            if let Some(rejects) = object["rejects"]["key"].as_str() {
-                match http
-                    .get(format!("{storage}/objects/{rejects}"))
-                    .send()
-                    .await
-                {
-                    Ok(r) if r.status().is_success() => {
-                        let bytes = r.bytes().await.unwrap_or_default();
-                        let digest = hex::encode(Sha256::digest(&bytes));
-                        if !rejects.ends_with(&format!("/{digest}.csv")) {
-                            found.push(format!(
-                                "version {version}: rejects {rejects} hashes to {digest}"
-                            ));
-                        }
-                    }
-                    other => found.push(format!(
-                        "version {version}: rejects {rejects} missing ({other:?})"
-                    )),
-                }
-            }
-        }
-        manifests.insert(*version, manifest);
-    }
-    // Invariant 2 with additive evolution: a schema only ever grows by columns at the end.
-    for version in versions.iter().skip(1) {
-        let fields = |v: u64| {
-            manifests.get(&v).map_or_else(Vec::new, |m: &Value| {
-                m["schema"]["fields"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-        };
-        let (before, now) = (fields(version - 1), fields(*version));
-        if now.len() < before.len() || now[..before.len()] != before[..] {
-            found.push(format!(
-                "version {version}'s schema does not extend version {}'s",
-                version - 1
-            ));
-        }
-    }
-    found.extend(ledger_violations(&manifests, loads));
-    for dry in dry_runs {
-        let key = dry["parquet_key"].as_str().unwrap_or_default();
-        let named = manifests.values().any(|m| {
-            m["objects"]
-                .as_array()
-                .is_some_and(|objects| objects.iter().any(|o| o["key"] == key))
-        });
-        if named {
-            found.push(format!("dry run's object {key} is in a version"));
-        }
-        match http.head(format!("{storage}/objects/{key}")).send().await {
-            Ok(r) if r.status().as_u16() == 404 => {}
-            other => found.push(format!("dry run's object {key} is stored ({other:?})")),
-        }
-    }
-    for ack in acknowledged {
-        let version = ack["manifest"]["version"].as_u64().unwrap_or(0);
-        match manifests.get(&version) {
-            Some(stored) if stored["objects"] == ack["manifest"]["objects"] => {}
-            Some(_) => found.push(format!(
-                "acknowledged version {version} has other objects now"
-            )),
-            None => found.push(format!(
-                "acknowledged version {version} is not in the history"
-            )),
-        }
-    }
-    // Iceberg (docs/contract.md section 8): the table loads at the latest version through the REST
-    // catalog (which writes the latest version's metadata if its own commit could not), every
-    // manifest list, manifest and live data file that metadata names exists, and then every
-    // committed version's metadata JSON is stored and parses.
-    // A 200 means the version's metadata was durable before the answer: checked before the
-    // load below could write it.
-    for ack in acknowledged {
-        let version = ack["manifest"]["version"].as_u64().unwrap_or(0);
-        let key = format!("datasets/crash/metadata/v{version}.metadata.json");
-        match http.head(format!("{storage}/objects/{key}")).send().await {
-            Ok(r) if r.status().is_success() => {}
-            other => found.push(format!(
-                "acknowledged version {version}: no {key} ({other:?})"
-            )),
-        }
-    }
-    if let Some(latest) = versions.last() {
-        let table = http
-            .get(format!(
-                "{catalog}/iceberg/v1/namespaces/lakehouse/tables/crash"
-            ))
-            .send()
-            .await;
-        match table {
-            Ok(r) if r.status().is_success() => {
-                let body: Value = r.json().await.unwrap_or(Value::Null);
-                // At least: a register whose client was killed still runs to its end in
-                // catalogd, so versions may have been committed since the list above.
-                let at = body["metadata"]["last-sequence-number"].as_u64();
-                if at.is_none_or(|at| at < *latest) {
-                    found.push(format!(
-                        "iceberg table is behind version {latest}: {}",
-                        body["metadata"]["last-sequence-number"]
-                    ));
-                }
-                found.extend(missing_table_files(http, &storage, &body["metadata"]).await);
-            }
-            other => found.push(format!("iceberg table does not load: {other:?}")),
-        }
-    }
-    for version in &versions {
-        let key = format!("datasets/crash/metadata/v{version}.metadata.json");
-        match http.get(format!("{storage}/objects/{key}")).send().await {
-            Ok(r) if r.status().is_success() => {
-                let parsed = r.json::<Value>().await;
-                if !parsed.is_ok_and(|m| m["last-sequence-number"].as_u64() == Some(*version)) {
-                    found.push(format!("version {version}: {key} does not load"));
-                }
-            }
-            other => found.push(format!("version {version}: no {key} ({other:?})")),
-        }
-    }
-    let spool = trio.dir.path().join("data/spool");
-    let left: Vec<_> = std::fs::read_dir(&spool)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    if !left.is_empty() {
-        found.push(format!("spool files left behind: {left:?}"));
-    }
-    found
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn random_kills_never_break_the_invariants() {
-    let rounds = env_number("LAKEHOUSE_CRASH_ROUNDS", 30);
-    let seed = env_number("LAKEHOUSE_CRASH_SEED", 1).max(1);
-    let mut rng = Rng(seed);
-    // The source of the loads in the mix: one new file per round.
-    let source = tempfile::tempdir().expect("tempdir");
-    let mut trio = Trio::start(&[
-        (
-            "LAKEHOUSE_INGESTD__MAX_CONCURRENT_INGESTS",
-            INGESTS_PER_ROUND.to_string(),
-        ),
-        (
-            "LAKEHOUSE_INGESTD__SOURCES",
-            format!(
-                "[{{name = \"drops\", url = \"file://{}/\"}}]",
-                source.path().display()
+/// Sends `request` on its own task: (status, JSON body), status 0 when no answer came.
+fn spawn_answer(request: reqwest::RequestBuilder) -> JoinHandle<(u16, Value)> {
+    tokio::spawn(async move {
+        match request.send().await {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
             ),
-        ),
-    ])
-    .expect("trio starts");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let (mut kills, mut ingests, mut oks, mut errors) = (0u64, 0u64, 0u64, 0u64);
-    let mut acknowledged: Vec<Value> = Vec::new();
-    let mut dry_runs: Vec<Value> = Vec::new();
-    let mut loads: Vec<Value> = Vec::new();
-    let mut all_violations = Vec::new();
+            Err(_) => (0, Value::Null),
+        }
+    })
+}
 
-    for round in 0..rounds {
-        let url = trio.ingestd.url();
-        // Columns beyond `id,label` the dataset has now; one ingest in six adds one more
-        // (`schema_evolution=add_columns`), one in six is a dry run.
-        let extra = match http
-            .get(format!("{}/datasets/crash", trio.catalogd.url()))
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => r.json::<Value>().await.map_or(0, |m| {
-                m["schema"]["fields"]
-                    .as_array()
-                    .map_or(0, |f| f.len().saturating_sub(2))
-            }),
-            _ => 0,
-        };
-        let mut tasks = Vec::new();
-        for i in 0..INGESTS_PER_ROUND {
+/// How many columns beyond `id,label` the dataset has now (0 when there is none).
+async fn extra_columns(http: &reqwest::Client, trio: &Trio) -> usize {
+    match http
+        .get(format!("{}/datasets/crash", trio.catalogd.url()))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => r.json::<Value>().await.map_or(0, |m| {
+            m["schema"]["fields"]
+                .as_array()
+                .map_or(0, |f| f.len().saturating_sub(2))
+        }),
+        _ => 0,
+    }
+}
+
+/// The round's ingests: one in three replaces, one in six is a dry run, one in six adds a
+/// column (`schema_evolution=add_columns`), one in six sets a ragged record aside.
+fn spawn_ingests(
+    http: &reqwest::Client,
+    url: &str,
+    round: u64,
+    extra: usize,
+    rng: &mut Rng,
+) -> Vec<JoinHandle<(u16, Value)>> {
+    (0..INGESTS_PER_ROUND)
+        .map(|i| {
             let mode = if rng.below(3) == 0 {
                 "replace"
             } else {
@@ -488,46 +173,142 @@ async fn random_kills_never_break_the_invariants() {
                 // A ragged record, set aside.
                 csv.push_str(&format!("ragged{round}{i}\n"));
             }
-            let request = http
-                .post(format!("{url}/ingest?name=crash&mode={mode}{option}"))
-                .header("content-type", multipart_content_type())
-                .body(multipart_file("file", csv.as_bytes()));
-            tasks.push(tokio::spawn(async move {
-                match request.send().await {
-                    Ok(r) => (
-                        r.status().as_u16(),
-                        r.json::<Value>().await.unwrap_or(Value::Null),
-                    ),
-                    Err(_) => (0, Value::Null),
-                }
-            }));
-        }
-        ingests += INGESTS_PER_ROUND as u64;
-        // A load of the source, one more file in it each round (with this round's columns:
-        // a file left from a round whose load was cut may have fallen behind an added
-        // column; its load then fails it as drift, which is a file's error).
-        let header: String = (1..=extra).map(|c| format!(",c{c}")).collect();
-        let values: String = (1..=extra).map(|c| format!(",{c}")).collect();
-        std::fs::write(
-            source.path().join(format!("round-{round:04}.csv")),
-            format!("id,label{header}\n{round}00,load{round}{values}\n"),
-        )
-        .expect("write a source file");
-        let request = http
-            .post(format!("{url}/loads?wait=true"))
-            .json(&serde_json::json!({"source": "drops", "pattern": "*.csv", "name": "crash"}));
-        let load_task = tokio::spawn(async move {
-            match request.send().await {
-                Ok(r) => (
-                    r.status().as_u16(),
-                    r.json::<Value>().await.unwrap_or(Value::Null),
-                ),
-                Err(_) => (0, Value::Null),
+            spawn_answer(
+                http.post(format!("{url}/ingest?name=crash&mode={mode}{option}"))
+                    .header("content-type", multipart_content_type())
+                    .body(multipart_file("file", csv.as_bytes())),
+            )
+        })
+        .collect()
+}
+
+/// A load of the source, one more file in it each round (with this round's columns: a file
+/// left from a round whose load was cut may have fallen behind an added column; its load
+/// then fails it as drift, which is a file's error).
+fn spawn_load(
+    http: &reqwest::Client,
+    url: &str,
+    source: &std::path::Path,
+    round: u64,
+    extra: usize,
+) -> JoinHandle<(u16, Value)> {
+    let header: String = (1..=extra).map(|c| format!(",c{c}")).collect();
+    let values: String = (1..=extra).map(|c| format!(",{c}")).collect();
+    std::fs::write(
+        source.join(format!("round-{round:04}.csv")),
+        format!("id,label{header}\n{round}00,load{round}{values}\n"),
+    )
+    .expect("write a source file");
+    spawn_answer(
+        http.post(format!("{url}/loads?wait=true"))
+            .json(&serde_json::json!({"source": "drops", "pattern": "*.csv", "name": "crash"})),
+    )
+}
+
+/// Collects one round's answers into `observed`, failing on an answer no fault explains.
+async fn collect(
+    observed: &mut Observed,
+    round: u64,
+    ingests: Vec<JoinHandle<(u16, Value)>>,
+    load: JoinHandle<(u16, Value)>,
+    compaction: Option<JoinHandle<(u16, Value)>>,
+    drop: Option<JoinHandle<(u16, Value)>>,
+) {
+    // A killed service is a 502 or 503 (or no answer, when ingestd itself died), never a 500.
+    let faulted = |status: u16| matches!(status, 0 | 502 | 503);
+    for task in ingests {
+        let (status, body) = task.await.expect("ingest task");
+        observed.ingests += 1;
+        match status {
+            200 if body["dry_run"] == true => observed.dry_runs.push(body),
+            200 => {
+                observed.oks += 1;
+                observed.acknowledged.push(body);
             }
-        });
-        tokio::time::sleep(Duration::from_millis(rng.below(40))).await;
-        let victim = rng.below(3);
-        let service = match victim {
+            _ => {
+                observed.errors += 1;
+                assert!(
+                    status == 409 || faulted(status),
+                    "round {round}: ingest {status}: {body}"
+                );
+            }
+        }
+    }
+    match load.await.expect("load task") {
+        (200, body) => observed.loads.push(body),
+        (status, body) => assert!(faulted(status), "round {round}: load {status}: {body}"),
+    }
+    if let Some(task) = compaction {
+        record_compaction(observed, round, task).await;
+    }
+    if let Some(task) = drop {
+        match task.await.expect("drop task") {
+            (200, _) => observed.drops += 1,
+            (status, body) => assert!(
+                status == 404 || status == 409 || faulted(status),
+                "round {round}: drop {status}: {body}"
+            ),
+        }
+    }
+}
+
+/// Records a compaction's answer: a 200 that made a version is acknowledged.
+async fn record_compaction(observed: &mut Observed, round: u64, task: JoinHandle<(u16, Value)>) {
+    match task.await.expect("compaction task") {
+        (200, body) => {
+            observed.compactions += 1;
+            if body["manifest"].is_object() {
+                observed.acknowledged.push(body);
+            }
+        }
+        // 404: no dataset (yet, or dropped); 409: a replace or a drop removed its files; a
+        // killed service is a 502 or 503 (or no answer), never a 500.
+        (status, body) => assert!(
+            matches!(status, 0 | 404 | 409 | 502 | 503),
+            "round {round}: compaction {status}: {body}"
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_kills_never_break_the_invariants() {
+    let rounds = env_number("LAKEHOUSE_CRASH_ROUNDS", 30);
+    let seed = env_number("LAKEHOUSE_CRASH_SEED", 1).max(1);
+    let mut rng = Rng(seed);
+    // The source of the loads in the mix: one new file per round.
+    let source = tempfile::tempdir().expect("tempdir");
+    let sources = format!(
+        "[{{name = \"drops\", url = \"file://{}/\"}}]",
+        source.path().display()
+    );
+    let mut trio = Trio::start(&[
+        (
+            "LAKEHOUSE_INGESTD__MAX_CONCURRENT_INGESTS",
+            (INGESTS_PER_ROUND + 2).to_string(),
+        ),
+        ("LAKEHOUSE_INGESTD__SOURCES", sources),
+    ])
+    .expect("trio starts");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let mut observed = Observed::default();
+    let mut all_violations = Vec::new();
+    for round in 0..rounds {
+        let url = trio.ingestd.url();
+        let extra = extra_columns(&http, &trio).await;
+        let ingests = spawn_ingests(&http, &url, round, extra, &mut rng);
+        let load = spawn_load(&http, &url, source.path(), round, extra);
+        let compaction = (rng.below(2) == 0)
+            .then(|| spawn_answer(http.post(format!("{url}/datasets/crash/compact"))));
+        let drop = (rng.below(8) == 0)
+            .then(|| spawn_answer(http.delete(format!("{}/datasets/crash", trio.catalogd.url()))));
+        // Up to about two debug-build ingests long: some answers come before the kill, some
+        // are cut by it.
+        tokio::time::sleep(Duration::from_millis(rng.below(150))).await;
+        let service = match rng.below(3) {
             0 => &mut trio.storaged,
             1 => &mut trio.catalogd,
             _ => &mut trio.ingestd,
@@ -535,50 +316,44 @@ async fn random_kills_never_break_the_invariants() {
         let name = service.name.clone();
         tokio::task::block_in_place(|| service.restart_on_same_port())
             .unwrap_or_else(|e| panic!("restarting {name}: {e:#}"));
-        kills += 1;
-        for task in tasks {
-            let (status, body) = task.await.expect("task");
-            if status == 200 && body["dry_run"] == true {
-                dry_runs.push(body);
-            } else if status == 200 {
-                oks += 1;
-                acknowledged.push(body);
-            } else {
-                errors += 1;
-                assert!(
-                    status == 0 || status == 409 || status >= 500,
-                    "round {round}: unexpected {status}: {body}"
-                );
-            }
-        }
-        match load_task.await.expect("load task") {
-            (200, load) => loads.push(load),
-            (status, body) => assert!(
-                status == 0 || status >= 500,
-                "round {round}: unexpected load answer {status}: {body}"
-            ),
-        }
+        collect(&mut observed, round, ingests, load, compaction, drop).await;
         wait_ready(&http, [&trio.storaged, &trio.catalogd, &trio.ingestd]).await;
-        let found = violations(&http, &trio, &acknowledged, &dry_runs, &loads).await;
+        if round % 3 == 2 {
+            // A compaction with nothing killed, so that compactions commit often enough for
+            // the row invariant to bite (the racing one above is mostly cut by the kill).
+            let url = trio.ingestd.url();
+            let quiet = spawn_answer(http.post(format!("{url}/datasets/crash/compact")));
+            record_compaction(&mut observed, round, quiet).await;
+        }
+        let found = invariants::violations(&http, &trio, &observed).await;
         for violation in &found {
             eprintln!("round {round} (killed {name}): VIOLATION {violation}");
         }
         all_violations.extend(found);
     }
+    let loaded = observed
+        .loads
+        .iter()
+        .flat_map(|l| l["files"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["state"] == "loaded")
+        .count();
     eprintln!(
-        "crash test: seed {seed}, {rounds} rounds, {kills} kills, {ingests} ingests ({oks} answered 200, {} dry runs answered 200, {errors} errors), {} loads answered 200 ({} files loaded), {} violations, {:.1}s",
-        dry_runs.len(),
-        loads.len(),
-        loads
-            .iter()
-            .flat_map(|l| l["files"].as_array().cloned().unwrap_or_default())
-            .filter(|f| f["state"] == "loaded")
-            .count(),
+        "crash test: seed {seed}, {rounds} rounds, {rounds} kills, {} ingests ({} answered 200 \
+         with a version, {} dry runs answered 200, {} errors), {} loads answered 200 ({loaded} \
+         files loaded), {} compactions and {} drops answered 200, {} violations, {:.1}s",
+        observed.ingests,
+        observed.acknowledged.len() as u64
+            - observed.compactions.min(observed.acknowledged.len() as u64),
+        observed.dry_runs.len(),
+        observed.errors,
+        observed.loads.len(),
+        observed.compactions,
+        observed.drops,
         all_violations.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(
-        oks > 0,
+        observed.oks > 0,
         "no ingest ever succeeded: the test exercised nothing"
     );
     assert!(all_violations.is_empty(), "{all_violations:#?}");
@@ -639,7 +414,7 @@ async fn a_version_committed_without_its_metadata_heals_at_restart() {
     std::fs::remove_file(&blocker).unwrap();
     tokio::task::block_in_place(|| trio.catalogd.restart_on_same_port()).unwrap();
     wait_ready(&http, [&trio.storaged, &trio.catalogd, &trio.ingestd]).await;
-    let found = violations(&http, &trio, &[], &[], &[]).await;
+    let found = invariants::violations(&http, &trio, &Observed::default()).await;
     assert!(found.is_empty(), "after the restart: {found:#?}");
 
     let retry = ingest(trio.ingestd.url()).await.unwrap();
