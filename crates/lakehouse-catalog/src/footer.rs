@@ -72,6 +72,25 @@ pub async fn read_footer<S: ManifestStore>(
     store: &S,
     object: &ObjectRef,
 ) -> Result<ParquetMetaData, FooterError> {
+    read_footer_with(store, object, |metadata| metadata).await
+}
+
+/// [`read_footer`], then `then` applied to the decoded footer in the same blocking task, in
+/// the caller's tracing span: for a caller whose own work on the footer (statistics,
+/// metrics) must not run on the runtime either.
+///
+/// # Errors
+/// As [`read_footer`]; a panic in the decoder or in `then` is [`FooterError::NotParquet`].
+pub async fn read_footer_with<S, T, F>(
+    store: &S,
+    object: &ObjectRef,
+    then: F,
+) -> Result<T, FooterError>
+where
+    S: ManifestStore,
+    T: Send + 'static,
+    F: FnOnce(ParquetMetaData) -> T + Send + 'static,
+{
     let size = object.size;
     let tail_len = size.min(FOOTER_PREFETCH_BYTES);
     let tail = store
@@ -88,7 +107,7 @@ pub async fn read_footer<S: ManifestStore>(
             .await?
             .ok_or(FooterError::Missing)?
     };
-    decode(metadata).await
+    decode(metadata, then).await
 }
 
 /// The metadata length the last 8 bytes of `tail` (the end of an object of `size` bytes)
@@ -116,14 +135,22 @@ fn footer_length(tail: &[u8], size: u64) -> Result<u64, FooterError> {
     Ok(length)
 }
 
-/// Decodes footer bytes on tokio's blocking pool (up to [`MAX_FOOTER_BYTES`] of Thrift:
-/// milliseconds of CPU, past what a runtime thread may spend).
-async fn decode(metadata: Bytes) -> Result<ParquetMetaData, FooterError> {
-    tokio::task::spawn_blocking(move || ParquetMetaDataReader::decode_metadata(&metadata))
-        .await
-        // A decoder panic is as permanent as the bytes that caused it.
-        .map_err(|join| FooterError::NotParquet(format!("footer decoding failed: {join}")))?
-        .map_err(FooterError::Decode)
+/// Decodes footer bytes and applies `then` on tokio's blocking pool (up to
+/// [`MAX_FOOTER_BYTES`] of Thrift: milliseconds of CPU, past what a runtime thread may
+/// spend), in the caller's tracing span.
+async fn decode<T, F>(metadata: Bytes, then: F) -> Result<T, FooterError>
+where
+    T: Send + 'static,
+    F: FnOnce(ParquetMetaData) -> T + Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        span.in_scope(|| ParquetMetaDataReader::decode_metadata(&metadata).map(then))
+    })
+    .await
+    // A decoder panic is as permanent as the bytes that caused it.
+    .map_err(|join| FooterError::NotParquet(format!("footer decoding failed: {join}")))?
+    .map_err(FooterError::Decode)
 }
 
 #[cfg(test)]

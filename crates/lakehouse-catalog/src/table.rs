@@ -11,19 +11,15 @@
 //! A 412 is success: every file is a pure function of the records and the footers, so
 //! whoever wrote it first wrote the same bytes.
 
+use crate::footer::{FooterError, read_footer_with};
 use crate::{Catalog, CatalogError, ManifestStore, PutOutcome, Result};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use lakehouse_api::{DatasetName, Manifest, ObjectKey, ObjectRef, Schema};
 use lakehouse_iceberg::{FileMetrics, TableFile, TableState, VersionChange, metadata_file_key};
-use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-
-/// Bytes read from the end of a Parquet object in the first range read: the footer of a
-/// typical object fits, so one request usually does.
-const FOOTER_PREFETCH_BYTES: u64 = 64 * 1024;
 
 /// How many metadata files or footers are written or read at once.
 const IO_CONCURRENCY: usize = 8;
@@ -200,8 +196,15 @@ impl<S: ManifestStore> Catalog<S> {
         let Some(json) = self.store.get(&key).await? else {
             return Ok(None);
         };
-        let list = TableState::list_key_of(self.base(), name, &json)
-            .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))?;
+        // Parsing the metadata JSON (up to `max_snapshots` snapshots) and the manifest list
+        // (Avro) is CPU work: off the runtime.
+        let base = self.base().to_owned();
+        let list = self
+            .off_runtime(name, version, {
+                let (base, name, json) = (base.clone(), name.clone(), json.clone());
+                move || TableState::list_key_of(&base, &name, &json)
+            })
+            .await?;
         let list = if list.is_empty() {
             Bytes::new()
         } else {
@@ -211,8 +214,30 @@ impl<S: ManifestStore> Catalog<S> {
                 .await?
                 .ok_or_else(|| self.table_error(name, version, format!("{key} is missing")))?
         };
-        TableState::from_files(self.base(), name, &json, &list)
-            .map(Some)
+        let owned_name = name.clone();
+        self.off_runtime(name, version, move || {
+            TableState::from_files(&base, &owned_name, &json, &list)
+        })
+        .await
+        .map(Some)
+    }
+
+    /// Runs `work` (parsing or rendering Iceberg files: CPU, milliseconds for a table at its
+    /// snapshot cap) on tokio's blocking pool, in the caller's tracing span.
+    ///
+    /// # Errors
+    /// [`CatalogError::TableMetadata`] of `name` at `version` when `work` fails or panics.
+    async fn off_runtime<T, F>(&self, name: &DatasetName, version: u64, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> lakehouse_iceberg::Result<T> + Send + 'static,
+    {
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .await
+            .map_err(|join| {
+                self.table_error(name, version, format!("off-runtime work failed: {join}"))
+            })?
             .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))
     }
 
@@ -267,18 +292,17 @@ impl<S: ManifestStore> Catalog<S> {
         let state = state.clone();
         let config = self.table_config.clone();
         let manifest_owned = manifest.clone();
-        let rendered = tokio::task::spawn_blocking(move || {
-            let change = VersionChange {
-                manifest: &manifest_owned,
-                added: &metrics,
-                removed: &removed,
-                oldest_retained,
-            };
-            state.commit(&change, &read, &config)
-        })
-        .await
-        .map_err(|error| self.table_error(name, version, format!("rendering failed: {error}")))?
-        .map_err(|error| self.table_error(name, version, crate::error_chain(&error)))?;
+        let rendered = self
+            .off_runtime(name, version, move || {
+                let change = VersionChange {
+                    manifest: &manifest_owned,
+                    added: &metrics,
+                    removed: &removed,
+                    oldest_retained,
+                };
+                state.commit(&change, &read, &config)
+            })
+            .await?;
         let (mut files, next) = rendered;
         let metadata = files.pop();
         let written = files.len() + usize::from(metadata.is_some());
@@ -347,64 +371,38 @@ impl<S: ManifestStore> Catalog<S> {
         Ok(oldest)
     }
 
-    /// The footer metrics of a data object: one range read of its last
-    /// [`FOOTER_PREFETCH_BYTES`], a second one when the footer is longer. An object whose
-    /// bytes are not a readable Parquet footer gets no column metrics (logged): its bytes
-    /// never change, so that is as deterministic as the metrics.
+    /// The footer metrics of a data object, read by the one footer reader
+    /// ([`crate::footer::read_footer_with`]: one range read of its tail, a second one when
+    /// the footer is longer, at most [`crate::footer::MAX_FOOTER_BYTES`]) and computed with
+    /// its decoding on the blocking pool. An object whose bytes are not a readable Parquet
+    /// footer gets no column metrics (logged): its bytes never change, so that is as
+    /// deterministic as the metrics.
     ///
     /// # Errors
     /// [`CatalogError::Store`] when the store fails (the caller must not write a manifest
     /// then); [`CatalogError::InvalidObject`] when the object is missing.
     async fn footer_metrics(&self, object: &ObjectRef, schema: &Schema) -> Result<FileMetrics> {
-        let missing = || CatalogError::InvalidObject {
-            key: object.key.clone(),
-            reason: "no such object in storage".into(),
-        };
-        let size = object.size;
-        let tail_len = size.min(FOOTER_PREFETCH_BYTES);
-        let tail = self
-            .store
-            .get_range(&object.key, size - tail_len..size)
-            .await?
-            .ok_or_else(missing)?;
-        let unreadable = |reason: String| {
-            tracing::warn!(key = %object.key, %reason, "no Parquet footer: the data file gets no column metrics");
-            Ok(FileMetrics::default())
-        };
-        let Some(footer) = tail
-            .len()
-            .checked_sub(8)
-            .and_then(|start| <[u8; 8]>::try_from(&tail[start..]).ok())
-        else {
-            return unreadable("shorter than a Parquet footer".into());
-        };
-        let length = match FooterTail::try_new(&footer) {
-            Ok(footer) => footer.metadata_length() as u64,
-            Err(error) => return unreadable(error.to_string()),
-        };
-        if length + 8 > size {
-            return unreadable("footer longer than the object".into());
-        }
-        let metadata = if length + 8 <= tail.len() as u64 {
-            let end = tail.len() - 8;
-            tail.slice(end - length as usize..end)
-        } else {
-            self.store
-                .get_range(&object.key, size - 8 - length..size - 8)
-                .await?
-                .ok_or_else(missing)?
-        };
         let schema = schema.clone();
-        let decoded = tokio::task::spawn_blocking(move || {
-            ParquetMetaDataReader::decode_metadata(&metadata)
-                .map(|decoded| FileMetrics::from_parquet(&decoded, &schema))
+        let read = read_footer_with(&self.store, object, move |footer| {
+            FileMetrics::from_parquet(&footer, &schema)
         })
         .await;
-        match decoded {
-            Ok(Ok(metrics)) => Ok(metrics),
-            Ok(Err(error)) => unreadable(error.to_string()),
-            // A decoder panic is as deterministic as its bytes.
-            Err(error) => unreadable(format!("footer decoding failed: {error}")),
+        match read {
+            Ok(metrics) => Ok(metrics),
+            Err(FooterError::Missing) => Err(CatalogError::InvalidObject {
+                key: object.key.clone(),
+                reason: "no such object in storage".into(),
+            }),
+            Err(FooterError::Store(error)) => Err(error.into()),
+            Err(
+                error @ (FooterError::NotParquet(_)
+                | FooterError::TooLarge { .. }
+                | FooterError::Decode(_)),
+            ) => {
+                let reason = crate::error_chain(&error);
+                tracing::warn!(key = %object.key, %reason, "no Parquet footer: the data file gets no column metrics");
+                Ok(FileMetrics::default())
+            }
         }
     }
 

@@ -1,9 +1,9 @@
 //! Per-file column metrics from a Parquet footer, in Iceberg's single-value serialization
 //! (Iceberg spec: "Appendix D: Single-value serialization"; docs/contract.md section 8).
 
+use crate::stats::{Bound, column_summaries};
 use lakehouse_api::{ColumnType, Schema};
 use parquet::file::metadata::ParquetMetaData;
-use parquet::file::statistics::Statistics;
 use std::collections::BTreeMap;
 
 /// Iceberg's default metrics mode for strings is `truncate(16)`: bounds keep at most this
@@ -36,31 +36,32 @@ pub struct FileMetrics {
 
 impl FileMetrics {
     /// Reads the metrics of the columns of `schema` from a Parquet footer: per column, the
-    /// sum over row groups of values, nulls and compressed sizes, and the minimum of the
-    /// row groups' minimums and maximum of their maximums, serialized for the column's
-    /// Iceberg type (strings truncated as `truncate(16)` does). Columns are matched by name;
-    /// a bound is left out when any row group lacks one while holding non-null values, and
-    /// a count when any row group lacks it. Never panics.
+    /// row groups folded by [`column_summaries`] (the one aggregation, shared with the
+    /// catalog page), its bounds serialized for the column's Iceberg type (strings
+    /// truncated as `truncate(16)` does). Columns are matched by name; a bound is left out
+    /// when any row group lacks one while holding non-null values, and a null count when
+    /// any row group lacks it. Never panics.
     pub fn from_parquet(metadata: &ParquetMetaData, schema: &Schema) -> FileMetrics {
-        let descr = metadata.file_metadata().schema_descr();
-        let mut columns = BTreeMap::new();
-        for (i, field) in schema.fields.iter().enumerate() {
-            let Some(leaf) = (0..descr.num_columns())
-                .find(|&j| descr.column(j).path().parts() == [field.name.as_str()])
-            else {
-                continue;
-            };
-            let mut acc = Accumulator::new(field.data_type);
-            for row_group in metadata.row_groups() {
-                let chunk = row_group.column(leaf);
-                acc.add(
-                    row_group.num_rows().max(0) as u64,
-                    chunk.compressed_size().max(0) as u64,
-                    chunk.statistics(),
-                );
-            }
-            columns.insert(field_id(i), acc.finish());
-        }
+        let columns = column_summaries(metadata, schema)
+            .into_iter()
+            .zip(&schema.fields)
+            .enumerate()
+            .filter_map(|(i, (summary, field))| {
+                let summary = summary?;
+                let metrics = ColumnMetrics {
+                    size_bytes: Some(summary.size_bytes),
+                    value_count: Some(summary.value_count),
+                    null_count: summary.null_count,
+                    lower: summary
+                        .lower
+                        .and_then(|b| serialize(field.data_type, b, false)),
+                    upper: summary
+                        .upper
+                        .and_then(|b| serialize(field.data_type, b, true)),
+                };
+                Some((field_id(i), metrics))
+            })
+            .collect();
         FileMetrics { columns }
     }
 }
@@ -68,103 +69,6 @@ impl FileMetrics {
 /// Field id of column `index` (0-based) of a schema: `index + 1`.
 pub(crate) fn field_id(index: usize) -> i32 {
     i32::try_from(index + 1).unwrap_or(i32::MAX)
-}
-
-/// A bound value while row groups are folded in.
-#[derive(Debug, Clone, PartialEq, PartialOrd)]
-enum Bound {
-    Bool(bool),
-    Int(i32),
-    Long(i64),
-    Double(f64),
-    Bytes(Vec<u8>),
-}
-
-struct Accumulator {
-    data_type: ColumnType,
-    values: Option<u64>,
-    nulls: Option<u64>,
-    size: u64,
-    lower: Option<Bound>,
-    upper: Option<Bound>,
-    bounds_known: bool,
-}
-
-impl Accumulator {
-    fn new(data_type: ColumnType) -> Self {
-        Accumulator {
-            data_type,
-            values: Some(0),
-            nulls: Some(0),
-            size: 0,
-            lower: None,
-            upper: None,
-            bounds_known: true,
-        }
-    }
-
-    fn add(&mut self, rows: u64, size: u64, statistics: Option<&Statistics>) {
-        self.values = self.values.map(|v| v + rows);
-        self.size += size;
-        let nulls = statistics.and_then(Statistics::null_count_opt);
-        self.nulls = match (self.nulls, nulls) {
-            (Some(total), Some(n)) => Some(total + n),
-            _ => None,
-        };
-        if nulls == Some(rows) {
-            return; // all null: no bounds needed from this row group
-        }
-        let Some((min, max)) = statistics.and_then(bounds_of) else {
-            self.bounds_known = false;
-            return;
-        };
-        if self.lower.as_ref().is_none_or(|lower| min < *lower) {
-            self.lower = Some(min);
-        }
-        if self.upper.as_ref().is_none_or(|upper| max > *upper) {
-            self.upper = Some(max);
-        }
-    }
-
-    fn finish(self) -> ColumnMetrics {
-        let (lower, upper) = if self.bounds_known {
-            (
-                self.lower.and_then(|b| serialize(self.data_type, b, false)),
-                self.upper.and_then(|b| serialize(self.data_type, b, true)),
-            )
-        } else {
-            (None, None)
-        };
-        ColumnMetrics {
-            size_bytes: Some(self.size),
-            value_count: self.values,
-            null_count: self.nulls,
-            lower,
-            upper,
-        }
-    }
-}
-
-fn bounds_of(statistics: &Statistics) -> Option<(Bound, Bound)> {
-    Some(match statistics {
-        Statistics::Boolean(s) => (Bound::Bool(*s.min_opt()?), Bound::Bool(*s.max_opt()?)),
-        Statistics::Int32(s) => (Bound::Int(*s.min_opt()?), Bound::Int(*s.max_opt()?)),
-        Statistics::Int64(s) => (Bound::Long(*s.min_opt()?), Bound::Long(*s.max_opt()?)),
-        Statistics::Double(s) => {
-            let (min, max) = (*s.min_opt()?, *s.max_opt()?);
-            if min.is_nan() || max.is_nan() {
-                return None;
-            }
-            (Bound::Double(min), Bound::Double(max))
-        }
-        Statistics::ByteArray(s) => (
-            Bound::Bytes(s.min_opt()?.data().to_vec()),
-            Bound::Bytes(s.max_opt()?.data().to_vec()),
-        ),
-        Statistics::Int96(_) | Statistics::Float(_) | Statistics::FixedLenByteArray(_) => {
-            return None;
-        }
-    })
 }
 
 /// Single-value serialization of a bound for `data_type` (`None` when the stored physical

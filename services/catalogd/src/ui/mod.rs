@@ -11,17 +11,20 @@ mod pages;
 pub mod parquet;
 
 use crate::AppState;
+use ::parquet::file::metadata::ParquetMetaData;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use lakehouse_api::{DatasetName, Manifest};
+use lakehouse_api::{DatasetName, Manifest, VersionSummary};
+use lakehouse_catalog::footer::read_footer;
 use lakehouse_catalog::{CatalogError, ManifestStore, error_chain};
 use lakehouse_server::auth::{Scope, Tokens};
 use lakehouse_server::{ApiError, ApiQuery};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// Datasets per page of `GET /ui` unless `limit` says otherwise.
 pub const PAGE_SIZE: usize = 50;
@@ -212,7 +215,12 @@ pub struct Insight {
     pub preview: Result<(Vec<String>, Vec<Vec<String>>), String>,
 }
 
-/// `GET /ui/datasets/{name}[?version=N]`.
+/// `GET /ui/datasets/{name}[?version=N]`: the manifests and the objects' bytes are read on
+/// the runtime (async I/O); the statistics, the preview's decoding and the HTML (CPU work:
+/// up to [`MAX_STATS_OBJECTS`] footers folded, a row group of up to
+/// [`parquet::MAX_PREVIEW_ROW_GROUP_BYTES`] decoded, every object of the version listed) on
+/// tokio's blocking pool, in the request's tracing span, so other requests keep being served
+/// meanwhile (docs/contract.md section 9; docs/decisions.md, "Off the runtime").
 async fn dataset_page<S: ManifestStore>(
     State(state): State<AppState<S>>,
     Path(name): Path<String>,
@@ -234,75 +242,118 @@ async fn dataset_page<S: ManifestStore>(
         Ok(name) => name,
         Err(error) => return error_page(StatusCode::BAD_REQUEST, &error.to_string()),
     };
-    // The latest versions for the chart and the table: a page costs what it shows, not
-    // the dataset's history (docs/contract.md section 10).
-    let latest = match state.catalog.fetch_latest(&name).await {
-        Ok(latest) => latest,
-        Err(error) => return catalog_error(error),
+    let view = match dataset_view(&state, &name, query.version).await {
+        Ok(view) => view,
+        Err(page) => return page,
     };
+    let reads = read_objects(state.catalog.store(), &view.manifest).await;
+    let storaged_url = state.storaged.as_ref().map(|s| s.base_url().to_owned());
+    let span = tracing::Span::current();
+    let rendered = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            let insight = insight(&view.manifest, reads);
+            pages::dataset(&view, &insight, storaged_url.as_deref()).into_string()
+        })
+    })
+    .await;
+    match rendered {
+        Ok(html) => Html(html).into_response(),
+        Err(join) => error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the page could not be rendered: {join}"),
+        ),
+    }
+}
+
+/// What the dataset page shows from the catalog.
+pub struct DatasetView {
+    /// The version shown: the latest, or the one asked for (past retention too).
+    pub manifest: Arc<Manifest>,
+    /// The latest [`VERSIONS_SHOWN`] versions, oldest first.
+    pub versions: Vec<VersionSummary>,
+    /// The latest version's number.
+    pub latest: u64,
+    /// Whether retention keeps the shown version (else its objects may be collected).
+    pub retained: bool,
+}
+
+/// The manifests the page of `name` shows: `version` (the latest when `None`) and the latest
+/// [`VERSIONS_SHOWN`] versions. A page costs what it shows, not the dataset's history
+/// (docs/contract.md section 10).
+///
+/// # Errors
+/// The error page to answer: 404 for an unknown dataset or version, else the JSON API's
+/// status for the catalog's failure ([`catalog_error`]).
+async fn dataset_view<S: ManifestStore>(
+    state: &AppState<S>,
+    name: &DatasetName,
+    version: Option<u64>,
+) -> Result<DatasetView, Response> {
+    let latest = state
+        .catalog
+        .fetch_latest(name)
+        .await
+        .map_err(catalog_error)?;
     let latest_version = latest.version;
     let after = latest.version.saturating_sub(VERSIONS_SHOWN as u64);
-    let versions = match state
+    let (versions, _) = state
         .catalog
-        .fetch_version_page(&name, Some(after), VERSIONS_SHOWN)
+        .fetch_version_page(name, Some(after), VERSIONS_SHOWN)
         .await
-    {
-        Ok((versions, _)) => versions,
-        Err(error) => return catalog_error(error),
-    };
-    let selected = match query.version {
+        .map_err(catalog_error)?;
+    let selected = match version {
         None => Ok(latest),
-        Some(n) => state.catalog.fetch_version(&name, n).await,
+        Some(n) => state.catalog.fetch_version(name, n).await,
     };
     let manifest = match selected {
         Ok(manifest) => manifest,
-        Err(CatalogError::Gone { .. }) => match state
+        // Past retention: shown with a note, while its manifest is still readable.
+        Err(CatalogError::Gone { version, .. }) => state
             .catalog
-            .fetch_version_any(&name, query.version.unwrap_or(0))
+            .fetch_version_any(name, version)
             .await
-        {
-            Ok(manifest) => manifest,
-            Err(error) => return catalog_error(error),
-        },
+            .map_err(catalog_error)?,
         Err(CatalogError::VersionNotFound { .. }) => {
-            return error_page(
+            return Err(error_page(
                 StatusCode::NOT_FOUND,
                 &format!("dataset {} has no such version", name.as_str()),
-            );
+            ));
         }
-        Err(error) => return catalog_error(error),
+        Err(error) => return Err(catalog_error(error)),
     };
-    let retained = state.catalog.is_retained(&manifest);
-    let insight = insight(&state, &manifest).await;
-    let storaged_url = state.storaged.as_ref().map(|s| s.base_url().to_owned());
-    Html(
-        pages::dataset(
-            &manifest,
-            &versions,
-            latest_version,
-            retained,
-            &insight,
-            storaged_url.as_deref(),
-        )
-        .into_string(),
-    )
-    .into_response()
+    Ok(DatasetView {
+        retained: state.catalog.is_retained(&manifest),
+        manifest,
+        versions,
+        latest: latest_version,
+    })
 }
 
-/// Reads the footers of `manifest`'s objects (at most [`MAX_STATS_OBJECTS`]) and the
-/// preview of its first object.
-async fn insight<S: ManifestStore>(state: &AppState<S>, manifest: &Manifest) -> Insight {
-    let Some(storaged) = &state.storaged else {
-        let why = "storaged is not configured".to_owned();
-        return Insight {
-            stats: Err(why.clone()),
-            preview: Err(why),
-        };
+/// What the page read of a version's objects, not decoded past their footers.
+struct ObjectReads {
+    /// The footers read, in the version's order: every object's when the version has at most
+    /// [`MAX_STATS_OBJECTS`], else the first object's only (for the preview); cut short at the
+    /// first that could not be read.
+    footers: Vec<ParquetMetaData>,
+    /// Why a footer could not be read (`<key>: <error>`).
+    failed: Option<String>,
+    /// The first object's first row group; `Ok(None)` when the version has no object or that
+    /// object no row group.
+    row_group: Result<Option<parquet::PreviewWindow>, String>,
+}
+
+/// Reads through the catalog's `store` the footers of `manifest`'s objects (decoded on the
+/// blocking pool by the one footer reader) and the first object's first row group.
+async fn read_objects<S: ManifestStore>(store: &S, manifest: &Manifest) -> ObjectReads {
+    let wanted = if manifest.objects.len() > MAX_STATS_OBJECTS {
+        1 // statistics are not shown; the preview needs the first footer
+    } else {
+        manifest.objects.len()
     };
     let mut footers = Vec::new();
     let mut failed = None;
-    for object in manifest.objects.iter().take(MAX_STATS_OBJECTS) {
-        match parquet::footer(storaged, object).await {
+    for object in manifest.objects.iter().take(wanted) {
+        match read_footer(store, object).await {
             Ok(footer) => footers.push(footer),
             Err(error) => {
                 failed = Some(format!("{}: {}", object.key.as_str(), error_chain(&error)));
@@ -310,23 +361,39 @@ async fn insight<S: ManifestStore>(state: &AppState<S>, manifest: &Manifest) -> 
             }
         }
     }
-    let stats = match failed {
+    let row_group = match (manifest.objects.first(), footers.first()) {
+        (Some(object), Some(footer)) => parquet::preview_bytes(store, object, footer)
+            .await
+            .map_err(|e| error_chain(&e)),
+        (None, _) => Ok(None),
+        (Some(_), None) => Err("the first object's footer could not be read".to_owned()),
+    };
+    ObjectReads {
+        footers,
+        failed,
+        row_group,
+    }
+}
+
+/// The statistics and the preview of `manifest` from what [`read_objects`] read: CPU work
+/// (folding the footers' row groups, decoding the row group), for the blocking pool.
+fn insight(manifest: &Manifest, reads: ObjectReads) -> Insight {
+    let stats = match reads.failed {
         Some(why) => Err(why),
         None if manifest.objects.len() > MAX_STATS_OBJECTS => Err(format!(
             "this version has {} objects; statistics are read for at most {MAX_STATS_OBJECTS}",
             manifest.objects.len()
         )),
-        None => parquet::column_stats(manifest, &footers).map_err(|e| error_chain(&e)),
+        None => Ok(parquet::column_stats(&manifest.schema, &reads.footers)),
     };
-    let preview = match (manifest.objects.first(), footers.into_iter().next()) {
-        (Some(object), Some(footer)) => {
-            let columns: Vec<String> = manifest.schema.names().map(str::to_owned).collect();
-            parquet::preview(storaged, object, footer, &columns)
-                .await
-                .map_err(|e| error_chain(&e))
+    let columns: Vec<String> = manifest.schema.names().map(str::to_owned).collect();
+    let preview = match (reads.row_group, reads.footers.into_iter().next()) {
+        (Ok(Some(window)), Some(footer)) => {
+            parquet::preview_rows(window, Arc::new(footer), &columns).map_err(|e| error_chain(&e))
         }
-        (None, _) => Ok((Vec::new(), Vec::new())),
-        (Some(_), None) => Err("the first object's footer could not be read".to_owned()),
+        (Ok(None), _) if manifest.objects.is_empty() => Ok((Vec::new(), Vec::new())),
+        (Ok(_), _) => Ok((columns, Vec::new())),
+        (Err(why), _) => Err(why),
     };
     Insight { stats, preview }
 }

@@ -1,7 +1,7 @@
 //! The page templates (maud: checked at compile time, every `(value)` HTML-escaped).
 
-use super::Insight;
 use super::parquet::ColumnStats;
+use super::{DatasetView, Insight};
 use axum::http::StatusCode;
 use lakehouse_api::{DatasetListResponse, Manifest, VersionSummary};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -155,138 +155,174 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// One dataset version: facts, schema with statistics, preview, chart, versions, objects.
-pub fn dataset(
-    manifest: &Manifest,
-    versions: &[VersionSummary],
-    latest: u64,
-    retained: bool,
-    insight: &Insight,
-    storaged_url: Option<&str>,
-) -> Markup {
+/// One dataset version: notes, facts, schema with statistics, preview, chart, versions,
+/// objects (with download links under `storaged_url`, when set).
+pub fn dataset(view: &DatasetView, insight: &Insight, storaged_url: Option<&str>) -> Markup {
+    let manifest = &*view.manifest;
     let name = manifest.name.as_str();
-    let total_size: u64 = manifest.objects.iter().map(|o| o.size).sum();
     layout(
         name,
         html! {
             h1 { (name) }
-            @if manifest.version != latest {
-                p class="note" {
-                    "You are looking at version " (manifest.version) " of " (latest) ". "
-                    a href={ "/ui/datasets/" (name) } { "Show the latest version" }
-                }
-            }
-            @if !retained {
-                p class="note" { "This version is past retention: its objects may already be garbage collected." }
-            }
-            div class="facts" id="facts" {
-                span class="muted" { "version" } span { (manifest.version) }
-                span class="muted" { "rows" } span { (count(manifest.row_count)) }
-                span class="muted" { "objects" } span { (manifest.objects.len()) " (" (size(total_size)) ")" }
-                span class="muted" { "created" } span { (manifest.created_at) }
-                span class="muted" { "schema" } span class="mono" { (manifest.schema_fingerprint.to_string()) }
-                span class="muted" { "inference" } span {
-                    "rule set v" (manifest.inference_version)
-                    (reading(&manifest.options))
-                }
-                @if let Some(filename) = &manifest.source.filename {
-                    span class="muted" { "source" } span { (filename) }
-                }
-            }
-
+            (notes(manifest, view.latest, view.retained))
+            (facts(manifest))
             h2 { "Schema" }
-            @if let Err(why) = &insight.stats {
-                p class="muted" { "Column statistics unavailable: " (why) }
-            }
-            div class="scroll" {
-                table id="schema" {
-                    thead { tr { th { "column" } th { "type" } th { "nulls" } th { "min" } th { "max" } } }
-                    tbody {
-                        @for (i, field) in manifest.schema.fields.iter().enumerate() {
-                            @let stats = insight.stats.as_ref().ok().and_then(|s| s.get(i));
-                            tr {
-                                td class="column" { (field.name) }
-                                td class="type mono" { (field.data_type.name()) }
-                                td class="num" { (null_bar(stats, manifest.row_count)) }
-                                td { (opt(stats.and_then(|s| s.min.as_deref()))) }
-                                td { (opt(stats.and_then(|s| s.max.as_deref()))) }
-                            }
-                        }
-                    }
-                }
-            }
-
+            (schema_table(manifest, &insight.stats))
             h2 { "Preview" }
-            @match &insight.preview {
-                Err(why) => p class="muted" { "Preview unavailable: " (why) },
-                Ok((columns, rows)) => {
-                    p class="muted" { "The first " (rows.len()) " rows of this version's first object, in this version's schema (a column the object predates shows null)." }
-                    div class="scroll" {
-                        table id="preview" {
-                            thead { tr { @for c in columns { th { (c) } } } }
-                            tbody {
-                                @for row in rows {
-                                    tr { @for value in row {
-                                        @if value == "null" { td class="null" { "null" } } @else { td { (value) } }
-                                    } }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-
+            (preview_table(&insight.preview))
             h2 { "Rows per version" }
-            (chart(versions, manifest.version))
-
+            (chart(&view.versions, manifest.version))
             h2 { "Versions" }
-            div class="scroll" {
-                table id="versions" {
-                    thead { tr { th { "version" } th { "operation" } th { "rows" } th { "live files" } th { "created" } th { "schema" } } }
-                    tbody {
-                        @for v in versions.iter().rev() {
-                            tr class=[(v.version == manifest.version).then_some("current")] {
-                                td { a href={ "/ui/datasets/" (name) "?version=" (v.version) } { "v" (v.version) } }
-                                td { (v.operation.map_or("–", |op| op.as_str())) }
-                                td class="num" { (count(v.row_count)) }
-                                td class="num" { (count(v.object_count)) }
-                                td { (v.created_at) }
-                                td class="mono" { (v.schema_fingerprint.short()) }
-                            }
-                        }
-                    }
-                }
-            }
-
+            (versions_table(name, &view.versions, manifest.version))
             h2 { "Objects" }
-            div class="scroll" {
-                table id="objects" {
-                    thead { tr { th { "object" } th { "rows" } th { "size" } th { "set aside" } } }
-                    tbody {
-                        @for o in &manifest.objects {
-                            tr {
-                                td class="mono" {
-                                    @if let Some(base) = storaged_url {
-                                        a href={ (base) "/objects/" (o.key.as_str()) } download { (o.key.as_str()) }
-                                    } @else { (o.key.as_str()) }
-                                }
-                                td class="num" { (count(o.row_count)) }
-                                td class="num" { (size(o.size)) }
-                                // The records its upload set aside (`max_rejects`).
-                                td class="num" {
-                                    @if let Some(rejects) = &o.rejects {
-                                        @if let Some(base) = storaged_url {
-                                            a href={ (base) "/objects/" (rejects.key.as_str()) } download { (rejects.count) " records" }
-                                        } @else { (rejects.count) " records" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (objects_table(manifest, storaged_url))
         },
     )
+}
+
+/// The notes above the facts: an older version than `latest` (with a link to the latest),
+/// a version past retention.
+fn notes(manifest: &Manifest, latest: u64, retained: bool) -> Markup {
+    let name = manifest.name.as_str();
+    html! {
+        @if manifest.version != latest {
+            p class="note" {
+                "You are looking at version " (manifest.version) " of " (latest) ". "
+                a href={ "/ui/datasets/" (name) } { "Show the latest version" }
+            }
+        }
+        @if !retained {
+            p class="note" { "This version is past retention: its objects may already be garbage collected." }
+        }
+    }
+}
+
+/// The version's facts: number, rows, objects and their size, creation time, schema
+/// fingerprint, inference and reading options, source file.
+fn facts(manifest: &Manifest) -> Markup {
+    let total_size: u64 = manifest.objects.iter().map(|o| o.size).sum();
+    html! {
+        div class="facts" id="facts" {
+            span class="muted" { "version" } span { (manifest.version) }
+            span class="muted" { "rows" } span { (count(manifest.row_count)) }
+            span class="muted" { "objects" } span { (manifest.objects.len()) " (" (size(total_size)) ")" }
+            span class="muted" { "created" } span { (manifest.created_at) }
+            span class="muted" { "schema" } span class="mono" { (manifest.schema_fingerprint.to_string()) }
+            span class="muted" { "inference" } span {
+                "rule set v" (manifest.inference_version)
+                (reading(&manifest.options))
+            }
+            @if let Some(filename) = &manifest.source.filename {
+                span class="muted" { "source" } span { (filename) }
+            }
+        }
+    }
+}
+
+/// The schema, one row per column with its statistics (null share, min, max) when `stats`
+/// has them, else a line saying why not.
+fn schema_table(manifest: &Manifest, stats: &Result<Vec<ColumnStats>, String>) -> Markup {
+    html! {
+        @if let Err(why) = stats {
+            p class="muted" { "Column statistics unavailable: " (why) }
+        }
+        div class="scroll" {
+            table id="schema" {
+                thead { tr { th { "column" } th { "type" } th { "nulls" } th { "min" } th { "max" } } }
+                tbody {
+                    @for (i, field) in manifest.schema.fields.iter().enumerate() {
+                        @let stats = stats.as_ref().ok().and_then(|s| s.get(i));
+                        tr {
+                            td class="column" { (field.name) }
+                            td class="type mono" { (field.data_type.name()) }
+                            td class="num" { (null_bar(stats, manifest.row_count)) }
+                            td { (opt(stats.and_then(|s| s.min.as_deref()))) }
+                            td { (opt(stats.and_then(|s| s.max.as_deref()))) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The preview's rows (nulls greyed), or a line saying why there is none.
+fn preview_table(preview: &Result<(Vec<String>, Vec<Vec<String>>), String>) -> Markup {
+    html! {
+        @match preview {
+            Err(why) => p class="muted" { "Preview unavailable: " (why) },
+            Ok((columns, rows)) => {
+                p class="muted" { "The first " (rows.len()) " rows of this version's first object, in this version's schema (a column the object predates shows null)." }
+                div class="scroll" {
+                    table id="preview" {
+                        thead { tr { @for c in columns { th { (c) } } } }
+                        tbody {
+                            @for row in rows {
+                                tr { @for value in row {
+                                    @if value == "null" { td class="null" { "null" } } @else { td { (value) } }
+                                } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The versions, newest first, each linked to its page; the `shown` one marked.
+fn versions_table(name: &str, versions: &[VersionSummary], shown: u64) -> Markup {
+    html! {
+        div class="scroll" {
+            table id="versions" {
+                thead { tr { th { "version" } th { "operation" } th { "rows" } th { "live files" } th { "created" } th { "schema" } } }
+                tbody {
+                    @for v in versions.iter().rev() {
+                        tr class=[(v.version == shown).then_some("current")] {
+                            td { a href={ "/ui/datasets/" (name) "?version=" (v.version) } { "v" (v.version) } }
+                            td { (v.operation.map_or("–", |op| op.as_str())) }
+                            td class="num" { (count(v.row_count)) }
+                            td class="num" { (count(v.object_count)) }
+                            td { (v.created_at) }
+                            td class="mono" { (v.schema_fingerprint.short()) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The version's objects: key (a download link under `storaged_url`), rows, size and the
+/// records its upload set aside (`max_rejects`, linked likewise).
+fn objects_table(manifest: &Manifest, storaged_url: Option<&str>) -> Markup {
+    html! {
+        div class="scroll" {
+            table id="objects" {
+                thead { tr { th { "object" } th { "rows" } th { "size" } th { "set aside" } } }
+                tbody {
+                    @for o in &manifest.objects {
+                        tr {
+                            td class="mono" {
+                                @if let Some(base) = storaged_url {
+                                    a href={ (base) "/objects/" (o.key.as_str()) } download { (o.key.as_str()) }
+                                } @else { (o.key.as_str()) }
+                            }
+                            td class="num" { (count(o.row_count)) }
+                            td class="num" { (size(o.size)) }
+                            td class="num" {
+                                @if let Some(rejects) = &o.rejects {
+                                    @if let Some(base) = storaged_url {
+                                        a href={ (base) "/objects/" (rejects.key.as_str()) } download { (rejects.count) " records" }
+                                    } @else { (rejects.count) " records" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn opt(value: Option<&str>) -> Markup {

@@ -1,191 +1,152 @@
-//! What the catalog page reads from the Parquet objects themselves, through storaged with
-//! Range reads: each object's footer (column statistics: null counts, min and max) and the
-//! first rows of one row group (the preview). Memory is bounded: a footer of at most
+//! What the catalog page reads from the Parquet objects themselves, through the catalog's
+//! store with Range reads: each object's footer (read by lakehouse-catalog's one footer
+//! reader, [`lakehouse_catalog::footer::read_footer`]), its column statistics (folded by
+//! lakehouse-iceberg's one aggregation over row groups,
+//! [`lakehouse_iceberg::stats::column_summaries`], which the Iceberg metrics use too) and
+//! the first rows of one row group (the preview). Memory is bounded: a footer of at most
 //! [`MAX_FOOTER_BYTES`], a row group of at most [`MAX_PREVIEW_ROW_GROUP_BYTES`].
+//!
+//! The reads are async ([`preview_bytes`]; the footer reader decodes on the blocking pool);
+//! everything else here ([`column_stats`], [`preview_rows`]) is synchronous CPU work that the
+//! page runs on tokio's blocking pool (`super::dataset_page`).
 
+use arrow_array::Array;
+use arrow_array::RecordBatchReader;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef, RecordBatchReader};
+use arrow_array::temporal_conversions::{date32_to_datetime, time64us_to_time};
+use arrow_array::types::{
+    Date32Type, Float64Type, Int64Type, Time64MicrosecondType, TimestampMicrosecondType,
+};
 use arrow_schema::{DataType, TimeUnit};
 use bytes::{Buf, Bytes};
-use lakehouse_api::{Manifest, ObjectRef};
-use lakehouse_client::{ClientError, StoragedClient};
-use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+use lakehouse_api::{ColumnType, ObjectRef, Schema};
+pub use lakehouse_catalog::footer::MAX_FOOTER_BYTES;
+use lakehouse_catalog::{ManifestStore, StoreError};
+use lakehouse_iceberg::stats::{Bound, column_summaries};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{ChunkReader, Length};
-use std::cmp::Ordering;
 use std::sync::Arc;
 
-/// First read of an object's tail, bytes: enough for the footer of most objects.
-const FOOTER_GUESS_BYTES: u64 = 64 * 1024;
-/// Largest footer the page reads, bytes.
-pub const MAX_FOOTER_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest row group the preview reads, bytes (compressed, as stored).
 pub const MAX_PREVIEW_ROW_GROUP_BYTES: u64 = 64 * 1024 * 1024;
 /// Rows in the preview.
 pub const PREVIEW_ROWS: usize = 20;
 
-/// Why the statistics or the preview could not be read (the page says so instead).
+/// Why the preview could not be read (the page says so instead).
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// storaged failed or does not hold the object.
-    #[error("storaged: {0}")]
-    Storaged(#[from] ClientError),
-    /// The object is not Parquet the reader understands.
-    #[error("parquet: {0}")]
+    /// The store failed reading the row group.
+    #[error("reading the row group")]
+    Store(#[from] StoreError),
+    /// The store no longer holds the object.
+    #[error("the object is not in storage")]
+    Missing,
+    /// The row group is not Parquet the reader understands.
+    #[error("decoding the row group")]
     Parquet(#[from] ParquetError),
-    /// The object's footer or first row group is larger than this page reads.
-    #[error("{what} of {bytes} bytes is over the page's limit of {limit} bytes")]
+    /// The object's first row group is larger than this page reads.
+    #[error("row group of {bytes} bytes is over the page's limit of {limit} bytes")]
     TooLarge {
-        /// `footer` or `row group`.
-        what: &'static str,
-        /// Its size.
+        /// Its compressed size, bytes.
         bytes: u64,
-        /// The limit.
+        /// [`MAX_PREVIEW_ROW_GROUP_BYTES`].
         limit: u64,
     },
-}
-
-/// Reads the footer of `object` with one Range read of its tail (two when the footer is
-/// larger than [`FOOTER_GUESS_BYTES`]).
-///
-/// # Errors
-/// [`ReadError`].
-pub async fn footer(
-    storaged: &StoragedClient,
-    object: &ObjectRef,
-) -> Result<ParquetMetaData, ReadError> {
-    let size = object.size;
-    let mut tail = FOOTER_GUESS_BYTES.min(size);
-    loop {
-        let bytes = storaged.get_range(&object.key, size - tail, size).await?;
-        let mut reader = ParquetMetaDataReader::new();
-        match reader.try_parse_sized(&bytes, size) {
-            Ok(()) => return Ok(reader.finish()?),
-            Err(ParquetError::NeedMoreData(needed)) if (needed as u64) > tail => {
-                let needed = needed as u64;
-                if needed > MAX_FOOTER_BYTES || needed > size {
-                    return Err(ReadError::TooLarge {
-                        what: "footer",
-                        bytes: needed,
-                        limit: MAX_FOOTER_BYTES,
-                    });
-                }
-                tail = needed;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
 }
 
 /// What the page shows of one column, from the footers of a version's objects.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ColumnStats {
-    /// Nulls over every row group of every object.
+    /// Nulls over every row group of every object (a row group that records no null count
+    /// adds none); an object written before the column was added counts all its rows.
     pub nulls: u64,
-    /// Smallest value, formatted; `None` when no row group has one.
+    /// Smallest value, formatted ([`format_bound`]); `None` when no object knows one.
     pub min: Option<String>,
     /// Largest value, formatted.
     pub max: Option<String>,
 }
 
-/// Per column of `manifest.schema` (in order), its statistics over `footers` (one per object).
-/// An object written before a column was added (schema evolution, docs/contract.md section 3) does
-/// not hold it: its rows count as nulls of that column, as readers see them.
-///
-/// # Errors
-/// [`ReadError::Parquet`] for a footer whose schema does not convert.
-pub fn column_stats(
-    manifest: &Manifest,
-    footers: &[ParquetMetaData],
-) -> Result<Vec<ColumnStats>, ReadError> {
-    let mut stats = vec![ColumnStats::default(); manifest.schema.fields.len()];
-    let mut mins: Vec<Vec<ArrayRef>> = vec![Vec::new(); stats.len()];
-    let mut maxes: Vec<Vec<ArrayRef>> = vec![Vec::new(); stats.len()];
-    for metadata in footers {
-        let descr = metadata.file_metadata().schema_descr();
-        let arrow = parquet::arrow::parquet_to_arrow_schema(
-            descr,
-            metadata.file_metadata().key_value_metadata(),
-        )?;
-        for (i, field) in manifest.schema.fields.iter().enumerate() {
-            if arrow.field_with_name(&field.name).is_err() {
-                stats[i].nulls += u64::try_from(metadata.file_metadata().num_rows()).unwrap_or(0);
+/// Per column of `schema` (in order), its statistics over `footers` (one per object): each
+/// object's row groups folded by [`column_summaries`], then the objects by the same order.
+/// An object written before a column was added (schema evolution, docs/contract.md section
+/// 3) does not hold it: its rows count as nulls of that column, as readers see them.
+/// Synchronous and proportional to row groups times columns: call it on a blocking thread.
+pub fn column_stats(schema: &Schema, footers: &[ParquetMetaData]) -> Vec<ColumnStats> {
+    let width = schema.fields.len();
+    let mut nulls = vec![0u64; width];
+    let mut lower: Vec<Option<Bound>> = vec![None; width];
+    let mut upper: Vec<Option<Bound>> = vec![None; width];
+    for footer in footers {
+        let rows = u64::try_from(footer.file_metadata().num_rows()).unwrap_or(0);
+        for (i, summary) in column_summaries(footer, schema).into_iter().enumerate() {
+            let Some(summary) = summary else {
+                nulls[i] += rows;
                 continue;
-            }
-            let converter = StatisticsConverter::try_new(&field.name, &arrow, descr)?;
-            let groups = metadata.row_groups();
-            let nulls = converter.row_group_null_counts(groups.iter())?;
-            stats[i].nulls += nulls.iter().flatten().sum::<u64>();
-            mins[i].push(converter.row_group_mins(groups.iter())?);
-            maxes[i].push(converter.row_group_maxes(groups.iter())?);
-        }
-    }
-    for (i, column) in stats.iter_mut().enumerate() {
-        column.min = extreme(&mins[i], Ordering::Less);
-        column.max = extreme(&maxes[i], Ordering::Greater);
-    }
-    Ok(stats)
-}
-
-/// The value of `arrays` that compares `wanted` against every other, formatted.
-fn extreme(arrays: &[ArrayRef], wanted: Ordering) -> Option<String> {
-    let mut best: Option<(&dyn Array, usize)> = None;
-    for array in arrays {
-        for i in 0..array.len() {
-            if array.is_null(i) {
-                continue;
-            }
-            let better = match best {
-                None => true,
-                Some((held, j)) => compare(array.as_ref(), i, held, j) == Some(wanted),
             };
-            if better {
-                best = Some((array.as_ref(), i));
+            nulls[i] += summary.null_count.unwrap_or(0);
+            if let Some(low) = summary.lower
+                && lower[i].as_ref().is_none_or(|held| low < *held)
+            {
+                lower[i] = Some(low);
+            }
+            if let Some(high) = summary.upper
+                && upper[i].as_ref().is_none_or(|held| high > *held)
+            {
+                upper[i] = Some(high);
             }
         }
     }
-    best.map(|(array, i)| cell(array, i))
+    schema
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| ColumnStats {
+            nulls: nulls[i],
+            min: lower[i].as_ref().map(|b| format_bound(field.data_type, b)),
+            max: upper[i].as_ref().map(|b| format_bound(field.data_type, b)),
+        })
+        .collect()
 }
 
-/// `a[i]` against `b[j]`, for the column types of docs/contract.md section 3 (`None` otherwise).
-fn compare(a: &dyn Array, i: usize, b: &dyn Array, j: usize) -> Option<Ordering> {
-    if a.data_type() != b.data_type() {
-        return None;
+/// A bound of a column of `data_type` as the preview prints its values ([`cell`]): numbers
+/// as Rust prints them, dates `YYYY-MM-DD`, times `HH:MM:SS[.f]`, timestamps
+/// `YYYY-MM-DDTHH:MM:SS[.f]` (with `Z` when the column has a zone), strings as they are.
+pub fn format_bound(data_type: ColumnType, bound: &Bound) -> String {
+    match (data_type, bound) {
+        (ColumnType::Bool, Bound::Bool(b)) => b.to_string(),
+        (ColumnType::Int64, Bound::Long(v)) => v.to_string(),
+        (ColumnType::Float64, Bound::Double(v)) => v.to_string(),
+        (ColumnType::Date32, Bound::Int(days)) => date32_to_datetime(*days)
+            .map(|at| at.date().to_string())
+            .unwrap_or_else(|| days.to_string()),
+        (ColumnType::Time64, Bound::Long(micros)) => time(*micros),
+        (ColumnType::Timestamp, Bound::Long(micros)) => timestamp(*micros, false),
+        (ColumnType::TimestampUtc, Bound::Long(micros)) => timestamp(*micros, true),
+        (ColumnType::Utf8, Bound::Bytes(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        (_, other) => format!("{other:?}"),
     }
-    Some(match a.data_type() {
-        DataType::Int64 => a
-            .as_primitive::<Int64Type>()
-            .value(i)
-            .cmp(&b.as_primitive::<Int64Type>().value(j)),
-        DataType::Float64 => a
-            .as_primitive::<Float64Type>()
-            .value(i)
-            .total_cmp(&b.as_primitive::<Float64Type>().value(j)),
-        DataType::Date32 => a
-            .as_primitive::<Date32Type>()
-            .value(i)
-            .cmp(&b.as_primitive::<Date32Type>().value(j)),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => a
-            .as_primitive::<TimestampMicrosecondType>()
-            .value(i)
-            .cmp(&b.as_primitive::<TimestampMicrosecondType>().value(j)),
-        DataType::Boolean => a.as_boolean().value(i).cmp(&b.as_boolean().value(j)),
-        DataType::Utf8 => a
-            .as_string::<i32>()
-            .value(i)
-            .cmp(b.as_string::<i32>().value(j)),
-        DataType::LargeUtf8 => a
-            .as_string::<i64>()
-            .value(i)
-            .cmp(b.as_string::<i64>().value(j)),
-        DataType::Utf8View => a.as_string_view().value(i).cmp(b.as_string_view().value(j)),
-        _ => return None,
-    })
+}
+
+/// Microseconds since midnight as `HH:MM:SS[.f]`.
+fn time(micros: i64) -> String {
+    time64us_to_time(micros)
+        .map(|at| at.format("%H:%M:%S%.f").to_string())
+        .unwrap_or_else(|| micros.to_string())
+}
+
+/// Microseconds since the epoch as `YYYY-MM-DDTHH:MM:SS[.f]`, `Z` appended when `zoned`.
+fn timestamp(micros: i64, zoned: bool) -> String {
+    match arrow_array::temporal_conversions::timestamp_us_to_datetime(micros) {
+        Some(at) => {
+            let text = at.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+            if zoned { text + "Z" } else { text }
+        }
+        None => micros.to_string(),
+    }
 }
 
 /// `array[i]` as text: `null`, numbers as Rust prints them, dates `YYYY-MM-DD`, timestamps
@@ -203,14 +164,13 @@ pub fn cell(array: &dyn Array, i: usize) -> String {
             .value_as_date(i)
             .map(|d| d.to_string())
             .unwrap_or_default(),
-        DataType::Timestamp(TimeUnit::Microsecond, zone) => {
-            let micros = array.as_primitive::<TimestampMicrosecondType>().value(i);
-            match arrow_array::temporal_conversions::timestamp_us_to_datetime(micros) {
-                Some(at) if zone.is_some() => format!("{}Z", at.format("%Y-%m-%dT%H:%M:%S%.f")),
-                Some(at) => at.format("%Y-%m-%dT%H:%M:%S%.f").to_string(),
-                None => micros.to_string(),
-            }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            time(array.as_primitive::<Time64MicrosecondType>().value(i))
         }
+        DataType::Timestamp(TimeUnit::Microsecond, zone) => timestamp(
+            array.as_primitive::<TimestampMicrosecondType>().value(i),
+            zone.is_some(),
+        ),
         DataType::Utf8 => array.as_string::<i32>().value(i).to_owned(),
         DataType::LargeUtf8 => array.as_string::<i64>().value(i).to_owned(),
         DataType::Utf8View => array.as_string_view().value(i).to_owned(),
@@ -257,41 +217,58 @@ fn outside(start: u64) -> ParquetError {
     ParquetError::General(format!("read at {start} outside the fetched row group"))
 }
 
-/// The first [`PREVIEW_ROWS`] rows of `object`'s first row group, in the columns `columns`
-/// (the version's schema): the column names and the rows as text, `null` for a column the
-/// object does not hold (it predates the column). One Range read of that row group's column
-/// chunks.
+/// The bytes of `object`'s first row group (one Range read of its column chunks), for
+/// [`preview_rows`]; `None` when the object has no row group.
 ///
 /// # Errors
-/// [`ReadError`]; [`ReadError::TooLarge`] for a row group over
-/// [`MAX_PREVIEW_ROW_GROUP_BYTES`].
-pub async fn preview(
-    storaged: &StoragedClient,
+/// [`ReadError::TooLarge`] for a row group over [`MAX_PREVIEW_ROW_GROUP_BYTES`] (nothing is
+/// read then); [`ReadError::Store`] or [`ReadError::Missing`] when the read fails.
+pub async fn preview_bytes<S: ManifestStore>(
+    store: &S,
     object: &ObjectRef,
-    metadata: ParquetMetaData,
-    columns: &[String],
-) -> Result<(Vec<String>, Vec<Vec<String>>), ReadError> {
+    metadata: &ParquetMetaData,
+) -> Result<Option<PreviewWindow>, ReadError> {
     let Some(group) = metadata.row_groups().first() else {
-        return Ok((columns.to_vec(), Vec::new()));
+        return Ok(None);
     };
     let ranges = group.columns().iter().map(|c| c.byte_range());
     let start = ranges.clone().map(|(s, _)| s).min().unwrap_or(0);
     let end = ranges.map(|(s, l)| s.saturating_add(l)).max().unwrap_or(0);
-    if end - start > MAX_PREVIEW_ROW_GROUP_BYTES {
+    if end.saturating_sub(start) > MAX_PREVIEW_ROW_GROUP_BYTES {
         return Err(ReadError::TooLarge {
-            what: "row group",
             bytes: end - start,
             limit: MAX_PREVIEW_ROW_GROUP_BYTES,
         });
     }
-    let bytes = storaged.get_range(&object.key, start, end).await?;
-    let window = Window {
+    let bytes = store
+        .get_range(&object.key, start..end)
+        .await?
+        .ok_or(ReadError::Missing)?;
+    Ok(Some(PreviewWindow(Window {
         offset: start,
         bytes,
         len: object.size,
-    };
-    let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())?;
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(window, metadata)
+    })))
+}
+
+/// The first row group of an object as [`preview_bytes`] fetched it.
+pub struct PreviewWindow(Window);
+
+/// The first [`PREVIEW_ROWS`] rows of the row group in `window` (of the object whose footer
+/// is `metadata`), in the columns `columns` (the version's schema): the column names and the
+/// rows as text ([`cell`]), `null` for a column the object does not hold (it predates the
+/// column). Synchronous (Parquet decoding of up to [`MAX_PREVIEW_ROW_GROUP_BYTES`]): call
+/// it on a blocking thread.
+///
+/// # Errors
+/// [`ReadError::Parquet`] when the row group does not decode.
+pub fn preview_rows(
+    window: PreviewWindow,
+    metadata: Arc<ParquetMetaData>,
+    columns: &[String],
+) -> Result<(Vec<String>, Vec<Vec<String>>), ReadError> {
+    let metadata = ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new())?;
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(window.0, metadata)
         .with_row_groups(vec![0])
         .with_batch_size(PREVIEW_ROWS)
         .with_limit(PREVIEW_ROWS)
