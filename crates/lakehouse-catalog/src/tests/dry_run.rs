@@ -96,20 +96,16 @@ async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
     let content = "line,column,reason,record\n3,,short,x\n";
     let rejects = rejects_ref(&ds, content);
     let catalog = open(store).await;
-    let with = |rejects: lakehouse_api::RejectsRef| ObjectRef {
-        rejects: Some(rejects),
-        ..a.clone()
+    // Registers the object `a` with `rejects`.
+    let register = |rejects: lakehouse_api::RejectsRef, mode| {
+        let object = ObjectRef {
+            rejects: Some(rejects),
+            ..a.clone()
+        };
+        catalog.register(&ds, request(&schema_v1(), vec![object], mode))
     };
     // Not stored yet: refused, nothing written.
-    let err = catalog
-        .register(
-            &ds,
-            request(
-                &schema_v1(),
-                vec![with(rejects.clone())],
-                IngestMode::Replace,
-            ),
-        )
+    let err = register(rejects.clone(), IngestMode::Replace)
         .await
         .unwrap_err();
     assert!(
@@ -127,15 +123,7 @@ async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
     catalog
         .store()
         .insert(elsewhere.key.clone(), Bytes::from(content));
-    let err = catalog
-        .register(
-            &ds,
-            request(
-                &schema_v1(),
-                vec![with(elsewhere.clone())],
-                IngestMode::Replace,
-            ),
-        )
+    let err = register(elsewhere.clone(), IngestMode::Replace)
         .await
         .unwrap_err();
     assert!(
@@ -146,15 +134,7 @@ async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
     catalog
         .store()
         .insert(rejects.key.clone(), Bytes::from(content));
-    let v1 = catalog
-        .register(
-            &ds,
-            request(
-                &schema_v1(),
-                vec![with(rejects.clone())],
-                IngestMode::Replace,
-            ),
-        )
+    let v1 = register(rejects.clone(), IngestMode::Replace)
         .await
         .unwrap();
     assert_eq!(v1.manifest.objects[0].rejects.as_ref(), Some(&rejects));
@@ -166,11 +146,7 @@ async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
     catalog
         .store()
         .insert(other.key.clone(), Bytes::from(other_content));
-    let err = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![with(other.clone())], IngestMode::Append),
-        )
+    let err = register(other.clone(), IngestMode::Append)
         .await
         .unwrap_err();
     assert!(matches!(&err, CatalogError::InvalidRequest(_)), "{err:?}");
@@ -179,13 +155,7 @@ async fn a_rejects_object_is_checked_like_the_data_and_recorded_with_it() {
         1,
         "append wrote nothing"
     );
-    let v2 = catalog
-        .register(
-            &ds,
-            request(&schema_v1(), vec![with(other.clone())], IngestMode::Replace),
-        )
-        .await
-        .unwrap();
+    let v2 = register(other.clone(), IngestMode::Replace).await.unwrap();
     assert!(!v2.existing);
     assert_eq!(v2.manifest.version, 2);
     assert_eq!(v2.manifest.objects[0].rejects.as_ref(), Some(&other));
