@@ -20,8 +20,8 @@ Prints one PASS/FAIL line per check and exits 1 on any failure.
 import json
 import os
 import sys
-import urllib.request
-import uuid
+
+from lakehouse_http import catalog_json, ingest
 
 failures = 0
 os.environ.setdefault("POLARS_ICEBERG_PLANNER", "pyiceberg")
@@ -35,27 +35,6 @@ def check(label, ok, detail=""):
     else:
         failures += 1
         print(f"FAIL {label} {detail}")
-
-
-def ingest(ingestd, name, csv_text):
-    boundary = "appends-" + uuid.uuid4().hex
-    body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n"
-        "Content-Type: text/csv\r\n\r\n"
-    ).encode() + csv_text.encode() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(
-        f"{ingestd}/ingest?name={name}&mode=append",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
-
-
-def catalog_json(catalogd, path):
-    with urllib.request.urlopen(f"{catalogd}{path}", timeout=30) as response:
-        return json.load(response)
 
 
 def ids_of(version):
@@ -80,7 +59,7 @@ def main():
     name = "long_feed"
     for version in range(1, appends + 1):
         rows = "".join(f"{i},v{version}\n" for i in ids_of(version))
-        answer = ingest(ingestd, name, "id,label\n" + rows)
+        answer = ingest(ingestd, name, "id,label\n" + rows, "append", filename="a.csv")
         if answer["manifest"]["version"] != version:
             check(f"append {version} made version {version}", False, str(answer["manifest"]["version"]))
             break

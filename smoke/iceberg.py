@@ -19,12 +19,11 @@ appends with disjoint id ranges), then through the REST catalog at CATALOGD_URL/
 Prints one PASS/FAIL line per check.
 """
 
-import json
 import os
 import struct
 import sys
-import urllib.request
-import uuid
+
+from lakehouse_http import catalog_json, ingest
 
 failures = 0
 # pyiceberg plans the scans Polars runs (the polars_iceberg planner is not installed).
@@ -38,27 +37,6 @@ def check(label, ok, detail=""):
     else:
         failures += 1
         print(f"FAIL {label} {detail}")
-
-
-def ingest(ingestd, name, csv_text, mode, extra=""):
-    boundary = "iceberg-" + uuid.uuid4().hex
-    body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}.csv\"\r\n"
-        "Content-Type: text/csv\r\n\r\n"
-    ).encode() + csv_text.encode() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(
-        f"{ingestd}/ingest?name={name}&mode={mode}{extra}",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
-
-
-def catalog_json(catalogd, path):
-    with urllib.request.urlopen(f"{catalogd}{path}", timeout=30) as response:
-        return json.load(response)
 
 
 def rows_of(csv_text):

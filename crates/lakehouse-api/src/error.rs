@@ -121,6 +121,47 @@ impl ErrorCode {
         }
     }
 
+    /// Whether a peer service that answered this code (or a transport failure, which
+    /// `lakehouse_client` reports as [`ErrorCode::Unavailable`]) is only unable to take the
+    /// request now, so that the caller answers "unavailable, retry later" rather than "the
+    /// upstream failed": the 503 codes `unavailable`, `busy` and `insufficient_storage`
+    /// (docs/contract.md section 6). One arm per code, no catch-all: a new code is decided
+    /// here. catalogd's store and ingestd's upstream mapping both classify with it.
+    pub fn is_retryable_upstream(self) -> bool {
+        match self {
+            ErrorCode::Unavailable | ErrorCode::Busy | ErrorCode::InsufficientStorage => true,
+            ErrorCode::InvalidName
+            | ErrorCode::MissingFile
+            | ErrorCode::MalformedCsv
+            | ErrorCode::EmptyCsv
+            | ErrorCode::InvalidHeader
+            | ErrorCode::LimitExceeded
+            | ErrorCode::InvalidOption
+            | ErrorCode::InvalidRequest
+            | ErrorCode::InvalidKey
+            | ErrorCode::DigestMismatch
+            | ErrorCode::FingerprintMismatch
+            | ErrorCode::InvalidObject
+            | ErrorCode::Unauthorized
+            | ErrorCode::Forbidden
+            | ErrorCode::NotFound
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::SchemaDrift
+            | ErrorCode::Conflict
+            | ErrorCode::Gone
+            | ErrorCode::AlreadyExists
+            | ErrorCode::RequestTimeout
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::InvalidRange
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::UriTooLong
+            | ErrorCode::HeadersTooLarge
+            | ErrorCode::UpstreamError
+            | ErrorCode::Internal
+            | ErrorCode::Unknown => false,
+        }
+    }
+
     /// The `snake_case` wire name, as in the JSON body.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -277,6 +318,27 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             let back: ErrorCode = serde_json::from_str(&json).unwrap();
             assert_eq!(back, code);
+        }
+    }
+
+    #[test]
+    fn the_retryable_upstream_codes_are_the_503s() {
+        for code in [
+            ErrorCode::Unavailable,
+            ErrorCode::Busy,
+            ErrorCode::InsufficientStorage,
+        ] {
+            assert!(code.is_retryable_upstream(), "{code}");
+            assert_eq!(code.status(), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        for code in [
+            ErrorCode::RequestTimeout,
+            ErrorCode::Conflict,
+            ErrorCode::UpstreamError,
+            ErrorCode::Internal,
+            ErrorCode::Unknown,
+        ] {
+            assert!(!code.is_retryable_upstream(), "{code}");
         }
     }
 

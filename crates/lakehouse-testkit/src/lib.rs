@@ -7,6 +7,7 @@
 //!
 //! Not for production code: it panics-free but uses `anyhow` and blocking process I/O.
 
+pub mod cli;
 pub mod config;
 pub mod fixtures;
 mod harness;

@@ -70,48 +70,20 @@ impl StoragedStore {
     }
 }
 
-/// What a failed storaged request means for the catalog, one arm per code (no catch-all, so
-/// a new code is decided here, not defaulted): transport failures, storaged's 503s and a
-/// 408 (storaged timed out reading the request: the next attempt may get through) are
+/// What a failed storaged request means for the catalog: transport failures, storaged's
+/// 503s ([`ErrorCode::is_retryable_upstream`], where every code is decided) and a 408
+/// (storaged timed out reading the request: the next attempt may get through) are
 /// [`StoreError::Unavailable`] (retry later); everything else is [`StoreError::Failed`],
 /// the catalog cannot act on it: a 401 or 403 (catalogd's service token is wrong or lacks
 /// the scope, a deployment error), a refusal of a key or body the catalog built (a bug), a
 /// storaged fault (500) or an answer that does not decode. Not-found and already-exists
 /// are decided by the callers before this.
 fn store_error(error: ClientError) -> StoreError {
-    match error.code() {
-        ErrorCode::Unavailable
-        | ErrorCode::Busy
-        | ErrorCode::InsufficientStorage
-        | ErrorCode::RequestTimeout => StoreError::unavailable(error),
-        ErrorCode::Unauthorized
-        | ErrorCode::Forbidden
-        | ErrorCode::InvalidName
-        | ErrorCode::MissingFile
-        | ErrorCode::MalformedCsv
-        | ErrorCode::EmptyCsv
-        | ErrorCode::InvalidHeader
-        | ErrorCode::LimitExceeded
-        | ErrorCode::InvalidOption
-        | ErrorCode::InvalidRequest
-        | ErrorCode::InvalidKey
-        | ErrorCode::DigestMismatch
-        | ErrorCode::FingerprintMismatch
-        | ErrorCode::InvalidObject
-        | ErrorCode::NotFound
-        | ErrorCode::MethodNotAllowed
-        | ErrorCode::SchemaDrift
-        | ErrorCode::Conflict
-        | ErrorCode::Gone
-        | ErrorCode::AlreadyExists
-        | ErrorCode::PayloadTooLarge
-        | ErrorCode::InvalidRange
-        | ErrorCode::UnsupportedMediaType
-        | ErrorCode::UriTooLong
-        | ErrorCode::HeadersTooLarge
-        | ErrorCode::UpstreamError
-        | ErrorCode::Internal
-        | ErrorCode::Unknown => StoreError::failed(error),
+    let code = error.code();
+    if code.is_retryable_upstream() || code == ErrorCode::RequestTimeout {
+        StoreError::unavailable(error)
+    } else {
+        StoreError::failed(error)
     }
 }
 

@@ -294,6 +294,22 @@ async fn the_schedule_collects(
     );
 }
 
+/// The dataset `sales` is not found on the catalogd at `base`: not by name, not in the
+/// listing, not as an Iceberg table.
+async fn assert_sales_gone(http: &reqwest::Client, base: &str) {
+    let (status, _) = call(http, reqwest::Method::GET, format!("{base}/datasets/sales")).await;
+    assert_eq!(status, 404, "{base}");
+    let (_, list) = call(http, reqwest::Method::GET, format!("{base}/datasets")).await;
+    assert_eq!(list["datasets"], json!([]), "{base}");
+    let (status, _) = call(
+        http,
+        reqwest::Method::GET,
+        format!("{base}/iceberg/v1/namespaces/lakehouse/tables/sales"),
+    )
+    .await;
+    assert_eq!(status, 404, "{base}");
+}
+
 /// docs/contract.md section 14: `DELETE /datasets/{name}` commits a tombstone; the dataset
 /// leaves lookups and listings on this catalogd, a replica and a restarted one; its objects
 /// are collected (grace 0 here); a new dataset under the name continues the numbers.
@@ -346,22 +362,7 @@ async fn a_dropped_dataset_is_gone_everywhere_collected_and_can_start_again() {
         (404, Some("not_found"))
     );
     for base in [catalogd.url(), replica.url()] {
-        let (status, _) = call(
-            &http,
-            reqwest::Method::GET,
-            format!("{base}/datasets/sales"),
-        )
-        .await;
-        assert_eq!(status, 404, "{base}");
-        let (_, list) = call(&http, reqwest::Method::GET, format!("{base}/datasets")).await;
-        assert_eq!(list["datasets"], json!([]), "{base}");
-        let (status, _) = call(
-            &http,
-            reqwest::Method::GET,
-            format!("{base}/iceberg/v1/namespaces/lakehouse/tables/sales"),
-        )
-        .await;
-        assert_eq!(status, 404, "{base}");
+        assert_sales_gone(&http, &base).await;
     }
     catalogd.restart().unwrap();
     let (status, _) = call(

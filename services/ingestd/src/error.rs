@@ -258,17 +258,9 @@ impl From<IngestError> for ApiError {
                 json!({ "idle_ms": idle_ms }),
             ),
             IngestError::Convert(convert) => convert_error(convert),
-            IngestError::SchemaDrift { details, .. } => ApiError::with_details(
-                ErrorCode::SchemaDrift,
-                message,
-                serde_json::to_value(&*details).unwrap_or_default(),
-            ),
-            IngestError::Spool(source) => {
-                ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
-            }
-            IngestError::Task(source) => {
-                ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
-            }
+            IngestError::SchemaDrift { details, .. } => drift_error(message, &details),
+            IngestError::Spool(source) => internal_error(message, source),
+            IngestError::Task(source) => internal_error(message, source),
             IngestError::StoredObject {
                 expected_key,
                 stored_key,
@@ -340,6 +332,20 @@ impl IngestError {
     }
 }
 
+/// A 409 `schema_drift`, its details the diff (docs/contract.md section 3).
+fn drift_error(message: String, details: &SchemaDriftDetails) -> ApiError {
+    ApiError::with_details(
+        ErrorCode::SchemaDrift,
+        message,
+        serde_json::to_value(details).unwrap_or_default(),
+    )
+}
+
+/// A 500 `internal`: ingestd's own failure (`message`), with what caused it.
+fn internal_error(message: String, source: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Internal, format!("{message}: {source}"))
+}
+
 fn convert_error(error: ConvertError) -> ApiError {
     let message = error.to_string();
     match error {
@@ -374,11 +380,7 @@ fn convert_error(error: ConvertError) -> ApiError {
             message,
             json!({ "limit": limit, "limit_bytes": max }),
         ),
-        ConvertError::SchemaDrift(details) => ApiError::with_details(
-            ErrorCode::SchemaDrift,
-            message,
-            serde_json::to_value(&*details).unwrap_or_default(),
-        ),
+        ConvertError::SchemaDrift(details) => drift_error(message, &details),
         ConvertError::TooManyRejects { rejected, error } => {
             // The usual answer of the record past the limit, with the count in its details.
             let mut api = convert_error(*error);
@@ -402,8 +404,9 @@ fn convert_error(error: ConvertError) -> ApiError {
 }
 
 /// An upstream answer becomes ours when the client can act on it (a drift or conflict 409
-/// from the catalog's race-safe gate); transport failures are 503 `unavailable`; anything else is our
-/// upstream misbehaving: 502 `upstream_error`.
+/// from the catalog's race-safe gate); transport failures and the upstream's 503s
+/// ([`ErrorCode::is_retryable_upstream`]) are 503 `unavailable`; anything else is our
+/// upstream misbehaving: 502 `upstream_error` (a 408 included: ingestd sends whole bodies).
 fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
     let code = error.code();
     match code {
@@ -411,38 +414,12 @@ fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
             ClientError::Remote { body, .. } => ApiError::from(body),
             other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
         },
-        ErrorCode::Unavailable | ErrorCode::Busy | ErrorCode::InsufficientStorage => ApiError::new(
+        code if code.is_retryable_upstream() => ApiError::new(
             ErrorCode::Unavailable,
             format!("{service} is unavailable: {error}"),
         )
         .retry_after(1),
-        ErrorCode::InvalidName
-        | ErrorCode::MissingFile
-        | ErrorCode::MalformedCsv
-        | ErrorCode::EmptyCsv
-        | ErrorCode::InvalidHeader
-        | ErrorCode::LimitExceeded
-        | ErrorCode::InvalidOption
-        | ErrorCode::InvalidRequest
-        | ErrorCode::InvalidKey
-        | ErrorCode::DigestMismatch
-        | ErrorCode::FingerprintMismatch
-        | ErrorCode::InvalidObject
-        | ErrorCode::Unauthorized
-        | ErrorCode::Forbidden
-        | ErrorCode::NotFound
-        | ErrorCode::MethodNotAllowed
-        | ErrorCode::AlreadyExists
-        | ErrorCode::RequestTimeout
-        | ErrorCode::Gone
-        | ErrorCode::PayloadTooLarge
-        | ErrorCode::InvalidRange
-        | ErrorCode::UnsupportedMediaType
-        | ErrorCode::UriTooLong
-        | ErrorCode::HeadersTooLarge
-        | ErrorCode::UpstreamError
-        | ErrorCode::Internal
-        | ErrorCode::Unknown => ApiError::from(ErrorBody::with_details(
+        _ => ApiError::from(ErrorBody::with_details(
             ErrorCode::UpstreamError,
             format!("{service} failed: {error}"),
             json!({ "service": service, "upstream_code": code }),

@@ -580,6 +580,11 @@ async fn rows_at(
     rows
 }
 
+/// The JSON answer of a GET of `url`.
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Appends and compactions (manual on both replicas, and automatic past 3 small files)
 /// racing on 2 ingestd + 2 catalogd: versions stay 1..N, every compact version holds the
 /// rows of the version before it in the same order, and the latest holds every appended
@@ -627,23 +632,9 @@ async fn compactions_racing_appends_lose_no_row(storaged_envs: Vec<(&str, String
     let catalogd = cluster.catalogd[0].url();
     let deadline = Instant::now() + Duration::from_secs(120);
     let latest = loop {
-        let before: Value = http
-            .get(format!("{catalogd}/datasets/race"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let before: Value = get_json(&http, format!("{catalogd}/datasets/race")).await;
         let (status, answer) = compact_at(&http, &cluster.ingestd[0].url(), "race", "").await;
-        let after: Value = http
-            .get(format!("{catalogd}/datasets/race"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let after: Value = get_json(&http, format!("{catalogd}/datasets/race")).await;
         if status == 200 && answer["manifest"].is_null() && before["version"] == after["version"] {
             break after;
         }
@@ -659,25 +650,16 @@ async fn compactions_racing_appends_lose_no_row(storaged_envs: Vec<(&str, String
     let last = latest["version"].as_u64().unwrap();
     let mut compact_versions = 0;
     for n in 2..=last {
-        let version: Value = http
-            .get(format!("{catalogd}/datasets/race/versions/{n}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let version: Value =
+            get_json(&http, format!("{catalogd}/datasets/race/versions/{n}")).await;
         assert_eq!(version["version"], n, "versions are 1..N: {version}");
         if version["operation"] == "compact" {
             compact_versions += 1;
-            let before: Value = http
-                .get(format!("{catalogd}/datasets/race/versions/{}", n - 1))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let before: Value = get_json(
+                &http,
+                format!("{catalogd}/datasets/race/versions/{}", n - 1),
+            )
+            .await;
             assert_eq!(
                 rows_at(&http, &storaged, &version).await,
                 rows_at(&http, &storaged, &before).await,

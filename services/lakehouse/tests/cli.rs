@@ -4,51 +4,15 @@
 //! progress bar under a pseudo-terminal (util-linux `script`) but not when piped.
 
 use lakehouse_testkit::Trio;
+use lakehouse_testkit::cli::{Run, command as cli, in_terminal, program, run, write};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-/// The CLI wired to `trio` through the environment (as a user would set it).
-fn cli(trio: &Trio) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
-    command
-        .env("LAKEHOUSE_INGESTD_URL", trio.ingestd.url())
-        .env("LAKEHOUSE_CATALOGD_URL", trio.catalogd.url())
-        .env("LAKEHOUSE_STORAGED_URL", trio.storaged.url())
-        .env_remove("LAKEHOUSE_TOKEN")
-        .stdin(Stdio::null());
-    command
-}
-
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut command: Command, args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.args(args).output().expect("the CLI runs");
-    Run {
-        status: status.code().expect("the CLI exits with a status"),
-        stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
-    }
-}
+use std::process::Command;
 
 fn json(run: &Run) -> Value {
     assert_eq!(run.status, 0, "stderr: {}", run.stderr);
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write csv");
-    path.display().to_string()
 }
 
 #[test]
@@ -336,7 +300,7 @@ fn a_missing_service_is_one_line_and_exit_1() {
         vec!["gc"],
         vec!["ingest", &csv, "--name", "x"],
     ] {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
+        let mut command = Command::new(program());
         command
             .env("LAKEHOUSE_INGESTD_URL", &url)
             .env("LAKEHOUSE_CATALOGD_URL", &url)
@@ -446,7 +410,7 @@ fn bad_input_sends_nothing() {
 fn no_subcommand_and_a_bad_url_are_usage_errors(trio: &Trio, csv: &str) {
     // No subcommand, nothing else either: the help (every subcommand named) on stderr,
     // exit 2, nothing on stdout.
-    let mut bare = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
+    let mut bare = Command::new(program());
     for key in [
         "LAKEHOUSE_INGESTD_URL",
         "LAKEHOUSE_CATALOGD_URL",
@@ -500,29 +464,11 @@ fn the_progress_bar_is_drawn_on_a_terminal_and_not_when_piped() {
     let trio = Trio::start(&[]).expect("trio starts");
     let files = tempfile::tempdir().expect("tempdir");
     let csv = large_csv(files.path(), 48);
-    let shell = |name: &str| {
-        format!(
-            "{} ingest {csv} --name {name}",
-            env!("CARGO_BIN_EXE_lakehouse")
-        )
-    };
     // util-linux `script` runs the command under a pseudo-terminal and copies what it
     // drew to stdout.
-    let mut terminal = cli(&trio);
-    terminal
-        .arg("-qefc")
-        .arg(shell("on_a_tty"))
-        .arg("/dev/null")
-        .env("TERM", "xterm")
-        .env("COLUMNS", "120");
-    let mut script = Command::new("script");
-    script.args(terminal.get_args());
-    for (key, value) in terminal.get_envs() {
-        match value {
-            Some(value) => script.env(key, value),
-            None => script.env_remove(key),
-        };
-    }
+    let shell = format!("{} ingest {csv} --name on_a_tty", program().display());
+    let mut script = in_terminal(&trio, &shell);
+    script.env("COLUMNS", "120");
     let drawn = run(script, &[]);
     assert_eq!(drawn.status, 0, "{}{}", drawn.stdout, drawn.stderr);
     assert!(drawn.stdout.contains("uploading"), "{:?}", drawn.stdout);

@@ -5,8 +5,8 @@
 //! `script`).
 
 use lakehouse_testkit::Trio;
+use lakehouse_testkit::cli::{command as cli, in_terminal, program, run};
 use serde_json::Value;
-use std::process::{Command, Output, Stdio};
 
 /// A trio whose ingestd reads the directory `dir` as the source `drops`.
 fn trio_with_source(dir: &std::path::Path) -> Trio {
@@ -18,37 +18,6 @@ fn trio_with_source(dir: &std::path::Path) -> Trio {
         ),
     )])
     .expect("trio starts")
-}
-
-/// The CLI wired to `trio` through the environment.
-fn cli(trio: &Trio) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
-    command
-        .env("LAKEHOUSE_INGESTD_URL", trio.ingestd.url())
-        .env("LAKEHOUSE_CATALOGD_URL", trio.catalogd.url())
-        .env("LAKEHOUSE_STORAGED_URL", trio.storaged.url())
-        .env_remove("LAKEHOUSE_TOKEN")
-        .stdin(Stdio::null());
-    command
-}
-
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut command: Command, args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.args(args).output().expect("the CLI runs");
-    Run {
-        status: status.code().expect("the CLI exits with a status"),
-        stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
-    }
 }
 
 #[test]
@@ -166,24 +135,9 @@ fn the_load_progress_bar_is_drawn_on_a_terminal() {
         std::fs::write(source.path().join(format!("part-{n}.csv")), csv).unwrap();
     }
     let trio = trio_with_source(source.path());
-    let mut terminal = cli(&trio);
-    terminal
-        .arg("-qefc")
-        .arg(format!(
-            "{} load drops 'part-*.csv' --name big",
-            env!("CARGO_BIN_EXE_lakehouse")
-        ))
-        .arg("/dev/null")
-        .env("TERM", "xterm")
-        .env("COLUMNS", "120");
-    let mut script = Command::new("script");
-    script.args(terminal.get_args());
-    for (key, value) in terminal.get_envs() {
-        match value {
-            Some(value) => script.env(key, value),
-            None => script.env_remove(key),
-        };
-    }
+    let shell = format!("{} load drops 'part-*.csv' --name big", program().display());
+    let mut script = in_terminal(&trio, &shell);
+    script.env("COLUMNS", "120");
     let drawn = run(script, &[]);
     assert_eq!(drawn.status, 0, "{}{}", drawn.stdout, drawn.stderr);
     assert!(drawn.stdout.contains("files "), "{:?}", drawn.stdout);

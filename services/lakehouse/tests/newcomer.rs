@@ -5,48 +5,12 @@
 //! `script`), and `get` into `DIR/v<N>/`.
 
 use lakehouse_testkit::Trio;
+use lakehouse_testkit::cli::{Run, command as cli, in_terminal, program, run_lossy as run, write};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn cli(trio: &Trio) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lakehouse"));
-    command
-        .env("LAKEHOUSE_INGESTD_URL", trio.ingestd.url())
-        .env("LAKEHOUSE_CATALOGD_URL", trio.catalogd.url())
-        .env("LAKEHOUSE_STORAGED_URL", trio.storaged.url())
-        .env_remove("LAKEHOUSE_TOKEN")
-        .stdin(Stdio::null());
-    command
-}
-
-struct Run {
-    status: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut command: Command, args: &[&str]) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.args(args).output().expect("the CLI runs");
-    Run {
-        status: status.code().expect("an exit status"),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
-}
 
 fn stdout_json(run: &Run) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", run.stdout))
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write csv");
-    path.display().to_string()
 }
 
 #[test]
@@ -272,19 +236,11 @@ fn the_progress_bar_fits_an_80_column_terminal() {
     // what it drew to stdout.
     let shell = format!(
         "stty cols 80 rows 24; {} ingest {} --name wide",
-        env!("CARGO_BIN_EXE_lakehouse"),
+        program().display(),
         path.display()
     );
-    let mut script = Command::new("script");
-    script
-        .args(["-qefc", &shell, "/dev/null"])
-        .env("LAKEHOUSE_INGESTD_URL", trio.ingestd.url())
-        .env("LAKEHOUSE_CATALOGD_URL", trio.catalogd.url())
-        .env("LAKEHOUSE_STORAGED_URL", trio.storaged.url())
-        .env_remove("LAKEHOUSE_TOKEN")
-        .env_remove("COLUMNS")
-        .env("TERM", "xterm")
-        .stdin(Stdio::null());
+    let mut script = in_terminal(&trio, &shell);
+    script.env_remove("COLUMNS");
     let drawn = run(script, &[]);
     assert_eq!(drawn.status, 0, "{}{}", drawn.stdout, drawn.stderr);
     // What the bar and the spinner drew: everything before the summary of the answer

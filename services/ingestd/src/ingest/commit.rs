@@ -1,0 +1,250 @@
+//! The last stage: the Parquet object committed in storaged and checked, the rejects stored,
+//! the version registered with catalogd (docs/contract.md sections 1 and 6).
+
+use super::rejects::{PendingRejects, store_rejects};
+use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Settled};
+use crate::upload::ParquetUpload;
+use crate::{AppState, IngestError};
+use lakehouse_api::{
+    CsvOptions, DatasetName, INFERENCE_VERSION, IngestResponse, ObjectKey, ObjectRef,
+    SchemaFingerprint, Sha256Digest, Source, VersionRegisterRequest, VersionRegisterResponse,
+};
+use std::time::Instant;
+
+/// Commits the Parquet object (ends its streamed POST and checks what storaged stored) and
+/// registers the version with catalogd.
+///
+/// # Errors
+/// [`IngestError::Upstream`], [`IngestError::StoredObject`].
+pub(super) async fn commit(
+    state: &AppState,
+    request: &IngestRequest,
+    plan: Plan,
+    csv: CsvFacts,
+    settled: Settled,
+    set_aside: Option<PendingRejects>,
+) -> Result<IngestResponse, IngestError> {
+    let Settled {
+        pass1,
+        encoded,
+        parquet_upload,
+        speculation_hit,
+        guess_ms,
+        speculation_wait_ms,
+        pass2_ms,
+    } = settled;
+    let plan_was_new = plan.current.is_none();
+    let parquet_size = encoded.output.size_bytes;
+    let row_count = encoded.output.row_count;
+
+    let fingerprint = pass1.schema.fingerprint();
+    // The Parquet went to storaged while it was encoded: end its body, take the answer.
+    let put_started = Instant::now();
+    let (key, parquet_sha256) =
+        commit_parquet(&request.name, &fingerprint, parquet_upload, parquet_size).await?;
+    let put_ms = put_started.elapsed().as_millis();
+
+    // The records set aside go next to the data, content-addressed, before the register
+    // that names them (a failure leaves them an orphan for GC, like the Parquet).
+    let rejects = match set_aside {
+        Some(pending) => {
+            Some(store_rejects(state, &request.name, &plan.destination, pending).await?)
+        }
+        None => None,
+    };
+
+    let register_started = Instant::now();
+    let object = ObjectRef {
+        key: key.clone(),
+        size: parquet_size,
+        sha256: parquet_sha256,
+        row_count,
+        rejects: rejects.clone(),
+    };
+    let (csv_bytes, receive_ms, hash_ms) = (csv.size, csv.receive_ms, csv.hash_ms);
+    let register = register_request(
+        request,
+        plan.options,
+        csv,
+        &pass1,
+        &encoded,
+        fingerprint,
+        object,
+    );
+    let registered = state
+        .inner
+        .catalogd
+        .register(&request.name, &register)
+        .await
+        .map_err(|source| IngestError::Upstream {
+            service: "catalogd",
+            source,
+        })?;
+    let stages = Stages {
+        csv_bytes,
+        speculation_hit,
+        lookup_ms: plan.lookup_ms,
+        receive_ms,
+        hash_ms,
+        guess_ms,
+        infer_ms: pass1.busy.as_millis(),
+        speculation_wait_ms,
+        pass2_ms,
+        put_ms,
+        register_ms: register_started.elapsed().as_millis(),
+    };
+    report(request, &encoded, &registered, &stages);
+    Ok(IngestResponse {
+        manifest: registered.manifest,
+        existing: registered.existing,
+        row_count,
+        parquet_key: key,
+        parquet_size,
+        schema: pass1.schema,
+        warnings: {
+            let mut warnings = pass1.warnings;
+            if plan_was_new && row_count == 0 {
+                warnings.push(crate::teach::NO_DATA_ROWS.to_owned());
+            }
+            warnings
+        },
+        columns: encoded.output.columns,
+        rejects,
+        dry_run: request.dry_run,
+    })
+}
+
+/// Ends the Parquet object's streamed POST and checks what storaged stored: it named the
+/// object by the SHA-256 of the bytes it received (ingestd does not hash them a second time:
+/// docs/performance.md); they must be all the `parquet_size` bytes sent, under the dataset's
+/// and schema's directory. Returns the object's key and SHA-256.
+///
+/// # Errors
+/// [`IngestError::Upstream`], [`IngestError::StoredObject`].
+async fn commit_parquet(
+    name: &DatasetName,
+    fingerprint: &SchemaFingerprint,
+    parquet_upload: ParquetUpload,
+    parquet_size: u64,
+) -> Result<(ObjectKey, Sha256Digest), IngestError> {
+    let (stored, _created) = parquet_upload.commit().await?;
+    let parquet_sha256 = stored.sha256;
+    let key = ObjectKey::parquet_object(name, fingerprint, &parquet_sha256);
+    if stored.key != key || stored.size != parquet_size {
+        return Err(IngestError::StoredObject {
+            expected_key: key.to_string(),
+            stored_key: stored.key.to_string(),
+            sent_bytes: parquet_size,
+            stored_bytes: stored.size,
+        });
+    }
+    Ok((key, parquet_sha256))
+}
+
+/// The register call of the version holding `object`: what was read (`csv`), how
+/// (`options`, the plan's, with what pass 1 settled), the schema (its `fingerprint`) and
+/// pass 2's columns.
+fn register_request(
+    request: &IngestRequest,
+    options: CsvOptions,
+    csv: CsvFacts,
+    pass1: &Pass1Output,
+    encoded: &Encoded,
+    fingerprint: SchemaFingerprint,
+    object: ObjectRef,
+) -> VersionRegisterRequest {
+    VersionRegisterRequest {
+        replaces: Vec::new(),
+        schema_fingerprint: fingerprint,
+        schema: pass1.schema.clone(),
+        objects: vec![object],
+        mode: request.mode,
+        source: Source {
+            filename: request.filename.clone(),
+            csv_sha256: Some(csv.sha256),
+            csv_bytes: Some(csv.size),
+            compression: pass1.detected.compression,
+            file: request.source_file.clone(),
+        },
+        // The encoding the text was read in: the option, or the UTF-16 of a byte order mark.
+        options: CsvOptions {
+            delimiter: pass1.delimiter,
+            date_orders: pass1.date_orders.clone(),
+            encoding: pass1.detected.encoding,
+            ..options
+        },
+        inference_version: INFERENCE_VERSION,
+        columns: encoded.output.columns.clone(),
+        schema_evolution: request.schema_evolution,
+        dry_run: request.dry_run,
+    }
+}
+
+/// How a committed ingest went, stage by stage (timings in milliseconds).
+struct Stages {
+    csv_bytes: u64,
+    speculation_hit: bool,
+    lookup_ms: u128,
+    receive_ms: u128,
+    hash_ms: u128,
+    guess_ms: u128,
+    infer_ms: u128,
+    speculation_wait_ms: u128,
+    pass2_ms: u128,
+    put_ms: u128,
+    register_ms: u128,
+}
+
+/// Counts a committed ingest in the metrics and logs it, with every stage's timing.
+fn report(
+    request: &IngestRequest,
+    encoded: &Encoded,
+    registered: &VersionRegisterResponse,
+    stages: &Stages,
+) {
+    let parquet_size = encoded.output.size_bytes;
+    let row_count = encoded.output.row_count;
+    // A dry run ingested nothing: no bytes or rows counted, no stage timings.
+    if !request.dry_run {
+        crate::metrics::ingest_succeeded(
+            stages.csv_bytes,
+            parquet_size,
+            row_count,
+            [
+                stages.lookup_ms,
+                stages.receive_ms,
+                stages.hash_ms,
+                stages.guess_ms,
+                stages.infer_ms,
+                encoded.stats.parse.as_millis(),
+                encoded.stats.encode.as_millis(),
+                stages.speculation_wait_ms,
+                stages.pass2_ms,
+                stages.put_ms,
+                stages.register_ms,
+            ],
+        );
+    }
+    tracing::info!(
+        dataset = %request.name,
+        version = registered.manifest.version,
+        existing = registered.existing,
+        csv_bytes = stages.csv_bytes,
+        rows = row_count,
+        parquet_bytes = parquet_size,
+        lookup_ms = stages.lookup_ms,
+        receive_ms = stages.receive_ms,
+        csv_hash_ms = stages.hash_ms,
+        guess_ms = stages.guess_ms,
+        infer_ms = stages.infer_ms,
+        parse_ms = encoded.stats.parse.as_millis(),
+        encode_ms = encoded.stats.encode.as_millis(),
+        speculation_hit = stages.speculation_hit,
+        speculation_wait_ms = stages.speculation_wait_ms,
+        pass2_ms = stages.pass2_ms,
+        put_ms = stages.put_ms,
+        register_ms = stages.register_ms,
+        dry_run = request.dry_run,
+        "ingest complete"
+    );
+}

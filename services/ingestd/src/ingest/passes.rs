@@ -1,0 +1,308 @@
+//! Settling pass 2 ([`settle`]): the speculative output when it proved its schema, else
+//! pass 1 (inference, or the check against the registered schema and schema evolution,
+//! docs/contract.md section 3) and pass 2 over the spool file.
+
+use super::speculative::Speculative;
+use super::{DateOrders, Encoded, Pass1Output, Plan, Settled, parquet_dir};
+use crate::spool::Spooled;
+use crate::upload::{self, ChunkSender, ParquetUpload};
+use crate::{AppState, IngestError};
+use lakehouse_api::{CsvOptions, DatasetName, Schema, SchemaDriftDetails, SchemaEvolution};
+use lakehouse_client::trace::bind;
+use lakehouse_convert::{ConvertError, ReadConfig, ReadLimits};
+use std::time::{Duration, Instant};
+
+/// Settles pass 2: takes the verified pass's output when it proved its schema over every
+/// byte spooled (the upload was read once, while it arrived, and the Parquet streamed to
+/// storaged meanwhile), else withdraws it and runs pass 1 and pass 2 over the spool file.
+///
+/// # Errors
+/// [`IngestError::Convert`] for bad CSV and drift, [`IngestError::Upstream`] when storaged
+/// fails under either pass, [`IngestError::Spool`]/[`IngestError::Task`].
+pub(super) async fn settle(
+    state: &AppState,
+    name: &DatasetName,
+    plan: &Plan,
+    speculative: Speculative,
+    upload: Spooled,
+) -> Result<Settled, IngestError> {
+    // The verified pass 2 read the upload as it arrived; only its tail is left to wait for.
+    let pass2_started = Instant::now();
+    let (speculated, parquet_upload) = speculative.handle.await.map_err(IngestError::Task)?;
+    let speculation_wait_ms = pass2_started.elapsed().as_millis();
+    let settled = |pass1, encoded, parquet_upload, speculation_hit, guess_ms| Settled {
+        pass1,
+        encoded,
+        parquet_upload,
+        speculation_hit,
+        guess_ms,
+        speculation_wait_ms,
+        pass2_ms: pass2_started.elapsed().as_millis(),
+    };
+    match (speculated, parquet_upload) {
+        // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
+        (Ok(Some(hit)), Some(parquet_upload)) if hit.bytes_read == upload.size_bytes => {
+            let mut warnings = hit.warnings;
+            if plan.current.is_none() {
+                let options = CsvOptions {
+                    delimiter: hit.delimiter,
+                    ..plan.options.clone()
+                };
+                let limits = (plan.limits, plan.max_csv_bytes);
+                let schema = hit.schema.clone();
+                warnings.extend(crate::teach::of_spooled(upload, options, limits, schema).await?);
+            } else {
+                // The CSV spool file is not needed any more: gone now, before the kernel
+                // writes its pages out (its pages are freed on a blocking thread).
+                drop(upload);
+            }
+            let pass1 = Pass1Output {
+                schema: hit.schema,
+                warnings,
+                detected: hit.detected,
+                delimiter: hit.delimiter,
+                date_orders: hit.date_orders,
+                busy: Duration::ZERO,
+            };
+            Ok(settled(
+                pass1,
+                hit.encoded,
+                parquet_upload,
+                true,
+                hit.guess_ms,
+            ))
+        }
+        (speculated, parquet_upload) => {
+            let storaged_failed = match parquet_upload {
+                Some(parquet_upload) => parquet_upload.abort().await,
+                None => None,
+            };
+            // A CSV error stops pass 1 at the same record with the same error.
+            if let Err(csv) = speculated {
+                return Err(IngestError::Convert(csv));
+            }
+            let (pass1, encoded, parquet_upload) =
+                both_passes(state, name, plan, upload, storaged_failed).await?;
+            Ok(settled(pass1, encoded, parquet_upload, false, 0))
+        }
+    }
+}
+
+/// The fallback of [`settle`]: pass 1 then pass 2 over the spool file, the Parquet streamed
+/// to storaged. `storaged_failed`: storaged's failure under the speculative pass, returned
+/// after pass 1 (bad CSV and drift are the client's to fix, whatever storaged does; the
+/// fallback would fail alike).
+async fn both_passes(
+    state: &AppState,
+    name: &DatasetName,
+    plan: &Plan,
+    upload: Spooled,
+    storaged_failed: Option<IngestError>,
+) -> Result<(Pass1Output, Encoded, ParquetUpload), IngestError> {
+    let inner = &state.inner;
+    let limits = plan.limits;
+    let path = upload.file.path().to_owned();
+    let mut task_options = plan.options.clone();
+    let registered = plan.current.as_ref().map(|m| m.schema.clone());
+    let max_csv_bytes = plan.max_csv_bytes;
+    let sniff = plan.sniff;
+    let evolution = plan.evolution;
+    let pass1 = tokio::task::spawn_blocking(bind(move || {
+        if sniff {
+            task_options.delimiter = sniff_spooled(&path, &task_options, limits, max_csv_bytes)?;
+        }
+        run_pass1(
+            &path,
+            ReadConfig::new(&task_options, limits).sniffed(sniff),
+            max_csv_bytes,
+            registered,
+            evolution,
+        )
+    }))
+    .await
+    .map_err(IngestError::Task)??;
+    if let Some(error) = storaged_failed {
+        return Err(error);
+    }
+    let (out, parquet_upload) = upload::start(
+        &plan.destination,
+        parquet_dir(name, &pass1.schema),
+        upload::PARQUET_SUFFIX,
+        &tokio::runtime::Handle::current(),
+        inner.storaged_idle(),
+    );
+    let task_options = CsvOptions {
+        delimiter: pass1.delimiter,
+        date_orders: pass1.date_orders.clone(),
+        ..plan.options.clone()
+    };
+    let schema = pass1.schema.clone();
+    let new_dataset = plan.current.is_none();
+    let encoded = tokio::task::spawn_blocking(bind(move || {
+        let read = ReadConfig::new(&task_options, limits).sniffed(sniff);
+        let encoded = encode(&upload, read, max_csv_bytes, &schema, out)?;
+        let taught = if new_dataset {
+            crate::teach::teaching_warnings(&upload, read, max_csv_bytes, &schema)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, IngestError>((encoded, taught))
+    }))
+    .await
+    .map_err(IngestError::Task)?;
+    let mut pass1 = pass1;
+    match encoded {
+        Ok((encoded, taught)) => {
+            pass1.warnings.extend(taught);
+            Ok((pass1, encoded, parquet_upload))
+        }
+        // storaged's own failure, if that is what stopped pass 2, says more.
+        Err(e) => Err(parquet_upload.abort().await.unwrap_or(e)),
+    }
+}
+
+/// Pass 1 over the spool file (when the verified pass did not prove its schema). Blocking.
+///
+/// A new dataset's schema is inferred; an existing one's is checked
+/// (`lakehouse_convert::check_schema`). When that check finds only new columns,
+/// [`evolve`] decides between a new schema version (`schema_evolution=add_columns`) and a 409.
+///
+/// # Errors
+/// [`IngestError::Convert`] for bad CSV, [`IngestError::SchemaDrift`] for drift,
+/// [`IngestError::Spool`].
+fn run_pass1(
+    path: &std::path::Path,
+    options: ReadConfig<'_>,
+    max_csv_bytes: u64,
+    registered: Option<Schema>,
+    evolution: Option<SchemaEvolution>,
+) -> Result<Pass1Output, IngestError> {
+    let started = Instant::now();
+    let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
+    let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
+    let detected = file.detected();
+    let mut date_orders = options.csv.date_orders.clone();
+    let (schema, warnings) = match registered {
+        None => {
+            let inferred = lakehouse_convert::infer_schema(file, options)?;
+            date_orders = inferred.date_orders;
+            (inferred.schema, inferred.warnings)
+        }
+        Some(schema) => match lakehouse_convert::check_schema(file, options, &schema) {
+            Ok(checked) => (schema, checked.warnings),
+            Err(ConvertError::SchemaDrift(details)) => {
+                let (schema, warnings, added_orders) =
+                    evolve(path, options, max_csv_bytes, schema, details, evolution)?;
+                date_orders.extend(added_orders);
+                (schema, warnings)
+            }
+            Err(other) => return Err(other.into()),
+        },
+    };
+    Ok(Pass1Output {
+        schema,
+        warnings,
+        detected,
+        delimiter: options.csv.delimiter,
+        date_orders,
+        busy: started.elapsed(),
+    })
+}
+
+/// Sniffs the delimiter of the spooled upload (docs/contract.md section 3), reading its first
+/// records once per candidate. Blocking.
+pub(super) fn sniff_spooled(
+    path: &std::path::Path,
+    options: &CsvOptions,
+    limits: ReadLimits,
+    max_csv_bytes: u64,
+) -> Result<u8, IngestError> {
+    let open = || {
+        let file = std::fs::File::open(path).map_err(ConvertError::Io)?;
+        lakehouse_convert::decode(file, options.encoding, max_csv_bytes)
+    };
+    Ok(lakehouse_convert::sniff_delimiter(
+        open,
+        limits.max_record_bytes,
+    )?)
+}
+
+/// Schema evolution (docs/contract.md section 3): an upload to an existing dataset that
+/// `check_schema` found drifting with `details`. When the drift is only new columns
+/// (nothing removed, no registered column refusing a value) the upload is inferred too
+/// (section 3 rules, the whole file), and when its header is the registered names in order
+/// followed by the new ones, the evolved schema is the registered one plus the new columns
+/// with their inferred types. Blocking.
+///
+/// # Errors
+/// [`IngestError::SchemaDrift`] unless `evolution` is `add_columns` and the upload only adds
+/// columns at the end (`evolvable` set when it does but the option was not given);
+/// [`IngestError::Convert`], [`IngestError::Spool`] from the second read.
+fn evolve(
+    path: &std::path::Path,
+    options: ReadConfig<'_>,
+    max_csv_bytes: u64,
+    registered: Schema,
+    details: Box<SchemaDriftDetails>,
+    evolution: Option<SchemaEvolution>,
+) -> Result<(Schema, Vec<String>, DateOrders), IngestError> {
+    let only_added = details.removed.is_empty()
+        && details.changed.is_empty()
+        && details.reordered.is_empty()
+        && !details.added.is_empty();
+    if !only_added {
+        return Err(IngestError::SchemaDrift {
+            details,
+            evolvable: false,
+        });
+    }
+    let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
+    let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
+    let inferred = lakehouse_convert::infer_schema(file, options)?;
+    let header_extends = inferred.schema.fields.len() > registered.fields.len()
+        && inferred
+            .schema
+            .names()
+            .zip(registered.names())
+            .all(|(upload, known)| upload == known);
+    let mut evolved = registered.clone();
+    evolved.fields.extend(
+        inferred
+            .schema
+            .fields
+            .iter()
+            .skip(registered.fields.len())
+            .cloned(),
+    );
+    let evolvable = header_extends && evolved.adds_columns_to(&registered);
+    match evolution {
+        Some(SchemaEvolution::AddColumns) if evolvable => {
+            // The new columns' day/month orders, settled by this upload.
+            let added: DateOrders = inferred
+                .date_orders
+                .into_iter()
+                .filter(|(name, _)| !registered.names().any(|known| known == name))
+                .collect();
+            Ok((evolved, inferred.warnings, added))
+        }
+        given => Err(IngestError::SchemaDrift {
+            details,
+            evolvable: evolvable && given.is_none(),
+        }),
+    }
+}
+
+/// Pass 2 over the spool file, parsing and encoding on two threads, the Parquet going to
+/// `out` (an upload to storaged). Blocking: runs on the blocking pool.
+fn encode(
+    upload: &Spooled,
+    options: ReadConfig<'_>,
+    max_csv_bytes: u64,
+    schema: &Schema,
+    out: ChunkSender,
+) -> Result<Encoded, IngestError> {
+    let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
+    let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
+    let (output, stats) = lakehouse_convert::write_parquet_pipelined(csv, options, schema, out)?;
+    Ok(Encoded { output, stats })
+}

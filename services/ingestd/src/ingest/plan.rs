@@ -1,0 +1,124 @@
+//! What is known before the body is read: the request's options (its own, else the
+//! dataset's recorded ones, docs/contract.md section 3), the dataset's current manifest, the
+//! caps on the upload's shape, and where the Parquet goes (nowhere for a dry run,
+//! docs/contract.md section 6).
+
+use crate::upload::Destination;
+use crate::{AppState, IngestError};
+use lakehouse_api::{
+    CsvOptions, DatasetName, DateOrder, DecimalSeparator, IngestMode, Manifest, SchemaEvolution,
+    TextEncoding,
+};
+use lakehouse_convert::ReadLimits;
+use std::time::Instant;
+
+/// What the client asked for, validated (query parameters of `POST /ingest`).
+#[derive(Debug, Clone)]
+pub struct IngestRequest {
+    /// Dataset name.
+    pub name: DatasetName,
+    /// `replace` or `append`.
+    pub mode: IngestMode,
+    /// `delimiter`, when given.
+    pub delimiter: Option<u8>,
+    /// `null_values`, when given.
+    pub null_values: Option<Vec<String>>,
+    /// `encoding`, when given (docs/contract.md section 3).
+    pub encoding: Option<TextEncoding>,
+    /// `decimal_separator`, when given (docs/contract.md section 14).
+    pub decimal_separator: Option<DecimalSeparator>,
+    /// `date_order`, when given (docs/contract.md section 14).
+    pub date_order: Option<DateOrder>,
+    /// `schema_evolution`, when given (docs/contract.md section 3, "Schema evolution").
+    pub schema_evolution: Option<SchemaEvolution>,
+    /// `max_rejects` (default 0; docs/contract.md section 3, "Rejects").
+    pub max_rejects: u64,
+    /// `dry_run`: check and answer, write nothing (docs/contract.md section 6).
+    pub dry_run: bool,
+    /// Multipart `filename` of the `file` field, when sent.
+    pub filename: Option<String>,
+    /// The source file a load reads (docs/contract.md section 12), recorded in the version.
+    pub source_file: Option<lakehouse_api::SourceFile>,
+}
+
+impl IngestRequest {
+    /// The options to read with: the request's own, else the ones the dataset recorded
+    /// (docs/contract.md section 3), else the defaults.
+    pub(super) fn options(&self, current: Option<&Manifest>) -> CsvOptions {
+        let recorded = current.map(|m| m.options.clone()).unwrap_or_default();
+        CsvOptions {
+            delimiter: self.delimiter.unwrap_or(recorded.delimiter),
+            null_values: self.null_values.clone().unwrap_or(recorded.null_values),
+            encoding: self.encoding.unwrap_or(recorded.encoding),
+            // Settled by the dataset's first upload (docs/contract.md section 3), never a request's.
+            date_orders: recorded.date_orders,
+            decimal_separator: self.decimal_separator.unwrap_or(recorded.decimal_separator),
+            date_order: self.date_order.or(recorded.date_order),
+        }
+    }
+}
+
+/// What is known before the body is read: the dataset's current manifest (a new dataset has
+/// none), the CSV options to read the upload with and this service's caps on its shape.
+#[derive(Debug)]
+pub(super) struct Plan {
+    pub(super) current: Option<Manifest>,
+    pub(super) options: CsvOptions,
+    pub(super) limits: ReadLimits,
+    /// `max_csv_bytes`: the cap on the decompressed CSV.
+    pub(super) max_csv_bytes: u64,
+    /// A new dataset's first upload with no `delimiter`: it is sniffed (docs/contract.md section
+    /// 3), and `options.delimiter` is only a placeholder until then.
+    pub(super) sniff: bool,
+    pub(super) lookup_ms: u128,
+    /// Where the Parquet goes: storaged, or nowhere for a dry run.
+    pub(super) destination: Destination,
+    /// `schema_evolution` of the request.
+    pub(super) evolution: Option<SchemaEvolution>,
+    /// `max_rejects` of the request.
+    pub(super) max_rejects: u64,
+}
+
+/// Reads the dataset's current manifest from catalogd, before the body is read, so that the
+/// verified pass 2 knows, while the upload streams in, whether it proves an inference (new
+/// dataset) or the check against the registered schema (existing one), and with which
+/// options.
+///
+/// # Errors
+/// [`IngestError::Upstream`] when catalogd fails.
+pub(super) async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestError> {
+    let started = Instant::now();
+    let current = state
+        .inner
+        .catalogd
+        .latest(&request.name)
+        .await
+        .map_err(|source| IngestError::Upstream {
+            service: "catalogd",
+            source,
+        })?;
+    let config = &state.inner.config;
+    let limits = ReadLimits {
+        max_columns: config.max_columns,
+        max_field_bytes: config.max_field_bytes,
+        max_record_bytes: config.max_record_bytes,
+    };
+    let options = request.options(current.as_ref());
+    let sniff = current.is_none() && request.delimiter.is_none();
+    let destination = if request.dry_run {
+        Destination::Nowhere
+    } else {
+        Destination::Storaged(state.inner.storaged.clone())
+    };
+    Ok(Plan {
+        current,
+        options,
+        limits,
+        max_csv_bytes: config.max_csv_bytes,
+        sniff,
+        lookup_ms: started.elapsed().as_millis(),
+        destination,
+        evolution: request.schema_evolution,
+        max_rejects: request.max_rejects,
+    })
+}
