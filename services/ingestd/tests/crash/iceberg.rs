@@ -34,23 +34,6 @@ pub(crate) async fn missing_table_files(
         }
         r.bytes().await.ok()
     };
-    // A file that does not decode is a violation, never an empty list.
-    let avro_records = |path: &str, bytes: &[u8]| -> Result<Vec<Record>, String> {
-        let reader = apache_avro::Reader::new(bytes).map_err(|e| format!("{path}: {e}"))?;
-        reader
-            .map(|value| match value {
-                Ok(apache_avro::types::Value::Record(fields)) => Ok(fields),
-                Ok(other) => Err(format!("{path}: an entry is not a record: {other:?}")),
-                Err(e) => Err(format!("{path}: {e}")),
-            })
-            .collect()
-    };
-    let field = |record: &[(String, apache_avro::types::Value)], name: &str| {
-        record
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
     let snapshots = metadata["snapshots"]
         .as_array()
         .cloned()
@@ -67,7 +50,7 @@ pub(crate) async fn missing_table_files(
         let manifests = match avro_records(&list, &list_bytes) {
             Ok(manifests) => manifests,
             Err(e) => {
-                found.push(format!("manifest list does not decode: {e}"));
+                found.push(e);
                 continue;
             }
         };
@@ -89,31 +72,71 @@ pub(crate) async fn missing_table_files(
             let entries = match avro_records(&path, &manifest_bytes) {
                 Ok(entries) => entries,
                 Err(e) => {
-                    found.push(format!("manifest does not decode: {e}"));
+                    found.push(e);
                     continue;
                 }
             };
-            for entry in entries {
-                let live = !matches!(
-                    field(&entry, "status"),
-                    Some(apache_avro::types::Value::Int(2))
-                );
-                let file = match field(&entry, "data_file") {
-                    Some(apache_avro::types::Value::Record(data_file)) => {
-                        field(&data_file, "file_path")
-                    }
-                    _ => None,
-                };
-                match file {
-                    Some(apache_avro::types::Value::String(file)) => {
-                        if live && fetch(file.clone()).await.is_none() {
+            match live_data_files(&path, &entries) {
+                Ok(files) => {
+                    for file in files {
+                        if fetch(file.clone()).await.is_none() {
                             found.push(format!("data file {file} of manifest {path} missing"));
                         }
                     }
-                    _ => found.push(format!("manifest {path}: an entry has no file_path")),
                 }
+                Err(e) => found.push(e),
             }
         }
     }
     found
+}
+
+/// The records of an Avro file; a file that does not decode is an error (a violation),
+/// never an empty list.
+fn avro_records(path: &str, bytes: &[u8]) -> Result<Vec<Record>, String> {
+    let reader =
+        apache_avro::Reader::new(bytes).map_err(|e| format!("{path} does not decode: {e}"))?;
+    reader
+        .map(|value| match value {
+            Ok(apache_avro::types::Value::Record(fields)) => Ok(fields),
+            Ok(other) => Err(format!("{path}: an entry is not a record: {other:?}")),
+            Err(e) => Err(format!("{path} does not decode: {e}")),
+        })
+        .collect()
+}
+
+/// The value of field `name` of `record`.
+fn field(
+    record: &[(String, apache_avro::types::Value)],
+    name: &str,
+) -> Option<apache_avro::types::Value> {
+    record
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// The paths of the data files manifest `path`'s `entries` hold as live (status EXISTING or
+/// ADDED, not DELETED); an entry without a `data_file.file_path` is an error.
+fn live_data_files(path: &str, entries: &[Record]) -> Result<Vec<String>, String> {
+    let mut files = Vec::new();
+    for entry in entries {
+        let live = !matches!(
+            field(entry, "status"),
+            Some(apache_avro::types::Value::Int(2))
+        );
+        let file = match field(entry, "data_file") {
+            Some(apache_avro::types::Value::Record(data_file)) => field(&data_file, "file_path"),
+            _ => None,
+        };
+        match file {
+            Some(apache_avro::types::Value::String(file)) => {
+                if live {
+                    files.push(file);
+                }
+            }
+            _ => return Err(format!("manifest {path}: an entry has no file_path")),
+        }
+    }
+    Ok(files)
 }
