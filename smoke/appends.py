@@ -5,7 +5,9 @@ Usage: appends.py INGESTD_URL CATALOGD_URL OBJECTS_ROOT APPENDS MERGE_COUNT MAX_
 Runs on the `.venv-iceberg` venv made by scripts/test, against a trio whose catalogd runs
 with `manifest_merge_count` = MERGE_COUNT and `iceberg_max_snapshots` = MAX_SNAPSHOTS (so the
 bounds bite within APPENDS versions) on a local storaged root OBJECTS_ROOT. Makes APPENDS
-appends of a few rows each (ids disjoint per append), then checks:
+appends of a few rows each (ids disjoint per append; two clients at once, as a feed with two
+writers would, so the run also takes less time), then checks:
+- the appends made versions 1..APPENDS, each once;
 - the latest manifest list names at most MERGE_COUNT + 1 manifests, and every manifest list
   written along the way did too (read back with DuckDB's avro extension);
 - the latest metadata JSON lists at most MAX_SNAPSHOTS snapshots, each with its `v<N>` tag,
@@ -20,6 +22,7 @@ Prints one PASS/FAIL line per check and exits 1 on any failure.
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from lakehouse_http import catalog_json, ingest
 
@@ -37,9 +40,9 @@ def check(label, ok, detail=""):
         print(f"FAIL {label} {detail}")
 
 
-def ids_of(version):
-    """The ids appended by append number `version` (1-based)."""
-    start = (version - 1) * ROWS_PER_APPEND
+def ids_of(number):
+    """The ids appended by append number `number` (1-based)."""
+    start = (number - 1) * ROWS_PER_APPEND
     return list(range(start, start + ROWS_PER_APPEND))
 
 
@@ -57,12 +60,20 @@ def main():
         return con.execute("SELECT count(*) FROM read_avro(?)", [path]).fetchone()[0]
 
     name = "long_feed"
-    for version in range(1, appends + 1):
-        rows = "".join(f"{i},v{version}\n" for i in ids_of(version))
+
+    def append(number):
+        rows = "".join(f"{i},a{number}\n" for i in ids_of(number))
         answer = ingest(ingestd, name, "id,label\n" + rows, "append", filename="a.csv")
-        if answer["manifest"]["version"] != version:
-            check(f"append {version} made version {version}", False, str(answer["manifest"]["version"]))
-            break
+        return answer["manifest"]["version"], number
+
+    # The first append makes the dataset; then two writers race, each commit serialized by
+    # catalogd, so the version an append gets is whatever its commit won.
+    numbers_by_version = dict([append(1)])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        numbers_by_version.update(pool.map(append, range(2, appends + 1)))
+    check(f"{appends} appends made versions 1..{appends}, each once",
+          sorted(numbers_by_version) == list(range(1, appends + 1)),
+          f"{len(numbers_by_version)} distinct versions")
     metadata_dir = os.path.join(root, "datasets", name, "metadata")
     latest = json.load(open(os.path.join(metadata_dir, f"v{appends}.metadata.json")))
     lists = [f for f in os.listdir(metadata_dir) if f.endswith("-list.avro") or f.startswith("snap-")]
@@ -83,7 +94,7 @@ def main():
     check("the newest snapshot is the latest version",
           current["summary"].get("lakehouse.version") == str(appends), json.dumps(current["summary"]))
 
-    want_ids = [i for v in range(1, appends + 1) for i in ids_of(v)]
+    want_ids = [i for n in range(1, appends + 1) for i in ids_of(n)]
     want = (len(want_ids), sum(want_ids))
     from pyiceberg.catalog.rest import RestCatalog
 
@@ -94,7 +105,7 @@ def main():
           f"{len(got_ids)} rows, want {len(want_ids)}")
     oldest = appends - len(snapshots) + 1
     tagged = table.scan(snapshot_id=table.snapshot_by_name(f"v{oldest}").snapshot_id).to_arrow()
-    want_old = [i for v in range(1, oldest + 1) for i in ids_of(v)]
+    want_old = sorted(i for v in range(1, oldest + 1) for i in ids_of(numbers_by_version.get(v, 0)))
     check(f"pyiceberg's tag v{oldest} reads the rows appended up to it",
           sorted(tagged.column("id").to_pylist()) == want_old, f"{tagged.num_rows} rows")
 
