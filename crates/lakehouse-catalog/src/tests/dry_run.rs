@@ -1,6 +1,6 @@
 //! Dry runs (docs/contract.md section 6) and rejects objects (docs/contract.md section 3).
 
-use super::{commit, keys, name, open, put_object, request, schema_v2};
+use super::{keys, name, open, put_object, replace_v1, request, schema_v2};
 use crate::{CatalogError, MemoryStore};
 use bytes::Bytes;
 use lakehouse_api::{
@@ -27,14 +27,7 @@ async fn dry_run_answers_the_version_a_register_would_make_and_writes_nothing() 
     assert_eq!((first.manifest.version, first.existing), (1, false));
     assert!(catalog.store().keys("_catalog/").is_empty());
     assert!(catalog.latest(&ds).is_none());
-    let real = commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    let real = replace_v1(&catalog, &ds, vec![a.clone()]).await;
     let mut expected = real.manifest.as_ref().clone();
     expected.created_at = first.manifest.created_at.clone();
     assert_eq!(

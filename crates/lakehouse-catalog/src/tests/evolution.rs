@@ -1,6 +1,6 @@
 //! Schema evolution (`schema_evolution=add_columns`, docs/contract.md section 3).
 
-use super::{commit, keys, name, open, put_object, request, rival_manifest};
+use super::{keys, name, open, put_object, replace_v1, request, rival_manifest};
 use crate::{CatalogError, MemoryStore, manifest_prefix};
 use lakehouse_api::{
     ColumnType, Field, IngestMode, ObjectKey, ObjectRef, Schema, SchemaEvolution,
@@ -33,14 +33,7 @@ async fn add_columns_makes_a_new_schema_version_keeping_appended_objects() {
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let b = put_object(&store, &ds, &wider, "b");
     let catalog = open(store).await;
-    commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    replace_v1(&catalog, &ds, vec![a.clone()]).await;
 
     // Without the option the same request is drift, and the message names the option.
     let err = catalog
@@ -82,7 +75,7 @@ async fn add_columns_still_refuses_removed_reordered_and_retyped_columns() {
     let ds = name("sales");
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let catalog = open(store).await;
-    commit(&catalog, &ds, &schema_v1(), vec![a], IngestMode::Replace).await;
+    replace_v1(&catalog, &ds, vec![a]).await;
     let removed = Schema {
         fields: vec![Field::new("id", ColumnType::Int64)],
     };
@@ -148,14 +141,7 @@ async fn racing_evolutions_adding_different_columns_one_wins() {
     let theirs = put_object(&store, &ds, &theirs_schema, "theirs");
     let ours = put_object(&store, &ds, &ours_schema, "ours");
     let catalog = open(store).await;
-    commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    replace_v1(&catalog, &ds, vec![a.clone()]).await;
     let (key, bytes) = (
         ObjectKey::manifest(&ds, 2),
         rival_manifest(&ds, 2, &theirs_schema, vec![a, theirs]),

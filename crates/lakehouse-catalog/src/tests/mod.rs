@@ -14,7 +14,7 @@ use lakehouse_api::{
     ColumnType, CsvOptions, DatasetName, Field, IngestMode, Manifest, ObjectRef, Schema, Source,
     VersionRegisterRequest,
 };
-use lakehouse_testkit::fixtures::{object_ref, register_request};
+use lakehouse_testkit::fixtures::{object_ref, register_request, schema_id_name as schema_v1};
 use std::sync::Arc;
 
 fn name(text: &str) -> DatasetName {
@@ -112,6 +112,24 @@ async fn commit<S: ManifestStore>(
         .register(dataset, request(schema, objects, mode))
         .await
         .unwrap()
+}
+
+/// Commits a replace of `name`'s data by `objects` with [`schema_v1`], which must succeed.
+async fn replace_v1<S: ManifestStore>(
+    catalog: &Catalog<S>,
+    name: &DatasetName,
+    objects: Vec<ObjectRef>,
+) -> RegisterOutcome {
+    commit(catalog, name, &schema_v1(), objects, IngestMode::Replace).await
+}
+
+/// Commits an append of `objects` to `name` with [`schema_v1`], which must succeed.
+async fn append_v1<S: ManifestStore>(
+    catalog: &Catalog<S>,
+    name: &DatasetName,
+    objects: Vec<ObjectRef>,
+) -> RegisterOutcome {
+    commit(catalog, name, &schema_v1(), objects, IngestMode::Append).await
 }
 
 async fn open(store: MemoryStore) -> Catalog<MemoryStore> {

@@ -1,7 +1,9 @@
 //! Racing committers and replicas on one store: next versions, existing, drift, bounded
 //! conflicts, no gaps or overwrites.
 
-use super::{commit, keys, name, open, put_object, request, rival_manifest, schema_v2};
+use super::{
+    append_v1, keys, name, open, put_object, replace_v1, request, rival_manifest, schema_v2,
+};
 use crate::{Catalog, CatalogError, MAX_COMMIT_ATTEMPTS, MemoryStore, manifest_prefix};
 use lakehouse_api::{IngestMode, ObjectKey, ObjectRef};
 use lakehouse_testkit::fixtures::schema_id_name as schema_v1;
@@ -19,14 +21,7 @@ async fn racing_committer_with_other_objects_makes_us_the_next_version() {
     catalog.store().before_next_put(move |objects| {
         objects.insert(key, bytes);
     });
-    let outcome = commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Append,
-    )
-    .await;
+    let outcome = append_v1(&catalog, &ds, vec![a.clone()]).await;
     assert!(!outcome.existing);
     assert_eq!(outcome.manifest.version, 2);
     assert_eq!(keys(&outcome.manifest.objects), keys(&[b, a]));
@@ -50,7 +45,7 @@ async fn racing_committer_with_the_same_objects_makes_us_existing() {
     catalog.store().before_next_put(move |objects| {
         objects.insert(key, bytes);
     });
-    let outcome = commit(&catalog, &ds, &schema_v1(), vec![a], IngestMode::Replace).await;
+    let outcome = replace_v1(&catalog, &ds, vec![a]).await;
     assert!(outcome.existing);
     assert_eq!(outcome.manifest.version, 1);
     assert_eq!(outcome.manifest.created_at, "2020-01-01T00:00:00.000000Z");
@@ -64,14 +59,7 @@ async fn racing_committer_with_another_schema_makes_us_drift() {
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let d = put_object(&store, &ds, &schema_v2(), "d");
     let catalog = open(store).await;
-    commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    replace_v1(&catalog, &ds, vec![a.clone()]).await;
     let b = put_object(catalog.store(), &ds, &schema_v1(), "b");
     let (key, bytes) = (
         ObjectKey::manifest(&ds, 2),

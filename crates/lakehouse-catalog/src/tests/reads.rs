@@ -1,7 +1,7 @@
 //! Opening a catalog and reading it: the rebuilt index, what stops an open, listing pages,
 //! lookups of versions other replicas wrote, reads through a store outage.
 
-use super::{all_versions, commit, name, open, put_object, request, rival_manifest};
+use super::{all_versions, append_v1, name, open, put_object, replace_v1, request, rival_manifest};
 use crate::{Catalog, CatalogError, ManifestStore, MemoryStore};
 use bytes::Bytes;
 use lakehouse_api::{IngestMode, ObjectKey};
@@ -16,14 +16,7 @@ async fn reopening_rebuilds_an_identical_index() {
         let ds = name(dataset);
         for i in 0..count {
             let object = put_object(&store, &ds, &schema_v1(), &format!("{dataset}{i}"));
-            commit(
-                &catalog,
-                &ds,
-                &schema_v1(),
-                vec![object],
-                IngestMode::Append,
-            )
-            .await;
+            append_v1(&catalog, &ds, vec![object]).await;
         }
     }
     let reopened = Catalog::open(Arc::clone(&store)).await.unwrap();
@@ -150,14 +143,7 @@ async fn reads_survive_a_store_outage_but_registers_fail() {
     let ds = name("sales");
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let catalog = open(store).await;
-    commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    replace_v1(&catalog, &ds, vec![a.clone()]).await;
     catalog.store().set_unavailable(true);
     assert!(catalog.store().ready().await.is_err());
     assert_eq!(catalog.fetch_latest(&ds).await.unwrap().version, 1);

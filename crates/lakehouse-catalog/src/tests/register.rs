@@ -1,6 +1,8 @@
 //! Registering versions: numbering, existing objects, replace and append, and what is refused.
 
-use super::{all_versions, commit, keys, name, open, put_object, request, schema_v2};
+use super::{
+    all_versions, append_v1, keys, name, open, put_object, replace_v1, request, schema_v2,
+};
 use crate::{CatalogError, MemoryStore, manifest_prefix};
 use bytes::Bytes;
 use lakehouse_api::{IngestMode, Manifest, ObjectKey, Sha256Digest};
@@ -12,14 +14,7 @@ async fn first_version_is_1_and_is_written_create_only() {
     let ds = name("sales");
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let catalog = open(store).await;
-    let outcome = commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    let outcome = replace_v1(&catalog, &ds, vec![a.clone()]).await;
     assert!(!outcome.existing);
     let m = &outcome.manifest;
     assert_eq!(m.version, 1);
@@ -48,55 +43,20 @@ async fn same_objects_again_are_existing_in_both_modes() {
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let b = put_object(&store, &ds, &schema_v1(), "b");
     let catalog = open(store).await;
-    commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
-    let again = commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    replace_v1(&catalog, &ds, vec![a.clone()]).await;
+    let again = replace_v1(&catalog, &ds, vec![a.clone()]).await;
     assert!(again.existing);
     assert_eq!(again.manifest.version, 1);
-    let appended = commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![b.clone()],
-        IngestMode::Append,
-    )
-    .await;
+    let appended = append_v1(&catalog, &ds, vec![b.clone()]).await;
     assert_eq!(appended.manifest.version, 2);
     // Append of an object the latest version holds: existing.
     for object in [&a, &b] {
-        let again = commit(
-            &catalog,
-            &ds,
-            &schema_v1(),
-            vec![object.clone()],
-            IngestMode::Append,
-        )
-        .await;
+        let again = append_v1(&catalog, &ds, vec![object.clone()]).await;
         assert!(again.existing);
         assert_eq!(again.manifest.version, 2);
     }
     // Replace with one object of two is a new version holding only that object.
-    let replaced = commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    let replaced = replace_v1(&catalog, &ds, vec![a.clone()]).await;
     assert!(!replaced.existing);
     assert_eq!(replaced.manifest.version, 3);
     assert_eq!(catalog.store().keys(&manifest_prefix(&ds)).len(), 3);
@@ -110,32 +70,11 @@ async fn replace_holds_only_the_new_object_and_append_adds_in_order() {
     let b = put_object(&store, &ds, &schema_v1(), "bb");
     let c = put_object(&store, &ds, &schema_v1(), "ccc");
     let catalog = open(store).await;
-    commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone()],
-        IngestMode::Replace,
-    )
-    .await;
-    let v2 = commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![b.clone()],
-        IngestMode::Replace,
-    )
-    .await;
+    replace_v1(&catalog, &ds, vec![a.clone()]).await;
+    let v2 = replace_v1(&catalog, &ds, vec![b.clone()]).await;
     assert_eq!(v2.manifest.version, 2);
     assert_eq!(keys(&v2.manifest.objects), keys(std::slice::from_ref(&b)));
-    let v3 = commit(
-        &catalog,
-        &ds,
-        &schema_v1(),
-        vec![a.clone(), c.clone()],
-        IngestMode::Append,
-    )
-    .await;
+    let v3 = append_v1(&catalog, &ds, vec![a.clone(), c.clone()]).await;
     assert_eq!(v3.manifest.version, 3);
     assert_eq!(
         keys(&v3.manifest.objects),
@@ -160,7 +99,7 @@ async fn drift_is_an_error_and_writes_nothing() {
     let a = put_object(&store, &ds, &schema_v1(), "a");
     let d = put_object(&store, &ds, &schema_v2(), "d");
     let catalog = open(store).await;
-    commit(&catalog, &ds, &schema_v1(), vec![a], IngestMode::Replace).await;
+    replace_v1(&catalog, &ds, vec![a]).await;
     let before = catalog.store().keys("");
     for mode in [IngestMode::Replace, IngestMode::Append] {
         let err = catalog
