@@ -86,6 +86,24 @@ async fn one_ingest_is_followed_by_its_request_id_and_trace_id_through_all_three
             "version registered",
             field,
         );
+        // The writes catalogd makes for the register (the version record, the Iceberg
+        // metadata) are part of the same request, and say so in storaged's log.
+        for written in [
+            "_catalog/datasets/traced/",
+            "datasets/traced/metadata/v1.metadata.json",
+        ] {
+            let log = trio
+                .storaged
+                .log_once_a_line_holds(&["object stored", written]);
+            let lines: Vec<&str> = lines_with(&log, written)
+                .into_iter()
+                .filter(|line| line.contains("object stored"))
+                .collect();
+            assert!(!lines.is_empty(), "storaged never stored {written}");
+            for line in lines {
+                assert!(line.contains(field), "storaged: {line:?} lacks {field}");
+            }
+        }
     }
 
     // No id from the client: ingestd makes one, answers it, and passes it on; the trace id

@@ -16,7 +16,6 @@ use lakehouse_catalog::ManifestStore;
 use lakehouse_server::options::NoOptions;
 use lakehouse_server::{ApiError, ApiJson, ApiQuery};
 use serde::Deserialize;
-use tracing::Instrument;
 
 /// Default page size of `GET /datasets`.
 pub const DEFAULT_LIST_LIMIT: usize = 100;
@@ -153,7 +152,7 @@ pub async fn dataset_drop<S: ManifestStore>(
     let catalog = std::sync::Arc::clone(&state.catalog);
     // Like a register, a drop runs to its end whoever is still listening.
     let drop = async move { catalog.drop_dataset(&name).await };
-    let tombstone = tokio::spawn(drop.instrument(tracing::Span::current()))
+    let tombstone = tokio::spawn(lakehouse_client::trace::bind_future(drop))
         .await
         .map_err(|error| ApiError::new(ErrorCode::Internal, format!("drop task: {error}")))?
         .map_err(api_error)?;
@@ -320,11 +319,12 @@ pub async fn version_register<S: ManifestStore>(
     // The register runs as its own task: a client that hangs up (or is killed) mid-way
     // does not cancel a commit after its manifest is written and before its Iceberg
     // metadata is (docs/contract.md section 8), so the metadata of a committed version is written
-    // whoever is still listening. It runs in the request's span (request id, trace id).
+    // whoever is still listening. It runs in the request's span and trace context, so what it
+    // asks of storaged carries the request's id too (docs/contract.md section 9).
     let catalog = std::sync::Arc::clone(&state.catalog);
     let started = std::time::Instant::now();
     let register = async move { catalog.register(&name, request).await };
-    let outcome = tokio::spawn(register.instrument(tracing::Span::current()))
+    let outcome = tokio::spawn(lakehouse_client::trace::bind_future(register))
         .await
         .map_err(|error| ApiError::new(ErrorCode::Internal, format!("register task: {error}")))?
         .map_err(api_error)
