@@ -128,7 +128,14 @@ impl<S: ManifestStore> Catalog<S> {
             let key = ObjectKey::manifest(name, manifest.version);
             let mut json = serde_json::to_vec(&record).map_err(CatalogError::Encode)?;
             json.push(b'\n');
-            match self.store.put_if_absent(&key, Bytes::from(json)).await? {
+            // The Iceberg files are rendered (footers read, Avro and JSON made) while the
+            // record is written; they are written only once it is (docs/contract.md section
+            // 10: the fsyncs and the work of one commit overlap).
+            let (put, rendered) = tokio::join!(
+                self.store.put_if_absent(&key, Bytes::from(json)),
+                self.render_table_commit(latest.as_deref(), &manifest)
+            );
+            match put? {
                 PutOutcome::Created => {
                     let manifest = Arc::new(manifest);
                     self.push(Arc::new(record), Arc::clone(&manifest));
@@ -146,8 +153,9 @@ impl<S: ManifestStore> Catalog<S> {
                     // A 200 means the Iceberg metadata is durable too: on failure the
                     // version stays committed and the client's retry (`existing: true`)
                     // heals it.
-                    self.commit_table_metadata(latest.as_deref(), &manifest)
-                        .await?;
+                    if let Some(rendered) = rendered? {
+                        self.write_rendered(rendered, true).await?;
+                    }
                     return Ok(RegisterOutcome {
                         manifest,
                         existing: false,

@@ -24,27 +24,47 @@ use std::sync::Arc;
 /// How many metadata files or footers are written or read at once.
 const IO_CONCURRENCY: usize = 8;
 
+/// A version's Iceberg files, rendered and not yet written ([`Catalog::render_table_commit`]).
+#[derive(Debug)]
+pub(crate) struct RenderedVersion {
+    name: DatasetName,
+    version: u64,
+    /// The manifests and the manifest list.
+    files: Vec<TableFile>,
+    /// The metadata JSON, written last.
+    metadata: Option<TableFile>,
+    /// The table at `version`.
+    next: TableState,
+    /// When rendering began (the logged duration covers both halves).
+    started: std::time::Instant,
+}
+
 impl<S: ManifestStore> Catalog<S> {
-    /// Writes version `manifest`'s Iceberg files given the version before it (`None` for a
-    /// first version): the commit path of [`Catalog::register`].
+    /// Renders version `manifest`'s Iceberg files given the version before it (`None` for a
+    /// first version), writing nothing: the first half of the commit path of
+    /// [`Catalog::register`], which runs it while the version record is being written (the
+    /// footer reads and the rendering overlap that write; docs/contract.md section 10). The
+    /// files are named by version, so they may only be written once the record is
+    /// ([`Catalog::write_rendered`]). `None` when there is nothing to write (no table base,
+    /// or this process already made the version durable).
     ///
     /// # Errors
     /// As [`Catalog::ensure_table_metadata`].
-    pub(crate) async fn commit_table_metadata(
+    pub(crate) async fn render_table_commit(
         &self,
         previous: Option<&Manifest>,
         manifest: &Manifest,
-    ) -> Result<()> {
+    ) -> Result<Option<RenderedVersion>> {
         if self.table_base.is_none() || self.is_durable(&manifest.name, manifest.version) {
-            return Ok(());
+            return Ok(None);
         }
         let state = match previous {
             None => Arc::new(TableState::empty(self.base(), &manifest.name)),
             Some(previous) => self.table_state(&manifest.name, previous.version).await?,
         };
-        self.write_table_version(&state, previous, manifest, true)
+        self.render_table_version(state, previous, manifest)
             .await
-            .map(drop)
+            .map(Some)
     }
 
     /// Makes version `version`'s Iceberg metadata durable: nothing when this process already
@@ -75,15 +95,16 @@ impl<S: ManifestStore> Catalog<S> {
         while below > first_live {
             below -= 1;
             if let Some(found) = self.held_table(name, below) {
-                state = Some(TableState::clone(&found));
-                break;
-            }
-            if let Some(found) = self.read_table_state(name, below).await? {
                 state = Some(found);
                 break;
             }
+            if let Some(found) = self.read_table_state(name, below).await? {
+                state = Some(Arc::new(found));
+                break;
+            }
         }
-        let mut state = state.unwrap_or_else(|| TableState::empty(self.base(), name));
+        let mut state =
+            state.unwrap_or_else(|| Arc::new(TableState::empty(self.base(), name)));
         let from = state.version().map_or(first_live, |v| v + 1);
         if from + 1 < version {
             tracing::warn!(dataset = %name, from, version, "iceberg metadata missing below the latest: rolling the table forward");
@@ -96,7 +117,7 @@ impl<S: ManifestStore> Catalog<S> {
                 Some(self.fetch_version_any(name, at - 1).await?)
             };
             state = self
-                .write_table_version(&state, previous.as_deref(), &manifest, at == version)
+                .write_table_version(state, previous.as_deref(), &manifest, at == version)
                 .await?;
         }
         Ok(())
@@ -246,11 +267,26 @@ impl<S: ManifestStore> Catalog<S> {
     /// last one), holds the new table and returns it.
     async fn write_table_version(
         &self,
-        state: &TableState,
+        state: Arc<TableState>,
         previous: Option<&Manifest>,
         manifest: &Manifest,
         with_json: bool,
-    ) -> Result<TableState> {
+    ) -> Result<Arc<TableState>> {
+        let rendered = self
+            .render_table_version(state, previous, manifest)
+            .await?;
+        self.write_rendered(rendered, with_json).await
+    }
+
+    /// Version `manifest`'s files rendered from `state`: the footers of the objects it adds
+    /// read (once), the manifests a merge rewrites read, then the Avro and JSON rendered off
+    /// the runtime. Writes nothing.
+    async fn render_table_version(
+        &self,
+        state: Arc<TableState>,
+        previous: Option<&Manifest>,
+        manifest: &Manifest,
+    ) -> Result<RenderedVersion> {
         let name = &manifest.name;
         let version = manifest.version;
         let started = std::time::Instant::now();
@@ -289,10 +325,9 @@ impl<S: ManifestStore> Catalog<S> {
             .try_collect()
             .await?;
         // Rendering (Avro and JSON) is CPU work: off the runtime.
-        let state = state.clone();
         let config = self.table_config.clone();
         let manifest_owned = manifest.clone();
-        let rendered = self
+        let (mut files, next) = self
             .off_runtime(name, version, move || {
                 let change = VersionChange {
                     manifest: &manifest_owned,
@@ -303,21 +338,51 @@ impl<S: ManifestStore> Catalog<S> {
                 state.commit(&change, &read, &config)
             })
             .await?;
-        let (mut files, next) = rendered;
         let metadata = files.pop();
-        let written = files.len() + usize::from(metadata.is_some());
+        Ok(RenderedVersion {
+            name: name.clone(),
+            version,
+            files,
+            metadata,
+            next,
+            started,
+        })
+    }
+
+    /// Writes what [`Catalog::render_table_commit`] rendered, once its version's record is
+    /// written: the manifests and the manifest list at once, then the metadata JSON (when
+    /// `with_json`), so a stored metadata JSON means everything it names is stored. Holds the
+    /// new table and returns it.
+    ///
+    /// # Errors
+    /// [`CatalogError::Store`] when a write fails.
+    pub(crate) async fn write_rendered(
+        &self,
+        rendered: RenderedVersion,
+        with_json: bool,
+    ) -> Result<Arc<TableState>> {
+        let RenderedVersion {
+            name,
+            version,
+            files,
+            metadata,
+            next,
+            started,
+        } = rendered;
+        let written = files.len() + usize::from(metadata.is_some() && with_json);
         futures::stream::iter(files)
-            .map(|file| self.put_table_file(name, version, file))
+            .map(|file| self.put_table_file(&name, version, file))
             .buffer_unordered(IO_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
         if let Some(metadata) = metadata.filter(|_| with_json) {
-            self.put_table_file(name, version, metadata).await?;
+            self.put_table_file(&name, version, metadata).await?;
         }
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(dataset = %name, version, written, duration_ms, "iceberg metadata durable");
+        let next = Arc::new(next);
         if with_json {
-            self.remember_table(name, next.clone());
+            self.remember_held(&name, Arc::clone(&next));
         }
         Ok(next)
     }
@@ -354,9 +419,16 @@ impl<S: ManifestStore> Catalog<S> {
             .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
         let span = self.table_config.max_snapshots.max(1) as u64;
         let from = version.saturating_sub(span - 1).max(1);
-        self.load_records(name, from..=version).await?;
+        // Below `version` only: its own record may not be written yet (the register renders
+        // while it writes it), and the latest version is always retained, so it is the
+        // answer when no earlier one is.
+        let below = version.saturating_sub(1);
+        if from > below {
+            return Ok(version);
+        }
+        self.load_records(name, from..=below).await?;
         let oldest = self
-            .held_records(name, from, version)
+            .held_records(name, from, below)
             .iter()
             .find(|record| {
                 record.version >= first_live
@@ -431,7 +503,11 @@ impl<S: ManifestStore> Catalog<S> {
     }
 
     fn remember_table(&self, name: &DatasetName, state: TableState) -> Arc<TableState> {
-        let state = Arc::new(state);
+        self.remember_held(name, Arc::new(state))
+    }
+
+    /// Holds `state` as the table of `name` unless a newer one is held; returns it.
+    fn remember_held(&self, name: &DatasetName, state: Arc<TableState>) -> Arc<TableState> {
         let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let newer = tables
             .get(name)

@@ -12,6 +12,7 @@ use crate::spec::{
 use crate::{IcebergError, Result, ids};
 use lakehouse_api::{DatasetName, Operation, Schema};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Summary key: the dataset version of a snapshot.
 pub(crate) const VERSION_KEY: &str = "lakehouse.version";
@@ -151,7 +152,7 @@ pub(crate) fn next_metadata(
         .saturating_add(1)
         .saturating_sub(next.max_snapshots.max(1) as u64)
         .max(next.oldest_retained.min(version as u64));
-    let mut snapshots: Vec<Snapshot> = previous
+    let mut snapshots: Vec<Arc<Snapshot>> = previous
         .map(|p| {
             p.snapshots
                 .iter()
@@ -162,7 +163,7 @@ pub(crate) fn next_metadata(
         .unwrap_or_default();
     let current = next.snapshot.snapshot_id;
     let schema_id = next.snapshot.schema_id;
-    snapshots.push(next.snapshot);
+    snapshots.push(Arc::new(next.snapshot));
     let mut metadata_log: Vec<MetadataLogEntry> = previous
         .map(|p| {
             let mut log = p.metadata_log.clone();
@@ -247,7 +248,10 @@ pub(crate) fn next_metadata(
 /// The bytes of a metadata JSON: compact (no pretty printing: it is rewritten on every
 /// commit, and no reader needs the whitespace).
 pub(crate) fn to_bytes(metadata: &TableMetadata) -> Result<Vec<u8>> {
-    serde_json::to_vec(metadata).map_err(IcebergError::Json)
+    // About 650 bytes a snapshot with its log entry and tag: sized once, not grown ~20 times.
+    let mut bytes = Vec::with_capacity(16 * 1024 + 700 * metadata.snapshots.len());
+    serde_json::to_writer(&mut bytes, metadata).map_err(IcebergError::Json)?;
+    Ok(bytes)
 }
 
 /// Milliseconds since the epoch of an RFC 3339 `created_at`; 0 when it does not parse.

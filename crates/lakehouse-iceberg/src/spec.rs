@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// `v<N>.metadata.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,8 +37,10 @@ pub struct TableMetadata {
     pub properties: BTreeMap<String, String>,
     /// Snapshot of version N.
     pub current_snapshot_id: i64,
-    /// One snapshot per retained version, the latest `max_snapshots` at most.
-    pub snapshots: Vec<Snapshot>,
+    /// One snapshot per retained version, the latest `max_snapshots` at most. Shared: the
+    /// next version's metadata carries them over without copying (docs/contract.md section
+    /// 10, the commit's work follows what it changes).
+    pub snapshots: Vec<Arc<Snapshot>>,
     /// The snapshots' (timestamp, id) in order.
     #[serde(default)]
     pub snapshot_log: Vec<SnapshotLogEntry>,

@@ -223,7 +223,7 @@ impl TableState {
             .snapshots
             .iter()
             .find(|s| s.snapshot_id == metadata.current_snapshot_id)
-            .and_then(totals)
+            .and_then(|s| totals(s))
             .ok_or_else(|| IcebergError::Unreadable {
                 key: metadata_file_key(&self.name, metadata.last_sequence_number as u64),
                 reason: "the current snapshot's summary has no totals".into(),

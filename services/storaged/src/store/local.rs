@@ -12,6 +12,7 @@ use lakehouse_server::direct::DirectWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// The local backend's own state.
@@ -22,6 +23,8 @@ pub(super) struct LocalFs {
     /// Staged bodies are written past the page cache where the file system allows it
     /// ([`DirectWriter`]).
     pub(super) direct_io: bool,
+    /// Directories this process made durable up to the root ([`sync_local_object`]).
+    pub(super) durable_dirs: DurableDirs,
 }
 
 impl LocalFs {
@@ -54,6 +57,7 @@ impl LocalFs {
             LocalFs {
                 root: canonical,
                 direct_io: true,
+                durable_dirs: DurableDirs::default(),
             },
         ))
     }
@@ -194,14 +198,43 @@ impl LocalFs {
 /// paths) has all of them at once; a deeper key waits for a free one.
 const SYNCS_AT_ONCE: usize = 8;
 
+/// How many directories [`DurableDirs`] remembers before it starts over (each then costs
+/// one more walk up to the root).
+const MAX_DURABLE_DIRS: usize = 65_536;
+
+/// The directories whose entry, and every entry above it up to the root, this process has
+/// fsynced since it created or first used them: a new object in one of them needs only its
+/// own fsync and its directory's, not one per level of its key. Shared by the clones of a
+/// store. Objects' directories are never removed while storaged runs (only the staging
+/// directory, at start), so an entry never goes stale.
+#[derive(Debug, Clone, Default)]
+pub struct DurableDirs(std::sync::Arc<std::sync::Mutex<HashSet<PathBuf>>>);
+
+impl DurableDirs {
+    pub(super) fn contains(&self, dir: &std::path::Path) -> bool {
+        let dirs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        dirs.contains(dir)
+    }
+
+    fn insert_all(&self, new: impl IntoIterator<Item = PathBuf>) {
+        let mut dirs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if dirs.len() >= MAX_DURABLE_DIRS {
+            dirs.clear();
+        }
+        dirs.extend(new);
+    }
+}
+
 /// Makes the object `root/<key>` durable before its 201 (docs/contract.md section 2, invariant 3).
 ///
 /// object_store's local backend (without its `fsync` option) renames a staged file into place
 /// without flushing anything. Staging already flushed the file's bytes before the rename, so
 /// the name never points at unflushed data; this flushes the file again (its metadata, and
-/// the data of a key an earlier write moved into place and then failed before flushing),
-/// and every directory from the file's parent up to and including `root`, so the new
-/// directory entry and any directories created for it are on disk too.
+/// the data of a key an earlier write moved into place and then failed before flushing)
+/// and its directory, so the new directory entry is on disk. Unless `known` holds that
+/// directory (this process already made its entry durable up to the root), every directory
+/// above it up to and including `root` is flushed too, so directories created for the key
+/// are on disk, and `known` then learns them.
 ///
 /// These fsyncs do not depend on one another, so up to [`SYNCS_AT_ONCE`] run at the same
 /// time, and all have returned before this does: on a disk where each fsync costs a cache
@@ -210,18 +243,23 @@ const SYNCS_AT_ONCE: usize = 8;
 /// # Errors
 /// [`StoragedError::Io`] naming the path that could not be opened or synced (the one
 /// nearest the file, when several could not).
-pub async fn sync_local_object(root: &std::path::Path, key: &ObjectKey) -> Result<()> {
+pub async fn sync_local_object(
+    root: &std::path::Path,
+    key: &ObjectKey,
+    known: &DurableDirs,
+) -> Result<()> {
     let path = root.join(key.as_str());
+    let chain_known = path.parent().is_some_and(|parent| known.contains(parent));
     let mut paths = vec![path.clone()];
     let mut dir = path.parent();
     while let Some(current) = dir {
         paths.push(current.to_owned());
-        if current == root {
+        if current == root || chain_known {
             break;
         }
         dir = current.parent();
     }
-    let syncs = paths.into_iter().map(|path| async move {
+    let syncs = paths.iter().cloned().map(|path| async move {
         let synced = tokio::task::spawn_blocking({
             let path = path.clone();
             move || {
@@ -242,7 +280,11 @@ pub async fn sync_local_object(root: &std::path::Path, key: &ObjectKey) -> Resul
         .buffered(SYNCS_AT_ONCE)
         .collect()
         .await;
-    results.into_iter().collect()
+    results.into_iter().collect::<Result<()>>()?;
+    if !chain_known {
+        known.insert_all(paths.into_iter().skip(1));
+    }
+    Ok(())
 }
 
 /// The [`StoragedError::Io`] of a failed fsync of `path`.

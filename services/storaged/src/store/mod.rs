@@ -34,7 +34,7 @@ mod hash;
 mod local;
 mod s3;
 
-pub use local::sync_local_object;
+pub use local::{DurableDirs, sync_local_object};
 pub use s3::S3Settings;
 
 use crate::error::{Result, StoragedError};
@@ -533,7 +533,7 @@ impl Store {
     /// its 201; nothing to do elsewhere.
     async fn sync_local(&self, key: &ObjectKey) -> Result<()> {
         match &self.kind {
-            Kind::Local(local) => sync_local_object(&local.root, key).await,
+            Kind::Local(local) => sync_local_object(&local.root, key, &local.durable_dirs).await,
             Kind::Memory | Kind::S3 => Ok(()),
         }
     }
@@ -839,6 +839,29 @@ mod tests {
         assert!(store.list("a//", None, 3).await.unwrap().objects.is_empty());
     }
 
+    /// The first object in a directory flushes every directory up to the root and the set
+    /// learns them; a second one there flushes its own directory only, so a directory the
+    /// set holds must exist (a failure there is still reported, not skipped).
+    #[tokio::test]
+    async fn directories_made_durable_are_not_flushed_again() {
+        let root = tempfile::tempdir().unwrap();
+        let known = DurableDirs::default();
+        let first = parse_key("a/b/c/first.parquet").unwrap();
+        let file = root.path().join(first.as_str());
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"bytes").unwrap();
+        sync_local_object(root.path(), &first, &known).await.unwrap();
+        for dir in ["a/b/c", "a/b", "a", ""] {
+            let dir = root.path().join(dir);
+            assert!(known.contains(dir.components().as_path()), "{dir:?}");
+        }
+        std::fs::write(root.path().join("a/b/c/second.parquet"), b"more").unwrap();
+        let second = parse_key("a/b/c/second.parquet").unwrap();
+        sync_local_object(root.path(), &second, &known).await.unwrap();
+        let missing = parse_key("a/b/c/missing.parquet").unwrap();
+        assert!(sync_local_object(root.path(), &missing, &known).await.is_err());
+    }
+
     /// A key with more paths than fsyncs run at once is synced whole, and a failure is
     /// reported for the path nearest the file, whichever fsync finished first.
     #[tokio::test]
@@ -849,7 +872,9 @@ mod tests {
         let file = root.path().join(deep.as_str());
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, b"bytes").unwrap();
-        sync_local_object(root.path(), &deep).await.unwrap();
+        sync_local_object(root.path(), &deep, &DurableDirs::default())
+            .await
+            .unwrap();
 
         // Nothing of this key exists below the root: 21 of its 22 paths fail.
         let missing = parse_key(&format!(
@@ -857,7 +882,7 @@ mod tests {
             dirs.join("/").replace('d', "m")
         ))
         .unwrap();
-        match sync_local_object(root.path(), &missing).await {
+        match sync_local_object(root.path(), &missing, &DurableDirs::default()).await {
             Err(StoragedError::Io { op, path, .. }) => {
                 assert_eq!(op, "fsync");
                 assert_eq!(path, root.path().join(missing.as_str()));
