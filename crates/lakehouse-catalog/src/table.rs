@@ -103,8 +103,7 @@ impl<S: ManifestStore> Catalog<S> {
                 break;
             }
         }
-        let mut state =
-            state.unwrap_or_else(|| Arc::new(TableState::empty(self.base(), name)));
+        let mut state = state.unwrap_or_else(|| Arc::new(TableState::empty(self.base(), name)));
         let from = state.version().map_or(first_live, |v| v + 1);
         if from + 1 < version {
             tracing::warn!(dataset = %name, from, version, "iceberg metadata missing below the latest: rolling the table forward");
@@ -272,9 +271,7 @@ impl<S: ManifestStore> Catalog<S> {
         manifest: &Manifest,
         with_json: bool,
     ) -> Result<Arc<TableState>> {
-        let rendered = self
-            .render_table_version(state, previous, manifest)
-            .await?;
+        let rendered = self.render_table_version(state, previous, manifest).await?;
         self.write_rendered(rendered, with_json).await
     }
 

@@ -95,27 +95,34 @@ impl LocalFs {
             path: PathBuf::from(staging.as_ref()),
             source,
         };
-        if let Some(dir) = file_path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| io("create directory", e))?;
-        }
         let (chunks, mut received) = tokio::sync::mpsc::channel::<Bytes>(STAGE_CHUNKS);
         let direct = self.direct_io;
-        // The writer thread also hashes: a chunk of up to 1 MiB takes about a millisecond,
-        // past the runtime's budget (STYLE.md, "Async and blocking").
+        // One blocking task does all of the file's work: its directory, the writes, the hash
+        // (a chunk of up to 1 MiB takes about a millisecond, past the runtime's budget,
+        // STYLE.md "Async and blocking") and the fsync. Each hand-off between the runtime
+        // and the blocking pool costs a thread wake-up, a good part of a small object's
+        // latency.
         let writer = tokio::task::spawn_blocking(
-            move || -> std::io::Result<(std::fs::File, Sha256Digest)> {
-                let mut file = DirectWriter::open(&file_path, true, direct)?;
+            move || -> std::result::Result<Sha256Digest, (&'static str, std::io::Error)> {
+                if let Some(dir) = file_path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| ("create directory", e))?;
+                }
+                let mut file =
+                    DirectWriter::open(&file_path, true, direct).map_err(|e| ("write", e))?;
                 let mut hasher = Sha256::new();
                 while let Some(chunk) = received.blocking_recv() {
                     hasher.update(&chunk);
-                    file.write(&chunk)?;
+                    file.write(&chunk).map_err(|e| ("write", e))?;
                 }
-                Ok((
-                    file.finish()?,
-                    Sha256Digest::from_bytes(hasher.finalize().into()),
-                ))
+                let file = file.finish().map_err(|e| ("write", e))?;
+                // The bytes are on disk before the object gets its name (docs/contract.md
+                // section 2, invariant 3): a crash after the rename cannot leave a key naming
+                // unflushed data.
+                let started = std::time::Instant::now();
+                let synced = file.sync_all();
+                crate::metrics::fsync(started.elapsed());
+                synced.map_err(|e| ("fsync", e))?;
+                Ok(Sha256Digest::from_bytes(hasher.finalize().into()))
             },
         );
         let mut size = 0u64;
@@ -145,18 +152,7 @@ impl LocalFs {
                 source: Box::new(e),
             });
         }
-        let (file, sha256) = written.map_err(|e| io("write", e))?;
-        // The bytes are on disk before the object gets its name (docs/contract.md section 2,
-        // invariant 3): a crash after the rename cannot leave a key naming unflushed data.
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let synced = file.sync_all();
-            crate::metrics::fsync(started.elapsed());
-            synced
-        })
-        .await
-        .map_err(|join| io("fsync", std::io::Error::other(join)))?
-        .map_err(|e| io("fsync", e))?;
+        let sha256 = written.map_err(|(op, e)| io(op, e))?;
         Ok((size, sha256))
     }
 

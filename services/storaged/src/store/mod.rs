@@ -850,16 +850,24 @@ mod tests {
         let file = root.path().join(first.as_str());
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, b"bytes").unwrap();
-        sync_local_object(root.path(), &first, &known).await.unwrap();
+        sync_local_object(root.path(), &first, &known)
+            .await
+            .unwrap();
         for dir in ["a/b/c", "a/b", "a", ""] {
             let dir = root.path().join(dir);
             assert!(known.contains(dir.components().as_path()), "{dir:?}");
         }
         std::fs::write(root.path().join("a/b/c/second.parquet"), b"more").unwrap();
         let second = parse_key("a/b/c/second.parquet").unwrap();
-        sync_local_object(root.path(), &second, &known).await.unwrap();
+        sync_local_object(root.path(), &second, &known)
+            .await
+            .unwrap();
         let missing = parse_key("a/b/c/missing.parquet").unwrap();
-        assert!(sync_local_object(root.path(), &missing, &known).await.is_err());
+        assert!(
+            sync_local_object(root.path(), &missing, &known)
+                .await
+                .is_err()
+        );
     }
 
     /// A key with more paths than fsyncs run at once is synced whole, and a failure is
