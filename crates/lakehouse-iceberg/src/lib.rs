@@ -81,6 +81,7 @@ mod metrics;
 pub mod spec;
 mod state;
 pub mod stats;
+pub mod transform;
 
 pub use layout::{
     iceberg_type, manifest_key, manifest_list_key, metadata_dir, metadata_file_key, name_mapping,
@@ -88,6 +89,7 @@ pub use layout::{
 };
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};
 pub use state::{TableConfig, TableFile, TableState, VersionChange};
+pub use transform::{PartitionBy, PartitionField, PartitionValue, SpecField, Transform};
 
 /// Why a version's files could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +119,58 @@ pub enum IcebergError {
     /// JSON encoding failed (a bug: every value is serializable).
     #[error("json encoding failed")]
     Json(#[source] serde_json::Error),
+    /// A `partition_by` option does not parse ([`PartitionBy::parse`]).
+    #[error("partition_by item {number} `{item}` (byte {offset}): {reason}")]
+    PartitionSyntax {
+        /// The item's text, trimmed.
+        item: String,
+        /// Its 1-based position in the list.
+        number: usize,
+        /// Byte offset of its first non-blank character in the option.
+        offset: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `partition_by` item names a column the schema does not have ([`PartitionBy::bind`]).
+    #[error("partition_by item `{item}`: the schema has no column `{column}`")]
+    PartitionColumn {
+        /// The item in canonical form.
+        item: String,
+        /// The column name.
+        column: String,
+    },
+    /// A `partition_by` item's transform does not take its column's type
+    /// ([`transform::Transform::accepts`]).
+    #[error(
+        "partition_by item `{item}`: {transform} does not apply to column `{column}` of type {column_type}"
+    )]
+    PartitionType {
+        /// The item in canonical form.
+        item: String,
+        /// The column name.
+        column: String,
+        /// The column's type.
+        column_type: lakehouse_api::ColumnType,
+        /// The transform's keyword (`hour`, `bucket`, ...).
+        transform: &'static str,
+    },
+    /// A `partition_by` item repeats an earlier one: same column, same transform.
+    #[error("partition_by item `{item}` appears twice")]
+    PartitionDuplicate {
+        /// The item in canonical form.
+        item: String,
+    },
+    /// A `partition_by` item's partition field name is already taken, by an earlier item or
+    /// by a column ([`PartitionBy::bind`]).
+    #[error("partition_by item `{item}` would be named `{name}`, as is the {other}")]
+    PartitionName {
+        /// The item in canonical form.
+        item: String,
+        /// The partition field name ([`transform::Transform::field_name`]).
+        name: String,
+        /// What already has it: "partition item `bucket(16,id)`" or "column `ts_day`".
+        other: String,
+    },
 }
 
 impl From<apache_avro::Error> for IcebergError {
