@@ -97,12 +97,12 @@ fn serialize(data_type: ColumnType, bound: Bound, upper: bool) -> Option<Vec<u8>
     }
 }
 
-/// A lower bound of `text` with at most [`TRUNCATE_CHARS`] code points: its prefix.
+/// A lower bound of `text` with at most `TRUNCATE_CHARS` (16) code points: its prefix.
 pub fn truncate_lower(text: &str) -> String {
     text.chars().take(TRUNCATE_CHARS).collect()
 }
 
-/// An upper bound of `text` with at most [`TRUNCATE_CHARS`] code points: `text` itself when
+/// An upper bound of `text` with at most `TRUNCATE_CHARS` (16) code points: `text` itself when
 /// short enough, else its prefix with the last code point that can be incremented
 /// incremented (and what follows it dropped); `None` when no code point can be (every one
 /// is `char::MAX`), as Iceberg's `truncate` metrics mode does.

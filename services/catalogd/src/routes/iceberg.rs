@@ -9,7 +9,7 @@
 //! file, an error storaged answered, such as a 401 to a wrong service token) a 500
 //! `ServiceFailureException`, and only storaged not answering (or a commit race lost too
 //! often) a 503 `ServiceUnavailableException` with `Retry-After`, which engines retry
-//! ([`IcebergRouteError::from_catalog`] is the one table). The bearer tokens of `/datasets` apply (read scope), in
+//! (`IcebergRouteError::from_catalog` is the one table). The bearer tokens of `/datasets` apply (read scope), in
 //! the same error model (401 `NotAuthorizedException`, 403 `ForbiddenException`), except on
 //! `GET /v1/config`, which reveals nothing and which DuckDB calls without a token. With no
 //! token configured, any `Authorization` header (pyiceberg sends `Bearer None`) is ignored.

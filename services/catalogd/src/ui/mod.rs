@@ -37,7 +37,7 @@ pub const VERSIONS_SHOWN: usize = 200;
 /// Name of the cookie that may carry a bearer token for the page.
 pub const TOKEN_COOKIE: &str = "lakehouse_token";
 
-/// The page's routes, with the read-token check of [`require_read_token`].
+/// The page's routes, with the read-token check of `require_read_token`.
 pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
     Router::new()
         .route("/ui", get(list_page::<S>))
