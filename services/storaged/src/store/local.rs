@@ -236,6 +236,9 @@ impl DurableDirs {
 /// time, and all have returned before this does: on a disk where each fsync costs a cache
 /// flush (1 to 7 ms each on the benchmark VM) they overlap instead of adding up.
 ///
+/// Returns how many paths it flushed: the file and its directory (2) when `known` held
+/// that directory, else the file and every directory up to and including `root`.
+///
 /// # Errors
 /// [`StoragedError::Io`] naming the path that could not be opened or synced (the one
 /// nearest the file, when several could not).
@@ -243,7 +246,7 @@ pub async fn sync_local_object(
     root: &std::path::Path,
     key: &ObjectKey,
     known: &DurableDirs,
-) -> Result<()> {
+) -> Result<usize> {
     let path = root.join(key.as_str());
     let chain_known = path.parent().is_some_and(|parent| known.contains(parent));
     let mut paths = vec![path.clone()];
@@ -277,10 +280,11 @@ pub async fn sync_local_object(
         .collect()
         .await;
     results.into_iter().collect::<Result<()>>()?;
+    let flushed = paths.len();
     if !chain_known {
         known.insert_all(paths.into_iter().skip(1));
     }
-    Ok(())
+    Ok(flushed)
 }
 
 /// The [`StoragedError::Io`] of a failed fsync of `path`.

@@ -533,7 +533,9 @@ impl Store {
     /// its 201; nothing to do elsewhere.
     async fn sync_local(&self, key: &ObjectKey) -> Result<()> {
         match &self.kind {
-            Kind::Local(local) => sync_local_object(&local.root, key, &local.durable_dirs).await,
+            Kind::Local(local) => sync_local_object(&local.root, key, &local.durable_dirs)
+                .await
+                .map(drop),
             Kind::Memory | Kind::S3 => Ok(()),
         }
     }
@@ -839,9 +841,10 @@ mod tests {
         assert!(store.list("a//", None, 3).await.unwrap().objects.is_empty());
     }
 
-    /// The first object in a directory flushes every directory up to the root and the set
-    /// learns them; a second one there flushes its own directory only, so a directory the
-    /// set holds must exist (a failure there is still reported, not skipped).
+    /// The first object in a directory flushes it and every directory up to the root (5
+    /// paths for `a/b/c/first.parquet`) and the set learns them; a second object there
+    /// flushes itself and its own directory only (2), and a missing file there is still an
+    /// error, not skipped.
     #[tokio::test]
     async fn directories_made_durable_are_not_flushed_again() {
         let root = tempfile::tempdir().unwrap();
