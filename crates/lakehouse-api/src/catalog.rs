@@ -52,6 +52,12 @@ pub struct VersionRegisterRequest {
     /// answer is that version with `existing: true` (a racing compaction won).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replaces: Vec<ObjectKey>,
+    /// The partition spec the objects were written with (docs/contract.md section 10): a new
+    /// dataset records it; a later version must give the recorded one, else a 409
+    /// `partition_spec_mismatch` naming both and nothing is written. Absent: unpartitioned
+    /// (a partitioned dataset refuses it alike).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_spec: Option<crate::PartitionSpec>,
 }
 
 fn is_false(value: &bool) -> bool {

@@ -50,6 +50,9 @@ pub enum ErrorCode {
     /// The request raced another commit that changed what it depends on, for example a
     /// compaction whose input files a replace removed (409).
     Conflict,
+    /// An ingest whose `partition_by` differs from the one the dataset was made with (409,
+    /// docs/contract.md section 10, "Partitioned datasets"); the message names both.
+    PartitionSpecMismatch,
     /// A dataset version past retention (`retain_versions` / `retain_ms`): its manifest is
     /// kept as the audit trail but its objects may be garbage collected (410, docs/decisions.md, "Garbage collection and retention").
     Gone,
@@ -104,7 +107,9 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::SchemaDrift | ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::SchemaDrift | ErrorCode::Conflict | ErrorCode::PartitionSpecMismatch => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::Gone => StatusCode::GONE,
             ErrorCode::AlreadyExists => StatusCode::PRECONDITION_FAILED,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -148,6 +153,7 @@ impl ErrorCode {
             | ErrorCode::MethodNotAllowed
             | ErrorCode::SchemaDrift
             | ErrorCode::Conflict
+            | ErrorCode::PartitionSpecMismatch
             | ErrorCode::Gone
             | ErrorCode::AlreadyExists
             | ErrorCode::RequestTimeout
@@ -183,6 +189,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::SchemaDrift => "schema_drift",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::PartitionSpecMismatch => "partition_spec_mismatch",
             ErrorCode::Gone => "gone",
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -313,6 +320,7 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::UpstreamError,
             ErrorCode::Gone,
+            ErrorCode::PartitionSpecMismatch,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
@@ -366,6 +374,10 @@ mod tests {
         assert_eq!(ErrorCode::NotFound.status(), StatusCode::NOT_FOUND);
         assert_eq!(ErrorCode::Busy.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(ErrorCode::Gone.status(), StatusCode::GONE);
+        assert_eq!(
+            ErrorCode::PartitionSpecMismatch.status(),
+            StatusCode::CONFLICT
+        );
     }
 }
 

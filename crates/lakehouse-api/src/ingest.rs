@@ -13,10 +13,16 @@ pub struct IngestResponse {
     pub existing: bool,
     /// Rows in this upload's CSV (and Parquet object).
     pub row_count: u64,
-    /// Key of this upload's Parquet object in storaged.
+    /// Key of this upload's Parquet object in storaged (of its first one, in partition
+    /// order, when it wrote several: `objects` lists them all).
     pub parquet_key: ObjectKey,
     /// Size of that object, bytes.
     pub parquet_size: u64,
+    /// Every Parquet object this upload wrote (docs/contract.md section 10): one for an
+    /// unpartitioned dataset, one or more per partition value for a partitioned one, in
+    /// partition order, each with its key, size, rows and partition tuple.
+    #[serde(default)]
+    pub objects: Vec<ObjectRef>,
     /// Schema the object was written with.
     pub schema: Schema,
     /// Header renames and similar notes (docs/contract.md section 3).

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod load;
 mod manifest;
 mod names;
+mod partition;
 mod schema;
 pub mod storage;
 
@@ -45,6 +46,7 @@ pub use manifest::{
     Source, SourceFile, TextEncoding,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
+pub use partition::{PartitionScalar, PartitionSpec, PartitionSpecField, PartitionTuple};
 pub use schema::{
     ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails, SchemaFingerprint,
     fingerprint_of_pairs,

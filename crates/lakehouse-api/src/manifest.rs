@@ -1,7 +1,10 @@
 //! The manifest of a dataset version and the parts it records: the objects, the CSV options,
 //! the ingest mode and the source (docs/contract.md section 6). Shared by the three services.
 
-use crate::{ColumnType, DatasetName, ObjectKey, Schema, SchemaFingerprint, Sha256Digest};
+use crate::{
+    ColumnType, DatasetName, ObjectKey, PartitionSpec, PartitionTuple, Schema, SchemaFingerprint,
+    Sha256Digest,
+};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The inference rule set this build implements, recorded in every manifest as
@@ -321,6 +324,12 @@ pub struct ObjectRef {
     /// kept, and collected, together with this object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejects: Option<RejectsRef>,
+    /// Its partition tuple, in a partitioned dataset (docs/contract.md section 10): every row
+    /// of the object maps to it under the dataset's [`PartitionSpec`]. Absent in an
+    /// unpartitioned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
+    pub partition: Option<PartitionTuple>,
 }
 
 impl ObjectRef {
@@ -465,6 +474,10 @@ pub struct Manifest {
     /// `compact`. Absent from versions written before operations were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
+    /// The partition spec of a dataset made with `partition_by` (docs/contract.md section 10),
+    /// the same in every version; absent for an unpartitioned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_spec: Option<PartitionSpec>,
 }
 
 /// What made a version (docs/contract.md section 10): an ingest's mode, or a compaction that

@@ -92,6 +92,7 @@ impl<S: ManifestStore> Catalog<S> {
             let latest = self.latest(name);
             if let Some(latest) = &latest {
                 schema_gate(latest, &request)?;
+                partition_gate(latest, &request)?;
                 if let Some(key) = rejects_conflict(latest, &request) {
                     return Err(CatalogError::InvalidRequest(format!(
                         "version {} already holds {key} with other set-aside records; \
@@ -210,6 +211,7 @@ impl<S: ManifestStore> Catalog<S> {
                 source: Default::default(),
                 columns: Vec::new(),
                 operation: Some(Operation::Drop),
+                partition_spec: None,
             };
             let record = VersionRecord::of(&tombstone, None);
             let key = ObjectKey::manifest(name, tombstone.version);
@@ -249,6 +251,7 @@ impl<S: ManifestStore> Catalog<S> {
         let latest = self.latest(name);
         if let Some(latest) = &latest {
             schema_gate(latest, request)?;
+            partition_gate(latest, request)?;
             if already_holds(latest, request) {
                 return Ok(RegisterOutcome {
                     manifest: Arc::clone(latest),
@@ -287,10 +290,26 @@ impl<S: ManifestStore> Catalog<S> {
                 "objects must name at least one object".into(),
             ));
         }
+        validate_partition_spec(request)?;
         let prefix = format!("{}/", ObjectKey::parquet_dir(name, &computed));
         let mut seen = HashSet::new();
         for object in &request.objects {
             let key = object.key.as_str();
+            let width = request
+                .partition_spec
+                .as_ref()
+                .map(|spec| spec.fields.len());
+            if object.partition.as_ref().map(Vec::len) != width {
+                return Err(CatalogError::InvalidObject {
+                    key: object.key.clone(),
+                    reason: match width {
+                        Some(width) => format!(
+                            "a partitioned dataset's object needs a partition tuple of {width} values"
+                        ),
+                        None => "an unpartitioned dataset's object has no partition tuple".into(),
+                    },
+                });
+            }
             if !seen.insert(key) {
                 return Err(CatalogError::InvalidRequest(format!(
                     "object {key} is listed twice"
@@ -352,6 +371,28 @@ impl<S: ManifestStore> Catalog<S> {
     }
 }
 
+/// Step 1 of [`Catalog::register`] for a partition spec: it must be what its own
+/// `partition_by` makes of the request's schema (docs/contract.md section 10), so a
+/// recorded spec always binds to the dataset's columns.
+///
+/// # Errors
+/// [`CatalogError::InvalidRequest`] naming what is wrong.
+fn validate_partition_spec(request: &VersionRegisterRequest) -> Result<()> {
+    let Some(spec) = &request.partition_spec else {
+        return Ok(());
+    };
+    let made = lakehouse_iceberg::PartitionBy::parse(&spec.partition_by)
+        .and_then(|by| by.spec(&request.schema))
+        .map_err(|e| CatalogError::InvalidRequest(format!("partition_spec: {e}")))?;
+    if &made != spec {
+        return Err(CatalogError::InvalidRequest(format!(
+            "partition_spec: its fields are not what `{}` makes of the schema",
+            spec.partition_by
+        )));
+    }
+    Ok(())
+}
+
 /// Step 3 of [`Catalog::register`], the schema gate (docs/contract.md sections 2, 3 and 6): the
 /// request's schema must be the latest version's, or, with `schema_evolution: add_columns`,
 /// the latest one's fields in order followed by new columns ([`Schema::adds_columns_to`]).
@@ -375,6 +416,25 @@ fn schema_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result<()
             evolvable: adds_columns && evolution.is_none(),
         }),
     }
+}
+
+/// Step 3 too: a dataset keeps the partition spec of its first version (docs/contract.md
+/// section 10), checked under the commit like the schema.
+///
+/// # Errors
+/// [`CatalogError::PartitionSpecMismatch`] naming both specs.
+fn partition_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result<()> {
+    if latest.partition_spec == request.partition_spec {
+        return Ok(());
+    }
+    let text = |spec: &Option<lakehouse_api::PartitionSpec>| {
+        spec.as_ref().map(|spec| spec.partition_by.clone())
+    };
+    Err(CatalogError::PartitionSpecMismatch {
+        name: latest.name.clone(),
+        recorded: text(&latest.partition_spec),
+        requested: text(&request.partition_spec),
+    })
 }
 
 /// Invariant 4: `replace` asks for exactly these objects, `append` for a version holding them.
@@ -451,6 +511,7 @@ fn next_manifest(
         source: request.source.clone(),
         columns: request.columns.clone(),
         operation: Some(operation),
+        partition_spec: request.partition_spec.clone(),
     }
 }
 

@@ -112,6 +112,21 @@ pub enum CatalogError {
         /// The first replaced object that is not live.
         key: ObjectKey,
     },
+    /// A register whose partition spec is not the dataset's (docs/contract.md section 10):
+    /// nothing was written.
+    #[error(
+        "dataset {name} is partitioned by {}, the request by {}; a dataset keeps the partition_by it was made with",
+        spec_text(.recorded.as_deref()),
+        spec_text(.requested.as_deref())
+    )]
+    PartitionSpecMismatch {
+        /// The dataset.
+        name: DatasetName,
+        /// The dataset's canonical `partition_by`, `None` when unpartitioned.
+        recorded: Option<String>,
+        /// The request's, `None` when unpartitioned.
+        requested: Option<String>,
+    },
     /// A stored manifest that does not parse or does not match its key.
     #[error("corrupt manifest {key}: {reason}")]
     CorruptManifest {
@@ -144,3 +159,12 @@ pub enum CatalogError {
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
 pub use lakehouse_api::error_chain;
+
+/// How a partition spec is named in a message: its canonical `partition_by` in backquotes,
+/// or "nothing" for an unpartitioned dataset.
+fn spec_text(partition_by: Option<&str>) -> String {
+    match partition_by {
+        Some(text) => format!("`{text}`"),
+        None => "nothing (unpartitioned)".to_owned(),
+    }
+}

@@ -166,6 +166,7 @@ mod tests {
             sha256: Sha256Digest::from_bytes([0; 32]),
             row_count: 0,
             rejects: None,
+            partition: None,
         }
     }
 

@@ -19,8 +19,8 @@
 //! after it, not every version.
 
 use lakehouse_api::{
-    ColumnReport, CsvOptions, DatasetName, Manifest, ObjectKey, ObjectRef, Operation, Schema,
-    SchemaFingerprint, Source,
+    ColumnReport, CsvOptions, DatasetName, Manifest, ObjectKey, ObjectRef, Operation,
+    PartitionSpec, Schema, SchemaFingerprint, Source,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -77,6 +77,10 @@ pub(crate) struct VersionRecord {
     pub columns: Vec<ColumnReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Operation>,
+    /// The dataset's partition spec (docs/contract.md section 10), in every record of a
+    /// partitioned dataset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_spec: Option<PartitionSpec>,
 }
 
 /// A delta record's change to the previous version's objects.
@@ -117,6 +121,7 @@ impl VersionRecord {
             source: manifest.source.clone(),
             columns: manifest.columns.clone(),
             operation: manifest.operation,
+            partition_spec: manifest.partition_spec.clone(),
         }
     }
 
@@ -136,6 +141,7 @@ impl VersionRecord {
             source: manifest.source,
             columns: manifest.columns,
             operation: manifest.operation,
+            partition_spec: manifest.partition_spec,
         }
     }
 
@@ -197,6 +203,7 @@ impl VersionRecord {
             source: self.source.clone(),
             columns: self.columns.clone(),
             operation: self.operation,
+            partition_spec: self.partition_spec.clone(),
         })
     }
 }

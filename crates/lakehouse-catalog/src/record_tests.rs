@@ -139,6 +139,7 @@ async fn records_written_whole_before_deltas_existed_still_load_and_get_a_checkp
             source: Default::default(),
             columns: Vec::new(),
             operation: None,
+            partition_spec: None,
         };
         store.insert(
             ObjectKey::manifest(&ds, version),

@@ -95,6 +95,7 @@ mod tests {
             options: CsvOptions::default(),
             source: Source::default(),
             columns: Vec::new(),
+            partition_spec: None,
         }
     }
 

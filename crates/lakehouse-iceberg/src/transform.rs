@@ -365,6 +365,31 @@ impl PartitionBy {
         }
         Ok(spec)
     }
+
+    /// [`PartitionBy::bind`], as the catalog records it: the canonical text and the fields
+    /// with their source column's name, the transform and result type in Iceberg's
+    /// spelling (docs/contract.md section 10).
+    ///
+    /// # Errors
+    /// As [`PartitionBy::bind`]. Panics: none.
+    pub fn spec(&self, schema: &Schema) -> Result<lakehouse_api::PartitionSpec> {
+        let fields = self
+            .bind(schema)?
+            .into_iter()
+            .zip(&self.fields)
+            .map(|(bound, field)| lakehouse_api::PartitionSpecField {
+                field_id: bound.field_id,
+                name: bound.name,
+                source: field.source.clone(),
+                transform: bound.transform.to_string(),
+                result_type: bound.result_type.to_owned(),
+            })
+            .collect();
+        Ok(lakehouse_api::PartitionSpec {
+            partition_by: self.to_string(),
+            fields,
+        })
+    }
 }
 
 /// Splits at the commas outside parentheses: (byte offset, raw item) pairs. A `)` with no

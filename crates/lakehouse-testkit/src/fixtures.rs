@@ -44,6 +44,7 @@ pub fn register_request(
         columns: Vec::new(),
         schema_evolution: None,
         dry_run: false,
+        partition_spec: None,
     }
 }
 
@@ -63,5 +64,6 @@ pub fn object_ref(
         sha256,
         row_count,
         rejects: None,
+        partition: None,
     }
 }

@@ -55,6 +55,15 @@ pub fn api_error(error: CatalogError) -> ApiError {
             message,
             json!({ "name": name, "key": key }),
         ),
+        CatalogError::PartitionSpecMismatch {
+            name,
+            recorded,
+            requested,
+        } => ApiError::with_details(
+            ErrorCode::PartitionSpecMismatch,
+            message,
+            json!({ "name": name, "recorded": recorded, "requested": requested }),
+        ),
         CatalogError::CorruptManifest { key, .. } => {
             ApiError::with_details(ErrorCode::UpstreamError, message, json!({ "key": key }))
         }

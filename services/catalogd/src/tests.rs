@@ -68,6 +68,7 @@ async fn register_then_read_back_over_http() {
         columns: Vec::new(),
         schema_evolution: None,
         dry_run: false,
+        partition_spec: None,
     };
     let body = serde_json::to_value(&request).unwrap();
     let (status, answer) = call(&app, "POST", "/datasets/sales/versions", Some(body.clone())).await;

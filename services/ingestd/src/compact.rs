@@ -281,6 +281,7 @@ async fn commit_run(
         schema_evolution: None,
         dry_run: request.dry_run,
         replaces: run.iter().map(|o| o.key.clone()).collect(),
+        partition_spec: None,
     };
     match state
         .inner
@@ -419,6 +420,7 @@ impl CompactSink for Outputs {
             sha256: stored.sha256,
             row_count: rows,
             rejects: None,
+            partition: None,
         });
         Ok(())
     }
@@ -467,6 +469,7 @@ mod tests {
             sha256,
             row_count: 1,
             rejects: None,
+            partition: None,
         }
     }
 
@@ -489,6 +492,7 @@ mod tests {
             source: Default::default(),
             columns: Vec::new(),
             operation: None,
+            partition_spec: None,
         }
     }
 

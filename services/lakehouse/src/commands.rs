@@ -512,6 +512,7 @@ mod tests {
             sha256: Sha256Digest::new(sha256).unwrap(),
             row_count: 1,
             rejects: None,
+            partition: None,
         }
     }
 

@@ -79,6 +79,7 @@ fn rival_manifest(
         options: CsvOptions::default(),
         source: Source::default(),
         columns: Vec::new(),
+        partition_spec: None,
     };
     Bytes::from(serde_json::to_vec(&manifest).unwrap())
 }

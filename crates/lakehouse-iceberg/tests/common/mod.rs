@@ -36,6 +36,7 @@ pub fn object(name: &str, n: u64) -> ObjectRef {
         sha256: Sha256Digest::new(&sha).unwrap(),
         row_count: 10 * n,
         rejects: None,
+        partition: None,
     }
 }
 
@@ -246,6 +247,7 @@ pub fn manifest_of(
         options: CsvOptions::default(),
         source: Source::default(),
         columns: Vec::new(),
+        partition_spec: None,
     }
 }
 

@@ -138,7 +138,8 @@ impl IcebergRouteError {
             | CatalogError::InvalidObject { .. }
             | CatalogError::InvalidRequest(_)
             | CatalogError::SchemaDrift { .. }
-            | CatalogError::CompactionConflict { .. } => IcebergRouteError::BadRequest(message),
+            | CatalogError::CompactionConflict { .. }
+            | CatalogError::PartitionSpecMismatch { .. } => IcebergRouteError::BadRequest(message),
             CatalogError::Conflict { .. } | CatalogError::Store(StoreError::Unavailable(_)) => {
                 IcebergRouteError::Unavailable(message)
             }

@@ -60,6 +60,7 @@ pub(super) async fn commit(
         sha256: parquet_sha256,
         row_count,
         rejects: rejects.clone(),
+        partition: None,
     };
     let (csv_bytes, receive_ms, hash_ms) = (csv.size, csv.receive_ms, csv.hash_ms);
     let register = register_request(
@@ -111,6 +112,7 @@ pub(super) async fn commit(
         columns: encoded.output.columns,
         rejects,
         dry_run: request.dry_run,
+        objects: Vec::new(),
     })
 }
 
@@ -177,6 +179,7 @@ fn register_request(
         columns: encoded.output.columns.clone(),
         schema_evolution: request.schema_evolution,
         dry_run: request.dry_run,
+        partition_spec: None,
     }
 }
 
