@@ -47,6 +47,10 @@ pub struct LoadCreateRequest {
     /// `DMY` or `MDY`: how a new dataset's `P/Q/YYYY` columns are read, as `/ingest`'s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_order: Option<String>,
+    /// A new dataset's partitioning, as `/ingest`'s `partition_by` (docs/contract.md section
+    /// 10), e.g. `"day(ts),bucket(16,id)"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<String>,
 }
 
 /// 202 answer of `POST /loads`: the load runs on; `GET /loads/{load_id}` follows it.

@@ -51,6 +51,10 @@ pub struct IngestOptions {
     /// nothing (docs/contract.md section 6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    /// `partition_by`: a new dataset's partitioning, comma-separated Iceberg transforms of
+    /// its columns such as `day(ts),bucket(16,id)` (docs/contract.md section 10).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<String>,
 }
 
 impl IngestdClient {
@@ -72,7 +76,7 @@ impl IngestdClient {
         }
     }
 
-    /// `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&schema_evolution=&max_rejects=&dry_run=` with a multipart body whose field
+    /// `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&schema_evolution=&max_rejects=&dry_run=&partition_by=` with a multipart body whose field
     /// `file` (named `filename`, `text/csv`) streams `file`, of exactly `length` bytes. The
     /// body's `Content-Length` is known in advance, so ingestd can refuse an upload over its
     /// cap before reading it; nothing of `file` is held in memory beyond reqwest's chunks.

@@ -34,6 +34,15 @@ pub enum ConvertError {
         /// What is wrong, for a human.
         reason: String,
     },
+    /// A partitioned upload holds more distinct partition values than the caller allows
+    /// (`max_partitions_per_upload`, docs/contract.md section 10; `limit_exceeded`, 400).
+    #[error(
+        "the upload holds more than max_partitions_per_upload = {max} distinct partition values"
+    )]
+    TooManyPartitions {
+        /// The limit.
+        max: u64,
+    },
     /// The input exceeds one of the [`ReadLimits`](crate::ReadLimits) (`limit_exceeded`, 400).
     #[error("csv exceeds {limit} = {max} at line {line}{}", column_suffix(*column))]
     LimitExceeded {

@@ -25,6 +25,7 @@ mod encode;
 mod error;
 mod hints;
 mod infer;
+mod partitioned;
 mod reading;
 mod rejects;
 mod sniff;
@@ -36,6 +37,7 @@ pub use compact::{CompactSink, CompactStats, RangeRead, compact};
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use hints::teaching_warnings;
+pub use partitioned::{PartitionSink, PartitionedConfig, Partitioner};
 pub use rejects::{REJECTS_HEADER, SetAside};
 pub use sniff::{SNIFF_CANDIDATES, SNIFF_RECORDS, sniff_delimiter, sniff_delimiter_prefix};
 pub use source::{ReadConfig, ReadLimits};
@@ -43,6 +45,7 @@ pub use source::{ReadConfig, ReadLimits};
 use lakehouse_api::Schema;
 use std::io::{Read, Write};
 use std::time::Duration;
+use write::Output;
 
 /// Rows per Arrow record batch built from the CSV (docs/contract.md section 5).
 pub const BATCH_ROWS: usize = 8192;
@@ -217,7 +220,7 @@ pub fn write_parquet<'a, R: Read, W: Write + Send>(
     schema: &Schema,
     out: W,
 ) -> Result<ParquetOutput> {
-    write::write_parquet(reader, options.into(), schema, out, false, false)
+    write::write_parquet(reader, options.into(), schema, Output::Serial(out), false)
         .map(|pass2| pass2.output)
 }
 
@@ -239,8 +242,14 @@ pub fn write_parquet_pipelined<'a, R: Read, W: Write + Send>(
     schema: &Schema,
     out: W,
 ) -> Result<(ParquetOutput, EncodeStats)> {
-    write::write_parquet(reader, options.into(), schema, out, true, false)
-        .map(|pass2| (pass2.output, pass2.stats))
+    write::write_parquet(
+        reader,
+        options.into(),
+        schema,
+        Output::Pipelined(out),
+        false,
+    )
+    .map(|pass2| (pass2.output, pass2.stats))
 }
 
 /// The schema a pass 2 is asked to prove while it writes ([`write_parquet_verified`]).
@@ -299,7 +308,8 @@ pub fn write_parquet_verified<'a, R: Read, W: Write + Send>(
         Expected::Inferred(schema) => (schema, true),
         Expected::Registered(schema) => (schema, false),
     };
-    match write::write_parquet(reader, options.into(), schema, out, true, verify_inference) {
+    let output = Output::Pipelined(out);
+    match write::write_parquet(reader, options.into(), schema, output, verify_inference) {
         Ok(pass2) if pass2.infers_schema || !verify_inference => Ok(Some(Verified {
             warnings: pass2.warnings,
             output: pass2.output,
@@ -308,6 +318,38 @@ pub fn write_parquet_verified<'a, R: Read, W: Write + Send>(
         Ok(_) | Err(ConvertError::SchemaDrift(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Pass 2 for a partitioned dataset (docs/contract.md section 10): writes the CSV with
+/// `schema` as [`write_parquet_pipelined`] does, but each partition's rows (as `partitioner`
+/// assigns them) into Parquet files of their own, given to `sink`: one per partition value,
+/// or several once a file reaches `config.target_file_bytes` (cut between row groups),
+/// with the rows of each file in their order in the CSV. Memory is bounded by
+/// `config.buffer_bytes` whatever the number of partitions. The files are a pure function
+/// of the input, options, schema, partitioner and `config`. An input with no row gives one
+/// empty file, as partition 0 (the partitioner numbered none).
+///
+/// The returned [`ParquetOutput::size_bytes`] is the sum of the files' sizes.
+///
+/// # Errors
+/// As [`write_parquet`], and the partitioner's own (for example
+/// [`ConvertError::TooManyPartitions`]). After an error the sink holds partial files that
+/// the caller must discard.
+pub fn write_parquet_partitioned<'a, R: Read>(
+    reader: R,
+    options: impl Into<ReadConfig<'a>>,
+    schema: &Schema,
+    partitioner: &mut dyn Partitioner,
+    sink: &mut dyn PartitionSink,
+    config: PartitionedConfig,
+) -> Result<(ParquetOutput, EncodeStats)> {
+    let output: Output<'_, std::io::Sink> = Output::Partitioned {
+        partitioner,
+        sink,
+        config,
+    };
+    write::write_parquet(reader, options.into(), schema, output, false)
+        .map(|pass2| (pass2.output, pass2.stats))
 }
 
 /// A guess of [`infer_schema`]'s result from the first bytes of a file, for

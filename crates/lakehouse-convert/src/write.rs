@@ -6,6 +6,7 @@ use crate::classify::{
 };
 use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
+use crate::partitioned::{PartitionSink, PartitionedConfig, Partitioner, partition_batches};
 use crate::reading::Reading;
 use crate::source::{Nulls, ReadConfig, Records};
 use crate::tokenize::Record;
@@ -522,15 +523,28 @@ pub(crate) struct Pass2 {
     pub infers_schema: bool,
 }
 
-/// Pass 2. `pipelined`: the CSV is parsed into record batches on the calling thread and
-/// encoded on a second (scoped) thread, through a bounded channel; the batches and their
-/// order are the same as on one thread, hence so are the bytes.
+/// Where pass 2's record batches go.
+pub(crate) enum Output<'s, W> {
+    /// One Parquet file, encoded on the calling thread.
+    Serial(W),
+    /// One Parquet file, encoded on a second (scoped) thread.
+    Pipelined(W),
+    /// A partitioned dataset's files ([`partition_batches`]), on a second thread.
+    Partitioned {
+        partitioner: &'s mut dyn Partitioner,
+        sink: &'s mut dyn PartitionSink,
+        config: PartitionedConfig,
+    },
+}
+
+/// Pass 2. Pipelined and partitioned ([`Output`]): the CSV is parsed into record batches on
+/// the calling thread and encoded on a second (scoped) thread, through a bounded channel;
+/// the batches and their order are the same as on one thread, hence so are the bytes.
 pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     reader: R,
     options: ReadConfig<'_>,
     schema: &Schema,
-    out: W,
-    pipelined: bool,
+    output: Output<'_, W>,
     verify_inference: bool,
 ) -> Result<Pass2> {
     let (mut records, header) = Records::open(reader, options)?;
@@ -584,11 +598,31 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         parse_time += started.elapsed();
         Ok(batch)
     };
-    let size_bytes = if pipelined {
+    let size_bytes = if let Output::Serial(out) = output {
+        let mut encoder = Encoder::new(arrow, writer_properties(), out)?;
+        while let Some(batch) = next_batch()? {
+            let started = Instant::now();
+            encoder.write(&batch)?;
+            encode_time += started.elapsed();
+        }
+        let started = Instant::now();
+        let written = encoder.finish()?;
+        encode_time += started.elapsed();
+        written
+    } else {
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PIPELINE_BATCHES);
             let arrow = &arrow;
-            let encoding = scope.spawn(move || encode_batches(arrow, writer_properties(), out, rx));
+            let encoding = scope.spawn(move || match output {
+                Output::Serial(out) | Output::Pipelined(out) => {
+                    encode_batches(arrow, writer_properties(), out, rx)
+                }
+                Output::Partitioned {
+                    partitioner,
+                    sink,
+                    config,
+                } => partition_batches(arrow, writer_properties(), partitioner, sink, config, rx),
+            });
             // A send fails only when the encoder stopped on an error, which `join` returns.
             let parsed = (|| -> Result<()> {
                 while let Some(batch) = next_batch()? {
@@ -608,17 +642,6 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
                 written
             })
         })?
-    } else {
-        let mut encoder = Encoder::new(arrow, writer_properties(), out)?;
-        while let Some(batch) = next_batch()? {
-            let started = Instant::now();
-            encoder.write(&batch)?;
-            encode_time += started.elapsed();
-        }
-        let started = Instant::now();
-        let written = encoder.finish()?;
-        encode_time += started.elapsed();
-        written
     };
     let stats = EncodeStats {
         parse: parse_time,

@@ -21,11 +21,12 @@ use crate::{AppState, IngestError, metrics};
 use bytes::Bytes;
 use lakehouse_api::{
     CompactResponse, DatasetName, ErrorCode, IngestMode, Manifest, ObjectKey, ObjectRef,
-    VersionRegisterRequest,
+    PartitionTuple, VersionRegisterRequest,
 };
 use lakehouse_client::{ClientError, StoragedClient};
 use lakehouse_convert::{CompactSink, RangeRead};
 use lakehouse_server::ApiError;
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,36 +49,44 @@ pub struct Limits {
     pub target_file_bytes: u64,
 }
 
-/// The live files of `manifest` worth compacting: maximal contiguous runs of two or more
-/// files smaller than `min_file_bytes`, whose rewrite into files of `target_file_bytes`
-/// leaves fewer files than the run had. In version order.
+/// The live files of `manifest` worth compacting: per partition (docs/contract.md section
+/// 10; an unpartitioned dataset is one partition), maximal runs of two or more of its files
+/// smaller than `min_file_bytes`, contiguous among the partition's files, whose rewrite into
+/// files of `target_file_bytes` leaves fewer files than the run had. Ordered by their first
+/// file's place in the version.
 pub fn plan_runs(manifest: &Manifest, limits: Limits) -> Vec<Vec<ObjectRef>> {
     let target = limits.target_file_bytes.max(1);
     let worth = |run: &Vec<ObjectRef>| {
         let bytes: u64 = run.iter().map(|o| o.size).sum();
         run.len() >= 2 && bytes.div_ceil(target) < run.len() as u64
     };
-    let mut runs = Vec::new();
-    let mut run: Vec<ObjectRef> = Vec::new();
-    for object in &manifest.objects {
+    // Each partition's run in progress, with the place of its first file.
+    let mut open: HashMap<Option<&PartitionTuple>, (usize, Vec<ObjectRef>)> = HashMap::new();
+    let mut runs: Vec<(usize, Vec<ObjectRef>)> = Vec::new();
+    for (i, object) in manifest.objects.iter().enumerate() {
+        let partition = object.partition.as_ref();
         if object.size < limits.min_file_bytes {
-            run.push(object.clone());
-        } else if !run.is_empty() {
-            runs.push(std::mem::take(&mut run));
+            open.entry(partition)
+                .or_insert_with(|| (i, Vec::new()))
+                .1
+                .push(object.clone());
+        } else if let Some(run) = open.remove(&partition) {
+            runs.push(run);
         }
     }
-    runs.push(run);
-    runs.retain(worth);
-    runs
+    runs.extend(open.into_values());
+    runs.sort_by_key(|(first, _)| *first);
+    runs.into_iter().map(|(_, run)| run).filter(worth).collect()
 }
 
-/// How many live files of `manifest` are smaller than `min_file_bytes`.
+/// The most live files of `manifest` smaller than `min_file_bytes` in one partition (all of
+/// them, unpartitioned): what `compact_after_files` is compared with.
 pub fn small_files(manifest: &Manifest, min_file_bytes: u64) -> usize {
-    manifest
-        .objects
-        .iter()
-        .filter(|o| o.size < min_file_bytes)
-        .count()
+    let mut counts: HashMap<Option<&PartitionTuple>, usize> = HashMap::new();
+    for object in manifest.objects.iter().filter(|o| o.size < min_file_bytes) {
+        *counts.entry(object.partition.as_ref()).or_default() += 1;
+    }
+    counts.into_values().max().unwrap_or(0)
 }
 
 /// Runs a compaction of `request.name`'s latest version: each run of [`plan_runs`]
@@ -226,6 +235,7 @@ async fn rewrite(
         pending: None,
         written: Vec::new(),
         failure: None,
+        partition: run.first().and_then(|o| o.partition.clone()),
     };
     let schema = latest.schema.clone();
     let target = limits.target_file_bytes;
@@ -281,7 +291,7 @@ async fn commit_run(
         schema_evolution: None,
         dry_run: request.dry_run,
         replaces: run.iter().map(|o| o.key.clone()).collect(),
-        partition_spec: None,
+        partition_spec: latest.partition_spec.clone(),
     };
     match state
         .inner
@@ -362,6 +372,8 @@ struct Outputs {
     written: Vec<ObjectRef>,
     /// storaged's failure, kept to be answered instead of the I/O error it caused.
     failure: Option<IngestError>,
+    /// The run's partition tuple, which every rewritten file keeps.
+    partition: Option<PartitionTuple>,
 }
 
 impl Outputs {
@@ -420,7 +432,7 @@ impl CompactSink for Outputs {
             sha256: stored.sha256,
             row_count: rows,
             rejects: None,
-            partition: None,
+            partition: self.partition.clone(),
         });
         Ok(())
     }

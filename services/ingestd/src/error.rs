@@ -205,6 +205,22 @@ pub enum IngestError {
         /// Versions this compaction committed before (earlier runs), ascending.
         committed: Vec<u64>,
     },
+    /// An ingest whose `partition_by` is not the one the dataset was made with (409
+    /// `partition_spec_mismatch`, docs/contract.md section 10), found before the body is
+    /// read.
+    #[error(
+        "dataset {name} is partitioned by {}, the request by {}; a dataset keeps the partition_by it was made with",
+        spec_text(.recorded.as_deref()),
+        spec_text(.requested.as_deref())
+    )]
+    PartitionSpecMismatch {
+        /// The dataset.
+        name: lakehouse_api::DatasetName,
+        /// Its canonical `partition_by`, `None` when unpartitioned.
+        recorded: Option<String>,
+        /// The request's.
+        requested: Option<String>,
+    },
     /// storaged or catalogd failed.
     #[error("{service} failed")]
     Upstream {
@@ -313,6 +329,15 @@ impl From<IngestError> for ApiError {
                 message,
                 json!({ "committed_versions": committed }),
             ),
+            IngestError::PartitionSpecMismatch {
+                name,
+                recorded,
+                requested,
+            } => ApiError::with_details(
+                ErrorCode::PartitionSpecMismatch,
+                message,
+                json!({ "name": name, "recorded": recorded, "requested": requested }),
+            ),
             IngestError::Upstream { service, source } => upstream_error(service, source),
         }
     }
@@ -329,6 +354,15 @@ impl IngestError {
             },
             other => other,
         }
+    }
+}
+
+/// How a partition spec is named in a message: its canonical `partition_by` in backquotes,
+/// or "nothing" for an unpartitioned dataset.
+fn spec_text(partition_by: Option<&str>) -> String {
+    match partition_by {
+        Some(text) => format!("`{text}`"),
+        None => "nothing (unpartitioned)".to_owned(),
     }
 }
 
@@ -370,6 +404,11 @@ fn convert_error(error: ConvertError) -> ApiError {
             message,
             json!({ "limit": limit, "max": max, "line": line, "column": column }),
         ),
+        ConvertError::TooManyPartitions { max } => ApiError::with_details(
+            ErrorCode::LimitExceeded,
+            message,
+            json!({ "limit": "max_partitions_per_upload", "max": max }),
+        ),
         ConvertError::InvalidHeader { column, .. } => ApiError::with_details(
             ErrorCode::InvalidHeader,
             message,
@@ -410,10 +449,12 @@ fn convert_error(error: ConvertError) -> ApiError {
 fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
     let code = error.code();
     match code {
-        ErrorCode::SchemaDrift | ErrorCode::Conflict => match error {
-            ClientError::Remote { body, .. } => ApiError::from(body),
-            other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
-        },
+        ErrorCode::SchemaDrift | ErrorCode::Conflict | ErrorCode::PartitionSpecMismatch => {
+            match error {
+                ClientError::Remote { body, .. } => ApiError::from(body),
+                other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
+            }
+        }
         code if code.is_retryable_upstream() => ApiError::new(
             ErrorCode::Unavailable,
             format!("{service} is unavailable: {error}"),

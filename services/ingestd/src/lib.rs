@@ -12,6 +12,7 @@ mod error;
 mod ingest;
 mod loads;
 pub mod metrics;
+mod partition;
 mod routes;
 pub mod sources;
 mod spool;
@@ -112,6 +113,14 @@ pub struct Config {
     /// bytes: a file is cut at the first row-group boundary at or past it. Larger files mean
     /// fewer files to open; smaller ones finer pruning and retries of less.
     pub target_file_bytes: u64,
+    /// A partitioned upload holding more distinct partition values than this is refused
+    /// (400 `limit_exceeded`, nothing stored; docs/contract.md section 10).
+    pub max_partitions_per_upload: u64,
+    /// Bytes of rows a partitioned upload keeps in memory, over all its partitions, before
+    /// it writes the largest out as row groups (docs/contract.md section 10): bounds its
+    /// memory whatever the number of partitions. Lower means smaller row groups when
+    /// partitions are many.
+    pub partition_buffer_bytes: u64,
 }
 
 impl Default for Config {
@@ -141,6 +150,8 @@ impl Default for Config {
             compact_after_files: 64,
             compact_min_file_bytes: 32 * 1024 * 1024,
             target_file_bytes: 128 * 1024 * 1024,
+            max_partitions_per_upload: 10_000,
+            partition_buffer_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -29,7 +29,12 @@ pub fn prepare_dir(dir: &Path) -> std::io::Result<()> {
             .to_string_lossy()
             .starts_with(SPOOL_PREFIX)
         {
-            let _ = std::fs::remove_file(entry.path());
+            // A partitioned upload's directory of files, or a spool file.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            } else {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
     Ok(())
@@ -45,6 +50,18 @@ pub fn new_file(dir: &Path, suffix: &str) -> Result<NamedTempFile, IngestError> 
         .prefix(SPOOL_PREFIX)
         .suffix(suffix)
         .tempfile_in(dir)
+        .map_err(IngestError::Spool)
+}
+
+/// A new spool directory in `dir` (a partitioned upload's files, docs/contract.md section
+/// 10), removed with everything in it when the returned handle is dropped.
+///
+/// # Errors
+/// When the directory cannot be created.
+pub fn new_dir(dir: &Path) -> Result<tempfile::TempDir, IngestError> {
+    tempfile::Builder::new()
+        .prefix(SPOOL_PREFIX)
+        .tempdir_in(dir)
         .map_err(IngestError::Spool)
 }
 

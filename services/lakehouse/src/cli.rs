@@ -218,6 +218,13 @@ pub struct IngestArgs {
     /// refusal), writing nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Partition a new dataset: comma-separated transforms of its columns, `col`,
+    /// `year(col)`, `month(col)`, `day(col)`, `hour(col)`, `bucket(N,col)`,
+    /// `truncate(W,col)`, e.g. `day(ts),bucket(16,id)`. Each upload then writes one file
+    /// per partition value, and engines skip the files a filter rules out. Kept by every
+    /// later upload.
+    #[arg(long, value_name = "SPEC")]
+    pub partition_by: Option<String>,
 }
 
 /// Arguments of `lakehouse load`: the source, the pattern and the `/loads` options.
@@ -254,6 +261,9 @@ pub struct LoadArgs {
     /// As `ingest --max-rejects`, per file.
     #[arg(long, value_name = "N")]
     pub max_rejects: Option<u64>,
+    /// As `ingest --partition-by`, when the first file makes the dataset.
+    #[arg(long, value_name = "SPEC")]
+    pub partition_by: Option<String>,
 }
 
 /// `load --mode`.

@@ -212,6 +212,7 @@ async fn ingest(
         schema_evolution: args.schema_evolution.map(Into::into),
         max_rejects: args.max_rejects,
         dry_run: args.dry_run.then_some(true),
+        partition_by: args.partition_by,
     };
     let progress = UploadProgress::new(length);
     let chunks = progress.track(tokio_util::io::ReaderStream::with_capacity(
@@ -248,6 +249,7 @@ async fn load(
         max_rejects: args.max_rejects,
         decimal_separator: None,
         date_order: None,
+        partition_by: args.partition_by,
     };
     let progress = LoadProgress::new();
     let finished = if progress.is_drawn() {

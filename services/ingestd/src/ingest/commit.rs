@@ -1,8 +1,9 @@
 //! The last stage: the Parquet object committed in storaged and checked, the rejects stored,
 //! the version registered with catalogd (docs/contract.md sections 1 and 6).
 
+use super::partitioned::store_partitioned;
 use super::rejects::{PendingRejects, store_rejects};
-use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Settled};
+use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Settled, Written};
 use crate::upload::ParquetUpload;
 use crate::{AppState, IngestError};
 use lakehouse_api::{
@@ -27,23 +28,16 @@ pub(super) async fn commit(
     let Settled {
         pass1,
         encoded,
-        parquet_upload,
+        written,
         speculation_hit,
         guess_ms,
         speculation_wait_ms,
         pass2_ms,
     } = settled;
     let plan_was_new = plan.current.is_none();
-    let parquet_size = encoded.output.size_bytes;
     let row_count = encoded.output.row_count;
 
     let fingerprint = pass1.schema.fingerprint();
-    // The Parquet went to storaged while it was encoded: end its body, take the answer.
-    let put_started = Instant::now();
-    let (key, parquet_sha256) =
-        commit_parquet(&request.name, &fingerprint, parquet_upload, parquet_size).await?;
-    let put_ms = put_started.elapsed().as_millis();
-
     // The records set aside go next to the data, content-addressed, before the register
     // that names them (a failure leaves them an orphan for GC, like the Parquet).
     let rejects = match set_aside {
@@ -52,26 +46,50 @@ pub(super) async fn commit(
         }
         None => None,
     };
+    let put_started = Instant::now();
+    let (objects, partition_spec) = match written {
+        // The Parquet went to storaged while it was encoded: end its body, take the answer.
+        Written::Single(parquet_upload) => {
+            let parquet_size = encoded.output.size_bytes;
+            let (key, sha256) =
+                commit_parquet(&request.name, &fingerprint, parquet_upload, parquet_size).await?;
+            let object = ObjectRef {
+                key,
+                size: parquet_size,
+                sha256,
+                row_count,
+                rejects: rejects.clone(),
+                partition: None,
+            };
+            (vec![object], None)
+        }
+        Written::Partitioned(files) => {
+            let objects = store_partitioned(
+                &plan.destination,
+                &request.name,
+                &pass1.schema,
+                &files,
+                rejects.clone(),
+                state.inner.storaged_idle(),
+            )
+            .await?;
+            (objects, Some(files.spec.clone()))
+        }
+    };
+    let put_ms = put_started.elapsed().as_millis();
 
     let register_started = Instant::now();
-    let object = ObjectRef {
-        key: key.clone(),
-        size: parquet_size,
-        sha256: parquet_sha256,
-        row_count,
-        rejects: rejects.clone(),
-        partition: None,
-    };
     let (csv_bytes, receive_ms, hash_ms) = (csv.size, csv.receive_ms, csv.hash_ms);
-    let register = register_request(
+    let mut register = register_request(
         request,
         plan.options,
         csv,
         &pass1,
         &encoded,
         fingerprint,
-        object,
+        objects.clone(),
     );
+    register.partition_spec = partition_spec;
     let registered = state
         .inner
         .catalogd
@@ -95,12 +113,17 @@ pub(super) async fn commit(
         register_ms: register_started.elapsed().as_millis(),
     };
     report(request, &encoded, &registered, &stages);
+    let first = objects.first();
     Ok(IngestResponse {
         manifest: registered.manifest,
         existing: registered.existing,
         row_count,
-        parquet_key: key,
-        parquet_size,
+        parquet_key: first.map(|o| o.key.clone()).unwrap_or(
+            // Never empty: a pass writes at least one file.
+            ObjectKey::parquet_dir(&request.name, &pass1.schema.fingerprint()),
+        ),
+        parquet_size: first.map_or(0, |o| o.size),
+        objects,
         schema: pass1.schema,
         warnings: {
             let mut warnings = pass1.warnings;
@@ -112,7 +135,6 @@ pub(super) async fn commit(
         columns: encoded.output.columns,
         rejects,
         dry_run: request.dry_run,
-        objects: Vec::new(),
     })
 }
 
@@ -153,13 +175,13 @@ fn register_request(
     pass1: &Pass1Output,
     encoded: &Encoded,
     fingerprint: SchemaFingerprint,
-    object: ObjectRef,
+    objects: Vec<ObjectRef>,
 ) -> VersionRegisterRequest {
     VersionRegisterRequest {
         replaces: Vec::new(),
         schema_fingerprint: fingerprint,
         schema: pass1.schema.clone(),
-        objects: vec![object],
+        objects,
         mode: request.mode,
         source: Source {
             filename: request.filename.clone(),

@@ -17,6 +17,7 @@
 //! and [`commit`] (storing and registering).
 
 mod commit;
+mod partitioned;
 mod passes;
 mod plan;
 mod rejects;
@@ -62,8 +63,9 @@ impl Ingest {
     pub async fn begin(state: &AppState, request: IngestRequest) -> Result<Ingest, IngestError> {
         let plan = plan(state, &request).await?;
         // With rejects allowed, bad records are set aside before any pass reads the upload
-        // ([`set_aside`]), so nothing is speculated while it arrives.
-        let (tap, speculative) = if plan.max_rejects > 0 {
+        // ([`set_aside`]), so nothing is speculated while it arrives; a partitioned
+        // dataset's pass 2 runs over the spool file ([`partitioned`]).
+        let (tap, speculative) = if plan.max_rejects > 0 || plan.partition.is_some() {
             no_speculation()
         } else {
             start_speculative(state, &request.name, &plan)
@@ -217,11 +219,19 @@ struct CsvFacts {
 struct Settled {
     pass1: Pass1Output,
     encoded: Encoded,
-    parquet_upload: ParquetUpload,
+    written: Written,
     speculation_hit: bool,
     guess_ms: u128,
     speculation_wait_ms: u128,
     pass2_ms: u128,
+}
+
+/// Where pass 2's Parquet is.
+enum Written {
+    /// One object, its POST to storaged still open (committed by [`commit`]).
+    Single(ParquetUpload),
+    /// A partitioned dataset's files, in the spool (stored by [`commit`]).
+    Partitioned(partitioned::PartitionedFiles),
 }
 
 /// What pass 1 found: the schema to write with, the header warnings, and its busy time.

@@ -3,9 +3,9 @@
 //! docs/contract.md section 3) and pass 2 over the spool file.
 
 use super::speculative::Speculative;
-use super::{DateOrders, Encoded, Pass1Output, Plan, Settled, parquet_dir};
+use super::{DateOrders, Encoded, Pass1Output, Plan, Settled, Written, parquet_dir};
 use crate::spool::Spooled;
-use crate::upload::{self, ChunkSender, ParquetUpload};
+use crate::upload::{self, ChunkSender};
 use crate::{AppState, IngestError};
 use lakehouse_api::{CsvOptions, DatasetName, Schema, SchemaDriftDetails, SchemaEvolution};
 use lakehouse_client::trace::bind;
@@ -30,10 +30,10 @@ pub(super) async fn settle(
     let pass2_started = Instant::now();
     let (speculated, parquet_upload) = speculative.handle.await.map_err(IngestError::Task)?;
     let speculation_wait_ms = pass2_started.elapsed().as_millis();
-    let settled = |pass1, encoded, parquet_upload, speculation_hit, guess_ms| Settled {
+    let settled = |pass1, encoded, written, speculation_hit, guess_ms| Settled {
         pass1,
         encoded,
-        parquet_upload,
+        written,
         speculation_hit,
         guess_ms,
         speculation_wait_ms,
@@ -67,7 +67,7 @@ pub(super) async fn settle(
             Ok(settled(
                 pass1,
                 hit.encoded,
-                parquet_upload,
+                Written::Single(parquet_upload),
                 true,
                 hit.guess_ms,
             ))
@@ -81,9 +81,9 @@ pub(super) async fn settle(
             if let Err(csv) = speculated {
                 return Err(IngestError::Convert(csv));
             }
-            let (pass1, encoded, parquet_upload) =
+            let (pass1, encoded, written) =
                 both_passes(state, name, plan, upload, storaged_failed).await?;
-            Ok(settled(pass1, encoded, parquet_upload, false, 0))
+            Ok(settled(pass1, encoded, written, false, 0))
         }
     }
 }
@@ -98,7 +98,7 @@ async fn both_passes(
     plan: &Plan,
     upload: Spooled,
     storaged_failed: Option<IngestError>,
-) -> Result<(Pass1Output, Encoded, ParquetUpload), IngestError> {
+) -> Result<(Pass1Output, Encoded, Written), IngestError> {
     let inner = &state.inner;
     let limits = plan.limits;
     let path = upload.file.path().to_owned();
@@ -123,6 +123,9 @@ async fn both_passes(
     .map_err(IngestError::Task)??;
     if let Some(error) = storaged_failed {
         return Err(error);
+    }
+    if let Some(by) = &plan.partition {
+        return partitioned_pass2(state, plan, by, upload, pass1).await;
     }
     let (out, parquet_upload) = upload::start(
         &plan.destination,
@@ -154,11 +157,64 @@ async fn both_passes(
     match encoded {
         Ok((encoded, taught)) => {
             pass1.warnings.extend(taught);
-            Ok((pass1, encoded, parquet_upload))
+            Ok((pass1, encoded, Written::Single(parquet_upload)))
         }
         // storaged's own failure, if that is what stopped pass 2, says more.
         Err(e) => Err(parquet_upload.abort().await.unwrap_or(e)),
     }
+}
+
+/// Pass 2 of a partitioned dataset over the spool file, after pass 1
+/// ([`super::partitioned::encode_partitioned`]), with the teaching warnings of a new
+/// dataset.
+///
+/// # Errors
+/// [`IngestError::InvalidOption`] when `partition_by` does not fit the schema pass 1
+/// settled (a new dataset: nothing is stored), and those of
+/// [`super::partitioned::encode_partitioned`].
+async fn partitioned_pass2(
+    state: &AppState,
+    plan: &Plan,
+    by: &lakehouse_iceberg::PartitionBy,
+    upload: Spooled,
+    mut pass1: Pass1Output,
+) -> Result<(Pass1Output, Encoded, Written), IngestError> {
+    let spec = by
+        .spec(&pass1.schema)
+        .map_err(|e| IngestError::InvalidOption {
+            option: "partition_by",
+            reason: e.to_string(),
+        })?;
+    let task_options = CsvOptions {
+        delimiter: pass1.delimiter,
+        date_orders: pass1.date_orders.clone(),
+        ..plan.options.clone()
+    };
+    let (limits, max_csv_bytes, sniff) = (plan.limits, plan.max_csv_bytes, plan.sniff);
+    let schema = pass1.schema.clone();
+    let new_dataset = plan.current.is_none();
+    let config = state.config().clone();
+    let (encoded, files, taught) = tokio::task::spawn_blocking(bind(move || {
+        let read = ReadConfig::new(&task_options, limits).sniffed(sniff);
+        let (encoded, files) = super::partitioned::encode_partitioned(
+            &upload,
+            read,
+            max_csv_bytes,
+            &schema,
+            spec,
+            &config,
+        )?;
+        let taught = if new_dataset {
+            crate::teach::teaching_warnings(&upload, read, max_csv_bytes, &schema)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, IngestError>((encoded, files, taught))
+    }))
+    .await
+    .map_err(IngestError::Task)??;
+    pass1.warnings.extend(taught);
+    Ok((pass1, encoded, Written::Partitioned(files)))
 }
 
 /// Pass 1 over the spool file (when the verified pass did not prove its schema). Blocking.

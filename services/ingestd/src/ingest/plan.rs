@@ -35,6 +35,8 @@ pub struct IngestRequest {
     pub max_rejects: u64,
     /// `dry_run`: check and answer, write nothing (docs/contract.md section 6).
     pub dry_run: bool,
+    /// `partition_by`, when given (docs/contract.md section 10).
+    pub partition_by: Option<lakehouse_iceberg::PartitionBy>,
     /// Multipart `filename` of the `file` field, when sent.
     pub filename: Option<String>,
     /// The source file a load reads (docs/contract.md section 12), recorded in the version.
@@ -77,6 +79,9 @@ pub(super) struct Plan {
     pub(super) evolution: Option<SchemaEvolution>,
     /// `max_rejects` of the request.
     pub(super) max_rejects: u64,
+    /// The partitioning the upload is written with (docs/contract.md section 10): the
+    /// dataset's recorded one, else the request's for a new dataset; `None` unpartitioned.
+    pub(super) partition: Option<lakehouse_iceberg::PartitionBy>,
 }
 
 /// Reads the dataset's current manifest from catalogd, before the body is read, so that the
@@ -104,6 +109,7 @@ pub(super) async fn plan(state: &AppState, request: &IngestRequest) -> Result<Pl
         max_record_bytes: config.max_record_bytes,
     };
     let options = request.options(current.as_ref());
+    let partition = partitioning(request, current.as_ref())?;
     let sniff = current.is_none() && request.delimiter.is_none();
     let destination = if request.dry_run {
         Destination::Nowhere
@@ -120,5 +126,41 @@ pub(super) async fn plan(state: &AppState, request: &IngestRequest) -> Result<Pl
         destination,
         evolution: request.schema_evolution,
         max_rejects: request.max_rejects,
+        partition,
     })
+}
+
+/// The partitioning of an upload (docs/contract.md section 10): an existing dataset's
+/// recorded `partition_by`, which a request may repeat but not change; a new dataset's
+/// from the request. Checked before the body is read.
+///
+/// # Errors
+/// [`IngestError::PartitionSpecMismatch`] for another `partition_by` than the recorded one
+/// (an unpartitioned dataset included).
+fn partitioning(
+    request: &IngestRequest,
+    current: Option<&Manifest>,
+) -> Result<Option<lakehouse_iceberg::PartitionBy>, IngestError> {
+    let Some(current) = current else {
+        return Ok(request.partition_by.clone());
+    };
+    let recorded = current
+        .partition_spec
+        .as_ref()
+        .map(|spec| spec.partition_by.clone());
+    let requested = request.partition_by.as_ref().map(ToString::to_string);
+    if requested.is_some() && requested != recorded {
+        return Err(IngestError::PartitionSpecMismatch {
+            name: request.name.clone(),
+            recorded,
+            requested,
+        });
+    }
+    recorded
+        .map(|text| lakehouse_iceberg::PartitionBy::parse(&text))
+        .transpose()
+        .map_err(|e| IngestError::InvalidOption {
+            option: "partition_by",
+            reason: format!("the dataset's recorded partition_by does not parse: {e}"),
+        })
 }

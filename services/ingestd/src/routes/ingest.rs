@@ -1,5 +1,5 @@
 //! `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&decimal_separator=`
-//! `&date_order=&schema_evolution=&max_rejects=&dry_run=` (docs/contract.md sections 6 and 14). Any
+//! `&date_order=&schema_evolution=&max_rejects=&dry_run=&partition_by=` (docs/contract.md sections 6 and 14). Any
 //! other parameter is a 400 `invalid_option` naming the closest known one
 //! ([`lakehouse_server::options`]), before the body is read.
 
@@ -61,6 +61,12 @@ pub struct IngestParams {
     /// section 6).
     #[param(value_type = Option<bool>)]
     pub(crate) dry_run: Option<String>,
+    /// A new dataset's partitioning (docs/contract.md section 10): comma-separated Iceberg
+    /// transforms of its columns, `col` or `identity(col)`, `year(col)`, `month(col)`,
+    /// `day(col)`, `hour(col)`, `bucket(N,col)`, `truncate(W,col)`, e.g.
+    /// `day(ts),bucket(16,id)`. Kept by every later upload; another one on an existing
+    /// dataset is a 409 `partition_spec_mismatch`.
+    pub(crate) partition_by: Option<String>,
 }
 
 /// The multipart body of `POST /ingest`.
@@ -149,9 +155,18 @@ impl IngestParams {
                 });
             }
         };
+        let partition_by = self
+            .partition_by
+            .map(|text| lakehouse_iceberg::PartitionBy::parse(&text))
+            .transpose()
+            .map_err(|e| IngestError::InvalidOption {
+                option: "partition_by",
+                reason: e.to_string(),
+            })?;
         Ok(IngestRequest {
             name,
             mode,
+            partition_by,
             delimiter,
             null_values,
             encoding,

@@ -68,6 +68,7 @@ fn plan(state: &AppState, request: LoadCreateRequest) -> Result<LoadPlan, Ingest
         decimal_separator: request.decimal_separator,
         date_order: request.date_order,
         dry_run: None,
+        partition_by: request.partition_by,
     }
     .validate()?;
     let source = state.inner.sources.get(&request.source)?;

@@ -1,0 +1,232 @@
+//! Pass 2 of a partitioned dataset and the storing of its files (docs/contract.md section
+//! 10, "Partitioned datasets"): the spooled CSV is written as one Parquet file per
+//! partition value (several past `target_file_bytes`) into a spool directory of its own
+//! ([`encode_partitioned`]), then each file goes to storaged, content-addressed, as the
+//! upload's objects, in partition order ([`store_partitioned`]).
+
+use super::Encoded;
+use crate::partition::{RowPartitioner, SpoolSink, SpooledFile};
+use crate::spool::Spooled;
+use crate::upload::{self, Destination};
+use crate::{Config, IngestError};
+use lakehouse_api::{
+    DatasetName, ObjectKey, ObjectRef, PartitionScalar, PartitionSpec, PartitionTuple, RejectsRef,
+    Schema,
+};
+use lakehouse_convert::{PartitionedConfig, ReadConfig};
+use std::cmp::Ordering;
+use std::time::Duration;
+
+/// Partition files stored at once, at most.
+const FILES_IN_FLIGHT: usize = 4;
+
+/// A partitioned pass 2's files, waiting in their spool directory (removed when this is
+/// dropped, whatever the outcome).
+pub(super) struct PartitionedFiles {
+    /// The spec they were written with.
+    pub(super) spec: PartitionSpec,
+    /// Each file with its partition tuple, in partition order (then file number).
+    files: Vec<(SpooledFile, PartitionTuple)>,
+    _dir: tempfile::TempDir,
+}
+
+/// Pass 2 over the spool file for a partitioned dataset: the upload's rows written with
+/// `schema` into one Parquet file per partition value of `spec` (docs/contract.md section
+/// 10), in a new directory of the spool. Blocking.
+///
+/// # Errors
+/// [`IngestError::Convert`] (bad CSV, [`lakehouse_convert::ConvertError::TooManyPartitions`]
+/// past `max_partitions_per_upload`), [`IngestError::InvalidOption`] when `spec` does not
+/// bind to `schema`, [`IngestError::Spool`].
+pub(super) fn encode_partitioned(
+    upload: &Spooled,
+    read: ReadConfig<'_>,
+    max_csv_bytes: u64,
+    schema: &Schema,
+    spec: PartitionSpec,
+    config: &Config,
+) -> Result<(Encoded, PartitionedFiles), IngestError> {
+    let mut partitioner = RowPartitioner::new(&spec, schema, config.max_partitions_per_upload)
+        .map_err(|reason| IngestError::InvalidOption {
+            option: "partition_by",
+            reason,
+        })?;
+    let dir = crate::spool::new_dir(&config.spool_dir)?;
+    let mut sink = SpoolSink::new(dir.path());
+    let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
+    let csv = lakehouse_convert::decode(csv, read.csv.encoding, max_csv_bytes)?;
+    let limits = PartitionedConfig {
+        buffer_bytes: usize::try_from(config.partition_buffer_bytes).unwrap_or(usize::MAX),
+        target_file_bytes: config.target_file_bytes.max(1),
+    };
+    let (output, stats) = lakehouse_convert::write_parquet_partitioned(
+        csv,
+        read,
+        schema,
+        &mut partitioner,
+        &mut sink,
+        limits,
+    )?;
+    let tuples = partitioner.into_tuples();
+    // Partition 0 of an upload with no row has no tuple: its empty file is the null one.
+    let null_tuple: PartitionTuple = vec![None; spec.fields.len()];
+    let mut files: Vec<(SpooledFile, PartitionTuple)> = sink
+        .done
+        .into_iter()
+        .map(|file| {
+            let tuple = tuples
+                .get(file.partition as usize)
+                .cloned()
+                .unwrap_or_else(|| null_tuple.clone());
+            (file, tuple)
+        })
+        .collect();
+    files.sort_by(|(a, ta), (b, tb)| compare_tuples(ta, tb).then(a.file.cmp(&b.file)));
+    Ok((
+        Encoded { output, stats },
+        PartitionedFiles {
+            spec,
+            files,
+            _dir: dir,
+        },
+    ))
+}
+
+/// The order of partition tuples: field by field, null first, then by value (numbers
+/// numerically, strings by their bytes).
+fn compare_tuples(a: &PartitionTuple, b: &PartitionTuple) -> Ordering {
+    let rank = |v: &Option<PartitionScalar>| match v {
+        None => 0,
+        Some(PartitionScalar::Bool(_)) => 1,
+        Some(PartitionScalar::Int(_)) => 2,
+        Some(PartitionScalar::Float(_)) => 3,
+        Some(PartitionScalar::Str(_)) => 4,
+    };
+    for (x, y) in a.iter().zip(b) {
+        let order = match (x, y) {
+            (Some(PartitionScalar::Bool(x)), Some(PartitionScalar::Bool(y))) => x.cmp(y),
+            (Some(PartitionScalar::Int(x)), Some(PartitionScalar::Int(y))) => x.cmp(y),
+            (Some(PartitionScalar::Float(x)), Some(PartitionScalar::Float(y))) => x.total_cmp(y),
+            (Some(PartitionScalar::Str(x)), Some(PartitionScalar::Str(y))) => x.cmp(y),
+            _ => rank(x).cmp(&rank(y)),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Stores every file of `files` in storaged (or, for a dry run, only hashes it), at most
+/// [`FILES_IN_FLIGHT`] at once, each content-addressed under the schema's directory, and
+/// checks what storaged stored against the hash taken while it was written. Returns the
+/// objects in partition order; the first carries `rejects`.
+///
+/// # Errors
+/// [`IngestError::Upstream`], [`IngestError::StoragedStalled`],
+/// [`IngestError::StoredObject`], [`IngestError::Spool`].
+pub(super) async fn store_partitioned(
+    destination: &Destination,
+    name: &DatasetName,
+    schema: &Schema,
+    files: &PartitionedFiles,
+    rejects: Option<RejectsRef>,
+    idle: Duration,
+) -> Result<Vec<ObjectRef>, IngestError> {
+    use futures::StreamExt;
+    let fingerprint = schema.fingerprint();
+    let dir = ObjectKey::parquet_dir(name, &fingerprint);
+    let mut puts = Vec::with_capacity(files.files.len());
+    for (file, tuple) in &files.files {
+        let object = ObjectRef {
+            key: ObjectKey::parquet_object(name, &fingerprint, &file.sha256),
+            size: file.size,
+            sha256: file.sha256.clone(),
+            row_count: file.rows,
+            rejects: None,
+            partition: Some(tuple.clone()),
+        };
+        puts.push(store_one(
+            destination.clone(),
+            dir.clone(),
+            file.path.clone(),
+            object,
+            idle,
+        ));
+    }
+    let stored: Vec<_> = futures::stream::iter(puts)
+        .buffered(FILES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut objects = stored.into_iter().collect::<Result<Vec<_>, _>>()?;
+    if let Some(first) = objects.first_mut() {
+        first.rejects = rejects;
+    }
+    Ok(objects)
+}
+
+/// Stores one partition file (`object` says what it must be stored as).
+async fn store_one(
+    destination: Destination,
+    dir: ObjectKey,
+    path: std::path::PathBuf,
+    object: ObjectRef,
+    idle: Duration,
+) -> Result<ObjectRef, IngestError> {
+    let (mut sender, put) = upload::start(
+        &destination,
+        dir,
+        upload::PARQUET_SUFFIX,
+        &tokio::runtime::Handle::current(),
+        idle,
+    );
+    let copied = tokio::task::spawn_blocking(move || {
+        let mut source = std::fs::File::open(path)?;
+        std::io::copy(&mut source, &mut sender)?;
+        std::io::Write::flush(&mut sender)
+    })
+    .await
+    .map_err(IngestError::Task)?;
+    if let Err(error) = copied {
+        return Err(put.abort().await.unwrap_or(IngestError::Spool(error)));
+    }
+    let (answer, _created) = put.commit().await?;
+    if answer.key != object.key || answer.size != object.size {
+        return Err(IngestError::StoredObject {
+            expected_key: object.key.to_string(),
+            stored_key: answer.key.to_string(),
+            sent_bytes: object.size,
+            stored_bytes: answer.size,
+        });
+    }
+    Ok(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuples_order_null_first_then_by_value() {
+        let int = |v| Some(PartitionScalar::Int(v));
+        let text = |v: &str| Some(PartitionScalar::Str(v.into()));
+        let mut tuples: Vec<PartitionTuple> = vec![
+            vec![int(3), text("b")],
+            vec![None, text("z")],
+            vec![int(-1), text("a")],
+            vec![int(3), text("a")],
+            vec![int(3), None],
+        ];
+        tuples.sort_by(compare_tuples);
+        assert_eq!(
+            tuples,
+            vec![
+                vec![None, text("z")],
+                vec![int(-1), text("a")],
+                vec![int(3), None],
+                vec![int(3), text("a")],
+                vec![int(3), text("b")],
+            ]
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! Partitioned datasets on the ingest side (docs/contract.md section 10, "Partitioned
+//! datasets"): which partition each row goes to ([`RowPartitioner`], the Iceberg transforms
+//! of `lakehouse_iceberg::transform` applied to Arrow columns), and where the partition
+//! files wait before they go to storaged ([`SpoolSink`], a spool directory).
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Float64Type, Int64Type, Time64MicrosecondType, TimestampMicrosecondType,
+};
+use arrow_array::{Array, RecordBatch};
+use lakehouse_api::{
+    ColumnType, PartitionScalar, PartitionSpec, PartitionTuple, Schema, Sha256Digest,
+};
+use lakehouse_convert::{ConvertError, PartitionSink, Partitioner};
+use lakehouse_iceberg::{PartitionBy, PartitionValue, Transform};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The partition of every row: the dataset's `partition_by` bound to its schema, and the
+/// distinct tuples seen so far, numbered in order of first appearance.
+pub struct RowPartitioner {
+    /// Per spec field: the source column's index and the transform.
+    fields: Vec<(usize, ColumnType, Transform)>,
+    /// A tuple's key bytes ([`RowPartitioner::key`]) to its index.
+    index: HashMap<Vec<u8>, u32>,
+    /// The tuples, by index.
+    tuples: Vec<PartitionTuple>,
+    /// `max_partitions_per_upload`.
+    max: u64,
+}
+
+impl RowPartitioner {
+    /// The partitioner of `spec` (a dataset's recorded or requested spec) over `schema`.
+    ///
+    /// # Errors
+    /// A reason when `spec` does not bind to `schema` (`PartitionBy::bind`'s message).
+    pub fn new(spec: &PartitionSpec, schema: &Schema, max: u64) -> Result<Self, String> {
+        let by = PartitionBy::parse(&spec.partition_by).map_err(|e| e.to_string())?;
+        by.bind(schema).map_err(|e| e.to_string())?;
+        let fields = by
+            .fields
+            .iter()
+            .map(|field| {
+                let position = schema
+                    .fields
+                    .iter()
+                    .position(|c| c.name == field.source)
+                    .unwrap_or_default();
+                (position, schema.fields[position].data_type, field.transform)
+            })
+            .collect();
+        Ok(RowPartitioner {
+            fields,
+            index: HashMap::new(),
+            tuples: Vec::new(),
+            max,
+        })
+    }
+
+    /// The distinct tuples, by index (what [`Partitioner::assign`] numbered).
+    pub fn into_tuples(self) -> Vec<PartitionTuple> {
+        self.tuples
+    }
+}
+
+/// One field's value of one row, borrowed from the batch.
+fn value_of(
+    column: &dyn Array,
+    ty: ColumnType,
+    transform: Transform,
+    row: usize,
+) -> Option<Scalar<'_>> {
+    if column.is_null(row) {
+        return None;
+    }
+    let value = match ty {
+        ColumnType::Int64 => transform.apply_i64(column.as_primitive::<Int64Type>().value(row)),
+        ColumnType::Time64 => {
+            transform.apply_i64(column.as_primitive::<Time64MicrosecondType>().value(row))
+        }
+        ColumnType::Timestamp | ColumnType::TimestampUtc => {
+            transform.apply_i64(column.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
+        ColumnType::Date32 => {
+            transform.apply_date(column.as_primitive::<Date32Type>().value(row))?
+        }
+        ColumnType::Utf8 => transform.apply_str(column.as_string::<i32>().value(row))?,
+        ColumnType::Bool => return Some(Scalar::Bool(column.as_boolean().value(row))),
+        ColumnType::Float64 => {
+            return Some(Scalar::Float(
+                column.as_primitive::<Float64Type>().value(row),
+            ));
+        }
+    };
+    Some(match value {
+        PartitionValue::Int(v) | PartitionValue::Date(v) => Scalar::Int(i64::from(v)),
+        PartitionValue::Long(v) => Scalar::Int(v),
+        PartitionValue::Str(s) => Scalar::Str(s),
+    })
+}
+
+/// A partition value borrowed from a batch.
+#[derive(Clone, Copy, PartialEq)]
+enum Scalar<'a> {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+impl Scalar<'_> {
+    /// Appends the value's key bytes: a tag, then the value (strings with their length, so
+    /// no two tuples share a key).
+    fn key(value: Option<Scalar<'_>>, out: &mut Vec<u8>) {
+        match value {
+            None => out.push(0),
+            Some(Scalar::Bool(b)) => out.extend_from_slice(&[1, u8::from(b)]),
+            Some(Scalar::Int(i)) => {
+                out.push(2);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            Some(Scalar::Float(f)) => {
+                out.push(3);
+                out.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+            Some(Scalar::Str(s)) => {
+                out.push(4);
+                out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+
+    fn owned(value: Option<Scalar<'_>>) -> Option<PartitionScalar> {
+        value.map(|value| match value {
+            Scalar::Bool(b) => PartitionScalar::Bool(b),
+            Scalar::Int(i) => PartitionScalar::Int(i),
+            Scalar::Float(f) => PartitionScalar::Float(f),
+            Scalar::Str(s) => PartitionScalar::Str(s.to_owned()),
+        })
+    }
+}
+
+impl Partitioner for RowPartitioner {
+    fn assign(&mut self, batch: &RecordBatch, out: &mut Vec<u32>) -> lakehouse_convert::Result<()> {
+        out.clear();
+        let columns: Vec<&dyn Array> = self
+            .fields
+            .iter()
+            .map(|(i, _, _)| batch.column(*i).as_ref())
+            .collect();
+        let mut key = Vec::new();
+        let mut previous: Option<(Vec<u8>, u32)> = None;
+        for row in 0..batch.num_rows() {
+            key.clear();
+            for (column, (_, ty, transform)) in columns.iter().zip(&self.fields) {
+                Scalar::key(value_of(*column, *ty, *transform, row), &mut key);
+            }
+            // Rows of one partition often come in runs: no lookup for a repeat.
+            if let Some((last, p)) = &previous
+                && *last == key
+            {
+                out.push(*p);
+                continue;
+            }
+            let p = match self.index.get(key.as_slice()) {
+                Some(p) => *p,
+                None => {
+                    if self.tuples.len() as u64 >= self.max {
+                        return Err(ConvertError::TooManyPartitions { max: self.max });
+                    }
+                    let p = self.tuples.len() as u32;
+                    let tuple = columns
+                        .iter()
+                        .zip(&self.fields)
+                        .map(|(column, (_, ty, transform))| {
+                            Scalar::owned(value_of(*column, *ty, *transform, row))
+                        })
+                        .collect();
+                    self.tuples.push(tuple);
+                    self.index.insert(key.clone(), p);
+                    p
+                }
+            };
+            out.push(p);
+            match &mut previous {
+                Some((last, last_p)) => {
+                    last.clone_from(&key);
+                    *last_p = p;
+                }
+                None => previous = Some((key.clone(), p)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A partition file waiting in the spool directory.
+#[derive(Debug)]
+pub struct SpooledFile {
+    /// Partition index ([`RowPartitioner`]'s numbering).
+    pub partition: u32,
+    /// Its number among the partition's files.
+    pub file: u32,
+    /// Where it is.
+    pub path: PathBuf,
+    /// Bytes.
+    pub size: u64,
+    /// Rows.
+    pub rows: u64,
+    /// SHA-256 of its bytes.
+    pub sha256: Sha256Digest,
+}
+
+/// The partition files of one upload, written into a spool directory of their own (removed
+/// with the [`tempfile::TempDir`] that holds it), each hashed as it is written.
+pub struct SpoolSink {
+    dir: PathBuf,
+    /// The file being written per (partition, file): its running hash.
+    open: HashMap<(u32, u32), Sha256>,
+    /// Files complete, in the order they were closed.
+    pub done: Vec<SpooledFile>,
+}
+
+impl SpoolSink {
+    /// A sink writing into `dir` (which exists and is empty).
+    pub fn new(dir: &Path) -> Self {
+        SpoolSink {
+            dir: dir.to_owned(),
+            open: HashMap::new(),
+            done: Vec::new(),
+        }
+    }
+
+    fn path(&self, partition: u32, file: u32) -> PathBuf {
+        self.dir.join(format!("p{partition}-{file}.parquet"))
+    }
+}
+
+impl PartitionSink for SpoolSink {
+    /// Opens the file for appending, writes, closes: no descriptor is held between row
+    /// groups, whatever the number of partitions.
+    fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()> {
+        let path = self.path(partition, file);
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        out.write_all(bytes)?;
+        self.open
+            .entry((partition, file))
+            .or_insert_with(Sha256::new)
+            .update(bytes);
+        Ok(())
+    }
+
+    fn finish(&mut self, partition: u32, file: u32, size: u64, rows: u64) -> io::Result<()> {
+        let hash = self.open.remove(&(partition, file)).unwrap_or_default();
+        self.done.push(SpooledFile {
+            partition,
+            file,
+            path: self.path(partition, file),
+            size,
+            rows,
+            sha256: Sha256Digest::from_bytes(hash.finalize().into()),
+        });
+        Ok(())
+    }
+}
