@@ -251,7 +251,7 @@ impl PartitionSink for SpoolSink {
         out.write_all(bytes)?;
         self.open
             .entry((partition, file))
-            .or_insert_with(Sha256::new)
+            .or_default()
             .update(bytes);
         Ok(())
     }
