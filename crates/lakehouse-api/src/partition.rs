@@ -68,6 +68,60 @@ impl std::hash::Hash for PartitionScalar {
     }
 }
 
+impl PartitionSpec {
+    /// A partition tuple for people: `name=value` per field, joined by `, `, each value as
+    /// its transform means it (docs/contract.md section 10): a day as `2024-02-29`, a month
+    /// as `2024-02`, a year as `2024`, an hour as `2024-02-29T13`, a timestamp identity in
+    /// RFC 3339, a bucket as its number, a string as it is, null as `null`. Panics: none.
+    pub fn label(&self, tuple: &PartitionTuple) -> String {
+        let mut out = String::new();
+        for (i, field) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&field.name);
+            out.push('=');
+            out.push_str(&field.value_label(tuple.get(i).and_then(Option::as_ref)));
+        }
+        out
+    }
+}
+
+impl PartitionSpecField {
+    /// One value of this field for people (see [`PartitionSpec::label`]). Panics: none.
+    pub fn value_label(&self, value: Option<&PartitionScalar>) -> String {
+        let Some(value) = value else {
+            return "null".to_owned();
+        };
+        let epoch = chrono::DateTime::UNIX_EPOCH;
+        let int = match value {
+            PartitionScalar::Int(i) => *i,
+            PartitionScalar::Bool(b) => return b.to_string(),
+            PartitionScalar::Float(f) => return f.to_string(),
+            PartitionScalar::Str(s) => return s.clone(),
+        };
+        let shown = match (self.transform.as_str(), self.result_type.as_str()) {
+            ("year", _) => Some(format!("{}", 1970 + int)),
+            ("month", _) => Some(format!(
+                "{:04}-{:02}",
+                1970 + int.div_euclid(12),
+                int.rem_euclid(12) + 1
+            )),
+            ("hour", _) => epoch
+                .checked_add_signed(chrono::TimeDelta::hours(int))
+                .map(|t| t.format("%Y-%m-%dT%H").to_string()),
+            (_, "date") => epoch
+                .checked_add_signed(chrono::TimeDelta::days(int))
+                .map(|t| t.format("%Y-%m-%d").to_string()),
+            (_, "timestamp" | "timestamptz") => epoch
+                .checked_add_signed(chrono::TimeDelta::microseconds(int))
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
+            _ => None,
+        };
+        shown.unwrap_or_else(|| int.to_string())
+    }
+}
+
 /// A data file's partition tuple: one value per field of the dataset's [`PartitionSpec`], in
 /// its order, `None` for null (docs/contract.md section 10: nulls go to the null partition).
 pub type PartitionTuple = Vec<Option<PartitionScalar>>;
@@ -75,6 +129,41 @@ pub type PartitionTuple = Vec<Option<PartitionScalar>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_read_as_the_transforms_mean() {
+        let field = |name: &str, transform: &str, result_type: &str| PartitionSpecField {
+            field_id: 1000,
+            name: name.into(),
+            source: "ts".into(),
+            transform: transform.into(),
+            result_type: result_type.into(),
+        };
+        let spec = PartitionSpec {
+            partition_by: "day(ts),month(ts),year(ts),hour(ts),bucket(4,id),region".into(),
+            fields: vec![
+                field("ts_day", "day", "date"),
+                field("ts_month", "month", "int"),
+                field("ts_year", "year", "int"),
+                field("ts_hour", "hour", "int"),
+                field("id_bucket", "bucket[4]", "int"),
+                field("region", "identity", "string"),
+            ],
+        };
+        let tuple = vec![
+            Some(PartitionScalar::Int(19_782)),
+            Some(PartitionScalar::Int(-1)),
+            Some(PartitionScalar::Int(54)),
+            Some(PartitionScalar::Int(-1)),
+            Some(PartitionScalar::Int(3)),
+            None,
+        ];
+        assert_eq!(
+            spec.label(&tuple),
+            "ts_day=2024-02-29, ts_month=1969-12, ts_year=2024, ts_hour=1969-12-31T23, \
+             id_bucket=3, region=null"
+        );
+    }
 
     #[test]
     fn tuples_are_json_arrays_of_plain_values() {

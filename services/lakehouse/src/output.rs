@@ -257,12 +257,39 @@ impl Render for IngestResponse {
             self.manifest.name.as_str(),
             self.manifest.version
         );
-        let _ = writeln!(
-            out,
-            "parquet  {} ({})",
-            self.parquet_key.as_str(),
-            HumanBytes(self.parquet_size)
-        );
+        match &self.manifest.partition_spec {
+            Some(spec) if !self.objects.is_empty() => {
+                let _ = writeln!(
+                    out,
+                    "parquet  {} file(s) in {} partition(s) of {}",
+                    self.objects.len(),
+                    distinct_partitions(&self.objects),
+                    spec.partition_by
+                );
+                for object in &self.objects {
+                    let label = object
+                        .partition
+                        .as_ref()
+                        .map(|t| spec.label(t))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "  {label}: {} rows, {} ({})",
+                        object.row_count,
+                        HumanBytes(object.size),
+                        object.key.as_str()
+                    );
+                }
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "parquet  {} ({})",
+                    self.parquet_key.as_str(),
+                    HumanBytes(self.parquet_size)
+                );
+            }
+        }
         let _ = writeln!(
             out,
             "dataset  {} rows in {} object(s), schema {}",
@@ -283,6 +310,15 @@ impl Render for IngestResponse {
         }
         out
     }
+}
+
+/// How many distinct partition tuples `objects` hold (docs/contract.md section 10).
+fn distinct_partitions(objects: &[lakehouse_api::ObjectRef]) -> usize {
+    objects
+        .iter()
+        .filter_map(|o| o.partition.as_ref())
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 impl Render for DatasetListResponse {
@@ -330,6 +366,14 @@ impl Render for Manifest {
         if let Some(filename) = &self.source.filename {
             let _ = writeln!(out, "source    {filename}");
         }
+        if let Some(spec) = &self.partition_spec {
+            let _ = writeln!(
+                out,
+                "partitioned by {} ({} partitions)",
+                spec.partition_by,
+                distinct_partitions(&self.objects)
+            );
+        }
         out.push('\n');
         let rows: Vec<Vec<String>> = self
             .schema
@@ -349,14 +393,23 @@ impl Render for Manifest {
             .objects
             .iter()
             .map(|o| {
-                vec![
+                let mut row = vec![
                     o.key.as_str().to_owned(),
                     o.row_count.to_string(),
                     o.size.to_string(),
-                ]
+                ];
+                if let (Some(spec), Some(tuple)) = (&self.partition_spec, &o.partition) {
+                    row.push(spec.label(tuple));
+                }
+                row
             })
             .collect();
-        out.push_str(&table(&["OBJECT", "ROWS", "BYTES"], &rows));
+        let header: &[&str] = if self.partition_spec.is_some() {
+            &["OBJECT", "ROWS", "BYTES", "PARTITION"]
+        } else {
+            &["OBJECT", "ROWS", "BYTES"]
+        };
+        out.push_str(&table(header, &rows));
         out
     }
 }

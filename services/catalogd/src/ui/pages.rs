@@ -174,6 +174,10 @@ pub fn dataset(view: &DatasetView, insight: &Insight, storaged_url: Option<&str>
             (chart(&view.versions, manifest.version))
             h2 { "Versions" }
             (versions_table(name, &view.versions, manifest.version))
+            @if let Some(spec) = &manifest.partition_spec {
+                h2 { "Partitions" }
+                (partitions_table(manifest, spec))
+            }
             h2 { "Objects" }
             (objects_table(manifest, storaged_url))
         },
@@ -214,6 +218,47 @@ fn facts(manifest: &Manifest) -> Markup {
             }
             @if let Some(filename) = &manifest.source.filename {
                 span class="muted" { "source" } span { (filename) }
+            }
+            @if let Some(spec) = &manifest.partition_spec {
+                span class="muted" { "partitioned by" } span class="mono" { (spec.partition_by) }
+            }
+        }
+    }
+}
+
+/// A partitioned version's files per partition value (docs/contract.md section 10): the
+/// partition as people read it, its files, rows and bytes, in the version's order.
+fn partitions_table(manifest: &Manifest, spec: &lakehouse_api::PartitionSpec) -> Markup {
+    let mut rows: Vec<(String, u64, u64, u64)> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for object in &manifest.objects {
+        let label = object
+            .partition
+            .as_ref()
+            .map_or_else(|| "(none)".to_owned(), |tuple| spec.label(tuple));
+        let i = *index.entry(label.clone()).or_insert_with(|| {
+            rows.push((label, 0, 0, 0));
+            rows.len() - 1
+        });
+        rows[i].1 += 1;
+        rows[i].2 += object.row_count;
+        rows[i].3 += object.size;
+    }
+    html! {
+        p class="muted" { (rows.len()) " partitions" }
+        div class="scroll" {
+            table id="partitions" {
+                thead { tr { th { "partition" } th { "files" } th { "rows" } th { "size" } } }
+                tbody {
+                    @for (label, files, row_count, bytes) in &rows {
+                        tr {
+                            td class="mono" { (label) }
+                            td class="num" { (files) }
+                            td class="num" { (count(*row_count)) }
+                            td class="num" { (size(*bytes)) }
+                        }
+                    }
+                }
             }
         }
     }
@@ -299,7 +344,11 @@ fn objects_table(manifest: &Manifest, storaged_url: Option<&str>) -> Markup {
     html! {
         div class="scroll" {
             table id="objects" {
-                thead { tr { th { "object" } th { "rows" } th { "size" } th { "set aside" } } }
+                thead { tr {
+                    th { "object" }
+                    @if manifest.partition_spec.is_some() { th { "partition" } }
+                    th { "rows" } th { "size" } th { "set aside" }
+                } }
                 tbody {
                     @for o in &manifest.objects {
                         tr {
@@ -307,6 +356,11 @@ fn objects_table(manifest: &Manifest, storaged_url: Option<&str>) -> Markup {
                                 @if let Some(base) = storaged_url {
                                     a href={ (base) "/objects/" (o.key.as_str()) } download { (o.key.as_str()) }
                                 } @else { (o.key.as_str()) }
+                            }
+                            @if let Some(spec) = &manifest.partition_spec {
+                                td class="mono" {
+                                    (o.partition.as_ref().map(|t| spec.label(t)).unwrap_or_default())
+                                }
                             }
                             td class="num" { (count(o.row_count)) }
                             td class="num" { (size(o.size)) }
