@@ -122,9 +122,15 @@ async fn a_dataset_by_day_and_bucket_writes_one_file_per_partition_and_appends_f
         .await;
     assert_eq!(status, 409, "{refused}");
     assert_eq!(refused["error"]["code"], "partition_spec_mismatch");
-    assert_eq!(refused["error"]["details"]["recorded"], "day(ts),bucket(4,id)");
+    assert_eq!(
+        refused["error"]["details"]["recorded"],
+        "day(ts),bucket(4,id)"
+    );
     assert_eq!(refused["error"]["details"]["requested"], "day(ts)");
-    assert_eq!(h.latest_manifest("events").await["version"], latest["version"]);
+    assert_eq!(
+        h.latest_manifest("events").await["version"],
+        latest["version"]
+    );
 }
 
 #[tokio::test]
@@ -168,14 +174,14 @@ async fn transforms_that_do_not_fit_are_400s_and_store_nothing() {
 
 #[tokio::test]
 async fn more_distinct_values_than_the_limit_is_a_400_with_nothing_stored() {
-    let h = Harness::start(&[(
-        "LAKEHOUSE_INGESTD__MAX_PARTITIONS_PER_UPLOAD",
-        "5".into(),
-    )]);
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__MAX_PARTITIONS_PER_UPLOAD", "5".into())]);
     let (status, body) = h.ingest("name=wide&partition_by=id", &csv(6)).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "limit_exceeded");
-    assert_eq!(body["error"]["details"]["limit"], "max_partitions_per_upload");
+    assert_eq!(
+        body["error"]["details"]["limit"],
+        "max_partitions_per_upload"
+    );
     assert!(h.stored_keys("datasets/wide").await.is_empty());
     let (status, body) = h.ingest("name=wide&partition_by=id", &csv(5)).await;
     assert_eq!(status, 200, "{body}");

@@ -1,0 +1,221 @@
+//! The partitioned pass 2 (docs/contract.md section 10, "Partitioned datasets"): every file
+//! holds one partition's rows in file order, the budget and the target size change only
+//! where files and row groups are cut, never the rows, and the same input and
+//! configuration give the same bytes.
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use bytes::Bytes;
+use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
+use lakehouse_convert::{
+    ConvertError, PartitionSink, PartitionedConfig, Partitioner, write_parquet_partitioned,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use std::collections::BTreeMap;
+
+/// Rows by `id % modulus`, numbered in order of first appearance, at most `max`.
+struct ByModulus {
+    modulus: i64,
+    seen: BTreeMap<i64, u32>,
+    /// The partition index of each residue, as assigned.
+    max: usize,
+}
+
+impl Partitioner for ByModulus {
+    fn assign(&mut self, batch: &RecordBatch, out: &mut Vec<u32>) -> lakehouse_convert::Result<()> {
+        out.clear();
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        for id in ids.values() {
+            let residue = id.rem_euclid(self.modulus);
+            let next = self.seen.len() as u32;
+            let p = *self.seen.entry(residue).or_insert(next);
+            if self.seen.len() > self.max {
+                return Err(ConvertError::TooManyPartitions {
+                    max: self.max as u64,
+                });
+            }
+            out.push(p);
+        }
+        Ok(())
+    }
+}
+
+/// Files kept in memory, by (partition, file number), with what `finish` said.
+#[derive(Default)]
+struct Memory {
+    files: BTreeMap<(u32, u32), Vec<u8>>,
+    finished: BTreeMap<(u32, u32), (u64, u64)>,
+}
+
+impl PartitionSink for Memory {
+    fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> std::io::Result<()> {
+        assert!(
+            !self.finished.contains_key(&(partition, file)),
+            "appended after finish"
+        );
+        self.files
+            .entry((partition, file))
+            .or_default()
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish(&mut self, partition: u32, file: u32, size: u64, rows: u64) -> std::io::Result<()> {
+        self.finished.insert((partition, file), (size, rows));
+        Ok(())
+    }
+}
+
+fn csv(rows: i64) -> Vec<u8> {
+    let mut out = String::from("id,name\n");
+    for id in 0..rows {
+        out.push_str(&format!("{id},name-{}\n", id * 7919 % 1000));
+    }
+    out.into_bytes()
+}
+
+fn schema() -> Schema {
+    Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Int64),
+            Field::new("name", ColumnType::Utf8),
+        ],
+    }
+}
+
+fn run(rows: i64, modulus: i64, config: PartitionedConfig) -> Memory {
+    let mut partitioner = ByModulus {
+        modulus,
+        seen: BTreeMap::new(),
+        max: 10_000,
+    };
+    let mut sink = Memory::default();
+    let options = CsvOptions::default();
+    let (output, _) = write_parquet_partitioned(
+        csv(rows).as_slice(),
+        &options,
+        &schema(),
+        &mut partitioner,
+        &mut sink,
+        config,
+    )
+    .expect("written");
+    assert_eq!(output.row_count, rows as u64);
+    let total: u64 = sink.files.values().map(|f| f.len() as u64).sum();
+    assert_eq!(output.size_bytes, total);
+    sink
+}
+
+/// Each file's ids, and its number of row groups.
+fn ids_of(file: &[u8]) -> (Vec<i64>, usize) {
+    let bytes = Bytes::copy_from_slice(file);
+    let groups = SerializedFileReader::new(bytes.clone())
+        .expect("a Parquet file")
+        .metadata()
+        .num_row_groups();
+    let mut ids = Vec::new();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader")
+    {
+        ids.extend(
+            batch
+                .expect("a batch")
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values(),
+        );
+    }
+    (ids, groups)
+}
+
+/// Every partition's ids, its files read in order.
+fn partitions(sink: &Memory) -> BTreeMap<u32, Vec<i64>> {
+    let mut out: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    for ((partition, _), file) in &sink.files {
+        out.entry(*partition).or_default().extend(ids_of(file).0);
+    }
+    out
+}
+
+const ROOMY: PartitionedConfig = PartitionedConfig {
+    buffer_bytes: 64 << 20,
+    target_file_bytes: 128 << 20,
+};
+
+#[test]
+fn each_partition_gets_its_rows_in_file_order() {
+    let sink = run(50_000, 7, ROOMY);
+    assert_eq!(sink.files.len(), 7, "one file per partition");
+    for ((partition, file), bytes) in &sink.files {
+        assert_eq!(
+            sink.finished[&(*partition, *file)],
+            (bytes.len() as u64, ids_of(bytes).0.len() as u64)
+        );
+    }
+    for (partition, ids) in partitions(&sink) {
+        // Partition indexes follow first appearance: id p is the first of residue p.
+        let expected: Vec<i64> = (0..50_000)
+            .filter(|id| id % 7 == i64::from(partition))
+            .collect();
+        assert_eq!(ids, expected);
+    }
+}
+
+#[test]
+fn a_tiny_budget_and_target_cut_row_groups_and_files_not_rows() {
+    let tight = PartitionedConfig {
+        buffer_bytes: 1,
+        target_file_bytes: 4_000,
+    };
+    let cut = run(50_000, 7, tight);
+    assert!(cut.files.len() > 7, "files cut: {}", cut.files.len());
+    assert_eq!(partitions(&cut), partitions(&run(50_000, 7, ROOMY)));
+    // Every file is a whole Parquet file, cut at a row-group boundary past the target.
+    for bytes in cut.files.values() {
+        let (ids, groups) = ids_of(bytes);
+        assert!(!ids.is_empty());
+        assert!(groups >= 1);
+    }
+}
+
+#[test]
+fn the_same_input_and_configuration_give_the_same_bytes() {
+    let config = PartitionedConfig {
+        buffer_bytes: 100_000,
+        target_file_bytes: 50_000,
+    };
+    assert_eq!(run(30_000, 13, config).files, run(30_000, 13, config).files);
+}
+
+#[test]
+fn no_row_gives_one_empty_file_as_partition_zero() {
+    let sink = run(0, 7, ROOMY);
+    assert_eq!(sink.files.len(), 1);
+    assert_eq!(sink.finished[&(0, 0)].1, 0);
+    assert!(ids_of(&sink.files[&(0, 0)]).0.is_empty());
+}
+
+#[test]
+fn the_partitioners_refusal_stops_the_pass() {
+    let mut partitioner = ByModulus {
+        modulus: 100,
+        seen: BTreeMap::new(),
+        max: 10,
+    };
+    let result = write_parquet_partitioned(
+        csv(1_000).as_slice(),
+        &CsvOptions::default(),
+        &schema(),
+        &mut partitioner,
+        &mut Memory::default(),
+        ROOMY,
+    );
+    assert!(matches!(
+        result,
+        Err(ConvertError::TooManyPartitions { max: 10 })
+    ));
+}
