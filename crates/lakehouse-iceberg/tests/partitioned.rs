@@ -300,3 +300,30 @@ fn a_change_of_spec_or_a_tuple_that_does_not_fit_is_refused() {
             .is_ok()
     );
 }
+
+/// Writes a partitioned table of 10 versions (appends, merges, a compaction) under the
+/// directory `$LAKEHOUSE_ICEBERG_DUMP`, when set, for an outside reader (pyiceberg) to
+/// check; does nothing otherwise.
+#[test]
+fn dump_a_partitioned_table_when_asked() {
+    let Ok(dir) = std::env::var("LAKEHOUSE_ICEBERG_DUMP") else {
+        return;
+    };
+    let config = TableConfig {
+        manifest_merge_count: 3,
+        ..TableConfig::default()
+    };
+    let mut table = Table::new("events", &format!("file://{dir}"), config);
+    table.schema = schema();
+    table.partitioning = Some((spec(), tuple as common::TupleOf));
+    for n in 1..=9 {
+        table.append(&[n]);
+    }
+    table.compact(&[0, 1], 10);
+    for (key, bytes) in &table.store {
+        let path = std::path::Path::new(&dir).join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    println!("{}", table.state.metadata_key().unwrap());
+}
