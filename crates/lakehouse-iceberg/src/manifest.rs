@@ -389,9 +389,10 @@ pub(crate) fn added_entry(
     )
 }
 
-/// The entry of data file `object` (at `uri`) deleted by snapshot `snapshot_id`, written
-/// without reading the manifest that held it: no metrics, and no sequence numbers (the
-/// spec's fields are optional, and only an ADDED entry inherits them).
+/// The entry of data file `object` (at `uri`, with `data_file.partition` record
+/// `partition`) deleted by snapshot `snapshot_id`, written without reading the manifest that
+/// held it: no metrics, and no sequence numbers (the spec's fields are optional, and only an
+/// ADDED entry inherits them).
 pub(crate) fn deleted_entry(
     uri: String,
     object: &ObjectRef,
