@@ -7,7 +7,7 @@
 //! encoder, and the writer is told the header is written. The sync marker is given
 //! ([`crate::ids::sync_marker`]). No codec: the files are small.
 
-use crate::Result;
+use crate::{IcebergError, Result};
 use apache_avro::Schema;
 use apache_avro::types::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -36,7 +36,8 @@ pub const MANIFEST_LIST_SCHEMA: &str = r#"{"type":"record","name":"manifest_file
 {"name":"key_metadata","type":["null","bytes"],"default":null,"field-id":519}]}"#;
 
 /// Avro schema of a manifest entry (`manifest_entry` with its `data_file`, field ids 0-4 and
-/// 100-140) of an unpartitioned table (`partition` is an empty record).
+/// 100-140) of an unpartitioned table (`partition` is an empty record; a partitioned table's
+/// schema is this one with its fields in that record, [`manifest_entry_schema_with`]).
 pub const MANIFEST_ENTRY_SCHEMA: &str = r#"{"type":"record","name":"manifest_entry","fields":[
 {"name":"status","type":"int","field-id":0},
 {"name":"snapshot_id","type":["null","long"],"default":null,"field-id":1},
@@ -96,6 +97,36 @@ pub fn manifest_list_schema() -> &'static FixedSchema {
 pub fn manifest_entry_schema() -> &'static FixedSchema {
     static CELL: OnceLock<FixedSchema> = OnceLock::new();
     parsed(&CELL, MANIFEST_ENTRY_SCHEMA)
+}
+
+/// The empty `partition` record (field 102) of [`MANIFEST_ENTRY_SCHEMA`].
+const EMPTY_PARTITION_RECORD: &str = r#"{"type":"record","name":"r102","fields":[]}"#;
+
+/// The manifest entry schema of a partitioned table (Iceberg spec "Manifests": `partition`,
+/// field id 102, is a struct of the spec's partition fields): [`MANIFEST_ENTRY_SCHEMA`] with
+/// `partition_fields` (Avro record fields, each `{"name", "type": ["null", <type>],
+/// "default": null, "field-id"}`) in its `r102` record. Built per dataset, not cached.
+///
+/// # Errors
+/// [`IcebergError::InvalidInput`] when the fields make no Avro schema (a name Avro refuses,
+/// two fields of one name).
+pub fn manifest_entry_schema_with(partition_fields: &[serde_json::Value]) -> Result<FixedSchema> {
+    let record = serde_json::json!({
+        "type": "record",
+        "name": "r102",
+        "fields": partition_fields,
+    });
+    let (head, tail) = MANIFEST_ENTRY_SCHEMA
+        .split_once(EMPTY_PARTITION_RECORD)
+        .ok_or_else(|| IcebergError::InvalidInput("the manifest schema has no r102".into()))?;
+    let text = format!("{head}{record}{tail}");
+    let schema = Schema::parse_str(&text).map_err(|e| {
+        IcebergError::InvalidInput(format!("the partition fields make no Avro schema: {e}"))
+    })?;
+    let text = serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(IcebergError::Json)?
+        .to_string();
+    Ok(FixedSchema { schema, text })
 }
 
 /// An Avro object container file of `records` with `schema`, the file metadata `metadata`

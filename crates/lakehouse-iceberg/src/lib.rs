@@ -64,6 +64,20 @@
 //! of the earlier layout (`snap-<snapshot id>-v<N>.avro`, `v<N>-<snapshot id>-m0.avro` and
 //! `-m1.avro`) are read and carried as they are.
 //!
+//! # Partitioned datasets (module `partition`; docs/contract.md section 10)
+//! A dataset recorded with a [`lakehouse_api::PartitionSpec`] is a table of spec 0 with its
+//! fields (`source-id`: the source column's 1-based position; `last-partition-id`: 999 + the
+//! number of fields). Its manifests' `data_file.partition` record has one optional field per
+//! spec field (Avro type by result type: `date` and `timestamp-micros` logical types, ...),
+//! each entry holding its object's partition tuple, and the manifests' `partition-spec`
+//! header names the fields. Each manifest list entry has one field summary per spec field
+//! (`contains_null`, `contains_nan`, and the bounds as Iceberg's single-value serialization,
+//! "Appendix D"), over all the manifest's entries as Java's `PartitionSummary` makes them;
+//! rewrites and merges copy entries with their partitions and recompute the summaries. A
+//! change whose spec is not the table's is refused. An unpartitioned dataset's files keep
+//! the bytes they had before partitions existed (a spec without fields, an empty
+//! `partition` record, empty `partitions` arrays).
+//!
 //! # Identity, never chance (docs/contract.md section 8)
 //! Everything Iceberg usually draws at random is derived from the dataset's identity (see
 //! [`ids`]): `table-uuid` from the name, snapshot ids from (name, version), Avro sync
@@ -78,6 +92,7 @@ mod manifest;
 mod merge;
 mod metadata;
 mod metrics;
+mod partition;
 pub mod spec;
 mod state;
 pub mod stats;

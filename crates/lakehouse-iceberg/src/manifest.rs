@@ -3,8 +3,9 @@
 //! `apache-avro` reader, so that a rewrite or a merge copies an entry's snapshot id,
 //! sequence numbers and metrics exactly as they were written.
 
-use crate::avro::{manifest_entry_schema, manifest_list_schema, write_file};
+use crate::avro::{manifest_list_schema, write_file};
 use crate::layout::{key_of, storage_uri};
+use crate::partition::{FieldSummary, Partitioning};
 use crate::{ColumnMetrics, FileMetrics, IcebergError, Result, ids};
 use apache_avro::types::Value;
 use lakehouse_api::ObjectRef;
@@ -17,8 +18,9 @@ pub(crate) const ADDED: i32 = 1;
 /// `status`: a file the entry's snapshot removed.
 pub(crate) const DELETED: i32 = 2;
 
-/// One entry of a manifest list (`manifest_file`), for a data manifest of an unpartitioned
-/// table (`partition_spec_id` 0, `content` 0, no partition summaries).
+/// One entry of a manifest list (`manifest_file`), for a data manifest of spec 0
+/// (`partition_spec_id` 0, `content` 0), with one partition field summary per spec field
+/// (none when unpartitioned: an empty `partitions` array).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ManifestFile {
     /// Storage key of the manifest.
@@ -35,6 +37,8 @@ pub(crate) struct ManifestFile {
     pub files: [i32; 3],
     /// Rows of those entries.
     pub rows: [i64; 3],
+    /// `partitions`: one summary per partition field, over all its entries.
+    pub partitions: Vec<FieldSummary>,
 }
 
 impl ManifestFile {
@@ -70,7 +74,12 @@ impl ManifestFile {
             ("deleted_rows_count".into(), Value::Long(self.rows[2])),
             (
                 "partitions".into(),
-                Value::Union(1, Box::new(Value::Array(Vec::new()))),
+                Value::Union(
+                    1,
+                    Box::new(Value::Array(
+                        self.partitions.iter().map(FieldSummary::record).collect(),
+                    )),
+                ),
             ),
             (
                 "key_metadata".into(),
@@ -80,13 +89,15 @@ impl ManifestFile {
     }
 
     /// The list entry of a manifest written at `key` with `length` bytes holding `records`,
-    /// created by snapshot `snapshot_id` of sequence number `sequence`.
+    /// created by snapshot `snapshot_id` of sequence number `sequence`, its partition
+    /// summaries by `partitioning`.
     pub fn of_records(
         key: String,
         length: u64,
         sequence: i64,
         snapshot_id: i64,
         records: &[Value],
+        partitioning: &Partitioning,
     ) -> ManifestFile {
         let mut files = [0i32; 3];
         let mut rows = [0i64; 3];
@@ -112,6 +123,7 @@ impl ManifestFile {
             added_snapshot_id: snapshot_id,
             files,
             rows,
+            partitions: partitioning.summaries(records),
         }
     }
 }
@@ -190,6 +202,18 @@ pub(crate) fn read_list(
         let Some(Value::String(path)) = field(&record, "manifest_path") else {
             return Err(unreadable(key, "no manifest_path in a list entry"));
         };
+        let partitions = match field(&record, "partitions") {
+            Some(Value::Union(_, inner)) => match inner.as_ref() {
+                Value::Null => Vec::new(),
+                Value::Array(items) => items
+                    .iter()
+                    .map(FieldSummary::from_record)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| unreadable(key, "a partition field summary is malformed"))?,
+                _ => return Err(unreadable(key, "partitions is not an array")),
+            },
+            _ => Vec::new(),
+        };
         let manifest_key = key_of(base, path)
             .ok_or_else(|| unreadable(key, format!("manifest {path} is not under {base}")))?;
         manifests.push(ManifestFile {
@@ -209,6 +233,7 @@ pub(crate) fn read_list(
                 long("existing_rows_count")?,
                 long("deleted_rows_count")?,
             ],
+            partitions,
         });
     }
     Ok((ListHeader { snapshot_id }, manifests))
@@ -234,23 +259,26 @@ pub(crate) fn read_entries(key: &str, bytes: &[u8]) -> Result<Vec<Value>> {
 }
 
 /// The bytes of a manifest at `key` holding `records`, whose header names the table schema
-/// `schema_json` (an Iceberg schema, compact JSON) with id `schema_id`.
+/// `schema_json` (an Iceberg schema, compact JSON) with id `schema_id` and the partition
+/// spec of `partitioning` (Iceberg spec "Manifests": `partition-spec`, `partition-spec-id`),
+/// written with its entry schema.
 pub(crate) fn write_manifest(
     key: &str,
     schema_json: &str,
     schema_id: i32,
+    partitioning: &Partitioning,
     records: Vec<Value>,
 ) -> Result<Vec<u8>> {
     let metadata = BTreeMap::from([
         ("schema", schema_json.to_owned()),
         ("schema-id", schema_id.to_string()),
-        ("partition-spec", "[]".to_owned()),
+        ("partition-spec", partitioning.spec_json()?),
         ("partition-spec-id", "0".to_owned()),
         ("format-version", "2".to_owned()),
         ("content", "data".to_owned()),
     ]);
     write_file(
-        manifest_entry_schema(),
+        partitioning.entry_schema(),
         &metadata,
         ids::sync_marker(key),
         records,
@@ -342,11 +370,13 @@ fn null() -> Value {
     Value::Union(0, Box::new(Value::Null))
 }
 
-/// The entry of data file `object` (at `uri`) added by snapshot `snapshot_id` of sequence
-/// number `sequence`, with its footer `metrics`.
+/// The entry of data file `object` (at `uri`, with `data_file.partition` record
+/// `partition`) added by snapshot `snapshot_id` of sequence number `sequence`, with its
+/// footer `metrics`.
 pub(crate) fn added_entry(
     uri: String,
     object: &ObjectRef,
+    partition: Value,
     metrics: &FileMetrics,
     snapshot_id: i64,
     sequence: i64,
@@ -355,19 +385,25 @@ pub(crate) fn added_entry(
         ADDED,
         long(snapshot_id),
         long(sequence),
-        data_file(uri, object, Some(metrics)),
+        data_file(uri, object, partition, Some(metrics)),
     )
 }
 
-/// The entry of data file `object` (at `uri`) deleted by snapshot `snapshot_id`, written
-/// without reading the manifest that held it: no metrics, and no sequence numbers (the
-/// spec's fields are optional, and only an ADDED entry inherits them).
-pub(crate) fn deleted_entry(uri: String, object: &ObjectRef, snapshot_id: i64) -> Value {
+/// The entry of data file `object` (at `uri`, with `data_file.partition` record
+/// `partition`) deleted by snapshot `snapshot_id`, written without reading the manifest that
+/// held it: no metrics, and no sequence numbers (the spec's fields are optional, and only an
+/// ADDED entry inherits them).
+pub(crate) fn deleted_entry(
+    uri: String,
+    object: &ObjectRef,
+    partition: Value,
+    snapshot_id: i64,
+) -> Value {
     entry(
         DELETED,
         long(snapshot_id),
         null(),
-        data_file(uri, object, None),
+        data_file(uri, object, partition, None),
     )
 }
 
@@ -381,7 +417,12 @@ fn entry(status: i32, snapshot_id: Value, sequence: Value, data_file: Value) -> 
     ])
 }
 
-fn data_file(uri: String, object: &ObjectRef, stats: Option<&FileMetrics>) -> Value {
+fn data_file(
+    uri: String,
+    object: &ObjectRef,
+    partition: Value,
+    stats: Option<&FileMetrics>,
+) -> Value {
     let map = |pick: &dyn Fn(&ColumnMetrics) -> Option<Value>| match stats {
         None => null(),
         Some(stats) => Value::Union(
@@ -407,7 +448,7 @@ fn data_file(uri: String, object: &ObjectRef, stats: Option<&FileMetrics>) -> Va
         ("content".into(), Value::Int(0)),
         ("file_path".into(), Value::String(uri)),
         ("file_format".into(), Value::String("PARQUET".into())),
-        ("partition".into(), Value::Record(Vec::new())),
+        ("partition".into(), partition),
         ("record_count".into(), Value::Long(object.row_count as i64)),
         ("file_size_in_bytes".into(), Value::Long(object.size as i64)),
         ("column_sizes".into(), map(&|c| count(c.size_bytes))),

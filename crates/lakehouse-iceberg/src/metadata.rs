@@ -6,8 +6,8 @@ use crate::layout::{
 };
 use crate::metrics::field_id;
 use crate::spec::{
-    IcebergSchema, MetadataLogEntry, NestedField, PartitionSpec, Snapshot, SnapshotLogEntry,
-    SnapshotRef, SortOrder, TableMetadata,
+    IcebergSchema, MetadataLogEntry, NestedField, PartitionSpec, PartitionSpecField, Snapshot,
+    SnapshotLogEntry, SnapshotRef, SortOrder, TableMetadata,
 };
 use crate::{IcebergError, Result, ids};
 use lakehouse_api::{DatasetName, Operation, Schema};
@@ -134,6 +134,8 @@ pub(crate) struct NextMetadata<'a> {
     pub snapshot: Snapshot,
     pub schemas: Vec<IcebergSchema>,
     pub schema: &'a Schema,
+    /// Spec 0's fields (Iceberg spec "Partitioning"; none when unpartitioned).
+    pub partition_fields: Vec<PartitionSpecField>,
     /// Snapshots of versions older than this are dropped.
     pub oldest_retained: u64,
     pub max_snapshots: usize,
@@ -219,12 +221,13 @@ pub(crate) fn next_metadata(
             .map_or(0, |n| i32::try_from(n).unwrap_or(i32::MAX)),
         schemas: next.schemas,
         current_schema_id: schema_id,
+        // Iceberg spec "Partitioning": field ids from 1000; 999 when there is none.
+        last_partition_id: 999 + i32::try_from(next.partition_fields.len()).unwrap_or(0),
         partition_specs: vec![PartitionSpec {
             spec_id: 0,
-            fields: Vec::new(),
+            fields: next.partition_fields,
         }],
         default_spec_id: 0,
-        last_partition_id: 999,
         properties,
         current_snapshot_id: current,
         snapshot_log: snapshots

@@ -1,6 +1,6 @@
 //! The table metadata JSON of the Iceberg spec ("Table Metadata", format version 2), with the
-//! spec's field names. Only what this projection writes: unpartitioned, unsorted tables of
-//! primitive columns. Maps are `BTreeMap`s so the bytes never depend on hashing.
+//! spec's field names. Only what this projection writes: unsorted tables of primitive
+//! columns, unpartitioned or with one partition spec (id 0). Maps are `BTreeMap`s so the bytes never depend on hashing.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,11 +26,12 @@ pub struct TableMetadata {
     pub schemas: Vec<IcebergSchema>,
     /// The schema of version N.
     pub current_schema_id: i32,
-    /// One unpartitioned spec, id 0.
+    /// One spec, id 0: the dataset's partition spec, without fields when it is unpartitioned.
     pub partition_specs: Vec<PartitionSpec>,
     /// 0.
     pub default_spec_id: i32,
-    /// 999: the spec's value for a table with no partition field.
+    /// Highest partition field id: 999 + the number of partition fields (999, the spec's
+    /// value for a table with no partition field, when unpartitioned).
     pub last_partition_id: i32,
     /// `schema.name-mapping.default` and the writer's name.
     #[serde(default)]
@@ -84,14 +85,32 @@ pub struct NestedField {
     pub kind: String,
 }
 
-/// A partition spec; ours has no fields.
+/// A partition spec (Iceberg spec: "Partitioning", serialized as in "Appendix C").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PartitionSpec {
     /// 0.
     pub spec_id: i32,
-    /// Empty.
-    pub fields: Vec<serde_json::Value>,
+    /// The dataset's partition fields in order; empty when it is unpartitioned.
+    pub fields: Vec<PartitionSpecField>,
+}
+
+/// One field of a [`PartitionSpec`] (Iceberg spec: "Partitioning", "Appendix C"):
+/// `{"source-id": 3, "field-id": 1000, "name": "ts_day", "transform": "day"}`. The same JSON
+/// is a manifest's `partition-spec` header (Iceberg spec: "Manifests").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PartitionSpecField {
+    /// Field id of the source column: its 1-based position in the schema (docs/contract.md
+    /// section 8).
+    pub source_id: i32,
+    /// Partition field id: 1000, 1001, ...
+    pub field_id: i32,
+    /// Partition field name (`ts_day`, `id_bucket`, the column name for identity).
+    pub name: String,
+    /// Transform in Iceberg's spelling: `identity`, `year`, `month`, `day`, `hour`,
+    /// `bucket[N]`, `truncate[W]`.
+    pub transform: String,
 }
 
 /// A sort order; ours has no fields.

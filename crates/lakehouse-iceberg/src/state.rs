@@ -13,6 +13,7 @@ use crate::metadata::{
     Counts, MANIFESTS_CREATED_KEY, NextMetadata, OPERATION_KEY, next_metadata, schemas_with,
     summary, timestamp_ms, to_bytes, totals,
 };
+use crate::partition::Partitioning;
 use crate::spec::{Snapshot, TableMetadata};
 use crate::{FileMetrics, IcebergError, Result, ids, merge};
 use apache_avro::types::Value;
@@ -115,6 +116,8 @@ struct Commit<'c> {
     schemas: Vec<crate::spec::IcebergSchema>,
     schema_id: i32,
     schema_json: String,
+    /// The dataset's partition spec (docs/contract.md section 10), the same at every version.
+    partitioning: Partitioning,
 }
 
 impl TableState {
@@ -237,8 +240,8 @@ impl TableState {
 
     /// Keys of the manifests [`TableState::commit`] must be given the bytes of: for a
     /// change that removes some but not all live files, every manifest of the current list
-    /// holding live entries (any may hold a removed file: the table is unpartitioned, as
-    /// Iceberg's `MergingSnapshotProducer` reads them); otherwise those the merge rewrites.
+    /// holding live entries (any may hold a removed file: no partition filter is applied, as
+    /// Iceberg's `MergingSnapshotProducer` reads them without one); otherwise those the merge rewrites.
     /// Empty for an append below the merge threshold and for a replace of everything.
     ///
     /// # Errors
@@ -324,8 +327,13 @@ impl TableState {
                 _ => self.merged(&commit, taken, manifests)?,
             };
             let key = manifest_key(&self.name, commit.version, files.len());
-            let bytes =
-                write_manifest(&key, &commit.schema_json, commit.schema_id, records.clone())?;
+            let bytes = write_manifest(
+                &key,
+                &commit.schema_json,
+                commit.schema_id,
+                &commit.partitioning,
+                records.clone(),
+            )?;
             let file = TableFile { key, bytes };
             list.push(self.list_entry(&commit, &file, &records));
             files.push(file);
@@ -341,6 +349,7 @@ impl TableState {
             commit.version as i64,
             commit.snapshot_id,
             records,
+            &commit.partitioning,
         )
     }
 
@@ -363,6 +372,22 @@ impl TableState {
         let (schemas, schema_id) = schemas_with(previous, &manifest.schema);
         let schema_json =
             serde_json::to_string(&schemas[schema_id as usize]).map_err(IcebergError::Json)?;
+        let partitioning = Partitioning::new(manifest.partition_spec.as_ref(), &manifest.schema)?;
+        if let Some(spec) = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.partition_specs.iter().find(|s| s.spec_id == 0))
+            .filter(|spec| spec.fields != partitioning.spec_fields())
+        {
+            // The spec's manifests would be misread under another one: a dataset keeps its
+            // first version's spec (docs/contract.md section 10).
+            return Err(IcebergError::InvalidInput(format!(
+                "version {version} of {} has partition fields {:?}; the table has {:?}",
+                self.name,
+                partitioning.spec_fields(),
+                spec.fields
+            )));
+        }
         Ok(Commit {
             change,
             version,
@@ -370,6 +395,7 @@ impl TableState {
             schemas,
             schema_id,
             schema_json,
+            partitioning,
         })
     }
 
@@ -426,15 +452,19 @@ impl TableState {
                 .iter()
                 .map(|(object, metrics)| {
                     let uri = storage_uri(&self.base, object.key.as_str());
-                    added_entry(
+                    let partition = commit
+                        .partitioning
+                        .record(object.key.as_str(), object.partition.as_ref())?;
+                    Ok(added_entry(
                         uri,
                         object,
+                        partition,
                         metrics,
                         commit.snapshot_id,
                         commit.version as i64,
-                    )
+                    ))
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             items.push(self.made(commit, records)?);
         }
         if change.removed.is_empty() {
@@ -446,9 +476,12 @@ impl TableState {
                 .iter()
                 .map(|object| {
                     let uri = storage_uri(&self.base, object.key.as_str());
-                    deleted_entry(uri, object, commit.snapshot_id)
+                    let partition = commit
+                        .partitioning
+                        .record(object.key.as_str(), object.partition.as_ref())?;
+                    Ok(deleted_entry(uri, object, partition, commit.snapshot_id))
                 })
-                .collect();
+                .collect::<Result<Vec<_>>>()?;
             let index = items.len();
             items.push(self.made_at(commit, records, index)?);
         } else {
@@ -466,7 +499,13 @@ impl TableState {
     /// lands unless merged).
     fn made_at(&self, commit: &Commit<'_>, records: Vec<Value>, index: usize) -> Result<Item> {
         let key = manifest_key(&self.name, commit.version, index);
-        let bytes = write_manifest(&key, &commit.schema_json, commit.schema_id, records.clone())?;
+        let bytes = write_manifest(
+            &key,
+            &commit.schema_json,
+            commit.schema_id,
+            &commit.partitioning,
+            records.clone(),
+        )?;
         Ok(Item::Made {
             length: bytes.len() as u64,
             records,
@@ -626,6 +665,7 @@ impl TableState {
                 snapshot,
                 schemas: commit.schemas.clone(),
                 schema: &change.manifest.schema,
+                partition_fields: commit.partitioning.spec_fields().to_vec(),
                 oldest_retained: change.oldest_retained,
                 max_snapshots: config.max_snapshots,
                 max_metadata_log: config.max_metadata_log,

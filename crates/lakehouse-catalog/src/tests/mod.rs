@@ -1,9 +1,11 @@
 //! Unit tests of the commit protocol over [`MemoryStore`], by topic: registering
 //! ([`register`]), racing committers and replicas ([`races`]), opening and reading
-//! ([`reads`]), schema evolution ([`evolution`]), dry runs and rejects ([`dry_run`]).
+//! ([`reads`]), schema evolution ([`evolution`]), dry runs and rejects ([`dry_run`]), the
+//! Iceberg table of a partitioned dataset ([`partitioned`]).
 
 mod dry_run;
 mod evolution;
+mod partitioned;
 mod races;
 mod reads;
 mod register;

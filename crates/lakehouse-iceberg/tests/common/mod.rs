@@ -7,8 +7,8 @@
 use apache_avro::Reader;
 use apache_avro::types::Value;
 use lakehouse_api::{
-    ColumnType, CsvOptions, DatasetName, Field, Manifest, ObjectKey, ObjectRef, Operation, Schema,
-    Sha256Digest, Source,
+    ColumnType, CsvOptions, DatasetName, Field, Manifest, ObjectKey, ObjectRef, Operation,
+    PartitionSpec, PartitionTuple, Schema, Sha256Digest, Source,
 };
 use lakehouse_iceberg::spec::TableMetadata;
 use lakehouse_iceberg::{ColumnMetrics, FileMetrics, TableConfig, TableState, VersionChange};
@@ -54,6 +54,9 @@ pub fn metrics(n: u64) -> FileMetrics {
     }
 }
 
+/// The partition tuple of object `n` of a partitioned dataset.
+pub type TupleOf = fn(u64) -> PartitionTuple;
+
 /// A dataset's table and every file written for it, with the model of its live objects.
 pub struct Table {
     pub name: DatasetName,
@@ -72,6 +75,10 @@ pub struct Table {
     pub retain_versions: Option<u64>,
     /// Keep every version's metadata JSON in `store` (else only the latest, as GC would).
     pub keep_old_json: bool,
+    /// The dataset's schema ([`schema`] unless a test sets another).
+    pub schema: Schema,
+    /// A partitioned dataset's spec, and the tuple of object `n`.
+    pub partitioning: Option<(PartitionSpec, TupleOf)>,
 }
 
 impl Table {
@@ -88,6 +95,8 @@ impl Table {
             round_trip: true,
             retain_versions: None,
             keep_old_json: true,
+            schema: schema(),
+            partitioning: None,
         }
     }
 
@@ -105,7 +114,11 @@ impl Table {
         let version = self.version() + 1;
         let added: Vec<(ObjectRef, FileMetrics)> = added
             .iter()
-            .map(|n| (object(self.name.as_str(), *n), metrics(*n)))
+            .map(|n| {
+                let mut object = object(self.name.as_str(), *n);
+                object.partition = self.partitioning.as_ref().map(|(_, tuple)| tuple(*n));
+                (object, metrics(*n))
+            })
             .collect();
         let mut live: Vec<ObjectRef> = self
             .live_now()
@@ -114,7 +127,10 @@ impl Table {
             .cloned()
             .collect();
         live.extend(added.iter().map(|(o, _)| o.clone()));
-        let manifest = manifest_of(&self.name, version, operation, &live);
+        let mut manifest = manifest_of(&self.name, version, operation, &live);
+        manifest.schema = self.schema.clone();
+        manifest.schema_fingerprint = self.schema.fingerprint();
+        manifest.partition_spec = self.partitioning.as_ref().map(|(spec, _)| spec.clone());
         let oldest_retained = self
             .retain_versions
             .map_or(1, |keep| (version + 1).saturating_sub(keep).max(1));
