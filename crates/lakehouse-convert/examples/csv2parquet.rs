@@ -5,11 +5,52 @@
 //! Parquet and prints the time of each stage. Modes: `verified` (the default, as ingestd on
 //! a speculation hit: a guess from the first 4 MiB, then one verified pass),
 //! `two-pass` (inference over the whole file, then the pipelined pass 2), `single` (inference,
-//! then pass 2 on one thread).
+//! then pass 2 on one thread), `partitioned:N` (inference, then the partitioned pass 2 with
+//! the rows spread over N partitions by their first column, an int64, modulo N; the files are
+//! only counted).
 
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
 use lakehouse_api::CsvOptions;
 use std::io::Read;
 use std::time::Instant;
+
+/// Rows by their first column modulo `n`, numbered in order of first appearance.
+struct Modulo {
+    n: i64,
+    index: std::collections::HashMap<i64, u32>,
+}
+
+impl lakehouse_convert::Partitioner for Modulo {
+    fn assign(&mut self, batch: &RecordBatch, out: &mut Vec<u32>) -> lakehouse_convert::Result<()> {
+        out.clear();
+        for id in batch.column(0).as_primitive::<Int64Type>().values() {
+            let next = self.index.len() as u32;
+            out.push(*self.index.entry(id.rem_euclid(self.n)).or_insert(next));
+        }
+        Ok(())
+    }
+}
+
+/// Counts the files and bytes of a partitioned pass.
+#[derive(Default)]
+struct Counted {
+    files: u64,
+    bytes: u64,
+}
+
+impl lakehouse_convert::PartitionSink for Counted {
+    fn append(&mut self, _: u32, _: u32, bytes: &[u8]) -> std::io::Result<()> {
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn finish(&mut self, _: u32, _: u32, _: u64, _: u64) -> std::io::Result<()> {
+        self.files += 1;
+        Ok(())
+    }
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -38,7 +79,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let inferred = lakehouse_convert::infer_schema(std::fs::File::open(input)?, &options)?;
         println!("infer={:?}", started.elapsed());
-        if mode == "single" {
+        if let Some(n) = mode.strip_prefix("partitioned:") {
+            let mut partitioner = Modulo {
+                n: n.parse()?,
+                index: std::collections::HashMap::new(),
+            };
+            let mut sink = Counted::default();
+            let config = lakehouse_convert::PartitionedConfig {
+                // `PARTITION_BUFFER_MIB` (default 64), as ingestd's `partition_buffer_bytes`.
+                buffer_bytes: std::env::var("PARTITION_BUFFER_MIB")
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(64)
+                    << 20,
+                target_file_bytes: 128 << 20,
+            };
+            let (written, stats) = lakehouse_convert::write_parquet_partitioned(
+                csv,
+                &options,
+                &inferred.schema,
+                &mut partitioner,
+                &mut sink,
+                config,
+            )?;
+            println!("files={} bytes={}", sink.files, sink.bytes);
+            (inferred.schema, written, stats)
+        } else if mode == "single" {
             let written = lakehouse_convert::write_parquet(csv, &options, &inferred.schema, out)?;
             (
                 inferred.schema,

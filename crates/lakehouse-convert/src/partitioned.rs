@@ -17,12 +17,15 @@
 use crate::MAX_ROW_GROUP_ROWS;
 use crate::encode::unwrap_io;
 use crate::error::{ConvertError, Result};
-use arrow_array::{RecordBatch, UInt32Array};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Assigns the rows of each record batch to partitions (the caller's transforms of docs/contract.md
@@ -65,34 +68,42 @@ pub struct PartitionedConfig {
     pub target_file_bytes: u64,
 }
 
-/// One partition's state.
+/// Encoder threads: each writes the files of the partitions whose index is its own modulo
+/// this, so a partition's row groups are always written by one thread, in order.
+const WORKERS: usize = 2;
+
+/// Jobs queued per encoder thread, at most (each holds one flush's rows).
+const WORKER_JOBS: usize = 2;
+
+/// What the splitting thread asks of an encoder thread.
+enum Job {
+    /// Write these rows of partition `p` as row groups of its current file.
+    Write(u32, Vec<RecordBatch>),
+    /// Close partition `p`'s current file.
+    Close(u32),
+    /// The input had no row: write one empty file as partition 0.
+    Empty,
+}
+
+/// One partition's rows waiting in the splitting thread.
 #[derive(Default)]
 struct Part {
     /// Rows waiting, as compact batches.
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     pending_bytes: usize,
-    /// The file being written, after its first row group.
-    writer: Option<ArrowWriter<Vec<u8>>>,
-    /// Its number among the partition's files.
-    file: u32,
-    /// Bytes and rows given to the sink for it so far.
-    file_bytes: u64,
-    file_rows: u64,
 }
 
-/// Every partition's state and the budget.
-struct Parts<'a> {
-    arrow: SchemaRef,
-    properties: WriterProperties,
+/// Every partition's waiting rows and the budget, in the splitting thread; flushes go to
+/// the encoder threads.
+struct Parts {
     config: PartitionedConfig,
-    sink: &'a mut dyn PartitionSink,
     parts: Vec<Part>,
     pending_bytes: usize,
-    written: u64,
+    workers: Vec<SyncSender<Job>>,
 }
 
-impl Parts<'_> {
+impl Parts {
     /// Queues the rows of partition `p` (a compact batch).
     fn push(&mut self, p: usize, rows: RecordBatch) -> Result<()> {
         if self.parts.len() <= p {
@@ -120,64 +131,131 @@ impl Parts<'_> {
         Ok(())
     }
 
-    /// Writes partition `p`'s waiting rows as row groups of its current file and gives
-    /// them to the sink; closes the file once it reaches the target size.
+    /// Hands partition `p`'s waiting rows to its encoder thread.
     fn flush(&mut self, p: usize) -> Result<()> {
         let part = &mut self.parts[p];
         if part.pending.is_empty() {
             return Ok(());
         }
-        let writer = match &mut part.writer {
-            Some(writer) => writer,
-            None => part.writer.insert(
-                ArrowWriter::try_new(
+        self.pending_bytes -= part.pending_bytes;
+        part.pending_bytes = 0;
+        part.pending_rows = 0;
+        let rows = std::mem::take(&mut part.pending);
+        self.send(p, Job::Write(p as u32, rows))
+    }
+
+    fn send(&self, p: usize, job: Job) -> Result<()> {
+        // A send fails only when the encoder thread stopped on an error, which its join
+        // returns.
+        self.workers[p % WORKERS]
+            .send(job)
+            .map_err(|_| ConvertError::Parquet("an encoder thread stopped".into()))
+    }
+}
+
+/// A file being written by an encoder thread.
+struct OpenFile {
+    writer: ArrowWriter<Vec<u8>>,
+    bytes: u64,
+    rows: u64,
+}
+
+/// The sink, shared by the encoder threads.
+type SharedSink<'a> = Mutex<&'a mut dyn PartitionSink>;
+
+/// An encoder thread's own partitions: the open file of each, the number of the next.
+struct Encoder<'s, 'a> {
+    arrow: SchemaRef,
+    properties: WriterProperties,
+    target_file_bytes: u64,
+    sink: &'s SharedSink<'a>,
+    open: HashMap<u32, OpenFile>,
+    next_file: HashMap<u32, u32>,
+    written: u64,
+}
+
+impl Encoder<'_, '_> {
+    fn append(&self, p: u32, bytes: &[u8]) -> Result<()> {
+        let file = self.next_file.get(&p).copied().unwrap_or(0);
+        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
+        sink.append(p, file, bytes).map_err(ConvertError::Io)
+    }
+
+    /// Writes `rows` as row groups of `p`'s current file, given to the sink at once;
+    /// closes the file once it reaches the target size.
+    fn write(&mut self, p: u32, rows: Vec<RecordBatch>) -> Result<()> {
+        let file = match self.open.entry(p) {
+            Entry::Occupied(file) => file.into_mut(),
+            Entry::Vacant(slot) => slot.insert(OpenFile {
+                writer: ArrowWriter::try_new(
                     Vec::new(),
                     self.arrow.clone(),
                     Some(self.properties.clone()),
                 )
                 .map_err(unwrap_io)?,
-            ),
+                bytes: 0,
+                rows: 0,
+            }),
         };
-        for batch in part.pending.drain(..) {
-            part.file_rows += batch.num_rows() as u64;
-            writer.write(&batch).map_err(unwrap_io)?;
+        for batch in &rows {
+            file.rows += batch.num_rows() as u64;
+            file.writer.write(batch).map_err(unwrap_io)?;
         }
-        writer.flush().map_err(unwrap_io)?;
-        self.pending_bytes -= part.pending_bytes;
-        part.pending_bytes = 0;
-        part.pending_rows = 0;
-        let bytes = std::mem::take(writer.inner_mut());
-        part.file_bytes += bytes.len() as u64;
-        self.sink
-            .append(p as u32, part.file, &bytes)
-            .map_err(ConvertError::Io)?;
-        if part.file_bytes >= self.config.target_file_bytes {
+        file.writer.flush().map_err(unwrap_io)?;
+        let bytes = std::mem::take(file.writer.inner_mut());
+        file.bytes += bytes.len() as u64;
+        let full = file.bytes >= self.target_file_bytes;
+        self.append(p, &bytes)?;
+        if full {
             self.close(p)?;
         }
         Ok(())
     }
 
-    /// Writes the footer of partition `p`'s current file and tells the sink it is complete.
-    fn close(&mut self, p: usize) -> Result<()> {
-        let part = &mut self.parts[p];
-        let Some(mut writer) = part.writer.take() else {
+    /// Writes the footer of `p`'s current file and tells the sink it is complete.
+    fn close(&mut self, p: u32) -> Result<()> {
+        let Some(mut file) = self.open.remove(&p) else {
             return Ok(());
         };
         // `finish` writes the footer into the buffer; `into_inner` would write it again.
-        writer.finish().map_err(unwrap_io)?;
-        let footer = std::mem::take(writer.inner_mut());
-        part.file_bytes += footer.len() as u64;
+        file.writer.finish().map_err(unwrap_io)?;
+        let footer = std::mem::take(file.writer.inner_mut());
+        file.bytes += footer.len() as u64;
+        self.append(p, &footer)?;
+        let number = self.next_file.get(&p).copied().unwrap_or(0);
         self.sink
-            .append(p as u32, part.file, &footer)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finish(p, number, file.bytes, file.rows)
             .map_err(ConvertError::Io)?;
-        self.sink
-            .finish(p as u32, part.file, part.file_bytes, part.file_rows)
-            .map_err(ConvertError::Io)?;
-        self.written += part.file_bytes;
-        part.file += 1;
-        part.file_bytes = 0;
-        part.file_rows = 0;
+        self.next_file.insert(p, number + 1);
+        self.written += file.bytes;
         Ok(())
+    }
+
+    /// Runs the jobs until the splitting thread is done; the bytes written and the busy
+    /// time. After an error the remaining jobs are drained unread, so the splitting thread
+    /// never blocks on this one.
+    fn run(mut self, jobs: Receiver<Job>) -> Result<(u64, Duration)> {
+        let mut busy = Duration::ZERO;
+        let mut failed = None;
+        for job in jobs {
+            if failed.is_some() {
+                continue;
+            }
+            let started = Instant::now();
+            let done = match job {
+                Job::Write(p, rows) => self.write(p, rows),
+                Job::Close(p) => self.close(p),
+                Job::Empty => self.write(0, Vec::new()).and_then(|()| self.close(0)),
+            };
+            busy += started.elapsed();
+            failed = done.err();
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((self.written, busy)),
+        }
     }
 }
 
@@ -198,76 +276,155 @@ pub(crate) fn partition_batches(
     config: PartitionedConfig,
     batches: Receiver<RecordBatch>,
 ) -> Result<(u64, Duration)> {
-    let mut parts = Parts {
-        arrow: arrow.clone(),
-        properties,
-        config,
-        sink,
-        parts: Vec::new(),
-        pending_bytes: 0,
-        written: 0,
-    };
+    let sink: SharedSink<'_> = Mutex::new(sink);
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(WORKERS);
+        let mut handles = Vec::with_capacity(WORKERS);
+        for _ in 0..WORKERS {
+            let (tx, rx) = sync_channel::<Job>(WORKER_JOBS);
+            let encoder = Encoder {
+                arrow: arrow.clone(),
+                properties: properties.clone(),
+                target_file_bytes: config.target_file_bytes,
+                sink: &sink,
+                open: HashMap::new(),
+                next_file: HashMap::new(),
+                written: 0,
+            };
+            handles.push(scope.spawn(move || encoder.run(rx)));
+            senders.push(tx);
+        }
+        let mut parts = Parts {
+            config,
+            parts: Vec::new(),
+            pending_bytes: 0,
+            workers: senders,
+        };
+        let split = split_all(partitioner, &mut parts, batches);
+        drop(parts);
+        let mut written = 0;
+        let mut busy = Duration::ZERO;
+        let mut failed = None;
+        for handle in handles {
+            match handle.join() {
+                Ok(Ok((bytes, time))) => {
+                    written += bytes;
+                    busy += time;
+                }
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(_) => {
+                    failed = failed.or(Some(ConvertError::Parquet(
+                        "an encoder thread panicked".into(),
+                    )));
+                }
+            }
+        }
+        // The splitting thread's own error (the partitioner's) comes first.
+        let split_busy = split?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((written, busy + split_busy)),
+        }
+    })
+}
+
+/// The splitting thread's part of [`partition_batches`]: gathers, assigns and splits the
+/// batches, hands flushes to the encoder threads, then flushes and closes every partition.
+/// Returns its busy time.
+fn split_all(
+    partitioner: &mut dyn Partitioner,
+    parts: &mut Parts,
+    batches: Receiver<RecordBatch>,
+) -> Result<Duration> {
     let mut busy = Duration::ZERO;
-    let mut assigned: Vec<u32> = Vec::new();
+    let mut chunk = Chunk::default();
     for batch in batches {
         let started = Instant::now();
-        partitioner.assign(&batch, &mut assigned)?;
-        split(&mut parts, batch, &assigned)?;
+        chunk.add(partitioner, batch)?;
+        // A quarter of the budget at most, so wide rows do not make a large chunk.
+        if chunk.rows >= CHUNK_ROWS || chunk.bytes >= parts.config.buffer_bytes / 4 {
+            chunk.split(parts)?;
+        }
         busy += started.elapsed();
     }
     let started = Instant::now();
+    chunk.split(parts)?;
     for p in 0..parts.parts.len() {
         parts.flush(p)?;
-        parts.close(p)?;
+        parts.send(p, Job::Close(p as u32))?;
     }
     if parts.parts.is_empty() {
-        // No row: one empty file, as partition 0, so the upload still makes a version.
-        parts.parts.push(Part {
-            writer: Some(
-                ArrowWriter::try_new(Vec::new(), arrow.clone(), Some(parts.properties.clone()))
-                    .map_err(unwrap_io)?,
-            ),
-            ..Part::default()
-        });
-        parts.close(0)?;
+        parts.send(0, Job::Empty)?;
     }
     busy += started.elapsed();
-    Ok((parts.written, busy))
+    Ok(busy)
 }
 
-/// Queues each partition's rows of `batch` (`assigned`: the partition of each row).
-fn split(parts: &mut Parts<'_>, batch: RecordBatch, assigned: &[u32]) -> Result<()> {
-    let Some(&first) = assigned.first() else {
-        return Ok(());
-    };
-    if assigned.iter().all(|&p| p == first) {
-        return parts.push(first as usize, batch);
-    }
-    // A stable counting sort of the row indexes by partition, then one `take` per
-    // partition present, in order of first appearance in the batch.
-    let mut order: Vec<u32> = Vec::new();
-    let mut count: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
-    for &p in assigned {
-        let n = count.entry(p).or_insert(0);
-        if *n == 0 {
-            order.push(p);
+/// Rows gathered before they are split by partition: a partition's rows of many batches are
+/// taken out together, so that the waiting batches and the writes are few and large even
+/// when partitions are many (a take per partition per 8,192-row batch costs more than the
+/// rows it moves). A chunk is also split once it holds a quarter of the memory budget.
+const CHUNK_ROWS: usize = 65_536;
+
+/// The batches of the chunk being gathered, and the partition of each of their rows.
+#[derive(Default)]
+struct Chunk {
+    batches: Vec<RecordBatch>,
+    /// Per partition present: its rows as (batch, row) pairs, in file order.
+    rows_of: Vec<Vec<(usize, usize)>>,
+    /// The partitions present, in order of first appearance in the chunk.
+    order: Vec<u32>,
+    /// Partition index to its place in `rows_of`, `u32::MAX` when absent.
+    slot: Vec<u32>,
+    rows: usize,
+    /// Memory of `batches`, bytes.
+    bytes: usize,
+    assigned: Vec<u32>,
+}
+
+impl Chunk {
+    /// Assigns `batch`'s rows and adds it to the chunk.
+    fn add(&mut self, partitioner: &mut dyn Partitioner, batch: RecordBatch) -> Result<()> {
+        partitioner.assign(&batch, &mut self.assigned)?;
+        let b = self.batches.len();
+        for (row, &p) in self.assigned.iter().enumerate() {
+            let p_index = p as usize;
+            if self.slot.len() <= p_index {
+                self.slot.resize(p_index + 1, u32::MAX);
+            }
+            if self.slot[p_index] == u32::MAX {
+                self.slot[p_index] = self.order.len() as u32;
+                self.order.push(p);
+                self.rows_of.push(Vec::new());
+            }
+            self.rows_of[self.slot[p_index] as usize].push((b, row));
         }
-        *n += 1;
+        self.rows += batch.num_rows();
+        self.bytes += batch.get_array_memory_size();
+        self.batches.push(batch);
+        Ok(())
     }
-    let mut rows: std::collections::HashMap<u32, Vec<u32>> = order
-        .iter()
-        .map(|p| (*p, Vec::with_capacity(count[p])))
-        .collect();
-    for (row, p) in assigned.iter().enumerate() {
-        if let Some(indexes) = rows.get_mut(p) {
-            indexes.push(row as u32);
+
+    /// Queues each partition's rows of the chunk (a whole batch as it is when the chunk is
+    /// one batch of one partition), and starts the next chunk.
+    fn split(&mut self, parts: &mut Parts) -> Result<()> {
+        let batches = std::mem::take(&mut self.batches);
+        let order = std::mem::take(&mut self.order);
+        let rows_of = std::mem::take(&mut self.rows_of);
+        for p in &order {
+            self.slot[*p as usize] = u32::MAX;
         }
+        self.rows = 0;
+        self.bytes = 0;
+        if let ([batch], [p]) = (batches.as_slice(), order.as_slice()) {
+            return parts.push(*p as usize, batch.clone());
+        }
+        let sources: Vec<&RecordBatch> = batches.iter().collect();
+        for (p, rows) in order.into_iter().zip(rows_of) {
+            let taken = arrow_select::interleave::interleave_record_batch(&sources, &rows)
+                .map_err(|e| ConvertError::Parquet(e.to_string()))?;
+            parts.push(p as usize, taken)?;
+        }
+        Ok(())
     }
-    for p in order {
-        let indexes = UInt32Array::from(rows.remove(&p).unwrap_or_default());
-        let taken = arrow_select::take::take_record_batch(&batch, &indexes)
-            .map_err(|e| ConvertError::Parquet(e.to_string()))?;
-        parts.push(p as usize, taken)?;
-    }
-    Ok(())
 }

@@ -171,9 +171,9 @@ fn a_tiny_budget_and_target_cut_row_groups_and_files_not_rows() {
         buffer_bytes: 1,
         target_file_bytes: 4_000,
     };
-    let cut = run(50_000, 7, tight);
+    let cut = run(200_000, 7, tight);
     assert!(cut.files.len() > 7, "files cut: {}", cut.files.len());
-    assert_eq!(partitions(&cut), partitions(&run(50_000, 7, ROOMY)));
+    assert_eq!(partitions(&cut), partitions(&run(200_000, 7, ROOMY)));
     // Every file is a whole Parquet file, cut at a row-group boundary past the target.
     for bytes in cut.files.values() {
         let (ids, groups) = ids_of(bytes);
