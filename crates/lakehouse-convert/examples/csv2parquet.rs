@@ -94,16 +94,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     << 20,
                 target_file_bytes: 128 << 20,
             };
-            let (written, stats) = lakehouse_convert::write_parquet_partitioned(
+            let verified = lakehouse_convert::write_parquet_partitioned(
                 csv,
                 &options,
-                &inferred.schema,
+                lakehouse_convert::Expected::Registered(&inferred.schema),
                 &mut partitioner,
                 &mut sink,
                 config,
-            )?;
+            )?
+            .ok_or("the inferred schema did not hold")?;
             println!("files={} bytes={}", sink.files, sink.bytes);
-            (inferred.schema, written, stats)
+            (inferred.schema, verified.output, verified.stats)
         } else if mode == "single" {
             let written = lakehouse_convert::write_parquet(csv, &options, &inferred.schema, out)?;
             (

@@ -304,12 +304,21 @@ pub fn write_parquet_verified<'a, R: Read, W: Write + Send>(
     expected: Expected<'_>,
     out: W,
 ) -> Result<Option<Verified>> {
+    verified(reader, options.into(), expected, Output::Pipelined(out))
+}
+
+/// A pass 2 into `output` that proves `expected` ([`write_parquet_verified`]).
+fn verified<R: Read, W: Write + Send>(
+    reader: R,
+    options: ReadConfig<'_>,
+    expected: Expected<'_>,
+    output: Output<'_, W>,
+) -> Result<Option<Verified>> {
     let (schema, verify_inference) = match expected {
         Expected::Inferred(schema) => (schema, true),
         Expected::Registered(schema) => (schema, false),
     };
-    let output = Output::Pipelined(out);
-    match write::write_parquet(reader, options.into(), schema, output, verify_inference) {
+    match write::write_parquet(reader, options, schema, output, verify_inference) {
         Ok(pass2) if pass2.infers_schema || !verify_inference => Ok(Some(Verified {
             warnings: pass2.warnings,
             output: pass2.output,
@@ -320,36 +329,39 @@ pub fn write_parquet_verified<'a, R: Read, W: Write + Send>(
     }
 }
 
-/// Pass 2 for a partitioned dataset (docs/contract.md section 10): writes the CSV with
-/// `schema` as [`write_parquet_pipelined`] does, but each partition's rows (as `partitioner`
-/// assigns them) into Parquet files of their own, given to `sink`: one per partition value,
-/// or several once a file reaches `config.target_file_bytes` (cut between row groups),
-/// with the rows of each file in their order in the CSV. Memory is bounded by
-/// `config.buffer_bytes` whatever the number of partitions. The files are a pure function
-/// of the input, options, schema, partitioner and `config`. An input with no row gives one
-/// empty file, as partition 0 (the partitioner numbered none).
+/// Pass 2 for a partitioned dataset (docs/contract.md section 10): writes the CSV with the
+/// `expected` schema as [`write_parquet_verified`] does, proving it the same way, but each
+/// partition's rows (as `partitioner` assigns them) into Parquet files of their own, given
+/// to `sink`: one per partition value, or several once a file reaches
+/// `config.target_file_bytes` (cut between row groups), with the rows of each file in their
+/// order in the CSV. Memory is bounded by `config.buffer_bytes` whatever the number of
+/// partitions; the row groups are encoded on two threads besides the one that parses and
+/// the one that splits. The files are a pure function of the input, options, schema,
+/// partitioner and `config`. An input with no row gives one empty file, as partition 0
+/// (the partitioner numbered none).
 ///
+/// `Ok(None)`: not proven (as [`write_parquet_verified`]); the sink holds partial files to
+/// discard. With [`Expected::Registered`] a schema that pass 1 accepted is always proven.
 /// The returned [`ParquetOutput::size_bytes`] is the sum of the files' sizes.
 ///
 /// # Errors
-/// As [`write_parquet`], and the partitioner's own (for example
+/// As [`write_parquet_verified`], and the partitioner's own (for example
 /// [`ConvertError::TooManyPartitions`]). After an error the sink holds partial files that
 /// the caller must discard.
 pub fn write_parquet_partitioned<'a, R: Read>(
     reader: R,
     options: impl Into<ReadConfig<'a>>,
-    schema: &Schema,
+    expected: Expected<'_>,
     partitioner: &mut dyn Partitioner,
     sink: &mut dyn PartitionSink,
     config: PartitionedConfig,
-) -> Result<(ParquetOutput, EncodeStats)> {
+) -> Result<Option<Verified>> {
     let output: Output<'_, std::io::Sink> = Output::Partitioned {
         partitioner,
         sink,
         config,
     };
-    write::write_parquet(reader, options.into(), schema, output, false)
-        .map(|pass2| (pass2.output, pass2.stats))
+    verified(reader, options.into(), expected, output)
 }
 
 /// A guess of [`infer_schema`]'s result from the first bytes of a file, for

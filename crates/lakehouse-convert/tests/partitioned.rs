@@ -9,7 +9,8 @@ use arrow_array::types::Int64Type;
 use bytes::Bytes;
 use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
 use lakehouse_convert::{
-    ConvertError, PartitionSink, PartitionedConfig, Partitioner, write_parquet_partitioned,
+    ConvertError, Expected, PartitionSink, PartitionedConfig, Partitioner,
+    write_parquet_partitioned,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -93,15 +94,18 @@ fn run(rows: i64, modulus: i64, config: PartitionedConfig) -> Memory {
     };
     let mut sink = Memory::default();
     let options = CsvOptions::default();
-    let (output, _) = write_parquet_partitioned(
+    let schema = schema();
+    let output = write_parquet_partitioned(
         csv(rows).as_slice(),
         &options,
-        &schema(),
+        Expected::Registered(&schema),
         &mut partitioner,
         &mut sink,
         config,
     )
-    .expect("written");
+    .expect("written")
+    .expect("the schema holds")
+    .output;
     assert_eq!(output.row_count, rows as u64);
     let total: u64 = sink.files.values().map(|f| f.len() as u64).sum();
     assert_eq!(output.size_bytes, total);
@@ -200,6 +204,47 @@ fn no_row_gives_one_empty_file_as_partition_zero() {
 }
 
 #[test]
+fn an_inference_that_does_not_hold_is_not_proven() {
+    // `name` guessed as int64: the first value refuses it.
+    let guess = Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Int64),
+            Field::new("name", ColumnType::Int64),
+        ],
+    };
+    let mut partitioner = ByModulus {
+        modulus: 3,
+        seen: BTreeMap::new(),
+        max: 10,
+    };
+    let outcome = write_parquet_partitioned(
+        csv(100).as_slice(),
+        &CsvOptions::default(),
+        Expected::Inferred(&guess),
+        &mut partitioner,
+        &mut Memory::default(),
+        ROOMY,
+    )
+    .expect("no CSV error");
+    assert!(outcome.is_none());
+    // The right guess is proven.
+    let proven = write_parquet_partitioned(
+        csv(100).as_slice(),
+        &CsvOptions::default(),
+        Expected::Inferred(&schema()),
+        &mut ByModulus {
+            modulus: 3,
+            seen: BTreeMap::new(),
+            max: 10,
+        },
+        &mut Memory::default(),
+        ROOMY,
+    )
+    .expect("no CSV error");
+    assert_eq!(proven.expect("proven").output.row_count, 100);
+}
+
+#[test]
 fn the_partitioners_refusal_stops_the_pass() {
     let mut partitioner = ByModulus {
         modulus: 100,
@@ -209,7 +254,7 @@ fn the_partitioners_refusal_stops_the_pass() {
     let result = write_parquet_partitioned(
         csv(1_000).as_slice(),
         &CsvOptions::default(),
-        &schema(),
+        Expected::Registered(&schema()),
         &mut partitioner,
         &mut Memory::default(),
         ROOMY,

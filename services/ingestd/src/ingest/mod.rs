@@ -63,9 +63,8 @@ impl Ingest {
     pub async fn begin(state: &AppState, request: IngestRequest) -> Result<Ingest, IngestError> {
         let plan = plan(state, &request).await?;
         // With rejects allowed, bad records are set aside before any pass reads the upload
-        // ([`set_aside`]), so nothing is speculated while it arrives; a partitioned
-        // dataset's pass 2 runs over the spool file ([`partitioned`]).
-        let (tap, speculative) = if plan.max_rejects > 0 || plan.partition.is_some() {
+        // ([`set_aside`]), so nothing is speculated while it arrives.
+        let (tap, speculative) = if plan.max_rejects > 0 {
             no_speculation()
         } else {
             start_speculative(state, &request.name, &plan)

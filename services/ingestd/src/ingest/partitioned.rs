@@ -13,8 +13,9 @@ use lakehouse_api::{
     DatasetName, ObjectKey, ObjectRef, PartitionScalar, PartitionSpec, PartitionTuple, RejectsRef,
     Schema,
 };
-use lakehouse_convert::{PartitionedConfig, ReadConfig};
+use lakehouse_convert::{Expected, PartitionedConfig, ReadConfig, Verified};
 use std::cmp::Ordering;
+use std::io::Read;
 use std::time::Duration;
 
 /// Partition files stored at once, at most.
@@ -30,65 +31,130 @@ pub(super) struct PartitionedFiles {
     _dir: tempfile::TempDir,
 }
 
-/// Pass 2 over the spool file for a partitioned dataset: the upload's rows written with
-/// `schema` into one Parquet file per partition value of `spec` (docs/contract.md section
-/// 10), in a new directory of the spool. Blocking.
+/// A partitioned pass 2 about to run: the spec bound to the schema, the partitioner, and the
+/// spool directory its files go to.
+pub(super) struct PartitionedPass {
+    spec: PartitionSpec,
+    partitioner: RowPartitioner,
+    sink: SpoolSink,
+    dir: tempfile::TempDir,
+    limits: PartitionedConfig,
+}
+
+impl PartitionedPass {
+    /// Binds `by` to `schema` and makes a spool directory for the files.
+    ///
+    /// # Errors
+    /// [`IngestError::InvalidOption`] when `by` does not fit `schema` (an unknown column, a
+    /// type the transform does not take), [`IngestError::Spool`].
+    pub(super) fn new(
+        by: &lakehouse_iceberg::PartitionBy,
+        schema: &Schema,
+        config: &Config,
+    ) -> Result<Self, IngestError> {
+        let invalid = |reason: String| IngestError::InvalidOption {
+            option: "partition_by",
+            reason,
+        };
+        let spec = by.spec(schema).map_err(|e| invalid(e.to_string()))?;
+        let partitioner = RowPartitioner::new(&spec, schema, config.max_partitions_per_upload)
+            .map_err(invalid)?;
+        let dir = crate::spool::new_dir(&config.spool_dir)?;
+        let sink = SpoolSink::new(dir.path());
+        Ok(PartitionedPass {
+            spec,
+            partitioner,
+            sink,
+            dir,
+            limits: PartitionedConfig {
+                buffer_bytes: usize::try_from(config.partition_buffer_bytes).unwrap_or(usize::MAX),
+                target_file_bytes: config.target_file_bytes.max(1),
+            },
+        })
+    }
+
+    /// Runs the pass over `csv` (decoded), proving `expected` as
+    /// `lakehouse_convert::write_parquet_partitioned` does. Blocking. `Ok(None)`: not proven
+    /// (the files go with the returned nothing).
+    ///
+    /// # Errors
+    /// [`IngestError::Convert`] (bad CSV,
+    /// [`lakehouse_convert::ConvertError::TooManyPartitions`] past
+    /// `max_partitions_per_upload`).
+    pub(super) fn run(
+        mut self,
+        csv: impl Read,
+        read: ReadConfig<'_>,
+        expected: Expected<'_>,
+    ) -> Result<Option<(Verified, PartitionedFiles)>, IngestError> {
+        let Some(verified) = lakehouse_convert::write_parquet_partitioned(
+            csv,
+            read,
+            expected,
+            &mut self.partitioner,
+            &mut self.sink,
+            self.limits,
+        )?
+        else {
+            return Ok(None);
+        };
+        let tuples = self.partitioner.into_tuples();
+        // Partition 0 of an upload with no row has no tuple: its empty file is the null one.
+        let null_tuple: PartitionTuple = vec![None; self.spec.fields.len()];
+        let mut files: Vec<(SpooledFile, PartitionTuple)> = self
+            .sink
+            .done
+            .into_iter()
+            .map(|file| {
+                let tuple = tuples
+                    .get(file.partition as usize)
+                    .cloned()
+                    .unwrap_or_else(|| null_tuple.clone());
+                (file, tuple)
+            })
+            .collect();
+        files.sort_by(|(a, ta), (b, tb)| compare_tuples(ta, tb).then(a.file.cmp(&b.file)));
+        Ok(Some((
+            verified,
+            PartitionedFiles {
+                spec: self.spec,
+                files,
+                _dir: self.dir,
+            },
+        )))
+    }
+}
+
+/// Pass 2 over the spool file for a partitioned dataset, after pass 1 settled `schema`
+/// (docs/contract.md section 10). Blocking.
 ///
 /// # Errors
-/// [`IngestError::Convert`] (bad CSV, [`lakehouse_convert::ConvertError::TooManyPartitions`]
-/// past `max_partitions_per_upload`), [`IngestError::InvalidOption`] when `spec` does not
-/// bind to `schema`, [`IngestError::Spool`].
+/// As [`PartitionedPass::new`] and [`PartitionedPass::run`], [`IngestError::Spool`].
 pub(super) fn encode_partitioned(
     upload: &Spooled,
     read: ReadConfig<'_>,
     max_csv_bytes: u64,
     schema: &Schema,
-    spec: PartitionSpec,
+    by: &lakehouse_iceberg::PartitionBy,
     config: &Config,
 ) -> Result<(Encoded, PartitionedFiles), IngestError> {
-    let mut partitioner = RowPartitioner::new(&spec, schema, config.max_partitions_per_upload)
-        .map_err(|reason| IngestError::InvalidOption {
-            option: "partition_by",
-            reason,
-        })?;
-    let dir = crate::spool::new_dir(&config.spool_dir)?;
-    let mut sink = SpoolSink::new(dir.path());
+    let pass = PartitionedPass::new(by, schema, config)?;
     let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
     let csv = lakehouse_convert::decode(csv, read.csv.encoding, max_csv_bytes)?;
-    let limits = PartitionedConfig {
-        buffer_bytes: usize::try_from(config.partition_buffer_bytes).unwrap_or(usize::MAX),
-        target_file_bytes: config.target_file_bytes.max(1),
-    };
-    let (output, stats) = lakehouse_convert::write_parquet_partitioned(
-        csv,
-        read,
-        schema,
-        &mut partitioner,
-        &mut sink,
-        limits,
-    )?;
-    let tuples = partitioner.into_tuples();
-    // Partition 0 of an upload with no row has no tuple: its empty file is the null one.
-    let null_tuple: PartitionTuple = vec![None; spec.fields.len()];
-    let mut files: Vec<(SpooledFile, PartitionTuple)> = sink
-        .done
-        .into_iter()
-        .map(|file| {
-            let tuple = tuples
-                .get(file.partition as usize)
-                .cloned()
-                .unwrap_or_else(|| null_tuple.clone());
-            (file, tuple)
-        })
-        .collect();
-    files.sort_by(|(a, ta), (b, tb)| compare_tuples(ta, tb).then(a.file.cmp(&b.file)));
+    let (verified, files) = pass
+        .run(csv, read, Expected::Registered(schema))?
+        .ok_or_else(|| {
+            // A schema pass 1 settled over the same bytes always holds.
+            IngestError::Convert(lakehouse_convert::ConvertError::Parquet(
+                "the schema pass 1 settled did not hold in pass 2".into(),
+            ))
+        })?;
     Ok((
-        Encoded { output, stats },
-        PartitionedFiles {
-            spec,
-            files,
-            _dir: dir,
+        Encoded {
+            output: verified.output,
+            stats: verified.stats,
         },
+        files,
     ))
 }
 

@@ -28,7 +28,7 @@ pub(super) async fn settle(
 ) -> Result<Settled, IngestError> {
     // The verified pass 2 read the upload as it arrived; only its tail is left to wait for.
     let pass2_started = Instant::now();
-    let (speculated, parquet_upload) = speculative.handle.await.map_err(IngestError::Task)?;
+    let (speculated, written) = speculative.handle.await.map_err(IngestError::Task)?;
     let speculation_wait_ms = pass2_started.elapsed().as_millis();
     let settled = |pass1, encoded, written, speculation_hit, guess_ms| Settled {
         pass1,
@@ -39,9 +39,9 @@ pub(super) async fn settle(
         speculation_wait_ms,
         pass2_ms: pass2_started.elapsed().as_millis(),
     };
-    match (speculated, parquet_upload) {
+    match (speculated, written) {
         // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
-        (Ok(Some(hit)), Some(parquet_upload)) if hit.bytes_read == upload.size_bytes => {
+        (Ok(Some(hit)), Some(written)) if hit.bytes_read == upload.size_bytes => {
             let mut warnings = hit.warnings;
             if plan.current.is_none() {
                 let options = CsvOptions {
@@ -64,18 +64,13 @@ pub(super) async fn settle(
                 date_orders: hit.date_orders,
                 busy: Duration::ZERO,
             };
-            Ok(settled(
-                pass1,
-                hit.encoded,
-                Written::Single(parquet_upload),
-                true,
-                hit.guess_ms,
-            ))
+            Ok(settled(pass1, hit.encoded, written, true, hit.guess_ms))
         }
-        (speculated, parquet_upload) => {
-            let storaged_failed = match parquet_upload {
-                Some(parquet_upload) => parquet_upload.abort().await,
-                None => None,
+        (speculated, written) => {
+            let storaged_failed = match written {
+                Some(Written::Single(parquet_upload)) => parquet_upload.abort().await,
+                // Partition files in the spool go with their directory.
+                Some(Written::Partitioned(_)) | None => None,
             };
             // A CSV error stops pass 1 at the same record with the same error.
             if let Err(csv) = speculated {
@@ -179,12 +174,6 @@ async fn partitioned_pass2(
     upload: Spooled,
     mut pass1: Pass1Output,
 ) -> Result<(Pass1Output, Encoded, Written), IngestError> {
-    let spec = by
-        .spec(&pass1.schema)
-        .map_err(|e| IngestError::InvalidOption {
-            option: "partition_by",
-            reason: e.to_string(),
-        })?;
     let task_options = CsvOptions {
         delimiter: pass1.delimiter,
         date_orders: pass1.date_orders.clone(),
@@ -194,6 +183,7 @@ async fn partitioned_pass2(
     let schema = pass1.schema.clone();
     let new_dataset = plan.current.is_none();
     let config = state.config().clone();
+    let by = by.clone();
     let (encoded, files, taught) = tokio::task::spawn_blocking(bind(move || {
         let read = ReadConfig::new(&task_options, limits).sniffed(sniff);
         let (encoded, files) = super::partitioned::encode_partitioned(
@@ -201,7 +191,7 @@ async fn partitioned_pass2(
             read,
             max_csv_bytes,
             &schema,
-            spec,
+            &by,
             &config,
         )?;
         let taught = if new_dataset {

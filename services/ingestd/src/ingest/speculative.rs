@@ -1,10 +1,11 @@
 //! The verified pass 2 that runs while the upload arrives ([`start_speculative`]): its
 //! output is used when it proved its schema over every byte (docs/performance.md).
 
-use super::{DateOrders, Encoded, Plan, parquet_dir};
+use super::partitioned::PartitionedPass;
+use super::{DateOrders, Encoded, Plan, Written, parquet_dir};
 use crate::AppState;
 use crate::spool::{self, ChannelReader};
-use crate::upload::{self, Destination, ParquetUpload};
+use crate::upload::{self, Destination};
 use bytes::Bytes;
 use lakehouse_api::{CsvOptions, DatasetName, Schema};
 use lakehouse_client::trace::bind;
@@ -57,16 +58,17 @@ pub(super) struct SpeculativeOutput {
 pub(super) type SpeculativeResult = Result<Option<SpeculativeOutput>, ConvertError>;
 
 /// The verified pass 2 running during the upload ([`start_speculative`]): its result, and
-/// the upload of its Parquet to storaged when it started one (committed only if used).
+/// what it wrote: the upload of its Parquet to storaged when it started one (committed only
+/// if used), or a partitioned dataset's files in the spool.
 pub(super) struct Speculative {
-    pub(super) handle: tokio::task::JoinHandle<(SpeculativeResult, Option<ParquetUpload>)>,
+    pub(super) handle: tokio::task::JoinHandle<(SpeculativeResult, Option<Written>)>,
 }
 
 impl Speculative {
     /// Waits for the task to end (its input must be closed: the tap dropped) and withdraws
     /// what it sent to storaged.
     pub(super) async fn cancel(self) {
-        if let Ok((_, Some(upload))) = self.handle.await {
+        if let Ok((_, Some(Written::Single(upload)))) = self.handle.await {
             // The receive error (too large, broken body, ...) is the answer, not this one.
             let _ = upload.abort().await;
         }
@@ -96,6 +98,8 @@ pub(super) fn start_speculative(
         sniff: plan.sniff,
         registered: plan.current.as_ref().map(|m| m.schema.clone()),
         destination: plan.destination.clone(),
+        partition: plan.partition.clone(),
+        config: state.config().clone(),
         idle: state.inner.storaged_idle(),
         name: name.clone(),
         runtime: tokio::runtime::Handle::current(),
@@ -117,6 +121,11 @@ struct Job {
     /// The registered schema, `None` for a new dataset.
     registered: Option<Schema>,
     destination: Destination,
+    /// The dataset's partitioning, if any: the pass then writes partition files into the
+    /// spool instead of one object to storaged (docs/contract.md section 10).
+    partition: Option<lakehouse_iceberg::PartitionBy>,
+    /// ingestd's configuration (the partitioned pass's limits and spool directory).
+    config: crate::Config,
     /// `storaged_idle_timeout_ms`.
     idle: Duration,
     name: DatasetName,
@@ -126,7 +135,7 @@ struct Job {
 
 impl Job {
     /// Runs the pass over the chunks of `rx` (see [`start_speculative`]). Blocking.
-    fn run(mut self, rx: mpsc::Receiver<Bytes>) -> (SpeculativeResult, Option<ParquetUpload>) {
+    fn run(mut self, rx: mpsc::Receiver<Bytes>) -> (SpeculativeResult, Option<Written>) {
         let (bytes_read, waited) = (Rc::default(), Rc::<Cell<Duration>>::default());
         let counting = Counting {
             inner: ChannelReader::new(rx),
@@ -161,6 +170,23 @@ impl Job {
         } else {
             lakehouse_convert::Expected::Registered(&schema)
         };
+        let read = ReadConfig::new(&self.options, self.limits).sniffed(self.sniff);
+        if let Some(by) = &self.partition {
+            // A spec that does not fit the guessed schema: not tried (pass 1 decides).
+            let Ok(pass) = PartitionedPass::new(by, &schema, &self.config) else {
+                return (Ok(None), None);
+            };
+            let input = std::io::Cursor::new(prefix).chain(&mut reader);
+            let (verified, files) = match pass.run(input, read, expected) {
+                Ok(Some(done)) => done,
+                Err(crate::IngestError::Convert(e)) if e.is_csv_error() => return (Err(e), None),
+                // Not proven, too many values under a guessed schema, or I/O trouble: the
+                // passes over the spool file say what it is.
+                _ => return (Ok(None), None),
+            };
+            let output = self.output(schema, verified, detected, bytes_read.get(), guess_ms);
+            return (Ok(Some(output)), Some(Written::Partitioned(files)));
+        }
         let (out, parquet_upload) = upload::start(
             &self.destination,
             parquet_dir(&self.name, &schema),
@@ -169,12 +195,7 @@ impl Job {
             self.idle,
         );
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
-        let outcome = lakehouse_convert::write_parquet_verified(
-            input,
-            ReadConfig::new(&self.options, self.limits).sniffed(self.sniff),
-            expected,
-            out,
-        );
+        let outcome = lakehouse_convert::write_parquet_verified(input, read, expected, out);
         let verified = match outcome {
             Ok(Some(verified)) => verified,
             unproven => {
@@ -188,10 +209,23 @@ impl Job {
                     // says what it is).
                     _ => Ok(None),
                 };
-                return (result, Some(parquet_upload));
+                return (result, Some(Written::Single(parquet_upload)));
             }
         };
-        let output = SpeculativeOutput {
+        let output = self.output(schema, verified, detected, bytes_read.get(), guess_ms);
+        (Ok(Some(output)), Some(Written::Single(parquet_upload)))
+    }
+
+    /// The proven pass's output.
+    fn output(
+        &self,
+        schema: Schema,
+        verified: lakehouse_convert::Verified,
+        detected: Detected,
+        bytes_read: u64,
+        guess_ms: u128,
+    ) -> SpeculativeOutput {
+        SpeculativeOutput {
             schema,
             warnings: verified.warnings,
             detected,
@@ -201,10 +235,9 @@ impl Job {
                 output: verified.output,
                 stats: verified.stats,
             },
-            bytes_read: bytes_read.get(),
+            bytes_read,
             guess_ms,
-        };
-        (Ok(Some(output)), Some(parquet_upload))
+        }
     }
 
     /// A new dataset's guess of its schema: reads the first [`SPECULATION_PREFIX_BYTES`] of
