@@ -78,6 +78,28 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// The settings of a partitioned dataset's files (docs/contract.md section 10): those of
+/// [`writer_properties`], with dictionary encoding for `utf8` columns only. A partition's
+/// row groups are small when partitions are many, and a per-row-group dictionary then
+/// never reaches its page limit: every number, date and timestamp would be hashed into one,
+/// which costs more time and (with Snappy) more bytes than plain encoding
+/// (docs/decisions.md, "Partitioned writes").
+pub(crate) fn partition_writer_properties(arrow: &SchemaRef) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(CREATED_BY.to_owned())
+        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
+        .set_dictionary_enabled(false);
+    for field in arrow.fields() {
+        if field.data_type() == &DataType::Utf8 {
+            builder = builder.set_column_dictionary_enabled(field.name().as_str().into(), true);
+        }
+    }
+    builder.build()
+}
+
 /// One Arrow builder per column, fed straight from the CSV field bytes.
 enum Builder {
     Bool(BooleanBuilder),
@@ -621,7 +643,10 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
                     partitioner,
                     sink,
                     config,
-                } => partition_batches(arrow, writer_properties(), partitioner, sink, config, rx),
+                } => {
+                    let properties = partition_writer_properties(arrow);
+                    partition_batches(arrow, properties, partitioner, sink, config, rx)
+                }
             });
             // A send fails only when the encoder stopped on an error, which `join` returns.
             let parsed = (|| -> Result<()> {
