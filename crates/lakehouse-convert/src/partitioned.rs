@@ -6,7 +6,7 @@
 //! How: each partition's rows wait in memory as compact record batches (a `take` of its
 //! rows of each batch). A partition is flushed, as one row group of its current file, when
 //! it holds [`MAX_ROW_GROUP_ROWS`] rows, and the partitions holding the most bytes are
-//! flushed when all of them together hold more than the budget. A flushed row group goes to
+//! flushed, down to half the budget, when all of them together hold more than it. A flushed row group goes to
 //! the [`PartitionSink`] at once, so only one partition's encoder is ever alive. A file is
 //! closed (its footer written) once it reaches [`PartitionedConfig::target_file_bytes`], and
 //! the partition's next rows start a new one; every file is closed at the end.
@@ -118,15 +118,20 @@ impl Parts {
         if part.pending_rows >= MAX_ROW_GROUP_ROWS {
             self.flush(p)?;
         }
-        while self.pending_bytes > self.config.buffer_bytes {
-            // The partition holding the most bytes, the first such on a tie.
-            let largest = (0..self.parts.len())
-                .max_by_key(|&i| (self.parts[i].pending_bytes, std::cmp::Reverse(i)))
-                .unwrap_or(p);
-            if self.parts[largest].pending_bytes == 0 {
-                break;
+        if self.pending_bytes > self.config.buffer_bytes {
+            // The partitions holding the most bytes first (the first such on a tie), down
+            // to half the budget, so that the partitions are sorted once per half budget
+            // of input, not once per row group, however many they are.
+            let mut order: Vec<usize> = (0..self.parts.len())
+                .filter(|&i| self.parts[i].pending_bytes > 0)
+                .collect();
+            order.sort_by_key(|&i| (std::cmp::Reverse(self.parts[i].pending_bytes), i));
+            for i in order {
+                if self.pending_bytes <= self.config.buffer_bytes / 2 {
+                    break;
+                }
+                self.flush(i)?;
             }
-            self.flush(largest)?;
         }
         Ok(())
     }
