@@ -65,40 +65,64 @@ impl RowPartitioner {
     }
 }
 
-/// One field's value of one row, borrowed from the batch.
-fn value_of(
-    column: &dyn Array,
-    ty: ColumnType,
+/// A source column of a batch, downcast once per batch.
+enum Source<'a> {
+    /// `int64`, `time64[us]` and the timestamps: microseconds or the value.
+    Micros(&'a [i64]),
+    Date(&'a [i32]),
+    Utf8(&'a arrow_array::StringArray),
+    Bool(&'a arrow_array::BooleanArray),
+    Float(&'a [f64]),
+}
+
+impl<'a> Source<'a> {
+    fn of(column: &'a dyn Array, ty: ColumnType) -> Source<'a> {
+        match ty {
+            ColumnType::Int64 => Source::Micros(column.as_primitive::<Int64Type>().values()),
+            ColumnType::Time64 => {
+                Source::Micros(column.as_primitive::<Time64MicrosecondType>().values())
+            }
+            ColumnType::Timestamp | ColumnType::TimestampUtc => {
+                Source::Micros(column.as_primitive::<TimestampMicrosecondType>().values())
+            }
+            ColumnType::Date32 => Source::Date(column.as_primitive::<Date32Type>().values()),
+            ColumnType::Utf8 => Source::Utf8(column.as_string::<i32>()),
+            ColumnType::Bool => Source::Bool(column.as_boolean()),
+            ColumnType::Float64 => Source::Float(column.as_primitive::<Float64Type>().values()),
+        }
+    }
+}
+
+/// One field's value of one row, borrowed from the batch (`valid`: not null).
+fn value_of<'a>(
+    source: &Source<'a>,
+    valid: bool,
     transform: Transform,
     row: usize,
-) -> Option<Scalar<'_>> {
-    if column.is_null(row) {
+) -> Option<Scalar<'a>> {
+    if !valid {
         return None;
     }
-    let value = match ty {
-        ColumnType::Int64 => transform.apply_i64(column.as_primitive::<Int64Type>().value(row)),
-        ColumnType::Time64 => {
-            transform.apply_i64(column.as_primitive::<Time64MicrosecondType>().value(row))
-        }
-        ColumnType::Timestamp | ColumnType::TimestampUtc => {
-            transform.apply_i64(column.as_primitive::<TimestampMicrosecondType>().value(row))
-        }
-        ColumnType::Date32 => {
-            transform.apply_date(column.as_primitive::<Date32Type>().value(row))?
-        }
-        ColumnType::Utf8 => transform.apply_str(column.as_string::<i32>().value(row))?,
-        ColumnType::Bool => return Some(Scalar::Bool(column.as_boolean().value(row))),
-        ColumnType::Float64 => {
-            return Some(Scalar::Float(
-                column.as_primitive::<Float64Type>().value(row),
-            ));
-        }
+    let value = match source {
+        Source::Micros(values) => transform.apply_i64(values[row]),
+        Source::Date(values) => transform.apply_date(values[row])?,
+        Source::Utf8(array) => transform.apply_str(array.value(row))?,
+        Source::Bool(array) => return Some(Scalar::Bool(array.value(row))),
+        Source::Float(values) => return Some(Scalar::Float(values[row])),
     };
     Some(match value {
         PartitionValue::Int(v) | PartitionValue::Date(v) => Scalar::Int(i64::from(v)),
         PartitionValue::Long(v) => Scalar::Int(v),
         PartitionValue::Str(s) => Scalar::Str(s),
     })
+}
+
+/// [`value_of`] of one resolved source column.
+fn field_value<'a>(
+    (column, source, transform): &(&dyn Array, Source<'a>, Transform),
+    row: usize,
+) -> Option<Scalar<'a>> {
+    value_of(source, column.is_valid(row), *transform, row)
 }
 
 /// A partition value borrowed from a batch.
@@ -146,17 +170,20 @@ impl Scalar<'_> {
 impl Partitioner for RowPartitioner {
     fn assign(&mut self, batch: &RecordBatch, out: &mut Vec<u32>) -> lakehouse_convert::Result<()> {
         out.clear();
-        let columns: Vec<&dyn Array> = self
+        let columns: Vec<(&dyn Array, Source<'_>, Transform)> = self
             .fields
             .iter()
-            .map(|(i, _, _)| batch.column(*i).as_ref())
+            .map(|(i, ty, transform)| {
+                let column = batch.column(*i).as_ref();
+                (column, Source::of(column, *ty), *transform)
+            })
             .collect();
         let mut key = Vec::new();
         let mut previous: Option<(Vec<u8>, u32)> = None;
         for row in 0..batch.num_rows() {
             key.clear();
-            for (column, (_, ty, transform)) in columns.iter().zip(&self.fields) {
-                Scalar::key(value_of(*column, *ty, *transform, row), &mut key);
+            for column in &columns {
+                Scalar::key(field_value(column, row), &mut key);
             }
             // Rows of one partition often come in runs: no lookup for a repeat.
             if let Some((last, p)) = &previous
@@ -174,10 +201,7 @@ impl Partitioner for RowPartitioner {
                     let p = self.tuples.len() as u32;
                     let tuple = columns
                         .iter()
-                        .zip(&self.fields)
-                        .map(|(column, (_, ty, transform))| {
-                            Scalar::owned(value_of(*column, *ty, *transform, row))
-                        })
+                        .map(|column| Scalar::owned(field_value(column, row)))
                         .collect();
                     self.tuples.push(tuple);
                     self.index.insert(key.clone(), p);
