@@ -36,6 +36,24 @@ fn events_csv(first: u64, rows: u64) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// How many distinct partitions `day(ts),bucket(4,id)` the rows of `csv` fall in (the
+/// date part of ts, or none, and the bucket of id).
+fn partitions_of(csv: &[u8]) -> usize {
+    let text = std::str::from_utf8(csv).expect("UTF-8");
+    let tuples: HashSet<(Option<&str>, i32)> = text
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let mut fields = line.split(',');
+            let ts = fields.next().expect("ts");
+            let id: i64 = fields.next().expect("id").parse().expect("an id");
+            let day = (!ts.is_empty()).then(|| &ts[..10]);
+            (day, lakehouse_iceberg::transform::bucket_i64(id, 4))
+        })
+        .collect();
+    tuples.len()
+}
+
 /// When the kill comes.
 #[derive(Clone, Copy, Debug)]
 enum Moment {
@@ -144,10 +162,10 @@ async fn a_kill_in_the_middle_of_a_partitioned_ingest_keeps_the_invariants() {
             latest["row_count"].as_u64().map(|n| n + added),
             "{moment:?}: {body}"
         );
+        let objects = body["objects"].as_array().expect("objects");
+        assert_eq!(objects.len(), partitions_of(&csv), "{moment:?}: one file a partition");
         assert!(
-            body["objects"]
-                .as_array()
-                .is_some_and(|o| o.len() > 100 && o.iter().all(|o| o["partition"].is_array())),
+            objects.iter().all(|o| o["partition"].is_array()),
             "{moment:?}: {body}"
         );
         observed.acknowledged.push(body);
