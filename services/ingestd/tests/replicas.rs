@@ -453,7 +453,13 @@ async fn s3_concurrent_ingests_through_two_replicas_lose_no_version() {
 /// `rows` rows of `ts,id` from id `first`: ts over 5 days (one before 1970), every ninth
 /// one empty.
 fn events_csv(first: i64, rows: i64) -> String {
-    let days = ["1969-12-31", "2024-02-29", "2024-03-01", "2024-03-02", "2024-03-03"];
+    let days = [
+        "1969-12-31",
+        "2024-02-29",
+        "2024-03-01",
+        "2024-03-02",
+        "2024-03-03",
+    ];
     let mut csv = String::from("ts,id\n");
     for id in first..first + rows {
         if id % 9 == 4 {
@@ -565,7 +571,9 @@ async fn partitioned_races_through_two_replicas(storaged_envs: Vec<(&str, String
         let run = &run;
         async move {
             let csv = events_csv(i * 1000, 20 + i);
-            let answer = run.ingest(i as usize % 2, "name=parted&mode=append", &csv).await;
+            let answer = run
+                .ingest(i as usize % 2, "name=parted&mode=append", &csv)
+                .await;
             (csv, answer)
         }
     }))
@@ -597,7 +605,12 @@ async fn partitioned_races_through_two_replicas(storaged_envs: Vec<(&str, String
         let tuples: BTreeSet<String> = own.iter().map(|o| o["partition"].to_string()).collect();
         assert_eq!(tuples, tuples_of(csv), "version {n}");
         let keys = |m: &Value| -> Vec<String> {
-            m["objects"].as_array().expect("objects").iter().map(key_of).collect()
+            m["objects"]
+                .as_array()
+                .expect("objects")
+                .iter()
+                .map(key_of)
+                .collect()
         };
         let mut expected = keys(&manifests[&(n - 1)]);
         expected.extend(own.iter().map(key_of));

@@ -228,7 +228,10 @@ fn schema_violations(history: &History) -> Vec<String> {
 /// (none without a spec).
 fn partition_violations(history: &History) -> Vec<String> {
     let mut found = Vec::new();
-    let first = history.live().next().and_then(|v| history.manifests.get(&v));
+    let first = history
+        .live()
+        .next()
+        .and_then(|v| history.manifests.get(&v));
     let Some(first) = first else {
         return found;
     };
@@ -245,7 +248,10 @@ fn partition_violations(history: &History) -> Vec<String> {
         }
         let fields = spec["fields"].as_array().map(Vec::len);
         for object in manifest["objects"].as_array().into_iter().flatten() {
-            let tuple = object.get("partition").and_then(Value::as_array).map(Vec::len);
+            let tuple = object
+                .get("partition")
+                .and_then(Value::as_array)
+                .map(Vec::len);
             if tuple != fields {
                 found.push(format!(
                     "version {version}: object {} has partition {:?}, the spec {fields:?} fields",

@@ -70,7 +70,9 @@ async fn reached(moment: Moment, trio: &Trio, before: &HashSet<String>) -> bool 
             .map(|entries| {
                 entries.filter_map(Result::ok).any(|e| {
                     e.file_type().is_ok_and(|t| t.is_dir())
-                        && e.file_name().to_string_lossy().starts_with("lakehouse-spool-")
+                        && e.file_name()
+                            .to_string_lossy()
+                            .starts_with("lakehouse-spool-")
                 })
             })
             .unwrap_or(false),
@@ -107,7 +109,10 @@ async fn a_kill_in_the_middle_of_a_partitioned_ingest_keeps_the_invariants() {
         .build()
         .unwrap();
     let mut observed = Observed::default();
-    let first = ingest(&http, &trio, &events_csv(0, 500)).send().await.unwrap();
+    let first = ingest(&http, &trio, &events_csv(0, 500))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(first.status().as_u16(), 200);
     observed.acknowledged.push(first.json().await.unwrap());
 
@@ -163,14 +168,21 @@ async fn a_kill_in_the_middle_of_a_partitioned_ingest_keeps_the_invariants() {
             "{moment:?}: {body}"
         );
         let objects = body["objects"].as_array().expect("objects");
-        assert_eq!(objects.len(), partitions_of(&csv), "{moment:?}: one file a partition");
+        assert_eq!(
+            objects.len(),
+            partitions_of(&csv),
+            "{moment:?}: one file a partition"
+        );
         assert!(
             objects.iter().all(|o| o["partition"].is_array()),
             "{moment:?}: {body}"
         );
         observed.acknowledged.push(body);
         let found = invariants::violations(&http, &trio, DATASET, &observed).await;
-        assert!(found.is_empty(), "after the retry of {moment:?}: {found:#?}");
+        assert!(
+            found.is_empty(),
+            "after the retry of {moment:?}: {found:#?}"
+        );
     }
     assert!(cut > 0, "no kill cut an ingest: the test exercised nothing");
     eprintln!(
