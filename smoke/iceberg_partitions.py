@@ -8,6 +8,7 @@ through ingestd a CSV of `ts,id,name` over several days (one before 1970, every 
 empty) into a new dataset with `partition_by=day(ts),bucket(4,id)`, then appends a second
 CSV. Every expectation is computed here from the CSV text generated below and from the
 catalog's manifest (`objects[].partition`):
+- each upload's files are the partition tuples of its rows (day and pyiceberg's bucket);
 - pyiceberg: the table's spec; an unfiltered scan plans every object of the version and
   reads every row; a filter on one day plans exactly the files of that day's partitions
   (fewer than all) and reads exactly that day's rows; `id == 17` plans only files of 17's
@@ -72,6 +73,25 @@ def day_number(date):
     return (date - EPOCH).days
 
 
+def partition_of(ident, ts, bucket_of):
+    """The partition tuple `day(ts),bucket(4,id)` of a row, as the catalog records it."""
+    return [None if ts is None else day_number(ts.date()), bucket_of(ident)]
+
+
+def files_spanning(uploads, ident, bucket_of):
+    """How many files of the uploads, given as (CSV text, the objects ingestd answered), hold
+    rows of `ident`'s bucket whose ids span `ident` (so that their id bounds do not exclude it)."""
+    count = 0
+    for csv_text, objects in uploads:
+        rows = parse_rows(csv_text)
+        for obj in objects:
+            if obj["partition"][1] != bucket_of(ident):
+                continue
+            ids = [i for i, ts in rows if partition_of(i, ts, bucket_of) == obj["partition"]]
+            count += bool(ids) and min(ids) <= ident <= max(ids)
+    return count
+
+
 def main():
     ingestd, catalogd, label = sys.argv[1], sys.argv[2], sys.argv[3]
     from pyiceberg.catalog.rest import RestCatalog
@@ -88,14 +108,19 @@ def main():
         answer["manifest"].get("partition_spec", {}).get("partition_by") == PARTITION_BY,
         str(answer["manifest"].get("partition_spec")),
     )
-    uploads = [(first, answer["objects"]), (second, ingest(ingestd, name, second, "append")["objects"])]
+    appended = ingest(ingestd, name, second, "append")
+    uploads = [(first, answer["objects"]), (second, appended["objects"])]
     rows = parse_rows(first) + parse_rows(second)
     all_ids = sorted(i for i, _ in rows)
     start = datetime.datetime.combine(DAY, datetime.time(), UTC)
     end = start + datetime.timedelta(days=1)
     day_ids = sorted(i for i, ts in rows if ts is not None and start <= ts < end)
-    check(f"{label}: the CSVs hold rows of the day, before 1970 and null", 0 < len(day_ids) < len(rows)
-          and any(ts is not None and ts.year < 1970 for _, ts in rows) and any(ts is None for _, ts in rows))
+    check(
+        f"{label}: the CSVs hold rows of the day, before 1970 and null",
+        0 < len(day_ids) < len(rows)
+        and any(ts is not None and ts.year < 1970 for _, ts in rows)
+        and any(ts is None for _, ts in rows),
+    )
 
     manifest = catalog_json(catalogd, f"/datasets/{name}")
     objects = manifest["objects"]
@@ -106,17 +131,20 @@ def main():
     bucket_of = BucketTransform(4).transform(LongType())
     bucket_17 = bucket_of(17)
     bucket_files = sum(1 for t in tuples if t and t[1] == bucket_17)
-    # Within 17's bucket, pyiceberg also skips the files whose id bounds leave 17 out: the
-    # files of that bucket whose rows (from their upload's CSV) span 17.
-    spanning_17 = 0
-    for csv_text, own in uploads:
-        for obj in own:
-            ids = [i for i, ts in parse_rows(csv_text)
-                   if [None if ts is None else day_number(ts.date()), bucket_of(i)] == obj["partition"]]
-            spanning_17 += obj["partition"][1] == bucket_17 and bool(ids) and min(ids) <= 17 <= max(ids)
+    # ingestd's day and bucket (its own Murmur3) agree with pyiceberg's transforms: each
+    # upload's files are the partitions of its rows, one file each.
+    for n, (csv_text, own) in enumerate(uploads, start=1):
+        want = sorted({str(partition_of(i, ts, bucket_of)) for i, ts in parse_rows(csv_text)})
+        got = sorted(str(obj["partition"]) for obj in own)
+        check(f"{label}: upload {n}'s files are its rows' {len(want)} partitions", got == want, f"{got} != {want}")
+    # Within 17's bucket, pyiceberg also skips the files whose id bounds leave 17 out.
+    spanning_17 = files_spanning(uploads, 17, bucket_of)
     days_seen = {t[0] for t in tuples if t}
-    check(f"{label}: the manifest has a pre-1970 day and the null day",
-          None in days_seen and any(d is not None and d < 0 for d in days_seen), str(sorted(days_seen, key=str)))
+    check(
+        f"{label}: the manifest has a pre-1970 day and the null day",
+        None in days_seen and any(d is not None and d < 0 for d in days_seen),
+        str(sorted(days_seen, key=str)),
+    )
 
     catalog = RestCatalog("lakehouse", uri=f"{catalogd}/iceberg")
     table = catalog.load_table(("lakehouse", name))
@@ -130,10 +158,11 @@ def main():
 
     day_filter = And(GreaterThanOrEqual("ts", start.isoformat()), LessThan("ts", end.isoformat()))
     planned = list(table.scan(row_filter=day_filter).plan_files())
+    days = {task.file.partition[0] for task in planned}
     check(
         f"{label}: pyiceberg plans the {day_files} files of {DAY} of {len(all_planned)}",
-        len(planned) == day_files and day_files < len(all_planned),
-        f"planned {len(planned)}",
+        len(planned) == day_files and days == {day_number(DAY)} and day_files < len(all_planned),
+        f"planned {len(planned)} of days {days}",
     )
     got = sorted(table.scan(row_filter=day_filter).to_arrow().column("id").to_pylist())
     check(f"{label}: pyiceberg reads exactly the {len(day_ids)} rows of {DAY}", got == day_ids, str(got))
