@@ -31,7 +31,8 @@
 //!   metadata JSON exists and parses.
 //!
 //! A second test kills catalogd between a version's commit and its metadata write (made to
-//! fail) and checks that the restart heals it.
+//! fail) and checks that the restart heals it; a third (crash/partitioned.rs) kills ingestd
+//! in the middle of a partitioned ingest.
 //! Bounded: `LAKEHOUSE_CRASH_ROUNDS` rounds (default 30) of 6 ingests each (plus a load, and
 //! maybe a compaction and a drop); the seed is
 //! `LAKEHOUSE_CRASH_SEED` (default 1) and printed, so a failing run can be replayed.
@@ -40,6 +41,8 @@
 mod iceberg;
 #[path = "crash/invariants.rs"]
 mod invariants;
+#[path = "crash/partitioned.rs"]
+mod partitioned;
 #[path = "crash/rows.rs"]
 mod rows;
 
@@ -325,7 +328,7 @@ async fn random_kills_never_break_the_invariants() {
             let quiet = spawn_answer(http.post(format!("{url}/datasets/crash/compact")));
             record_compaction(&mut observed, round, quiet).await;
         }
-        let found = invariants::violations(&http, &trio, &observed).await;
+        let found = invariants::violations(&http, &trio, "crash", &observed).await;
         for violation in &found {
             eprintln!("round {round} (killed {name}): VIOLATION {violation}");
         }
@@ -414,7 +417,7 @@ async fn a_version_committed_without_its_metadata_heals_at_restart() {
     std::fs::remove_file(&blocker).unwrap();
     tokio::task::block_in_place(|| trio.catalogd.restart_on_same_port()).unwrap();
     wait_ready(&http, [&trio.storaged, &trio.catalogd, &trio.ingestd]).await;
-    let found = invariants::violations(&http, &trio, &Observed::default()).await;
+    let found = invariants::violations(&http, &trio, "crash", &Observed::default()).await;
     assert!(found.is_empty(), "after the restart: {found:#?}");
 
     let retry = ingest(trio.ingestd.url()).await.unwrap();

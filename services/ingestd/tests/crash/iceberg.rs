@@ -12,14 +12,15 @@ type Record = Vec<(String, apache_avro::types::Value)>;
 pub(crate) async fn missing_table_files(
     http: &reqwest::Client,
     storage: &str,
+    dataset: &str,
     metadata: &Value,
 ) -> Vec<String> {
     let mut found = Vec::new();
     let location = metadata["location"].as_str().unwrap_or_default();
-    // `<base>/datasets/crash` -> object keys are the paths after `<base>/`.
-    let Some(base) = location.strip_suffix("datasets/crash") else {
+    // `<base>/datasets/<dataset>` -> object keys are the paths after `<base>/`.
+    let Some(base) = location.strip_suffix(&format!("datasets/{dataset}")) else {
         return vec![format!(
-            "table location {location:?} is not <base>/datasets/crash"
+            "table location {location:?} is not <base>/datasets/{dataset}"
         )];
     };
     let fetch = |path: String| async move {

@@ -27,26 +27,36 @@ impl History {
     }
 }
 
-/// Checks the invariants; returns the violations found (as text).
+/// Checks the invariants of the dataset `dataset`; returns the violations found (as text).
 pub(crate) async fn violations(
     http: &reqwest::Client,
     trio: &Trio,
+    dataset: &str,
     observed: &Observed,
 ) -> Vec<String> {
     let catalog = trio.catalogd.url();
     let storage = trio.storaged.url();
     let mut found = Vec::new();
-    let Some(history) = read_history(http, &catalog, &storage, &mut found).await else {
+    let Some(history) = read_history(http, &catalog, &storage, dataset, &mut found).await else {
         return found;
     };
     found.extend(object_violations(http, &storage, &history).await);
     found.extend(schema_violations(&history));
+    found.extend(partition_violations(&history));
     found.extend(row_violations(http, &storage, &history).await);
     found.extend(ledger_violations(&history, &observed.loads));
     found.extend(dry_run_violations(http, &storage, &history, &observed.dry_runs).await);
     found.extend(acknowledged_violations(&history, &observed.acknowledged));
     found.extend(
-        iceberg_violations(http, &catalog, &storage, &history, &observed.acknowledged).await,
+        iceberg_violations(
+            http,
+            &catalog,
+            &storage,
+            dataset,
+            &history,
+            &observed.acknowledged,
+        )
+        .await,
     );
     let spool = trio.dir.path().join("data/spool");
     let left: Vec<_> = std::fs::read_dir(&spool)
@@ -65,14 +75,17 @@ async fn read_history(
     http: &reqwest::Client,
     catalog: &str,
     storage: &str,
+    dataset: &str,
     found: &mut Vec<String>,
 ) -> Option<History> {
     let response = http
-        .get(format!("{catalog}/datasets/crash/versions?limit=10000"))
+        .get(format!("{catalog}/datasets/{dataset}/versions?limit=10000"))
         .send()
         .await;
     let (versions, tombstone) = match response {
-        Ok(r) if r.status().as_u16() == 404 => (Vec::new(), latest_record(http, storage).await),
+        Ok(r) if r.status().as_u16() == 404 => {
+            (Vec::new(), latest_record(http, storage, dataset).await)
+        }
         Ok(r) => {
             let body: Value = r.json().await.unwrap_or(Value::Null);
             let listed = body["versions"].as_array().cloned().unwrap_or_default();
@@ -105,7 +118,7 @@ async fn read_history(
     let live: Vec<u64> = history.live().collect();
     for version in live {
         match http
-            .get(format!("{catalog}/datasets/crash/versions/{version}"))
+            .get(format!("{catalog}/datasets/{dataset}/versions/{version}"))
             .send()
             .await
         {
@@ -120,10 +133,10 @@ async fn read_history(
 }
 
 /// The number of the latest version record stored (0 when none).
-async fn latest_record(http: &reqwest::Client, storage: &str) -> u64 {
+async fn latest_record(http: &reqwest::Client, storage: &str, dataset: &str) -> u64 {
     let listing: Value = match http
         .get(format!(
-            "{storage}/objects?prefix=_catalog/datasets/crash/&limit=10000"
+            "{storage}/objects?prefix=_catalog/datasets/{dataset}/&limit=10000"
         ))
         .send()
         .await
@@ -207,6 +220,48 @@ fn schema_violations(history: &History) -> Vec<String> {
             })
         })
         .collect()
+}
+
+/// docs/contract.md section 10, "Partitioned datasets": within one dataset (after the latest
+/// tombstone) every version records the first one's `partition_spec` (or none), and every
+/// object of a version with a spec carries a `partition` tuple of one value per spec field
+/// (none without a spec).
+fn partition_violations(history: &History) -> Vec<String> {
+    let mut found = Vec::new();
+    let first = history
+        .live()
+        .next()
+        .and_then(|v| history.manifests.get(&v));
+    let Some(first) = first else {
+        return found;
+    };
+    for version in history.live() {
+        let Some(manifest) = history.manifests.get(&version) else {
+            continue;
+        };
+        let spec = &manifest["partition_spec"];
+        if *spec != first["partition_spec"] {
+            found.push(format!(
+                "version {version}'s partition_spec {spec} is not the first's {}",
+                first["partition_spec"]
+            ));
+        }
+        let fields = spec["fields"].as_array().map(Vec::len);
+        for object in manifest["objects"].as_array().into_iter().flatten() {
+            let tuple = object
+                .get("partition")
+                .and_then(Value::as_array)
+                .map(Vec::len);
+            if tuple != fields {
+                found.push(format!(
+                    "version {version}: object {} has partition {:?}, the spec {fields:?} fields",
+                    object["key"],
+                    object.get("partition")
+                ));
+            }
+        }
+    }
+    found
 }
 
 /// docs/contract.md section 10: a compaction keeps the rows. Each `compact` version holds,
@@ -338,11 +393,12 @@ async fn iceberg_violations(
     http: &reqwest::Client,
     catalog: &str,
     storage: &str,
+    dataset: &str,
     history: &History,
     acknowledged: &[Value],
 ) -> Vec<String> {
     let mut found = Vec::new();
-    let metadata_key = |v: u64| format!("datasets/crash/metadata/v{v}.metadata.json");
+    let metadata_key = |v: u64| format!("datasets/{dataset}/metadata/v{v}.metadata.json");
     for ack in acknowledged {
         let version = ack["manifest"]["version"].as_u64().unwrap_or(0);
         if version <= history.tombstone {
@@ -361,7 +417,7 @@ async fn iceberg_violations(
     };
     let table = http
         .get(format!(
-            "{catalog}/iceberg/v1/namespaces/lakehouse/tables/crash"
+            "{catalog}/iceberg/v1/namespaces/lakehouse/tables/{dataset}"
         ))
         .send()
         .await;
@@ -377,7 +433,7 @@ async fn iceberg_violations(
                     body["metadata"]["last-sequence-number"]
                 ));
             }
-            found.extend(missing_table_files(http, storage, &body["metadata"]).await);
+            found.extend(missing_table_files(http, storage, dataset, &body["metadata"]).await);
         }
         other => found.push(format!("iceberg table does not load: {other:?}")),
     }
