@@ -46,7 +46,9 @@ pub use manifest::{
     Source, SourceFile, TextEncoding,
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
-pub use partition::{PartitionScalar, PartitionSpec, PartitionSpecField, PartitionTuple};
+pub use partition::{
+    PartitionScalar, PartitionSpec, PartitionSpecField, PartitionTuple, partition_by_text,
+};
 pub use schema::{
     ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails, SchemaFingerprint,
     fingerprint_of_pairs,

@@ -122,6 +122,15 @@ impl PartitionSpecField {
     }
 }
 
+/// How a dataset's partitioning is named in a message (docs/contract.md section 10): its
+/// canonical `partition_by` in backquotes, or "nothing (unpartitioned)". Panics: none.
+pub fn partition_by_text(partition_by: Option<&str>) -> String {
+    match partition_by {
+        Some(text) => format!("`{text}`"),
+        None => "nothing (unpartitioned)".to_owned(),
+    }
+}
+
 /// A data file's partition tuple: one value per field of the dataset's [`PartitionSpec`], in
 /// its order, `None` for null (docs/contract.md section 10: nulls go to the null partition).
 pub type PartitionTuple = Vec<Option<PartitionScalar>>;

@@ -116,8 +116,8 @@ pub enum CatalogError {
     /// nothing was written.
     #[error(
         "dataset {name} is partitioned by {}, the request by {}; a dataset keeps the partition_by it was made with",
-        spec_text(.recorded.as_deref()),
-        spec_text(.requested.as_deref())
+        lakehouse_api::partition_by_text(.recorded.as_deref()),
+        lakehouse_api::partition_by_text(.requested.as_deref())
     )]
     PartitionSpecMismatch {
         /// The dataset.
@@ -159,12 +159,3 @@ pub enum CatalogError {
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
 pub use lakehouse_api::error_chain;
-
-/// How a partition spec is named in a message: its canonical `partition_by` in backquotes,
-/// or "nothing" for an unpartitioned dataset.
-fn spec_text(partition_by: Option<&str>) -> String {
-    match partition_by {
-        Some(text) => format!("`{text}`"),
-        None => "nothing (unpartitioned)".to_owned(),
-    }
-}
