@@ -73,7 +73,7 @@ pub struct PartitionedConfig {
 const WORKERS: usize = 2;
 
 /// Jobs queued per encoder thread, at most (each holds one flush's rows).
-const WORKER_JOBS: usize = 2;
+const WORKER_JOBS: usize = 1;
 
 /// What the splitting thread asks of an encoder thread.
 enum Job {

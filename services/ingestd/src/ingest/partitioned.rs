@@ -19,7 +19,7 @@ use std::io::Read;
 use std::time::Duration;
 
 /// Partition files stored at once, at most.
-const FILES_IN_FLIGHT: usize = 4;
+const FILES_IN_FLIGHT: usize = 8;
 
 /// A partitioned pass 2's files, waiting in their spool directory (removed when this is
 /// dropped, whatever the outcome).
