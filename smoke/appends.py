@@ -24,6 +24,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from iceberg_clients import attach_catalog, duckdb_connection
 from lakehouse_http import catalog_json, ingest
 
 failures = 0
@@ -49,12 +50,7 @@ def ids_of(number):
 def main():
     ingestd, catalogd, root = sys.argv[1], sys.argv[2], sys.argv[3]
     appends, merge_count, max_snapshots = (int(a) for a in sys.argv[4:7])
-    import duckdb
-    from duckdb_extensions import import_extension
-
-    con = duckdb.connect()
-    for extension in ("httpfs", "avro", "iceberg"):
-        import_extension(extension, con=con)
+    con = duckdb_connection()
 
     def avro_rows(path):
         return con.execute("SELECT count(*) FROM read_avro(?)", [path]).fetchone()[0]
@@ -109,7 +105,7 @@ def main():
     check(f"pyiceberg's tag v{oldest} reads the rows appended up to it",
           sorted(tagged.column("id").to_pylist()) == want_old, f"{tagged.num_rows} rows")
 
-    con.execute(f"ATTACH 'lakehouse' AS ice (TYPE iceberg, ENDPOINT '{catalogd}/iceberg', AUTHORIZATION_TYPE 'none')")
+    attach_catalog(con, catalogd)
     got = con.execute(f'SELECT count(*), sum(id), count(DISTINCT id) FROM ice.lakehouse."{name}"').fetchone()
     check("DuckDB reads exactly the appended rows", tuple(got) == (*want, want[0]), str(got))
 

@@ -23,6 +23,7 @@ import os
 import struct
 import sys
 
+from iceberg_clients import attach_catalog, duckdb_connection, polars_storage_options
 from lakehouse_http import catalog_json, ingest
 
 failures = 0
@@ -115,22 +116,7 @@ def main():
         )
 
     # DuckDB: ATTACH of the REST catalog and iceberg_scan of the metadata file.
-    import duckdb
-    from duckdb_extensions import import_extension
-
-    con = duckdb.connect()
-    for extension in ("httpfs", "avro", "iceberg"):
-        import_extension(extension, con=con)
-    s3 = table.io.properties
-    if "s3.endpoint" in s3:
-        endpoint = s3["s3.endpoint"].split("://", 1)[-1]
-        con.execute(
-            "CREATE SECRET (TYPE s3, KEY_ID ?, SECRET ?, REGION ?, ENDPOINT ?, URL_STYLE 'path', USE_SSL false)",
-            [os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], s3.get("s3.region", "us-east-1"), endpoint],
-        )
-    con.execute(
-        f"ATTACH 'lakehouse' AS ice (TYPE iceberg, ENDPOINT '{catalogd}/iceberg', AUTHORIZATION_TYPE 'none')"
-    )
+    con = attach_catalog(duckdb_connection(), catalogd, table)
     want = (len(expected[-1]), sum(r[0] for r in expected[-1]))
     got = con.execute(f'SELECT count(*), sum(id) FROM ice.lakehouse."{name}"').fetchone()
     check(f"{label}: DuckDB ATTACH reads the current snapshot", tuple(got) == want, str(got))
@@ -142,18 +128,7 @@ def main():
     # Polars.
     import polars as pl
 
-    # Polars reads the data files with its own object store client: it gets the endpoint and
-    # region the catalog handed pyiceberg in the LoadTableResult config.
-    options = None
-    if "s3.endpoint" in s3:
-        options = {
-            "aws_endpoint_url": s3["s3.endpoint"],
-            "aws_region": s3.get("s3.region", "us-east-1"),
-            "aws_allow_http": "true",
-            "aws_virtual_hosted_style_request": "false",
-            "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
-        }
+    options = polars_storage_options(table)
     frame = pl.scan_iceberg(table, storage_options=options).select(pl.len(), pl.col("id").sum()).collect()
     check(f"{label}: Polars scan_iceberg reads the current snapshot", tuple(frame.row(0)) == want, str(frame.row(0)))
     first = table.snapshot_by_name("v1")

@@ -22,6 +22,7 @@ import datetime
 import os
 import sys
 
+from iceberg_clients import attach_catalog, duckdb_connection, polars_storage_options
 from lakehouse_http import catalog_json, ingest
 
 # pyiceberg plans the scans Polars runs (the polars_iceberg planner is not installed).
@@ -185,20 +186,7 @@ def main():
 
 def check_duckdb(label, catalogd, table, name, start, end, day_ids, all_ids):
     """DuckDB's iceberg extension through ATTACH of the REST catalog (as smoke/iceberg.py)."""
-    import duckdb
-    from duckdb_extensions import import_extension
-
-    con = duckdb.connect()
-    for extension in ("httpfs", "avro", "iceberg"):
-        import_extension(extension, con=con)
-    s3 = table.io.properties
-    if "s3.endpoint" in s3:
-        endpoint = s3["s3.endpoint"].split("://", 1)[-1]
-        con.execute(
-            "CREATE SECRET (TYPE s3, KEY_ID ?, SECRET ?, REGION ?, ENDPOINT ?, URL_STYLE 'path', USE_SSL false)",
-            [os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], s3.get("s3.region", "us-east-1"), endpoint],
-        )
-    con.execute(f"ATTACH 'lakehouse' AS ice (TYPE iceberg, ENDPOINT '{catalogd}/iceberg', AUTHORIZATION_TYPE 'none')")
+    con = attach_catalog(duckdb_connection(), catalogd, table)
     relation = f'ice.lakehouse."{name}"'
     got = [r[0] for r in con.execute(
         f"SELECT id FROM {relation} WHERE ts >= ?::TIMESTAMPTZ AND ts < ?::TIMESTAMPTZ ORDER BY id",
@@ -216,17 +204,7 @@ def check_polars(label, table, start, end, day_ids, all_ids):
     """Polars scan_iceberg on the pyiceberg table (as smoke/iceberg.py)."""
     import polars as pl
 
-    s3 = table.io.properties
-    options = None
-    if "s3.endpoint" in s3:
-        options = {
-            "aws_endpoint_url": s3["s3.endpoint"],
-            "aws_region": s3.get("s3.region", "us-east-1"),
-            "aws_allow_http": "true",
-            "aws_virtual_hosted_style_request": "false",
-            "aws_access_key_id": os.environ["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": os.environ["AWS_SECRET_ACCESS_KEY"],
-        }
+    options = polars_storage_options(table)
     scan = pl.scan_iceberg(table, storage_options=options)
     frame = scan.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).select("id").sort("id").collect()
     got = frame["id"].to_list()
