@@ -499,6 +499,24 @@ pub fn s3_storaged_envs(endpoint: &str, bucket: &str) -> Vec<(&'static str, Stri
     ]
 }
 
+/// The storaged environment of a fresh bucket on the S3 test server
+/// ([`s3_storaged_envs`] after [`create_s3_bucket`] of a [`unique_bucket`]), or `None` when
+/// no server is configured ([`s3_endpoint`]): the test then skips, saying so on stderr.
+///
+/// # Panics
+/// When the server is configured but the bucket cannot be made (a test cannot go on).
+pub async fn fresh_s3_storaged_envs() -> Option<Vec<(&'static str, String)>> {
+    let Some(endpoint) = s3_endpoint() else {
+        eprintln!("skipped: no S3 test server ({S3_ENDPOINT_ENV})");
+        return None;
+    };
+    let bucket = unique_bucket();
+    create_s3_bucket(&endpoint, &bucket)
+        .await
+        .expect("create a test bucket");
+    Some(s3_storaged_envs(&endpoint, &bucket))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -681,17 +681,8 @@ async fn local_compactions_racing_appends_lose_no_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_compactions_racing_appends_lose_no_row() {
-    let Some(endpoint) = lakehouse_testkit::s3_endpoint() else {
-        eprintln!(
-            "skipped: no S3 test server ({})",
-            lakehouse_testkit::S3_ENDPOINT_ENV
-        );
+    let Some(envs) = lakehouse_testkit::fresh_s3_storaged_envs().await else {
         return;
     };
-    let bucket = lakehouse_testkit::unique_bucket();
-    lakehouse_testkit::create_s3_bucket(&endpoint, &bucket)
-        .await
-        .expect("bucket");
-    compactions_racing_appends_lose_no_row(lakehouse_testkit::s3_storaged_envs(&endpoint, &bucket))
-        .await;
+    compactions_racing_appends_lose_no_row(envs).await;
 }

@@ -439,14 +439,9 @@ async fn local_concurrent_ingests_through_two_replicas_lose_no_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_concurrent_ingests_through_two_replicas_lose_no_version() {
-    let Some(endpoint) = lakehouse_testkit::s3_endpoint() else {
+    let Some(envs) = lakehouse_testkit::fresh_s3_storaged_envs().await else {
         return;
     };
-    let bucket = lakehouse_testkit::unique_bucket();
-    lakehouse_testkit::create_s3_bucket(&endpoint, &bucket)
-        .await
-        .expect("create bucket");
-    let envs = lakehouse_testkit::s3_storaged_envs(&endpoint, &bucket);
     concurrent_ingests_through_two_replicas_lose_no_version("s3", envs).await;
 }
 
@@ -648,13 +643,8 @@ async fn local_partitioned_races_through_two_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s3_partitioned_races_through_two_replicas() {
-    let Some(endpoint) = lakehouse_testkit::s3_endpoint() else {
+    let Some(envs) = lakehouse_testkit::fresh_s3_storaged_envs().await else {
         return;
     };
-    let bucket = lakehouse_testkit::unique_bucket();
-    lakehouse_testkit::create_s3_bucket(&endpoint, &bucket)
-        .await
-        .expect("create bucket");
-    let envs = lakehouse_testkit::s3_storaged_envs(&endpoint, &bucket);
     partitioned_races_through_two_replicas(envs).await;
 }
