@@ -1,13 +1,16 @@
 //! Pass 2 for a partitioned dataset (docs/contract.md section 10, "Partitioned datasets"): the
 //! record batches are split by partition, and each partition's rows go to Parquet files of
-//! their own, in file order, with memory bounded by [`PartitionedConfig::buffer_bytes`]
-//! whatever the number of partitions.
+//! their own, in file order. The rows waiting are bounded by
+//! [`PartitionedConfig::buffer_bytes`] whatever the number of partitions; the open files'
+//! metadata (every written row group's, until the footer) is not counted yet and grows with
+//! partitions x row groups (docs/decisions.md, "Partitioned writes").
 //!
 //! How: each partition's rows wait in memory as compact record batches (a `take` of its
 //! rows of each batch). A partition is flushed, as one row group of its current file, when
 //! it holds [`MAX_ROW_GROUP_ROWS`] rows, and the partitions holding the most bytes are
 //! flushed, down to half the budget, when all of them together hold more than it. A flushed row group goes to
-//! the [`PartitionSink`] at once, so only one partition's encoder is ever alive. A file is
+//! the [`PartitionSink`] at once; a row group's column encoders live only while it is
+//! written, one per encoder thread. A file is
 //! closed (its footer written) once it reaches [`PartitionedConfig::target_file_bytes`], and
 //! the partition's next rows start a new one; every file is closed at the end.
 //!
