@@ -46,7 +46,8 @@ impl lakehouse_convert::PartitionSink for Counted {
         Ok(())
     }
 
-    fn finish(&mut self, _: u32, _: u32, _: u64, _: u64) -> std::io::Result<()> {
+    fn finish(&mut self, _: u32, _: u32, footer: &[u8], _: u64, _: u64) -> std::io::Result<()> {
+        self.bytes += footer.len() as u64;
         self.files += 1;
         Ok(())
     }

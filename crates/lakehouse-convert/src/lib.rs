@@ -37,7 +37,7 @@ pub use compact::{CompactSink, CompactStats, RangeRead, compact};
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use hints::teaching_warnings;
-pub use partitioned::{PartitionSink, PartitionedConfig, Partitioner};
+pub use partitioned::{PartitionSink, PartitionedConfig, Partitioner, UPLOAD_KEY, stamp_upload};
 pub use rejects::{REJECTS_HEADER, SetAside};
 pub use sniff::{SNIFF_CANDIDATES, SNIFF_RECORDS, sniff_delimiter, sniff_delimiter_prefix};
 pub use source::{ReadConfig, ReadLimits};

@@ -1,9 +1,10 @@
 //! Pass 2 for a partitioned dataset (docs/contract.md section 10, "Partitioned datasets"): the
 //! record batches are split by partition, and each partition's rows go to Parquet files of
 //! their own, in file order. The rows waiting are bounded by
-//! [`PartitionedConfig::buffer_bytes`] whatever the number of partitions; the open files'
-//! metadata (every written row group's, until the footer) is not counted yet and grows with
-//! partitions x row groups (docs/decisions.md, "Partitioned writes").
+//! [`PartitionedConfig::buffer_bytes`] whatever the number of partitions, and so is the
+//! metadata the open files keep (every written row group's, until the footer): past half
+//! that budget, the files holding the most are closed (docs/decisions.md, "Partitioned
+//! writes").
 //!
 //! How: each partition's rows wait in memory as compact record batches (a `take` of its
 //! rows of each batch). A partition is flushed, as one row group of its current file, when
@@ -14,6 +15,11 @@
 //! closed (its footer written) once it reaches [`PartitionedConfig::target_file_bytes`], and
 //! the partition's next rows start a new one; every file is closed at the end.
 //!
+//! Each file's footer holds the key [`UPLOAD_KEY`] with a placeholder value, which the
+//! caller replaces with the SHA-256 of the upload ([`stamp_upload`]) once the upload is
+//! whole: two uploads whose rows of one partition are the same then still write two
+//! objects, while the same upload again writes the same ones (docs/contract.md section 10).
+//!
 //! Every decision depends only on the rows, their order and the configuration, never on
 //! timing: the same input and configuration give the same files, byte for byte.
 
@@ -23,6 +29,7 @@ use crate::error::{ConvertError, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::{KeyValue, ParquetMetaDataReader, RowGroupMetaData};
 use parquet::file::properties::WriterProperties;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -53,11 +60,73 @@ pub trait PartitionSink: Send {
     /// The sink's I/O error; the pass stops with it.
     fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()>;
 
-    /// File `file` of `partition` is complete: `size` bytes, `rows` rows.
+    /// File `file` of `partition` is complete once `footer` is appended to it: its last
+    /// bytes (page indexes, metadata, length and magic), not given to [`Self::append`], so
+    /// that the sink can tell them apart for [`stamp_upload`]. `size` bytes in all, footer
+    /// included, `rows` rows.
     ///
     /// # Errors
     /// The sink's I/O error; the pass stops with it.
-    fn finish(&mut self, partition: u32, file: u32, size: u64, rows: u64) -> io::Result<()>;
+    fn finish(
+        &mut self,
+        partition: u32,
+        file: u32,
+        footer: &[u8],
+        size: u64,
+        rows: u64,
+    ) -> io::Result<()>;
+}
+
+/// The key of the footer entry naming the upload a partition file was written from
+/// (docs/contract.md section 10).
+pub const UPLOAD_KEY: &str = "lakehouse.upload_sha256";
+
+/// The value [`UPLOAD_KEY`] holds until [`stamp_upload`]: as long as a SHA-256 in hex.
+const UPLOAD_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Names the upload in a partition file's footer (the `footer` bytes a [`PartitionSink`]
+/// was given): replaces the placeholder value of [`UPLOAD_KEY`] with `upload_sha256` (64
+/// lowercase hex digits), in place, and checks that the footer then decodes with that
+/// value. Same length, so nothing else in the file moves.
+///
+/// # Errors
+/// [`ConvertError::Parquet`] when `footer` is not such a footer or `upload_sha256` is not
+/// 64 hex digits.
+pub fn stamp_upload(footer: &mut [u8], upload_sha256: &str) -> Result<()> {
+    let bad = |what: &str| ConvertError::Parquet(format!("stamping a partition file: {what}"));
+    if upload_sha256.len() != UPLOAD_PLACEHOLDER.len()
+        || !upload_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(bad("the upload's digest is not 64 hex digits"));
+    }
+    let n = footer.len();
+    let tail: [u8; 8] = footer
+        .get(n.saturating_sub(8)..)
+        .and_then(|t| t.try_into().ok())
+        .ok_or_else(|| bad("too short"))?;
+    let len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
+    let start = (n - 8)
+        .checked_sub(len)
+        .ok_or_else(|| bad("the metadata length overruns the footer"))?;
+    let metadata = &mut footer[start..n - 8];
+    // The key-value entries follow the row groups in the metadata (whose statistics could
+    // hold the same digits) and this entry is the last of them: the last match is it.
+    let at = metadata
+        .windows(UPLOAD_PLACEHOLDER.len())
+        .rposition(|w| w == UPLOAD_PLACEHOLDER.as_bytes())
+        .ok_or_else(|| bad("no placeholder"))?;
+    metadata[at..at + UPLOAD_PLACEHOLDER.len()].copy_from_slice(upload_sha256.as_bytes());
+    let decoded = ParquetMetaDataReader::decode_metadata(metadata)
+        .map_err(|e| bad(&format!("the metadata does not decode: {e}")))?;
+    let stamped = decoded
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().rfind(|e| e.key == UPLOAD_KEY))
+        .and_then(|e| e.value.as_deref());
+    if stamped != Some(upload_sha256) {
+        return Err(bad("the placeholder was not the upload entry"));
+    }
+    Ok(())
 }
 
 /// How a partitioned pass 2 bounds its memory and its files.
@@ -69,6 +138,26 @@ pub struct PartitionedConfig {
     /// A file is closed once it holds this many bytes; the partition's next rows go to a
     /// new one (docs/contract.md section 10: `target_file_bytes`).
     pub target_file_bytes: u64,
+}
+
+/// Memory the metadata of one written column chunk takes until its file's footer: its
+/// `ColumnChunkMetaData` and page index entries, measured at about 1,000 bytes with
+/// parquet 60 (statistics values come on top, counted apart).
+const CHUNK_METADATA_BYTES: usize = 1024;
+
+/// The estimated memory of `groups`' metadata, bytes: [`CHUNK_METADATA_BYTES`] per column
+/// chunk, plus its statistics values twice (in the chunk and in the column index).
+fn metadata_bytes(groups: &[RowGroupMetaData]) -> usize {
+    groups
+        .iter()
+        .flat_map(|g| g.columns())
+        .map(|c| {
+            let values = c.statistics().map_or(0, |s| {
+                s.min_bytes_opt().map_or(0, <[u8]>::len) + s.max_bytes_opt().map_or(0, <[u8]>::len)
+            });
+            CHUNK_METADATA_BYTES + 2 * values
+        })
+        .sum()
 }
 
 /// Encoder threads: each writes the files of the partitions whose index is its own modulo
@@ -166,6 +255,8 @@ struct OpenFile {
     writer: ArrowWriter<Vec<u8>>,
     bytes: u64,
     rows: u64,
+    /// Estimated memory of its written row groups' metadata ([`metadata_bytes`]).
+    metadata: usize,
 }
 
 /// The sink, shared by the encoder threads.
@@ -180,6 +271,10 @@ struct Encoder<'s, 'a> {
     open: HashMap<u32, OpenFile>,
     next_file: HashMap<u32, u32>,
     written: u64,
+    /// Estimated metadata of the open files, bytes, and its ceiling (this thread's share of
+    /// half [`PartitionedConfig::buffer_bytes`]).
+    metadata: usize,
+    metadata_budget: usize,
 }
 
 impl Encoder<'_, '_> {
@@ -194,27 +289,58 @@ impl Encoder<'_, '_> {
     fn write(&mut self, p: u32, rows: Vec<RecordBatch>) -> Result<()> {
         let file = match self.open.entry(p) {
             Entry::Occupied(file) => file.into_mut(),
-            Entry::Vacant(slot) => slot.insert(OpenFile {
-                writer: ArrowWriter::try_new(
+            Entry::Vacant(slot) => {
+                let mut writer = ArrowWriter::try_new(
                     Vec::new(),
                     self.arrow.clone(),
                     Some(self.properties.clone()),
                 )
-                .map_err(unwrap_io)?,
-                bytes: 0,
-                rows: 0,
-            }),
+                .map_err(unwrap_io)?;
+                writer.append_key_value_metadata(KeyValue::new(
+                    UPLOAD_KEY.to_owned(),
+                    UPLOAD_PLACEHOLDER.to_owned(),
+                ));
+                slot.insert(OpenFile {
+                    writer,
+                    bytes: 0,
+                    rows: 0,
+                    metadata: 0,
+                })
+            }
         };
+        let groups_before = file.writer.flushed_row_groups().len();
         for batch in &rows {
             file.rows += batch.num_rows() as u64;
             file.writer.write(batch).map_err(unwrap_io)?;
         }
         file.writer.flush().map_err(unwrap_io)?;
+        let added = metadata_bytes(&file.writer.flushed_row_groups()[groups_before..]);
+        file.metadata += added;
+        self.metadata += added;
         let bytes = std::mem::take(file.writer.inner_mut());
         file.bytes += bytes.len() as u64;
         let full = file.bytes >= self.target_file_bytes;
         self.append(p, &bytes)?;
         if full {
+            self.close(p)?;
+        }
+        if self.metadata > self.metadata_budget {
+            self.close_largest()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open files holding the most metadata (the lowest partition first on a
+    /// tie) until what the rest hold is at most half the budget: the files are then closed
+    /// once per half budget of row groups, not at every write.
+    fn close_largest(&mut self) -> Result<()> {
+        let mut order: Vec<(usize, u32)> =
+            self.open.iter().map(|(p, f)| (f.metadata, *p)).collect();
+        order.sort_by_key(|&(metadata, p)| (std::cmp::Reverse(metadata), p));
+        for (_, p) in order {
+            if self.metadata <= self.metadata_budget / 2 {
+                break;
+            }
             self.close(p)?;
         }
         Ok(())
@@ -225,16 +351,16 @@ impl Encoder<'_, '_> {
         let Some(mut file) = self.open.remove(&p) else {
             return Ok(());
         };
+        self.metadata -= file.metadata;
         // `finish` writes the footer into the buffer; `into_inner` would write it again.
         file.writer.finish().map_err(unwrap_io)?;
         let footer = std::mem::take(file.writer.inner_mut());
         file.bytes += footer.len() as u64;
-        self.append(p, &footer)?;
         let number = self.next_file.get(&p).copied().unwrap_or(0);
         self.sink
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .finish(p, number, file.bytes, file.rows)
+            .finish(p, number, &footer, file.bytes, file.rows)
             .map_err(ConvertError::Io)?;
         self.next_file.insert(p, number + 1);
         self.written += file.bytes;
@@ -298,6 +424,8 @@ pub(crate) fn partition_batches(
                 open: HashMap::new(),
                 next_file: HashMap::new(),
                 written: 0,
+                metadata: 0,
+                metadata_budget: config.buffer_bytes / 2 / WORKERS,
             };
             handles.push(scope.spawn(move || encoder.run(rx)));
             senders.push(tx);
@@ -388,14 +516,34 @@ struct Chunk {
     /// Memory of `batches`, bytes.
     bytes: usize,
     assigned: Vec<u32>,
+    /// Partitions numbered so far, over the whole input: the next new index.
+    partitions: u32,
 }
 
 impl Chunk {
     /// Assigns `batch`'s rows and adds it to the chunk.
+    ///
+    /// # Errors
+    /// The partitioner's; [`ConvertError::Parquet`] when it broke its contract (not one
+    /// partition per row, or an index past the next new one).
     fn add(&mut self, partitioner: &mut dyn Partitioner, batch: RecordBatch) -> Result<()> {
         partitioner.assign(&batch, &mut self.assigned)?;
+        if self.assigned.len() != batch.num_rows() {
+            return Err(ConvertError::Parquet(format!(
+                "the partitioner placed {} rows of a batch of {}",
+                self.assigned.len(),
+                batch.num_rows()
+            )));
+        }
         let b = self.batches.len();
         for (row, &p) in self.assigned.iter().enumerate() {
+            if p > self.partitions {
+                return Err(ConvertError::Parquet(format!(
+                    "the partitioner skipped from {} partitions to index {p}",
+                    self.partitions
+                )));
+            }
+            self.partitions = self.partitions.max(p.saturating_add(1));
             let p_index = p as usize;
             if self.slot.len() <= p_index {
                 self.slot.resize(p_index + 1, u32::MAX);

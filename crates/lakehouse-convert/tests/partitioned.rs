@@ -48,6 +48,8 @@ impl Partitioner for ByModulus {
 struct Memory {
     files: BTreeMap<(u32, u32), Vec<u8>>,
     finished: BTreeMap<(u32, u32), (u64, u64)>,
+    /// The length of each file's footer (its last bytes).
+    footers: BTreeMap<(u32, u32), usize>,
 }
 
 impl PartitionSink for Memory {
@@ -63,7 +65,16 @@ impl PartitionSink for Memory {
         Ok(())
     }
 
-    fn finish(&mut self, partition: u32, file: u32, size: u64, rows: u64) -> std::io::Result<()> {
+    fn finish(
+        &mut self,
+        partition: u32,
+        file: u32,
+        footer: &[u8],
+        size: u64,
+        rows: u64,
+    ) -> std::io::Result<()> {
+        self.append(partition, file, footer)?;
+        self.footers.insert((partition, file), footer.len());
         self.finished.insert((partition, file), (size, rows));
         Ok(())
     }
@@ -263,4 +274,59 @@ fn the_partitioners_refusal_stops_the_pass() {
         result,
         Err(ConvertError::TooManyPartitions { max: 10 })
     ));
+}
+
+#[test]
+fn many_partitions_close_files_to_bound_their_metadata_without_changing_the_rows() {
+    // 400 partitions and a 2 MiB budget: the open files' row-group metadata passes its
+    // share (half the budget) long before any file nears the target size.
+    let tight = PartitionedConfig {
+        buffer_bytes: 2 << 20,
+        target_file_bytes: 128 << 20,
+    };
+    let cut = run(400_000, 400, tight);
+    assert!(
+        cut.files.len() > 400,
+        "files closed early: {}",
+        cut.files.len()
+    );
+    assert_eq!(partitions(&cut), partitions(&run(400_000, 400, ROOMY)));
+    // No file gathers more row groups than the metadata budget holds: two columns of about
+    // 1 KiB each per row group, half the budget per encoder thread of two.
+    let most = cut.files.values().map(|f| ids_of(f).1).max().unwrap_or(0);
+    assert!(
+        most <= (1 << 20) / 2 / 2048 + 1,
+        "{most} row groups in one file"
+    );
+}
+
+#[test]
+fn a_stamped_footer_names_the_upload_and_keeps_the_rows() {
+    let sink = run(3_000, 3, ROOMY);
+    let digest = "ab".repeat(32);
+    for (at, file) in &sink.files {
+        let mut file = file.clone();
+        let footer_at = file.len() - sink.footers[at];
+        lakehouse_convert::stamp_upload(&mut file[footer_at..], &digest).expect("stamped");
+        let reader = SerializedFileReader::new(Bytes::from(file.clone())).expect("a Parquet file");
+        let entries = reader
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .cloned()
+            .unwrap_or_default();
+        let named = entries
+            .iter()
+            .find(|e| e.key == lakehouse_convert::UPLOAD_KEY)
+            .and_then(|e| e.value.clone());
+        assert_eq!(named.as_deref(), Some(digest.as_str()));
+        assert_eq!(ids_of(&file).0, ids_of(&sink.files[at]).0);
+        // Stamped once: no placeholder is left to stamp.
+        assert!(lakehouse_convert::stamp_upload(&mut file[footer_at..], &digest).is_err());
+    }
+    let (at, file) = sink.files.iter().next().expect("a file");
+    let mut file = file.clone();
+    let footer_at = file.len() - sink.footers[at];
+    assert!(lakehouse_convert::stamp_upload(&mut file[footer_at..], "not hex").is_err());
+    assert!(lakehouse_convert::stamp_upload(&mut file[..footer_at], &digest).is_err());
 }

@@ -38,17 +38,14 @@ impl RowPartitioner {
     /// A reason when `spec` does not bind to `schema` (`PartitionBy::bind`'s message).
     pub fn new(spec: &PartitionSpec, schema: &Schema, max: u64) -> Result<Self, String> {
         let by = PartitionBy::parse(&spec.partition_by).map_err(|e| e.to_string())?;
-        by.bind(schema).map_err(|e| e.to_string())?;
+        // `bind` found each source column: its field id is its position + 1.
         let fields = by
-            .fields
-            .iter()
-            .map(|field| {
-                let position = schema
-                    .fields
-                    .iter()
-                    .position(|c| c.name == field.source)
-                    .unwrap_or_default();
-                (position, schema.fields[position].data_type, field.transform)
+            .bind(schema)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|bound| {
+                let position = usize::try_from(bound.source_id - 1).unwrap_or_default();
+                (position, schema.fields[position].data_type, bound.transform)
             })
             .collect();
         Ok(RowPartitioner {
@@ -221,8 +218,9 @@ impl Partitioner for RowPartitioner {
     }
 }
 
-/// A partition file waiting in the spool directory.
-#[derive(Debug)]
+/// A partition file waiting in the spool directory, its footer not yet stamped with the
+/// upload ([`SpooledFile::stamp`]).
+#[derive(Debug, Clone)]
 pub struct SpooledFile {
     /// Partition index ([`RowPartitioner`]'s numbering).
     pub partition: u32,
@@ -234,12 +232,40 @@ pub struct SpooledFile {
     pub size: u64,
     /// Rows.
     pub rows: u64,
-    /// SHA-256 of its bytes.
-    pub sha256: Sha256Digest,
+    /// Where its footer starts (the bytes `PartitionSink::finish` was given), bytes.
+    footer_at: u64,
+    /// SHA-256 state over the bytes before the footer.
+    pages: Sha256,
+}
+
+impl SpooledFile {
+    /// Names the upload whose SHA-256 is `upload` in the file's footer, in place
+    /// (`lakehouse_convert::stamp_upload`), and returns the SHA-256 of the file's bytes then.
+    /// Reads and rewrites the footer only. Blocking.
+    ///
+    /// # Errors
+    /// I/O, or `InvalidData` when the footer is not one the pass wrote.
+    pub fn stamp(&self, upload: &Sha256Digest) -> io::Result<Sha256Digest> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)?;
+        let length = self.size.saturating_sub(self.footer_at);
+        let mut footer = vec![0; usize::try_from(length).map_err(io::Error::other)?];
+        file.read_exact_at(&mut footer, self.footer_at)?;
+        lakehouse_convert::stamp_upload(&mut footer, upload.as_str())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        file.write_all_at(&footer, self.footer_at)?;
+        let mut hash = self.pages.clone();
+        hash.update(&footer);
+        Ok(Sha256Digest::from_bytes(hash.finalize().into()))
+    }
 }
 
 /// The partition files of one upload, written into a spool directory of their own (removed
-/// with the [`tempfile::TempDir`] that holds it), each hashed as it is written.
+/// with the [`tempfile::TempDir`] that holds it), each hashed as it is written, up to its
+/// footer.
 pub struct SpoolSink {
     dir: PathBuf,
     /// The file being written per (partition, file): its running hash.
@@ -261,18 +287,21 @@ impl SpoolSink {
     fn path(&self, partition: u32, file: u32) -> PathBuf {
         self.dir.join(format!("p{partition}-{file}.parquet"))
     }
-}
 
-impl PartitionSink for SpoolSink {
-    /// Opens the file for appending, writes, closes: no descriptor is held between row
-    /// groups, whatever the number of partitions.
-    fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()> {
-        let path = self.path(partition, file);
+    /// Appends `bytes` to the file (opened for the call only: no descriptor is held between
+    /// row groups, whatever the number of partitions).
+    fn write(&self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()> {
         let mut out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)?;
-        out.write_all(bytes)?;
+            .open(self.path(partition, file))?;
+        out.write_all(bytes)
+    }
+}
+
+impl PartitionSink for SpoolSink {
+    fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()> {
+        self.write(partition, file, bytes)?;
         self.open
             .entry((partition, file))
             .or_default()
@@ -280,15 +309,24 @@ impl PartitionSink for SpoolSink {
         Ok(())
     }
 
-    fn finish(&mut self, partition: u32, file: u32, size: u64, rows: u64) -> io::Result<()> {
-        let hash = self.open.remove(&(partition, file)).unwrap_or_default();
+    fn finish(
+        &mut self,
+        partition: u32,
+        file: u32,
+        footer: &[u8],
+        size: u64,
+        rows: u64,
+    ) -> io::Result<()> {
+        self.write(partition, file, footer)?;
+        let pages = self.open.remove(&(partition, file)).unwrap_or_default();
         self.done.push(SpooledFile {
             partition,
             file,
             path: self.path(partition, file),
             size,
             rows,
-            sha256: Sha256Digest::from_bytes(hash.finalize().into()),
+            footer_at: size - footer.len() as u64,
+            pages,
         });
         Ok(())
     }

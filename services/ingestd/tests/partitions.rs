@@ -224,3 +224,50 @@ async fn an_upload_with_no_row_makes_one_empty_file_in_the_null_partition() {
     assert_eq!(objects[0]["row_count"], 0);
     assert_eq!(objects[0]["partition"], serde_json::json!([null]));
 }
+
+/// Two uploads whose rows of one partition are the same still append both: each file's
+/// footer names its upload, so the second upload's file is another object, not one the
+/// latest version "already holds" (docs/contract.md section 10).
+#[tokio::test]
+async fn an_append_whose_partition_rows_match_a_live_file_still_appends_them() {
+    let h = Harness::start(&[]);
+    let first = b"k,x\n1,a\n2,b\n";
+    let (status, body) = h.ingest("name=same&partition_by=k", first).await;
+    assert_eq!(status, 200, "{body}");
+    // Partition k=1 holds the same row as before; k=3 is new.
+    let (status, appended) = h.ingest("name=same&mode=append", b"k,x\n1,a\n3,c\n").await;
+    assert_eq!(status, 200, "{appended}");
+    assert_eq!(appended["existing"], false);
+    let objects = appended["manifest"]["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 4, "{appended}");
+    let rows: u64 = objects
+        .iter()
+        .map(|o| o["row_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows, 4);
+    // Every row the answer counts is in a stored file.
+    let mut stored = 0;
+    for object in objects {
+        let data = h.stored_bytes(object["key"].as_str().unwrap()).await;
+        stored += parquet::file::reader::FileReader::metadata(
+            &parquet::file::reader::SerializedFileReader::new(data).expect("a Parquet file"),
+        )
+        .file_metadata()
+        .num_rows();
+    }
+    assert_eq!(stored, 4);
+    assert_eq!(appended["manifest"]["row_count"], 4);
+
+    // The same rows in other bytes (CRLF line ends): another upload, appended too.
+    let (status, crlf) = h
+        .ingest("name=same&mode=append", b"k,x\r\n1,a\r\n2,b\r\n")
+        .await;
+    assert_eq!(status, 200, "{crlf}");
+    assert_eq!(crlf["existing"], false);
+    assert_eq!(crlf["manifest"]["row_count"], 6);
+    // The first upload again is a retry of what the dataset holds: nothing new.
+    let (status, again) = h.ingest("name=same&mode=append", first).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["existing"], true, "{again}");
+    assert_eq!(again["manifest"]["row_count"], 6);
+}

@@ -69,6 +69,7 @@ pub(super) async fn commit(
                 &request.name,
                 &pass1.schema,
                 &files,
+                &csv.sha256,
                 rejects.clone(),
                 state.inner.storaged_idle(),
             )

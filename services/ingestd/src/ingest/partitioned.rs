@@ -11,7 +11,7 @@ use crate::upload::{self, Destination};
 use crate::{Config, IngestError};
 use lakehouse_api::{
     DatasetName, ObjectKey, ObjectRef, PartitionScalar, PartitionSpec, PartitionTuple, RejectsRef,
-    Schema,
+    Schema, SchemaFingerprint, Sha256Digest,
 };
 use lakehouse_convert::{Expected, PartitionedConfig, ReadConfig, Verified};
 use std::cmp::Ordering;
@@ -184,9 +184,11 @@ fn compare_tuples(a: &PartitionTuple, b: &PartitionTuple) -> Ordering {
 }
 
 /// Stores every file of `files` in storaged (or, for a dry run, only hashes it), at most
-/// [`FILES_IN_FLIGHT`] at once, each content-addressed under the schema's directory, and
-/// checks what storaged stored against the hash taken while it was written. Returns the
-/// objects in partition order; the first carries `rejects`.
+/// [`FILES_IN_FLIGHT`] at once, each content-addressed under the schema's directory once its
+/// footer names the upload whose SHA-256 is `upload` ([`SpooledFile::stamp`]: so two uploads
+/// never share an object, and the same upload again makes the same ones), and checks what
+/// storaged stored against the hash taken while it was written. Returns the objects in
+/// partition order; the first carries `rejects`.
 ///
 /// # Errors
 /// [`IngestError::Upstream`], [`IngestError::StoragedStalled`],
@@ -196,30 +198,30 @@ pub(super) async fn store_partitioned(
     name: &DatasetName,
     schema: &Schema,
     files: &PartitionedFiles,
+    upload: &Sha256Digest,
     rejects: Option<RejectsRef>,
     idle: Duration,
 ) -> Result<Vec<ObjectRef>, IngestError> {
     use futures::StreamExt;
     let fingerprint = schema.fingerprint();
     let dir = ObjectKey::parquet_dir(name, &fingerprint);
-    let mut puts = Vec::with_capacity(files.files.len());
-    for (file, tuple) in &files.files {
-        let object = ObjectRef {
-            key: ObjectKey::parquet_object(name, &fingerprint, &file.sha256),
-            size: file.size,
-            sha256: file.sha256.clone(),
-            row_count: file.rows,
-            rejects: None,
-            partition: Some(tuple.clone()),
-        };
-        puts.push(store_one(
-            destination.clone(),
-            dir.clone(),
-            file.path.clone(),
-            object,
-            idle,
-        ));
-    }
+    let puts: Vec<_> = files
+        .files
+        .iter()
+        .map(|(file, tuple)| {
+            Stored {
+                destination: destination.clone(),
+                name: name.clone(),
+                fingerprint: fingerprint.clone(),
+                dir: dir.clone(),
+                file: file.clone(),
+                tuple: tuple.clone(),
+                upload: upload.clone(),
+                idle,
+            }
+            .store()
+        })
+        .collect();
     let stored: Vec<_> = futures::stream::iter(puts)
         .buffered(FILES_IN_FLIGHT)
         .collect()
@@ -231,41 +233,61 @@ pub(super) async fn store_partitioned(
     Ok(objects)
 }
 
-/// Stores one partition file (`object` says what it must be stored as).
-async fn store_one(
+/// One partition file to store, and where.
+struct Stored {
     destination: Destination,
+    name: DatasetName,
+    fingerprint: SchemaFingerprint,
     dir: ObjectKey,
-    path: std::path::PathBuf,
-    object: ObjectRef,
+    file: SpooledFile,
+    tuple: PartitionTuple,
+    upload: Sha256Digest,
     idle: Duration,
-) -> Result<ObjectRef, IngestError> {
-    let (mut sender, put) = upload::start(
-        &destination,
-        dir,
-        upload::PARQUET_SUFFIX,
-        &tokio::runtime::Handle::current(),
-        idle,
-    );
-    let copied = tokio::task::spawn_blocking(move || {
-        let mut source = std::fs::File::open(path)?;
-        std::io::copy(&mut source, &mut sender)?;
-        std::io::Write::flush(&mut sender)
-    })
-    .await
-    .map_err(IngestError::Task)?;
-    if let Err(error) = copied {
-        return Err(put.abort().await.unwrap_or(IngestError::Spool(error)));
+}
+
+impl Stored {
+    /// Stamps the file, sends it, and checks storaged's answer against the stamped hash.
+    async fn store(self) -> Result<ObjectRef, IngestError> {
+        let (mut sender, put) = upload::start(
+            &self.destination,
+            self.dir,
+            upload::PARQUET_SUFFIX,
+            &tokio::runtime::Handle::current(),
+            self.idle,
+        );
+        let (file, upload) = (self.file.clone(), self.upload);
+        let copied = tokio::task::spawn_blocking(move || {
+            let sha256 = file.stamp(&upload)?;
+            let mut source = std::fs::File::open(&file.path)?;
+            std::io::copy(&mut source, &mut sender)?;
+            std::io::Write::flush(&mut sender)?;
+            Ok::<_, std::io::Error>(sha256)
+        })
+        .await
+        .map_err(IngestError::Task)?;
+        let sha256 = match copied {
+            Ok(sha256) => sha256,
+            Err(error) => return Err(put.abort().await.unwrap_or(IngestError::Spool(error))),
+        };
+        let object = ObjectRef {
+            key: ObjectKey::parquet_object(&self.name, &self.fingerprint, &sha256),
+            size: self.file.size,
+            sha256,
+            row_count: self.file.rows,
+            rejects: None,
+            partition: Some(self.tuple),
+        };
+        let (answer, _created) = put.commit().await?;
+        if answer.key != object.key || answer.size != object.size {
+            return Err(IngestError::StoredObject {
+                expected_key: object.key.to_string(),
+                stored_key: answer.key.to_string(),
+                sent_bytes: object.size,
+                stored_bytes: answer.size,
+            });
+        }
+        Ok(object)
     }
-    let (answer, _created) = put.commit().await?;
-    if answer.key != object.key || answer.size != object.size {
-        return Err(IngestError::StoredObject {
-            expected_key: object.key.to_string(),
-            stored_key: answer.key.to_string(),
-            sent_bytes: object.size,
-            stored_bytes: answer.size,
-        });
-    }
-    Ok(object)
 }
 
 #[cfg(test)]
