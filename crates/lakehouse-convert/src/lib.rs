@@ -338,7 +338,8 @@ fn verified<R: Read, W: Write + Send>(
 /// partitions; the row groups are encoded on two threads besides the one that parses and
 /// the one that splits. The files are a pure function of the input, options, schema,
 /// partitioner and `config`. An input with no row gives one empty file, as partition 0
-/// (the partitioner numbered none).
+/// (the partitioner numbered none). Each file's footer holds [`UPLOAD_KEY`] with a
+/// placeholder that [`stamp_upload`] replaces once the upload is whole.
 ///
 /// `Ok(None)`: not proven (as [`write_parquet_verified`]); the sink holds partial files to
 /// discard. With [`Expected::Registered`] a schema that pass 1 accepted is always proven.
