@@ -94,6 +94,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .unwrap_or(64)
                     << 20,
                 target_file_bytes: 128 << 20,
+                // `SPILL_DIR` (an existing directory), as ingestd's spool directory.
+                spill_dir: std::env::var_os("SPILL_DIR").map(std::path::PathBuf::from),
             };
             let verified = lakehouse_convert::write_parquet_partitioned(
                 csv,

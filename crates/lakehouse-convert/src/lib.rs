@@ -30,6 +30,7 @@ mod reading;
 mod rejects;
 mod sniff;
 mod source;
+mod spill;
 mod tokenize;
 mod write;
 

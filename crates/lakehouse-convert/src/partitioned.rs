@@ -26,6 +26,7 @@
 use crate::MAX_ROW_GROUP_ROWS;
 use crate::encode::unwrap_io;
 use crate::error::{ConvertError, Result};
+use crate::spill::{Spill, Spilled};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
@@ -130,7 +131,7 @@ pub fn stamp_upload(footer: &mut [u8], upload_sha256: &str) -> Result<()> {
 }
 
 /// How a partitioned pass 2 bounds its memory and its files.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PartitionedConfig {
     /// Bytes of rows waiting in memory, over all partitions, before the largest are
     /// flushed (the encoder's own row group and the batches in flight come on top). Half
@@ -140,7 +141,17 @@ pub struct PartitionedConfig {
     /// A file is closed once it holds this many bytes; the partition's next rows go to a
     /// new one (docs/contract.md section 10: `target_file_bytes`).
     pub target_file_bytes: u64,
+    /// Where the rows of partitions holding fewer than [`SPILL_BELOW_ROWS`] rows go when
+    /// the budget is reached, instead of becoming tiny row groups (an existing directory
+    /// the caller removes); `None`: they become row groups.
+    pub spill_dir: Option<std::path::PathBuf>,
 }
+
+/// A partition holding fewer rows than this (waiting and spilled together) when the budget
+/// is reached has its waiting rows spilled rather than written as a row group, when there
+/// is a spill directory: so very many partitions do not make row groups of a few rows,
+/// whose metadata would outweigh them (docs/decisions.md, "Partitioned writes").
+pub const SPILL_BELOW_ROWS: usize = 1024;
 
 /// Memory the metadata of one written column chunk takes until its file's footer: its
 /// `ColumnChunkMetaData` and page index entries, measured at about 1,000 bytes with
@@ -186,6 +197,9 @@ struct Part {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     pending_bytes: usize,
+    /// Rows spilled, in order, to be read back before `pending` when it is written.
+    spilled: Vec<Spilled>,
+    spilled_rows: usize,
 }
 
 /// Every partition's waiting rows and the budget, in the splitting thread; flushes go to
@@ -195,6 +209,8 @@ struct Parts {
     parts: Vec<Part>,
     pending_bytes: usize,
     workers: Vec<SyncSender<Job>>,
+    /// The spill directory's runs, when there is one.
+    spill: Option<Spill>,
 }
 
 impl Parts {
@@ -209,37 +225,73 @@ impl Parts {
         part.pending_bytes += bytes;
         part.pending.push(rows);
         self.pending_bytes += bytes;
-        if part.pending_rows >= MAX_ROW_GROUP_ROWS {
+        if part.pending_rows + part.spilled_rows >= MAX_ROW_GROUP_ROWS {
             self.flush(p)?;
         }
         if self.pending_bytes > self.config.buffer_bytes {
-            // The partitions holding the most bytes first (the first such on a tie), down
-            // to half the budget, so that the partitions are sorted once per half budget
-            // of input, not once per row group, however many they are.
-            let mut order: Vec<usize> = (0..self.parts.len())
-                .filter(|&i| self.parts[i].pending_bytes > 0)
-                .collect();
-            order.sort_by_key(|&i| (std::cmp::Reverse(self.parts[i].pending_bytes), i));
-            for i in order {
-                if self.pending_bytes <= self.config.buffer_bytes / 2 {
-                    break;
-                }
+            self.make_room()?;
+        }
+        Ok(())
+    }
+
+    /// Brings the waiting rows down to half the budget: the partitions holding the most
+    /// bytes first (the first such on a tie), so that the partitions are sorted once per
+    /// half budget of input, not once per row group, however many they are. Each is
+    /// written out as a row group, or, holding fewer than [`SPILL_BELOW_ROWS`] rows, spilled
+    /// (all of one spill in one run).
+    fn make_room(&mut self) -> Result<()> {
+        let mut order: Vec<usize> = (0..self.parts.len())
+            .filter(|&i| self.parts[i].pending_bytes > 0)
+            .collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(self.parts[i].pending_bytes), i));
+        let mut spilling: Vec<(usize, RecordBatch)> = Vec::new();
+        for i in order {
+            if self.pending_bytes <= self.config.buffer_bytes / 2 {
+                break;
+            }
+            let part = &mut self.parts[i];
+            if self.spill.is_none() || part.pending_rows + part.spilled_rows >= SPILL_BELOW_ROWS {
                 self.flush(i)?;
+                continue;
+            }
+            let rows = std::mem::take(&mut part.pending);
+            let batch = arrow_select::concat::concat_batches(&rows[0].schema(), &rows)
+                .map_err(|e| ConvertError::Parquet(e.to_string()))?;
+            self.pending_bytes -= part.pending_bytes;
+            part.spilled_rows += part.pending_rows;
+            part.pending_bytes = 0;
+            part.pending_rows = 0;
+            spilling.push((i, batch));
+        }
+        if let (Some(spill), false) = (&mut self.spill, spilling.is_empty()) {
+            let batches: Vec<RecordBatch> = spilling.iter().map(|(_, b)| b.clone()).collect();
+            let placed = spill.write(&batches)?;
+            for ((i, _), at) in spilling.into_iter().zip(placed) {
+                self.parts[i].spilled.push(at);
             }
         }
         Ok(())
     }
 
-    /// Hands partition `p`'s waiting rows to its encoder thread.
+    /// Hands partition `p`'s rows to its encoder thread: its spilled rows read back, then
+    /// its waiting rows.
     fn flush(&mut self, p: usize) -> Result<()> {
         let part = &mut self.parts[p];
-        if part.pending.is_empty() {
+        if part.pending.is_empty() && part.spilled.is_empty() {
             return Ok(());
+        }
+        let mut rows = Vec::with_capacity(part.spilled.len() + part.pending.len());
+        for at in std::mem::take(&mut part.spilled) {
+            let spill = self.spill.as_mut().ok_or_else(|| {
+                ConvertError::Parquet("spilled rows without a spill directory".into())
+            })?;
+            rows.push(spill.read(at)?);
         }
         self.pending_bytes -= part.pending_bytes;
         part.pending_bytes = 0;
         part.pending_rows = 0;
-        let rows = std::mem::take(&mut part.pending);
+        part.spilled_rows = 0;
+        rows.append(&mut part.pending);
         self.send(p, Job::Write(p as u32, rows))
     }
 
@@ -432,11 +484,16 @@ pub(crate) fn partition_batches(
             handles.push(scope.spawn(move || encoder.run(rx)));
             senders.push(tx);
         }
+        let spill = config
+            .spill_dir
+            .clone()
+            .map(|dir| Spill::new(dir, arrow.clone()));
         let mut parts = Parts {
             config,
             parts: Vec::new(),
             pending_bytes: 0,
             workers: senders,
+            spill,
         };
         let split = split_all(partitioner, &mut parts, batches);
         drop(parts);

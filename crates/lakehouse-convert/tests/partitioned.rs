@@ -159,6 +159,7 @@ fn partitions(sink: &Memory) -> BTreeMap<u32, Vec<i64>> {
 const ROOMY: PartitionedConfig = PartitionedConfig {
     buffer_bytes: 64 << 20,
     target_file_bytes: 128 << 20,
+    spill_dir: None,
 };
 
 #[test]
@@ -185,8 +186,9 @@ fn a_tiny_budget_and_target_cut_row_groups_and_files_not_rows() {
     let tight = PartitionedConfig {
         buffer_bytes: 1,
         target_file_bytes: 4_000,
+        spill_dir: None,
     };
-    let cut = run(200_000, 7, tight);
+    let cut = run(200_000, 7, tight.clone());
     assert!(cut.files.len() > 7, "files cut: {}", cut.files.len());
     assert_eq!(partitions(&cut), partitions(&run(200_000, 7, ROOMY)));
     // Every file is a whole Parquet file, cut at a row-group boundary past the target.
@@ -202,8 +204,12 @@ fn the_same_input_and_configuration_give_the_same_bytes() {
     let config = PartitionedConfig {
         buffer_bytes: 100_000,
         target_file_bytes: 50_000,
+        spill_dir: None,
     };
-    assert_eq!(run(30_000, 13, config).files, run(30_000, 13, config).files);
+    assert_eq!(
+        run(30_000, 13, config.clone()).files,
+        run(30_000, 13, config).files
+    );
 }
 
 #[test]
@@ -283,8 +289,9 @@ fn many_partitions_close_files_to_bound_their_metadata_without_changing_the_rows
     let tight = PartitionedConfig {
         buffer_bytes: 2 << 20,
         target_file_bytes: 128 << 20,
+        spill_dir: None,
     };
-    let cut = run(400_000, 400, tight);
+    let cut = run(400_000, 400, tight.clone());
     assert!(
         cut.files.len() > 400,
         "files closed early: {}",
@@ -329,4 +336,41 @@ fn a_stamped_footer_names_the_upload_and_keeps_the_rows() {
     let footer_at = file.len() - sink.footers[at];
     assert!(lakehouse_convert::stamp_upload(&mut file[footer_at..], "not hex").is_err());
     assert!(lakehouse_convert::stamp_upload(&mut file[..footer_at], &digest).is_err());
+}
+
+/// A fresh, empty directory under the system's temporary one.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+#[test]
+fn small_partitions_spill_instead_of_making_tiny_row_groups() {
+    // 2,000 partitions of 30 rows under a 1 MiB budget: without a spill directory the
+    // budget makes row groups of a few rows and the metadata bound closes files; with one,
+    // the small partitions' rows wait on disk and each partition is one file of one row
+    // group, with the same rows in the same order.
+    let tight = |spill_dir| PartitionedConfig {
+        buffer_bytes: 1 << 20,
+        target_file_bytes: 128 << 20,
+        spill_dir,
+    };
+    let dir = scratch_dir("lakehouse-spill-test");
+    let spilled = run(60_000, 2_000, tight(Some(dir.clone())));
+    assert_eq!(spilled.files.len(), 2_000);
+    assert!(spilled.files.values().all(|f| ids_of(f).1 == 1));
+    assert_eq!(partitions(&spilled), partitions(&run(60_000, 2_000, ROOMY)));
+    // Every run was read back and removed.
+    assert_eq!(std::fs::read_dir(&dir).expect("the directory").count(), 0);
+    let unspilled = run(60_000, 2_000, tight(None));
+    assert!(unspilled.files.len() > 2_000, "{}", unspilled.files.len());
+    assert_eq!(partitions(&unspilled), partitions(&spilled));
+    // Spilling is deterministic too.
+    assert_eq!(
+        run(60_000, 2_000, tight(Some(dir.clone()))).files,
+        spilled.files
+    );
+    std::fs::remove_dir_all(dir).expect("removed");
 }

@@ -377,6 +377,12 @@ use routes::iceberg::RefusedWrites;
 ), modifiers(&RefusedWrites))]
 pub struct ApiDoc;
 
+/// The largest register body catalogd reads, bytes: 64 MiB, about 250,000 objects. A
+/// partitioned upload registers a file per partition value (up to ingestd's
+/// `max_partitions_per_upload`, 10,000 by default, and more once files are cut at
+/// `target_file_bytes`), past axum's 2 MB default (docs/contract.md section 10).
+pub const MAX_REGISTER_BODY_BYTES: usize = 64 << 20;
+
 /// The HTTP API of docs/contract.md section 6: `/datasets...`, `/healthz`, `/readyz`, `POST
 /// /admin/gc`, `GET /metrics` and `GET /openapi.json` (section 9), the read-only Iceberg REST
 /// catalog under `/iceberg` (section 8) and the catalog page `/ui`, with the shared layers
@@ -394,7 +400,9 @@ pub fn router<S: ManifestStore>(state: AppState<S>) -> Router {
         )
         .route(
             "/datasets/{name}/versions",
-            get(version_list::<S>).post(version_register::<S>),
+            get(version_list::<S>).post(version_register::<S>).layer(
+                axum::extract::DefaultBodyLimit::max(MAX_REGISTER_BODY_BYTES),
+            ),
         )
         .route("/datasets/{name}/versions/{version}", get(version_get::<S>))
         .route(

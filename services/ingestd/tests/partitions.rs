@@ -271,3 +271,46 @@ async fn an_append_whose_partition_rows_match_a_live_file_still_appends_them() {
     assert_eq!(again["existing"], true, "{again}");
     assert_eq!(again["manifest"]["row_count"], 6);
 }
+
+/// The default `max_partitions_per_upload`, reached: 10,000 partitions make 10,000 files,
+/// registered in one version (a register body past axum's 2 MB default), and the limit
+/// plus one is refused.
+#[tokio::test]
+async fn ten_thousand_partitions_ingest_in_one_version() {
+    const LIMIT: i64 = 10_000;
+    let h = Harness::start(&[]);
+    let mut body = String::from("k,v\n");
+    for k in 0..LIMIT {
+        body.push_str(&format!("{k},{}\n", k * 3));
+    }
+    let (status, answer) = h.ingest("name=many&partition_by=k", body.as_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    let objects = answer["manifest"]["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), LIMIT as usize);
+    assert_eq!(answer["manifest"]["row_count"], LIMIT);
+    // Partition order: numerically, each file its own value.
+    assert_eq!(objects[9_999]["partition"], serde_json::json!([9_999]));
+    let one = rows_of_kv(&h, objects[1234]["key"].as_str().unwrap()).await;
+    assert_eq!(one, vec![(1234, 3702)]);
+    body.push_str(&format!("{LIMIT},0\n"));
+    let (status, refused) = h.ingest("name=many&mode=append", body.as_bytes()).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["code"], "limit_exceeded");
+}
+
+/// Each row of a stored `k,v` Parquet object.
+async fn rows_of_kv(h: &Harness, key: &str) -> Vec<(i64, i64)> {
+    let data = h.stored_bytes(key).await;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(data)
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader");
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("a batch");
+        let k = batch.column(0).as_primitive::<Int64Type>();
+        let v = batch.column(1).as_primitive::<Int64Type>();
+        rows.extend((0..batch.num_rows()).map(|i| (k.value(i), v.value(i))));
+    }
+    rows
+}

@@ -61,6 +61,8 @@ impl PartitionedPass {
             .map_err(invalid)?;
         let dir = crate::spool::new_dir(&config.spool_dir)?;
         let sink = SpoolSink::new(dir.path());
+        // The small partitions' rows spill next to the files.
+        let spill_dir = Some(dir.path().to_owned());
         Ok(PartitionedPass {
             spec,
             partitioner,
@@ -69,6 +71,7 @@ impl PartitionedPass {
             limits: PartitionedConfig {
                 buffer_bytes: usize::try_from(config.partition_buffer_bytes).unwrap_or(usize::MAX),
                 target_file_bytes: config.target_file_bytes.max(1),
+                spill_dir,
             },
         })
     }
