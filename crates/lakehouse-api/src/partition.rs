@@ -40,7 +40,11 @@ pub struct PartitionSpecField {
 /// `date` (days since 1970-01-01), `time` and the timestamps (microseconds since the epoch),
 /// `double`; a string for `string`; `true`/`false` for `boolean`. A null value is the
 /// tuple's `None`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Two values are equal when they are the same variant and, for `Float`, the same bits
+/// (`f64::to_bits`), as they hash: `NaN` equals itself and `-0.0` is not `0.0`, so every
+/// distinct value is one partition (docs/contract.md section 10).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum PartitionScalar {
@@ -52,6 +56,18 @@ pub enum PartitionScalar {
     Float(f64),
     /// `string`.
     Str(String),
+}
+
+impl PartialEq for PartitionScalar {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PartitionScalar::Bool(a), PartitionScalar::Bool(b)) => a == b,
+            (PartitionScalar::Int(a), PartitionScalar::Int(b)) => a == b,
+            (PartitionScalar::Float(a), PartitionScalar::Float(b)) => a.to_bits() == b.to_bits(),
+            (PartitionScalar::Str(a), PartitionScalar::Str(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl Eq for PartitionScalar {}
@@ -172,6 +188,20 @@ mod tests {
             "ts_day=2024-02-29, ts_month=1969-12, ts_year=2024, ts_hour=1969-12-31T23, \
              id_bucket=3, region=null"
         );
+    }
+
+    #[test]
+    fn float_values_are_equal_when_their_bits_are() {
+        use std::collections::HashSet;
+        let nan = PartitionScalar::Float(f64::NAN);
+        assert_eq!(nan, nan.clone());
+        assert_ne!(PartitionScalar::Float(0.0), PartitionScalar::Float(-0.0));
+        // one partition per distinct value: NaN once, and 0.0 apart from -0.0
+        let tuples: HashSet<PartitionTuple> = [f64::NAN, f64::NAN, 0.0, -0.0, 0.0]
+            .into_iter()
+            .map(|f| vec![Some(PartitionScalar::Float(f))])
+            .collect();
+        assert_eq!(tuples.len(), 3);
     }
 
     #[test]
