@@ -4,6 +4,7 @@
 //! projection live in `lakehouse-iceberg`; these are only the recorded shapes.
 
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 
 /// The partition spec of a dataset made with `partition_by` (docs/contract.md section 10):
 /// recorded by its first version and kept by every later one.
@@ -71,6 +72,36 @@ impl PartialEq for PartitionScalar {
 }
 
 impl Eq for PartitionScalar {}
+
+/// The order of partition values (docs/contract.md section 10: objects are listed in
+/// partition order): by value within a variant (`false` before `true`, integers
+/// numerically, floats by `f64::total_cmp`, strings by their UTF-8 bytes), and across
+/// variants `Bool`, `Int`, `Float`, `Str` (values of one field are all of one variant). As
+/// `Option<PartitionScalar>`, null comes first. Consistent with equality: two floats are
+/// ordered equal exactly when their bits are.
+impl Ord for PartitionScalar {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let rank = |v: &PartitionScalar| match v {
+            PartitionScalar::Bool(_) => 0,
+            PartitionScalar::Int(_) => 1,
+            PartitionScalar::Float(_) => 2,
+            PartitionScalar::Str(_) => 3,
+        };
+        match (self, other) {
+            (PartitionScalar::Bool(a), PartitionScalar::Bool(b)) => a.cmp(b),
+            (PartitionScalar::Int(a), PartitionScalar::Int(b)) => a.cmp(b),
+            (PartitionScalar::Float(a), PartitionScalar::Float(b)) => a.total_cmp(b),
+            (PartitionScalar::Str(a), PartitionScalar::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+            _ => rank(self).cmp(&rank(other)),
+        }
+    }
+}
+
+impl PartialOrd for PartitionScalar {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl std::hash::Hash for PartitionScalar {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -151,6 +182,15 @@ pub fn partition_by_text(partition_by: Option<&str>) -> String {
 /// its order, `None` for null (docs/contract.md section 10: nulls go to the null partition).
 pub type PartitionTuple = Vec<Option<PartitionScalar>>;
 
+/// The order of partition tuples, the one order of partitions (docs/contract.md section 10:
+/// a version lists its objects in partition order; Iceberg's partition summaries take their
+/// bounds by it): field by field, null first, then by value as [`PartitionScalar`]'s `Ord`
+/// says (numbers numerically, floats by `f64::total_cmp`, strings by their bytes); a tuple
+/// that is a prefix of the other first. Panics: none.
+pub fn compare_tuples(a: &[Option<PartitionScalar>], b: &[Option<PartitionScalar>]) -> Ordering {
+    a.cmp(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +242,57 @@ mod tests {
             .map(|f| vec![Some(PartitionScalar::Float(f))])
             .collect();
         assert_eq!(tuples.len(), 3);
+    }
+
+    #[test]
+    fn tuples_order_null_first_then_by_value() {
+        let int = |v| Some(PartitionScalar::Int(v));
+        let float = |v| Some(PartitionScalar::Float(v));
+        let text = |v: &str| Some(PartitionScalar::Str(v.into()));
+        let mut tuples: Vec<PartitionTuple> = vec![
+            vec![int(3), text("b")],
+            vec![None, text("z")],
+            vec![int(-1), text("a")],
+            vec![int(3), text("a")],
+            vec![int(3), None],
+            vec![int(10), text("a")],
+        ];
+        tuples.sort_by(|a, b| compare_tuples(a, b));
+        assert_eq!(
+            tuples,
+            vec![
+                vec![None, text("z")],
+                vec![int(-1), text("a")],
+                vec![int(3), None],
+                vec![int(3), text("a")],
+                vec![int(3), text("b")],
+                vec![int(10), text("a")],
+            ]
+        );
+        // floats in IEEE total order: -inf, -0.0, 0.0, 1.5, inf, NaN
+        let mut floats: Vec<PartitionTuple> = [f64::NAN, 1.5, 0.0, f64::INFINITY, -0.0]
+            .into_iter()
+            .chain([f64::NEG_INFINITY])
+            .map(|f| vec![float(f)])
+            .collect();
+        floats.sort_by(|a, b| compare_tuples(a, b));
+        let shown: Vec<String> = floats
+            .iter()
+            .map(|t| match &t[0] {
+                Some(PartitionScalar::Float(f)) => f.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(shown, ["-inf", "-0", "0", "1.5", "inf", "NaN"]);
+        // strings by their UTF-8 bytes: upper case before lower case, accents after both
+        let mut words = vec![text("é"), text("b"), text("B"), text("a")];
+        words.sort();
+        assert_eq!(words, vec![text("B"), text("a"), text("b"), text("é")]);
+        // a shorter tuple first when it is a prefix of the other
+        assert_eq!(
+            compare_tuples(&[int(1)], &[int(1), None]),
+            std::cmp::Ordering::Less
+        );
     }
 
     #[test]

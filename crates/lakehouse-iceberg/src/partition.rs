@@ -14,7 +14,6 @@ use crate::spec::PartitionSpecField;
 use crate::{IcebergError, Result};
 use apache_avro::types::Value;
 use lakehouse_api::{PartitionScalar, PartitionSpec, PartitionTuple, Schema};
-use std::cmp::Ordering;
 
 /// The Iceberg type of a partition field's values (`PartitionSpecField::result_type`), as
 /// far as this projection writes them.
@@ -327,13 +326,14 @@ impl FieldSummary {
     }
 }
 
-/// The running summary of one field.
+/// The running summary of one field: the bounds as recorded values, ordered as
+/// [`lakehouse_api::compare_tuples`] orders partitions, with the Avro values they came from.
 #[derive(Default)]
 struct Stats<'a> {
     contains_null: bool,
     contains_nan: bool,
-    lower: Option<&'a Value>,
-    upper: Option<&'a Value>,
+    lower: Option<(PartitionScalar, &'a Value)>,
+    upper: Option<(PartitionScalar, &'a Value)>,
 }
 
 impl<'a> Stats<'a> {
@@ -344,17 +344,19 @@ impl<'a> Stats<'a> {
             Value::Double(v) if v.is_nan() => self.contains_nan = true,
             Value::Float(v) if v.is_nan() => self.contains_nan = true,
             _ => {
-                if self
-                    .lower
-                    .is_none_or(|l| compare(value, l) == Some(Ordering::Less))
-                {
-                    self.lower = Some(value);
-                }
-                if self
-                    .upper
-                    .is_none_or(|u| compare(value, u) == Some(Ordering::Greater))
-                {
-                    self.upper = Some(value);
+                let Some(scalar) = scalar(value) else {
+                    return;
+                };
+                let lower = self.lower.as_ref().is_none_or(|(l, _)| scalar < *l);
+                let upper = self.upper.as_ref().is_none_or(|(u, _)| scalar > *u);
+                match (lower, upper) {
+                    (true, true) => {
+                        self.lower = Some((scalar.clone(), value));
+                        self.upper = Some((scalar, value));
+                    }
+                    (true, false) => self.lower = Some((scalar, value)),
+                    (false, true) => self.upper = Some((scalar, value)),
+                    (false, false) => {}
                 }
             }
         }
@@ -364,8 +366,8 @@ impl<'a> Stats<'a> {
         FieldSummary {
             contains_null: self.contains_null,
             contains_nan: Some(self.contains_nan),
-            lower_bound: self.lower.and_then(single_value),
-            upper_bound: self.upper.and_then(single_value),
+            lower_bound: self.lower.and_then(|(_, v)| single_value(v)),
+            upper_bound: self.upper.and_then(|(_, v)| single_value(v)),
         }
     }
 }
@@ -377,29 +379,22 @@ fn unwrap_union(value: &Value) -> &Value {
     }
 }
 
-/// A partition value as an integer (int, date, long, time, timestamps).
-fn as_i64(value: &Value) -> Option<i64> {
-    match value {
-        Value::Int(v) | Value::Date(v) => Some(i64::from(*v)),
+/// A partition value read from a manifest as the catalog records it (the inverse of
+/// `ResultType::value`): int, date, long, time and timestamps as `Int`, strings as `Str`,
+/// booleans as `Bool`, floats and doubles as `Float`; `None` for a null or another type.
+fn scalar(value: &Value) -> Option<PartitionScalar> {
+    Some(match value {
+        Value::Int(v) | Value::Date(v) => PartitionScalar::Int(i64::from(*v)),
         Value::Long(v)
         | Value::TimeMicros(v)
         | Value::TimestampMicros(v)
-        | Value::LocalTimestampMicros(v) => Some(*v),
-        _ => None,
-    }
-}
-
-/// The order of two values of one partition field (Iceberg's comparators: numbers and
-/// booleans by value, strings by code point, i.e. by their UTF-8 bytes); `None` for values
-/// of different types.
-fn compare(a: &Value, b: &Value) -> Option<Ordering> {
-    match (a, b) {
-        (Value::String(a), Value::String(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
-        (Value::Boolean(a), Value::Boolean(b)) => Some(a.cmp(b)),
-        (Value::Double(a), Value::Double(b)) => Some(a.total_cmp(b)),
-        (Value::Float(a), Value::Float(b)) => Some(a.total_cmp(b)),
-        _ => Some(as_i64(a)?.cmp(&as_i64(b)?)),
-    }
+        | Value::LocalTimestampMicros(v) => PartitionScalar::Int(*v),
+        Value::String(v) => PartitionScalar::Str(v.clone()),
+        Value::Boolean(v) => PartitionScalar::Bool(*v),
+        Value::Double(v) => PartitionScalar::Float(*v),
+        Value::Float(v) => PartitionScalar::Float(f64::from(*v)),
+        _ => return None,
+    })
 }
 
 /// The single-value binary serialization of a partition value (Iceberg spec "Appendix D"):
