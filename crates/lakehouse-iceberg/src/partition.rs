@@ -10,6 +10,7 @@
 
 use crate::avro::{FixedSchema, manifest_entry_schema, manifest_entry_schema_with};
 use crate::manifest::field;
+use crate::metrics::single_value;
 use crate::spec::PartitionSpecField;
 use crate::{IcebergError, Result};
 use apache_avro::types::Value;
@@ -372,7 +373,8 @@ impl<'a> Stats<'a> {
     }
 }
 
-fn unwrap_union(value: &Value) -> &Value {
+/// The value inside an optional field's union (the value itself when not a union).
+pub(crate) fn unwrap_union(value: &Value) -> &Value {
     match value {
         Value::Union(_, inner) => inner,
         other => other,
@@ -393,25 +395,6 @@ fn scalar(value: &Value) -> Option<PartitionScalar> {
         Value::Boolean(v) => PartitionScalar::Bool(*v),
         Value::Double(v) => PartitionScalar::Float(*v),
         Value::Float(v) => PartitionScalar::Float(f64::from(*v)),
-        _ => return None,
-    })
-}
-
-/// The single-value binary serialization of a partition value (Iceberg spec "Appendix D"):
-/// int and date 4 bytes little-endian, long, time and timestamps 8 bytes little-endian,
-/// string its UTF-8 bytes, boolean one byte (0 or 1), float and double their IEEE 754 bits
-/// little-endian. `None` for null or a value of another type.
-pub(crate) fn single_value(value: &Value) -> Option<Vec<u8>> {
-    Some(match unwrap_union(value) {
-        Value::Int(v) | Value::Date(v) => v.to_le_bytes().to_vec(),
-        Value::Long(v)
-        | Value::TimeMicros(v)
-        | Value::TimestampMicros(v)
-        | Value::LocalTimestampMicros(v) => v.to_le_bytes().to_vec(),
-        Value::String(v) => v.as_bytes().to_vec(),
-        Value::Boolean(v) => vec![u8::from(*v)],
-        Value::Double(v) => v.to_le_bytes().to_vec(),
-        Value::Float(v) => v.to_le_bytes().to_vec(),
         _ => return None,
     })
 }
