@@ -53,7 +53,8 @@ pub enum PartitionScalar {
     Bool(bool),
     /// `int`, `long`, `date`, `time`, `timestamp`, `timestamptz`.
     Int(i64),
-    /// `double` (identity of a float64 column).
+    /// `double` (identity of a float64 column, held only by versions recorded before
+    /// `partition_by` refused it: docs/contract.md section 10).
     Float(f64),
     /// `string`.
     Str(String),
