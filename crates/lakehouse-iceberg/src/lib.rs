@@ -103,6 +103,7 @@ pub use layout::{
     storage_uri,
 };
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};
+pub use partition::check_partition_value;
 pub use state::{TableConfig, TableFile, TableState, VersionChange};
 pub use transform::{PartitionBy, PartitionField, PartitionValue, SpecField, Transform};
 

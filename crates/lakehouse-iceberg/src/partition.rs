@@ -57,6 +57,22 @@ impl ResultType {
         })
     }
 
+    /// What a recorded value of this type is, for a message.
+    fn expected(self) -> &'static str {
+        match self {
+            ResultType::Int => "an integer within 32 bits",
+            ResultType::Date => "an integer within 32 bits (days since 1970-01-01)",
+            ResultType::Long => "an integer",
+            ResultType::Time => "an integer (microseconds since midnight)",
+            ResultType::Timestamp | ResultType::TimestampTz => {
+                "an integer (microseconds since 1970-01-01T00:00:00)"
+            }
+            ResultType::String => "a string",
+            ResultType::Boolean => "true or false",
+            ResultType::Double => "a number",
+        }
+    }
+
     /// Its Avro schema, as Iceberg writes it (Iceberg spec "Avro": date, time-micros and
     /// timestamp-micros logical types; `adjust-to-utc` tells timestamptz from timestamp).
     pub(crate) fn avro_type(self) -> serde_json::Value {
@@ -96,6 +112,28 @@ impl ResultType {
             (ResultType::Double, PartitionScalar::Int(v)) => Value::Double(*v as f64),
             _ => return None,
         })
+    }
+}
+
+/// Checks one recorded partition value against its field's `result_type` (docs/contract.md
+/// section 10: numbers for ints, dates in days since 1970-01-01, times and timestamps in
+/// microseconds; strings; booleans), as the table's manifests will hold it: `int` and
+/// `date` take an [`PartitionScalar::Int`] within 32 bits, `long`, `time`, `timestamp` and
+/// `timestamptz` any `Int`, `string` a `Str`, `boolean` a `Bool`, `double` a `Float` (or a
+/// whole `Int`). A null value (the tuple's `None`) fits every type and is not passed here.
+///
+/// # Errors
+/// What a value of `result_type` is ("an integer within 32 bits", ...) when `value` is not
+/// one, or "a type a partition field has" when `result_type` is none of the above.
+/// Panics: none.
+pub fn check_partition_value(
+    result_type: &str,
+    value: &PartitionScalar,
+) -> std::result::Result<(), &'static str> {
+    let kind = ResultType::parse(result_type).ok_or("a type a partition field has")?;
+    match kind.value(value) {
+        Some(_) => Ok(()),
+        None => Err(kind.expected()),
     }
 }
 

@@ -448,3 +448,41 @@ fn summaries_bound_the_non_null_values_of_every_entry() {
             .all(|s| !s.contains_null && s.lower_bound.is_none())
     );
 }
+
+#[test]
+fn recorded_values_are_checked_against_their_result_type() {
+    use PartitionScalar::{Bool, Float, Int, Str};
+    for (result_type, value) in [
+        ("int", Int(-1)),
+        ("date", Int(19_782)),
+        ("long", Int(i64::MIN)),
+        ("time", Int(45_296_000_000)),
+        ("timestamp", Int(1)),
+        ("timestamptz", Int(1)),
+        ("string", Str("eu".into())),
+        ("boolean", Bool(false)),
+        ("double", Float(0.5)),
+    ] {
+        assert_eq!(
+            check_partition_value(result_type, &value),
+            Ok(()),
+            "{value:?}"
+        );
+    }
+    assert_eq!(
+        check_partition_value("int", &Str("3".into())),
+        Err("an integer within 32 bits")
+    );
+    assert_eq!(
+        check_partition_value("int", &Int(i64::from(i32::MAX) + 1)),
+        Err("an integer within 32 bits")
+    );
+    assert!(check_partition_value("date", &Float(1.5)).is_err());
+    assert!(check_partition_value("timestamp", &Str("2024-02-29".into())).is_err());
+    assert_eq!(
+        check_partition_value("string", &Bool(true)),
+        Err("a string")
+    );
+    assert!(check_partition_value("boolean", &Int(1)).is_err());
+    assert!(check_partition_value("decimal(9,2)", &Int(1)).is_err());
+}
