@@ -120,7 +120,8 @@ impl PartitionSpec {
     /// A partition tuple for people: `name=value` per field, joined by `, `, each value as
     /// its transform means it (docs/contract.md section 10): a day as `2024-02-29`, a month
     /// as `2024-02`, a year as `2024`, an hour as `2024-02-29T13`, a timestamp identity in
-    /// RFC 3339, a bucket as its number, a string as it is, null as `null`. Panics: none.
+    /// RFC 3339, a time identity as `HH:MM:SS[.ffffff]`, a bucket as its number, a string as
+    /// it is, null as `null`. Panics: none.
     pub fn label(&self, tuple: &PartitionTuple) -> String {
         let mut out = String::new();
         for (i, field) in self.fields.iter().enumerate() {
@@ -161,6 +162,7 @@ impl PartitionSpecField {
             (_, "date") => epoch
                 .checked_add_signed(chrono::TimeDelta::days(int))
                 .map(|t| t.format("%Y-%m-%d").to_string()),
+            (_, "time") => time_of_day(int),
             (_, "timestamp" | "timestamptz") => epoch
                 .checked_add_signed(chrono::TimeDelta::microseconds(int))
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
@@ -168,6 +170,19 @@ impl PartitionSpecField {
         };
         shown.unwrap_or_else(|| int.to_string())
     }
+}
+
+/// Microseconds since midnight as `HH:MM:SS`, with `.ffffff` when not a whole second;
+/// `None` outside one day.
+fn time_of_day(micros: i64) -> Option<String> {
+    let seconds = u32::try_from(micros.div_euclid(1_000_000)).ok()?;
+    let fraction = micros.rem_euclid(1_000_000) as u32;
+    let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(seconds, fraction * 1000)?;
+    Some(if fraction == 0 {
+        time.format("%H:%M:%S").to_string()
+    } else {
+        time.format("%H:%M:%S%.6f").to_string()
+    })
 }
 
 /// How a dataset's partitioning is named in a message (docs/contract.md section 10): its
@@ -229,6 +244,25 @@ mod tests {
             "ts_day=2024-02-29, ts_month=1969-12, ts_year=2024, ts_hour=1969-12-31T23, \
              id_bucket=3, region=null"
         );
+    }
+
+    #[test]
+    fn a_time_identity_reads_as_a_time_of_day() {
+        let at = PartitionSpecField {
+            field_id: 1000,
+            name: "at".into(),
+            source: "at".into(),
+            transform: "identity".into(),
+            result_type: "time".into(),
+        };
+        let label = |micros| at.value_label(Some(&PartitionScalar::Int(micros)));
+        assert_eq!(label(45_296_000_000), "12:34:56");
+        assert_eq!(label(45_296_000_001), "12:34:56.000001");
+        assert_eq!(label(0), "00:00:00");
+        assert_eq!(label(86_399_999_999), "23:59:59.999999");
+        // not a time of day: shown as the number it is
+        assert_eq!(label(86_400_000_000), "86400000000");
+        assert_eq!(label(-1), "-1");
     }
 
     #[test]
