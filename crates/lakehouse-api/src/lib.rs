@@ -47,7 +47,8 @@ pub use manifest::{
 };
 pub use names::{DatasetName, NameError, ObjectKey, Sha256Digest};
 pub use partition::{
-    PartitionScalar, PartitionSpec, PartitionSpecField, PartitionTuple, partition_by_text,
+    PartitionScalar, PartitionSpec, PartitionSpecField, PartitionTuple, compare_tuples,
+    partition_by_text,
 };
 pub use schema::{
     ColumnChange, ColumnType, Field, Schema, SchemaDriftDetails, SchemaFingerprint,

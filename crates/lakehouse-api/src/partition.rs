@@ -4,6 +4,7 @@
 //! projection live in `lakehouse-iceberg`; these are only the recorded shapes.
 
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 
 /// The partition spec of a dataset made with `partition_by` (docs/contract.md section 10):
 /// recorded by its first version and kept by every later one.
@@ -40,7 +41,11 @@ pub struct PartitionSpecField {
 /// `date` (days since 1970-01-01), `time` and the timestamps (microseconds since the epoch),
 /// `double`; a string for `string`; `true`/`false` for `boolean`. A null value is the
 /// tuple's `None`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Two values are equal when they are the same variant and, for `Float`, the same bits
+/// (`f64::to_bits`), as they hash: `NaN` equals itself and `-0.0` is not `0.0`, so every
+/// distinct value is one partition (docs/contract.md section 10).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum PartitionScalar {
@@ -48,13 +53,56 @@ pub enum PartitionScalar {
     Bool(bool),
     /// `int`, `long`, `date`, `time`, `timestamp`, `timestamptz`.
     Int(i64),
-    /// `double` (identity of a float64 column).
+    /// `double` (identity of a float64 column, held only by versions recorded before
+    /// `partition_by` refused it: docs/contract.md section 10).
     Float(f64),
     /// `string`.
     Str(String),
 }
 
+impl PartialEq for PartitionScalar {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PartitionScalar::Bool(a), PartitionScalar::Bool(b)) => a == b,
+            (PartitionScalar::Int(a), PartitionScalar::Int(b)) => a == b,
+            (PartitionScalar::Float(a), PartitionScalar::Float(b)) => a.to_bits() == b.to_bits(),
+            (PartitionScalar::Str(a), PartitionScalar::Str(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 impl Eq for PartitionScalar {}
+
+/// The order of partition values (docs/contract.md section 10: objects are listed in
+/// partition order): by value within a variant (`false` before `true`, integers
+/// numerically, floats by `f64::total_cmp`, strings by their UTF-8 bytes), and across
+/// variants `Bool`, `Int`, `Float`, `Str` (values of one field are all of one variant). As
+/// `Option<PartitionScalar>`, null comes first. Consistent with equality: two floats are
+/// ordered equal exactly when their bits are.
+impl Ord for PartitionScalar {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let rank = |v: &PartitionScalar| match v {
+            PartitionScalar::Bool(_) => 0,
+            PartitionScalar::Int(_) => 1,
+            PartitionScalar::Float(_) => 2,
+            PartitionScalar::Str(_) => 3,
+        };
+        match (self, other) {
+            (PartitionScalar::Bool(a), PartitionScalar::Bool(b)) => a.cmp(b),
+            (PartitionScalar::Int(a), PartitionScalar::Int(b)) => a.cmp(b),
+            (PartitionScalar::Float(a), PartitionScalar::Float(b)) => a.total_cmp(b),
+            (PartitionScalar::Str(a), PartitionScalar::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+            _ => rank(self).cmp(&rank(other)),
+        }
+    }
+}
+
+impl PartialOrd for PartitionScalar {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl std::hash::Hash for PartitionScalar {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -72,7 +120,8 @@ impl PartitionSpec {
     /// A partition tuple for people: `name=value` per field, joined by `, `, each value as
     /// its transform means it (docs/contract.md section 10): a day as `2024-02-29`, a month
     /// as `2024-02`, a year as `2024`, an hour as `2024-02-29T13`, a timestamp identity in
-    /// RFC 3339, a bucket as its number, a string as it is, null as `null`. Panics: none.
+    /// RFC 3339, a time identity as `HH:MM:SS[.ffffff]`, a bucket as its number, a string as
+    /// it is, null as `null`. Panics: none.
     pub fn label(&self, tuple: &PartitionTuple) -> String {
         let mut out = String::new();
         for (i, field) in self.fields.iter().enumerate() {
@@ -113,6 +162,7 @@ impl PartitionSpecField {
             (_, "date") => epoch
                 .checked_add_signed(chrono::TimeDelta::days(int))
                 .map(|t| t.format("%Y-%m-%d").to_string()),
+            (_, "time") => time_of_day(int),
             (_, "timestamp" | "timestamptz") => epoch
                 .checked_add_signed(chrono::TimeDelta::microseconds(int))
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
@@ -120,6 +170,19 @@ impl PartitionSpecField {
         };
         shown.unwrap_or_else(|| int.to_string())
     }
+}
+
+/// Microseconds since midnight as `HH:MM:SS`, with `.ffffff` when not a whole second;
+/// `None` outside one day.
+fn time_of_day(micros: i64) -> Option<String> {
+    let seconds = u32::try_from(micros.div_euclid(1_000_000)).ok()?;
+    let fraction = micros.rem_euclid(1_000_000) as u32;
+    let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(seconds, fraction * 1000)?;
+    Some(if fraction == 0 {
+        time.format("%H:%M:%S").to_string()
+    } else {
+        time.format("%H:%M:%S%.6f").to_string()
+    })
 }
 
 /// How a dataset's partitioning is named in a message (docs/contract.md section 10): its
@@ -134,6 +197,15 @@ pub fn partition_by_text(partition_by: Option<&str>) -> String {
 /// A data file's partition tuple: one value per field of the dataset's [`PartitionSpec`], in
 /// its order, `None` for null (docs/contract.md section 10: nulls go to the null partition).
 pub type PartitionTuple = Vec<Option<PartitionScalar>>;
+
+/// The order of partition tuples, the one order of partitions (docs/contract.md section 10:
+/// a version lists its objects in partition order; Iceberg's partition summaries take their
+/// bounds by it): field by field, null first, then by value as [`PartitionScalar`]'s `Ord`
+/// says (numbers numerically, floats by `f64::total_cmp`, strings by their bytes); a tuple
+/// that is a prefix of the other first. Panics: none.
+pub fn compare_tuples(a: &[Option<PartitionScalar>], b: &[Option<PartitionScalar>]) -> Ordering {
+    a.cmp(b)
+}
 
 #[cfg(test)]
 mod tests {
@@ -171,6 +243,90 @@ mod tests {
             spec.label(&tuple),
             "ts_day=2024-02-29, ts_month=1969-12, ts_year=2024, ts_hour=1969-12-31T23, \
              id_bucket=3, region=null"
+        );
+    }
+
+    #[test]
+    fn a_time_identity_reads_as_a_time_of_day() {
+        let at = PartitionSpecField {
+            field_id: 1000,
+            name: "at".into(),
+            source: "at".into(),
+            transform: "identity".into(),
+            result_type: "time".into(),
+        };
+        let label = |micros| at.value_label(Some(&PartitionScalar::Int(micros)));
+        assert_eq!(label(45_296_000_000), "12:34:56");
+        assert_eq!(label(45_296_000_001), "12:34:56.000001");
+        assert_eq!(label(0), "00:00:00");
+        assert_eq!(label(86_399_999_999), "23:59:59.999999");
+        // not a time of day: shown as the number it is
+        assert_eq!(label(86_400_000_000), "86400000000");
+        assert_eq!(label(-1), "-1");
+    }
+
+    #[test]
+    fn float_values_are_equal_when_their_bits_are() {
+        use std::collections::HashSet;
+        let nan = PartitionScalar::Float(f64::NAN);
+        assert_eq!(nan, nan.clone());
+        assert_ne!(PartitionScalar::Float(0.0), PartitionScalar::Float(-0.0));
+        // one partition per distinct value: NaN once, and 0.0 apart from -0.0
+        let tuples: HashSet<PartitionTuple> = [f64::NAN, f64::NAN, 0.0, -0.0, 0.0]
+            .into_iter()
+            .map(|f| vec![Some(PartitionScalar::Float(f))])
+            .collect();
+        assert_eq!(tuples.len(), 3);
+    }
+
+    #[test]
+    fn tuples_order_null_first_then_by_value() {
+        let int = |v| Some(PartitionScalar::Int(v));
+        let float = |v| Some(PartitionScalar::Float(v));
+        let text = |v: &str| Some(PartitionScalar::Str(v.into()));
+        let mut tuples: Vec<PartitionTuple> = vec![
+            vec![int(3), text("b")],
+            vec![None, text("z")],
+            vec![int(-1), text("a")],
+            vec![int(3), text("a")],
+            vec![int(3), None],
+            vec![int(10), text("a")],
+        ];
+        tuples.sort_by(|a, b| compare_tuples(a, b));
+        assert_eq!(
+            tuples,
+            vec![
+                vec![None, text("z")],
+                vec![int(-1), text("a")],
+                vec![int(3), None],
+                vec![int(3), text("a")],
+                vec![int(3), text("b")],
+                vec![int(10), text("a")],
+            ]
+        );
+        // floats in IEEE total order: -inf, -0.0, 0.0, 1.5, inf, NaN
+        let mut floats: Vec<PartitionTuple> = [f64::NAN, 1.5, 0.0, f64::INFINITY, -0.0]
+            .into_iter()
+            .chain([f64::NEG_INFINITY])
+            .map(|f| vec![float(f)])
+            .collect();
+        floats.sort_by(|a, b| compare_tuples(a, b));
+        let shown: Vec<String> = floats
+            .iter()
+            .map(|t| match &t[0] {
+                Some(PartitionScalar::Float(f)) => f.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(shown, ["-inf", "-0", "0", "1.5", "inf", "NaN"]);
+        // strings by their UTF-8 bytes: upper case before lower case, accents after both
+        let mut words = vec![text("é"), text("b"), text("B"), text("a")];
+        words.sort();
+        assert_eq!(words, vec![text("B"), text("a"), text("b"), text("é")]);
+        // a shorter tuple first when it is a prefix of the other
+        assert_eq!(
+            compare_tuples(&[int(1)], &[int(1), None]),
+            std::cmp::Ordering::Less
         );
     }
 

@@ -310,6 +310,12 @@ impl<S: ManifestStore> Catalog<S> {
                     },
                 });
             }
+            if let (Some(spec), Some(tuple)) = (&request.partition_spec, &object.partition) {
+                check_tuple(spec, tuple).map_err(|reason| CatalogError::InvalidObject {
+                    key: object.key.clone(),
+                    reason,
+                })?;
+            }
             if !seen.insert(key) {
                 return Err(CatalogError::InvalidRequest(format!(
                     "object {key} is listed twice"
@@ -389,6 +395,31 @@ fn validate_partition_spec(request: &VersionRegisterRequest) -> Result<()> {
             "partition_spec: its fields are not what `{}` makes of the schema",
             spec.partition_by
         )));
+    }
+    Ok(())
+}
+
+/// Step 1 of [`Catalog::register`] for an object's partition tuple (of the spec's width):
+/// each non-null value must be of its field's `result_type` as ingestd records it
+/// (docs/contract.md section 10), so the version's Iceberg manifests can hold it.
+///
+/// # Errors
+/// A reason naming the field, its type, what that type takes and the value given.
+fn check_tuple(
+    spec: &lakehouse_api::PartitionSpec,
+    tuple: &lakehouse_api::PartitionTuple,
+) -> std::result::Result<(), String> {
+    for (field, value) in spec.fields.iter().zip(tuple) {
+        let Some(value) = value else {
+            continue;
+        };
+        if let Err(expected) = lakehouse_iceberg::check_partition_value(&field.result_type, value) {
+            let given = serde_json::to_string(value).unwrap_or_else(|_| format!("{value:?}"));
+            return Err(format!(
+                "partition field `{}` is of type `{}`, which takes {expected}, not {given}",
+                field.name, field.result_type
+            ));
+        }
     }
     Ok(())
 }

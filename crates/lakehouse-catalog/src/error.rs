@@ -65,7 +65,8 @@ pub enum CatalogError {
     },
     /// A register request naming an object with a key outside the dataset's content-addressed
     /// layout, or one the store does not hold with the stated size (docs/contract.md section 2,
-    /// invariant 7).
+    /// invariant 7), or whose partition tuple does not fit the partition spec: of another
+    /// width, or a value not of its field's type (docs/contract.md section 10).
     #[error("object {key}: {reason}")]
     InvalidObject {
         /// The object's key.

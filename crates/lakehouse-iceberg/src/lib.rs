@@ -103,6 +103,7 @@ pub use layout::{
     storage_uri,
 };
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};
+pub use partition::check_partition_value;
 pub use state::{TableConfig, TableFile, TableState, VersionChange};
 pub use transform::{PartitionBy, PartitionField, PartitionValue, SpecField, Transform};
 
@@ -174,6 +175,21 @@ pub enum IcebergError {
     PartitionDuplicate {
         /// The item in canonical form.
         item: String,
+    },
+    /// A `partition_by` item is the identity of a `float64` column ([`PartitionBy::spec`];
+    /// docs/contract.md section 10): a version records partition values as JSON, which has
+    /// no NaN or infinity, so those rows would be recorded in the null partition.
+    #[error(
+        "partition_by item `{item}`: identity of the float64 column `{column}` is refused: a \
+         version records partition values as JSON, which has no NaN or infinity, so rows \
+         holding them would land in the null partition; partition by another column, or \
+         write the value as an integer (cents, say) and partition by that"
+    )]
+    PartitionFloatIdentity {
+        /// The item in canonical form.
+        item: String,
+        /// The column name.
+        column: String,
     },
     /// A `partition_by` item's partition field name is already taken, by an earlier item or
     /// by a column ([`PartitionBy::bind`]).

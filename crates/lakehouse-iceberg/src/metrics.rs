@@ -1,7 +1,9 @@
 //! Per-file column metrics from a Parquet footer, in Iceberg's single-value serialization
 //! (Iceberg spec: "Appendix D: Single-value serialization"; docs/contract.md section 8).
 
+use crate::partition::unwrap_union;
 use crate::stats::{Bound, column_summaries};
+use apache_avro::types::Value;
 use lakehouse_api::{ColumnType, Schema};
 use parquet::file::metadata::ParquetMetaData;
 use std::collections::BTreeMap;
@@ -71,30 +73,52 @@ pub(crate) fn field_id(index: usize) -> i32 {
     i32::try_from(index + 1).unwrap_or(i32::MAX)
 }
 
-/// Single-value serialization of a bound for `data_type` (`None` when the stored physical
-/// type does not fit the column type, or a string upper bound cannot be truncated).
+/// Single-value serialization of a bound for `data_type`, by [`single_value`] of the
+/// bound as a value of the column's Iceberg type (`None` when the stored physical type does
+/// not fit the column type, or a string upper bound cannot be truncated).
 fn serialize(data_type: ColumnType, bound: Bound, upper: bool) -> Option<Vec<u8>> {
-    match (data_type, bound) {
-        (ColumnType::Bool, Bound::Bool(b)) => Some(vec![u8::from(b)]),
-        (
-            ColumnType::Int64
-            | ColumnType::Time64
-            | ColumnType::Timestamp
-            | ColumnType::TimestampUtc,
-            Bound::Long(v),
-        ) => Some(v.to_le_bytes().to_vec()),
-        (ColumnType::Date32, Bound::Int(v)) => Some(v.to_le_bytes().to_vec()),
-        (ColumnType::Float64, Bound::Double(v)) => Some(v.to_le_bytes().to_vec()),
+    let value = match (data_type, bound) {
+        (ColumnType::Bool, Bound::Bool(b)) => Value::Boolean(b),
+        (ColumnType::Int64, Bound::Long(v)) => Value::Long(v),
+        (ColumnType::Time64, Bound::Long(v)) => Value::TimeMicros(v),
+        (ColumnType::Timestamp | ColumnType::TimestampUtc, Bound::Long(v)) => {
+            Value::TimestampMicros(v)
+        }
+        (ColumnType::Date32, Bound::Int(v)) => Value::Date(v),
+        (ColumnType::Float64, Bound::Double(v)) => Value::Double(v),
         (ColumnType::Utf8, Bound::Bytes(bytes)) => {
             let text = String::from_utf8(bytes).ok()?;
-            if upper {
-                truncate_upper(&text).map(String::into_bytes)
+            Value::String(if upper {
+                truncate_upper(&text)?
             } else {
-                Some(truncate_lower(&text).into_bytes())
-            }
+                truncate_lower(&text)
+            })
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    single_value(&value)
+}
+
+/// The single-value binary serialization of a value of an Iceberg primitive type, as an
+/// Avro value (Iceberg spec "Appendix D"; docs/contract.md section 8): int and date 4 bytes
+/// little-endian, long, time and timestamps 8 bytes little-endian, string its UTF-8 bytes,
+/// boolean one byte (0 or 1), float and double their IEEE 754 bits little-endian; an
+/// optional field's union is looked into. The one encoding of both the data files' column
+/// bounds ([`FileMetrics`]) and the manifest list's partition bounds. `None` for null or a
+/// value of another type.
+pub(crate) fn single_value(value: &Value) -> Option<Vec<u8>> {
+    Some(match unwrap_union(value) {
+        Value::Int(v) | Value::Date(v) => v.to_le_bytes().to_vec(),
+        Value::Long(v)
+        | Value::TimeMicros(v)
+        | Value::TimestampMicros(v)
+        | Value::LocalTimestampMicros(v) => v.to_le_bytes().to_vec(),
+        Value::String(v) => v.as_bytes().to_vec(),
+        Value::Boolean(v) => vec![u8::from(*v)],
+        Value::Double(v) => v.to_le_bytes().to_vec(),
+        Value::Float(v) => v.to_le_bytes().to_vec(),
+        _ => return None,
+    })
 }
 
 /// A lower bound of `text` with at most `TRUNCATE_CHARS` (16) code points: its prefix.
@@ -128,6 +152,71 @@ pub fn truncate_upper(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_bounds_are_the_single_values_partition_bounds_are() {
+        let cases = [
+            (
+                ColumnType::Int64,
+                Bound::Long(-2),
+                vec![0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            ),
+            (
+                ColumnType::Date32,
+                Bound::Int(19_725),
+                vec![0x0d, 0x4d, 0, 0],
+            ),
+            (
+                ColumnType::Time64,
+                Bound::Long(2),
+                vec![2, 0, 0, 0, 0, 0, 0, 0],
+            ),
+            (
+                ColumnType::Timestamp,
+                Bound::Long(256),
+                vec![0, 1, 0, 0, 0, 0, 0, 0],
+            ),
+            (
+                ColumnType::TimestampUtc,
+                Bound::Long(256),
+                vec![0, 1, 0, 0, 0, 0, 0, 0],
+            ),
+            (
+                ColumnType::Float64,
+                Bound::Double(1.0),
+                vec![0, 0, 0, 0, 0, 0, 0xf0, 0x3f],
+            ),
+            (ColumnType::Bool, Bound::Bool(true), vec![1]),
+            (ColumnType::Utf8, Bound::Bytes("é".into()), vec![0xc3, 0xa9]),
+        ];
+        for (data_type, bound, bytes) in cases {
+            assert_eq!(
+                serialize(data_type, bound.clone(), false).as_deref(),
+                Some(&bytes[..])
+            );
+            assert_eq!(
+                serialize(data_type, bound, true).as_deref(),
+                Some(&bytes[..])
+            );
+        }
+        // a day is serialized alike as a column bound and as a partition value
+        assert_eq!(
+            serialize(ColumnType::Date32, Bound::Int(-1), false),
+            single_value(&Value::Union(1, Box::new(Value::Date(-1))))
+        );
+        // a physical type that does not fit the column has no bound
+        assert_eq!(serialize(ColumnType::Date32, Bound::Long(1), false), None);
+        // strings are truncated to 16 code points, the upper bound rounded up
+        let long = Bound::Bytes(b"abcdefghijklmnopqrstuvwxyz".to_vec());
+        assert_eq!(
+            serialize(ColumnType::Utf8, long.clone(), false).unwrap(),
+            b"abcdefghijklmnop"
+        );
+        assert_eq!(
+            serialize(ColumnType::Utf8, long, true).unwrap(),
+            b"abcdefghijklmnoq"
+        );
+    }
 
     #[test]
     fn strings_truncate_to_16_code_points() {

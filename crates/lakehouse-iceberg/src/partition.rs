@@ -10,11 +10,11 @@
 
 use crate::avro::{FixedSchema, manifest_entry_schema, manifest_entry_schema_with};
 use crate::manifest::field;
+use crate::metrics::single_value;
 use crate::spec::PartitionSpecField;
 use crate::{IcebergError, Result};
 use apache_avro::types::Value;
 use lakehouse_api::{PartitionScalar, PartitionSpec, PartitionTuple, Schema};
-use std::cmp::Ordering;
 
 /// The Iceberg type of a partition field's values (`PartitionSpecField::result_type`), as
 /// far as this projection writes them.
@@ -57,6 +57,22 @@ impl ResultType {
         })
     }
 
+    /// What a recorded value of this type is, for a message.
+    fn expected(self) -> &'static str {
+        match self {
+            ResultType::Int => "an integer within 32 bits",
+            ResultType::Date => "an integer within 32 bits (days since 1970-01-01)",
+            ResultType::Long => "an integer",
+            ResultType::Time => "an integer (microseconds since midnight)",
+            ResultType::Timestamp | ResultType::TimestampTz => {
+                "an integer (microseconds since 1970-01-01T00:00:00)"
+            }
+            ResultType::String => "a string",
+            ResultType::Boolean => "true or false",
+            ResultType::Double => "a number",
+        }
+    }
+
     /// Its Avro schema, as Iceberg writes it (Iceberg spec "Avro": date, time-micros and
     /// timestamp-micros logical types; `adjust-to-utc` tells timestamptz from timestamp).
     pub(crate) fn avro_type(self) -> serde_json::Value {
@@ -96,6 +112,28 @@ impl ResultType {
             (ResultType::Double, PartitionScalar::Int(v)) => Value::Double(*v as f64),
             _ => return None,
         })
+    }
+}
+
+/// Checks one recorded partition value against its field's `result_type` (docs/contract.md
+/// section 10: numbers for ints, dates in days since 1970-01-01, times and timestamps in
+/// microseconds; strings; booleans), as the table's manifests will hold it: `int` and
+/// `date` take an [`PartitionScalar::Int`] within 32 bits, `long`, `time`, `timestamp` and
+/// `timestamptz` any `Int`, `string` a `Str`, `boolean` a `Bool`, `double` a `Float` (or a
+/// whole `Int`). A null value (the tuple's `None`) fits every type and is not passed here.
+///
+/// # Errors
+/// What a value of `result_type` is ("an integer within 32 bits", ...) when `value` is not
+/// one, or "a type a partition field has" when `result_type` is none of the above.
+/// Panics: none.
+pub fn check_partition_value(
+    result_type: &str,
+    value: &PartitionScalar,
+) -> std::result::Result<(), &'static str> {
+    let kind = ResultType::parse(result_type).ok_or("a type a partition field has")?;
+    match kind.value(value) {
+        Some(_) => Ok(()),
+        None => Err(kind.expected()),
     }
 }
 
@@ -327,13 +365,14 @@ impl FieldSummary {
     }
 }
 
-/// The running summary of one field.
+/// The running summary of one field: the bounds as recorded values, ordered as
+/// [`lakehouse_api::compare_tuples`] orders partitions, with the Avro values they came from.
 #[derive(Default)]
 struct Stats<'a> {
     contains_null: bool,
     contains_nan: bool,
-    lower: Option<&'a Value>,
-    upper: Option<&'a Value>,
+    lower: Option<(PartitionScalar, &'a Value)>,
+    upper: Option<(PartitionScalar, &'a Value)>,
 }
 
 impl<'a> Stats<'a> {
@@ -344,17 +383,19 @@ impl<'a> Stats<'a> {
             Value::Double(v) if v.is_nan() => self.contains_nan = true,
             Value::Float(v) if v.is_nan() => self.contains_nan = true,
             _ => {
-                if self
-                    .lower
-                    .is_none_or(|l| compare(value, l) == Some(Ordering::Less))
-                {
-                    self.lower = Some(value);
-                }
-                if self
-                    .upper
-                    .is_none_or(|u| compare(value, u) == Some(Ordering::Greater))
-                {
-                    self.upper = Some(value);
+                let Some(scalar) = scalar(value) else {
+                    return;
+                };
+                let lower = self.lower.as_ref().is_none_or(|(l, _)| scalar < *l);
+                let upper = self.upper.as_ref().is_none_or(|(u, _)| scalar > *u);
+                match (lower, upper) {
+                    (true, true) => {
+                        self.lower = Some((scalar.clone(), value));
+                        self.upper = Some((scalar, value));
+                    }
+                    (true, false) => self.lower = Some((scalar, value)),
+                    (false, true) => self.upper = Some((scalar, value)),
+                    (false, false) => {}
                 }
             }
         }
@@ -364,59 +405,34 @@ impl<'a> Stats<'a> {
         FieldSummary {
             contains_null: self.contains_null,
             contains_nan: Some(self.contains_nan),
-            lower_bound: self.lower.and_then(single_value),
-            upper_bound: self.upper.and_then(single_value),
+            lower_bound: self.lower.and_then(|(_, v)| single_value(v)),
+            upper_bound: self.upper.and_then(|(_, v)| single_value(v)),
         }
     }
 }
 
-fn unwrap_union(value: &Value) -> &Value {
+/// The value inside an optional field's union (the value itself when not a union).
+pub(crate) fn unwrap_union(value: &Value) -> &Value {
     match value {
         Value::Union(_, inner) => inner,
         other => other,
     }
 }
 
-/// A partition value as an integer (int, date, long, time, timestamps).
-fn as_i64(value: &Value) -> Option<i64> {
-    match value {
-        Value::Int(v) | Value::Date(v) => Some(i64::from(*v)),
+/// A partition value read from a manifest as the catalog records it (the inverse of
+/// `ResultType::value`): int, date, long, time and timestamps as `Int`, strings as `Str`,
+/// booleans as `Bool`, floats and doubles as `Float`; `None` for a null or another type.
+fn scalar(value: &Value) -> Option<PartitionScalar> {
+    Some(match value {
+        Value::Int(v) | Value::Date(v) => PartitionScalar::Int(i64::from(*v)),
         Value::Long(v)
         | Value::TimeMicros(v)
         | Value::TimestampMicros(v)
-        | Value::LocalTimestampMicros(v) => Some(*v),
-        _ => None,
-    }
-}
-
-/// The order of two values of one partition field (Iceberg's comparators: numbers and
-/// booleans by value, strings by code point, i.e. by their UTF-8 bytes); `None` for values
-/// of different types.
-fn compare(a: &Value, b: &Value) -> Option<Ordering> {
-    match (a, b) {
-        (Value::String(a), Value::String(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
-        (Value::Boolean(a), Value::Boolean(b)) => Some(a.cmp(b)),
-        (Value::Double(a), Value::Double(b)) => Some(a.total_cmp(b)),
-        (Value::Float(a), Value::Float(b)) => Some(a.total_cmp(b)),
-        _ => Some(as_i64(a)?.cmp(&as_i64(b)?)),
-    }
-}
-
-/// The single-value binary serialization of a partition value (Iceberg spec "Appendix D"):
-/// int and date 4 bytes little-endian, long, time and timestamps 8 bytes little-endian,
-/// string its UTF-8 bytes, boolean one byte (0 or 1), float and double their IEEE 754 bits
-/// little-endian. `None` for null or a value of another type.
-pub(crate) fn single_value(value: &Value) -> Option<Vec<u8>> {
-    Some(match unwrap_union(value) {
-        Value::Int(v) | Value::Date(v) => v.to_le_bytes().to_vec(),
-        Value::Long(v)
-        | Value::TimeMicros(v)
-        | Value::TimestampMicros(v)
-        | Value::LocalTimestampMicros(v) => v.to_le_bytes().to_vec(),
-        Value::String(v) => v.as_bytes().to_vec(),
-        Value::Boolean(v) => vec![u8::from(*v)],
-        Value::Double(v) => v.to_le_bytes().to_vec(),
-        Value::Float(v) => v.to_le_bytes().to_vec(),
+        | Value::LocalTimestampMicros(v) => PartitionScalar::Int(*v),
+        Value::String(v) => PartitionScalar::Str(v.clone()),
+        Value::Boolean(v) => PartitionScalar::Bool(*v),
+        Value::Double(v) => PartitionScalar::Float(*v),
+        Value::Float(v) => PartitionScalar::Float(f64::from(*v)),
         _ => return None,
     })
 }

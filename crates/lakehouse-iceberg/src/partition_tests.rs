@@ -25,10 +25,22 @@ fn schema() -> Schema {
 /// A spec of every result type: int, date, long, string, timestamptz, timestamp, date,
 /// time, boolean, double.
 fn spec() -> PartitionSpec {
-    PartitionBy::parse("bucket(4,id),day(ts),truncate(10,id),name,ts,local,day,at,ok,x")
-        .unwrap()
-        .spec(&schema())
-        .unwrap()
+    with_double("bucket(4,id),day(ts),truncate(10,id),name,ts,local,day,at,ok")
+}
+
+/// The spec `items` make of the schema, then the identity of the float64 column `x`, as a
+/// version recorded before `PartitionBy::spec` refused it: the projection still renders it.
+fn with_double(items: &str) -> PartitionSpec {
+    let mut spec = PartitionBy::parse(items).unwrap().spec(&schema()).unwrap();
+    spec.partition_by.push_str(",x");
+    spec.fields.push(ApiField {
+        field_id: 1000 + spec.fields.len() as i32,
+        name: "x".into(),
+        source: "x".into(),
+        transform: "identity".into(),
+        result_type: "double".into(),
+    });
+    spec
 }
 
 fn object(n: u64, tuple: Option<PartitionTuple>) -> ObjectRef {
@@ -364,10 +376,7 @@ fn entry_with(values: Vec<Value>) -> Value {
 
 #[test]
 fn summaries_bound_the_non_null_values_of_every_entry() {
-    let spec = PartitionBy::parse("day(ts),name,ok,x")
-        .unwrap()
-        .spec(&schema())
-        .unwrap();
+    let spec = with_double("day(ts),name,ok");
     let partitioning = Partitioning::new(Some(&spec), &schema()).unwrap();
     let some = |v: Value| Value::Union(1, Box::new(v));
     let null = || Value::Union(0, Box::new(Value::Null));
@@ -438,4 +447,42 @@ fn summaries_bound_the_non_null_values_of_every_entry() {
             .iter()
             .all(|s| !s.contains_null && s.lower_bound.is_none())
     );
+}
+
+#[test]
+fn recorded_values_are_checked_against_their_result_type() {
+    use PartitionScalar::{Bool, Float, Int, Str};
+    for (result_type, value) in [
+        ("int", Int(-1)),
+        ("date", Int(19_782)),
+        ("long", Int(i64::MIN)),
+        ("time", Int(45_296_000_000)),
+        ("timestamp", Int(1)),
+        ("timestamptz", Int(1)),
+        ("string", Str("eu".into())),
+        ("boolean", Bool(false)),
+        ("double", Float(0.5)),
+    ] {
+        assert_eq!(
+            check_partition_value(result_type, &value),
+            Ok(()),
+            "{value:?}"
+        );
+    }
+    assert_eq!(
+        check_partition_value("int", &Str("3".into())),
+        Err("an integer within 32 bits")
+    );
+    assert_eq!(
+        check_partition_value("int", &Int(i64::from(i32::MAX) + 1)),
+        Err("an integer within 32 bits")
+    );
+    assert!(check_partition_value("date", &Float(1.5)).is_err());
+    assert!(check_partition_value("timestamp", &Str("2024-02-29".into())).is_err());
+    assert_eq!(
+        check_partition_value("string", &Bool(true)),
+        Err("a string")
+    );
+    assert!(check_partition_value("boolean", &Int(1)).is_err());
+    assert!(check_partition_value("decimal(9,2)", &Int(1)).is_err());
 }

@@ -371,10 +371,24 @@ impl PartitionBy {
     /// spelling (docs/contract.md section 10).
     ///
     /// # Errors
-    /// As [`PartitionBy::bind`]. Panics: none.
+    /// As [`PartitionBy::bind`], and [`IcebergError::PartitionFloatIdentity`] for the
+    /// identity of a `float64` column, which Iceberg allows but the recorded tuple cannot
+    /// hold (JSON has no NaN or infinity: docs/contract.md section 10). Panics: none.
     pub fn spec(&self, schema: &Schema) -> Result<lakehouse_api::PartitionSpec> {
-        let fields = self
-            .bind(schema)?
+        let bound = self.bind(schema)?;
+        if let Some(field) = self.fields.iter().find(|field| {
+            field.transform == Transform::Identity
+                && schema
+                    .fields
+                    .iter()
+                    .any(|c| c.name == field.source && c.data_type == ColumnType::Float64)
+        }) {
+            return Err(IcebergError::PartitionFloatIdentity {
+                item: field.to_string(),
+                column: field.source.clone(),
+            });
+        }
+        let fields = bound
             .into_iter()
             .zip(&self.fields)
             .map(|(bound, field)| lakehouse_api::PartitionSpecField {

@@ -445,3 +445,30 @@ proptest! {
         prop_assert!(i128::from(micros) - start < 86_400_000_000);
     }
 }
+
+#[test]
+fn the_recorded_spec_refuses_identity_of_a_float64_column() {
+    let by = PartitionBy::parse("day(ts),price").unwrap();
+    // Iceberg itself allows it
+    assert!(by.bind(&schema(&[])).is_ok());
+    assert_eq!(
+        by.spec(&schema(&[])).unwrap_err().to_string(),
+        "partition_by item `price`: identity of the float64 column `price` is refused: a \
+         version records partition values as JSON, which has no NaN or infinity, so rows \
+         holding them would land in the null partition; partition by another column, or \
+         write the value as an integer (cents, say) and partition by that"
+    );
+    assert!(
+        PartitionBy::parse("identity(price)")
+            .unwrap()
+            .spec(&schema(&[]))
+            .is_err()
+    );
+    // other identities are recorded
+    let spec = PartitionBy::parse("flag,t,d")
+        .unwrap()
+        .spec(&schema(&[]))
+        .unwrap();
+    let types: Vec<&str> = spec.fields.iter().map(|f| f.result_type.as_str()).collect();
+    assert_eq!(types, ["boolean", "time", "date"]);
+}

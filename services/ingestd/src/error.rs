@@ -221,6 +221,16 @@ pub enum IngestError {
         /// The request's.
         requested: Option<String>,
     },
+    /// storaged or catalogd answered with a record ingestd cannot use (a dataset's
+    /// recorded `partition_by` that does not parse, docs/contract.md section 10): the
+    /// upstream's state is at fault, not the request (502 `upstream_error`).
+    #[error("{service} holds a record ingestd cannot use: {reason}")]
+    CorruptRecord {
+        /// `storaged` or `catalogd`.
+        service: &'static str,
+        /// What is wrong with it, naming the record.
+        reason: String,
+    },
     /// storaged or catalogd failed.
     #[error("{service} failed")]
     Upstream {
@@ -337,6 +347,11 @@ impl From<IngestError> for ApiError {
                 ErrorCode::PartitionSpecMismatch,
                 message,
                 json!({ "name": name, "recorded": recorded, "requested": requested }),
+            ),
+            IngestError::CorruptRecord { service, .. } => ApiError::with_details(
+                ErrorCode::UpstreamError,
+                message,
+                json!({ "service": service }),
             ),
             IngestError::Upstream { service, source } => upstream_error(service, source),
         }

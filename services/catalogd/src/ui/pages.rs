@@ -227,16 +227,17 @@ fn facts(manifest: &Manifest) -> Markup {
 }
 
 /// A partitioned version's files per partition value (docs/contract.md section 10): the
-/// partition as people read it, its files, rows and bytes, in the version's order.
+/// partition as people read it, its files, rows and bytes, in the version's order. Files
+/// are grouped by their tuple, not its label: the string `"null"` and a null value read
+/// alike but are two partitions.
 fn partitions_table(manifest: &Manifest, spec: &lakehouse_api::PartitionSpec) -> Markup {
     let mut rows: Vec<(String, u64, u64, u64)> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<Option<&lakehouse_api::PartitionTuple>, usize> =
+        std::collections::HashMap::new();
     for object in &manifest.objects {
-        let label = object
-            .partition
-            .as_ref()
-            .map_or_else(|| "(none)".to_owned(), |tuple| spec.label(tuple));
-        let i = *index.entry(label.clone()).or_insert_with(|| {
+        let tuple = object.partition.as_ref();
+        let i = *index.entry(tuple).or_insert_with(|| {
+            let label = tuple.map_or_else(|| "(none)".to_owned(), |tuple| spec.label(tuple));
             rows.push((label, 0, 0, 0));
             rows.len() - 1
         });
@@ -473,6 +474,79 @@ pub fn error(status: StatusCode, message: &str) -> Markup {
 
 #[cfg(test)]
 mod tests {
+    use lakehouse_api::{
+        ColumnType, CsvOptions, DatasetName, Field, Manifest, ObjectKey, ObjectRef,
+        PartitionScalar, PartitionSpec, PartitionSpecField, Schema, Sha256Digest, Source,
+    };
+
+    /// A version of a dataset partitioned by its string column `region`, one object per
+    /// tuple.
+    fn by_region(tuples: &[Option<&str>]) -> (Manifest, PartitionSpec) {
+        let spec = PartitionSpec {
+            partition_by: "region".into(),
+            fields: vec![PartitionSpecField {
+                field_id: 1000,
+                name: "region".into(),
+                source: "region".into(),
+                transform: "identity".into(),
+                result_type: "string".into(),
+            }],
+        };
+        let schema = Schema {
+            fields: vec![Field::new("region", ColumnType::Utf8)],
+        };
+        let objects = tuples
+            .iter()
+            .enumerate()
+            .map(|(i, region)| {
+                let sha = format!("{i:064x}");
+                ObjectRef {
+                    key: ObjectKey::new(format!("datasets/d/f/{sha}.parquet")).unwrap(),
+                    size: 100,
+                    sha256: Sha256Digest::new(&sha).unwrap(),
+                    row_count: 10,
+                    rejects: None,
+                    partition: Some(vec![region.map(|r| PartitionScalar::Str(r.into()))]),
+                }
+            })
+            .collect::<Vec<_>>();
+        let manifest = Manifest {
+            name: DatasetName::new("d").unwrap(),
+            version: 1,
+            schema_fingerprint: schema.fingerprint(),
+            schema,
+            row_count: 10 * objects.len() as u64,
+            objects,
+            created_at: "2024-02-29T00:00:00.000000Z".into(),
+            inference_version: 2,
+            options: CsvOptions::default(),
+            source: Source::default(),
+            columns: Vec::new(),
+            operation: None,
+            partition_spec: Some(spec.clone()),
+        };
+        (manifest, spec)
+    }
+
+    #[test]
+    fn a_string_null_is_another_partition_than_null() {
+        let (manifest, spec) = by_region(&[Some("null"), None, Some("null"), Some("eu")]);
+        let page = super::partitions_table(&manifest, &spec).into_string();
+        assert!(page.contains("3 partitions"), "{page}");
+        // the string "null": 2 files, 20 rows; the null partition: 1 file, 10 rows
+        let rows: Vec<&str> = page.split("<tr>").skip(2).collect();
+        assert_eq!(rows.len(), 3, "{page}");
+        assert!(
+            rows[0].contains(r#"<td class="num">2</td><td class="num">20</td>"#),
+            "{page}"
+        );
+        assert!(
+            rows[1].contains(r#"<td class="num">1</td><td class="num">10</td>"#),
+            "{page}"
+        );
+        assert!(rows[2].contains("region=eu"), "{page}");
+    }
+
     #[test]
     fn counts_have_thousands_separators() {
         assert_eq!(super::count(0), "0");

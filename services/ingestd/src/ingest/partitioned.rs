@@ -161,29 +161,10 @@ pub(super) fn encode_partitioned(
     ))
 }
 
-/// The order of partition tuples: field by field, null first, then by value (numbers
-/// numerically, strings by their bytes).
-fn compare_tuples(a: &PartitionTuple, b: &PartitionTuple) -> Ordering {
-    let rank = |v: &Option<PartitionScalar>| match v {
-        None => 0,
-        Some(PartitionScalar::Bool(_)) => 1,
-        Some(PartitionScalar::Int(_)) => 2,
-        Some(PartitionScalar::Float(_)) => 3,
-        Some(PartitionScalar::Str(_)) => 4,
-    };
-    for (x, y) in a.iter().zip(b) {
-        let order = match (x, y) {
-            (Some(PartitionScalar::Bool(x)), Some(PartitionScalar::Bool(y))) => x.cmp(y),
-            (Some(PartitionScalar::Int(x)), Some(PartitionScalar::Int(y))) => x.cmp(y),
-            (Some(PartitionScalar::Float(x)), Some(PartitionScalar::Float(y))) => x.total_cmp(y),
-            (Some(PartitionScalar::Str(x)), Some(PartitionScalar::Str(y))) => x.cmp(y),
-            _ => rank(x).cmp(&rank(y)),
-        };
-        if order != Ordering::Equal {
-            return order;
-        }
-    }
-    a.len().cmp(&b.len())
+/// The order of partition tuples: [`lakehouse_api::compare_tuples`], the one order of
+/// partitions (docs/contract.md section 10).
+fn compare_tuples(a: &[Option<PartitionScalar>], b: &[Option<PartitionScalar>]) -> Ordering {
+    lakehouse_api::compare_tuples(a, b)
 }
 
 /// Stores every file of `files` in storaged (or, for a dry run, only hashes it), at most
@@ -308,7 +289,7 @@ mod tests {
             vec![int(3), text("a")],
             vec![int(3), None],
         ];
-        tuples.sort_by(compare_tuples);
+        tuples.sort_by(|a, b| compare_tuples(a, b));
         assert_eq!(
             tuples,
             vec![

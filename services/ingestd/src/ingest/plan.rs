@@ -136,7 +136,8 @@ pub(super) async fn plan(state: &AppState, request: &IngestRequest) -> Result<Pl
 ///
 /// # Errors
 /// [`IngestError::PartitionSpecMismatch`] for another `partition_by` than the recorded one
-/// (an unpartitioned dataset included).
+/// (an unpartitioned dataset included); [`IngestError::CorruptRecord`] when the recorded
+/// one does not parse (catalogd checks a spec at register, so its record is at fault).
 fn partitioning(
     request: &IngestRequest,
     current: Option<&Manifest>,
@@ -156,11 +157,100 @@ fn partitioning(
             requested,
         });
     }
-    recorded
-        .map(|text| lakehouse_iceberg::PartitionBy::parse(&text))
-        .transpose()
-        .map_err(|e| IngestError::InvalidOption {
-            option: "partition_by",
-            reason: format!("the dataset's recorded partition_by does not parse: {e}"),
+    let Some(text) = recorded else {
+        return Ok(None);
+    };
+    lakehouse_iceberg::PartitionBy::parse(&text)
+        .map(Some)
+        .map_err(|e| IngestError::CorruptRecord {
+            service: "catalogd",
+            reason: format!(
+                "dataset {}'s recorded partition_by `{text}` does not parse: {e}",
+                request.name
+            ),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lakehouse_api::{
+        ColumnType, ErrorCode, Field, PartitionSpec, PartitionSpecField, Schema, Source,
+    };
+    use lakehouse_server::ApiError;
+
+    fn request(partition_by: Option<&str>) -> IngestRequest {
+        IngestRequest {
+            name: DatasetName::new("events").unwrap(),
+            mode: IngestMode::Append,
+            delimiter: None,
+            null_values: None,
+            encoding: None,
+            decimal_separator: None,
+            date_order: None,
+            schema_evolution: None,
+            max_rejects: 0,
+            dry_run: false,
+            partition_by: partition_by.map(|text| text.parse().unwrap()),
+            filename: None,
+            source_file: None,
+        }
+    }
+
+    /// The latest version of a dataset whose record says it is partitioned by
+    /// `partition_by`.
+    fn recorded(partition_by: &str) -> Manifest {
+        let schema = Schema {
+            fields: vec![Field::new("id", ColumnType::Int64)],
+        };
+        Manifest {
+            name: DatasetName::new("events").unwrap(),
+            version: 1,
+            schema_fingerprint: schema.fingerprint(),
+            schema,
+            objects: Vec::new(),
+            row_count: 0,
+            created_at: "2024-02-29T00:00:00.000000Z".into(),
+            inference_version: 2,
+            options: CsvOptions::default(),
+            source: Source::default(),
+            columns: Vec::new(),
+            operation: None,
+            partition_spec: Some(PartitionSpec {
+                partition_by: partition_by.into(),
+                fields: vec![PartitionSpecField {
+                    field_id: 1000,
+                    name: "id_bucket".into(),
+                    source: "id".into(),
+                    transform: "bucket[4]".into(),
+                    result_type: "int".into(),
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn a_recorded_partition_by_that_does_not_parse_is_the_catalogs_fault() {
+        let current = recorded("bucket(4,id");
+        let error = partitioning(&request(None), Some(&current)).unwrap_err();
+        let api = ApiError::from(error);
+        assert_eq!(api.body.error.code, ErrorCode::UpstreamError);
+        assert_eq!(api.body.error.code.status().as_u16(), 502);
+        assert_eq!(api.body.error.details["service"], "catalogd");
+        let message = &api.body.error.message;
+        assert!(
+            message.contains("events") && message.contains("`bucket(4,id`"),
+            "{message}"
+        );
+        // a sound record is used as it is
+        let current = recorded("bucket(4,id)");
+        let by = partitioning(&request(None), Some(&current)).unwrap();
+        assert_eq!(by.unwrap().to_string(), "bucket(4,id)");
+        // a request's own option that differs is still the request's fault
+        let error = partitioning(&request(Some("day(ts)")), Some(&current)).unwrap_err();
+        assert_eq!(
+            ApiError::from(error).body.error.code,
+            ErrorCode::PartitionSpecMismatch
+        );
+    }
 }
