@@ -80,7 +80,7 @@ fn ten_thousand_partitions_stay_within_the_budget() {
     }
     let schema = Schema {
         fields: std::iter::once(Field::new("k", ColumnType::Int64))
-            .chain((0..COLUMNS).map(|c| Field::new(&format!("c{c}"), ColumnType::Int64)))
+            .chain((0..COLUMNS).map(|c| Field::new(format!("c{c}"), ColumnType::Int64)))
             .collect(),
     };
     let spill = std::env::temp_dir().join(format!("lakehouse-spill-memory-{}", std::process::id()));
