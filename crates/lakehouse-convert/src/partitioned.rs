@@ -9,7 +9,9 @@
 //! How: each partition's rows wait in memory as compact record batches (a `take` of its
 //! rows of each batch). A partition is flushed, as one row group of its current file, when
 //! it holds [`MAX_ROW_GROUP_ROWS`] rows, and the partitions holding the most bytes are
-//! flushed, down to half the budget, when all of them together hold more than it. A flushed row group goes to
+//! flushed, down to half the budget, when all of them together hold more than it; with a
+//! spill directory, those holding fewer than [`SPILL_BELOW_ROWS`] rows are spilled to it
+//! instead and read back when the partition is next flushed. A flushed row group goes to
 //! the [`PartitionSink`] at once; a row group's column encoders live only while it is
 //! written, one per encoder thread. A file is
 //! closed (its footer written) once it reaches [`PartitionedConfig::target_file_bytes`], and
