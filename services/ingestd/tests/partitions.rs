@@ -29,16 +29,21 @@ fn csv(rows: i64) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Each row of a stored Parquet object as `(ts micros or None, id)`.
-async fn rows_of(h: &Harness, key: &str) -> Vec<(Option<i64>, i64)> {
+/// The record batches of a stored Parquet object.
+async fn batches_of(h: &Harness, key: &str) -> Vec<arrow_array::RecordBatch> {
     let data = h.stored_bytes(key).await;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data)
+    ParquetRecordBatchReaderBuilder::try_new(data)
         .expect("a Parquet file")
         .build()
-        .expect("a reader");
+        .expect("a reader")
+        .map(|batch| batch.expect("a batch"))
+        .collect()
+}
+
+/// Each row of a stored Parquet object as `(ts micros or None, id)`.
+async fn rows_of(h: &Harness, key: &str) -> Vec<(Option<i64>, i64)> {
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.expect("a batch");
+    for batch in batches_of(h, key).await {
         let ts = batch.column(0).as_primitive::<TimestampMicrosecondType>();
         let ids = batch.column(1).as_primitive::<Int64Type>();
         for i in 0..batch.num_rows() {
@@ -300,14 +305,8 @@ async fn ten_thousand_partitions_ingest_in_one_version() {
 
 /// Each row of a stored `k,v` Parquet object.
 async fn rows_of_kv(h: &Harness, key: &str) -> Vec<(i64, i64)> {
-    let data = h.stored_bytes(key).await;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(data)
-        .expect("a Parquet file")
-        .build()
-        .expect("a reader");
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.expect("a batch");
+    for batch in batches_of(h, key).await {
         let k = batch.column(0).as_primitive::<Int64Type>();
         let v = batch.column(1).as_primitive::<Int64Type>();
         rows.extend((0..batch.num_rows()).map(|i| (k.value(i), v.value(i))));

@@ -10,11 +10,10 @@ use crate::spool::Spooled;
 use crate::upload::{self, Destination};
 use crate::{Config, IngestError};
 use lakehouse_api::{
-    DatasetName, ObjectKey, ObjectRef, PartitionScalar, PartitionSpec, PartitionTuple, RejectsRef,
-    Schema, SchemaFingerprint, Sha256Digest,
+    DatasetName, ObjectKey, ObjectRef, PartitionSpec, PartitionTuple, RejectsRef, Schema,
+    SchemaFingerprint, Sha256Digest,
 };
 use lakehouse_convert::{Expected, PartitionedConfig, ReadConfig, Verified};
-use std::cmp::Ordering;
 use std::io::Read;
 use std::time::Duration;
 
@@ -116,7 +115,10 @@ impl PartitionedPass {
                 (file, tuple)
             })
             .collect();
-        files.sort_by(|(a, ta), (b, tb)| compare_tuples(ta, tb).then(a.file.cmp(&b.file)));
+        // Partition order (docs/contract.md section 10), then file number.
+        files.sort_by(|(a, ta), (b, tb)| {
+            lakehouse_api::compare_tuples(ta, tb).then(a.file.cmp(&b.file))
+        });
         Ok(Some((
             verified,
             PartitionedFiles {
@@ -159,12 +161,6 @@ pub(super) fn encode_partitioned(
         },
         files,
     ))
-}
-
-/// The order of partition tuples: [`lakehouse_api::compare_tuples`], the one order of
-/// partitions (docs/contract.md section 10).
-fn compare_tuples(a: &[Option<PartitionScalar>], b: &[Option<PartitionScalar>]) -> Ordering {
-    lakehouse_api::compare_tuples(a, b)
 }
 
 /// Stores every file of `files` in storaged (or, for a dry run, only hashes it), at most
@@ -271,34 +267,5 @@ impl Stored {
             });
         }
         Ok(object)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tuples_order_null_first_then_by_value() {
-        let int = |v| Some(PartitionScalar::Int(v));
-        let text = |v: &str| Some(PartitionScalar::Str(v.into()));
-        let mut tuples: Vec<PartitionTuple> = vec![
-            vec![int(3), text("b")],
-            vec![None, text("z")],
-            vec![int(-1), text("a")],
-            vec![int(3), text("a")],
-            vec![int(3), None],
-        ];
-        tuples.sort_by(|a, b| compare_tuples(a, b));
-        assert_eq!(
-            tuples,
-            vec![
-                vec![None, text("z")],
-                vec![int(-1), text("a")],
-                vec![int(3), None],
-                vec![int(3), text("a")],
-                vec![int(3), text("b")],
-            ]
-        );
     }
 }
