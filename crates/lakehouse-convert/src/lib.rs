@@ -38,10 +38,14 @@ pub use compact::{CompactSink, CompactStats, RangeRead, compact};
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use hints::teaching_warnings;
-pub use partitioned::{PartitionSink, PartitionedConfig, Partitioner, UPLOAD_KEY, stamp_upload};
+pub use partitioned::{
+    FILE_KEY, PartitionSink, PartitionedConfig, Partitioner, SPILL_BELOW_ROWS, UPLOAD_KEY,
+    stamp_upload,
+};
 pub use rejects::{REJECTS_HEADER, SetAside};
 pub use sniff::{SNIFF_CANDIDATES, SNIFF_RECORDS, sniff_delimiter, sniff_delimiter_prefix};
 pub use source::{ReadConfig, ReadLimits};
+pub use spill::MAX_LIVE_RUNS as MAX_SPILL_RUNS;
 
 use lakehouse_api::Schema;
 use std::io::{Read, Write};

@@ -64,9 +64,11 @@ pub trait PartitionSink: Send {
     fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()>;
 
     /// File `file` of `partition` is complete once `footer` is appended to it: its last
-    /// bytes (page indexes, metadata, length and magic), not given to [`Self::append`], so
-    /// that the sink can tell them apart for [`stamp_upload`]. `size` bytes in all, footer
-    /// included, `rows` rows.
+    /// bytes, those the writer had not handed over when it finished (the footer proper:
+    /// page indexes, metadata, length and magic, after whatever tail of the last row group
+    /// parquet still buffered), not given to [`Self::append`], so that the sink can tell
+    /// them apart for [`stamp_upload`], which needs only the end. `size` bytes in all,
+    /// footer included, `rows` rows.
     ///
     /// # Errors
     /// The sink's I/O error; the pass stops with it.
@@ -83,6 +85,14 @@ pub trait PartitionSink: Send {
 /// The key of the footer entry naming the upload a partition file was written from
 /// (docs/contract.md section 10).
 pub const UPLOAD_KEY: &str = "lakehouse.upload_sha256";
+
+/// The key of the footer entry naming the file within its upload: `<partition index>/<file
+/// number>`, so two files of one upload never have the same bytes.
+pub const FILE_KEY: &str = "lakehouse.file";
+
+/// Memory an open file takes besides its row groups' metadata: parquet's 8 KiB output
+/// buffer and the writer's own state, bytes (counted with the metadata).
+const OPEN_FILE_BYTES: usize = 16 << 10;
 
 /// The value [`UPLOAD_KEY`] holds until [`stamp_upload`]: as long as a SHA-256 in hex.
 const UPLOAD_PLACEHOLDER: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -266,10 +276,18 @@ impl Parts {
             spilling.push((i, batch));
         }
         if let (Some(spill), false) = (&mut self.spill, spilling.is_empty()) {
-            let batches: Vec<RecordBatch> = spilling.iter().map(|(_, b)| b.clone()).collect();
-            let placed = spill.write(&batches)?;
+            let placed = spill.write(&spilling)?;
             for ((i, _), at) in spilling.into_iter().zip(placed) {
                 self.parts[i].spilled.push(at);
+            }
+        }
+        // Too many runs: the oldest one's partitions are written out, small or not, which
+        // reads it back whole and removes it.
+        while let Some(partitions) = self.spill.as_ref().and_then(Spill::over_limit) {
+            for p in partitions {
+                if !self.parts[p].spilled.is_empty() {
+                    self.flush(p)?;
+                }
             }
         }
         Ok(())
@@ -352,15 +370,23 @@ impl Encoder<'_, '_> {
                     Some(self.properties.clone()),
                 )
                 .map_err(unwrap_io)?;
+                // Which file of which partition: two files of one upload never share a key,
+                // even when they hold the same rows.
+                let number = self.next_file.get(&p).copied().unwrap_or(0);
+                writer.append_key_value_metadata(KeyValue::new(
+                    FILE_KEY.to_owned(),
+                    format!("{p}/{number}"),
+                ));
                 writer.append_key_value_metadata(KeyValue::new(
                     UPLOAD_KEY.to_owned(),
                     UPLOAD_PLACEHOLDER.to_owned(),
                 ));
+                self.metadata += OPEN_FILE_BYTES;
                 slot.insert(OpenFile {
                     writer,
                     bytes: 0,
                     rows: 0,
-                    metadata: 0,
+                    metadata: OPEN_FILE_BYTES,
                 })
             }
         };

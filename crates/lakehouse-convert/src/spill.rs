@@ -6,7 +6,9 @@
 //!
 //! Why files per spill and not per partition: a spill touches up to thousands of
 //! partitions, and one file written front to back costs one open, where a file per
-//! partition would cost one each.
+//! partition would cost one each. At most [`MAX_LIVE_RUNS`] runs are kept: past that, the
+//! caller writes out the partitions of the oldest ([`Spill::over_limit`]), so the open
+//! readers, their memory and the files stay bounded whatever the input.
 
 use crate::error::{ConvertError, Result};
 use arrow_array::RecordBatch;
@@ -25,12 +27,17 @@ pub(crate) struct Spilled {
     index: u32,
 }
 
-/// A run's file, the reader once one of its batches is read back, and how many of its
-/// batches are still to be.
+/// Runs kept at once, at most: each may hold an open reader (a descriptor, its buffer and
+/// the list of its batches) until all of it is read back.
+pub const MAX_LIVE_RUNS: usize = 32;
+
+/// A run's file, the reader once one of its batches is read back, how many of its batches
+/// are still to be, and the partitions it holds batches of.
 struct Run {
     path: PathBuf,
     reader: Option<FileReader<BufReader<File>>>,
     left: usize,
+    partitions: Vec<usize>,
 }
 
 /// The spill directory's runs.
@@ -56,19 +63,19 @@ impl Spill {
         }
     }
 
-    /// Writes one run: each of `batches` as one record batch (each partition's rows, the
+    /// Writes one run: each of `batches` as one record batch (a partition's rows, the
     /// caller's order). Returns where each went, in the same order.
     ///
     /// # Errors
     /// `Io` when the file cannot be written, `Parquet` from the IPC writer.
-    pub(crate) fn write(&mut self, batches: &[RecordBatch]) -> Result<Vec<Spilled>> {
+    pub(crate) fn write(&mut self, batches: &[(usize, RecordBatch)]) -> Result<Vec<Spilled>> {
         let run = self.next_run;
         self.next_run += 1;
         let path = self.dir.join(format!("run-{run}.arrow"));
         let file = BufWriter::new(File::create(&path).map_err(ConvertError::Io)?);
         let mut writer = FileWriter::try_new(file, &self.arrow).map_err(arrow_error)?;
         let mut placed = Vec::with_capacity(batches.len());
-        for (index, batch) in batches.iter().enumerate() {
+        for (index, (_, batch)) in batches.iter().enumerate() {
             writer.write(batch).map_err(arrow_error)?;
             placed.push(Spilled {
                 run,
@@ -82,9 +89,21 @@ impl Spill {
                 path,
                 reader: None,
                 left: batches.len(),
+                partitions: batches.iter().map(|(p, _)| *p).collect(),
             },
         );
         Ok(placed)
+    }
+
+    /// When more than [`MAX_LIVE_RUNS`] runs are live: the partitions the oldest holds
+    /// batches of, for the caller to write out (which reads the run back, whole, and so
+    /// removes it). `None` otherwise.
+    pub(crate) fn over_limit(&self) -> Option<Vec<usize>> {
+        if self.runs.len() <= MAX_LIVE_RUNS {
+            return None;
+        }
+        let oldest = self.runs.keys().min()?;
+        self.runs.get(oldest).map(|run| run.partitions.clone())
     }
 
     /// Reads `at` back; removes its run's file once nothing of it is left to read.

@@ -374,3 +374,91 @@ fn small_partitions_spill_instead_of_making_tiny_row_groups() {
     );
     std::fs::remove_dir_all(dir).expect("removed");
 }
+
+/// One large partition and 500 small ones, each small one getting about one row per 8,192
+/// (ids divisible by 16 go to `1 + (id / 16) % 500`, the rest to the large one).
+struct Skewed(BTreeMap<i64, u32>);
+
+impl Partitioner for Skewed {
+    fn assign(&mut self, batch: &RecordBatch, out: &mut Vec<u32>) -> lakehouse_convert::Result<()> {
+        out.clear();
+        for id in batch.column(0).as_primitive::<Int64Type>().values() {
+            let value = if id % 16 == 0 { 1 + (id / 16) % 500 } else { 0 };
+            let next = self.0.len() as u32;
+            out.push(*self.0.entry(value).or_insert(next));
+        }
+        Ok(())
+    }
+}
+
+/// A sink that keeps the files and watches how many spill runs are on disk.
+struct Watching<'a> {
+    memory: Memory,
+    spill_dir: &'a std::path::Path,
+    most_runs: usize,
+}
+
+impl PartitionSink for Watching<'_> {
+    fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> std::io::Result<()> {
+        let runs = std::fs::read_dir(self.spill_dir)?.count();
+        self.most_runs = self.most_runs.max(runs);
+        self.memory.append(partition, file, bytes)
+    }
+
+    fn finish(
+        &mut self,
+        partition: u32,
+        file: u32,
+        footer: &[u8],
+        size: u64,
+        rows: u64,
+    ) -> std::io::Result<()> {
+        self.memory.finish(partition, file, footer, size, rows)
+    }
+}
+
+#[test]
+fn spill_runs_stay_few_when_small_partitions_fill_slowly() {
+    // The flushes of the large partition spill the 500 small ones' few rows into runs of
+    // their own, none of which is read back before the small ones reach 1,024 rows.
+    const ROWS: i64 = 100 * 8_192;
+    let dir = scratch_dir("lakehouse-spill-runs");
+    let mut sink = Watching {
+        memory: Memory::default(),
+        spill_dir: &dir,
+        most_runs: 0,
+    };
+    let output = write_parquet_partitioned(
+        csv(ROWS).as_slice(),
+        &CsvOptions::default(),
+        Expected::Registered(&schema()),
+        &mut Skewed(BTreeMap::new()),
+        &mut sink,
+        PartitionedConfig {
+            buffer_bytes: 64 << 10,
+            target_file_bytes: 128 << 20,
+            spill_dir: Some(dir.clone()),
+        },
+    )
+    .expect("written")
+    .expect("the schema holds");
+    assert_eq!(output.output.row_count, ROWS as u64);
+    assert!(sink.most_runs > 2, "runs were spilled: {}", sink.most_runs);
+    // Unbounded, this input keeps about 400 runs on disk by the end.
+    assert!(
+        sink.most_runs < 100,
+        "{} runs on disk at once",
+        sink.most_runs
+    );
+    assert!(sink.most_runs <= lakehouse_convert::MAX_SPILL_RUNS + 1);
+    assert_eq!(std::fs::read_dir(&dir).expect("the directory").count(), 0);
+    // Every row, once, each partition's in file order.
+    let mut ids: Vec<i64> = Vec::new();
+    for (_, rows) in partitions(&sink.memory) {
+        assert!(rows.windows(2).all(|w| w[0] < w[1]));
+        ids.extend(rows);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..ROWS).collect::<Vec<_>>());
+    std::fs::remove_dir_all(dir).expect("removed");
+}
