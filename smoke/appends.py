@@ -26,19 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from iceberg_clients import attach_catalog, duckdb_connection
 from lakehouse_http import catalog_json, ingest
+from checks import Checks
 
-failures = 0
 os.environ.setdefault("POLARS_ICEBERG_PLANNER", "pyiceberg")
 ROWS_PER_APPEND = 3
 
 
-def check(label, ok, detail=""):
-    global failures
-    if ok:
-        print(f"PASS {label}")
-    else:
-        failures += 1
-        print(f"FAIL {label} {detail}")
+check = Checks()
 
 
 def ids_of(number):
@@ -120,8 +114,8 @@ def main():
         old = catalog_json(catalogd, f"/datasets/{name}/versions/1")
         check("the catalog API still serves a version older than the kept snapshots",
               old["version"] == 1 and len(old["objects"]) == 1, json.dumps(old)[:200])
-    print(f"appends: {failures} failed")
-    sys.exit(1 if failures else 0)
+    print(f"appends: {check.failures} failed")
+    sys.exit(1 if check.failures else 0)
 
 
 if __name__ == "__main__":

@@ -25,19 +25,13 @@ import sys
 
 from iceberg_clients import attach_catalog, duckdb_connection, polars_storage_options
 from lakehouse_http import catalog_json, ingest
+from checks import Checks
 
-failures = 0
 # pyiceberg plans the scans Polars runs (the polars_iceberg planner is not installed).
 os.environ.setdefault("POLARS_ICEBERG_PLANNER", "pyiceberg")
 
 
-def check(label, ok, detail=""):
-    global failures
-    if ok:
-        print(f"PASS {label}")
-    else:
-        failures += 1
-        print(f"FAIL {label} {detail}")
+check = Checks()
 
 
 def rows_of(csv_text):
@@ -160,8 +154,8 @@ def main():
     )
     check(f"{label}: Polars reads the added column as null in the older file", tuple(frame.row(0)) == (3, 2, 1.5), str(frame.row(0)))
 
-    print(f"iceberg {label}: {failures} failed")
-    return 1 if failures else 0
+    print(f"iceberg {label}: {check.failures} failed")
+    return 1 if check.failures else 0
 
 
 if __name__ == "__main__":

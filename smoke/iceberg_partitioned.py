@@ -21,14 +21,11 @@ import sys
 from pyiceberg.expressions import EqualTo, GreaterThanOrEqual, LessThan
 from pyiceberg.table import StaticTable
 
-failures = 0
+from checks import Checks
 
 
-def check(label, ok, detail=""):
-    global failures
-    print(("PASS" if ok else "FAIL"), label, detail if not ok else "")
-    if not ok:
-        failures += 1
+
+check = Checks()
 
 
 def tuple_of(n):
@@ -91,4 +88,4 @@ check(
     planned(GreaterThanOrEqual("ts", f"{day_19726}T00:00:00+00:00")) == 5,
 )
 check("ts before day 19725 plans none", planned(LessThan("ts", "2024-01-03T00:00:00+00:00")) == 0)
-sys.exit(1 if failures else 0)
+sys.exit(1 if check.failures else 0)

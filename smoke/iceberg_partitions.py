@@ -24,6 +24,7 @@ import sys
 
 from iceberg_clients import attach_catalog, duckdb_connection, polars_storage_options
 from lakehouse_http import catalog_json, ingest
+from checks import Checks
 
 # pyiceberg plans the scans Polars runs (the polars_iceberg planner is not installed).
 os.environ.setdefault("POLARS_ICEBERG_PLANNER", "pyiceberg")
@@ -33,16 +34,9 @@ DAYS = ["1969-12-30", "2024-02-29", "2024-03-01", "2024-03-02", "2024-03-03"]
 DAY = datetime.date(2024, 3, 1)
 UTC = datetime.timezone.utc
 EPOCH = datetime.date(1970, 1, 1)
-failures = 0
 
 
-def check(label, ok, detail=""):
-    global failures
-    if ok:
-        print(f"PASS {label}")
-    else:
-        failures += 1
-        print(f"FAIL {label} {detail}")
+check = Checks()
 
 
 def make_csv(first_id, count, shift):
@@ -180,8 +174,8 @@ def main():
 
     check_duckdb(label, catalogd, table, name, start, end, day_ids, all_ids)
     check_polars(label, table, start, end, day_ids, all_ids)
-    print(f"iceberg partitions {label}: {failures} failed")
-    return 1 if failures else 0
+    print(f"iceberg partitions {label}: {check.failures} failed")
+    return 1 if check.failures else 0
 
 
 def check_duckdb(label, catalogd, table, name, start, end, day_ids, all_ids):
