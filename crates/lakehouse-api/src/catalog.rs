@@ -58,6 +58,16 @@ pub struct VersionRegisterRequest {
     /// (a partitioned dataset refuses it alike).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_spec: Option<crate::PartitionSpec>,
+    /// `merge` and `delete` (docs/contract.md section 11): the key columns. The first one
+    /// declares them; another key than the recorded one is a 409 `key_mismatch`, nothing
+    /// written. Absent for the other modes, which keep the recorded key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<String>>,
+    /// `merge` and `delete`: the version the change was planned on. Committed only while it
+    /// is still the latest, else a 409 `conflict` and nothing written (the caller plans
+    /// again on the new latest version, so no update is lost or applied twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_version: Option<u64>,
 }
 
 fn is_false(value: &bool) -> bool {

@@ -53,6 +53,15 @@ pub enum ErrorCode {
     /// An ingest whose `partition_by` differs from the one the dataset was made with (409,
     /// docs/contract.md section 10, "Partitioned datasets"); the message names both.
     PartitionSpecMismatch,
+    /// A merge or delete naming other key columns than the ones the dataset's first merge
+    /// declared (409, docs/contract.md section 11); the message names both.
+    KeyMismatch,
+    /// A merge or delete upload with a null in a key column (400, docs/contract.md section
+    /// 11); the message names the line.
+    NullKey,
+    /// A merge or delete upload holding one key twice (400, docs/contract.md section 11);
+    /// the message names both lines.
+    DuplicateKey,
     /// A dataset version past retention (`retain_versions` / `retain_ms`): its manifest is
     /// kept as the audit trail but its objects may be garbage collected (410, docs/decisions.md, "Garbage collection and retention").
     Gone,
@@ -102,14 +111,17 @@ impl ErrorCode {
             | ErrorCode::InvalidKey
             | ErrorCode::DigestMismatch
             | ErrorCode::FingerprintMismatch
-            | ErrorCode::InvalidObject => StatusCode::BAD_REQUEST,
+            | ErrorCode::InvalidObject
+            | ErrorCode::NullKey
+            | ErrorCode::DuplicateKey => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::SchemaDrift | ErrorCode::Conflict | ErrorCode::PartitionSpecMismatch => {
-                StatusCode::CONFLICT
-            }
+            ErrorCode::SchemaDrift
+            | ErrorCode::Conflict
+            | ErrorCode::PartitionSpecMismatch
+            | ErrorCode::KeyMismatch => StatusCode::CONFLICT,
             ErrorCode::Gone => StatusCode::GONE,
             ErrorCode::AlreadyExists => StatusCode::PRECONDITION_FAILED,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -154,6 +166,9 @@ impl ErrorCode {
             | ErrorCode::SchemaDrift
             | ErrorCode::Conflict
             | ErrorCode::PartitionSpecMismatch
+            | ErrorCode::KeyMismatch
+            | ErrorCode::NullKey
+            | ErrorCode::DuplicateKey
             | ErrorCode::Gone
             | ErrorCode::AlreadyExists
             | ErrorCode::RequestTimeout
@@ -190,6 +205,9 @@ impl ErrorCode {
             ErrorCode::SchemaDrift => "schema_drift",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PartitionSpecMismatch => "partition_spec_mismatch",
+            ErrorCode::KeyMismatch => "key_mismatch",
+            ErrorCode::NullKey => "null_key",
+            ErrorCode::DuplicateKey => "duplicate_key",
             ErrorCode::Gone => "gone",
             ErrorCode::AlreadyExists => "already_exists",
             ErrorCode::RequestTimeout => "request_timeout",
@@ -321,6 +339,9 @@ mod tests {
             ErrorCode::UpstreamError,
             ErrorCode::Gone,
             ErrorCode::PartitionSpecMismatch,
+            ErrorCode::KeyMismatch,
+            ErrorCode::NullKey,
+            ErrorCode::DuplicateKey,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
@@ -378,6 +399,9 @@ mod tests {
             ErrorCode::PartitionSpecMismatch.status(),
             StatusCode::CONFLICT
         );
+        assert_eq!(ErrorCode::KeyMismatch.status(), StatusCode::CONFLICT);
+        assert_eq!(ErrorCode::NullKey.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ErrorCode::DuplicateKey.status(), StatusCode::BAD_REQUEST);
     }
 }
 

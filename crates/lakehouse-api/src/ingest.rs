@@ -40,6 +40,33 @@ pub struct IngestResponse {
     /// store), and nothing was written.
     #[serde(default)]
     pub dry_run: bool,
+    /// What a `mode=merge` or `mode=delete` did (docs/contract.md section 11); absent for
+    /// the other modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeCounts>,
+}
+
+/// The counts of a merge or delete by key (docs/contract.md section 11). Rows are counted
+/// once each: an upload row of a merge is `inserted`, `updated` or `unchanged`; a key of a
+/// delete is `deleted` (every row with it removed counts) or `not_found`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MergeCounts {
+    /// Upload rows whose key the table did not hold, added.
+    pub inserted: u64,
+    /// Upload rows that replaced a row with their key and another value in some column.
+    pub updated: u64,
+    /// Upload rows equal in every column to the row they would replace: nothing changed.
+    pub unchanged: u64,
+    /// Rows a delete removed.
+    pub deleted: u64,
+    /// Keys of a delete that no row held.
+    pub not_found: u64,
+    /// Files the version added: the upload's rows, and the rewrite of each file that held
+    /// a replaced or deleted row, without it.
+    pub files_added: u64,
+    /// Live files the version removed: those that held a replaced or deleted row.
+    pub files_removed: u64,
 }
 
 /// 200 answer of `POST /datasets/{name}/compact[?dry_run=true]` (ingestd; docs/contract.md

@@ -35,7 +35,7 @@ pub use iceberg::{
     IcebergListTablesResponse, IcebergLoadTableResult, IcebergNamespaceResponse,
     IcebergTableIdentifier, S3Location, StorageLocation,
 };
-pub use ingest::{CompactResponse, IngestResponse};
+pub use ingest::{CompactResponse, IngestResponse, MergeCounts};
 pub use load::{
     LoadCreateRequest, LoadCreateResponse, LoadFile, LoadFileState, LoadGetResponse,
     LoadListResponse, LoadState, LoadSummary, LoadedFile, LoadedFileListResponse,

@@ -19,10 +19,14 @@ pub struct LoadCreateRequest {
     pub pattern: String,
     /// Dataset to load into, `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
     pub name: String,
-    /// `append` (the default and, for now, the only mode: `merge` needs merge by key, and
-    /// `replace` would keep only the last file; both are a 400).
+    /// `append` (the default) or `merge` (each file merged by `key` in turn,
+    /// docs/contract.md section 11); `replace` would keep only the last file and `delete`
+    /// is for one key list: both are a 400.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// `merge`: the key columns, as `/ingest`'s `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Load files a version of the dataset already records too (default false).
     #[serde(default)]
     pub force: bool,

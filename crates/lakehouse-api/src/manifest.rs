@@ -261,8 +261,9 @@ fn de_delimiter<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u8, D::Err
     CsvOptions::parse_delimiter(&text).map_err(serde::de::Error::custom)
 }
 
-/// `replace` (the new version holds only the new object) or `append` (the previous objects
-/// plus the new one), docs/contract.md section 6.
+/// `replace` (the new version holds only the new object), `append` (the previous objects
+/// plus the new one), docs/contract.md section 6; `merge` or `delete` by key,
+/// docs/contract.md section 11.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -272,6 +273,29 @@ pub enum IngestMode {
     Replace,
     /// The new version holds the previous version's objects plus the new one.
     Append,
+    /// Each upload row replaces the rows with its key, new keys are added, every other row
+    /// is kept (`key` names the key columns; docs/contract.md section 11).
+    Merge,
+    /// The upload lists keys (its header is the key columns): the rows with them are
+    /// removed (docs/contract.md section 11).
+    Delete,
+}
+
+impl IngestMode {
+    /// The query spelling: `replace`, `append`, `merge` or `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestMode::Replace => "replace",
+            IngestMode::Append => "append",
+            IngestMode::Merge => "merge",
+            IngestMode::Delete => "delete",
+        }
+    }
+
+    /// True for `merge` and `delete`, the modes that need `key` (docs/contract.md section 11).
+    pub fn is_keyed(self) -> bool {
+        matches!(self, IngestMode::Merge | IngestMode::Delete)
+    }
 }
 
 /// `schema_evolution` of an ingest or a register request (docs/contract.md section 3, "Schema
@@ -478,6 +502,10 @@ pub struct Manifest {
     /// the same in every version; absent for an unpartitioned one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_spec: Option<PartitionSpec>,
+    /// The key columns the dataset's first merge or delete declared (docs/contract.md section
+    /// 11; Iceberg `identifier-field-ids`), kept by every later version; absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<String>>,
 }
 
 /// What made a version (docs/contract.md section 10): an ingest's mode, or a compaction that
@@ -492,6 +520,12 @@ pub enum Operation {
     Append,
     /// The previous objects minus the compacted ones plus their rewrite: rows unchanged.
     Compact,
+    /// `mode=merge` (docs/contract.md section 11): the previous objects minus those holding
+    /// replaced rows, plus their rewrite without them and the upload's new and changed rows.
+    Merge,
+    /// `mode=delete` (docs/contract.md section 11): the previous objects minus those holding
+    /// deleted rows, plus their rewrite without them.
+    Delete,
     /// A tombstone: `DELETE /datasets/{name}` dropped the dataset (no objects); lookups
     /// answer 404 until a new dataset is made under the name, whose versions continue
     /// after it (docs/contract.md section 14).
@@ -499,12 +533,14 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// The wire name: `replace`, `append` or `compact`.
+    /// The wire name: `replace`, `append`, `compact`, `merge`, `delete` or `drop`.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Replace => "replace",
             Operation::Append => "append",
             Operation::Compact => "compact",
+            Operation::Merge => "merge",
+            Operation::Delete => "delete",
             Operation::Drop => "drop",
         }
     }

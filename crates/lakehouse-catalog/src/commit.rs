@@ -90,6 +90,7 @@ impl<S: ManifestStore> Catalog<S> {
         }
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let latest = self.latest(name);
+            key_gate(name, latest.as_deref(), &request)?;
             if let Some(latest) = &latest {
                 schema_gate(latest, &request)?;
                 partition_gate(latest, &request)?;
@@ -199,6 +200,7 @@ impl<S: ManifestStore> Catalog<S> {
                 .latest(name)
                 .ok_or_else(|| CatalogError::NotFound { name: name.clone() })?;
             let tombstone = Manifest {
+                key: None,
                 name: name.clone(),
                 version: latest.version + 1,
                 schema_fingerprint: latest.schema_fingerprint.clone(),
@@ -249,6 +251,7 @@ impl<S: ManifestStore> Catalog<S> {
     ) -> Result<RegisterOutcome> {
         self.refresh(name).await?;
         let latest = self.latest(name);
+        key_gate(name, latest.as_deref(), request)?;
         if let Some(latest) = &latest {
             schema_gate(latest, request)?;
             partition_gate(latest, request)?;
@@ -285,11 +288,14 @@ impl<S: ManifestStore> Catalog<S> {
                 computed,
             });
         }
-        if request.objects.is_empty() {
+        // A delete may only remove files (docs/contract.md section 11).
+        let only_removes = request.mode.is_keyed() && !request.replaces.is_empty();
+        if request.objects.is_empty() && !only_removes {
             return Err(CatalogError::InvalidRequest(
                 "objects must name at least one object".into(),
             ));
         }
+        validate_key(request)?;
         validate_partition_spec(request)?;
         let prefix = format!("{}/", ObjectKey::parquet_dir(name, &computed));
         let mut seen = HashSet::new();
@@ -375,6 +381,87 @@ impl<S: ManifestStore> Catalog<S> {
         }
         Ok(())
     }
+}
+
+/// Step 1 of [`Catalog::register`] for a key (docs/contract.md section 11): `merge` and
+/// `delete` name one, of distinct columns of the schema; the other modes none.
+///
+/// # Errors
+/// [`CatalogError::InvalidRequest`] naming what is wrong.
+fn validate_key(request: &VersionRegisterRequest) -> Result<()> {
+    let mode = request.mode;
+    let Some(key) = &request.key else {
+        if mode.is_keyed() {
+            return Err(CatalogError::InvalidRequest(format!(
+                "mode {} needs a key",
+                mode.as_str()
+            )));
+        }
+        return Ok(());
+    };
+    if !mode.is_keyed() {
+        return Err(CatalogError::InvalidRequest(format!(
+            "mode {} takes no key",
+            mode.as_str()
+        )));
+    }
+    if request.base_version.is_none() {
+        return Err(CatalogError::InvalidRequest(format!(
+            "mode {} needs the base_version it was planned on",
+            mode.as_str()
+        )));
+    }
+    let mut seen = HashSet::new();
+    for column in key {
+        if request.schema.fields.iter().all(|f| &f.name != column) {
+            return Err(CatalogError::InvalidRequest(format!(
+                "key column {column:?} is not a column of the schema"
+            )));
+        }
+        if !seen.insert(column) {
+            return Err(CatalogError::InvalidRequest(format!(
+                "key column {column:?} is named twice"
+            )));
+        }
+    }
+    if key.is_empty() {
+        return Err(CatalogError::InvalidRequest("key names no column".into()));
+    }
+    Ok(())
+}
+
+/// Step 3 for `merge` and `delete` (docs/contract.md section 11), under the commit: the
+/// request's key must be the recorded one (the first merge declares it), and the version it
+/// was planned on must still be the latest.
+///
+/// # Errors
+/// [`CatalogError::KeyMismatch`] naming both keys; [`CatalogError::StaleBase`].
+fn key_gate(
+    name: &DatasetName,
+    latest: Option<&Manifest>,
+    request: &VersionRegisterRequest,
+) -> Result<()> {
+    let (Some(key), Some(base)) = (&request.key, request.base_version) else {
+        return Ok(());
+    };
+    if let Some(recorded) = latest.and_then(|l| l.key.as_ref())
+        && recorded != key
+    {
+        return Err(CatalogError::KeyMismatch {
+            name: name.clone(),
+            recorded: recorded.clone(),
+            requested: key.clone(),
+        });
+    }
+    let latest_version = latest.map_or(0, |l| l.version);
+    if latest_version != base {
+        return Err(CatalogError::StaleBase {
+            name: name.clone(),
+            base,
+            latest: latest_version,
+        });
+    }
+    Ok(())
 }
 
 /// Step 1 of [`Catalog::register`] for a partition spec: it must be what its own
@@ -472,6 +559,11 @@ fn partition_gate(latest: &Manifest, request: &VersionRegisterRequest) -> Result
 fn already_holds(latest: &Manifest, request: &VersionRegisterRequest) -> bool {
     let held = || latest.objects.iter().map(identity);
     let asked = || request.objects.iter().map(identity);
+    if request.mode.is_keyed() {
+        // ingestd answers a merge that changes nothing itself; one that reaches the commit
+        // changes something (and `base_version` keeps it from applying twice).
+        return false;
+    }
     if !request.replaces.is_empty() {
         let keys: HashSet<&ObjectKey> = latest.objects.iter().map(|o| &o.key).collect();
         let held: HashSet<_> = held().collect();
@@ -480,7 +572,7 @@ fn already_holds(latest: &Manifest, request: &VersionRegisterRequest) -> bool {
     }
     match request.mode {
         IngestMode::Replace => held().eq(asked()),
-        IngestMode::Append => {
+        IngestMode::Append | IngestMode::Merge | IngestMode::Delete => {
             let held: HashSet<_> = held().collect();
             asked().all(|object| held.contains(&object))
         }
@@ -527,6 +619,7 @@ fn next_manifest(
             latest.objects.iter().chain(new).cloned().collect()
         }
         (Operation::Compact, Some(latest)) => compacted(latest, request),
+        (Operation::Merge | Operation::Delete, Some(latest)) => merged(latest, request),
         _ => request.objects.clone(),
     };
     Manifest {
@@ -543,13 +636,29 @@ fn next_manifest(
         columns: request.columns.clone(),
         operation: Some(operation),
         partition_spec: request.partition_spec.clone(),
+        key: request
+            .key
+            .clone()
+            .or_else(|| latest.and_then(|l| l.key.clone())),
     }
+}
+
+/// A merge's or delete's objects (docs/contract.md section 11): the latest version's objects
+/// in order without the replaced ones, then the request's (rewrites and new rows).
+fn merged(latest: &Manifest, request: &VersionRegisterRequest) -> Vec<ObjectRef> {
+    let replaced: HashSet<&ObjectKey> = request.replaces.iter().collect();
+    let kept = latest.objects.iter().filter(|o| !replaced.contains(&o.key));
+    let held: HashSet<&ObjectKey> = kept.clone().map(|o| &o.key).collect();
+    let new = request.objects.iter().filter(|o| !held.contains(&o.key));
+    kept.chain(new).cloned().collect()
 }
 
 /// The operation a register request makes: `compact` when it names objects it replaces,
 /// else its ingest mode.
 fn operation_of(request: &VersionRegisterRequest) -> Operation {
     match request.mode {
+        IngestMode::Merge => Operation::Merge,
+        IngestMode::Delete => Operation::Delete,
         _ if !request.replaces.is_empty() => Operation::Compact,
         IngestMode::Replace => Operation::Replace,
         IngestMode::Append => Operation::Append,

@@ -128,6 +128,34 @@ pub enum CatalogError {
         /// The request's, `None` when unpartitioned.
         requested: Option<String>,
     },
+    /// A merge or delete naming other key columns than the dataset's recorded key
+    /// (docs/contract.md section 11): nothing was written.
+    #[error(
+        "dataset {name} has the key ({}), the request names ({}); a dataset keeps the key its first merge declared",
+        .recorded.join(", "),
+        .requested.join(", ")
+    )]
+    KeyMismatch {
+        /// The dataset.
+        name: DatasetName,
+        /// The recorded key columns.
+        recorded: Vec<String>,
+        /// The request's.
+        requested: Vec<String>,
+    },
+    /// A merge or delete planned on a version that is no longer the latest
+    /// (docs/contract.md section 11): nothing was written; plan again on the latest.
+    #[error(
+        "{name}'s merge was planned on version {base}, but version {latest} is the latest now; nothing was committed"
+    )]
+    StaleBase {
+        /// The dataset.
+        name: DatasetName,
+        /// The version the request was planned on.
+        base: u64,
+        /// The latest version (0: none).
+        latest: u64,
+    },
     /// A stored manifest that does not parse or does not match its key.
     #[error("corrupt manifest {key}: {reason}")]
     CorruptManifest {

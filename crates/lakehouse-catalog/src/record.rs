@@ -81,6 +81,9 @@ pub(crate) struct VersionRecord {
     /// partitioned dataset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_spec: Option<PartitionSpec>,
+    /// The dataset's key (docs/contract.md section 11), in every record once declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<String>>,
 }
 
 /// A delta record's change to the previous version's objects.
@@ -122,6 +125,7 @@ impl VersionRecord {
             columns: manifest.columns.clone(),
             operation: manifest.operation,
             partition_spec: manifest.partition_spec.clone(),
+            key: manifest.key.clone(),
         }
     }
 
@@ -142,6 +146,7 @@ impl VersionRecord {
             columns: manifest.columns,
             operation: manifest.operation,
             partition_spec: manifest.partition_spec,
+            key: manifest.key,
         }
     }
 
@@ -204,6 +209,7 @@ impl VersionRecord {
             columns: self.columns.clone(),
             operation: self.operation,
             partition_spec: self.partition_spec.clone(),
+            key: self.key.clone(),
         })
     }
 }

@@ -127,6 +127,7 @@ async fn records_written_whole_before_deltas_existed_still_load_and_get_a_checkp
     for version in 1..=count {
         objects.push(put(&store, &ds, &format!("l{version}")));
         let manifest = Manifest {
+            key: None,
             name: ds.clone(),
             version,
             schema_fingerprint: schema().fingerprint(),

@@ -83,6 +83,7 @@ mod tests {
 
     fn manifest(version: u64, created_at: &str) -> Manifest {
         Manifest {
+            key: None,
             operation: None,
             name: DatasetName::new("d").unwrap(),
             version,

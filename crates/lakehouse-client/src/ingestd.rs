@@ -19,9 +19,13 @@ pub struct IngestdClient {
 pub struct IngestOptions {
     /// Dataset to ingest into (`name`).
     pub name: DatasetName,
-    /// `mode`: `replace` (ingestd's default) or `append`.
+    /// `mode`: `replace` (ingestd's default), `append`, `merge` or `delete`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<IngestMode>,
+    /// `key`: the key columns of `merge` and `delete`, comma-separated (docs/contract.md
+    /// section 11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// `delimiter`: one ASCII character, or `tab`, as ingestd parses it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delimiter: Option<String>,

@@ -91,6 +91,33 @@ pub fn compact<S: CompactSink>(
     target_file_bytes: u64,
     sink: &mut S,
 ) -> Result<CompactStats> {
+    copy_rows(schema, inputs, None, target_file_bytes, sink)
+}
+
+/// Rewrites `inputs` like [`compact`] but without the rows `removed[i]` lists for input
+/// `i` (0-based row numbers within that file, ascending): the copy-on-write of a merge or
+/// delete by key (docs/contract.md section 11). Rows keep their order; when no row is left,
+/// no file is written (the version simply loses the inputs).
+///
+/// # Errors
+/// As [`compact`].
+pub fn rewrite_without<S: CompactSink>(
+    schema: &Schema,
+    inputs: &[Arc<dyn RangeRead>],
+    removed: &[Vec<u64>],
+    target_file_bytes: u64,
+    sink: &mut S,
+) -> Result<CompactStats> {
+    copy_rows(schema, inputs, Some(removed), target_file_bytes, sink)
+}
+
+fn copy_rows<S: CompactSink>(
+    schema: &Schema,
+    inputs: &[Arc<dyn RangeRead>],
+    removed: Option<&[Vec<u64>]>,
+    target_file_bytes: u64,
+    sink: &mut S,
+) -> Result<CompactStats> {
     let arrow = arrow_schema(schema);
     let mut stats = CompactStats::default();
     let mut output: Option<Output<S::Writer>> = None;
@@ -99,6 +126,10 @@ pub fn compact<S: CompactSink>(
         let options = ArrowReaderOptions::new();
         let reader_metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), options)
             .map_err(|e| input_error(position, e))?;
+        let gone: &[u64] = removed
+            .and_then(|r| r.get(position))
+            .map_or(&[], Vec::as_slice);
+        let mut first_row = 0u64;
         for row_group in 0..reader_metadata.metadata().num_row_groups() {
             let window = row_group_window(input, &reader_metadata, row_group)
                 .map_err(|e| input_error(position, e))?;
@@ -114,6 +145,12 @@ pub fn compact<S: CompactSink>(
                 let batch = conform(&arrow, batch).map_err(|reason| {
                     ConvertError::Parquet(format!("input {position}: {reason}"))
                 })?;
+                let rows = batch.num_rows() as u64;
+                let batch = without_rows(batch, first_row, gone)?;
+                first_row += rows;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
                 let out = match output.as_mut() {
                     Some(out) => out,
                     None => output.insert(Output::open(sink, &arrow)?),
@@ -133,10 +170,30 @@ pub fn compact<S: CompactSink>(
         Some(last) => last.close(sink, &mut stats)?,
         // Inputs without rows still give one (empty) file: a version names at least one
         // object.
-        None if stats.files == 0 => Output::open(sink, &arrow)?.close(sink, &mut stats)?,
+        None if stats.files == 0 && removed.is_none() => {
+            Output::open(sink, &arrow)?.close(sink, &mut stats)?
+        }
         None => {}
     }
     Ok(stats)
+}
+
+/// `batch` (rows `first_row..` of its file) without the rows of `gone` (row numbers in
+/// the file, ascending).
+fn without_rows(batch: RecordBatch, first_row: u64, gone: &[u64]) -> Result<RecordBatch> {
+    let end = first_row + batch.num_rows() as u64;
+    let from = gone.partition_point(|&row| row < first_row);
+    let to = gone.partition_point(|&row| row < end);
+    if from == to {
+        return Ok(batch);
+    }
+    let mut keep = vec![true; batch.num_rows()];
+    for &row in &gone[from..to] {
+        keep[(row - first_row) as usize] = false;
+    }
+    let mask = arrow_array::BooleanArray::from(keep);
+    arrow_select::filter::filter_record_batch(&batch, &mask)
+        .map_err(|e| ConvertError::Parquet(e.to_string()))
 }
 
 /// One output file being written.
@@ -172,7 +229,7 @@ impl<W: Write + Send> Output<W> {
     }
 }
 
-fn input_error(position: usize, error: ParquetError) -> ConvertError {
+pub(crate) fn input_error(position: usize, error: ParquetError) -> ConvertError {
     match unwrap_io(error) {
         ConvertError::Parquet(reason) => {
             ConvertError::Parquet(format!("input {position}: {reason}"))
@@ -187,7 +244,10 @@ fn input_error(position: usize, error: ParquetError) -> ConvertError {
 /// # Errors
 /// A description of the mismatch when its columns are not a prefix of `arrow`'s, by name
 /// and type.
-fn conform(arrow: &SchemaRef, batch: RecordBatch) -> std::result::Result<RecordBatch, String> {
+pub(crate) fn conform(
+    arrow: &SchemaRef,
+    batch: RecordBatch,
+) -> std::result::Result<RecordBatch, String> {
     let fields = arrow.fields();
     let have = batch.schema();
     if have.fields().len() > fields.len() {
@@ -219,7 +279,9 @@ fn conform(arrow: &SchemaRef, batch: RecordBatch) -> std::result::Result<RecordB
 }
 
 /// The footer of `input`, from one read of its tail (two when the footer is larger).
-fn read_footer(input: &Arc<dyn RangeRead>) -> std::result::Result<ParquetMetaData, ParquetError> {
+pub(crate) fn read_footer(
+    input: &Arc<dyn RangeRead>,
+) -> std::result::Result<ParquetMetaData, ParquetError> {
     let size = input.size();
     let start = size.saturating_sub(FOOTER_PREFETCH_BYTES);
     let tail = input.read_range(start, size - start)?;
@@ -232,7 +294,7 @@ fn read_footer(input: &Arc<dyn RangeRead>) -> std::result::Result<ParquetMetaDat
 }
 
 /// The bytes of row group `index` of `input` (its column chunks, one read).
-fn row_group_window(
+pub(crate) fn row_group_window(
     input: &Arc<dyn RangeRead>,
     metadata: &ArrowReaderMetadata,
     index: usize,
@@ -267,13 +329,43 @@ fn row_group_window(
 
 /// A [`ChunkReader`] over an input that holds `bytes` (the file's bytes from `start`) in
 /// memory and serves reads inside them from there; a read outside goes to the input.
-struct Window {
+pub(crate) struct Window {
     input: Arc<dyn RangeRead>,
     start: u64,
     bytes: Bytes,
 }
 
 impl Window {
+    /// A window over bytes `start..end` of `input`, read now (an empty one when
+    /// `start >= end`).
+    ///
+    /// # Errors
+    /// A range past the end of the file; the read's I/O error.
+    pub(crate) fn read(
+        input: &Arc<dyn RangeRead>,
+        start: u64,
+        end: u64,
+    ) -> std::result::Result<Window, ParquetError> {
+        if start >= end {
+            return Ok(Window {
+                input: Arc::clone(input),
+                start: 0,
+                bytes: Bytes::new(),
+            });
+        }
+        if end > input.size() {
+            return Err(ParquetError::General(format!(
+                "bytes {start}..{end} are past the file's {} bytes",
+                input.size()
+            )));
+        }
+        Ok(Window {
+            input: Arc::clone(input),
+            start,
+            bytes: input.read_range(start, end - start)?,
+        })
+    }
+
     fn slice(&self, start: u64, length: u64) -> io::Result<Bytes> {
         let end = start.saturating_add(length);
         let held = self.start..self.start + self.bytes.len() as u64;

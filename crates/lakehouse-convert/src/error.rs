@@ -87,6 +87,35 @@ pub enum ConvertError {
         /// That record's own error (`MalformedCsv`, or `SchemaDrift` for a refused value).
         error: Box<ConvertError>,
     },
+    /// A merge or delete upload row with a null in key column `column` (docs/contract.md
+    /// section 11): a 400 `null_key`. `row` is the 0-based data row of the upload.
+    #[error("data row {row} has a null key column {column:?}")]
+    NullKey {
+        /// 0-based data row of the upload.
+        row: u64,
+        /// The key column.
+        column: String,
+    },
+    /// A merge or delete upload holding one key on two rows (docs/contract.md section 11):
+    /// a 400 `duplicate_key`. Rows are 0-based data rows of the upload.
+    #[error("data rows {first} and {second} have the same key")]
+    DuplicateKey {
+        /// The first row with the key.
+        first: u64,
+        /// The row that repeats it.
+        second: u64,
+    },
+    /// A merge whose upload keys need more memory than `merge_key_memory_bytes`
+    /// (docs/contract.md section 11): a 400 `limit_exceeded`.
+    #[error(
+        "the upload's keys need more than merge_key_memory_bytes = {max} bytes ({rows} rows read); split the upload"
+    )]
+    MergeTooLarge {
+        /// The cap, bytes.
+        max: u64,
+        /// Upload rows read when it was reached.
+        rows: u64,
+    },
     /// Reading the CSV or writing the Parquet output failed.
     #[error("i/o error reading csv or writing parquet")]
     Io(#[source] std::io::Error),

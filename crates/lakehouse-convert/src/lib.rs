@@ -25,6 +25,7 @@ mod encode;
 mod error;
 mod hints;
 mod infer;
+mod merge;
 mod partitioned;
 mod reading;
 mod rejects;
@@ -34,10 +35,11 @@ mod spill;
 mod tokenize;
 mod write;
 
-pub use compact::{CompactSink, CompactStats, RangeRead, compact};
+pub use compact::{CompactSink, CompactStats, RangeRead, compact, rewrite_without};
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use hints::teaching_warnings;
+pub use merge::{KeyedMode, MergePlan, plan_merge};
 pub use partitioned::{
     FILE_KEY, PartitionSink, PartitionedConfig, Partitioner, SPILL_BELOW_ROWS, UPLOAD_KEY,
     stamp_upload,
@@ -163,6 +165,31 @@ pub fn check_schema<'a, R: Read>(
     registered: &Schema,
 ) -> Result<Checked> {
     infer::check_schema(reader, options.into(), registered)
+}
+
+/// The 1-based line each of `rows` (0-based data rows, ascending, as a pass numbers them:
+/// the header is not one) starts on in the CSV `reader`, for errors that name upload rows
+/// found after the passes (docs/contract.md section 11: `null_key`, `duplicate_key`). A row
+/// past the end of the file is left out.
+///
+/// # Errors
+/// The CSV errors of [`infer_schema`] (the passes read the same bytes without one).
+pub fn data_row_lines<'a, R: Read>(
+    reader: R,
+    options: impl Into<ReadConfig<'a>>,
+    rows: &[u64],
+) -> Result<Vec<u64>> {
+    let (mut records, _header) = source::Records::open(reader, options.into())?;
+    let mut lines = Vec::with_capacity(rows.len());
+    let mut wanted = rows.iter().peekable();
+    let mut row = 0u64;
+    while wanted.peek().is_some() && records.next_record()? {
+        while wanted.next_if(|&&w| w == row).is_some() {
+            lines.push(records.line());
+        }
+        row += 1;
+    }
+    Ok(lines)
 }
 
 /// Sets bad records aside (docs/contract.md section 3, "Rejects"), before the other passes: copies

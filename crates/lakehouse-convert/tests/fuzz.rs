@@ -40,9 +40,11 @@ fn outcome(result: Result<lakehouse_convert::Inferred, ConvertError>) -> Result<
                 ConvertError::EmptyCsv => "empty_csv",
                 ConvertError::MalformedCsv { .. } => "malformed_csv",
                 ConvertError::InvalidHeader { .. } => "invalid_header",
-                ConvertError::LimitExceeded { .. } | ConvertError::TooManyPartitions { .. } => {
-                    "limit_exceeded"
-                }
+                ConvertError::LimitExceeded { .. }
+                | ConvertError::TooManyPartitions { .. }
+                | ConvertError::MergeTooLarge { .. } => "limit_exceeded",
+                ConvertError::NullKey { .. } => "null_key",
+                ConvertError::DuplicateKey { .. } => "duplicate_key",
                 ConvertError::TooLarge { .. } => "payload_too_large",
                 ConvertError::SchemaDrift(_) => "schema_drift",
                 ConvertError::TooManyRejects { .. } => "too_many_rejects",

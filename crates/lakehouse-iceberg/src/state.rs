@@ -637,6 +637,9 @@ impl TableState {
             });
         let iceberg_operation = match (operation, change.removed.is_empty()) {
             (Operation::Compact, _) => "replace",
+            // Copy-on-write by key (docs/contract.md section 11): rows replaced, or removed.
+            (Operation::Merge, _) => "overwrite",
+            (Operation::Delete, _) => "delete",
             (Operation::Replace | Operation::Append, true) => "append",
             (Operation::Replace | Operation::Append, false) => "overwrite",
             // A tombstone has no table (the catalog never projects one): as Iceberg says it.

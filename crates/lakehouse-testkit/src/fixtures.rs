@@ -33,6 +33,8 @@ pub fn register_request(
     mode: IngestMode,
 ) -> VersionRegisterRequest {
     VersionRegisterRequest {
+        base_version: None,
+        key: None,
         replaces: Vec::new(),
         schema_fingerprint: schema.fingerprint(),
         schema: schema.clone(),

@@ -64,6 +64,20 @@ pub fn api_error(error: CatalogError) -> ApiError {
             message,
             json!({ "name": name, "recorded": recorded, "requested": requested }),
         ),
+        CatalogError::KeyMismatch {
+            name,
+            recorded,
+            requested,
+        } => ApiError::with_details(
+            ErrorCode::KeyMismatch,
+            message,
+            json!({ "name": name, "recorded": recorded, "requested": requested }),
+        ),
+        CatalogError::StaleBase { name, base, latest } => ApiError::with_details(
+            ErrorCode::Conflict,
+            message,
+            json!({ "name": name, "base_version": base, "latest_version": latest }),
+        ),
         CatalogError::CorruptManifest { key, .. } => {
             ApiError::with_details(ErrorCode::UpstreamError, message, json!({ "key": key }))
         }

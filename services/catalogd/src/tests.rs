@@ -57,6 +57,8 @@ async fn register_then_read_back_over_http() {
     let (app, store) = app().await;
     let a = object(&store, "sales", "a");
     let request = VersionRegisterRequest {
+        base_version: None,
+        key: None,
         replaces: Vec::new(),
         schema_fingerprint: schema().fingerprint(),
         schema: schema(),

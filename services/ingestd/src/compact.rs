@@ -260,6 +260,74 @@ async fn rewrite(
     .map_err(IngestError::Task)?
 }
 
+/// One file a merge or delete rewrites (docs/contract.md section 11): its bytes, its
+/// partition tuple (kept), and its rows to leave out (0-based, ascending).
+pub(crate) struct Rewrite {
+    pub(crate) input: Arc<dyn RangeRead>,
+    pub(crate) partition: Option<PartitionTuple>,
+    pub(crate) removed: Vec<u64>,
+}
+
+/// A stored object of `name` as an input of a rewrite: read by range from storaged.
+pub(crate) fn stored_input(state: &AppState, object: &ObjectRef) -> Arc<dyn RangeRead> {
+    Arc::new(StoredObject {
+        storaged: state.inner.storaged.clone(),
+        key: object.key.clone(),
+        size: object.size,
+        runtime: tokio::runtime::Handle::current(),
+        failure: Arc::new(std::sync::Mutex::new(None)),
+    })
+}
+
+/// Rewrites each of `files` without its removed rows, with `schema`, into files of about
+/// `target_file_bytes` stored content-addressed under the schema's directory (or only
+/// hashed, for a dry run): the written files' references, in order (a file left without
+/// rows gives none).
+///
+/// # Errors
+/// As [`rewrite`].
+pub(crate) async fn rewrite_each(
+    state: &AppState,
+    name: &DatasetName,
+    schema: &lakehouse_api::Schema,
+    files: Vec<Rewrite>,
+    destination: Destination,
+) -> Result<Vec<ObjectRef>, IngestError> {
+    let runtime = tokio::runtime::Handle::current();
+    let idle = state.inner.storaged_idle();
+    let target = state.compact_limits().target_file_bytes;
+    let dir = ObjectKey::parquet_dir(name, &schema.fingerprint());
+    let name = name.clone();
+    let schema = schema.clone();
+    tokio::task::spawn_blocking(lakehouse_client::trace::bind(move || {
+        let mut written = Vec::new();
+        for file in files {
+            let mut sink = Outputs {
+                destination: destination.clone(),
+                name: name.clone(),
+                dir: dir.clone(),
+                runtime: runtime.clone(),
+                idle,
+                pending: None,
+                written: Vec::new(),
+                failure: None,
+                partition: file.partition,
+            };
+            let removed = [file.removed];
+            let inputs = [file.input];
+            if let Err(error) =
+                lakehouse_convert::rewrite_without(&schema, &inputs, &removed, target, &mut sink)
+            {
+                return Err(sink.failure.take().unwrap_or(IngestError::Convert(error)));
+            }
+            written.append(&mut sink.written);
+        }
+        Ok(written)
+    }))
+    .await
+    .map_err(IngestError::Task)?
+}
+
 /// What [`commit_run`] got from catalogd.
 struct Committed {
     manifest: Manifest,
@@ -292,6 +360,8 @@ async fn commit_run(
         dry_run: request.dry_run,
         replaces: run.iter().map(|o| o.key.clone()).collect(),
         partition_spec: latest.partition_spec.clone(),
+        key: None,
+        base_version: None,
     };
     match state
         .inner
@@ -488,6 +558,7 @@ mod tests {
     fn manifest(sizes: &[u64]) -> Manifest {
         let schema = Schema { fields: Vec::new() };
         Manifest {
+            key: None,
             name: DatasetName::new("d").unwrap(),
             version: 1,
             schema_fingerprint: schema.fingerprint(),

@@ -221,6 +221,58 @@ pub enum IngestError {
         /// The request's.
         requested: Option<String>,
     },
+    /// A merge or delete naming other key columns than the dataset's recorded key (409
+    /// `key_mismatch`, docs/contract.md section 11), found before anything is stored.
+    #[error(
+        "dataset {name} has the key ({}), the request names ({}); a dataset keeps the key its first merge declared",
+        .recorded.join(", "),
+        .requested.join(", ")
+    )]
+    KeyMismatch {
+        /// The dataset.
+        name: lakehouse_api::DatasetName,
+        /// The recorded key columns.
+        recorded: Vec<String>,
+        /// The request's.
+        requested: Vec<String>,
+    },
+    /// A merge or delete upload with a null key (400 `null_key`, docs/contract.md section
+    /// 11): nothing was stored.
+    #[error(
+        "line {line}: key column {column:?} is empty (null); every row of a {mode} needs its key"
+    )]
+    NullKey {
+        /// 1-based line the record starts on.
+        line: u64,
+        /// The key column.
+        column: String,
+        /// `merge` or `delete`.
+        mode: &'static str,
+    },
+    /// A merge or delete upload holding one key twice (400 `duplicate_key`,
+    /// docs/contract.md section 11): nothing was stored.
+    #[error("lines {first_line} and {second_line} have the same key; a {mode} takes each key once")]
+    DuplicateKey {
+        /// 1-based line of the first record with the key.
+        first_line: u64,
+        /// 1-based line of the record that repeats it.
+        second_line: u64,
+        /// `merge` or `delete`.
+        mode: &'static str,
+    },
+    /// A merge or delete that lost the commit race more times than it re-plans (409
+    /// `conflict`, docs/contract.md section 11): nothing was committed; retry.
+    #[error(
+        "{name} kept changing while the {mode} was planned ({attempts} attempts); nothing was committed, retry"
+    )]
+    MergeConflict {
+        /// The dataset.
+        name: lakehouse_api::DatasetName,
+        /// `merge` or `delete`.
+        mode: &'static str,
+        /// Plans made.
+        attempts: u32,
+    },
     /// storaged or catalogd answered with a record ingestd cannot use (a dataset's
     /// recorded `partition_by` that does not parse, docs/contract.md section 10): the
     /// upstream's state is at fault, not the request (502 `upstream_error`).
@@ -348,6 +400,34 @@ impl From<IngestError> for ApiError {
                 message,
                 json!({ "name": name, "recorded": recorded, "requested": requested }),
             ),
+            IngestError::KeyMismatch {
+                name,
+                recorded,
+                requested,
+            } => ApiError::with_details(
+                ErrorCode::KeyMismatch,
+                message,
+                json!({ "name": name, "recorded": recorded, "requested": requested }),
+            ),
+            IngestError::NullKey { line, column, .. } => ApiError::with_details(
+                ErrorCode::NullKey,
+                message,
+                json!({ "line": line, "column": column }),
+            ),
+            IngestError::DuplicateKey {
+                first_line,
+                second_line,
+                ..
+            } => ApiError::with_details(
+                ErrorCode::DuplicateKey,
+                message,
+                json!({ "lines": [first_line, second_line] }),
+            ),
+            IngestError::MergeConflict { name, attempts, .. } => ApiError::with_details(
+                ErrorCode::Conflict,
+                message,
+                json!({ "name": name, "attempts": attempts }),
+            ),
             IngestError::CorruptRecord { service, .. } => ApiError::with_details(
                 ErrorCode::UpstreamError,
                 message,
@@ -437,6 +517,22 @@ fn convert_error(error: ConvertError) -> ApiError {
             api.body.error.message = message;
             api
         }
+        // ingestd names the lines of these before they reach here; rows as a fallback.
+        ConvertError::NullKey { row, column } => ApiError::with_details(
+            ErrorCode::NullKey,
+            message,
+            json!({ "row": row, "column": column }),
+        ),
+        ConvertError::DuplicateKey { first, second } => ApiError::with_details(
+            ErrorCode::DuplicateKey,
+            message,
+            json!({ "rows": [first, second] }),
+        ),
+        ConvertError::MergeTooLarge { max, .. } => ApiError::with_details(
+            ErrorCode::LimitExceeded,
+            message,
+            json!({ "limit": "merge_key_memory_bytes", "max": max }),
+        ),
         ConvertError::Io(source) => ApiError::new(
             ErrorCode::Internal,
             format!("reading the spool failed: {source}"),
@@ -455,12 +551,13 @@ fn convert_error(error: ConvertError) -> ApiError {
 fn upstream_error(service: &'static str, error: ClientError) -> ApiError {
     let code = error.code();
     match code {
-        ErrorCode::SchemaDrift | ErrorCode::Conflict | ErrorCode::PartitionSpecMismatch => {
-            match error {
-                ClientError::Remote { body, .. } => ApiError::from(body),
-                other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
-            }
-        }
+        ErrorCode::SchemaDrift
+        | ErrorCode::Conflict
+        | ErrorCode::PartitionSpecMismatch
+        | ErrorCode::KeyMismatch => match error {
+            ClientError::Remote { body, .. } => ApiError::from(body),
+            other => ApiError::new(ErrorCode::UpstreamError, other.to_string()),
+        },
         code if code.is_retryable_upstream() => ApiError::new(
             ErrorCode::Unavailable,
             format!("{service} is unavailable: {error}"),

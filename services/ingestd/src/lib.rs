@@ -121,6 +121,11 @@ pub struct Config {
     /// memory whatever the number of partitions. Lower means smaller row groups when
     /// partitions are many.
     pub partition_buffer_bytes: u64,
+    /// Memory a merge or delete may hold for its upload's keys, bytes (docs/contract.md
+    /// section 11): each key's encoding twice plus about 96 bytes. An upload needing more
+    /// is a 400 `limit_exceeded`, nothing stored (split it). The table's size does not count:
+    /// its files are read one row group at a time.
+    pub merge_key_memory_bytes: u64,
 }
 
 impl Default for Config {
@@ -152,6 +157,7 @@ impl Default for Config {
             target_file_bytes: 128 * 1024 * 1024,
             max_partitions_per_upload: 10_000,
             partition_buffer_bytes: 64 * 1024 * 1024,
+            merge_key_memory_bytes: 128 * 1024 * 1024,
         }
     }
 }

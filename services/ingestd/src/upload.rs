@@ -113,6 +113,10 @@ pub enum Destination {
     /// Nowhere (`dry_run=true`, docs/contract.md section 6): the bytes are only hashed, so that the
     /// answer names the key the object would have, and dropped; nothing is sent.
     Nowhere,
+    /// A directory of the spool (a dry run of a merge or delete, which reads its rows back,
+    /// docs/contract.md section 11): the object is written there as `<sha256><suffix>` and
+    /// hashed like [`Destination::Nowhere`]; nothing is sent.
+    Spool(std::path::PathBuf),
 }
 
 /// Starts a content-addressed POST of a Parquet object under `dir`
@@ -143,7 +147,10 @@ pub fn start(
                 watch(put, &watched, idle).await
             }))
         }
-        Destination::Nowhere => runtime.spawn(digest_only(dir, suffix, body)),
+        Destination::Nowhere => runtime.spawn(digest_only(dir, suffix, body, None)),
+        Destination::Spool(path) => {
+            runtime.spawn(digest_only(dir, suffix, body, Some(path.clone())))
+        }
     };
     let sender = ChunkSender {
         chunks,
@@ -245,23 +252,37 @@ async fn digest_only(
     dir: ObjectKey,
     suffix: &'static str,
     body: impl Stream<Item = io::Result<Bytes>>,
+    keep_in: Option<std::path::PathBuf>,
 ) -> Result<(ObjectPutResponse, bool), IngestError> {
+    use std::io::Write;
     let mut body = std::pin::pin!(body);
     let mut hasher = Sha256::new();
     let mut size = 0u64;
+    let mut file = match &keep_in {
+        Some(path) => Some(tempfile::NamedTempFile::new_in(path).map_err(IngestError::Spool)?),
+        None => None,
+    };
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(IngestError::Spool)?;
         size += chunk.len() as u64;
-        hasher = tokio::task::spawn_blocking(move || {
+        let mut taken = file.take();
+        let (back, written) = tokio::task::spawn_blocking(move || {
             hasher.update(&chunk);
-            hasher
+            let written = taken.as_mut().map_or(Ok(()), |f| f.write_all(&chunk));
+            ((hasher, taken), written)
         })
         .await
         .map_err(IngestError::Task)?;
+        written.map_err(IngestError::Spool)?;
+        (hasher, file) = back;
     }
     let sha256 = Sha256Digest::from_bytes(hasher.finalize().into());
     let key = ObjectKey::try_from(format!("{dir}/{}{suffix}", sha256.as_str()))
         .map_err(|e| IngestError::Spool(io::Error::other(e)))?;
+    if let (Some(file), Some(path)) = (file, &keep_in) {
+        file.persist(path.join(format!("{}{suffix}", sha256.as_str())))
+            .map_err(|e| IngestError::Spool(e.error))?;
+    }
     Ok((ObjectPutResponse { key, size, sha256 }, false))
 }
 

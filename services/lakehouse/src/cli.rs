@@ -179,9 +179,15 @@ pub struct IngestArgs {
     #[arg(long, value_parser = dataset_name)]
     pub name: DatasetName,
     /// `replace`: the new version holds only this file; `append`: the previous version's
-    /// objects plus this file. ingestd's default is `replace`.
+    /// objects plus this file; `merge`: rows replace those with their `--key`, new keys are
+    /// added; `delete`: the file lists keys (its header the key columns), their rows are
+    /// removed. ingestd's default is `replace`.
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
+    /// `--mode merge` and `--mode delete`: the key columns, comma-separated (`id`,
+    /// `region,id`). The first merge declares them for the dataset.
+    #[arg(long, value_name = "COLUMNS")]
+    pub key: Option<String>,
     /// Field delimiter: one ASCII character, or `tab`. When absent: the one the dataset
     /// recorded; for a new dataset, sniffed from `,`, tab, `;` and `|`.
     #[arg(long, value_parser = delimiter, value_name = "CHAR")]
@@ -240,9 +246,13 @@ pub struct LoadArgs {
     /// Dataset to load into; created by the first file.
     #[arg(long, value_parser = dataset_name)]
     pub name: DatasetName,
-    /// `append` (the default: each file is a version of its own that keeps the others).
+    /// `append` (the default: each file is a version of its own that keeps the others) or
+    /// `merge` (each file merged by `--key` in turn).
     #[arg(long, value_enum)]
     pub mode: Option<LoadModeArg>,
+    /// `--mode merge`: the key columns, comma-separated.
+    #[arg(long, value_name = "COLUMNS")]
+    pub key: Option<String>,
     /// Load files already loaded too (same path, ETag and size in a version's record).
     #[arg(long)]
     pub force: bool,
@@ -271,6 +281,8 @@ pub struct LoadArgs {
 pub enum LoadModeArg {
     /// Each file is a new version holding the previous objects plus its own.
     Append,
+    /// Each file is merged by key: its rows replace those with their key.
+    Merge,
 }
 
 /// `--schema-evolution`.
@@ -316,6 +328,10 @@ pub enum ModeArg {
     Replace,
     /// The new version holds the previous version's objects plus the new file.
     Append,
+    /// The file's rows replace those with their key; new keys are added.
+    Merge,
+    /// The rows with the file's keys are removed.
+    Delete,
 }
 
 impl From<ModeArg> for IngestMode {
@@ -323,6 +339,8 @@ impl From<ModeArg> for IngestMode {
         match mode {
             ModeArg::Replace => IngestMode::Replace,
             ModeArg::Append => IngestMode::Append,
+            ModeArg::Merge => IngestMode::Merge,
+            ModeArg::Delete => IngestMode::Delete,
         }
     }
 }

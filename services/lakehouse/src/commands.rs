@@ -204,6 +204,7 @@ async fn ingest(
     let options = IngestOptions {
         name: args.name,
         mode: args.mode.map(Into::into),
+        key: args.key,
         delimiter: args.delimiter,
         null_values: args.null_values,
         encoding: args.encoding.map(|e| e.as_str().to_owned()),
@@ -238,7 +239,14 @@ async fn load(
         source: args.source,
         pattern: args.pattern,
         name: args.name.as_str().to_owned(),
-        mode: args.mode.map(|_| "append".to_owned()),
+        mode: args.mode.map(|mode| {
+            match mode {
+                crate::cli::LoadModeArg::Append => "append",
+                crate::cli::LoadModeArg::Merge => "merge",
+            }
+            .to_owned()
+        }),
+        key: args.key,
         force: args.force,
         delimiter: args.delimiter,
         null_values: args.null_values,

@@ -297,6 +297,26 @@ impl Render for IngestResponse {
             self.manifest.objects.len(),
             self.manifest.schema_fingerprint.short()
         );
+        if let Some(merge) = &self.merge {
+            let key = self.manifest.key.as_deref().unwrap_or_default().join(",");
+            let _ = writeln!(
+                out,
+                "{} by ({key}): {} inserted, {} updated, {} unchanged, {} deleted, {} not found; \
+                 {} file(s) rewritten or added, {} removed",
+                if merge.deleted + merge.not_found > 0 {
+                    "delete"
+                } else {
+                    "merge"
+                },
+                merge.inserted,
+                merge.updated,
+                merge.unchanged,
+                merge.deleted,
+                merge.not_found,
+                merge.files_added,
+                merge.files_removed
+            );
+        }
         if let Some(rejects) = &self.rejects {
             let _ = writeln!(
                 out,

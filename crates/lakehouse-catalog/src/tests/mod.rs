@@ -69,6 +69,7 @@ fn rival_manifest(
     objects: Vec<ObjectRef>,
 ) -> Bytes {
     let manifest = Manifest {
+        key: None,
         operation: None,
         name: dataset.clone(),
         version,

@@ -246,6 +246,7 @@ pub fn manifest_of(
     live: &[ObjectRef],
 ) -> Manifest {
     Manifest {
+        key: None,
         operation,
         name: name.clone(),
         version,

@@ -139,6 +139,8 @@ impl IcebergRouteError {
             | CatalogError::InvalidRequest(_)
             | CatalogError::SchemaDrift { .. }
             | CatalogError::CompactionConflict { .. }
+            | CatalogError::KeyMismatch { .. }
+            | CatalogError::StaleBase { .. }
             | CatalogError::PartitionSpecMismatch { .. } => IcebergRouteError::BadRequest(message),
             CatalogError::Conflict { .. } | CatalogError::Store(StoreError::Unavailable(_)) => {
                 IcebergRouteError::Unavailable(message)

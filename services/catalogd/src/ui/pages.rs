@@ -511,6 +511,7 @@ mod tests {
             })
             .collect::<Vec<_>>();
         let manifest = Manifest {
+            key: None,
             name: DatasetName::new("d").unwrap(),
             version: 1,
             schema_fingerprint: schema.fingerprint(),

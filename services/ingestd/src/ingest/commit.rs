@@ -1,6 +1,7 @@
 //! The last stage: the Parquet object committed in storaged and checked, the rejects stored,
 //! the version registered with catalogd (docs/contract.md sections 1 and 6).
 
+use super::keyed::{KeyedInputs, commit_keyed};
 use super::partitioned::store_partitioned;
 use super::rejects::{PendingRejects, store_rejects};
 use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Settled, Written};
@@ -34,6 +35,8 @@ pub(super) async fn commit(
         speculation_wait_ms,
         pass2_ms,
     } = settled;
+    // A key column the upload lacks is the request's fault, found before anything is kept.
+    super::keyed::check_key_columns(request, &pass1.schema)?;
     let plan_was_new = plan.current.is_none();
     let row_count = encoded.output.row_count;
 
@@ -83,7 +86,7 @@ pub(super) async fn commit(
     let (csv_bytes, receive_ms, hash_ms) = (csv.size, csv.receive_ms, csv.hash_ms);
     let mut register = register_request(
         request,
-        plan.options,
+        plan.options.clone(),
         csv,
         &pass1,
         &encoded,
@@ -91,15 +94,29 @@ pub(super) async fn commit(
         objects.clone(),
     );
     register.partition_spec = partition_spec;
-    let registered = state
-        .inner
-        .catalogd
-        .register(&request.name, &register)
-        .await
-        .map_err(|source| IngestError::Upstream {
-            service: "catalogd",
-            source,
-        })?;
+    let (registered, objects, merge) = match &plan.keyed_dir {
+        Some(dir) => {
+            let inputs = KeyedInputs {
+                csv: &dir.path().join(super::keyed::CSV_LINK),
+                limits: (plan.limits, plan.max_csv_bytes),
+                parquet_dir: dir.path(),
+            };
+            let keyed = commit_keyed(state, request, register, inputs).await?;
+            (keyed.registered, keyed.objects, Some(keyed.counts))
+        }
+        None => {
+            let registered = state
+                .inner
+                .catalogd
+                .register(&request.name, &register)
+                .await
+                .map_err(|source| IngestError::Upstream {
+                    service: "catalogd",
+                    source,
+                })?;
+            (registered, objects, None)
+        }
+    };
     let stages = Stages {
         csv_bytes,
         speculation_hit,
@@ -136,6 +153,7 @@ pub(super) async fn commit(
         columns: encoded.output.columns,
         rejects,
         dry_run: request.dry_run,
+        merge,
     })
 }
 
@@ -203,6 +221,8 @@ fn register_request(
         schema_evolution: request.schema_evolution,
         dry_run: request.dry_run,
         partition_spec: None,
+        key: None,
+        base_version: None,
     }
 }
 

@@ -17,6 +17,7 @@
 //! and [`commit`] (storing and registering).
 
 mod commit;
+mod keyed;
 mod partitioned;
 mod passes;
 mod plan;
@@ -182,6 +183,11 @@ impl Received {
             hash_ms: upload.hash_time.as_millis(),
             receive_ms,
         };
+        if let Some(dir) = &plan.keyed_dir {
+            // The passes drop the spool file; a merge's bad keys are named by line from it.
+            std::fs::hard_link(upload.file.path(), dir.path().join(keyed::CSV_LINK))
+                .map_err(IngestError::Spool)?;
+        }
         let (upload, set_aside) = if plan.max_rejects > 0 {
             set_aside(&state, &plan, upload).await?
         } else {

@@ -37,6 +37,8 @@ pub struct IngestRequest {
     pub dry_run: bool,
     /// `partition_by`, when given (docs/contract.md section 10).
     pub partition_by: Option<lakehouse_iceberg::PartitionBy>,
+    /// `key` of `mode=merge` and `mode=delete` (docs/contract.md section 11).
+    pub key: Option<Vec<String>>,
     /// Multipart `filename` of the `file` field, when sent.
     pub filename: Option<String>,
     /// The source file a load reads (docs/contract.md section 12), recorded in the version.
@@ -79,6 +81,9 @@ pub(super) struct Plan {
     pub(super) evolution: Option<SchemaEvolution>,
     /// `max_rejects` of the request.
     pub(super) max_rejects: u64,
+    /// A keyed ingest's spool directory (removed when the plan goes): a link to the spooled
+    /// CSV (`upload.csv`), and a dry run's or a delete's Parquet, read back.
+    pub(super) keyed_dir: Option<tempfile::TempDir>,
     /// The partitioning the upload is written with (docs/contract.md section 10): the
     /// dataset's recorded one, else the request's for a new dataset; `None` unpartitioned.
     pub(super) partition: Option<lakehouse_iceberg::PartitionBy>,
@@ -108,15 +113,36 @@ pub(super) async fn plan(state: &AppState, request: &IngestRequest) -> Result<Pl
         max_field_bytes: config.max_field_bytes,
         max_record_bytes: config.max_record_bytes,
     };
+    super::keyed::check_key(request, current.as_ref())?;
     let options = request.options(current.as_ref());
-    let partition = partitioning(request, current.as_ref())?;
+    let mut partition = partitioning(request, current.as_ref())?;
     let sniff = current.is_none() && request.delimiter.is_none();
-    let destination = if request.dry_run {
-        Destination::Nowhere
+    // A keyed ingest's Parquet goes to a spool directory (docs/contract.md section 11): it is
+    // read back to plan the merge, and stored only once the plan holds (a delete's never:
+    // only its keys matter). The directory also holds a link to the spooled CSV, to name
+    // the lines of bad keys.
+    let keyed_dir = if request.mode.is_keyed() {
+        Some(crate::spool::new_dir(&config.spool_dir)?)
     } else {
-        Destination::Storaged(state.inner.storaged.clone())
+        None
     };
+    let destination = match &keyed_dir {
+        Some(dir) => Destination::Spool(dir.path().to_owned()),
+        None if request.dry_run => Destination::Nowhere,
+        None => Destination::Storaged(state.inner.storaged.clone()),
+    };
+    let mut current = current;
+    if request.mode == IngestMode::Delete
+        && let Some(current) = &mut current
+    {
+        // A delete's upload is checked against the key columns of the dataset's schema.
+        let key = request.key.clone().unwrap_or_default();
+        current.schema = super::keyed::key_schema(&key, &current.schema)?;
+        current.schema_fingerprint = current.schema.fingerprint();
+        partition = None;
+    }
     Ok(Plan {
+        keyed_dir,
         current,
         options,
         limits,
@@ -191,6 +217,7 @@ mod tests {
             schema_evolution: None,
             max_rejects: 0,
             dry_run: false,
+            key: None,
             partition_by: partition_by.map(|text| text.parse().unwrap()),
             filename: None,
             source_file: None,
@@ -216,6 +243,7 @@ mod tests {
             source: Source::default(),
             columns: Vec::new(),
             operation: None,
+            key: None,
             partition_spec: Some(PartitionSpec {
                 partition_by: partition_by.into(),
                 fields: vec![PartitionSpecField {

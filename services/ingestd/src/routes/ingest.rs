@@ -1,5 +1,6 @@
 //! `POST /ingest?name=&mode=&delimiter=&null_values=&encoding=&decimal_separator=`
-//! `&date_order=&schema_evolution=&max_rejects=&dry_run=&partition_by=` (docs/contract.md sections 6 and 14). Any
+//! `&date_order=&schema_evolution=&max_rejects=&dry_run=&partition_by=&key=` (docs/contract.md
+//! sections 6, 11 and 14). Any
 //! other parameter is a 400 `invalid_option` naming the closest known one
 //! ([`lakehouse_server::options`]), before the body is read.
 
@@ -29,9 +30,14 @@ pub struct IngestParams {
     /// Dataset name, `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$` (required; 400 `invalid_name`).
     #[param(required = true, pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     pub(crate) name: Option<String>,
-    /// `replace` (default: the version holds only the new object) or `append`.
-    #[param(pattern = "^(replace|append)$")]
+    /// `replace` (default: the version holds only the new object), `append`, `merge` (rows
+    /// replace those with their `key`, new keys are added) or `delete` (the upload lists
+    /// keys; their rows are removed), docs/contract.md section 11.
+    #[param(pattern = "^(replace|append|merge|delete)$")]
     pub(crate) mode: Option<String>,
+    /// `merge` and `delete`: the key columns, comma-separated (e.g. `id` or `region,id`).
+    /// The first merge declares them; another key later is a 409 `key_mismatch`.
+    pub(crate) key: Option<String>,
     /// One-byte field delimiter, `tab` for a tab; default the dataset's recorded one, else `,`.
     #[param(pattern = r#"^([\t !#-~]|tab|\\t)$"#)]
     pub(crate) delimiter: Option<String>,
@@ -91,13 +97,16 @@ impl IngestParams {
         let mode = match self.mode.as_deref() {
             None | Some("replace") => IngestMode::Replace,
             Some("append") => IngestMode::Append,
+            Some("merge") => IngestMode::Merge,
+            Some("delete") => IngestMode::Delete,
             Some(other) => {
                 return Err(IngestError::InvalidOption {
                     option: "mode",
-                    reason: format!("{other:?} is not `replace` or `append`"),
+                    reason: format!("{other:?} is not `replace`, `append`, `merge` or `delete`"),
                 });
             }
         };
+        let key = parse_key(mode, self.key.as_deref())?;
         let delimiter = self
             .delimiter
             .map(|d| CsvOptions::parse_delimiter(&d))
@@ -145,6 +154,15 @@ impl IngestParams {
             .map(parse_max_rejects)
             .transpose()?
             .unwrap_or(0);
+        if mode.is_keyed() && max_rejects > 0 {
+            return Err(IngestError::InvalidOption {
+                option: "max_rejects",
+                reason: format!(
+                    "mode={} does not set records aside yet: send the upload without max_rejects",
+                    mode.as_str()
+                ),
+            });
+        }
         let dry_run = match self.dry_run.as_deref() {
             None | Some("false") => false,
             Some("true") => true,
@@ -175,10 +193,54 @@ impl IngestParams {
             schema_evolution,
             max_rejects,
             dry_run,
+            key,
             filename: None,
             source_file: None,
         })
     }
+}
+
+/// `key`: comma-separated column names, each once, given exactly for `merge` and `delete`
+/// (docs/contract.md section 11).
+///
+/// # Errors
+/// [`IngestError::InvalidOption`] naming what is wrong.
+pub(crate) fn parse_key(
+    mode: IngestMode,
+    key: Option<&str>,
+) -> Result<Option<Vec<String>>, IngestError> {
+    let invalid = |reason: String| IngestError::InvalidOption {
+        option: "key",
+        reason,
+    };
+    let Some(text) = key else {
+        if mode.is_keyed() {
+            return Err(invalid(format!(
+                "mode={} needs `key`, the key columns (e.g. key=id)",
+                mode.as_str()
+            )));
+        }
+        return Ok(None);
+    };
+    if !mode.is_keyed() {
+        return Err(invalid(format!(
+            "`key` is for mode=merge or mode=delete, not mode={}",
+            mode.as_str()
+        )));
+    }
+    let columns: Vec<String> = text.split(',').map(|c| c.trim().to_owned()).collect();
+    if let Some(empty) = columns.iter().position(String::is_empty) {
+        return Err(invalid(format!(
+            "column {} of {text:?} is empty",
+            empty + 1
+        )));
+    }
+    for (i, column) in columns.iter().enumerate() {
+        if columns[..i].contains(column) {
+            return Err(invalid(format!("{column:?} is named twice")));
+        }
+    }
+    Ok(Some(columns))
 }
 
 /// `max_rejects`: a non-negative integer written in decimal digits only (no sign, no

@@ -28,18 +28,21 @@ pub struct LoadCreateQuery {
 }
 
 /// Checks a load request into a [`LoadPlan`]: the source is configured, the pattern stays
-/// under it, the mode is `append`, the reading options are those `POST /ingest` accepts.
+/// under it, the mode is `append` or `merge`, the reading options are those `POST /ingest` accepts.
 ///
 /// # Errors
 /// [`IngestError::InvalidOption`] (`source`, `pattern`, `mode`, a reading option),
 /// [`IngestError::InvalidName`].
 fn plan(state: &AppState, request: LoadCreateRequest) -> Result<LoadPlan, IngestError> {
-    match request.mode.as_deref() {
-        None | Some("append") => {}
-        Some("merge") => {
+    let mode = match request.mode.as_deref() {
+        None | Some("append") => "append",
+        Some("merge") => "merge",
+        Some("delete") => {
             return Err(IngestError::InvalidOption {
                 option: "mode",
-                reason: "`merge` (by key) is not available yet; a load appends".into(),
+                reason: "a load merges or appends files; send a key list to delete with \
+                         POST /ingest?mode=delete"
+                    .into(),
             });
         }
         Some("replace") => {
@@ -53,13 +56,14 @@ fn plan(state: &AppState, request: LoadCreateRequest) -> Result<LoadPlan, Ingest
         Some(other) => {
             return Err(IngestError::InvalidOption {
                 option: "mode",
-                reason: format!("{other:?} is not `append`"),
+                reason: format!("{other:?} is not `append` or `merge`"),
             });
         }
-    }
+    };
     let template = IngestParams {
         name: Some(request.name),
-        mode: Some("append".into()),
+        mode: Some(mode.into()),
+        key: request.key,
         delimiter: request.delimiter,
         null_values: request.null_values,
         encoding: request.encoding,
