@@ -31,6 +31,8 @@ mod table;
 #[cfg(test)]
 mod gc_tests;
 #[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
 mod record_tests;
 #[cfg(test)]
 mod tests;
