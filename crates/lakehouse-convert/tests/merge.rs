@@ -3,7 +3,6 @@
 //! key is not read past its footer; composite and string keys compare by typed value; nulls
 //! and repeated keys name their rows; the key memory cap; random merges against a model.
 
-use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use bytes::Bytes;

@@ -268,14 +268,28 @@ pub(crate) struct Rewrite {
     pub(crate) removed: Vec<u64>,
 }
 
-/// A stored object of `name` as an input of a rewrite: read by range from storaged.
-pub(crate) fn stored_input(state: &AppState, object: &ObjectRef) -> Arc<dyn RangeRead> {
+/// storaged's failure to answer a read of one of several inputs, kept to be answered
+/// instead of the I/O error it caused (a storaged that went away is a 503, not a 500).
+pub(crate) type ReadFailure = Arc<std::sync::Mutex<Option<IngestError>>>;
+
+/// Takes the failure `failure` holds, if any.
+pub(crate) fn take_failure(failure: &ReadFailure) -> Option<IngestError> {
+    failure.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
+/// A stored object as an input of a rewrite or a merge's plan: read by range from storaged;
+/// a failed read is kept in `failure`.
+pub(crate) fn stored_input(
+    state: &AppState,
+    object: &ObjectRef,
+    failure: &ReadFailure,
+) -> Arc<dyn RangeRead> {
     Arc::new(StoredObject {
         storaged: state.inner.storaged.clone(),
         key: object.key.clone(),
         size: object.size,
         runtime: tokio::runtime::Handle::current(),
-        failure: Arc::new(std::sync::Mutex::new(None)),
+        failure: Arc::clone(failure),
     })
 }
 
@@ -292,7 +306,9 @@ pub(crate) async fn rewrite_each(
     schema: &lakehouse_api::Schema,
     files: Vec<Rewrite>,
     destination: Destination,
+    read_failure: &ReadFailure,
 ) -> Result<Vec<ObjectRef>, IngestError> {
+    let read_failure = Arc::clone(read_failure);
     let runtime = tokio::runtime::Handle::current();
     let idle = state.inner.storaged_idle();
     let target = state.compact_limits().target_file_bytes;
@@ -318,7 +334,11 @@ pub(crate) async fn rewrite_each(
             if let Err(error) =
                 lakehouse_convert::rewrite_without(&schema, &inputs, &removed, target, &mut sink)
             {
-                return Err(sink.failure.take().unwrap_or(IngestError::Convert(error)));
+                return Err(sink
+                    .failure
+                    .take()
+                    .or_else(|| take_failure(&read_failure))
+                    .unwrap_or(IngestError::Convert(error)));
             }
             written.append(&mut sink.written);
         }

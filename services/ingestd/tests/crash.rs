@@ -23,6 +23,9 @@
 //!   loads the directory; no source file is recorded by two versions (each file loaded
 //!   exactly once, whatever was killed), and every file a finished load reports loaded or
 //!   skipped is recorded by the version it names;
+//! - merges and deletes by key (docs/contract.md section 11; crash/keyed.rs): each round a
+//!   merge, a delete and an append of a keyed dataset race the kill; every committed version
+//!   holds exactly the previous version's rows with its own upload applied;
 //! - the rejects object of an upload with `max_rejects=1` (and one bad record) named in a
 //!   version exists and hashes to its key;
 //! - Iceberg (section 8): every acknowledged version's metadata was stored before its 200;
@@ -41,6 +44,8 @@
 mod iceberg;
 #[path = "crash/invariants.rs"]
 mod invariants;
+#[path = "crash/keyed.rs"]
+mod keyed;
 #[path = "crash/partitioned.rs"]
 mod partitioned;
 #[path = "crash/rows.rs"]
@@ -287,7 +292,7 @@ async fn random_kills_never_break_the_invariants() {
     let mut trio = Trio::start(&[
         (
             "LAKEHOUSE_INGESTD__MAX_CONCURRENT_INGESTS",
-            (INGESTS_PER_ROUND + 2).to_string(),
+            (INGESTS_PER_ROUND + 5).to_string(),
         ),
         ("LAKEHOUSE_INGESTD__SOURCES", sources),
     ])
@@ -298,11 +303,13 @@ async fn random_kills_never_break_the_invariants() {
         .unwrap();
     let started = Instant::now();
     let mut observed = Observed::default();
+    let mut keyed = keyed::Keyed::default();
     let mut all_violations = Vec::new();
     for round in 0..rounds {
         let url = trio.ingestd.url();
         let extra = extra_columns(&http, &trio).await;
         let ingests = spawn_ingests(&http, &url, round, extra, &mut rng);
+        let keyed_requests = keyed.spawn(&http, &url, round, &mut rng);
         let load = spawn_load(&http, &url, source.path(), round, extra);
         let compaction = (rng.below(2) == 0)
             .then(|| spawn_answer(http.post(format!("{url}/datasets/crash/compact"))));
@@ -320,6 +327,7 @@ async fn random_kills_never_break_the_invariants() {
         tokio::task::block_in_place(|| service.restart_on_same_port())
             .unwrap_or_else(|e| panic!("restarting {name}: {e:#}"));
         collect(&mut observed, round, ingests, load, compaction, drop).await;
+        keyed.collect(round, keyed_requests).await;
         wait_ready(&http, [&trio.storaged, &trio.catalogd, &trio.ingestd]).await;
         if round % 3 == 2 {
             // A compaction with nothing killed, so that compactions commit often enough for
@@ -328,7 +336,8 @@ async fn random_kills_never_break_the_invariants() {
             let quiet = spawn_answer(http.post(format!("{url}/datasets/crash/compact")));
             record_compaction(&mut observed, round, quiet).await;
         }
-        let found = invariants::violations(&http, &trio, "crash", &observed).await;
+        let mut found = invariants::violations(&http, &trio, "crash", &observed).await;
+        found.extend(keyed.violations(&http, &trio).await);
         for violation in &found {
             eprintln!("round {round} (killed {name}): VIOLATION {violation}");
         }
@@ -343,7 +352,8 @@ async fn random_kills_never_break_the_invariants() {
     eprintln!(
         "crash test: seed {seed}, {rounds} rounds, {rounds} kills, {} ingests ({} answered 200 \
          with a version, {} dry runs answered 200, {} errors), {} loads answered 200 ({loaded} \
-         files loaded), {} compactions and {} drops answered 200, {} violations, {:.1}s",
+         files loaded), {} compactions and {} drops answered 200, {} keyed versions checked, \
+         {} violations, {:.1}s",
         observed.ingests,
         observed.acknowledged.len() as u64
             - observed.compactions.min(observed.acknowledged.len() as u64),
@@ -352,12 +362,17 @@ async fn random_kills_never_break_the_invariants() {
         observed.loads.len(),
         observed.compactions,
         observed.drops,
+        keyed.versions,
         all_violations.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(
         observed.oks > 0,
         "no ingest ever succeeded: the test exercised nothing"
+    );
+    assert!(
+        keyed.versions > 0,
+        "no keyed version was committed: the merge invariant checked nothing"
     );
     assert!(all_violations.is_empty(), "{all_violations:#?}");
 }

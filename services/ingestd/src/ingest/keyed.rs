@@ -9,7 +9,7 @@
 //! so no update is lost or applied twice.
 
 use super::IngestRequest;
-use crate::compact::{Rewrite, rewrite_each, stored_input};
+use crate::compact::{ReadFailure, Rewrite, rewrite_each, stored_input, take_failure};
 use crate::upload::Destination;
 use crate::{AppState, IngestError};
 use lakehouse_api::{
@@ -25,8 +25,9 @@ use std::sync::Arc;
 /// The link to the spooled CSV in a keyed ingest's spool directory.
 pub(super) const CSV_LINK: &str = "upload.csv";
 
-/// Plans a merge makes, at most, when other commits keep winning the race.
-const MAX_PLANS: u32 = 8;
+/// Plans a merge makes, at most, when other commits keep winning the race (each lost race
+/// means another commit landed: with N writers at once a merge loses at most N - 1).
+const MAX_PLANS: u32 = 32;
 
 /// What a keyed ingest committed.
 pub(super) struct KeyedCommit {
@@ -249,9 +250,12 @@ async fn plan_once(
         .as_ref()
         .map(|l| l.objects.clone())
         .unwrap_or_default();
-    let table_inputs: Vec<Arc<dyn RangeRead>> =
-        table.iter().map(|o| stored_input(state, o)).collect();
-    let plan = match plan(
+    let failure = ReadFailure::default();
+    let table_inputs: Vec<Arc<dyn RangeRead>> = table
+        .iter()
+        .map(|o| stored_input(state, o, &failure))
+        .collect();
+    let planned = plan(
         state,
         &schema,
         &key,
@@ -259,10 +263,13 @@ async fn plan_once(
         delta_inputs,
         table_inputs.clone(),
     )
-    .await?
-    {
+    .await?;
+    let plan = match planned {
         Ok(plan) => plan,
-        Err(error) => return Err(name_lines(error, inputs, register, request.mode)),
+        Err(error) => {
+            return Err(take_failure(&failure)
+                .unwrap_or_else(|| name_lines(error, inputs, register, request.mode)));
+        }
     };
     let mut counts = MergeCounts {
         inserted: plan.inserted,
@@ -298,8 +305,15 @@ async fn plan_once(
             removed: removed.clone(),
         })
         .collect();
-    let mut objects =
-        rewrite_each(state, &request.name, &schema, rewrites, destination.clone()).await?;
+    let mut objects = rewrite_each(
+        state,
+        &request.name,
+        &schema,
+        rewrites,
+        destination.clone(),
+        &failure,
+    )
+    .await?;
     if mode == KeyedMode::Merge {
         for ((object, input), removed) in delta.iter().zip(delta_inputs).zip(&plan.upload_removed) {
             if removed.is_empty() {
@@ -317,6 +331,7 @@ async fn plan_once(
                         &schema,
                         vec![rewrite],
                         destination.clone(),
+                        &failure,
                     )
                     .await?,
                 );
