@@ -361,73 +361,17 @@ impl From<IngestError> for ApiError {
                 json!({ "service": "storaged", "idle_ms": idle_ms }),
             )
             .retry_after(1),
-            IngestError::SourceFailed {
-                source_name, path, ..
-            } => ApiError::with_details(
-                ErrorCode::UpstreamError,
-                message,
-                json!({ "service": "source", "source": source_name, "path": path }),
-            ),
-            IngestError::SourceChanged {
-                source_name, path, ..
-            } => ApiError::with_details(
-                ErrorCode::Conflict,
-                message,
-                json!({ "source": source_name, "path": path }),
-            ),
-            IngestError::SourceEscape { source_name, path } => ApiError::with_details(
-                ErrorCode::InvalidRequest,
-                message,
-                json!({ "source": source_name, "path": path }),
-            ),
-            IngestError::LoadNotFound { id } => {
-                ApiError::with_details(ErrorCode::NotFound, message, json!({ "load_id": id }))
-            }
-            IngestError::DatasetNotFound { name } => {
-                ApiError::with_details(ErrorCode::NotFound, message, json!({ "name": name }))
-            }
-            IngestError::CompactionConflict { committed, .. } => ApiError::with_details(
-                ErrorCode::Conflict,
-                message,
-                json!({ "committed_versions": committed }),
-            ),
-            IngestError::PartitionSpecMismatch {
-                name,
-                recorded,
-                requested,
-            } => ApiError::with_details(
-                ErrorCode::PartitionSpecMismatch,
-                message,
-                json!({ "name": name, "recorded": recorded, "requested": requested }),
-            ),
-            IngestError::KeyMismatch {
-                name,
-                recorded,
-                requested,
-            } => ApiError::with_details(
-                ErrorCode::KeyMismatch,
-                message,
-                json!({ "name": name, "recorded": recorded, "requested": requested }),
-            ),
-            IngestError::NullKey { line, column, .. } => ApiError::with_details(
-                ErrorCode::NullKey,
-                message,
-                json!({ "line": line, "column": column }),
-            ),
-            IngestError::DuplicateKey {
-                first_line,
-                second_line,
-                ..
-            } => ApiError::with_details(
-                ErrorCode::DuplicateKey,
-                message,
-                json!({ "lines": [first_line, second_line] }),
-            ),
-            IngestError::MergeConflict { name, attempts, .. } => ApiError::with_details(
-                ErrorCode::Conflict,
-                message,
-                json!({ "name": name, "attempts": attempts }),
-            ),
+            error @ (IngestError::SourceFailed { .. }
+            | IngestError::SourceChanged { .. }
+            | IngestError::SourceEscape { .. }
+            | IngestError::LoadNotFound { .. }) => load_error(error, message),
+            error @ (IngestError::DatasetNotFound { .. }
+            | IngestError::CompactionConflict { .. }
+            | IngestError::PartitionSpecMismatch { .. }
+            | IngestError::KeyMismatch { .. }
+            | IngestError::NullKey { .. }
+            | IngestError::DuplicateKey { .. }
+            | IngestError::MergeConflict { .. }) => dataset_error(error, message),
             IngestError::CorruptRecord { service, .. } => ApiError::with_details(
                 ErrorCode::UpstreamError,
                 message,
@@ -435,6 +379,90 @@ impl From<IngestError> for ApiError {
             ),
             IngestError::Upstream { service, source } => upstream_error(service, source),
         }
+    }
+}
+
+/// The answers about a load's source (docs/contract.md section 12).
+fn load_error(error: IngestError, message: String) -> ApiError {
+    match error {
+        IngestError::SourceFailed {
+            source_name, path, ..
+        } => ApiError::with_details(
+            ErrorCode::UpstreamError,
+            message,
+            json!({ "service": "source", "source": source_name, "path": path }),
+        ),
+        IngestError::SourceChanged {
+            source_name, path, ..
+        } => ApiError::with_details(
+            ErrorCode::Conflict,
+            message,
+            json!({ "source": source_name, "path": path }),
+        ),
+        IngestError::SourceEscape { source_name, path } => ApiError::with_details(
+            ErrorCode::InvalidRequest,
+            message,
+            json!({ "source": source_name, "path": path }),
+        ),
+        IngestError::LoadNotFound { id } => {
+            ApiError::with_details(ErrorCode::NotFound, message, json!({ "load_id": id }))
+        }
+        // `From<IngestError>` sends only the variants above here.
+        other => internal_error(message, other),
+    }
+}
+
+/// The answers about a dataset's state: not found, a commit that lost to another, a key or
+/// partitioning other than the recorded one, a bad key (docs/contract.md sections 10, 11).
+fn dataset_error(error: IngestError, message: String) -> ApiError {
+    match error {
+        IngestError::DatasetNotFound { name } => {
+            ApiError::with_details(ErrorCode::NotFound, message, json!({ "name": name }))
+        }
+        IngestError::CompactionConflict { committed, .. } => ApiError::with_details(
+            ErrorCode::Conflict,
+            message,
+            json!({ "committed_versions": committed }),
+        ),
+        IngestError::PartitionSpecMismatch {
+            name,
+            recorded,
+            requested,
+        } => ApiError::with_details(
+            ErrorCode::PartitionSpecMismatch,
+            message,
+            json!({ "name": name, "recorded": recorded, "requested": requested }),
+        ),
+        IngestError::KeyMismatch {
+            name,
+            recorded,
+            requested,
+        } => ApiError::with_details(
+            ErrorCode::KeyMismatch,
+            message,
+            json!({ "name": name, "recorded": recorded, "requested": requested }),
+        ),
+        IngestError::NullKey { line, column, .. } => ApiError::with_details(
+            ErrorCode::NullKey,
+            message,
+            json!({ "line": line, "column": column }),
+        ),
+        IngestError::DuplicateKey {
+            first_line,
+            second_line,
+            ..
+        } => ApiError::with_details(
+            ErrorCode::DuplicateKey,
+            message,
+            json!({ "lines": [first_line, second_line] }),
+        ),
+        IngestError::MergeConflict { name, attempts, .. } => ApiError::with_details(
+            ErrorCode::Conflict,
+            message,
+            json!({ "name": name, "attempts": attempts }),
+        ),
+        // `From<IngestError>` sends only the variants above here.
+        other => internal_error(message, other),
     }
 }
 

@@ -8,7 +8,7 @@ use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Settled, Writte
 use crate::upload::ParquetUpload;
 use crate::{AppState, IngestError};
 use lakehouse_api::{
-    CsvOptions, DatasetName, INFERENCE_VERSION, IngestResponse, ObjectKey, ObjectRef,
+    CsvOptions, DatasetName, INFERENCE_VERSION, IngestResponse, MergeCounts, ObjectKey, ObjectRef,
     SchemaFingerprint, Sha256Digest, Source, VersionRegisterRequest, VersionRegisterResponse,
 };
 use std::time::Instant;
@@ -50,36 +50,16 @@ pub(super) async fn commit(
         None => None,
     };
     let put_started = Instant::now();
-    let (objects, partition_spec) = match written {
-        // The Parquet went to storaged while it was encoded: end its body, take the answer.
-        Written::Single(parquet_upload) => {
-            let parquet_size = encoded.output.size_bytes;
-            let (key, sha256) =
-                commit_parquet(&request.name, &fingerprint, parquet_upload, parquet_size).await?;
-            let object = ObjectRef {
-                key,
-                size: parquet_size,
-                sha256,
-                row_count,
-                rejects: rejects.clone(),
-                partition: None,
-            };
-            (vec![object], None)
-        }
-        Written::Partitioned(files) => {
-            let objects = store_partitioned(
-                &plan.destination,
-                &request.name,
-                &pass1.schema,
-                &files,
-                &csv.sha256,
-                rejects.clone(),
-                state.inner.storaged_idle(),
-            )
-            .await?;
-            (objects, Some(files.spec.clone()))
-        }
-    };
+    let (objects, partition_spec) = store_objects(
+        state,
+        request,
+        &plan,
+        &pass1.schema,
+        (&encoded, written),
+        &csv.sha256,
+        rejects.clone(),
+    )
+    .await?;
     let put_ms = put_started.elapsed().as_millis();
 
     let register_started = Instant::now();
@@ -94,29 +74,8 @@ pub(super) async fn commit(
         objects.clone(),
     );
     register.partition_spec = partition_spec;
-    let (registered, objects, merge) = match &plan.keyed_dir {
-        Some(dir) => {
-            let inputs = KeyedInputs {
-                csv: &dir.path().join(super::keyed::CSV_LINK),
-                limits: (plan.limits, plan.max_csv_bytes),
-                parquet_dir: dir.path(),
-            };
-            let keyed = commit_keyed(state, request, register, inputs).await?;
-            (keyed.registered, keyed.objects, Some(keyed.counts))
-        }
-        None => {
-            let registered = state
-                .inner
-                .catalogd
-                .register(&request.name, &register)
-                .await
-                .map_err(|source| IngestError::Upstream {
-                    service: "catalogd",
-                    source,
-                })?;
-            (registered, objects, None)
-        }
-    };
+    let (registered, objects, merge) =
+        register_version(state, request, &plan, register, objects).await?;
     let stages = Stages {
         csv_bytes,
         speculation_hit,
@@ -155,6 +114,88 @@ pub(super) async fn commit(
         dry_run: request.dry_run,
         merge,
     })
+}
+
+/// Stores the upload's Parquet: ends the streamed POST of a single object (and checks what
+/// storaged stored), or stores a partitioned upload's files. Returns the objects and, for a
+/// partitioned dataset, its spec.
+///
+/// # Errors
+/// [`IngestError::Upstream`], [`IngestError::StoredObject`].
+async fn store_objects(
+    state: &AppState,
+    request: &IngestRequest,
+    plan: &Plan,
+    schema: &lakehouse_api::Schema,
+    (encoded, written): (&Encoded, Written),
+    csv_sha256: &Sha256Digest,
+    rejects: Option<lakehouse_api::RejectsRef>,
+) -> Result<(Vec<ObjectRef>, Option<lakehouse_api::PartitionSpec>), IngestError> {
+    match written {
+        // The Parquet went to storaged while it was encoded: end its body, take the answer.
+        Written::Single(parquet_upload) => {
+            let parquet_size = encoded.output.size_bytes;
+            let fingerprint = schema.fingerprint();
+            let (key, sha256) =
+                commit_parquet(&request.name, &fingerprint, parquet_upload, parquet_size).await?;
+            let object = ObjectRef {
+                key,
+                size: parquet_size,
+                sha256,
+                row_count: encoded.output.row_count,
+                rejects,
+                partition: None,
+            };
+            Ok((vec![object], None))
+        }
+        Written::Partitioned(files) => {
+            let objects = store_partitioned(
+                &plan.destination,
+                &request.name,
+                schema,
+                &files,
+                csv_sha256,
+                rejects,
+                state.inner.storaged_idle(),
+            )
+            .await?;
+            Ok((objects, Some(files.spec.clone())))
+        }
+    }
+}
+
+/// Registers the version with catalogd: the upload's `objects` as they are, or, for a merge
+/// or delete, the version [`commit_keyed`] plans (docs/contract.md section 11). Returns
+/// catalogd's answer, the objects the version added and a keyed upload's counts.
+///
+/// # Errors
+/// [`IngestError::Upstream`], and those of [`commit_keyed`].
+async fn register_version(
+    state: &AppState,
+    request: &IngestRequest,
+    plan: &Plan,
+    register: VersionRegisterRequest,
+    objects: Vec<ObjectRef>,
+) -> Result<(VersionRegisterResponse, Vec<ObjectRef>, Option<MergeCounts>), IngestError> {
+    if let Some(dir) = &plan.keyed_dir {
+        let inputs = KeyedInputs {
+            csv: &dir.path().join(super::keyed::CSV_LINK),
+            limits: (plan.limits, plan.max_csv_bytes),
+            parquet_dir: dir.path(),
+        };
+        let keyed = commit_keyed(state, request, register, inputs).await?;
+        return Ok((keyed.registered, keyed.objects, Some(keyed.counts)));
+    }
+    let registered = state
+        .inner
+        .catalogd
+        .register(&request.name, &register)
+        .await
+        .map_err(|source| IngestError::Upstream {
+            service: "catalogd",
+            source,
+        })?;
+    Ok((registered, objects, None))
 }
 
 /// Ends the Parquet object's streamed POST and checks what storaged stored: it named the

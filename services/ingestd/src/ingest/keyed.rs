@@ -291,53 +291,15 @@ async fn plan_once(
             changes_nothing,
         });
     }
-    let destination = if request.dry_run {
-        Destination::Nowhere
-    } else {
-        Destination::Storaged(state.inner.storaged.clone())
+    let files = Files {
+        table: &table,
+        table_inputs: &table_inputs,
+        delta,
+        delta_inputs,
+        parquet_dir: inputs.parquet_dir,
+        failure: &failure,
     };
-    let rewrites: Vec<Rewrite> = plan
-        .table_removed
-        .iter()
-        .map(|(at, removed)| Rewrite {
-            input: Arc::clone(&table_inputs[*at]),
-            partition: table[*at].partition.clone(),
-            removed: removed.clone(),
-        })
-        .collect();
-    let mut objects = rewrite_each(
-        state,
-        &request.name,
-        &schema,
-        rewrites,
-        destination.clone(),
-        &failure,
-    )
-    .await?;
-    if mode == KeyedMode::Merge {
-        for ((object, input), removed) in delta.iter().zip(delta_inputs).zip(&plan.upload_removed) {
-            if removed.is_empty() {
-                objects.push(copy_as_is(state, inputs.parquet_dir, object, &destination).await?);
-            } else {
-                let rewrite = Rewrite {
-                    input: Arc::clone(input),
-                    partition: object.partition.clone(),
-                    removed: removed.clone(),
-                };
-                objects.extend(
-                    rewrite_each(
-                        state,
-                        &request.name,
-                        &schema,
-                        vec![rewrite],
-                        destination.clone(),
-                        &failure,
-                    )
-                    .await?,
-                );
-            }
-        }
-    }
+    let objects = write_files(state, request, &schema, &plan, mode, &files).await?;
     counts.files_added = objects.len() as u64;
     counts.files_removed = plan.table_removed.len() as u64;
     let replaces = plan
@@ -353,6 +315,70 @@ async fn plan_once(
         replaces,
         changes_nothing,
     })
+}
+
+/// The files one plan reads: the latest version's and the upload's, and where storaged's
+/// failure to answer a read is kept.
+struct Files<'a> {
+    table: &'a [ObjectRef],
+    table_inputs: &'a [Arc<dyn RangeRead>],
+    delta: &'a [ObjectRef],
+    delta_inputs: &'a [Arc<dyn RangeRead>],
+    parquet_dir: &'a Path,
+    failure: &'a ReadFailure,
+}
+
+/// Writes the version's new files (docs/contract.md section 11): each live file that loses
+/// rows rewritten without them, then (a merge) each upload file copied as it is, or
+/// rewritten without its unchanged rows. Into storaged, or a digest for a dry run.
+async fn write_files(
+    state: &AppState,
+    request: &IngestRequest,
+    schema: &Schema,
+    plan: &lakehouse_convert::MergePlan,
+    mode: KeyedMode,
+    files: &Files<'_>,
+) -> Result<Vec<ObjectRef>, IngestError> {
+    let destination = if request.dry_run {
+        Destination::Nowhere
+    } else {
+        Destination::Storaged(state.inner.storaged.clone())
+    };
+    let rewrite = |input: &Arc<dyn RangeRead>, object: &ObjectRef, removed: &Vec<u64>| Rewrite {
+        input: Arc::clone(input),
+        partition: object.partition.clone(),
+        removed: removed.clone(),
+    };
+    let rewrites: Vec<Rewrite> = plan
+        .table_removed
+        .iter()
+        .map(|(at, removed)| rewrite(&files.table_inputs[*at], &files.table[*at], removed))
+        .collect();
+    let name = &request.name;
+    let mut objects = rewrite_each(
+        state,
+        name,
+        schema,
+        rewrites,
+        destination.clone(),
+        files.failure,
+    )
+    .await?;
+    if mode == KeyedMode::Delete {
+        return Ok(objects);
+    }
+    let upload = files.delta.iter().zip(files.delta_inputs);
+    for ((object, input), removed) in upload.zip(&plan.upload_removed) {
+        if removed.is_empty() {
+            objects.push(copy_as_is(state, files.parquet_dir, object, &destination).await?);
+        } else {
+            let one = vec![rewrite(input, object, removed)];
+            objects.extend(
+                rewrite_each(state, name, schema, one, destination.clone(), files.failure).await?,
+            );
+        }
+    }
+    Ok(objects)
 }
 
 /// Stores the upload's file `object` (in the spool directory `dir`) as it is, content-

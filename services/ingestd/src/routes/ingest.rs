@@ -106,7 +106,6 @@ impl IngestParams {
                 });
             }
         };
-        let key = parse_key(mode, self.key.as_deref())?;
         let delimiter = self
             .delimiter
             .map(|d| CsvOptions::parse_delimiter(&d))
@@ -154,15 +153,7 @@ impl IngestParams {
             .map(parse_max_rejects)
             .transpose()?
             .unwrap_or(0);
-        if mode.is_keyed() && max_rejects > 0 {
-            return Err(IngestError::InvalidOption {
-                option: "max_rejects",
-                reason: format!(
-                    "mode={} does not set records aside yet: send the upload without max_rejects",
-                    mode.as_str()
-                ),
-            });
-        }
+        let key = parse_key(mode, self.key.as_deref(), max_rejects)?;
         let dry_run = match self.dry_run.as_deref() {
             None | Some("false") => false,
             Some("true") => true,
@@ -201,14 +192,24 @@ impl IngestParams {
 }
 
 /// `key`: comma-separated column names, each once, given exactly for `merge` and `delete`
-/// (docs/contract.md section 11).
+/// (docs/contract.md section 11), which do not take `max_rejects` yet.
 ///
 /// # Errors
 /// [`IngestError::InvalidOption`] naming what is wrong.
 pub(crate) fn parse_key(
     mode: IngestMode,
     key: Option<&str>,
+    max_rejects: u64,
 ) -> Result<Option<Vec<String>>, IngestError> {
+    if mode.is_keyed() && max_rejects > 0 {
+        return Err(IngestError::InvalidOption {
+            option: "max_rejects",
+            reason: format!(
+                "mode={} does not set records aside yet: send the upload without max_rejects",
+                mode.as_str()
+            ),
+        });
+    }
     let invalid = |reason: String| IngestError::InvalidOption {
         option: "key",
         reason,
