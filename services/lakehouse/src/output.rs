@@ -394,6 +394,13 @@ impl Render for Manifest {
                 distinct_partitions(&self.objects)
             );
         }
+        if let Some(key) = &self.key {
+            let _ = writeln!(
+                out,
+                "key       {} (merge and delete by key)",
+                key.join(", ")
+            );
+        }
         out.push('\n');
         let rows: Vec<Vec<String>> = self
             .schema

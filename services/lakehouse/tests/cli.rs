@@ -355,9 +355,9 @@ fn bad_input_sends_nothing() {
             "invalid dataset name",
         ),
         (
-            vec!["ingest", &csv, "--name", "x", "--mode", "merge"],
+            vec!["ingest", &csv, "--name", "x", "--mode", "upsert"],
             2,
-            "'merge'",
+            "'upsert'",
         ),
         (
             vec!["ingest", &csv, "--name", "x", "--delimiter", ";;"],
@@ -722,4 +722,71 @@ fn compact_rewrites_small_files_and_says_what_it_did() {
     let missing = run(cli(&trio), &["compact", "nope"]);
     assert_eq!(missing.status, 1);
     assert!(missing.stderr.starts_with("error: "), "{}", missing.stderr);
+}
+
+#[test]
+fn merge_and_delete_by_key_print_their_counts() {
+    let trio = Trio::start(&[]).expect("trio starts");
+    let files = tempfile::tempdir().expect("temp dir");
+    let first = write(files.path(), "v1.csv", "id,name\n1,a\n2,b\n3,c\n");
+    let merged = run(
+        cli(&trio),
+        &[
+            "ingest", &first, "--name", "people", "--mode", "merge", "--key", "id",
+        ],
+    );
+    assert_eq!(merged.status, 0, "{}", merged.stderr);
+    assert!(
+        merged
+            .stdout
+            .contains("merge by (id): 3 inserted, 0 updated, 0 unchanged"),
+        "{}",
+        merged.stdout
+    );
+    let delta = write(files.path(), "v2.csv", "id,name\n2,b\n3,C\n4,d\n");
+    let answer = json(&run(
+        cli(&trio),
+        &[
+            "--json", "ingest", &delta, "--name", "people", "--mode", "merge", "--key", "id",
+        ],
+    ));
+    assert_eq!(answer["merge"]["inserted"], 1);
+    assert_eq!(answer["merge"]["updated"], 1);
+    assert_eq!(answer["merge"]["unchanged"], 1);
+    let keys = write(files.path(), "gone.csv", "id\n1\n9\n");
+    let deleted = run(
+        cli(&trio),
+        &[
+            "ingest", &keys, "--name", "people", "--mode", "delete", "--key", "id",
+        ],
+    );
+    assert_eq!(deleted.status, 0, "{}", deleted.stderr);
+    assert!(
+        deleted.stdout.contains("1 deleted, 1 not found"),
+        "{}",
+        deleted.stdout
+    );
+    let shown = run(cli(&trio), &["show", "people"]);
+    assert!(shown.stdout.contains("key       id"), "{}", shown.stdout);
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("rows") && l.ends_with(" 3")),
+        "{}",
+        shown.stdout
+    );
+    // Another key is refused, naming the recorded one.
+    let other = run(
+        cli(&trio),
+        &[
+            "ingest", &delta, "--name", "people", "--mode", "merge", "--key", "name",
+        ],
+    );
+    assert_eq!(other.status, 1);
+    assert!(
+        other.stderr.contains("key_mismatch") || other.stderr.contains("has the key (id)"),
+        "{}",
+        other.stderr
+    );
 }

@@ -202,7 +202,8 @@ fn notes(manifest: &Manifest, latest: u64, retained: bool) -> Markup {
 }
 
 /// The version's facts: number, rows, objects and their size, creation time, schema
-/// fingerprint, inference and reading options, source file.
+/// fingerprint, inference and reading options, source file, partitioning and the key of
+/// merges (docs/contract.md section 11).
 fn facts(manifest: &Manifest) -> Markup {
     let total_size: u64 = manifest.objects.iter().map(|o| o.size).sum();
     html! {
@@ -221,6 +222,9 @@ fn facts(manifest: &Manifest) -> Markup {
             }
             @if let Some(spec) = &manifest.partition_spec {
                 span class="muted" { "partitioned by" } span class="mono" { (spec.partition_by) }
+            }
+            @if let Some(key) = &manifest.key {
+                span class="muted" { "key" } span class="mono" { (key.join(", ")) }
             }
         }
     }
@@ -546,6 +550,19 @@ mod tests {
             "{page}"
         );
         assert!(rows[2].contains("region=eu"), "{page}");
+    }
+
+    #[test]
+    fn the_facts_name_a_merged_datasets_key() {
+        let (mut manifest, _) = by_region(&[Some("eu")]);
+        let page = super::facts(&manifest).into_string();
+        assert!(!page.contains(">key<"), "{page}");
+        manifest.key = Some(vec!["region".into(), "id".into()]);
+        let page = super::facts(&manifest).into_string();
+        assert!(
+            page.contains(r#">key</span><span class="mono">region, id</span>"#),
+            "{page}"
+        );
     }
 
     #[test]
