@@ -91,30 +91,12 @@ pub fn compact<S: CompactSink>(
     target_file_bytes: u64,
     sink: &mut S,
 ) -> Result<CompactStats> {
-    copy_rows(schema, inputs, None, target_file_bytes, sink)
-}
-
-/// Rewrites `inputs` like [`compact`] but without the rows `removed[i]` lists for input
-/// `i` (0-based row numbers within that file, ascending): the copy-on-write of a merge or
-/// delete by key (docs/contract.md section 11). Rows keep their order; when no row is left,
-/// no file is written (the version simply loses the inputs).
-///
-/// # Errors
-/// As [`compact`].
-pub fn rewrite_without<S: CompactSink>(
-    schema: &Schema,
-    inputs: &[Arc<dyn RangeRead>],
-    removed: &[Vec<u64>],
-    target_file_bytes: u64,
-    sink: &mut S,
-) -> Result<CompactStats> {
-    copy_rows(schema, inputs, Some(removed), target_file_bytes, sink)
+    copy_rows(schema, inputs, target_file_bytes, sink)
 }
 
 fn copy_rows<S: CompactSink>(
     schema: &Schema,
     inputs: &[Arc<dyn RangeRead>],
-    removed: Option<&[Vec<u64>]>,
     target_file_bytes: u64,
     sink: &mut S,
 ) -> Result<CompactStats> {
@@ -126,10 +108,6 @@ fn copy_rows<S: CompactSink>(
         let options = ArrowReaderOptions::new();
         let reader_metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), options)
             .map_err(|e| input_error(position, e))?;
-        let gone: &[u64] = removed
-            .and_then(|r| r.get(position))
-            .map_or(&[], Vec::as_slice);
-        let mut first_row = 0u64;
         for row_group in 0..reader_metadata.metadata().num_row_groups() {
             let window = row_group_window(input, &reader_metadata, row_group)
                 .map_err(|e| input_error(position, e))?;
@@ -145,12 +123,6 @@ fn copy_rows<S: CompactSink>(
                 let batch = conform(&arrow, batch).map_err(|reason| {
                     ConvertError::Parquet(format!("input {position}: {reason}"))
                 })?;
-                let rows = batch.num_rows() as u64;
-                let batch = without_rows(batch, first_row, gone)?;
-                first_row += rows;
-                if batch.num_rows() == 0 {
-                    continue;
-                }
                 let out = match output.as_mut() {
                     Some(out) => out,
                     None => output.insert(Output::open(sink, &arrow)?),
@@ -170,30 +142,10 @@ fn copy_rows<S: CompactSink>(
         Some(last) => last.close(sink, &mut stats)?,
         // Inputs without rows still give one (empty) file: a version names at least one
         // object.
-        None if stats.files == 0 && removed.is_none() => {
-            Output::open(sink, &arrow)?.close(sink, &mut stats)?
-        }
+        None if stats.files == 0 => Output::open(sink, &arrow)?.close(sink, &mut stats)?,
         None => {}
     }
     Ok(stats)
-}
-
-/// `batch` (rows `first_row..` of its file) without the rows of `gone` (row numbers in
-/// the file, ascending).
-fn without_rows(batch: RecordBatch, first_row: u64, gone: &[u64]) -> Result<RecordBatch> {
-    let end = first_row + batch.num_rows() as u64;
-    let from = gone.partition_point(|&row| row < first_row);
-    let to = gone.partition_point(|&row| row < end);
-    if from == to {
-        return Ok(batch);
-    }
-    let mut keep = vec![true; batch.num_rows()];
-    for &row in &gone[from..to] {
-        keep[(row - first_row) as usize] = false;
-    }
-    let mask = arrow_array::BooleanArray::from(keep);
-    arrow_select::filter::filter_record_batch(&batch, &mask)
-        .map_err(|e| ConvertError::Parquet(e.to_string()))
 }
 
 /// One output file being written.

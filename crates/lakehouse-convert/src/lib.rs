@@ -20,6 +20,7 @@
 
 mod classify;
 mod compact;
+mod copy;
 mod decode;
 mod encode;
 mod error;
@@ -35,7 +36,8 @@ mod spill;
 mod tokenize;
 mod write;
 
-pub use compact::{CompactSink, CompactStats, RangeRead, compact, rewrite_without};
+pub use compact::{CompactSink, CompactStats, RangeRead, compact};
+pub use copy::rewrite_without;
 pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use hints::teaching_warnings;

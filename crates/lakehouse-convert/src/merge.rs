@@ -78,8 +78,9 @@ const KEY_OVERHEAD_BYTES: u64 = 96;
 /// said of it.
 struct UploadKey {
     row: u64,
-    /// SHA-256 of the whole row (merge), to tell an update from an unchanged row.
-    digest: [u8; 32],
+    /// The first 16 bytes of the SHA-256 of the whole row (merge), to tell an update from
+    /// an unchanged row.
+    digest: [u8; 16],
     /// Table rows with this key.
     matches: u32,
     /// Whether every table row with this key equals the upload row.
@@ -171,17 +172,22 @@ impl Converters {
             .map_err(|e| ConvertError::Parquet(e.to_string()))
     }
 
-    /// SHA-256 of each row of `batch` (every column, Arrow row format).
-    fn digests(&self, batch: &RecordBatch) -> Result<Vec<[u8; 32]>> {
+    /// The first 16 bytes of the SHA-256 of each row of `batch` (every column, Arrow row
+    /// format): 128 bits, so two different rows that share one are not a real risk.
+    fn digests(&self, batch: &RecordBatch) -> Result<Vec<[u8; 16]>> {
         let Some(whole) = &self.whole else {
-            return Ok(vec![[0; 32]; batch.num_rows()]);
+            return Ok(vec![[0; 16]; batch.num_rows()]);
         };
         let rows = whole
             .convert_columns(batch.columns())
             .map_err(|e| ConvertError::Parquet(e.to_string()))?;
         Ok(rows
             .iter()
-            .map(|row| Sha256::digest(row.as_ref()).into())
+            .map(|row| {
+                let mut digest = [0; 16];
+                digest.copy_from_slice(&Sha256::digest(row.as_ref())[..16]);
+                digest
+            })
             .collect())
     }
 }
@@ -203,7 +209,18 @@ fn read_upload(
     let mut memory = 0u64;
     for (position, input) in upload.iter().enumerate() {
         let first = row;
-        for batch in read_all(input, position)? {
+        let metadata = reader_metadata(input, position)?;
+        // One row group's batches at a time: the upload is never held whole.
+        let batches = (0..metadata.metadata().num_row_groups()).map(|row_group| {
+            let window = row_group_window(input, &metadata, row_group)
+                .map_err(|e| input_error(position, e))?;
+            read_row_group(window, &metadata, row_group, None, position)
+        });
+        for batch in batches.flat_map(|group| match group {
+            Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(error) => vec![Err(error)],
+        }) {
+            let batch = batch?;
             let batch = match mode {
                 KeyedMode::Merge => conform(&converters.arrow, batch)
                     .map_err(|r| ConvertError::Parquet(format!("upload {position}: {r}")))?,
@@ -282,20 +299,6 @@ fn per_column_rows(converters: &Converters, columns: &[ArrayRef]) -> Result<Vec<
                 .map_err(|e| ConvertError::Parquet(e.to_string()))
         })
         .collect()
-}
-
-/// Every record batch of `input`, all columns.
-fn read_all(input: &Arc<dyn RangeRead>, position: usize) -> Result<Vec<RecordBatch>> {
-    let metadata = reader_metadata(input, position)?;
-    let mut out = Vec::new();
-    for row_group in 0..metadata.metadata().num_row_groups() {
-        let window =
-            row_group_window(input, &metadata, row_group).map_err(|e| input_error(position, e))?;
-        out.extend(read_row_group(
-            window, &metadata, row_group, None, position,
-        )?);
-    }
-    Ok(out)
 }
 
 fn reader_metadata(input: &Arc<dyn RangeRead>, position: usize) -> Result<ArrowReaderMetadata> {
@@ -509,7 +512,7 @@ fn compare_rows(
                 Some(all) => all,
                 None => digests.insert(converters.digests(&batch)?),
             };
-            let digest: &[u8; 32] = &all[i];
+            let digest: &[u8; 16] = &all[i];
             if *digest != entry.digest {
                 entry.all_equal = false;
             }

@@ -348,3 +348,45 @@ proptest! {
         prop_assert_eq!(plan.inserted + plan.updated + plan.unchanged, upload.len() as u64);
     }
 }
+
+#[test]
+fn row_groups_that_keep_their_rows_are_copied_as_they_are() {
+    let schema = schema();
+    let rows: Vec<(i64, String)> = (0..300_000).map(|i| (i, format!("n{}", i % 97))).collect();
+    let borrowed: Vec<(i64, &str)> = rows.iter().map(|(i, n)| (*i, n.as_str())).collect();
+    let input = file(&borrowed, &schema);
+    let before = ParquetRecordBatchReaderBuilder::try_new(input.bytes.clone()).unwrap();
+    assert_eq!(before.metadata().num_row_groups(), 3);
+    let gone = vec![131_072 + 5, 131_072 + 6];
+    let mut out = Files::default();
+    rewrite_without(
+        &schema,
+        &inputs(&[input]),
+        &[gone.clone()],
+        1 << 40,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(out.0.len(), 1);
+    let after = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(out.0[0].clone())).unwrap();
+    let (old, new) = (before.metadata(), after.metadata());
+    assert_eq!(new.num_row_groups(), 3);
+    // The first and last row groups are the input's column chunks, byte for byte.
+    for g in [0, 2] {
+        for c in 0..2 {
+            let (a, b) = (old.row_group(g).column(c), new.row_group(g).column(c));
+            assert_eq!(
+                a.compressed_size(),
+                b.compressed_size(),
+                "row group {g} column {c}"
+            );
+            assert_eq!(a.statistics(), b.statistics());
+        }
+    }
+    assert_eq!(new.row_group(1).num_rows(), 131_072 - 2);
+    let expected: Vec<(i64, String)> = rows
+        .into_iter()
+        .filter(|(i, _)| !gone.contains(&(*i as u64)))
+        .collect();
+    assert_eq!(rows_of(&out.0[0]), expected);
+}

@@ -1,10 +1,11 @@
 //! `mode=merge` and `mode=delete` by key (docs/contract.md section 11), after the passes:
-//! the upload's Parquet is written and stored like any upload's (for a dry run, into a
-//! spool directory), then [`commit_keyed`] plans on the latest version
-//! (`lakehouse_convert::plan_merge`), rewrites the live files that hold replaced or deleted
-//! rows without them (copy-on-write, docs/decisions.md "Merge by key: copy-on-write") and
-//! the upload's files without their unchanged rows, and registers the change as one version
-//! planned on that latest version. When another commit wins the race, catalogd refuses it
+//! the upload's Parquet is written into a spool directory (nothing reaches storaged before
+//! the plan holds: a null or repeated key stores nothing), then [`commit_keyed`] plans on
+//! the latest version (`lakehouse_convert::plan_merge`), rewrites the live files that hold
+//! replaced or deleted rows without them (copy-on-write, docs/decisions.md "Merge by key"),
+//! stores the upload's files as they are (or rewritten without their unchanged rows; a
+//! delete's never), and registers the change as one version planned on that latest
+//! version. When another commit wins the race, catalogd refuses it
 //! (409 `conflict`, nothing written) and the merge plans again on the new latest version,
 //! so no update is lost or applied twice.
 
