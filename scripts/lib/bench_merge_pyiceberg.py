@@ -21,6 +21,7 @@ def catalog(warehouse):
 
 
 def main():
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
     step, warehouse, path = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -30,6 +31,11 @@ def main():
     if step == "load":
         # The bench file's comments hold line breaks inside quotes.
         data = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True))
+        # Iceberg (v2) timestamps are microseconds; pyarrow reads nanoseconds.
+        data = data.cast(pa.schema([
+            pa.field(f.name, pa.timestamp("us", f.type.tz)) if pa.types.is_timestamp(f.type) else f
+            for f in data.schema
+        ]))
         cat.create_namespace_if_not_exists("bench")
         table = cat.create_table("bench.t", schema=data.schema)
         table.append(data)
