@@ -18,7 +18,7 @@ pub struct VersionRegisterRequest {
     pub schema: Schema,
     /// Objects of this upload, each already stored in storaged.
     pub objects: Vec<ObjectRef>,
-    /// `replace` or `append`.
+    /// `replace`, `append`, `merge` or `delete` (docs/contract.md sections 6 and 11).
     #[serde(default)]
     pub mode: IngestMode,
     /// Where the objects came from.

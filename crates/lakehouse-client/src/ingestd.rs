@@ -14,7 +14,7 @@ pub struct IngestdClient {
 
 /// The query options of one `POST /ingest`: every option ingestd takes (docs/contract.md section
 /// 6). `None` leaves an option to ingestd's default. Serialized by serde as the query
-/// string, in field order (`mode` by the wire type's own names, `replace` or `append`).
+/// string, in field order (`mode` by the wire type's own names: `replace`, `append`, `merge`, `delete`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IngestOptions {
     /// Dataset to ingest into (`name`).

@@ -167,18 +167,31 @@ impl<W: Write + Send> Output<W> {
         sink: &mut S,
         stats: &mut CompactStats,
     ) -> Result<()> {
-        let mut counted = self.writer.into_inner().map_err(unwrap_io)?;
-        if let Some(error) = counted.take_error() {
-            return Err(ConvertError::Io(error));
-        }
-        let size = counted.bytes();
-        sink.close(counted.into_inner(), size, self.rows)
-            .map_err(ConvertError::Io)?;
-        stats.files += 1;
-        stats.rows += self.rows;
-        stats.bytes_written += size;
-        Ok(())
+        let counted = self.writer.into_inner().map_err(unwrap_io)?;
+        hand_over(counted, self.rows, sink, stats)
     }
+}
+
+/// Hands a finished output file (`counted`, `rows` rows) to `sink` and counts it.
+///
+/// # Errors
+/// The write error `counted` kept, or the sink's.
+pub(crate) fn hand_over<W: Write + Send, S: CompactSink<Writer = W>>(
+    mut counted: CountingWriter<W>,
+    rows: u64,
+    sink: &mut S,
+    stats: &mut CompactStats,
+) -> Result<()> {
+    if let Some(error) = counted.take_error() {
+        return Err(ConvertError::Io(error));
+    }
+    let size = counted.bytes();
+    sink.close(counted.into_inner(), size, rows)
+        .map_err(ConvertError::Io)?;
+    stats.files += 1;
+    stats.rows += rows;
+    stats.bytes_written += size;
+    Ok(())
 }
 
 pub(crate) fn input_error(position: usize, error: ParquetError) -> ConvertError {
@@ -259,24 +272,8 @@ pub(crate) fn row_group_window(
         start = start.min(offset);
         end = end.max(offset.saturating_add(length));
     }
-    if start >= end {
-        return Ok(Window {
-            input: Arc::clone(input),
-            start: 0,
-            bytes: Bytes::new(),
-        });
-    }
-    if end > input.size() {
-        return Err(ParquetError::General(format!(
-            "row group {index} ends at byte {end}, past the file's {} bytes",
-            input.size()
-        )));
-    }
-    Ok(Window {
-        input: Arc::clone(input),
-        start,
-        bytes: input.read_range(start, end - start)?,
-    })
+    Window::read(input, start, end)
+        .map_err(|e| ParquetError::General(format!("row group {index}: {e}")))
 }
 
 /// A [`ChunkReader`] over an input that holds `bytes` (the file's bytes from `start`) in

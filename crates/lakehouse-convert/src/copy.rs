@@ -7,7 +7,7 @@
 
 use crate::BATCH_ROWS;
 use crate::compact::{
-    CompactSink, CompactStats, RangeRead, Window, conform, input_error, read_footer,
+    CompactSink, CompactStats, RangeRead, Window, conform, hand_over, input_error, read_footer,
     row_group_window,
 };
 use crate::encode::{CountingWriter, unwrap_io};
@@ -235,16 +235,7 @@ impl<W: std::io::Write + Send> Output<W> {
         sink: &mut S,
         stats: &mut CompactStats,
     ) -> Result<()> {
-        let mut counted = self.writer.into_inner().map_err(unwrap_io)?;
-        if let Some(error) = counted.take_error() {
-            return Err(ConvertError::Io(error));
-        }
-        let size = counted.bytes();
-        sink.close(counted.into_inner(), size, self.rows)
-            .map_err(ConvertError::Io)?;
-        stats.files += 1;
-        stats.rows += self.rows;
-        stats.bytes_written += size;
-        Ok(())
+        let counted = self.writer.into_inner().map_err(unwrap_io)?;
+        hand_over(counted, self.rows, sink, stats)
     }
 }

@@ -144,17 +144,13 @@ async fn compact_runs(
     request: &CompactRequest,
 ) -> Result<CompactResponse, IngestError> {
     let inner = &state.inner;
-    let latest = inner
-        .catalogd
-        .latest(&request.name)
-        .await
-        .map_err(|source| IngestError::Upstream {
-            service: "catalogd",
-            source,
-        })?
-        .ok_or_else(|| IngestError::DatasetNotFound {
-            name: request.name.clone(),
-        })?;
+    let latest =
+        state
+            .latest(&request.name)
+            .await?
+            .ok_or_else(|| IngestError::DatasetNotFound {
+                name: request.name.clone(),
+            })?;
     let limits = state.compact_limits();
     let runs = plan_runs(&latest, limits);
     let mut response = CompactResponse {

@@ -250,6 +250,24 @@ impl AppState {
         &self.inner.config
     }
 
+    /// The latest version of `name` from catalogd; `None` for a dataset it does not know.
+    ///
+    /// # Errors
+    /// [`IngestError::Upstream`] when catalogd fails.
+    async fn latest(
+        &self,
+        name: &lakehouse_api::DatasetName,
+    ) -> Result<Option<lakehouse_api::Manifest>, IngestError> {
+        self.inner
+            .catalogd
+            .latest(name)
+            .await
+            .map_err(|source| IngestError::Upstream {
+                service: "catalogd",
+                source,
+            })
+    }
+
     /// The size limits of a compaction, from the configuration.
     fn compact_limits(&self) -> compact::Limits {
         compact::Limits {

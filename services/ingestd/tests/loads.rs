@@ -352,7 +352,9 @@ async fn bad_loads_are_400s_and_nothing_is_read_or_stored() {
             "pattern",
         ),
         (with("pattern", json!("")), "invalid_option", "pattern"),
-        (with("mode", json!("merge")), "invalid_option", "mode"),
+        // A merge needs its key; a delete takes one key list, not files.
+        (with("mode", json!("merge")), "invalid_option", "key"),
+        (with("mode", json!("delete")), "invalid_option", "mode"),
         (with("mode", json!("replace")), "invalid_option", "mode"),
         (
             with("delimiter", json!("ab")),
@@ -390,6 +392,49 @@ async fn bad_loads_are_400s_and_nothing_is_read_or_stored() {
     assert_eq!(status, 404);
     let (_, list) = h.get(format!("{}/loads", h.trio.ingestd.url())).await;
     assert_eq!(list["loads"].as_array().map(Vec::len), Some(1), "{list}");
+}
+
+/// A load in `mode: merge` merges each file by key in turn (docs/contract.md section 11):
+/// the later file's rows replace the earlier's with the same key.
+#[tokio::test]
+async fn a_merge_load_merges_each_file_by_key() {
+    let source_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(source_dir.path().join("a.csv"), "id,status\n1,new\n2,new\n").unwrap();
+    std::fs::write(
+        source_dir.path().join("b.csv"),
+        "id,status\n2,paid\n3,new\n",
+    )
+    .unwrap();
+    let h = Harness::start(&[sources_env(&[("local", dir_url(source_dir.path()), "")])]);
+    let body = json!({"source": "local", "pattern": "*.csv", "name": "orders", "mode": "merge", "key": "id"});
+    let done = load(&h, body).await;
+    assert_eq!(count(&done, "loaded"), 2, "{done}");
+    let latest = h.latest_manifest("orders").await;
+    assert_eq!(latest["key"], json!(["id"]));
+    assert_eq!(latest["operation"], "merge");
+    assert_eq!(latest["row_count"], 3, "{latest}");
+    let mut statuses = Vec::new();
+    for object in latest["objects"].as_array().unwrap() {
+        let bytes = h.stored_bytes(object["key"].as_str().unwrap()).await;
+        for batch in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            use arrow_array::cast::AsArray;
+            let batch = batch.unwrap();
+            let ids = batch
+                .column(0)
+                .as_primitive::<arrow_array::types::Int64Type>();
+            let status = batch.column(1).as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                statuses.push((ids.value(i), status.value(i).to_owned()));
+            }
+        }
+    }
+    statuses.sort();
+    let want = [(1, "new"), (2, "paid"), (3, "new")].map(|(i, s)| (i, s.to_owned()));
+    assert_eq!(statuses, want);
 }
 
 #[tokio::test]

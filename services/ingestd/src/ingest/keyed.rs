@@ -231,15 +231,7 @@ async fn plan_once(
         IngestMode::Delete => KeyedMode::Delete,
         _ => KeyedMode::Merge,
     };
-    let latest = state
-        .inner
-        .catalogd
-        .latest(&request.name)
-        .await
-        .map_err(|source| IngestError::Upstream {
-            service: "catalogd",
-            source,
-        })?;
+    let latest = state.latest(&request.name).await?;
     check_key(request, latest.as_ref())?;
     // A delete's files have the dataset's schema; a merge's the upload's (the same, or with
     // columns added by `schema_evolution=add_columns`).

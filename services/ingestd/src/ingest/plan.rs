@@ -17,7 +17,7 @@ use std::time::Instant;
 pub struct IngestRequest {
     /// Dataset name.
     pub name: DatasetName,
-    /// `replace` or `append`.
+    /// `replace`, `append`, `merge` or `delete` (docs/contract.md sections 6 and 11).
     pub mode: IngestMode,
     /// `delimiter`, when given.
     pub delimiter: Option<u8>,
@@ -98,15 +98,7 @@ pub(super) struct Plan {
 /// [`IngestError::Upstream`] when catalogd fails.
 pub(super) async fn plan(state: &AppState, request: &IngestRequest) -> Result<Plan, IngestError> {
     let started = Instant::now();
-    let current = state
-        .inner
-        .catalogd
-        .latest(&request.name)
-        .await
-        .map_err(|source| IngestError::Upstream {
-            service: "catalogd",
-            source,
-        })?;
+    let current = state.latest(&request.name).await?;
     let config = &state.inner.config;
     let limits = ReadLimits {
         max_columns: config.max_columns,
