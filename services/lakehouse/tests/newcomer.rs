@@ -53,7 +53,7 @@ fn json_failures_are_an_error_document_on_stdout_with_the_same_status() {
     // A usage error: exit 2, code `usage`.
     let failed = run(
         cli(&trio),
-        &["--json", "ingest", &csv, "--name", "x", "--mode", "merge"],
+        &["--json", "ingest", &csv, "--name", "x", "--mode", "upsert"],
     );
     assert_eq!(failed.status, 2);
     assert_eq!(stdout_json(&failed)["error"]["code"], "usage");
