@@ -362,7 +362,7 @@ fn row_groups_that_keep_their_rows_are_copied_as_they_are() {
     rewrite_without(
         &schema,
         &inputs(&[input]),
-        &[gone.clone()],
+        std::slice::from_ref(&gone),
         1 << 40,
         &mut out,
     )
