@@ -105,10 +105,10 @@ pub enum ConvertError {
         /// The row that repeats it.
         second: u64,
     },
-    /// A merge whose upload keys need more memory than `merge_key_memory_bytes`
-    /// (docs/contract.md section 11): a 400 `limit_exceeded`.
+    /// A merge whose upload keys need more memory than `merge_key_memory_bytes` even split
+    /// into the most parts (docs/contract.md section 11): a 400 `limit_exceeded`.
     #[error(
-        "the upload's keys need more than merge_key_memory_bytes = {max} bytes ({rows} rows read); split the upload"
+        "the upload's keys need more than 256 parts of merge_key_memory_bytes = {max} bytes ({rows} rows read); split the upload"
     )]
     MergeTooLarge {
         /// The cap, bytes.

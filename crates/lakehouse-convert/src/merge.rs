@@ -6,9 +6,12 @@
 //!
 //! 1. The upload's rows (Parquet the ingest just wrote with the dataset's schema) are read
 //!    once: each key is encoded with the Arrow row format (byte order is the typed values'
-//!    order, so keys compare by typed value) and kept in a hash map with a SHA-256 of the
-//!    whole row; a null key or a key seen twice stops the merge. The memory this takes is
-//!    counted against `key_memory_bytes`.
+//!    order, so keys compare by typed value) and kept in a hash map with a SHA-256 prefix of
+//!    the whole row; a null key or a key seen twice stops the merge. The memory this takes
+//!    is counted against `key_memory_bytes`: past it, the keys are split by hash into 2, 4,
+//!    ... up to [`MAX_KEY_PARTS`] parts, each read, held and matched against the table in
+//!    turn (the table's key columns are then read once per part), so memory stays bounded
+//!    whatever the upload's size.
 //! 2. Each live file's footer is read. A row group is read only when, for every key column,
 //!    some upload key falls within that column's min/max statistics; it is read by its key
 //!    columns first, and by every column only when one of its keys matched (merge), to tell
@@ -68,6 +71,37 @@ impl MergePlan {
     pub fn changes_nothing(&self) -> bool {
         self.inserted == 0 && self.updated == 0 && self.deleted == 0
     }
+
+    /// Adds the plan of one part of the upload's keys.
+    fn absorb(&mut self, part: MergePlan) {
+        self.inserted += part.inserted;
+        self.updated += part.updated;
+        self.unchanged += part.unchanged;
+        self.deleted += part.deleted;
+        self.not_found += part.not_found;
+        for (rows, more) in self.upload_removed.iter_mut().zip(part.upload_removed) {
+            rows.extend(more);
+        }
+        self.table_removed.extend(part.table_removed);
+    }
+
+    /// Rows ascending, files in `table` order, each file once.
+    fn sort(&mut self) {
+        for rows in &mut self.upload_removed {
+            rows.sort_unstable();
+        }
+        let mut by_file: std::collections::BTreeMap<usize, Vec<u64>> = Default::default();
+        for (file, rows) in self.table_removed.drain(..) {
+            by_file.entry(file).or_default().extend(rows);
+        }
+        self.table_removed = by_file
+            .into_iter()
+            .map(|(file, mut rows)| {
+                rows.sort_unstable();
+                (file, rows)
+            })
+            .collect();
+    }
 }
 
 /// Bytes counted per upload key beside its encoding: the map entry, the row digest and the
@@ -103,7 +137,8 @@ struct UploadKeys {
 ///
 /// # Errors
 /// [`ConvertError::NullKey`], [`ConvertError::DuplicateKey`] naming upload rows;
-/// [`ConvertError::MergeTooLarge`] past `key_memory_bytes`; [`ConvertError::Parquet`] for
+/// [`ConvertError::MergeTooLarge`] when even [`MAX_KEY_PARTS`] parts of the keys do not fit
+/// in `key_memory_bytes` each; [`ConvertError::Parquet`] for
 /// an unreadable file, a key column `schema` lacks; [`ConvertError::Io`] from the reads.
 pub fn plan_merge(
     schema: &Schema,
@@ -123,12 +158,62 @@ pub fn plan_merge(
         })
         .collect::<Result<Vec<usize>>>()?;
     let converters = Converters::new(&arrow, &key_columns, mode)?;
-    let mut keys = read_upload(&converters, mode, upload, key_memory_bytes)?;
-    let mut matched: Vec<(usize, u64, Box<[u8]>)> = Vec::new();
-    for (position, input) in table.iter().enumerate() {
-        scan_table_file(&converters, mode, &mut keys, position, input, &mut matched)?;
+    // The upload's keys in `parts` parts by hash, each held and matched against the table
+    // in turn: doubled until each part fits in `key_memory_bytes`.
+    let mut parts = 1u64;
+    loop {
+        let planned = plan_in_parts(&converters, mode, upload, table, key_memory_bytes, parts);
+        match planned {
+            Err(ConvertError::MergeTooLarge { .. }) if parts < MAX_KEY_PARTS => parts *= 2,
+            other => return other,
+        }
     }
-    Ok(settle(mode, keys, matched))
+}
+
+/// The plan, the upload's keys taken in `parts` parts.
+///
+/// # Errors
+/// As [`plan_merge`]; [`ConvertError::MergeTooLarge`] when a part does not fit.
+fn plan_in_parts(
+    converters: &Converters,
+    mode: KeyedMode,
+    upload: &[Arc<dyn RangeRead>],
+    table: &[Arc<dyn RangeRead>],
+    key_memory_bytes: u64,
+    parts: u64,
+) -> Result<MergePlan> {
+    let mut plan = MergePlan {
+        upload_removed: vec![Vec::new(); upload.len()],
+        ..MergePlan::default()
+    };
+    for part in 0..parts {
+        let mut keys = read_upload(converters, mode, upload, key_memory_bytes, (part, parts))?;
+        let mut matched: Vec<(usize, u64, Box<[u8]>)> = Vec::new();
+        if !keys.keys.is_empty() {
+            for (position, input) in table.iter().enumerate() {
+                scan_table_file(converters, mode, &mut keys, position, input, &mut matched)?;
+            }
+        }
+        plan.absorb(settle(mode, keys, matched));
+    }
+    plan.sort();
+    Ok(plan)
+}
+
+/// The most parts the upload's keys are split into (docs/contract.md section 11): past
+/// `MAX_KEY_PARTS * key_memory_bytes` of keys, a merge is refused.
+pub const MAX_KEY_PARTS: u64 = 256;
+
+/// Which of `parts` parts a key (its row-format bytes) falls in.
+fn part_of(key: &[u8], parts: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    if parts == 1 {
+        return 0;
+    }
+    // SipHash with fixed keys: the same part for the same key within a plan.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish() % parts
 }
 
 /// The Arrow row converters of one merge: the key columns together, each key column alone
@@ -192,13 +277,14 @@ impl Converters {
     }
 }
 
-/// Step 1: every upload row's key, checked (no null, none twice) and counted against
-/// `key_memory_bytes`.
+/// Step 1: every upload row's key of part `part` of `parts`, checked (no null anywhere,
+/// none twice) and counted against `key_memory_bytes`.
 fn read_upload(
     converters: &Converters,
     mode: KeyedMode,
     upload: &[Arc<dyn RangeRead>],
     key_memory_bytes: u64,
+    (part, parts): (u64, u64),
 ) -> Result<UploadKeys> {
     let mut keys = UploadKeys {
         keys: HashMap::new(),
@@ -248,6 +334,9 @@ fn read_upload(
             let digests = converters.digests(&batch)?;
             let singles = per_column_rows(converters, &columns)?;
             for (i, (key, digest)) in encoded.iter().zip(digests).enumerate() {
+                if part_of(key.as_ref(), parts) != part {
+                    continue;
+                }
                 let bytes: Box<[u8]> = key.as_ref().into();
                 memory += bytes.len() as u64 * 2 + KEY_OVERHEAD_BYTES;
                 if memory > key_memory_bytes {

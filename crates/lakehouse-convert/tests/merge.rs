@@ -189,7 +189,7 @@ fn deletes_count_rows_and_keys_not_found() {
 }
 
 #[test]
-fn null_and_repeated_keys_name_their_rows_and_the_memory_cap_holds() {
+fn null_and_repeated_keys_name_their_rows_and_keys_past_the_cap_are_matched_in_parts() {
     let schema = schema();
     let upload = file(&[(1, "a"), (2, "b"), (1, "c")], &schema);
     let error = plan_merge(
@@ -236,18 +236,31 @@ fn null_and_repeated_keys_name_their_rows_and_the_memory_cap_holds() {
         matches!(&error, ConvertError::NullKey { row: 1, column } if column == "id"),
         "{error}"
     );
-    let many: Vec<(i64, &str)> = (0..1000).map(|i| (i, "n")).collect();
-    let error = plan_merge(
-        &schema,
-        &["id".into()],
-        KeyedMode::Merge,
-        &inputs(&[file(&many, &schema)]),
-        &[],
-        10_000,
-    )
-    .unwrap_err();
+    // Past the memory cap the keys are matched in parts: the same plan. Far past it
+    // (even 256 parts do not fit), a refusal.
+    let many: Vec<(i64, &str)> = (0..1000).map(|i| (i * 2, "n")).collect();
+    let table: Vec<(i64, &str)> = (0..1500).map(|i| (i, "n")).collect();
+    let (upload, table) = (file(&many, &schema), file(&table, &schema));
+    let planned = |memory| {
+        plan_merge(
+            &schema,
+            &["id".into()],
+            KeyedMode::Merge,
+            &inputs(std::slice::from_ref(&upload)),
+            &inputs(std::slice::from_ref(&table)),
+            memory,
+        )
+    };
+    let whole = planned(MEMORY).unwrap();
+    let before = table.read.load(Ordering::Relaxed);
+    let in_parts = planned(20_000).unwrap();
+    assert_eq!(in_parts, whole);
+    assert_eq!((whole.unchanged, whole.inserted), (750, 250));
+    // The table was read once per part, more than once in all.
+    assert!(table.read.load(Ordering::Relaxed) - before > 2);
+    let error = planned(100).unwrap_err();
     assert!(
-        matches!(error, ConvertError::MergeTooLarge { max: 10_000, .. }),
+        matches!(error, ConvertError::MergeTooLarge { max: 100, .. }),
         "{error}"
     );
 }

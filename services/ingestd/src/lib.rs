@@ -122,9 +122,10 @@ pub struct Config {
     /// partitions are many.
     pub partition_buffer_bytes: u64,
     /// Memory a merge or delete may hold for its upload's keys, bytes (docs/contract.md
-    /// section 11): each key's encoding twice plus about 96 bytes. An upload needing more
-    /// is a 400 `limit_exceeded`, nothing stored (split it). The table's size does not count:
-    /// its files are read one row group at a time.
+    /// section 11): each key's encoding twice plus about 96 bytes. Past it the keys are split
+    /// by hash into up to 256 parts matched against the table in turn (its key columns read
+    /// once per part); past 256 times it, a 400 `limit_exceeded`, nothing stored. The table's
+    /// size does not count: its files are read one row group at a time.
     pub merge_key_memory_bytes: u64,
 }
 
