@@ -435,13 +435,16 @@ fn scan_table_file(
     let mut bounds = Vec::with_capacity(converters.key_columns.len());
     for (at, &index) in converters.key_columns.iter().enumerate() {
         let field = converters.arrow.field(index);
-        let Ok(stats) = StatisticsConverter::try_new(field.name(), &file_schema, parquet) else {
-            return Ok(());
-        };
-        let Some(leaf) = stats.parquet_column_index() else {
+        let Some((leaf, _)) = parquet::arrow::parquet_column(parquet, &file_schema, field.name())
+        else {
             return Ok(());
         };
         leaves.push(leaf);
+        // Statistics that cannot be read bound nothing: every row group is then read.
+        let Ok(stats) = StatisticsConverter::try_new(field.name(), &file_schema, parquet) else {
+            bounds.push(None);
+            continue;
+        };
         let row_groups = metadata.metadata().row_groups();
         let mins = stats.row_group_mins(row_groups.iter());
         let maxes = stats.row_group_maxes(row_groups.iter());
