@@ -365,3 +365,53 @@ async fn a_partitioned_dataset_merges_within_its_partitions() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_merge_may_add_columns_and_older_files_read_them_as_null() {
+    let h = Harness::start(&[]);
+    let first = csv(&[(1, "a", Some(1)), (2, "b", Some(2)), (3, "c", None)]);
+    let (status, body) = h.ingest("name=wide&mode=merge&key=id", &first).await;
+    assert_eq!(status, 200, "{body}");
+    let wider = b"id,name,score,note\n2,B,2,changed\n9,new,9,added\n".to_vec();
+    let (status, body) = h.ingest("name=wide&mode=merge&key=id", &wider).await;
+    assert_eq!(status, 409, "without the option it is drift: {body}");
+    let (status, body) = h
+        .ingest(
+            "name=wide&mode=merge&key=id&schema_evolution=add_columns",
+            &wider,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(counts(&body), [1, 1, 0, 0, 0], "{body}");
+    let latest = h.latest_manifest("wide").await;
+    assert_eq!(latest["schema"]["fields"].as_array().unwrap().len(), 4);
+    // Every object, old schema or new, read as the version's four columns.
+    let mut rows: Vec<(i64, String, Option<String>)> = Vec::new();
+    for object in latest["objects"].as_array().unwrap() {
+        let data = h.stored_bytes(object["key"].as_str().unwrap()).await;
+        for batch in ParquetRecordBatchReaderBuilder::try_new(data)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let names = batch.column(1).as_string::<i32>();
+            let notes = batch.column_by_name("note");
+            for i in 0..batch.num_rows() {
+                let note = notes
+                    .filter(|n| !n.is_null(i))
+                    .map(|n| n.as_string::<i32>().value(i).to_owned());
+                rows.push((ids.value(i), names.value(i).to_owned(), note));
+            }
+        }
+    }
+    rows.sort();
+    let expected = vec![
+        (1, "a".to_owned(), None),
+        (2, "B".to_owned(), Some("changed".to_owned())),
+        (3, "c".to_owned(), None),
+        (9, "new".to_owned(), Some("added".to_owned())),
+    ];
+    assert_eq!(rows, expected);
+}
