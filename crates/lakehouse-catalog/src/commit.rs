@@ -432,10 +432,12 @@ fn validate_key(request: &VersionRegisterRequest) -> Result<()> {
 
 /// Step 3 for `merge` and `delete` (docs/contract.md section 11), under the commit: the
 /// request's key must be the recorded one (the first merge declares it), and the version it
-/// was planned on must still be the latest.
+/// was planned on must still be the latest, and no new object may be a file the version
+/// keeps (it would be listed, and its rows counted, once: docs/contract.md section 2).
 ///
 /// # Errors
-/// [`CatalogError::KeyMismatch`] naming both keys; [`CatalogError::StaleBase`].
+/// [`CatalogError::KeyMismatch`] naming both keys; [`CatalogError::StaleBase`];
+/// [`CatalogError::InvalidRequest`] naming the object.
 fn key_gate(
     name: &DatasetName,
     latest: Option<&Manifest>,
@@ -460,6 +462,23 @@ fn key_gate(
             base,
             latest: latest_version,
         });
+    }
+    // A new object with the key of a file the version keeps would be listed once and its
+    // rows counted once: refused rather than lost (invariant 3).
+    if let Some(latest) = latest {
+        let replaced: HashSet<&ObjectKey> = request.replaces.iter().collect();
+        let kept: HashSet<&ObjectKey> = latest
+            .objects
+            .iter()
+            .map(|o| &o.key)
+            .filter(|key| !replaced.contains(key))
+            .collect();
+        if let Some(object) = request.objects.iter().find(|o| kept.contains(&o.key)) {
+            return Err(CatalogError::InvalidRequest(format!(
+                "object {} is a file the version keeps; a merge cannot add it again",
+                object.key
+            )));
+        }
     }
     Ok(())
 }
@@ -644,13 +663,12 @@ fn next_manifest(
 }
 
 /// A merge's or delete's objects (docs/contract.md section 11): the latest version's objects
-/// in order without the replaced ones, then the request's (rewrites and new rows).
+/// in order without the replaced ones, then the request's (rewrites and new rows; none of
+/// them a kept file, [`key_gate`] refuses that).
 fn merged(latest: &Manifest, request: &VersionRegisterRequest) -> Vec<ObjectRef> {
     let replaced: HashSet<&ObjectKey> = request.replaces.iter().collect();
     let kept = latest.objects.iter().filter(|o| !replaced.contains(&o.key));
-    let held: HashSet<&ObjectKey> = kept.clone().map(|o| &o.key).collect();
-    let new = request.objects.iter().filter(|o| !held.contains(&o.key));
-    kept.chain(new).cloned().collect()
+    kept.chain(&request.objects).cloned().collect()
 }
 
 /// The operation a register request makes: `compact` when it names objects it replaces,

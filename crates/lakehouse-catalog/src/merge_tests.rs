@@ -76,6 +76,13 @@ async fn a_merge_declares_its_key_and_replaces_the_files_it_rewrote() {
         ),
         "{error:?}"
     );
+    // A new object that is a file the version keeps: refused, not silently listed once.
+    let again = keyed(IngestMode::Merge, vec![b.clone()], &[&rewrite], "id", 2);
+    let error = catalog.register(&ds, again).await.unwrap_err();
+    assert!(
+        matches!(&error, CatalogError::InvalidRequest(m) if m.contains("keeps")),
+        "{error:?}"
+    );
     // Another key: refused whatever the base.
     let other = keyed(
         IngestMode::Merge,

@@ -104,10 +104,7 @@ fn copy_rows<S: CompactSink>(
     let mut stats = CompactStats::default();
     let mut output: Option<Output<S::Writer>> = None;
     for (position, input) in inputs.iter().enumerate() {
-        let metadata = read_footer(input).map_err(|e| input_error(position, e))?;
-        let options = ArrowReaderOptions::new();
-        let reader_metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), options)
-            .map_err(|e| input_error(position, e))?;
+        let reader_metadata = reader_metadata(input, position)?;
         for row_group in 0..reader_metadata.metadata().num_row_groups() {
             let window = row_group_window(input, &reader_metadata, row_group)
                 .map_err(|e| input_error(position, e))?;
@@ -241,6 +238,20 @@ pub(crate) fn conform(
             .map(|field| new_null_array(field.data_type(), rows)),
     );
     RecordBatch::try_new(arrow.clone(), columns).map_err(|e| e.to_string())
+}
+
+/// The footer of input `position` of several, decoded for the Arrow reader.
+///
+/// # Errors
+/// [`ConvertError::Parquet`] naming the input for a file that is no Parquet file;
+/// [`ConvertError::Io`] from the read.
+pub(crate) fn reader_metadata(
+    input: &Arc<dyn RangeRead>,
+    position: usize,
+) -> Result<ArrowReaderMetadata> {
+    let metadata = read_footer(input).map_err(|e| input_error(position, e))?;
+    ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
+        .map_err(|e| input_error(position, e))
 }
 
 /// The footer of `input`, from one read of its tail (two when the footer is larger).

@@ -7,7 +7,7 @@
 
 use crate::BATCH_ROWS;
 use crate::compact::{
-    CompactSink, CompactStats, RangeRead, Window, conform, hand_over, input_error, read_footer,
+    CompactSink, CompactStats, RangeRead, Window, conform, hand_over, input_error, reader_metadata,
     row_group_window,
 };
 use crate::encode::{CountingWriter, unwrap_io};
@@ -17,9 +17,7 @@ use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use lakehouse_api::Schema;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::writer::SerializedFileWriter;
@@ -45,9 +43,7 @@ pub fn rewrite_without<S: CompactSink>(
     let mut stats = CompactStats::default();
     let mut output: Option<Output<S::Writer>> = None;
     for (position, input) in inputs.iter().enumerate() {
-        let metadata = read_footer(input).map_err(|e| input_error(position, e))?;
-        let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
-            .map_err(|e| input_error(position, e))?;
+        let metadata = reader_metadata(input, position)?;
         // Chunks of an older schema (fewer columns) are decoded and padded, never copied.
         let same_schema = metadata.schema().fields().len() == arrow.fields().len();
         let gone: &[u64] = removed.get(position).map_or(&[], Vec::as_slice);

@@ -21,7 +21,7 @@
 //!    removed). A delete removes every table row with a listed key.
 
 use crate::BATCH_ROWS;
-use crate::compact::{RangeRead, Window, conform, input_error, read_footer, row_group_window};
+use crate::compact::{RangeRead, Window, conform, input_error, reader_metadata, row_group_window};
 use crate::error::{ConvertError, Result};
 use crate::write::arrow_schema;
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -30,9 +30,7 @@ use arrow_schema::SchemaRef;
 use lakehouse_api::Schema;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -388,12 +386,6 @@ fn per_column_rows(converters: &Converters, columns: &[ArrayRef]) -> Result<Vec<
                 .map_err(|e| ConvertError::Parquet(e.to_string()))
         })
         .collect()
-}
-
-fn reader_metadata(input: &Arc<dyn RangeRead>, position: usize) -> Result<ArrowReaderMetadata> {
-    let metadata = read_footer(input).map_err(|e| input_error(position, e))?;
-    ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())
-        .map_err(|e| input_error(position, e))
 }
 
 fn read_row_group(

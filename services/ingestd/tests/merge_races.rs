@@ -85,24 +85,14 @@ async fn races(storaged_envs: Vec<(&str, String)>) {
     }
 
     let catalogd = cluster.catalogd[1].url();
-    let versions: Value = http
-        .get(format!("{catalogd}/datasets/racy/versions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |url: String| async {
+        let response = http.get(url).send().await.expect("catalogd answers");
+        response.json::<Value>().await.expect("JSON body")
+    };
+    let versions = get(format!("{catalogd}/datasets/racy/versions")).await;
     let count = versions["versions"].as_array().expect("versions").len() as i64;
     assert_eq!(count, 1 + MERGES + APPENDS, "{versions}");
-    let latest: Value = http
-        .get(format!("{catalogd}/datasets/racy"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let latest = get(format!("{catalogd}/datasets/racy")).await;
     let mut rows = BTreeMap::new();
     for object in latest["objects"].as_array().expect("objects") {
         let key = object["key"].as_str().unwrap();
