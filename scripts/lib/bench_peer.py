@@ -6,7 +6,9 @@ Prints one JSON line: {"wall_s": ..., "cpu_s": ..., "peak_rss_kib": ..., "out_by
 column, comma-separated; DuckDB only) OUT.parquet is a directory written by DuckDB's
 `COPY ... (PARTITION_BY ...)` over the same values computed in SQL (DuckDB's `hash` is not
 Iceberg's Murmur3, so buckets differ in content, not in count).
-(cpu_s: user + system CPU of the whole process, import included). The wall time
+(cpu_s: user + system CPU of the whole process, import included). BENCH_PEER_THREADS=N
+sets DuckDB's `threads`; scripts/bench sets POLARS_MAX_THREADS for Polars, which reads it at
+import. The wall time
 covers the conversion call only (the import of the tool is not counted); the peak RSS is the
 whole process's (getrusage ru_maxrss, KiB on Linux), so run one conversion per process.
 """
@@ -22,6 +24,7 @@ import shutil
 
 tool, src, dst = sys.argv[1], sys.argv[2], sys.argv[3]
 partition_by = sys.argv[4] if len(sys.argv) > 4 else ""
+threads = os.environ.get("BENCH_PEER_THREADS", "")
 if os.path.isdir(dst):
     shutil.rmtree(dst)
 elif os.path.exists(dst):
@@ -54,6 +57,8 @@ if tool == "duckdb" and partition_by:
     import duckdb
 
     con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads TO {int(threads)}")
     exprs = duckdb_partition_columns(partition_by)
     names = ", ".join(f"p{i}" for i in range(len(exprs)))
     started = time.perf_counter()
@@ -68,6 +73,8 @@ elif tool == "duckdb":
     import duckdb
 
     con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads TO {int(threads)}")
     started = time.perf_counter()
     con.execute(
         f"COPY (FROM read_csv('{src}')) TO '{dst}' (FORMAT parquet, COMPRESSION snappy)"

@@ -676,7 +676,7 @@ pub(crate) fn parse_timestamp(v: &[u8]) -> Option<(i64, bool)> {
 }
 
 /// Per-column state of the whole-file inference of docs/contract.md section 3.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ColumnStats {
     /// Types that accepted every non-null value so far.
     pub mask: u16,
@@ -712,6 +712,23 @@ impl ColumnStats {
         }
         self.non_null = true;
         self.big_int |= class.big_int;
+    }
+
+    /// The state after the values of `self` and then those of `later`, each classified
+    /// from a fresh state: exactly what observing them all in that order gives, so that
+    /// chunks of one file classified on several threads fold into the file's state
+    /// (docs/contract.md section 13).
+    pub(crate) fn then(self, later: ColumnStats) -> ColumnStats {
+        let mut mask = self.mask & later.mask;
+        if self.sep != 0 && later.sep != 0 && self.sep != later.sep {
+            mask &= !PQ;
+        }
+        ColumnStats {
+            mask,
+            sep: if self.sep == 0 { later.sep } else { self.sep },
+            non_null: self.non_null || later.non_null,
+            big_int: self.big_int || later.big_int,
+        }
     }
 
     /// The day/month order of a `date32` column of `P/Q/YYYY` values (docs/contract.md section 3).

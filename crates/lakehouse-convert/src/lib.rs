@@ -27,6 +27,7 @@ mod error;
 mod hints;
 mod infer;
 mod merge;
+mod parallel;
 mod partitioned;
 mod reading;
 mod rejects;
@@ -42,6 +43,7 @@ pub use decode::{Decoded, Detected, decode, parse_encoding};
 pub use error::{ConvertError, Result};
 pub use hints::teaching_warnings;
 pub use merge::{KeyedMode, MergePlan, plan_merge};
+pub use parallel::PARALLEL_CHUNK_BYTES;
 pub use partitioned::{
     FILE_KEY, PartitionSink, PartitionedConfig, Partitioner, SPILL_BELOW_ROWS, UPLOAD_KEY,
     stamp_upload,

@@ -47,6 +47,14 @@ pub struct ReadConfig<'a> {
     /// `csv.delimiter` was sniffed (docs/contract.md section 3), not given: a ragged record's
     /// `malformed_csv` message then names it and says how to give one.
     pub delimiter_sniffed: bool,
+    /// Threads that parse one CSV in pass 2 when it is large (docs/contract.md section 13):
+    /// 1 reads it on the calling thread; the bytes written are the same at any count.
+    pub threads: usize,
+    /// With `threads` > 1: the bytes of a chunk one thread parses (a chunk ends after the
+    /// record that reaches this size, at most four times it), and an input shorter than
+    /// twice this is parsed on the calling thread. [`crate::PARALLEL_CHUNK_BYTES`] unless
+    /// set; tests set a few bytes, to put chunk boundaries everywhere.
+    pub chunk_bytes: usize,
 }
 
 impl<'a> ReadConfig<'a> {
@@ -56,6 +64,24 @@ impl<'a> ReadConfig<'a> {
             csv,
             limits,
             delimiter_sniffed: false,
+            threads: 1,
+            chunk_bytes: crate::PARALLEL_CHUNK_BYTES,
+        }
+    }
+
+    /// The same, with chunks of `chunk_bytes` (at least 1) for a parallel pass 2.
+    pub fn chunk_bytes(self, chunk_bytes: usize) -> Self {
+        ReadConfig {
+            chunk_bytes: chunk_bytes.max(1),
+            ..self
+        }
+    }
+
+    /// The same, parsing pass 2 on `threads` threads (at least 1).
+    pub fn threads(self, threads: usize) -> Self {
+        ReadConfig {
+            threads: threads.max(1),
+            ..self
         }
     }
 
@@ -187,6 +213,31 @@ impl<R: Read> Records<R> {
         let header = rename_header(&raw);
         records.width = header.names.len();
         Ok((records, header))
+    }
+
+    /// The data records of a chunk of a CSV whose header is `width` fields wide, the chunk
+    /// starting at a record's first byte after `newlines_before` LF bytes of the file
+    /// (docs/contract.md section 13): the same records, errors and lines as [`Records::open`]
+    /// gives for those bytes in the whole file.
+    pub(crate) fn continuing(
+        reader: R,
+        read: ReadConfig<'_>,
+        width: usize,
+        newlines_before: u64,
+    ) -> Self {
+        Records {
+            tokens: Tokenizer::continuing(
+                reader,
+                read.csv.delimiter,
+                read.limits.max_record_bytes,
+                newlines_before,
+            ),
+            limits: read.limits,
+            sniffed: read.delimiter_sniffed.then_some(read.csv.delimiter),
+            width,
+            rows: 0,
+            done: false,
+        }
     }
 
     /// Data records read so far.

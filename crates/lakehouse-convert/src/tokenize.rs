@@ -193,6 +193,27 @@ impl<R: Read> Tokenizer<R> {
         }
     }
 
+    /// A tokenizer over the rest of an input whose first `newlines_before` LF bytes were
+    /// read elsewhere, starting at a record's first byte (a chunk of docs/contract.md
+    /// section 13's parallel read): no BOM is looked for, and lines count on from there.
+    pub(crate) fn continuing(
+        reader: R,
+        delimiter: u8,
+        max_record_bytes: u64,
+        newlines_before: u64,
+    ) -> Self {
+        Tokenizer {
+            started: true,
+            newlines: newlines_before,
+            ..Tokenizer::new(reader, delimiter, max_record_bytes)
+        }
+    }
+
+    /// The reader, for a caller that watches what was read through it.
+    pub(crate) fn reader_mut(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
     /// Reads the next record; `false` at the end of the input (the last record, if any,
     /// stays readable through [`Tokenizer::line`] and [`Tokenizer::open_quote`]).
     ///

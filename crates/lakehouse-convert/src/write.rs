@@ -8,7 +8,7 @@ use crate::encode::{CountingWriter, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
 use crate::partitioned::{PartitionSink, PartitionedConfig, Partitioner, partition_batches};
 use crate::reading::Reading;
-use crate::source::{Nulls, ReadConfig, Records};
+use crate::source::{Header, Nulls, ReadConfig, Records};
 use crate::tokenize::Record;
 use crate::{BATCH_ROWS, CREATED_BY, EncodeStats, MAX_ROW_GROUP_ROWS, ParquetOutput};
 use arrow_array::builder::{
@@ -145,10 +145,36 @@ struct Column {
     pq_sep: u8,
     pq_mixed: bool,
     other_order_refused: bool,
+    /// On a thread that parses one chunk of the file (docs/contract.md section 13): every
+    /// value that changed `report`, in order, for [`Column::absorb`] to find the one that
+    /// settles the type once the state before the chunk is known.
+    changes: Option<Vec<Change>>,
+}
+
+/// A [`Change`]'s line before its record's offset is known.
+const UNSET: u64 = u64::MAX;
+
+/// A value that changed a column's inference report within a chunk ([`Column::changes`]).
+#[derive(Debug, Clone)]
+struct Change {
+    /// The record's start line (its byte offset within the chunk until the chunk ends).
+    line: u64,
+    value: String,
+    /// The chunk's report state with this value.
+    stats: ColumnStats,
 }
 
 /// The first characters of a `decided_by` value kept in the report.
 const DECIDED_BY_CHARS: usize = 200;
+
+/// A value as an inference report shows it: its first [`DECIDED_BY_CHARS`] characters.
+fn decided_by_value(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    match text.char_indices().nth(DECIDED_BY_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.into_owned(),
+    }
+}
 
 impl Column {
     fn new(ty: ColumnType, infer_utf8: bool, order: Option<DateOrder>, reading: Reading) -> Self {
@@ -186,6 +212,7 @@ impl Column {
             pq_sep: 0,
             pq_mixed: false,
             other_order_refused: false,
+            changes: None,
         }
     }
 
@@ -221,18 +248,67 @@ impl Column {
         let Some(stats) = self.report.as_mut() else {
             return false;
         };
+        let before = *stats;
         stats.observe(self.reading.classify(value));
-        if !rules_out_above(stats, self.ty) {
+        let settled = rules_out_above(stats, self.ty);
+        if let Some(changes) = self.changes.as_mut() {
+            if *stats == before {
+                return false;
+            }
+            changes.push(Change {
+                line: UNSET,
+                value: decided_by_value(value),
+                stats: *stats,
+            });
+        } else if settled {
+            self.decided_by = Some(DecidedBy {
+                line: 0,
+                value: decided_by_value(value),
+            });
+        } else {
             return false;
         }
-        self.report = None;
-        let text = String::from_utf8_lossy(value);
-        let value = match text.char_indices().nth(DECIDED_BY_CHARS) {
-            Some((cut, _)) => format!("{}…", &text[..cut]),
-            None => text.into_owned(),
-        };
-        self.decided_by = Some(DecidedBy { line: 0, value });
+        if settled {
+            self.report = None;
+        }
         true
+    }
+
+    /// Folds in what `later`, the same column over the records right after this one's
+    /// (another chunk's, its change lines set), proved: the state is then that of one
+    /// column over both, and the value that settles the type is the first of `later`'s
+    /// changes that does given this column's state.
+    fn absorb(&mut self, later: &Column) {
+        self.non_null |= later.non_null;
+        self.non_int |= later.non_int;
+        self.null_count += later.null_count;
+        if let (Some(stats), Some(next)) = (self.inference.as_mut(), later.inference) {
+            *stats = stats.then(next);
+        }
+        if self.pq_sep == 0 {
+            self.pq_sep = later.pq_sep;
+        } else if later.pq_sep != 0 && later.pq_sep != self.pq_sep {
+            self.pq_mixed = true;
+        }
+        self.pq_mixed |= later.pq_mixed;
+        self.other_order_refused |= later.other_order_refused;
+        let Some(stats) = self.report else {
+            return;
+        };
+        let changes = later.changes.as_deref().unwrap_or_default();
+        for change in changes {
+            if rules_out_above(&stats.then(change.stats), self.ty) {
+                self.report = None;
+                self.decided_by = Some(DecidedBy {
+                    line: change.line,
+                    value: change.value.clone(),
+                });
+                return;
+            }
+        }
+        if let Some(last) = changes.last() {
+            self.report = Some(stats.then(last.stats));
+        }
     }
 
     fn append_null(&mut self) {
@@ -358,6 +434,9 @@ pub(crate) struct BatchBuilder<'a> {
     arrow: SchemaRef,
     columns: Vec<Column>,
     rows: usize,
+    /// Rows in the batch being built when it is due: [`BATCH_ROWS`], but fewer for a
+    /// chunk's first batch ([`BatchBuilder::chunk`]).
+    due: usize,
 }
 
 impl<'a> BatchBuilder<'a> {
@@ -383,6 +462,64 @@ impl<'a> BatchBuilder<'a> {
                 })
                 .collect(),
             rows: 0,
+            due: BATCH_ROWS,
+        }
+    }
+
+    /// A builder for one chunk of a file parsed on several threads (docs/contract.md
+    /// section 13): its first batch holds `first_batch_rows` rows, so that the file's batches
+    /// are cut where one thread cuts them, and [`BatchBuilder::settle_lines`] takes the
+    /// record's byte offset within the chunk, turned into lines by
+    /// [`BatchBuilder::offsets_to_lines`] once the chunk is read.
+    pub(crate) fn chunk(
+        schema: &'a Schema,
+        verify_inference: bool,
+        csv: &CsvOptions,
+        first_batch_rows: usize,
+    ) -> Self {
+        let mut builder = BatchBuilder::new(schema, verify_inference, csv);
+        for column in &mut builder.columns {
+            column.changes = Some(Vec::new());
+        }
+        builder.due = first_batch_rows.clamp(1, BATCH_ROWS);
+        builder
+    }
+
+    /// A chunk's builder: the values that changed a report, their offsets within `bytes`
+    /// (the chunk, read after `newlines_before` LF bytes of the file) turned into 1-based
+    /// lines.
+    pub(crate) fn offsets_to_lines(&mut self, bytes: &[u8], newlines_before: u64) {
+        let mut offsets: Vec<u64> = self
+            .columns
+            .iter()
+            .flat_map(|c| c.changes.iter().flatten().map(|change| change.line))
+            .collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mut lines = Vec::with_capacity(offsets.len());
+        let (mut at, mut line) = (0usize, 1 + newlines_before);
+        for &offset in &offsets {
+            let to = (offset as usize).min(bytes.len());
+            line += crate::tokenize::count_newlines(&bytes[at..to]);
+            at = to;
+            lines.push(line);
+        }
+        for change in self
+            .columns
+            .iter_mut()
+            .flat_map(|c| c.changes.iter_mut().flatten())
+        {
+            if let Ok(k) = offsets.binary_search(&change.line) {
+                change.line = lines[k];
+            }
+        }
+    }
+
+    /// Folds in a chunk's builder (its batches finished, its lines set), the chunk right
+    /// after the records this one proved things about: see [`Column::absorb`].
+    pub(crate) fn absorb(&mut self, later: &BatchBuilder<'_>) {
+        for (column, next) in self.columns.iter_mut().zip(&later.columns) {
+            column.absorb(next);
         }
     }
 
@@ -415,10 +552,15 @@ impl<'a> BatchBuilder<'a> {
 
     /// Gives the values that [`BatchBuilder::push`] just found settling their column the
     /// 1-based line of their record.
+    /// In a chunk's builder the "line" is the record's byte offset within the chunk.
     #[cold]
     pub(crate) fn settle_lines(&mut self, line: u64) {
         for column in &mut self.columns {
-            if let Some(decided) = column.decided_by.as_mut().filter(|d| d.line == 0) {
+            if let Some(changes) = column.changes.as_mut() {
+                if let Some(change) = changes.last_mut().filter(|c| c.line == UNSET) {
+                    change.line = line;
+                }
+            } else if let Some(decided) = column.decided_by.as_mut().filter(|d| d.line == 0) {
                 decided.line = line;
             }
         }
@@ -441,7 +583,7 @@ impl<'a> BatchBuilder<'a> {
 
     /// A whole batch is buffered.
     pub(crate) fn is_full(&self) -> bool {
-        self.rows == BATCH_ROWS
+        self.rows == self.due
     }
 
     /// Rows buffered and not yet returned in a batch.
@@ -455,6 +597,7 @@ impl<'a> BatchBuilder<'a> {
     /// `Parquet` if Arrow refuses the arrays (an internal error).
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
         self.rows = 0;
+        self.due = BATCH_ROWS;
         let arrays = self
             .columns
             .iter_mut()
@@ -478,7 +621,12 @@ impl<'a> BatchBuilder<'a> {
 /// Pass 2 only runs after pass 1 accepted the file, so a refused value means the caller gave
 /// a schema the file does not conform to: reported as drift of that column. The upload's own
 /// types are unknown here, so `attempted_fingerprint` is the schema's own.
-fn value_refused(schema: &Schema, column: usize, line: u64, value: &[u8]) -> ConvertError {
+pub(crate) fn value_refused(
+    schema: &Schema,
+    column: usize,
+    line: u64,
+    value: &[u8],
+) -> ConvertError {
     let mut details = SchemaDriftDetails::between(schema, schema);
     if let Some(field) = schema.fields.get(column) {
         details.changed.push(ColumnChange {
@@ -559,6 +707,33 @@ pub(crate) enum Output<'s, W> {
     },
 }
 
+/// Pass 2 writes the header's columns with the schema's types, so the header must name
+/// exactly the schema's columns; else the upload's columns drifted.
+pub(crate) fn check_header(schema: &Schema, header: &Header) -> Result<()> {
+    if header.names.iter().map(String::as_str).eq(schema.names()) {
+        return Ok(());
+    }
+
+    // The header's own columns, typed as the schema types them where it has them.
+    let attempted = Schema {
+        fields: header
+            .names
+            .iter()
+            .map(|name| {
+                let ty = schema
+                    .fields
+                    .iter()
+                    .find(|f| f.name == *name)
+                    .map_or(ColumnType::Utf8, |f| f.data_type);
+                Field::new(name.clone(), ty)
+            })
+            .collect(),
+    };
+    Err(ConvertError::SchemaDrift(Box::new(
+        SchemaDriftDetails::between(schema, &attempted),
+    )))
+}
+
 /// Pass 2. Pipelined and partitioned ([`Output`]): the CSV is parsed into record batches on
 /// the calling thread and encoded on a second (scoped) thread, through a bounded channel;
 /// the batches and their order are the same as on one thread, hence so are the bytes.
@@ -569,27 +744,14 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     output: Output<'_, W>,
     verify_inference: bool,
 ) -> Result<Pass2> {
+    let output = match output {
+        Output::Pipelined(out) if options.threads > 1 => {
+            return crate::parallel::write_parquet(reader, options, schema, out, verify_inference);
+        }
+        output => output,
+    };
     let (mut records, header) = Records::open(reader, options)?;
-    if !header.names.iter().map(String::as_str).eq(schema.names()) {
-        // The header's own columns, typed as the schema types them where it has them.
-        let attempted = Schema {
-            fields: header
-                .names
-                .iter()
-                .map(|name| {
-                    let ty = schema
-                        .fields
-                        .iter()
-                        .find(|f| f.name == *name)
-                        .map_or(ColumnType::Utf8, |f| f.data_type);
-                    Field::new(name.clone(), ty)
-                })
-                .collect(),
-        };
-        return Err(ConvertError::SchemaDrift(Box::new(
-            SchemaDriftDetails::between(schema, &attempted),
-        )));
-    }
+    check_header(schema, &header)?;
     let nulls = Nulls::new(options);
     let mut batches = BatchBuilder::new(schema, verify_inference, options.csv);
     let mut parse_time = Duration::ZERO;

@@ -7,7 +7,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use lakehouse_api::ColumnType;
 use lakehouse_convert::{
-    BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, arrow_schema, infer_schema,
+    BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, ReadConfig, arrow_schema, infer_schema,
     write_parquet, write_parquet_pipelined,
 };
 mod common;
@@ -177,6 +177,21 @@ fn parquet_bytes_are_pinned() {
         "the pipelined writer wrote other bytes"
     );
     assert_eq!(hex::encode(Sha256::digest(&single)), PINNED_PARQUET_SHA256);
+    // docs/contract.md section 13: the same bytes on any number of threads. Chunks of 64 KiB
+    // split this file into a dozen, some cut inside a record batch.
+    let options = opts();
+    for threads in [1, 2, 8] {
+        let read = ReadConfig::from(&options).threads(threads).chunk_bytes(64 * 1024);
+        let mut parallel = Vec::new();
+        let (written, _) =
+            write_parquet_pipelined(csv.as_bytes(), read, &inferred.schema, &mut parallel).unwrap();
+        assert_eq!(written.row_count, 20_000);
+        assert_eq!(
+            hex::encode(Sha256::digest(&parallel)),
+            PINNED_PARQUET_SHA256,
+            "{threads} threads"
+        );
+    }
 }
 
 #[test]

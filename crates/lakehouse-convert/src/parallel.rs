@@ -1,0 +1,494 @@
+//! Pass 2 of one large CSV on several threads (docs/contract.md section 13), writing exactly
+//! the bytes one thread writes.
+//!
+//! - The calling thread splits the input into chunks of whole records: it runs the
+//!   tokenizer of `tokenize.rs` over the bytes (so a chunk boundary is a record boundary by
+//!   the very rules every record is read with, quoted line breaks included; nothing is
+//!   guessed from quote parity), keeps what it read, and cuts after the record that makes a
+//!   chunk [`PARALLEL_CHUNK_BYTES`] long, preferably where the file's row count is a multiple of
+//!   [`BATCH_ROWS`]. It also counts each chunk's LF bytes, so a chunk knows its first line.
+//! - `threads` workers parse chunks as one thread parses the file (the same `Records`, the
+//!   same `BatchBuilder`), each chunk's first batch cut where the file's next batch ends, and
+//!   note the values that changed a column's inference report.
+//! - A merging thread takes the chunks in order: the first error in file order wins; the
+//!   batch that straddles two chunks is joined; the columns' proofs are folded
+//!   (`BatchBuilder::absorb`), so the report and the verdict are the file's. The batches go
+//!   to the encoder of `encode.rs` in the order and sizes one thread gives it, hence the same
+//!   bytes.
+//!
+//! Memory: at most `threads + 2` chunks are split and not yet merged, each its bytes and its
+//! record batches, besides the encoder's row group (docs/performance.md).
+
+use crate::error::{ConvertError, Result};
+use crate::source::{Header, Nulls, ReadConfig, Records};
+use crate::tokenize::{TokenError, Tokenizer, count_newlines};
+use crate::write::{BatchBuilder, Output, Pass2, check_header, value_refused, writer_properties};
+use crate::{BATCH_ROWS, EncodeStats, ParquetOutput, encode::encode_batches};
+use arrow_array::RecordBatch;
+use lakehouse_api::Schema;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The bytes of a chunk ([`ReadConfig::chunk_bytes`]'s default): a chunk is cut after the
+/// first record that makes it this long where the file's row count is a multiple of
+/// [`BATCH_ROWS`] (no batch then straddles two chunks), or, when records are long, after the
+/// first that makes it four times this long. Inputs shorter than twice this are parsed on
+/// the calling thread: a pool costs more than it saves below it (docs/performance.md).
+pub const PARALLEL_CHUNK_BYTES: usize = 2 * 1024 * 1024;
+
+/// Records of the file, whole, with where they sit in it.
+struct Chunk {
+    index: usize,
+    bytes: Vec<u8>,
+    /// LF bytes of the file before the chunk.
+    newlines_before: u64,
+    /// Rows in the chunk's first batch: the file's batch boundaries.
+    first_batch_rows: usize,
+    /// Fields per record (the header's), for every chunk but the first.
+    width: usize,
+}
+
+/// A chunk parsed.
+struct Parsed<'s> {
+    /// The first chunk's.
+    header: Option<Header>,
+    batches: Vec<RecordBatch>,
+    proof: BatchBuilder<'s>,
+    rows: u64,
+    busy: Duration,
+}
+
+/// What the merging thread takes, by chunk index.
+enum Piece<'s> {
+    Parsed(Result<Parsed<'s>>),
+    /// The read stopped here (its error), after every earlier chunk.
+    Failed(ConvertError),
+    /// No chunk after this index.
+    End,
+}
+
+/// Everything read through it is also kept, for the splitter to cut into chunks.
+struct Kept<R> {
+    inner: R,
+    bytes: Vec<u8>,
+}
+
+impl<R: Read> Read for Kept<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A reader that fails once with an error already met.
+struct FailWith(Option<io::Error>);
+
+impl Read for FailWith {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        self.0.take().map_or(Ok(0), Err)
+    }
+}
+
+/// Pass 2 into one Parquet file on `read.threads` threads: the result of
+/// `write::write_parquet` with `Output::Pipelined`, byte for byte (see the module docs).
+pub(crate) fn write_parquet<R: Read, W: Write + Send>(
+    mut reader: R,
+    read: ReadConfig<'_>,
+    schema: &Schema,
+    out: W,
+    verify: bool,
+) -> Result<Pass2> {
+    let min_bytes = read.chunk_bytes.saturating_mul(2);
+    let mut head = Vec::with_capacity(min_bytes);
+    let headed = reader
+        .by_ref()
+        .take(min_bytes as u64)
+        .read_to_end(&mut head);
+    let one_thread = read.threads(1);
+    match headed {
+        Err(e) => {
+            let rest = io::Cursor::new(head).chain(FailWith(Some(e)));
+            crate::write::write_parquet(rest, one_thread, schema, Output::Pipelined(out), verify)
+        }
+        Ok(n) if n < min_bytes => crate::write::write_parquet(
+            &head[..],
+            one_thread,
+            schema,
+            Output::Pipelined(out),
+            verify,
+        ),
+        Ok(_) => parallel(
+            io::Cursor::new(head).chain(reader),
+            read,
+            schema,
+            out,
+            verify,
+        ),
+    }
+}
+
+/// The threads of [`write_parquet`]: this one splits, `read.threads` parse, one merges and
+/// one encodes (with its helper).
+fn parallel<R: Read, W: Write + Send>(
+    reader: R,
+    read: ReadConfig<'_>,
+    schema: &Schema,
+    out: W,
+    verify: bool,
+) -> Result<Pass2> {
+    let stop = AtomicBool::new(false);
+    let in_flight = read.threads + 2;
+    let (tokens_tx, tokens) = sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = tokens_tx.send(());
+    }
+    let (work_tx, work) = sync_channel::<Chunk>(read.threads);
+    let work = Arc::new(Mutex::new(work));
+    let (results_tx, results) = channel::<(usize, Piece<'_>)>();
+    let (batches_tx, batches) = sync_channel::<RecordBatch>(4);
+    let arrow = crate::write::arrow_schema(schema);
+    std::thread::scope(|scope| {
+        let stop = &stop;
+        let arrow = &arrow;
+        let encoder = scope.spawn(move || encode_batches(arrow, writer_properties(), out, batches));
+        for _ in 0..read.threads {
+            let (work, results) = (Arc::clone(&work), results_tx.clone());
+            scope.spawn(move || worker(&work, &results, read, schema, verify, stop));
+        }
+        // Once the workers are gone, a send to them fails: the splitter then stops.
+        drop(work);
+        let merger = scope.spawn(move || {
+            let merged = merge(&results, &tokens_tx, &batches_tx, schema, verify, read);
+            stop.store(true, Ordering::Relaxed);
+            merged
+        });
+        split(reader, read, &work_tx, &results_tx, &tokens, stop);
+        drop((work_tx, results_tx));
+        let merged = merger.join().unwrap_or_else(|_| {
+            Err(Stop::Csv(ConvertError::Parquet(
+                "the merging thread panicked".into(),
+            )))
+        });
+        let encoded = join(encoder);
+        // The input's error first, else the encoder's outcome.
+        let (merged, (size_bytes, encode)) = match (merged, encoded) {
+            (Err(Stop::Csv(e)), _) => return Err(e),
+            (_, Err(e)) => return Err(e),
+            (Err(Stop::EncoderGone), Ok(_)) => {
+                return Err(ConvertError::Parquet("the encoder stopped".into()));
+            }
+            (Ok(merged), Ok(encoded)) => (merged, encoded),
+        };
+        Ok(Pass2 {
+            output: ParquetOutput {
+                row_count: merged.rows,
+                size_bytes,
+                columns: merged.proof.report(),
+            },
+            stats: EncodeStats {
+                parse: merged.busy,
+                encode,
+            },
+            warnings: merged.header.warnings,
+            infers_schema: verify && merged.proof.infers_schema(),
+        })
+    })
+}
+
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    handle
+        .join()
+        .unwrap_or_else(|_| Err(ConvertError::Parquet("a pass 2 thread panicked".into())))
+}
+
+/// The splitter (see the module docs): sends chunks to the workers and the end, or the
+/// read's error, to the merger. Stops early once `stop` is set or the merger is gone.
+fn split<R: Read>(
+    reader: R,
+    read: ReadConfig<'_>,
+    work: &SyncSender<Chunk>,
+    results: &Sender<(usize, Piece<'_>)>,
+    tokens: &Receiver<()>,
+    stop: &AtomicBool,
+) {
+    let kept = Kept {
+        inner: reader,
+        bytes: Vec::with_capacity(2 * read.chunk_bytes),
+    };
+    let max_record_bytes = read.limits.max_record_bytes;
+    let tokens_left = || tokens.recv().is_ok() && !stop.load(Ordering::Relaxed);
+    let mut tokenizer = Tokenizer::new(kept, read.csv.delimiter, max_record_bytes);
+    let mut splitter = Splitter {
+        chunk_bytes: read.chunk_bytes,
+        ..Splitter::default()
+    };
+    loop {
+        let failed = match tokenizer.next_record() {
+            Ok(true) => {
+                let end = tokenizer.raw_span().end;
+                if splitter.width.is_none() {
+                    splitter.width = Some(tokenizer.record().len());
+                } else {
+                    splitter.chunk_rows += 1;
+                }
+                splitter.complete = end;
+                if !splitter.due(end) {
+                    continue;
+                }
+                let chunk = splitter.cut(tokenizer.reader_mut(), end);
+                if !tokens_left() || work.send(chunk).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(false) => None,
+            Err(TokenError::RecordTooLarge) => Some(ConvertError::LimitExceeded {
+                limit: "max_record_bytes",
+                max: max_record_bytes,
+                line: tokenizer.line(),
+                column: None,
+            }),
+            Err(TokenError::Io(e)) => Some(ConvertError::from_read(e)),
+        };
+        // The end: every byte read is the last chunk's; after a failure, the records
+        // read whole are, then the failure (a first chunk needs its header).
+        let end = match failed {
+            None => splitter.from + tokenizer.reader_mut().bytes.len() as u64,
+            Some(_) => splitter.complete,
+        };
+        let keep = failed.is_none() || end > splitter.from;
+        if keep {
+            let chunk = splitter.cut(tokenizer.reader_mut(), end);
+            if !tokens_left() || work.send(chunk).is_err() {
+                return;
+            }
+        }
+        let last = match failed {
+            Some(e) => Piece::Failed(e),
+            None => Piece::End,
+        };
+        let _ = results.send((splitter.index, last));
+        return;
+    }
+}
+
+/// Where the splitter stands.
+#[derive(Default)]
+struct Splitter {
+    /// The next chunk's index.
+    index: usize,
+    /// Input offset of the next chunk's first byte.
+    from: u64,
+    /// Input offset just past the last record read whole.
+    complete: u64,
+    /// Data records before the next chunk.
+    rows: u64,
+    /// Data records in the next chunk so far.
+    chunk_rows: u64,
+    newlines: u64,
+    /// The header's field count, once read.
+    width: Option<usize>,
+    chunk_bytes: usize,
+}
+
+impl Splitter {
+    /// Whether the chunk ends with the record that ends at `end`.
+    fn due(&self, end: u64) -> bool {
+        let size = (end - self.from) as usize;
+        let aligned = (self.rows + self.chunk_rows).is_multiple_of(BATCH_ROWS as u64);
+        size >= self.chunk_bytes.saturating_mul(4) || (size >= self.chunk_bytes && aligned)
+    }
+
+    /// The chunk of the input's bytes `self.from..end`, taken from what `kept` holds.
+    fn cut<R>(&mut self, kept: &mut Kept<R>, end: u64) -> Chunk {
+        let len = ((end - self.from) as usize).min(kept.bytes.len());
+        let mut rest = Vec::with_capacity(2 * self.chunk_bytes);
+        rest.extend_from_slice(&kept.bytes[len..]);
+        let mut bytes = std::mem::replace(&mut kept.bytes, rest);
+        bytes.truncate(len);
+        let into_batch = (self.rows % BATCH_ROWS as u64) as usize;
+        let chunk = Chunk {
+            index: self.index,
+            newlines_before: self.newlines,
+            first_batch_rows: BATCH_ROWS - into_batch,
+            width: self.width.unwrap_or_default(),
+            bytes,
+        };
+        self.newlines += count_newlines(&chunk.bytes);
+        self.index += 1;
+        self.from = end;
+        self.rows += self.chunk_rows;
+        self.chunk_rows = 0;
+        chunk
+    }
+}
+
+/// A parsing thread: chunks until there are none, or `stop`.
+fn worker<'s>(
+    work: &Mutex<Receiver<Chunk>>,
+    results: &Sender<(usize, Piece<'s>)>,
+    read: ReadConfig<'_>,
+    schema: &'s Schema,
+    verify: bool,
+    stop: &AtomicBool,
+) {
+    loop {
+        let chunk = match work.lock() {
+            Ok(work) => work.recv(),
+            Err(_) => return,
+        };
+        let Ok(chunk) = chunk else { return };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            parse(&chunk, read, schema, verify)
+        }))
+        .unwrap_or_else(|_| Err(ConvertError::Parquet("a parsing thread panicked".into())));
+        if results.send((chunk.index, Piece::Parsed(parsed))).is_err() {
+            return;
+        }
+    }
+}
+
+/// One chunk, parsed as `write::write_parquet` parses those records of the file.
+fn parse<'s>(
+    chunk: &Chunk,
+    read: ReadConfig<'_>,
+    schema: &'s Schema,
+    verify: bool,
+) -> Result<Parsed<'s>> {
+    let started = Instant::now();
+    let (mut records, header) = if chunk.index == 0 {
+        let (records, header) = Records::open(&chunk.bytes[..], read)?;
+        check_header(schema, &header)?;
+        (records, Some(header))
+    } else {
+        let records =
+            Records::continuing(&chunk.bytes[..], read, chunk.width, chunk.newlines_before);
+        (records, None)
+    };
+    let nulls = Nulls::new(read);
+    let mut proof = BatchBuilder::chunk(schema, verify, read.csv, chunk.first_batch_rows);
+    let mut batches = Vec::new();
+    while records.next_record()? {
+        let record = records.record();
+        match proof.push(record, &nulls) {
+            Ok(false) => {}
+            Ok(true) => proof.settle_lines(records.raw_span().start),
+            Err(column) => {
+                let value = record.iter().nth(column).unwrap_or_default();
+                return Err(value_refused(schema, column, records.line(), value));
+            }
+        }
+        if proof.is_full() {
+            batches.push(proof.finish()?);
+        }
+    }
+    if proof.pending() > 0 {
+        batches.push(proof.finish()?);
+    }
+    proof.offsets_to_lines(&chunk.bytes, chunk.newlines_before);
+    Ok(Parsed {
+        header,
+        batches,
+        proof,
+        rows: records.rows(),
+        busy: started.elapsed(),
+    })
+}
+
+/// What the merger folded.
+struct Merged<'s> {
+    header: Header,
+    proof: BatchBuilder<'s>,
+    rows: u64,
+    busy: Duration,
+}
+
+/// Why the merger stopped early.
+enum Stop {
+    /// The input's error (or an internal one), which wins over the encoder's outcome.
+    Csv(ConvertError),
+    /// The encoder stopped on its own error, which its join returns.
+    EncoderGone,
+}
+
+/// The merging thread: the chunks in order into the encoder (see the module docs).
+fn merge<'s>(
+    results: &Receiver<(usize, Piece<'s>)>,
+    tokens: &SyncSender<()>,
+    encoder: &SyncSender<RecordBatch>,
+    schema: &'s Schema,
+    verify: bool,
+    read: ReadConfig<'_>,
+) -> std::result::Result<Merged<'s>, Stop> {
+    let mut waiting = BTreeMap::new();
+    let mut next = 0;
+    let mut header = None;
+    let mut proof = BatchBuilder::new(schema, verify, read.csv);
+    // Rows sent to the encoder, and read.
+    let (mut rows, mut total, mut busy) = (0u64, 0u64, Duration::ZERO);
+    let mut straddling: Option<RecordBatch> = None;
+    let send = |batch: RecordBatch| encoder.send(batch).is_ok();
+    loop {
+        let piece = match waiting.remove(&next) {
+            Some(piece) => piece,
+            None => {
+                let Ok((index, piece)) = results.recv() else {
+                    return Err(Stop::Csv(ConvertError::Parquet(
+                        "a pass 2 thread stopped".into(),
+                    )));
+                };
+                waiting.insert(index, piece);
+                continue;
+            }
+        };
+        let parsed = match piece {
+            Piece::Parsed(parsed) => parsed.map_err(Stop::Csv)?,
+            Piece::Failed(e) => return Err(Stop::Csv(e)),
+            Piece::End => break,
+        };
+        header = header.or(parsed.header);
+        for batch in parsed.batches {
+            let batch = match straddling.take() {
+                Some(first) => {
+                    arrow_select::concat::concat_batches(&first.schema(), [&first, &batch])
+                        .map_err(|e| Stop::Csv(ConvertError::Parquet(e.to_string())))?
+                }
+                None => batch,
+            };
+            let end = rows + batch.num_rows() as u64;
+            if !end.is_multiple_of(BATCH_ROWS as u64) {
+                straddling = Some(batch);
+                continue;
+            }
+            rows = end;
+            if !send(batch) {
+                return Err(Stop::EncoderGone);
+            }
+        }
+        total += parsed.rows;
+        proof.absorb(&parsed.proof);
+        busy += parsed.busy;
+        next += 1;
+        let _ = tokens.send(());
+    }
+    if let Some(batch) = straddling
+        && !send(batch)
+    {
+        return Err(Stop::EncoderGone);
+    }
+    let header = header.ok_or(Stop::Csv(ConvertError::EmptyCsv))?;
+    Ok(Merged {
+        header,
+        proof,
+        rows: total,
+        busy,
+    })
+}
