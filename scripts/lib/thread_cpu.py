@@ -4,7 +4,8 @@ usage: thread_cpu.py OUT.json PID [PID ...]
 
 Samples /proc/<pid>/task/*/stat of every PID every 10 ms until SIGTERM, SIGINT or every PID
 has exited, then writes OUT.json: {"total_s": ..., "busiest_s": ..., "busiest": "pid/comm",
-"processes": {pid: {"total_s": ..., "busiest_s": ..., "busiest": comm}}}. A thread's CPU is
+"top": [["pid/comm", s], ...] (the six busiest threads), "processes": {pid: {"total_s": ...,
+"busiest_s": ..., "busiest": comm}}}. A thread's CPU is
 its utime + stime at its last sample minus that at the first sample (0 for a thread born
 after the first), so threads that end between samples lose at most 10 ms each; a process's
 total is read from /proc/<pid>/stat, which counts its ended threads in full. A job whose
@@ -68,7 +69,7 @@ def main():
         if not alive:
             break
         time.sleep(0.01)
-    report = {"total_s": 0.0, "busiest_s": 0.0, "busiest": "", "processes": {}}
+    report = {"total_s": 0.0, "busiest_s": 0.0, "busiest": "", "top": [], "processes": {}}
     for pid in pids:
         used = {
             tid: (comm, ticks - first[pid].get(tid, (comm, 0))[1])
@@ -79,9 +80,11 @@ def main():
         busiest_s = ticks / TICKS
         report["processes"][pid] = {"total_s": total_s, "busiest_s": busiest_s, "busiest": comm}
         report["total_s"] += total_s
+        report["top"] += [(f"{pid}/{c}", t / TICKS) for c, t in used.values() if t > 0]
         if busiest_s >= report["busiest_s"]:
             report["busiest_s"] = busiest_s
             report["busiest"] = f"{pid}/{comm}"
+    report["top"] = sorted(report["top"], key=lambda x: -x[1])[:6]
     with open(out, "w") as f:
         json.dump(report, f)
 

@@ -1,4 +1,5 @@
-//! Parquet encoding on two threads, column by column (docs/performance.md): the columns of
+//! Parquet encoding on two threads, column by column (docs/performance.md), or on more,
+//! row group by row group (docs/contract.md section 13). On two: the columns of
 //! each row group are split between the encoding thread and a helper thread, each encoding
 //! its own columns of every record batch with parquet's `ArrowColumnWriter`; at the end of
 //! the row group the column chunks are appended in schema order. This is parquet's own
@@ -182,9 +183,12 @@ fn helper_columns(batch: &RecordBatch) -> Vec<bool> {
 }
 
 /// Writes the record batches of `batches` as Parquet into `out` with `properties`, in row
-/// groups of [`MAX_ROW_GROUP_ROWS`] rows, the columns of each split between this thread and
-/// a scoped helper thread. Returns the bytes written and this thread's busy time (not
-/// waiting for batches).
+/// groups of [`MAX_ROW_GROUP_ROWS`] rows. With `threads` up to 2, the columns of each row
+/// group are split between this thread and a scoped helper thread; with more, whole row
+/// groups go to `threads` scoped encoding threads in turn, and this thread appends their
+/// column chunks in row-group order (docs/contract.md section 13). The bytes are the same
+/// either way. Returns the bytes written and this thread's busy time (not waiting for
+/// batches).
 ///
 /// # Errors
 /// `Io` when `out` fails, `Parquet` when the encoder does.
@@ -193,6 +197,7 @@ pub(crate) fn encode_batches<W: Write + Send>(
     properties: WriterProperties,
     out: W,
     batches: Receiver<RecordBatch>,
+    threads: usize,
 ) -> Result<(u64, Duration)> {
     let started = Instant::now();
     let mut batches = Timed {
@@ -206,9 +211,14 @@ pub(crate) fn encode_batches<W: Write + Send>(
         .and_then(ArrowWriter::into_serialized_writer)
         .map_err(unwrap_io)?;
     let written = std::thread::scope(|scope| {
+        if threads > 2 {
+            return spread_row_groups(scope, arrow, &mut file, &factory, &mut batches, threads);
+        }
         let (jobs, helper_jobs) = sync_channel::<Job>(HELPER_BATCHES);
         let (helper_chunks, chunks) = sync_channel::<Result<Chunks>>(1);
-        scope.spawn(move || helper(arrow, &helper_jobs, &helper_chunks));
+        crate::spawn_named(scope, "pass2-helper", move || {
+            helper(arrow, &helper_jobs, &helper_chunks)
+        });
         let result = row_groups(arrow, &mut file, &factory, &mut batches, &jobs, &chunks);
         drop(jobs);
         result
@@ -299,6 +309,74 @@ fn row_groups<W: Write + Send>(
         }
         row_group.close().map_err(unwrap_io)?;
         index += 1;
+    }
+    Ok(())
+}
+
+/// The row groups on `workers` encoding threads: row group `i` goes whole (all its columns)
+/// to thread `i % workers`, at most `workers` are in flight, and their column chunks are
+/// appended here in row-group order. Each thread queues up to a row group's batches, so the
+/// threads encode side by side while the batches arrive.
+fn spread_row_groups<'scope, W: Write + Send>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    arrow: &'scope SchemaRef,
+    file: &mut SerializedFileWriter<W>,
+    factory: &ArrowRowGroupWriterFactory,
+    batches: &mut Timed,
+    workers: usize,
+) -> Result<()> {
+    let gone = || ConvertError::Parquet("an encoding thread stopped".into());
+    let queued = MAX_ROW_GROUP_ROWS / crate::BATCH_ROWS + 2;
+    let lanes: Vec<(SyncSender<Job>, Receiver<Result<Chunks>>)> = (0..workers)
+        .map(|_| {
+            let (jobs, their_jobs) = sync_channel::<Job>(queued);
+            let (their_chunks, chunks) = sync_channel::<Result<Chunks>>(1);
+            crate::spawn_named(scope, "pass2-encode", move || {
+                helper(arrow, &their_jobs, &their_chunks);
+            });
+            (jobs, chunks)
+        })
+        .collect();
+    let append = |file: &mut SerializedFileWriter<W>, index: usize| -> Result<()> {
+        let mut closed = lanes[index % workers].1.recv().map_err(|_| gone())??;
+        closed.sort_by_key(|(i, _)| *i);
+        let mut row_group = file.next_row_group().map_err(unwrap_io)?;
+        for (_, chunk) in closed {
+            chunk
+                .append_to_row_group(&mut row_group)
+                .map_err(unwrap_io)?;
+        }
+        row_group.close().map(drop).map_err(unwrap_io)
+    };
+    let mut batches = batches.peekable();
+    let (mut sent, mut appended) = (0usize, 0usize);
+    while batches.peek().is_some() {
+        let jobs = &lanes[sent % workers].0;
+        let writers: Writers = factory
+            .create_column_writers(sent)
+            .map_err(unwrap_io)?
+            .into_iter()
+            .enumerate()
+            .collect();
+        jobs.send(Job::Start(writers)).map_err(|_| gone())?;
+        let mut rows = 0;
+        while rows < MAX_ROW_GROUP_ROWS {
+            let Some(batch) = batches.next() else {
+                break;
+            };
+            rows += batch.num_rows();
+            jobs.send(Job::Batch(batch)).map_err(|_| gone())?;
+        }
+        jobs.send(Job::Close).map_err(|_| gone())?;
+        sent += 1;
+        if sent - appended == workers {
+            append(file, appended)?;
+            appended += 1;
+        }
+    }
+    while appended < sent {
+        append(file, appended)?;
+        appended += 1;
     }
     Ok(())
 }

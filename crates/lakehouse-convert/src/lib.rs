@@ -58,6 +58,19 @@ use std::io::{Read, Write};
 use std::time::Duration;
 use write::Output;
 
+/// `scope.spawn` with a thread name, which `top -H` and scripts/bench's per-thread CPU show.
+/// Panics, as `scope.spawn` does, only when the OS cannot start a thread.
+pub(crate) fn spawn_named<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn_scoped(scope, f)
+        .unwrap_or_else(|e| panic!("cannot start a thread: {e}"))
+}
+
 /// Rows per Arrow record batch built from the CSV (docs/contract.md section 5).
 pub const BATCH_ROWS: usize = 8192;
 

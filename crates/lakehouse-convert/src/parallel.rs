@@ -155,14 +155,18 @@ fn parallel<R: Read, W: Write + Send>(
     std::thread::scope(|scope| {
         let stop = &stop;
         let arrow = &arrow;
-        let encoder = scope.spawn(move || encode_batches(arrow, writer_properties(), out, batches));
+        let encoder = crate::spawn_named(scope, "pass2-encode", move || {
+            encode_batches(arrow, writer_properties(), out, batches, read.threads)
+        });
         for _ in 0..read.threads {
             let (work, results) = (Arc::clone(&work), results_tx.clone());
-            scope.spawn(move || worker(&work, &results, read, schema, verify, stop));
+            crate::spawn_named(scope, "pass2-parse", move || {
+                worker(&work, &results, read, schema, verify, stop)
+            });
         }
         // Once the workers are gone, a send to them fails: the splitter then stops.
         drop(work);
-        let merger = scope.spawn(move || {
+        let merger = crate::spawn_named(scope, "pass2-merge", move || {
             let merged = merge(&results, &tokens_tx, &batches_tx, schema, verify, read);
             stop.store(true, Ordering::Relaxed);
             merged

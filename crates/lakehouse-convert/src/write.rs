@@ -797,9 +797,9 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PIPELINE_BATCHES);
             let arrow = &arrow;
-            let encoding = scope.spawn(move || match output {
+            let encoding = crate::spawn_named(scope, "pass2-encode", move || match output {
                 Output::Serial(out) | Output::Pipelined(out) => {
-                    encode_batches(arrow, writer_properties(), out, rx)
+                    encode_batches(arrow, writer_properties(), out, rx, 2)
                 }
                 Output::Partitioned {
                     partitioner,

@@ -7,7 +7,9 @@
 //! - the same bytes and options always give the same result (schema, warnings and row count,
 //!   or the same error, message included), however the input is chunked;
 //! - a schema it infers is one the file conforms to, and encodes to the same Parquet bytes
-//!   twice.
+//!   twice;
+//! - pass 2 on 8 threads, in chunks of a few bytes, writes what one thread writes or fails
+//!   with the same message (docs/contract.md section 13).
 //!
 //! `scripts/test` runs a short pass (`LAKEHOUSE_FUZZ_CASES`, default 300 per target). A
 //! longer pass: `LAKEHOUSE_FUZZ_CASES=200000 cargo test --release -p lakehouse-convert --test
@@ -15,7 +17,8 @@
 
 use lakehouse_api::{CsvOptions, DateOrder, DecimalSeparator, TextEncoding};
 use lakehouse_convert::{
-    ConvertError, check_schema, decode, infer_schema, sniff_delimiter, write_parquet,
+    ConvertError, ReadConfig, check_schema, decode, infer_schema, sniff_delimiter, write_parquet,
+    write_parquet_pipelined,
 };
 mod common;
 
@@ -136,7 +139,35 @@ fn mutated_csv() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// Pass 2 at 1 and at 8 threads in chunks of `k` bytes (docs/contract.md section 13): the
+/// same bytes, or the same error message (line and column included).
+fn check_threads(bytes: &[u8], options: &CsvOptions, k: usize) -> Result<(), TestCaseError> {
+    let schema = match infer_schema(bytes, options) {
+        Ok(inferred) => inferred.schema,
+        Err(_) => lakehouse_api::Schema {
+            fields: vec![lakehouse_api::Field::new(
+                "a",
+                lakehouse_api::ColumnType::Int64,
+            )],
+        },
+    };
+    let run = |read: ReadConfig<'_>| {
+        let mut out = Vec::new();
+        write_parquet_pipelined(bytes, read, &schema, &mut out)
+            .map(|(written, _)| (written, out))
+            .map_err(|e| e.to_string())
+    };
+    let one = ReadConfig::from(options);
+    prop_assert_eq!(
+        run(one),
+        run(one.threads(8).chunk_bytes(k)),
+        "8 threads differ"
+    );
+    Ok(())
+}
+
 fn check(bytes: &[u8], options: &CsvOptions, k: usize) -> Result<(), TestCaseError> {
+    check_threads(bytes, options, k)?;
     let whole = outcome(infer_schema(bytes, options));
     let chunked = outcome(infer_schema(Chunked { data: bytes, k }, options));
     prop_assert_eq!(&whole, &chunked, "result depends on chunking");

@@ -18,10 +18,30 @@ use proptest::prelude::*;
 /// doubled quotes, text after a closing quote, quotes inside unquoted fields and non-ASCII.
 fn value() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "1", "-42", "007", "9007199254740993", "2.5", "1e3", "true", "FALSE", "2024-02-29",
-        "03/04/2024", "12:30:00", "2024-01-01T00:00:00Z", "2024-01-01 10:00:00", "", "NA",
-        "\"a,b\"", "\"line\nbreak\"", "\"crlf\r\nbreak\"", "\"cr\rbreak\"", "\"say \"\"hi\"\"\"",
-        "\"q\"tail", "un\"quoted", "é", "x",
+        "1",
+        "-42",
+        "007",
+        "9007199254740993",
+        "2.5",
+        "1e3",
+        "true",
+        "FALSE",
+        "2024-02-29",
+        "03/04/2024",
+        "12:30:00",
+        "2024-01-01T00:00:00Z",
+        "2024-01-01 10:00:00",
+        "",
+        "NA",
+        "\"a,b\"",
+        "\"line\nbreak\"",
+        "\"crlf\r\nbreak\"",
+        "\"cr\rbreak\"",
+        "\"say \"\"hi\"\"\"",
+        "\"q\"tail",
+        "un\"quoted",
+        "é",
+        "x",
     ])
     .prop_map(str::to_owned)
 }
@@ -167,7 +187,12 @@ fn the_value_that_settles_a_type_is_found_across_chunks() {
     let inferred = infer_schema(csv.as_bytes(), &options).unwrap();
     assert_eq!(inferred.schema.fields[0].data_type, ColumnType::Utf8);
     let one = ReadConfig::from(&options);
-    let single = verified(csv.as_bytes(), one, Expected::Inferred(&inferred.schema), 1 << 20);
+    let single = verified(
+        csv.as_bytes(),
+        one,
+        Expected::Inferred(&inferred.schema),
+        1 << 20,
+    );
     let many = verified(
         csv.as_bytes(),
         one.threads(4).chunk_bytes(1),

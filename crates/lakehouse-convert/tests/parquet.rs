@@ -7,8 +7,8 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use lakehouse_api::ColumnType;
 use lakehouse_convert::{
-    BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, ReadConfig, arrow_schema, infer_schema,
-    write_parquet, write_parquet_pipelined,
+    BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, ReadConfig, arrow_schema,
+    infer_schema, write_parquet, write_parquet_pipelined,
 };
 mod common;
 
@@ -181,7 +181,9 @@ fn parquet_bytes_are_pinned() {
     // split this file into a dozen, some cut inside a record batch.
     let options = opts();
     for threads in [1, 2, 8] {
-        let read = ReadConfig::from(&options).threads(threads).chunk_bytes(64 * 1024);
+        let read = ReadConfig::from(&options)
+            .threads(threads)
+            .chunk_bytes(64 * 1024);
         let mut parallel = Vec::new();
         let (written, _) =
             write_parquet_pipelined(csv.as_bytes(), read, &inferred.schema, &mut parallel).unwrap();

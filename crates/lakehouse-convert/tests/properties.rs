@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use lakehouse_api::{ColumnType, CsvOptions};
 use lakehouse_api::{Field, Schema};
 use lakehouse_convert::{
-    BATCH_ROWS, Expected, MAX_ROW_GROUP_ROWS, check_schema, guess_schema, infer_schema,
+    BATCH_ROWS, Expected, MAX_ROW_GROUP_ROWS, ReadConfig, check_schema, guess_schema, infer_schema,
     write_parquet, write_parquet_pipelined, write_parquet_verified,
 };
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -848,6 +848,16 @@ fn pipelined_parquet_is_byte_identical_over_row_groups() {
     let (written, _) = write_parquet_pipelined(&csv[..], &options, &schema, &mut piped).unwrap();
     assert_eq!(written.row_count, rows as u64);
     assert!(single == piped, "pipelined parquet differs");
+    // On 3 and 8 threads (docs/contract.md section 13) the row groups are encoded whole on
+    // threads of their own and appended in order: still the same bytes.
+    for threads in [3, 8] {
+        let read = ReadConfig::from(&options)
+            .threads(threads)
+            .chunk_bytes(256 * 1024);
+        let mut spread = Vec::new();
+        write_parquet_pipelined(&csv[..], read, &schema, &mut spread).unwrap();
+        assert!(single == spread, "{threads} threads wrote other bytes");
+    }
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(piped)).unwrap();
     assert_eq!(reader.metadata().num_row_groups(), 3);
 }

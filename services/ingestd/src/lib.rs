@@ -127,6 +127,21 @@ pub struct Config {
     /// once per part); past 256 times it, a 400 `limit_exceeded`, nothing stored. The table's
     /// size does not count: its files are read one row group at a time.
     pub merge_key_memory_bytes: u64,
+    /// Threads that parse one large upload (docs/contract.md section 13); 0, the default,
+    /// means the machine's cores. Uploads under 4 MiB are parsed on one. The Parquet bytes
+    /// are the same at any count; memory grows by about 2 chunks of 2 MiB and their record
+    /// batches per thread.
+    pub convert_threads: usize,
+}
+
+impl Config {
+    /// `convert_threads`, 0 resolved to the machine's cores (1 when they cannot be read).
+    pub fn parse_threads(&self) -> usize {
+        match self.convert_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            n => n,
+        }
+    }
 }
 
 impl Default for Config {
@@ -159,6 +174,7 @@ impl Default for Config {
             max_partitions_per_upload: 10_000,
             partition_buffer_bytes: 64 * 1024 * 1024,
             merge_key_memory_bytes: 128 * 1024 * 1024,
+            convert_threads: 0,
         }
     }
 }

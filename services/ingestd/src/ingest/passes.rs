@@ -136,9 +136,10 @@ async fn both_passes(
     };
     let schema = pass1.schema.clone();
     let new_dataset = plan.current.is_none();
+    let threads = inner.config.parse_threads();
     let encoded = tokio::task::spawn_blocking(bind(move || {
         let read = ReadConfig::new(&task_options, limits).sniffed(sniff);
-        let encoded = encode(&upload, read, max_csv_bytes, &schema, out)?;
+        let encoded = encode(&upload, read.threads(threads), max_csv_bytes, &schema, out)?;
         let taught = if new_dataset {
             crate::teach::teaching_warnings(&upload, read, max_csv_bytes, &schema)?
         } else {

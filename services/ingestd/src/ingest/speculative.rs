@@ -170,7 +170,9 @@ impl Job {
         } else {
             lakehouse_convert::Expected::Registered(&schema)
         };
-        let read = ReadConfig::new(&self.options, self.limits).sniffed(self.sniff);
+        let read = ReadConfig::new(&self.options, self.limits)
+            .sniffed(self.sniff)
+            .threads(self.config.parse_threads());
         if let Some(by) = &self.partition {
             // A spec that does not fit the guessed schema: not tried (pass 1 decides).
             let Ok(pass) = PartitionedPass::new(by, &schema, &self.config) else {
