@@ -128,19 +128,21 @@ pub struct Config {
     /// size does not count: its files are read one row group at a time.
     pub merge_key_memory_bytes: u64,
     /// Threads that parse one large upload (docs/contract.md section 13); 0, the default,
-    /// means the machine's cores. Uploads under 4 MiB are parsed on one. The Parquet bytes
-    /// are the same at any count; memory grows by about 2 chunks of 2 MiB and their record
-    /// batches per thread.
+    /// means the machine's cores from 4 cores up, and one thread below (on 2 cores the
+    /// second tokenizing pass costs more than the second thread gives: docs/performance.md).
+    /// Uploads under 4 MiB are parsed on one. The Parquet bytes are the same at any count;
+    /// memory grows by about 30 MiB per thread.
     pub convert_threads: usize,
 }
 
 impl Config {
-    /// `convert_threads`, 0 resolved to the machine's cores (1 when they cannot be read).
+    /// `convert_threads`, 0 resolved to the machine's cores when they are 4 or more, else 1.
     pub fn parse_threads(&self) -> usize {
-        match self.convert_threads {
-            0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-            n => n,
+        if self.convert_threads > 0 {
+            return self.convert_threads;
         }
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        if cores >= 4 { cores } else { 1 }
     }
 }
 

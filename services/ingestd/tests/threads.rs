@@ -28,7 +28,7 @@ fn big_csv(mib: usize, late: bool) -> Vec<u8> {
             "{i},{amount},2024-{:02}-{:02},{},{note}\n",
             i % 12 + 1,
             i % 28 + 1,
-            i % 3 == 0
+            i.is_multiple_of(3)
         );
         csv.extend_from_slice(line.as_bytes());
         i += 1;
