@@ -232,7 +232,13 @@ fn split<R: Read>(
         ..Splitter::default()
     };
     loop {
-        let failed = match tokenizer.next_record() {
+        // The header's fields are counted; the other records' ends only are found.
+        let read_next = if splitter.width.is_none() {
+            tokenizer.next_record()
+        } else {
+            tokenizer.skip_record()
+        };
+        let failed = match read_next {
             Ok(true) => {
                 let end = tokenizer.raw_span().end;
                 if splitter.width.is_none() {

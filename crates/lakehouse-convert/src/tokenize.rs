@@ -70,6 +70,8 @@ struct Cursor {
 struct Block {
     /// Delimiter, CR or LF.
     separators: u64,
+    /// CR or LF.
+    line_ends: u64,
     quotes: u64,
     /// Bytes with the high bit set (not ASCII).
     high: u64,
@@ -94,14 +96,17 @@ fn block_masks(bytes: &[u8], delimiter: u8) -> Block {
         array.copy_from_slice(lane);
         let v = u8x32::new(array);
         let shift = 32 * k;
-        let separators = v.simd_eq(delimiter) | v.simd_eq(cr) | v.simd_eq(lf);
+        let line_ends = v.simd_eq(cr) | v.simd_eq(lf);
+        let separators = v.simd_eq(delimiter) | line_ends;
         block.separators |= u64::from(separators.to_bitmask()) << shift;
+        block.line_ends |= u64::from(line_ends.to_bitmask()) << shift;
         block.quotes |= u64::from(v.simd_eq(quote).to_bitmask()) << shift;
         block.high |= u64::from(v.to_bitmask()) << shift;
     }
     if bytes.len() < 64 {
         let valid = (1u64 << bytes.len()) - 1;
         block.separators &= valid;
+        block.line_ends &= valid;
         block.quotes &= valid;
         block.high &= valid;
     }
@@ -161,6 +166,8 @@ pub(crate) struct Tokenizer<R> {
     /// Bytes of the input dropped from the front of `buf` so far: `buf[i]` is input byte
     /// `dropped + i`.
     dropped: u64,
+    /// [`Tokenizer::skip_record`] is reading: the fast path finds no fields.
+    skipping: bool,
     /// The block the last search looked at, and where it starts.
     block: Block,
     block_at: usize,
@@ -188,6 +195,7 @@ impl<R: Read> Tokenizer<R> {
             open_quote: false,
             line: None,
             dropped: 0,
+            skipping: false,
             block: Block::default(),
             block_at: usize::MAX,
         }
@@ -250,7 +258,12 @@ impl<R: Read> Tokenizer<R> {
         self.maybe_non_ascii = false;
         self.open_quote = false;
         self.line = None;
-        if let Some(end) = self.scan_fast(at) {
+        let fast = if self.skipping {
+            self.scan_bounds(at)
+        } else {
+            self.scan_fast(at)
+        };
+        if let Some(end) = fast {
             self.end = end;
             self.next = end;
             return Ok(true);
@@ -281,6 +294,20 @@ impl<R: Read> Tokenizer<R> {
                 field.1 -= dropped;
             }
         }
+    }
+
+    /// [`Tokenizer::next_record`] for a caller that only needs where records end (the
+    /// splitter of a parallel read, docs/contract.md section 13): the same records, ends,
+    /// lines and errors, but the fields of a record read by the fast path are not found
+    /// ([`Tokenizer::record`] is then empty).
+    ///
+    /// # Errors
+    /// As [`Tokenizer::next_record`].
+    pub(crate) fn skip_record(&mut self) -> Result<bool, TokenError> {
+        self.skipping = true;
+        let next = self.next_record();
+        self.skipping = false;
+        next
     }
 
     /// The fields of the last record.
@@ -480,6 +507,54 @@ impl<R: Read> Tokenizer<R> {
                     return Some(end + 1);
                 }
             }
+            base += 64;
+            considered = !0;
+        }
+        None
+    }
+
+    /// [`Tokenizer::scan_fast`] without the fields: the same checks of where quotes sit
+    /// (else `None`, and the exact state machine reads the record), then the record ends at
+    /// its first CR or LF outside quotes.
+    fn scan_bounds(&mut self, start: usize) -> Option<usize> {
+        let whole = self.filled & !63;
+        let mut base = start & !63;
+        let mut considered = !0u64 << (start - base);
+        let mut allowed_first = 1u64 << (start - base);
+        let mut inside = 0u64;
+        let mut pending_close = false;
+        self.fields.clear();
+        while base < whole {
+            let block = self.block_at(base);
+            let quotes = block.quotes & considered;
+            let separators = block.separators & considered;
+            let mut parity = quotes;
+            parity ^= parity << 1;
+            parity ^= parity << 2;
+            parity ^= parity << 4;
+            parity ^= parity << 8;
+            parity ^= parity << 16;
+            parity ^= parity << 32;
+            parity ^= inside;
+            let ends = separators & !parity;
+            let opening = quotes & parity;
+            let closing = quotes & !parity;
+            let after_closing = (closing << 1) | u64::from(pending_close);
+            let allowed_open = ((ends << 1) | after_closing) | allowed_first;
+            let followed = (separators | quotes) >> 1;
+            if opening & !allowed_open != 0
+                || closing & !followed & !(1u64 << 63) != 0
+                || (pending_close && (separators | quotes) & 1 == 0)
+            {
+                return None;
+            }
+            let stops = block.line_ends & considered & !parity;
+            if stops != 0 {
+                return Some(base + stops.trailing_zeros() as usize + 1);
+            }
+            pending_close = closing >> 63 != 0;
+            allowed_first = ends >> 63;
+            inside = if parity >> 63 != 0 { !0 } else { 0 };
             base += 64;
             considered = !0;
         }
@@ -686,293 +761,4 @@ impl<'a> Iterator for Fields<'a> {
 impl ExactSizeIterator for Fields<'_> {}
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// What a tokenizer made of an input: each record's fields and start line, whether the
-    /// last one left a quote open, or the error.
-    type Outcome = (Vec<(u64, Vec<Vec<u8>>)>, Option<u64>);
-
-    /// Hands out the input in chunks of the given sizes (cycled).
-    struct Chunked<'a> {
-        bytes: &'a [u8],
-        sizes: Vec<usize>,
-        next: usize,
-    }
-
-    impl Read for Chunked<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let size = self.sizes[self.next % self.sizes.len()].max(1);
-            self.next += 1;
-            let n = size.min(buf.len()).min(self.bytes.len());
-            buf[..n].copy_from_slice(&self.bytes[..n]);
-            self.bytes = &self.bytes[n..];
-            Ok(n)
-        }
-    }
-
-    fn ours(bytes: &[u8], delimiter: u8, sizes: Vec<usize>) -> Outcome {
-        let reader = Chunked {
-            bytes,
-            sizes,
-            next: 0,
-        };
-        let mut tokens = Tokenizer::new(reader, delimiter, u64::MAX);
-        let mut records = Vec::new();
-        while tokens.next_record().unwrap() {
-            let fields = tokens.record().iter().map(<[u8]>::to_vec).collect();
-            records.push((tokens.line(), fields));
-        }
-        (records, tokens.open_quote())
-    }
-
-    /// csv-core through the csv crate, as `Records` used it, with the BOM dropped first and
-    /// lines counted from each record's first byte.
-    fn oracle(bytes: &[u8], delimiter: u8) -> Outcome {
-        let bytes = bytes.strip_prefix(&BOM[..]).unwrap_or(bytes);
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .from_reader(bytes);
-        let mut records = Vec::new();
-        let mut record = csv::ByteRecord::new();
-        let mut last_start = 0;
-        while reader.read_byte_record(&mut record).unwrap() {
-            let mut start = record.position().unwrap().byte() as usize;
-            while matches!(bytes[start], b'\r' | b'\n') {
-                start += 1;
-            }
-            last_start = start;
-            let line = 1 + bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64;
-            records.push((line, record.iter().map(<[u8]>::to_vec).collect()));
-        }
-        let open = open_quote_field(&bytes[last_start..], delimiter);
-        let open = open.filter(|_| !records.is_empty());
-        (records, open)
-    }
-
-    /// Where a quoted field is left open at the end of `bytes`, which start at the start of a
-    /// record: `Some(1-based field)` if the last quoted field never closes. Mirrors csv-core's
-    /// state machine (quote `"`, doubled quotes, terminators CR, LF, CRLF, no escapes or
-    /// comments).
-    fn open_quote_field(bytes: &[u8], delimiter: u8) -> Option<u64> {
-        #[derive(Clone, Copy)]
-        enum State {
-            StartField,
-            InField,
-            InQuoted,
-            QuoteInQuoted,
-        }
-        let is_term = |b: u8| b == b'\r' || b == b'\n';
-        let mut state = State::StartField;
-        let mut field: u64 = 1;
-        for &b in bytes {
-            state = match (state, b) {
-                (State::InQuoted, b'"') => State::QuoteInQuoted,
-                (State::InQuoted, _) => State::InQuoted,
-                // Opening quote, or the second quote of a doubled `""` inside a quoted field.
-                (State::StartField | State::QuoteInQuoted, b'"') => State::InQuoted,
-                (_, b) if b == delimiter => {
-                    field += 1;
-                    State::StartField
-                }
-                (_, b) if is_term(b) => {
-                    field = 1;
-                    State::StartField
-                }
-                // A quote inside an unquoted field, or text after a closing quote, is literal.
-                _ => State::InField,
-            };
-        }
-        matches!(state, State::InQuoted).then_some(field)
-    }
-
-    /// Bytes biased to what matters to a CSV tokenizer.
-    fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
-        let byte = prop_oneof![
-            4 => Just(b'a'),
-            2 => Just(b','),
-            2 => Just(b'"'),
-            1 => Just(b'\n'),
-            1 => Just(b'\r'),
-            1 => Just(b'\t'),
-            1 => Just(0xC3u8),
-            1 => any::<u8>(),
-        ];
-        prop::collection::vec(byte, 0..400)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-
-        /// Same records, fields, lines and open quote as csv-core, whatever the chunking.
-        #[test]
-        fn matches_csv_core(
-            bytes in csv_bytes(),
-            tab in any::<bool>(),
-            bom in any::<bool>(),
-            sizes in prop::collection::vec(1usize..80, 1..5),
-        ) {
-            let delimiter = if tab { b'\t' } else { b',' };
-            let mut input = if bom { BOM.to_vec() } else { Vec::new() };
-            input.extend_from_slice(&bytes);
-            prop_assert_eq!(ours(&input, delimiter, sizes), oracle(&input, delimiter));
-        }
-
-        /// Well-formed CSV (the fast path's input), now and then with one byte changed.
-        #[test]
-        fn structured_csv_matches_csv_core(
-            records in prop::collection::vec(prop::collection::vec((any::<bool>(), "[a-z,\"\n\r é]{0,40}"), 1..8), 1..60),
-            crlf in any::<bool>(),
-            mutation in prop::option::of((any::<prop::sample::Index>(), prop_oneof![Just(b'"'), Just(b'\r'), Just(b','), Just(b'x')])),
-            sizes in prop::collection::vec(1usize..5000, 1..4),
-        ) {
-            let mut input = Vec::new();
-            for fields in &records {
-                for (i, (quoted, text)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        input.push(b',');
-                    }
-                    if *quoted {
-                        input.push(b'"');
-                        input.extend_from_slice(text.replace('"', "\"\"").as_bytes());
-                        input.push(b'"');
-                    } else {
-                        input.extend(text.bytes().filter(|b| !matches!(b, b',' | b'"' | b'\n' | b'\r')));
-                    }
-                }
-                input.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
-            }
-            if let Some((at, byte)) = mutation {
-                let at = at.index(input.len());
-                input[at] = byte;
-            }
-            let (ours, oracle) = (ours(&input, b',', sizes), oracle(&input, b','));
-            prop_assert!(ours == oracle, "ours {:?}\ncsv-core {:?}", ours, oracle);
-        }
-    }
-
-    proptest! {
-        // Each case is up to a megabyte: fewer of them.
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
-        /// Long records and fields cross blocks, reads and buffer growth.
-        #[test]
-        fn long_fields_match_csv_core(
-            parts in prop::collection::vec((0usize..200_000, any::<bool>(), 0u8..4), 1..6),
-            sizes in prop::collection::vec(1usize..300_000, 1..4),
-        ) {
-            let mut input = b"a,b\n".to_vec();
-            for (len, quoted, end) in parts {
-                let body: Vec<u8> = (0..len).map(|i| match i % 97 { 0 => b'\n', 50 => b',', _ => b'x' }).collect();
-                if quoted {
-                    input.push(b'"');
-                    input.extend(body.iter().flat_map(|&b| if b == b',' { vec![b'"', b'"'] } else { vec![b] }));
-                    input.push(b'"');
-                } else {
-                    input.extend(body.iter().filter(|&&b| b != b'\n' && b != b','));
-                }
-                input.extend_from_slice(match end { 0 => &b","[..], 1 => b"\n", 2 => b"\r\n", _ => b"\n\n\r\n" });
-            }
-            let (ours, oracle) = (ours(&input, b',', sizes), oracle(&input, b','));
-            let summary = |o: &Outcome| o.0.iter().map(|(line, f)| (*line, f.iter().map(Vec::len).collect::<Vec<_>>())).collect::<Vec<_>>();
-            prop_assert!(ours == oracle, "ours {:?} {:?}\ncsv-core {:?} {:?}", summary(&ours), ours.1, summary(&oracle), oracle.1);
-        }
-    }
-
-    #[test]
-    fn fixed_cases_match_csv_core() {
-        let cases: &[&[u8]] = &[
-            b"",
-            b"\n\r\n",
-            b"a",
-            b"a,",
-            b"a,b\nc,d",
-            b"a,b\r\nc,d\r\n",
-            b"a\rb\r\r\nc",
-            b"\"a,b\"\"c\"\"\",d\n",
-            b"\"ab\"cd,e",
-            b"\"ab\"\"",
-            b"\"ab",
-            b"x\"y,\"z\"\n",
-            b"\"\"\n\"\"\"\"",
-            b"a,\"\r\n\",b\n",
-            b"\xEF\xBB\xBFa,b\n",
-            b"\xEF\xBB",
-        ];
-        for &case in cases {
-            for size in [1, 2, 3, 7, 64, 1 << 20] {
-                assert_eq!(ours(case, b',', vec![size]), oracle(case, b','), "{case:?}");
-            }
-        }
-    }
-
-    /// Every quoting case at every offset from a 64-byte block boundary: the fast path's
-    /// carries from one block to the next.
-    #[test]
-    fn quotes_at_every_block_offset_match_csv_core() {
-        let snippets: &[&[u8]] = &[
-            b"\"x\"y",
-            b"x\"y",
-            b"\"x\"\"y\"",
-            b"\"x\"",
-            b"\"\"",
-            b"\"\"\"\"",
-            b"\"x\r\ny\"",
-            b"\"x\"\r",
-            b"\"x,y\"",
-            b"\"\"x",
-            b"\"x\"\"",
-        ];
-        for pad in 0..140 {
-            for &snippet in snippets {
-                let mut input = vec![b'a'; pad];
-                input.push(b',');
-                input.extend_from_slice(snippet);
-                input.extend_from_slice(b",z\n");
-                input.extend_from_slice(&input.clone());
-                for sizes in [vec![1 << 20], vec![7]] {
-                    assert_eq!(
-                        ours(&input, b',', sizes),
-                        oracle(&input, b','),
-                        "{pad} {snippet:?}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_record_over_the_cap_is_refused_before_it_is_buffered() {
-        let mut input = b"a\n1\n".to_vec();
-        input.extend(std::iter::repeat_n(b'x', 10 << 20));
-        let mut tokens = Tokenizer::new(&input[..], b',', 1 << 20);
-        assert!(tokens.next_record().unwrap());
-        assert!(tokens.next_record().unwrap());
-        assert!(matches!(
-            tokens.next_record(),
-            Err(TokenError::RecordTooLarge)
-        ));
-        assert_eq!(tokens.line(), 3);
-        assert!(
-            tokens.buf.len() < 3 << 20,
-            "buffer grew to {}",
-            tokens.buf.len()
-        );
-    }
-
-    #[test]
-    fn ascii_is_proven_per_record() {
-        let input = "a,b\n1,2\n\"é\",3\n".repeat(100);
-        let mut tokens = Tokenizer::new(input.as_bytes(), b',', u64::MAX);
-        let mut non_ascii = 0;
-        while tokens.next_record().unwrap() {
-            let has = tokens.record().iter().any(|f| !f.is_ascii());
-            assert!(!has || tokens.maybe_non_ascii());
-            non_ascii += usize::from(has);
-        }
-        assert_eq!(non_ascii, 100);
-    }
-}
+mod tests;
