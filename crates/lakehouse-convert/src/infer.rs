@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 /// The day/month order of each `date32` column of `P/Q/YYYY` values, by name.
-fn orders_of(header: &Header, stats: &[ColumnStats]) -> BTreeMap<String, DateOrder> {
+pub(crate) fn orders_of(header: &Header, stats: &[ColumnStats]) -> BTreeMap<String, DateOrder> {
     header
         .names
         .iter()
@@ -20,7 +20,8 @@ fn orders_of(header: &Header, stats: &[ColumnStats]) -> BTreeMap<String, DateOrd
         .collect()
 }
 
-fn schema_of(header: &Header, stats: &[ColumnStats]) -> Schema {
+/// The schema the columns' final states give (docs/contract.md section 3).
+pub(crate) fn schema_of(header: &Header, stats: &[ColumnStats]) -> Schema {
     Schema {
         fields: header
             .names

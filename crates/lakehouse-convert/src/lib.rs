@@ -142,7 +142,9 @@ pub struct EncodeStats {
 /// on the bytes and `options`, never on how `reader` chunks them.
 ///
 /// `reader` is read to its end once, through an internal buffer (no need to wrap it in a
-/// `BufReader`).
+/// `BufReader`). With [`ReadConfig::threads`] above 1 an input of at least twice
+/// [`ReadConfig::chunk_bytes`] is read on that many threads, with the same result and
+/// errors (docs/contract.md section 13).
 ///
 /// # Errors
 /// - [`ConvertError::EmptyCsv`]: no header record (0 bytes, only a BOM, only empty lines).
@@ -156,7 +158,12 @@ pub fn infer_schema<'a, R: Read>(
     reader: R,
     options: impl Into<ReadConfig<'a>>,
 ) -> Result<Inferred> {
-    infer::infer_schema(reader, options.into())
+    let options = options.into();
+    if options.threads > 1 {
+        parallel::infer_schema(reader, options)
+    } else {
+        infer::infer_schema(reader, options)
+    }
 }
 
 /// Pass 1 for an EXISTING dataset (docs/contract.md section 3, "Uploads to an existing dataset").

@@ -19,11 +19,13 @@
 //! Memory: at most `threads + 2` chunks are split and not yet merged, each its bytes and its
 //! record batches, besides the encoder's row group (docs/performance.md).
 
+use crate::classify::ColumnStats;
 use crate::error::{ConvertError, Result};
+use crate::reading::Reading;
 use crate::source::{Header, Nulls, ReadConfig, Records};
 use crate::tokenize::{TokenError, Tokenizer, count_newlines};
 use crate::write::{BatchBuilder, Output, Pass2, check_header, value_refused, writer_properties};
-use crate::{BATCH_ROWS, EncodeStats, ParquetOutput, encode::encode_batches};
+use crate::{BATCH_ROWS, EncodeStats, Inferred, ParquetOutput, encode::encode_batches};
 use arrow_array::RecordBatch;
 use lakehouse_api::Schema;
 use std::collections::BTreeMap;
@@ -52,7 +54,7 @@ struct Chunk {
     width: usize,
 }
 
-/// A chunk parsed.
+/// A chunk parsed by pass 2.
 struct Parsed<'s> {
     /// The first chunk's.
     header: Option<Header>,
@@ -63,8 +65,8 @@ struct Parsed<'s> {
 }
 
 /// What the merging thread takes, by chunk index.
-enum Piece<'s> {
-    Parsed(Result<Parsed<'s>>),
+enum Piece<T> {
+    Parsed(Result<T>),
     /// The read stopped here (its error), after every earlier chunk.
     Failed(ConvertError),
     /// No chunk after this index.
@@ -94,99 +96,141 @@ impl Read for FailWith {
     }
 }
 
-/// Pass 2 into one Parquet file on `read.threads` threads: the result of
-/// `write::write_parquet` with `Output::Pipelined`, byte for byte (see the module docs).
-pub(crate) fn write_parquet<R: Read, W: Write + Send>(
+/// The input as the parallel read takes it: `Ok` when it holds at least twice
+/// [`ReadConfig::chunk_bytes`] (its first bytes, then the rest), `Err` with what it holds
+/// when it is shorter (then one thread reads it: a pool costs more than it saves), a read
+/// error kept to be met where one thread would meet it.
+#[allow(clippy::type_complexity)]
+fn long_enough<R: Read>(
     mut reader: R,
     read: ReadConfig<'_>,
-    schema: &Schema,
-    out: W,
-    verify: bool,
-) -> Result<Pass2> {
+) -> std::result::Result<io::Chain<io::Cursor<Vec<u8>>, R>, io::Chain<io::Cursor<Vec<u8>>, FailWith>>
+{
     let min_bytes = read.chunk_bytes.saturating_mul(2);
     let mut head = Vec::with_capacity(min_bytes);
-    let headed = reader
+    match reader
         .by_ref()
         .take(min_bytes as u64)
-        .read_to_end(&mut head);
-    let one_thread = read.threads(1);
-    match headed {
-        Err(e) => {
-            let rest = io::Cursor::new(head).chain(FailWith(Some(e)));
-            crate::write::write_parquet(rest, one_thread, schema, Output::Pipelined(out), verify)
-        }
-        Ok(n) if n < min_bytes => crate::write::write_parquet(
-            &head[..],
-            one_thread,
-            schema,
-            Output::Pipelined(out),
-            verify,
-        ),
-        Ok(_) => parallel(
-            io::Cursor::new(head).chain(reader),
-            read,
-            schema,
-            out,
-            verify,
-        ),
+        .read_to_end(&mut head)
+    {
+        Err(e) => Err(io::Cursor::new(head).chain(FailWith(Some(e)))),
+        Ok(n) if n < min_bytes => Err(io::Cursor::new(head).chain(FailWith(None))),
+        Ok(_) => Ok(io::Cursor::new(head).chain(reader)),
     }
 }
 
-/// The threads of [`write_parquet`]: this one splits, `read.threads` parse, one merges and
-/// one encodes (with its helper).
-fn parallel<R: Read, W: Write + Send>(
+/// Pass 2 into one Parquet file on `read.threads` threads: the result of
+/// `write::write_parquet` with `Output::Pipelined`, byte for byte (see the module docs).
+pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     reader: R,
     read: ReadConfig<'_>,
     schema: &Schema,
     out: W,
     verify: bool,
 ) -> Result<Pass2> {
-    let stop = AtomicBool::new(false);
-    let in_flight = read.threads + 2;
-    let (tokens_tx, tokens) = sync_channel::<()>(in_flight);
-    for _ in 0..in_flight {
-        let _ = tokens_tx.send(());
+    match long_enough(reader, read) {
+        Err(short) => crate::write::write_parquet(
+            short,
+            read.threads(1),
+            schema,
+            Output::Pipelined(out),
+            verify,
+        ),
+        Ok(long) => pass2(long, read, schema, out, verify),
     }
-    let (work_tx, work) = sync_channel::<Chunk>(read.threads);
-    let work = Arc::new(Mutex::new(work));
-    let (results_tx, results) = channel::<(usize, Piece<'_>)>();
+}
+
+/// Pass 1 of a new dataset on `read.threads` threads: the result of `infer::infer_schema`
+/// (chunks' column states folded in file order with `ColumnStats::then`).
+pub(crate) fn infer_schema<R: Read>(reader: R, read: ReadConfig<'_>) -> Result<Inferred> {
+    let long = match long_enough(reader, read) {
+        Err(short) => return crate::infer::infer_schema(short, read.threads(1)),
+        Ok(long) => long,
+    };
+    let parse = |chunk: &Chunk| infer_chunk(chunk, read);
+    run_chunks(long, read, &parse, |chunks| {
+        let (mut header, mut stats, mut rows) = (None, Vec::new(), 0u64);
+        for chunk in chunks {
+            let (first, more, more_rows) = chunk?;
+            header = header.or(first);
+            if stats.is_empty() {
+                stats = more;
+            } else {
+                for (stats, more) in stats.iter_mut().zip(more) {
+                    *stats = stats.then(more);
+                }
+            }
+            rows += more_rows;
+        }
+        let header = header.ok_or(ConvertError::EmptyCsv)?;
+        Ok(Inferred {
+            schema: crate::infer::schema_of(&header, &stats),
+            date_orders: crate::infer::orders_of(&header, &stats),
+            row_count: rows,
+            warnings: header.warnings,
+        })
+    })?
+}
+
+/// One chunk of pass 1: the first chunk's header, each column's state, the rows.
+fn infer_chunk(
+    chunk: &Chunk,
+    read: ReadConfig<'_>,
+) -> Result<(Option<Header>, Vec<ColumnStats>, u64)> {
+    let (mut records, header) = open(chunk, read)?;
+    let nulls = Nulls::new(read);
+    let reading = Reading::new(read.csv);
+    let width = header.as_ref().map_or(chunk.width, |h| h.names.len());
+    let mut stats = vec![ColumnStats::new(); width];
+    while records.next_record()? {
+        for (column, value) in stats.iter_mut().zip(records.record()) {
+            if column.undecided() && !nulls.is_null(value) {
+                column.observe(reading.classify(value));
+            }
+        }
+    }
+    Ok((header, stats, records.rows()))
+}
+
+/// A chunk's records: the first chunk's after its header, which is returned.
+fn open<'c>(chunk: &'c Chunk, read: ReadConfig<'_>) -> Result<(Records<&'c [u8]>, Option<Header>)> {
+    if chunk.index == 0 {
+        let (records, header) = Records::open(&chunk.bytes[..], read)?;
+        Ok((records, Some(header)))
+    } else {
+        let records =
+            Records::continuing(&chunk.bytes[..], read, chunk.width, chunk.newlines_before);
+        Ok((records, None))
+    }
+}
+
+/// The threads of pass 2: [`run_chunks`]'s, and one that encodes (with helpers).
+fn pass2<R: Read, W: Write + Send>(
+    reader: R,
+    read: ReadConfig<'_>,
+    schema: &Schema,
+    out: W,
+    verify: bool,
+) -> Result<Pass2> {
     let (batches_tx, batches) = sync_channel::<RecordBatch>(4);
     let arrow = crate::write::arrow_schema(schema);
     std::thread::scope(|scope| {
-        let stop = &stop;
         let arrow = &arrow;
         let encoder = crate::spawn_named(scope, "pass2-encode", move || {
             encode_batches(arrow, writer_properties(), out, batches, read.threads)
         });
-        for _ in 0..read.threads {
-            let (work, results) = (Arc::clone(&work), results_tx.clone());
-            crate::spawn_named(scope, "pass2-parse", move || {
-                worker(&work, &results, read, schema, verify, stop)
-            });
-        }
-        // Once the workers are gone, a send to them fails: the splitter then stops.
-        drop(work);
-        let merger = crate::spawn_named(scope, "pass2-merge", move || {
-            let merged = merge(&results, &tokens_tx, &batches_tx, schema, verify, read);
-            stop.store(true, Ordering::Relaxed);
-            merged
-        });
-        split(reader, read, &work_tx, &results_tx, &tokens, stop);
-        drop((work_tx, results_tx));
-        let merged = merger.join().unwrap_or_else(|_| {
-            Err(Stop::Csv(ConvertError::Parquet(
-                "the merging thread panicked".into(),
-            )))
+        let parse = |chunk: &Chunk| parse(chunk, read, schema, verify);
+        let merged = run_chunks(reader, read, &parse, move |chunks| {
+            merge(chunks, &batches_tx, schema, verify, read)
         });
         let encoded = join(encoder);
         // The input's error first, else the encoder's outcome.
         let (merged, (size_bytes, encode)) = match (merged, encoded) {
-            (Err(Stop::Csv(e)), _) => return Err(e),
-            (_, Err(e)) => return Err(e),
-            (Err(Stop::EncoderGone), Ok(_)) => {
+            (Err(e) | Ok(Err(Stop::Csv(e))), _) | (_, Err(e)) => return Err(e),
+            (Ok(Err(Stop::EncoderGone)), Ok(_)) => {
                 return Err(ConvertError::Parquet("the encoder stopped".into()));
             }
-            (Ok(merged), Ok(encoded)) => (merged, encoded),
+            (Ok(Ok(merged)), Ok(encoded)) => (merged, encoded),
         };
         Ok(Pass2 {
             output: ParquetOutput {
@@ -204,6 +248,110 @@ fn parallel<R: Read, W: Write + Send>(
     })
 }
 
+/// Splits `reader` into chunks on this thread, runs `parse` on each on `read.threads`
+/// threads, and `merge` on one more over their outcomes in file order (the first error
+/// ends them: a CSV error of a chunk, or the read's own where one thread meets it). At most
+/// `read.threads + 2` chunks are split and not yet merged. Returns `merge`'s result.
+///
+/// # Errors
+/// `Parquet` when a thread panicked.
+fn run_chunks<R: Read, T: Send, M: Send>(
+    reader: R,
+    read: ReadConfig<'_>,
+    parse: &(dyn Fn(&Chunk) -> Result<T> + Sync),
+    merge: impl FnOnce(&mut InOrder<T>) -> M + Send,
+) -> Result<M> {
+    let stop = AtomicBool::new(false);
+    let in_flight = read.threads + 2;
+    let (tokens_tx, tokens) = sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = tokens_tx.send(());
+    }
+    let (work_tx, work) = sync_channel::<Chunk>(read.threads);
+    let work = Arc::new(Mutex::new(work));
+    let (results_tx, results) = channel::<(usize, Piece<T>)>();
+    std::thread::scope(|scope| {
+        let stop = &stop;
+        for _ in 0..read.threads {
+            let (work, results) = (Arc::clone(&work), results_tx.clone());
+            crate::spawn_named(scope, "pass2-parse", move || {
+                worker(&work, &results, parse, stop);
+            });
+        }
+        // Once the workers are gone, a send to them fails: the splitter then stops.
+        drop(work);
+        let merger = crate::spawn_named(scope, "pass2-merge", move || {
+            let mut chunks = InOrder {
+                results,
+                tokens: tokens_tx,
+                waiting: BTreeMap::new(),
+                next: 0,
+                done: false,
+            };
+            let merged = merge(&mut chunks);
+            stop.store(true, Ordering::Relaxed);
+            merged
+        });
+        split(reader, read, &work_tx, &results_tx, &tokens, stop);
+        drop((work_tx, results_tx));
+        merger
+            .join()
+            .map_err(|_| ConvertError::Parquet("the merging thread panicked".into()))
+    })
+}
+
+/// The chunks' outcomes in file order, for `run_chunks`'s `merge`: each is taken from the
+/// workers' results as it comes, kept until its turn; the read's own error comes in its
+/// place; after an error, nothing.
+struct InOrder<T> {
+    results: Receiver<(usize, Piece<T>)>,
+    tokens: SyncSender<()>,
+    waiting: BTreeMap<usize, Piece<T>>,
+    next: usize,
+    done: bool,
+}
+
+impl<T> Iterator for InOrder<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        while !self.done {
+            let Some(piece) = self.waiting.remove(&self.next) else {
+                match self.results.recv() {
+                    Ok((index, piece)) => {
+                        self.waiting.insert(index, piece);
+                    }
+                    Err(_) => {
+                        self.done = true;
+                        let stopped = ConvertError::Parquet("a pass 2 thread stopped".into());
+                        return Some(Err(stopped));
+                    }
+                }
+                continue;
+            };
+            self.next += 1;
+            return match piece {
+                Piece::Parsed(parsed) => {
+                    // The chunk is off the books: the splitter may cut another. (Never
+                    // blocks: a token is given back only for one taken.)
+                    let _ = self.tokens.try_send(());
+                    self.done = parsed.is_err();
+                    Some(parsed)
+                }
+                Piece::Failed(e) => {
+                    self.done = true;
+                    Some(Err(e))
+                }
+                Piece::End => {
+                    self.done = true;
+                    None
+                }
+            };
+        }
+        None
+    }
+}
+
 fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     handle
         .join()
@@ -212,11 +360,11 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
 
 /// The splitter (see the module docs): sends chunks to the workers and the end, or the
 /// read's error, to the merger. Stops early once `stop` is set or the merger is gone.
-fn split<R: Read>(
+fn split<R: Read, T>(
     reader: R,
     read: ReadConfig<'_>,
     work: &SyncSender<Chunk>,
-    results: &Sender<(usize, Piece<'_>)>,
+    results: &Sender<(usize, Piece<T>)>,
     tokens: &Receiver<()>,
     stop: &AtomicBool,
 ) {
@@ -339,12 +487,10 @@ impl Splitter {
 }
 
 /// A parsing thread: chunks until there are none, or `stop`.
-fn worker<'s>(
+fn worker<T>(
     work: &Mutex<Receiver<Chunk>>,
-    results: &Sender<(usize, Piece<'s>)>,
-    read: ReadConfig<'_>,
-    schema: &'s Schema,
-    verify: bool,
+    results: &Sender<(usize, Piece<T>)>,
+    parse: &(dyn Fn(&Chunk) -> Result<T> + Sync),
     stop: &AtomicBool,
 ) {
     loop {
@@ -356,10 +502,8 @@ fn worker<'s>(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            parse(&chunk, read, schema, verify)
-        }))
-        .unwrap_or_else(|_| Err(ConvertError::Parquet("a parsing thread panicked".into())));
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(&chunk)))
+            .unwrap_or_else(|_| Err(ConvertError::Parquet("a parsing thread panicked".into())));
         if results.send((chunk.index, Piece::Parsed(parsed))).is_err() {
             return;
         }
@@ -374,15 +518,10 @@ fn parse<'s>(
     verify: bool,
 ) -> Result<Parsed<'s>> {
     let started = Instant::now();
-    let (mut records, header) = if chunk.index == 0 {
-        let (records, header) = Records::open(&chunk.bytes[..], read)?;
-        check_header(schema, &header)?;
-        (records, Some(header))
-    } else {
-        let records =
-            Records::continuing(&chunk.bytes[..], read, chunk.width, chunk.newlines_before);
-        (records, None)
-    };
+    let (mut records, header) = open(chunk, read)?;
+    if let Some(header) = &header {
+        check_header(schema, header)?;
+    }
     let nulls = Nulls::new(read);
     let mut proof = BatchBuilder::chunk(schema, verify, read.csv, chunk.first_batch_rows);
     let mut batches = Vec::new();
@@ -431,39 +570,20 @@ enum Stop {
 
 /// The merging thread: the chunks in order into the encoder (see the module docs).
 fn merge<'s>(
-    results: &Receiver<(usize, Piece<'s>)>,
-    tokens: &SyncSender<()>,
+    chunks: &mut InOrder<Parsed<'s>>,
     encoder: &SyncSender<RecordBatch>,
     schema: &'s Schema,
     verify: bool,
     read: ReadConfig<'_>,
 ) -> std::result::Result<Merged<'s>, Stop> {
-    let mut waiting = BTreeMap::new();
-    let mut next = 0;
     let mut header = None;
     let mut proof = BatchBuilder::new(schema, verify, read.csv);
     // Rows sent to the encoder, and read.
     let (mut rows, mut total, mut busy) = (0u64, 0u64, Duration::ZERO);
     let mut straddling: Option<RecordBatch> = None;
     let send = |batch: RecordBatch| encoder.send(batch).is_ok();
-    loop {
-        let piece = match waiting.remove(&next) {
-            Some(piece) => piece,
-            None => {
-                let Ok((index, piece)) = results.recv() else {
-                    return Err(Stop::Csv(ConvertError::Parquet(
-                        "a pass 2 thread stopped".into(),
-                    )));
-                };
-                waiting.insert(index, piece);
-                continue;
-            }
-        };
-        let parsed = match piece {
-            Piece::Parsed(parsed) => parsed.map_err(Stop::Csv)?,
-            Piece::Failed(e) => return Err(Stop::Csv(e)),
-            Piece::End => break,
-        };
+    for parsed in chunks {
+        let parsed = parsed.map_err(Stop::Csv)?;
         header = header.or(parsed.header);
         for batch in parsed.batches {
             let batch = match straddling.take() {
@@ -486,8 +606,6 @@ fn merge<'s>(
         total += parsed.rows;
         proof.absorb(&parsed.proof);
         busy += parsed.busy;
-        next += 1;
-        let _ = tokens.send(());
     }
     if let Some(batch) = straddling
         && !send(batch)

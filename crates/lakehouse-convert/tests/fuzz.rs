@@ -8,8 +8,8 @@
 //!   or the same error, message included), however the input is chunked;
 //! - a schema it infers is one the file conforms to, and encodes to the same Parquet bytes
 //!   twice;
-//! - pass 2 on 8 threads, in chunks of a few bytes, writes what one thread writes or fails
-//!   with the same message (docs/contract.md section 13).
+//! - pass 1 and pass 2 on 8 threads, in chunks of a few bytes, give what one thread gives
+//!   or fail with the same message (docs/contract.md section 13).
 //!
 //! `scripts/test` runs a short pass (`LAKEHOUSE_FUZZ_CASES`, default 300 per target). A
 //! longer pass: `LAKEHOUSE_FUZZ_CASES=200000 cargo test --release -p lakehouse-convert --test
@@ -163,6 +163,8 @@ fn check_threads(bytes: &[u8], options: &CsvOptions, k: usize) -> Result<(), Tes
         run(one.threads(8).chunk_bytes(k)),
         "8 threads differ"
     );
+    let inferred = |read: ReadConfig<'_>| outcome(infer_schema(bytes, read));
+    prop_assert_eq!(inferred(one), inferred(one.threads(8).chunk_bytes(k)));
     Ok(())
 }
 

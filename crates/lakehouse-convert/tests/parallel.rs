@@ -1,4 +1,4 @@
-//! Pass 2 on many threads (docs/contract.md section 13): whatever the thread count and
+//! Pass 1 and pass 2 on many threads (docs/contract.md section 13): whatever the thread count and
 //! wherever the chunk boundaries fall (chunks of a few bytes put one in every record, inside
 //! quoted line breaks' records, inside record batches), the Parquet bytes, the row count, the
 //! inference report, the verdict of a verified pass and every error (message, line and
@@ -126,6 +126,14 @@ proptest! {
             field.data_type = ty;
         }
         let one = ReadConfig::from(&options);
+        let inferred = |read: ReadConfig<'_>| {
+            infer_schema(Chunked { data: &csv, k }, read)
+                .map(|i| format!("{i:?}"))
+                .map_err(|e| e.to_string())
+        };
+        for threads in [2, 8] {
+            prop_assert_eq!(inferred(one), inferred(one.threads(threads).chunk_bytes(chunk)));
+        }
         for expected in [Expected::Inferred(&schema), Expected::Inferred(&guessed), Expected::Registered(&guessed)] {
             let single = verified(&csv, one, expected, k);
             for threads in [2, 8] {
@@ -170,6 +178,10 @@ proptest! {
                 .map_err(|e| e.to_string())
         };
         prop_assert_eq!(run(one), run(one.threads(8).chunk_bytes(chunk)));
+        let inferred = |read: ReadConfig<'_>| {
+            infer_schema(&bytes[..], read).map(|i| format!("{i:?}")).map_err(|e| e.to_string())
+        };
+        prop_assert_eq!(inferred(one), inferred(one.threads(8).chunk_bytes(chunk)));
     }
 }
 

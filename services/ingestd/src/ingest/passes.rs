@@ -102,13 +102,16 @@ async fn both_passes(
     let max_csv_bytes = plan.max_csv_bytes;
     let sniff = plan.sniff;
     let evolution = plan.evolution;
+    let threads = inner.config.parse_threads();
     let pass1 = tokio::task::spawn_blocking(bind(move || {
         if sniff {
             task_options.delimiter = sniff_spooled(&path, &task_options, limits, max_csv_bytes)?;
         }
         run_pass1(
             &path,
-            ReadConfig::new(&task_options, limits).sniffed(sniff),
+            ReadConfig::new(&task_options, limits)
+                .sniffed(sniff)
+                .threads(threads),
             max_csv_bytes,
             registered,
             evolution,
@@ -136,7 +139,6 @@ async fn both_passes(
     };
     let schema = pass1.schema.clone();
     let new_dataset = plan.current.is_none();
-    let threads = inner.config.parse_threads();
     let encoded = tokio::task::spawn_blocking(bind(move || {
         let read = ReadConfig::new(&task_options, limits).sniffed(sniff);
         let encoded = encode(&upload, read.threads(threads), max_csv_bytes, &schema, out)?;
