@@ -300,17 +300,25 @@ fn row_groups<W: Write + Send>(
         jobs.send(Job::Close).map_err(|_| helper_gone())?;
         let mut closed = close_columns(mine)?;
         closed.extend(chunks.recv().map_err(|_| helper_gone())??);
-        closed.sort_by_key(|(i, _)| *i);
-        let mut row_group = file.next_row_group().map_err(unwrap_io)?;
-        for (_, chunk) in closed {
-            chunk
-                .append_to_row_group(&mut row_group)
-                .map_err(unwrap_io)?;
-        }
-        row_group.close().map_err(unwrap_io)?;
+        append_row_group(file, closed)?;
         index += 1;
     }
     Ok(())
+}
+
+/// Appends a row group's column chunks to `file`, in column order.
+fn append_row_group<W: Write + Send>(
+    file: &mut SerializedFileWriter<W>,
+    mut closed: Chunks,
+) -> Result<()> {
+    closed.sort_by_key(|(i, _)| *i);
+    let mut row_group = file.next_row_group().map_err(unwrap_io)?;
+    for (_, chunk) in closed {
+        chunk
+            .append_to_row_group(&mut row_group)
+            .map_err(unwrap_io)?;
+    }
+    row_group.close().map(drop).map_err(unwrap_io)
 }
 
 /// The row groups on `workers` encoding threads: row group `i` goes whole (all its columns)
@@ -338,15 +346,7 @@ fn spread_row_groups<'scope, W: Write + Send>(
         })
         .collect();
     let append = |file: &mut SerializedFileWriter<W>, index: usize| -> Result<()> {
-        let mut closed = lanes[index % workers].1.recv().map_err(|_| gone())??;
-        closed.sort_by_key(|(i, _)| *i);
-        let mut row_group = file.next_row_group().map_err(unwrap_io)?;
-        for (_, chunk) in closed {
-            chunk
-                .append_to_row_group(&mut row_group)
-                .map_err(unwrap_io)?;
-        }
-        row_group.close().map(drop).map_err(unwrap_io)
+        append_row_group(file, lanes[index % workers].1.recv().map_err(|_| gone())??)
     };
     let mut batches = batches.peekable();
     let (mut sent, mut appended) = (0usize, 0usize);

@@ -77,6 +77,62 @@ struct Block {
     high: u64,
 }
 
+/// Where a block's quotes leave the fields ([`quoting`]).
+struct Quoting {
+    /// Bytes inside quotes (a quote itself: the opening one is inside, the closing one not).
+    parity: u64,
+    /// Separators outside quotes: field and record ends.
+    ends: u64,
+    opening: u64,
+    closing: u64,
+    /// Bytes right after a closing quote.
+    after_closing: u64,
+}
+
+/// The fast path's reading of a block's quotes (see [`Tokenizer::scan_fast`]): the
+/// `considered` bits of `block`, `inside` all ones when the block starts inside quotes,
+/// `pending_close` when the previous block ended on a closing quote, `allowed_first` the bit
+/// of a byte that starts a field. `None` when a quote sits where RFC 4180 does not put one
+/// (the exact state machine must read the record).
+#[inline]
+fn quoting(
+    block: Block,
+    considered: u64,
+    inside: u64,
+    pending_close: bool,
+    allowed_first: u64,
+) -> Option<Quoting> {
+    let quotes = block.quotes & considered;
+    let separators = block.separators & considered;
+    let mut parity = quotes;
+    parity ^= parity << 1;
+    parity ^= parity << 2;
+    parity ^= parity << 4;
+    parity ^= parity << 8;
+    parity ^= parity << 16;
+    parity ^= parity << 32;
+    parity ^= inside;
+    let ends = separators & !parity;
+    let opening = quotes & parity;
+    let closing = quotes & !parity;
+    let after_closing = (closing << 1) | u64::from(pending_close);
+    let allowed_open = ((ends << 1) | after_closing) | allowed_first;
+    let followed = (separators | quotes) >> 1;
+    if opening & !allowed_open != 0
+        || closing & !followed & !(1u64 << 63) != 0
+        || (pending_close && (separators | quotes) & 1 == 0)
+    {
+        return None;
+    }
+    Some(Quoting {
+        parity,
+        ends,
+        opening,
+        closing,
+        after_closing,
+    })
+}
+
 /// The bit masks of `bytes` (at most 64 of them; bits past the end are clear).
 fn block_masks(bytes: &[u8], delimiter: u8) -> Block {
     let mut padded = [0u8; 64];
@@ -462,28 +518,13 @@ impl<R: Read> Tokenizer<R> {
         while base < whole {
             let block = self.block_at(base);
             self.maybe_non_ascii |= block.high != 0;
-            let quotes = block.quotes & considered;
-            let separators = block.separators & considered;
-            let mut parity = quotes;
-            parity ^= parity << 1;
-            parity ^= parity << 2;
-            parity ^= parity << 4;
-            parity ^= parity << 8;
-            parity ^= parity << 16;
-            parity ^= parity << 32;
-            parity ^= inside;
-            let ends = separators & !parity;
-            let opening = quotes & parity;
-            let closing = quotes & !parity;
-            let after_closing = (closing << 1) | u64::from(pending_close);
-            let allowed_open = ((ends << 1) | after_closing) | allowed_first;
-            let followed = (separators | quotes) >> 1;
-            if opening & !allowed_open != 0
-                || closing & !followed & !(1u64 << 63) != 0
-                || (pending_close && (separators | quotes) & 1 == 0)
-            {
-                return None;
-            }
+            let Quoting {
+                parity,
+                ends,
+                opening,
+                closing,
+                after_closing,
+            } = quoting(block, considered, inside, pending_close, allowed_first)?;
             doubled |= opening & after_closing;
             pending_close = closing >> 63 != 0;
             allowed_first = ends >> 63;
@@ -526,28 +567,12 @@ impl<R: Read> Tokenizer<R> {
         self.fields.clear();
         while base < whole {
             let block = self.block_at(base);
-            let quotes = block.quotes & considered;
-            let separators = block.separators & considered;
-            let mut parity = quotes;
-            parity ^= parity << 1;
-            parity ^= parity << 2;
-            parity ^= parity << 4;
-            parity ^= parity << 8;
-            parity ^= parity << 16;
-            parity ^= parity << 32;
-            parity ^= inside;
-            let ends = separators & !parity;
-            let opening = quotes & parity;
-            let closing = quotes & !parity;
-            let after_closing = (closing << 1) | u64::from(pending_close);
-            let allowed_open = ((ends << 1) | after_closing) | allowed_first;
-            let followed = (separators | quotes) >> 1;
-            if opening & !allowed_open != 0
-                || closing & !followed & !(1u64 << 63) != 0
-                || (pending_close && (separators | quotes) & 1 == 0)
-            {
-                return None;
-            }
+            let Quoting {
+                parity,
+                ends,
+                closing,
+                ..
+            } = quoting(block, considered, inside, pending_close, allowed_first)?;
             let stops = block.line_ends & considered & !parity;
             if stops != 0 {
                 return Some(base + stops.trailing_zeros() as usize + 1);
