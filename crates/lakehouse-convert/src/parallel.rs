@@ -16,7 +16,8 @@
 //!   to the encoder of `encode.rs` in the order and sizes one thread gives it, hence the same
 //!   bytes.
 //!
-//! Memory: at most `threads + 2` chunks are split and not yet merged, each its bytes and its
+//! Memory: `threads + 2` chunks split and not yet merged hold a token, plus the one the
+//! splitter holds while it waits for one and the one the merger hands on, each its bytes and its
 //! record batches, besides the encoder's row group (docs/performance.md).
 
 use crate::classify::ColumnStats;
@@ -79,9 +80,15 @@ struct Kept<R> {
     bytes: Vec<u8>,
 }
 
+/// Most bytes one read through [`Kept`] takes: the tokenizer asks for all of its free
+/// space, which grows past a long record and never shrinks, and what it read past a cut is
+/// copied to the next chunk, so reads stay short.
+const KEPT_READ_BYTES: usize = 256 * 1024;
+
 impl<R: Read> Read for Kept<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let len = buf.len().min(KEPT_READ_BYTES);
+        let n = self.inner.read(&mut buf[..len])?;
         self.bytes.extend_from_slice(&buf[..n]);
         Ok(n)
     }
@@ -251,7 +258,8 @@ fn pass2<R: Read, W: Write + Send>(
 /// Splits `reader` into chunks on this thread, runs `parse` on each on `read.threads`
 /// threads, and `merge` on one more over their outcomes in file order (the first error
 /// ends them: a CSV error of a chunk, or the read's own where one thread meets it). At most
-/// `read.threads + 2` chunks are split and not yet merged. Returns `merge`'s result.
+/// `read.threads + 2` chunks hold a token (split and not yet taken by `merge`), besides the
+/// one the splitter holds while it waits for a token. Returns `merge`'s result.
 ///
 /// # Errors
 /// `Parquet` when a thread panicked.

@@ -215,3 +215,34 @@ fn the_value_that_settles_a_type_is_found_across_chunks() {
     let report = single.unwrap().unwrap().1;
     assert!(report.contains("line: 42, value: \"12:30:00\""), "{report}");
 }
+
+/// A record longer than the splitter's reads and than a chunk (a 1 MiB quoted field with
+/// line breaks, early in the file), then short rows: the same bytes and report at 8 threads.
+#[test]
+fn a_record_longer_than_a_chunk_reads_as_on_one_thread() {
+    let mut csv = String::from("id,text\n1,short\n2,\"");
+    for i in 0..40_000 {
+        csv.push_str(&format!("line {i}\n"));
+    }
+    csv.push_str("\"\n");
+    for i in 3..20_000 {
+        csv.push_str(&format!("{i},row {i}\n"));
+    }
+    let options = CsvOptions::default();
+    let inferred = infer_schema(csv.as_bytes(), &options).unwrap();
+    let one = ReadConfig::from(&options);
+    let single = verified(
+        csv.as_bytes(),
+        one,
+        Expected::Inferred(&inferred.schema),
+        1 << 16,
+    );
+    let many = verified(
+        csv.as_bytes(),
+        one.threads(8).chunk_bytes(64 * 1024),
+        Expected::Inferred(&inferred.schema),
+        1 << 16,
+    );
+    assert!(single.as_ref().is_ok_and(Option::is_some), "{single:?}");
+    assert_eq!(single, many);
+}
