@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 /// first record that makes it this long where the file's row count is a multiple of
 /// [`BATCH_ROWS`] (no batch then straddles two chunks), or, when records are long, after the
 /// first that makes it four times this long. Inputs shorter than twice this are parsed on
-/// the calling thread: a pool costs more than it saves below it (docs/performance.md).
+/// the calling thread: a pool costs more than it saves below it (docs/contract.md section
+/// 13; the measurements in docs/performance.md).
 pub const PARALLEL_CHUNK_BYTES: usize = 2 * 1024 * 1024;
 
 /// Records of the file, whole, with where they sit in it.

@@ -35,18 +35,23 @@ fn keys(ids: &[i64]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The record batches of a stored object, read back from storaged.
+async fn batches_of(h: &Harness, object: &Value) -> Vec<arrow_array::RecordBatch> {
+    let data = h.stored_bytes(object["key"].as_str().expect("a key")).await;
+    ParquetRecordBatchReaderBuilder::try_new(data)
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader")
+        .collect::<Result<_, _>>()
+        .expect("batches")
+}
+
 /// Every row of the objects of `manifest`, read back from storaged, as `(id, name, score)`.
 async fn rows_of(h: &Harness, manifest: &Value) -> Vec<(i64, String, Option<i64>)> {
     let mut rows = Vec::new();
     for object in manifest["objects"].as_array().expect("objects") {
-        let data = h.stored_bytes(object["key"].as_str().unwrap()).await;
         let mut in_file = 0u64;
-        for batch in ParquetRecordBatchReaderBuilder::try_new(data)
-            .expect("a Parquet file")
-            .build()
-            .expect("a reader")
-        {
-            let batch = batch.expect("a batch");
+        for batch in batches_of(h, object).await {
             let ids = batch.column(0).as_primitive::<Int64Type>();
             let names = batch.column(1).as_string::<i32>();
             let scores = batch.column(2).as_primitive::<Int64Type>();
@@ -350,13 +355,7 @@ async fn a_partitioned_dataset_merges_within_its_partitions() {
     assert_eq!(model[&5], ("five".to_owned(), None));
     for object in latest["objects"].as_array().unwrap() {
         let tuple = &object["partition"];
-        let data = h.stored_bytes(object["key"].as_str().unwrap()).await;
-        for batch in ParquetRecordBatchReaderBuilder::try_new(data)
-            .unwrap()
-            .build()
-            .unwrap()
-        {
-            let batch = batch.unwrap();
+        for batch in batches_of(&h, object).await {
             let ids = batch.column(0).as_primitive::<Int64Type>();
             for i in 0..batch.num_rows() {
                 let bucket = lakehouse_iceberg::transform::bucket_i64(ids.value(i), 4);
@@ -388,13 +387,7 @@ async fn a_merge_may_add_columns_and_older_files_read_them_as_null() {
     // Every object, old schema or new, read as the version's four columns.
     let mut rows: Vec<(i64, String, Option<String>)> = Vec::new();
     for object in latest["objects"].as_array().unwrap() {
-        let data = h.stored_bytes(object["key"].as_str().unwrap()).await;
-        for batch in ParquetRecordBatchReaderBuilder::try_new(data)
-            .unwrap()
-            .build()
-            .unwrap()
-        {
-            let batch = batch.unwrap();
+        for batch in batches_of(&h, object).await {
             let ids = batch.column(0).as_primitive::<Int64Type>();
             let names = batch.column(1).as_string::<i32>();
             let notes = batch.column_by_name("note");
