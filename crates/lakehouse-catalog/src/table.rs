@@ -24,6 +24,10 @@ use std::sync::Arc;
 /// How many metadata files or footers are written or read at once.
 const IO_CONCURRENCY: usize = 8;
 
+/// Footer metrics of data objects by key, read ahead of rendering
+/// ([`Catalog::prefetch_footers`]).
+pub(crate) type Footers = HashMap<ObjectKey, FileMetrics>;
+
 /// A version's Iceberg files, rendered and not yet written ([`Catalog::render_table_commit`]).
 #[derive(Debug)]
 pub(crate) struct RenderedVersion {
@@ -31,10 +35,9 @@ pub(crate) struct RenderedVersion {
     version: u64,
     /// The manifests and the manifest list.
     files: Vec<TableFile>,
-    /// The metadata JSON, written last.
-    metadata: Option<TableFile>,
-    /// The table at `version`.
-    next: TableState,
+    /// The metadata JSON (written last) and the table at `version`, being made on the
+    /// blocking pool meanwhile ([`lakehouse_iceberg::PendingMetadata`]).
+    metadata: tokio::task::JoinHandle<lakehouse_iceberg::Result<(TableFile, TableState)>>,
     /// When rendering began (the logged duration covers both halves).
     started: std::time::Instant,
 }
@@ -54,6 +57,7 @@ impl<S: ManifestStore> Catalog<S> {
         &self,
         previous: Option<&Manifest>,
         manifest: &Manifest,
+        footers: &Footers,
     ) -> Result<Option<RenderedVersion>> {
         if self.table_base.is_none() || self.is_durable(&manifest.name, manifest.version) {
             return Ok(None);
@@ -62,7 +66,7 @@ impl<S: ManifestStore> Catalog<S> {
             None => Arc::new(TableState::empty(self.base(), &manifest.name)),
             Some(previous) => self.table_state(&manifest.name, previous.version).await?,
         };
-        self.render_table_version(state, previous, manifest)
+        self.render_table_version(state, previous, manifest, footers)
             .await
             .map(Some)
     }
@@ -271,7 +275,9 @@ impl<S: ManifestStore> Catalog<S> {
         manifest: &Manifest,
         with_json: bool,
     ) -> Result<Arc<TableState>> {
-        let rendered = self.render_table_version(state, previous, manifest).await?;
+        let rendered = self
+            .render_table_version(state, previous, manifest, &Footers::new())
+            .await?;
         self.write_rendered(rendered, with_json).await
     }
 
@@ -283,6 +289,7 @@ impl<S: ManifestStore> Catalog<S> {
         state: Arc<TableState>,
         previous: Option<&Manifest>,
         manifest: &Manifest,
+        footers: &Footers,
     ) -> Result<RenderedVersion> {
         let name = &manifest.name;
         let version = manifest.version;
@@ -290,12 +297,16 @@ impl<S: ManifestStore> Catalog<S> {
         let (added, removed) = changes(previous, manifest);
         let metrics: Vec<(ObjectRef, FileMetrics)> = futures::stream::iter(added)
             .map(|object| async move {
-                let metrics = self.footer_metrics(&object, &manifest.schema).await?;
+                let metrics = match footers.get(&object.key) {
+                    Some(metrics) => metrics.clone(),
+                    None => self.footer_metrics(&object, &manifest.schema).await?,
+                };
                 Ok::<_, CatalogError>((object, metrics))
             })
             .buffered(IO_CONCURRENCY)
             .try_collect()
             .await?;
+        let footers_ms = started.elapsed().as_secs_f64() * 1000.0;
         let oldest_retained = self
             .oldest_retained(name, version, &manifest.created_at)
             .await?;
@@ -321,10 +332,11 @@ impl<S: ManifestStore> Catalog<S> {
             .buffer_unordered(IO_CONCURRENCY)
             .try_collect()
             .await?;
+        let read_ms = started.elapsed().as_secs_f64() * 1000.0;
         // Rendering (Avro and JSON) is CPU work: off the runtime.
         let config = self.table_config.clone();
         let manifest_owned = manifest.clone();
-        let (mut files, next) = self
+        let (files, pending) = self
             .off_runtime(name, version, move || {
                 let change = VersionChange {
                     manifest: &manifest_owned,
@@ -332,16 +344,19 @@ impl<S: ManifestStore> Catalog<S> {
                     removed: &removed,
                     oldest_retained,
                 };
-                state.commit(&change, &read, &config)
+                state.commit_staged(&change, &read, &config)
             })
             .await?;
-        let metadata = files.pop();
+        let rendered_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::debug!(dataset = %name, version, footers_ms, read_ms, rendered_ms, "iceberg avro files rendered");
+        // The metadata JSON is made now, while the record and the Avro files are written.
+        let span = tracing::Span::current();
+        let metadata = tokio::task::spawn_blocking(move || span.in_scope(|| pending.finish()));
         Ok(RenderedVersion {
             name: name.clone(),
             version,
             files,
             metadata,
-            next,
             started,
         })
     }
@@ -363,17 +378,22 @@ impl<S: ManifestStore> Catalog<S> {
             version,
             files,
             metadata,
-            next,
             started,
         } = rendered;
-        let written = files.len() + usize::from(metadata.is_some() && with_json);
-        futures::stream::iter(files)
-            .map(|file| self.put_table_file(&name, version, file))
-            .buffer_unordered(IO_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        if let Some(metadata) = metadata.filter(|_| with_json) {
-            self.put_table_file(&name, version, metadata).await?;
+        let written = files.len() + usize::from(with_json);
+        let (stored, made) = tokio::join!(
+            futures::stream::iter(files)
+                .map(|file| self.put_table_file(&name, version, file))
+                .buffer_unordered(IO_CONCURRENCY)
+                .try_collect::<Vec<()>>(),
+            metadata
+        );
+        stored?;
+        let (json, next) = made
+            .map_err(|join| self.table_error(&name, version, format!("rendering failed: {join}")))?
+            .map_err(|error| self.table_error(&name, version, crate::error_chain(&error)))?;
+        if with_json {
+            self.put_table_file(&name, version, json).await?;
         }
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(dataset = %name, version, written, duration_ms, "iceberg metadata durable");
@@ -438,6 +458,34 @@ impl<S: ManifestStore> Catalog<S> {
             })
             .map_or(version, |record| record.version);
         Ok(oldest)
+    }
+
+    /// The footer metrics of `objects` under `schema`, read before the commit needs them
+    /// (docs/contract.md section 10: a register reads the footers of the objects it adds
+    /// while it checks them and loads other replicas' versions, so rendering the version's
+    /// Iceberg files does not wait for them). Best effort: an object whose footer cannot be
+    /// read now is left out, and rendering reads it again and reports why. Empty when no
+    /// table base is set.
+    pub(crate) async fn prefetch_footers(&self, objects: &[ObjectRef], schema: &Schema) -> Footers {
+        if self.table_base.is_none() {
+            return Footers::new();
+        }
+        let mut footers = Footers::new();
+        for batch in objects.chunks(IO_CONCURRENCY) {
+            let mut reads = futures::stream::FuturesUnordered::new();
+            for object in batch {
+                reads.push(async move {
+                    let metrics = self.footer_metrics(object, schema).await;
+                    (object.key.clone(), metrics)
+                });
+            }
+            while let Some((key, metrics)) = reads.next().await {
+                if let Ok(metrics) = metrics {
+                    footers.insert(key, metrics);
+                }
+            }
+        }
+        footers
     }
 
     /// The footer metrics of a data object, read by the one footer reader

@@ -104,7 +104,7 @@ pub use layout::{
 };
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};
 pub use partition::check_partition_value;
-pub use state::{TableConfig, TableFile, TableState, VersionChange};
+pub use state::{PendingMetadata, TableConfig, TableFile, TableState, VersionChange};
 pub use transform::{PartitionBy, PartitionField, PartitionValue, SpecField, Transform};
 
 /// Why a version's files could not be made.

@@ -41,6 +41,7 @@ pub struct TableMetadata {
     /// One snapshot per retained version, the latest `max_snapshots` at most. Shared: the
     /// next version's metadata carries them over without copying (docs/contract.md section
     /// 10, the commit's work follows what it changes).
+    #[serde(serialize_with = "serialize_snapshots")]
     pub snapshots: Vec<Arc<Snapshot>>,
     /// The snapshots' (timestamp, id) in order.
     #[serde(default)]
@@ -143,6 +144,49 @@ pub struct Snapshot {
     pub summary: BTreeMap<String, String>,
     /// Schema of version N.
     pub schema_id: i32,
+    /// The snapshot's own JSON, made the first time a metadata JSON holding it is written.
+    #[serde(skip)]
+    pub json: SnapshotJson,
+}
+
+/// The compact JSON of a [`Snapshot`], kept with it: a snapshot never changes, and a
+/// metadata JSON carries up to `max_snapshots` of them, so each is serialized once, not
+/// once per commit (docs/contract.md section 10: a commit's work follows what it changes).
+/// The bytes are those the snapshot serializes to. Never part of equality.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotJson(std::sync::OnceLock<Option<Box<serde_json::value::RawValue>>>);
+
+impl PartialEq for SnapshotJson {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Snapshot {
+    /// This snapshot's JSON (`None` only if it cannot be serialized: then it is written the
+    /// ordinary way, which reports why).
+    fn raw_json(&self) -> Option<&serde_json::value::RawValue> {
+        self.json
+            .0
+            .get_or_init(|| serde_json::value::to_raw_value(self).ok())
+            .as_deref()
+    }
+}
+
+/// Writes `snapshots` from their kept JSON ([`SnapshotJson`]).
+fn serialize_snapshots<S: serde::Serializer>(
+    snapshots: &[Arc<Snapshot>],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = serializer.serialize_seq(Some(snapshots.len()))?;
+    for snapshot in snapshots {
+        match snapshot.raw_json() {
+            Some(raw) => seq.serialize_element(raw)?,
+            None => seq.serialize_element(&**snapshot)?,
+        }
+    }
+    seq.end()
 }
 
 /// A named reference to a snapshot.

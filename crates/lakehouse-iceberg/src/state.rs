@@ -19,6 +19,7 @@ use crate::{FileMetrics, IcebergError, Result, ids, merge};
 use apache_avro::types::Value;
 use lakehouse_api::{DatasetName, Manifest, ObjectRef, Operation};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// The projection's settings. Every replica must use the same ones: they shape the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +85,59 @@ pub struct TableState {
     metadata: Option<TableMetadata>,
     /// The current snapshot's manifest list, in order.
     list: Vec<ManifestFile>,
+}
+
+/// Version N's metadata JSON and the table at N, still to be made: the second stage of
+/// [`TableState::commit_staged`], run while the Avro files of the first are written.
+#[derive(Debug)]
+pub struct PendingMetadata {
+    version: u64,
+    snapshot: Snapshot,
+    schemas: Vec<crate::spec::IcebergSchema>,
+    schema: lakehouse_api::Schema,
+    partition_fields: Vec<crate::spec::PartitionSpecField>,
+    oldest_retained: u64,
+    max_snapshots: usize,
+    max_metadata_log: usize,
+    list: Vec<ManifestFile>,
+    /// The table at N-1.
+    previous: Arc<TableState>,
+}
+
+impl PendingMetadata {
+    /// Version N's metadata JSON (`v<N>.metadata.json`, written after every file it names)
+    /// and the table at N.
+    ///
+    /// # Errors
+    /// [`IcebergError::Json`] for an encoding bug.
+    pub fn finish(self) -> Result<(TableFile, TableState)> {
+        let previous = &self.previous;
+        let metadata = next_metadata(
+            previous.metadata.as_ref(),
+            NextMetadata {
+                name: &previous.name,
+                base: &previous.base,
+                snapshot: self.snapshot,
+                schemas: self.schemas,
+                schema: &self.schema,
+                partition_fields: self.partition_fields,
+                oldest_retained: self.oldest_retained,
+                max_snapshots: self.max_snapshots,
+                max_metadata_log: self.max_metadata_log,
+            },
+        );
+        let json = TableFile {
+            key: metadata_file_key(&previous.name, self.version),
+            bytes: to_bytes(&metadata)?,
+        };
+        let state = TableState {
+            name: previous.name.clone(),
+            base: previous.base.clone(),
+            metadata: Some(metadata),
+            list: self.list,
+        };
+        Ok((json, state))
+    }
 }
 
 /// A manifest of the list a commit is making, before merging.
@@ -291,6 +345,27 @@ impl TableState {
         manifests: &HashMap<String, Vec<u8>>,
         config: &TableConfig,
     ) -> Result<(Vec<TableFile>, TableState)> {
+        let (mut files, pending) =
+            Arc::new(self.clone()).commit_staged(change, manifests, config)?;
+        let (json, state) = pending.finish()?;
+        files.push(json);
+        Ok((files, state))
+    }
+
+    /// [`TableState::commit`] in two stages: version N's Avro files (the manifests it
+    /// creates, then its manifest list) now, and what makes its metadata JSON and the table
+    /// at N, the larger part of the work, as a [`PendingMetadata`] to finish while those
+    /// files are written (docs/contract.md section 10: the work of one commit overlaps).
+    /// The bytes are those [`TableState::commit`] makes.
+    ///
+    /// # Errors
+    /// As [`TableState::commit`].
+    pub fn commit_staged(
+        self: Arc<Self>,
+        change: &VersionChange<'_>,
+        manifests: &HashMap<String, Vec<u8>>,
+        config: &TableConfig,
+    ) -> Result<(Vec<TableFile>, PendingMetadata)> {
         let commit = self.prepare(change)?;
         let counts = self.counts(change)?;
         let items = self.draft(&commit, manifests)?;
@@ -607,15 +682,15 @@ impl TableState {
         Ok(merged)
     }
 
-    /// The manifest list and metadata JSON of the commit, and the state at N.
+    /// The manifest list of the commit, and what makes its metadata JSON.
     fn finish(
-        &self,
+        self: Arc<Self>,
         commit: &Commit<'_>,
         counts: &Counts,
         config: &TableConfig,
         mut files: Vec<TableFile>,
         list: Vec<ManifestFile>,
-    ) -> Result<(Vec<TableFile>, TableState)> {
+    ) -> Result<(Vec<TableFile>, PendingMetadata)> {
         let change = commit.change;
         let parent = self.metadata.as_ref().map(|m| m.current_snapshot_id);
         let list_key = manifest_list_key(&self.name, commit.version);
@@ -659,37 +734,25 @@ impl TableState {
                 counts,
             ),
             schema_id: commit.schema_id,
+            json: Default::default(),
         };
-        let metadata = next_metadata(
-            self.metadata.as_ref(),
-            NextMetadata {
-                name: &self.name,
-                base: &self.base,
-                snapshot,
-                schemas: commit.schemas.clone(),
-                schema: &change.manifest.schema,
-                partition_fields: commit.partitioning.spec_fields().to_vec(),
-                oldest_retained: change.oldest_retained,
-                max_snapshots: config.max_snapshots,
-                max_metadata_log: config.max_metadata_log,
-            },
-        );
-        let json = to_bytes(&metadata)?;
         files.push(TableFile {
             key: list_key,
             bytes: list_bytes,
         });
-        files.push(TableFile {
-            key: metadata_file_key(&self.name, commit.version),
-            bytes: json,
-        });
-        let state = TableState {
-            name: self.name.clone(),
-            base: self.base.clone(),
-            metadata: Some(metadata),
+        let pending = PendingMetadata {
+            version: commit.version,
+            snapshot,
+            schemas: commit.schemas.clone(),
+            schema: change.manifest.schema.clone(),
+            partition_fields: commit.partitioning.spec_fields().to_vec(),
+            oldest_retained: change.oldest_retained,
+            max_snapshots: config.max_snapshots,
+            max_metadata_log: config.max_metadata_log,
             list,
+            previous: self,
         };
-        Ok((files, state))
+        Ok((files, pending))
     }
 
     /// What garbage collection must keep of the table at this version (docs/contract.md section 8):

@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Alignment of direct writes: their buffer's address, their length and their file offset
 /// are multiples of it (the largest logical block size in common use), bytes.
@@ -23,9 +23,20 @@ const WRITE_BYTES: usize = 1 << 20;
 /// [`WRITE_BYTES`] when `O_DIRECT` is on, else straight through `write_all`. The tail of a
 /// direct file is padded to a block, then the file is cut to its true size
 /// ([`DirectWriter::finish`]).
+///
+/// A file asked to be direct is held in memory up to its first [`WRITE_BYTES`]; only a file
+/// that grows past them is then written directly. A smaller one (a manifest, a metadata
+/// JSON, a small upload) goes through the page cache in one write at
+/// [`DirectWriter::finish`]: for it the aligned buffer, the padded write and the cut would
+/// cost more than the copy they save.
 #[derive(Debug)]
 pub struct DirectWriter {
     file: File,
+    /// Where the file is, to open it again directly once it outgrows `held`; `None` when
+    /// it is not to be direct.
+    direct_path: Option<PathBuf>,
+    /// The first bytes, while the file may still become direct (at most [`WRITE_BYTES`]).
+    held: Vec<u8>,
     /// The aligned buffer (`raw[start..start + WRITE_BYTES]`), only when writing directly.
     buffer: Option<(Vec<u8>, usize)>,
     filled: usize,
@@ -34,34 +45,27 @@ pub struct DirectWriter {
 
 impl DirectWriter {
     /// Opens `path` for writing from its start (`create_new`: it must not exist yet; else it
-    /// must exist), directly when `direct` and the platform and file system allow it.
+    /// must exist), to be written directly once it outgrows [`WRITE_BYTES`] when `direct`
+    /// and the platform and file system allow it.
     ///
     /// # Errors
     /// When the file cannot be opened at all.
     pub fn open(path: &Path, create_new: bool, direct: bool) -> io::Result<Self> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(create_new);
-        if direct && let Some(file) = open_direct(&options, path) {
-            let raw = vec![0u8; WRITE_BYTES + ALIGN];
-            let start = raw.as_ptr().align_offset(ALIGN);
-            if start < ALIGN {
-                return Ok(DirectWriter {
-                    file,
-                    buffer: Some((raw, start)),
-                    filled: 0,
-                    written: 0,
-                });
-            }
-        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(create_new)
+            .open(path)?;
         Ok(DirectWriter {
-            file: options.open(path)?,
+            file,
+            direct_path: direct.then(|| path.to_owned()),
+            held: Vec::new(),
             buffer: None,
             filled: 0,
             written: 0,
         })
     }
 
-    /// Whether the bytes go past the page cache.
+    /// Whether the bytes go past the page cache (from the first [`WRITE_BYTES`] on).
     pub fn is_direct(&self) -> bool {
         self.buffer.is_some()
     }
@@ -72,6 +76,46 @@ impl DirectWriter {
     /// The file system's write error.
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         self.written += data.len() as u64;
+        if self.buffer.is_none() {
+            if self.direct_path.is_none() {
+                return self.file.write_all(data);
+            }
+            let n = data.len().min(WRITE_BYTES - self.held.len());
+            self.held.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.held.len() < WRITE_BYTES {
+                return Ok(());
+            }
+            self.go_direct()?;
+        }
+        self.write_aligned(data)
+    }
+
+    /// The held first [`WRITE_BYTES`] are complete: from here on the file is written
+    /// directly (opened again with `O_DIRECT`; nothing was written to it yet, so every
+    /// offset stays aligned), or through the page cache where that is refused.
+    fn go_direct(&mut self) -> io::Result<()> {
+        let held = std::mem::take(&mut self.held);
+        let path = self.direct_path.take();
+        let direct = path.as_deref().and_then(|path| {
+            let options = std::fs::OpenOptions::new().write(true).clone();
+            let file = open_direct(&options, path)?;
+            let raw = vec![0u8; WRITE_BYTES + ALIGN];
+            let start = raw.as_ptr().align_offset(ALIGN);
+            (start < ALIGN).then_some((file, raw, start))
+        });
+        match direct {
+            Some((file, raw, start)) => {
+                self.file = file;
+                self.buffer = Some((raw, start));
+                self.filled = 0;
+                self.write_aligned(&held)
+            }
+            None => self.file.write_all(&held),
+        }
+    }
+
+    fn write_aligned(&mut self, mut data: &[u8]) -> io::Result<()> {
         let Some((raw, start)) = self.buffer.as_mut() else {
             return self.file.write_all(data);
         };
@@ -90,7 +134,7 @@ impl DirectWriter {
     }
 
     /// Writes what is buffered (padded to a block, then the file cut to the bytes written)
-    /// and returns the file, for an fsync.
+    /// or held, and returns the file, for an fsync.
     ///
     /// # Errors
     /// The file system's write or truncate error.
@@ -102,6 +146,8 @@ impl DirectWriter {
                 self.file.write_all(&raw[*start..*start + padded])?;
             }
             self.file.set_len(self.written)?;
+        } else if !self.held.is_empty() {
+            self.file.write_all(&self.held)?;
         }
         Ok(self.file)
     }

@@ -80,51 +80,49 @@ impl LocalFs {
         Ok(())
     }
 
-    /// Staging on the local backend: the body goes to the staging file from a
-    /// blocking writer thread, past the page cache when `direct_io` ([`DirectWriter`]), so
-    /// the fsync before the 201 has little left to flush and no page of the cache is taken
-    /// (docs/performance.md). Hashed on the way, on that thread.
-    pub(super) async fn stage<B: Body>(
+    /// A local PUT, start to end on one blocking task (docs/contract.md section 10: each
+    /// hand-off between the runtime and the blocking pool costs a thread wake-up, a good part
+    /// of a small object's latency):
+    ///
+    /// 1. the body goes to the staging file `staging`, past the page cache when `direct_io`
+    ///    ([`DirectWriter`]), hashed on the way, and is fsynced: the bytes are on disk before
+    ///    the object gets its name (docs/contract.md section 2, invariant 3);
+    /// 2. once the body is complete and its SHA-256 is `expected` (when given), it is linked
+    ///    into place at the key `place` names (create-only: a taken key fails; replacing:
+    ///    renamed over it), and the staging name is removed;
+    /// 3. the object's directory is fsynced, when this process already made that directory
+    ///    durable up to the root ([`DurableDirs`]). Otherwise `Placed::durable` is false and
+    ///    the caller runs [`sync_local_object`], which flushes every level.
+    ///
+    /// The staging file stays (for the caller's guard to delete) on every path that does not
+    /// link it into place.
+    ///
+    /// # Errors
+    /// [`StoragedError::BodyRead`] when the body breaks off, [`StoragedError::DigestMismatch`],
+    /// [`StoragedError::AlreadyExists`] for a taken create-only key,
+    /// [`StoragedError::KeyPathConflict`] when the key collides with a file or directory
+    /// (`a` and `a/b`), [`StoragedError::Io`] naming the step that failed; a
+    /// [`Place::ByDigest`] naming error as its function returns it.
+    pub(super) async fn put<B: Body>(
         &self,
         staging: &Path,
         body: B,
-    ) -> Result<(u64, Sha256Digest)> {
-        let file_path = self.root.join(staging.as_ref());
-        let io = |op, source| StoragedError::Io {
-            op,
-            path: PathBuf::from(staging.as_ref()),
-            source,
-        };
-        let (chunks, mut received) = tokio::sync::mpsc::channel::<Bytes>(STAGE_CHUNKS);
-        let direct = self.direct_io;
-        // One blocking task does all of the file's work: its directory, the writes, the hash
-        // (a chunk of up to 1 MiB takes about a millisecond, past the runtime's budget,
-        // STYLE.md "Async and blocking") and the fsync. Each hand-off between the runtime
-        // and the blocking pool costs a thread wake-up, a good part of a small object's
-        // latency.
-        let writer = tokio::task::spawn_blocking(
-            move || -> std::result::Result<Sha256Digest, (&'static str, std::io::Error)> {
-                if let Some(dir) = file_path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| ("create directory", e))?;
-                }
-                let mut file =
-                    DirectWriter::open(&file_path, true, direct).map_err(|e| ("write", e))?;
-                let mut hasher = Sha256::new();
-                while let Some(chunk) = received.blocking_recv() {
-                    hasher.update(&chunk);
-                    file.write(&chunk).map_err(|e| ("write", e))?;
-                }
-                let file = file.finish().map_err(|e| ("write", e))?;
-                // The bytes are on disk before the object gets its name (docs/contract.md
-                // section 2, invariant 3): a crash after the rename cannot leave a key naming
-                // unflushed data.
-                let started = std::time::Instant::now();
-                let synced = file.sync_all();
-                crate::metrics::fsync(started.elapsed());
-                synced.map_err(|e| ("fsync", e))?;
-                Ok(Sha256Digest::from_bytes(hasher.finalize().into()))
-            },
-        );
+        expected: Option<Sha256Digest>,
+        place: Place,
+    ) -> Result<Placed> {
+        let staged = self.root.join(staging.as_ref());
+        // `None` after the last chunk: the body is complete, so the writer may place it.
+        let (chunks, received) = tokio::sync::mpsc::channel::<Option<Bytes>>(STAGE_CHUNKS);
+        let writer = tokio::task::spawn_blocking({
+            let (root, direct, known) =
+                (self.root.clone(), self.direct_io, self.durable_dirs.clone());
+            move || {
+                let Some(sha256) = write_staged(&staged, direct, received)? else {
+                    return Ok(None);
+                };
+                place_staged(&root, &staged, sha256, expected.as_ref(), place, &known).map(Some)
+            }
+        });
         let mut size = 0u64;
         let mut body = std::pin::pin!(body);
         let mut body_error = None;
@@ -132,7 +130,7 @@ impl LocalFs {
             match frame {
                 Ok(bytes) => {
                     size += bytes.len() as u64;
-                    if chunks.send(bytes).await.is_err() {
+                    if chunks.send(Some(bytes)).await.is_err() {
                         // The writer failed: joining it says why.
                         break;
                     }
@@ -143,17 +141,33 @@ impl LocalFs {
                 }
             }
         }
-        drop(chunks);
-        let written = writer
-            .await
-            .map_err(|join| io("write", std::io::Error::other(join)))?;
-        if let Some(e) = body_error {
-            return Err(StoragedError::BodyRead {
-                source: Box::new(e),
-            });
+        if body_error.is_none() {
+            // A writer that failed already has no receiver; joining it says why.
+            let _ = chunks.send(None).await;
         }
-        let sha256 = written.map_err(|(op, e)| io(op, e))?;
-        Ok((size, sha256))
+        drop(chunks);
+        let placed = writer.await.map_err(|join| StoragedError::Io {
+            op: "write",
+            path: PathBuf::from(staging.as_ref()),
+            source: std::io::Error::other(join),
+        })?;
+        match (placed, body_error) {
+            (Ok(Some(mut placed)), None) => {
+                placed.size = size;
+                Ok(placed)
+            }
+            (Ok(None), Some(e)) | (Err(_), Some(e)) => Err(StoragedError::BodyRead {
+                source: Box::new(e),
+            }),
+            (Err(e), None) => Err(e),
+            // Complete without an end mark, or placed after an error: neither can happen (the
+            // end mark is sent only when the body ended cleanly).
+            (Ok(None), None) | (Ok(Some(_)), Some(_)) => Err(StoragedError::Io {
+                op: "write",
+                path: PathBuf::from(staging.as_ref()),
+                source: std::io::Error::other("the body ended without its end mark"),
+            }),
+        }
     }
 
     /// Refuses keys a file system cannot hold although the key grammar allows them: a
@@ -187,6 +201,171 @@ impl LocalFs {
             }),
         }
     }
+}
+
+/// Where [`LocalFs::put`] moves a staged body once it is complete and verified.
+pub(super) enum Place {
+    /// This key; a taken key is [`StoragedError::AlreadyExists`].
+    CreateOnly(ObjectKey),
+    /// This key, replacing what it holds.
+    Overwrite(ObjectKey),
+    /// The key this function makes of the body's SHA-256 ([`super::Store::put_content_addressed`]);
+    /// a taken key holds the same bytes already.
+    ByDigest(NameByDigest),
+}
+
+/// Makes a content-addressed key of a body's SHA-256 ([`Place::ByDigest`]).
+pub(super) type NameByDigest = Box<dyn FnOnce(&Sha256Digest) -> Result<ObjectKey> + Send>;
+
+/// What [`LocalFs::put`] stored.
+pub(super) struct Placed {
+    /// The object's key.
+    pub(super) key: ObjectKey,
+    /// The body's length in bytes.
+    pub(super) size: u64,
+    /// The body's SHA-256.
+    pub(super) sha256: Sha256Digest,
+    /// False when a [`Place::ByDigest`] key held the bytes already (the staging file is left
+    /// for the caller to delete).
+    pub(super) created: bool,
+    /// True when the object and its directory entry are durable; false when the caller must
+    /// still run [`sync_local_object`] (a directory not yet known durable, or a key that held
+    /// the bytes already).
+    pub(super) durable: bool,
+}
+
+/// Step 1 of [`LocalFs::put`]: writes the chunks to `path` until the end mark, hashing
+/// them, and fsyncs the file. `Ok(None)` when the chunks stop without the end mark (the
+/// body broke off: nothing may be placed).
+fn write_staged(
+    path: &std::path::Path,
+    direct: bool,
+    mut received: tokio::sync::mpsc::Receiver<Option<Bytes>>,
+) -> Result<Option<Sha256Digest>> {
+    let io = |op, source| StoragedError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io("create directory", e))?;
+    }
+    let mut file = DirectWriter::open(path, true, direct).map_err(|e| io("write", e))?;
+    let mut hasher = Sha256::new();
+    let mut complete = false;
+    while let Some(chunk) = received.blocking_recv() {
+        let Some(chunk) = chunk else {
+            complete = true;
+            break;
+        };
+        hasher.update(&chunk);
+        file.write(&chunk).map_err(|e| io("write", e))?;
+    }
+    if !complete {
+        return Ok(None);
+    }
+    let file = file.finish().map_err(|e| io("write", e))?;
+    let started = std::time::Instant::now();
+    let synced = file.sync_all();
+    crate::metrics::fsync(started.elapsed());
+    synced.map_err(|e| io("fsync", e))?;
+    Ok(Some(Sha256Digest::from_bytes(hasher.finalize().into())))
+}
+
+/// Steps 2 and 3 of [`LocalFs::put`]: the staged file at `staged`, of digest `sha256`, moved
+/// into place under `root`.
+fn place_staged(
+    root: &std::path::Path,
+    staged: &std::path::Path,
+    sha256: Sha256Digest,
+    expected: Option<&Sha256Digest>,
+    place: Place,
+    known: &DurableDirs,
+) -> Result<Placed> {
+    if let Some(expected) = expected.filter(|e| **e != sha256) {
+        return Err(StoragedError::DigestMismatch {
+            expected: expected.to_string(),
+            actual: sha256.to_string(),
+        });
+    }
+    let (key, replace, by_digest) = match place {
+        Place::CreateOnly(key) => (key, false, false),
+        Place::Overwrite(key) => (key, true, false),
+        Place::ByDigest(name) => (name(&sha256)?, false, true),
+    };
+    let target = root.join(key.as_str());
+    let moved = move_into_place(staged, &target, replace);
+    let taken = |e: &std::io::Error| {
+        e.kind() == std::io::ErrorKind::AlreadyExists && !replace && !target.is_dir()
+    };
+    let created = match moved {
+        Ok(()) => true,
+        // The key holds the same bytes: they are named by their digest.
+        Err(e) if taken(&e) && by_digest => false,
+        Err(e) if taken(&e) => {
+            return Err(StoragedError::AlreadyExists {
+                key: key.to_string(),
+            });
+        }
+        Err(_) if path_conflict(root, &key) => {
+            return Err(StoragedError::KeyPathConflict {
+                key: key.to_string(),
+            });
+        }
+        Err(source) => {
+            return Err(StoragedError::Io {
+                op: "move into place",
+                path: target,
+                source,
+            });
+        }
+    };
+    let dir = target.parent().unwrap_or(root);
+    let durable = created && known.contains(dir) && {
+        let started = std::time::Instant::now();
+        let synced = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        crate::metrics::fsync(started.elapsed());
+        synced.map_err(|source| fsync_error(dir, source))?;
+        true
+    };
+    Ok(Placed {
+        key,
+        size: 0,
+        sha256,
+        created,
+        durable,
+    })
+}
+
+/// Links (create-only) or renames (`replace`) `staged` to `target`, making `target`'s
+/// directories when they are missing; a link's staging name is removed after it.
+fn move_into_place(
+    staged: &std::path::Path,
+    target: &std::path::Path,
+    replace: bool,
+) -> std::io::Result<()> {
+    let attempt = || {
+        if replace {
+            std::fs::rename(staged, target)
+        } else {
+            std::fs::hard_link(staged, target)
+        }
+    };
+    match attempt() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            attempt()?;
+        }
+        other => other?,
+    }
+    if !replace && let Err(e) = std::fs::remove_file(staged) {
+        // Both names hold the same complete file; the staging one is debris, removed at
+        // the next start.
+        tracing::warn!(path = %staged.display(), error = %e, "staging name not removed");
+    }
+    Ok(())
 }
 
 /// fsyncs that [`sync_local_object`] runs at once, at most (on tokio's blocking pool). A key
@@ -298,9 +477,9 @@ fn fsync_error(path: impl Into<PathBuf>, source: std::io::Error) -> StoragedErro
 
 /// True when `root/<key>` cannot be a file because it is a directory or because one of its
 /// ancestors below `root` is a file (`a` and `a/b` on the local backend).
-pub(super) async fn local_path_conflict(root: &std::path::Path, key: &ObjectKey) -> bool {
+pub(super) fn path_conflict(root: &std::path::Path, key: &ObjectKey) -> bool {
     let path = root.join(key.as_str());
-    if tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_dir()) {
+    if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
         return true;
     }
     let mut dir = path.parent();
@@ -308,10 +487,7 @@ pub(super) async fn local_path_conflict(root: &std::path::Path, key: &ObjectKey)
         if current == root {
             return false;
         }
-        if tokio::fs::metadata(current)
-            .await
-            .is_ok_and(|m| !m.is_dir())
-        {
+        if std::fs::metadata(current).is_ok_and(|m| !m.is_dir()) {
             return true;
         }
         dir = current.parent();

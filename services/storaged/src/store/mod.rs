@@ -16,8 +16,9 @@
 //! keys cannot name and LIST never shows) while its SHA-256 is computed. Only once the body is
 //! complete and its digest verified is the staging object moved into place, with
 //! `rename_if_not_exists` for create-only writes and `rename` otherwise; every failure path
-//! deletes the staging object, so a refused or failed PUT leaves nothing behind. On the local
-//! backend the object is then fsynced ([`sync_local_object`]) before the 201.
+//! deletes the staging object, so a refused or failed PUT leaves nothing behind. The local
+//! backend does all of it on one blocking task of its own, with the fsyncs before the 201
+//! (`LocalFs::put`: the staged file, then its directory entry).
 //!
 //! The `s3` backend cannot use that protocol for PUT (a rename there is a copy plus a
 //! delete, and a create-only copy needs store-specific configuration), so a PUT writes to the
@@ -43,7 +44,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use guards::{StagingGuard, UploadGuard};
 pub use lakehouse_api::ObjectPutResponse;
 use lakehouse_api::{ObjectKey, Sha256Digest};
-use local::{LocalFs, local_path_conflict};
+use local::{LocalFs, Place, Placed, path_conflict};
 use object_store::WriteMultipart;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -334,9 +335,23 @@ impl Store {
         body: B,
     ) -> Result<ObjectPutResponse> {
         self.check_backend_limits(key)?;
-        match self.kind {
+        match &self.kind {
             Kind::S3 => return self.put_s3(key, condition, expected, body).await,
-            Kind::Local(_) | Kind::Memory => {}
+            Kind::Local(local) => {
+                let place = match condition {
+                    PutCondition::CreateOnly => Place::CreateOnly(key.clone()),
+                    PutCondition::Overwrite => Place::Overwrite(key.clone()),
+                };
+                let placed = self
+                    .put_local(local, expected.cloned(), place, body)
+                    .await?;
+                return Ok(ObjectPutResponse {
+                    key: placed.key,
+                    size: placed.size,
+                    sha256: placed.sha256,
+                });
+            }
+            Kind::Memory => {}
         }
         let (staging, guard) = self.new_staging();
         match self.stage(&staging, body).await {
@@ -357,10 +372,9 @@ impl Store {
                 };
                 if let Err(source) = moved {
                     guard.discard().await;
-                    return Err(self.rename_error(key, source).await);
+                    return Err(self.rename_error(key, source));
                 }
                 guard.disarm();
-                self.sync_local(key).await?;
                 Ok(ObjectPutResponse {
                     key: key.clone(),
                     size,
@@ -410,6 +424,21 @@ impl Store {
         // The longest key this can make, checked before any byte is read.
         let longest = parse_key(&format!("{dir}/{}{suffix}", "0".repeat(64)))?;
         self.check_backend_limits(&longest)?;
+        if let Kind::Local(local) = &self.kind {
+            let (dir, suffix) = (dir.clone(), suffix.to_owned());
+            let name = Box::new(move |sha256: &Sha256Digest| {
+                parse_key(&format!("{dir}/{sha256}{suffix}"))
+            });
+            let placed = self
+                .put_local(local, expected.cloned(), Place::ByDigest(name), body)
+                .await?;
+            let stored = ObjectPutResponse {
+                key: placed.key,
+                size: placed.size,
+                sha256: placed.sha256,
+            };
+            return Ok((stored, placed.created));
+        }
         let (staging, guard) = self.new_staging();
         let (size, sha256) = match self.stage(&staging, body).await {
             Ok(staged) => staged,
@@ -445,7 +474,7 @@ impl Store {
                     Err(object_store::Error::AlreadyExists { .. }) => false,
                     Err(source) => {
                         guard.discard().await;
-                        return Err(self.rename_error(&key, source).await);
+                        return Err(self.rename_error(&key, source));
                     }
                 }
             }
@@ -461,9 +490,6 @@ impl Store {
         } else {
             guard.discard().await;
         }
-        // Also when the key was there already: an earlier write may have moved it into
-        // place and failed before its fsync, so a 200 must not rest on it unsynced.
-        self.sync_local(&key).await?;
         Ok((ObjectPutResponse { key, size, sha256 }, created))
     }
 
@@ -471,8 +497,7 @@ impl Store {
     async fn stage<B: Body>(&self, staging: &Path, body: B) -> Result<(u64, Sha256Digest)> {
         // S3 refuses parts under 5 MiB (except the last).
         let part_bytes = match &self.kind {
-            Kind::Local(local) => return local.stage(staging, body).await,
-            Kind::Memory => PART_SIZE_BYTES,
+            Kind::Local(_) | Kind::Memory => PART_SIZE_BYTES,
             Kind::S3 => S3_PART_SIZE_BYTES,
         };
         let key = staging.as_ref();
@@ -529,21 +554,41 @@ impl Store {
         (staging, guard)
     }
 
-    /// On the local backend, makes the object at `key` durable ([`sync_local_object`]) before
-    /// its 201; nothing to do elsewhere.
-    async fn sync_local(&self, key: &ObjectKey) -> Result<()> {
-        match &self.kind {
-            Kind::Local(local) => sync_local_object(&local.root, key, &local.durable_dirs)
-                .await
-                .map(drop),
-            Kind::Memory | Kind::S3 => Ok(()),
+    /// [`LocalFs::put`] under a staging guard (the staging file is deleted unless it became
+    /// the object), then [`sync_local_object`] when the object is not durable yet: a new
+    /// directory, or a content-addressed key that held the bytes already (an earlier write
+    /// may have moved it into place and failed before its fsync, so a 201 must not rest on
+    /// it unsynced).
+    async fn put_local<B: Body>(
+        &self,
+        local: &LocalFs,
+        expected: Option<Sha256Digest>,
+        place: Place,
+        body: B,
+    ) -> Result<Placed> {
+        let (staging, guard) = self.new_staging();
+        let placed = match local.put(&staging, body, expected, place).await {
+            Ok(placed) => placed,
+            Err(e) => {
+                guard.discard().await;
+                return Err(e);
+            }
+        };
+        if placed.created {
+            guard.disarm();
+        } else {
+            guard.discard().await;
         }
+        if !placed.durable {
+            sync_local_object(&local.root, &placed.key, &local.durable_dirs).await?;
+        }
+        Ok(placed)
     }
 
     /// Turns a failed move into place into the error a client can act on.
-    async fn rename_error(&self, key: &ObjectKey, source: object_store::Error) -> StoragedError {
+    fn rename_error(&self, key: &ObjectKey, source: object_store::Error) -> StoragedError {
         let conflict = match &self.kind {
-            Kind::Local(local) => local_path_conflict(&local.root, key).await,
+            Kind::Local(local) => path_conflict(&local.root, key),
             Kind::Memory | Kind::S3 => false,
         };
         if conflict {
