@@ -143,13 +143,13 @@ impl<S: ManifestStore> Catalog<S> {
             let key = ObjectKey::manifest(name, manifest.version);
             let mut json = serde_json::to_vec(&record).map_err(CatalogError::Encode)?;
             json.push(b'\n');
-            // The Iceberg files are rendered (footers read, Avro and JSON made) while the
-            // record is written; they are written only once it is (docs/contract.md section
-            // 10: the fsyncs and the work of one commit overlap).
+            // The Iceberg files are rendered, and the Avro ones written under the commit's
+            // tag, while the record is written; the metadata JSON only once it is
+            // (docs/contract.md section 10: the fsyncs and the work of one commit overlap).
             tracing::debug!(dataset = %name, version = manifest.version, checked_ms, writing_ms = started.elapsed().as_secs_f64() * 1000.0, "writing the version record");
             let (put, rendered) = tokio::join!(
                 self.store.put_if_absent(&key, Bytes::from(json)),
-                self.render_table_commit(latest.as_deref(), &manifest, &footers)
+                self.render_and_write_avro(latest.as_deref(), &manifest, &footers)
             );
             match put? {
                 PutOutcome::Created => {

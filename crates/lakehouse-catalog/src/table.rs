@@ -12,6 +12,7 @@
 //! whoever wrote it first wrote the same bytes.
 
 use crate::footer::{FooterError, read_footer_with};
+use crate::record::VersionRecord;
 use crate::{Catalog, CatalogError, ManifestStore, PutOutcome, Result};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -46,10 +47,10 @@ impl<S: ManifestStore> Catalog<S> {
     /// Renders version `manifest`'s Iceberg files given the version before it (`None` for a
     /// first version), writing nothing: the first half of the commit path of
     /// [`Catalog::register`], which runs it while the version record is being written (the
-    /// footer reads and the rendering overlap that write; docs/contract.md section 10). The
-    /// files are named by version, so they may only be written once the record is
-    /// ([`Catalog::write_rendered`]). `None` when there is nothing to write (no table base,
-    /// or this process already made the version durable).
+    /// rendering overlaps that write; docs/contract.md section 10). `footers` holds footer
+    /// metrics read ahead ([`Catalog::prefetch_footers`]); the others are read here. `None`
+    /// when there is nothing to write (no table base, or this process already made the
+    /// version durable).
     ///
     /// # Errors
     /// As [`Catalog::ensure_table_metadata`].
@@ -294,6 +295,7 @@ impl<S: ManifestStore> Catalog<S> {
         let name = &manifest.name;
         let version = manifest.version;
         let started = std::time::Instant::now();
+        let tag = commit_tag(previous, manifest);
         let (added, removed) = changes(previous, manifest);
         let metrics: Vec<(ObjectRef, FileMetrics)> = futures::stream::iter(added)
             .map(|object| async move {
@@ -317,6 +319,7 @@ impl<S: ManifestStore> Catalog<S> {
                     added: &metrics,
                     removed: &removed,
                     oldest_retained,
+                    tag: Some(&tag),
                 },
                 &self.table_config,
             )
@@ -343,6 +346,7 @@ impl<S: ManifestStore> Catalog<S> {
                     added: &metrics,
                     removed: &removed,
                     oldest_retained,
+                    tag: Some(&tag),
                 };
                 state.commit_staged(&change, &read, &config)
             })
@@ -359,6 +363,48 @@ impl<S: ManifestStore> Catalog<S> {
             metadata,
             started,
         })
+    }
+
+    /// [`Catalog::render_table_commit`], then the version's Avro files written: their names
+    /// carry the commit's tag ([`commit_tag`]), so they may be written while the race for
+    /// the version is undecided (a committer that loses it leaves them to garbage
+    /// collection). Only the metadata JSON, named by version, waits for the record
+    /// ([`Catalog::write_rendered`]).
+    ///
+    /// # Errors
+    /// As [`Catalog::render_table_commit`]; [`CatalogError::Store`] when a write fails.
+    pub(crate) async fn render_and_write_avro(
+        &self,
+        previous: Option<&Manifest>,
+        manifest: &Manifest,
+        footers: &Footers,
+    ) -> Result<Option<RenderedVersion>> {
+        let Some(mut rendered) = self
+            .render_table_commit(previous, manifest, footers)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let files = std::mem::take(&mut rendered.files);
+        self.put_table_files(&rendered.name, rendered.version, files)
+            .await?;
+        Ok(Some(rendered))
+    }
+
+    /// Writes `files` of `version` at once (create-only; one already there holds the same
+    /// bytes).
+    async fn put_table_files(
+        &self,
+        name: &DatasetName,
+        version: u64,
+        files: Vec<TableFile>,
+    ) -> Result<()> {
+        futures::stream::iter(files)
+            .map(|file| self.put_table_file(name, version, file))
+            .buffer_unordered(IO_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
     }
 
     /// Writes what [`Catalog::render_table_commit`] rendered, once its version's record is
@@ -381,13 +427,7 @@ impl<S: ManifestStore> Catalog<S> {
             started,
         } = rendered;
         let written = files.len() + usize::from(with_json);
-        let (stored, made) = tokio::join!(
-            futures::stream::iter(files)
-                .map(|file| self.put_table_file(&name, version, file))
-                .buffer_unordered(IO_CONCURRENCY)
-                .try_collect::<Vec<()>>(),
-            metadata
-        );
+        let (stored, made) = tokio::join!(self.put_table_files(&name, version, files), metadata);
         stored?;
         let (json, next) = made
             .map_err(|join| self.table_error(&name, version, format!("rendering failed: {join}")))?
@@ -569,6 +609,20 @@ impl<S: ManifestStore> Catalog<S> {
             .get(name)
             .is_some_and(|state| state.version() >= Some(version))
     }
+}
+
+/// The tag in the names of version `manifest`'s Avro files (docs/contract.md section 8):
+/// [`lakehouse_iceberg::ids::commit_tag`] of its record after `previous`
+/// ([`VersionRecord::of`], compact JSON). A function of the two versions, so a restart or
+/// another replica renders the same names; two committers racing for one version with
+/// different contents get different names, so each may write its files before the race is
+/// decided.
+fn commit_tag(previous: Option<&Manifest>, manifest: &Manifest) -> String {
+    let record = VersionRecord::of(manifest, previous);
+    // Serializing a record cannot fail (strings, numbers and lists); an empty body would
+    // still give one tag per version.
+    let bytes = serde_json::to_vec(&record).unwrap_or_default();
+    lakehouse_iceberg::ids::commit_tag(&bytes)
 }
 
 /// The objects `manifest` adds to `previous` and those it removes, each in its version's

@@ -8,7 +8,9 @@
 //!   decimal>`, first 8 bytes big-endian with the sign bit cleared (Iceberg ids are positive
 //!   longs); a zero result becomes 1;
 //! - Avro sync marker of a file: `"lakehouse-iceberg/avro-sync" 0x00 <object key>`, first
-//!   16 bytes.
+//!   16 bytes;
+//! - commit tag of version N (in its Avro files' names, [`crate::layout::version_stem`]):
+//!   `"lakehouse-iceberg/commit-tag" 0x00 <N's record>`, first 8 bytes in lowercase hex.
 
 use lakehouse_api::DatasetName;
 use sha2::{Digest, Sha256};
@@ -51,6 +53,19 @@ pub fn sync_marker(key: &str) -> [u8; 16] {
     marker
 }
 
+/// The commit tag of a version whose record (the catalog's bytes of it) is `record`: 16
+/// lowercase hex digits.
+pub fn commit_tag(record: &[u8]) -> String {
+    use std::fmt::Write;
+    let hash = digest("lakehouse-iceberg/commit-tag", &[record]);
+    hash[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut tag, byte| {
+            let _ = write!(tag, "{byte:02x}");
+            tag
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +80,8 @@ mod tests {
         assert_ne!(snapshot_id(&a, 1), snapshot_id(&b, 1));
         assert!((1..200).all(|v| snapshot_id(&a, v) > 0));
         assert_ne!(sync_marker("x"), sync_marker("y"));
+        assert_ne!(commit_tag(b"x"), commit_tag(b"y"));
+        assert_eq!(commit_tag(b"x").len(), 16);
     }
 
     /// Known answers computed outside this code (Python's `hashlib` and `uuid`, from the
@@ -83,5 +100,6 @@ mod tests {
             hex::encode(sync_marker("datasets/sales/metadata/v1.metadata.json")),
             "06e3d8c5ed74ff7ce1a02dca0cb55280"
         );
+        assert_eq!(commit_tag(br#"{"version":1}"#), "4c7c92e467efeb46");
     }
 }

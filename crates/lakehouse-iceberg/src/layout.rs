@@ -2,9 +2,11 @@
 //!
 //! Under `datasets/<name>/metadata/`:
 //! - `v<N>.metadata.json`: the table metadata of version N;
-//! - `v<N>-list.avro`: the manifest list of version N's snapshot;
-//! - `v<N>-m<j>.avro`, j = 0, 1, ...: the manifests version N created, numbered in the order
-//!   its manifest list names them; how many is the snapshot summary's `manifests-created`.
+//! - `v<N>-<tag>-list.avro`: the manifest list of version N's snapshot;
+//! - `v<N>-<tag>-m<j>.avro`, j = 0, 1, ...: the manifests version N created, numbered in the
+//!   order its manifest list names them; how many is the snapshot summary's
+//!   `manifests-created`. `<tag>` is the commit's ([`version_stem`]); versions written before
+//!   tags, and tables made without them, have `v<N>-list.avro` and `v<N>-m<j>.avro`.
 //!
 //! Tables first written before the incremental projection also hold
 //! `snap-<snapshot id>-v<N>.avro` (manifest lists) and `v<N>-<snapshot id>-m0.avro` /
@@ -46,15 +48,38 @@ pub fn metadata_file_key(name: &DatasetName, version: u64) -> String {
     format!("{}v{version}.metadata.json", metadata_dir(name))
 }
 
-/// Key of version `version`'s manifest list: `datasets/<name>/metadata/v<version>-list.avro`.
-pub fn manifest_list_key(name: &DatasetName, version: u64) -> String {
-    format!("{}v{version}-list.avro", metadata_dir(name))
+/// The stem of version `version`'s Avro files: `datasets/<name>/metadata/v<version>-<tag>`,
+/// or `.../v<version>` without a tag. The catalog tags each commit (its record's digest,
+/// docs/contract.md section 8), so committers racing for one version write them under
+/// other names before the race is decided.
+pub fn version_stem(name: &DatasetName, version: u64, tag: Option<&str>) -> String {
+    match tag {
+        Some(tag) => format!("{}v{version}-{tag}", metadata_dir(name)),
+        None => format!("{}v{version}", metadata_dir(name)),
+    }
 }
 
-/// Key of the `index`-th (0-based) manifest version `version` created:
+/// Key of the manifest list of the version whose files have `stem` ([`version_stem`]):
+/// `<stem>-list.avro`.
+pub fn stem_list_key(stem: &str) -> String {
+    format!("{stem}-list.avro")
+}
+
+/// Key of the `index`-th (0-based) manifest of the version whose files have `stem`:
+/// `<stem>-m<index>.avro`.
+pub fn stem_manifest_key(stem: &str, index: usize) -> String {
+    format!("{stem}-m{index}.avro")
+}
+
+/// Key of untagged version `version`'s manifest list: `datasets/<name>/metadata/v<version>-list.avro`.
+pub fn manifest_list_key(name: &DatasetName, version: u64) -> String {
+    stem_list_key(&version_stem(name, version, None))
+}
+
+/// Key of the `index`-th (0-based) manifest untagged version `version` created:
 /// `datasets/<name>/metadata/v<version>-m<index>.avro`.
 pub fn manifest_key(name: &DatasetName, version: u64, index: usize) -> String {
-    format!("{}v{version}-m{index}.avro", metadata_dir(name))
+    stem_manifest_key(&version_stem(name, version, None), index)
 }
 
 /// Key of a manifest of the layout before the incremental projection:

@@ -58,10 +58,11 @@
 //!   new columns), and the name mapping of the current one.
 //!
 //! # Files (module `layout`)
-//! Under `datasets/<name>/metadata/`: `v<N>.metadata.json`; `v<N>-list.avro`, the manifest
-//! list of version N; `v<N>-m<j>.avro` (j = 0, 1, ...), the manifests version N created, in
-//! the order its list names them (their number is its summary's `manifests-created`). Files
-//! of the earlier layout (`snap-<snapshot id>-v<N>.avro`, `v<N>-<snapshot id>-m0.avro` and
+//! Under `datasets/<name>/metadata/`: `v<N>.metadata.json`; `v<N>-<tag>-list.avro`, the
+//! manifest list of version N; `v<N>-<tag>-m<j>.avro` (j = 0, 1, ...), the manifests version
+//! N created, in the order its list names them (their number is its summary's
+//! `manifests-created`). `<tag>` is the commit's ([`ids::commit_tag`]); tables without tags
+//! name them `v<N>-list.avro` and `v<N>-m<j>.avro`. Files of the earlier layout (`snap-<snapshot id>-v<N>.avro`, `v<N>-<snapshot id>-m0.avro` and
 //! `-m1.avro`) are read and carried as they are.
 //!
 //! # Partitioned datasets (module `partition`; docs/contract.md section 10)
@@ -89,6 +90,7 @@ pub mod avro;
 pub mod ids;
 mod layout;
 mod manifest;
+pub use manifest::live_data_files;
 mod merge;
 mod metadata;
 mod metrics;
@@ -100,7 +102,7 @@ pub mod transform;
 
 pub use layout::{
     iceberg_type, manifest_key, manifest_list_key, metadata_dir, metadata_file_key, name_mapping,
-    storage_uri,
+    stem_list_key, stem_manifest_key, storage_uri, version_stem,
 };
 pub use metrics::{ColumnMetrics, FileMetrics, truncate_lower, truncate_upper};
 pub use partition::check_partition_value;

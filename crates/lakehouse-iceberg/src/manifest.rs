@@ -469,3 +469,33 @@ fn data_file(
         ("sort_order_id".into(), null()),
     ])
 }
+
+/// The storage keys of the live data files (entries ADDED or EXISTING) that the manifest
+/// list `list`, stored at `list_key` under the storage URI `base`, names: what a reader of
+/// its snapshot reads, in list and manifest order. `manifest` gives a manifest's bytes by
+/// key.
+///
+/// # Errors
+/// [`IcebergError::Unreadable`] when a file does not parse as this crate writes it or a
+/// manifest is missing.
+pub fn live_data_files(
+    base: &str,
+    list_key: &str,
+    list: &[u8],
+    manifest: impl Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Vec<String>> {
+    let (_, manifests) = read_list(base, list_key, list)?;
+    let mut keys = Vec::new();
+    for listed in manifests {
+        let bytes = manifest(&listed.key).ok_or_else(|| unreadable(&listed.key, "missing"))?;
+        for entry in read_entries(&listed.key, &bytes)? {
+            if entry_status(&entry) == DELETED {
+                continue;
+            }
+            if let Some(path) = entry_file_path(&entry) {
+                keys.push(key_of(base, path).unwrap_or(path).to_owned());
+            }
+        }
+    }
+    Ok(keys)
+}

@@ -2,7 +2,8 @@
 //! files from the state at N-1 and N's change (module docs of the crate).
 
 use crate::layout::{
-    key_of, legacy_manifest_key, manifest_key, manifest_list_key, metadata_file_key, storage_uri,
+    key_of, legacy_manifest_key, metadata_file_key, stem_list_key, stem_manifest_key, storage_uri,
+    version_stem,
 };
 use crate::manifest::{
     ADDED, DELETED, EXISTING, ManifestFile, added_entry, deleted_entry, entry_file_path,
@@ -64,6 +65,10 @@ pub struct VersionChange<'a> {
     /// The oldest version retained when N is committed (retention judged at N's
     /// `created_at`): older snapshots leave the metadata.
     pub oldest_retained: u64,
+    /// The commit's tag in the names of its Avro files ([`crate::layout::version_stem`]):
+    /// the catalog's digest of version N's record, so two committers racing for N never
+    /// write under one name; `None` for names without it.
+    pub tag: Option<&'a str>,
 }
 
 /// One file of a version, to be written create-only at `key` (under
@@ -172,6 +177,8 @@ struct Commit<'c> {
     schema_json: String,
     /// The dataset's partition spec (docs/contract.md section 10), the same at every version.
     partitioning: Partitioning,
+    /// The stem of the Avro files' keys ([`crate::layout::version_stem`]).
+    stem: String,
 }
 
 impl TableState {
@@ -217,7 +224,8 @@ impl TableState {
 
     /// The key of the current snapshot's manifest list named by a stored metadata JSON of
     /// `name` under `base`: what [`TableState::from_files`] needs with it (a table of the
-    /// earlier layout names `snap-<snapshot id>-v<N>.avro`, a newer one `v<N>-list.avro`).
+    /// earlier layout names `snap-<snapshot id>-v<N>.avro`, newer ones `v<N>-list.avro` and
+    /// `v<N>-<tag>-list.avro`).
     ///
     /// # Errors
     /// [`IcebergError::Unreadable`] as [`TableState::from_files`].
@@ -389,7 +397,7 @@ impl TableState {
                     Some(Item::Made {
                         records, rendered, ..
                     }) => {
-                        let key = manifest_key(&self.name, commit.version, files.len());
+                        let key = stem_manifest_key(&commit.stem, files.len());
                         if let Some(file) = rendered.filter(|f| f.key == key) {
                             list.push(self.list_entry(&commit, &file, &records));
                             files.push(file);
@@ -401,7 +409,7 @@ impl TableState {
                 },
                 _ => self.merged(&commit, taken, manifests)?,
             };
-            let key = manifest_key(&self.name, commit.version, files.len());
+            let key = stem_manifest_key(&commit.stem, files.len());
             let bytes = write_manifest(
                 &key,
                 &commit.schema_json,
@@ -471,6 +479,7 @@ impl TableState {
             schema_id,
             schema_json,
             partitioning,
+            stem: version_stem(&self.name, version, change.tag),
         })
     }
 
@@ -573,7 +582,7 @@ impl TableState {
     /// A manifest this commit made, rendered as the `index`-th manifest it creates (where it
     /// lands unless merged).
     fn made_at(&self, commit: &Commit<'_>, records: Vec<Value>, index: usize) -> Result<Item> {
-        let key = manifest_key(&self.name, commit.version, index);
+        let key = stem_manifest_key(&commit.stem, index);
         let bytes = write_manifest(
             &key,
             &commit.schema_json,
@@ -693,7 +702,7 @@ impl TableState {
     ) -> Result<(Vec<TableFile>, PendingMetadata)> {
         let change = commit.change;
         let parent = self.metadata.as_ref().map(|m| m.current_snapshot_id);
-        let list_key = manifest_list_key(&self.name, commit.version);
+        let list_key = stem_list_key(&commit.stem);
         let list_bytes = write_list(
             &self.base,
             &list_key,
@@ -809,9 +818,12 @@ impl TableState {
                 .get(MANIFESTS_CREATED_KEY)
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(0);
-            return (0..count)
-                .map(|j| manifest_key(&self.name, version, j))
-                .collect();
+            // `<stem>-list.avro` names `<stem>-m<j>.avro`, tagged or not.
+            let list = key_of(&self.base, &snapshot.manifest_list).unwrap_or_default();
+            let stem = list
+                .strip_suffix("-list.avro")
+                .map_or_else(|| version_stem(&self.name, version, None), str::to_owned);
+            return (0..count).map(|j| stem_manifest_key(&stem, j)).collect();
         }
         let mut keys = vec![legacy_manifest_key(&self.name, version, false)];
         if snapshot.summary.get("operation").map(String::as_str) == Some("overwrite") {

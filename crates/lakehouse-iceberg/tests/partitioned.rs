@@ -256,6 +256,7 @@ fn a_change_of_spec_or_a_tuple_that_does_not_fit_is_refused() {
         added: &added,
         removed: &[],
         oldest_retained: 1,
+        tag: None,
     };
     // unpartitioned now: refused, the table's manifests are of the spec
     let refused = table
@@ -280,6 +281,7 @@ fn a_change_of_spec_or_a_tuple_that_does_not_fit_is_refused() {
         added: &short,
         removed: &[],
         oldest_retained: 1,
+        tag: None,
     };
     let refused = table.state.commit(&change, &HashMap::new(), &table.config);
     assert!(
@@ -292,6 +294,7 @@ fn a_change_of_spec_or_a_tuple_that_does_not_fit_is_refused() {
         added: &added,
         removed: &[],
         oldest_retained: 1,
+        tag: None,
     };
     assert!(
         table

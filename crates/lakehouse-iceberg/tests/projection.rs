@@ -72,6 +72,7 @@ fn append_carries_the_previous_manifests_and_reads_none() {
         added: &added,
         removed: &[],
         oldest_retained: 1,
+        tag: None,
     };
     assert!(
         table
@@ -201,6 +202,7 @@ fn replace_deletes_everything_without_reading_a_manifest() {
         added: &added,
         removed: &removed,
         oldest_retained: 1,
+        tag: None,
     };
     assert!(
         table
@@ -368,6 +370,7 @@ fn changes_that_do_not_follow_the_table_are_refused() {
             added: &added,
             removed,
             oldest_retained: 1,
+            tag: None,
         };
         table.state.commit(&change, &none, &config)
     };
@@ -403,6 +406,7 @@ fn changes_that_do_not_follow_the_table_are_refused() {
         added: &added,
         removed: &removed,
         oldest_retained: 1,
+        tag: None,
     };
     assert!(matches!(
         table.state.commit(&change, &manifests, &config),
@@ -538,6 +542,7 @@ fn added_columns_get_new_field_ids_and_a_new_schema() {
         added: &added,
         removed: &[],
         oldest_retained: 1,
+        tag: None,
     };
     let (files, state) = common::commit_once(&table.state, &change, &table.store, &table.config);
     common::check_round_trip(

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::{Catalog, CatalogError, MAX_COMMIT_ATTEMPTS, MemoryStore, manifest_prefix};
 use lakehouse_api::{IngestMode, ObjectKey, ObjectRef};
+use lakehouse_iceberg::TableState;
 use lakehouse_testkit::fixtures::schema_id_name as schema_v1;
 use std::sync::Arc;
 
@@ -167,10 +168,11 @@ async fn two_replicas_on_one_store_race_without_gaps_or_overwrites() {
     let objects: Vec<ObjectRef> = (0..30)
         .map(|i| put_object(&store, &ds, &schema_v1(), &format!("o{i}")))
         .collect();
-    let replicas = [
-        Arc::new(Catalog::open(Arc::clone(&store)).await.unwrap()),
-        Arc::new(Catalog::open(Arc::clone(&store)).await.unwrap()),
-    ];
+    let replica = || async {
+        let catalog = Catalog::open(Arc::clone(&store)).await.unwrap();
+        Arc::new(catalog.with_table_base("memory://"))
+    };
+    let replicas = [replica().await, replica().await];
     let tasks: Vec<_> = objects
         .into_iter()
         .enumerate()
@@ -201,5 +203,24 @@ async fn two_replicas_on_one_store_race_without_gaps_or_overwrites() {
                 .unwrap();
         assert_eq!(stored.object_count(), version);
         assert_eq!(stored.is_full(), version == 1);
+    }
+    // Each version's Iceberg table reads exactly its objects: the Avro files a committer
+    // wrote before losing a race are never the winner's (their names carry the commit's
+    // tag; docs/contract.md section 10).
+    let bytes = |key: &str| store.bytes(&ObjectKey::new(key.to_owned()).unwrap());
+    for version in 1..=30 {
+        let manifest = replicas[1].fetch_version(&ds, version).await.unwrap();
+        let json = bytes(&lakehouse_iceberg::metadata_file_key(&ds, version)).unwrap();
+        let list_key = TableState::list_key_of("memory://", &ds, &json).unwrap();
+        let list = bytes(&list_key).unwrap();
+        let read = lakehouse_iceberg::live_data_files("memory://", &list_key, &list, |key| {
+            bytes(key).map(|b| b.to_vec())
+        })
+        .unwrap();
+        let mut read: Vec<&str> = read.iter().map(String::as_str).collect();
+        let mut held = keys(&manifest.objects);
+        read.sort_unstable();
+        held.sort_unstable();
+        assert_eq!(read, held, "version {version}");
     }
 }

@@ -139,6 +139,7 @@ impl Table {
             added: &added,
             removed,
             oldest_retained,
+            tag: None,
         };
         let (files, state) = commit_once(&self.state, &change, &self.store, &self.config);
         if self.round_trip {
