@@ -29,7 +29,7 @@ const IO_CONCURRENCY: usize = 8;
 /// ([`Catalog::prefetch_footers`]).
 pub(crate) type Footers = HashMap<ObjectKey, FileMetrics>;
 
-/// A version's Iceberg files, rendered and not yet written ([`Catalog::render_table_commit`]).
+/// A version's Iceberg files, rendered and not yet written ([`Catalog::render_and_write_avro`]).
 #[derive(Debug)]
 pub(crate) struct RenderedVersion {
     name: DatasetName,
@@ -44,34 +44,6 @@ pub(crate) struct RenderedVersion {
 }
 
 impl<S: ManifestStore> Catalog<S> {
-    /// Renders version `manifest`'s Iceberg files given the version before it (`None` for a
-    /// first version), writing nothing: the first half of the commit path of
-    /// [`Catalog::register`], which runs it while the version record is being written (the
-    /// rendering overlaps that write; docs/contract.md section 10). `footers` holds footer
-    /// metrics read ahead ([`Catalog::prefetch_footers`]); the others are read here. `None`
-    /// when there is nothing to write (no table base, or this process already made the
-    /// version durable).
-    ///
-    /// # Errors
-    /// As [`Catalog::ensure_table_metadata`].
-    pub(crate) async fn render_table_commit(
-        &self,
-        previous: Option<&Manifest>,
-        manifest: &Manifest,
-        footers: &Footers,
-    ) -> Result<Option<RenderedVersion>> {
-        if self.table_base.is_none() || self.is_durable(&manifest.name, manifest.version) {
-            return Ok(None);
-        }
-        let state = match previous {
-            None => Arc::new(TableState::empty(self.base(), &manifest.name)),
-            Some(previous) => self.table_state(&manifest.name, previous.version).await?,
-        };
-        self.render_table_version(state, previous, manifest, footers)
-            .await
-            .map(Some)
-    }
-
     /// Makes version `version`'s Iceberg metadata durable: nothing when this process already
     /// did, or its metadata JSON is stored (the table is then read back from it). Else the
     /// table is rolled forward from the newest earlier version whose metadata JSON is stored
@@ -365,26 +337,34 @@ impl<S: ManifestStore> Catalog<S> {
         })
     }
 
-    /// [`Catalog::render_table_commit`], then the version's Avro files written: their names
-    /// carry the commit's tag ([`commit_tag`]), so they may be written while the race for
-    /// the version is undecided (a committer that loses it leaves them to garbage
-    /// collection). Only the metadata JSON, named by version, waits for the record
-    /// ([`Catalog::write_rendered`]).
+    /// Renders version `manifest`'s Iceberg files given the version before it (`None` for a
+    /// first version) and writes its Avro files: the first half of the commit path of
+    /// [`Catalog::register`], run while the version record is being written (docs/contract.md
+    /// section 10). The Avro files' names carry the commit's tag ([`commit_tag`]), so they may
+    /// be written while the race for the version is undecided (a committer that loses it
+    /// leaves them to garbage collection); only the metadata JSON, named by version, waits
+    /// for the record ([`Catalog::write_rendered`]). `footers` holds footer metrics read
+    /// ahead ([`Catalog::prefetch_footers`]); the others are read here. `None` when there is
+    /// nothing to write (no table base, or this process already made the version durable).
     ///
     /// # Errors
-    /// As [`Catalog::render_table_commit`]; [`CatalogError::Store`] when a write fails.
+    /// As [`Catalog::ensure_table_metadata`]; [`CatalogError::Store`] when a write fails.
     pub(crate) async fn render_and_write_avro(
         &self,
         previous: Option<&Manifest>,
         manifest: &Manifest,
         footers: &Footers,
     ) -> Result<Option<RenderedVersion>> {
-        let Some(mut rendered) = self
-            .render_table_commit(previous, manifest, footers)
-            .await?
-        else {
+        if self.table_base.is_none() || self.is_durable(&manifest.name, manifest.version) {
             return Ok(None);
+        }
+        let state = match previous {
+            None => Arc::new(TableState::empty(self.base(), &manifest.name)),
+            Some(previous) => self.table_state(&manifest.name, previous.version).await?,
         };
+        let mut rendered = self
+            .render_table_version(state, previous, manifest, footers)
+            .await?;
         let files = std::mem::take(&mut rendered.files);
         self.put_table_files(&rendered.name, rendered.version, files)
             .await?;
@@ -407,7 +387,7 @@ impl<S: ManifestStore> Catalog<S> {
             .map(drop)
     }
 
-    /// Writes what [`Catalog::render_table_commit`] rendered, once its version's record is
+    /// Writes what [`Catalog::render_and_write_avro`] rendered, once its version's record is
     /// written: the manifests and the manifest list at once, then the metadata JSON (when
     /// `with_json`), so a stored metadata JSON means everything it names is stored. Holds the
     /// new table and returns it.

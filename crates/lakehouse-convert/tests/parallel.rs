@@ -101,6 +101,20 @@ fn verified(
         .map_err(|e| e.to_string())
 }
 
+/// [`verified`] against `schema` on one thread and as `many` says (threads, chunk size):
+/// asserts both give the same bytes and report, and returns the one-thread result.
+fn verified_on_one_and_many(
+    csv: &[u8],
+    many: ReadConfig<'_>,
+    schema: &Schema,
+    k: usize,
+) -> Result<Option<(Vec<u8>, String)>, String> {
+    let single = verified(csv, many.threads(1), Expected::Inferred(schema), k);
+    let parallel = verified(csv, many, Expected::Inferred(schema), k);
+    assert_eq!(single, parallel);
+    single
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -198,20 +212,8 @@ fn the_value_that_settles_a_type_is_found_across_chunks() {
     let options = CsvOptions::default();
     let inferred = infer_schema(csv.as_bytes(), &options).unwrap();
     assert_eq!(inferred.schema.fields[0].data_type, ColumnType::Utf8);
-    let one = ReadConfig::from(&options);
-    let single = verified(
-        csv.as_bytes(),
-        one,
-        Expected::Inferred(&inferred.schema),
-        1 << 20,
-    );
-    let many = verified(
-        csv.as_bytes(),
-        one.threads(4).chunk_bytes(1),
-        Expected::Inferred(&inferred.schema),
-        1 << 20,
-    );
-    assert_eq!(single, many);
+    let read = ReadConfig::from(&options).threads(4).chunk_bytes(1);
+    let single = verified_on_one_and_many(csv.as_bytes(), read, &inferred.schema, 1 << 20);
     let report = single.unwrap().unwrap().1;
     assert!(report.contains("line: 42, value: \"12:30:00\""), "{report}");
 }
@@ -230,19 +232,7 @@ fn a_record_longer_than_a_chunk_reads_as_on_one_thread() {
     }
     let options = CsvOptions::default();
     let inferred = infer_schema(csv.as_bytes(), &options).unwrap();
-    let one = ReadConfig::from(&options);
-    let single = verified(
-        csv.as_bytes(),
-        one,
-        Expected::Inferred(&inferred.schema),
-        1 << 16,
-    );
-    let many = verified(
-        csv.as_bytes(),
-        one.threads(8).chunk_bytes(64 * 1024),
-        Expected::Inferred(&inferred.schema),
-        1 << 16,
-    );
+    let read = ReadConfig::from(&options).threads(8).chunk_bytes(64 * 1024);
+    let single = verified_on_one_and_many(csv.as_bytes(), read, &inferred.schema, 1 << 16);
     assert!(single.as_ref().is_ok_and(Option::is_some), "{single:?}");
-    assert_eq!(single, many);
 }

@@ -161,3 +161,49 @@ async fn request_timeout_never_cuts_a_streamed_put() {
     let stored = server.get("slow/upload").await.bytes().await.unwrap();
     assert_eq!(stored, "piece 0;piece 1;piece 2;piece 3;piece 4;");
 }
+
+/// The fsyncs storaged has made, from its `/metrics` (the histogram's count).
+async fn fsyncs(server: &Server) -> u64 {
+    let text = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("lakehouse_storaged_fsync_duration_seconds_count "))
+        .map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// docs/contract.md section 2, invariant 3: a 201 rests on the object's bytes and on its
+/// directory entry being on disk. The first object of a new directory flushes the staged
+/// file, then the object and every directory up to the root; a later object in that
+/// directory flushes its staged file and the directory (no fewer: a crash could lose its
+/// name; no more: each costs a cache flush).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_created_object_flushes_its_bytes_and_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start("local", &dir.path().join("objects"));
+    let before = fsyncs(&server).await;
+    let put = |key: &'static str| server.put_with(key, &[("if-none-match", "*")], "bytes");
+    assert_eq!(put("fsync/a/one").await.status(), StatusCode::CREATED);
+    let first = fsyncs(&server).await - before;
+    // The staged file; then the object, `fsync/a`, `fsync` and the root.
+    assert_eq!(first, 5);
+    assert_eq!(put("fsync/a/two").await.status(), StatusCode::CREATED);
+    assert_eq!(fsyncs(&server).await - before - first, 2);
+    // A taken key stores nothing and flushes nothing beyond its staged file.
+    let before_taken = fsyncs(&server).await;
+    assert_eq!(
+        put("fsync/a/two").await.status(),
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(fsyncs(&server).await - before_taken, 1);
+    assert_eq!(
+        std::fs::read(dir.path().join("objects/fsync/a/two")).unwrap(),
+        b"bytes"
+    );
+}

@@ -396,7 +396,8 @@ impl Store {
     ///
     /// Atomic like [`Store::put`]: the body is staged under [`STAGING_PREFIX`] and moved into
     /// place only once complete (and `expected`, when given, matched); a broken body leaves
-    /// nothing. Local backend: a create-only rename, then fsync. S3: the staged object is
+    /// nothing. Local backend: `LocalFs::put` (staged, fsynced, linked create-only, the
+    /// directory fsynced), an existing key fsynced again. S3: the staged object is
     /// copied server-side when a HEAD finds the key free, then deleted (a race between two
     /// such writers copies the same bytes twice: harmless, the key is their content).
     ///
@@ -495,7 +496,8 @@ impl Store {
 
     /// Streams `body` into the staging object; returns its size and SHA-256.
     async fn stage<B: Body>(&self, staging: &Path, body: B) -> Result<(u64, Sha256Digest)> {
-        // S3 refuses parts under 5 MiB (except the last).
+        // S3 refuses parts under 5 MiB (except the last). The local backend stages through
+        // `LocalFs::put` instead and never comes here.
         let part_bytes = match &self.kind {
             Kind::Local(_) | Kind::Memory => PART_SIZE_BYTES,
             Kind::S3 => S3_PART_SIZE_BYTES,
