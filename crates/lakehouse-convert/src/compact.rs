@@ -9,20 +9,18 @@
 //! schema and `target_file_bytes`: a retry or a racing replica makes the same files, hence
 //! the same keys.
 
-use crate::BATCH_ROWS;
+use crate::MAX_ROW_GROUP_ROWS;
+use crate::copy::{Output, filtered};
 use crate::encode::{CountingWriter, unwrap_io};
 use crate::error::{ConvertError, Result};
-use crate::write::{arrow_schema, writer_properties};
+use crate::write::arrow_schema;
 use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use lakehouse_api::Schema;
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -77,6 +75,13 @@ pub struct CompactStats {
 /// boundaries, hold about the target before compression (less after it), and the last one
 /// is smaller.
 ///
+/// A full row group ([`MAX_ROW_GROUP_ROWS`] rows) of an input of `schema` is copied as its
+/// encoded column chunks, page index included, without decoding: it is what encoding its
+/// rows again would end at the same place, and the files earlier compactions made are mostly
+/// such row groups, so compacting them again costs their bytes, not their rows. The other
+/// row groups are decoded and their rows encoded into row groups of up to that many rows,
+/// each ended before a copied one (docs/contract.md section 10).
+///
 /// Inputs of an older schema of the dataset (schema evolution adds columns at the end,
 /// docs/contract.md section 3) are read by position, and the columns they lack are written as
 /// nulls, which is what readers of those files already see.
@@ -104,30 +109,39 @@ fn copy_rows<S: CompactSink>(
     let mut stats = CompactStats::default();
     let mut output: Option<Output<S::Writer>> = None;
     for (position, input) in inputs.iter().enumerate() {
-        let reader_metadata = reader_metadata(input, position)?;
-        for row_group in 0..reader_metadata.metadata().num_row_groups() {
-            let window = row_group_window(input, &reader_metadata, row_group)
+        let metadata = reader_metadata(input, position)?;
+        // Its columns must be the schema's or a prefix of them, whatever is copied.
+        conform(&arrow, RecordBatch::new_empty(metadata.schema().clone()))
+            .map_err(|reason| ConvertError::Parquet(format!("input {position}: {reason}")))?;
+        let same_schema = metadata.schema().fields().len() == arrow.fields().len();
+        for row_group in 0..metadata.metadata().num_row_groups() {
+            let rows = metadata.metadata().row_group(row_group).num_rows();
+            let window = row_group_window(input, &metadata, row_group)
                 .map_err(|e| input_error(position, e))?;
-            let batches =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(window, reader_metadata.clone())
-                    .with_row_groups(vec![row_group])
-                    .with_batch_size(BATCH_ROWS)
-                    .build()
-                    .map_err(|e| input_error(position, e))?;
-            for batch in batches {
-                let batch =
-                    batch.map_err(|e| ConvertError::Parquet(format!("input {position}: {e}")))?;
-                let batch = conform(&arrow, batch).map_err(|reason| {
-                    ConvertError::Parquet(format!("input {position}: {reason}"))
-                })?;
+            let out = match output.as_mut() {
+                Some(out) => out,
+                None => output.insert(Output::open(sink, &arrow)?),
+            };
+            if same_schema && usize::try_from(rows).is_ok_and(|n| n >= MAX_ROW_GROUP_ROWS) {
+                // A full row group is what encoding its rows again would end: copied as
+                // it is, without decoding (the compacted files of earlier runs are mostly
+                // such row groups).
+                out.copy_row_group(&window, &metadata, row_group)?;
+                if out.bytes() >= target_file_bytes
+                    && let Some(full) = output.take()
+                {
+                    full.close(sink, &mut stats)?;
+                }
+                continue;
+            }
+            for batch in filtered(&arrow, window, &metadata, row_group, position) {
+                let (batch, _) = batch?;
                 let out = match output.as_mut() {
                     Some(out) => out,
                     None => output.insert(Output::open(sink, &arrow)?),
                 };
-                out.writer.write(&batch).map_err(unwrap_io)?;
-                out.rows += batch.num_rows() as u64;
-                let size = out.writer.bytes_written() as u64 + out.writer.in_progress_size() as u64;
-                if size >= target_file_bytes
+                out.write_batch(&batch)?;
+                if out.bytes() >= target_file_bytes
                     && let Some(full) = output.take()
                 {
                     full.close(sink, &mut stats)?;
@@ -143,30 +157,6 @@ fn copy_rows<S: CompactSink>(
         None => {}
     }
     Ok(stats)
-}
-
-/// One output file being written.
-struct Output<W: Write + Send> {
-    writer: ArrowWriter<CountingWriter<W>>,
-    rows: u64,
-}
-
-impl<W: Write + Send> Output<W> {
-    fn open<S: CompactSink<Writer = W>>(sink: &mut S, arrow: &SchemaRef) -> Result<Self> {
-        let out = CountingWriter::new(sink.open().map_err(ConvertError::Io)?);
-        let writer = ArrowWriter::try_new(out, arrow.clone(), Some(writer_properties()))
-            .map_err(unwrap_io)?;
-        Ok(Output { writer, rows: 0 })
-    }
-
-    fn close<S: CompactSink<Writer = W>>(
-        self,
-        sink: &mut S,
-        stats: &mut CompactStats,
-    ) -> Result<()> {
-        let counted = self.writer.into_inner().map_err(unwrap_io)?;
-        hand_over(counted, self.rows, sink, stats)
-    }
 }
 
 /// Hands a finished output file (`counted`, `rows` rows) to `sink` and counts it.
@@ -266,7 +256,10 @@ pub(crate) fn read_footer(
         start,
         bytes: tail,
     };
-    ParquetMetaDataReader::new().parse_and_finish(&window)
+    // The page index too, when the file has one: a row group copied as it is keeps it.
+    ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Optional)
+        .parse_and_finish(&window)
 }
 
 /// The bytes of row group `index` of `input` (its column chunks, one read).

@@ -5,7 +5,6 @@
 //! decoded, filtered and encoded again, with the writer settings of every ingest
 //! (docs/contract.md section 5). Outputs are cut at `target_file_bytes` like a compaction's.
 
-use crate::BATCH_ROWS;
 use crate::compact::{
     CompactSink, CompactStats, RangeRead, Window, conform, hand_over, input_error, reader_metadata,
     row_group_window,
@@ -13,12 +12,13 @@ use crate::compact::{
 use crate::encode::{CountingWriter, unwrap_io};
 use crate::error::{ConvertError, Result};
 use crate::write::{arrow_schema, writer_properties};
+use crate::{BATCH_ROWS, MAX_ROW_GROUP_ROWS};
 use arrow_array::{BooleanArray, RecordBatch};
 use arrow_schema::SchemaRef;
 use lakehouse_api::Schema;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
-use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::writer::SerializedFileWriter;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ pub fn rewrite_without<S: CompactSink>(
 
 /// The batches of one row group, conformed to `arrow`, each with its first row's number
 /// within the row group.
-fn filtered(
+pub(crate) fn filtered(
     arrow: &SchemaRef,
     window: Window,
     metadata: &ArrowReaderMetadata,
@@ -132,17 +132,28 @@ fn without((batch, at): (RecordBatch, u64), first_row: u64, gone: &[u64]) -> Res
         .map_err(|e| ConvertError::Parquet(e.to_string()))
 }
 
-/// One output file: the writer of every ingest's settings, fed row group by row group.
-struct Output<W: std::io::Write + Send> {
+/// One output file: the writer of every ingest's settings, fed row group by row group,
+/// each either copied as it is ([`Output::copy_row_group`]) or encoded from batches
+/// ([`Output::write_batch`], cut at [`MAX_ROW_GROUP_ROWS`] rows like every ingest's).
+pub(crate) struct Output<W: std::io::Write + Send> {
     writer: SerializedFileWriter<CountingWriter<W>>,
     factory: ArrowRowGroupWriterFactory,
     arrow: SchemaRef,
     row_groups: usize,
     rows: u64,
+    /// The row group being encoded: one writer per leaf column, and its rows so far.
+    pending: Option<(Vec<ArrowColumnWriter>, usize)>,
 }
 
 impl<W: std::io::Write + Send> Output<W> {
-    fn open<S: CompactSink<Writer = W>>(sink: &mut S, arrow: &SchemaRef) -> Result<Self> {
+    /// A new output file from `sink`, with `arrow` as its schema.
+    ///
+    /// # Errors
+    /// The sink's I/O error; [`ConvertError::Parquet`] from the writer.
+    pub(crate) fn open<S: CompactSink<Writer = W>>(
+        sink: &mut S,
+        arrow: &SchemaRef,
+    ) -> Result<Self> {
         let out = CountingWriter::new(sink.open().map_err(ConvertError::Io)?);
         // An ArrowWriter's file writer: the same properties and Arrow schema in the footer.
         let (writer, factory) = ArrowWriter::try_new(out, arrow.clone(), Some(writer_properties()))
@@ -154,30 +165,46 @@ impl<W: std::io::Write + Send> Output<W> {
             arrow: arrow.clone(),
             row_groups: 0,
             rows: 0,
+            pending: None,
         })
     }
 
-    fn bytes(&self) -> u64 {
-        self.writer.bytes_written() as u64
+    /// Bytes written so far, plus the encoder's estimate of the row group in progress
+    /// (before compression).
+    pub(crate) fn bytes(&self) -> u64 {
+        let pending: usize = self.pending.as_ref().map_or(0, |(writers, _)| {
+            writers
+                .iter()
+                .map(ArrowColumnWriter::get_estimated_total_bytes)
+                .sum()
+        });
+        self.writer.bytes_written() as u64 + pending as u64
     }
 
     /// Row group `index` of the input held by `window`, its column chunks copied as they are.
-    fn copy_row_group(
+    /// Its page index goes with it when the input has one. The row group in progress, if
+    /// any, is ended first: rows keep their order.
+    ///
+    /// # Errors
+    /// [`ConvertError::Parquet`] / [`ConvertError::Io`] from the writer or the read.
+    pub(crate) fn copy_row_group(
         &mut self,
         window: &Window,
         metadata: &ArrowReaderMetadata,
         index: usize,
     ) -> Result<()> {
+        self.flush()?;
         let group = metadata.metadata().row_group(index);
+        let page_index = metadata.metadata().page_index_for_row_group(index);
         let mut row_group = self.writer.next_row_group().map_err(unwrap_io)?;
-        for column in group.columns() {
+        for (i, column) in group.columns().iter().enumerate() {
             let close = ColumnCloseResult {
                 bytes_written: column.compressed_size() as u64,
                 rows_written: group.num_rows() as u64,
                 metadata: column.clone(),
                 bloom_filter: None,
-                column_index: None,
-                offset_index: None,
+                column_index: page_index.column_index(i).cloned(),
+                offset_index: page_index.offset_index(i).cloned(),
             };
             row_group.append_column(window, close).map_err(unwrap_io)?;
         }
@@ -187,21 +214,43 @@ impl<W: std::io::Write + Send> Output<W> {
         Ok(())
     }
 
-    /// The rows of `batches` encoded as one row group (none when they hold no row).
+    /// The rows of `batches` encoded as row groups of their own (none when they hold no
+    /// row): the row group in progress, if any, is ended first and these rows' last.
+    ///
+    /// # Errors
+    /// The first error of `batches`; [`ConvertError::Parquet`] from the encoder.
     fn encode_row_group(
         &mut self,
         batches: impl Iterator<Item = Result<RecordBatch>>,
     ) -> Result<()> {
-        let mut writers = self
-            .factory
-            .create_column_writers(self.row_groups)
-            .map_err(unwrap_io)?;
-        let mut rows = 0u64;
+        self.flush()?;
         for batch in batches {
-            let batch = batch?;
-            rows += batch.num_rows() as u64;
+            self.write_batch(&batch?)?;
+        }
+        self.flush()
+    }
+
+    /// `batch` added to the row group in progress (one is started when none is), which
+    /// ends each time it reaches [`MAX_ROW_GROUP_ROWS`] rows.
+    ///
+    /// # Errors
+    /// [`ConvertError::Parquet`] from the encoder.
+    pub(crate) fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let (writers, rows) = match self.pending.as_mut() {
+                Some(pending) => pending,
+                None => self.pending.insert((
+                    self.factory
+                        .create_column_writers(self.row_groups)
+                        .map_err(unwrap_io)?,
+                    0,
+                )),
+            };
+            let take = (MAX_ROW_GROUP_ROWS - *rows).min(batch.num_rows() - offset);
+            let slice = batch.slice(offset, take);
             let mut writer = writers.iter_mut();
-            for (field, column) in self.arrow.fields().iter().zip(batch.columns()) {
+            for (field, column) in self.arrow.fields().iter().zip(slice.columns()) {
                 for leaf in compute_leaves(field, column).map_err(unwrap_io)? {
                     let Some(writer) = writer.next() else {
                         return Err(ConvertError::Parquet("more leaves than columns".into()));
@@ -209,7 +258,23 @@ impl<W: std::io::Write + Send> Output<W> {
                     writer.write(&leaf).map_err(unwrap_io)?;
                 }
             }
+            *rows += take;
+            offset += take;
+            if *rows >= MAX_ROW_GROUP_ROWS {
+                self.flush()?;
+            }
         }
+        Ok(())
+    }
+
+    /// Ends the row group in progress, if any.
+    ///
+    /// # Errors
+    /// [`ConvertError::Parquet`] / [`ConvertError::Io`] from the writer.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        let Some((writers, rows)) = self.pending.take() else {
+            return Ok(());
+        };
         if rows == 0 {
             return Ok(());
         }
@@ -222,15 +287,20 @@ impl<W: std::io::Write + Send> Output<W> {
         }
         row_group.close().map_err(unwrap_io)?;
         self.row_groups += 1;
-        self.rows += rows;
+        self.rows += rows as u64;
         Ok(())
     }
 
-    fn close<S: CompactSink<Writer = W>>(
-        self,
+    /// Ends the file (its row group in progress first) and hands it to `sink`.
+    ///
+    /// # Errors
+    /// The writer's error, or the sink's.
+    pub(crate) fn close<S: CompactSink<Writer = W>>(
+        mut self,
         sink: &mut S,
         stats: &mut CompactStats,
     ) -> Result<()> {
+        self.flush()?;
         let counted = self.writer.into_inner().map_err(unwrap_io)?;
         hand_over(counted, self.rows, sink, stats)
     }

@@ -9,6 +9,8 @@ use bytes::Bytes;
 use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
 use lakehouse_convert::{CompactSink, RangeRead, compact, infer_schema, write_parquet};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::serialized_reader::ReadOptionsBuilder;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -219,4 +221,74 @@ fn each_input_byte_is_read_once() {
         read <= size + 64 * 1024,
         "read {read} bytes of a {size}-byte file"
     );
+}
+
+/// The bytes of each column chunk of row group `index` of `file`.
+fn chunks(file: &[u8], index: usize) -> Vec<Vec<u8>> {
+    let reader = SerializedFileReader::new(Bytes::copy_from_slice(file)).unwrap();
+    let group = reader.metadata().row_group(index).clone();
+    group
+        .columns()
+        .iter()
+        .map(|column| {
+            let (start, length) = column.byte_range();
+            file[start as usize..(start + length) as usize].to_vec()
+        })
+        .collect()
+}
+
+#[test]
+fn full_row_groups_are_copied_as_they_are_with_their_page_index() {
+    let schema = two_columns();
+    let big = |first, count| {
+        let mut out = Vec::new();
+        let csv = csv(first, count, false);
+        write_parquet(csv.as_bytes(), &CsvOptions::default(), &schema, &mut out).unwrap();
+        out
+    };
+    // Row groups of 131,072, 131,072 and 37,856 rows; then 5; then 131,072 and 8,928.
+    let (first, third) = (big(0, 300_000), big(300_005, 140_000));
+    let inputs: Vec<Arc<dyn RangeRead>> = vec![
+        Arc::new(InMemory {
+            bytes: Bytes::from(first.clone()),
+            read: AtomicU64::new(0),
+        }),
+        parquet(&csv(300_000, 5, false), &schema),
+        Arc::new(InMemory {
+            bytes: Bytes::from(third.clone()),
+            read: AtomicU64::new(0),
+        }),
+    ];
+    let mut files = Files::default();
+    compact(&schema, &inputs, u64::MAX, &mut files).unwrap();
+    let out = &files.0[0].0;
+    let reader = SerializedFileReader::new_with_options(
+        Bytes::copy_from_slice(out),
+        ReadOptionsBuilder::new().with_page_index().build(),
+    )
+    .unwrap();
+    let metadata = reader.metadata();
+    let sizes: Vec<i64> = metadata.row_groups().iter().map(|g| g.num_rows()).collect();
+    assert_eq!(sizes, [131_072, 131_072, 37_861, 131_072, 8_928]);
+    // The full row groups are the inputs' column chunks, byte for byte.
+    assert_eq!(chunks(out, 0), chunks(&first, 0));
+    assert_eq!(chunks(out, 1), chunks(&first, 1));
+    assert_eq!(chunks(out, 3), chunks(&third, 0));
+    // Every row group, copied or encoded, has its page index, pointing at its own pages.
+    for index in 0..sizes.len() {
+        let page_index = metadata.page_index_for_row_group(index);
+        for column in 0..2 {
+            let pages = page_index.offset_index(column).expect("an offset index");
+            let (start, length) = metadata.row_group(index).column(column).byte_range();
+            assert!(pages.page_locations().iter().all(|page| {
+                page.offset as u64 >= start
+                    && (page.offset as u64 + page.compressed_page_size as u64) <= start + length
+            }));
+            assert!(page_index.column_index(column).is_some());
+        }
+    }
+    let want: Vec<_> = (0..440_005)
+        .map(|id| (id, format!("name-{id}"), None))
+        .collect();
+    assert_eq!(rows(&files), want);
 }

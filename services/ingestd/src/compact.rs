@@ -24,7 +24,7 @@ use lakehouse_api::{
     PartitionTuple, VersionRegisterRequest,
 };
 use lakehouse_client::{ClientError, StoragedClient};
-use lakehouse_convert::{CompactSink, RangeRead};
+use lakehouse_convert::{CompactSink, ConvertError, RangeRead};
 use lakehouse_server::ApiError;
 use std::collections::HashMap;
 use std::io;
@@ -236,7 +236,9 @@ async fn rewrite(
     let schema = latest.schema.clone();
     let target = limits.target_file_bytes;
     tokio::task::spawn_blocking(lakehouse_client::trace::bind(move || {
-        match lakehouse_convert::compact(&schema, &inputs, target, &mut sink) {
+        let compacted =
+            at_low_priority(|| lakehouse_convert::compact(&schema, &inputs, target, &mut sink));
+        match compacted.map_err(ConvertError::Io).and_then(|done| done) {
             Ok(_) => Ok(sink.written),
             // storaged's own answer (to a read or a write) says more than the I/O error it
             // caused: a storaged that went away is a 503, not a bad input.
@@ -254,6 +256,37 @@ async fn rewrite(
     }))
     .await
     .map_err(IngestError::Task)?
+}
+
+/// Runs `work` on a thread of its own at the lowest CPU priority (nice 19), waiting for it:
+/// a compaction is background work, so the ingests sharing the cores are served first
+/// (docs/decisions.md, "Compaction yields the cores"). Where the priority cannot be lowered,
+/// `work` runs at the usual one. A panic in `work` is resumed here.
+///
+/// # Errors
+/// The I/O error of making the thread (`work` did not run).
+fn at_low_priority<T: Send>(work: impl FnOnce() -> T + Send) -> io::Result<T> {
+    let work = lakehouse_client::trace::bind(work);
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("compaction".into())
+            .spawn_scoped(scope, move || {
+                // Linux keeps the nice value per thread: only this one is lowered, and it
+                // ends with the compaction.
+                if let Err(error) =
+                    rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19)
+                {
+                    tracing::debug!(%error, "the compaction's priority stays as it was");
+                }
+                work()
+            })
+            .map_err(|error| {
+                io::Error::new(error.kind(), format!("no compaction thread: {error}"))
+            })?;
+        Ok(thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
 }
 
 /// One file a merge or delete rewrites (docs/contract.md section 11): its bytes, its

@@ -234,6 +234,13 @@ pub(super) struct Placed {
     pub(super) durable: bool,
 }
 
+/// Objects of this many bytes or more leave the page cache once durable (a buffered write
+/// that is not read back soon: a metadata JSON, a manifest list of many manifests): the
+/// cache stays the size of what is read, not of everything written, and the next write
+/// reuses the pages these free (docs/decisions.md, "Written objects leave the page cache").
+/// Smaller ones, such as a Parquet object whose footer catalogd reads next, stay.
+const CACHED_OBJECT_BYTES: u64 = 256 * 1024;
+
 /// Step 1 of [`LocalFs::put`]: writes the chunks to `path` until the end mark, hashing
 /// them, and fsyncs the file. `Ok(None)` when the chunks stop without the end mark (the
 /// body broke off: nothing may be placed).
@@ -253,12 +260,14 @@ fn write_staged(
     let mut file = DirectWriter::open(path, true, direct).map_err(|e| io("write", e))?;
     let mut hasher = Sha256::new();
     let mut complete = false;
+    let mut bytes = 0u64;
     while let Some(chunk) = received.blocking_recv() {
         let Some(chunk) = chunk else {
             complete = true;
             break;
         };
         hasher.update(&chunk);
+        bytes += chunk.len() as u64;
         file.write(&chunk).map_err(|e| io("write", e))?;
     }
     if !complete {
@@ -269,6 +278,13 @@ fn write_staged(
     let synced = file.sync_all();
     crate::metrics::fsync(started.elapsed());
     synced.map_err(|e| io("fsync", e))?;
+    if bytes >= CACHED_OBJECT_BYTES {
+        // Durable now: its pages are clean, and dropping them costs nothing but a later
+        // read from disk.
+        if let Err(error) = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed) {
+            tracing::debug!(%error, path = %path.display(), "its pages stay cached");
+        }
+    }
     Ok(Some(Sha256Digest::from_bytes(hasher.finalize().into())))
 }
 
