@@ -640,6 +640,31 @@ mod tests {
             .collect()
     }
 
+    /// The nice value of the calling thread (field 19 of `/proc/thread-self/stat`).
+    fn nice() -> Option<i32> {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(16)?
+            .parse()
+            .ok()
+    }
+
+    #[test]
+    fn compaction_work_runs_at_nice_19_and_the_caller_keeps_its_priority() {
+        let before = nice();
+        assert!(before.is_some_and(|n| n < 19), "{before:?}");
+        assert_eq!(at_low_priority(nice).unwrap(), Some(19));
+        assert_eq!(
+            nice(),
+            before,
+            "only the compaction's own thread is lowered"
+        );
+        let panicked = std::panic::catch_unwind(|| at_low_priority(|| panic!("in the work")));
+        assert!(panicked.is_err(), "a panic in the work reaches the caller");
+    }
+
     #[test]
     fn runs_are_contiguous_small_files_split_by_large_ones() {
         assert_eq!(
