@@ -9,6 +9,7 @@
 //! it (`tests/properties.rs`).
 
 use crate::MAX_ROW_GROUP_ROWS;
+use crate::compact::CompactSink;
 use crate::error::{ConvertError, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -51,6 +52,11 @@ impl<W: Write> CountingWriter<W> {
     /// The writer written to.
     pub(crate) fn into_inner(self) -> W {
         self.inner
+    }
+
+    /// The writer written to, borrowed.
+    pub(crate) fn inner_mut(&mut self) -> &mut W {
+        &mut self.inner
     }
 
     /// The first I/O error `inner` returned, if any (taken).
@@ -182,6 +188,184 @@ fn helper_columns(batch: &RecordBatch) -> Vec<bool> {
     on_helper
 }
 
+/// Where an unpartitioned pass 2 writes its Parquet: one file, or files cut between row
+/// groups once one reaches a size (docs/contract.md section 10: an ingest writing more than
+/// `target_file_bytes` of Parquet writes several files).
+pub enum ParquetFiles<'s, W> {
+    /// One file, whatever its size.
+    One(W),
+    /// Files opened from `sink` one after the other: a new one is started before a row group
+    /// once the current one holds `target_bytes` or more (so each holds at least one row
+    /// group, and none is empty), and each is handed back through [`CompactSink::close`]
+    /// with its size and rows once its footer is written.
+    Split {
+        /// Opens and takes back the files.
+        sink: &'s mut (dyn CompactSink<Writer = W> + Send),
+        /// Bytes after which the next row group starts a new file.
+        target_bytes: u64,
+    },
+}
+
+/// What the pipelined writers take as their output: a writer (one file) or
+/// [`ParquetFiles`].
+pub trait IntoParquetFiles<'s, W> {
+    /// The output as [`ParquetFiles`].
+    fn into_files(self) -> ParquetFiles<'s, W>;
+}
+
+impl<'s, W: Write + Send> IntoParquetFiles<'s, W> for W {
+    fn into_files(self) -> ParquetFiles<'s, W> {
+        ParquetFiles::One(self)
+    }
+}
+
+impl<'s, W> IntoParquetFiles<'s, W> for ParquetFiles<'s, W> {
+    fn into_files(self) -> ParquetFiles<'s, W> {
+        self
+    }
+}
+
+/// A writer that can be taken back once the file writer over it is finished (parquet's
+/// writer gives its inner writer back only by writing the footer itself).
+struct Slot<W>(Option<W>);
+
+impl<W: Write> Write for Slot<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Some(out) => out.write(buf),
+            None => Err(io::Error::other("the file was handed back")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+/// The file writer of [`FileOut`].
+type FileWriter<W> = SerializedFileWriter<CountingWriter<Slot<W>>>;
+
+/// The file being written of a [`ParquetFiles`], and what came before it.
+struct FileOut<'s, W: Write + Send> {
+    file: FileWriter<W>,
+    /// Rows appended to `file`.
+    rows: u64,
+    arrow: SchemaRef,
+    properties: WriterProperties,
+    /// The sink and size of a split output.
+    split: Option<(&'s mut (dyn CompactSink<Writer = W> + Send), u64)>,
+    /// Bytes of the files already handed back.
+    bytes_before: u64,
+}
+
+impl<'s, W: Write + Send> FileOut<'s, W> {
+    /// The first file of `files`, and the column writers' factory for every row group.
+    fn open(
+        arrow: &SchemaRef,
+        properties: WriterProperties,
+        files: ParquetFiles<'s, W>,
+    ) -> Result<(Self, ArrowRowGroupWriterFactory)> {
+        let (out, split) = match files {
+            ParquetFiles::One(out) => (out, None),
+            ParquetFiles::Split { sink, target_bytes } => (
+                sink.open().map_err(ConvertError::Io)?,
+                Some((sink, target_bytes)),
+            ),
+        };
+        let (file, factory) = new_file(arrow, properties.clone(), out)?;
+        let out = FileOut {
+            file,
+            rows: 0,
+            arrow: arrow.clone(),
+            properties,
+            split,
+            bytes_before: 0,
+        };
+        Ok((out, factory))
+    }
+
+    /// Appends a row group's column chunks, in column order, first starting a new file when
+    /// the output is split and the current file has reached its size.
+    fn append(&mut self, closed: Chunks) -> Result<()> {
+        if let Some((_, target)) = &self.split
+            && self.rows > 0
+            && self.file.bytes_written() as u64 >= *target
+        {
+            self.next_file()?;
+        }
+        self.rows += append_row_group(&mut self.file, closed)?;
+        Ok(())
+    }
+
+    /// Ends the current file (handing it back) and starts the next from the sink.
+    fn next_file(&mut self) -> Result<()> {
+        let Some((sink, _)) = self.split.as_mut() else {
+            return Ok(());
+        };
+        let rows = std::mem::take(&mut self.rows);
+        self.bytes_before += finish_file(&mut self.file, rows, Some(&mut **sink))?;
+        let out = sink.open().map_err(ConvertError::Io)?;
+        self.file = new_file(&self.arrow, self.properties.clone(), out)?.0;
+        Ok(())
+    }
+
+    /// Ends the last file: its bytes and those of the files before it.
+    fn finish(mut self) -> Result<u64> {
+        let sink = self.split.as_mut().map(|(sink, _)| &mut **sink);
+        Ok(self.bytes_before + finish_file(&mut self.file, self.rows, sink)?)
+    }
+}
+
+/// A new file writer over `out` with the column writers' factory, exactly as `ArrowWriter`
+/// makes them (the Arrow schema is embedded in the footer's metadata on the way).
+fn new_file<W: Write + Send>(
+    arrow: &SchemaRef,
+    properties: WriterProperties,
+    out: W,
+) -> Result<(FileWriter<W>, ArrowRowGroupWriterFactory)> {
+    ArrowWriter::try_new(
+        CountingWriter::new(Slot(Some(out))),
+        arrow.clone(),
+        Some(properties),
+    )
+    .and_then(ArrowWriter::into_serialized_writer)
+    .map_err(unwrap_io)
+}
+
+/// Writes `file`'s footer and, for a split output, hands it to `sink` with its `rows`: its
+/// size in bytes.
+///
+/// # Errors
+/// The write error the file's writer kept (as `Io`), the encoder's, or the sink's.
+fn finish_file<W: Write + Send>(
+    file: &mut FileWriter<W>,
+    rows: u64,
+    sink: Option<&mut (dyn CompactSink<Writer = W> + Send + '_)>,
+) -> Result<u64> {
+    if let Err(e) = file.finish() {
+        return Err(sink_error(file, unwrap_io(e)));
+    }
+    let counted = file.inner_mut();
+    if let Some(io) = counted.take_error() {
+        return Err(ConvertError::Io(io));
+    }
+    let bytes = counted.bytes();
+    if let Some(sink) = sink
+        && let Some(out) = counted.inner_mut().0.take()
+    {
+        sink.close(out, bytes, rows).map_err(ConvertError::Io)?;
+    }
+    Ok(bytes)
+}
+
+/// The I/O error the file's writer kept, if any, else `e`.
+fn sink_error<W: Write + Send>(file: &mut FileWriter<W>, e: ConvertError) -> ConvertError {
+    match file.inner_mut().take_error() {
+        Some(io) => ConvertError::Io(io),
+        None => e,
+    }
+}
+
 /// Writes the record batches of `batches` as Parquet into `out` with `properties`, in row
 /// groups of [`MAX_ROW_GROUP_ROWS`] rows. With `threads` up to 2, the columns of each row
 /// group are split between this thread and a scoped helper thread; with more, whole row
@@ -195,7 +379,7 @@ fn helper_columns(batch: &RecordBatch) -> Vec<bool> {
 pub(crate) fn encode_batches<W: Write + Send>(
     arrow: &SchemaRef,
     properties: WriterProperties,
-    out: W,
+    files: ParquetFiles<'_, W>,
     batches: Receiver<RecordBatch>,
     threads: usize,
 ) -> Result<(u64, Duration)> {
@@ -204,47 +388,25 @@ pub(crate) fn encode_batches<W: Write + Send>(
         batches,
         waited: Duration::ZERO,
     };
-    let sink = CountingWriter::new(out);
-    // The file writer and the column writers' factory exactly as `ArrowWriter` makes them
-    // (the Arrow schema is embedded in the footer's metadata on the way).
-    let (mut file, factory) = ArrowWriter::try_new(sink, arrow.clone(), Some(properties))
-        .and_then(ArrowWriter::into_serialized_writer)
-        .map_err(unwrap_io)?;
+    let (mut out, factory) = FileOut::open(arrow, properties, files)?;
     let written = std::thread::scope(|scope| {
         if threads > 2 {
-            return spread_row_groups(scope, arrow, &mut file, &factory, &mut batches, threads);
+            return spread_row_groups(scope, arrow, &mut out, &factory, &mut batches, threads);
         }
         let (jobs, helper_jobs) = sync_channel::<Job>(HELPER_BATCHES);
         let (helper_chunks, chunks) = sync_channel::<Result<Chunks>>(1);
         crate::spawn_named(scope, "pass2-helper", move || {
             helper(arrow, &helper_jobs, &helper_chunks)
         });
-        let result = row_groups(arrow, &mut file, &factory, &mut batches, &jobs, &chunks);
+        let result = row_groups(arrow, &mut out, &factory, &mut batches, &jobs, &chunks);
         drop(jobs);
         result
     });
-    let sink_error =
-        |file: &mut SerializedFileWriter<CountingWriter<W>>, e: ConvertError| match file
-            .inner_mut()
-            .take_error()
-        {
-            Some(io) => ConvertError::Io(io),
-            None => e,
-        };
     if let Err(e) = written {
-        return Err(sink_error(&mut file, e));
+        return Err(sink_error(&mut out.file, e));
     }
-    if let Err(e) = file.finish() {
-        return Err(sink_error(&mut file, unwrap_io(e)));
-    }
-    let sink = file.inner_mut();
-    match sink.take_error() {
-        Some(io) => Err(ConvertError::Io(io)),
-        None => Ok((
-            sink.bytes(),
-            started.elapsed().saturating_sub(batches.waited),
-        )),
-    }
+    let bytes = out.finish()?;
+    Ok((bytes, started.elapsed().saturating_sub(batches.waited)))
 }
 
 /// The batches, timing the waits for them.
@@ -268,7 +430,7 @@ impl Iterator for Timed {
 /// encoded by both sides; then the chunks appended in column order.
 fn row_groups<W: Write + Send>(
     arrow: &SchemaRef,
-    file: &mut SerializedFileWriter<W>,
+    out: &mut FileOut<'_, W>,
     factory: &ArrowRowGroupWriterFactory,
     batches: &mut Timed,
     jobs: &SyncSender<Job>,
@@ -300,17 +462,17 @@ fn row_groups<W: Write + Send>(
         jobs.send(Job::Close).map_err(|_| helper_gone())?;
         let mut closed = close_columns(mine)?;
         closed.extend(chunks.recv().map_err(|_| helper_gone())??);
-        append_row_group(file, closed)?;
+        out.append(closed)?;
         index += 1;
     }
     Ok(())
 }
 
-/// Appends a row group's column chunks to `file`, in column order.
+/// Appends a row group's column chunks to `file`, in column order: its rows.
 fn append_row_group<W: Write + Send>(
     file: &mut SerializedFileWriter<W>,
     mut closed: Chunks,
-) -> Result<()> {
+) -> Result<u64> {
     closed.sort_by_key(|(i, _)| *i);
     let mut row_group = file.next_row_group().map_err(unwrap_io)?;
     for (_, chunk) in closed {
@@ -318,7 +480,8 @@ fn append_row_group<W: Write + Send>(
             .append_to_row_group(&mut row_group)
             .map_err(unwrap_io)?;
     }
-    row_group.close().map(drop).map_err(unwrap_io)
+    let closed = row_group.close().map_err(unwrap_io)?;
+    Ok(u64::try_from(closed.num_rows()).unwrap_or(0))
 }
 
 /// The row groups on `workers` encoding threads: row group `i` goes whole (all its columns)
@@ -328,7 +491,7 @@ fn append_row_group<W: Write + Send>(
 fn spread_row_groups<'scope, W: Write + Send>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     arrow: &'scope SchemaRef,
-    file: &mut SerializedFileWriter<W>,
+    out: &mut FileOut<'_, W>,
     factory: &ArrowRowGroupWriterFactory,
     batches: &mut Timed,
     workers: usize,
@@ -345,8 +508,8 @@ fn spread_row_groups<'scope, W: Write + Send>(
             (jobs, chunks)
         })
         .collect();
-    let append = |file: &mut SerializedFileWriter<W>, index: usize| -> Result<()> {
-        append_row_group(file, lanes[index % workers].1.recv().map_err(|_| gone())??)
+    let append = |out: &mut FileOut<'_, W>, index: usize| -> Result<()> {
+        out.append(lanes[index % workers].1.recv().map_err(|_| gone())??)
     };
     let mut batches = batches.peekable();
     let (mut sent, mut appended) = (0usize, 0usize);
@@ -370,12 +533,12 @@ fn spread_row_groups<'scope, W: Write + Send>(
         jobs.send(Job::Close).map_err(|_| gone())?;
         sent += 1;
         if sent - appended == workers {
-            append(file, appended)?;
+            append(out, appended)?;
             appended += 1;
         }
     }
     while appended < sent {
-        append(file, appended)?;
+        append(out, appended)?;
         appended += 1;
     }
     Ok(())

@@ -40,6 +40,7 @@ mod write;
 pub use compact::{CompactSink, CompactStats, RangeRead, compact};
 pub use copy::rewrite_without;
 pub use decode::{Decoded, Detected, decode, parse_encoding};
+pub use encode::{IntoParquetFiles, ParquetFiles};
 pub use error::{ConvertError, Result};
 pub use hints::teaching_warnings;
 pub use merge::{KeyedMode, MergePlan, plan_merge};
@@ -292,17 +293,17 @@ pub fn write_parquet<'a, R: Read, W: Write + Send>(
 /// # Errors
 /// As [`write_parquet`]. When the CSV error comes first, it is returned even if the output
 /// failed too; an output that fails first stops the input, and its error is returned.
-pub fn write_parquet_pipelined<'a, R: Read, W: Write + Send>(
+pub fn write_parquet_pipelined<'a, 's, R: Read, W: Write + Send + 's>(
     reader: R,
     options: impl Into<ReadConfig<'a>>,
     schema: &Schema,
-    out: W,
+    out: impl IntoParquetFiles<'s, W>,
 ) -> Result<(ParquetOutput, EncodeStats)> {
     write::write_parquet(
         reader,
         options.into(),
         schema,
-        Output::Pipelined(out),
+        Output::Pipelined(out.into_files()),
         false,
     )
     .map(|pass2| (pass2.output, pass2.stats))
@@ -354,13 +355,18 @@ pub struct Verified {
 ///   pass 1 returns for the same bytes and options, since both read the same records in
 ///   the same order and this one stops only at a refused value, which is `Ok(None)`.
 /// - [`ConvertError::Io`], [`ConvertError::Parquet`] as [`write_parquet`].
-pub fn write_parquet_verified<'a, R: Read, W: Write + Send>(
+pub fn write_parquet_verified<'a, 's, R: Read, W: Write + Send + 's>(
     reader: R,
     options: impl Into<ReadConfig<'a>>,
     expected: Expected<'_>,
-    out: W,
+    out: impl IntoParquetFiles<'s, W>,
 ) -> Result<Option<Verified>> {
-    verified(reader, options.into(), expected, Output::Pipelined(out))
+    verified(
+        reader,
+        options.into(),
+        expected,
+        Output::Pipelined(out.into_files()),
+    )
 }
 
 /// A pass 2 into `output` that proves `expected` ([`write_parquet_verified`]).

@@ -21,12 +21,13 @@
 //! record batches, besides the encoder's row group (docs/performance.md).
 
 use crate::classify::ColumnStats;
+use crate::encode::{ParquetFiles, encode_batches};
 use crate::error::{ConvertError, Result};
 use crate::reading::Reading;
 use crate::source::{Header, Nulls, ReadConfig, Records};
 use crate::tokenize::{TokenError, Tokenizer, count_newlines};
 use crate::write::{BatchBuilder, Output, Pass2, check_header, value_refused, writer_properties};
-use crate::{BATCH_ROWS, EncodeStats, Inferred, ParquetOutput, encode::encode_batches};
+use crate::{BATCH_ROWS, EncodeStats, Inferred, ParquetOutput};
 use arrow_array::RecordBatch;
 use lakehouse_api::Schema;
 use std::collections::BTreeMap;
@@ -133,7 +134,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     reader: R,
     read: ReadConfig<'_>,
     schema: &Schema,
-    out: W,
+    out: ParquetFiles<'_, W>,
     verify: bool,
 ) -> Result<Pass2> {
     match long_enough(reader, read) {
@@ -217,7 +218,7 @@ fn pass2<R: Read, W: Write + Send>(
     reader: R,
     read: ReadConfig<'_>,
     schema: &Schema,
-    out: W,
+    out: ParquetFiles<'_, W>,
     verify: bool,
 ) -> Result<Pass2> {
     let (batches_tx, batches) = sync_channel::<RecordBatch>(4);

@@ -4,7 +4,7 @@ use crate::classify::{
     ColumnStats, parse_bool, parse_date, parse_int, parse_time, parse_timestamp, pq_readings,
     rules_out_above,
 };
-use crate::encode::{CountingWriter, encode_batches, unwrap_io};
+use crate::encode::{CountingWriter, ParquetFiles, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
 use crate::partitioned::{PartitionSink, PartitionedConfig, Partitioner, partition_batches};
 use crate::reading::Reading;
@@ -697,8 +697,8 @@ pub(crate) struct Pass2 {
 pub(crate) enum Output<'s, W> {
     /// One Parquet file, encoded on the calling thread.
     Serial(W),
-    /// One Parquet file, encoded on a second (scoped) thread.
-    Pipelined(W),
+    /// Parquet, encoded on a second (scoped) thread: one file, or files cut at a size.
+    Pipelined(ParquetFiles<'s, W>),
     /// A partitioned dataset's files ([`partition_batches`]), on a second thread.
     Partitioned {
         partitioner: &'s mut dyn Partitioner,
@@ -798,8 +798,11 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
             let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PIPELINE_BATCHES);
             let arrow = &arrow;
             let encoding = crate::spawn_named(scope, "pass2-encode", move || match output {
-                Output::Serial(out) | Output::Pipelined(out) => {
-                    encode_batches(arrow, writer_properties(), out, rx, 2)
+                Output::Serial(out) => {
+                    encode_batches(arrow, writer_properties(), ParquetFiles::One(out), rx, 2)
+                }
+                Output::Pipelined(files) => {
+                    encode_batches(arrow, writer_properties(), files, rx, 2)
                 }
                 Output::Partitioned {
                     partitioner,

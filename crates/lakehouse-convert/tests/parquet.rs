@@ -7,8 +7,8 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 use lakehouse_api::ColumnType;
 use lakehouse_convert::{
-    BATCH_ROWS, CREATED_BY, ConvertError, MAX_ROW_GROUP_ROWS, ReadConfig, arrow_schema,
-    infer_schema, write_parquet, write_parquet_pipelined,
+    BATCH_ROWS, CREATED_BY, CompactSink, ConvertError, MAX_ROW_GROUP_ROWS, ParquetFiles,
+    ReadConfig, arrow_schema, infer_schema, write_parquet, write_parquet_pipelined,
 };
 mod common;
 
@@ -283,4 +283,112 @@ fn error_messages_are_lowercase_and_say_where() {
         e.to_string(),
         "malformed csv at line 2, column 1: quoted field not closed at end of file"
     );
+}
+
+/// Files in memory, as a split output hands them back: bytes, size, rows. A file is handed
+/// back before the next is opened (ingestd's sink relies on it).
+#[derive(Default)]
+struct Files(Vec<(Vec<u8>, u64, u64)>, bool);
+
+impl CompactSink for Files {
+    type Writer = Vec<u8>;
+
+    fn open(&mut self) -> std::io::Result<Vec<u8>> {
+        assert!(!self.1, "a file opened while another is open");
+        self.1 = true;
+        Ok(Vec::new())
+    }
+
+    fn close(&mut self, file: Vec<u8>, size: u64, rows: u64) -> std::io::Result<()> {
+        assert!(self.1, "a file handed back that was not open");
+        self.1 = false;
+        self.0.push((file, size, rows));
+        Ok(())
+    }
+}
+
+/// The bytes of each column chunk of each row group of `file`, in order.
+fn column_chunks(file: &[u8]) -> Vec<Vec<u8>> {
+    let metadata = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(file))
+        .unwrap()
+        .metadata()
+        .clone();
+    let mut chunks = Vec::new();
+    for group in metadata.row_groups() {
+        for column in group.columns() {
+            let (start, length) = column.byte_range();
+            chunks.push(file[start as usize..(start + length) as usize].to_vec());
+        }
+    }
+    chunks
+}
+
+#[test]
+fn an_output_past_the_target_is_split_between_row_groups() {
+    // Five row groups of 131,072 rows and a last one; ~1.2 MB of Parquet a row group.
+    let rows = 5 * MAX_ROW_GROUP_ROWS + 1000;
+    let mut csv = String::from("n,name\n");
+    for i in 0..rows {
+        csv.push_str(&format!("{i},name-{}\n", i * 7919 % 100_003));
+    }
+    let schema = infer_schema(csv.as_bytes(), &opts()).unwrap().schema;
+    let options = opts();
+    let mut one = Vec::new();
+    write_parquet_pipelined(csv.as_bytes(), &options, &schema, &mut one).unwrap();
+    let one_groups = column_chunks(&one);
+    for threads in [1, 2, 8] {
+        let read = ReadConfig::from(&options).threads(threads);
+        let mut files = Files::default();
+        let target = (one.len() / 3) as u64;
+        let split = ParquetFiles::Split {
+            sink: &mut files,
+            target_bytes: target,
+        };
+        let (written, _) = write_parquet_pipelined(csv.as_bytes(), read, &schema, split).unwrap();
+        assert_eq!(written.row_count, rows as u64);
+        let files = files.0;
+        assert!(files.len() >= 3, "{threads} threads: {} files", files.len());
+        assert_eq!(
+            written.size_bytes,
+            files.iter().map(|(_, size, _)| size).sum::<u64>()
+        );
+        let mut chunks = Vec::new();
+        let mut next = 0i64;
+        for (i, (file, size, file_rows)) in files.iter().enumerate() {
+            assert_eq!(file.len() as u64, *size);
+            // Cut at the first row-group boundary at or past the target: every file but the
+            // last reaches it, and none holds more than one row group past it.
+            if i + 1 < files.len() {
+                assert!(*size >= target, "file {i}: {size} bytes");
+            }
+            let groups =
+                ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(file))
+                    .unwrap()
+                    .metadata()
+                    .num_row_groups();
+            assert!(groups >= 1);
+            let mut counted = 0u64;
+            for batch in
+                ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(file))
+                    .unwrap()
+                    .build()
+                    .unwrap()
+            {
+                let batch = batch.unwrap();
+                counted += batch.num_rows() as u64;
+                for v in batch.column(0).as_primitive::<Int64Type>().values() {
+                    assert_eq!(*v, next, "rows in order across files");
+                    next += 1;
+                }
+            }
+            assert_eq!(counted, *file_rows);
+            chunks.extend(column_chunks(file));
+        }
+        assert_eq!(next, rows as i64);
+        // Only the files' boundaries change: the same column chunks, byte for byte.
+        assert!(
+            chunks == one_groups,
+            "{threads} threads: other column chunks"
+        );
+    }
 }

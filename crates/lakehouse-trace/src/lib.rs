@@ -116,12 +116,17 @@ pub async fn scope<F: Future>(context: TraceContext, future: F) -> F::Output {
 pub fn bind<R>(f: impl FnOnce() -> R) -> impl FnOnce() -> R {
     let context = current();
     let span = tracing::Span::current();
-    move || {
-        span.in_scope(|| match context {
-            Some(context) => CURRENT.sync_scope(context, f),
-            None => f(),
-        })
-    }
+    move || within(context, &span, f)
+}
+
+/// Runs `f` with `context` as the [`current`] one (none: as it is) inside `span`: for work
+/// that starts requests from a thread of its own on behalf of a request whose context and
+/// span were taken earlier ([`current`], `tracing::Span::current`).
+pub fn within<R>(context: Option<TraceContext>, span: &tracing::Span, f: impl FnOnce() -> R) -> R {
+    span.in_scope(|| match context {
+        Some(context) => CURRENT.sync_scope(context, f),
+        None => f(),
+    })
 }
 
 /// Wraps `future` (for `tokio::spawn`) so that it runs with the caller's [`current`]

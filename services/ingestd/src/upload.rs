@@ -207,6 +207,141 @@ impl ParquetUpload {
     }
 }
 
+/// The Parquet files of one unpartitioned upload, each streamed to storaged while it is
+/// encoded ([`start`]): one, or several when the encoder cuts the output at
+/// `target_file_bytes` (docs/contract.md section 10). The encoder opens and hands back the
+/// files through [`CompactSink`]; every file's body stays open until all are committed
+/// ([`Uploads::commit`]) or withdrawn, so an upload that is not used leaves nothing stored.
+pub struct Uploads {
+    destination: Destination,
+    dir: ObjectKey,
+    runtime: tokio::runtime::Handle,
+    idle: Duration,
+    /// The request's trace context and span when made: the encoder opens the files from a
+    /// thread of its own, and each POST carries the request's id (docs/contract.md section 9).
+    context: Option<lakehouse_client::trace::TraceContext>,
+    span: tracing::Span,
+    /// The files in order, each with its size and rows once the encoder handed it back.
+    files: Vec<(ParquetUpload, Option<(u64, u64)>)>,
+}
+
+/// One file of [`Uploads`] as storaged stored it, with the rows the encoder wrote into it.
+pub struct StoredFile {
+    /// storaged's answer.
+    pub stored: ObjectPutResponse,
+    /// Bytes the encoder wrote.
+    pub size: u64,
+    /// Rows in the file.
+    pub rows: u64,
+}
+
+impl Uploads {
+    /// No file yet; each goes to `destination` under `dir` (`datasets/<name>/<fp_hex>`) with
+    /// the `.parquet` suffix, its POST run on `runtime` and watched with `idle`
+    /// (`storaged_idle_timeout_ms`), with the calling request's trace context and span.
+    pub fn new(
+        destination: &Destination,
+        dir: ObjectKey,
+        runtime: &tokio::runtime::Handle,
+        idle: Duration,
+    ) -> Uploads {
+        Uploads {
+            destination: destination.clone(),
+            dir,
+            runtime: runtime.clone(),
+            idle,
+            context: lakehouse_client::trace::current(),
+            span: tracing::Span::current(),
+            files: Vec::new(),
+        }
+    }
+
+    /// Withdraws every file (see [`ParquetUpload::withdraw`]).
+    pub fn withdraw(&mut self) {
+        for (upload, _) in &mut self.files {
+            upload.withdraw();
+        }
+    }
+
+    /// Withdraws every file and waits for their requests: the first storaged failure that
+    /// came before the withdrawal, if any (see [`ParquetUpload::abort`]).
+    pub async fn abort(self) -> Option<IngestError> {
+        let mut first = None;
+        for (upload, _) in self.files {
+            let failed = upload.abort().await;
+            first = first.or(failed);
+        }
+        first
+    }
+
+    /// Lets every file's body end cleanly and waits for storaged's answers, in file order.
+    ///
+    /// # Errors
+    /// The first file's error as [`ParquetUpload::commit`] gives it (the other files are
+    /// withdrawn then); [`IngestError::Spool`] for a file the encoder never handed back.
+    pub async fn commit(mut self) -> Result<Vec<StoredFile>, IngestError> {
+        let mut stored = Vec::with_capacity(self.files.len());
+        let files = std::mem::take(&mut self.files);
+        let mut files = files.into_iter();
+        while let Some((upload, done)) = files.next() {
+            let answer = match done {
+                Some((size, rows)) => upload
+                    .commit()
+                    .await
+                    .map(|(answer, _)| (answer, size, rows)),
+                None => {
+                    let _ = upload.abort().await;
+                    Err(IngestError::Spool(io::Error::other(
+                        "a Parquet file was not complete",
+                    )))
+                }
+            };
+            match answer {
+                Ok((answer, size, rows)) => stored.push(StoredFile {
+                    stored: answer,
+                    size,
+                    rows,
+                }),
+                Err(error) => {
+                    for (rest, _) in files {
+                        let _ = rest.abort().await;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(stored)
+    }
+}
+
+impl lakehouse_convert::CompactSink for Uploads {
+    type Writer = ChunkSender;
+
+    fn open(&mut self) -> io::Result<ChunkSender> {
+        let (sender, upload) =
+            lakehouse_client::trace::within(self.context.clone(), &self.span, || {
+                start(
+                    &self.destination,
+                    self.dir.clone(),
+                    PARQUET_SUFFIX,
+                    &self.runtime,
+                    self.idle,
+                )
+            });
+        self.files.push((upload, None));
+        Ok(sender)
+    }
+
+    fn close(&mut self, mut writer: ChunkSender, size: u64, rows: u64) -> io::Result<()> {
+        writer.flush()?;
+        drop(writer);
+        if let Some((_, done)) = self.files.last_mut() {
+            *done = Some((size, rows));
+        }
+        Ok(())
+    }
+}
+
 /// Runs the POST `put` while storaged makes progress: it is dropped (closing the
 /// connection, so the encoder's next send fails) when storaged has owed us something
 /// ([`Progress::waiting_for_storaged`]) for `idle` without taking a chunk.

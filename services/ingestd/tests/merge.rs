@@ -408,3 +408,41 @@ async fn a_merge_may_add_columns_and_older_files_read_them_as_null() {
     ];
     assert_eq!(rows, expected);
 }
+
+#[tokio::test]
+async fn a_merge_upload_past_the_target_size_is_written_as_several_files() {
+    // 300,000 rows of `id,name,score`: three row groups of several MB each against a 1 MB
+    // target, so the first merge's upload is three files, and so is the second's.
+    let h = Harness::start(&[("LAKEHOUSE_INGESTD__TARGET_FILE_BYTES", "1000000".into())]);
+    let first: Vec<(i64, &str, Option<i64>)> = (0..300_000).map(|i| (i, "a", Some(i))).collect();
+    let (status, body) = h.ingest("name=wide&mode=merge&key=id", &csv(&first)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(counts(&body), [300_000, 0, 0, 0, 0]);
+    let v1 = &body["manifest"];
+    assert_eq!(v1["objects"].as_array().unwrap().len(), 3, "{v1}");
+    let mut model: Model = first
+        .iter()
+        .map(|(i, n, s)| (*i, (n.to_string(), *s)))
+        .collect();
+    assert_eq!(model_of(&h, v1).await, model);
+
+    // Every other key updated, and as many new keys.
+    let delta: Vec<(i64, &str, Option<i64>)> = (0..300_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                (i, "b", None)
+            } else {
+                (300_000 + i, "new", Some(i))
+            }
+        })
+        .collect();
+    let (status, body) = h.ingest("name=wide&mode=merge&key=id", &csv(&delta)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(counts(&body), [150_000, 150_000, 0, 0, 0], "{body}");
+    for (id, name, score) in &delta {
+        model.insert(*id, (name.to_string(), *score));
+    }
+    let v2 = &body["manifest"];
+    assert!(v2["objects"].as_array().unwrap().len() >= 4, "{v2}");
+    assert_eq!(model_of(&h, v2).await, model);
+}

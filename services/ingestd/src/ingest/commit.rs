@@ -5,7 +5,7 @@ use super::keyed::{KeyedInputs, commit_keyed};
 use super::partitioned::store_partitioned;
 use super::rejects::{PendingRejects, store_rejects};
 use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Settled, Written};
-use crate::upload::ParquetUpload;
+use crate::upload::StoredFile;
 use crate::{AppState, IngestError};
 use lakehouse_api::{
     CsvOptions, DatasetName, INFERENCE_VERSION, IngestResponse, MergeCounts, ObjectKey, ObjectRef,
@@ -55,7 +55,7 @@ pub(super) async fn commit(
         request,
         &plan,
         &pass1.schema,
-        (&encoded, written),
+        written,
         &csv.sha256,
         rejects.clone(),
     )
@@ -127,26 +127,29 @@ async fn store_objects(
     request: &IngestRequest,
     plan: &Plan,
     schema: &lakehouse_api::Schema,
-    (encoded, written): (&Encoded, Written),
+    written: Written,
     csv_sha256: &Sha256Digest,
     rejects: Option<lakehouse_api::RejectsRef>,
 ) -> Result<(Vec<ObjectRef>, Option<lakehouse_api::PartitionSpec>), IngestError> {
     match written {
-        // The Parquet went to storaged while it was encoded: end its body, take the answer.
-        Written::Single(parquet_upload) => {
-            let parquet_size = encoded.output.size_bytes;
+        // The Parquet went to storaged while it was encoded: end the bodies, take the
+        // answers. The rejects object goes with the first file.
+        Written::Streamed(uploads) => {
             let fingerprint = schema.fingerprint();
-            let (key, sha256) =
-                commit_parquet(&request.name, &fingerprint, parquet_upload, parquet_size).await?;
-            let object = ObjectRef {
-                key,
-                size: parquet_size,
-                sha256,
-                row_count: encoded.output.row_count,
-                rejects,
-                partition: None,
-            };
-            Ok((vec![object], None))
+            let mut rejects = rejects;
+            let mut objects = Vec::new();
+            for file in uploads.commit().await? {
+                let (key, sha256) = checked_parquet(&request.name, &fingerprint, &file)?;
+                objects.push(ObjectRef {
+                    key,
+                    size: file.size,
+                    sha256,
+                    row_count: file.rows,
+                    rejects: rejects.take(),
+                    partition: None,
+                });
+            }
+            Ok((objects, None))
         }
         Written::Partitioned(files) => {
             let objects = store_partitioned(
@@ -198,31 +201,29 @@ async fn register_version(
     Ok((registered, objects, None))
 }
 
-/// Ends the Parquet object's streamed POST and checks what storaged stored: it named the
-/// object by the SHA-256 of the bytes it received (ingestd does not hash them a second time:
-/// docs/performance.md); they must be all the `parquet_size` bytes sent, under the dataset's
-/// and schema's directory. Returns the object's key and SHA-256.
+/// Checks what storaged stored of one streamed Parquet file: it named the object by the
+/// SHA-256 of the bytes it received (ingestd does not hash them a second time:
+/// docs/performance.md); they must be all the bytes the encoder wrote into that file, under
+/// the dataset's and schema's directory. Returns the object's key and SHA-256.
 ///
 /// # Errors
-/// [`IngestError::Upstream`], [`IngestError::StoredObject`].
-async fn commit_parquet(
+/// [`IngestError::StoredObject`].
+fn checked_parquet(
     name: &DatasetName,
     fingerprint: &SchemaFingerprint,
-    parquet_upload: ParquetUpload,
-    parquet_size: u64,
+    file: &StoredFile,
 ) -> Result<(ObjectKey, Sha256Digest), IngestError> {
-    let (stored, _created) = parquet_upload.commit().await?;
-    let parquet_sha256 = stored.sha256;
-    let key = ObjectKey::parquet_object(name, fingerprint, &parquet_sha256);
-    if stored.key != key || stored.size != parquet_size {
+    let stored = &file.stored;
+    let key = ObjectKey::parquet_object(name, fingerprint, &stored.sha256);
+    if stored.key != key || stored.size != file.size {
         return Err(IngestError::StoredObject {
             expected_key: key.to_string(),
             stored_key: stored.key.to_string(),
-            sent_bytes: parquet_size,
+            sent_bytes: file.size,
             stored_bytes: stored.size,
         });
     }
-    Ok((key, parquet_sha256))
+    Ok((key, stored.sha256.clone()))
 }
 
 /// The register call of the version holding `object`: what was read (`csv`), how

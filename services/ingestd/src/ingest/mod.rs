@@ -27,7 +27,7 @@ mod speculative;
 pub use plan::IngestRequest;
 
 use crate::spool::{self, Spooled};
-use crate::upload::ParquetUpload;
+use crate::upload::Uploads;
 use crate::{AppState, IngestError};
 use bytes::Bytes;
 use commit::commit;
@@ -233,8 +233,9 @@ struct Settled {
 
 /// Where pass 2's Parquet is.
 enum Written {
-    /// One object, its POST to storaged still open (committed by [`commit`]).
-    Single(ParquetUpload),
+    /// The object (or objects, past `target_file_bytes`), their POSTs to storaged still
+    /// open (committed by [`commit`]).
+    Streamed(Uploads),
     /// A partitioned dataset's files, in the spool (stored by [`commit`]).
     Partitioned(partitioned::PartitionedFiles),
 }

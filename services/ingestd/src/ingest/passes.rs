@@ -5,7 +5,7 @@
 use super::speculative::Speculative;
 use super::{DateOrders, Encoded, Pass1Output, Plan, Settled, Written, parquet_dir};
 use crate::spool::Spooled;
-use crate::upload::{self, ChunkSender};
+use crate::upload::{ChunkSender, Uploads};
 use crate::{AppState, IngestError};
 use lakehouse_api::{CsvOptions, DatasetName, Schema, SchemaDriftDetails, SchemaEvolution};
 use lakehouse_client::trace::bind;
@@ -68,7 +68,7 @@ pub(super) async fn settle(
         }
         (speculated, written) => {
             let storaged_failed = match written {
-                Some(Written::Single(parquet_upload)) => parquet_upload.abort().await,
+                Some(Written::Streamed(uploads)) => uploads.abort().await,
                 // Partition files in the spool go with their directory.
                 Some(Written::Partitioned(_)) | None => None,
             };
@@ -125,13 +125,13 @@ async fn both_passes(
     if let Some(by) = &plan.partition {
         return partitioned_pass2(state, plan, by, upload, pass1).await;
     }
-    let (out, parquet_upload) = upload::start(
+    let mut uploads = Uploads::new(
         &plan.destination,
         parquet_dir(name, &pass1.schema),
-        upload::PARQUET_SUFFIX,
         &tokio::runtime::Handle::current(),
         inner.storaged_idle(),
     );
+    let target_bytes = state.config().target_file_bytes.max(1);
     let task_options = CsvOptions {
         delimiter: pass1.delimiter,
         date_orders: pass1.date_orders.clone(),
@@ -139,15 +139,28 @@ async fn both_passes(
     };
     let schema = pass1.schema.clone();
     let new_dataset = plan.current.is_none();
-    let encoded = tokio::task::spawn_blocking(bind(move || {
+    let (encoded, uploads) = tokio::task::spawn_blocking(bind(move || {
         let read = ReadConfig::new(&task_options, limits).sniffed(sniff);
-        let encoded = encode(&upload, read.threads(threads), max_csv_bytes, &schema, out)?;
-        let taught = if new_dataset {
-            crate::teach::teaching_warnings(&upload, read, max_csv_bytes, &schema)?
-        } else {
-            Vec::new()
+        let files = lakehouse_convert::ParquetFiles::Split {
+            sink: &mut uploads,
+            target_bytes,
         };
-        Ok::<_, IngestError>((encoded, taught))
+        let encoded = encode(
+            &upload,
+            read.threads(threads),
+            max_csv_bytes,
+            &schema,
+            files,
+        )
+        .and_then(|encoded| {
+            let taught = if new_dataset {
+                crate::teach::teaching_warnings(&upload, read, max_csv_bytes, &schema)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, IngestError>((encoded, taught))
+        });
+        (encoded, uploads)
     }))
     .await
     .map_err(IngestError::Task)?;
@@ -155,10 +168,10 @@ async fn both_passes(
     match encoded {
         Ok((encoded, taught)) => {
             pass1.warnings.extend(taught);
-            Ok((pass1, encoded, Written::Single(parquet_upload)))
+            Ok((pass1, encoded, Written::Streamed(uploads)))
         }
         // storaged's own failure, if that is what stopped pass 2, says more.
-        Err(e) => Err(parquet_upload.abort().await.unwrap_or(e)),
+        Err(e) => Err(uploads.abort().await.unwrap_or(e)),
     }
 }
 
@@ -348,7 +361,7 @@ fn encode(
     options: ReadConfig<'_>,
     max_csv_bytes: u64,
     schema: &Schema,
-    out: ChunkSender,
+    out: lakehouse_convert::ParquetFiles<'_, ChunkSender>,
 ) -> Result<Encoded, IngestError> {
     let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
     let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;

@@ -5,7 +5,7 @@ use super::partitioned::PartitionedPass;
 use super::{DateOrders, Encoded, Plan, Written, parquet_dir};
 use crate::AppState;
 use crate::spool::{self, ChannelReader};
-use crate::upload::{self, Destination};
+use crate::upload::{Destination, Uploads};
 use bytes::Bytes;
 use lakehouse_api::{CsvOptions, DatasetName, Schema};
 use lakehouse_client::trace::bind;
@@ -68,9 +68,9 @@ impl Speculative {
     /// Waits for the task to end (its input must be closed: the tap dropped) and withdraws
     /// what it sent to storaged.
     pub(super) async fn cancel(self) {
-        if let Ok((_, Some(Written::Single(upload)))) = self.handle.await {
+        if let Ok((_, Some(Written::Streamed(uploads)))) = self.handle.await {
             // The receive error (too large, broken body, ...) is the answer, not this one.
-            let _ = upload.abort().await;
+            let _ = uploads.abort().await;
         }
     }
 }
@@ -189,33 +189,35 @@ impl Job {
             let output = self.output(schema, verified, detected, bytes_read.get(), guess_ms);
             return (Ok(Some(output)), Some(Written::Partitioned(files)));
         }
-        let (out, parquet_upload) = upload::start(
+        let mut uploads = Uploads::new(
             &self.destination,
             parquet_dir(&self.name, &schema),
-            upload::PARQUET_SUFFIX,
             &self.runtime,
             self.idle,
         );
         let input = std::io::Cursor::new(prefix).chain(&mut reader);
-        let outcome = lakehouse_convert::write_parquet_verified(input, read, expected, out);
+        let files = lakehouse_convert::ParquetFiles::Split {
+            sink: &mut uploads,
+            target_bytes: self.config.target_file_bytes.max(1),
+        };
+        let outcome = lakehouse_convert::write_parquet_verified(input, read, expected, files);
         let verified = match outcome {
             Ok(Some(verified)) => verified,
             unproven => {
                 // Unwanted: withdrawn at once (the connection and what storaged staged go
                 // now, not when the upload ends).
-                let mut parquet_upload = parquet_upload;
-                parquet_upload.withdraw();
+                uploads.withdraw();
                 let result = match unproven {
                     Err(e) if e.is_csv_error() => Err(e),
                     // Not proven, or I/O or encoder trouble (pass 2 over the spool file then
                     // says what it is).
                     _ => Ok(None),
                 };
-                return (result, Some(Written::Single(parquet_upload)));
+                return (result, Some(Written::Streamed(uploads)));
             }
         };
         let output = self.output(schema, verified, detected, bytes_read.get(), guess_ms);
-        (Ok(Some(output)), Some(Written::Single(parquet_upload)))
+        (Ok(Some(output)), Some(Written::Streamed(uploads)))
     }
 
     /// The proven pass's output.
