@@ -35,9 +35,12 @@ pub struct DirectWriter {
     /// Where the file is, to open it again directly once it outgrows `held`; `None` when
     /// it is not to be direct.
     direct_path: Option<PathBuf>,
-    /// The first bytes, while the file may still become direct (at most [`WRITE_BYTES`]).
+    /// The first bytes, while the file may still become direct (at most [`WRITE_BYTES`]);
+    /// once direct, the buffered bytes short of a block while parked
+    /// ([`DirectWriter::park`]).
     held: Vec<u8>,
-    /// The aligned buffer (`raw[start..start + WRITE_BYTES]`), only when writing directly.
+    /// The aligned buffer (`raw[start..start + WRITE_BYTES]`), only when writing directly;
+    /// empty while parked.
     buffer: Option<(Vec<u8>, usize)>,
     filled: usize,
     written: u64,
@@ -115,7 +118,46 @@ impl DirectWriter {
         }
     }
 
+    /// Nothing more is coming for a while (a body that waits for its verdict): writes the
+    /// whole blocks buffered, keeps the bytes short of a block, and gives the aligned buffer
+    /// back, so a file that waits holds a few KiB, not [`WRITE_BYTES`]. The next write takes
+    /// a new buffer. Nothing to do for a file that is not direct.
+    ///
+    /// # Errors
+    /// The file system's write error.
+    pub fn park(&mut self) -> io::Result<()> {
+        let Some((raw, start)) = self.buffer.as_mut() else {
+            return Ok(());
+        };
+        if raw.is_empty() {
+            return Ok(());
+        }
+        let whole = self.filled / ALIGN * ALIGN;
+        self.file.write_all(&raw[*start..*start + whole])?;
+        self.held = raw[*start + whole..*start + self.filled].to_vec();
+        self.filled = 0;
+        *raw = Vec::new();
+        *start = 0;
+        Ok(())
+    }
+
+    /// A new aligned buffer for a parked file, holding the bytes it kept.
+    fn unpark(&mut self) {
+        let Some((raw, start)) = self.buffer.as_mut() else {
+            return;
+        };
+        if !raw.is_empty() {
+            return;
+        }
+        *raw = vec![0u8; WRITE_BYTES + ALIGN];
+        *start = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
+        let kept = std::mem::take(&mut self.held);
+        raw[*start..*start + kept.len()].copy_from_slice(&kept);
+        self.filled = kept.len();
+    }
+
     fn write_aligned(&mut self, mut data: &[u8]) -> io::Result<()> {
+        self.unpark();
         let Some((raw, start)) = self.buffer.as_mut() else {
             return self.file.write_all(data);
         };
@@ -139,6 +181,7 @@ impl DirectWriter {
     /// # Errors
     /// The file system's write or truncate error.
     pub fn finish(mut self) -> io::Result<File> {
+        self.unpark();
         if let Some((raw, start)) = self.buffer.as_mut() {
             if self.filled > 0 {
                 let padded = self.filled.next_multiple_of(ALIGN);
@@ -181,14 +224,22 @@ mod tests {
                 .into_iter()
                 .enumerate()
             {
-                for chunk in [1000, 65_536, WRITE_BYTES + 3] {
-                    let path = dir.path().join(format!("f-{direct}-{n}-{chunk}"));
+                for (chunk, park) in [(1000, false), (65_536, false), (WRITE_BYTES + 3, false)]
+                    .into_iter()
+                    .chain([(1000, true), (65_539, true), (WRITE_BYTES + 3, true)])
+                {
+                    let path = dir.path().join(format!("f-{direct}-{n}-{chunk}-{park}"));
                     let mut writer = DirectWriter::open(&path, true, direct).unwrap();
                     if !direct {
                         assert!(!writer.is_direct());
                     }
                     for part in data[..len].chunks(chunk) {
                         writer.write(part).unwrap();
+                        if park {
+                            // A body that pauses: parked after every chunk, some cut
+                            // short of a block.
+                            writer.park().unwrap();
+                        }
                     }
                     writer.finish().unwrap().sync_all().unwrap();
                     assert!(

@@ -207,11 +207,21 @@ impl ParquetUpload {
     }
 }
 
+/// Complete files of one [`Uploads`] that wait, bodies open, for the upload's verdict: when
+/// the encoder opens a file while more wait, the oldest are committed first. Each waiting
+/// body holds a connection and a little memory in storaged, so this bounds both whatever the
+/// upload's size (docs/contract.md section 2, invariant 5).
+pub const WAITING_FILES: usize = 2;
+
 /// The Parquet files of one unpartitioned upload, each streamed to storaged while it is
 /// encoded ([`start`]): one, or several when the encoder cuts the output at
 /// `target_file_bytes` (docs/contract.md section 10). The encoder opens and hands back the
-/// files through [`CompactSink`]; every file's body stays open until all are committed
-/// ([`Uploads::commit`]) or withdrawn, so an upload that is not used leaves nothing stored.
+/// files through [`CompactSink`]. A complete file's body stays open until the upload is
+/// committed ([`Uploads::commit`]) or withdrawn, so an upload of up to [`WAITING_FILES`] + 1
+/// files that is not used leaves nothing stored; in a larger one the first files are
+/// committed as later ones open, and are orphans for GC if the upload is then refused.
+///
+/// [`CompactSink`]: lakehouse_convert::CompactSink
 pub struct Uploads {
     destination: Destination,
     dir: ObjectKey,
@@ -221,8 +231,14 @@ pub struct Uploads {
     /// thread of its own, and each POST carries the request's id (docs/contract.md section 9).
     context: Option<lakehouse_client::trace::TraceContext>,
     span: tracing::Span,
-    /// The files in order, each with its size and rows once the encoder handed it back.
+    /// The files committed already, in order.
+    committed: Vec<StoredFile>,
+    /// The files after them, in order, each with its size and rows once the encoder handed
+    /// it back.
     files: Vec<(ParquetUpload, Option<(u64, u64)>)>,
+    /// storaged's failure to commit a file early, answered instead of the I/O error it
+    /// caused the encoder.
+    failure: Option<IngestError>,
 }
 
 /// One file of [`Uploads`] as storaged stored it, with the rows the encoder wrote into it.
@@ -252,21 +268,24 @@ impl Uploads {
             idle,
             context: lakehouse_client::trace::current(),
             span: tracing::Span::current(),
+            committed: Vec::new(),
             files: Vec::new(),
+            failure: None,
         }
     }
 
-    /// Withdraws every file (see [`ParquetUpload::withdraw`]).
+    /// Withdraws every file not committed yet (see [`ParquetUpload::withdraw`]).
     pub fn withdraw(&mut self) {
         for (upload, _) in &mut self.files {
             upload.withdraw();
         }
     }
 
-    /// Withdraws every file and waits for their requests: the first storaged failure that
-    /// came before the withdrawal, if any (see [`ParquetUpload::abort`]).
+    /// Withdraws every file not committed yet and waits for their requests: the failure of
+    /// an early commit, else the first storaged failure that came before the withdrawal, if
+    /// any (see [`ParquetUpload::abort`]).
     pub async fn abort(self) -> Option<IngestError> {
-        let mut first = None;
+        let mut first = self.failure;
         for (upload, _) in self.files {
             let failed = upload.abort().await;
             first = first.or(failed);
@@ -274,34 +293,21 @@ impl Uploads {
         first
     }
 
-    /// Lets every file's body end cleanly and waits for storaged's answers, in file order.
+    /// Lets every file's body end cleanly and waits for storaged's answers: every file, in
+    /// order.
     ///
     /// # Errors
-    /// The first file's error as [`ParquetUpload::commit`] gives it (the other files are
-    /// withdrawn then); [`IngestError::Spool`] for a file the encoder never handed back.
+    /// The first error as [`ParquetUpload::commit`] gives it (the files after it are
+    /// withdrawn); [`IngestError::Spool`] for a file the encoder never handed back.
     pub async fn commit(mut self) -> Result<Vec<StoredFile>, IngestError> {
-        let mut stored = Vec::with_capacity(self.files.len());
-        let files = std::mem::take(&mut self.files);
-        let mut files = files.into_iter();
+        if let Some(failure) = self.failure.take() {
+            return Err(failure);
+        }
+        let mut stored = std::mem::take(&mut self.committed);
+        let mut files = std::mem::take(&mut self.files).into_iter();
         while let Some((upload, done)) = files.next() {
-            let answer = match done {
-                Some((size, rows)) => upload
-                    .commit()
-                    .await
-                    .map(|(answer, _)| (answer, size, rows)),
-                None => {
-                    let _ = upload.abort().await;
-                    Err(IngestError::Spool(io::Error::other(
-                        "a Parquet file was not complete",
-                    )))
-                }
-            };
-            match answer {
-                Ok((answer, size, rows)) => stored.push(StoredFile {
-                    stored: answer,
-                    size,
-                    rows,
-                }),
+            match commit_file(upload, done).await {
+                Ok(file) => stored.push(file),
                 Err(error) => {
                     for (rest, _) in files {
                         let _ = rest.abort().await;
@@ -314,10 +320,41 @@ impl Uploads {
     }
 }
 
+/// Commits one file of [`Uploads`] that the encoder handed back (`done`: its size and rows).
+///
+/// # Errors
+/// As [`ParquetUpload::commit`]; [`IngestError::Spool`] when it was not handed back.
+async fn commit_file(
+    upload: ParquetUpload,
+    done: Option<(u64, u64)>,
+) -> Result<StoredFile, IngestError> {
+    let Some((size, rows)) = done else {
+        let _ = upload.abort().await;
+        return Err(IngestError::Spool(io::Error::other(
+            "a Parquet file was not complete",
+        )));
+    };
+    let (stored, _) = upload.commit().await?;
+    Ok(StoredFile { stored, size, rows })
+}
+
 impl lakehouse_convert::CompactSink for Uploads {
     type Writer = ChunkSender;
 
+    /// Opens the next file; first commits the oldest waiting ones while more than
+    /// [`WAITING_FILES`] wait (blocking: called from the encoder's thread).
     fn open(&mut self) -> io::Result<ChunkSender> {
+        while self.files.iter().filter(|(_, done)| done.is_some()).count() > WAITING_FILES {
+            let (upload, done) = self.files.remove(0);
+            match self.runtime.block_on(commit_file(upload, done)) {
+                Ok(file) => self.committed.push(file),
+                Err(error) => {
+                    let text = error.to_string();
+                    self.failure = Some(error);
+                    return Err(io::Error::other(text));
+                }
+            }
+        }
         let (sender, upload) =
             lakehouse_client::trace::within(self.context.clone(), &self.span, || {
                 start(

@@ -689,30 +689,36 @@ async fn s3_compactions_racing_appends_lose_no_row() {
 
 #[tokio::test]
 async fn an_ingest_past_the_target_size_is_stored_as_several_files_in_row_order() {
-    // ~330,000 rows of `id,name`: several MB of Parquet in three row groups, against a
-    // target of 1 MB, so each row group starts a file of its own.
+    // ~530,000 rows of `id,name`: several MB of Parquet in five row groups, against a
+    // target of 1 MB, so each row group starts a file of its own (and the first ones are
+    // committed before the upload ends: more than `WAITING_FILES` wait).
     let mut envs = no_auto();
     envs.push(("LAKEHOUSE_INGESTD__TARGET_FILE_BYTES", "1000000".into()));
     let h = Harness::start(&envs);
-    let rows = 330_000;
+    let rows = 4 * 131_072 + 5000;
     let (status, body) = h.ingest("name=big", &csv(0, rows)).await;
     assert_eq!(status, 200, "{body}");
     let latest = h.latest_manifest("big").await;
-    let files = keys(&latest);
-    assert_eq!(files.len(), 3, "{latest}");
+    assert_eq!(keys(&latest).len(), 5, "{latest}");
     let counts: Vec<u64> = latest["objects"]
         .as_array()
         .unwrap()
         .iter()
         .map(|o| o["row_count"].as_u64().unwrap())
         .collect();
-    assert_eq!(counts, [131_072, 131_072, 67_856]);
+    assert_eq!(counts, [131_072, 131_072, 131_072, 131_072, 5000]);
     assert_eq!(version_rows(&h, &latest).await, expected(&[(0, rows)]));
+    let stored = h.stored_keys("datasets/big/").await;
+    assert_eq!(
+        stored.iter().filter(|k| k.ends_with(".parquet")).count(),
+        5,
+        "{stored:?}"
+    );
 
     // A new dataset whose first column turns to text on its last row: the speculative pass
     // (guessing int64) had cut files before that row; they are withdrawn, and both passes
     // over the spool write the files again. storaged keeps only the version's.
-    let mut late = csv(0, rows);
+    let mut late = csv(0, 330_000);
     late.extend_from_slice(b"not-a-number,name-last\n");
     let (status, body) = h.ingest("name=late", &late).await;
     assert_eq!(status, 200, "{body}");

@@ -235,7 +235,7 @@ struct Settled {
 enum Written {
     /// The object (or objects, past `target_file_bytes`), their POSTs to storaged still
     /// open (committed by [`commit`]).
-    Streamed(Uploads),
+    Streamed(Box<Uploads>),
     /// A partitioned dataset's files, in the spool (stored by [`commit`]).
     Partitioned(partitioned::PartitionedFiles),
 }

@@ -168,7 +168,7 @@ async fn both_passes(
     match encoded {
         Ok((encoded, taught)) => {
             pass1.warnings.extend(taught);
-            Ok((pass1, encoded, Written::Streamed(uploads)))
+            Ok((pass1, encoded, Written::Streamed(Box::new(uploads))))
         }
         // storaged's own failure, if that is what stopped pass 2, says more.
         Err(e) => Err(uploads.abort().await.unwrap_or(e)),

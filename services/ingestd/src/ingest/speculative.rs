@@ -213,11 +213,11 @@ impl Job {
                     // says what it is).
                     _ => Ok(None),
                 };
-                return (result, Some(Written::Streamed(uploads)));
+                return (result, Some(Written::Streamed(Box::new(uploads))));
             }
         };
         let output = self.output(schema, verified, detected, bytes_read.get(), guess_ms);
-        (Ok(Some(output)), Some(Written::Streamed(uploads)))
+        (Ok(Some(output)), Some(Written::Streamed(Box::new(uploads))))
     }
 
     /// The proven pass's output.

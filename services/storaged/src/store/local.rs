@@ -261,7 +261,7 @@ fn write_staged(
     let mut hasher = Sha256::new();
     let mut complete = false;
     let mut bytes = 0u64;
-    while let Some(chunk) = received.blocking_recv() {
+    while let Some(chunk) = next_chunk(&mut received, &mut file).map_err(|e| io("write", e))? {
         let Some(chunk) = chunk else {
             complete = true;
             break;
@@ -286,6 +286,35 @@ fn write_staged(
         }
     }
     Ok(Some(Sha256Digest::from_bytes(hasher.finalize().into())))
+}
+
+/// How long a body may pause before its file gives its write buffer back
+/// ([`DirectWriter::park`]): a streamed upload sends a chunk every few milliseconds, while a
+/// file of an upload cut in several waits, complete, until all are committed.
+const PARK_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The next chunk of `received` (`None` once the sender is gone), parking `file` when none
+/// comes within [`PARK_AFTER`].
+///
+/// # Errors
+/// The write error of parking.
+fn next_chunk(
+    received: &mut tokio::sync::mpsc::Receiver<Option<Bytes>>,
+    file: &mut DirectWriter,
+) -> std::io::Result<Option<Option<Bytes>>> {
+    if let Ok(chunk) = received.try_recv() {
+        return Ok(Some(chunk));
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Ok(received.blocking_recv());
+    };
+    match runtime.block_on(tokio::time::timeout(PARK_AFTER, received.recv())) {
+        Ok(chunk) => Ok(chunk),
+        Err(_) => {
+            file.park()?;
+            Ok(received.blocking_recv())
+        }
+    }
 }
 
 /// Steps 2 and 3 of [`LocalFs::put`]: the staged file at `staged`, of digest `sha256`, moved
