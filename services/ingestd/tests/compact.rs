@@ -714,6 +714,17 @@ async fn an_ingest_past_the_target_size_is_stored_as_several_files_in_row_order(
         5,
         "{stored:?}"
     );
+    // The same upload again is the same five files: a retry is `existing: true`, no version.
+    let (status, again) = h.ingest("name=big", &csv(0, rows)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["existing"], true, "{again}");
+    assert_eq!(again["manifest"]["version"], latest["version"]);
+    let (status, again) = h.ingest("name=big&mode=append", &csv(0, rows)).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["existing"], true,
+        "an append the latest version holds: {again}"
+    );
 
     // A new dataset whose first column turns to text on its last row: the speculative pass
     // (guessing int64) had cut files before that row; they are withdrawn, and both passes
