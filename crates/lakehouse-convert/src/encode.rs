@@ -189,7 +189,7 @@ fn helper_columns(batch: &RecordBatch) -> Vec<bool> {
 }
 
 /// Where an unpartitioned pass 2 writes its Parquet: one file, or files cut between row
-/// groups once one reaches a size (docs/contract.md section 10: an ingest writing more than
+/// groups once one reaches a size (docs/contract.md section 5: an ingest writing more than
 /// `target_file_bytes` of Parquet writes several files).
 pub enum ParquetFiles<'s, W> {
     /// One file, whatever its size.

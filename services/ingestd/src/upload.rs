@@ -215,7 +215,7 @@ pub const WAITING_FILES: usize = 2;
 
 /// The Parquet files of one unpartitioned upload, each streamed to storaged while it is
 /// encoded ([`start`]): one, or several when the encoder cuts the output at
-/// `target_file_bytes` (docs/contract.md section 10). The encoder opens and hands back the
+/// `target_file_bytes` (docs/contract.md section 5). The encoder opens and hands back the
 /// files through [`CompactSink`]. A complete file's body stays open until the upload is
 /// committed ([`Uploads::commit`]) or withdrawn, so an upload of up to [`WAITING_FILES`] + 1
 /// files that is not used leaves nothing stored; in a larger one the first files are
