@@ -29,6 +29,7 @@ use crate::MAX_ROW_GROUP_ROWS;
 use crate::encode::unwrap_io;
 use crate::error::{ConvertError, Result};
 use crate::spill::{Spill, Spilled};
+use crate::write::partition_writer_properties;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
@@ -37,8 +38,8 @@ use parquet::file::properties::WriterProperties;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::io;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Mutex, PoisonError};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Assigns the rows of each record batch to partitions (the caller's transforms of docs/contract.md
@@ -189,13 +190,77 @@ fn metadata_bytes(groups: &[RowGroupMetaData]) -> usize {
 /// this, so a partition's row groups are always written by one thread, in order.
 const WORKERS: usize = 2;
 
-/// Jobs queued per encoder thread, at most (each holds one flush's rows).
-const WORKER_JOBS: usize = 1;
+/// Jobs an encoder thread always may have, queued or being written, whatever their size:
+/// one being written and one waiting, so neither thread waits for the splitting one.
+const WORKER_JOBS: usize = 2;
+
+/// The rows handed to the encoder threads and not yet written, bytes, past which a job
+/// beyond an encoder's [`WORKER_JOBS`] waits: this share of
+/// [`PartitionedConfig::buffer_bytes`]. When partitions are many, a flush is a few rows of
+/// one partition, and the threads keep busy only with many flushes queued; when they are
+/// few, a flush can be a whole row group, and this keeps the queue to about one each.
+const IN_FLIGHT_SHARE: usize = 4;
+
+/// The jobs handed to each encoder thread and the bytes of their rows, until written:
+/// the splitting thread waits here when both are past their bounds ([`WORKER_JOBS`],
+/// [`IN_FLIGHT_SHARE`]).
+struct InFlight {
+    state: Mutex<InFlightState>,
+    done: Condvar,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct InFlightState {
+    jobs: [usize; WORKERS],
+    bytes: usize,
+    /// The encoder threads that stopped taking jobs (ended or panicked): a job for one is
+    /// never waited for (its send then fails).
+    gone: [bool; WORKERS],
+}
+
+impl InFlight {
+    /// Waits until encoder `worker` may take a job holding `bytes`, then counts it.
+    fn acquire(&self, worker: usize, bytes: usize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while !state.gone[worker]
+            && state.jobs[worker] >= WORKER_JOBS
+            && state.bytes + bytes > self.limit
+        {
+            state = self
+                .done
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.jobs[worker] += 1;
+        state.bytes += bytes;
+    }
+
+    /// Encoder `worker` is done with a job of `bytes`.
+    fn release(&self, worker: usize, bytes: usize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.jobs[worker] -= 1;
+        state.bytes -= bytes;
+        self.done.notify_all();
+    }
+}
+
+/// Marks an encoder thread gone when it leaves its job loop, however it leaves it.
+struct Leaving<'a>(&'a InFlight, usize);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.gone[self.1] = true;
+        self.0.done.notify_all();
+    }
+}
 
 /// What the splitting thread asks of an encoder thread.
 enum Job {
-    /// Write these rows of partition `p` as row groups of its current file.
-    Write(u32, Vec<RecordBatch>),
+    /// Write these rows of partition `p` as row groups of its current file; the bytes they
+    /// hold, as counted in [`InFlight`].
+    Write(u32, Vec<RecordBatch>, usize),
     /// Close partition `p`'s current file.
     Close(u32),
     /// The input had no row: write one empty file as partition 0.
@@ -216,16 +281,17 @@ struct Part {
 
 /// Every partition's waiting rows and the budget, in the splitting thread; flushes go to
 /// the encoder threads.
-struct Parts {
+struct Parts<'a> {
     config: PartitionedConfig,
     parts: Vec<Part>,
     pending_bytes: usize,
-    workers: Vec<SyncSender<Job>>,
+    workers: Vec<Sender<Job>>,
+    in_flight: &'a InFlight,
     /// The spill directory's runs, when there is one.
     spill: Option<Spill>,
 }
 
-impl Parts {
+impl Parts<'_> {
     /// Queues the rows of partition `p` (a compact batch).
     fn push(&mut self, p: usize, rows: RecordBatch) -> Result<()> {
         if self.parts.len() <= p {
@@ -312,15 +378,23 @@ impl Parts {
         part.pending_rows = 0;
         part.spilled_rows = 0;
         rows.append(&mut part.pending);
-        self.send(p, Job::Write(p as u32, rows))
+        let bytes = rows.iter().map(RecordBatch::get_array_memory_size).sum();
+        self.send(p, Job::Write(p as u32, rows, bytes))
     }
 
     fn send(&self, p: usize, job: Job) -> Result<()> {
+        let worker = p % WORKERS;
+        let bytes = match &job {
+            Job::Write(_, _, bytes) => *bytes,
+            Job::Close(_) | Job::Empty => 0,
+        };
+        self.in_flight.acquire(worker, bytes);
         // A send fails only when the encoder thread stopped on an error, which its join
         // returns.
-        self.workers[p % WORKERS]
-            .send(job)
-            .map_err(|_| ConvertError::Parquet("an encoder thread stopped".into()))
+        self.workers[worker].send(job).map_err(|_| {
+            self.in_flight.release(worker, bytes);
+            ConvertError::Parquet("an encoder thread stopped".into())
+        })
     }
 }
 
@@ -339,7 +413,11 @@ type SharedSink<'a> = Mutex<&'a mut dyn PartitionSink>;
 /// An encoder thread's own partitions: the open file of each, the number of the next.
 struct Encoder<'s, 'a> {
     arrow: SchemaRef,
-    properties: WriterProperties,
+    /// Set by the splitting thread before its first job ([`split_all`]).
+    properties: &'s OnceLock<WriterProperties>,
+    in_flight: &'s InFlight,
+    /// This thread's index among the encoder threads.
+    worker: usize,
     target_file_bytes: u64,
     sink: &'s SharedSink<'a>,
     open: HashMap<u32, OpenFile>,
@@ -364,12 +442,12 @@ impl Encoder<'_, '_> {
         let file = match self.open.entry(p) {
             Entry::Occupied(file) => file.into_mut(),
             Entry::Vacant(slot) => {
-                let mut writer = ArrowWriter::try_new(
-                    Vec::new(),
-                    self.arrow.clone(),
-                    Some(self.properties.clone()),
-                )
-                .map_err(unwrap_io)?;
+                let properties = self.properties.get().cloned().ok_or_else(|| {
+                    ConvertError::Parquet("a partition file before its settings".into())
+                })?;
+                let mut writer =
+                    ArrowWriter::try_new(Vec::new(), self.arrow.clone(), Some(properties))
+                        .map_err(unwrap_io)?;
                 // Which file of which partition: two files of one upload never share a key,
                 // even when they hold the same rows.
                 let number = self.next_file.get(&p).copied().unwrap_or(0);
@@ -453,20 +531,25 @@ impl Encoder<'_, '_> {
     /// time. After an error the remaining jobs are drained unread, so the splitting thread
     /// never blocks on this one.
     fn run(mut self, jobs: Receiver<Job>) -> Result<(u64, Duration)> {
+        let _leaving = Leaving(self.in_flight, self.worker);
         let mut busy = Duration::ZERO;
         let mut failed = None;
         for job in jobs {
-            if failed.is_some() {
-                continue;
-            }
-            let started = Instant::now();
-            let done = match job {
-                Job::Write(p, rows) => self.write(p, rows),
-                Job::Close(p) => self.close(p),
-                Job::Empty => self.write(0, Vec::new()).and_then(|()| self.close(0)),
+            let bytes = match &job {
+                Job::Write(_, _, bytes) => *bytes,
+                Job::Close(_) | Job::Empty => 0,
             };
-            busy += started.elapsed();
-            failed = done.err();
+            if failed.is_none() {
+                let started = Instant::now();
+                let done = match job {
+                    Job::Write(p, rows, _) => self.write(p, rows),
+                    Job::Close(p) => self.close(p),
+                    Job::Empty => self.write(0, Vec::new()).and_then(|()| self.close(0)),
+                };
+                busy += started.elapsed();
+                failed = done.err();
+            }
+            self.in_flight.release(self.worker, bytes);
         }
         match failed {
             Some(e) => Err(e),
@@ -486,21 +569,28 @@ impl Encoder<'_, '_> {
 /// The partitioner's error, `Io` when the sink fails, `Parquet` when the encoder does.
 pub(crate) fn partition_batches(
     arrow: &SchemaRef,
-    properties: WriterProperties,
     partitioner: &mut dyn Partitioner,
     sink: &mut dyn PartitionSink,
     config: PartitionedConfig,
     batches: Receiver<RecordBatch>,
 ) -> Result<(u64, Duration)> {
     let sink: SharedSink<'_> = Mutex::new(sink);
+    let properties = OnceLock::new();
+    let in_flight = InFlight {
+        state: Mutex::new(InFlightState::default()),
+        done: Condvar::new(),
+        limit: config.buffer_bytes / IN_FLIGHT_SHARE,
+    };
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(WORKERS);
         let mut handles = Vec::with_capacity(WORKERS);
-        for _ in 0..WORKERS {
-            let (tx, rx) = sync_channel::<Job>(WORKER_JOBS);
+        for worker in 0..WORKERS {
+            let (tx, rx) = channel::<Job>();
             let encoder = Encoder {
                 arrow: arrow.clone(),
-                properties: properties.clone(),
+                properties: &properties,
+                in_flight: &in_flight,
+                worker,
                 target_file_bytes: config.target_file_bytes,
                 sink: &sink,
                 open: HashMap::new(),
@@ -521,9 +611,10 @@ pub(crate) fn partition_batches(
             parts: Vec::new(),
             pending_bytes: 0,
             workers: senders,
+            in_flight: &in_flight,
             spill,
         };
-        let split = split_all(partitioner, &mut parts, batches);
+        let split = split_all(arrow, partitioner, &mut parts, &properties, batches);
         drop(parts);
         let mut written = 0;
         let mut busy = Duration::ZERO;
@@ -555,22 +646,30 @@ pub(crate) fn partition_batches(
 /// batches, hands flushes to the encoder threads, then flushes and closes every partition.
 /// Returns its busy time.
 fn split_all(
+    arrow: &SchemaRef,
     partitioner: &mut dyn Partitioner,
     parts: &mut Parts,
+    properties: &OnceLock<WriterProperties>,
     batches: Receiver<RecordBatch>,
 ) -> Result<Duration> {
     let mut busy = Duration::ZERO;
     let mut chunk = Chunk::default();
+    // The files' settings come from the first chunk, before any job needs them.
+    let settle = |chunk: &Chunk| {
+        properties.get_or_init(|| partition_writer_properties(arrow, &chunk.batches));
+    };
     for batch in batches {
         let started = Instant::now();
         chunk.add(partitioner, batch)?;
         // A quarter of the budget at most, so wide rows do not make a large chunk.
         if chunk.rows >= CHUNK_ROWS || chunk.bytes >= parts.config.buffer_bytes / 4 {
+            settle(&chunk);
             chunk.split(parts)?;
         }
         busy += started.elapsed();
     }
     let started = Instant::now();
+    settle(&chunk);
     chunk.split(parts)?;
     for p in 0..parts.parts.len() {
         parts.flush(p)?;
@@ -587,7 +686,7 @@ fn split_all(
 /// taken out together, so that the waiting batches and the writes are few and large even
 /// when partitions are many (a take per partition per 8,192-row batch costs more than the
 /// rows it moves). A chunk is also split once it holds a quarter of the memory budget.
-const CHUNK_ROWS: usize = 65_536;
+const CHUNK_ROWS: usize = 131_072;
 
 /// The batches of the chunk being gathered, and the partition of each of their rows.
 #[derive(Default)]

@@ -79,12 +79,20 @@ pub(crate) fn writer_properties() -> WriterProperties {
 }
 
 /// The settings of a partitioned dataset's files (docs/contract.md section 10): those of
-/// [`writer_properties`], with dictionary encoding for `utf8` columns only. A partition's
-/// row groups are small when partitions are many, and a per-row-group dictionary then
-/// never reaches its page limit: every number, date and timestamp would be hashed into one,
-/// which costs more time and (with Snappy) more bytes than plain encoding
-/// (docs/decisions.md, "Partitioned writes").
-pub(crate) fn partition_writer_properties(arrow: &SchemaRef) -> WriterProperties {
+/// [`writer_properties`], with dictionary encoding only for the `utf8` columns whose
+/// distinct values in `sample` (the pass's first rows) fit one dictionary page
+/// ([`DICTIONARY_PAGE_BYTES`], counted as parquet counts it: each distinct value's bytes
+/// plus 4). A partition's row groups are small when partitions are many, and a
+/// per-row-group dictionary then never reaches its page limit: every number, date and
+/// timestamp, and every free-text value, would be hashed into one, which costs more time
+/// and (with Snappy) more bytes than plain encoding. An unpartitioned file drops such a
+/// column's dictionary within its first row group; a partitioned one decides from the same
+/// rows, up front (docs/decisions.md, "Partitioned writes"). The same sample gives the same
+/// settings.
+pub(crate) fn partition_writer_properties(
+    arrow: &SchemaRef,
+    sample: &[RecordBatch],
+) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -92,12 +100,34 @@ pub(crate) fn partition_writer_properties(arrow: &SchemaRef) -> WriterProperties
         .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
         .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .set_dictionary_enabled(false);
-    for field in arrow.fields() {
-        if field.data_type() == &DataType::Utf8 {
+    for (i, field) in arrow.fields().iter().enumerate() {
+        if field.data_type() == &DataType::Utf8 && fits_one_dictionary_page(sample, i) {
             builder = builder.set_column_dictionary_enabled(field.name().as_str().into(), true);
         }
     }
     builder.build()
+}
+
+/// Whether the distinct values of column `i` (`utf8`) over `sample` fit one dictionary
+/// page: their bytes plus 4 each at most [`DICTIONARY_PAGE_BYTES`]. Stops at the first
+/// value past it.
+fn fits_one_dictionary_page(sample: &[RecordBatch], i: usize) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut bytes = 0usize;
+    for batch in sample {
+        let Some(column) = batch.column(i).as_any().downcast_ref::<StringArray>() else {
+            return true;
+        };
+        for value in column.iter().flatten() {
+            if seen.insert(value) {
+                bytes += value.len() + 4;
+                if bytes > DICTIONARY_PAGE_BYTES {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// One Arrow builder per column, fed straight from the CSV field bytes.
@@ -808,10 +838,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
                     partitioner,
                     sink,
                     config,
-                } => {
-                    let properties = partition_writer_properties(arrow);
-                    partition_batches(arrow, properties, partitioner, sink, config, rx)
-                }
+                } => partition_batches(arrow, partitioner, sink, config, rx),
             });
             // A send fails only when the encoder stopped on an error, which `join` returns.
             let parsed = (|| -> Result<()> {

@@ -462,3 +462,89 @@ fn spill_runs_stay_few_when_small_partitions_fill_slowly() {
     assert_eq!(ids, (0..ROWS).collect::<Vec<_>>());
     std::fs::remove_dir_all(dir).expect("removed");
 }
+
+/// Whether each column of `file`'s row groups starts with a dictionary page, by column
+/// name: true only when every row group's chunk of it does.
+fn dictionaries_of(file: &[u8]) -> BTreeMap<String, bool> {
+    let reader = SerializedFileReader::new(Bytes::copy_from_slice(file)).expect("a Parquet file");
+    let mut out = BTreeMap::new();
+    for group in reader.metadata().row_groups() {
+        for column in group.columns() {
+            let has = column.dictionary_page_offset().is_some();
+            *out.entry(column.column_path().string()).or_insert(has) &= has;
+        }
+    }
+    out
+}
+
+#[test]
+fn free_text_is_written_plain_and_strings_with_few_values_keep_their_dictionary() {
+    // 6,000 notes of 30 bytes and more, all distinct: about 200 KiB of distinct values in
+    // the first chunk, past one 128 KiB dictionary page. Four cities.
+    let mut csv = String::from("id,city,note\n");
+    for id in 0..6_000 {
+        let city = ["Austin", "Boston", "Chicago", "Denver"][id % 4];
+        csv.push_str(&format!("{id},{city},note number {id:08} of the upload\n"));
+    }
+    let schema = Schema {
+        fields: vec![
+            Field::new("id", ColumnType::Int64),
+            Field::new("city", ColumnType::Utf8),
+            Field::new("note", ColumnType::Utf8),
+        ],
+    };
+    let mut partitioner = ByModulus {
+        modulus: 50,
+        seen: BTreeMap::new(),
+        max: 10_000,
+    };
+    let mut sink = Memory::default();
+    write_parquet_partitioned(
+        csv.as_bytes(),
+        &CsvOptions::default(),
+        Expected::Registered(&schema),
+        &mut partitioner,
+        &mut sink,
+        ROOMY,
+    )
+    .expect("written")
+    .expect("the schema holds");
+    assert_eq!(sink.files.len(), 50);
+    for file in sink.files.values() {
+        let dictionaries = dictionaries_of(file);
+        assert!(dictionaries["city"], "{dictionaries:?}");
+        assert!(!dictionaries["note"], "{dictionaries:?}");
+        assert!(!dictionaries["id"], "{dictionaries:?}");
+    }
+    // Few distinct notes: the same column keeps its dictionary.
+    let few: String = csv
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match i {
+            0 => format!("{line}\n"),
+            _ => {
+                let (head, _) = line.rsplit_once(',').expect("three fields");
+                format!("{head},note {}\n", i % 10)
+            }
+        })
+        .collect();
+    let mut partitioner = ByModulus {
+        modulus: 50,
+        seen: BTreeMap::new(),
+        max: 10_000,
+    };
+    let mut sink = Memory::default();
+    write_parquet_partitioned(
+        few.as_bytes(),
+        &CsvOptions::default(),
+        Expected::Registered(&schema),
+        &mut partitioner,
+        &mut sink,
+        ROOMY,
+    )
+    .expect("written")
+    .expect("the schema holds");
+    for file in sink.files.values() {
+        assert!(dictionaries_of(file)["note"]);
+    }
+}

@@ -20,6 +20,9 @@ use std::time::Duration;
 /// Partition files stored at once, at most.
 const FILES_IN_FLIGHT: usize = 8;
 
+/// The read size while a partition file is sent, bytes.
+const SEND_READ_BYTES: usize = 1 << 20;
+
 /// A partitioned pass 2's files, waiting in their spool directory (removed when this is
 /// dropped, whatever the outcome).
 pub(super) struct PartitionedFiles {
@@ -238,7 +241,11 @@ impl Stored {
         let (file, upload) = (self.file.clone(), self.upload);
         let copied = tokio::task::spawn_blocking(move || {
             let sha256 = file.stamp(&upload)?;
-            let mut source = std::fs::File::open(&file.path)?;
+            // Read a MiB at a time: a partition file is sent in a few reads, not in 8 KiB ones.
+            let mut source = std::io::BufReader::with_capacity(
+                SEND_READ_BYTES,
+                std::fs::File::open(&file.path)?,
+            );
             std::io::copy(&mut source, &mut sender)?;
             std::io::Write::flush(&mut sender)?;
             Ok::<_, std::io::Error>(sha256)
