@@ -477,6 +477,27 @@ fn dictionaries_of(file: &[u8]) -> BTreeMap<String, bool> {
     out
 }
 
+/// `csv` under `schema`, partitioned by its first column modulo `modulus`, with room.
+fn written_by_modulus(csv: &str, schema: &Schema, modulus: i64) -> Memory {
+    let mut partitioner = ByModulus {
+        modulus,
+        seen: BTreeMap::new(),
+        max: 10_000,
+    };
+    let mut sink = Memory::default();
+    write_parquet_partitioned(
+        csv.as_bytes(),
+        &CsvOptions::default(),
+        Expected::Registered(schema),
+        &mut partitioner,
+        &mut sink,
+        ROOMY,
+    )
+    .expect("written")
+    .expect("the schema holds");
+    sink
+}
+
 #[test]
 fn free_text_is_written_plain_and_strings_with_few_values_keep_their_dictionary() {
     // 6,000 notes of 30 bytes and more, all distinct: about 200 KiB of distinct values in
@@ -493,22 +514,7 @@ fn free_text_is_written_plain_and_strings_with_few_values_keep_their_dictionary(
             Field::new("note", ColumnType::Utf8),
         ],
     };
-    let mut partitioner = ByModulus {
-        modulus: 50,
-        seen: BTreeMap::new(),
-        max: 10_000,
-    };
-    let mut sink = Memory::default();
-    write_parquet_partitioned(
-        csv.as_bytes(),
-        &CsvOptions::default(),
-        Expected::Registered(&schema),
-        &mut partitioner,
-        &mut sink,
-        ROOMY,
-    )
-    .expect("written")
-    .expect("the schema holds");
+    let sink = written_by_modulus(&csv, &schema, 50);
     assert_eq!(sink.files.len(), 50);
     for file in sink.files.values() {
         let dictionaries = dictionaries_of(file);
@@ -516,7 +522,7 @@ fn free_text_is_written_plain_and_strings_with_few_values_keep_their_dictionary(
         assert!(!dictionaries["note"], "{dictionaries:?}");
         assert!(!dictionaries["id"], "{dictionaries:?}");
     }
-    // Few distinct notes: the same column keeps its dictionary.
+    // Ten distinct notes: the same column keeps its dictionary.
     let few: String = csv
         .lines()
         .enumerate()
@@ -528,23 +534,7 @@ fn free_text_is_written_plain_and_strings_with_few_values_keep_their_dictionary(
             }
         })
         .collect();
-    let mut partitioner = ByModulus {
-        modulus: 50,
-        seen: BTreeMap::new(),
-        max: 10_000,
-    };
-    let mut sink = Memory::default();
-    write_parquet_partitioned(
-        few.as_bytes(),
-        &CsvOptions::default(),
-        Expected::Registered(&schema),
-        &mut partitioner,
-        &mut sink,
-        ROOMY,
-    )
-    .expect("written")
-    .expect("the schema holds");
-    for file in sink.files.values() {
+    for file in written_by_modulus(&few, &schema, 50).files.values() {
         assert!(dictionaries_of(file)["note"]);
     }
 }
