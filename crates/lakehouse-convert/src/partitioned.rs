@@ -147,9 +147,10 @@ pub fn stamp_upload(footer: &mut [u8], upload_sha256: &str) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct PartitionedConfig {
     /// Bytes of rows waiting in memory, over all partitions, before the largest are
-    /// flushed (the encoder's own row group and the batches in flight come on top). Half
-    /// of it again bounds the open files' row-group metadata, past which the files holding
-    /// the most are closed.
+    /// flushed. On top come the chunk being split (a quarter of it at most), the flushes
+    /// handed to the encoder threads (two each, and more while they hold a quarter of it
+    /// at most) and the row groups being encoded. Half of it again bounds the open files'
+    /// row-group metadata, past which the files holding the most are closed.
     pub buffer_bytes: usize,
     /// A file is closed once it holds this many bytes; the partition's next rows go to a
     /// new one (docs/contract.md section 10: `target_file_bytes`).
