@@ -5,7 +5,7 @@ use crate::record::{CHECKPOINT_INTERVAL, VersionRecord};
 use crate::{Catalog, CatalogError, ManifestStore, PutOutcome, Result, error_chain};
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use lakehouse_api::{
     DatasetName, IngestMode, Manifest, ObjectKey, ObjectRef, Operation, SchemaDriftDetails,
     SchemaEvolution, VersionRegisterRequest,
@@ -376,15 +376,16 @@ impl<S: ManifestStore> Catalog<S> {
         }
         // Sizes asked for at once (a partitioned upload names hundreds of objects); in
         // request order, so the first bad object reported is the first one named.
-        // A stream, not batches: a slow answer holds up only its own slot.
-        let asked: Vec<_> = stated
-            .iter()
-            .map(|(key, _)| self.store.object_size(key))
-            .collect();
-        let sizes: Vec<Option<u64>> = futures::stream::iter(asked)
-            .buffered(SIZE_CHECKS_AT_ONCE)
-            .try_collect()
-            .await?;
+        let mut sizes = Vec::with_capacity(stated.len());
+        for batch in stated.chunks(SIZE_CHECKS_AT_ONCE) {
+            let mut asked = futures::stream::FuturesOrdered::new();
+            for (key, _) in batch {
+                asked.push_back(self.store.object_size(key));
+            }
+            while let Some(size) = asked.next().await {
+                sizes.push(size?);
+            }
+        }
         for ((key, stated_size), size) in stated.into_iter().zip(sizes) {
             match size {
                 Some(size) if size == stated_size => {}

@@ -490,19 +490,19 @@ impl<S: ManifestStore> Catalog<S> {
         if self.table_base.is_none() {
             return Footers::new();
         }
-        // A stream, not batches: a slow read holds up only its own slot.
-        let reads: Vec<_> = objects
-            .iter()
-            .map(|object| async move {
-                let metrics = self.footer_metrics(object, schema).await;
-                (object.key.clone(), metrics)
-            })
-            .collect();
-        let mut reads = futures::stream::iter(reads).buffer_unordered(IO_CONCURRENCY);
         let mut footers = Footers::new();
-        while let Some((key, metrics)) = reads.next().await {
-            if let Ok(metrics) = metrics {
-                footers.insert(key, metrics);
+        for batch in objects.chunks(IO_CONCURRENCY) {
+            let mut reads = futures::stream::FuturesUnordered::new();
+            for object in batch {
+                reads.push(async move {
+                    let metrics = self.footer_metrics(object, schema).await;
+                    (object.key.clone(), metrics)
+                });
+            }
+            while let Some((key, metrics)) = reads.next().await {
+                if let Ok(metrics) = metrics {
+                    footers.insert(key, metrics);
+                }
             }
         }
         footers

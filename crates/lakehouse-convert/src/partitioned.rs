@@ -148,9 +148,11 @@ pub fn stamp_upload(footer: &mut [u8], upload_sha256: &str) -> Result<()> {
 pub struct PartitionedConfig {
     /// Bytes of rows waiting in memory, over all partitions, before the largest are
     /// flushed. On top come the chunk being split (a quarter of it at most), the flushes
-    /// handed to the encoder threads (two each, and more while they hold a quarter of it
-    /// at most) and the row groups being encoded. Half of it again bounds the open files'
-    /// row-group metadata, past which the files holding the most are closed.
+    /// handed to the encoder threads (two each of any size, one more held by the splitting
+    /// thread while it waits, and more while all of them come to a quarter of it at most)
+    /// and the row groups being encoded. Half of it again bounds the open files' row-group
+    /// metadata, past which the files holding the most are closed. It also bounds the first
+    /// chunk, whose strings decide the files' dictionaries (a quarter of it at most).
     pub buffer_bytes: usize,
     /// A file is closed once it holds this many bytes; the partition's next rows go to a
     /// new one (docs/contract.md section 10: `target_file_bytes`).
@@ -256,6 +258,9 @@ impl Drop for Leaving<'_> {
         self.0.done.notify_all();
     }
 }
+
+/// The splitting thread's error when an encoder thread is gone.
+const ENCODER_GONE: &str = "an encoder thread stopped";
 
 /// What the splitting thread asks of an encoder thread.
 enum Job {
@@ -390,11 +395,11 @@ impl Parts<'_> {
             Job::Close(_) | Job::Empty => 0,
         };
         self.in_flight.acquire(worker, bytes);
-        // A send fails only when the encoder thread stopped on an error, which its join
-        // returns.
+        // A send fails only when the encoder thread is gone (it panicked: after an error
+        // it still takes every job), which its join reports.
         self.workers[worker].send(job).map_err(|_| {
             self.in_flight.release(worker, bytes);
-            ConvertError::Parquet("an encoder thread stopped".into())
+            ConvertError::Parquet(ENCODER_GONE.into())
         })
     }
 }
@@ -634,11 +639,12 @@ pub(crate) fn partition_batches(
                 }
             }
         }
-        // The splitting thread's own error (the partitioner's) comes first.
-        let split_busy = split?;
-        match failed {
-            Some(e) => Err(e),
-            None => Ok((written, busy + split_busy)),
+        // The splitting thread's own error (the partitioner's) comes first, unless it only
+        // found an encoder thread gone: then what that thread's join said.
+        match (split, failed) {
+            (Ok(split_busy), None) => Ok((written, busy + split_busy)),
+            (Err(ConvertError::Parquet(gone)), Some(e)) if gone == ENCODER_GONE => Err(e),
+            (Err(e), _) | (Ok(_), Some(e)) => Err(e),
         }
     })
 }

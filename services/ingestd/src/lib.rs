@@ -119,7 +119,8 @@ pub struct Config {
     /// Bytes of rows a partitioned upload keeps in memory, over all its partitions, before
     /// it writes the largest out as row groups (docs/contract.md section 10): bounds its
     /// memory whatever the number of partitions. Lower means smaller row groups when
-    /// partitions are many.
+    /// partitions are many; a quarter of it also bounds the first rows whose strings decide
+    /// which columns get a dictionary (docs/decisions.md, "Partitioned writes").
     pub partition_buffer_bytes: u64,
     /// Memory a merge or delete may hold for its upload's keys, bytes (docs/contract.md
     /// section 11): each key's encoding twice plus about 96 bytes. Past it the keys are split
