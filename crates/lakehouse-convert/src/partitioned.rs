@@ -2,8 +2,8 @@
 //! record batches are split by partition, and each partition's rows go to Parquet files of
 //! their own, in file order. The rows waiting are bounded by
 //! [`PartitionedConfig::buffer_bytes`] whatever the number of partitions, and so is the
-//! metadata the open files keep (every written row group's, until the footer): past half
-//! that budget, the files holding the most are closed (docs/decisions.md, "Partitioned
+//! metadata the open files keep (every written row group's, until the footer): past that
+//! budget again, the files holding the most are closed (docs/decisions.md, "Partitioned
 //! writes").
 //!
 //! How: each partition's rows wait in memory as compact record batches (a `take` of its
@@ -150,8 +150,8 @@ pub struct PartitionedConfig {
     /// flushed. On top come the chunk being split (a quarter of it at most), the flushes
     /// handed to the encoder threads (two each of any size, one more held by the splitting
     /// thread while it waits, and more while all of them come to a quarter of it at most)
-    /// and the row groups being encoded. Half of it again bounds the open files' row-group
-    /// metadata, past which the files holding the most are closed. It also bounds the first
+    /// and the row groups being encoded. It bounds the open files' row-group metadata too,
+    /// apart, past which the files holding the most are closed. It also bounds the first
     /// chunk, whose strings decide the files' dictionaries (a quarter of it at most).
     pub buffer_bytes: usize,
     /// A file is closed once it holds this many bytes; the partition's next rows go to a
@@ -430,7 +430,7 @@ struct Encoder<'s, 'a> {
     next_file: HashMap<u32, u32>,
     written: u64,
     /// Estimated metadata of the open files, bytes, and its ceiling (this thread's share of
-    /// half [`PartitionedConfig::buffer_bytes`]).
+    /// [`PartitionedConfig::buffer_bytes`]).
     metadata: usize,
     metadata_budget: usize,
 }
@@ -603,7 +603,7 @@ pub(crate) fn partition_batches(
                 next_file: HashMap::new(),
                 written: 0,
                 metadata: 0,
-                metadata_budget: config.buffer_bytes / 2 / WORKERS,
+                metadata_budget: config.buffer_bytes / WORKERS,
             };
             handles.push(scope.spawn(move || encoder.run(rx)));
             senders.push(tx);

@@ -113,7 +113,7 @@ fn ten_thousand_partitions_stay_within_the_budget() {
         "{PARTITIONS} partitions, {} files, peak RSS {grown} KiB over the {} KiB before",
         sink.files, before
     );
-    // The budget, the metadata's half of it again, a chunk being split, the encoders'
+    // The budget, the metadata's budget as large again, a chunk being split, the encoders'
     // row groups and the allocator's slack: well under 64 MiB.
     assert!(grown < 64 << 10, "peak RSS grew {grown} KiB");
 }
