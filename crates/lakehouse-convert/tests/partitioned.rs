@@ -477,8 +477,13 @@ fn dictionaries_of(file: &[u8]) -> BTreeMap<String, bool> {
     out
 }
 
-/// `csv` under `schema`, partitioned by its first column modulo `modulus`, with room.
-fn written_by_modulus(csv: &str, schema: &Schema, modulus: i64) -> Memory {
+/// `csv` under `schema`, partitioned by its first column modulo `modulus`.
+fn written_by_modulus(
+    csv: &str,
+    schema: &Schema,
+    modulus: i64,
+    config: PartitionedConfig,
+) -> Memory {
     let mut partitioner = ByModulus {
         modulus,
         seen: BTreeMap::new(),
@@ -491,7 +496,7 @@ fn written_by_modulus(csv: &str, schema: &Schema, modulus: i64) -> Memory {
         Expected::Registered(schema),
         &mut partitioner,
         &mut sink,
-        ROOMY,
+        config,
     )
     .expect("written")
     .expect("the schema holds");
@@ -514,7 +519,7 @@ fn free_text_is_written_plain_and_strings_with_few_values_keep_their_dictionary(
             Field::new("note", ColumnType::Utf8),
         ],
     };
-    let sink = written_by_modulus(&csv, &schema, 50);
+    let sink = written_by_modulus(&csv, &schema, 50, ROOMY);
     assert_eq!(sink.files.len(), 50);
     for file in sink.files.values() {
         let dictionaries = dictionaries_of(file);
@@ -533,7 +538,7 @@ fn free_text_is_written_plain_and_strings_with_few_values_keep_their_dictionary(
             }
         })
         .collect();
-    for file in written_by_modulus(&few, &schema, 50).files.values() {
+    for file in written_by_modulus(&few, &schema, 50, ROOMY).files.values() {
         assert!(dictionaries_of(file)["note"]);
     }
 }
@@ -555,26 +560,11 @@ fn the_first_chunk_decides_the_dictionaries_of_every_file() {
             Field::new("note", ColumnType::Utf8),
         ],
     };
-    let mut partitioner = ByModulus {
-        modulus: 3,
-        seen: BTreeMap::new(),
-        max: 10_000,
-    };
-    let mut sink = Memory::default();
     let config = PartitionedConfig {
         buffer_bytes: 256 << 10,
         ..ROOMY
     };
-    write_parquet_partitioned(
-        csv.as_bytes(),
-        &CsvOptions::default(),
-        Expected::Registered(&schema),
-        &mut partitioner,
-        &mut sink,
-        config,
-    )
-    .expect("written")
-    .expect("the schema holds");
+    let sink = written_by_modulus(&csv, &schema, 3, config);
     for file in sink.files.values() {
         // Every row group starts with a dictionary page, the later ones' too, though
         // their notes are all distinct (parquet then falls back to plain within them).
