@@ -87,6 +87,19 @@ impl SpoolFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// A second handle on the file: its blocks stay allocated, however this spool file
+    /// goes, until that handle is closed (an ingest closes it once it is answered: freeing
+    /// a GiB of blocks slows the disk writes of the objects being stored meanwhile).
+    ///
+    /// # Errors
+    /// When the handle cannot be duplicated.
+    pub fn hold(&self) -> std::io::Result<std::fs::File> {
+        match &self.file {
+            Some(file) => file.as_file().try_clone(),
+            None => Err(std::io::Error::other("the spool file is already removed")),
+        }
+    }
 }
 
 impl Drop for SpoolFile {

@@ -4,7 +4,7 @@
 use super::keyed::{KeyedInputs, commit_keyed};
 use super::partitioned::store_partitioned;
 use super::rejects::{PendingRejects, store_rejects};
-use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Settled, Written};
+use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Scratch, Settled, Written};
 use crate::upload::StoredFile;
 use crate::{AppState, IngestError};
 use lakehouse_api::{
@@ -14,7 +14,8 @@ use lakehouse_api::{
 use std::time::Instant;
 
 /// Commits the Parquet object (ends its streamed POST and checks what storaged stored) and
-/// registers the version with catalogd.
+/// registers the version with catalogd. Spool space freed once the ingest ends goes to
+/// `scratch`.
 ///
 /// # Errors
 /// [`IngestError::Upstream`], [`IngestError::StoredObject`].
@@ -25,6 +26,7 @@ pub(super) async fn commit(
     csv: CsvFacts,
     settled: Settled,
     set_aside: Option<PendingRejects>,
+    scratch: &mut Scratch,
 ) -> Result<IngestResponse, IngestError> {
     let Settled {
         pass1,
@@ -58,6 +60,7 @@ pub(super) async fn commit(
         written,
         &csv.sha256,
         rejects.clone(),
+        scratch,
     )
     .await?;
     let put_ms = put_started.elapsed().as_millis();
@@ -118,7 +121,7 @@ pub(super) async fn commit(
 
 /// Stores the upload's Parquet: ends the streamed POST of a single object (and checks what
 /// storaged stored), or stores a partitioned upload's files. Returns the objects and, for a
-/// partitioned dataset, its spec.
+/// partitioned dataset, its spec; the stored partition files go to `scratch`.
 ///
 /// # Errors
 /// [`IngestError::Upstream`], [`IngestError::StoredObject`].
@@ -130,6 +133,7 @@ async fn store_objects(
     written: Written,
     csv_sha256: &Sha256Digest,
     rejects: Option<lakehouse_api::RejectsRef>,
+    scratch: &mut Scratch,
 ) -> Result<(Vec<ObjectRef>, Option<lakehouse_api::PartitionSpec>), IngestError> {
     match written {
         // The Parquet went to storaged while it was encoded: end the bodies, take the
@@ -162,7 +166,10 @@ async fn store_objects(
                 state.inner.storaged_idle(),
             )
             .await?;
-            Ok((objects, Some(files.spec.clone())))
+            let spec = files.spec.clone();
+            // Removed when the ingest ends, off the async threads.
+            scratch.partitions = Some(files);
+            Ok((objects, Some(spec)))
         }
     }
 }

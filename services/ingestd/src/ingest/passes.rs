@@ -52,8 +52,8 @@ pub(super) async fn settle(
                 let schema = hit.schema.clone();
                 warnings.extend(crate::teach::of_spooled(upload, options, limits, schema).await?);
             } else {
-                // The CSV spool file is not needed any more: gone now, before the kernel
-                // writes its pages out (its pages are freed on a blocking thread).
+                // The CSV spool file is not needed any more: its name goes now, before the
+                // kernel writes its pages out; its blocks once the ingest ends (`Scratch`).
                 drop(upload);
             }
             let pass1 = Pass1Output {
