@@ -2,7 +2,7 @@
 //! the version registered with catalogd (docs/contract.md sections 1 and 6).
 
 use super::keyed::{KeyedInputs, commit_keyed};
-use super::partitioned::store_partitioned;
+use super::partitioned::{PartitionedFiles, store_partitioned};
 use super::rejects::{PendingRejects, store_rejects};
 use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Scratch, Settled, Written};
 use crate::upload::StoredFile;
@@ -52,7 +52,7 @@ pub(super) async fn commit(
         None => None,
     };
     let put_started = Instant::now();
-    let (objects, partition_spec) = store_objects(
+    let (objects, partitions) = store_objects(
         state,
         request,
         &plan,
@@ -60,9 +60,11 @@ pub(super) async fn commit(
         written,
         &csv.sha256,
         rejects.clone(),
-        scratch,
     )
     .await?;
+    let partition_spec = partitions.as_ref().map(|files| files.spec.clone());
+    // Removed once the version is registered, off the async threads.
+    scratch.partitions = partitions;
     let put_ms = put_started.elapsed().as_millis();
 
     let register_started = Instant::now();
@@ -121,7 +123,7 @@ pub(super) async fn commit(
 
 /// Stores the upload's Parquet: ends the streamed POST of a single object (and checks what
 /// storaged stored), or stores a partitioned upload's files. Returns the objects and, for a
-/// partitioned dataset, its spec; the stored partition files go to `scratch`.
+/// partitioned dataset, its files (still in the spool, with their spec).
 ///
 /// # Errors
 /// [`IngestError::Upstream`], [`IngestError::StoredObject`].
@@ -133,8 +135,7 @@ async fn store_objects(
     written: Written,
     csv_sha256: &Sha256Digest,
     rejects: Option<lakehouse_api::RejectsRef>,
-    scratch: &mut Scratch,
-) -> Result<(Vec<ObjectRef>, Option<lakehouse_api::PartitionSpec>), IngestError> {
+) -> Result<(Vec<ObjectRef>, Option<PartitionedFiles>), IngestError> {
     match written {
         // The Parquet went to storaged while it was encoded: end the bodies, take the
         // answers. The rejects object goes with the first file.
@@ -166,10 +167,7 @@ async fn store_objects(
                 state.inner.storaged_idle(),
             )
             .await?;
-            let spec = files.spec.clone();
-            // Removed when the ingest ends, off the async threads.
-            scratch.partitions = Some(files);
-            Ok((objects, Some(spec)))
+            Ok((objects, Some(files)))
         }
     }
 }
