@@ -23,8 +23,12 @@ use std::path::{Path, PathBuf};
 pub struct RowPartitioner {
     /// Per spec field: the source column's index and the transform.
     fields: Vec<(usize, ColumnType, Transform)>,
-    /// A tuple's key bytes ([`RowPartitioner::key`]) to its index.
+    /// A tuple's key bytes ([`Scalar::key`]) to its index.
     index: HashMap<Vec<u8>, u32>,
+    /// A spec of one field with a whole-number value (every date and time transform,
+    /// `bucket`, an `int64` column): that value to its tuple's index, hashed with the Fx
+    /// hash (no key bytes built, no SipHash: a third of the partitioner's time per row).
+    ints: HashMap<i64, u32, rustc_hash::FxBuildHasher>,
     /// The tuples, by index.
     tuples: Vec<PartitionTuple>,
     /// `max_partitions_per_upload`.
@@ -51,9 +55,27 @@ impl RowPartitioner {
         Ok(RowPartitioner {
             fields,
             index: HashMap::new(),
+            ints: HashMap::default(),
             tuples: Vec::new(),
             max,
         })
+    }
+
+    /// Numbers a tuple not seen before: `row`'s values of `columns`.
+    ///
+    /// # Errors
+    /// [`ConvertError::TooManyPartitions`] past `max_partitions_per_upload`.
+    fn number(&mut self, columns: &[Column<'_>], row: usize) -> lakehouse_convert::Result<u32> {
+        if self.tuples.len() as u64 >= self.max {
+            return Err(ConvertError::TooManyPartitions { max: self.max });
+        }
+        let p = self.tuples.len() as u32;
+        let tuple = columns
+            .iter()
+            .map(|column| Scalar::owned(field_value(column, row)))
+            .collect();
+        self.tuples.push(tuple);
+        Ok(p)
     }
 
     /// The distinct tuples, by index (what [`Partitioner::assign`] numbered).
@@ -114,11 +136,11 @@ fn value_of<'a>(
     })
 }
 
+/// A spec field bound to a batch: its column, downcast, and its transform.
+type Column<'a> = (&'a dyn Array, Source<'a>, Transform);
+
 /// [`value_of`] of one resolved source column.
-fn field_value<'a>(
-    (column, source, transform): &(&dyn Array, Source<'a>, Transform),
-    row: usize,
-) -> Option<Scalar<'a>> {
+fn field_value<'a>((column, source, transform): &Column<'a>, row: usize) -> Option<Scalar<'a>> {
     value_of(source, column.is_valid(row), *transform, row)
 }
 
@@ -167,7 +189,7 @@ impl Scalar<'_> {
 impl Partitioner for RowPartitioner {
     fn assign(&mut self, batch: &RecordBatch, out: &mut Vec<u32>) -> lakehouse_convert::Result<()> {
         out.clear();
-        let columns: Vec<(&dyn Array, Source<'_>, Transform)> = self
+        let columns: Vec<Column<'_>> = self
             .fields
             .iter()
             .map(|(i, ty, transform)| {
@@ -177,7 +199,27 @@ impl Partitioner for RowPartitioner {
             .collect();
         let mut key = Vec::new();
         let mut previous: Option<(Vec<u8>, u32)> = None;
+        let mut previous_int: Option<(i64, u32)> = None;
         for row in 0..batch.num_rows() {
+            if let [column] = columns.as_slice()
+                && let Some(Scalar::Int(value)) = field_value(column, row)
+            {
+                let p = match previous_int {
+                    // Rows of one partition often come in runs: no lookup for a repeat.
+                    Some((last, p)) if last == value => p,
+                    _ => match self.ints.get(&value) {
+                        Some(p) => *p,
+                        None => {
+                            let p = self.number(&columns, row)?;
+                            self.ints.insert(value, p);
+                            p
+                        }
+                    },
+                };
+                previous_int = Some((value, p));
+                out.push(p);
+                continue;
+            }
             key.clear();
             for column in &columns {
                 Scalar::key(field_value(column, row), &mut key);
@@ -192,15 +234,7 @@ impl Partitioner for RowPartitioner {
             let p = match self.index.get(key.as_slice()) {
                 Some(p) => *p,
                 None => {
-                    if self.tuples.len() as u64 >= self.max {
-                        return Err(ConvertError::TooManyPartitions { max: self.max });
-                    }
-                    let p = self.tuples.len() as u32;
-                    let tuple = columns
-                        .iter()
-                        .map(|column| Scalar::owned(field_value(column, row)))
-                        .collect();
-                    self.tuples.push(tuple);
+                    let p = self.number(&columns, row)?;
                     self.index.insert(key.clone(), p);
                     p
                 }
@@ -329,5 +363,96 @@ impl PartitionSink for SpoolSink {
             pages,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use lakehouse_api::{Field, PartitionScalar};
+    use std::sync::Arc;
+
+    fn partitioner(by: &str, schema: &Schema) -> RowPartitioner {
+        let spec = PartitionBy::parse(by).unwrap().spec(schema).unwrap();
+        RowPartitioner::new(&spec, schema, 100).unwrap()
+    }
+
+    fn schema() -> Schema {
+        let field = |name: &str, data_type| Field {
+            name: name.into(),
+            data_type,
+            nullable: true,
+        };
+        Schema {
+            fields: vec![
+                field("id", ColumnType::Int64),
+                field("city", ColumnType::Utf8),
+            ],
+        }
+    }
+
+    fn batch(ids: Vec<Option<i64>>, cities: Vec<Option<&str>>) -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(ids)) as Arc<dyn Array>),
+            (
+                "city",
+                Arc::new(StringArray::from(cities)) as Arc<dyn Array>,
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn whole_numbers_and_nulls_share_one_numbering_by_first_appearance() {
+        let mut rows = partitioner("id", &schema());
+        let mut out = Vec::new();
+        let ids = vec![Some(7), None, Some(7), Some(-3), None, Some(9), Some(-3)];
+        rows.assign(&batch(ids, vec![None; 7]), &mut out).unwrap();
+        assert_eq!(out, [0, 1, 0, 2, 1, 3, 2]);
+        // A later batch keeps the numbering and adds to it.
+        rows.assign(
+            &batch(vec![Some(9), Some(8), None], vec![None; 3]),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [3, 4, 1]);
+        let int = |v| Some(PartitionScalar::Int(v));
+        assert_eq!(
+            rows.into_tuples(),
+            [
+                vec![int(7)],
+                vec![None],
+                vec![int(-3)],
+                vec![int(9)],
+                vec![int(8)]
+            ]
+        );
+    }
+
+    #[test]
+    fn tuples_of_several_fields_are_numbered_like_one() {
+        let mut rows = partitioner("bucket(2,id),city", &schema());
+        let mut out = Vec::new();
+        let ids = vec![Some(1), Some(1), Some(1), None, Some(1)];
+        let cities = vec![Some("Oslo"), Some("Lima"), Some("Oslo"), Some("Oslo"), None];
+        rows.assign(&batch(ids, cities), &mut out).unwrap();
+        assert_eq!(out, [0, 1, 0, 2, 3]);
+        assert_eq!(rows.into_tuples().len(), 4);
+    }
+
+    #[test]
+    fn past_the_limit_is_too_many_partitions_on_either_path() {
+        for by in ["id", "bucket(8,id),city"] {
+            let spec = PartitionBy::parse(by).unwrap().spec(&schema()).unwrap();
+            let mut rows = RowPartitioner::new(&spec, &schema(), 2).unwrap();
+            let ids = vec![Some(1), Some(2), Some(3)];
+            let cities = vec![Some("a"), Some("b"), Some("c")];
+            let error = rows.assign(&batch(ids, cities), &mut Vec::new());
+            assert!(
+                matches!(error, Err(ConvertError::TooManyPartitions { max: 2 })),
+                "{by}: {error:?}"
+            );
+        }
     }
 }
