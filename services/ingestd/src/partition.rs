@@ -13,7 +13,6 @@ use lakehouse_api::{
 };
 use lakehouse_convert::{ConvertError, PartitionSink, Partitioner};
 use lakehouse_iceberg::{PartitionBy, PartitionValue, Transform};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -268,18 +267,15 @@ pub struct SpooledFile {
     pub rows: u64,
     /// Where its footer starts (the bytes `PartitionSink::finish` was given), bytes.
     footer_at: u64,
-    /// SHA-256 state over the bytes before the footer.
-    pages: Sha256,
 }
 
 impl SpooledFile {
     /// Names the upload whose SHA-256 is `upload` in the file's footer, in place
-    /// (`lakehouse_convert::stamp_upload`), and returns the SHA-256 of the file's bytes then.
-    /// Reads and rewrites the footer only. Blocking.
+    /// (`lakehouse_convert::stamp_upload`). Reads and rewrites the footer only. Blocking.
     ///
     /// # Errors
     /// I/O, or `InvalidData` when the footer is not one the pass wrote.
-    pub fn stamp(&self, upload: &Sha256Digest) -> io::Result<Sha256Digest> {
+    pub fn stamp(&self, upload: &Sha256Digest) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -290,20 +286,16 @@ impl SpooledFile {
         file.read_exact_at(&mut footer, self.footer_at)?;
         lakehouse_convert::stamp_upload(&mut footer, upload.as_str())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        file.write_all_at(&footer, self.footer_at)?;
-        let mut hash = self.pages.clone();
-        hash.update(&footer);
-        Ok(Sha256Digest::from_bytes(hash.finalize().into()))
+        file.write_all_at(&footer, self.footer_at)
     }
 }
 
 /// The partition files of one upload, written into a spool directory of their own (removed
-/// with the [`tempfile::TempDir`] that holds it), each hashed as it is written, up to its
-/// footer.
+/// with the [`tempfile::TempDir`] that holds it). Not hashed here: storaged answers each
+/// one's SHA-256 when it is stored, and ingestd checks that answer's key and size as it
+/// does for an unpartitioned upload's objects.
 pub struct SpoolSink {
     dir: PathBuf,
-    /// The file being written per (partition, file): its running hash.
-    open: HashMap<(u32, u32), Sha256>,
     /// Files complete, in the order they were closed.
     pub done: Vec<SpooledFile>,
 }
@@ -313,7 +305,6 @@ impl SpoolSink {
     pub fn new(dir: &Path) -> Self {
         SpoolSink {
             dir: dir.to_owned(),
-            open: HashMap::new(),
             done: Vec::new(),
         }
     }
@@ -335,12 +326,7 @@ impl SpoolSink {
 
 impl PartitionSink for SpoolSink {
     fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()> {
-        self.write(partition, file, bytes)?;
-        self.open
-            .entry((partition, file))
-            .or_default()
-            .update(bytes);
-        Ok(())
+        self.write(partition, file, bytes)
     }
 
     fn finish(
@@ -352,7 +338,6 @@ impl PartitionSink for SpoolSink {
         rows: u64,
     ) -> io::Result<()> {
         self.write(partition, file, footer)?;
-        let pages = self.open.remove(&(partition, file)).unwrap_or_default();
         self.done.push(SpooledFile {
             partition,
             file,
@@ -360,7 +345,6 @@ impl PartitionSink for SpoolSink {
             size,
             rows,
             footer_at: size - footer.len() as u64,
-            pages,
         });
         Ok(())
     }

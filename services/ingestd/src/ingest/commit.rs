@@ -206,14 +206,15 @@ async fn register_version(
     Ok((registered, objects, None))
 }
 
-/// Checks what storaged stored of one streamed Parquet file: it named the object by the
+/// Checks what storaged stored of one Parquet file (streamed, or a partition file sent from
+/// the spool): it named the object by the
 /// SHA-256 of the bytes it received (ingestd does not hash them a second time:
 /// docs/performance.md); they must be all the bytes the encoder wrote into that file, under
 /// the dataset's and schema's directory. Returns the object's key and SHA-256.
 ///
 /// # Errors
 /// [`IngestError::StoredObject`].
-fn checked_parquet(
+pub(super) fn checked_parquet(
     name: &DatasetName,
     fingerprint: &SchemaFingerprint,
     file: &StoredFile,

@@ -5,9 +5,10 @@
 //! upload's objects, in partition order ([`store_partitioned`]).
 
 use super::Encoded;
+use super::commit::checked_parquet;
 use crate::partition::{RowPartitioner, SpoolSink, SpooledFile};
 use crate::spool::Spooled;
-use crate::upload::{self, Destination};
+use crate::upload::{self, Destination, StoredFile};
 use crate::{Config, IngestError};
 use lakehouse_api::{
     DatasetName, ObjectKey, ObjectRef, PartitionSpec, PartitionTuple, RejectsRef, Schema,
@@ -170,7 +171,7 @@ pub(super) fn encode_partitioned(
 /// [`FILES_IN_FLIGHT`] at once, each content-addressed under the schema's directory once its
 /// footer names the upload whose SHA-256 is `upload` ([`SpooledFile::stamp`]: so two uploads
 /// never share an object, and the same upload again makes the same ones), and checks what
-/// storaged stored against the hash taken while it was written. Returns the objects in
+/// storaged stored ([`checked_parquet`]). Returns the objects in
 /// partition order; the first carries `rejects`.
 ///
 /// # Errors
@@ -229,7 +230,8 @@ struct Stored {
 }
 
 impl Stored {
-    /// Stamps the file, sends it, and checks storaged's answer against the stamped hash.
+    /// Stamps the file, sends it, and checks storaged's answer: the size sent, and a key
+    /// that is the content address of the SHA-256 storaged answers ([`checked_parquet`]).
     async fn store(self) -> Result<ObjectRef, IngestError> {
         let (mut sender, put) = upload::start(
             &self.destination,
@@ -240,7 +242,7 @@ impl Stored {
         );
         let (file, upload) = (self.file.clone(), self.upload);
         let copied = tokio::task::spawn_blocking(move || {
-            let sha256 = file.stamp(&upload)?;
+            file.stamp(&upload)?;
             // Read a MiB at a time: a partition file is sent in a few reads, not in 8 KiB ones.
             let mut source = std::io::BufReader::with_capacity(
                 SEND_READ_BYTES,
@@ -248,31 +250,27 @@ impl Stored {
             );
             std::io::copy(&mut source, &mut sender)?;
             std::io::Write::flush(&mut sender)?;
-            Ok::<_, std::io::Error>(sha256)
+            Ok::<_, std::io::Error>(())
         })
         .await
         .map_err(IngestError::Task)?;
-        let sha256 = match copied {
-            Ok(sha256) => sha256,
-            Err(error) => return Err(put.abort().await.unwrap_or(IngestError::Spool(error))),
-        };
-        let object = ObjectRef {
-            key: ObjectKey::parquet_object(&self.name, &self.fingerprint, &sha256),
+        if let Err(error) = copied {
+            return Err(put.abort().await.unwrap_or(IngestError::Spool(error)));
+        }
+        let (stored, _created) = put.commit().await?;
+        let stored = StoredFile {
+            stored,
             size: self.file.size,
+            rows: self.file.rows,
+        };
+        let (key, sha256) = checked_parquet(&self.name, &self.fingerprint, &stored)?;
+        Ok(ObjectRef {
+            key,
+            size: stored.size,
             sha256,
-            row_count: self.file.rows,
+            row_count: stored.rows,
             rejects: None,
             partition: Some(self.tuple),
-        };
-        let (answer, _created) = put.commit().await?;
-        if answer.key != object.key || answer.size != object.size {
-            return Err(IngestError::StoredObject {
-                expected_key: object.key.to_string(),
-                stored_key: answer.key.to_string(),
-                sent_bytes: object.size,
-                stored_bytes: answer.size,
-            });
-        }
-        Ok(object)
+        })
     }
 }
