@@ -41,7 +41,6 @@ pub(super) async fn commit(
     super::keyed::check_key_columns(request, &pass1.schema)?;
     let plan_was_new = plan.current.is_none();
     let row_count = encoded.output.row_count;
-
     let fingerprint = pass1.schema.fingerprint();
     // The records set aside go next to the data, content-addressed, before the register
     // that names them (a failure leaves them an orphan for GC, like the Parquet).
@@ -63,8 +62,7 @@ pub(super) async fn commit(
     )
     .await?;
     let partition_spec = partitions.as_ref().map(|files| files.spec.clone());
-    // Removed once the version is registered, off the async threads.
-    scratch.partitions = partitions;
+    scratch.partitions = partitions; // removed once the version is registered
     let put_ms = put_started.elapsed().as_millis();
 
     let register_started = Instant::now();
