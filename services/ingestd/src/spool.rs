@@ -67,7 +67,8 @@ pub fn new_dir(dir: &Path) -> Result<tempfile::TempDir, IngestError> {
 
 /// A spool file, removed when dropped, wherever that happens: its name at once, and its
 /// pages freed on a blocking thread (closing the last handle of a GiB file makes the kernel
-/// free its page cache, 0.1 to 0.3 s), never on an async thread.
+/// free its page cache, 0.1 to 0.3 s), never on an async thread; its blocks only once a
+/// second handle ([`SpoolFile::hold`]) is closed too.
 #[derive(Debug)]
 pub struct SpoolFile {
     path: std::path::PathBuf,

@@ -2,7 +2,7 @@
 //! the version registered with catalogd (docs/contract.md sections 1 and 6).
 
 use super::keyed::{KeyedInputs, commit_keyed};
-use super::partitioned::{PartitionedFiles, store_partitioned};
+use super::partitioned::store_partitioned;
 use super::rejects::{PendingRejects, store_rejects};
 use super::{CsvFacts, Encoded, IngestRequest, Pass1Output, Plan, Scratch, Settled, Written};
 use crate::upload::StoredFile;
@@ -14,8 +14,8 @@ use lakehouse_api::{
 use std::time::Instant;
 
 /// Commits the Parquet object (ends its streamed POST and checks what storaged stored) and
-/// registers the version with catalogd. Spool space freed once the ingest ends goes to
-/// `scratch`.
+/// registers the version with catalogd. The partition files' spool directory goes to
+/// `scratch` first, whatever happens next.
 ///
 /// # Errors
 /// [`IngestError::Upstream`], [`IngestError::StoredObject`].
@@ -31,12 +31,15 @@ pub(super) async fn commit(
     let Settled {
         pass1,
         encoded,
-        written,
+        mut written,
         speculation_hit,
         guess_ms,
         speculation_wait_ms,
         pass2_ms,
     } = settled;
+    if let Written::Partitioned(files) = &mut written {
+        scratch.partitions = files.take_dir(); // removed after the register, or a failure
+    }
     // A key column the upload lacks is the request's fault, found before anything is kept.
     super::keyed::check_key_columns(request, &pass1.schema)?;
     let plan_was_new = plan.current.is_none();
@@ -51,7 +54,7 @@ pub(super) async fn commit(
         None => None,
     };
     let put_started = Instant::now();
-    let (objects, partitions) = store_objects(
+    let (objects, partition_spec) = store_objects(
         state,
         request,
         &plan,
@@ -61,8 +64,6 @@ pub(super) async fn commit(
         rejects.clone(),
     )
     .await?;
-    let partition_spec = partitions.as_ref().map(|files| files.spec.clone());
-    scratch.partitions = partitions; // removed once the version is registered
     let put_ms = put_started.elapsed().as_millis();
 
     let register_started = Instant::now();
@@ -121,7 +122,7 @@ pub(super) async fn commit(
 
 /// Stores the upload's Parquet: ends the streamed POST of a single object (and checks what
 /// storaged stored), or stores a partitioned upload's files. Returns the objects and, for a
-/// partitioned dataset, its files (still in the spool, with their spec).
+/// partitioned dataset, its spec.
 ///
 /// # Errors
 /// [`IngestError::Upstream`], [`IngestError::StoredObject`].
@@ -133,7 +134,7 @@ async fn store_objects(
     written: Written,
     csv_sha256: &Sha256Digest,
     rejects: Option<lakehouse_api::RejectsRef>,
-) -> Result<(Vec<ObjectRef>, Option<PartitionedFiles>), IngestError> {
+) -> Result<(Vec<ObjectRef>, Option<lakehouse_api::PartitionSpec>), IngestError> {
     match written {
         // The Parquet went to storaged while it was encoded: end the bodies, take the
         // answers. The rejects object goes with the first file.
@@ -165,7 +166,7 @@ async fn store_objects(
                 state.inner.storaged_idle(),
             )
             .await?;
-            Ok((objects, Some(files)))
+            Ok((objects, Some(files.spec.clone())))
         }
     }
 }

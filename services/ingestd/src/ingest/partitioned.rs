@@ -24,14 +24,22 @@ const FILES_IN_FLIGHT: usize = 8;
 /// The read size while a partition file is sent, bytes.
 const SEND_READ_BYTES: usize = 1 << 20;
 
-/// A partitioned pass 2's files, waiting in their spool directory (removed when this is
-/// dropped, whatever the outcome).
+/// A partitioned pass 2's files, waiting in their spool directory (removed with it: when
+/// this is dropped, unless the ingest took the directory over first, [`Self::take_dir`]).
 pub(super) struct PartitionedFiles {
     /// The spec they were written with.
     pub(super) spec: PartitionSpec,
     /// Each file with its partition tuple, in partition order (then file number).
     files: Vec<(SpooledFile, PartitionTuple)>,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl PartitionedFiles {
+    /// The spool directory that holds the files, for the caller to remove when it is done
+    /// with them (`None` once taken).
+    pub(super) fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self.dir.take()
+    }
 }
 
 /// A partitioned pass 2 about to run: the spec bound to the schema, the partitioner, and the
@@ -128,7 +136,7 @@ impl PartitionedPass {
             PartitionedFiles {
                 spec: self.spec,
                 files,
-                _dir: self.dir,
+                dir: Some(self.dir),
             },
         )))
     }
