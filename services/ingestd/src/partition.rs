@@ -251,51 +251,77 @@ impl Partitioner for RowPartitioner {
     }
 }
 
-/// A partition file waiting in the spool directory, its footer not yet stamped with the
-/// upload ([`SpooledFile::stamp`]).
+/// A partition file waiting in the spool, its footer not yet stamped with the upload
+/// ([`SpooledFile::send_stamped`]): the segments of the sink's one spool file that hold
+/// its bytes, in order.
 #[derive(Debug, Clone)]
 pub struct SpooledFile {
     /// Partition index ([`RowPartitioner`]'s numbering).
     pub partition: u32,
     /// Its number among the partition's files.
     pub file: u32,
-    /// Where it is.
+    /// The spool file holding its bytes (and every other partition file's).
     pub path: PathBuf,
+    /// Its bytes in that file, in order: (offset, length) each, bytes. The last one is its
+    /// footer (the bytes `PartitionSink::finish` was given).
+    pub segments: Vec<(u64, u64)>,
     /// Bytes.
     pub size: u64,
     /// Rows.
     pub rows: u64,
-    /// Where its footer starts (the bytes `PartitionSink::finish` was given), bytes.
-    footer_at: u64,
 }
 
+/// The read size while a partition file is sent, bytes: a row group is sent in one or a
+/// few reads.
+const SEND_READ_BYTES: u64 = 1 << 20;
+
 impl SpooledFile {
-    /// Names the upload whose SHA-256 is `upload` in the file's footer, in place
-    /// (`lakehouse_convert::stamp_upload`). Reads and rewrites the footer only. Blocking.
+    /// Writes the file's bytes to `out`, its footer naming the upload whose SHA-256 is
+    /// `upload` (`lakehouse_convert::stamp_upload`, on a copy: the spool is only read).
+    /// Blocking.
     ///
     /// # Errors
-    /// I/O, or `InvalidData` when the footer is not one the pass wrote.
-    pub fn stamp(&self, upload: &Sha256Digest) -> io::Result<()> {
+    /// I/O, `out`'s error, or `InvalidData` when the footer is not one the pass wrote.
+    pub fn send_stamped(&self, upload: &Sha256Digest, out: &mut impl Write) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)?;
-        let length = self.size.saturating_sub(self.footer_at);
+        let spool = std::fs::File::open(&self.path)?;
+        let Some((&(at, length), pages)) = self.segments.split_last() else {
+            return Err(io::Error::other("a partition file without a footer"));
+        };
         let mut footer = vec![0; usize::try_from(length).map_err(io::Error::other)?];
-        file.read_exact_at(&mut footer, self.footer_at)?;
+        spool.read_exact_at(&mut footer, at)?;
         lakehouse_convert::stamp_upload(&mut footer, upload.as_str())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        file.write_all_at(&footer, self.footer_at)
+        let mut buffer = Vec::new();
+        for &(start, length) in pages {
+            let mut done = 0;
+            while done < length {
+                let n = (length - done).min(SEND_READ_BYTES);
+                buffer.resize(usize::try_from(n).map_err(io::Error::other)?, 0);
+                spool.read_exact_at(&mut buffer, start + done)?;
+                out.write_all(&buffer)?;
+                done += n;
+            }
+        }
+        out.write_all(&footer)?;
+        out.flush()
     }
 }
 
-/// The partition files of one upload, written into a spool directory of their own (removed
-/// with the [`tempfile::TempDir`] that holds it). Not hashed here: storaged answers each
-/// one's SHA-256 when it is stored, and ingestd checks that answer's key and size as it
-/// does for an unpartitioned upload's objects.
+/// Where the partition files of one upload wait: one spool file in a spool directory of
+/// their own (removed with the [`tempfile::TempDir`] that holds it), each file's bytes
+/// appended as the encoders hand them over, so a row group costs one write and no file is
+/// created, opened or removed per partition. Not hashed here: storaged answers each file's
+/// SHA-256 when it is stored, and ingestd checks that answer's key and size as it does for
+/// an unpartitioned upload's objects.
 pub struct SpoolSink {
-    dir: PathBuf,
+    path: PathBuf,
+    /// The spool file, opened at the first append.
+    out: Option<std::fs::File>,
+    /// Bytes written to it so far.
+    end: u64,
+    /// The segments so far of each file being written, per (partition, file).
+    open: HashMap<(u32, u32), Vec<(u64, u64)>>,
     /// Files complete, in the order they were closed.
     pub done: Vec<SpooledFile>,
 }
@@ -304,29 +330,43 @@ impl SpoolSink {
     /// A sink writing into `dir` (which exists and is empty).
     pub fn new(dir: &Path) -> Self {
         SpoolSink {
-            dir: dir.to_owned(),
+            path: dir.join("partitions.parquet-segments"),
+            out: None,
+            end: 0,
+            open: HashMap::new(),
             done: Vec::new(),
         }
     }
 
-    fn path(&self, partition: u32, file: u32) -> PathBuf {
-        self.dir.join(format!("p{partition}-{file}.parquet"))
-    }
-
-    /// Appends `bytes` to the file (opened for the call only: no descriptor is held between
-    /// row groups, whatever the number of partitions).
-    fn write(&self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()> {
-        let mut out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(partition, file))?;
-        out.write_all(bytes)
+    /// Appends `bytes` to the spool file; returns their segment.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<(u64, u64)> {
+        let out = match &mut self.out {
+            Some(out) => out,
+            slot => slot.insert(
+                std::fs::OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .open(&self.path)?,
+            ),
+        };
+        out.write_all(bytes)?;
+        let segment = (self.end, bytes.len() as u64);
+        self.end += bytes.len() as u64;
+        Ok(segment)
     }
 }
 
 impl PartitionSink for SpoolSink {
     fn append(&mut self, partition: u32, file: u32, bytes: &[u8]) -> io::Result<()> {
-        self.write(partition, file, bytes)
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let segment = self.write(bytes)?;
+        self.open
+            .entry((partition, file))
+            .or_default()
+            .push(segment);
+        Ok(())
     }
 
     fn finish(
@@ -337,14 +377,22 @@ impl PartitionSink for SpoolSink {
         size: u64,
         rows: u64,
     ) -> io::Result<()> {
-        self.write(partition, file, footer)?;
+        let footer = self.write(footer)?;
+        let mut segments = self.open.remove(&(partition, file)).unwrap_or_default();
+        segments.push(footer);
+        let written: u64 = segments.iter().map(|(_, length)| length).sum();
+        if written != size {
+            return Err(io::Error::other(format!(
+                "partition {partition} file {file}: {written} bytes spooled, the writer made {size}"
+            )));
+        }
         self.done.push(SpooledFile {
             partition,
             file,
-            path: self.path(partition, file),
+            path: self.path.clone(),
+            segments,
             size,
             rows,
-            footer_at: size - footer.len() as u64,
         });
         Ok(())
     }
@@ -438,5 +486,67 @@ mod tests {
                 "{by}: {error:?}"
             );
         }
+    }
+
+    #[test]
+    fn files_sent_from_the_one_spool_file_are_whole_and_name_the_upload() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        use parquet::record::RowAccessor;
+        // Two partitions (one per city), rows interleaved, and a budget small enough
+        // that each file gets several row groups, so their segments alternate in the spool.
+        let mut csv = String::from("id,city\n");
+        for id in 0..100_000 {
+            let city = ["Oslo", "Lima"][id % 2];
+            csv.push_str(&format!("{id},{city}\n"));
+        }
+        let schema = schema();
+        let mut rows = partitioner("city", &schema);
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = SpoolSink::new(dir.path());
+        let config = lakehouse_convert::PartitionedConfig {
+            buffer_bytes: 256 << 10,
+            target_file_bytes: u64::MAX,
+            spill_dir: None,
+        };
+        lakehouse_convert::write_parquet_partitioned(
+            csv.as_bytes(),
+            &lakehouse_api::CsvOptions::default(),
+            lakehouse_convert::Expected::Registered(&schema),
+            &mut rows,
+            &mut sink,
+            config,
+        )
+        .unwrap()
+        .unwrap();
+        // Small files are closed early too (the budget bounds their metadata); some file
+        // must have several row groups for the test to say anything.
+        assert!(sink.done.iter().any(|file| file.segments.len() > 3));
+        let upload = Sha256Digest::from_bytes([7; 32]);
+        let mut total = 0;
+        for file in &sink.done {
+            let mut sent = Vec::new();
+            file.send_stamped(&upload, &mut sent).unwrap();
+            assert_eq!(sent.len() as u64, file.size);
+            let reader = SerializedFileReader::new(bytes::Bytes::from(sent)).unwrap();
+            let metadata = reader.metadata();
+            // A row group per segment but the footer's, which may end with the last one.
+            assert!(metadata.num_row_groups() + 1 >= file.segments.len());
+            assert_eq!(metadata.file_metadata().num_rows() as u64, file.rows);
+            let entries = metadata.file_metadata().key_value_metadata().unwrap();
+            let named = entries
+                .iter()
+                .find(|e| e.key == lakehouse_convert::UPLOAD_KEY)
+                .and_then(|e| e.value.clone());
+            assert_eq!(named.as_deref(), Some(upload.as_str()));
+            // Every row of the file is in its partition.
+            let cities: std::collections::BTreeSet<String> = reader
+                .get_row_iter(None)
+                .unwrap()
+                .map(|row| row.unwrap().get_string(1).unwrap().clone())
+                .collect();
+            assert_eq!(cities.len(), 1, "{cities:?}");
+            total += file.rows;
+        }
+        assert_eq!(total, 100_000);
     }
 }

@@ -21,9 +21,6 @@ use std::time::Duration;
 /// Partition files stored at once, at most.
 const FILES_IN_FLIGHT: usize = 8;
 
-/// The read size while a partition file is sent, bytes.
-const SEND_READ_BYTES: usize = 1 << 20;
-
 /// A partitioned pass 2's files, waiting in their spool directory (removed with it: when
 /// this is dropped, unless the ingest took the directory over first, [`Self::take_dir`]).
 pub(super) struct PartitionedFiles {
@@ -177,7 +174,7 @@ pub(super) fn encode_partitioned(
 
 /// Stores every file of `files` in storaged (or, for a dry run, only hashes it), at most
 /// [`FILES_IN_FLIGHT`] at once, each content-addressed under the schema's directory once its
-/// footer names the upload whose SHA-256 is `upload` ([`SpooledFile::stamp`]: so two uploads
+/// footer names the upload whose SHA-256 is `upload` ([`SpooledFile::send_stamped`]: so two uploads
 /// never share an object, and the same upload again makes the same ones), and checks what
 /// storaged stored ([`checked_parquet`]). Returns the objects in
 /// partition order; the first carries `rejects`.
@@ -249,19 +246,9 @@ impl Stored {
             self.idle,
         );
         let (file, upload) = (self.file.clone(), self.upload);
-        let copied = tokio::task::spawn_blocking(move || {
-            file.stamp(&upload)?;
-            // Read a MiB at a time: a partition file is sent in a few reads, not in 8 KiB ones.
-            let mut source = std::io::BufReader::with_capacity(
-                SEND_READ_BYTES,
-                std::fs::File::open(&file.path)?,
-            );
-            std::io::copy(&mut source, &mut sender)?;
-            std::io::Write::flush(&mut sender)?;
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .map_err(IngestError::Task)?;
+        let copied = tokio::task::spawn_blocking(move || file.send_stamped(&upload, &mut sender))
+            .await
+            .map_err(IngestError::Task)?;
         if let Err(error) = copied {
             return Err(put.abort().await.unwrap_or(IngestError::Spool(error)));
         }
