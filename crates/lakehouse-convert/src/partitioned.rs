@@ -147,12 +147,16 @@ pub fn stamp_upload(footer: &mut [u8], upload_sha256: &str) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct PartitionedConfig {
     /// Bytes of rows waiting in memory, over all partitions, before the largest are
-    /// flushed. On top come the chunk being split (a quarter of it at most), the flushes
+    /// flushed (docs/contract.md section 10: `partition_buffer_bytes`). On top come the
+    /// chunk being split (cut at the batch that brings it to a quarter of it), the flushes
     /// handed to the encoder threads (two each of any size, one more held by the splitting
     /// thread while it waits, and more while all of them come to a quarter of it at most)
-    /// and the row groups being encoded. It bounds the open files' row-group metadata too,
-    /// apart, past which the files holding the most are closed. It also bounds the first
-    /// chunk, whose strings decide the files' dictionaries (a quarter of it at most).
+    /// and the row groups being encoded. A second budget of the same size, split between
+    /// the two encoder threads, bounds the open files' estimated row-group metadata: past
+    /// a thread's share, its files holding the most are closed until it is back under half.
+    /// The first chunk, cut the same way, decides the files' dictionaries. In all, peak
+    /// memory is a small multiple of it (about 2.5 times, plus the row groups being
+    /// encoded), whatever the number of partitions.
     pub buffer_bytes: usize,
     /// A file is closed once it holds this many bytes; the partition's next rows go to a
     /// new one (docs/contract.md section 10: `target_file_bytes`).
@@ -220,13 +224,23 @@ struct InFlightState {
     /// The encoder threads that stopped taking jobs (ended or panicked): a job for one is
     /// never waited for (its send then fails).
     gone: [bool; WORKERS],
+    /// An encoder thread failed (its sink or its encoder erred): the splitting thread
+    /// stops at its next job instead of reading the rest of the upload for nothing.
+    failed: bool,
+    /// The splitting thread stopped because an encoder thread failed or was gone: the
+    /// pass then reports that thread's error, not its own.
+    split_stopped: bool,
 }
 
 impl InFlight {
     /// Waits until encoder `worker` may take a job holding `bytes`, then counts it.
-    fn acquire(&self, worker: usize, bytes: usize) {
+    ///
+    /// # Errors
+    /// The [`ENCODER_GONE`] error, without counting the job, once an encoder thread failed.
+    fn acquire(&self, worker: usize, bytes: usize) -> Result<()> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while !state.gone[worker]
+            && !state.failed
             && state.jobs[worker] >= WORKER_JOBS
             && state.bytes + bytes > self.limit
         {
@@ -235,8 +249,25 @@ impl InFlight {
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+        if state.failed {
+            return Err(stop_split(&mut state));
+        }
         state.jobs[worker] += 1;
         state.bytes += bytes;
+        Ok(())
+    }
+
+    /// An encoder thread failed: the splitting thread stops at its next job.
+    fn fail(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.failed = true;
+        self.done.notify_all();
+    }
+
+    /// Whether the splitting thread stopped because of an encoder thread.
+    fn split_stopped(&self) -> bool {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.split_stopped
     }
 
     /// Encoder `worker` is done with a job of `bytes`.
@@ -246,6 +277,19 @@ impl InFlight {
         state.bytes -= bytes;
         self.done.notify_all();
     }
+
+    /// The splitting thread's error when a job could not be sent (its encoder thread is
+    /// gone); marks it stopped by that thread.
+    fn gone(&self) -> ConvertError {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        stop_split(&mut state)
+    }
+}
+
+/// Marks the splitting thread stopped by an encoder thread; its error.
+fn stop_split(state: &mut InFlightState) -> ConvertError {
+    state.split_stopped = true;
+    ConvertError::Parquet(ENCODER_GONE.into())
 }
 
 /// Marks an encoder thread gone when it leaves its job loop, however it leaves it.
@@ -394,12 +438,12 @@ impl Parts<'_> {
             Job::Write(_, _, bytes) => *bytes,
             Job::Close(_) | Job::Empty => 0,
         };
-        self.in_flight.acquire(worker, bytes);
+        self.in_flight.acquire(worker, bytes)?;
         // A send fails only when the encoder thread is gone (it panicked: after an error
         // it still takes every job), which its join reports.
         self.workers[worker].send(job).map_err(|_| {
             self.in_flight.release(worker, bytes);
-            ConvertError::Parquet(ENCODER_GONE.into())
+            self.in_flight.gone()
         })
     }
 }
@@ -554,6 +598,9 @@ impl Encoder<'_, '_> {
                 };
                 busy += started.elapsed();
                 failed = done.err();
+                if failed.is_some() {
+                    self.in_flight.fail();
+                }
             }
             self.in_flight.release(self.worker, bytes);
         }
@@ -639,11 +686,12 @@ pub(crate) fn partition_batches(
                 }
             }
         }
-        // The splitting thread's own error (the partitioner's) comes first, unless it only
-        // found an encoder thread gone: then what that thread's join said.
+        // The splitting thread's own error (the partitioner's) comes first, unless it
+        // stopped because an encoder thread failed or was gone: then what that thread's
+        // join said.
         match (split, failed) {
             (Ok(split_busy), None) => Ok((written, busy + split_busy)),
-            (Err(ConvertError::Parquet(gone)), Some(e)) if gone == ENCODER_GONE => Err(e),
+            (Err(_), Some(e)) if in_flight.split_stopped() => Err(e),
             (Err(e), _) | (Ok(_), Some(e)) => Err(e),
         }
     })

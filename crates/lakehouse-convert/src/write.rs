@@ -80,10 +80,11 @@ pub(crate) fn writer_properties() -> WriterProperties {
 
 /// The settings of a partitioned dataset's files (docs/contract.md section 10): those of
 /// [`writer_properties`], with dictionary encoding only for the `utf8` columns whose
-/// distinct values in `sample` (the pass's first chunk: up to 131,072 rows, fewer when
-/// they reach a quarter of the memory budget) fit one dictionary page: under
-/// [`DICTIONARY_PAGE_BYTES`], counted as parquet counts it (each distinct value's bytes
-/// plus 4), which drops a dictionary that reaches the limit. A partition's row groups are small when partitions are many, and a
+/// distinct values in `sample` (the pass's first chunk: up to 131,072 rows, cut at the
+/// first batch that brings it to a quarter of the memory budget) fit one dictionary page:
+/// under [`DICTIONARY_PAGE_BYTES`], counted as parquet counts it (each distinct value's
+/// bytes plus 4), which drops a dictionary that reaches the limit. A partition's row
+/// groups are small when partitions are many, and a
 /// per-row-group dictionary then never reaches its page limit: every number, date and
 /// timestamp, and every free-text value, would be hashed into one, which costs more time
 /// and (with Snappy) more bytes than plain encoding. An unpartitioned file drops such a
@@ -111,7 +112,8 @@ pub(crate) fn partition_writer_properties(
 
 /// Whether the distinct values of column `i` (`utf8`) over `sample` fit one dictionary
 /// page: their bytes plus 4 each under [`DICTIONARY_PAGE_BYTES`]. Stops at the first value
-/// that reaches it.
+/// that reaches it. A column that is not a `StringArray` (never, for a `utf8` field) keeps
+/// its dictionary, as every `utf8` column did before this rule.
 fn fits_one_dictionary_page(sample: &[RecordBatch], i: usize) -> bool {
     let mut seen = std::collections::HashSet::new();
     let mut bytes = 0usize;

@@ -174,10 +174,10 @@ pub(super) fn encode_partitioned(
 
 /// Stores every file of `files` in storaged (or, for a dry run, only hashes it), at most
 /// [`FILES_IN_FLIGHT`] at once, each content-addressed under the schema's directory once its
-/// footer names the upload whose SHA-256 is `upload` ([`SpooledFile::send_stamped`]: so two uploads
-/// never share an object, and the same upload again makes the same ones), and checks what
-/// storaged stored ([`checked_parquet`]). Returns the objects in
-/// partition order; the first carries `rejects`.
+/// footer names the upload whose SHA-256 is `upload` ([`SpooledFile::send_stamped`]: so two
+/// uploads never share an object, and the same upload again makes the same ones), and
+/// checks what storaged stored ([`checked_parquet`]). Returns the objects in partition
+/// order; the first carries `rejects` (docs/contract.md section 10).
 ///
 /// # Errors
 /// [`IngestError::Upstream`], [`IngestError::StoragedStalled`],
