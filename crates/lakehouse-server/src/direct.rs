@@ -19,6 +19,55 @@ const ALIGN: usize = 4096;
 /// Bytes per direct write (the aligned buffer's size).
 const WRITE_BYTES: usize = 1 << 20;
 
+/// Aligned buffers kept for the next writers once theirs are done, at most: a fresh buffer
+/// costs a page fault per 4 KiB page on its first fill, which for storaged's many small
+/// objects (a partitioned upload's files, about 1 MiB each) was a fifth of its CPU time
+/// (docs/performance.md). With concurrent writers past this number, the rest are freed.
+const SPARE_BUFFERS: usize = 8;
+
+/// The process's spare aligned buffers ([`SPARE_BUFFERS`]).
+static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// A buffer of [`WRITE_BYTES`] plus [`ALIGN`] bytes (so that an aligned run of
+/// [`WRITE_BYTES`] fits in it), taken from the spare ones when there is one, given back to
+/// them when dropped.
+#[derive(Debug)]
+struct AlignedBuffer {
+    raw: Vec<u8>,
+    /// Where the aligned run starts in `raw`.
+    start: usize,
+}
+
+impl AlignedBuffer {
+    /// A spare buffer, or a new one; `None` when the allocator gives no aligned run (never
+    /// seen: a run of `ALIGN` bytes always holds an aligned address).
+    fn take() -> Option<Self> {
+        let spare = SPARE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let raw = spare.unwrap_or_else(|| vec![0u8; WRITE_BYTES + ALIGN]);
+        let start = raw.as_ptr().align_offset(ALIGN);
+        (start < ALIGN).then_some(AlignedBuffer { raw, start })
+    }
+
+    /// The aligned run.
+    fn run(&mut self) -> &mut [u8] {
+        &mut self.raw[self.start..self.start + WRITE_BYTES]
+    }
+}
+
+impl Drop for AlignedBuffer {
+    fn drop(&mut self) {
+        let mut spare = SPARE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(std::mem::take(&mut self.raw));
+        }
+    }
+}
+
 /// A file being written from its start, in order: directly from an aligned buffer of
 /// [`WRITE_BYTES`] when `O_DIRECT` is on, else straight through `write_all`. The tail of a
 /// direct file is padded to a block, then the file is cut to its true size
@@ -35,13 +84,14 @@ pub struct DirectWriter {
     /// Where the file is, to open it again directly once it outgrows `held`; `None` when
     /// it is not to be direct.
     direct_path: Option<PathBuf>,
+    /// Whether the file is written directly (from the first [`WRITE_BYTES`] on).
+    direct: bool,
     /// The first bytes, while the file may still become direct (at most [`WRITE_BYTES`]);
     /// once direct, the buffered bytes short of a block while parked
     /// ([`DirectWriter::park`]).
     held: Vec<u8>,
-    /// The aligned buffer (`raw[start..start + WRITE_BYTES]`), only when writing directly;
-    /// empty while parked.
-    buffer: Option<(Vec<u8>, usize)>,
+    /// The aligned buffer, only when writing directly; `None` while parked.
+    buffer: Option<AlignedBuffer>,
     filled: usize,
     written: u64,
 }
@@ -61,6 +111,7 @@ impl DirectWriter {
         Ok(DirectWriter {
             file,
             direct_path: direct.then(|| path.to_owned()),
+            direct: false,
             held: Vec::new(),
             buffer: None,
             filled: 0,
@@ -70,7 +121,7 @@ impl DirectWriter {
 
     /// Whether the bytes go past the page cache (from the first [`WRITE_BYTES`] on).
     pub fn is_direct(&self) -> bool {
-        self.buffer.is_some()
+        self.direct
     }
 
     /// Appends `data`.
@@ -79,7 +130,7 @@ impl DirectWriter {
     /// The file system's write error.
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         self.written += data.len() as u64;
-        if self.buffer.is_none() {
+        if !self.direct {
             if self.direct_path.is_none() {
                 return self.file.write_all(data);
             }
@@ -90,6 +141,9 @@ impl DirectWriter {
                 return Ok(());
             }
             self.go_direct()?;
+            if !self.direct {
+                return self.file.write_all(data);
+            }
         }
         self.write_aligned(data)
     }
@@ -103,14 +157,13 @@ impl DirectWriter {
         let direct = path.as_deref().and_then(|path| {
             let options = std::fs::OpenOptions::new().write(true).clone();
             let file = open_direct(&options, path)?;
-            let raw = vec![0u8; WRITE_BYTES + ALIGN];
-            let start = raw.as_ptr().align_offset(ALIGN);
-            (start < ALIGN).then_some((file, raw, start))
+            Some((file, AlignedBuffer::take()?))
         });
         match direct {
-            Some((file, raw, start)) => {
+            Some((file, buffer)) => {
                 self.file = file;
-                self.buffer = Some((raw, start));
+                self.direct = true;
+                self.buffer = Some(buffer);
                 self.filled = 0;
                 self.write_aligned(&held)
             }
@@ -121,54 +174,49 @@ impl DirectWriter {
     /// Nothing more is coming for a while (a body that waits for its verdict): writes the
     /// whole blocks buffered, keeps the bytes short of a block, and gives the aligned buffer
     /// back, so a file that waits holds a few KiB, not [`WRITE_BYTES`]. The next write takes
-    /// a new buffer. Nothing to do for a file that is not direct.
+    /// a buffer again. Nothing to do for a file that is not direct.
     ///
     /// # Errors
     /// The file system's write error.
     pub fn park(&mut self) -> io::Result<()> {
-        let Some((raw, start)) = self.buffer.as_mut() else {
+        let Some(mut buffer) = self.buffer.take() else {
             return Ok(());
         };
-        if raw.is_empty() {
-            return Ok(());
-        }
         let whole = self.filled / ALIGN * ALIGN;
-        self.file.write_all(&raw[*start..*start + whole])?;
-        self.held = raw[*start + whole..*start + self.filled].to_vec();
+        let run = buffer.run();
+        self.file.write_all(&run[..whole])?;
+        self.held = run[whole..self.filled].to_vec();
         self.filled = 0;
-        *raw = Vec::new();
-        *start = 0;
         Ok(())
     }
 
-    /// A new aligned buffer for a parked file, holding the bytes it kept.
-    fn unpark(&mut self) {
-        let Some((raw, start)) = self.buffer.as_mut() else {
-            return;
-        };
-        if !raw.is_empty() {
-            return;
+    /// A buffer again for a parked file, holding the bytes it kept.
+    fn unpark(&mut self) -> io::Result<()> {
+        if !self.direct || self.buffer.is_some() {
+            return Ok(());
         }
-        *raw = vec![0u8; WRITE_BYTES + ALIGN];
-        *start = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
+        let mut buffer = AlignedBuffer::take()
+            .ok_or_else(|| io::Error::other("no aligned buffer for a direct write"))?;
         let kept = std::mem::take(&mut self.held);
-        raw[*start..*start + kept.len()].copy_from_slice(&kept);
+        buffer.run()[..kept.len()].copy_from_slice(&kept);
         self.filled = kept.len();
+        self.buffer = Some(buffer);
+        Ok(())
     }
 
     fn write_aligned(&mut self, mut data: &[u8]) -> io::Result<()> {
-        self.unpark();
-        let Some((raw, start)) = self.buffer.as_mut() else {
+        self.unpark()?;
+        let Some(buffer) = self.buffer.as_mut() else {
             return self.file.write_all(data);
         };
+        let run = buffer.run();
         while !data.is_empty() {
             let n = data.len().min(WRITE_BYTES - self.filled);
-            let at = *start + self.filled;
-            raw[at..at + n].copy_from_slice(&data[..n]);
+            run[self.filled..self.filled + n].copy_from_slice(&data[..n]);
             self.filled += n;
             data = &data[n..];
             if self.filled == WRITE_BYTES {
-                self.file.write_all(&raw[*start..*start + WRITE_BYTES])?;
+                self.file.write_all(run)?;
                 self.filled = 0;
             }
         }
@@ -176,17 +224,21 @@ impl DirectWriter {
     }
 
     /// Writes what is buffered (padded to a block, then the file cut to the bytes written)
-    /// or held, and returns the file, for an fsync.
+    /// or held, and returns the file, for an fsync. The aligned buffer goes back to the
+    /// spare ones.
     ///
     /// # Errors
     /// The file system's write or truncate error.
     pub fn finish(mut self) -> io::Result<File> {
-        self.unpark();
-        if let Some((raw, start)) = self.buffer.as_mut() {
-            if self.filled > 0 {
-                let padded = self.filled.next_multiple_of(ALIGN);
-                raw[*start + self.filled..*start + padded].fill(0);
-                self.file.write_all(&raw[*start..*start + padded])?;
+        if self.direct {
+            self.unpark()?;
+            if let Some(mut buffer) = self.buffer.take() {
+                if self.filled > 0 {
+                    let padded = self.filled.next_multiple_of(ALIGN);
+                    let run = buffer.run();
+                    run[self.filled..padded].fill(0);
+                    self.file.write_all(&run[..padded])?;
+                }
             }
             self.file.set_len(self.written)?;
         } else if !self.held.is_empty() {
@@ -211,6 +263,32 @@ fn open_direct(_options: &std::fs::OpenOptions, _path: &Path) -> Option<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many writers at once give back at most [`SPARE_BUFFERS`] buffers: what the process
+    /// keeps between uploads is bounded whatever their number.
+    #[test]
+    fn the_spare_buffers_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = vec![7u8; WRITE_BYTES + 1];
+        let writers: Vec<DirectWriter> = (0..3 * SPARE_BUFFERS)
+            .map(|n| {
+                let path = dir.path().join(format!("w{n}"));
+                let mut writer = DirectWriter::open(&path, true, true).unwrap();
+                writer.write(&data).unwrap();
+                writer
+            })
+            .collect();
+        for writer in writers {
+            writer.finish().unwrap();
+        }
+        let spare = SPARE.lock().unwrap();
+        assert!(
+            spare.len() <= SPARE_BUFFERS,
+            "{} spare buffers",
+            spare.len()
+        );
+        assert!(spare.iter().all(|raw| raw.len() == WRITE_BYTES + ALIGN));
+    }
 
     /// Direct or not, any sizes and chunkings give the file of exactly the bytes written.
     #[test]

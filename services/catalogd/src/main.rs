@@ -6,6 +6,15 @@ use clap::Parser;
 use lakehouse_server::{Cli, config, init_tracing, shutdown_signal};
 use tokio::net::TcpListener;
 
+/// jemalloc (tikv-jemallocator, default settings) as catalogd's allocator, as in ingestd and
+/// storaged: a register of a partitioned upload parses hundreds of footers and renders an
+/// Avro manifest entry per file, small allocations freed as fast as they are made, on
+/// several runtime threads; with glibc's allocator a quarter of catalogd's CPU in that
+/// register went to `malloc` and `free`, and arenas grew with `mprotect`
+/// (docs/performance.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
