@@ -232,13 +232,11 @@ impl DirectWriter {
     pub fn finish(mut self) -> io::Result<File> {
         if self.direct {
             self.unpark()?;
-            if let Some(mut buffer) = self.buffer.take() {
-                if self.filled > 0 {
-                    let padded = self.filled.next_multiple_of(ALIGN);
-                    let run = buffer.run();
-                    run[self.filled..padded].fill(0);
-                    self.file.write_all(&run[..padded])?;
-                }
+            if let (Some(mut buffer), true) = (self.buffer.take(), self.filled > 0) {
+                let padded = self.filled.next_multiple_of(ALIGN);
+                let run = buffer.run();
+                run[self.filled..padded].fill(0);
+                self.file.write_all(&run[..padded])?;
             }
             self.file.set_len(self.written)?;
         } else if !self.held.is_empty() {
