@@ -747,7 +747,9 @@ const CHUNK_ROWS: usize = 131_072;
 #[derive(Default)]
 struct Chunk {
     batches: Vec<RecordBatch>,
-    /// Per partition present: its rows as (batch, row) pairs, in file order.
+    /// Per partition present (`order`'s first entries): its rows as (batch, row) pairs, in
+    /// file order. The lists are kept from chunk to chunk and cleared when a partition
+    /// takes one, so that a chunk's lists grow into memory already allocated.
     rows_of: Vec<Vec<(usize, usize)>>,
     /// The partitions present, in order of first appearance in the chunk.
     order: Vec<u32>,
@@ -792,7 +794,10 @@ impl Chunk {
             if self.slot[p_index] == u32::MAX {
                 self.slot[p_index] = self.order.len() as u32;
                 self.order.push(p);
-                self.rows_of.push(Vec::new());
+                match self.rows_of.get_mut(self.order.len() - 1) {
+                    Some(rows) => rows.clear(),
+                    None => self.rows_of.push(Vec::new()),
+                }
             }
             self.rows_of[self.slot[p_index] as usize].push((b, row));
         }
@@ -807,7 +812,6 @@ impl Chunk {
     fn split(&mut self, parts: &mut Parts) -> Result<()> {
         let batches = std::mem::take(&mut self.batches);
         let order = std::mem::take(&mut self.order);
-        let rows_of = std::mem::take(&mut self.rows_of);
         for p in &order {
             self.slot[*p as usize] = u32::MAX;
         }
@@ -817,10 +821,20 @@ impl Chunk {
             return parts.push(*p as usize, batch.clone());
         }
         let sources: Vec<&RecordBatch> = batches.iter().collect();
-        for (p, rows) in order.into_iter().zip(rows_of) {
-            let taken = arrow_select::interleave::interleave_record_batch(&sources, &rows)
+        for (p, rows) in order.into_iter().zip(&self.rows_of) {
+            let taken = arrow_select::interleave::interleave_record_batch(&sources, rows)
                 .map_err(|e| ConvertError::Parquet(e.to_string()))?;
             parts.push(p as usize, taken)?;
+        }
+        // What the lists keep for the next chunk stays under two chunks of rows (4 MiB),
+        // however the rows fell in this one.
+        let mut kept = 0;
+        for rows in &mut self.rows_of {
+            if kept + rows.capacity() > 2 * CHUNK_ROWS {
+                *rows = Vec::new();
+            } else {
+                kept += rows.capacity();
+            }
         }
         Ok(())
     }
