@@ -747,9 +747,10 @@ const CHUNK_ROWS: usize = 131_072;
 #[derive(Default)]
 struct Chunk {
     batches: Vec<RecordBatch>,
-    /// Per partition present (`order`'s first entries): its rows as (batch, row) pairs, in
-    /// file order. The lists are kept from chunk to chunk and cleared when a partition
-    /// takes one, so that a chunk's lists grow into memory already allocated.
+    /// The first `order.len()` lists, one per entry of `order`: that partition's rows as
+    /// (batch, row) pairs, in file order. Any further lists are spares kept from earlier
+    /// chunks; a list is cleared when a partition takes it, so that a chunk's lists grow
+    /// into memory already allocated.
     rows_of: Vec<Vec<(usize, usize)>>,
     /// The partitions present, in order of first appearance in the chunk.
     order: Vec<u32>,

@@ -20,9 +20,10 @@ const ALIGN: usize = 4096;
 const WRITE_BYTES: usize = 1 << 20;
 
 /// Aligned buffers kept for the next writers once theirs are done, at most: a fresh buffer
-/// costs a page fault per 4 KiB page on its first fill, which for storaged's many small
-/// objects (a partitioned upload's files, about 1 MiB each) was a fifth of its CPU time
-/// (docs/performance.md). With concurrent writers past this number, the rest are freed.
+/// costs a page fault per 4 KiB page on its first fill, which for storaged's many files
+/// just past [`WRITE_BYTES`] (a partitioned upload's, about 1.2 MB each) was a fifth of
+/// its CPU time (docs/performance.md). With concurrent writers past this number, the rest
+/// are freed.
 const SPARE_BUFFERS: usize = 8;
 
 /// The process's spare aligned buffers ([`SPARE_BUFFERS`]).
@@ -31,7 +32,6 @@ static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new())
 /// A buffer of [`WRITE_BYTES`] plus [`ALIGN`] bytes (so that an aligned run of
 /// [`WRITE_BYTES`] fits in it), taken from the spare ones when there is one, given back to
 /// them when dropped.
-#[derive(Debug)]
 struct AlignedBuffer {
     raw: Vec<u8>,
     /// Where the aligned run starts in `raw`.
@@ -48,12 +48,22 @@ impl AlignedBuffer {
             .pop();
         let raw = spare.unwrap_or_else(|| vec![0u8; WRITE_BYTES + ALIGN]);
         let start = raw.as_ptr().align_offset(ALIGN);
-        (start < ALIGN).then_some(AlignedBuffer { raw, start })
+        (start < ALIGN).then(|| AlignedBuffer { raw, start })
     }
 
     /// The aligned run.
     fn run(&mut self) -> &mut [u8] {
         &mut self.raw[self.start..self.start + WRITE_BYTES]
+    }
+}
+
+impl std::fmt::Debug for AlignedBuffer {
+    /// The size and where the run starts, not the MiB of bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlignedBuffer")
+            .field("bytes", &self.raw.len())
+            .field("start", &self.start)
+            .finish()
     }
 }
 
@@ -179,14 +189,17 @@ impl DirectWriter {
     /// # Errors
     /// The file system's write error.
     pub fn park(&mut self) -> io::Result<()> {
-        let Some(mut buffer) = self.buffer.take() else {
+        let Some(buffer) = self.buffer.as_mut() else {
             return Ok(());
         };
         let whole = self.filled / ALIGN * ALIGN;
         let run = buffer.run();
+        // The buffer is given back only once its blocks are written: on an error it still
+        // holds every byte.
         self.file.write_all(&run[..whole])?;
         self.held = run[whole..self.filled].to_vec();
         self.filled = 0;
+        self.buffer = None;
         Ok(())
     }
 
@@ -262,6 +275,46 @@ fn open_direct(_options: &std::fs::OpenOptions, _path: &Path) -> Option<File> {
 mod tests {
     use super::*;
 
+    /// A writer that takes a spare buffer full of other bytes, and parks with a part of a
+    /// block buffered, still writes exactly its own bytes.
+    #[test]
+    fn a_spare_buffer_full_of_other_bytes_leaks_none_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = dir.path().join("probe");
+        let mut writer = DirectWriter::open(&probe, true, true).unwrap();
+        writer.write(&vec![1u8; WRITE_BYTES + 1]).unwrap();
+        if !writer.is_direct() {
+            eprintln!("skipped: {} refuses O_DIRECT", dir.path().display());
+            return;
+        }
+        // Other writers leave the spare buffers full of 0xFF.
+        let dirty_the_spares = || {
+            let dirty: Vec<AlignedBuffer> = (0..SPARE_BUFFERS)
+                .filter_map(|_| AlignedBuffer::take())
+                .map(|mut buffer| {
+                    buffer.raw.fill(0xFF);
+                    buffer
+                })
+                .collect();
+            drop(dirty);
+        };
+        dirty_the_spares();
+        let data: Vec<u8> = (0..WRITE_BYTES + 5 + 2 * ALIGN + 77)
+            .map(|i| (i % 7) as u8)
+            .collect();
+        let path = dir.path().join("f");
+        let mut writer = DirectWriter::open(&path, true, true).unwrap();
+        let (head, tail) = data.split_at(WRITE_BYTES + 5 + ALIGN / 2);
+        writer.write(head).unwrap();
+        assert!(writer.is_direct());
+        writer.park().unwrap();
+        // While it is parked, its buffer goes to another writer.
+        dirty_the_spares();
+        writer.write(tail).unwrap();
+        writer.finish().unwrap().sync_all().unwrap();
+        assert!(std::fs::read(&path).unwrap() == data);
+    }
+
     /// Many writers at once give back at most [`SPARE_BUFFERS`] buffers: what the process
     /// keeps between uploads is bounded whatever their number.
     #[test]
@@ -292,11 +345,14 @@ mod tests {
     #[test]
     fn the_file_holds_exactly_the_bytes_written() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..3 * WRITE_BYTES + 12_345)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect();
+        let pattern = |seed: usize| -> Vec<u8> {
+            (0..3 * WRITE_BYTES + 12_345)
+                .map(|i| ((i * 7 + seed * 13) % 251) as u8)
+                .collect()
+        };
+        let mut seed = 0;
         for direct in [true, false] {
-            for (n, len) in [0, 1, ALIGN, WRITE_BYTES, data.len()]
+            for (n, len) in [0, 1, ALIGN, WRITE_BYTES, 3 * WRITE_BYTES + 12_345]
                 .into_iter()
                 .enumerate()
             {
@@ -304,6 +360,10 @@ mod tests {
                     .into_iter()
                     .chain([(1000, true), (65_539, true), (WRITE_BYTES + 3, true)])
                 {
+                    // Each file its own bytes: a spare buffer left from the previous
+                    // file never holds what this one expects.
+                    seed += 1;
+                    let data = pattern(seed);
                     let path = dir.path().join(format!("f-{direct}-{n}-{chunk}-{park}"));
                     let mut writer = DirectWriter::open(&path, true, direct).unwrap();
                     if !direct {

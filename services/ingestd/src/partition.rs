@@ -148,9 +148,11 @@ fn field_value<'a>((column, source, transform): &Column<'a>, row: usize) -> Opti
 
 /// The values of one source column under its transform for a whole batch, when they are
 /// whole numbers (a `date32`, `time64`, timestamp or `int64` column under any transform that
-/// takes it): what [`field_value`] gives row by row as [`Scalar::Int`], `None` for a null
-/// row, in `out` (reused across batches). `None` for the other columns. One pass over the
-/// values, without the row-by-row dispatch (docs/performance.md).
+/// takes it): what [`field_value`] gives row by row as [`Scalar::Int`], in `out` (reused
+/// across batches). A row gets `None` when it is null or its transform gives no whole
+/// number; the caller then finds its partition by [`field_value`] as for any other spec,
+/// which keeps the two paths exact. `None` for the other columns. One pass over the values,
+/// without the row-by-row dispatch (docs/performance.md).
 fn whole_numbers<'o>(
     (column, source, transform): &Column<'_>,
     out: &'o mut Vec<Option<i64>>,
@@ -487,7 +489,7 @@ mod tests {
     fn whole_numbers_and_nulls_share_one_numbering_by_first_appearance() {
         let mut rows = partitioner("id", &schema());
         let mut out = Vec::new();
-        // A null row's slot holds 0, like the row whose value is 0: they stay apart.
+        // A null row and the value 0 stay apart (an Int64Array stores 0 under a null).
         let ids = vec![
             Some(7),
             None,
