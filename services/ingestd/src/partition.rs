@@ -131,11 +131,7 @@ fn value_of<'a>(
         Source::Bool(array) => return Some(Scalar::Bool(array.value(row))),
         Source::Float(values) => return Some(Scalar::Float(values[row])),
     };
-    Some(match value {
-        PartitionValue::Int(v) | PartitionValue::Date(v) => Scalar::Int(i64::from(v)),
-        PartitionValue::Long(v) => Scalar::Int(v),
-        PartitionValue::Str(s) => Scalar::Str(s),
-    })
+    Some(Scalar::of(value))
 }
 
 /// A spec field bound to a batch: its column, downcast, and its transform.
@@ -160,10 +156,9 @@ fn whole_numbers<'o>(
     out.clear();
     let nulls = column.logical_nulls();
     let valid = |row: usize| nulls.as_ref().is_none_or(|nulls| nulls.is_valid(row));
-    let whole = |value: PartitionValue<'_>| match value {
-        PartitionValue::Int(v) | PartitionValue::Date(v) => Some(i64::from(v)),
-        PartitionValue::Long(v) => Some(v),
-        PartitionValue::Str(_) => None,
+    let whole = |value: PartitionValue<'_>| match Scalar::of(value) {
+        Scalar::Int(v) => Some(v),
+        Scalar::Bool(_) | Scalar::Float(_) | Scalar::Str(_) => None,
     };
     match source {
         Source::Micros(values) => out.extend(values.iter().enumerate().map(|(row, value)| {
@@ -190,7 +185,16 @@ enum Scalar<'a> {
     Str(&'a str),
 }
 
-impl Scalar<'_> {
+impl<'a> Scalar<'a> {
+    /// A transform's result as a partition value: dates, ints and longs as whole numbers.
+    fn of(value: PartitionValue<'a>) -> Self {
+        match value {
+            PartitionValue::Int(v) | PartitionValue::Date(v) => Scalar::Int(i64::from(v)),
+            PartitionValue::Long(v) => Scalar::Int(v),
+            PartitionValue::Str(s) => Scalar::Str(s),
+        }
+    }
+
     /// Appends the value's key bytes: a tag, then the value (strings with their length, so
     /// no two tuples share a key).
     fn key(value: Option<Scalar<'_>>, out: &mut Vec<u8>) {
