@@ -389,29 +389,35 @@ fn split<R: Read, T>(
         chunk_bytes: read.chunk_bytes,
         ..Splitter::default()
     };
+    let mut ends = Vec::new();
     loop {
-        // The header's fields are counted; the other records' ends only are found.
-        let read_next = if splitter.width.is_none() {
-            tokenizer.next_record()
+        // The header's fields are counted; the other records' ends only are found, all
+        // those the read buffer holds at once.
+        let header = splitter.width.is_none();
+        let read_next = if header {
+            tokenizer.next_record().inspect(|&more| {
+                if more {
+                    splitter.width = Some(tokenizer.record().len());
+                    ends.push(tokenizer.raw_span().end);
+                }
+            })
         } else {
-            tokenizer.skip_record()
+            tokenizer.skip_records(&mut ends)
         };
         let failed = match read_next {
             Ok(true) => {
-                let end = tokenizer.raw_span().end;
-                if splitter.width.is_none() {
-                    splitter.width = Some(tokenizer.record().len());
-                } else {
-                    splitter.chunk_rows += 1;
+                for &end in &ends {
+                    splitter.chunk_rows += u64::from(!header);
+                    splitter.complete = end;
+                    if !splitter.due(end) {
+                        continue;
+                    }
+                    let chunk = splitter.cut(tokenizer.reader_mut(), end);
+                    if !tokens_left() || work.send(chunk).is_err() {
+                        return;
+                    }
                 }
-                splitter.complete = end;
-                if !splitter.due(end) {
-                    continue;
-                }
-                let chunk = splitter.cut(tokenizer.reader_mut(), end);
-                if !tokens_left() || work.send(chunk).is_err() {
-                    return;
-                }
+                ends.clear();
                 continue;
             }
             Ok(false) => None,

@@ -366,6 +366,94 @@ impl<R: Read> Tokenizer<R> {
         next
     }
 
+    /// [`Tokenizer::skip_record`] for every whole record the read buffer holds at once:
+    /// clears `ends`, then puts there the input offset just past each record's terminator
+    /// (what [`Tokenizer::raw_span`]'s end would be), in order; `false` at the end of the
+    /// input. Where [`Tokenizer::skip_record`] finds one record per call, this runs the fast
+    /// path's checks over the buffer block by block, carrying the quote state from one
+    /// record to the next, so that each 64-byte block is looked at once (the splitter of a
+    /// parallel read, docs/contract.md section 13). What the fast path cannot settle (a
+    /// quote where RFC 4180 puts none, the end of the buffered input) is left to
+    /// [`Tokenizer::skip_record`]: the same records and errors. Like the fast path of
+    /// [`Tokenizer::next_record`], it does not check the cap on a record it finds whole in
+    /// the buffer (the reader of the records does).
+    /// After it, the last record's fields and span are not kept: only `ends` says where
+    /// records end.
+    ///
+    /// # Errors
+    /// As [`Tokenizer::next_record`], for the first record the fast path left.
+    pub(crate) fn skip_records(&mut self, ends: &mut Vec<u64>) -> Result<bool, TokenError> {
+        ends.clear();
+        if self.started {
+            self.scan_ends(ends);
+            if !ends.is_empty() {
+                return Ok(true);
+            }
+        }
+        if self.skip_record()? {
+            ends.push(self.raw_span().end);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// The fast path of [`Tokenizer::skip_records`]: from `next`, the ends of the records
+    /// that lie whole in whole 64-byte blocks of the buffer, up to the first block whose
+    /// quotes the fast path refuses.
+    fn scan_ends(&mut self, ends: &mut Vec<u64>) {
+        let mut at = self.next;
+        while at < self.filled && matches!(self.buf[at], b'\r' | b'\n') {
+            at += 1;
+        }
+        let whole = self.filled & !63;
+        let mut base = at & !63;
+        let mut considered = !0u64 << (at - base);
+        let mut allowed_first = 1u64 << (at - base);
+        let mut inside = 0u64;
+        let mut pending_close = false;
+        // The last bit of the block before was a CR or LF outside quotes.
+        let mut after_stop = 0u64;
+        // Just past the last record found.
+        let mut from = at;
+        while base < whole {
+            let block = self.block_at(base);
+            let Some(Quoting {
+                parity,
+                ends: field_ends,
+                closing,
+                ..
+            }) = quoting(block, considered, inside, pending_close, allowed_first)
+            else {
+                break;
+            };
+            // A CR or LF outside quotes ends a record unless a CR or LF is just before it
+            // (an empty line, the LF of a CRLF: skipped between records).
+            let stops = block.line_ends & considered & !parity;
+            let mut record_ends = stops & !((stops << 1) | after_stop);
+            while record_ends != 0 {
+                let end = base + record_ends.trailing_zeros() as usize + 1;
+                ends.push(self.dropped + end as u64);
+                from = end;
+                record_ends &= record_ends - 1;
+            }
+            after_stop = stops >> 63;
+            pending_close = closing >> 63 != 0;
+            allowed_first = field_ends >> 63;
+            inside = if parity >> 63 != 0 { !0 } else { 0 };
+            base += 64;
+            considered = !0;
+        }
+        if !ends.is_empty() {
+            self.next = from;
+            self.start = from;
+            self.end = from;
+            self.fields.clear();
+            self.maybe_non_ascii = false;
+            self.open_quote = false;
+            self.line = None;
+        }
+    }
+
     /// The fields of the last record.
     pub(crate) fn record(&self) -> Record<'_> {
         Record {

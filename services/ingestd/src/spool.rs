@@ -173,35 +173,41 @@ impl Read for ChannelReader {
     }
 }
 
-/// Chunks queued for the spool writer ([`receive`]), at most.
+/// Chunks queued for the spool writer and for the hasher ([`receive`]), at most, each.
 const WRITER_CHUNKS: usize = 8;
 
-/// What the spool writer wrote: size, SHA-256, time spent hashing.
-type Written = (u64, Sha256Digest, Duration);
-
-/// The spool writer: a blocking thread that hashes the chunks of `rx` and writes them to
-/// `file` (`O_DIRECT` when it could be opened so: [`DirectWriter`]).
-fn write_spool(mut file: DirectWriter, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<Written> {
-    let mut hasher = Sha256::new();
+/// The spool writer: a blocking thread that writes the chunks of `rx` to `file`
+/// (`O_DIRECT` when it could be opened so: [`DirectWriter`]) and counts their bytes.
+fn write_spool(mut file: DirectWriter, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<u64> {
     let mut size_bytes = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        size_bytes += chunk.len() as u64;
+        file.write(&chunk)?;
+    }
+    file.finish()?;
+    Ok(size_bytes)
+}
+
+/// The hasher: a blocking thread that hashes the chunks of `rx`, and the time it spent
+/// hashing. It is its own thread, apart from the spool writer, because the SHA-256 of the
+/// upload is the one part of an ingest that cannot be split over threads: alone on its
+/// thread, it is the whole of that thread's CPU (docs/contract.md section 13).
+fn hash_spool(mut rx: mpsc::Receiver<Bytes>) -> (Sha256Digest, Duration) {
+    let mut hasher = Sha256::new();
     let mut hash_time = Duration::ZERO;
     while let Some(chunk) = rx.blocking_recv() {
         let started = Instant::now();
         hasher.update(&chunk);
         hash_time += started.elapsed();
-        size_bytes += chunk.len() as u64;
-        file.write(&chunk)?;
     }
-    file.finish()?;
-    Ok((
-        size_bytes,
+    (
         Sha256Digest::from_bytes(hasher.finalize().into()),
         hash_time,
-    ))
+    )
 }
 
-/// Streams `chunks` into a new spool file in `dir`, hashing on the way (both on a blocking
-/// thread, fed through a bounded queue), and sends each chunk to every one of `taps` too,
+/// Streams `chunks` into a new spool file in `dir`, hashing on the way (each on its own
+/// blocking thread, fed through a bounded queue), and sends each chunk to every one of `taps` too,
 /// so that the verified pass 2 can read the upload while it arrives. A full queue or tap
 /// holds the upload back (backpressure); a closed tap (its reader stopped early, on bad
 /// CSV) is no longer fed, while the rest of the upload is still spooled, so that upload
@@ -232,6 +238,8 @@ where
     let writer = tokio::task::spawn_blocking(lakehouse_client::trace::bind(move || {
         write_spool(writer_file, writer_rx)
     }));
+    let (hasher_tx, hasher_rx) = mpsc::channel(WRITER_CHUNKS);
+    let hasher = tokio::task::spawn_blocking(move || hash_spool(hasher_rx));
     let mut size_bytes = 0u64;
     let received = async {
         while let Some(chunk) = chunks.next().await {
@@ -249,6 +257,8 @@ where
                 // The writer stopped on an I/O error, which joining it returns.
                 break;
             }
+            // The hasher only stops when its queue closes.
+            let _ = hasher_tx.send(chunk.clone()).await;
             let mut closed = false;
             for sender in &taps {
                 closed |= sender.send(chunk.clone()).await.is_err();
@@ -261,9 +271,11 @@ where
     }
     .await;
     drop(writer_tx);
+    drop(hasher_tx);
     let written = writer.await.map_err(IngestError::Task)?;
+    let (sha256, hash_time) = hasher.await.map_err(IngestError::Task)?;
     received?;
-    let (size_bytes, sha256, hash_time) = written.map_err(IngestError::Spool)?;
+    let size_bytes = written.map_err(IngestError::Spool)?;
     Ok(Spooled {
         file,
         size_bytes,

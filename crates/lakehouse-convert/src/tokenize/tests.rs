@@ -340,3 +340,63 @@ proptest! {
         );
     }
 }
+
+/// The record ends `skip_records` finds, and how the reading ended, as [`spans`] says it.
+fn bulk_ends(bytes: &[u8], sizes: Vec<usize>, cap: u64) -> (Vec<u64>, String) {
+    let reader = Chunked {
+        bytes,
+        sizes,
+        next: 0,
+    };
+    let mut tokenizer = Tokenizer::new(reader, b',', cap);
+    let mut all = Vec::new();
+    let mut ends = Vec::new();
+    loop {
+        match tokenizer.skip_records(&mut ends) {
+            Ok(true) => {
+                assert!(!ends.is_empty(), "a call that found records gave no end");
+                all.extend_from_slice(&ends);
+            }
+            Ok(false) => return (all, format!("end {:?}", tokenizer.open_quote().is_some())),
+            Err(e) => return (all, format!("{e:?} at line {}", tokenizer.line())),
+        }
+    }
+}
+
+/// Well-formed records (quoted fields with doubled quotes and line breaks, every
+/// terminator, empty lines), so that many whole 64-byte blocks are read by the bulk path.
+fn regular_records() -> impl Strategy<Value = Vec<u8>> {
+    let field = prop_oneof![
+        3 => "[a-z0-9 .é-]{0,14}",
+        1 => "\"([a-z,\n\r ]|\"\"){0,24}\"",
+    ];
+    let terminator = prop::sample::select(vec!["\n", "\r\n", "\r", "\n\n", "\r\n\r\n"]);
+    let record = (prop::collection::vec(field, 1..6), terminator)
+        .prop_map(|(fields, end)| fields.join(",") + end);
+    prop::collection::vec(record, 0..120).prop_map(|records| records.concat().into_bytes())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// `skip_records` finds exactly the record ends of `next_record`, and ends the same way
+    /// (the same error at the same line, the same open quote), whatever the chunking and
+    /// the cap, on well-formed records with stray bytes spliced in (docs/contract.md
+    /// section 13: the splitter of a parallel read cuts chunks at these ends).
+    #[test]
+    fn bulk_skipping_finds_the_ends_reading_finds(
+        head in regular_records(),
+        stray in csv_bytes(),
+        tail in regular_records(),
+        sizes in prop::collection::vec(
+            prop_oneof![1usize..200, 500usize..5000, Just(1 << 20)], 1..5),
+        cap in prop::sample::select(vec![8u64, 40, 100, 1 << 20]),
+    ) {
+        let mut input = head;
+        input.extend_from_slice(&stray[..stray.len() % 7]);
+        input.extend_from_slice(&tail);
+        let (spans, outcome) = spans(&input, sizes.clone(), cap, false);
+        let reading: Vec<u64> = spans.iter().map(|&(_, end, _)| end).collect();
+        prop_assert_eq!(bulk_ends(&input, sizes, cap), (reading, outcome));
+    }
+}
