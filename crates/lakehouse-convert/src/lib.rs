@@ -143,7 +143,7 @@ pub struct EncodeStats {
 /// on the bytes and `options`, never on how `reader` chunks them.
 ///
 /// `reader` is read to its end once, through an internal buffer (no need to wrap it in a
-/// `BufReader`). With [`ReadConfig::threads`] above 1 an input of at least twice
+/// `BufReader`). With [`ReadConfig::threads`] above 1 an input of at least four times
 /// [`ReadConfig::chunk_bytes`] is read on that many threads, with the same result and
 /// errors (docs/contract.md section 13).
 ///

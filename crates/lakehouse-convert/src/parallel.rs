@@ -40,10 +40,12 @@ use std::time::{Duration, Instant};
 /// The bytes of a chunk ([`ReadConfig::chunk_bytes`]'s default): a chunk is cut after the
 /// first record that makes it this long where the file's row count is a multiple of
 /// [`BATCH_ROWS`] (no batch then straddles two chunks), or, when records are long, after the
-/// first that makes it four times this long. Inputs shorter than twice this are parsed on
-/// the calling thread: a pool costs more than it saves below it (docs/contract.md section
-/// 13; the measurements in docs/performance.md).
-pub const PARALLEL_CHUNK_BYTES: usize = 2 * 1024 * 1024;
+/// first that makes it four times this long. Inputs shorter than four times this are parsed
+/// on the calling thread: a pool costs more than it saves below it (docs/contract.md section
+/// 13; the measurements in docs/performance.md). 1 MiB rather than 2 MiB: the chunks in
+/// flight are most of what a parallel read adds to memory, and the smaller ones were no
+/// slower (docs/performance.md, "2026-12-07, night").
+pub const PARALLEL_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Records of the file, whole, with where they sit in it.
 struct Chunk {
@@ -105,7 +107,7 @@ impl Read for FailWith {
     }
 }
 
-/// The input as the parallel read takes it: `Ok` when it holds at least twice
+/// The input as the parallel read takes it: `Ok` when it holds at least four times
 /// [`ReadConfig::chunk_bytes`] (its first bytes, then the rest), `Err` with what it holds
 /// when it is shorter (then one thread reads it: a pool costs more than it saves), a read
 /// error kept to be met where one thread would meet it.
@@ -115,7 +117,7 @@ fn long_enough<R: Read>(
     read: ReadConfig<'_>,
 ) -> std::result::Result<io::Chain<io::Cursor<Vec<u8>>, R>, io::Chain<io::Cursor<Vec<u8>>, FailWith>>
 {
-    let min_bytes = read.chunk_bytes.saturating_mul(2);
+    let min_bytes = read.chunk_bytes.saturating_mul(4);
     let mut head = Vec::with_capacity(min_bytes);
     match reader
         .by_ref()

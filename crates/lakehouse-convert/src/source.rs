@@ -52,7 +52,7 @@ pub struct ReadConfig<'a> {
     pub threads: usize,
     /// With `threads` > 1: the bytes of a chunk one thread parses (a chunk ends after the
     /// record that reaches this size, at most four times it), and an input shorter than
-    /// twice this is parsed on the calling thread. [`crate::PARALLEL_CHUNK_BYTES`] unless
+    /// four times this is parsed on the calling thread. [`crate::PARALLEL_CHUNK_BYTES`] unless
     /// set; tests set a few bytes, to put chunk boundaries everywhere.
     pub chunk_bytes: usize,
 }
