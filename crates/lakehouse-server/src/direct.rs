@@ -1,5 +1,6 @@
 //! Writing a large file past the page cache (`O_DIRECT`, Linux), for ingestd's spool and
-//! storaged's staged objects (docs/performance.md, "Direct writes").
+//! storaged's staged objects (docs/performance.md, "Direct writes"), and reading ingestd's
+//! spool again the same way ([`DirectReader`]).
 //!
 //! Why: both files are written once, in order, and are either deleted soon (the spool) or
 //! fsynced at once (an object); the page cache only adds a copy into freshly allocated
@@ -11,6 +12,9 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+mod read;
+pub use read::DirectReader;
 
 /// Alignment of direct writes: their buffer's address, their length and their file offset
 /// are multiples of it (the largest logical block size in common use), bytes.

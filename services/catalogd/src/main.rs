@@ -6,7 +6,8 @@ use clap::Parser;
 use lakehouse_server::{Cli, config, init_tracing, shutdown_signal};
 use tokio::net::TcpListener;
 
-/// jemalloc (tikv-jemallocator, default settings) as catalogd's allocator, as in ingestd and
+/// jemalloc (tikv-jemallocator; one arena per CPU, compiled in by `.cargo/config.toml`:
+/// docs/decisions.md, "One file on many cores") as catalogd's allocator, as in ingestd and
 /// storaged: a register of a partitioned upload parses hundreds of footers and renders an
 /// Avro manifest entry per file, small allocations freed as fast as they are made, on
 /// several runtime threads; with glibc's allocator a quarter of catalogd's CPU in that

@@ -145,6 +145,19 @@ impl Config {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         if cores >= 4 { cores } else { 1 }
     }
+
+    /// Threads for a pass that only reads (the whole-file inference of pass 1, when the
+    /// verified pass's guess was refuted): `convert_threads`, 0 resolved to the machine's
+    /// cores, 2 included. Nothing encodes meanwhile, so on 2 cores the second tokenizing
+    /// pass costs less than the second thread gives (the 1 GiB bench file with a type
+    /// refuted at its end: inference 1.67 s on one thread, 1.13 s on two;
+    /// docs/performance.md).
+    pub fn infer_threads(&self) -> usize {
+        if self.convert_threads > 0 {
+            return self.convert_threads;
+        }
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    }
 }
 
 impl Default for Config {

@@ -4,9 +4,10 @@ use anyhow::Context;
 use clap::Parser;
 use lakehouse_server::{Cli, init_tracing, shutdown_signal};
 
-/// jemalloc (tikv-jemallocator, default settings) as ingestd's allocator. Pass 2 allocates
-/// and frees blocks of hundreds of KiB to a few MiB per column every 8192 rows (record batch
-/// buffers, Parquet pages) across threads for the whole upload; jemalloc reuses freed
+/// jemalloc (tikv-jemallocator; one arena per CPU, compiled in by `.cargo/config.toml`:
+/// docs/decisions.md, "One file on many cores") as ingestd's allocator. Pass 2 allocates
+/// and frees blocks of hundreds of KiB to a few MiB per column every 8192 rows (record
+/// batch buffers, Parquet pages) across threads for the whole upload; jemalloc reuses freed
 /// memory (it returns dirty pages to the kernel after a 10 s decay, applied on later
 /// allocator calls: there is no background thread), and its RSS showed no upward trend
 /// through a 3 GiB ingest, as docs/contract.md section 2, invariant 5 (memory bounded by

@@ -5,7 +5,7 @@ use crate::IngestError;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use lakehouse_api::Sha256Digest;
-use lakehouse_server::direct::DirectWriter;
+use lakehouse_server::direct::{DirectReader, DirectWriter};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
@@ -128,6 +128,21 @@ pub struct Spooled {
     pub sha256: Sha256Digest,
     /// Time spent hashing them.
     pub hash_time: Duration,
+    /// Whether the spool writer wrote it past the page cache ([`DirectWriter`]): then a
+    /// pass that reads it again reads it so too ([`open_read`]).
+    pub direct: bool,
+}
+
+/// Opens a spool file written by [`receive`] to read it again: past the page cache when it
+/// was written so (`direct`: [`Spooled::direct`]), on a read-ahead thread
+/// ([`DirectReader`]). A buffered read of a file the page cache does not hold costs a
+/// page-cache page per 4 KiB (2.4 to 2.8 s of CPU per GiB on the reference VM, against
+/// 0.06 s; docs/performance.md).
+///
+/// # Errors
+/// [`IngestError::Spool`] when it cannot be opened.
+pub fn open_read(path: &Path, direct: bool) -> Result<DirectReader, IngestError> {
+    DirectReader::open(path, direct).map_err(IngestError::Spool)
 }
 
 /// Chunks of the upload in flight to the verified pass 2 ([`ChannelReader`]), at most: what
@@ -177,15 +192,20 @@ impl Read for ChannelReader {
 const WRITER_CHUNKS: usize = 8;
 
 /// The spool writer: a blocking thread that writes the chunks of `rx` to `file`
-/// (`O_DIRECT` when it could be opened so: [`DirectWriter`]) and counts their bytes.
-fn write_spool(mut file: DirectWriter, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<u64> {
+/// (`O_DIRECT` when it could be opened so: [`DirectWriter`]): their bytes, and whether they
+/// went past the page cache.
+fn write_spool(
+    mut file: DirectWriter,
+    mut rx: mpsc::Receiver<Bytes>,
+) -> std::io::Result<(u64, bool)> {
     let mut size_bytes = 0u64;
     while let Some(chunk) = rx.blocking_recv() {
         size_bytes += chunk.len() as u64;
         file.write(&chunk)?;
     }
+    let direct = file.is_direct();
     file.finish()?;
-    Ok(size_bytes)
+    Ok((size_bytes, direct))
 }
 
 /// The hasher: a blocking thread that hashes the chunks of `rx`, and the time it spent
@@ -275,12 +295,13 @@ where
     let written = writer.await.map_err(IngestError::Task)?;
     let (sha256, hash_time) = hasher.await.map_err(IngestError::Task)?;
     received?;
-    let size_bytes = written.map_err(IngestError::Spool)?;
+    let (size_bytes, direct) = written.map_err(IngestError::Spool)?;
     Ok(Spooled {
         file,
         size_bytes,
         sha256,
         hash_time,
+        direct,
     })
 }
 

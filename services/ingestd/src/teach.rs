@@ -26,7 +26,7 @@ pub(crate) fn teaching_warnings(
     max_csv_bytes: u64,
     schema: &Schema,
 ) -> Result<Vec<String>, IngestError> {
-    let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
+    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
     let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
     Ok(lakehouse_convert::teaching_warnings(csv, options, schema)?)
 }

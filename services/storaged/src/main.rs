@@ -7,7 +7,8 @@ use lakehouse_server::{Cli, config, init_tracing, shutdown_signal};
 use storaged::{AppState, Config};
 use tokio::net::TcpListener;
 
-/// jemalloc (tikv-jemallocator, default settings) as storaged's allocator, as in ingestd: an
+/// jemalloc (tikv-jemallocator; one arena per CPU, compiled in by `.cargo/config.toml`:
+/// docs/decisions.md, "One file on many cores") as storaged's allocator, as in ingestd: an
 /// upload's body arrives in chunks of up to 1 MiB that are hashed, written and freed one
 /// after another; jemalloc serves the next one from the memory just freed, where glibc's
 /// defaults returned it to the kernel and faulted in (and zeroed) fresh pages: 35,000 to

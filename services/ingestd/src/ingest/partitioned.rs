@@ -153,7 +153,7 @@ pub(super) fn encode_partitioned(
     config: &Config,
 ) -> Result<(Encoded, PartitionedFiles), IngestError> {
     let pass = PartitionedPass::new(by, schema, config)?;
-    let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
+    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
     let csv = lakehouse_convert::decode(csv, read.csv.encoding, max_csv_bytes)?;
     let (verified, files) = pass
         .run(csv, read, Expected::Registered(schema))?

@@ -97,21 +97,23 @@ async fn both_passes(
     let inner = &state.inner;
     let limits = plan.limits;
     let path = upload.file.path().to_owned();
+    let direct = upload.direct;
     let mut task_options = plan.options.clone();
     let registered = plan.current.as_ref().map(|m| m.schema.clone());
     let max_csv_bytes = plan.max_csv_bytes;
     let sniff = plan.sniff;
     let evolution = plan.evolution;
     let threads = inner.config.parse_threads();
+    let infer_threads = inner.config.infer_threads();
     let pass1 = tokio::task::spawn_blocking(bind(move || {
         if sniff {
             task_options.delimiter = sniff_spooled(&path, &task_options, limits, max_csv_bytes)?;
         }
         run_pass1(
-            &path,
+            (&path, direct),
             ReadConfig::new(&task_options, limits)
                 .sniffed(sniff)
-                .threads(threads),
+                .threads(infer_threads),
             max_csv_bytes,
             registered,
             evolution,
@@ -224,6 +226,8 @@ async fn partitioned_pass2(
 }
 
 /// Pass 1 over the spool file (when the verified pass did not prove its schema). Blocking.
+/// `spool`: its path, and whether it was written past the page cache
+/// ([`crate::spool::open_read`]).
 ///
 /// A new dataset's schema is inferred; an existing one's is checked
 /// (`lakehouse_convert::check_schema`). When that check finds only new columns,
@@ -233,14 +237,14 @@ async fn partitioned_pass2(
 /// [`IngestError::Convert`] for bad CSV, [`IngestError::SchemaDrift`] for drift,
 /// [`IngestError::Spool`].
 fn run_pass1(
-    path: &std::path::Path,
+    spool: (&std::path::Path, bool),
     options: ReadConfig<'_>,
     max_csv_bytes: u64,
     registered: Option<Schema>,
     evolution: Option<SchemaEvolution>,
 ) -> Result<Pass1Output, IngestError> {
     let started = Instant::now();
-    let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
+    let file = crate::spool::open_read(spool.0, spool.1)?;
     let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
     let detected = file.detected();
     let mut date_orders = options.csv.date_orders.clone();
@@ -254,7 +258,7 @@ fn run_pass1(
             Ok(checked) => (schema, checked.warnings),
             Err(ConvertError::SchemaDrift(details)) => {
                 let (schema, warnings, added_orders) =
-                    evolve(path, options, max_csv_bytes, schema, details, evolution)?;
+                    evolve(spool, options, max_csv_bytes, schema, details, evolution)?;
                 date_orders.extend(added_orders);
                 (schema, warnings)
             }
@@ -294,14 +298,14 @@ pub(super) fn sniff_spooled(
 /// (nothing removed, no registered column refusing a value) the upload is inferred too
 /// (section 3 rules, the whole file), and when its header is the registered names in order
 /// followed by the new ones, the evolved schema is the registered one plus the new columns
-/// with their inferred types. Blocking.
+/// with their inferred types. Blocking. `spool` as for [`run_pass1`].
 ///
 /// # Errors
 /// [`IngestError::SchemaDrift`] unless `evolution` is `add_columns` and the upload only adds
 /// columns at the end (`evolvable` set when it does but the option was not given);
 /// [`IngestError::Convert`], [`IngestError::Spool`] from the second read.
 fn evolve(
-    path: &std::path::Path,
+    spool: (&std::path::Path, bool),
     options: ReadConfig<'_>,
     max_csv_bytes: u64,
     registered: Schema,
@@ -318,7 +322,7 @@ fn evolve(
             evolvable: false,
         });
     }
-    let file = std::fs::File::open(path).map_err(IngestError::Spool)?;
+    let file = crate::spool::open_read(spool.0, spool.1)?;
     let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
     let inferred = lakehouse_convert::infer_schema(file, options)?;
     let header_extends = inferred.schema.fields.len() > registered.fields.len()
@@ -363,7 +367,7 @@ fn encode(
     schema: &Schema,
     out: lakehouse_convert::ParquetFiles<'_, ChunkSender>,
 ) -> Result<Encoded, IngestError> {
-    let csv = std::fs::File::open(upload.file.path()).map_err(IngestError::Spool)?;
+    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
     let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
     let (output, stats) = lakehouse_convert::write_parquet_pipelined(csv, options, schema, out)?;
     Ok(Encoded { output, stats })

@@ -47,13 +47,14 @@ pub(super) async fn set_aside(
     let max_csv_bytes = plan.max_csv_bytes;
     let sniff = plan.sniff;
     let path = upload.file.path().to_owned();
+    let direct = upload.direct;
     let (clean, rejects, outcome, clean_bytes, read_as) =
         tokio::task::spawn_blocking(bind(move || {
             // Sniffed and decoded as the passes would; the clean file is plain UTF-8 text.
             if sniff {
                 options.delimiter = sniff_spooled(&path, &options, limits, max_csv_bytes)?;
             }
-            let input = std::fs::File::open(&path).map_err(IngestError::Spool)?;
+            let input = spool::open_read(&path, direct)?;
             let input = lakehouse_convert::decode(input, options.encoding, max_csv_bytes)?;
             let read_as = (input.detected(), options.delimiter);
             let clean = spool::new_file(&dir, ".clean.csv")?;
@@ -84,6 +85,8 @@ pub(super) async fn set_aside(
         size_bytes: clean_bytes,
         sha256: upload.sha256.clone(),
         hash_time: Duration::ZERO,
+        // Written through the page cache (`BufWriter`), which holds it.
+        direct: false,
     };
     let pending = PendingRejects {
         file: rejects,
