@@ -133,6 +133,56 @@ fn quoting(
     })
 }
 
+/// The fast path's walk over whole 64-byte blocks of the buffer from a record's first byte,
+/// carrying [`quoting`]'s state from one block to the next (shared by
+/// [`Tokenizer::scan_fast`], [`Tokenizer::scan_bounds`] and [`Tokenizer::scan_ends`]).
+struct BlockWalk {
+    /// The block's first byte (a multiple of 64).
+    base: usize,
+    /// The block's bits from the record's first byte on.
+    considered: u64,
+    inside: u64,
+    pending_close: bool,
+    allowed_first: u64,
+}
+
+impl BlockWalk {
+    /// From `start`, a record's first byte (which may open a quote).
+    #[inline]
+    fn from(start: usize) -> Self {
+        let base = start & !63;
+        BlockWalk {
+            base,
+            considered: !0u64 << (start - base),
+            inside: 0,
+            pending_close: false,
+            allowed_first: 1u64 << (start - base),
+        }
+    }
+
+    /// [`quoting`] of `block`, the block at `base`.
+    #[inline]
+    fn quoting(&self, block: Block) -> Option<Quoting> {
+        quoting(
+            block,
+            self.considered,
+            self.inside,
+            self.pending_close,
+            self.allowed_first,
+        )
+    }
+
+    /// On to the next block, `read` being the quoting of this one.
+    #[inline]
+    fn advance(&mut self, read: &Quoting) {
+        self.pending_close = read.closing >> 63 != 0;
+        self.allowed_first = read.ends >> 63;
+        self.inside = if read.parity >> 63 != 0 { !0 } else { 0 };
+        self.base += 64;
+        self.considered = !0;
+    }
+}
+
 /// The bit masks of `bytes` (at most 64 of them; bits past the end are clear).
 fn block_masks(bytes: &[u8], delimiter: u8) -> Block {
     let mut padded = [0u8; 64];
@@ -406,42 +456,28 @@ impl<R: Read> Tokenizer<R> {
             at += 1;
         }
         let whole = self.filled & !63;
-        let mut base = at & !63;
-        let mut considered = !0u64 << (at - base);
-        let mut allowed_first = 1u64 << (at - base);
-        let mut inside = 0u64;
-        let mut pending_close = false;
+        let mut walk = BlockWalk::from(at);
         // The last bit of the block before was a CR or LF outside quotes.
         let mut after_stop = 0u64;
         // Just past the last record found.
         let mut from = at;
-        while base < whole {
-            let block = self.block_at(base);
-            let Some(Quoting {
-                parity,
-                ends: field_ends,
-                closing,
-                ..
-            }) = quoting(block, considered, inside, pending_close, allowed_first)
-            else {
+        while walk.base < whole {
+            let block = self.block_at(walk.base);
+            let Some(read) = walk.quoting(block) else {
                 break;
             };
             // A CR or LF outside quotes ends a record unless a CR or LF is just before it
             // (an empty line, the LF of a CRLF: skipped between records).
-            let stops = block.line_ends & considered & !parity;
+            let stops = block.line_ends & walk.considered & !read.parity;
             let mut record_ends = stops & !((stops << 1) | after_stop);
             while record_ends != 0 {
-                let end = base + record_ends.trailing_zeros() as usize + 1;
+                let end = walk.base + record_ends.trailing_zeros() as usize + 1;
                 ends.push(self.dropped + end as u64);
                 from = end;
                 record_ends &= record_ends - 1;
             }
             after_stop = stops >> 63;
-            pending_close = closing >> 63 != 0;
-            allowed_first = field_ends >> 63;
-            inside = if parity >> 63 != 0 { !0 } else { 0 };
-            base += 64;
-            considered = !0;
+            walk.advance(&read);
         }
         if !ends.is_empty() {
             self.next = from;
@@ -593,31 +629,19 @@ impl<R: Read> Tokenizer<R> {
     /// buffer's last partial block (more input, or the end of the file, decides it then).
     fn scan_fast(&mut self, start: usize) -> Option<usize> {
         let whole = self.filled & !63;
-        let mut base = start & !63;
-        let mut considered = !0u64 << (start - base);
-        // The record's first byte may open a quote.
-        let mut allowed_first = 1u64 << (start - base);
-        let mut inside = 0u64;
-        let mut pending_close = false;
+        let mut walk = BlockWalk::from(start);
         let mut field_start = start;
         // A doubled quote was seen: an opening quote right after a closing one.
         let mut doubled = 0u64;
         self.fields.clear();
-        while base < whole {
-            let block = self.block_at(base);
+        while walk.base < whole {
+            let block = self.block_at(walk.base);
             self.maybe_non_ascii |= block.high != 0;
-            let Quoting {
-                parity,
-                ends,
-                opening,
-                closing,
-                after_closing,
-            } = quoting(block, considered, inside, pending_close, allowed_first)?;
-            doubled |= opening & after_closing;
-            pending_close = closing >> 63 != 0;
-            allowed_first = ends >> 63;
-            inside = if parity >> 63 != 0 { !0 } else { 0 };
-            let mut bits = ends;
+            let read = walk.quoting(block)?;
+            doubled |= read.opening & read.after_closing;
+            let base = walk.base;
+            walk.advance(&read);
+            let mut bits = read.ends;
             while bits != 0 {
                 let end = base + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
@@ -636,8 +660,6 @@ impl<R: Read> Tokenizer<R> {
                     return Some(end + 1);
                 }
             }
-            base += 64;
-            considered = !0;
         }
         None
     }
@@ -647,29 +669,16 @@ impl<R: Read> Tokenizer<R> {
     /// its first CR or LF outside quotes.
     fn scan_bounds(&mut self, start: usize) -> Option<usize> {
         let whole = self.filled & !63;
-        let mut base = start & !63;
-        let mut considered = !0u64 << (start - base);
-        let mut allowed_first = 1u64 << (start - base);
-        let mut inside = 0u64;
-        let mut pending_close = false;
+        let mut walk = BlockWalk::from(start);
         self.fields.clear();
-        while base < whole {
-            let block = self.block_at(base);
-            let Quoting {
-                parity,
-                ends,
-                closing,
-                ..
-            } = quoting(block, considered, inside, pending_close, allowed_first)?;
-            let stops = block.line_ends & considered & !parity;
+        while walk.base < whole {
+            let block = self.block_at(walk.base);
+            let read = walk.quoting(block)?;
+            let stops = block.line_ends & walk.considered & !read.parity;
             if stops != 0 {
-                return Some(base + stops.trailing_zeros() as usize + 1);
+                return Some(walk.base + stops.trailing_zeros() as usize + 1);
             }
-            pending_close = closing >> 63 != 0;
-            allowed_first = ends >> 63;
-            inside = if parity >> 63 != 0 { !0 } else { 0 };
-            base += 64;
-            considered = !0;
+            walk.advance(&read);
         }
         None
     }
