@@ -3,8 +3,9 @@
 //!
 //! - The calling thread splits the input into chunks of whole records: it runs the
 //!   tokenizer of `tokenize.rs` over the bytes (so a chunk boundary is a record boundary by
-//!   the very rules every record is read with, quoted line breaks included; nothing is
-//!   guessed from quote parity), keeps what it read, and cuts after the record that makes a
+//!   the very rules every record is read with, quoted line breaks included; quote parity is
+//!   used only where the tokenizer's fast-path checks prove the quotes sit where RFC 4180
+//!   puts them, the exact state machine reads the rest), keeps what it read, and cuts after the record that makes a
 //!   chunk [`PARALLEL_CHUNK_BYTES`] long, preferably where the file's row count is a multiple of
 //!   [`BATCH_ROWS`]. It also counts each chunk's LF bytes, so a chunk knows its first line.
 //! - `threads` workers parse chunks as one thread parses the file (the same `Records`, the

@@ -427,8 +427,8 @@ impl<R: Read> Tokenizer<R> {
     /// [`Tokenizer::skip_record`]: the same records and errors. Like the fast path of
     /// [`Tokenizer::next_record`], it does not check the cap on a record it finds whole in
     /// the buffer (the reader of the records does).
-    /// After it, the last record's fields and span are not kept: only `ends` says where
-    /// records end.
+    /// After it, the last record's fields, span and line are not kept: only `ends` says
+    /// where records end.
     ///
     /// # Errors
     /// As [`Tokenizer::next_record`], for the first record the fast path left.

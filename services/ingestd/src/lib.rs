@@ -130,9 +130,10 @@ pub struct Config {
     pub merge_key_memory_bytes: u64,
     /// Threads that parse one large upload (docs/contract.md section 13); 0, the default,
     /// means the machine's cores from 4 cores up, and one thread below (on 2 cores the
-    /// second tokenizing pass costs more than the second thread gives: docs/performance.md).
-    /// Uploads under 4 MiB are parsed on one. The Parquet bytes are the same at any count;
-    /// memory grows by about 30 MiB per thread.
+    /// second tokenizing pass costs more than the second thread gives: docs/performance.md),
+    /// except for pass 1 after a refuted guess, which takes every core
+    /// ([`Config::infer_threads`]). Uploads under 4 MiB are parsed on one. The Parquet bytes
+    /// are the same at any count; memory grows by about 27 MiB per thread.
     pub convert_threads: usize,
 }
 

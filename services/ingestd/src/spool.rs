@@ -259,7 +259,8 @@ where
         write_spool(writer_file, writer_rx)
     }));
     let (hasher_tx, hasher_rx) = mpsc::channel(WRITER_CHUNKS);
-    let hasher = tokio::task::spawn_blocking(move || hash_spool(hasher_rx));
+    let hasher =
+        tokio::task::spawn_blocking(lakehouse_client::trace::bind(move || hash_spool(hasher_rx)));
     let mut size_bytes = 0u64;
     let received = async {
         while let Some(chunk) = chunks.next().await {
@@ -292,10 +293,15 @@ where
     .await;
     drop(writer_tx);
     drop(hasher_tx);
-    let written = writer.await.map_err(IngestError::Task)?;
-    let (sha256, hash_time) = hasher.await.map_err(IngestError::Task)?;
+    // Both threads have stopped before the answer, whatever it is: the upload's own error
+    // (too large, a broken body) first, then the writer's, then the hasher's.
+    let written = writer.await;
+    let hashed = hasher.await;
     received?;
-    let (size_bytes, direct) = written.map_err(IngestError::Spool)?;
+    let (size_bytes, direct) = written
+        .map_err(IngestError::Task)?
+        .map_err(IngestError::Spool)?;
+    let (sha256, hash_time) = hashed.map_err(IngestError::Task)?;
     Ok(Spooled {
         file,
         size_bytes,

@@ -400,3 +400,31 @@ proptest! {
         prop_assert_eq!(bulk_ends(&input, sizes, cap), (reading, outcome));
     }
 }
+
+/// On well-formed records the splitter's path is the bulk one: a single `skip_records`
+/// call finds the records of a whole read buffer, not one (docs/contract.md section 13: the
+/// splitter reads each 64-byte block once).
+#[test]
+fn bulk_skipping_takes_a_buffer_of_records_at_once() {
+    let record = "12,\"a, \"\"quoted\"\"\nfield\",3.5\r\n";
+    let input = record.repeat(10_000);
+    let mut tokenizer = Tokenizer::new(input.as_bytes(), b',', u64::MAX);
+    assert!(tokenizer.next_record().unwrap());
+    let mut ends = Vec::new();
+    let mut calls = 0;
+    let mut found = 1;
+    while tokenizer.skip_records(&mut ends).unwrap() {
+        calls += 1;
+        found += ends.len();
+        // A record ends with its CR; the LF after it is skipped before the next one.
+        let last = *ends.last().unwrap();
+        assert_eq!(
+            (last + 1) % record.len() as u64,
+            0,
+            "a record end at {last}"
+        );
+    }
+    assert_eq!(found, 10_000);
+    // The read buffer holds 256 KiB, about 7,000 of these records.
+    assert!(calls < 10, "{calls} calls for 9,999 records");
+}

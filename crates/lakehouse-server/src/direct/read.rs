@@ -29,8 +29,9 @@ enum Message {
 }
 
 /// A file read from its start to its end, in order. Past the page cache when asked, when
-/// the file is larger than one block (a smaller one was written through the page cache by
-/// [`super::DirectWriter`]) and when the platform and file system allow it: then a thread of
+/// the file is larger than one block (one of at most a block is small enough that the page
+/// cache is the cheaper way; [`super::DirectWriter`] wrote a smaller one through it) and
+/// when the platform and file system allow it: then a thread of
 /// its own reads up to [`READ_AHEAD_BLOCKS`] blocks of [`WRITE_BYTES`] ahead, into spare
 /// aligned buffers that go back to the spares, and dropping the reader stops that thread
 /// after the read it is in. Else the file is read through the page cache, by the caller's
@@ -56,8 +57,10 @@ struct Blocks {
     /// The block being read from and its length, and the next byte's index.
     current: Option<(AlignedBuffer, usize)>,
     at: usize,
-    /// The end was met (`End`, or an error already returned).
+    /// The end was met (`End`).
     ended: bool,
+    /// The read failed: every later read fails the same way, as the first did.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl std::fmt::Debug for Message {
@@ -92,21 +95,23 @@ impl DirectReader {
         let (tx, rx) = sync_channel(READ_AHEAD_BLOCKS);
         std::thread::Builder::new()
             .name("spool-read".into())
-            .spawn(move || read_ahead(&file, &tx))?;
+            .spawn(move || read_ahead(&file, size, &tx))?;
         Ok(DirectReader {
             source: Source::Direct(Blocks {
                 rx,
                 current: None,
                 at: 0,
                 ended: false,
+                failed: None,
             }),
         })
     }
 }
 
-/// The read-ahead thread: the file's blocks in order, then `End` (or `Failed`), until the
-/// reader is dropped.
-fn read_ahead(file: &File, tx: &SyncSender<Message>) {
+/// The read-ahead thread: the file's blocks in order, then `End` (or `Failed`, also when
+/// the reads end before the `size` bytes the file had when opened: a spool file does not
+/// shrink, so that is an error, never a shorter file), until the reader is dropped.
+fn read_ahead(file: &File, size: u64, tx: &SyncSender<Message>) {
     let mut offset = 0u64;
     loop {
         let Some(mut buffer) = AlignedBuffer::take() else {
@@ -127,7 +132,15 @@ fn read_ahead(file: &File, tx: &SyncSender<Message>) {
             return;
         }
         if end {
-            let _ = tx.send(Message::End);
+            let last = if offset < size {
+                Message::Failed(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the file ended at byte {offset} of {size}"),
+                ))
+            } else {
+                Message::End
+            };
+            let _ = tx.send(last);
             return;
         }
     }
@@ -176,6 +189,9 @@ impl Read for Blocks {
             }
             // The block read to its end goes back to the spare buffers.
             self.current = None;
+            if let Some((kind, message)) = &self.failed {
+                return Err(io::Error::new(*kind, message.clone()));
+            }
             if self.ended || buf.is_empty() {
                 return Ok(0);
             }
@@ -185,13 +201,12 @@ impl Read for Blocks {
                     self.at = 0;
                 }
                 Ok(Message::End) => self.ended = true,
-                Ok(Message::Failed(e)) => {
-                    self.ended = true;
-                    return Err(e);
-                }
+                Ok(Message::Failed(e)) => self.failed = Some((e.kind(), e.to_string())),
                 Err(_) => {
-                    self.ended = true;
-                    return Err(io::Error::other("the spool's read-ahead thread stopped"));
+                    self.failed = Some((
+                        io::ErrorKind::Other,
+                        "the spool's read-ahead thread stopped".into(),
+                    ));
                 }
             }
         }
@@ -208,6 +223,17 @@ mod tests {
     #[test]
     fn reads_back_exactly_the_bytes_written() {
         let dir = tempfile::tempdir().unwrap();
+        let probe = dir.path().join("probe");
+        std::fs::write(&probe, b"").unwrap();
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        let direct_allowed = open_direct(&options, &probe).is_some();
+        if !direct_allowed {
+            eprintln!(
+                "{} refuses O_DIRECT: only the buffered reads are tested",
+                dir.path().display()
+            );
+        }
         for direct in [true, false] {
             for len in [
                 0,
@@ -225,6 +251,12 @@ mod tests {
                 writer.finish().unwrap().sync_all().unwrap();
                 for read_size in [1000, 65_536, WRITE_BYTES + 3] {
                     let mut reader = DirectReader::open(&path, direct).unwrap();
+                    let read_directly = matches!(reader.source, Source::Direct(_));
+                    assert_eq!(
+                        read_directly,
+                        direct && len > WRITE_BYTES && direct_allowed,
+                        "{len}"
+                    );
                     let mut back = Vec::new();
                     let mut buf = vec![0u8; read_size];
                     loop {
@@ -240,5 +272,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A file that ends before the size it had when opened is an error on every read from
+    /// there, never a shorter file.
+    #[test]
+    fn a_file_cut_short_is_an_error_not_an_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut writer = DirectWriter::open(&path, true, true).unwrap();
+        writer.write(&vec![5u8; 16 * WRITE_BYTES]).unwrap();
+        writer.finish().unwrap().sync_all().unwrap();
+        let mut reader = DirectReader::open(&path, true).unwrap();
+        if !matches!(reader.source, Source::Direct(_)) {
+            eprintln!("skipped: {} refuses O_DIRECT", dir.path().display());
+            return;
+        }
+        let mut first = [0u8; 10];
+        reader.read_exact(&mut first).unwrap();
+        // Cut past what the read-ahead thread can hold by now (the block being read, the
+        // queued ones and the one it waits to queue).
+        let cut = 8 * WRITE_BYTES + 100;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(cut as u64)
+            .unwrap();
+        let mut rest = Vec::new();
+        let error = reader.read_to_end(&mut rest).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof, "{error}");
+        assert_eq!(first.len() + rest.len(), cut);
+        let again = reader.read(&mut first).unwrap_err();
+        assert_eq!(again.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
