@@ -152,7 +152,7 @@ impl Config {
     /// cores, 2 included. Nothing encodes meanwhile, so on 2 cores the second tokenizing
     /// pass costs less than the second thread gives (the 1 GiB bench file with a type
     /// refuted at its end: inference 1.67 s on one thread, 1.13 s on two;
-    /// docs/performance.md).
+    /// docs/performance.md). Rule: docs/contract.md section 13, "Pass 1".
     pub fn infer_threads(&self) -> usize {
         if self.convert_threads > 0 {
             return self.convert_threads;

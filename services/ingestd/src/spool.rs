@@ -135,9 +135,9 @@ pub struct Spooled {
 
 /// Opens a spool file written by [`receive`] to read it again: past the page cache when it
 /// was written so (`direct`: [`Spooled::direct`]), on a read-ahead thread
-/// ([`DirectReader`]). A buffered read of a file the page cache does not hold costs a
-/// page-cache page per 4 KiB (2.4 to 2.8 s of CPU per GiB on the reference VM, against
-/// 0.06 s; docs/performance.md).
+/// ([`DirectReader`]; docs/contract.md section 13). A buffered read of a file the page
+/// cache does not hold costs a page-cache page per 4 KiB (2.4 to 2.8 s of CPU per GiB on
+/// the reference VM, against 0.06 s; docs/performance.md).
 ///
 /// # Errors
 /// [`IngestError::Spool`] when it cannot be opened.

@@ -14,6 +14,17 @@ struct Chunked<'a> {
     next: usize,
 }
 
+impl<'a> Chunked<'a> {
+    /// `bytes` handed out in reads of `sizes`, in turn.
+    fn new(bytes: &'a [u8], sizes: Vec<usize>) -> Self {
+        Chunked {
+            bytes,
+            sizes,
+            next: 0,
+        }
+    }
+}
+
 impl Read for Chunked<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let size = self.sizes[self.next % self.sizes.len()].max(1);
@@ -26,12 +37,7 @@ impl Read for Chunked<'_> {
 }
 
 fn ours(bytes: &[u8], delimiter: u8, sizes: Vec<usize>) -> Outcome {
-    let reader = Chunked {
-        bytes,
-        sizes,
-        next: 0,
-    };
-    let mut tokens = Tokenizer::new(reader, delimiter, u64::MAX);
+    let mut tokens = Tokenizer::new(Chunked::new(bytes, sizes), delimiter, u64::MAX);
     let mut records = Vec::new();
     while tokens.next_record().unwrap() {
         let fields = tokens.record().iter().map(<[u8]>::to_vec).collect();
@@ -289,15 +295,19 @@ fn ascii_is_proven_per_record() {
     assert_eq!(non_ascii, 100);
 }
 
+/// How a reading ended: at the end of the input (and whether a quote was left open), or
+/// with `error` at the line the tokenizer reports.
+fn ending<R: Read>(tokenizer: &Tokenizer<R>, error: Option<TokenError>) -> String {
+    match error {
+        None => format!("end {:?}", tokenizer.open_quote().is_some()),
+        Some(e) => format!("{e:?} at line {}", tokenizer.line()),
+    }
+}
+
 /// Each record's span and start line, and how the reading ended (`None`: the end of the
 /// input; else the error's kind), read with `skip_record` or with `next_record`.
 fn spans(bytes: &[u8], sizes: Vec<usize>, cap: u64, skip: bool) -> (Vec<(u64, u64, u64)>, String) {
-    let reader = Chunked {
-        bytes,
-        sizes,
-        next: 0,
-    };
-    let mut tokenizer = Tokenizer::new(reader, b',', cap);
+    let mut tokenizer = Tokenizer::new(Chunked::new(bytes, sizes), b',', cap);
     let mut spans = Vec::new();
     loop {
         let next = if skip {
@@ -310,8 +320,8 @@ fn spans(bytes: &[u8], sizes: Vec<usize>, cap: u64, skip: bool) -> (Vec<(u64, u6
                 let span = tokenizer.raw_span();
                 spans.push((span.start, span.end, tokenizer.line()));
             }
-            Ok(false) => return (spans, format!("end {:?}", tokenizer.open_quote().is_some())),
-            Err(e) => return (spans, format!("{e:?} at line {}", tokenizer.line())),
+            Ok(false) => return (spans, ending(&tokenizer, None)),
+            Err(e) => return (spans, ending(&tokenizer, Some(e))),
         }
     }
 }
@@ -343,12 +353,7 @@ proptest! {
 
 /// The record ends `skip_records` finds, and how the reading ended, as [`spans`] says it.
 fn bulk_ends(bytes: &[u8], sizes: Vec<usize>, cap: u64) -> (Vec<u64>, String) {
-    let reader = Chunked {
-        bytes,
-        sizes,
-        next: 0,
-    };
-    let mut tokenizer = Tokenizer::new(reader, b',', cap);
+    let mut tokenizer = Tokenizer::new(Chunked::new(bytes, sizes), b',', cap);
     let mut all = Vec::new();
     let mut ends = Vec::new();
     loop {
@@ -357,8 +362,8 @@ fn bulk_ends(bytes: &[u8], sizes: Vec<usize>, cap: u64) -> (Vec<u64>, String) {
                 assert!(!ends.is_empty(), "a call that found records gave no end");
                 all.extend_from_slice(&ends);
             }
-            Ok(false) => return (all, format!("end {:?}", tokenizer.open_quote().is_some())),
-            Err(e) => return (all, format!("{e:?} at line {}", tokenizer.line())),
+            Ok(false) => return (all, ending(&tokenizer, None)),
+            Err(e) => return (all, ending(&tokenizer, Some(e))),
         }
     }
 }

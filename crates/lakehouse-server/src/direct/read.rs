@@ -1,5 +1,6 @@
 //! Reading a large file past the page cache (`O_DIRECT`, Linux), on a thread that reads
-//! ahead: for ingestd's spool file when a pass reads it again after the upload.
+//! ahead: for ingestd's spool file when a pass reads it again after the upload
+//! (docs/contract.md section 13, "a pass that reads the spool again").
 //!
 //! Why: the spool is written past the page cache ([`super::DirectWriter`]), so a second read
 //! finds none of it there, and a buffered read then allocates and fills a page-cache page
@@ -35,7 +36,8 @@ enum Message {
 /// its own reads up to [`READ_AHEAD_BLOCKS`] blocks of [`WRITE_BYTES`] ahead, into spare
 /// aligned buffers that go back to the spares, and dropping the reader stops that thread
 /// after the read it is in. Else the file is read through the page cache, by the caller's
-/// thread.
+/// thread. Memory: at most four blocks (4 MiB) per reader, whatever the file's size
+/// (docs/contract.md section 2, invariant 5).
 #[derive(Debug)]
 pub struct DirectReader {
     source: Source,
