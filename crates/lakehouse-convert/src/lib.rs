@@ -346,14 +346,17 @@ pub struct Verified {
 ///
 /// Returns `Ok(Some(_))` when proven: the Parquet bytes, row count and warnings are then
 /// exactly those of pass 1 followed by [`write_parquet`]. `Ok(None)` when not (a refused
-/// value, a header that differs, a type that is too wide): it stops at the first refused
-/// value, `out` holds a partial file to discard, and the caller runs pass 1 and pass 2
-/// itself.
+/// value, a header that differs, a type that is too wide): the Parquet stops at the first
+/// refused value, `out` holds a partial file to discard, and the caller runs pass 1 and
+/// pass 2 itself (or verifies the second guess of [`write_parquet_speculative`]). After a
+/// refused value an [`Expected::Inferred`] pass reads on to the end of the input, only
+/// inferring; an [`Expected::Registered`] one stops there.
 ///
 /// # Errors
 /// - The CSV errors of [`infer_schema`] ([`ConvertError::is_csv_error`]): exactly the error
 ///   pass 1 returns for the same bytes and options, since both read the same records in
-///   the same order and this one stops only at a refused value, which is `Ok(None)`.
+///   the same order and this one stops early only at a value the registered schema
+///   refuses, which is `Ok(None)`.
 /// - [`ConvertError::Io`], [`ConvertError::Parquet`] as [`write_parquet`].
 pub fn write_parquet_verified<'a, 's, R: Read, W: Write + Send + 's>(
     reader: R,
@@ -361,6 +364,55 @@ pub fn write_parquet_verified<'a, 's, R: Read, W: Write + Send + 's>(
     expected: Expected<'_>,
     out: impl IntoParquetFiles<'s, W>,
 ) -> Result<Option<Verified>> {
+    let outcome = write_parquet_speculative(reader, options, expected, out)?;
+    Ok(match outcome {
+        Speculation::Proven(verified) => Some(verified),
+        Speculation::Unproven(_) => None,
+    })
+}
+
+/// [`write_parquet_verified`], saying what the values point to when the guess is not
+/// proven: the outcome of a verified pass (docs/contract.md section 13, "A guess refuted
+/// late").
+#[derive(Debug, Clone)]
+pub enum Speculation {
+    /// Proven: as [`write_parquet_verified`]'s `Some`.
+    Proven(Verified),
+    /// Not proven; `out` holds a partial file to discard. With [`Expected::Inferred`], the
+    /// schema section 3 gives the records read when it is not the guess (`None` for a
+    /// header that differs, or with [`Expected::Registered`], which stops at a refused
+    /// value).
+    Unproven(Option<SecondGuess>),
+}
+
+/// What a verified pass that was not proven read of the file: the schema and day/month
+/// orders docs/contract.md section 3 gives its records, to verify in one more pass. A
+/// guess, never a result: it is exactly [`infer_schema`]'s but in one case (an int beyond
+/// 2^53 before the refusal in a column that then holds a non-int float: the guess says
+/// float64, the inference utf8), and only a verified pass makes it one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondGuess {
+    /// Columns in header order, with the types the values read point to.
+    pub schema: Schema,
+    /// The day/month order of each `date32` column of `P/Q/YYYY` values, by name (to read
+    /// with: `CsvOptions::date_orders`).
+    pub date_orders: std::collections::BTreeMap<String, lakehouse_api::DateOrder>,
+}
+
+/// [`write_parquet_verified`], and when the guess is not proven, the second guess its
+/// values point to ([`Speculation::Unproven`]). With [`Expected::Inferred`], a value the
+/// guess refuses ends the Parquet there, and the pass reads on to the end of the input,
+/// only inferring (the cost of pass 1 over the rest of the input), so that the second
+/// guess covers every record; the CSV errors met on the way are pass 1's.
+///
+/// # Errors
+/// As [`write_parquet_verified`].
+pub fn write_parquet_speculative<'a, 's, R: Read, W: Write + Send + 's>(
+    reader: R,
+    options: impl Into<ReadConfig<'a>>,
+    expected: Expected<'_>,
+    out: impl IntoParquetFiles<'s, W>,
+) -> Result<Speculation> {
     verified(
         reader,
         options.into(),
@@ -369,24 +421,27 @@ pub fn write_parquet_verified<'a, 's, R: Read, W: Write + Send + 's>(
     )
 }
 
-/// A pass 2 into `output` that proves `expected` ([`write_parquet_verified`]).
+/// A pass 2 into `output` that proves `expected` ([`write_parquet_speculative`]).
 fn verified<R: Read, W: Write + Send>(
     reader: R,
     options: ReadConfig<'_>,
     expected: Expected<'_>,
     output: Output<'_, W>,
-) -> Result<Option<Verified>> {
+) -> Result<Speculation> {
     let (schema, verify_inference) = match expected {
         Expected::Inferred(schema) => (schema, true),
         Expected::Registered(schema) => (schema, false),
     };
     match write::write_parquet(reader, options, schema, output, verify_inference) {
-        Ok(pass2) if pass2.infers_schema || !verify_inference => Ok(Some(Verified {
-            warnings: pass2.warnings,
-            output: pass2.output,
-            stats: pass2.stats,
-        })),
-        Ok(_) | Err(ConvertError::SchemaDrift(_)) => Ok(None),
+        Ok(pass2) if pass2.infers_schema || !verify_inference => {
+            Ok(Speculation::Proven(Verified {
+                warnings: pass2.warnings,
+                output: pass2.output,
+                stats: pass2.stats,
+            }))
+        }
+        Ok(pass2) => Ok(Speculation::Unproven(pass2.second_guess)),
+        Err(ConvertError::SchemaDrift(_)) => Ok(Speculation::Unproven(None)),
         Err(e) => Err(e),
     }
 }
@@ -424,7 +479,10 @@ pub fn write_parquet_partitioned<'a, R: Read>(
         sink,
         config,
     };
-    verified(reader, options.into(), expected, output)
+    Ok(match verified(reader, options.into(), expected, output)? {
+        Speculation::Proven(verified) => Some(verified),
+        Speculation::Unproven(_) => None,
+    })
 }
 
 /// A guess of [`infer_schema`]'s result from the first bytes of a file, for

@@ -27,7 +27,9 @@ use crate::error::{ConvertError, Result};
 use crate::reading::Reading;
 use crate::source::{Header, Nulls, ReadConfig, Records};
 use crate::tokenize::{TokenError, Tokenizer, count_newlines};
-use crate::write::{BatchBuilder, Output, Pass2, check_header, value_refused, writer_properties};
+use crate::write::{
+    BatchBuilder, Output, Pass2, check_header, second_guess, value_refused, writer_properties,
+};
 use crate::{BATCH_ROWS, EncodeStats, Inferred, ParquetOutput};
 use arrow_array::RecordBatch;
 use lakehouse_api::Schema;
@@ -66,6 +68,9 @@ struct Parsed<'s> {
     header: Option<Header>,
     batches: Vec<RecordBatch>,
     proof: BatchBuilder<'s>,
+    /// Verifying an inference: after a refused value, what the refusing record and the
+    /// rest of the chunk point to (`proof` then holds the records before it).
+    after: Option<Vec<ColumnStats>>,
     rows: u64,
     busy: Duration,
 }
@@ -244,6 +249,12 @@ fn pass2<R: Read, W: Write + Send>(
             }
             (Ok(Ok(merged)), Ok(encoded)) => (merged, encoded),
         };
+        let infers_schema = verify && merged.after.is_none() && merged.proof.infers_schema();
+        let second_guess = match &merged.after {
+            Some(after) => merged.proof.second_guess(Some(after)),
+            None if verify && !infers_schema => merged.proof.second_guess(None),
+            None => None,
+        };
         Ok(Pass2 {
             output: ParquetOutput {
                 row_count: merged.rows,
@@ -255,7 +266,8 @@ fn pass2<R: Read, W: Write + Send>(
                 encode,
             },
             warnings: merged.header.warnings,
-            infers_schema: verify && merged.proof.infers_schema(),
+            infers_schema,
+            second_guess,
         })
     })
 }
@@ -544,11 +556,25 @@ fn parse<'s>(
     let nulls = Nulls::new(read);
     let mut proof = BatchBuilder::chunk(schema, verify, read.csv, chunk.first_batch_rows);
     let mut batches = Vec::new();
+    let mut after = None;
     while records.next_record()? {
         let record = records.record();
         match proof.push(record, &nulls) {
             Ok(false) => {}
             Ok(true) => proof.settle_lines(records.raw_span().start),
+            // Verifying an inference: the rest of the chunk is only inferred (the record
+            // is half added, so no batch is finished any more).
+            Err(_) if verify => {
+                let reading = Reading::new(read.csv);
+                let refused = second_guess::refused_record(record, &nulls, reading);
+                after = Some(second_guess::infer_rest(
+                    &mut records,
+                    &nulls,
+                    reading,
+                    refused,
+                )?);
+                break;
+            }
             Err(column) => {
                 let value = record.iter().nth(column).unwrap_or_default();
                 return Err(value_refused(schema, column, records.line(), value));
@@ -558,7 +584,7 @@ fn parse<'s>(
             batches.push(proof.finish()?);
         }
     }
-    if proof.pending() > 0 {
+    if proof.pending() > 0 && after.is_none() {
         batches.push(proof.finish()?);
     }
     proof.offsets_to_lines(&chunk.bytes, chunk.newlines_before);
@@ -566,6 +592,7 @@ fn parse<'s>(
         header,
         batches,
         proof,
+        after,
         rows: records.rows(),
         busy: started.elapsed(),
     })
@@ -575,6 +602,9 @@ fn parse<'s>(
 struct Merged<'s> {
     header: Header,
     proof: BatchBuilder<'s>,
+    /// After a refused value: what the records from the refusing one on point to, per
+    /// column (`proof` holds the records before it).
+    after: Option<Vec<ColumnStats>>,
     rows: u64,
     busy: Duration,
 }
@@ -600,10 +630,23 @@ fn merge<'s>(
     // Rows sent to the encoder, and read.
     let (mut rows, mut total, mut busy) = (0u64, 0u64, Duration::ZERO);
     let mut straddling: Option<RecordBatch> = None;
+    let mut after: Option<Vec<ColumnStats>> = None;
     let send = |batch: RecordBatch| encoder.send(batch).is_ok();
     for parsed in chunks {
         let parsed = parsed.map_err(Stop::Csv)?;
         header = header.or(parsed.header);
+        total += parsed.rows;
+        busy += parsed.busy;
+        // Past a refused value nothing is encoded: the chunks' values are only inferred.
+        if let Some(after) = after.as_mut() {
+            second_guess::fold_chunk(after, &parsed.proof, parsed.after.as_deref());
+            continue;
+        }
+        if parsed.after.is_some() {
+            proof.absorb(&parsed.proof);
+            after = parsed.after;
+            continue;
+        }
         for batch in parsed.batches {
             let batch = match straddling.take() {
                 Some(first) => {
@@ -622,11 +665,9 @@ fn merge<'s>(
                 return Err(Stop::EncoderGone);
             }
         }
-        total += parsed.rows;
         proof.absorb(&parsed.proof);
-        busy += parsed.busy;
     }
-    if let Some(batch) = straddling
+    if let Some(batch) = straddling.filter(|_| after.is_none())
         && !send(batch)
     {
         return Err(Stop::EncoderGone);
@@ -635,6 +676,7 @@ fn merge<'s>(
     Ok(Merged {
         header,
         proof,
+        after,
         rows: total,
         busy,
     })

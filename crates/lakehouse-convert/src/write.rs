@@ -30,6 +30,8 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub(crate) mod second_guess;
+
 /// The Arrow type of a catalog column type.
 pub(crate) fn arrow_type(ty: ColumnType) -> DataType {
     match ty {
@@ -359,8 +361,8 @@ impl Column {
     /// Appends a non-null value; `false` (and nothing appended) if the type refuses it.
     #[inline]
     fn append(&mut self, value: &[u8]) -> bool {
-        self.non_null = true;
-        match &mut self.builder {
+        // A refused value is not counted: the second guess reads `non_null` after it.
+        let accepted = match &mut self.builder {
             Builder::Bool(b) => parse_bool(value).map(|v| b.append_value(v)).is_some(),
             Builder::Int64(b) => parse_int(value).map(|v| b.append_value(v)).is_some(),
             Builder::Float64(b) => match self.reading.parse_float_literal(value) {
@@ -390,7 +392,9 @@ impl Column {
                 b.append_value(value);
                 true
             }
-        }
+        };
+        self.non_null |= accepted;
+        accepted
     }
 
     /// Whether the whole-file inference of docs/contract.md section 3 gives this column exactly
@@ -724,6 +728,10 @@ pub(crate) struct Pass2 {
     /// With `verify_inference`: every value was accepted and the values prove that
     /// [`infer_schema`](crate::infer_schema) gives exactly the schema written.
     pub infers_schema: bool,
+    /// With `verify_inference`, when not proven: what the values read point to instead
+    /// (`BatchBuilder::second_guess`). After a refused value the pass reads on to the end
+    /// of the input, inferring only, and `output` holds the rows before it.
+    pub second_guess: Option<crate::SecondGuess>,
 }
 
 /// Where pass 2's record batches go.
@@ -787,8 +795,12 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     check_header(schema, &header)?;
     let nulls = Nulls::new(options);
     let mut batches = BatchBuilder::new(schema, verify_inference, options.csv);
+    let reading = Reading::new(options.csv);
     let mut parse_time = Duration::ZERO;
     let mut encode_time = Duration::ZERO;
+    // Verifying an inference: the refused record's inference state, and the input ends
+    // there for the encoder.
+    let mut refused = None;
     // The next record batch, `None` after the last; times itself into `parse_time`.
     let arrow = batches.arrow.clone();
     let mut next_batch = || -> Result<Option<RecordBatch>> {
@@ -803,6 +815,10 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
             match batches.push(record, &nulls) {
                 Ok(false) => {}
                 Ok(true) => batches.settle_lines(records.line()),
+                Err(_) if verify_inference => {
+                    refused = Some(second_guess::refused_record(record, &nulls, reading));
+                    break None;
+                }
                 Err(column) => {
                     let value = record.iter().nth(column).unwrap_or_default();
                     return Err(value_refused(schema, column, records.line(), value));
@@ -863,20 +879,32 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
             })
         })?
     };
-    let stats = EncodeStats {
-        parse: parse_time,
-        encode: encode_time,
-    };
     let output = ParquetOutput {
         row_count: records.rows(),
         size_bytes,
         columns: batches.report(),
     };
+    let infers_schema = verify_inference && refused.is_none() && batches.infers_schema();
+    let second_guess = match refused {
+        Some(refused) => {
+            let started = Instant::now();
+            let after = second_guess::infer_rest(&mut records, &nulls, reading, refused)?;
+            parse_time += started.elapsed();
+            batches.second_guess(Some(&after))
+        }
+        None if verify_inference && !infers_schema => batches.second_guess(None),
+        None => None,
+    };
+    let stats = EncodeStats {
+        parse: parse_time,
+        encode: encode_time,
+    };
     Ok(Pass2 {
         output,
         stats,
         warnings: header.warnings,
-        infers_schema: verify_inference && batches.infers_schema(),
+        infers_schema,
+        second_guess,
     })
 }
 

@@ -6,8 +6,8 @@
 
 use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
 use lakehouse_convert::{
-    Expected, ReadConfig, ReadLimits, check_schema, infer_schema, write_parquet_pipelined,
-    write_parquet_verified,
+    Expected, ReadConfig, ReadLimits, Speculation, check_schema, infer_schema,
+    write_parquet_pipelined, write_parquet_speculative, write_parquet_verified,
 };
 mod common;
 
@@ -154,6 +154,20 @@ proptest! {
                 let many = verified(&csv, one.threads(threads).chunk_bytes(chunk), expected, k);
                 prop_assert_eq!(&single, &many, "{} threads, chunks of {}", threads, chunk);
             }
+        }
+        // A refuted guess: the same second guess (the records from the refused value on
+        // are only inferred, chunk by chunk), or the same error.
+        let second_guess = |read: ReadConfig<'_>| {
+            let input = Chunked { data: &csv, k };
+            match write_parquet_speculative(input, read, Expected::Inferred(&guessed), Vec::new()) {
+                Ok(Speculation::Proven(_)) => Ok(None),
+                Ok(Speculation::Unproven(second)) => Ok(Some(format!("{second:?}"))),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        for threads in [2, 8] {
+            let many = one.threads(threads).chunk_bytes(chunk);
+            prop_assert_eq!(second_guess(one), second_guess(many), "{} threads", threads);
         }
         prop_assert_eq!(
             check_schema(&csv[..], &options, &guessed).is_ok(),

@@ -9,7 +9,7 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use lakehouse_api::{ColumnType, CsvOptions};
-use lakehouse_api::{Field, Schema};
+use lakehouse_api::Schema;
 use lakehouse_convert::{
     BATCH_ROWS, Expected, MAX_ROW_GROUP_ROWS, ReadConfig, check_schema, guess_schema, infer_schema,
     write_parquet, write_parquet_pipelined, write_parquet_verified,
@@ -18,6 +18,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 mod common;
 
 use common::Chunked;
+use common::guesses::{guesses, lattice_case, perturbed};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -609,35 +610,6 @@ proptest! {
     }
 }
 
-fn column_type() -> impl Strategy<Value = ColumnType> {
-    prop::sample::select(vec![
-        ColumnType::Bool,
-        ColumnType::Int64,
-        ColumnType::Float64,
-        ColumnType::Date32,
-        ColumnType::TimestampUtc,
-        ColumnType::Timestamp,
-        ColumnType::Utf8,
-    ])
-}
-
-/// `schema` with the type of each column replaced by the matching `Some` of `types`: a guess
-/// that is right in some columns and wrong in others.
-fn perturbed(schema: &Schema, types: &[Option<ColumnType>]) -> Schema {
-    Schema {
-        fields: schema
-            .fields
-            .iter()
-            .zip(types.iter().chain(std::iter::repeat(&None)))
-            .map(|(f, t)| Field::new(f.name.clone(), t.unwrap_or(f.data_type)))
-            .collect(),
-    }
-}
-
-fn guesses() -> impl Strategy<Value = Vec<Option<ColumnType>>> {
-    prop::collection::vec(prop::option::weighted(0.3, column_type()), 5)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -739,74 +711,17 @@ proptest! {
         }
     }
 }
-/// Values of every class of docs/contract.md section 3's table and its edges, for a file whose
-/// columns each draw from a few of them.
-const CLASS_VALUES: &[&str] = &[
-    "",
-    "1",
-    "-2",
-    "0",
-    "1.5",
-    "2e3",
-    "nan",
-    "true",
-    "FALSE",
-    "2020-02-29",
-    "2021-02-29",
-    "2020-01-01T00:00:00Z",
-    "2020-01-01 00:00:00.5+02:00",
-    "2020-01-01T00:00:00",
-    "2020-01-01T00:00:00.1234567",
-    "9007199254740993",
-    "-9007199254740992",
-    "007",
-    "x",
-];
-
-/// A small CSV whose columns each hold values from a random few of [`CLASS_VALUES`], and a
-/// guess of its schema per column: the right type or any other.
-fn lattice_case() -> impl Strategy<Value = (Vec<u8>, Vec<Option<ColumnType>>)> {
-    (1usize..=3, 0usize..=6)
-        .prop_flat_map(|(ncols, nrows)| {
-            let palettes = prop::collection::vec(
-                prop::collection::vec(prop::sample::select(CLASS_VALUES), 1..=3),
-                ncols,
-            );
-            (palettes, Just(nrows), guesses())
-        })
-        .prop_flat_map(|(palettes, nrows, guess)| {
-            let row: Vec<_> = palettes
-                .iter()
-                .map(|p| prop::sample::select(p.clone()))
-                .collect();
-            (
-                prop::collection::vec(row, nrows),
-                Just(palettes.len()),
-                Just(guess),
-            )
-        })
-        .prop_map(|(rows, ncols, guess)| {
-            let names: Vec<String> = (0..ncols).map(|i| format!("c{i}")).collect();
-            let mut csv = names.join(",");
-            csv.push('\n');
-            for row in rows {
-                csv.push_str(&row.join(","));
-                csv.push('\n');
-            }
-            (csv.into_bytes(), guess)
-        })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1024))]
 
     /// Over the whole lattice of types: a guess is proven exactly when it is the inference
     /// (an all-int column guessed float64, an all-empty one guessed int64, a date column
     /// guessed utf8, ... are not), and a registered schema exactly when the check accepts.
+    /// Read with the inference's day/month orders, as a guess always is.
     #[test]
     fn verified_pass_proves_no_other_schema((csv, types) in lattice_case()) {
-        let options = CsvOptions::default();
-        let inferred = infer_schema(&csv[..], &options).unwrap();
+        let inferred = infer_schema(&csv[..], &CsvOptions::default()).unwrap();
+        let options = CsvOptions { date_orders: inferred.date_orders.clone(), ..CsvOptions::default() };
         let guess = perturbed(&inferred.schema, &types);
         let verified = write_parquet_verified(&csv[..], &options, Expected::Inferred(&guess), Vec::new()).unwrap();
         prop_assert_eq!(verified.is_some(), guess == inferred.schema, "guess {:?}", guess);

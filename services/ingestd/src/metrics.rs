@@ -26,6 +26,12 @@ pub const CSV_BYTES_TOTAL: &str = "lakehouse_ingestd_ingested_csv_bytes_total";
 pub const PARQUET_BYTES_TOTAL: &str = "lakehouse_ingestd_ingested_parquet_bytes_total";
 /// Counter of rows of successful ingests (`ok` and `existing`).
 pub const ROWS_TOTAL: &str = "lakehouse_ingestd_ingested_rows_total";
+/// Counter of successful ingests (dry runs not counted) by how their schema and Parquet
+/// were settled, `by`: `speculation` (the speculative pass proved its schema while the
+/// upload arrived: the upload read once), `second_guess` (a new dataset's guess was refuted
+/// and the second guess proven over the spool file: read twice) or `passes` (pass 1 and
+/// pass 2 over the spool file) (docs/contract.md section 13).
+pub const SCHEMA_SETTLED_TOTAL: &str = "lakehouse_ingestd_schema_settled_total";
 /// Gauge of ingests holding a slot (`max_concurrent_ingests`) now.
 pub const INGESTS_IN_FLIGHT: &str = "lakehouse_ingestd_ingests_in_flight";
 /// Counter of ingests refused 503 `busy` because every slot was taken.
@@ -107,6 +113,11 @@ pub fn describe() {
         Unit::Count,
         "Rows of successful ingests (ok and existing)"
     );
+    describe_counter!(
+        SCHEMA_SETTLED_TOTAL,
+        Unit::Count,
+        "Successful ingests by how the schema was settled (speculation, second_guess, passes)"
+    );
     describe_gauge!(
         INGESTS_IN_FLIGHT,
         Unit::Count,
@@ -175,6 +186,12 @@ pub fn ingest_succeeded(csv_bytes: u64, parquet_bytes: u64, rows: u64, stage_ms:
         metrics::histogram!(INGEST_STAGE_DURATION_SECONDS, "stage" => stage)
             .record(ms as f64 / 1000.0);
     }
+}
+
+/// Counts a successful ingest (not a dry run) under how its schema was settled (`by`:
+/// `speculation`, `second_guess` or `passes`).
+pub fn schema_settled(by: &'static str) {
+    metrics::counter!(SCHEMA_SETTLED_TOTAL, "by" => by).increment(1);
 }
 
 /// Records a load's start.

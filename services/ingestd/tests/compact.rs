@@ -727,8 +727,9 @@ async fn an_ingest_past_the_target_size_is_stored_as_several_files_in_row_order(
     );
 
     // A new dataset whose first column turns to text on its last row: the speculative pass
-    // (guessing int64) had cut files before that row; they are withdrawn, and both passes
-    // over the spool write the files again. storaged keeps only the version's.
+    // (guessing int64) had cut files before that row; they are withdrawn, and the pass that
+    // verifies the second guess over the spool writes the files again. storaged keeps only
+    // the version's.
     let mut late = csv(0, 330_000);
     late.extend_from_slice(b"not-a-number,name-last\n");
     let (status, body) = h.ingest("name=late", &late).await;

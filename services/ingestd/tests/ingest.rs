@@ -609,8 +609,9 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
 
 /// The service's Parquet is byte-identical to what the single-threaded library writes for
 /// the same bytes, both when the verified pass 2 guessed the schema from the first 4 MiB
-/// (hit: one read) and when a column changed type after them (miss: pass 1 and pass 2 run
-/// over the spool); errors past the prefix are pass 1's.
+/// (hit: one read) and when a column changed type after them (miss: the second guess is
+/// verified over the spool, docs/contract.md section 13); errors past the prefix are pass
+/// 1's.
 #[tokio::test]
 async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
     let h = Harness::start(&[]);
@@ -645,6 +646,22 @@ async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
             if name == "hit" { 200_000 } else { 200_001 }
         );
     }
+    // The hit read the upload once; the miss's guess (`n` int64) was refuted by its last
+    // record, and the second guess (`n` float64) proven in one more read, not two.
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.trio.ingestd.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for by in ["speculation", "second_guess"] {
+        let line = format!("lakehouse_ingestd_schema_settled_total{{by=\"{by}\"}} 1");
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    assert!(!metrics.contains(r#"by="passes""#), "{metrics}");
     // Past the prefix, on a one-read hit path: a bad record is pass 1's own 400, and a value
     // the registered type refuses is pass 1's own 409, each with its line.
     let mut bad = hit.clone();

@@ -1,6 +1,8 @@
 //! Helpers shared by the converter's integration tests (each test crate uses some of them).
 #![allow(dead_code)]
 
+pub mod guesses;
+
 use arrow_array::RecordBatch;
 use lakehouse_api::{ColumnType, CsvOptions, Field, Schema};
 use lakehouse_convert::{infer_schema, write_parquet};

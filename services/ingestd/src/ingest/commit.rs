@@ -32,7 +32,7 @@ pub(super) async fn commit(
         pass1,
         encoded,
         mut written,
-        speculation_hit,
+        settled_by,
         guess_ms,
         speculation_wait_ms,
         pass2_ms,
@@ -82,7 +82,7 @@ pub(super) async fn commit(
         register_version(state, request, &plan, register, objects).await?;
     let stages = Stages {
         csv_bytes,
-        speculation_hit,
+        settled_by,
         lookup_ms: plan.lookup_ms,
         receive_ms,
         hash_ms,
@@ -276,7 +276,7 @@ fn register_request(
 /// How a committed ingest went, stage by stage (timings in milliseconds).
 struct Stages {
     csv_bytes: u64,
-    speculation_hit: bool,
+    settled_by: super::SettledBy,
     lookup_ms: u128,
     receive_ms: u128,
     hash_ms: u128,
@@ -299,6 +299,7 @@ fn report(
     let row_count = encoded.output.row_count;
     // A dry run ingested nothing: no bytes or rows counted, no stage timings.
     if !request.dry_run {
+        crate::metrics::schema_settled(stages.settled_by.as_str());
         crate::metrics::ingest_succeeded(
             stages.csv_bytes,
             parquet_size,
@@ -332,7 +333,7 @@ fn report(
         infer_ms = stages.infer_ms,
         parse_ms = encoded.stats.parse.as_millis(),
         encode_ms = encoded.stats.encode.as_millis(),
-        speculation_hit = stages.speculation_hit,
+        settled_by = %stages.settled_by.as_str(),
         speculation_wait_ms = stages.speculation_wait_ms,
         pass2_ms = stages.pass2_ms,
         put_ms = stages.put_ms,

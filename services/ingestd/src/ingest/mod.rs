@@ -275,10 +275,34 @@ struct Settled {
     pass1: Pass1Output,
     encoded: Encoded,
     written: Written,
-    speculation_hit: bool,
+    settled_by: SettledBy,
     guess_ms: u128,
     speculation_wait_ms: u128,
     pass2_ms: u128,
+}
+
+/// How the schema and the Parquet were settled (docs/contract.md section 13): the
+/// `settled_by` field of the `ingest complete` log line and the `by` label of
+/// [`crate::metrics::SCHEMA_SETTLED_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SettledBy {
+    /// The speculative pass proved its schema while the upload arrived: one read.
+    Speculation,
+    /// A new dataset's guess was refuted and the second guess proven over the spool file.
+    SecondGuess,
+    /// Pass 1 and pass 2 over the spool file.
+    Passes,
+}
+
+impl SettledBy {
+    /// The label value: `speculation`, `second_guess` or `passes`.
+    fn as_str(self) -> &'static str {
+        match self {
+            SettledBy::Speculation => "speculation",
+            SettledBy::SecondGuess => "second_guess",
+            SettledBy::Passes => "passes",
+        }
+    }
 }
 
 /// Where pass 2's Parquet is.

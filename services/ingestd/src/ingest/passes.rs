@@ -2,8 +2,8 @@
 //! pass 1 (inference, or the check against the registered schema and schema evolution,
 //! docs/contract.md section 3) and pass 2 over the spool file.
 
-use super::speculative::Speculative;
-use super::{DateOrders, Encoded, Pass1Output, Plan, Settled, Written, parquet_dir};
+use super::speculative::{Refuted, Speculated, Speculative};
+use super::{DateOrders, Encoded, Pass1Output, Plan, Settled, SettledBy, Written, parquet_dir};
 use crate::spool::Spooled;
 use crate::upload::{ChunkSender, Uploads};
 use crate::{AppState, IngestError};
@@ -30,18 +30,18 @@ pub(super) async fn settle(
     let pass2_started = Instant::now();
     let (speculated, written) = speculative.handle.await.map_err(IngestError::Task)?;
     let speculation_wait_ms = pass2_started.elapsed().as_millis();
-    let settled = |pass1, encoded, written, speculation_hit, guess_ms| Settled {
+    let settled = |pass1, encoded, written, settled_by, guess_ms| Settled {
         pass1,
         encoded,
         written,
-        speculation_hit,
+        settled_by,
         guess_ms,
         speculation_wait_ms,
         pass2_ms: pass2_started.elapsed().as_millis(),
     };
     match (speculated, written) {
         // Proven, and over every byte spooled: exactly what pass 1 then pass 2 would give.
-        (Ok(Some(hit)), Some(written)) if hit.bytes_read == upload.size_bytes => {
+        (Ok(Speculated::Proven(hit)), Some(written)) if hit.bytes_read == upload.size_bytes => {
             let mut warnings = hit.warnings;
             if plan.current.is_none() {
                 let options = CsvOptions {
@@ -64,7 +64,8 @@ pub(super) async fn settle(
                 date_orders: hit.date_orders,
                 busy: Duration::ZERO,
             };
-            Ok(settled(pass1, hit.encoded, written, true, hit.guess_ms))
+            let by = SettledBy::Speculation;
+            Ok(settled(pass1, hit.encoded, written, by, hit.guess_ms))
         }
         (speculated, written) => {
             let storaged_failed = match written {
@@ -73,14 +74,132 @@ pub(super) async fn settle(
                 Some(Written::Partitioned(_)) | None => None,
             };
             // A CSV error stops pass 1 at the same record with the same error.
-            if let Err(csv) = speculated {
-                return Err(IngestError::Convert(csv));
+            let refuted = match speculated {
+                Err(csv) => return Err(IngestError::Convert(csv)),
+                Ok(Speculated::Unproven(refuted)) => refuted,
+                Ok(Speculated::Proven(_)) => None,
+            };
+            let mut upload = upload;
+            if let Some(refuted) = refuted.filter(|_| storaged_failed.is_none()) {
+                let (proven, spool) = second_guess(state, name, plan, upload, *refuted).await?;
+                if let Some((pass1, encoded, written)) = proven {
+                    let by = SettledBy::SecondGuess;
+                    return Ok(settled(pass1, encoded, written, by, 0));
+                }
+                upload = spool;
             }
             let (pass1, encoded, written) =
                 both_passes(state, name, plan, upload, storaged_failed).await?;
-            Ok(settled(pass1, encoded, written, false, 0))
+            Ok(settled(pass1, encoded, written, SettledBy::Passes, 0))
         }
     }
+}
+
+/// After a new dataset's guess was refuted: one verified pass over the spool file with the
+/// second guess the refuting pass read (docs/contract.md section 13, "A guess refuted
+/// late"), the Parquet streamed to storaged. Proven: pass 1 and pass 2's result, the upload
+/// read once more instead of twice. Not proven (rare: see
+/// `lakehouse_convert::SecondGuess`): its upload withdrawn, `None`, and the spool file back
+/// for pass 1 and pass 2.
+///
+/// # Errors
+/// [`IngestError::Convert`] for bad CSV (pass 1's own error: the pass reads every record
+/// in order), [`IngestError::Upstream`] when storaged fails, [`IngestError::Spool`],
+/// [`IngestError::Task`].
+async fn second_guess(
+    state: &AppState,
+    name: &DatasetName,
+    plan: &Plan,
+    upload: Spooled,
+    refuted: Refuted,
+) -> Result<(Option<(Pass1Output, Encoded, Written)>, Spooled), IngestError> {
+    let started = Instant::now();
+    let Refuted {
+        second_guess: guess,
+        delimiter,
+    } = refuted;
+    let mut uploads = Uploads::new(
+        &plan.destination,
+        parquet_dir(name, &guess.schema),
+        &tokio::runtime::Handle::current(),
+        state.inner.storaged_idle(),
+    );
+    let options = CsvOptions {
+        delimiter,
+        date_orders: guess.date_orders.clone(),
+        ..plan.options.clone()
+    };
+    let (limits, max_csv_bytes, sniff) = (plan.limits, plan.max_csv_bytes, plan.sniff);
+    let threads = state.config().parse_threads();
+    let target_bytes = state.config().target_file_bytes.max(1);
+    let schema = guess.schema.clone();
+    let (outcome, uploads, upload) = tokio::task::spawn_blocking(bind(move || {
+        let read = ReadConfig::new(&options, limits).sniffed(sniff);
+        let outcome = verify_spooled(&upload, read.threads(threads), max_csv_bytes, &schema, {
+            lakehouse_convert::ParquetFiles::Split {
+                sink: &mut uploads,
+                target_bytes,
+            }
+        })
+        .and_then(|outcome| match outcome {
+            Some((verified, detected)) => {
+                let taught =
+                    crate::teach::teaching_warnings(&upload, read, max_csv_bytes, &schema)?;
+                Ok(Some((verified, detected, taught)))
+            }
+            None => Ok(None),
+        });
+        (outcome, uploads, upload)
+    }))
+    .await
+    .map_err(IngestError::Task)?;
+    let (verified, detected, taught) = match outcome {
+        Ok(Some(proven)) => proven,
+        Ok(None) => {
+            if let Some(error) = uploads.abort().await {
+                return Err(error);
+            }
+            return Ok((None, upload));
+        }
+        // storaged's own failure, if that is what stopped the pass, says more.
+        Err(e) => return Err(uploads.abort().await.unwrap_or(e)),
+    };
+    let mut warnings = verified.warnings;
+    warnings.extend(taught);
+    let pass1 = Pass1Output {
+        schema: guess.schema,
+        warnings,
+        detected,
+        delimiter,
+        date_orders: guess.date_orders,
+        busy: started.elapsed(),
+    };
+    let encoded = Encoded {
+        output: verified.output,
+        stats: verified.stats,
+    };
+    Ok((
+        Some((pass1, encoded, Written::Streamed(Box::new(uploads)))),
+        upload,
+    ))
+}
+
+/// A verified pass 2 over the spool file with `schema` as the inference's guess
+/// (`lakehouse_convert::write_parquet_verified`), the Parquet going to `out`: the verified
+/// output and how the upload was read when proven. Blocking.
+fn verify_spooled(
+    upload: &Spooled,
+    options: ReadConfig<'_>,
+    max_csv_bytes: u64,
+    schema: &Schema,
+    out: lakehouse_convert::ParquetFiles<'_, ChunkSender>,
+) -> Result<Option<(lakehouse_convert::Verified, lakehouse_convert::Detected)>, IngestError> {
+    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
+    let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
+    let detected = csv.detected();
+    let expected = lakehouse_convert::Expected::Inferred(schema);
+    let verified = lakehouse_convert::write_parquet_verified(csv, options, expected, out)?;
+    Ok(verified.map(|verified| (verified, detected)))
 }
 
 /// The fallback of [`settle`]: pass 1 then pass 2 over the spool file, the Parquet streamed

@@ -9,7 +9,7 @@ use crate::upload::{Destination, Uploads};
 use bytes::Bytes;
 use lakehouse_api::{CsvOptions, DatasetName, Schema};
 use lakehouse_client::trace::bind;
-use lakehouse_convert::{ConvertError, Detected, ReadConfig, ReadLimits};
+use lakehouse_convert::{ConvertError, Detected, ReadConfig, ReadLimits, SecondGuess, Speculation};
 use std::cell::Cell;
 use std::io::Read;
 use std::rc::Rc;
@@ -52,10 +52,27 @@ pub(super) struct SpeculativeOutput {
     pub(super) guess_ms: u128,
 }
 
-/// How the speculative pass ended: proven (`Ok(Some)`), not proven or not tried
-/// (`Ok(None)`: pass 1 and pass 2 run over the spool file), or a CSV error, which is pass 1's
-/// answer too.
-pub(super) type SpeculativeResult = Result<Option<SpeculativeOutput>, ConvertError>;
+/// A new dataset's guess that the values refuted, and what they point to instead
+/// (`lakehouse_convert::SecondGuess`): verified over the spool file after the upload
+/// instead of pass 1 and pass 2 (docs/contract.md section 13, "A guess refuted late").
+pub(super) struct Refuted {
+    pub(super) second_guess: SecondGuess,
+    /// The delimiter the pass read with (sniffed, or the option).
+    pub(super) delimiter: u8,
+}
+
+/// How the speculative pass ended, when the CSV read without error.
+pub(super) enum Speculated {
+    /// Its schema proven over the bytes it read.
+    Proven(SpeculativeOutput),
+    /// Not proven, or not tried; with what the values point to when they refuted a new
+    /// dataset's guess.
+    Unproven(Option<Box<Refuted>>),
+}
+
+/// How the speculative pass ended: [`Speculated`], or a CSV error, which is pass 1's answer
+/// too.
+pub(super) type SpeculativeResult = Result<Speculated, ConvertError>;
 
 /// The verified pass 2 running during the upload ([`start_speculative`]): its result, and
 /// what it wrote: the upload of its Parquet to storaged when it started one (committed only
@@ -149,7 +166,7 @@ impl Job {
         let mut reader = match decoded {
             Ok(reader) => reader,
             Err(e) if e.is_csv_error() => return (Err(e), None),
-            Err(_) => return (Ok(None), None),
+            Err(_) => return (Ok(Speculated::Unproven(None)), None),
         };
         let detected = reader.detected();
         let mut prefix = Vec::new();
@@ -158,7 +175,7 @@ impl Job {
             Some(schema) => schema,
             None => match self.guess(&mut reader, &mut prefix) {
                 Some(schema) => schema,
-                None => return (Ok(None), None),
+                None => return (Ok(Speculated::Unproven(None)), None),
             },
         };
         let guess_ms = guess_started
@@ -176,7 +193,7 @@ impl Job {
         if let Some(by) = &self.partition {
             // A spec that does not fit the guessed schema: not tried (pass 1 decides).
             let Ok(pass) = PartitionedPass::new(by, &schema, &self.config) else {
-                return (Ok(None), None);
+                return (Ok(Speculated::Unproven(None)), None);
             };
             let input = std::io::Cursor::new(prefix).chain(&mut reader);
             let (verified, files) = match pass.run(input, read, expected) {
@@ -184,10 +201,13 @@ impl Job {
                 Err(crate::IngestError::Convert(e)) if e.is_csv_error() => return (Err(e), None),
                 // Not proven, too many values under a guessed schema, or I/O trouble: the
                 // passes over the spool file say what it is.
-                _ => return (Ok(None), None),
+                _ => return (Ok(Speculated::Unproven(None)), None),
             };
             let output = self.output(schema, verified, detected, bytes_read.get(), guess_ms);
-            return (Ok(Some(output)), Some(Written::Partitioned(files)));
+            return (
+                Ok(Speculated::Proven(output)),
+                Some(Written::Partitioned(files)),
+            );
         }
         let mut uploads = Uploads::new(
             &self.destination,
@@ -200,24 +220,33 @@ impl Job {
             sink: &mut uploads,
             target_bytes: self.config.target_file_bytes.max(1),
         };
-        let outcome = lakehouse_convert::write_parquet_verified(input, read, expected, files);
+        let outcome = lakehouse_convert::write_parquet_speculative(input, read, expected, files);
         let verified = match outcome {
-            Ok(Some(verified)) => verified,
+            Ok(Speculation::Proven(verified)) => verified,
             unproven => {
                 // Unwanted: withdrawn at once (the connection and what storaged staged go
                 // now, not when the upload ends).
                 uploads.withdraw();
                 let result = match unproven {
                     Err(e) if e.is_csv_error() => Err(e),
+                    Ok(Speculation::Unproven(Some(second_guess))) if is_new => {
+                        Ok(Speculated::Unproven(Some(Box::new(Refuted {
+                            second_guess,
+                            delimiter: self.options.delimiter,
+                        }))))
+                    }
                     // Not proven, or I/O or encoder trouble (pass 2 over the spool file then
                     // says what it is).
-                    _ => Ok(None),
+                    _ => Ok(Speculated::Unproven(None)),
                 };
                 return (result, Some(Written::Streamed(Box::new(uploads))));
             }
         };
         let output = self.output(schema, verified, detected, bytes_read.get(), guess_ms);
-        (Ok(Some(output)), Some(Written::Streamed(Box::new(uploads))))
+        (
+            Ok(Speculated::Proven(output)),
+            Some(Written::Streamed(Box::new(uploads))),
+        )
     }
 
     /// The proven pass's output.
@@ -280,6 +309,6 @@ impl Job {
 /// the result is "not proven", so pass 1 and pass 2 run over the spool file.
 pub(super) fn no_speculation() -> (mpsc::Sender<Bytes>, Speculative) {
     let (tx, _closed) = mpsc::channel(1);
-    let handle = tokio::spawn(async { (Ok(None), None) });
+    let handle = tokio::spawn(async { (Ok(Speculated::Unproven(None)), None) });
     (tx, Speculative { handle })
 }
