@@ -8,8 +8,8 @@ use arrow_array::types::{
 };
 use arrow_array::{Array, RecordBatch};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
-use lakehouse_api::{ColumnType, CsvOptions};
 use lakehouse_api::Schema;
+use lakehouse_api::{ColumnType, CsvOptions};
 use lakehouse_convert::{
     BATCH_ROWS, Expected, MAX_ROW_GROUP_ROWS, ReadConfig, check_schema, guess_schema, infer_schema,
     write_parquet, write_parquet_pipelined, write_parquet_verified,

@@ -131,7 +131,8 @@ pub struct Config {
     /// Threads that parse one large upload (docs/contract.md section 13); 0, the default,
     /// means the machine's cores from 4 cores up, and one thread below (on 2 cores the
     /// second tokenizing pass costs more than the second thread gives: docs/performance.md),
-    /// except for pass 1 after a refuted guess, which takes every core
+    /// except for pass 1 (when neither guess of the verified pass was proven), which takes
+    /// every core
     /// ([`Config::infer_threads`]). Uploads under 4 MiB are parsed on one. The Parquet bytes
     /// are the same at any count; memory grows by about 27 MiB per thread.
     pub convert_threads: usize,
@@ -147,8 +148,8 @@ impl Config {
         if cores >= 4 { cores } else { 1 }
     }
 
-    /// Threads for a pass that only reads (the whole-file inference of pass 1, when the
-    /// verified pass's guess was refuted): `convert_threads`, 0 resolved to the machine's
+    /// Threads for a pass that only reads (the whole-file inference of pass 1, when
+    /// neither guess of the verified pass was proven): `convert_threads`, 0 resolved to the machine's
     /// cores, 2 included. Nothing encodes meanwhile, so on 2 cores the second tokenizing
     /// pass costs less than the second thread gives (the 1 GiB bench file with a type
     /// refuted at its end: inference 1.67 s on one thread, 1.13 s on two;

@@ -7,7 +7,8 @@
 //! 2. [`Ingest::receive`]: spools the upload to disk, hashing it, and feeds every chunk to
 //!    that pass as it arrives ([`spool::receive`]). Any failure withdraws the pass.
 //! 3. [`Received::finish`]: settles pass 2 ([`settle`]: the speculative output when it
-//!    proved its schema over every byte, else pass 1 and pass 2 over the spool file), then
+//!    proved its schema over every byte, else the second guess verified over the spool
+//!    file, else pass 1 and pass 2 over it), then
 //!    commits the Parquet object in storaged and registers the version in catalogd
 //!    ([`commit`]).
 //!

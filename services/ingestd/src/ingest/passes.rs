@@ -1,6 +1,7 @@
 //! Settling pass 2 ([`settle`]): the speculative output when it proved its schema, else
-//! pass 1 (inference, or the check against the registered schema and schema evolution,
-//! docs/contract.md section 3) and pass 2 over the spool file.
+//! the second guess of a new dataset verified over the spool file (docs/contract.md
+//! section 13), else pass 1 (inference, or the check against the registered schema and
+//! schema evolution, docs/contract.md section 3) and pass 2 over the spool file.
 
 use super::speculative::{Refuted, Speculated, Speculative};
 use super::{DateOrders, Encoded, Pass1Output, Plan, Settled, SettledBy, Written, parquet_dir};
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Settles pass 2: takes the verified pass's output when it proved its schema over every
 /// byte spooled (the upload was read once, while it arrived, and the Parquet streamed to
-/// storaged meanwhile), else withdraws it and runs pass 1 and pass 2 over the spool file.
+/// storaged meanwhile), else withdraws it and verifies its second guess over the spool file
+/// ([`second_guess`]), else runs pass 1 and pass 2 over it.
 ///
 /// # Errors
 /// [`IngestError::Convert`] for bad CSV and drift, [`IngestError::Upstream`] when storaged
@@ -113,7 +115,6 @@ async fn second_guess(
     upload: Spooled,
     refuted: Refuted,
 ) -> Result<(Option<(Pass1Output, Encoded, Written)>, Spooled), IngestError> {
-    let started = Instant::now();
     let Refuted {
         second_guess: guess,
         delimiter,
@@ -172,7 +173,8 @@ async fn second_guess(
         detected,
         delimiter,
         date_orders: guess.date_orders,
-        busy: started.elapsed(),
+        // No pass 1 ran: the whole pass is pass 2's time (`pass2_ms`).
+        busy: Duration::ZERO,
     };
     let encoded = Encoded {
         output: verified.output,

@@ -101,7 +101,9 @@ impl Speculative {
 /// check, or the whole-file inference) would settle on that schema. Then its output is
 /// exactly what pass 1 followed by pass 2 would give, and the upload is read once.
 /// Otherwise (a type that changes after the prefix, drift) nothing it made is used (the
-/// upload to storaged is withdrawn) and both passes run over the spool file after the upload.
+/// upload to storaged is withdrawn); for a new dataset it reads on, only inferring, and
+/// names the second guess ([`Refuted`]) that [`super::passes::settle`] verifies over the
+/// spool file, else pass 1 and pass 2 run over it after the upload.
 pub(super) fn start_speculative(
     state: &AppState,
     name: &DatasetName,
