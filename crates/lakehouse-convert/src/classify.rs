@@ -31,7 +31,7 @@ pub(crate) const PQ: u16 = MDY | DMY;
 pub(crate) const ALL: u16 = BOOL | INT | FLOAT | DATE | TIME | TS_UTC | TS | MDY | DMY;
 
 /// 2^53: the largest magnitude up to which every integer is exact in an f64.
-const MAX_EXACT_INT: u64 = 1 << 53;
+pub(crate) const MAX_EXACT_INT: u64 = 1 << 53;
 
 /// What one non-null value can be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

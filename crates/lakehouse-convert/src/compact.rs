@@ -55,6 +55,11 @@ pub trait CompactSink {
     /// # Errors
     /// The sink's I/O error (the compaction stops with it).
     fn close(&mut self, writer: Self::Writer, size_bytes: u64, row_count: u64) -> io::Result<()>;
+    /// The output is not wanted (a verified pass's guess was refused, docs/contract.md
+    /// section 13): the writer of the file being written is dropped after this call and no
+    /// more files are opened or closed, so the sink may discard what it holds now. Called at
+    /// most once, from the encoding thread. The default does nothing.
+    fn abandon(&mut self) {}
 }
 
 /// What [`compact`] read and wrote.

@@ -21,6 +21,7 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -309,6 +310,14 @@ impl<'s, W: Write + Send> FileOut<'s, W> {
         Ok(())
     }
 
+    /// Drops the output: the sink of a split output is told first
+    /// ([`CompactSink::abandon`]), then the file being written is dropped unfinished.
+    fn abandon(self) {
+        if let Some((sink, _)) = self.split {
+            sink.abandon();
+        }
+    }
+
     /// Ends the last file: its bytes and those of the files before it.
     fn finish(mut self) -> Result<u64> {
         let sink = self.split.as_mut().map(|(sink, _)| &mut **sink);
@@ -372,7 +381,9 @@ fn sink_error<W: Write + Send>(file: &mut FileWriter<W>, e: ConvertError) -> Con
 /// groups go to `threads` scoped encoding threads in turn, and this thread appends their
 /// column chunks in row-group order (docs/contract.md section 13). The bytes are the same
 /// either way. Returns the bytes written and this thread's busy time (not waiting for
-/// batches).
+/// batches). When `abandoned` is set by the time the batches end, the output is dropped
+/// unfinished instead ([`CompactSink::abandon`]) and 0 bytes are returned, whatever went
+/// wrong before.
 ///
 /// # Errors
 /// `Io` when `out` fails, `Parquet` when the encoder does.
@@ -382,6 +393,7 @@ pub(crate) fn encode_batches<W: Write + Send>(
     files: ParquetFiles<'_, W>,
     batches: Receiver<RecordBatch>,
     threads: usize,
+    abandoned: &AtomicBool,
 ) -> Result<(u64, Duration)> {
     let started = Instant::now();
     let mut batches = Timed {
@@ -402,6 +414,10 @@ pub(crate) fn encode_batches<W: Write + Send>(
         drop(jobs);
         result
     });
+    if abandoned.load(Ordering::Acquire) {
+        out.abandon();
+        return Ok((0, started.elapsed().saturating_sub(batches.waited)));
+    }
     if let Err(e) = written {
         return Err(sink_error(&mut out.file, e));
     }

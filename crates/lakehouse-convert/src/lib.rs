@@ -386,10 +386,9 @@ pub enum Speculation {
 }
 
 /// What a verified pass that was not proven read of the file: the schema and day/month
-/// orders docs/contract.md section 3 gives its records, to verify in one more pass. A
-/// guess, never a result: it is exactly [`infer_schema`]'s but in one case (an int beyond
-/// 2^53 before the refusal in a column that then holds a non-int float: the guess says
-/// float64, the inference utf8), and only a verified pass makes it one.
+/// orders docs/contract.md section 3 gives its records, to verify in one more pass. Exactly
+/// [`infer_schema`]'s when the pass read the whole file, but a guess all the same: only a
+/// verified pass makes it a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecondGuess {
     /// Columns in header order, with the types the values read point to.
@@ -401,9 +400,11 @@ pub struct SecondGuess {
 
 /// [`write_parquet_verified`], and when the guess is not proven, the second guess its
 /// values point to ([`Speculation::Unproven`]). With [`Expected::Inferred`], a value the
-/// guess refuses ends the Parquet there, and the pass reads on to the end of the input,
-/// only inferring (the cost of pass 1 over the rest of the input), so that the second
-/// guess covers every record; the CSV errors met on the way are pass 1's.
+/// guess refuses abandons the Parquet output there ([`CompactSink::abandon`] for a split
+/// output; a single writer holds a partial file to discard), and the pass reads on to the
+/// end of the input, only inferring (the cost of pass 1 over the rest of the input), so
+/// that the second guess covers every record; the CSV errors met on the way are pass 1's,
+/// whatever the output's outcome.
 ///
 /// # Errors
 /// As [`write_parquet_verified`].

@@ -231,19 +231,30 @@ fn pass2<R: Read, W: Write + Send>(
 ) -> Result<Pass2> {
     let (batches_tx, batches) = sync_channel::<RecordBatch>(4);
     let arrow = crate::write::arrow_schema(schema);
+    let abandoned = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let arrow = &arrow;
+        let (arrow, abandoned) = (&arrow, &abandoned);
         let encoder = crate::spawn_named(scope, "pass2-encode", move || {
-            encode_batches(arrow, writer_properties(), out, batches, read.threads)
+            encode_batches(
+                arrow,
+                writer_properties(),
+                out,
+                batches,
+                read.threads,
+                abandoned,
+            )
         });
         let parse = |chunk: &Chunk| parse(chunk, read, schema, verify);
         let merged = run_chunks(reader, read, &parse, move |chunks| {
-            merge(chunks, &batches_tx, schema, verify, read)
+            merge(chunks, batches_tx, abandoned, (schema, verify, read))
         });
         let encoded = join(encoder);
-        // The input's error first, else the encoder's outcome.
+        // The input's error first; after a refused value the output was abandoned, so the
+        // encoder's outcome does not matter; else it does.
         let (merged, (size_bytes, encode)) = match (merged, encoded) {
-            (Err(e) | Ok(Err(Stop::Csv(e))), _) | (_, Err(e)) => return Err(e),
+            (Err(e) | Ok(Err(Stop::Csv(e))), _) => return Err(e),
+            (Ok(Ok(merged)), _) if merged.after.is_some() => (merged, (0, Duration::ZERO)),
+            (_, Err(e)) => return Err(e),
             (Ok(Err(Stop::EncoderGone)), Ok(_)) => {
                 return Err(ConvertError::Parquet("the encoder stopped".into()));
             }
@@ -620,10 +631,9 @@ enum Stop {
 /// The merging thread: the chunks in order into the encoder (see the module docs).
 fn merge<'s>(
     chunks: &mut InOrder<Parsed<'s>>,
-    encoder: &SyncSender<RecordBatch>,
-    schema: &'s Schema,
-    verify: bool,
-    read: ReadConfig<'_>,
+    encoder: SyncSender<RecordBatch>,
+    abandoned: &AtomicBool,
+    (schema, verify, read): (&'s Schema, bool, ReadConfig<'_>),
 ) -> std::result::Result<Merged<'s>, Stop> {
     let mut header = None;
     let mut proof = BatchBuilder::new(schema, verify, read.csv);
@@ -631,7 +641,11 @@ fn merge<'s>(
     let (mut rows, mut total, mut busy) = (0u64, 0u64, Duration::ZERO);
     let mut straddling: Option<RecordBatch> = None;
     let mut after: Option<Vec<ColumnStats>> = None;
-    let send = |batch: RecordBatch| encoder.send(batch).is_ok();
+    // Dropped at a refused value: the encoder then abandons its output.
+    let mut encoder = Some(encoder);
+    let send = |encoder: &Option<SyncSender<RecordBatch>>, batch| {
+        encoder.as_ref().is_some_and(|tx| tx.send(batch).is_ok())
+    };
     for parsed in chunks {
         let parsed = parsed.map_err(Stop::Csv)?;
         header = header.or(parsed.header);
@@ -643,6 +657,8 @@ fn merge<'s>(
             continue;
         }
         if parsed.after.is_some() {
+            abandoned.store(true, Ordering::Release);
+            encoder = None;
             proof.absorb(&parsed.proof);
             after = parsed.after;
             continue;
@@ -661,14 +677,14 @@ fn merge<'s>(
                 continue;
             }
             rows = end;
-            if !send(batch) {
+            if !send(&encoder, batch) {
                 return Err(Stop::EncoderGone);
             }
         }
         proof.absorb(&parsed.proof);
     }
     if let Some(batch) = straddling.filter(|_| after.is_none())
-        && !send(batch)
+        && !send(&encoder, batch)
     {
         return Err(Stop::EncoderGone);
     }

@@ -32,10 +32,14 @@ impl Reading {
         }
     }
 
-    /// Whether a `date_order` fixes the order of new `P/Q/YYYY` columns, instead of their
-    /// values (docs/contract.md section 14).
-    pub(crate) fn forces_order(self) -> bool {
-        self.pq_keep != PQ
+    /// The order a `date_order` fixes for new `P/Q/YYYY` columns, instead of their values
+    /// (docs/contract.md section 14), if any.
+    pub(crate) fn forced_order(self) -> Option<DateOrder> {
+        match self.pq_keep {
+            DMY => Some(DateOrder::Dmy),
+            MDY => Some(DateOrder::Mdy),
+            _ => None,
+        }
     }
 
     /// [`classify`] under this reading.
@@ -139,7 +143,7 @@ mod tests {
             date_order: Some(DateOrder::Dmy),
             ..CsvOptions::default()
         });
-        assert!(dmy.forces_order());
+        assert_eq!(dmy.forced_order(), Some(DateOrder::Dmy));
         assert_eq!(dmy.classify(b"01/02/2024").mask & PQ, DMY);
         assert_eq!(dmy.classify(b"02/13/2024").mask & PQ, 0);
     }

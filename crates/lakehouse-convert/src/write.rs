@@ -1,8 +1,8 @@
 //! Pass 2: CSV -> Arrow record batches -> Snappy Parquet (docs/contract.md section 5).
 
 use crate::classify::{
-    ColumnStats, parse_bool, parse_date, parse_int, parse_time, parse_timestamp, pq_readings,
-    rules_out_above,
+    ColumnStats, MAX_EXACT_INT, parse_bool, parse_date, parse_int, parse_time, parse_timestamp,
+    pq_readings, rules_out_above,
 };
 use crate::encode::{CountingWriter, ParquetFiles, encode_batches, unwrap_io};
 use crate::error::{ConvertError, Result};
@@ -28,6 +28,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) mod second_guess;
@@ -158,6 +159,9 @@ struct Column {
     non_null: bool,
     /// Float64: a value that is not an int literal was appended.
     non_int: bool,
+    /// Int64: an int beyond 2^53 in magnitude was appended (no float64 accepts it: the
+    /// second guess needs it, docs/contract.md section 13).
+    big_int: bool,
     /// Utf8, when verifying an inference: what docs/contract.md section 3 makes of the values so
     /// far (classified until the column is certainly utf8).
     inference: Option<ColumnStats>,
@@ -238,6 +242,7 @@ impl Column {
             builder,
             non_null: false,
             non_int: false,
+            big_int: false,
             ty,
             null_count: 0,
             report: (ty != ColumnType::Bool).then(ColumnStats::new),
@@ -316,6 +321,7 @@ impl Column {
     fn absorb(&mut self, later: &Column) {
         self.non_null |= later.non_null;
         self.non_int |= later.non_int;
+        self.big_int |= later.big_int;
         self.null_count += later.null_count;
         if let (Some(stats), Some(next)) = (self.inference.as_mut(), later.inference) {
             *stats = stats.then(next);
@@ -364,7 +370,12 @@ impl Column {
         // A refused value is not counted: the second guess reads `non_null` after it.
         let accepted = match &mut self.builder {
             Builder::Bool(b) => parse_bool(value).map(|v| b.append_value(v)).is_some(),
-            Builder::Int64(b) => parse_int(value).map(|v| b.append_value(v)).is_some(),
+            Builder::Int64(b) => parse_int(value)
+                .map(|v| {
+                    self.big_int |= v.unsigned_abs() > MAX_EXACT_INT;
+                    b.append_value(v);
+                })
+                .is_some(),
             Builder::Float64(b) => match self.reading.parse_float_literal(value) {
                 Some((v, int)) => {
                     self.non_int |= !int;
@@ -408,10 +419,14 @@ impl Column {
                 .inference
                 .is_some_and(|stats| stats.resolve() == ColumnType::Utf8),
             ColumnType::Float64 => self.non_null && self.non_int,
+            // Under a `date_order`, only that order is the inference's.
             ColumnType::Date32 if self.order.is_some() => {
                 self.non_null
-                    && (self.other_order_refused || self.reading.forces_order())
                     && !self.pq_mixed
+                    && match self.reading.forced_order() {
+                        Some(forced) => self.order == Some(forced),
+                        None => self.other_order_refused,
+                    }
             }
             _ => self.non_null,
         }
@@ -729,8 +744,9 @@ pub(crate) struct Pass2 {
     /// [`infer_schema`](crate::infer_schema) gives exactly the schema written.
     pub infers_schema: bool,
     /// With `verify_inference`, when not proven: what the values read point to instead
-    /// (`BatchBuilder::second_guess`). After a refused value the pass reads on to the end
-    /// of the input, inferring only, and `output` holds the rows before it.
+    /// (`BatchBuilder::second_guess`). After a refused value the Parquet output is
+    /// abandoned (`CompactSink::abandon`) and the pass reads on to the end of the input,
+    /// inferring only.
     pub second_guess: Option<crate::SecondGuess>,
 }
 
@@ -798,9 +814,10 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
     let reading = Reading::new(options.csv);
     let mut parse_time = Duration::ZERO;
     let mut encode_time = Duration::ZERO;
-    // Verifying an inference: the refused record's inference state, and the input ends
-    // there for the encoder.
-    let mut refused = None;
+    // Verifying an inference into Parquet files: at a refused value the output is
+    // abandoned (the encoder drops it) and the refused record's inference state kept.
+    let guess_again = verify_inference && matches!(output, Output::Pipelined(_));
+    let (mut refused, abandoned) = (None, AtomicBool::new(false));
     // The next record batch, `None` after the last; times itself into `parse_time`.
     let arrow = batches.arrow.clone();
     let mut next_batch = || -> Result<Option<RecordBatch>> {
@@ -815,8 +832,9 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
             match batches.push(record, &nulls) {
                 Ok(false) => {}
                 Ok(true) => batches.settle_lines(records.line()),
-                Err(_) if verify_inference => {
+                Err(_) if guess_again => {
                     refused = Some(second_guess::refused_record(record, &nulls, reading));
+                    abandoned.store(true, Ordering::Release);
                     break None;
                 }
                 Err(column) => {
@@ -831,7 +849,7 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         parse_time += started.elapsed();
         Ok(batch)
     };
-    let size_bytes = if let Output::Serial(out) = output {
+    let written = if let Output::Serial(out) = output {
         let mut encoder = Encoder::new(arrow, writer_properties(), out)?;
         while let Some(batch) = next_batch()? {
             let started = Instant::now();
@@ -841,17 +859,19 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
         let started = Instant::now();
         let written = encoder.finish()?;
         encode_time += started.elapsed();
-        written
+        Ok(written)
     } else {
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(PIPELINE_BATCHES);
             let arrow = &arrow;
+            let abandoned = &abandoned;
             let encoding = crate::spawn_named(scope, "pass2-encode", move || match output {
                 Output::Serial(out) => {
-                    encode_batches(arrow, writer_properties(), ParquetFiles::One(out), rx, 2)
+                    let out = ParquetFiles::One(out);
+                    encode_batches(arrow, writer_properties(), out, rx, 2, abandoned)
                 }
                 Output::Pipelined(files) => {
-                    encode_batches(arrow, writer_properties(), files, rx, 2)
+                    encode_batches(arrow, writer_properties(), files, rx, 2, abandoned)
                 }
                 Output::Partitioned {
                     partitioner,
@@ -877,23 +897,25 @@ pub(crate) fn write_parquet<R: Read, W: Write + Send>(
                 encode_time = busy;
                 written
             })
-        })?
+        })
+    };
+    let infers_schema = verify_inference && refused.is_none() && batches.infers_schema();
+    // After a refused value the output was abandoned: the rest of the input (its CSV
+    // errors are pass 1's) matters, not the encoder's outcome.
+    let (size_bytes, second_guess) = match refused {
+        Some(refused) => {
+            let started = Instant::now();
+            let after = second_guess::infer_rest(&mut records, &nulls, reading, refused)?;
+            parse_time += started.elapsed();
+            (0, batches.second_guess(Some(&after)))
+        }
+        None if verify_inference && !infers_schema => (written?, batches.second_guess(None)),
+        None => (written?, None),
     };
     let output = ParquetOutput {
         row_count: records.rows(),
         size_bytes,
         columns: batches.report(),
-    };
-    let infers_schema = verify_inference && refused.is_none() && batches.infers_schema();
-    let second_guess = match refused {
-        Some(refused) => {
-            let started = Instant::now();
-            let after = second_guess::infer_rest(&mut records, &nulls, reading, refused)?;
-            parse_time += started.elapsed();
-            batches.second_guess(Some(&after))
-        }
-        None if verify_inference && !infers_schema => batches.second_guess(None),
-        None => None,
     };
     let stats = EncodeStats {
         parse: parse_time,

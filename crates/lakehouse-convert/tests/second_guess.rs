@@ -1,21 +1,24 @@
 //! The second guess of a verified pass that was not proven (docs/contract.md section 13, "A
 //! guess refuted late"): what the values read point to is the whole-file inference, so one
-//! more verified pass proves it and writes pass 2's bytes; the one exception (an int beyond
-//! 2^53 before a late float) is a second guess that is not proven, never a wrong schema.
+//! more verified pass proves it and writes pass 2's bytes; and the refused pass's Parquet
+//! is abandoned at the refusal, before the rest of the input is read.
 
 use lakehouse_api::{ColumnType, CsvOptions, DateOrder, Schema};
 use lakehouse_convert::{
-    Expected, SecondGuess, Speculation, guess_schema, infer_schema, write_parquet,
-    write_parquet_speculative, write_parquet_verified,
+    CompactSink, Expected, ParquetFiles, ReadConfig, SecondGuess, Speculation, guess_schema,
+    infer_schema, write_parquet, write_parquet_speculative, write_parquet_verified,
 };
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 mod common;
 
 use common::Chunked;
 use common::guesses::{lattice_case, perturbed};
 
-/// The one value an int64 column does not track (docs/contract.md section 13).
+/// An int no float64 holds exactly (beyond 2^53).
 const BIG_INT: &str = "9007199254740993";
 
 /// The verified pass's outcome with `guess` over `csv`, read `k` bytes at a time.
@@ -152,21 +155,20 @@ fn day_month_orders_follow_the_values_read() {
     assert!(verify(&csv, &CsvOptions::default(), &second).is_some());
 }
 
-/// The exception: an int beyond 2^53 and then a non-int float make the inference utf8,
-/// while the second guess (the int64 column not tracking such ints) says float64. Verified,
-/// it is not proven: the caller then runs pass 1 and pass 2.
+/// An int beyond 2^53 and then a non-int float make the inference utf8 (no float64 holds
+/// that int): the int64 column tracked it, so the second guess says utf8 too.
 #[test]
-fn after_an_int_beyond_2_pow_53_the_second_guess_is_not_proven() {
+fn an_int_beyond_2_pow_53_then_a_float_is_utf8_in_the_second_guess_too() {
     let csv = file(
         2_000,
         &format!("{BIG_INT},{BIG_INT},x,2024-01-01\n1,2.5,y,2024-01-02\n"),
     );
     let guess = prefix_guess(&csv, 1024);
     let second = second_guess_of(&csv, &guess);
-    assert_eq!(types(&second.schema)[1], ColumnType::Float64);
     let inferred = infer_schema(&csv[..], &CsvOptions::default()).unwrap();
     assert_eq!(types(&inferred.schema)[1], ColumnType::Utf8);
-    assert!(verify(&csv, &CsvOptions::default(), &second).is_none());
+    assert_eq!(second.schema, inferred.schema);
+    assert!(verify(&csv, &CsvOptions::default(), &second).is_some());
 }
 
 /// After a refused value the pass reads on: a bad record past it is pass 1's error, with
@@ -187,42 +189,159 @@ fn a_bad_record_after_the_refusal_is_pass_1s_error() {
     assert!(error.to_string().contains("2003"), "{error}");
 }
 
+/// A sink that records what the encoder did with its files, and how many bytes of the
+/// input had been read when it abandoned them.
+struct Recording<'a> {
+    read: &'a AtomicU64,
+    events: Vec<String>,
+}
+
+impl CompactSink for Recording<'_> {
+    type Writer = Vec<u8>;
+
+    fn open(&mut self) -> std::io::Result<Vec<u8>> {
+        self.events.push("open".into());
+        Ok(Vec::new())
+    }
+
+    fn close(&mut self, _: Vec<u8>, _: u64, _: u64) -> std::io::Result<()> {
+        self.events.push("close".into());
+        Ok(())
+    }
+
+    fn abandon(&mut self) {
+        let read = self.read.load(Ordering::SeqCst);
+        self.events.push(format!("abandon after {read} bytes"));
+    }
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<'a> {
+    inner: &'a [u8],
+    read: &'a AtomicU64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let len = buf.len().min(4096);
+        let n = self.inner.read(&mut buf[..len])?;
+        self.read.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+/// A refused value abandons the Parquet output at once (so a caller drops what it staged
+/// then, not once the whole input is read), and no file is closed after it, at one thread
+/// and at four.
+#[test]
+fn a_refused_value_abandons_the_output_before_the_rest_is_read() {
+    let mut csv = file(1_000, "1000,2.5,late,2024-01-01\n");
+    csv.extend_from_slice(&file(200_000, "")[16..]);
+    let guess = prefix_guess(&csv, 1024);
+    for threads in [1, 4] {
+        let read = AtomicU64::new(0);
+        let mut sink = Recording {
+            read: &read,
+            events: Vec::new(),
+        };
+        let options = CsvOptions::default();
+        let config = ReadConfig::from(&options)
+            .threads(threads)
+            .chunk_bytes(64 << 10);
+        let files = ParquetFiles::Split {
+            sink: &mut sink,
+            target_bytes: 1 << 20,
+        };
+        let input = Counted {
+            inner: &csv,
+            read: &read,
+        };
+        let outcome = write_parquet_speculative(input, config, Expected::Inferred(&guess), files);
+        assert!(
+            matches!(outcome, Ok(Speculation::Unproven(Some(_)))),
+            "{threads} threads"
+        );
+        let abandoned: Vec<&String> = sink
+            .events
+            .iter()
+            .filter(|e| e.starts_with("abandon"))
+            .collect();
+        assert_eq!(abandoned.len(), 1, "{threads} threads: {:?}", sink.events);
+        let at: u64 = abandoned[0].split(' ').nth(2).unwrap().parse().unwrap();
+        assert!(
+            at < csv.len() as u64 / 2,
+            "{threads} threads: abandoned after {at} of {} bytes",
+            csv.len()
+        );
+        assert_eq!(
+            sink.events.last().unwrap(),
+            abandoned[0],
+            "nothing closed after it"
+        );
+        assert_eq!(
+            read.load(Ordering::SeqCst),
+            csv.len() as u64,
+            "then read to the end"
+        );
+    }
+}
+
+/// Options of a read: the `date_order` option, and the day/month order a guess gives each
+/// of the first three columns (used when it guesses date32).
+fn read_options() -> impl Strategy<Value = (Option<DateOrder>, Vec<DateOrder>)> {
+    let order = prop::sample::select(vec![DateOrder::Dmy, DateOrder::Mdy]);
+    (
+        prop::option::of(order.clone()),
+        prop::collection::vec(order, 3),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1024))]
 
-    /// Whatever the guess, over every class of values: a refuted guess points to the
-    /// inference's schema and day/month orders (but after an int beyond 2^53), whatever the
-    /// chunking, and verifying that second guess proves it exactly when it is the inference,
+    /// Whatever the guess (day/month orders included), over every class of values, with or
+    /// without a `date_order`: a refuted guess points to the inference's schema and
+    /// day/month orders, whatever the chunking, and verifying that second guess proves it,
     /// writing pass 2's bytes.
     #[test]
     fn a_refuted_guess_points_to_the_inference(
         (csv, types) in lattice_case(),
+        (date_order, orders) in read_options(),
         k in prop_oneof![1usize..=16, Just(usize::MAX)],
     ) {
-        let options = CsvOptions::default();
+        let options = CsvOptions { date_order, ..CsvOptions::default() };
         let inferred = infer_schema(&csv[..], &options).unwrap();
         let guess = perturbed(&inferred.schema, &types);
-        let second = match speculate(&csv, &options, &guess, k) {
+        let guessed = CsvOptions {
+            date_orders: guess
+                .fields
+                .iter()
+                .zip(&orders)
+                .filter(|(f, _)| f.data_type == ColumnType::Date32)
+                .map(|(f, order)| (f.name.clone(), *order))
+                .collect(),
+            ..options.clone()
+        };
+        let second = match speculate(&csv, &guessed, &guess, k) {
             Speculation::Proven(_) => {
                 prop_assert_eq!(&guess, &inferred.schema);
-                prop_assert!(inferred.date_orders.is_empty(), "proven without its orders");
+                for (name, order) in &inferred.date_orders {
+                    prop_assert_eq!(guessed.date_orders.get(name), Some(order));
+                }
                 return Ok(());
             }
             Speculation::Unproven(second) => second,
         };
-        let big = csv.windows(BIG_INT.len()).any(|w| w == BIG_INT.as_bytes());
         let Some(second) = second else {
-            prop_assert!(big, "no second guess for {:?}", guess);
-            return Ok(());
+            return Err(TestCaseError::fail(format!("no second guess for {guess:?}")));
         };
-        let exact = second.schema == inferred.schema && second.date_orders == inferred.date_orders;
-        prop_assert!(exact || big, "{:?} for {:?}", second, inferred);
-        match verify(&csv, &options, &second) {
-            Some(written) => {
-                prop_assert!(exact, "proven but not the inference: {:?}", second);
-                prop_assert!(written == both_passes(&csv), "not pass 2's bytes");
-            }
-            None => prop_assert!(!exact, "the inference, not proven: {:?}", second),
-        }
+        prop_assert_eq!(&second.schema, &inferred.schema, "guess {:?}", guess);
+        prop_assert_eq!(&second.date_orders, &inferred.date_orders);
+        let written = verify(&csv, &options, &second);
+        prop_assert!(written.is_some(), "the inference, not proven: {:?}", second);
+        let mut expected = Vec::new();
+        let with_orders = CsvOptions { date_orders: inferred.date_orders.clone(), ..options };
+        write_parquet(&csv[..], &with_orders, &inferred.schema, &mut expected).unwrap();
+        prop_assert!(written == Some(expected), "not pass 2's bytes");
     }
 }

@@ -369,6 +369,12 @@ impl lakehouse_convert::CompactSink for Uploads {
         Ok(sender)
     }
 
+    /// Withdraws every file not committed yet, at once ([`Uploads::withdraw`]): the
+    /// speculative pass's guess was refused, and it reads on to the end of the upload.
+    fn abandon(&mut self) {
+        self.withdraw();
+    }
+
     fn close(&mut self, mut writer: ChunkSender, size: u64, rows: u64) -> io::Result<()> {
         writer.flush()?;
         drop(writer);

@@ -59,9 +59,8 @@ impl Column {
     /// rebuilt from what the column tracks: every value a typed column accepts has its
     /// type's one class (an int `int64|float64`, a float `float64`, a date `date32`, ...),
     /// a float64 column knows whether all were ints, a `P/Q/YYYY` column whether the other
-    /// reading held and its separators, and a utf8 column classified its values. Exact but
-    /// for one flag: an int64 column does not track ints beyond 2^53 (it needs none), so the
-    /// state says there were none.
+    /// reading held and its separators, an int64 column whether an int was beyond 2^53, and
+    /// a utf8 column classified its values. So the state is exact.
     fn stats(&self) -> ColumnStats {
         if !self.non_null {
             return ColumnStats::new();
@@ -81,8 +80,15 @@ impl Column {
                         DateOrder::Mdy => (MDY, DMY),
                         DateOrder::Dmy => (DMY, MDY),
                     };
-                    let other_holds = !self.other_order_refused && !self.reading.forces_order();
-                    let mask = own | if other_holds { other } else { 0 };
+                    let other_holds = !self.other_order_refused;
+                    // Under a `date_order` the values are classified in that order only.
+                    let mask = match self.reading.forced_order() {
+                        Some(forced) if forced == order => own,
+                        Some(_) if other_holds => other,
+                        Some(_) => 0,
+                        None if other_holds => own | other,
+                        None => own,
+                    };
                     if self.pq_mixed { mask & !PQ } else { mask }
                 }
             },
@@ -96,7 +102,7 @@ impl Column {
             mask,
             sep: self.pq_sep,
             non_null: true,
-            big_int: false,
+            big_int: self.big_int,
         }
     }
 }
@@ -122,9 +128,7 @@ impl BatchBuilder<'_> {
     /// The schema (and day/month orders) docs/contract.md section 3 gives the records this
     /// builder took followed by `after` (per column: the refused record and every record
     /// after it, [`infer_rest`]; `None` when the pass read every record), when it is not
-    /// the builder's own. Exactly the whole-file inference, except after an int beyond 2^53
-    /// in an int64 column that later holds a non-int float (the guess then says float64,
-    /// the inference utf8, and a pass that verifies the guess is not proven).
+    /// the builder's own: exactly the whole-file inference ([`Column::stats`]).
     pub(crate) fn second_guess(&self, after: Option<&[ColumnStats]>) -> Option<SecondGuess> {
         let mut schema = self.schema.clone();
         let mut date_orders = BTreeMap::new();

@@ -81,8 +81,14 @@ pub(super) async fn settle(
                 Ok(Speculated::Unproven(refuted)) => refuted,
                 Ok(Speculated::Proven(_)) => None,
             };
+            // A second guess that covers every byte spooled, storaged fine so far.
+            let refuted = refuted.filter(|refuted| {
+                refuted.bytes_read == upload.size_bytes
+                    && storaged_failed.is_none()
+                    && plan.partition.is_none()
+            });
             let mut upload = upload;
-            if let Some(refuted) = refuted.filter(|_| storaged_failed.is_none()) {
+            if let Some(refuted) = refuted {
                 let (proven, spool) = second_guess(state, name, plan, upload, *refuted).await?;
                 if let Some((pass1, encoded, written)) = proven {
                     let by = SettledBy::SecondGuess;
@@ -118,6 +124,7 @@ async fn second_guess(
     let Refuted {
         second_guess: guess,
         delimiter,
+        ..
     } = refuted;
     let mut uploads = Uploads::new(
         &plan.destination,

@@ -59,6 +59,9 @@ pub(super) struct Refuted {
     pub(super) second_guess: SecondGuess,
     /// The delimiter the pass read with (sniffed, or the option).
     pub(super) delimiter: u8,
+    /// Bytes of the upload it read: the second guess covers the upload only when that is
+    /// every byte spooled.
+    pub(super) bytes_read: u64,
 }
 
 /// How the speculative pass ended, when the CSV read without error.
@@ -226,8 +229,8 @@ impl Job {
         let verified = match outcome {
             Ok(Speculation::Proven(verified)) => verified,
             unproven => {
-                // Unwanted: withdrawn at once (the connection and what storaged staged go
-                // now, not when the upload ends).
+                // Unwanted: withdrawn now if not already (a refused value withdrew it at
+                // once, through `CompactSink::abandon`, before the pass read on).
                 uploads.withdraw();
                 let result = match unproven {
                     Err(e) if e.is_csv_error() => Err(e),
@@ -235,6 +238,7 @@ impl Job {
                         Ok(Speculated::Unproven(Some(Box::new(Refuted {
                             second_guess,
                             delimiter: self.options.delimiter,
+                            bytes_read: bytes_read.get(),
                         }))))
                     }
                     // Not proven, or I/O or encoder trouble (pass 2 over the spool file then
