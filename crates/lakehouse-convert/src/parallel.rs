@@ -244,7 +244,7 @@ fn pass2<R: Read, W: Write + Send>(
                 abandoned,
             )
         });
-        let parse = |chunk: &Chunk| parse(chunk, read, schema, verify);
+        let parse = |chunk: &Chunk| parse(chunk, read, schema, (verify, abandoned));
         let merged = run_chunks(reader, read, &parse, move |chunks| {
             merge(chunks, batches_tx, abandoned, (schema, verify, read))
         });
@@ -552,12 +552,14 @@ fn worker<T>(
     }
 }
 
-/// One chunk, parsed as `write::write_parquet` parses those records of the file.
+/// One chunk, parsed as `write::write_parquet` parses those records of the file; once
+/// `abandoned` is set (a value of an earlier chunk was refused, so nothing more is
+/// encoded), only inferred: all of it is `after`.
 fn parse<'s>(
     chunk: &Chunk,
     read: ReadConfig<'_>,
     schema: &'s Schema,
-    verify: bool,
+    (verify, abandoned): (bool, &AtomicBool),
 ) -> Result<Parsed<'s>> {
     let started = Instant::now();
     let (mut records, header) = open(chunk, read)?;
@@ -566,6 +568,19 @@ fn parse<'s>(
     }
     let nulls = Nulls::new(read);
     let mut proof = BatchBuilder::chunk(schema, verify, read.csv, chunk.first_batch_rows);
+    if verify && abandoned.load(Ordering::Acquire) {
+        let fresh = vec![ColumnStats::new(); schema.fields.len()];
+        let reading = Reading::new(read.csv);
+        let after = second_guess::infer_rest(&mut records, &nulls, reading, fresh)?;
+        return Ok(Parsed {
+            header,
+            batches: Vec::new(),
+            proof,
+            after: Some(after),
+            rows: records.rows(),
+            busy: started.elapsed(),
+        });
+    }
     let mut batches = Vec::new();
     let mut after = None;
     while records.next_record()? {
