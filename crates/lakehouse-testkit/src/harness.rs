@@ -88,6 +88,16 @@ impl Harness {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// ingestd's `GET /metrics` page (the Prometheus text format).
+    ///
+    /// # Panics
+    /// When ingestd does not answer.
+    pub async fn ingestd_metrics(&self) -> String {
+        let url = format!("{}/metrics", self.trio.ingestd.url());
+        let response = self.http.get(url).send().await.expect("metrics");
+        response.text().await.expect("metrics text")
+    }
+
     /// `GET {catalogd}{path}`, as [`Harness::get`].
     ///
     /// # Panics

@@ -476,15 +476,7 @@ async fn a_commit_past_compact_after_files_compacts_in_the_background() {
         })
     };
     let text = loop {
-        let text = h
-            .http
-            .get(format!("{}/metrics", h.trio.ingestd.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = h.ingestd_metrics().await;
         if counted(&text) {
             break text;
         }

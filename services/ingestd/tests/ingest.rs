@@ -648,15 +648,7 @@ async fn parquet_equals_the_single_threaded_library_whatever_the_speculation() {
     }
     // The hit read the upload once; the miss's guess (`n` int64) was refuted by its last
     // record, and the second guess (`n` float64) proven in one more read, not two.
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.trio.ingestd.url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.ingestd_metrics().await;
     for by in ["speculation", "second_guess"] {
         let line = format!("lakehouse_ingestd_schema_settled_total{{by=\"{by}\"}} 1");
         assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");

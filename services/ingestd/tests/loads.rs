@@ -283,15 +283,7 @@ async fn a_directory_source_loads_each_file_exactly_once() {
     assert_eq!(missing["error"]["code"], "not_found");
 
     // The metrics count files and bytes by outcome.
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.trio.ingestd.url()))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = h.ingestd_metrics().await;
     assert!(
         metrics.contains(r#"lakehouse_ingestd_load_files_total{outcome="loaded"} 65"#),
         "{metrics}"

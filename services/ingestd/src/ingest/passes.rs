@@ -203,8 +203,7 @@ fn verify_spooled(
     schema: &Schema,
     out: lakehouse_convert::ParquetFiles<'_, ChunkSender>,
 ) -> Result<Option<(lakehouse_convert::Verified, lakehouse_convert::Detected)>, IngestError> {
-    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
-    let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
+    let csv = decoded(upload, options, max_csv_bytes)?;
     let detected = csv.detected();
     let expected = lakehouse_convert::Expected::Inferred(schema);
     let verified = lakehouse_convert::write_parquet_verified(csv, options, expected, out)?;
@@ -495,8 +494,26 @@ fn encode(
     schema: &Schema,
     out: lakehouse_convert::ParquetFiles<'_, ChunkSender>,
 ) -> Result<Encoded, IngestError> {
-    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
-    let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
+    let csv = decoded(upload, options, max_csv_bytes)?;
     let (output, stats) = lakehouse_convert::write_parquet_pipelined(csv, options, schema, out)?;
     Ok(Encoded { output, stats })
+}
+
+/// The spooled upload, read past the page cache when it was written so
+/// ([`crate::spool::open_read`]), decompressed and transcoded as `options` says.
+///
+/// # Errors
+/// [`IngestError::Spool`] when the file cannot be opened, [`IngestError::Convert`] when the
+/// decoder refuses its start.
+fn decoded(
+    upload: &Spooled,
+    options: ReadConfig<'_>,
+    max_csv_bytes: u64,
+) -> Result<lakehouse_convert::Decoded<'static>, IngestError> {
+    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
+    Ok(lakehouse_convert::decode(
+        csv,
+        options.csv.encoding,
+        max_csv_bytes,
+    )?)
 }
