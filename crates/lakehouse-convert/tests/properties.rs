@@ -511,9 +511,9 @@ proptest! {
             Err(e) => {
                 // The write pass fails on the same fault, given a schema that is not itself
                 // at fault: the header's own (inferred from the first line alone, so every
-                // column is utf8 and accepts any value). When the header line is the fault,
-                // no schema fits it and the write only has to fail.
-                let header = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+                // column is utf8 and accepts any value; a CR ends a line too). When the header
+                // line is the fault, no schema fits it and the write only has to fail.
+                let header = bytes.split(|&b| b == b'\n' || b == b'\r').next().unwrap_or_default();
                 let header_schema = infer_schema(header, &options).map(|inferred| inferred.schema);
                 let schema = header_schema
                     .as_ref()
