@@ -38,6 +38,19 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
+    /// Every column type, in the order of docs/contract.md section 3's table: the
+    /// narrowest first, `utf8` (which accepts any value) last.
+    pub const ALL: [ColumnType; 8] = [
+        ColumnType::Bool,
+        ColumnType::Int64,
+        ColumnType::Float64,
+        ColumnType::Date32,
+        ColumnType::Time64,
+        ColumnType::TimestampUtc,
+        ColumnType::Timestamp,
+        ColumnType::Utf8,
+    ];
+
     /// The fingerprint name of docs/contract.md section 3 (`int64`, `timestamp[us, tz=UTC]`, ...).
     pub fn name(self) -> &'static str {
         match self {

@@ -785,17 +785,8 @@ impl ColumnStats {
 /// column's `decided_by`). Float64 is ruled out by a non-float value, or by an int beyond
 /// 2^53 together with a value that is not an int.
 pub(crate) fn rules_out_above(stats: &ColumnStats, ty: ColumnType) -> bool {
-    const ORDER: [ColumnType; 7] = [
-        ColumnType::Bool,
-        ColumnType::Int64,
-        ColumnType::Float64,
-        ColumnType::Date32,
-        ColumnType::Time64,
-        ColumnType::TimestampUtc,
-        ColumnType::Timestamp,
-    ];
     let mask = stats.mask;
-    ORDER
+    ColumnType::ALL
         .iter()
         .take_while(|&&above| above != ty)
         .all(|&above| match above {

@@ -4,7 +4,8 @@
 use crate::IngestError;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use lakehouse_api::Sha256Digest;
+use lakehouse_api::{Sha256Digest, TextEncoding};
+use lakehouse_convert::Decoded;
 use lakehouse_server::direct::{DirectReader, DirectWriter};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -133,16 +134,24 @@ pub struct Spooled {
     pub direct: bool,
 }
 
-/// Opens a spool file written by [`receive`] to read it again: past the page cache when it
-/// was written so (`direct`: [`Spooled::direct`]), on a read-ahead thread
-/// ([`DirectReader`]; docs/contract.md section 13). A buffered read of a file the page
-/// cache does not hold costs a page-cache page per 4 KiB (2.4 to 2.8 s of CPU per GiB on
-/// the reference VM, against 0.06 s; docs/performance.md).
+/// Opens a spool file written by [`receive`] to read its CSV again: past the page cache
+/// when it was written so (`direct`: [`Spooled::direct`]), on a read-ahead thread
+/// ([`DirectReader`]; docs/contract.md section 13), decompressed and transcoded to UTF-8 as
+/// `encoding` says (`lakehouse_convert::decode`, at most `max_csv_bytes` once decoded). A
+/// buffered read of a file the page cache does not hold costs a page-cache page per 4 KiB
+/// (2.4 to 2.8 s of CPU per GiB on the reference VM, against 0.06 s; docs/performance.md).
 ///
 /// # Errors
-/// [`IngestError::Spool`] when it cannot be opened.
-pub fn open_read(path: &Path, direct: bool) -> Result<DirectReader, IngestError> {
-    DirectReader::open(path, direct).map_err(IngestError::Spool)
+/// [`IngestError::Spool`] when it cannot be opened, [`IngestError::Convert`] when the
+/// decoder refuses its start (an encoding it cannot read).
+pub fn open_read(
+    path: &Path,
+    direct: bool,
+    encoding: TextEncoding,
+    max_csv_bytes: u64,
+) -> Result<Decoded<'static>, IngestError> {
+    let file = DirectReader::open(path, direct).map_err(IngestError::Spool)?;
+    Ok(lakehouse_convert::decode(file, encoding, max_csv_bytes)?)
 }
 
 /// Chunks of the upload in flight to the verified pass 2 ([`ChannelReader`]), at most: what

@@ -26,8 +26,8 @@ pub(crate) fn teaching_warnings(
     max_csv_bytes: u64,
     schema: &Schema,
 ) -> Result<Vec<String>, IngestError> {
-    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
-    let csv = lakehouse_convert::decode(csv, options.csv.encoding, max_csv_bytes)?;
+    let (path, direct) = (upload.file.path(), upload.direct);
+    let csv = crate::spool::open_read(path, direct, options.csv.encoding, max_csv_bytes)?;
     Ok(lakehouse_convert::teaching_warnings(csv, options, schema)?)
 }
 

@@ -415,19 +415,12 @@ fn acceptance_of_registered_types() {
 /// the largest offset, is a zoned timestamp and nothing else.
 #[test]
 fn odd_bytes_are_text_and_never_panic() {
-    const TYPES: [ColumnType; 8] = [
-        ColumnType::Bool,
-        ColumnType::Int64,
-        ColumnType::Float64,
-        ColumnType::Date32,
-        ColumnType::Time64,
-        ColumnType::TimestampUtc,
-        ColumnType::Timestamp,
-        ColumnType::Utf8,
-    ];
     let accepted = |v: &[u8]| -> Vec<ColumnType> {
         let class = classify(v);
-        TYPES.into_iter().filter(|&t| accepts(t, class)).collect()
+        ColumnType::ALL
+            .into_iter()
+            .filter(|&t| accepts(t, class))
+            .collect()
     };
     for v in [
         &b"\xff\xfe"[..],

@@ -6,16 +6,7 @@ use proptest::prelude::*;
 
 /// Any column type.
 pub fn column_type() -> impl Strategy<Value = ColumnType> {
-    prop::sample::select(vec![
-        ColumnType::Bool,
-        ColumnType::Int64,
-        ColumnType::Float64,
-        ColumnType::Date32,
-        ColumnType::Time64,
-        ColumnType::TimestampUtc,
-        ColumnType::Timestamp,
-        ColumnType::Utf8,
-    ])
+    prop::sample::select(ColumnType::ALL.to_vec())
 }
 
 /// `schema` with the type of each column replaced by the matching `Some` of `types`: a guess

@@ -153,8 +153,8 @@ pub(super) fn encode_partitioned(
     config: &Config,
 ) -> Result<(Encoded, PartitionedFiles), IngestError> {
     let pass = PartitionedPass::new(by, schema, config)?;
-    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
-    let csv = lakehouse_convert::decode(csv, read.csv.encoding, max_csv_bytes)?;
+    let (path, direct) = (upload.file.path(), upload.direct);
+    let csv = crate::spool::open_read(path, direct, read.csv.encoding, max_csv_bytes)?;
     let (verified, files) = pass
         .run(csv, read, Expected::Registered(schema))?
         .ok_or_else(|| {

@@ -203,7 +203,8 @@ fn verify_spooled(
     schema: &Schema,
     out: lakehouse_convert::ParquetFiles<'_, ChunkSender>,
 ) -> Result<Option<(lakehouse_convert::Verified, lakehouse_convert::Detected)>, IngestError> {
-    let csv = decoded(upload, options, max_csv_bytes)?;
+    let (path, direct) = (upload.file.path(), upload.direct);
+    let csv = crate::spool::open_read(path, direct, options.csv.encoding, max_csv_bytes)?;
     let detected = csv.detected();
     let expected = lakehouse_convert::Expected::Inferred(schema);
     let verified = lakehouse_convert::write_parquet_verified(csv, options, expected, out)?;
@@ -371,8 +372,7 @@ fn run_pass1(
     evolution: Option<SchemaEvolution>,
 ) -> Result<Pass1Output, IngestError> {
     let started = Instant::now();
-    let file = crate::spool::open_read(spool.0, spool.1)?;
-    let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
+    let file = crate::spool::open_read(spool.0, spool.1, options.csv.encoding, max_csv_bytes)?;
     let detected = file.detected();
     let mut date_orders = options.csv.date_orders.clone();
     let (schema, warnings) = match registered {
@@ -449,8 +449,7 @@ fn evolve(
             evolvable: false,
         });
     }
-    let file = crate::spool::open_read(spool.0, spool.1)?;
-    let file = lakehouse_convert::decode(file, options.csv.encoding, max_csv_bytes)?;
+    let file = crate::spool::open_read(spool.0, spool.1, options.csv.encoding, max_csv_bytes)?;
     let inferred = lakehouse_convert::infer_schema(file, options)?;
     let header_extends = inferred.schema.fields.len() > registered.fields.len()
         && inferred
@@ -494,26 +493,8 @@ fn encode(
     schema: &Schema,
     out: lakehouse_convert::ParquetFiles<'_, ChunkSender>,
 ) -> Result<Encoded, IngestError> {
-    let csv = decoded(upload, options, max_csv_bytes)?;
+    let (path, direct) = (upload.file.path(), upload.direct);
+    let csv = crate::spool::open_read(path, direct, options.csv.encoding, max_csv_bytes)?;
     let (output, stats) = lakehouse_convert::write_parquet_pipelined(csv, options, schema, out)?;
     Ok(Encoded { output, stats })
-}
-
-/// The spooled upload, read past the page cache when it was written so
-/// ([`crate::spool::open_read`]), decompressed and transcoded as `options` says.
-///
-/// # Errors
-/// [`IngestError::Spool`] when the file cannot be opened, [`IngestError::Convert`] when the
-/// decoder refuses its start.
-fn decoded(
-    upload: &Spooled,
-    options: ReadConfig<'_>,
-    max_csv_bytes: u64,
-) -> Result<lakehouse_convert::Decoded<'static>, IngestError> {
-    let csv = crate::spool::open_read(upload.file.path(), upload.direct)?;
-    Ok(lakehouse_convert::decode(
-        csv,
-        options.csv.encoding,
-        max_csv_bytes,
-    )?)
 }

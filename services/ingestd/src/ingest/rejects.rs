@@ -54,8 +54,7 @@ pub(super) async fn set_aside(
             if sniff {
                 options.delimiter = sniff_spooled(&path, &options, limits, max_csv_bytes)?;
             }
-            let input = spool::open_read(&path, direct)?;
-            let input = lakehouse_convert::decode(input, options.encoding, max_csv_bytes)?;
+            let input = spool::open_read(&path, direct, options.encoding, max_csv_bytes)?;
             let read_as = (input.detected(), options.delimiter);
             let clean = spool::new_file(&dir, ".clean.csv")?;
             let rejects = spool::new_file(&dir, ".rejects.csv")?;
